@@ -1,0 +1,206 @@
+/*
+ * config.h - console.json -> an immutable, validated struct config.
+ *
+ * Parsing is driven by one schema table per JSON object (name, type, bounds, default, unit,
+ * help) in src/config/schema.c; the same table produces the error messages, the
+ * `switchboard check` summary and the configuration reference in the README
+ * (config_schema_markdown). Every error names its JSON path and the fix, e.g.
+ *   providers[2].price.input_per_mtok: expected a number >= 0
+ * All errors are collected, not just the first.
+ *
+ * Threads: a struct config is immutable after config_parse returns; any thread may read it.
+ * A reload builds a new one and swaps it (the router's job); the old one is freed by its
+ * owner once no call refers to it.
+ */
+#ifndef SWITCHBOARD_CONFIG_H
+#define SWITCHBOARD_CONFIG_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "switchboard/llm.h"
+#include "switchboard/util.h"
+
+enum provider_kind {
+    PROVIDER_OPENAI,
+    PROVIDER_ANTHROPIC,
+    PROVIDER_GEMINI,
+    PROVIDER_OPENAI_COMPATIBLE,
+};
+#define PROVIDER_KIND_COUNT (PROVIDER_OPENAI_COMPATIBLE + 1)
+const char *provider_kind_name(enum provider_kind k); /* "openai", ..., "openai-compatible" */
+
+enum route_strategy {
+    STRATEGY_WEIGHTED,   /* smooth weighted round robin */
+    STRATEGY_PRIORITY,   /* first healthy in list order */
+    STRATEGY_CHEAPEST,   /* lowest estimated cost for this prompt */
+    STRATEGY_FASTEST,    /* lowest recent TTFT (streams) / latency per output token */
+    STRATEGY_LEAST_BUSY, /* fewest in-flight */
+    STRATEGY_P2C,        /* power of two choices over peak-EWMA latency */
+};
+const char *route_strategy_name(enum route_strategy s); /* "weighted", ..., "least-busy" */
+
+struct config_probe {
+    bool enabled;        /* default true */
+    int64_t interval_ms; /* default 15000 */
+    int64_t timeout_ms;  /* default 5000 */
+};
+
+/* One provider endpoint + model: a routing target. */
+struct config_target {
+    char *name;
+    enum provider_kind kind;
+    char *base_url;    /* defaulted per kind; required for openai-compatible */
+    char *api_key_env; /* name of the env var holding the key; NULL: no auth (local servers) */
+    char *model;       /* the provider's model id */
+    bool has_price;    /* false when "price" is absent */
+    struct llm_price price;
+    long context_window;       /* tokens; 0 = unknown (never filtered on) */
+    long default_max_tokens;   /* sent when the client gave none and the format needs one */
+    char *anthropic_version;   /* default "2023-06-01" */
+    int64_t connect_timeout_ms;    /* default 5000 */
+    int64_t first_byte_timeout_ms; /* default 30000 */
+    int64_t total_timeout_ms;      /* default 300000 */
+    long max_concurrency;          /* 0 = unlimited */
+    long rpm;                      /* requests per minute; 0 = unlimited */
+    long tpm;                      /* tokens per minute; 0 = unlimited */
+    double weight;                 /* default 1 */
+    struct config_probe probe;
+
+    /* Resolved at load time, never printed anywhere: */
+    char *api_key;              /* value of $api_key_env; NULL when unset or no env named */
+    bool enabled;               /* false when the key variable is named but unset */
+    char disabled_reason[128];  /* e.g. "OPENAI_API_KEY is not set" (names the var only) */
+};
+
+/* A public model name (what clients send) -> targets. */
+struct config_route {
+    char *name;
+    enum route_strategy strategy;  /* default weighted */
+    size_t *targets;               /* indices into config.targets, in listed order */
+    size_t n_targets;
+    size_t *fallback;              /* indices into config.routes, tried in order */
+    size_t n_fallback;
+    long baseline;                 /* target index used as the cost baseline; -1 = none */
+    /* Per-route overrides of the router defaults; -1 = inherit. */
+    long max_attempts;
+    int64_t deadline_ms;
+    int64_t hedge_after_ms;
+};
+
+/* Picks a route from request facts; first matching rule wins, else model name = route. */
+struct config_rule {
+    char *match_model;      /* exact, or prefix when it ends in '*'; NULL = any */
+    char *match_tag;        /* x-switchboard-tag value; NULL = any */
+    long min_prompt_tokens; /* -1 = no bound */
+    long max_prompt_tokens; /* -1 = no bound */
+    size_t route;           /* index into config.routes */
+};
+
+struct config_router {
+    long max_attempts;          /* per call, all targets together; default 3 */
+    int64_t backoff_base_ms;    /* default 100 */
+    int64_t backoff_cap_ms;     /* default 2000 */
+    int64_t deadline_ms;        /* per call, covers every attempt; default 60000 */
+    int64_t hedge_after_ms;     /* no first byte by then -> second attempt; 0 = off */
+    long breaker_failures;      /* consecutive failures that open the breaker; default 5 */
+    double breaker_error_rate;  /* error ratio over the window that opens it; default 0.5 */
+    int64_t breaker_window_ms;  /* default 30000 */
+    long breaker_min_volume;    /* calls in window before the rate counts; default 20 */
+    int64_t breaker_cooldown_ms;/* open -> half-open; default 30000 */
+    long breaker_half_open_trials; /* default 1 */
+};
+
+struct config_gateway {
+    char *listen;             /* "127.0.0.1:8080" */
+    long max_connections;     /* default 1024 */
+    long max_body_bytes;      /* default 4 MiB */
+    int64_t idle_timeout_ms;  /* default 30000 */
+    char *admin_token_env;    /* NULL = admin API off */
+    char *admin_token;        /* resolved value; NULL when unset */
+};
+
+struct config_ledger {
+    char *path;           /* default "switchboard.db" (relative to the config file) */
+    int64_t batch_ms;     /* default 250 */
+};
+
+enum budget_scope {
+    BUDGET_GLOBAL,
+    BUDGET_TARGET,
+    BUDGET_ROUTE,
+    BUDGET_TAG,
+};
+const char *budget_scope_name(enum budget_scope s);
+
+struct config_budget {
+    enum budget_scope scope;
+    char *name;          /* target/route/tag name; NULL for global */
+    double daily_usd;    /* 0 = no daily cap */
+    double monthly_usd;  /* 0 = no monthly cap */
+    double soft_pct;     /* warning at this % of a cap; default 80 */
+};
+
+struct config_console {
+    char *theme;            /* default "default" */
+    int64_t refresh_ms;     /* default 250 */
+};
+
+struct config {
+    char *source_path; /* file it came from, or NULL */
+    struct config_target *targets;
+    size_t n_targets;
+    struct config_route *routes;
+    size_t n_routes;
+    struct config_rule *rules;
+    size_t n_rules;
+    struct config_budget *budgets;
+    size_t n_budgets;
+    struct config_router router;
+    struct config_gateway gateway;
+    struct config_ledger ledger;
+    struct config_console console;
+    char *log_level; /* "debug" | "info" | "warn" | "error"; default "info" */
+};
+
+/* A list of messages ("path: problem"). Caller's storage. */
+struct config_diag {
+    char **items;
+    size_t n;
+    size_t cap;
+};
+void config_diag_init(struct config_diag *d);
+void config_diag_cleanup(struct config_diag *d);
+void config_diag_add(struct config_diag *d, const char *fmt, ...) SB_PRINTF(2, 3);
+
+/* Looks up an environment variable; NULL when unset. Tests pass their own. */
+typedef const char *(*config_getenv_fn)(void *ctx, const char *name);
+
+/*
+ * Parses and validates JSON text. On success returns a new config (free with config_free)
+ * and leaves errs empty; on failure returns NULL with every problem in errs. getenv_fn may
+ * be NULL (uses getenv). source_path may be NULL; relative ledger paths resolve against it.
+ */
+struct config *config_parse(const char *json, size_t len, const char *source_path,
+                            config_getenv_fn getenv_fn, void *env_ctx, struct config_diag *errs);
+/* Reads the file then config_parse. I/O errors go into errs ("FILE: No such file..."). */
+struct config *config_load(const char *path, struct config_diag *errs);
+void config_free(struct config *cfg); /* NULL-safe */
+
+/* Risky-but-valid settings, for `switchboard check`: a cost strategy over a target without
+ * a price; attempts x timeouts beyond the deadline; a single-target route without fallback;
+ * disabled targets. */
+void config_warnings(const struct config *cfg, struct config_diag *warns);
+
+/* Human summary of targets and routes for `switchboard check` (no secrets). */
+void config_summary(const struct config *cfg, struct buf *out);
+
+/* The configuration reference, in Markdown, generated from the schema tables. */
+void config_schema_markdown(struct buf *out);
+
+/* Lookups; -1 when absent. */
+long config_find_target(const struct config *cfg, const char *name);
+long config_find_route(const struct config *cfg, const char *name);
+
+#endif

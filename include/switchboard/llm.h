@@ -1,0 +1,225 @@
+/*
+ * llm.h - the one request type, the one event stream and the one sink that every caller
+ * (gateway, console compare pane, `switchboard ask`) and every provider adapter share.
+ *
+ * A provider's answer, streamed or not, is decoded into the same sequence of events:
+ *   TEXT* , (TOOL_CALL TOOL_ARGS*)* , USAGE? , FINISH      on success
+ *   ... , ERROR                                            on failure (nothing after ERROR)
+ * A non-streaming answer produces the same events, each text in one piece.
+ *
+ * Threads: plain data, no locking. A struct llm_request is immutable once handed to the
+ * router; adapters only read it. Event payload pointers are borrowed: valid only during the
+ * sink callback that receives them.
+ */
+#ifndef SWITCHBOARD_LLM_H
+#define SWITCHBOARD_LLM_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "switchboard/util.h"
+
+/* ---- Requests --------------------------------------------------------------------------- */
+
+enum llm_role {
+    LLM_ROLE_SYSTEM,
+    LLM_ROLE_USER,
+    LLM_ROLE_ASSISTANT,
+    LLM_ROLE_TOOL,
+};
+
+struct llm_tool_call {
+    char *id;        /* provider's or synthesised id; never NULL once decoded */
+    char *name;      /* function name */
+    char *arguments; /* JSON text of the arguments object ("{}" when none) */
+};
+
+struct llm_message {
+    enum llm_role role;
+    char *content; /* text; NULL when an assistant message carries only tool calls */
+    struct llm_tool_call *tool_calls; /* assistant only */
+    size_t n_tool_calls;
+    char *tool_call_id; /* role TOOL: which call this answers */
+    char *name;         /* role TOOL: the function's name (Gemini needs it), may be NULL */
+};
+
+struct llm_tool {
+    char *name;
+    char *description;     /* may be NULL */
+    char *parameters_json; /* JSON Schema object as text; NULL means {"type":"object"} */
+};
+
+enum llm_tool_choice {
+    LLM_TOOL_CHOICE_UNSET, /* provider default (auto when tools are given) */
+    LLM_TOOL_CHOICE_AUTO,
+    LLM_TOOL_CHOICE_NONE,
+    LLM_TOOL_CHOICE_REQUIRED,
+    LLM_TOOL_CHOICE_NAMED, /* tool_choice_name must be called */
+};
+
+struct llm_request {
+    char *model; /* the public model name the client asked for (a route name) */
+    struct llm_message *messages;
+    size_t n_messages;
+    struct llm_tool *tools;
+    size_t n_tools;
+    enum llm_tool_choice tool_choice;
+    char *tool_choice_name;
+    bool stream;
+    bool include_usage; /* OpenAI stream_options.include_usage, as the client asked */
+    long max_tokens;    /* 0 = not given */
+    bool has_temperature;
+    double temperature;
+    bool has_top_p;
+    double top_p;
+    char **stop; /* stop sequences */
+    size_t n_stop;
+    char *user; /* end-user id, passed through where the wire format has one */
+};
+
+void llm_request_init(struct llm_request *req);
+void llm_request_cleanup(struct llm_request *req); /* frees every member; NULL-safe */
+/* Convenience for tests and `ask`: appends a message (copies the strings). */
+struct llm_message *llm_request_add_message(struct llm_request *req, enum llm_role role,
+                                            const char *content);
+void llm_request_add_tool(struct llm_request *req, const char *name, const char *description,
+                          const char *parameters_json);
+/* Rough prompt size for routing and rate limits: ~4 bytes per token over all text. */
+long llm_request_estimate_tokens(const struct llm_request *req);
+const char *llm_role_name(enum llm_role role); /* "system", "user", ... */
+
+/* ---- Results ---------------------------------------------------------------------------- */
+
+enum llm_finish {
+    LLM_FINISH_NONE, /* not reported */
+    LLM_FINISH_STOP,
+    LLM_FINISH_LENGTH,
+    LLM_FINISH_TOOL_CALLS,
+    LLM_FINISH_CONTENT_FILTER,
+    LLM_FINISH_ERROR, /* provider reported an error finish (e.g. Gemini OTHER/MALFORMED...) */
+};
+const char *llm_finish_name(enum llm_finish f); /* OpenAI's spelling: "stop", "length", ... */
+
+struct llm_usage {
+    bool present; /* false: the provider reported no usage (flag it, never treat as 0) */
+    long input_tokens;  /* all prompt tokens, cached ones included */
+    long output_tokens;
+    long cached_tokens; /* subset of input_tokens served from the provider's cache */
+};
+
+/*
+ * Error classes. Retryable: DNS, CONNECT, TLS, TIMEOUT, RATE_LIMIT, OVERLOADED, SERVER,
+ * TRUNCATED (before first byte only; the router decides). CONTEXT_LENGTH has its own
+ * fallback rule. The rest go back to the client.
+ */
+enum llm_errclass {
+    LLM_ERR_NONE,
+    LLM_ERR_DNS,
+    LLM_ERR_CONNECT,
+    LLM_ERR_TLS,
+    LLM_ERR_TIMEOUT,
+    LLM_ERR_RATE_LIMIT,     /* 429 */
+    LLM_ERR_OVERLOADED,     /* 529, "overloaded_error" */
+    LLM_ERR_SERVER,         /* 408, 500, 502, 503, 504 and other 5xx */
+    LLM_ERR_AUTH,           /* 401, 403 */
+    LLM_ERR_BAD_REQUEST,    /* 400, 404, 422 and other 4xx */
+    LLM_ERR_CONTEXT_LENGTH, /* prompt too long for the model */
+    LLM_ERR_BAD_RESPONSE,   /* unparseable body, wrong content-type, over a size cap */
+    LLM_ERR_TRUNCATED,      /* stream ended without its terminal event */
+    LLM_ERR_CANCELLED,      /* we cancelled it (hedge lost, client went away) */
+    LLM_ERR_NO_KEY,         /* target's API key variable is unset */
+    LLM_ERR_INTERNAL,
+};
+#define LLM_ERRCLASS_COUNT (LLM_ERR_INTERNAL + 1)
+
+const char *llm_errclass_name(enum llm_errclass c); /* stable snake_case: "rate_limit" */
+bool llm_errclass_is_retryable(enum llm_errclass c);
+/* The HTTP status the gateway should answer with for this class (e.g. 429, 502, 504). */
+int llm_errclass_http_status(enum llm_errclass c);
+/* Maps an HTTP status (>= 400) to a class; body-based refinements are the adapters' job. */
+enum llm_errclass llm_errclass_from_status(long status);
+
+/* Rate-limit facts read from a response's headers (any status). -1 means not given. */
+struct llm_ratelimit {
+    int64_t retry_after_ms; /* Retry-After (seconds or HTTP date) or retry-after-ms */
+    long remaining_requests;
+    long remaining_tokens;
+    int64_t reset_requests_ms; /* time until the request window resets */
+    int64_t reset_tokens_ms;
+};
+void llm_ratelimit_init(struct llm_ratelimit *rl);
+/* Feeds one response header (name case-insensitive). now_wall_ms resolves HTTP dates.
+ * Understands Retry-After, retry-after-ms, x-ratelimit-{remaining,reset}-{requests,tokens}
+ * (OpenAI: "1s", "6m0s", "20ms"), anthropic-ratelimit-{requests,tokens}-{remaining,reset}
+ * (RFC 3339 times). Unknown headers are ignored. */
+void llm_ratelimit_feed_header(struct llm_ratelimit *rl, const char *name, const char *value,
+                               int64_t now_wall_ms);
+/* Parses "1s", "6m0s", "1h2m3.5s", "20ms" into milliseconds. */
+bool llm_parse_go_duration_ms(const char *s, int64_t *out_ms);
+
+/* ---- Events and sinks ------------------------------------------------------------------- */
+
+enum llm_event_type {
+    LLM_EV_TEXT,      /* text delta: text/len */
+    LLM_EV_TOOL_CALL, /* a tool call starts: index, id, name */
+    LLM_EV_TOOL_ARGS, /* arguments delta for tool call `index`: text/len */
+    LLM_EV_USAGE,     /* usage */
+    LLM_EV_FINISH,    /* finish; the answer is complete */
+    LLM_EV_ERROR,     /* errclass, status, text = sanitised message (no secrets) */
+};
+
+struct llm_event {
+    enum llm_event_type type;
+    const char *text; /* borrowed; not NUL-terminated in general: use len */
+    size_t len;
+    int index;        /* tool call index, 0-based in order of appearance */
+    const char *id;   /* TOOL_CALL */
+    const char *name; /* TOOL_CALL */
+    struct llm_usage usage;
+    enum llm_finish finish;
+    enum llm_errclass errclass;
+    long status; /* ERROR: upstream HTTP status, 0 when none */
+};
+
+/* A sink receives events. Return 0 to continue, non-zero to ask the producer to stop
+ * (the call is then cancelled). */
+typedef int (*llm_event_fn)(void *ctx, const struct llm_event *ev);
+
+struct llm_sink {
+    llm_event_fn on_event;
+    void *ctx;
+};
+
+/* Accumulates an event stream into a whole answer (non-streaming gateway replies, tests,
+ * `ask --no-stream`). Caller's storage. */
+struct llm_response {
+    struct buf text;
+    struct llm_tool_call *tool_calls;
+    size_t n_tool_calls;
+    size_t cap_tool_calls;
+    struct llm_usage usage;
+    enum llm_finish finish;
+    bool finished;
+    enum llm_errclass errclass; /* LLM_ERR_NONE unless an ERROR event came */
+    long status;
+    char error[512];
+};
+void llm_response_init(struct llm_response *r);
+void llm_response_cleanup(struct llm_response *r);
+/* An llm_event_fn: ctx is a struct llm_response *. Always returns 0. */
+int llm_response_collect(void *ctx, const struct llm_event *ev);
+
+/* ---- Cost ------------------------------------------------------------------------------- */
+
+/* Prices in USD per million tokens. */
+struct llm_price {
+    double input_per_mtok;
+    double output_per_mtok;
+    double cached_input_per_mtok; /* applied to usage.cached_tokens */
+};
+/* Cost in USD: (input - cached) * input + cached * cached_input + output * output, all per
+ * million. Returns 0 when usage is absent (callers flag missing usage separately). */
+double llm_cost_usd(const struct llm_price *price, const struct llm_usage *usage);
+
+#endif

@@ -1,0 +1,79 @@
+/*
+ * transport.h - HTTP transfers over one libcurl multi handle.
+ *
+ * Threads: a struct transport and every transfer in it belong to one owner thread (the
+ * router thread; `ask` uses its own). Only transport_wakeup() may be called from other
+ * threads (it is curl_multi_wakeup). Callbacks run on the owner thread, inside
+ * transport_run().
+ *
+ * Each transfer gets exactly one on_done call, also when cancelled. transport_cancel() is
+ * deferred: safe to call from inside any callback (even the transfer's own); the transfer's
+ * on_done(CANCELLED) then runs from the next transport_run(), and no on_data/on_header
+ * follows the cancel.
+ *
+ * Timeouts per transfer: connect (CURLOPT_CONNECTTIMEOUT_MS), first byte (no response
+ * headers by then: TIMEOUT), total (CURLOPT_TIMEOUT_MS). Keep-alive connections are reused
+ * across transfers; CURLOPT_NOSIGNAL is set; proxies from the environment are ignored for
+ * loopback.
+ */
+#ifndef SWITCHBOARD_TRANSPORT_H
+#define SWITCHBOARD_TRANSPORT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "switchboard/llm.h"
+#include "switchboard/provider.h"
+
+struct transport;
+
+struct transport_timeouts {
+    int64_t connect_ms;    /* 0 = libcurl default */
+    int64_t first_byte_ms; /* 0 = none */
+    int64_t total_ms;      /* 0 = none */
+};
+
+struct transport_result {
+    enum llm_errclass err; /* NONE, DNS, CONNECT, TLS, TIMEOUT, CANCELLED, BAD_RESPONSE
+                              (aborted by on_data), INTERNAL */
+    long status;           /* HTTP status, 0 when none arrived */
+    char message[256];     /* human text for err; never holds request headers */
+    int64_t first_byte_us; /* from start to the response headers; -1 when none */
+    int64_t total_us;      /* from start to done */
+};
+
+struct transport_callbacks {
+    /* The final status (after 1xx), before any header of that response. */
+    void (*on_status)(void *ctx, long status);
+    /* One response header, name and value trimmed. */
+    void (*on_header)(void *ctx, const char *name, const char *value);
+    /* Body bytes; return non-zero to abort the transfer (on_done then says BAD_RESPONSE
+     * unless the transfer was cancelled). */
+    int (*on_data)(void *ctx, const char *bytes, size_t len);
+    /* Exactly once. After it returns the transport forgets ctx. */
+    void (*on_done)(void *ctx, const struct transport_result *res);
+};
+
+/* NULL on failure (curl could not initialise); msg says why. */
+struct transport *transport_new(char *msg, size_t msglen);
+/* Cancels (on_done CANCELLED) every transfer still running, then frees. NULL-safe. */
+void transport_free(struct transport *t);
+
+/* Starts a transfer (copies everything it needs from req). Returns its id (> 0), or 0 with
+ * msg on failure (then no callback will run). cb is copied; ctx must live until on_done. */
+uint64_t transport_start(struct transport *t, const struct http_request *req,
+                         const struct transport_timeouts *to,
+                         const struct transport_callbacks *cb, void *ctx, char *msg,
+                         size_t msglen);
+/* Deferred cancel; unknown or finished ids are ignored. */
+void transport_cancel(struct transport *t, uint64_t id);
+
+/* Waits up to max_wait_ms for socket activity or a wakeup, moves transfers along and runs
+ * callbacks. Returns the number of transfers still running. */
+size_t transport_run(struct transport *t, int max_wait_ms);
+/* Any thread: makes a blocked transport_run return early. */
+void transport_wakeup(struct transport *t);
+size_t transport_active(const struct transport *t);
+
+#endif

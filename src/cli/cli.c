@@ -1,0 +1,54 @@
+/*
+ * cli.c - subcommand table and top-level usage. Main thread only.
+ */
+#include <stdio.h>
+#include <string.h>
+
+#include "switchboard/cli.h"
+#include "switchboard/util.h"
+
+#define SWITCHBOARD_VERSION "0.1.0"
+
+struct cli_command {
+    const char *name;
+    int (*run)(int argc, char **argv);
+    const char *usage;
+};
+
+static const struct cli_command commands[] = {
+    {"check", cli_check, "check -c FILE            validate a config, summarise it, warn"},
+    {"ask", cli_ask,
+     "ask -c FILE [-t TARGET | -m ROUTE] [--no-stream] PROMPT|-   one prompt, streamed"},
+};
+
+static void usage(FILE *out)
+{
+    fprintf(out, "usage: switchboard COMMAND [options]\n\ncommands:\n");
+    for (size_t i = 0; i < SB_ARRAY_LEN(commands); i++)
+        fprintf(out, "  %s\n", commands[i].usage);
+    fprintf(out, "  version                  print the version\n");
+}
+
+int cli_main(int argc, char **argv)
+{
+    if (argc < 2) {
+        usage(stderr);
+        return 2;
+    }
+    const char *name = argv[1];
+    if (str_eq(name, "-h") || str_eq(name, "--help") || str_eq(name, "help")) {
+        usage(stdout);
+        return 0;
+    }
+    if (str_eq(name, "version") || str_eq(name, "--version")) {
+        printf("switchboard %s\n", SWITCHBOARD_VERSION);
+        return 0;
+    }
+    for (size_t i = 0; i < SB_ARRAY_LEN(commands); i++) {
+        if (str_eq(name, commands[i].name))
+            return commands[i].run(argc - 1, argv + 1);
+    }
+    fprintf(stderr, "switchboard: unknown command '%s'\n", name);
+    usage(stderr);
+    return 2;
+}
