@@ -56,9 +56,9 @@ struct config_target {
     char *model;       /* the provider's model id */
     bool has_price;    /* false when "price" is absent */
     struct llm_price price;
-    long context_window;       /* tokens; 0 = unknown (never filtered on) */
-    long default_max_tokens;   /* sent when the client gave none and the format needs one */
-    char *anthropic_version;   /* default "2023-06-01" */
+    long context_window;           /* tokens; 0 = unknown (never filtered on) */
+    long default_max_tokens;       /* sent when the client gave none and the format needs one */
+    char *anthropic_version;       /* default "2023-06-01" */
     int64_t connect_timeout_ms;    /* default 5000 */
     int64_t first_byte_timeout_ms; /* default 30000 */
     int64_t total_timeout_ms;      /* default 300000 */
@@ -69,20 +69,20 @@ struct config_target {
     struct config_probe probe;
 
     /* Resolved at load time, never printed anywhere: */
-    char *api_key;              /* value of $api_key_env; NULL when unset or no env named */
-    bool enabled;               /* false when the key variable is named but unset */
-    char disabled_reason[128];  /* e.g. "OPENAI_API_KEY is not set" (names the var only) */
+    char *api_key;             /* value of $api_key_env; NULL when unset or no env named */
+    bool enabled;              /* false when the key variable is named but unset */
+    char disabled_reason[128]; /* e.g. "OPENAI_API_KEY is not set" (names the var only) */
 };
 
 /* A public model name (what clients send) -> targets. */
 struct config_route {
     char *name;
-    enum route_strategy strategy;  /* default weighted */
-    size_t *targets;               /* indices into config.targets, in listed order */
+    enum route_strategy strategy; /* default weighted */
+    size_t *targets;              /* indices into config.targets, in listed order */
     size_t n_targets;
-    size_t *fallback;              /* indices into config.routes, tried in order */
+    size_t *fallback; /* indices into config.routes, tried in order */
     size_t n_fallback;
-    long baseline;                 /* target index used as the cost baseline; -1 = none */
+    long baseline; /* target index used as the cost baseline; -1 = none */
     /* Per-route overrides of the router defaults; -1 = inherit. */
     long max_attempts;
     int64_t deadline_ms;
@@ -99,31 +99,31 @@ struct config_rule {
 };
 
 struct config_router {
-    long max_attempts;          /* per call, all targets together; default 3 */
-    int64_t backoff_base_ms;    /* default 100 */
-    int64_t backoff_cap_ms;     /* default 2000 */
-    int64_t deadline_ms;        /* per call, covers every attempt; default 60000 */
-    int64_t hedge_after_ms;     /* no first byte by then -> second attempt; 0 = off */
-    long breaker_failures;      /* consecutive failures that open the breaker; default 5 */
-    double breaker_error_rate;  /* error ratio over the window that opens it; default 0.5 */
-    int64_t breaker_window_ms;  /* default 30000 */
-    long breaker_min_volume;    /* calls in window before the rate counts; default 20 */
-    int64_t breaker_cooldown_ms;/* open -> half-open; default 30000 */
+    long max_attempts;             /* per call, all targets together; default 3 */
+    int64_t backoff_base_ms;       /* default 100 */
+    int64_t backoff_cap_ms;        /* default 2000 */
+    int64_t deadline_ms;           /* per call, covers every attempt; default 60000 */
+    int64_t hedge_after_ms;        /* no first byte by then -> second attempt; 0 = off */
+    long breaker_failures;         /* consecutive failures that open the breaker; default 5 */
+    double breaker_error_rate;     /* error ratio over the window that opens it; default 0.5 */
+    int64_t breaker_window_ms;     /* default 30000 */
+    long breaker_min_volume;       /* calls in window before the rate counts; default 20 */
+    int64_t breaker_cooldown_ms;   /* open -> half-open; default 30000 */
     long breaker_half_open_trials; /* default 1 */
 };
 
 struct config_gateway {
-    char *listen;             /* "127.0.0.1:8080" */
-    long max_connections;     /* default 1024 */
-    long max_body_bytes;      /* default 4 MiB */
-    int64_t idle_timeout_ms;  /* default 30000 */
-    char *admin_token_env;    /* NULL = admin API off */
-    char *admin_token;        /* resolved value; NULL when unset */
+    char *listen;            /* "127.0.0.1:8080" */
+    long max_connections;    /* default 1024 */
+    long max_body_bytes;     /* default 4 MiB */
+    int64_t idle_timeout_ms; /* default 30000 */
+    char *admin_token_env;   /* NULL = admin API off */
+    char *admin_token;       /* resolved value; NULL when unset */
 };
 
 struct config_ledger {
-    char *path;           /* default "switchboard.db" (relative to the config file) */
-    int64_t batch_ms;     /* default 250 */
+    char *path;       /* default "switchboard.db" (relative to the config file) */
+    int64_t batch_ms; /* default 250 */
 };
 
 enum budget_scope {
@@ -136,15 +136,15 @@ const char *budget_scope_name(enum budget_scope s);
 
 struct config_budget {
     enum budget_scope scope;
-    char *name;          /* target/route/tag name; NULL for global */
-    double daily_usd;    /* 0 = no daily cap */
-    double monthly_usd;  /* 0 = no monthly cap */
-    double soft_pct;     /* warning at this % of a cap; default 80 */
+    char *name;         /* target/route/tag name; NULL for global */
+    double daily_usd;   /* 0 = no daily cap */
+    double monthly_usd; /* 0 = no monthly cap */
+    double soft_pct;    /* warning at this % of a cap; default 80 */
 };
 
 struct config_console {
-    char *theme;            /* default "default" */
-    int64_t refresh_ms;     /* default 250 */
+    char *theme;        /* default "default" */
+    int64_t refresh_ms; /* default 250 */
 };
 
 struct config {

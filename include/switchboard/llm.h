@@ -99,11 +99,13 @@ enum llm_finish {
     LLM_FINISH_CONTENT_FILTER,
     LLM_FINISH_ERROR, /* provider reported an error finish (e.g. Gemini OTHER/MALFORMED...) */
 };
-const char *llm_finish_name(enum llm_finish f); /* OpenAI's spelling: "stop", "length", ... */
+/* OpenAI's spelling: "stop", "length", "tool_calls", "content_filter"; ERROR -> "error";
+ * NONE -> NULL (not reported: JSON null; callers pick their own default). */
+const char *llm_finish_name(enum llm_finish f);
 
 struct llm_usage {
-    bool present; /* false: the provider reported no usage (flag it, never treat as 0) */
-    long input_tokens;  /* all prompt tokens, cached ones included */
+    bool present;      /* false: the provider reported no usage (flag it, never treat as 0) */
+    long input_tokens; /* all prompt tokens, cached ones included */
     long output_tokens;
     long cached_tokens; /* subset of input_tokens served from the provider's cache */
 };
@@ -195,9 +197,10 @@ struct llm_sink {
  * `ask --no-stream`). Caller's storage. */
 struct llm_response {
     struct buf text;
-    struct llm_tool_call *tool_calls;
+    struct llm_tool_call *tool_calls; /* .arguments points into tool_args[i]: do not free */
     size_t n_tool_calls;
     size_t cap_tool_calls;
+    struct buf *tool_args; /* private: argument text per call, grown in amortised time */
     struct llm_usage usage;
     enum llm_finish finish;
     bool finished;

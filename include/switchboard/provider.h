@@ -26,20 +26,20 @@
 #include "switchboard/util.h"
 
 /* Caps on everything a provider sends. */
-#define PROVIDER_MAX_BODY (16u * 1024 * 1024)     /* non-streaming 2xx body */
-#define PROVIDER_MAX_ERROR_BODY (64u * 1024)      /* error bodies: the rest is dropped */
-#define PROVIDER_MAX_SSE_LINE (1024u * 1024)
-#define PROVIDER_MAX_SSE_EVENT (4u * 1024 * 1024)
-#define PROVIDER_MAX_EVENTS 200000u               /* SSE events in one stream */
+#define PROVIDER_MAX_BODY       (16u * 1024 * 1024) /* non-streaming 2xx body */
+#define PROVIDER_MAX_ERROR_BODY (64u * 1024)        /* error bodies: the rest is dropped */
+#define PROVIDER_MAX_SSE_LINE   (1024u * 1024)
+#define PROVIDER_MAX_SSE_EVENT  (4u * 1024 * 1024)
+#define PROVIDER_MAX_EVENTS     200000u /* SSE events in one stream */
 
 /* An HTTP request ready for the transport. Caller's storage. */
 struct http_request {
-    char *method;   /* "POST" or "GET" */
+    char *method; /* "POST" or "GET" */
     char *url;
     char **headers; /* "Name: value" strings (may hold the API key: never log) */
     size_t n_headers;
     size_t cap_headers;
-    char *body;     /* NULL for GET */
+    char *body; /* NULL for GET */
     size_t body_len;
 };
 void http_request_init(struct http_request *r);

@@ -22,7 +22,7 @@
 
 #include "switchboard/util.h"
 
-#define SSE_DEFAULT_MAX_LINE (1024 * 1024)
+#define SSE_DEFAULT_MAX_LINE  (1024 * 1024)
 #define SSE_DEFAULT_MAX_EVENT (4 * 1024 * 1024)
 
 enum sse_status {

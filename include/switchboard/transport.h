@@ -36,7 +36,8 @@ struct transport_timeouts {
 
 struct transport_result {
     enum llm_errclass err; /* NONE, DNS, CONNECT, TLS, TIMEOUT, CANCELLED, BAD_RESPONSE
-                              (aborted by on_data), INTERNAL */
+                              (aborted by on_data), TRUNCATED (connection closed after the
+                              status, before the body ended), INTERNAL */
     long status;           /* HTTP status, 0 when none arrived */
     char message[256];     /* human text for err; never holds request headers */
     int64_t first_byte_us; /* from start to the response headers; -1 when none */
@@ -63,9 +64,8 @@ void transport_free(struct transport *t);
 /* Starts a transfer (copies everything it needs from req). Returns its id (> 0), or 0 with
  * msg on failure (then no callback will run). cb is copied; ctx must live until on_done. */
 uint64_t transport_start(struct transport *t, const struct http_request *req,
-                         const struct transport_timeouts *to,
-                         const struct transport_callbacks *cb, void *ctx, char *msg,
-                         size_t msglen);
+                         const struct transport_timeouts *to, const struct transport_callbacks *cb,
+                         void *ctx, char *msg, size_t msglen);
 /* Deferred cancel; unknown or finished ids are ignored. */
 void transport_cancel(struct transport *t, uint64_t id);
 

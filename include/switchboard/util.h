@@ -23,8 +23,8 @@ enum sb_status {
     SB_ERR_UNSUPPORTED, /* valid but not supported (by us or by the target's wire format) */
     SB_ERR_LIMIT,       /* over a size or count cap */
     SB_ERR_NOT_FOUND,
-    SB_ERR_IO,          /* system call failed; errno text in the message */
-    SB_ERR_STATE,       /* not allowed in the current state */
+    SB_ERR_IO,    /* system call failed; errno text in the message */
+    SB_ERR_STATE, /* not allowed in the current state */
 };
 const char *sb_strerror(enum sb_status s);
 
@@ -42,7 +42,7 @@ void *xcalloc(size_t count, size_t size);
 void *xrealloc(void *p, size_t n);
 /* Grows an array of *cap elements of elem_size so it holds at least need; updates *cap. */
 void *xgrow(void *p, size_t *cap, size_t need, size_t elem_size);
-char *xstrdup(const char *s);          /* xstrdup(NULL) returns NULL */
+char *xstrdup(const char *s); /* xstrdup(NULL) returns NULL */
 char *xstrndup(const char *s, size_t n);
 char *xasprintf(const char *fmt, ...) SB_PRINTF(1, 2);
 
@@ -78,8 +78,8 @@ int64_t clock_wall_ms(void);
 void clock_sleep_ms(int64_t ms);
 
 /* Strings. */
-bool str_eq(const char *a, const char *b);          /* NULL-safe */
-bool str_ieq(const char *a, const char *b);         /* ASCII case-insensitive, NULL-safe */
+bool str_eq(const char *a, const char *b);  /* NULL-safe */
+bool str_ieq(const char *a, const char *b); /* ASCII case-insensitive, NULL-safe */
 bool str_has_prefix(const char *s, const char *prefix);
 /* Copies at most dst_size-1 bytes and always terminates (dst_size > 0). Returns strlen(src). */
 size_t str_copy(char *dst, size_t dst_size, const char *src);

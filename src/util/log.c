@@ -43,8 +43,8 @@ void log_msg(enum log_level level, const char *fmt, ...)
     struct tm tm;
     gmtime_r(&secs, &tm);
     size_t n = strftime(line, sizeof line, "%Y-%m-%dT%H:%M:%S", &tm);
-    int k = snprintf(line + n, sizeof line - n, ".%03dZ %s ", (int)(now % 1000),
-                     level_names[level]);
+    int k =
+        snprintf(line + n, sizeof line - n, ".%03dZ %s ", (int)(now % 1000), level_names[level]);
     n += (size_t)(k > 0 ? k : 0);
     va_list ap;
     va_start(ap, fmt);

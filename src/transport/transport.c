@@ -1,0 +1,430 @@
+/*
+ * transport.c - HTTP transfers on one libcurl multi handle.
+ *
+ * Owner: one thread (the router thread, or `ask`'s) calls everything here except
+ * transport_wakeup(). Transfers live in a doubly linked list; each has its easy handle,
+ * header list and callbacks. Completion, cancellation and first-byte timeouts all end in
+ * xfer_finish(), which unlinks the transfer, calls on_done exactly once and frees it.
+ * Cancels are deferred (a flag, acted on in transport_run) so that callbacks may cancel any
+ * transfer, including their own, without touching curl from inside curl.
+ */
+#include <curl/curl.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "switchboard/transport.h"
+
+struct xfer {
+    struct xfer *prev, *next;
+    struct transport *t;
+    uint64_t id;
+    CURL *easy;
+    struct curl_slist *headers;
+    struct transport_callbacks cb;
+    void *ctx;
+    int64_t start_us;
+    int64_t first_byte_us;       /* -1 until the status line */
+    int64_t first_byte_deadline; /* absolute, us; 0 = none */
+    long status;
+    bool in_final_response; /* headers belong to a >= 200 response */
+    bool cancelled;
+    bool aborted_by_data;
+    char errbuf[CURL_ERROR_SIZE];
+};
+
+struct transport {
+    CURLM *multi;
+    struct xfer *head;
+    uint64_t next_id;
+    size_t active;
+    bool dirty; /* some transfer was cancelled and waits for removal */
+};
+
+static pthread_once_t global_once = PTHREAD_ONCE_INIT;
+static CURLcode global_rc;
+
+static void global_init(void)
+{
+    global_rc = curl_global_init(CURL_GLOBAL_DEFAULT);
+}
+
+struct transport *transport_new(char *msg, size_t msglen)
+{
+    pthread_once(&global_once, global_init);
+    if (global_rc != CURLE_OK) {
+        snprintf(msg, msglen, "libcurl init failed: %s", curl_easy_strerror(global_rc));
+        return NULL;
+    }
+    CURLM *multi = curl_multi_init();
+    if (!multi) {
+        snprintf(msg, msglen, "libcurl multi init failed");
+        return NULL;
+    }
+    curl_multi_setopt(multi, CURLMOPT_MAXCONNECTS, 512L);
+    struct transport *t = xcalloc(1, sizeof *t);
+    t->multi = multi;
+    t->next_id = 1;
+    return t;
+}
+
+static void xfer_unlink(struct transport *t, struct xfer *x)
+{
+    if (x->prev)
+        x->prev->next = x->next;
+    else
+        t->head = x->next;
+    if (x->next)
+        x->next->prev = x->prev;
+    x->prev = x->next = NULL;
+    t->active--;
+}
+
+/* Removes x from curl and the list, reports res, frees x. */
+static void xfer_finish(struct transport *t, struct xfer *x, struct transport_result *res)
+{
+    curl_multi_remove_handle(t->multi, x->easy);
+    xfer_unlink(t, x);
+    res->first_byte_us = x->first_byte_us < 0 ? -1 : x->first_byte_us - x->start_us;
+    res->total_us = clock_mono_us() - x->start_us;
+    if (res->status == 0)
+        res->status = x->status;
+    struct transport_callbacks cb = x->cb;
+    void *ctx = x->ctx;
+    curl_easy_cleanup(x->easy);
+    curl_slist_free_all(x->headers);
+    free(x);
+    if (cb.on_done)
+        cb.on_done(ctx, res);
+}
+
+static void result_set(struct transport_result *res, enum llm_errclass err, const char *fmt, ...)
+    SB_PRINTF(3, 4);
+
+static void result_set(struct transport_result *res, enum llm_errclass err, const char *fmt, ...)
+{
+    res->err = err;
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(res->message, sizeof res->message, fmt, ap);
+    va_end(ap);
+}
+
+void transport_free(struct transport *t)
+{
+    if (!t)
+        return;
+    while (t->head) {
+        struct transport_result res = {0};
+        result_set(&res, LLM_ERR_CANCELLED, "transport shut down");
+        xfer_finish(t, t->head, &res);
+    }
+    curl_multi_cleanup(t->multi);
+    free(t);
+}
+
+/* ---- curl callbacks ------------------------------------------------------------------------ */
+
+static long parse_status_line(const char *line, size_t len)
+{
+    /* "HTTP/1.1 200 OK" or "HTTP/2 200" */
+    const char *sp = memchr(line, ' ', len);
+    if (!sp || (size_t)(sp - line) + 4 > len)
+        return 0;
+    long code = 0;
+    for (int i = 1; i <= 3; i++) {
+        char c = sp[i];
+        if (c < '0' || c > '9')
+            return 0;
+        code = code * 10 + (c - '0');
+    }
+    return code;
+}
+
+static size_t trim_len(const char *s, size_t len)
+{
+    while (len &&
+           (s[len - 1] == '\r' || s[len - 1] == '\n' || s[len - 1] == ' ' || s[len - 1] == '\t'))
+        len--;
+    return len;
+}
+
+static void header_line(struct xfer *x, const char *line, size_t len)
+{
+    const char *colon = memchr(line, ':', len);
+    if (!colon || colon == line)
+        return;
+    char name[128];
+    size_t nlen = (size_t)(colon - line);
+    if (nlen >= sizeof name)
+        return;
+    memcpy(name, line, nlen);
+    name[nlen] = '\0';
+    const char *v = colon + 1;
+    size_t vlen = len - nlen - 1;
+    while (vlen && (*v == ' ' || *v == '\t'))
+        v++, vlen--;
+    char value[1024];
+    if (vlen >= sizeof value)
+        vlen = sizeof value - 1;
+    memcpy(value, v, vlen);
+    value[vlen] = '\0';
+    x->cb.on_header(x->ctx, name, value);
+}
+
+static size_t on_curl_header(char *data, size_t size, size_t nmemb, void *userp)
+{
+    struct xfer *x = userp;
+    size_t total = size * nmemb;
+    if (x->cancelled)
+        return 0;
+    size_t len = trim_len(data, total);
+    if (len >= 5 && memcmp(data, "HTTP/", 5) == 0) {
+        if (x->first_byte_us < 0)
+            x->first_byte_us = clock_mono_us();
+        long code = parse_status_line(data, len);
+        x->in_final_response = code >= 200;
+        if (x->in_final_response) {
+            x->status = code;
+            if (x->cb.on_status)
+                x->cb.on_status(x->ctx, code);
+        }
+        return total;
+    }
+    if (len > 0 && x->in_final_response && x->cb.on_header && !x->cancelled)
+        header_line(x, data, len);
+    return total;
+}
+
+static size_t on_curl_write(char *data, size_t size, size_t nmemb, void *userp)
+{
+    struct xfer *x = userp;
+    size_t total = size * nmemb;
+    if (x->cancelled)
+        return 0;
+    if (x->cb.on_data && x->cb.on_data(x->ctx, data, total) != 0) {
+        x->aborted_by_data = true;
+        return 0;
+    }
+    return total;
+}
+
+/* ---- starting ------------------------------------------------------------------------------ */
+
+static bool xfer_setup(struct xfer *x, const struct http_request *req,
+                       const struct transport_timeouts *to, char *msg, size_t msglen)
+{
+    CURL *e = x->easy;
+    for (size_t i = 0; i < req->n_headers; i++) {
+        struct curl_slist *n = curl_slist_append(x->headers, req->headers[i]);
+        if (!n) {
+            snprintf(msg, msglen, "out of memory building headers");
+            return false;
+        }
+        x->headers = n;
+    }
+    /* No "Expect: 100-continue" round trip on large bodies. */
+    x->headers = curl_slist_append(x->headers, "Expect:");
+    curl_easy_setopt(e, CURLOPT_URL, req->url);
+    curl_easy_setopt(e, CURLOPT_HTTPHEADER, x->headers);
+    curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https");
+    curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
+    curl_easy_setopt(e, CURLOPT_TCP_NODELAY, 1L);
+    curl_easy_setopt(e, CURLOPT_TCP_KEEPALIVE, 1L);
+    curl_easy_setopt(e, CURLOPT_NOPROXY, "127.0.0.1,localhost,::1");
+    curl_easy_setopt(e, CURLOPT_HEADERFUNCTION, on_curl_header);
+    curl_easy_setopt(e, CURLOPT_HEADERDATA, x);
+    curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, on_curl_write);
+    curl_easy_setopt(e, CURLOPT_WRITEDATA, x);
+    curl_easy_setopt(e, CURLOPT_PRIVATE, x);
+    curl_easy_setopt(e, CURLOPT_ERRORBUFFER, x->errbuf);
+    if (to->connect_ms > 0)
+        curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, (long)to->connect_ms);
+    if (to->total_ms > 0)
+        curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, (long)to->total_ms);
+    if (req->body) {
+        curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)req->body_len);
+        curl_easy_setopt(e, CURLOPT_COPYPOSTFIELDS, req->body);
+    }
+    if (req->method && !str_eq(req->method, req->body ? "POST" : "GET"))
+        curl_easy_setopt(e, CURLOPT_CUSTOMREQUEST, req->method);
+    return true;
+}
+
+uint64_t transport_start(struct transport *t, const struct http_request *req,
+                         const struct transport_timeouts *to, const struct transport_callbacks *cb,
+                         void *ctx, char *msg, size_t msglen)
+{
+    struct xfer *x = xcalloc(1, sizeof *x);
+    x->t = t;
+    x->cb = *cb;
+    x->ctx = ctx;
+    x->first_byte_us = -1;
+    x->easy = curl_easy_init();
+    if (!x->easy) {
+        snprintf(msg, msglen, "libcurl easy init failed");
+        goto fail;
+    }
+    if (!xfer_setup(x, req, to, msg, msglen))
+        goto fail;
+    x->start_us = clock_mono_us();
+    if (to->first_byte_ms > 0)
+        x->first_byte_deadline = x->start_us + to->first_byte_ms * 1000;
+    CURLMcode mc = curl_multi_add_handle(t->multi, x->easy);
+    if (mc != CURLM_OK) {
+        snprintf(msg, msglen, "libcurl: %s", curl_multi_strerror(mc));
+        goto fail;
+    }
+    x->id = t->next_id++;
+    x->next = t->head;
+    if (t->head)
+        t->head->prev = x;
+    t->head = x;
+    t->active++;
+    return x->id;
+fail:
+    if (x->easy)
+        curl_easy_cleanup(x->easy);
+    curl_slist_free_all(x->headers);
+    free(x);
+    return 0;
+}
+
+void transport_cancel(struct transport *t, uint64_t id)
+{
+    for (struct xfer *x = t->head; x; x = x->next) {
+        if (x->id == id) {
+            x->cancelled = true;
+            t->dirty = true;
+            return;
+        }
+    }
+}
+
+/* ---- running ------------------------------------------------------------------------------- */
+
+/* libcurl codes -> our classes. Anything not listed is a connection-level failure. */
+static const struct {
+    CURLcode rc;
+    enum llm_errclass err;
+    const char *what;
+} curl_classes[] = {
+    {CURLE_COULDNT_RESOLVE_HOST, LLM_ERR_DNS, "DNS"},
+    {CURLE_COULDNT_RESOLVE_PROXY, LLM_ERR_DNS, "DNS (proxy)"},
+    {CURLE_COULDNT_CONNECT, LLM_ERR_CONNECT, "connect"},
+    {CURLE_SSL_CONNECT_ERROR, LLM_ERR_TLS, "TLS"},
+    {CURLE_PEER_FAILED_VERIFICATION, LLM_ERR_TLS, "TLS"},
+    {CURLE_SSL_CERTPROBLEM, LLM_ERR_TLS, "TLS"},
+    {CURLE_SSL_CIPHER, LLM_ERR_TLS, "TLS"},
+    {CURLE_SSL_CACERT_BADFILE, LLM_ERR_TLS, "TLS"},
+    {CURLE_OPERATION_TIMEDOUT, LLM_ERR_TIMEOUT, "timeout"},
+};
+
+static void classify_curl(struct xfer *x, CURLcode rc, struct transport_result *res)
+{
+    const char *detail = x->errbuf[0] ? x->errbuf : curl_easy_strerror(rc);
+    if (rc == CURLE_OK) {
+        res->err = LLM_ERR_NONE;
+        return;
+    }
+    for (size_t i = 0; i < SB_ARRAY_LEN(curl_classes); i++) {
+        if (curl_classes[i].rc == rc) {
+            result_set(res, curl_classes[i].err, "%s: %s", curl_classes[i].what, detail);
+            return;
+        }
+    }
+    if (rc == CURLE_WRITE_ERROR && x->aborted_by_data) {
+        result_set(res, LLM_ERR_BAD_RESPONSE, "response rejected by the decoder");
+    } else if (rc == CURLE_PARTIAL_FILE || rc == CURLE_RECV_ERROR || rc == CURLE_GOT_NOTHING ||
+               rc == CURLE_SEND_ERROR) {
+        if (x->status > 0)
+            result_set(res, LLM_ERR_TRUNCATED, "connection closed mid-body: %s", detail);
+        else
+            result_set(res, LLM_ERR_CONNECT, "connection dropped: %s", detail);
+    } else {
+        result_set(res, LLM_ERR_CONNECT, "transfer failed: %s", detail);
+    }
+}
+
+static void drain_done(struct transport *t)
+{
+    CURLMsg *m;
+    int left;
+    while ((m = curl_multi_info_read(t->multi, &left))) {
+        if (m->msg != CURLMSG_DONE)
+            continue;
+        char *priv = NULL;
+        curl_easy_getinfo(m->easy_handle, CURLINFO_PRIVATE, &priv);
+        struct xfer *x = (struct xfer *)priv;
+        CURLcode rc = m->data.result;
+        struct transport_result res = {0};
+        if (x->cancelled)
+            result_set(&res, LLM_ERR_CANCELLED, "cancelled");
+        else
+            classify_curl(x, rc, &res);
+        xfer_finish(t, x, &res);
+    }
+}
+
+/* Finishes cancelled transfers and those past their first-byte deadline. Restarts the scan
+ * after each finish because on_done may start or cancel others. */
+static void sweep(struct transport *t, int64_t now_us)
+{
+    bool again = true;
+    while (again) {
+        again = false;
+        for (struct xfer *x = t->head; x; x = x->next) {
+            struct transport_result res = {0};
+            if (x->cancelled) {
+                result_set(&res, LLM_ERR_CANCELLED, "cancelled");
+            } else if (x->first_byte_deadline && x->first_byte_us < 0 &&
+                       now_us >= x->first_byte_deadline) {
+                result_set(&res, LLM_ERR_TIMEOUT, "no response within %lld ms (first byte)",
+                           (long long)((x->first_byte_deadline - x->start_us) / 1000));
+            } else {
+                continue;
+            }
+            xfer_finish(t, x, &res);
+            again = true;
+            break;
+        }
+    }
+    t->dirty = false;
+}
+
+static int next_wait_ms(const struct transport *t, int max_wait_ms, int64_t now_us)
+{
+    int64_t wait = max_wait_ms;
+    for (const struct xfer *x = t->head; x; x = x->next) {
+        if (x->first_byte_deadline && x->first_byte_us < 0) {
+            int64_t d = (x->first_byte_deadline - now_us + 999) / 1000;
+            if (d < wait)
+                wait = d < 0 ? 0 : d;
+        }
+    }
+    return (int)wait;
+}
+
+size_t transport_run(struct transport *t, int max_wait_ms)
+{
+    if (t->dirty)
+        sweep(t, clock_mono_us());
+    int wait = next_wait_ms(t, max_wait_ms < 0 ? 0 : max_wait_ms, clock_mono_us());
+    curl_multi_poll(t->multi, NULL, 0, wait, NULL);
+    int running = 0;
+    curl_multi_perform(t->multi, &running);
+    drain_done(t);
+    sweep(t, clock_mono_us());
+    return t->active;
+}
+
+void transport_wakeup(struct transport *t)
+{
+    curl_multi_wakeup(t->multi);
+}
+
+size_t transport_active(const struct transport *t)
+{
+    return t->active;
+}

@@ -1,0 +1,156 @@
+/*
+ * test_util.c - buffers, strings, UTF-8 handling, clocks.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "switchboard/util.h"
+
+static void test_buf_appends_and_stays_terminated(void **state)
+{
+    (void)state;
+    struct buf b;
+    buf_init(&b);
+    assert_string_equal(buf_str(&b), "");
+    buf_puts(&b, "hello");
+    buf_putc(&b, ' ');
+    buf_printf(&b, "%d-%s", 42, "x");
+    assert_string_equal(b.data, "hello 42-x");
+    assert_int_equal(b.len, 10);
+    buf_consume(&b, 6);
+    assert_string_equal(b.data, "42-x");
+    char *s = buf_take(&b);
+    assert_string_equal(s, "42-x");
+    assert_null(b.data);
+    free(s);
+    buf_cleanup(&b);
+}
+
+static void test_buf_grows_past_many_doublings(void **state)
+{
+    (void)state;
+    struct buf b;
+    buf_init(&b);
+    for (int i = 0; i < 100000; i++)
+        buf_putc(&b, (char)('a' + i % 26));
+    assert_int_equal(b.len, 100000);
+    assert_int_equal(b.data[99999], 'a' + 99999 % 26);
+    assert_int_equal(b.data[100000], '\0');
+    buf_cleanup(&b);
+}
+
+static void test_buf_json_string_escapes_controls_and_quotes(void **state)
+{
+    (void)state;
+    struct buf b;
+    buf_init(&b);
+    const char in[] = "a\"b\\c\n\x01\xc3\xa9";
+    buf_put_json_string(&b, in, sizeof in - 1);
+    assert_string_equal(b.data, "\"a\\\"b\\\\c\\n\\u0001\xc3\xa9\"");
+    buf_cleanup(&b);
+}
+
+static void test_str_to_long_is_strict(void **state)
+{
+    (void)state;
+    long v;
+    assert_true(str_to_long("123", &v));
+    assert_int_equal(v, 123);
+    assert_true(str_to_long("-7", &v));
+    assert_int_equal(v, -7);
+    assert_false(str_to_long("12x", &v));
+    assert_false(str_to_long("", &v));
+    assert_false(str_to_long(" 1", &v));
+    assert_false(str_to_long("99999999999999999999999", &v));
+    double d;
+    assert_true(str_to_double("1.5", &d));
+    assert_true(d == 1.5);
+    assert_false(str_to_double("1.5s", &d));
+}
+
+static void test_str_copy_truncates_and_terminates(void **state)
+{
+    (void)state;
+    char small[4];
+    assert_int_equal(str_copy(small, sizeof small, "abcdef"), 6);
+    assert_string_equal(small, "abc");
+    assert_true(str_eq(NULL, NULL));
+    assert_false(str_eq("a", NULL));
+    assert_true(str_ieq("Content-Type", "content-type"));
+    assert_true(str_has_prefix("sk-abc", "sk-"));
+}
+
+static void test_utf8_prefix_stops_before_incomplete_sequence(void **state)
+{
+    (void)state;
+    const char *s = "ab\xe6\x97\xa5"; /* "ab" + U+65E5 */
+    assert_int_equal(utf8_valid_prefix(s, 5), 5);
+    assert_int_equal(utf8_valid_prefix(s, 4), 2);
+    assert_int_equal(utf8_valid_prefix(s, 3), 2);
+    assert_int_equal(utf8_valid_prefix("\xc0\xaf", 2), 0);         /* overlong */
+    assert_int_equal(utf8_valid_prefix("\xed\xa0\x80", 3), 0);     /* surrogate */
+    assert_int_equal(utf8_valid_prefix("\xf4\x90\x80\x80", 4), 0); /* > U+10FFFF */
+}
+
+static void test_utf8_sanitize_replaces_invalid_bytes(void **state)
+{
+    (void)state;
+    struct buf b;
+    buf_init(&b);
+    utf8_sanitize_append(&b,
+                         "a\xff"
+                         "b\xc3",
+                         4);
+    assert_string_equal(b.data, "a\xef\xbf\xbd"
+                                "b\xef\xbf\xbd");
+    buf_cleanup(&b);
+}
+
+static void test_clock_is_monotonic_and_sleeps(void **state)
+{
+    (void)state;
+    int64_t a = clock_mono_ms();
+    clock_sleep_ms(20);
+    int64_t b = clock_mono_ms();
+    assert_true(b - a >= 20);
+    assert_true(clock_wall_ms() > 1600000000000LL);
+}
+
+static void test_xgrow_and_hash(void **state)
+{
+    (void)state;
+    int *v = NULL;
+    size_t cap = 0;
+    v = xgrow(v, &cap, 10, sizeof *v);
+    assert_true(cap >= 10);
+    v[9] = 1;
+    free(v);
+    assert_int_equal(hash_fnv1a("", 0), 1469598103934665603ULL);
+    assert_true(hash_fnv1a("a", 1) != hash_fnv1a("b", 1));
+    char *s = xasprintf("%s=%d", "k", 5);
+    assert_string_equal(s, "k=5");
+    free(s);
+    assert_string_equal(sb_strerror(SB_ERR_LIMIT), "over a limit");
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_buf_appends_and_stays_terminated),
+        cmocka_unit_test(test_buf_grows_past_many_doublings),
+        cmocka_unit_test(test_buf_json_string_escapes_controls_and_quotes),
+        cmocka_unit_test(test_str_to_long_is_strict),
+        cmocka_unit_test(test_str_copy_truncates_and_terminates),
+        cmocka_unit_test(test_utf8_prefix_stops_before_incomplete_sequence),
+        cmocka_unit_test(test_utf8_sanitize_replaces_invalid_bytes),
+        cmocka_unit_test(test_clock_is_monotonic_and_sleeps),
+        cmocka_unit_test(test_xgrow_and_hash),
+    };
+    return cmocka_run_group_tests_name("util", tests, NULL, NULL);
+}
