@@ -96,11 +96,12 @@ tsan: deps
 	@$(MAKE) --no-print-directory BUILD=build/tsan SAN=tsan test-suite
 
 test: deps
-	@rm -f build/results-*.txt
+	@rm -f build/results.txt build/asan/results.txt build/tsan/results.txt build/fuzz/results.txt
 	@$(MAKE) --no-print-directory BUILD=build test-suite; \
 	 $(MAKE) --no-print-directory BUILD=build/asan SAN=asan test-suite; \
 	 $(MAKE) --no-print-directory BUILD=build/tsan SAN=tsan test-suite; \
-	 bash tests/summary.sh build build/asan build/tsan
+	 bash tests/fuzz/run.sh regress; \
+	 bash tests/summary.sh build build/asan build/tsan build/fuzz
 
 valgrind: deps all $(UNIT_BINS)
 	@bash tests/run.sh $(BUILD) valgrind

@@ -1,0 +1,70 @@
+# tests/integration/lib.sh - shared helpers for integration tests (sourced, bash).
+# Every process a test starts is killed on exit; every wait is bounded.
+# Needs SB_BUILD (absolute build dir) in the environment; tests/run.sh sets it.
+set -uo pipefail
+: "${SB_BUILD:?SB_BUILD must name the build directory}"
+SB=$SB_BUILD/switchboard
+SIM=$SB_BUILD/switchboard-sim
+TMP=$(mktemp -d /tmp/sb-it.XXXXXX)
+PIDS=()
+PASS=0
+FAIL=0
+
+cleanup() {
+  for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null; done
+  for p in "${PIDS[@]}"; do
+    for _ in $(seq 50); do kill -0 "$p" 2>/dev/null || break; sleep 0.1; done
+    kill -9 "$p" 2>/dev/null
+  done
+  rm -rf "$TMP"
+}
+trap cleanup EXIT
+
+ok()   { PASS=$((PASS + 1)); echo "ok   - $*"; }
+bad()  { FAIL=$((FAIL + 1)); echo "FAIL - $*"; }
+
+# check "description" command...   (passes when the command exits 0)
+check() { local d=$1; shift; if "$@"; then ok "$d"; else bad "$d"; fi; }
+
+finish() {
+  echo "$PASS passed, $FAIL failed"
+  [[ $FAIL -eq 0 ]]
+}
+
+# wait_for FILE [seconds]: waits until FILE exists and is non-empty.
+wait_for() {
+  local f=$1 n=$(( ${2:-10} * 10 ))
+  for _ in $(seq "$n"); do [[ -s $f ]] && return 0; sleep 0.1; done
+  return 1
+}
+
+# start_sim NAME [sim args...]: starts a simulator on ephemeral ports; sets
+# SIM_PORT[NAME] and SIM_CTL[NAME].
+declare -A SIM_PORT SIM_CTL
+start_sim() {
+  local name=$1; shift
+  local pf=$TMP/$name.port
+  "$SIM" --name "$name" --port 0 --control-port 0 --port-file "$pf" --quiet "$@" \
+    >"$TMP/$name.out" 2>"$TMP/$name.err" &
+  PIDS+=($!)
+  if ! wait_for "$pf" 10; then
+    echo "simulator $name did not start:"; cat "$TMP/$name.err"; return 1
+  fi
+  read -r SIM_PORT[$name] SIM_CTL[$name] < "$pf"
+}
+
+# sim_behavior NAME JSON: changes a simulator's behaviour through its control port.
+sim_behavior() {
+  curl -sf --max-time 5 -X POST -H 'Content-Type: application/json' \
+    --data "$2" "http://127.0.0.1:${SIM_CTL[$1]}/_sim/behavior" >/dev/null
+}
+
+# sim_stats NAME: prints the simulator's stats JSON.
+sim_stats() { curl -sf --max-time 5 "http://127.0.0.1:${SIM_CTL[$1]}/_sim/stats"; }
+
+# json_get EXPR < json: evaluates a Python expression over the parsed JSON `j`.
+json_get() { python3 -c "import json,sys; j=json.load(sys.stdin); print($1)"; }
+
+# contains HAYSTACK_FILE NEEDLE / lacks HAYSTACK_FILE NEEDLE
+contains() { grep -qF -- "$2" "$1"; }
+lacks() { ! grep -qF -- "$2" "$1"; }
