@@ -1,0 +1,241 @@
+/*
+ * router.h - the router thread: picks a target for every call, runs its attempts over the
+ * transport, survives failures (retries with backoff and jitter, fallbacks, breakers,
+ * rate-limit cooldowns, hedges, deadlines), probes targets, keeps statistics and publishes
+ * snapshots. See DESIGN.md "Threads and who owns what".
+ *
+ * Threads: one router thread owns everything behind struct router (transport, targets,
+ * calls, timers). Other threads talk to it only through the functions below, which are all
+ * thread-safe: router_submit / router_cancel / router_command post messages to its inbox;
+ * router_snapshot_read copies the last published snapshot. Sink callbacks run on the router
+ * thread: they must not block and must not call back into the router except router_cancel.
+ *
+ * Call rule for streams: failures before the first output byte reaches the sink are retried
+ * or fallen back transparently; after it, the call ends with an ERROR event (a truncated
+ * stream). Two targets' output is never spliced into one answer.
+ */
+#ifndef SWITCHBOARD_ROUTER_H
+#define SWITCHBOARD_ROUTER_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "switchboard/breaker.h"
+#include "switchboard/config.h"
+#include "switchboard/llm.h"
+
+struct router;
+
+/* ---- lifecycle (main thread) -------------------------------------------------------------- */
+
+/* Takes ownership of cfg. Returns NULL with msg on failure. Does not start the thread. */
+struct router *router_new(struct config *cfg, char *msg, size_t msglen);
+/* Starts the router thread (and its probes). */
+enum sb_status router_start(struct router *rt, char *msg, size_t msglen);
+/* Stops taking calls, cancels what is in flight (their sinks get ERROR CANCELLED + on_done),
+ * joins the thread. Idempotent. */
+void router_stop(struct router *rt);
+void router_free(struct router *rt); /* stops first if needed; NULL-safe */
+
+/* Swaps in a new config (takes ownership) without dropping in-flight calls: they finish on
+ * the config they started with. Targets keep their statistics and breakers by name. */
+void router_reload(struct router *rt, struct config *cfg);
+
+/* ---- calls ------------------------------------------------------------------------------ */
+
+/* What the sink learns when the call commits to one attempt (its first output is about to
+ * be delivered) and at the end. Strings are borrowed for the duration of the callback. */
+struct router_commit {
+    uint64_t call_id;
+    const char *target; /* target name */
+    const char *model;  /* provider model id */
+    const char *route;  /* route name, "" for a direct target call */
+    int attempt;        /* 1-based number of the attempt that won */
+    bool hedged;        /* a hedge attempt won */
+};
+
+struct router_result {
+    uint64_t call_id;
+    enum llm_errclass err; /* LLM_ERR_NONE on success */
+    long upstream_status;  /* last upstream HTTP status, 0 when none */
+    char message[256];     /* sanitised, for the client */
+    const char *target;    /* answering (or last tried) target; "" when none was tried */
+    const char *model;
+    const char *route;
+    int attempts;   /* attempts started, hedges included */
+    int hedges;     /* hedge attempts started */
+    bool committed; /* output reached the sink */
+    struct llm_usage usage;
+    bool usage_missing; /* answered, but the provider reported no usage */
+    double cost_usd;
+    double baseline_cost_usd; /* what the route's baseline target would have cost; -1 none */
+    enum llm_finish finish;
+    int64_t latency_us; /* submit to done */
+    int64_t ttft_us;    /* submit to first output; -1 when none */
+    int64_t overhead_us; /* time spent in switchboard itself (queueing, encode, decode) */
+};
+
+struct router_sink {
+    /* Optional. Once, before the first event of the winning attempt. */
+    void (*on_commit)(void *ctx, const struct router_commit *c);
+    /* Events of the winning attempt (see llm.h); ends with FINISH or ERROR. An ERROR may come
+     * without on_commit (the call failed before any output). Return non-zero to cancel. */
+    int (*on_event)(void *ctx, const struct llm_event *ev);
+    /* Exactly once, last. After it returns the router forgets ctx. */
+    void (*on_done)(void *ctx, const struct router_result *r);
+    void *ctx;
+};
+
+struct router_call_opts {
+    const char *tag;    /* x-switchboard-tag, may be NULL */
+    const char *target; /* call this target directly (compare pane, `ask -t`): no route,
+                           no fallback; operator state (drain, breaker) is ignored. NULL:
+                           route by rules / model name. */
+    const char *request_id; /* for logs and the ledger; copied */
+};
+
+/*
+ * Submits a call. Takes ownership of req (heap-allocated with xmalloc, initialised with
+ * llm_request_init) in every case. Returns the call id (> 0). When the router is stopped
+ * the sink gets ERROR + on_done from the calling thread before router_submit returns.
+ * Unknown model / no route: ERROR BAD_REQUEST via the sink (on the router thread).
+ */
+uint64_t router_submit(struct router *rt, struct llm_request *req,
+                       const struct router_call_opts *opts, const struct router_sink *sink);
+/* Cancels a call (client went away). Its sink still gets on_done (err CANCELLED) unless the
+ * call had already finished. Safe from sink callbacks. */
+void router_cancel(struct router *rt, uint64_t call_id);
+
+/* ---- operator commands ----------------------------------------------------------------- */
+
+enum router_cmd_type {
+    ROUTER_CMD_SET_WEIGHT,
+    ROUTER_CMD_FORCE_LIVE, /* ignore the breaker for this target */
+    ROUTER_CMD_PIN,        /* all of its routes' traffic to this target */
+    ROUTER_CMD_DRAIN,      /* no new calls; in-flight finish */
+    ROUTER_CMD_RESET,      /* clear overrides, close the breaker, end cooldowns */
+    ROUTER_CMD_PROBE_NOW,
+    ROUTER_CMD_UNDO,       /* undo the last override (target ignored) */
+    ROUTER_CMD_CLEAR,      /* remove force/pin/drain from a target */
+};
+
+struct router_cmd {
+    enum router_cmd_type type;
+    char target[64];
+    double weight;      /* SET_WEIGHT */
+    int64_t expires_ms; /* duration; 0 = until changed */
+    char user[64];      /* who: "console", "admin:<addr>", ... */
+};
+
+/* Applies a command on the router thread and waits (up to timeout_ms) for its verdict.
+ * SB_OK, or SB_ERR_NOT_FOUND / SB_ERR_INVALID / SB_ERR_STATE with msg. Each applied command
+ * is an audit event (time, user, before -> after). */
+enum sb_status router_command(struct router *rt, const struct router_cmd *cmd, char *msg,
+                              size_t msglen, int timeout_ms);
+
+/* ---- snapshots ---------------------------------------------------------------------------- */
+
+#define ROUTER_MAX_TARGETS 64
+#define ROUTER_MAX_ROUTES 64
+#define ROUTER_MAX_EVENTS 256
+#define ROUTER_SPARK_LEN 60
+
+enum router_event_kind {
+    ROUTER_EV_BREAKER,  /* breaker transition with reason */
+    ROUTER_EV_RATE_LIMIT,
+    ROUTER_EV_FALLBACK,
+    ROUTER_EV_HEDGE,
+    ROUTER_EV_TRUNCATED,
+    ROUTER_EV_PROBE,    /* probe failure / recovery */
+    ROUTER_EV_OPERATOR, /* audit: who, what, before -> after */
+    ROUTER_EV_CONFIG,   /* reload accepted / rejected */
+    ROUTER_EV_ERROR,    /* other notable failures */
+};
+const char *router_event_kind_name(enum router_event_kind k);
+
+struct router_event {
+    uint64_t seq; /* increasing; lets readers append only what is new */
+    int64_t wall_ms;
+    enum router_event_kind kind;
+    char target[64];
+    char text[192];
+};
+
+struct router_target_snap {
+    char name[64];
+    char kind[24];
+    char model[96];
+    bool enabled; /* has its key */
+    char disabled_reason[128];
+    enum breaker_state breaker;
+    char breaker_reason[128];
+    int64_t breaker_retry_in_ms; /* OPEN: time until half-open */
+    bool forced_live, drained, pinned;
+    int64_t override_expires_in_ms; /* 0 = none */
+    bool rate_limited;
+    int64_t cooling_for_ms; /* rate-limit cooldown left */
+    double weight;          /* effective */
+    double configured_weight;
+    double traffic_share; /* of calls over the last minute, 0..1 */
+    /* counters since start */
+    uint64_t calls, successes, errors, retries, hedges, truncated, usage_missing;
+    uint64_t errors_by_class[LLM_ERRCLASS_COUNT];
+    uint64_t tokens_in, tokens_out;
+    double spend_usd;
+    long in_flight;
+    /* last minute */
+    double req_per_s;
+    double error_pct_1m;
+    int64_t p50_us, p95_us, p99_us;       /* latency, 1 min */
+    int64_t p50_5m_us, p95_5m_us, p99_5m_us;
+    int64_t ttft_p95_us;                   /* 1 min */
+    uint32_t spark[ROUTER_SPARK_LEN];      /* calls per 5 s slot, oldest first */
+    char last_error[160];
+    int64_t last_error_age_ms; /* -1 none */
+    /* probes */
+    bool probe_enabled;
+    bool probe_ok;
+    int64_t probe_age_ms;     /* -1 never */
+    int64_t probe_latency_us;
+    int64_t next_probe_in_ms;
+};
+
+struct router_route_snap {
+    char name[64];
+    char strategy[16];
+    char pinned[64]; /* "" when not pinned */
+    size_t n_targets;
+    size_t targets[ROUTER_MAX_TARGETS]; /* indices into targets[] */
+};
+
+struct router_snapshot {
+    uint64_t gen;
+    int64_t wall_ms;
+    int64_t uptime_ms;
+    size_t n_targets;
+    struct router_target_snap targets[ROUTER_MAX_TARGETS];
+    size_t n_routes;
+    struct router_route_snap routes[ROUTER_MAX_ROUTES];
+    uint64_t calls, errors, in_flight;
+    double req_per_s;
+    double error_pct_1m;
+    double spend_usd;
+    size_t n_events; /* the newest n_events of events[], oldest first */
+    struct router_event events[ROUTER_MAX_EVENTS];
+    uint64_t config_gen; /* bumps on every accepted reload */
+};
+
+/* Copies the latest snapshot into out when its generation differs from have_gen; returns
+ * whether it did. Any thread. */
+bool router_snapshot_read(struct router *rt, struct router_snapshot *out, uint64_t have_gen);
+
+/* ---- dry run ------------------------------------------------------------------------------ */
+
+/* Explains how a request with these facts would be routed now: the route chosen (and the
+ * rule that chose it), each target with why it was filtered out, and the strategy's pick.
+ * Human text into out. Any thread (asks the router thread; waits up to timeout_ms). */
+enum sb_status router_explain(struct router *rt, const char *model, const char *tag,
+                              long prompt_tokens, struct buf *out, int timeout_ms);
+
+#endif
