@@ -11,5 +11,6 @@ int cli_main(int argc, char **argv);
 
 int cli_check(int argc, char **argv);
 int cli_ask(int argc, char **argv);
+int cli_serve(int argc, char **argv);
 
 #endif

@@ -24,6 +24,7 @@
 #include "switchboard/breaker.h"
 #include "switchboard/config.h"
 #include "switchboard/llm.h"
+#include "switchboard/stats.h"
 
 struct router;
 
@@ -63,16 +64,18 @@ struct router_result {
     const char *target;    /* answering (or last tried) target; "" when none was tried */
     const char *model;
     const char *route;
-    int attempts;   /* attempts started, hedges included */
-    int hedges;     /* hedge attempts started */
-    bool committed; /* output reached the sink */
+    int attempts;           /* attempts started, hedges included */
+    int hedges;             /* hedge attempts started */
+    bool committed;         /* output reached the sink */
+    bool no_target;         /* nothing could be tried (all down, drained, limited): answer 503 */
+    int64_t retry_after_ms; /* RATE_LIMIT: when the client may retry; -1 unknown */
     struct llm_usage usage;
     bool usage_missing; /* answered, but the provider reported no usage */
     double cost_usd;
     double baseline_cost_usd; /* what the route's baseline target would have cost; -1 none */
     enum llm_finish finish;
-    int64_t latency_us; /* submit to done */
-    int64_t ttft_us;    /* submit to first output; -1 when none */
+    int64_t latency_us;  /* submit to done */
+    int64_t ttft_us;     /* submit to first output; -1 when none */
     int64_t overhead_us; /* time spent in switchboard itself (queueing, encode, decode) */
 };
 
@@ -88,10 +91,10 @@ struct router_sink {
 };
 
 struct router_call_opts {
-    const char *tag;    /* x-switchboard-tag, may be NULL */
-    const char *target; /* call this target directly (compare pane, `ask -t`): no route,
-                           no fallback; operator state (drain, breaker) is ignored. NULL:
-                           route by rules / model name. */
+    const char *tag;        /* x-switchboard-tag, may be NULL */
+    const char *target;     /* call this target directly (compare pane, `ask -t`): no route,
+                               no fallback; operator state (drain, breaker) is ignored. NULL:
+                               route by rules / model name. */
     const char *request_id; /* for logs and the ledger; copied */
 };
 
@@ -116,8 +119,8 @@ enum router_cmd_type {
     ROUTER_CMD_DRAIN,      /* no new calls; in-flight finish */
     ROUTER_CMD_RESET,      /* clear overrides, close the breaker, end cooldowns */
     ROUTER_CMD_PROBE_NOW,
-    ROUTER_CMD_UNDO,       /* undo the last override (target ignored) */
-    ROUTER_CMD_CLEAR,      /* remove force/pin/drain from a target */
+    ROUTER_CMD_UNDO,  /* undo the last override (target ignored) */
+    ROUTER_CMD_CLEAR, /* remove force/pin/drain from a target */
 };
 
 struct router_cmd {
@@ -137,12 +140,11 @@ enum sb_status router_command(struct router *rt, const struct router_cmd *cmd, c
 /* ---- snapshots ---------------------------------------------------------------------------- */
 
 #define ROUTER_MAX_TARGETS 64
-#define ROUTER_MAX_ROUTES 64
-#define ROUTER_MAX_EVENTS 256
-#define ROUTER_SPARK_LEN 60
+#define ROUTER_MAX_ROUTES  64
+#define ROUTER_MAX_EVENTS  256
 
 enum router_event_kind {
-    ROUTER_EV_BREAKER,  /* breaker transition with reason */
+    ROUTER_EV_BREAKER, /* breaker transition with reason */
     ROUTER_EV_RATE_LIMIT,
     ROUTER_EV_FALLBACK,
     ROUTER_EV_HEDGE,
@@ -164,41 +166,30 @@ struct router_event {
 
 struct router_target_snap {
     char name[64];
-    char kind[24];
+    char kind[24]; /* provider_kind_name */
     char model[96];
     bool enabled; /* has its key */
     char disabled_reason[128];
     enum breaker_state breaker;
-    char breaker_reason[128];
+    char breaker_reason[128];    /* reason of the last transition */
     int64_t breaker_retry_in_ms; /* OPEN: time until half-open */
     bool forced_live, drained, pinned;
-    int64_t override_expires_in_ms; /* 0 = none */
+    int64_t override_expires_in_ms; /* soonest expiry of this target's overrides; 0 none */
     bool rate_limited;
-    int64_t cooling_for_ms; /* rate-limit cooldown left */
-    double weight;          /* effective */
+    char rate_limit_reason[128]; /* limits_blocked_reason text, "" when free */
+    double weight;               /* effective (operator override or config) */
     double configured_weight;
-    double traffic_share; /* of calls over the last minute, 0..1 */
-    /* counters since start */
-    uint64_t calls, successes, errors, retries, hedges, truncated, usage_missing;
-    uint64_t errors_by_class[LLM_ERRCLASS_COUNT];
-    uint64_t tokens_in, tokens_out;
-    double spend_usd;
-    long in_flight;
-    /* last minute */
-    double req_per_s;
-    double error_pct_1m;
-    int64_t p50_us, p95_us, p99_us;       /* latency, 1 min */
-    int64_t p50_5m_us, p95_5m_us, p99_5m_us;
-    int64_t ttft_p95_us;                   /* 1 min */
-    uint32_t spark[ROUTER_SPARK_LEN];      /* calls per 5 s slot, oldest first */
-    char last_error[160];
-    int64_t last_error_age_ms; /* -1 none */
+    double traffic_share;       /* this target's share of all calls started over the last minute */
+    struct stats_summary stats; /* counters, percentiles, req/s series, Prometheus buckets */
+    int64_t last_error_age_ms;  /* -1 none */
     /* probes */
     bool probe_enabled;
     bool probe_ok;
-    int64_t probe_age_ms;     /* -1 never */
+    int64_t probe_age_ms; /* -1 never */
     int64_t probe_latency_us;
-    int64_t next_probe_in_ms;
+    char probe_error[128];
+    int64_t next_probe_in_ms; /* -1 when probes are off */
+    uint64_t probes, probe_failures;
 };
 
 struct router_route_snap {
@@ -217,14 +208,20 @@ struct router_snapshot {
     struct router_target_snap targets[ROUTER_MAX_TARGETS];
     size_t n_routes;
     struct router_route_snap routes[ROUTER_MAX_ROUTES];
-    uint64_t calls, errors, in_flight;
+    /* totals over all targets */
+    uint64_t calls, successes, failures, in_flight;
     double req_per_s;
     double error_pct_1m;
     double spend_usd;
-    size_t n_events; /* the newest n_events of events[], oldest first */
+    uint64_t gateway_calls; /* calls submitted (each counted once, however many attempts) */
+    size_t n_events;        /* the newest n_events of events[], oldest first */
     struct router_event events[ROUTER_MAX_EVENTS];
     uint64_t config_gen; /* bumps on every accepted reload */
 };
+
+/* Adds an event to the timeline from any thread (e.g. "config reload rejected: ..."). */
+void router_note(struct router *rt, enum router_event_kind kind, const char *target,
+                 const char *text);
 
 /* Copies the latest snapshot into out when its generation differs from have_gen; returns
  * whether it did. Any thread. */

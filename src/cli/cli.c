@@ -17,6 +17,8 @@ struct cli_command {
 
 static const struct cli_command commands[] = {
     {"check", cli_check, "check -c FILE            validate a config, summarise it, warn"},
+    {"serve", cli_serve,
+     "serve -c FILE [--listen HOST:PORT] [--port-file FILE]   gateway + router, headless"},
     {"ask", cli_ask,
      "ask -c FILE [-t TARGET | -m ROUTE] [--no-stream] PROMPT|-   one prompt, streamed"},
 };

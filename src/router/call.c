@@ -1,0 +1,774 @@
+/*
+ * call.c - one client call on the router thread: its candidates, its attempts over the
+ * transport, and the decisions between them.
+ *
+ * An attempt's events pass through attempt_on_event. The first output event (text, tool
+ * call, usage or finish) commits the call to that attempt: every other attempt is cancelled
+ * and from then on only the winner's events reach the call's sink. Before the commit,
+ * failures are retried (same target after backoff with full jitter), fallen back (another
+ * target at once), or returned; a hedge starts a second attempt when the first has produced
+ * nothing after hedge_after_ms. The deadline covers every attempt. After the commit an
+ * error ends the stream (never a splice of two providers' output).
+ *
+ * Runs on the router thread only, except call_new / call_free_unstarted which the
+ * submitting thread uses before the call is handed over.
+ */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "internal.h"
+#include "switchboard/log.h"
+
+static void call_finish(struct router *rt, struct call *c, enum llm_errclass err, const char *fmt,
+                        ...) SB_PRINTF(4, 5);
+static bool start_attempt(struct router *rt, struct call *c, bool is_hedge);
+
+/* ---- creation (submitting thread) -------------------------------------------------------------
+ */
+
+struct call *call_new(struct router *rt, struct llm_request *req,
+                      const struct router_call_opts *opts, const struct router_sink *sink)
+{
+    struct call *c = xcalloc(1, sizeof *c);
+    c->rt = rt;
+    c->req = req;
+    c->sink = *sink;
+    if (opts) {
+        c->tag = xstrdup(opts->tag);
+        c->request_id = xstrdup(opts->request_id);
+        c->direct = xstrdup(opts->target);
+    }
+    c->submit_us = clock_mono_us();
+    c->first_output_us = -1;
+    c->retry_after_ms = -1;
+    timer_init(&c->t_retry, CALL_TIMER_RETRY);
+    timer_init(&c->t_hedge, CALL_TIMER_HEDGE);
+    timer_init(&c->t_deadline, CALL_TIMER_DEADLINE);
+    return c;
+}
+
+static void call_release(struct call *c)
+{
+    for (size_t i = 0; i < c->n_cands; i++) {
+        target_put(c->cands[i].t);
+        route_put(c->cands[i].r);
+    }
+    free(c->cands);
+    if (c->last_target)
+        target_put(c->last_target);
+    if (c->cref)
+        cfg_ref_put(c->cref);
+    llm_request_cleanup(c->req);
+    free(c->req);
+    free(c->tag);
+    free(c->request_id);
+    free(c->direct);
+    free(c);
+}
+
+static void fill_result(const struct call *c, struct router_result *r, enum llm_errclass err,
+                        const char *msg)
+{
+    memset(r, 0, sizeof *r);
+    r->call_id = c->id;
+    r->err = err;
+    r->upstream_status = c->last_status;
+    str_copy(r->message, sizeof r->message, msg ? msg : "");
+    const struct target_state *t = c->winner ? c->winner->t : c->last_target;
+    r->target = t ? t->cfg->name : "";
+    r->model = t ? t->cfg->model : "";
+    r->route = c->route_name;
+    r->attempts = c->attempts;
+    r->hedges = c->hedges;
+    r->committed = c->committed;
+    r->retry_after_ms = c->retry_after_ms;
+    r->usage = c->usage;
+    r->finish = c->finish;
+    r->baseline_cost_usd = -1;
+    if (c->committed && t) {
+        r->usage_missing = !c->usage.present;
+        if (t->cfg->has_price)
+            r->cost_usd = llm_cost_usd(&t->cfg->price, &c->usage);
+        long base =
+            c->cref && c->route_name[0] ? config_find_route(c->cref->cfg, c->route_name) : -1;
+        if (base >= 0 && c->cref->cfg->routes[base].baseline >= 0) {
+            const struct config_target *bt =
+                &c->cref->cfg->targets[c->cref->cfg->routes[base].baseline];
+            if (bt->has_price)
+                r->baseline_cost_usd = llm_cost_usd(&bt->price, &c->usage);
+        }
+    }
+    int64_t now = clock_mono_us();
+    r->latency_us = now - c->submit_us;
+    r->ttft_us = c->first_output_us < 0 ? -1 : c->first_output_us - c->submit_us;
+    r->overhead_us = c->overhead_us;
+}
+
+void call_free_unstarted(struct call *c)
+{
+    struct router_result r;
+    fill_result(c, &r, LLM_ERR_CANCELLED, "switchboard is shutting down");
+    struct llm_event ev = {.type = LLM_EV_ERROR,
+                           .errclass = LLM_ERR_CANCELLED,
+                           .text = r.message,
+                           .len = strlen(r.message)};
+    c->sink.on_event(c->sink.ctx, &ev);
+    c->sink.on_done(c->sink.ctx, &r);
+    call_release(c);
+}
+
+/* ---- bookkeeping ------------------------------------------------------------------------------
+ */
+
+static void call_link(struct router *rt, struct call *c)
+{
+    c->next = rt->calls;
+    if (rt->calls)
+        rt->calls->prev = c;
+    rt->calls = c;
+    rt->n_calls++;
+}
+
+static void call_unlink_and_free(struct router *rt, struct call *c)
+{
+    if (c->prev)
+        c->prev->next = c->next;
+    else
+        rt->calls = c->next;
+    if (c->next)
+        c->next->prev = c->prev;
+    rt->n_calls--;
+    call_release(c);
+}
+
+static void set_last_error(struct call *c, struct target_state *t, enum llm_errclass err,
+                           long status, const char *msg)
+{
+    c->last_err = err;
+    c->last_status = status;
+    str_copy(c->last_msg, sizeof c->last_msg, msg ? msg : "");
+    if (t) {
+        t->refs++;
+        if (c->last_target)
+            target_put(c->last_target);
+        c->last_target = t;
+    }
+}
+
+static void cancel_attempts(struct router *rt, struct call *c, const struct attempt *keep)
+{
+    for (struct attempt *a = c->live; a; a = a->next) {
+        if (a != keep && !a->cancel_requested) {
+            a->cancel_requested = true;
+            transport_cancel(rt->tr, a->xfer);
+        }
+    }
+}
+
+/* Ends the call once: ERROR event (unless err is NONE or one was sent), then on_done. The
+ * struct stays until its last attempt reports done. */
+static void call_finish(struct router *rt, struct call *c, enum llm_errclass err, const char *fmt,
+                        ...)
+{
+    if (c->done)
+        return;
+    c->done = true;
+    char msg[256] = "";
+    if (fmt) {
+        va_list ap;
+        va_start(ap, fmt);
+        vsnprintf(msg, sizeof msg, fmt, ap);
+        va_end(ap);
+    }
+    timerq_disarm(&rt->timers, &c->t_retry);
+    timerq_disarm(&rt->timers, &c->t_hedge);
+    timerq_disarm(&rt->timers, &c->t_deadline);
+    cancel_attempts(rt, c, NULL);
+    if (err != LLM_ERR_NONE && !c->error_sent) {
+        struct llm_event ev = {.type = LLM_EV_ERROR,
+                               .errclass = err,
+                               .status = c->last_status,
+                               .text = msg,
+                               .len = strlen(msg)};
+        c->error_sent = true;
+        c->sink.on_event(c->sink.ctx, &ev);
+    }
+    struct router_result r;
+    fill_result(c, &r, err, msg);
+    c->sink.on_done(c->sink.ctx, &r);
+    if (!c->live && !c->busy)
+        call_unlink_and_free(rt, c);
+}
+
+/* ---- candidates and picking -------------------------------------------------------------------
+ */
+
+static void add_cand(struct call *c, size_t *cap, struct target_state *t, struct route_state *r,
+                     enum route_strategy s, int group)
+{
+    for (size_t i = 0; i < c->n_cands; i++) {
+        if (c->cands[i].t == t)
+            return; /* a target reached through two routes is tried once */
+    }
+    c->cands = xgrow(c->cands, cap, c->n_cands + 1, sizeof *c->cands);
+    struct cand *k = &c->cands[c->n_cands++];
+    memset(k, 0, sizeof *k);
+    k->t = t;
+    t->refs++;
+    k->r = r;
+    if (r)
+        r->refs++;
+    k->strategy = s;
+    k->group = group;
+}
+
+/* The route and its fallback chain, breadth first, each route once. */
+static void build_route_cands(struct router *rt, struct call *c, long route)
+{
+    const struct config *cfg = c->cref->cfg;
+    size_t cap = 0;
+    long order[ROUTER_MAX_ROUTES];
+    size_t n = 0, head = 0;
+    order[n++] = route;
+    while (head < n) {
+        const struct config_route *cr = &cfg->routes[order[head]];
+        struct route_state *rs = router_find_route(rt, cr->name);
+        for (size_t k = 0; k < cr->n_targets; k++) {
+            struct target_state *t = router_find_target(rt, cfg->targets[cr->targets[k]].name);
+            if (t)
+                add_cand(c, &cap, t, rs, cr->strategy, (int)head);
+        }
+        for (size_t f = 0; f < cr->n_fallback && n < ROUTER_MAX_ROUTES; f++) {
+            bool seen = false;
+            for (size_t j = 0; j < n; j++)
+                seen |= order[j] == (long)cr->fallback[f];
+            if (!seen)
+                order[n++] = (long)cr->fallback[f];
+        }
+        head++;
+    }
+    c->n_groups = (int)n;
+}
+
+static bool cand_usable(const struct call *c, const struct cand *k, int64_t now, bool allow_tried)
+{
+    if (k->tried && !allow_tried)
+        return false;
+    return !target_blocked(k->t, now, c->est_tokens, c->min_context, c->direct != NULL, NULL, 0);
+}
+
+/* Picks within one group; returns the candidate or NULL. */
+static struct cand *pick_in_group(struct router *rt, struct call *c, int group, int64_t now,
+                                  bool allow_tried)
+{
+    struct pick_candidate pc[PICK_MAX_CANDIDATES];
+    struct cand *map[PICK_MAX_CANDIDATES];
+    size_t n = 0;
+    struct route_state *rs = NULL;
+    enum route_strategy strategy = STRATEGY_PRIORITY;
+    for (size_t i = 0; i < c->n_cands && n < PICK_MAX_CANDIDATES; i++) {
+        struct cand *k = &c->cands[i];
+        if (k->group != group)
+            continue;
+        rs = k->r;
+        strategy = k->strategy;
+        const struct config_target *tc = k->t->cfg;
+        struct llm_usage est = {.present = true,
+                                .input_tokens = c->est_tokens,
+                                .output_tokens = c->req->max_tokens > 0 ? c->req->max_tokens : 256};
+        pc[n] = (struct pick_candidate){
+            .id = i,
+            .weight = target_weight(k->t),
+            .est_cost_usd = tc->has_price ? llm_cost_usd(&tc->price, &est) : -1,
+            .latency_score_ms = ewma_value(&k->t->ewma),
+            .in_flight = k->t->stats.in_flight,
+            .ewma_ms = ewma_value(&k->t->ewma),
+            .eligible = cand_usable(c, k, now, allow_tried),
+        };
+        map[n++] = k;
+    }
+    if (n == 0)
+        return NULL;
+    /* An operator pin on this route wins when the pinned target can take the call. */
+    if (rs && rs->pinned && !rs->removed) {
+        for (size_t i = 0; i < n; i++) {
+            if (map[i]->t == rs->pinned)
+                return pc[i].eligible ? map[i] : NULL;
+        }
+    }
+    size_t chosen;
+    struct pick_state scratch;
+    struct pick_state *st = rs ? &rs->pick : &scratch;
+    if (!rs)
+        pick_state_init(&scratch);
+    if (!pick_next(st, strategy, pc, n, &rt->rng, &chosen))
+        return NULL;
+    return map[chosen];
+}
+
+static struct cand *pick(struct router *rt, struct call *c, int64_t now)
+{
+    for (int pass = 0; pass < 2; pass++) {
+        for (int g = 0; g < c->n_groups; g++) {
+            struct cand *k = pick_in_group(rt, c, g, now, pass == 1);
+            if (k)
+                return k;
+        }
+    }
+    return NULL;
+}
+
+/* "a: breaker open (retry in 12 s); b: drained" for a 503 when nothing can be tried. */
+static void explain_none(const struct call *c, int64_t now, char *out, size_t outlen)
+{
+    struct buf b;
+    buf_init(&b);
+    for (size_t i = 0; i < c->n_cands && b.len < outlen; i++) {
+        char why[160];
+        target_blocked(c->cands[i].t, now, c->est_tokens, c->min_context, c->direct != NULL, why,
+                       sizeof why);
+        buf_printf(&b, "%s%s: %s", i ? "; " : "", c->cands[i].t->cfg->name, why[0] ? why : "tried");
+    }
+    str_copy(out, outlen, buf_str(&b));
+    buf_cleanup(&b);
+}
+
+/* ---- attempts ---------------------------------------------------------------------------------
+ */
+
+static void commit(struct router *rt, struct call *c, struct attempt *a)
+{
+    c->committed = true;
+    c->winner = a;
+    c->first_output_us = clock_mono_us();
+    timerq_disarm(&rt->timers, &c->t_hedge);
+    timerq_disarm(&rt->timers, &c->t_retry);
+    cancel_attempts(rt, c, a);
+    if (c->sink.on_commit) {
+        struct router_commit cm = {c->id,         a->t->cfg->name, a->t->cfg->model,
+                                   c->route_name, c->attempts,     a->is_hedge};
+        c->sink.on_commit(c->sink.ctx, &cm);
+    }
+    if (a->is_hedge)
+        router_event(rt, ROUTER_EV_HEDGE, a->t->cfg->name, "hedge on %s won call %llu",
+                     a->t->cfg->name, (unsigned long long)c->id);
+}
+
+static int attempt_on_event(void *ctx, const struct llm_event *ev)
+{
+    struct attempt *a = ctx;
+    struct call *c = a->call;
+    struct router *rt = c->rt;
+    if (c->done || a->cancel_requested)
+        return 1;
+    if (ev->type == LLM_EV_ERROR) {
+        if (c->committed && c->winner == a) {
+            c->error_sent = true;
+            c->sink.on_event(c->sink.ctx, ev);
+        }
+        return 0; /* before the commit: attempt_done decides */
+    }
+    if (!c->committed)
+        commit(rt, c, a);
+    if (ev->type == LLM_EV_USAGE)
+        c->usage = ev->usage;
+    if (ev->type == LLM_EV_FINISH)
+        c->finish = ev->finish;
+    if (c->sink.on_event(c->sink.ctx, ev) != 0) {
+        call_finish(rt, c, LLM_ERR_CANCELLED, "the client stopped reading");
+        return 1;
+    }
+    return 0;
+}
+
+static void attempt_status(void *ctx, long status)
+{
+    struct attempt *a = ctx;
+    provider_call_on_status(a->pc, status);
+}
+
+static void attempt_header(void *ctx, const char *name, const char *value)
+{
+    struct attempt *a = ctx;
+    provider_call_on_header(a->pc, name, value, clock_wall_ms());
+}
+
+static int attempt_data(void *ctx, const char *bytes, size_t len)
+{
+    struct attempt *a = ctx;
+    return provider_call_on_data(a->pc, bytes, len);
+}
+
+/* Target-side accounting for a finished attempt: limits, breaker, latency, stats. */
+static void account(struct router *rt, struct attempt *a, const struct transport_result *res,
+                    enum llm_errclass out, int64_t now)
+{
+    struct target_state *t = a->t;
+    const struct llm_ratelimit *rl = provider_call_ratelimit(a->pc);
+    limits_note_ratelimit(&t->limits, now, rl);
+    if (out == LLM_ERR_RATE_LIMIT) {
+        if (!limits_is_cooling(&t->limits, now))
+            limits_cooldown_until(&t->limits, now + ROUTER_RATE_LIMIT_DEFAULT_MS, "429");
+        char why[128];
+        limits_blocked_reason(&t->limits, now, clock_wall_ms(), 0, why, sizeof why);
+        router_event(rt, ROUTER_EV_RATE_LIMIT, t->cfg->name, "429 from %s: %s", t->cfg->name, why);
+    }
+    const struct llm_usage *u = provider_call_usage(a->pc);
+    if (u->present)
+        limits_note_actual_tokens(&t->limits, now, a->sent_ms, a->call->est_tokens,
+                                  u->input_tokens + u->output_tokens);
+    struct breaker_transition tr;
+    if (out == LLM_ERR_NONE)
+        breaker_note_success(&t->breaker, now, &tr);
+    else
+        breaker_note_failure(&t->breaker, now, out, &tr);
+    target_note_transition(rt, t, &tr);
+    bool stream = a->call->req->stream;
+    if (out == LLM_ERR_NONE) {
+        int64_t lat = stream && res->first_byte_us >= 0 ? res->first_byte_us : res->total_us;
+        ewma_observe(&t->ewma, now, (double)lat / 1000.0, ROUTER_EWMA_TAU_MS);
+    } else if (breaker_counts_failure(out)) {
+        /* A failure is as bad as the slowest answer we'd accept: push the score up. */
+        ewma_observe(&t->ewma, now, (double)t->cfg->first_byte_timeout_ms, ROUTER_EWMA_TAU_MS);
+    }
+    struct stats_result sr = {
+        .errclass = out,
+        .latency_us = res->total_us,
+        .ttft_us = res->first_byte_us,
+        .usage = *u,
+        .cost_usd = t->cfg->has_price ? llm_cost_usd(&t->cfg->price, u) : 0,
+        .error_text = out == LLM_ERR_NONE ? NULL : provider_call_error(a->pc),
+    };
+    stats_note_finish(&t->stats, now, &sr);
+}
+
+static void unlink_attempt(struct call *c, struct attempt *a)
+{
+    for (struct attempt **p = &c->live; *p; p = &(*p)->next) {
+        if (*p == a) {
+            *p = a->next;
+            return;
+        }
+    }
+}
+
+/* After a failed, uncommitted attempt with nothing else running: what next? */
+static void decide_next(struct router *rt, struct call *c, enum llm_errclass err, int64_t now)
+{
+    struct target_state *failed = c->last_target;
+    switch (err) {
+    case LLM_ERR_BAD_REQUEST:
+    case LLM_ERR_CANCELLED:
+    case LLM_ERR_NONE:
+    case LLM_ERR_INTERNAL:
+        call_finish(rt, c, err == LLM_ERR_NONE ? LLM_ERR_INTERNAL : err, "%s", c->last_msg);
+        return;
+    case LLM_ERR_CONTEXT_LENGTH:
+        if (failed && failed->cfg->context_window > c->min_context)
+            c->min_context = failed->cfg->context_window;
+        if (c->min_context == 0)
+            c->min_context = c->est_tokens;
+        break;
+    case LLM_ERR_AUTH:
+    case LLM_ERR_NO_KEY:
+    case LLM_ERR_DNS:
+    case LLM_ERR_CONNECT:
+    case LLM_ERR_TLS:
+    case LLM_ERR_TIMEOUT:
+    case LLM_ERR_RATE_LIMIT:
+    case LLM_ERR_OVERLOADED:
+    case LLM_ERR_SERVER:
+    case LLM_ERR_BAD_RESPONSE:
+    case LLM_ERR_TRUNCATED:
+        break;
+    }
+    if (c->direct || c->attempts >= c->max_attempts || now >= c->deadline_ms) {
+        call_finish(rt, c, err, "%s", c->last_msg);
+        return;
+    }
+    /* Another target that can take it now: fall back at once. */
+    for (int g = 0; g < c->n_groups; g++) {
+        for (size_t i = 0; i < c->n_cands; i++) {
+            if (c->cands[i].group == g && cand_usable(c, &c->cands[i], now, false)) {
+                start_attempt(rt, c, false);
+                return;
+            }
+        }
+    }
+    if (err == LLM_ERR_CONTEXT_LENGTH || err == LLM_ERR_AUTH) {
+        call_finish(rt, c, err, "%s", c->last_msg); /* the same target would fail again */
+        return;
+    }
+    int64_t delay = backoff_delay_ms(c->retries_same++, rt->cur->cfg->router.backoff_base_ms,
+                                     rt->cur->cfg->router.backoff_cap_ms, &rt->rng);
+    if (now + delay >= c->deadline_ms) {
+        call_finish(rt, c, err, "%s", c->last_msg);
+        return;
+    }
+    timerq_arm(&rt->timers, &c->t_retry, now + delay);
+}
+
+static void attempt_done(void *ctx, const struct transport_result *res)
+{
+    struct attempt *a = ctx;
+    struct call *c = a->call;
+    struct router *rt = c->rt;
+    int64_t t0 = clock_mono_us();
+    enum llm_errclass out = provider_call_finish(a->pc, res->err, res->message);
+    int64_t now = clock_mono_ms();
+    if (a->cancel_requested && out != LLM_ERR_NONE)
+        out = LLM_ERR_CANCELLED;
+    account(rt, a, res, out, now);
+    unlink_attempt(c, a);
+    c->busy++; /* call_finish must not free c while we are here */
+    if (c->done) {
+        /* Already answered (deadline, client gone, another attempt won). */
+    } else if (c->committed && c->winner == a) {
+        if (out == LLM_ERR_TRUNCATED) {
+            router_event(rt, ROUTER_EV_TRUNCATED, a->t->cfg->name,
+                         "stream from %s cut after output: %s", a->t->cfg->name,
+                         provider_call_error(a->pc));
+        }
+        c->overhead_us += clock_mono_us() - t0;
+        if (out == LLM_ERR_NONE)
+            call_finish(rt, c, LLM_ERR_NONE, NULL);
+        else
+            call_finish(rt, c, out, "%s", provider_call_error(a->pc));
+    } else if (!c->committed) {
+        set_last_error(c, a->t, out, provider_call_status(a->pc), provider_call_error(a->pc));
+        if (out == LLM_ERR_RATE_LIMIT) {
+            const struct llm_ratelimit *rl = provider_call_ratelimit(a->pc);
+            c->retry_after_ms = rl->retry_after_ms;
+        }
+        if (!c->live)
+            decide_next(rt, c, out, now);
+    }
+    provider_call_free(a->pc);
+    target_put(a->t);
+    free(a);
+    c->busy--;
+    if (c->done && !c->live)
+        call_unlink_and_free(rt, c);
+}
+
+static bool launch(struct router *rt, struct call *c, struct cand *k, bool is_hedge, int64_t now)
+{
+    struct target_state *t = k->t;
+    char msg[PROVIDER_MSG_MAX] = "";
+    struct http_request http;
+    http_request_init(&http);
+    if (t->ops->encode(t->cfg, c->req, &http, msg, sizeof msg) != SB_OK) {
+        http_request_cleanup(&http);
+        k->tried = true;
+        set_last_error(c, t, LLM_ERR_BAD_REQUEST, 0, msg);
+        return false;
+    }
+    struct attempt *a = xcalloc(1, sizeof *a);
+    a->call = c;
+    a->cand = k;
+    a->t = t;
+    t->refs++;
+    a->is_hedge = is_hedge;
+    a->start_us = clock_mono_us();
+    a->sent_ms = now;
+    struct llm_sink sink = {attempt_on_event, a};
+    a->pc = provider_call_new(t->ops, c->req->stream, &sink, t->cfg->api_key);
+    int64_t left = c->deadline_ms - now;
+    struct transport_timeouts to = {
+        .connect_ms = t->cfg->connect_timeout_ms,
+        .first_byte_ms =
+            t->cfg->first_byte_timeout_ms < left ? t->cfg->first_byte_timeout_ms : left,
+        .total_ms = t->cfg->total_timeout_ms < left ? t->cfg->total_timeout_ms : left,
+    };
+    static const struct transport_callbacks cb = {attempt_status, attempt_header, attempt_data,
+                                                  attempt_done};
+    if (!c->committed && c->attempts == 0)
+        c->overhead_us += clock_mono_us() - c->submit_us; /* queueing, routing, encoding */
+    a->xfer = transport_start(rt->tr, &http, &to, &cb, a, msg, sizeof msg);
+    http_request_cleanup(&http);
+    if (!a->xfer) {
+        provider_call_free(a->pc);
+        target_put(t);
+        free(a);
+        k->tried = true;
+        set_last_error(c, t, LLM_ERR_INTERNAL, 0, msg);
+        return false;
+    }
+    a->next = c->live;
+    c->live = a;
+    k->tried = true;
+    c->attempts++;
+    stats_note_start(&t->stats, now);
+    limits_note_sent(&t->limits, now, c->est_tokens);
+    if (is_hedge) {
+        c->hedges++;
+        stats_note_hedge(&t->stats);
+    } else if (c->attempts > 1) {
+        stats_note_retry(&t->stats);
+    }
+    return true;
+}
+
+/* Starts the next attempt. Returns false when none could start (the call may be finished). */
+static bool start_attempt(struct router *rt, struct call *c, bool is_hedge)
+{
+    int64_t now = clock_mono_ms();
+    for (;;) {
+        struct cand *k = pick(rt, c, now);
+        if (!k) {
+            if (is_hedge || c->live)
+                return false;
+            char why[200];
+            explain_none(c, now, why, sizeof why);
+            if (c->last_err != LLM_ERR_NONE) {
+                call_finish(rt, c, c->last_err, "%s", c->last_msg);
+            } else {
+                c->last_status = 0;
+                call_finish(rt, c, LLM_ERR_SERVER, "no target available for %s: %s",
+                            c->direct ? c->direct : c->route_name, why);
+            }
+            return false;
+        }
+        bool ok_breaker = k->t->ov.forced_live || c->direct;
+        struct breaker_transition tr;
+        if (!ok_breaker) {
+            ok_breaker = breaker_allow(&k->t->breaker, now, &tr);
+            target_note_transition(rt, k->t, &tr);
+        }
+        if (!ok_breaker) {
+            k->tried = true;
+            continue;
+        }
+        const struct target_state *prev = c->last_target;
+        if (launch(rt, c, k, is_hedge, now)) {
+            if (prev && prev != k->t && !is_hedge)
+                router_event(rt, ROUTER_EV_FALLBACK, k->t->cfg->name,
+                             "call %llu: %s failed (%s), falling back to %s",
+                             (unsigned long long)c->id, prev->cfg->name,
+                             llm_errclass_name(c->last_err), k->t->cfg->name);
+            if (!is_hedge && c->hedge_after_ms > 0 && c->hedges == 0 && !c->direct)
+                timerq_arm(&rt->timers, &c->t_hedge, now + c->hedge_after_ms);
+            return true;
+        }
+        if (c->attempts >= c->max_attempts)
+            break;
+    }
+    if (!is_hedge && !c->live)
+        call_finish(rt, c, c->last_err ? c->last_err : LLM_ERR_INTERNAL, "%s", c->last_msg);
+    return false;
+}
+
+/* ---- entry points from the loop ----------------------------------------------------------- */
+
+static bool resolve(struct router *rt, struct call *c)
+{
+    const struct config *cfg = c->cref->cfg;
+    if (c->direct) {
+        struct target_state *t = router_find_target(rt, c->direct);
+        if (!t) {
+            set_last_error(c, NULL, LLM_ERR_BAD_REQUEST, 0, "");
+            call_finish(rt, c, LLM_ERR_BAD_REQUEST, "no target named '%s'", c->direct);
+            return false;
+        }
+        size_t cap = 0;
+        add_cand(c, &cap, t, NULL, STRATEGY_PRIORITY, 0);
+        c->n_groups = 1;
+        c->max_attempts = 1;
+        return true;
+    }
+    long rule = -1;
+    long r = router_resolve_route(cfg, c->req->model, c->tag, c->est_tokens, &rule);
+    if (r < 0) {
+        struct buf names;
+        buf_init(&names);
+        for (size_t i = 0; i < cfg->n_routes; i++)
+            buf_printf(&names, "%s%s", i ? ", " : "", cfg->routes[i].name);
+        call_finish(rt, c, LLM_ERR_BAD_REQUEST, "model '%s' is not served here; available: %s",
+                    c->req->model ? c->req->model : "", buf_str(&names));
+        buf_cleanup(&names);
+        return false;
+    }
+    const struct config_route *route = &cfg->routes[r];
+    str_copy(c->route_name, sizeof c->route_name, route->name);
+    c->max_attempts =
+        (int)(route->max_attempts > 0 ? route->max_attempts : cfg->router.max_attempts);
+    if (route->deadline_ms > 0)
+        c->deadline_len_ms = route->deadline_ms;
+    c->hedge_after_ms =
+        route->hedge_after_ms >= 0 ? route->hedge_after_ms : cfg->router.hedge_after_ms;
+    build_route_cands(rt, c, r);
+    return true;
+}
+
+void call_begin(struct router *rt, struct call *c)
+{
+    c->begin_us = clock_mono_us();
+    c->cref = rt->cur;
+    rt->cur->refs++;
+    rt->gateway_calls++;
+    call_link(rt, c);
+    const struct config *cfg = c->cref->cfg;
+    c->est_tokens = llm_request_estimate_tokens(c->req);
+    c->deadline_len_ms = cfg->router.deadline_ms;
+    c->max_attempts = (int)cfg->router.max_attempts;
+    if (!resolve(rt, c))
+        return;
+    int64_t now = clock_mono_ms();
+    c->deadline_ms = now + c->deadline_len_ms;
+    timerq_arm(&rt->timers, &c->t_deadline, c->deadline_ms);
+    start_attempt(rt, c, false);
+}
+
+void call_cancel(struct router *rt, uint64_t id)
+{
+    for (struct call *c = rt->calls; c; c = c->next) {
+        if (c->id == id && !c->done) {
+            call_finish(rt, c, LLM_ERR_CANCELLED, "cancelled: the client went away");
+            return;
+        }
+    }
+}
+
+void call_timer_fired(struct router *rt, struct timer *t)
+{
+    struct call *c;
+    switch ((enum call_timer_kind)t->kind) {
+    case CALL_TIMER_RETRY:
+        c = SB_CONTAINER_OF(t, struct call, t_retry);
+        if (!c->done && !c->committed)
+            start_attempt(rt, c, false);
+        break;
+    case CALL_TIMER_HEDGE:
+        c = SB_CONTAINER_OF(t, struct call, t_hedge);
+        if (!c->done && !c->committed && c->attempts < c->max_attempts &&
+            start_attempt(rt, c, true))
+            router_event(rt, ROUTER_EV_HEDGE, "", "call %llu: no first byte after %lld ms, hedging",
+                         (unsigned long long)c->id, (long long)c->hedge_after_ms);
+        break;
+    case CALL_TIMER_DEADLINE:
+        c = SB_CONTAINER_OF(t, struct call, t_deadline);
+        if (!c->done) {
+            c->last_status = 0;
+            call_finish(rt, c, LLM_ERR_TIMEOUT,
+                        "deadline of %lld ms exceeded after %d attempt%s%s%s",
+                        (long long)c->deadline_len_ms, c->attempts, c->attempts == 1 ? "" : "s",
+                        c->last_msg[0] ? "; last error: " : "", c->last_msg);
+        }
+        break;
+    case TARGET_TIMER_PROBE:
+        break;
+    }
+}
+
+void call_abort_all(struct router *rt)
+{
+    struct call *c = rt->calls;
+    while (c) {
+        struct call *next = c->next;
+        if (!c->done)
+            call_finish(rt, c, LLM_ERR_CANCELLED, "switchboard is shutting down");
+        c = next;
+    }
+}

@@ -1,0 +1,395 @@
+/*
+ * router.c - the router thread's lifecycle, its inbox and its loop, and the thread-safe
+ * entry points of router.h.
+ *
+ * Inbox: a mutex-guarded singly linked list. Producers append and call transport_wakeup()
+ * (curl_multi_wakeup, the only libcurl call made off the router thread); the loop swaps the
+ * whole list out under the lock and handles it unlocked. Posting hands the message over.
+ * Replies (commands, explain) are refcounted between the waiter and the router, so a waiter
+ * that times out simply drops its reference.
+ *
+ * Loop: drain inbox -> fire due timers -> tick (expiries, snapshot) -> transport_run until
+ * the next timer or tick, woken early by posts.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "internal.h"
+#include "switchboard/log.h"
+
+/* ---- replies -------------------------------------------------------------------------------- */
+
+static struct reply *reply_new(void)
+{
+    struct reply *r = xcalloc(1, sizeof *r);
+    pthread_mutex_init(&r->mu, NULL);
+    pthread_cond_init(&r->cv, NULL);
+    r->refs = 2;
+    buf_init(&r->text);
+    return r;
+}
+
+void router_reply_release(struct reply *r)
+{
+    if (!r)
+        return;
+    pthread_mutex_lock(&r->mu);
+    int left = --r->refs;
+    pthread_mutex_unlock(&r->mu);
+    if (left > 0)
+        return;
+    pthread_mutex_destroy(&r->mu);
+    pthread_cond_destroy(&r->cv);
+    buf_cleanup(&r->text);
+    free(r);
+}
+
+void router_reply_finish(struct reply *r, enum sb_status st, const char *fmt, ...)
+{
+    if (!r)
+        return;
+    char msg[256] = "";
+    if (fmt) {
+        va_list ap;
+        va_start(ap, fmt);
+        vsnprintf(msg, sizeof msg, fmt, ap);
+        va_end(ap);
+    }
+    pthread_mutex_lock(&r->mu);
+    r->status = st;
+    str_copy(r->msg, sizeof r->msg, msg);
+    r->done = true;
+    pthread_cond_broadcast(&r->cv);
+    pthread_mutex_unlock(&r->mu);
+    router_reply_release(r);
+}
+
+/* Waits for the router's verdict; SB_ERR_STATE on timeout. Releases the waiter's ref. */
+static enum sb_status reply_wait(struct reply *r, int timeout_ms, char *msg, size_t msglen,
+                                 struct buf *text)
+{
+    struct timespec until;
+    clock_gettime(CLOCK_REALTIME, &until);
+    until.tv_sec += timeout_ms / 1000;
+    until.tv_nsec += (long)(timeout_ms % 1000) * 1000000L;
+    if (until.tv_nsec >= 1000000000L) {
+        until.tv_sec++;
+        until.tv_nsec -= 1000000000L;
+    }
+    pthread_mutex_lock(&r->mu);
+    while (!r->done) {
+        if (pthread_cond_timedwait(&r->cv, &r->mu, &until) == ETIMEDOUT)
+            break;
+    }
+    enum sb_status st = r->done ? r->status : SB_ERR_STATE;
+    if (msg && msglen)
+        str_copy(msg, msglen, r->done ? r->msg : "the router did not answer in time");
+    if (text && r->done)
+        buf_append(text, r->text.data ? r->text.data : "", r->text.len);
+    pthread_mutex_unlock(&r->mu);
+    router_reply_release(r);
+    return st;
+}
+
+/* ---- inbox ---------------------------------------------------------------------------------- */
+
+/* Hands m to the router; false (m untouched) when the router no longer accepts messages. */
+static bool post(struct router *rt, struct msg *m)
+{
+    pthread_mutex_lock(&rt->inbox_mu);
+    bool ok = rt->accepting;
+    if (ok) {
+        m->next = NULL;
+        if (rt->inbox_tail)
+            rt->inbox_tail->next = m;
+        else
+            rt->inbox_head = m;
+        rt->inbox_tail = m;
+    }
+    pthread_mutex_unlock(&rt->inbox_mu);
+    if (ok)
+        transport_wakeup(rt->tr);
+    return ok;
+}
+
+static void msg_free(struct msg *m)
+{
+    if (m->call)
+        call_free_unstarted(m->call);
+    config_free(m->cfg);
+    free(m->model);
+    free(m->tag);
+    if (m->reply)
+        router_reply_finish(m->reply, SB_ERR_STATE, "the router is stopping");
+    free(m);
+}
+
+static void handle(struct router *rt, struct msg *m)
+{
+    switch (m->type) {
+    case MSG_SUBMIT:
+        call_begin(rt, m->call);
+        m->call = NULL;
+        break;
+    case MSG_CANCEL:
+        call_cancel(rt, m->call_id);
+        break;
+    case MSG_COMMAND:
+        router_apply_command(rt, &m->cmd, m->reply);
+        m->reply = NULL;
+        rt->publish_now = true;
+        break;
+    case MSG_RELOAD:
+        router_load_config(rt, m->cfg);
+        m->cfg = NULL;
+        rt->publish_now = true;
+        break;
+    case MSG_NOTE:
+        router_event(rt, m->note_kind, m->tag, "%s", m->model);
+        break;
+    case MSG_EXPLAIN: {
+        struct buf text;
+        buf_init(&text);
+        router_explain_run(rt, m->model, m->tag, m->prompt_tokens, &text);
+        pthread_mutex_lock(&m->reply->mu);
+        buf_append(&m->reply->text, buf_str(&text), text.len);
+        pthread_mutex_unlock(&m->reply->mu);
+        buf_cleanup(&text);
+        router_reply_finish(m->reply, SB_OK, NULL);
+        m->reply = NULL;
+        break;
+    }
+    }
+    msg_free(m);
+}
+
+static void drain_inbox(struct router *rt)
+{
+    pthread_mutex_lock(&rt->inbox_mu);
+    struct msg *m = rt->inbox_head;
+    rt->inbox_head = rt->inbox_tail = NULL;
+    pthread_mutex_unlock(&rt->inbox_mu);
+    while (m) {
+        struct msg *next = m->next;
+        handle(rt, m);
+        m = next;
+    }
+}
+
+/* ---- the loop ------------------------------------------------------------------------------- */
+
+static void fire_timers(struct router *rt, int64_t now)
+{
+    struct timer *t;
+    while ((t = timerq_pop_due(&rt->timers, now))) {
+        if (t->kind == TARGET_TIMER_PROBE)
+            target_probe_fire(rt, SB_CONTAINER_OF(t, struct target_state, probe_timer));
+        else
+            call_timer_fired(rt, t);
+    }
+}
+
+static void tick(struct router *rt, int64_t now)
+{
+    if (now < rt->next_tick_ms && !rt->publish_now)
+        return;
+    router_expire_overrides(rt, now);
+    router_publish(rt, now);
+    rt->publish_now = false;
+    rt->next_tick_ms = now + ROUTER_TICK_MS;
+}
+
+static void *router_main(void *arg)
+{
+    struct router *rt = arg;
+    while (!atomic_load(&rt->stopping)) {
+        drain_inbox(rt);
+        int64_t now = clock_mono_ms();
+        fire_timers(rt, now);
+        tick(rt, now);
+        int64_t next = timerq_next_at(&rt->timers);
+        if (next > rt->next_tick_ms)
+            next = rt->next_tick_ms;
+        int64_t wait = next - clock_mono_ms();
+        transport_run(rt->tr, wait < 0 ? 0 : (int)wait);
+    }
+    /* Shutdown: refuse new messages, answer what is queued, end every call. */
+    pthread_mutex_lock(&rt->inbox_mu);
+    rt->accepting = false;
+    pthread_mutex_unlock(&rt->inbox_mu);
+    drain_inbox(rt);
+    call_abort_all(rt);
+    while (rt->n_calls > 0 && transport_active(rt->tr) > 0)
+        transport_run(rt->tr, 10);
+    router_publish(rt, clock_mono_ms());
+    return NULL;
+}
+
+/* ---- lifecycle ------------------------------------------------------------------------------ */
+
+struct router *router_new(struct config *cfg, char *msg, size_t msglen)
+{
+    struct transport *tr = transport_new(msg, msglen);
+    if (!tr) {
+        config_free(cfg);
+        return NULL;
+    }
+    struct router *rt = xcalloc(1, sizeof *rt);
+    rt->tr = tr;
+    atomic_init(&rt->stopping, false);
+    atomic_init(&rt->next_call_id, 1);
+    pthread_mutex_init(&rt->inbox_mu, NULL);
+    pthread_mutex_init(&rt->snap_mu, NULL);
+    rt->accepting = true;
+    rt->published = xcalloc(1, sizeof *rt->published);
+    rt->building = xcalloc(1, sizeof *rt->building);
+    timerq_init(&rt->timers);
+    rng_seed(&rt->rng, (uint64_t)clock_wall_ms() ^ (uint64_t)(uintptr_t)rt);
+    rt->started_ms = clock_mono_ms();
+    router_load_config(rt, cfg);
+    router_publish(rt, rt->started_ms);
+    return rt;
+}
+
+enum sb_status router_start(struct router *rt, char *msg, size_t msglen)
+{
+    if (rt->started) {
+        snprintf(msg, msglen, "router already started");
+        return SB_ERR_STATE;
+    }
+    int rc = pthread_create(&rt->thread, NULL, router_main, rt);
+    if (rc != 0) {
+        snprintf(msg, msglen, "cannot start the router thread: %s", strerror(rc));
+        return SB_ERR_IO;
+    }
+    rt->started = true;
+    return SB_OK;
+}
+
+void router_stop(struct router *rt)
+{
+    if (!rt || rt->stopped)
+        return;
+    rt->stopped = true;
+    if (rt->started) {
+        atomic_store(&rt->stopping, true);
+        transport_wakeup(rt->tr);
+        pthread_join(rt->thread, NULL);
+    } else {
+        pthread_mutex_lock(&rt->inbox_mu);
+        rt->accepting = false;
+        pthread_mutex_unlock(&rt->inbox_mu);
+        drain_inbox(rt);
+    }
+}
+
+void router_free(struct router *rt)
+{
+    if (!rt)
+        return;
+    router_stop(rt);
+    transport_free(rt->tr);
+    router_targets_free(rt);
+    timerq_cleanup(&rt->timers);
+    pthread_mutex_destroy(&rt->inbox_mu);
+    pthread_mutex_destroy(&rt->snap_mu);
+    free(rt->published);
+    free(rt->building);
+    free(rt);
+}
+
+void router_reload(struct router *rt, struct config *cfg)
+{
+    struct msg *m = xcalloc(1, sizeof *m);
+    m->type = MSG_RELOAD;
+    m->cfg = cfg;
+    if (!post(rt, m))
+        msg_free(m);
+}
+
+/* ---- calls ---------------------------------------------------------------------------------- */
+
+uint64_t router_submit(struct router *rt, struct llm_request *req,
+                       const struct router_call_opts *opts, const struct router_sink *sink)
+{
+    struct call *c = call_new(rt, req, opts, sink);
+    c->id = atomic_fetch_add(&rt->next_call_id, 1);
+    uint64_t id = c->id;
+    struct msg *m = xcalloc(1, sizeof *m);
+    m->type = MSG_SUBMIT;
+    m->call = c;
+    if (!post(rt, m))
+        msg_free(m); /* call_free_unstarted tells the sink the router is stopped */
+    return id;
+}
+
+void router_cancel(struct router *rt, uint64_t call_id)
+{
+    struct msg *m = xcalloc(1, sizeof *m);
+    m->type = MSG_CANCEL;
+    m->call_id = call_id;
+    if (!post(rt, m))
+        msg_free(m);
+}
+
+enum sb_status router_command(struct router *rt, const struct router_cmd *cmd, char *msg,
+                              size_t msglen, int timeout_ms)
+{
+    struct msg *m = xcalloc(1, sizeof *m);
+    m->type = MSG_COMMAND;
+    m->cmd = *cmd;
+    m->cmd.target[sizeof m->cmd.target - 1] = '\0';
+    m->cmd.user[sizeof m->cmd.user - 1] = '\0';
+    struct reply *r = reply_new();
+    m->reply = r;
+    if (!post(rt, m)) {
+        msg_free(m); /* finishes r with "stopping", dropping the router's ref */
+    }
+    return reply_wait(r, timeout_ms, msg, msglen, NULL);
+}
+
+enum sb_status router_explain(struct router *rt, const char *model, const char *tag,
+                              long prompt_tokens, struct buf *out, int timeout_ms)
+{
+    struct msg *m = xcalloc(1, sizeof *m);
+    m->type = MSG_EXPLAIN;
+    m->model = xstrdup(model ? model : "");
+    m->tag = xstrdup(tag);
+    m->prompt_tokens = prompt_tokens;
+    struct reply *r = reply_new();
+    m->reply = r;
+    if (!post(rt, m))
+        msg_free(m);
+    char msg[256];
+    enum sb_status st = reply_wait(r, timeout_ms, msg, sizeof msg, out);
+    if (st != SB_OK)
+        buf_puts(out, msg);
+    return st;
+}
+
+void router_note(struct router *rt, enum router_event_kind kind, const char *target,
+                 const char *text)
+{
+    struct msg *m = xcalloc(1, sizeof *m);
+    m->type = MSG_NOTE;
+    m->note_kind = kind;
+    m->tag = xstrdup(target ? target : "");
+    m->model = xstrdup(text ? text : "");
+    if (!post(rt, m))
+        msg_free(m);
+}
+
+/* ---- snapshots ------------------------------------------------------------------------------ */
+
+bool router_snapshot_read(struct router *rt, struct router_snapshot *out, uint64_t have_gen)
+{
+    pthread_mutex_lock(&rt->snap_mu);
+    bool changed = rt->published->gen != have_gen;
+    if (changed)
+        memcpy(out, rt->published, sizeof *out);
+    pthread_mutex_unlock(&rt->snap_mu);
+    return changed;
+}

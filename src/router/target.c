@@ -1,0 +1,608 @@
+/*
+ * target.c - per-target and per-route state on the router thread: availability filters,
+ * config (re)loads that keep statistics and breakers by name, operator overrides (with
+ * expiry and undo, each an audit event), and health probes.
+ *
+ * Router thread only (and the main thread before the router thread starts).
+ */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "internal.h"
+#include "switchboard/log.h"
+
+/* ---- refcounted pieces ---------------------------------------------------------------------- */
+
+struct cfg_ref *cfg_ref_new(struct config *cfg)
+{
+    struct cfg_ref *c = xcalloc(1, sizeof *c);
+    c->cfg = cfg;
+    c->refs = 1;
+    return c;
+}
+
+void cfg_ref_put(struct cfg_ref *c)
+{
+    if (c && --c->refs == 0) {
+        config_free(c->cfg);
+        free(c);
+    }
+}
+
+void target_put(struct target_state *t)
+{
+    if (t && --t->refs == 0) {
+        timerq_disarm(&t->rt->timers, &t->probe_timer);
+        cfg_ref_put(t->cref);
+        free(t);
+    }
+}
+
+void route_put(struct route_state *r)
+{
+    if (r && --r->refs == 0) {
+        target_put(r->pinned);
+        free(r->name);
+        free(r);
+    }
+}
+
+struct target_state *router_find_target(struct router *rt, const char *name)
+{
+    for (size_t i = 0; i < rt->n_targets; i++) {
+        if (str_eq(rt->targets[i]->cfg->name, name))
+            return rt->targets[i];
+    }
+    return NULL;
+}
+
+struct route_state *router_find_route(struct router *rt, const char *name)
+{
+    for (size_t i = 0; i < rt->n_routes; i++) {
+        if (str_eq(rt->routes[i]->name, name))
+            return rt->routes[i];
+    }
+    return NULL;
+}
+
+double target_weight(const struct target_state *t)
+{
+    return t->ov.weight_set ? t->ov.weight : t->cfg->weight;
+}
+
+static void breaker_params_from(struct breaker_params *p, const struct config_router *r)
+{
+    breaker_params_default(p);
+    p->failures = r->breaker_failures;
+    p->error_rate = r->breaker_error_rate;
+    p->window_ms = r->breaker_window_ms;
+    p->min_volume = r->breaker_min_volume;
+    p->cooldown_ms = r->breaker_cooldown_ms;
+    if (p->cooldown_max_ms < p->cooldown_ms)
+        p->cooldown_max_ms = p->cooldown_ms;
+    p->half_open_trials = r->breaker_half_open_trials;
+}
+
+/* ---- availability -----------------------------------------------------------------------------
+ */
+
+bool target_blocked(const struct target_state *t, int64_t now_ms, long est_tokens, long min_context,
+                    bool direct, char *why, size_t whylen)
+{
+    char tmp[160];
+    const struct config_target *c = t->cfg;
+    if (!why) {
+        why = tmp;
+        whylen = sizeof tmp;
+    }
+    why[0] = '\0';
+    if (t->removed)
+        snprintf(why, whylen, "removed by a config reload");
+    else if (!c->enabled)
+        snprintf(why, whylen, "no API key: %s", c->disabled_reason);
+    else if (direct)
+        return false; /* the operator asked for this target: no other filter applies */
+    else if (t->ov.drained)
+        snprintf(why, whylen, "drained by operator");
+    else if (!t->ov.forced_live && t->breaker.state == BREAKER_OPEN &&
+             breaker_retry_in_ms(&t->breaker, now_ms) > 0)
+        snprintf(why, whylen, "breaker open (%s; half-open in %lld s)", t->breaker.last.reason,
+                 (long long)((breaker_retry_in_ms(&t->breaker, now_ms) + 999) / 1000));
+    else if (!t->ov.forced_live && t->breaker.state == BREAKER_HALF_OPEN &&
+             t->breaker.trials_started >= t->breaker.params.half_open_trials)
+        snprintf(why, whylen, "breaker half-open, trial call in flight");
+    else if (c->max_concurrency > 0 && t->stats.in_flight >= c->max_concurrency)
+        snprintf(why, whylen, "max_concurrency %ld reached", c->max_concurrency);
+    else if (c->context_window > 0 && est_tokens > c->context_window)
+        snprintf(why, whylen, "prompt ~%ld tokens > context window %ld", est_tokens,
+                 c->context_window);
+    else if (min_context > 0 && c->context_window <= min_context)
+        snprintf(why, whylen, "context window %ld not larger than %ld (context-length fallback)",
+                 c->context_window, min_context);
+    else if (target_weight(t) <= 0 && !direct)
+        snprintf(why, whylen, "weight 0");
+    else
+        limits_blocked_reason(&t->limits, now_ms, clock_wall_ms(), est_tokens, why, whylen);
+    return why[0] != '\0';
+}
+
+/* ---- events for breaker transitions -----------------------------------------------------------
+ */
+
+void target_note_transition(struct router *rt, struct target_state *t,
+                            const struct breaker_transition *tr)
+{
+    if (tr->from == tr->to)
+        return;
+    router_event(rt, ROUTER_EV_BREAKER, t->cfg->name, "breaker %s: %s -> %s: %s", t->cfg->name,
+                 breaker_state_name(tr->from), breaker_state_name(tr->to), tr->reason);
+}
+
+/* ---- config loads ------------------------------------------------------------------------------
+ */
+
+static void schedule_probe(struct router *rt, struct target_state *t, int64_t at)
+{
+    if (t->cfg->probe.enabled && t->cfg->enabled && !t->removed)
+        timerq_arm(&rt->timers, &t->probe_timer, at);
+    else
+        timerq_disarm(&rt->timers, &t->probe_timer);
+}
+
+static struct target_state *target_new(struct router *rt, struct cfg_ref *cref,
+                                       const struct config_target *c, int64_t now)
+{
+    struct target_state *t = xcalloc(1, sizeof *t);
+    t->refs = 1;
+    t->rt = rt;
+    t->cref = cref;
+    cref->refs++;
+    t->cfg = c;
+    t->ops = provider_ops_for(c->kind);
+    struct breaker_params bp;
+    breaker_params_from(&bp, &cref->cfg->router);
+    breaker_init(&t->breaker, &bp, now);
+    limits_init(&t->limits, c->rpm, c->tpm);
+    ewma_init(&t->ewma);
+    stats_init(&t->stats);
+    timer_init(&t->probe_timer, TARGET_TIMER_PROBE);
+    return t;
+}
+
+/* Moves a surviving target onto the new config's entry. */
+static void target_rebind(struct target_state *t, struct cfg_ref *cref,
+                          const struct config_target *c)
+{
+    cref->refs++;
+    cfg_ref_put(t->cref);
+    t->cref = cref;
+    t->cfg = c;
+    t->ops = provider_ops_for(c->kind);
+    struct breaker_params bp;
+    breaker_params_from(&bp, &cref->cfg->router);
+    breaker_set_params(&t->breaker, &bp);
+    limits_set(&t->limits, c->rpm, c->tpm);
+}
+
+static void load_targets(struct router *rt, struct cfg_ref *cref, int64_t now)
+{
+    const struct config *cfg = cref->cfg;
+    struct target_state **next = xcalloc(cfg->n_targets ? cfg->n_targets : 1, sizeof *next);
+    for (size_t i = 0; i < cfg->n_targets; i++) {
+        struct target_state *old = router_find_target(rt, cfg->targets[i].name);
+        if (old) {
+            target_rebind(old, cref, &cfg->targets[i]);
+            old->refs++;
+            next[i] = old;
+        } else {
+            next[i] = target_new(rt, cref, &cfg->targets[i], now);
+        }
+        /* Spread first probes over the interval so they don't all fire at once. */
+        int64_t iv = next[i]->cfg->probe.interval_ms;
+        if (!timer_is_armed(&next[i]->probe_timer) || !old)
+            schedule_probe(rt, next[i], now + 200 + (int64_t)(rng_uniform(&rt->rng) * (double)iv));
+        else
+            schedule_probe(rt, next[i], next[i]->probe_timer.at);
+    }
+    for (size_t i = 0; i < rt->n_targets; i++) {
+        struct target_state *t = rt->targets[i];
+        bool kept = false;
+        for (size_t j = 0; j < cfg->n_targets; j++)
+            kept |= next[j] == t;
+        if (!kept) {
+            t->removed = true;
+            timerq_disarm(&rt->timers, &t->probe_timer);
+        }
+        target_put(t);
+    }
+    free(rt->targets);
+    rt->targets = next;
+    rt->n_targets = cfg->n_targets;
+}
+
+static void load_routes(struct router *rt, const struct config *cfg)
+{
+    struct route_state **next = xcalloc(cfg->n_routes ? cfg->n_routes : 1, sizeof *next);
+    for (size_t i = 0; i < cfg->n_routes; i++) {
+        struct route_state *r = xcalloc(1, sizeof *r);
+        r->refs = 1;
+        r->name = xstrdup(cfg->routes[i].name);
+        pick_state_init(&r->pick);
+        struct route_state *old = router_find_route(rt, r->name);
+        if (old && old->pinned && !old->pinned->removed) {
+            r->pinned = old->pinned; /* keep the operator's pin across reloads */
+            r->pinned->refs++;
+            r->pin_expires = old->pin_expires;
+        }
+        next[i] = r;
+    }
+    for (size_t i = 0; i < rt->n_routes; i++) {
+        rt->routes[i]->removed = true;
+        route_put(rt->routes[i]);
+    }
+    free(rt->routes);
+    rt->routes = next;
+    rt->n_routes = cfg->n_routes;
+}
+
+void router_load_config(struct router *rt, struct config *cfg)
+{
+    int64_t now = clock_mono_ms();
+    struct cfg_ref *cref = cfg_ref_new(cfg);
+    bool reload = rt->cur != NULL;
+    load_targets(rt, cref, now);
+    load_routes(rt, cfg);
+    if (rt->cur)
+        cfg_ref_put(rt->cur);
+    rt->cur = cref;
+    rt->config_gen++;
+    if (reload)
+        router_event(rt, ROUTER_EV_CONFIG, "", "config reloaded: %zu targets, %zu routes",
+                     cfg->n_targets, cfg->n_routes);
+}
+
+void router_targets_free(struct router *rt)
+{
+    for (size_t i = 0; i < rt->n_routes; i++)
+        route_put(rt->routes[i]);
+    free(rt->routes);
+    rt->routes = NULL;
+    rt->n_routes = 0;
+    for (size_t i = 0; i < rt->n_targets; i++) {
+        timerq_disarm(&rt->timers, &rt->targets[i]->probe_timer);
+        target_put(rt->targets[i]);
+    }
+    free(rt->targets);
+    rt->targets = NULL;
+    rt->n_targets = 0;
+    for (size_t i = 0; i < rt->n_undo; i++) {
+        for (size_t k = 0; k < rt->undo[i].n_pins; k++) {
+            route_put(rt->undo[i].pins[k].r);
+            target_put(rt->undo[i].pins[k].pinned);
+        }
+    }
+    rt->n_undo = 0;
+    cfg_ref_put(rt->cur);
+    rt->cur = NULL;
+}
+
+/* ---- operator overrides -----------------------------------------------------------------------
+ */
+
+static const char *const cmd_names[] = {
+    [ROUTER_CMD_SET_WEIGHT] = "weight", [ROUTER_CMD_FORCE_LIVE] = "force-live",
+    [ROUTER_CMD_PIN] = "pin",           [ROUTER_CMD_DRAIN] = "drain",
+    [ROUTER_CMD_RESET] = "reset",       [ROUTER_CMD_PROBE_NOW] = "probe",
+    [ROUTER_CMD_UNDO] = "undo",         [ROUTER_CMD_CLEAR] = "clear",
+};
+
+static void describe(const struct router *rt, const struct target_state *t, struct buf *b)
+{
+    const struct overrides *o = &t->ov;
+    buf_printf(b, "weight %g%s%s%s", target_weight(t), o->weight_set ? " (override)" : "",
+               o->forced_live ? ", forced live" : "", o->drained ? ", drained" : "");
+    for (size_t i = 0; i < rt->n_routes; i++) {
+        if (rt->routes[i]->pinned == t)
+            buf_printf(b, ", pinned on %s", rt->routes[i]->name);
+    }
+}
+
+static void push_undo(struct router *rt, const struct target_state *t)
+{
+    if (rt->n_undo == ROUTER_UNDO_MAX) {
+        struct undo *u = &rt->undo[0];
+        for (size_t k = 0; k < u->n_pins; k++) {
+            route_put(u->pins[k].r);
+            target_put(u->pins[k].pinned);
+        }
+        memmove(&rt->undo[0], &rt->undo[1], sizeof rt->undo[0] * (ROUTER_UNDO_MAX - 1));
+        rt->n_undo--;
+    }
+    struct undo *u = &rt->undo[rt->n_undo++];
+    str_copy(u->target, sizeof u->target, t->cfg->name);
+    u->before = t->ov;
+    u->n_pins = 0;
+    for (size_t i = 0; i < rt->n_routes; i++) {
+        struct route_state *r = rt->routes[i];
+        r->refs++;
+        if (r->pinned)
+            r->pinned->refs++;
+        u->pins[u->n_pins].r = r;
+        u->pins[u->n_pins].pinned = r->pinned;
+        u->pins[u->n_pins].expires = r->pin_expires;
+        u->n_pins++;
+    }
+}
+
+static void set_pin(struct route_state *r, struct target_state *t, int64_t expires)
+{
+    if (t)
+        t->refs++;
+    target_put(r->pinned);
+    r->pinned = t;
+    r->pin_expires = expires;
+}
+
+static bool route_has_target(const struct config *cfg, const struct route_state *r,
+                             const struct target_state *t)
+{
+    long ri = config_find_route(cfg, r->name);
+    if (ri < 0)
+        return false;
+    for (size_t k = 0; k < cfg->routes[ri].n_targets; k++) {
+        if (str_eq(cfg->targets[cfg->routes[ri].targets[k]].name, t->cfg->name))
+            return true;
+    }
+    return false;
+}
+
+static enum sb_status apply_undo(struct router *rt, char *msg, size_t msglen)
+{
+    if (rt->n_undo == 0) {
+        snprintf(msg, msglen, "nothing to undo");
+        return SB_ERR_STATE;
+    }
+    struct undo *u = &rt->undo[--rt->n_undo];
+    struct target_state *t = router_find_target(rt, u->target);
+    if (t)
+        t->ov = u->before;
+    for (size_t k = 0; k < u->n_pins; k++) {
+        if (!u->pins[k].r->removed)
+            set_pin(u->pins[k].r, u->pins[k].pinned, u->pins[k].expires);
+        route_put(u->pins[k].r);
+        target_put(u->pins[k].pinned);
+    }
+    snprintf(msg, msglen, "undid the last change to %s", u->target);
+    return SB_OK;
+}
+
+static enum sb_status apply(struct router *rt, const struct router_cmd *cmd, struct target_state *t,
+                            int64_t now, char *msg, size_t msglen)
+{
+    int64_t exp = cmd->expires_ms > 0 ? now + cmd->expires_ms : 0;
+    struct overrides *o = &t->ov;
+    struct breaker_transition tr;
+    switch (cmd->type) {
+    case ROUTER_CMD_SET_WEIGHT:
+        if (!isfinite(cmd->weight) || cmd->weight < 0 || cmd->weight > 1e6) {
+            snprintf(msg, msglen, "weight must be a number from 0 to 1000000");
+            return SB_ERR_INVALID;
+        }
+        o->weight_set = true;
+        o->weight = cmd->weight;
+        o->weight_expires = exp;
+        return SB_OK;
+    case ROUTER_CMD_FORCE_LIVE:
+        o->forced_live = true;
+        o->force_expires = exp;
+        return SB_OK;
+    case ROUTER_CMD_DRAIN:
+        o->drained = true;
+        o->drain_expires = exp;
+        return SB_OK;
+    case ROUTER_CMD_PIN: {
+        int n = 0;
+        for (size_t i = 0; i < rt->n_routes; i++) {
+            if (route_has_target(rt->cur->cfg, rt->routes[i], t)) {
+                set_pin(rt->routes[i], t, exp);
+                n++;
+            }
+        }
+        if (n == 0) {
+            snprintf(msg, msglen, "%s is in no route: nothing to pin", t->cfg->name);
+            return SB_ERR_INVALID;
+        }
+        return SB_OK;
+    }
+    case ROUTER_CMD_CLEAR:
+    case ROUTER_CMD_RESET:
+        o->forced_live = o->drained = false;
+        o->force_expires = o->drain_expires = 0;
+        for (size_t i = 0; i < rt->n_routes; i++) {
+            if (rt->routes[i]->pinned == t)
+                set_pin(rt->routes[i], NULL, 0);
+        }
+        if (cmd->type == ROUTER_CMD_RESET) {
+            o->weight_set = false;
+            o->weight_expires = 0;
+            breaker_reset(&t->breaker, now, &tr);
+            target_note_transition(rt, t, &tr);
+            limits_clear_cooldown(&t->limits);
+        }
+        return SB_OK;
+    case ROUTER_CMD_PROBE_NOW:
+        if (!t->cfg->enabled) {
+            snprintf(msg, msglen, "%s has no API key: %s", t->cfg->name, t->cfg->disabled_reason);
+            return SB_ERR_STATE;
+        }
+        timerq_arm(&rt->timers, &t->probe_timer, now);
+        return SB_OK;
+    case ROUTER_CMD_UNDO:
+        return SB_ERR_INVALID; /* handled by the caller */
+    }
+    return SB_ERR_INVALID;
+}
+
+void router_apply_command(struct router *rt, const struct router_cmd *cmd, struct reply *reply)
+{
+    char msg[256] = "";
+    int64_t now = clock_mono_ms();
+    const char *name = cmd->type <= ROUTER_CMD_CLEAR ? cmd_names[cmd->type] : "?";
+    const char *user = cmd->user[0] ? cmd->user : "operator";
+    if (cmd->type == ROUTER_CMD_UNDO) {
+        enum sb_status st = apply_undo(rt, msg, sizeof msg);
+        if (st == SB_OK)
+            router_event(rt, ROUTER_EV_OPERATOR, "", "%s: %s", user, msg);
+        router_reply_finish(reply, st, "%s", msg);
+        return;
+    }
+    struct target_state *t = router_find_target(rt, cmd->target);
+    if (!t) {
+        router_reply_finish(reply, SB_ERR_NOT_FOUND, "no target named '%s'", cmd->target);
+        return;
+    }
+    struct buf before, after;
+    buf_init(&before);
+    buf_init(&after);
+    describe(rt, t, &before);
+    bool undoable = cmd->type != ROUTER_CMD_PROBE_NOW;
+    if (undoable)
+        push_undo(rt, t);
+    enum sb_status st = apply(rt, cmd, t, now, msg, sizeof msg);
+    if (st != SB_OK && undoable)
+        apply_undo(rt, (char[256]){0}, 256); /* roll the snapshot back off the stack */
+    if (st == SB_OK) {
+        describe(rt, t, &after);
+        char exp[32] = "";
+        if (cmd->expires_ms > 0)
+            snprintf(exp, sizeof exp, " for %llds", (long long)(cmd->expires_ms / 1000));
+        router_event(rt, ROUTER_EV_OPERATOR, t->cfg->name, "%s: %s %s%s: %s -> %s", user, name,
+                     t->cfg->name, exp, buf_str(&before), buf_str(&after));
+        snprintf(msg, sizeof msg, "%s %s: %s", name, t->cfg->name, buf_str(&after));
+    }
+    router_reply_finish(reply, st, "%s", msg);
+    buf_cleanup(&before);
+    buf_cleanup(&after);
+}
+
+static bool expired(int64_t at, int64_t now)
+{
+    return at > 0 && now >= at;
+}
+
+void router_expire_overrides(struct router *rt, int64_t now)
+{
+    for (size_t i = 0; i < rt->n_targets; i++) {
+        struct target_state *t = rt->targets[i];
+        struct overrides *o = &t->ov;
+        const char *name = t->cfg->name;
+        if (o->weight_set && expired(o->weight_expires, now)) {
+            o->weight_set = false;
+            o->weight_expires = 0;
+            router_event(rt, ROUTER_EV_OPERATOR, name, "weight override on %s expired: back to %g",
+                         name, t->cfg->weight);
+        }
+        if (o->forced_live && expired(o->force_expires, now)) {
+            o->forced_live = false;
+            o->force_expires = 0;
+            router_event(rt, ROUTER_EV_OPERATOR, name, "force-live on %s expired", name);
+        }
+        if (o->drained && expired(o->drain_expires, now)) {
+            o->drained = false;
+            o->drain_expires = 0;
+            router_event(rt, ROUTER_EV_OPERATOR, name, "drain on %s expired", name);
+        }
+    }
+    for (size_t i = 0; i < rt->n_routes; i++) {
+        struct route_state *r = rt->routes[i];
+        if (r->pinned && expired(r->pin_expires, now)) {
+            router_event(rt, ROUTER_EV_OPERATOR, r->pinned->cfg->name, "pin of %s on %s expired",
+                         r->pinned->cfg->name, r->name);
+            set_pin(r, NULL, 0);
+        }
+    }
+}
+
+/* ---- probes --------------------------------------------------------------------------------- */
+
+static void probe_status(void *ctx, long status)
+{
+    struct target_state *t = ctx;
+    t->probe_status = status;
+}
+
+static int probe_data(void *ctx, const char *bytes, size_t len)
+{
+    (void)bytes;
+    struct target_state *t = ctx;
+    t->probe_body += len;
+    return t->probe_body > ROUTER_PROBE_MAX_BODY; /* a model list is small: stop reading */
+}
+
+static void probe_done(void *ctx, const struct transport_result *res)
+{
+    struct target_state *t = ctx;
+    struct router *rt = t->rt;
+    int64_t now = clock_mono_ms();
+    bool ok = (res->err == LLM_ERR_NONE ||
+               (res->err == LLM_ERR_BAD_RESPONSE && t->probe_body > ROUTER_PROBE_MAX_BODY)) &&
+              res->status >= 200 && res->status < 300;
+    bool was_ok = t->probe_ok, ever = t->probe_ever;
+    t->probing = false;
+    t->probes++;
+    t->probe_ever = true;
+    t->probe_ok = ok;
+    t->probe_at_ms = now;
+    t->probe_latency_us = res->total_us;
+    if (ok)
+        t->probe_error[0] = '\0';
+    else if (res->err != LLM_ERR_NONE)
+        snprintf(t->probe_error, sizeof t->probe_error, "%s: %.100s", llm_errclass_name(res->err),
+                 res->message);
+    else
+        snprintf(t->probe_error, sizeof t->probe_error, "HTTP %ld", res->status);
+    if (!ok)
+        t->probe_failures++;
+    if (res->err != LLM_ERR_CANCELLED && !t->removed) {
+        struct breaker_transition tr;
+        breaker_note_probe(&t->breaker, now, ok, &tr);
+        target_note_transition(rt, t, &tr);
+        if (!ok && (was_ok || !ever))
+            router_event(rt, ROUTER_EV_PROBE, t->cfg->name, "probe of %s failed: %s", t->cfg->name,
+                         t->probe_error);
+        else if (ok && ever && !was_ok)
+            router_event(rt, ROUTER_EV_PROBE, t->cfg->name, "probe of %s recovered", t->cfg->name);
+        schedule_probe(rt, t, now + t->cfg->probe.interval_ms);
+    }
+    target_put(t);
+}
+
+void target_probe_fire(struct router *rt, struct target_state *t)
+{
+    if (t->probing || t->removed || !t->cfg->enabled || !t->cfg->probe.enabled)
+        return;
+    char msg[PROVIDER_MSG_MAX] = "";
+    struct http_request http;
+    http_request_init(&http);
+    if (t->ops->encode_probe(t->cfg, &http, msg, sizeof msg) != SB_OK) {
+        snprintf(t->probe_error, sizeof t->probe_error, "cannot build probe: %.100s", msg);
+        http_request_cleanup(&http);
+        return;
+    }
+    struct transport_timeouts to = {t->cfg->connect_timeout_ms, t->cfg->probe.timeout_ms,
+                                    t->cfg->probe.timeout_ms};
+    static const struct transport_callbacks cb = {probe_status, NULL, probe_data, probe_done};
+    t->probe_status = 0;
+    t->probe_body = 0;
+    t->refs++;
+    t->probing = true;
+    t->probe_started_us = clock_mono_us();
+    if (!transport_start(rt->tr, &http, &to, &cb, t, msg, sizeof msg)) {
+        t->probing = false;
+        target_put(t);
+        schedule_probe(rt, t, clock_mono_ms() + t->cfg->probe.interval_ms);
+    }
+    http_request_cleanup(&http);
+}
