@@ -1,0 +1,692 @@
+/*
+ * gemini.c - the Gemini generateContent wire format (provider kind "gemini").
+ *
+ * encode: our OpenAI-shaped llm_request -> POST {base_url}/models/{model}:generateContent
+ * (streaming: :streamGenerateContent?alt=sse). The key goes in the x-goog-api-key header,
+ * never in the URL (URLs get logged). System messages become systemInstruction (one text
+ * part, joined with a blank line); assistant -> role "model"; assistant tool calls ->
+ * functionCall parts; tool results -> functionResponse parts of a user turn, named by
+ * message.name or, failing that, by the earlier assistant tool call with that id; a result
+ * that is a JSON object is the response, anything else is wrapped as {"content": text}.
+ * Consecutive same-role turns merge. A tool whose parameters are absent or an object schema
+ * without properties is declared without "parameters" (the API rejects an OBJECT schema with
+ * no properties). An assistant message with neither text nor tool calls is dropped. There is
+ * no wire field for the end-user id: req->user is not sent. Tool call ids are not sent (our
+ * synthesised ids mean nothing to Gemini); nor are thought signatures (we do not keep them).
+ *
+ * decode: a whole body (one GenerateContentResponse, or the JSON array of them that
+ * streamGenerateContent sends without alt=sse) or an SSE stream of chunks -> TEXT*,
+ * (TOOL_CALL TOOL_ARGS)*, USAGE?, FINISH. Only candidates[0] is read; parts marked
+ * "thought" are not text. Within one body or chunk, text parts go before function calls.
+ * A functionCall arrives whole: TOOL_CALL with its "id" or a synthesised "call_<index>",
+ * then one TOOL_ARGS with the printed args ("{}" when absent). usage: input =
+ * promptTokenCount (cached tokens included), cached = cachedContentTokenCount, output =
+ * candidatesTokenCount + thoughtsTokenCount; a stream keeps the last usageMetadata.
+ * The terminal condition of a stream is a chunk with a finishReason (or a prompt block);
+ * USAGE and FINISH are emitted when the body ends.
+ *
+ * Mapping decisions:
+ *   finishReason STOP -> STOP (TOOL_CALLS when the answer held function calls);
+ *     MAX_TOKENS -> LENGTH; SAFETY, RECITATION, BLOCKLIST, PROHIBITED_CONTENT, SPII,
+ *     IMAGE_SAFETY, IMAGE_PROHIBITED_CONTENT, IMAGE_RECITATION -> CONTENT_FILTER;
+ *     MALFORMED_FUNCTION_CALL, UNEXPECTED_TOOL_CALL, TOO_MANY_TOOL_CALLS, LANGUAGE, OTHER,
+ *     IMAGE_OTHER, NO_IMAGE, FINISH_REASON_UNSPECIFIED -> ERROR (a FINISH, not an error
+ *     event: the provider said the generation failed); absent -> NONE; any other value ->
+ *     STOP (forward compatibility). promptFeedback.blockReason with no candidates -> FINISH
+ *     CONTENT_FILTER.
+ *   error.status RESOURCE_EXHAUSTED -> RATE_LIMIT; UNAVAILABLE, INTERNAL, DEADLINE_EXCEEDED
+ *     -> SERVER ("overloaded" in the message -> OVERLOADED); UNAUTHENTICATED,
+ *     PERMISSION_DENIED -> AUTH; INVALID_ARGUMENT, FAILED_PRECONDITION, NOT_FOUND ->
+ *     BAD_REQUEST; "API key not valid" / API_KEY_INVALID -> AUTH (Gemini says 400);
+ *     "exceeds the maximum number of tokens" / "input token count" -> CONTEXT_LENGTH;
+ *     otherwise the HTTP status (or error.code in a stream) decides.
+ *
+ * Threads: the ops are stateless; a stream state belongs to its provider_call's thread.
+ * No locks. Pure: no I/O, no clock.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include <cjson/cJSON.h>
+
+#include "switchboard/provider.h"
+
+#include "wire.h"
+
+#define GM_DEFAULT_BASE   "https://generativelanguage.googleapis.com/v1beta"
+#define GM_MAX_TOOL_CALLS 1024 /* per answer; more is a bad response */
+#define GM_MODEL_CHARSET  "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789._-"
+
+/* ---- encode ------------------------------------------------------------------------------- */
+
+struct gm_enc {
+    const struct llm_request *req;
+    cJSON *contents;
+    cJSON *last_turn;      /* last element of contents, NULL when none */
+    const char *last_role; /* its role */
+    struct buf system;
+    char *msg;
+    size_t msglen;
+};
+
+/* The parts array to add to for a turn of role, merging with the previous turn. */
+static cJSON *gm_turn(struct gm_enc *e, const char *role)
+{
+    if (!e->last_turn || !str_eq(e->last_role, role)) {
+        e->last_turn = cJSON_CreateObject();
+        cJSON_AddStringToObject(e->last_turn, "role", role);
+        cJSON_AddArrayToObject(e->last_turn, "parts");
+        cJSON_AddItemToArray(e->contents, e->last_turn);
+        e->last_role = role;
+    }
+    return cJSON_GetObjectItemCaseSensitive(e->last_turn, "parts");
+}
+
+static void gm_add_text(cJSON *parts, const char *text)
+{
+    cJSON *p = cJSON_CreateObject();
+    cJSON_AddStringToObject(p, "text", text ? text : "");
+    cJSON_AddItemToArray(parts, p);
+}
+
+static enum sb_status gm_enc_assistant(struct gm_enc *e, const struct llm_message *m, size_t i)
+{
+    bool text = wire_has_text(m->content);
+    if (!text && m->n_tool_calls == 0)
+        return SB_OK;
+    cJSON *parts = gm_turn(e, "model");
+    if (text)
+        gm_add_text(parts, m->content);
+    for (size_t j = 0; j < m->n_tool_calls; j++) {
+        const struct llm_tool_call *tc = &m->tool_calls[j];
+        if (!tc->name) {
+            wire_msg(e->msg, e->msglen, "messages[%zu].tool_calls[%zu].name: missing", i, j);
+            return SB_ERR_INVALID;
+        }
+        cJSON *args = NULL;
+        enum sb_status st = wire_parse_object(tc->arguments, &args);
+        if (st != SB_OK) {
+            wire_msg(e->msg, e->msglen, "messages[%zu].tool_calls[%zu].arguments: %s", i, j,
+                     wire_object_error(st));
+            return SB_ERR_INVALID;
+        }
+        cJSON *p = cJSON_CreateObject();
+        cJSON *fc = cJSON_AddObjectToObject(p, "functionCall");
+        cJSON_AddStringToObject(fc, "name", tc->name);
+        cJSON_AddItemToObject(fc, "args", args ? args : cJSON_CreateObject());
+        cJSON_AddItemToArray(parts, p);
+    }
+    return SB_OK;
+}
+
+/* The function a tool result answers: its own name, else the earlier call with its id. */
+static const char *gm_result_name(const struct llm_request *req, size_t i)
+{
+    const struct llm_message *m = &req->messages[i];
+    if (m->name)
+        return m->name;
+    for (size_t k = i; m->tool_call_id && k > 0; k--) {
+        const struct llm_message *a = &req->messages[k - 1];
+        if (a->role != LLM_ROLE_ASSISTANT)
+            continue;
+        for (size_t j = 0; j < a->n_tool_calls; j++)
+            if (str_eq(a->tool_calls[j].id, m->tool_call_id))
+                return a->tool_calls[j].name;
+    }
+    return NULL;
+}
+
+static enum sb_status gm_enc_tool_result(struct gm_enc *e, const struct llm_message *m, size_t i)
+{
+    const char *name = gm_result_name(e->req, i);
+    if (!name) {
+        wire_msg(e->msg, e->msglen,
+                 "messages[%zu]: tool result has no name and its tool_call_id matches no "
+                 "earlier tool call",
+                 i);
+        return SB_ERR_INVALID;
+    }
+    cJSON *response = NULL;
+    if (wire_parse_object(m->content, &response) != SB_OK || !response) {
+        response = cJSON_CreateObject();
+        cJSON_AddStringToObject(response, "content", m->content ? m->content : "");
+    }
+    cJSON *p = cJSON_CreateObject();
+    cJSON *fr = cJSON_AddObjectToObject(p, "functionResponse");
+    cJSON_AddStringToObject(fr, "name", name);
+    cJSON_AddItemToObject(fr, "response", response);
+    cJSON_AddItemToArray(gm_turn(e, "user"), p);
+    return SB_OK;
+}
+
+static enum sb_status gm_enc_messages(struct gm_enc *e)
+{
+    enum sb_status st = SB_OK;
+    for (size_t i = 0; i < e->req->n_messages && st == SB_OK; i++) {
+        const struct llm_message *m = &e->req->messages[i];
+        switch (m->role) {
+        case LLM_ROLE_SYSTEM:
+            if (!wire_has_text(m->content))
+                break;
+            if (e->system.len)
+                buf_puts(&e->system, "\n\n");
+            buf_puts(&e->system, m->content);
+            break;
+        case LLM_ROLE_USER:
+            gm_add_text(gm_turn(e, "user"), m->content);
+            break;
+        case LLM_ROLE_ASSISTANT:
+            st = gm_enc_assistant(e, m, i);
+            break;
+        case LLM_ROLE_TOOL:
+            st = gm_enc_tool_result(e, m, i);
+            break;
+        }
+    }
+    return st;
+}
+
+/* True for a schema Gemini rejects as parameters: an object type without properties. */
+static bool gm_schema_is_empty(const cJSON *schema)
+{
+    const cJSON *props = wire_get(schema, "properties");
+    return str_eq(wire_str(schema, "type"), "object") && (!props || !props->child);
+}
+
+static enum sb_status gm_enc_tool_choice(struct gm_enc *e, cJSON *root)
+{
+    const struct llm_request *req = e->req;
+    const char *mode = NULL;
+    switch (req->tool_choice) {
+    case LLM_TOOL_CHOICE_UNSET:
+        return SB_OK;
+    case LLM_TOOL_CHOICE_AUTO:
+        mode = "AUTO";
+        break;
+    case LLM_TOOL_CHOICE_NONE:
+        mode = "NONE";
+        break;
+    case LLM_TOOL_CHOICE_REQUIRED:
+        mode = "ANY";
+        break;
+    case LLM_TOOL_CHOICE_NAMED:
+        mode = "ANY";
+        if (!req->tool_choice_name) {
+            wire_msg(e->msg, e->msglen, "tool_choice: a named choice needs a function name");
+            return SB_ERR_INVALID;
+        }
+        break;
+    }
+    if (req->n_tools == 0) {
+        if (req->tool_choice == LLM_TOOL_CHOICE_AUTO || req->tool_choice == LLM_TOOL_CHOICE_NONE)
+            return SB_OK; /* meaningless without tools */
+        wire_msg(e->msg, e->msglen, "tool_choice: requires tools");
+        return SB_ERR_INVALID;
+    }
+    cJSON *cfg = cJSON_AddObjectToObject(cJSON_AddObjectToObject(root, "toolConfig"),
+                                         "functionCallingConfig");
+    cJSON_AddStringToObject(cfg, "mode", mode);
+    if (req->tool_choice == LLM_TOOL_CHOICE_NAMED) {
+        cJSON *names = cJSON_AddArrayToObject(cfg, "allowedFunctionNames");
+        cJSON_AddItemToArray(names, cJSON_CreateString(req->tool_choice_name));
+    }
+    return SB_OK;
+}
+
+static enum sb_status gm_enc_tools(struct gm_enc *e, cJSON *root)
+{
+    const struct llm_request *req = e->req;
+    if (req->n_tools > 0) {
+        cJSON *decls = cJSON_CreateArray();
+        cJSON *group = cJSON_CreateObject();
+        cJSON_AddItemToObject(group, "functionDeclarations", decls);
+        cJSON_AddItemToArray(cJSON_AddArrayToObject(root, "tools"), group);
+        for (size_t i = 0; i < req->n_tools; i++) {
+            const struct llm_tool *tl = &req->tools[i];
+            if (!tl->name) {
+                wire_msg(e->msg, e->msglen, "tools[%zu].name: missing", i);
+                return SB_ERR_INVALID;
+            }
+            cJSON *schema = NULL;
+            enum sb_status st = wire_parse_object(tl->parameters_json, &schema);
+            if (st != SB_OK) {
+                wire_msg(e->msg, e->msglen, "tools[%zu].parameters: %s", i, wire_object_error(st));
+                return SB_ERR_INVALID;
+            }
+            cJSON *d = cJSON_CreateObject();
+            cJSON_AddStringToObject(d, "name", tl->name);
+            if (tl->description)
+                cJSON_AddStringToObject(d, "description", tl->description);
+            if (schema && !gm_schema_is_empty(schema))
+                cJSON_AddItemToObject(d, "parameters", schema);
+            else
+                cJSON_Delete(schema);
+            cJSON_AddItemToArray(decls, d);
+        }
+    }
+    return gm_enc_tool_choice(e, root);
+}
+
+static void gm_enc_params(const struct llm_request *req, cJSON *root)
+{
+    cJSON *gc = cJSON_CreateObject();
+    if (req->max_tokens > 0)
+        cJSON_AddNumberToObject(gc, "maxOutputTokens", (double)req->max_tokens);
+    if (req->has_temperature)
+        cJSON_AddNumberToObject(gc, "temperature", req->temperature);
+    if (req->has_top_p)
+        cJSON_AddNumberToObject(gc, "topP", req->top_p);
+    if (req->n_stop > 0) {
+        cJSON *stop = cJSON_AddArrayToObject(gc, "stopSequences");
+        for (size_t i = 0; i < req->n_stop; i++)
+            if (req->stop[i])
+                cJSON_AddItemToArray(stop, cJSON_CreateString(req->stop[i]));
+    }
+    if (gc->child)
+        cJSON_AddItemToObject(root, "generationConfig", gc);
+    else
+        cJSON_Delete(gc);
+}
+
+/* "{base}/models/{model}" with the trailing slashes of base and a "models/" prefix of the
+ * model dropped; NULL (msg set) when the model id holds characters a URL path would need
+ * escaped. */
+static char *gm_model_url(const struct config_target *t, const char *model, char *msg,
+                          size_t msglen)
+{
+    const char *b = wire_has_text(t->base_url) ? t->base_url : GM_DEFAULT_BASE;
+    if (str_has_prefix(model, "models/"))
+        model += strlen("models/");
+    if (!*model || model[strspn(model, GM_MODEL_CHARSET)] != '\0') {
+        wire_msg(msg, msglen, "model \"%s\": expected letters, digits, '.', '_' or '-'", model);
+        return NULL;
+    }
+    return xasprintf("%.*s/models/%s", (int)wire_base_len(b), b, model);
+}
+
+static enum sb_status gm_headers(const struct config_target *t, struct http_request *out, char *msg,
+                                 size_t msglen)
+{
+    if (wire_has_line_break(t->api_key)) {
+        wire_msg(msg, msglen, "target %s: API key contains a line break", t->name ? t->name : "?");
+        return SB_ERR_INVALID;
+    }
+    if (t->api_key)
+        http_request_add_header(out, "x-goog-api-key: %s", t->api_key);
+    return SB_OK;
+}
+
+static enum sb_status gemini_encode(const struct config_target *t, const struct llm_request *req,
+                                    struct http_request *out, char *msg, size_t msglen)
+{
+    struct gm_enc e = {.req = req, .msg = msg, .msglen = msglen};
+    enum sb_status st = SB_OK;
+    char *printed = NULL;
+    char *url = NULL;
+    cJSON *root = cJSON_CreateObject();
+    const char *model = t->model ? t->model : req->model;
+
+    buf_init(&e.system);
+    if (!model || !(url = gm_model_url(t, model, msg, msglen))) {
+        if (!model)
+            wire_msg(msg, msglen, "model: missing");
+        st = SB_ERR_INVALID;
+        goto out;
+    }
+    e.contents = cJSON_AddArrayToObject(root, "contents");
+    if ((st = gm_enc_messages(&e)) != SB_OK)
+        goto out;
+    if (e.system.len) {
+        cJSON *parts =
+            cJSON_AddArrayToObject(cJSON_AddObjectToObject(root, "systemInstruction"), "parts");
+        gm_add_text(parts, buf_str(&e.system));
+    }
+    if ((st = gm_enc_tools(&e, root)) != SB_OK)
+        goto out;
+    gm_enc_params(req, root);
+    printed = cJSON_PrintUnformatted(root);
+    if (!printed) {
+        wire_msg(msg, msglen, "cannot serialise the request");
+        st = SB_ERR_INVALID;
+        goto out;
+    }
+    if ((st = gm_headers(t, out, msg, msglen)) != SB_OK)
+        goto out;
+    http_request_add_header(out, "content-type: application/json");
+    if (req->stream)
+        http_request_add_header(out, "accept: text/event-stream");
+    free(out->method);
+    free(out->url);
+    free(out->body);
+    out->method = xstrdup("POST");
+    out->url =
+        xasprintf("%s:%s", url, req->stream ? "streamGenerateContent?alt=sse" : "generateContent");
+    out->body = xstrdup(printed);
+    out->body_len = strlen(out->body);
+out:
+    free(url);
+    cJSON_free(printed);
+    cJSON_Delete(root);
+    buf_cleanup(&e.system);
+    return st;
+}
+
+static enum sb_status gemini_encode_probe(const struct config_target *t, struct http_request *out,
+                                          char *msg, size_t msglen)
+{
+    char *url = gm_model_url(t, t->model ? t->model : "", msg, msglen);
+    enum sb_status st = url ? gm_headers(t, out, msg, msglen) : SB_ERR_INVALID;
+    if (st == SB_OK) {
+        free(out->method);
+        free(out->url);
+        out->method = xstrdup("GET");
+        out->url = url;
+        url = NULL;
+    }
+    free(url);
+    return st;
+}
+
+/* ---- decode ------------------------------------------------------------------------------- */
+
+static enum llm_finish gm_finish(const char *reason)
+{
+    static const struct {
+        const char *name;
+        enum llm_finish finish;
+    } map[] = {
+        {"STOP", LLM_FINISH_STOP},
+        {"MAX_TOKENS", LLM_FINISH_LENGTH},
+        {"SAFETY", LLM_FINISH_CONTENT_FILTER},
+        {"RECITATION", LLM_FINISH_CONTENT_FILTER},
+        {"BLOCKLIST", LLM_FINISH_CONTENT_FILTER},
+        {"PROHIBITED_CONTENT", LLM_FINISH_CONTENT_FILTER},
+        {"SPII", LLM_FINISH_CONTENT_FILTER},
+        {"IMAGE_SAFETY", LLM_FINISH_CONTENT_FILTER},
+        {"IMAGE_PROHIBITED_CONTENT", LLM_FINISH_CONTENT_FILTER},
+        {"IMAGE_RECITATION", LLM_FINISH_CONTENT_FILTER},
+        {"MALFORMED_FUNCTION_CALL", LLM_FINISH_ERROR},
+        {"UNEXPECTED_TOOL_CALL", LLM_FINISH_ERROR},
+        {"TOO_MANY_TOOL_CALLS", LLM_FINISH_ERROR},
+        {"LANGUAGE", LLM_FINISH_ERROR},
+        {"OTHER", LLM_FINISH_ERROR},
+        {"IMAGE_OTHER", LLM_FINISH_ERROR},
+        {"NO_IMAGE", LLM_FINISH_ERROR},
+        {"FINISH_REASON_UNSPECIFIED", LLM_FINISH_ERROR},
+    };
+    if (!reason)
+        return LLM_FINISH_NONE;
+    for (size_t i = 0; i < SB_ARRAY_LEN(map); i++)
+        if (strcmp(reason, map[i].name) == 0)
+            return map[i].finish;
+    return LLM_FINISH_STOP;
+}
+
+/* {"error":{"code","message","status"}}; status is the HTTP status, 0 inside a stream. */
+static enum llm_errclass gm_error_class(const cJSON *err, long status, char *msg, size_t msglen)
+{
+    static const struct {
+        const char *status;
+        enum llm_errclass c;
+    } map[] = {
+        {"RESOURCE_EXHAUSTED", LLM_ERR_RATE_LIMIT},
+        {"UNAVAILABLE", LLM_ERR_SERVER},
+        {"INTERNAL", LLM_ERR_SERVER},
+        {"DEADLINE_EXCEEDED", LLM_ERR_SERVER},
+        {"UNAUTHENTICATED", LLM_ERR_AUTH},
+        {"PERMISSION_DENIED", LLM_ERR_AUTH},
+        {"INVALID_ARGUMENT", LLM_ERR_BAD_REQUEST},
+        {"FAILED_PRECONDITION", LLM_ERR_BAD_REQUEST},
+        {"NOT_FOUND", LLM_ERR_BAD_REQUEST},
+    };
+    static const char *const overload[] = {"overloaded"};
+    static const char *const bad_key[] = {"API key not valid", "API_KEY_INVALID"};
+    static const char *const context[] = {"exceeds the maximum number of tokens",
+                                          "input token count"};
+    long code = status;
+    const char *gstatus = wire_str(err, "status");
+    const char *text = wire_str(err, "message");
+    if (code < 400 && (!wire_count(err, "code", &code) || code < 400))
+        code = 500; /* an in-stream error without a usable code: the server's fault */
+    enum llm_errclass c = llm_errclass_from_status(code);
+    for (size_t i = 0; gstatus && i < SB_ARRAY_LEN(map); i++)
+        if (strcmp(gstatus, map[i].status) == 0)
+            c = map[i].c;
+    if (c == LLM_ERR_SERVER && wire_contains_any(text, overload, SB_ARRAY_LEN(overload)))
+        c = LLM_ERR_OVERLOADED;
+    if (wire_contains_any(text, bad_key, SB_ARRAY_LEN(bad_key)))
+        c = LLM_ERR_AUTH;
+    if (wire_contains_any(text, context, SB_ARRAY_LEN(context)))
+        c = LLM_ERR_CONTEXT_LENGTH;
+    if (wire_has_text(text))
+        wire_msg(msg, msglen, "%s", text);
+    else if (wire_has_text(gstatus))
+        wire_msg(msg, msglen, "%s", gstatus);
+    else
+        wire_msg(msg, msglen, "HTTP %ld", code);
+    return c;
+}
+
+/* Decoding state shared by a whole body and a stream (a body is a one-chunk stream). */
+struct gm_state {
+    int n_tools;
+    bool finished; /* a finishReason or a prompt block was seen */
+    enum llm_finish finish;
+    struct llm_usage usage; /* the last usageMetadata; present = seen */
+};
+
+static void *gemini_stream_new(void)
+{
+    struct gm_state *st = xcalloc(1, sizeof *st);
+    st->finish = LLM_FINISH_NONE;
+    return st;
+}
+
+static void gemini_stream_free(void *state)
+{
+    free(state);
+}
+
+static void gm_read_usage(struct gm_state *st, const cJSON *um)
+{
+    long prompt = 0, out = 0, thoughts = 0, cached = 0;
+    bool any = false;
+    any |= wire_count(um, "promptTokenCount", &prompt);
+    any |= wire_count(um, "candidatesTokenCount", &out);
+    any |= wire_count(um, "thoughtsTokenCount", &thoughts);
+    any |= wire_count(um, "cachedContentTokenCount", &cached);
+    if (!any)
+        return;
+    st->usage.present = true;
+    st->usage.input_tokens = prompt;
+    st->usage.output_tokens = out + thoughts;
+    st->usage.cached_tokens = cached < prompt ? cached : prompt; /* a subset of the prompt */
+}
+
+/* Checks a chunk's parts before anything is emitted, so a bad chunk emits nothing. *tools
+ * counts the function calls of the answer so far. */
+static enum llm_errclass gm_check_parts(int *tools, const cJSON *parts, char *msg, size_t msglen)
+{
+    const cJSON *p;
+    cJSON_ArrayForEach(p, parts)
+    {
+        const cJSON *fc = wire_get(p, "functionCall");
+        if (!fc)
+            continue;
+        if (!wire_str(fc, "name")) {
+            wire_msg(msg, msglen, "functionCall without a name");
+            return LLM_ERR_BAD_RESPONSE;
+        }
+        if (++*tools > GM_MAX_TOOL_CALLS) {
+            wire_msg(msg, msglen, "more than %d tool calls", GM_MAX_TOOL_CALLS);
+            return LLM_ERR_BAD_RESPONSE;
+        }
+    }
+    return LLM_ERR_NONE;
+}
+
+static const cJSON *gm_parts(const cJSON *chunk)
+{
+    const cJSON *cand = cJSON_GetArrayItem(wire_get(chunk, "candidates"), 0);
+    const cJSON *parts = wire_get(wire_get(cand, "content"), "parts");
+    return cJSON_IsArray(parts) ? parts : NULL;
+}
+
+static enum llm_errclass gm_emit_call(struct gm_state *st, const cJSON *p,
+                                      const struct llm_sink *sink, char *msg, size_t msglen)
+{
+    const cJSON *fc = wire_get(p, "functionCall");
+    const char *id = wire_str(fc, "id") ? wire_str(fc, "id") : wire_str(p, "id");
+    int index = st->n_tools++;
+    enum llm_errclass c = wire_emit_call(sink, index, id, wire_str(fc, "name"), msg, msglen);
+    return c != LLM_ERR_NONE ? c : wire_emit_args(sink, index, wire_get(fc, "args"), msg, msglen);
+}
+
+/* One GenerateContentResponse (a whole body or a stream chunk) -> events. */
+static enum llm_errclass gm_chunk(struct gm_state *st, const cJSON *root,
+                                  const struct llm_sink *sink, char *msg, size_t msglen)
+{
+    const cJSON *cand = cJSON_GetArrayItem(wire_get(root, "candidates"), 0);
+    const cJSON *parts = gm_parts(root);
+    const cJSON *p;
+    int tools = st->n_tools;
+    enum llm_errclass c;
+
+    if (cJSON_IsObject(wire_get(root, "error")))
+        return gm_error_class(wire_get(root, "error"), 0, msg, msglen);
+    if ((c = gm_check_parts(&tools, parts, msg, msglen)) != LLM_ERR_NONE)
+        return c;
+    gm_read_usage(st, wire_get(root, "usageMetadata"));
+    cJSON_ArrayForEach(p, parts)
+    {
+        if (cJSON_IsTrue(wire_get(p, "thought")))
+            continue; /* a thought summary, not the answer */
+        c = wire_emit_text(sink, LLM_EV_TEXT, 0, wire_str(p, "text"), msg, msglen);
+        if (c != LLM_ERR_NONE)
+            return c;
+    }
+    cJSON_ArrayForEach(p, parts)
+    {
+        if (!wire_get(p, "functionCall"))
+            continue;
+        if ((c = gm_emit_call(st, p, sink, msg, msglen)) != LLM_ERR_NONE)
+            return c;
+    }
+    if (wire_str(cand, "finishReason")) {
+        st->finished = true;
+        st->finish = gm_finish(wire_str(cand, "finishReason"));
+    } else if (!cand && wire_str(wire_get(root, "promptFeedback"), "blockReason")) {
+        st->finished = true;
+        st->finish = LLM_FINISH_CONTENT_FILTER;
+    }
+    return LLM_ERR_NONE;
+}
+
+static enum llm_errclass gm_end(const struct gm_state *st, const struct llm_sink *sink, char *msg,
+                                size_t msglen)
+{
+    enum llm_finish finish = st->finish;
+    if (finish == LLM_FINISH_STOP && st->n_tools > 0)
+        finish = LLM_FINISH_TOOL_CALLS;
+    return wire_emit_end(sink, &st->usage, finish, msg, msglen);
+}
+
+/* A whole body is one GenerateContentResponse, or the JSON array of chunks that
+ * streamGenerateContent sends without alt=sse. Checked before anything is emitted. */
+static enum llm_errclass gm_check_body(const cJSON *root, char *msg, size_t msglen)
+{
+    bool array = cJSON_IsArray(root), answer = false;
+    int tools = 0;
+    enum llm_errclass c;
+    if (!array && !cJSON_IsObject(root)) {
+        wire_msg(msg, msglen, "response body is not a JSON object");
+        return LLM_ERR_BAD_RESPONSE;
+    }
+    for (const cJSON *it = array ? root->child : root; it; it = array ? it->next : NULL) {
+        if (!cJSON_IsObject(it)) {
+            wire_msg(msg, msglen, "response array holds a non-object");
+            return LLM_ERR_BAD_RESPONSE;
+        }
+        if ((c = gm_check_parts(&tools, gm_parts(it), msg, msglen)) != LLM_ERR_NONE)
+            return c;
+        answer = answer || cJSON_GetArrayItem(wire_get(it, "candidates"), 0) ||
+                 wire_str(wire_get(it, "promptFeedback"), "blockReason") ||
+                 cJSON_IsObject(wire_get(it, "error"));
+    }
+    if (!answer) {
+        wire_msg(msg, msglen, "response has no candidates");
+        return LLM_ERR_BAD_RESPONSE;
+    }
+    return LLM_ERR_NONE;
+}
+
+static enum llm_errclass gemini_decode_full(const char *body, size_t len,
+                                            const struct llm_sink *sink, char *msg, size_t msglen)
+{
+    struct gm_state st = {.finish = LLM_FINISH_NONE};
+    cJSON *root = wire_parse(body, len);
+    bool array = cJSON_IsArray(root);
+    enum llm_errclass c = gm_check_body(root, msg, msglen);
+
+    for (const cJSON *it = array ? root->child : root; it && c == LLM_ERR_NONE;
+         it = array ? it->next : NULL)
+        c = gm_chunk(&st, it, sink, msg, msglen);
+    if (c == LLM_ERR_NONE)
+        c = gm_end(&st, sink, msg, msglen);
+    cJSON_Delete(root);
+    return c;
+}
+
+static enum llm_errclass gemini_stream_event(void *state, const struct sse_event *ev,
+                                             const struct llm_sink *sink, char *msg, size_t msglen)
+{
+    enum llm_errclass c;
+    cJSON *root = wire_parse(ev->data, ev->data_len);
+    if (cJSON_IsObject(root)) {
+        c = gm_chunk(state, root, sink, msg, msglen);
+    } else {
+        wire_msg(msg, msglen, "stream chunk is not a JSON object");
+        c = LLM_ERR_BAD_RESPONSE;
+    }
+    cJSON_Delete(root);
+    return c;
+}
+
+static enum llm_errclass gemini_stream_end(void *state, const struct llm_sink *sink, char *msg,
+                                           size_t msglen)
+{
+    const struct gm_state *st = state;
+    if (st->finished)
+        return gm_end(st, sink, msg, msglen);
+    wire_msg(msg, msglen, "stream ended without a finishReason");
+    return LLM_ERR_TRUNCATED;
+}
+
+static enum llm_errclass gemini_classify(long status, const char *body, size_t len, char *msg,
+                                         size_t msglen)
+{
+    cJSON *root = len ? wire_parse(body, len) : NULL;
+    const cJSON *top = cJSON_IsArray(root) ? cJSON_GetArrayItem(root, 0) : root;
+    const cJSON *err = wire_get(top, "error");
+    enum llm_errclass c;
+    if (cJSON_IsObject(err) && status >= 400) {
+        c = gm_error_class(err, status, msg, msglen);
+    } else {
+        c = llm_errclass_from_status(status);
+        wire_msg(msg, msglen, "HTTP %ld", status);
+    }
+    cJSON_Delete(root);
+    return c;
+}
+
+const struct provider_ops provider_gemini = {
+    .name = "gemini",
+    .encode = gemini_encode,
+    .decode_full = gemini_decode_full,
+    .stream_new = gemini_stream_new,
+    .stream_free = gemini_stream_free,
+    .stream_event = gemini_stream_event,
+    .stream_end = gemini_stream_end,
+    .classify = gemini_classify,
+    .encode_probe = gemini_encode_probe,
+};

@@ -1,0 +1,160 @@
+/*
+ * wire.c - JSON and event helpers shared by the Anthropic and Gemini adapters (see wire.h).
+ * Stateless; any thread.
+ */
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "wire.h"
+
+void wire_msg(char *msg, size_t msglen, const char *fmt, ...)
+{
+    va_list ap;
+    if (!msg || msglen == 0)
+        return;
+    va_start(ap, fmt);
+    int n = vsnprintf(msg, msglen, fmt, ap);
+    va_end(ap);
+    if (n < 0)
+        msg[0] = '\0';
+}
+
+cJSON *wire_parse(const char *s, size_t len)
+{
+    char *copy = xmalloc(len + 1);
+    if (len)
+        memcpy(copy, s, len);
+    copy[len] = '\0';
+    cJSON *root = cJSON_ParseWithLengthOpts(copy, len + 1, NULL, true);
+    free(copy);
+    return root;
+}
+
+const cJSON *wire_get(const cJSON *obj, const char *key)
+{
+    return cJSON_GetObjectItemCaseSensitive(obj, key);
+}
+
+const char *wire_str(const cJSON *obj, const char *key)
+{
+    const cJSON *v = wire_get(obj, key);
+    return cJSON_IsString(v) ? v->valuestring : NULL;
+}
+
+bool wire_count(const cJSON *obj, const char *key, long *out)
+{
+    const cJSON *v = wire_get(obj, key);
+    if (!cJSON_IsNumber(v))
+        return false;
+    double d = v->valuedouble;
+    if (!(d >= 0))
+        d = 0;
+    if (d > 1e15)
+        d = 1e15;
+    *out = (long)d;
+    return true;
+}
+
+bool wire_has_text(const char *s)
+{
+    return s && *s;
+}
+
+bool wire_has_line_break(const char *s)
+{
+    return s && strpbrk(s, "\r\n") != NULL;
+}
+
+bool wire_contains_any(const char *text, const char *const *needles, size_t n)
+{
+    for (size_t i = 0; text && i < n; i++)
+        if (strcasestr(text, needles[i]))
+            return true;
+    return false;
+}
+
+size_t wire_base_len(const char *base)
+{
+    size_t n = strlen(base);
+    while (n > 0 && base[n - 1] == '/')
+        n--;
+    return n;
+}
+
+enum sb_status wire_parse_object(const char *text, cJSON **out)
+{
+    *out = NULL;
+    if (!text || text[strspn(text, " \t\r\n")] == '\0')
+        return SB_OK;
+    *out = wire_parse(text, strlen(text));
+    if (!*out)
+        return SB_ERR_PARSE;
+    if (!cJSON_IsObject(*out)) {
+        cJSON_Delete(*out);
+        *out = NULL;
+        return SB_ERR_INVALID;
+    }
+    return SB_OK;
+}
+
+const char *wire_object_error(enum sb_status st)
+{
+    return st == SB_ERR_PARSE ? "invalid JSON" : "expected a JSON object";
+}
+
+enum llm_errclass wire_emit(const struct llm_sink *sink, const struct llm_event *ev, char *msg,
+                            size_t msglen)
+{
+    if (sink->on_event(sink->ctx, ev) == 0)
+        return LLM_ERR_NONE;
+    wire_msg(msg, msglen, "stopped by the receiver");
+    return LLM_ERR_CANCELLED;
+}
+
+enum llm_errclass wire_emit_text(const struct llm_sink *sink, enum llm_event_type type, int index,
+                                 const char *text, char *msg, size_t msglen)
+{
+    if (!text || !*text)
+        return LLM_ERR_NONE;
+    struct llm_event ev = {.type = type, .text = text, .len = strlen(text), .index = index};
+    return wire_emit(sink, &ev, msg, msglen);
+}
+
+enum llm_errclass wire_emit_call(const struct llm_sink *sink, int index, const char *id,
+                                 const char *name, char *msg, size_t msglen)
+{
+    char synth[32];
+    if (!id) {
+        snprintf(synth, sizeof synth, "call_%d", index);
+        id = synth;
+    }
+    struct llm_event ev = {.type = LLM_EV_TOOL_CALL, .index = index, .id = id, .name = name};
+    return wire_emit(sink, &ev, msg, msglen);
+}
+
+enum llm_errclass wire_emit_args(const struct llm_sink *sink, int index, const cJSON *args,
+                                 char *msg, size_t msglen)
+{
+    char *printed = cJSON_IsObject(args) ? cJSON_PrintUnformatted(args) : NULL;
+    enum llm_errclass c =
+        wire_emit_text(sink, LLM_EV_TOOL_ARGS, index, printed ? printed : "{}", msg, msglen);
+    cJSON_free(printed);
+    return c;
+}
+
+enum llm_errclass wire_emit_end(const struct llm_sink *sink, const struct llm_usage *usage,
+                                enum llm_finish finish, char *msg, size_t msglen)
+{
+    enum llm_errclass c = LLM_ERR_NONE;
+    if (usage && usage->present) {
+        struct llm_event ev = {.type = LLM_EV_USAGE, .usage = *usage};
+        c = wire_emit(sink, &ev, msg, msglen);
+    }
+    if (c == LLM_ERR_NONE) {
+        struct llm_event ev = {.type = LLM_EV_FINISH, .finish = finish};
+        c = wire_emit(sink, &ev, msg, msglen);
+    }
+    return c;
+}

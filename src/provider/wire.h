@@ -1,0 +1,67 @@
+/*
+ * wire.h - private to src/provider: the JSON and event helpers that the Anthropic and
+ * Gemini adapters share. Nothing outside src/provider includes this.
+ *
+ * JSON from a provider is parsed from exactly len bytes and read through typed accessors
+ * that tolerate any shape (a missing or mistyped field reads as absent). Events go to a sink
+ * through wire_emit*, which turn "the sink asked to stop" into LLM_ERR_CANCELLED with a
+ * message, so adapters can return at once.
+ *
+ * Threads: stateless; any thread. Pure: no I/O, no clock.
+ */
+#ifndef SWITCHBOARD_PROVIDER_WIRE_H
+#define SWITCHBOARD_PROVIDER_WIRE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include <cjson/cJSON.h>
+
+#include "switchboard/llm.h"
+#include "switchboard/util.h"
+
+/* snprintf into a caller's message buffer; NULL or 0-sized msg is ignored. */
+void wire_msg(char *msg, size_t msglen, const char *fmt, ...) SB_PRINTF(3, 4);
+
+/* Parses exactly len bytes (need not be NUL-terminated; s may be NULL when len is 0).
+ * Trailing garbage fails. NULL on failure; otherwise the caller cJSON_Deletes the tree. */
+cJSON *wire_parse(const char *s, size_t len);
+
+/* Typed reads, NULL-safe on obj: absent or mistyped -> NULL / false. */
+const cJSON *wire_get(const cJSON *obj, const char *key);
+const char *wire_str(const cJSON *obj, const char *key);
+/* A token count: a JSON number clamped to [0, 1e15] into *out. */
+bool wire_count(const cJSON *obj, const char *key, long *out);
+
+bool wire_has_text(const char *s);       /* non-NULL and non-empty */
+bool wire_has_line_break(const char *s); /* holds CR or LF (would split an HTTP header) */
+/* Case-insensitive: does text (may be NULL) contain any of the n needles? */
+bool wire_contains_any(const char *text, const char *const *needles, size_t n);
+/* Length of base without its trailing slashes. */
+size_t wire_base_len(const char *base);
+
+/*
+ * A JSON object given as text by our client (tool arguments, a schema). NULL or blank text
+ * gives *out = NULL and SB_OK; otherwise SB_ERR_PARSE (not JSON) or SB_ERR_INVALID (not an
+ * object), or SB_OK with a tree the caller owns.
+ */
+enum sb_status wire_parse_object(const char *text, cJSON **out);
+const char *wire_object_error(enum sb_status st); /* "invalid JSON" / "expected a JSON object" */
+
+/* Emit one event. LLM_ERR_NONE, or LLM_ERR_CANCELLED (msg set) when the sink says stop. */
+enum llm_errclass wire_emit(const struct llm_sink *sink, const struct llm_event *ev, char *msg,
+                            size_t msglen);
+/* TEXT or TOOL_ARGS with a NUL-terminated text; nothing for NULL or "". */
+enum llm_errclass wire_emit_text(const struct llm_sink *sink, enum llm_event_type type, int index,
+                                 const char *text, char *msg, size_t msglen);
+/* TOOL_CALL; a NULL id becomes "call_<index>". */
+enum llm_errclass wire_emit_call(const struct llm_sink *sink, int index, const char *id,
+                                 const char *name, char *msg, size_t msglen);
+/* One TOOL_ARGS with args printed as JSON; anything but an object prints as "{}". */
+enum llm_errclass wire_emit_args(const struct llm_sink *sink, int index, const cJSON *args,
+                                 char *msg, size_t msglen);
+/* USAGE when usage->present, then FINISH. */
+enum llm_errclass wire_emit_end(const struct llm_sink *sink, const struct llm_usage *usage,
+                                enum llm_finish finish, char *msg, size_t msglen);
+
+#endif
