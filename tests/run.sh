@@ -8,7 +8,7 @@ build=${1:?build dir}
 what=${2:-all}
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
-export SB_BUILD="$root/$build"
+case $build in /*) export SB_BUILD="$build" ;; *) export SB_BUILD="$root/$build" ;; esac
 export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=0}
 export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}
 export TSAN_OPTIONS=${TSAN_OPTIONS:-halt_on_error=1:second_deadlock_stack=1}

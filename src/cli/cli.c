@@ -2,7 +2,10 @@
  * cli.c - subcommand table and top-level usage. Main thread only.
  */
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+
+#include <cjson/cJSON.h>
 
 #include "switchboard/cli.h"
 #include "switchboard/util.h"
@@ -33,6 +36,9 @@ static void usage(FILE *out)
 
 int cli_main(int argc, char **argv)
 {
+    /* cJSON allocates through our wrappers, so running out of memory aborts in one place. */
+    cJSON_Hooks hooks = {xmalloc, free};
+    cJSON_InitHooks(&hooks);
     if (argc < 2) {
         usage(stderr);
         return 2;

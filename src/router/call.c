@@ -83,6 +83,7 @@ static void fill_result(const struct call *c, struct router_result *r, enum llm_
     r->attempts = c->attempts;
     r->hedges = c->hedges;
     r->committed = c->committed;
+    r->no_target = c->no_target;
     r->retry_after_ms = c->retry_after_ms;
     r->usage = c->usage;
     r->finish = c->finish;
@@ -622,6 +623,7 @@ static bool start_attempt(struct router *rt, struct call *c, bool is_hedge)
                 return false;
             char why[200];
             explain_none(c, now, why, sizeof why);
+            c->no_target = c->attempts == 0;
             if (c->last_err != LLM_ERR_NONE) {
                 call_finish(rt, c, c->last_err, "%s", c->last_msg);
             } else {

@@ -120,6 +120,7 @@ struct call {
     struct attempt *live;
     struct attempt *winner;
     bool committed, done, error_sent;
+    bool no_target; /* finished because nothing could be tried */
     int busy; /* > 0 while attempt_done works on the call: it must not be freed */
     struct timer t_retry, t_hedge, t_deadline;
     enum llm_errclass last_err;

@@ -68,3 +68,43 @@ json_get() { python3 -c "import json,sys; j=json.load(sys.stdin); print($1)"; }
 # contains HAYSTACK_FILE NEEDLE / lacks HAYSTACK_FILE NEEDLE
 contains() { grep -qF -- "$2" "$1"; }
 lacks() { ! grep -qF -- "$2" "$1"; }
+
+# start_serve CONFIG: starts `switchboard serve` on an ephemeral port; sets SB_PORT, SB_PID.
+start_serve() {
+  local pf=$TMP/serve.port
+  rm -f "$pf"
+  "$SB" serve -c "$1" --port-file "$pf" >"$TMP/serve.out" 2>"$TMP/serve.err" &
+  SB_PID=$!
+  PIDS+=($SB_PID)
+  if ! wait_for "$pf" 10; then
+    echo "switchboard serve did not start:"; cat "$TMP/serve.err"; return 1
+  fi
+  read -r SB_PORT < "$pf"
+}
+
+# metric NAME_WITH_LABELS: prints the value of one /metrics sample (empty when absent).
+metric() {
+  curl -sf --max-time 5 "http://127.0.0.1:$SB_PORT/metrics" |
+    awk -v k="$1" 'index($0, k" ") == 1 { print $2; exit }'
+}
+
+# admin METHOD PATH [JSON]: calls the admin API with $ADMIN_TOKEN; prints the body.
+admin() {
+  curl -s --max-time 5 -X "$1" -H "Authorization: Bearer $ADMIN_TOKEN" \
+    -H 'Content-Type: application/json' ${3:+--data "$3"} "http://127.0.0.1:$SB_PORT$2"
+}
+
+# load ARGS...: runs the load driver against the gateway; prints its JSON summary.
+load() { python3 "$(dirname "${BASH_SOURCE[0]}")/load.py" "$SB_PORT" "$@"; }
+
+# eventually SECONDS COMMAND...: retries COMMAND every 0.2 s until it succeeds or time is up.
+eventually() {
+  local n=$(( $1 * 5 )); shift
+  for _ in $(seq "$n"); do "$@" && return 0; sleep 0.2; done
+  return 1
+}
+
+# sim_requests NAME PATH: how many requests the simulator got on PATH.
+sim_requests() {
+  sim_stats "$1" | json_get "j.get('by_path', {}).get('$2', 0)"
+}
