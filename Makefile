@@ -51,7 +51,7 @@ SIM       := $(BUILD)/switchboard-sim
 UNIT_BINS := $(UNIT_SRCS:tests/unit/%.c=$(BUILD)/tests/%)
 
 .PHONY: all deps test test-suite unit integration asan tsan valgrind lint fuzz bench demo \
-        install clean format docs-check
+        install clean format docs
 .DEFAULT_GOAL := all
 
 all: $(BIN) $(SIM)
@@ -118,8 +118,13 @@ lint: deps
 fuzz: deps
 	@bash tests/fuzz/run.sh $(FUZZ_SECONDS)
 
-docs-check: $(BIN)
-	@bash tests/docs-check.sh $(BIN)
+# Regenerates the README's configuration reference from the schema tables.
+docs: $(BIN)
+	@$(BIN) check --reference > $(BUILD)/ref.md
+	@awk -v ref=$(BUILD)/ref.md '/<!-- config-reference:start -->/ { print; \
+	   while ((getline l < ref) > 0) print l; skip = 1; next } \
+	   /<!-- config-reference:end -->/ { skip = 0 } !skip' README.md > $(BUILD)/README.md
+	@mv $(BUILD)/README.md README.md
 
 # ---- running -------------------------------------------------------------------------------
 demo:
