@@ -53,6 +53,7 @@ UNIT_BINS := $(UNIT_SRCS:tests/unit/%.c=$(BUILD)/tests/%)
 .PHONY: all deps test test-suite unit integration asan tsan valgrind lint fuzz bench demo \
         install clean format docs
 .DEFAULT_GOAL := all
+.SECONDARY:
 
 all: $(BIN) $(SIM)
 

@@ -12,5 +12,6 @@ int cli_main(int argc, char **argv);
 int cli_check(int argc, char **argv);
 int cli_ask(int argc, char **argv);
 int cli_serve(int argc, char **argv);
+int cli_route(int argc, char **argv);
 
 #endif

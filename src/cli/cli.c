@@ -22,6 +22,8 @@ static const struct cli_command commands[] = {
     {"check", cli_check, "check -c FILE            validate a config, summarise it, warn"},
     {"serve", cli_serve,
      "serve -c FILE [--listen HOST:PORT] [--port-file FILE]   gateway + router, headless"},
+    {"route", cli_route,
+     "route --explain -c FILE -m MODEL [--tag T] [--prompt-tokens N] [--server URL]   dry run"},
     {"ask", cli_ask,
      "ask -c FILE [-t TARGET | -m ROUTE] [--no-stream] PROMPT|-   one prompt, streamed"},
 };

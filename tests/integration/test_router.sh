@@ -121,6 +121,16 @@ sleep 2.4
 r=$(load --n 40 --c 4 --model split)
 check "weight override lapses on time" test "$(field "$r" 'j["by_target"].get("w3",0) >= 25')" = True
 
+# ---- route --explain: local dry run and live state ------------------------------------------
+"$SB" route --explain -c "$TMP/sb.json" -m split --prompt-tokens 10 >"$TMP/explain.out" 2>&1
+check "route --explain: names the route and the strategy" grep -q 'route: split (by model name)' "$TMP/explain.out"
+check "route --explain: shows the pick" grep -q '^pick: w' "$TMP/explain.out"
+admin POST /admin/targets/w3/drain >/dev/null
+"$SB" route --explain -c "$TMP/sb.json" -m split --server "http://127.0.0.1:$SB_PORT" >"$TMP/explain2.out" 2>&1
+check "route --explain --server: shows live filters (drained)" grep -qE 'w3 +drained by operator' "$TMP/explain2.out"
+check "route --explain --server: picks the other target" grep -q '^pick: w1' "$TMP/explain2.out"
+admin POST /admin/targets/w3/clear >/dev/null
+
 # ---- SIGHUP reload ----------------------------------------------------------------------------
 write_config 0
 kill -HUP "$SB_PID"
