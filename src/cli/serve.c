@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <unistd.h>
 
 #include "switchboard/cli.h"
@@ -104,6 +105,18 @@ static bool write_port_file(const char *path, unsigned port)
     return ok;
 }
 
+/* Each streamed call holds a client socket and an upstream socket: raise the soft limit on
+ * open files to the hard limit so a thousand concurrent streams fit. */
+static void raise_nofile(void)
+{
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+        rl.rlim_cur = rl.rlim_max;
+        if (setrlimit(RLIMIT_NOFILE, &rl) != 0)
+            log_warn("cannot raise the open-file limit: %s", strerror(errno));
+    }
+}
+
 static void reload(struct router *rt, const struct serve_opts *o)
 {
     struct buf errors;
@@ -165,6 +178,7 @@ int cli_serve(int argc, char **argv)
     sigaddset(&set, SIGHUP);
     pthread_sigmask(SIG_BLOCK, &set, NULL);
     signal(SIGPIPE, SIG_IGN);
+    raise_nofile();
 
     rc = 1;
     size_t n_targets = cfg->n_targets, n_routes = cfg->n_routes;

@@ -1,0 +1,53 @@
+/*
+ * gateway.h - the OpenAI-compatible HTTP endpoint (libmicrohttpd): POST /v1/chat/completions
+ * (streaming and not), GET /v1/models, /healthz, /readyz, /metrics and the admin API under
+ * /admin/. Every chat call goes to the router; the gateway writes back what the call's sink
+ * receives.
+ *
+ * Threads: libmicrohttpd runs its own internal threads (epoll, a small pool) and owns the
+ * client connections; the router thread calls the gateway's sinks. The gateway never owns
+ * router state: it reads routes and targets from router snapshots. The functions below are
+ * for the thread that owns the gateway (main): call them in order new -> start -> stop ->
+ * free. A config reload (router_reload) does not restart the listener; the gateway keeps the
+ * gateway section it copied at gateway_new.
+ */
+#ifndef SWITCHBOARD_GATEWAY_H
+#define SWITCHBOARD_GATEWAY_H
+
+#include <stddef.h>
+
+#include "switchboard/config.h"
+#include "switchboard/router.h"
+#include "switchboard/util.h"
+
+struct gateway;
+
+/*
+ * Creates a gateway for cfg->gateway (listen address, limits, admin token: copied, so cfg
+ * may be freed or handed to the router afterwards) in front of rt (borrowed: it must outlive
+ * the gateway). Binds nothing yet. Returns NULL with msg on a bad listen address.
+ */
+struct gateway *gateway_new(const struct config *cfg, struct router *rt, char *msg, size_t msglen);
+
+/* Binds the listen address ("HOST:PORT"; port 0 picks an ephemeral port, see gateway_port)
+ * and starts serving. SB_ERR_IO with msg when the address cannot be bound. */
+enum sb_status gateway_start(struct gateway *gw, char *msg, size_t msglen);
+
+/* The bound TCP port once started (useful with port 0); 0 before gateway_start. */
+unsigned gateway_port(const struct gateway *gw);
+
+/*
+ * Stops accepting connections, cancels every call in flight (streams end with an error
+ * chunk, waiting calls get a 503), waits until the router is done with each of them (up to
+ * 5 s), lets clients read their last bytes (up to 2 s), then closes all connections and
+ * joins the server threads. Idempotent. Call it before router_stop: the router must still
+ * be running to finish the cancelled calls.
+ */
+void gateway_stop(struct gateway *gw);
+
+/* Stops first if needed; NULL-safe. Sinks of calls the router never finished (only after a
+ * stop that timed out, logged as an error) still point at the gateway: in that case free it
+ * after router_stop. */
+void gateway_free(struct gateway *gw);
+
+#endif

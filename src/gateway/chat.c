@@ -1,0 +1,395 @@
+/*
+ * chat.c - POST /v1/chat/completions: parse the client's body, submit the call to the
+ * router, and answer with what the call's sink receives.
+ *
+ * Non-streaming: submit, park (suspend), and on on_done answer the whole chat.completion
+ * (or the OpenAI-style error) with x-switchboard-target/-attempts/-cost-usd/-overhead-us.
+ * Streaming: submit, park; on on_commit (target known) the handler queues a text/event-stream
+ * response whose content reader hands out what the sink encoded; a failure before any
+ * output still gets a JSON error with its status, since no header has been sent yet.
+ *
+ * Threads: the handler and content reader run on an MHD thread, the sink (chat_on_*) on the
+ * router thread. The sink encodes into c->scratch (router thread only) with no lock held,
+ * then appends to c->out under c->lock and wakes the connection (server.c explains the
+ * suspend/resume protocol). Non-streaming events are collected into c->resp by the router
+ * thread alone; MHD reads it only after seeing c->done under the lock.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "internal.h"
+#include "switchboard/log.h"
+#include "switchboard/provider.h"
+
+/* Bytes encoded for a client and not yet taken by it. Past this the client is too slow:
+ * the stream ends with an error chunk and the call is cancelled (it must not hold the
+ * router's resources for a reader that cannot keep up). */
+#define GW_MAX_PENDING ((size_t)8 * 1024 * 1024)
+/* Compact c->out once this much of its front has been sent. */
+#define GW_COMPACT_AT ((size_t)64 * 1024)
+
+/* ---- the sink (router thread) ------------------------------------------------------------- */
+
+/* Appends c->scratch to c->out and wakes the connection. Returns non-zero when the call
+ * should stop: the client is gone or too far behind. */
+static int chat_push(struct gw_conn *c)
+{
+    pthread_mutex_lock(&c->lock);
+    bool gone = c->client_gone || !c->mhd_ref;
+    bool fits = c->out.len - c->out_off + c->scratch.len <= GW_MAX_PENDING;
+    bool resume = false;
+    if (!gone && fits) {
+        buf_append(&c->out, c->scratch.data, c->scratch.len);
+        if (gw_sse_is_over(&c->sse))
+            c->stream_over = true;
+        resume = gw_wake_locked(c);
+    }
+    pthread_mutex_unlock(&c->lock);
+    if (resume)
+        MHD_resume_connection(c->mc);
+    if (gone)
+        return 1;
+    if (fits)
+        return 0;
+    static const char slow[] = "the client is not reading the stream fast enough";
+    buf_reset(&c->scratch);
+    gw_sse_fail(&c->sse, slow, sizeof slow - 1, &c->scratch);
+    pthread_mutex_lock(&c->lock);
+    buf_append(&c->out, c->scratch.data, c->scratch.len);
+    c->stream_over = true;
+    resume = gw_wake_locked(c);
+    pthread_mutex_unlock(&c->lock);
+    if (resume)
+        MHD_resume_connection(c->mc);
+    return 1;
+}
+
+static void chat_on_commit(void *ctx, const struct router_commit *cm)
+{
+    struct gw_conn *c = ctx;
+    if (c->stream) {
+        buf_reset(&c->scratch);
+        gw_sse_begin(&c->sse, &c->scratch);
+    }
+    pthread_mutex_lock(&c->lock);
+    str_copy(c->commit_target, sizeof c->commit_target, cm->target ? cm->target : "");
+    c->commit_attempt = cm->attempt;
+    c->commit_cached = cm->cached;
+    c->committed = true;
+    bool resume = false;
+    if (c->stream) {
+        buf_append(&c->out, c->scratch.data, c->scratch.len);
+        resume = gw_wake_locked(c);
+    }
+    pthread_mutex_unlock(&c->lock);
+    if (resume)
+        MHD_resume_connection(c->mc);
+}
+
+static int chat_on_event(void *ctx, const struct llm_event *ev)
+{
+    struct gw_conn *c = ctx;
+    if (!c->stream)
+        return llm_response_collect(&c->resp, ev);
+    /* A failure before any output is answered with a JSON error once on_done comes. */
+    if (ev->type == LLM_EV_ERROR && !c->sse.started)
+        return 0;
+    buf_reset(&c->scratch);
+    gw_sse_event(&c->sse, ev, &c->scratch);
+    if (c->scratch.len == 0)
+        return 0;
+    return chat_push(c);
+}
+
+static void outcome_copy(struct gw_outcome *o, const struct router_result *r)
+{
+    memset(o, 0, sizeof *o);
+    o->err = r->err;
+    str_copy(o->message, sizeof o->message, r->message);
+    str_copy(o->target, sizeof o->target, r->target ? r->target : "");
+    str_copy(o->route, sizeof o->route, r->route ? r->route : "");
+    o->attempts = r->attempts;
+    o->no_target = r->no_target;
+    o->retry_after_ms = r->retry_after_ms;
+    o->usage_missing = r->usage_missing;
+    o->cached = r->cached;
+    o->cost_usd = r->cost_usd;
+    o->overhead_us = r->overhead_us;
+}
+
+static void chat_on_done(void *ctx, const struct router_result *r)
+{
+    struct gw_conn *c = ctx;
+    struct gateway *gw = c->gw;
+    struct gw_outcome o;
+    outcome_copy(&o, r);
+    if (o.err == LLM_ERR_CANCELLED) {
+        pthread_mutex_lock(&gw->lock);
+        bool stopping = gw->stopping;
+        pthread_mutex_unlock(&gw->lock);
+        if (stopping)
+            str_copy(o.message, sizeof o.message, "switchboard is shutting down");
+    }
+    bool truncated = false;
+    buf_reset(&c->scratch);
+    if (c->stream && (c->sse.started || r->err == LLM_ERR_NONE) && !gw_sse_is_over(&c->sse)) {
+        const char *m =
+            o.err != LLM_ERR_NONE && o.message[0] ? o.message : "the answer ended without a finish";
+        gw_sse_begin(&c->sse, &c->scratch);
+        gw_sse_fail(&c->sse, m, strlen(m), &c->scratch);
+        truncated = true;
+    }
+    if (c->stream && c->sse.started && r->err != LLM_ERR_NONE)
+        truncated = true;
+
+    gw_call_unregister(c);
+    pthread_mutex_lock(&c->lock);
+    buf_append(&c->out, c->scratch.data, c->scratch.len);
+    c->stream_over = true;
+    c->outcome = o;
+    c->done = true;
+    c->router_ref = false;
+    truncated = truncated && !c->client_gone; /* nobody read that error chunk */
+    bool resume = gw_wake_locked(c);
+    bool free_it = !c->mhd_ref;
+    pthread_mutex_unlock(&c->lock);
+    if (resume)
+        MHD_resume_connection(c->mc);
+    if (free_it)
+        gw_conn_free(c);
+    gw_call_released(gw, &o, truncated);
+}
+
+/* ---- the stream's content reader (MHD thread) --------------------------------------------- */
+
+static ssize_t chat_read(void *cls, uint64_t pos, char *dst, size_t max)
+{
+    struct gw_conn *c = cls;
+    (void)pos;
+    pthread_mutex_lock(&c->lock);
+    size_t avail = c->out.len - c->out_off;
+    if (avail > 0) {
+        size_t n = avail < max ? avail : max;
+        memcpy(dst, c->out.data + c->out_off, n);
+        c->out_off += n;
+        if (c->out_off == c->out.len) {
+            buf_reset(&c->out);
+            c->out_off = 0;
+        } else if (c->out_off >= GW_COMPACT_AT && c->out_off * 2 >= c->out.len) {
+            buf_consume(&c->out, c->out_off);
+            c->out_off = 0;
+        }
+        pthread_mutex_unlock(&c->lock);
+        return (ssize_t)n;
+    }
+    if (c->stream_over) {
+        pthread_mutex_unlock(&c->lock);
+        return MHD_CONTENT_READER_END_OF_STREAM;
+    }
+    if (c->abandoned) {
+        pthread_mutex_unlock(&c->lock);
+        return MHD_CONTENT_READER_END_WITH_ERROR;
+    }
+    /* Nothing yet: suspend from inside the reader and return 0; the sink resumes us. */
+    gw_park_begin_locked(c);
+    pthread_mutex_unlock(&c->lock);
+    gw_park_end(c);
+    return 0;
+}
+
+/* ---- answers (MHD thread) ----------------------------------------------------------------- */
+
+static enum MHD_Result answer_stream(struct gw_conn *c, const char *target, int attempt,
+                                     bool cached)
+{
+    struct MHD_Response *r =
+        MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, (size_t)32 * 1024, chat_read, c, NULL);
+    if (!r)
+        return MHD_NO;
+    char attempts[16];
+    snprintf(attempts, sizeof attempts, "%d", attempt);
+    const char *hdrs[] = {MHD_HTTP_HEADER_CONTENT_TYPE,
+                          "text/event-stream",
+                          MHD_HTTP_HEADER_CACHE_CONTROL,
+                          "no-cache",
+                          "X-Accel-Buffering",
+                          "no",
+                          "x-switchboard-target",
+                          target[0] ? target : "none",
+                          "x-switchboard-attempts",
+                          attempts,
+                          cached ? "x-switchboard-cache" : NULL,
+                          "hit",
+                          NULL};
+    log_debug("gateway: %s stream model=%s target=%s attempt=%d", c->request_id, c->model, target,
+              attempt);
+    return gw_queue(c, 200, r, hdrs);
+}
+
+/* Headers every finished chat answer carries: target, attempts, cost, overhead (+ usage
+ * missing, cache hit, Retry-After). */
+struct call_hdrs {
+    char attempts[16];
+    char cost[32];
+    char overhead[32];
+    char retry_after[24];
+    const char *v[17];
+};
+
+/* retry_after_s > 0 adds Retry-After. */
+static const char *const *call_hdrs(struct call_hdrs *h, const struct gw_outcome *o,
+                                    bool usage_missing, int64_t retry_after_s)
+{
+    size_t n = 0;
+    memset(h, 0, sizeof *h);
+    snprintf(h->attempts, sizeof h->attempts, "%d", o->attempts);
+    snprintf(h->cost, sizeof h->cost, "%.6f", o->cost_usd);
+    snprintf(h->overhead, sizeof h->overhead, "%lld", (long long)o->overhead_us);
+    h->v[n++] = "x-switchboard-target";
+    h->v[n++] = o->target[0] ? o->target : "none";
+    h->v[n++] = "x-switchboard-attempts";
+    h->v[n++] = h->attempts;
+    h->v[n++] = "x-switchboard-cost-usd";
+    h->v[n++] = h->cost;
+    h->v[n++] = "x-switchboard-overhead-us";
+    h->v[n++] = h->overhead;
+    if (usage_missing) {
+        h->v[n++] = "x-switchboard-usage";
+        h->v[n++] = "missing";
+    }
+    if (o->cached) {
+        h->v[n++] = "x-switchboard-cache";
+        h->v[n++] = "hit";
+    }
+    if (retry_after_s > 0) {
+        snprintf(h->retry_after, sizeof h->retry_after, "%lld", (long long)retry_after_s);
+        h->v[n++] = "Retry-After";
+        h->v[n++] = h->retry_after;
+    }
+    h->v[n] = NULL;
+    return h->v;
+}
+
+static enum MHD_Result answer_full(struct gw_conn *c)
+{
+    struct buf body;
+    struct call_hdrs h;
+    buf_init(&body);
+    gw_completion_json(c->chat_id, c->model, c->created, &c->resp, &body);
+    buf_putc(&body, '\n');
+    log_debug("gateway: %s model=%s target=%s attempts=%d cost=%.6f", c->request_id, c->model,
+              c->outcome.target, c->outcome.attempts, c->outcome.cost_usd);
+    return gw_respond(c, 200, "application/json", &body,
+                      call_hdrs(&h, &c->outcome, !c->resp.usage.present, 0));
+}
+
+static enum MHD_Result answer_failure(struct gw_conn *c)
+{
+    const struct gw_outcome *o = &c->outcome;
+    struct gw_error e;
+    struct call_hdrs h;
+    /* No attempt made with a class the router would have retried elsewhere also means no
+     * target could be tried (kept alongside no_target for routers that do not set it). */
+    bool no_target = o->no_target || (o->attempts == 0 && llm_errclass_is_retryable(o->err));
+    gw_error_from_call(&e, o->err, no_target, o->retry_after_ms, o->message);
+    if (o->err == LLM_ERR_BAD_REQUEST && o->attempts == 0 && !o->no_target) {
+        /* Refused before any attempt: when the model names no route, it is unknown (the
+         * router's rules may still map other names, so only a non-route name is 404). */
+        struct router_snapshot *snap = gw_snapshot(c->gw);
+        if (!gw_has_route(snap, c->model))
+            gw_error_model_not_found(&e, c->model, snap);
+        free(snap);
+    }
+    return gw_respond_error(c, &e, call_hdrs(&h, o, false, e.retry_after_s));
+}
+
+static enum MHD_Result answer_early_error(struct gw_conn *c, const struct gw_error *e)
+{
+    const char *hdrs[] = {"x-switchboard-target", "none", "x-switchboard-attempts", "0", NULL};
+    c->phase = GW_CHAT_ANSWERED;
+    return gw_respond_error(c, e, hdrs);
+}
+
+static enum MHD_Result chat_wait(struct gw_conn *c)
+{
+    pthread_mutex_lock(&c->lock);
+    bool sse = c->stream && (c->committed || (c->done && c->outcome.err == LLM_ERR_NONE));
+    bool done = c->done, abandoned = c->abandoned;
+    if (!sse && !done && !abandoned) {
+        gw_park_begin_locked(c);
+        pthread_mutex_unlock(&c->lock);
+        gw_park_end(c);
+        return MHD_YES;
+    }
+    char target[64];
+    str_copy(target, sizeof target, c->commit_target);
+    int attempt = c->commit_attempt;
+    bool cached = c->commit_cached;
+    pthread_mutex_unlock(&c->lock);
+
+    c->phase = GW_CHAT_ANSWERED;
+    if (sse)
+        return answer_stream(c, target, attempt, cached);
+    if (!done) {
+        struct gw_error e;
+        gw_error_set(&e, 503, "server_error", "shutting_down", "switchboard is shutting down");
+        return gw_respond_error(c, &e, NULL);
+    }
+    /* done was seen under the lock: outcome and resp are final. */
+    if (c->outcome.err != LLM_ERR_NONE)
+        return answer_failure(c);
+    return answer_full(c);
+}
+
+static enum MHD_Result chat_submit(struct gw_conn *c)
+{
+    struct gateway *gw = c->gw;
+    struct gw_error e;
+    char msg[512] = "";
+    struct llm_request *req = xmalloc(sizeof *req);
+    llm_request_init(req);
+    enum sb_status st = openai_request_parse(buf_str(&c->body), c->body.len, req, msg, sizeof msg);
+    buf_cleanup(&c->body);
+    if (st != SB_OK) {
+        llm_request_cleanup(req);
+        free(req);
+        gw_error_from_parse(&e, st, msg);
+        return answer_early_error(c, &e);
+    }
+    c->model = xstrdup(req->model ? req->model : "");
+    c->stream = req->stream;
+    c->created = clock_wall_ms() / 1000;
+    snprintf(c->chat_id, sizeof c->chat_id, "chatcmpl-%s", c->request_id);
+    if (c->stream)
+        gw_sse_init(&c->sse, c->chat_id, c->model, c->created, req->include_usage);
+    else
+        llm_response_init(&c->resp);
+    c->codec_ready = true;
+    c->phase = GW_CHAT_WAITING;
+    if (!gw_call_register(c)) {
+        llm_request_cleanup(req);
+        free(req);
+        gw_error_set(&e, 503, "server_error", "shutting_down", "switchboard is shutting down");
+        return answer_early_error(c, &e);
+    }
+    struct router_call_opts opts = {.tag = c->tag, .target = NULL, .request_id = c->request_id};
+    struct router_sink sink = {
+        .on_commit = chat_on_commit, .on_event = chat_on_event, .on_done = chat_on_done, .ctx = c};
+    uint64_t id = router_submit(gw->rt, req, &opts, &sink);
+    gw_call_set_id(c, id);
+    return chat_wait(c);
+}
+
+enum MHD_Result gw_chat_run(struct gw_conn *c)
+{
+    switch (c->phase) {
+    case GW_CHAT_NEW:
+        return chat_submit(c);
+    case GW_CHAT_WAITING:
+        return chat_wait(c);
+    case GW_CHAT_ANSWERED:
+        return MHD_YES;
+    }
+    return MHD_NO;
+}

@@ -1,0 +1,291 @@
+/*
+ * internal.h - private to src/gateway: the connection state shared by libmicrohttpd's
+ * threads and the router thread, and the pure pieces (JSON writer, chat encoders, error
+ * bodies, snapshot JSON, Prometheus text) that the unit tests drive without a router.
+ *
+ * Files:
+ *   json.c     pure  a tiny JSON writer over struct buf (UTF-8 sanitised strings)
+ *   encode.c   pure  llm events -> chat.completion JSON / SSE chunks; error bodies
+ *   state.c    pure  snapshot -> /admin/state, /v1/models JSON; readiness
+ *   metrics.c  pure  snapshot + gateway counters -> Prometheus text 0.0.4
+ *   server.c         MHD lifecycle, dispatch, connection state, suspend/resume
+ *   chat.c           POST /v1/chat/completions: parse, submit, sink, respond
+ *   admin.c          /admin/ API
+ * Only server.c, chat.c and admin.c call the router or libmicrohttpd.
+ */
+#ifndef SWITCHBOARD_GATEWAY_INTERNAL_H
+#define SWITCHBOARD_GATEWAY_INTERNAL_H
+
+#include <pthread.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <microhttpd.h>
+
+#include "switchboard/gateway.h"
+#include "switchboard/llm.h"
+#include "switchboard/router.h"
+#include "switchboard/util.h"
+
+/* ---- json.c ------------------------------------------------------------------------------- */
+
+#define GW_JSON_DEPTH 16
+
+/* Writes JSON into out with commas placed automatically. key NULL: an array element (or the
+ * top-level value). Caller's storage; no allocation besides out's. */
+struct gw_json {
+    struct buf *out;
+    int depth;
+    bool comma[GW_JSON_DEPTH];
+};
+void gw_json_init(struct gw_json *j, struct buf *out);
+void gw_json_open(struct gw_json *j, const char *key, char bracket); /* '{' or '[' */
+void gw_json_close(struct gw_json *j, char bracket);                 /* '}' or ']' */
+void gw_json_str(struct gw_json *j, const char *key, const char *s); /* NULL -> null */
+void gw_json_strn(struct gw_json *j, const char *key, const char *s, size_t len);
+void gw_json_int(struct gw_json *j, const char *key, int64_t v);
+void gw_json_uint(struct gw_json *j, const char *key, uint64_t v);
+void gw_json_num(struct gw_json *j, const char *key, double v); /* non-finite -> null */
+void gw_json_bool(struct gw_json *j, const char *key, bool v);
+void gw_json_null(struct gw_json *j, const char *key);
+/* A JSON string literal, quotes included; invalid UTF-8 becomes U+FFFD. */
+void gw_put_json_string(struct buf *b, const char *s, size_t len);
+
+/* ---- encode.c ----------------------------------------------------------------------------- */
+
+/* One streamed answer's encoder: llm events -> "data: {...}\n\n" chunks as the OpenAI SDKs
+ * parse them. Owned by whoever feeds it events (the router thread, through the sink). */
+struct gw_sse {
+    struct buf prefix; /* data: {"id":..,"object":..,"created":..,"model":..,"choices": */
+    bool include_usage;
+    bool started; /* role chunk written */
+    bool over;    /* [DONE] or an error chunk written: nothing more */
+    bool saw_tool;
+    struct llm_usage usage;
+};
+void gw_sse_init(struct gw_sse *s, const char *id, const char *model, int64_t created,
+                 bool include_usage);
+void gw_sse_cleanup(struct gw_sse *s);
+/* The first chunk: delta {"role":"assistant","content":""}. Idempotent. */
+void gw_sse_begin(struct gw_sse *s, struct buf *out);
+/* TEXT, TOOL_CALL, TOOL_ARGS, USAGE (remembered), FINISH (finish chunk, the usage chunk when
+ * asked, [DONE]), ERROR (error chunk). Begins first if needed; ignored once over. */
+void gw_sse_event(struct gw_sse *s, const struct llm_event *ev, struct buf *out);
+/* The stream broke after output: an error chunk ({"error":{..,"code":"truncated"}}) and no
+ * [DONE]. Ignored once over. */
+void gw_sse_fail(struct gw_sse *s, const char *message, size_t len, struct buf *out);
+bool gw_sse_is_over(const struct gw_sse *s);
+
+/* A whole non-streamed answer as an OpenAI chat.completion object. */
+void gw_completion_json(const char *id, const char *model, int64_t created,
+                        const struct llm_response *r, struct buf *out);
+
+/* A client-facing error: status + OpenAI error object. */
+struct gw_error {
+    int status;
+    const char *type; /* static */
+    const char *code; /* static, may be NULL */
+    char param[96];   /* "" -> null */
+    char message[600];
+    int64_t retry_after_s; /* > 0: send Retry-After */
+};
+void gw_error_set(struct gw_error *e, int status, const char *type, const char *code,
+                  const char *fmt, ...) SB_PRINTF(5, 6);
+/* openai_request_parse failures: 400; param is the field path the message starts with. */
+void gw_error_from_parse(struct gw_error *e, enum sb_status st, const char *msg);
+/* A failed call. no_target: nothing could be tried (all down, drained, limited): 503.
+ * retry_after_ms > 0 (rate limits) becomes Retry-After. */
+void gw_error_from_call(struct gw_error *e, enum llm_errclass cls, bool no_target,
+                        int64_t retry_after_ms, const char *message);
+/* 404 model_not_found naming the routes there are. */
+void gw_error_model_not_found(struct gw_error *e, const char *model,
+                              const struct router_snapshot *snap);
+/* {"error":{"message","type","param","code"}} */
+void gw_error_json(const struct gw_error *e, struct buf *out);
+
+/* A client-supplied X-Request-Id reduced to [A-Za-z0-9._-], at most 64 chars; "" when
+ * nothing usable is left. out has room for 65 bytes. */
+void gw_request_id_clean(const char *in, char out[65]);
+
+/* ---- state.c ------------------------------------------------------------------------------ */
+
+void gw_target_json(struct gw_json *j, const char *key, const struct router_target_snap *t);
+void gw_state_json(const struct router_snapshot *snap, struct buf *out);
+void gw_models_json(const struct router_snapshot *snap, int64_t created, struct buf *out);
+/* true when some route has an enabled, undrained target whose breaker is not open; else
+ * false with the reasons in why. */
+bool gw_is_ready(const struct router_snapshot *snap, struct buf *why);
+bool gw_has_route(const struct router_snapshot *snap, const char *name);
+
+/* ---- metrics.c ---------------------------------------------------------------------------- */
+
+#define GW_STATUS_MAX      600
+#define GW_OVERHEAD_BOUNDS 12
+
+/* The gateway's own counters (guarded by the gateway's lock; rendered from a copy). */
+struct gw_stats {
+    uint64_t by_status[GW_STATUS_MAX];                 /* answers by HTTP status */
+    uint64_t overhead_buckets[GW_OVERHEAD_BOUNDS + 1]; /* not cumulative; last is +Inf */
+    uint64_t overhead_count;
+    uint64_t overhead_sum_us;
+    uint64_t streams_truncated; /* error chunk sent after output */
+    uint64_t clients_gone;      /* client left before the answer was complete */
+    long calls_in_flight;
+};
+void gw_stats_note_status(struct gw_stats *s, int status);
+void gw_stats_note_overhead(struct gw_stats *s, int64_t overhead_us);
+/* Appends the Prometheus text exposition (format 0.0.4). */
+void gw_metrics_render(const struct router_snapshot *snap, const struct gw_stats *gs,
+                       struct buf *out);
+/* Appends s escaped as a Prometheus label value (\\, \", \n). */
+void gw_prom_label(struct buf *out, const char *s);
+
+/* ---- server.c: the gateway and one request's state -------------------------------------- */
+
+struct gw_endpoint;
+
+enum gw_park {
+    GW_RUNNING,      /* MHD is processing the connection */
+    GW_SUSPENDING,   /* an MHD thread decided to suspend and is calling MHD_suspend_connection */
+    GW_WAKE_PENDING, /* ...and a sink asked to wake it meanwhile: that thread resumes it */
+    GW_SUSPENDED,    /* suspended; the next wake resumes it */
+};
+
+/* What the router reported at on_done, copied (the router's strings are borrowed). */
+struct gw_outcome {
+    enum llm_errclass err;
+    char message[256];
+    char target[64];
+    char route[64];
+    int attempts;
+    bool no_target;
+    int64_t retry_after_ms;
+    bool usage_missing;
+    bool cached; /* answered from a response cache */
+    double cost_usd;
+    int64_t overhead_us;
+};
+
+enum gw_chat_phase {
+    GW_CHAT_NEW,
+    GW_CHAT_WAITING,
+    GW_CHAT_ANSWERED,
+};
+
+/* One HTTP request. Shared by MHD (until the request-completed callback) and the router
+ * (from router_submit until on_done); freed by whichever lets go last. */
+struct gw_conn {
+    struct gateway *gw;
+    struct MHD_Connection *mc; /* fixed for the request */
+    pthread_mutex_t lock;
+
+    /* -- under lock ------------------------------------------------------------------ */
+    bool mhd_ref;    /* MHD has not reported the request completed */
+    bool router_ref; /* the router has not called on_done */
+    enum gw_park park;
+    struct buf out; /* SSE bytes the sink queued and the reader has not taken */
+    size_t out_off;
+    bool stream_over; /* nothing more will be queued in out */
+    bool committed;
+    char commit_target[64];
+    int commit_attempt;
+    bool commit_cached;
+    bool done; /* on_done ran: outcome and (non-stream) resp are final */
+    struct gw_outcome outcome;
+    bool client_gone;
+    bool abandoned; /* gateway_stop gave up waiting for the router */
+
+    /* -- MHD threads only (one at a time per connection) ------------------------------ */
+    const struct gw_endpoint *ep;
+    char *path;
+    char *method;
+    char request_id[65];
+    char *tag;
+    struct buf body;
+    bool body_too_big;
+    size_t body_seen;
+    bool answered;
+    enum gw_chat_phase phase;
+    char *model; /* what the client asked for */
+    bool stream;
+    bool codec_ready; /* sse (stream) or resp (not) is initialised */
+    int64_t created;
+    char chat_id[80];
+
+    /* -- under the gateway's lock ------------------------------------------------------ */
+    uint64_t call_id;
+    struct gw_conn *live_prev, *live_next;
+
+    /* -- router thread only, from router_submit until on_done (then MHD reads resp) ---- */
+    struct gw_sse sse;
+    struct buf scratch;
+    struct llm_response resp;
+};
+
+struct gateway {
+    struct router *rt;
+    char *listen;
+    long max_connections;
+    size_t max_body;
+    int64_t idle_timeout_ms;
+    char *admin_token; /* NULL: admin API off */
+    int64_t started_s; /* wall clock, for model objects */
+
+    struct MHD_Daemon *daemon;
+    int listen_fd;
+    unsigned port;
+    bool started, stopped;
+
+    pthread_mutex_t lock; /* guards everything below */
+    pthread_cond_t idle;  /* signalled when calls_live drops to 0 while stopping */
+    bool stopping;
+    struct gw_conn *live; /* requests with a call in the router */
+    long calls_live;      /* calls whose on_done has not fully returned */
+    long requests;        /* struct gw_conn alive */
+    struct gw_stats stats;
+    uint64_t id_state; /* request id generator */
+};
+
+/* Queues r (consumed) with x-request-id and hdrs; counts the status. MHD thread. */
+enum MHD_Result gw_queue(struct gw_conn *c, int status, struct MHD_Response *r,
+                         const char *const *hdrs);
+/* Answers the request: queues status + body (taken) with the common headers (x-request-id)
+ * and hdrs (NULL-terminated name/value pairs, may be NULL). MHD thread. */
+enum MHD_Result gw_respond(struct gw_conn *c, int status, const char *content_type,
+                           struct buf *body, const char *const *hdrs);
+enum MHD_Result gw_respond_error(struct gw_conn *c, const struct gw_error *e,
+                                 const char *const *hdrs);
+enum MHD_Result gw_respond_text(struct gw_conn *c, int status, const char *text);
+
+/* Suspend/resume protocol (see server.c). The caller holds c->lock, found nothing to do and
+ * calls gw_park_begin_locked; after unlocking it calls gw_park_end (MHD thread). */
+void gw_park_begin_locked(struct gw_conn *c);
+void gw_park_end(struct gw_conn *c);
+/* A sink has news for c (caller holds c->lock). Returns true when the caller must call
+ * MHD_resume_connection(c->mc) after unlocking. */
+bool gw_wake_locked(struct gw_conn *c);
+
+/* The router is about to hold c: false when the gateway is stopping. */
+bool gw_call_register(struct gw_conn *c);
+/* After router_submit: remembers the id; cancels at once if the gateway began stopping. */
+void gw_call_set_id(struct gw_conn *c, uint64_t id);
+/* on_done: c leaves the live list (call before releasing router_ref). */
+void gw_call_unregister(struct gw_conn *c);
+/* on_done, after resuming and maybe freeing c: counts the call out. */
+void gw_call_released(struct gateway *gw, const struct gw_outcome *o, bool truncated);
+void gw_conn_free(struct gw_conn *c);
+
+/* A fresh snapshot (heap; caller frees). */
+struct router_snapshot *gw_snapshot(struct gateway *gw);
+/* Client address as text for audit ("admin:<addr>"). */
+void gw_client_addr(struct gw_conn *c, char *out, size_t outlen);
+
+/* ---- chat.c / admin.c --------------------------------------------------------------------- */
+
+enum MHD_Result gw_chat_run(struct gw_conn *c);
+enum MHD_Result gw_admin_run(struct gw_conn *c);
+/* 0 when the request may proceed, else the status to answer: 404 admin off, 401 bad token. */
+int gw_admin_check_auth(struct gw_conn *c, const char *authorization);
+
+#endif
