@@ -1,0 +1,210 @@
+#!/usr/bin/env python3
+"""report.py RAW_TSV STREAMS_TSV - the Markdown report of tests/bench/run.sh.
+
+Rows of the same configuration and target from several rounds are reduced to their median
+(peak RSS: the maximum; errors and requests: the sum). Ratios are taken within one run of the
+harness, so machine noise mostly cancels. Each target of the issue is printed with the
+measured value and PASS or MISS; nothing is tuned or hidden here. Run metadata comes from
+the environment run.sh exports.
+"""
+import csv
+import os
+import statistics
+import sys
+import time
+from collections import defaultdict
+
+raw_path, streams_path = sys.argv[1], sys.argv[2]
+env = os.environ.get
+
+
+def num(x):
+    return float(x) if x not in ("", None) else 0.0
+
+
+groups = defaultdict(list)
+with open(raw_path) as f:
+    for r in csv.DictReader(f, delimiter="\t"):
+        groups[(r["phase"], r["fmt"], int(r["conc"]), int(r["delay_ms"]), r["target"])].append(r)
+
+
+def agg(key):
+    rows = groups.get(key)
+    if not rows:
+        return None
+    med = lambda k: statistics.median(num(r[k]) for r in rows)  # noqa: E731
+    return {
+        "rps": med("rps"),
+        "p50": med("p50_us"),
+        "p99": med("p99_us"),
+        "cpu": med("cpu_us_req"),
+        "hwm": max(num(r["peak_rss_kb"]) for r in rows),
+        "errors": sum(int(num(r["errors"])) for r in rows),
+        "requests": sum(int(num(r["requests"])) for r in rows),
+        "rounds": len(rows),
+    }
+
+
+def lat(us):
+    if us >= 10000:
+        return f"{us / 1000:.1f} ms"
+    return f"{us:.0f} µs"
+
+
+def ratio(a, b):
+    return a / b if b else float("nan")
+
+
+def mb(kb):
+    return f"{kb / 1024:.1f} MB"
+
+
+out = []
+w = out.append
+targets = ["direct", "nginx", "switchboard"]
+configs = [(fmt, c, d) for d in (0, 100) for fmt in ("json", "sse") for c in (1, 16, 64)]
+
+w("## Benchmark results")
+w("")
+w(f"- when: {time.strftime('%Y-%m-%d %H:%M %Z')}; switchboard {env('SB_COMMIT', '?')}, built `-O2 -DNDEBUG`")
+w(f"- machine: {env('NPROC', '?')} cores ({env('CPU_MODEL', '?')}); load average before "
+  f"{env('LOAD_BEFORE', '?')}, after {env('LOAD_AFTER', '?')} (1, 5, 15 min)")
+w(f"- {env('NGINX_VERSION', 'nginx')} (upstream at delay 0, and the proxy, one worker each), "
+  f"{env('WRK_VERSION', 'wrk')} (`-t 1` at c=1, `-t 2` above); "
+  f"{env('BENCH_SECONDS')} s per run after a {env('BENCH_WARMUP')} s warm-up, "
+  f"{env('BENCH_ROUNDS')} rounds (median), whole run {env('ELAPSED', '?')} s")
+w("- req/s of SSE rows are complete streams per second (14 events each); p50/p99 are whole "
+  "responses as wrk sees them; CPU µs/req is the measured process's CPU time (every thread) "
+  "divided by the requests it served: the upstream for `direct`, the proxy for `nginx`, "
+  "switchboard itself for `switchboard`; peak RSS is that process's VmHWM during the run")
+w("")
+w("| configuration | target | req/s | p50 | p99 | p50 added | × direct | × nginx | CPU µs/req | peak RSS | errors |")
+w("| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
+for fmt, c, d in configs:
+    base = agg(("matrix", fmt, c, d, "direct"))
+    ngx = agg(("matrix", fmt, c, d, "nginx"))
+    for t in targets:
+        a = agg(("matrix", fmt, c, d, t))
+        if not a:
+            continue
+        name = f"{fmt.upper()} c={c} delay {d} ms"
+        added = f"{a['p50'] - base['p50']:+.0f} µs" if base and t != "direct" else ""
+        xd = f"{ratio(a['rps'], base['rps']):.3f}" if base and t != "direct" else ""
+        xn = f"{ratio(a['rps'], ngx['rps']):.2f}" if ngx and t == "switchboard" else ""
+        w(f"| {name} | {t} | {a['rps']:,.0f} | {lat(a['p50'])} | {lat(a['p99'])} | {added} | {xd} | "
+          f"{xn} | {a['cpu']:.1f} | {mb(a['hwm'])} | {a['errors']} |")
+w("")
+
+# ---- targets ------------------------------------------------------------------------------
+w("### Targets (issue), measured in this run")
+w("")
+w("| target | measured | verdict |")
+w("| --- | --- | --- |")
+verdicts = []
+
+
+def verdict(name, ok, text, *rows):
+    """rows: the measurements behind it; a run with errors proves nothing either way."""
+    errs = sum(r["errors"] for r in rows if r)
+    if errs:
+        ok = False
+        text += f"; **{errs} errors: not a valid measurement**"
+    v = "PASS" if ok else "MISS"
+    verdicts.append(v)
+    w(f"| {name} | {text} | **{v}** |")
+
+
+def get(fmt, c, d, t):
+    return agg(("matrix", fmt, c, d, t))
+
+
+for fmt, want in (("json", 0.5), ("sse", 0.4)):
+    s, n = get(fmt, 16, 0, "switchboard"), get(fmt, 16, 0, "nginx")
+    if s and n:
+        r = ratio(s["rps"], n["rps"])
+        extra = " (every event parsed and re-encoded)" if fmt == "sse" else ""
+        verdict(f"{fmt.upper()} c=16{extra}: req/s >= {want}x nginx proxy's", r >= want,
+                f"{r:.2f}x ({s['rps']:,.0f} vs {n['rps']:,.0f} req/s; direct {get(fmt, 16, 0, 'direct')['rps']:,.0f})",
+                s, n)
+for fmt in ("json", "sse"):
+    s, dct = get(fmt, 1, 0, "switchboard"), get(fmt, 1, 0, "direct")
+    if s and dct:
+        added = s["p50"] - dct["p50"]
+        verdict(f"{fmt.upper()} c=1: p50 added over direct <= 30 µs", added <= 30,
+                f"{added:+.0f} µs (p50 {s['p50']:.0f} vs {dct['p50']:.0f} µs)", s, dct)
+for fmt in ("json", "sse"):
+    s, dct = get(fmt, 64, 100, "switchboard"), get(fmt, 64, 100, "direct")
+    if s and dct:
+        r = ratio(s["rps"], dct["rps"])
+        verdict(f"{fmt.upper()} 100 ms upstream, c=64: req/s >= 0.99x direct", r >= 0.99,
+                f"{r:.3f}x ({s['rps']:,.1f} vs {dct['rps']:,.1f} req/s)", s, dct)
+        r = ratio(s["p99"], dct["p99"])
+        verdict(f"{fmt.upper()} 100 ms upstream, c=64: p99 <= 1.05x direct", r <= 1.05,
+                f"{r:.3f}x ({s['p99'] / 1000:.2f} vs {dct['p99'] / 1000:.2f} ms)", s, dct)
+
+streams = {}
+if os.path.exists(streams_path):
+    with open(streams_path) as f:
+        for r in csv.DictReader(f, delimiter="\t"):
+            streams[r["label"]] = r
+n_streams = int(env("BENCH_STREAMS", "1000"))
+idle_kb = num(env("IDLE_RSS_KB"))
+idle_threads = int(num(env("IDLE_THREADS")))
+sb = streams.get("switchboard")
+if sb:
+    concurrent = int(num(sb["max_in_flight"]))
+    valid = concurrent >= 0.95 * n_streams and int(num(sb["errors"])) == 0
+    peak = max(num(sb["hwm_kb"]), num(sb["max_rss_kb"]))
+    note = "" if valid else f" (step not valid: {concurrent} in flight at most, {sb['errors']} errors)"
+    verdict(f"{n_streams:,} concurrent streams: RSS < 64 MB", valid and peak < 64 * 1024,
+            f"peak {mb(peak)} with {concurrent} streams in flight{note}")
+    verdict(f"{n_streams:,} concurrent streams: bounded number of threads",
+            valid and int(num(sb["max_threads"])) <= idle_threads,
+            f"{int(num(sb['max_threads']))} threads under load, {idle_threads} idle{note}")
+verdict("idle RSS < 16 MB", 0 < idle_kb < 16 * 1024, f"{mb(idle_kb)} after start ({idle_threads} threads)")
+w("")
+w(f"{verdicts.count('PASS')} targets met, {verdicts.count('MISS')} missed.")
+w("")
+
+# ---- context ------------------------------------------------------------------------------
+w("### Context")
+w("")
+ctx = []
+for fmt, ref in (("json", "~54%"), ("sse", "~35%")):
+    n, dct = get(fmt, 16, 0, "nginx"), get(fmt, 16, 0, "direct")
+    if n and dct:
+        ctx.append(f"nginx proxy_pass keeps {100 * ratio(n['rps'], dct['rps']):.0f}% of direct "
+                   f"{fmt.upper()} req/s at c=16 (issue's reference: {ref})")
+n, dct = get("json", 1, 0, "nginx"), get("json", 1, 0, "direct")
+if n and dct:
+    ctx.append(f"nginx adds {n['p50'] - dct['p50']:.0f} µs to p50 at c=1 (reference: ~20 µs)")
+for fmt in ("json", "sse"):
+    a, b = agg(("calib", fmt, 16, 0, "nginx-upstream")), agg(("calib", fmt, 16, 0, "c-upstream"))
+    if a and b:
+        ctx.append(f"calibration, {fmt.upper()} c=16 direct at delay 0: tests/bench/upstream.c "
+                   f"{b['rps']:,.0f} req/s ({b['cpu']:.1f} CPU µs/req) vs nginx {a['rps']:,.0f} "
+                   f"({a['cpu']:.1f} CPU µs/req): {ratio(b['rps'], a['rps']):.2f}x")
+for line in ctx:
+    w(f"- {line}")
+if streams:
+    w("")
+    w(f"{n_streams:,} concurrent streams, one event every {env('BENCH_PACE_MS')} ms "
+      f"(14 events, about {14 * int(env('BENCH_PACE_MS', '200')) / 1000:.1f} s a stream), "
+      f"{env('BENCH_STREAM_SECONDS')} s:")
+    w("")
+    w("| through | streams/s | p50 | p99 | max in flight | peak RSS | threads | fds | upstream fds | CPU µs/stream | CPU | errors |")
+    w("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
+    for label in ("direct", "switchboard"):
+        s = streams.get(label)
+        if not s:
+            continue
+        inflight = s["max_in_flight"] if int(num(s["max_in_flight"])) >= 0 else ""
+        peak = max(num(s["hwm_kb"]), num(s["max_rss_kb"]))
+        w(f"| {label} | {num(s['rps']):,.1f} | {lat(num(s['p50_us']))} | {lat(num(s['p99_us']))} | "
+          f"{inflight} | {mb(peak)} | {s['max_threads']} | {s['max_fds']} | {s['max_upstream_fds']} | "
+          f"{s.get('cpu_us_req', '')} | {s.get('cpu_pct', '')}% | {s['errors']} |")
+    w("")
+    w(f"switchboard RSS: {mb(idle_kb)} idle after start, {mb(num(env('POST_RSS_KB')))} after the "
+      f"matrix, {mb(num(env('AFTER_STREAMS_RSS_KB')))} 2 s after the streams "
+      f"({env('AFTER_STREAMS_THREADS')} threads).")
+print("\n".join(out))

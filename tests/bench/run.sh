@@ -1,0 +1,444 @@
+#!/usr/bin/env bash
+# tests/bench/run.sh BUILD - `make bench`: switchboard's gateway + router against a pure proxy
+# and against the upstream itself, measured in one run and interleaved. Nothing here is a
+# test: it prints figures and PASS/MISS against the issue's targets and never fails on them.
+#
+#   upstreams (127.0.0.1, ephemeral ports)
+#     nginx-light            delay 0: `return 200 '<fixed body>'` for JSON and SSE
+#     BUILD/upstream         delay 100 ms (nginx cannot wait), and the token-paced SSE
+#                            upstream of the 1,000-stream step; a delay-0 instance too, to
+#                            calibrate it against nginx (tests/bench/upstream.c)
+#   targets driven by wrk (tests/bench/post.lua, post_stream.lua)
+#     direct                 the upstream itself
+#     nginx                  nginx proxy_pass in front of it (keep-alive upstream pool; SSE
+#                            with proxy_buffering off): no parsing, no routing
+#     switchboard            `switchboard serve`, one openai-compatible target per upstream
+#   for JSON and SSE x concurrency 1, 16, 64 x upstream delay 0 and 100 ms; the three targets
+#   of a configuration run back to back (order reversed every other round), so machine noise
+#   hits all three alike. Then 1,000 concurrent streams through switchboard: RSS and threads.
+#
+# Environment: BENCH_SECONDS (5) per run, BENCH_WARMUP (1) per run, BENCH_ROUNDS (2),
+# BENCH_STREAMS (1000), BENCH_STREAM_SECONDS (10), BENCH_PACE_MS (200); BENCH_HOLD=1 starts
+# everything, prints where it is and waits (for perf, strace...). See docs/bench.md.
+# Output: the report on stdout and in BUILD/results.md; raw rows in BUILD/bench-raw.tsv;
+# every wrk output under BUILD/bench-logs/. Every process started here is stopped on exit.
+set -uo pipefail
+build=${1:?usage: tests/bench/run.sh BUILD}
+root=$(cd "$(dirname "$0")/../.." && pwd)
+cd "$root" || exit 2
+case $build in /*) B=$build ;; *) B=$root/$build ;; esac
+SECS=${BENCH_SECONDS:-5}
+WARM=${BENCH_WARMUP:-1}
+ROUNDS=${BENCH_ROUNDS:-2}
+STREAMS=${BENCH_STREAMS:-1000}
+STREAM_SECS=${BENCH_STREAM_SECONDS:-10}
+PACE_MS=${BENCH_PACE_MS:-200}
+HERE=$root/tests/bench
+SB=$B/switchboard
+UPSTREAM=$B/upstream
+RAW=$B/bench-raw.tsv
+LOGS=$B/bench-logs
+
+for x in "$SB" "$UPSTREAM"; do
+  [[ -x $x ]] || { echo "bench: $x missing (run \`make bench\`)" >&2; exit 2; }
+done
+for c in nginx wrk python3 curl; do
+  command -v "$c" >/dev/null || [[ -x /usr/sbin/$c ]] ||
+    { echo "bench: $c missing (.ci/deps bench installs it)" >&2; exit 2; }
+done
+NGINX=$(command -v nginx || echo /usr/sbin/nginx)
+
+T=$(mktemp -d /tmp/sb-bench.XXXXXX)
+PIDS=()
+WRK_PID=
+cleanup() {
+  [[ -n $WRK_PID ]] && kill "$WRK_PID" 2>/dev/null
+  for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null; done
+  for p in "${PIDS[@]}"; do
+    for _ in $(seq 50); do kill -0 "$p" 2>/dev/null || break; sleep 0.1; done
+    kill -9 "$p" 2>/dev/null
+  done
+  rm -rf "$T"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+# 1,000 client connections + 1,000 upstream connections per process, and then some.
+ulimit -n "$(ulimit -Hn)" 2>/dev/null
+if [[ $(ulimit -n) != unlimited && $(ulimit -n) -lt $((2 * STREAMS + 512)) ]]; then
+  echo "bench: open-file limit $(ulimit -n) is too low for $STREAMS streams" >&2; exit 2
+fi
+
+mkdir -p "$LOGS"
+rm -f "$LOGS"/*.txt
+printf 'phase\tfmt\tconc\tdelay_ms\tround\ttarget\trps\tp50_us\tp99_us\tcpu_us_req\tpeak_rss_kb\terrors\trequests\n' >"$RAW"
+
+log() { echo "bench: $*" >&2; }
+
+# free_ports N: N distinct free TCP ports on 127.0.0.1 (probed by binding, then released).
+free_ports() {
+  python3 -c "
+import socket, sys
+ss = []
+for _ in range($1):
+    s = socket.socket(); s.bind(('127.0.0.1', 0)); ss.append(s)
+print(' '.join(str(s.getsockname()[1]) for s in ss))"
+}
+
+# wait_http URL [stream]: until URL answers a POST with 200 (10 s at most).
+wait_http() {
+  for _ in $(seq 100); do
+    [[ $(curl -s -o /dev/null -w '%{http_code}' --max-time 2 -X POST \
+      -H 'Content-Type: application/json' -d '{}' "$1") == 200 ]] && return 0
+    sleep 0.1
+  done
+  return 1
+}
+
+# ---- processes ----------------------------------------------------------------------------
+
+JSON_BODY=$("$UPSTREAM" --print json)
+SSE_BODY_ESC=$("$UPSTREAM" --print sse | python3 -c "import sys; sys.stdout.write(sys.stdin.read().replace('\n', '\\\\n'))")
+
+nginx_common() { # nginx_common DIR
+  cat <<EOF
+daemon off;
+master_process off;
+worker_processes 1;
+pid $1/nginx.pid;
+error_log $1/error.log warn;
+worker_rlimit_nofile 65536;
+events { worker_connections 8192; multi_accept on; }
+http {
+  access_log off;
+  client_body_temp_path $1/body; proxy_temp_path $1/proxy; fastcgi_temp_path $1/fastcgi;
+  uwsgi_temp_path $1/uwsgi; scgi_temp_path $1/scgi;
+  keepalive_requests 10000000;
+  keepalive_timeout 300s;
+  server_tokens off;
+EOF
+}
+
+# start_nginx NAME: runs nginx in the foreground with $T/NAME/nginx.conf; sets PID_<NAME>.
+start_nginx() {
+  local d=$T/$1
+  "$NGINX" -p "$d" -c "$d/nginx.conf" -e "$d/error.log" >"$d/out" 2>&1 &
+  PIDS+=($!)
+  printf -v "PID_$1" '%s' "$!"
+}
+
+# start_upstream NAME ARGS...: BUILD/upstream on two ephemeral ports; sets PID_<NAME>,
+# <NAME>_JSON, <NAME>_SSE.
+start_upstream() {
+  local name=$1; shift
+  "$UPSTREAM" --port-file "$T/$name.port" "$@" >"$T/$name.out" 2>&1 &
+  PIDS+=($!)
+  printf -v "PID_$name" '%s' "$!"
+  for _ in $(seq 100); do [[ -s $T/$name.port ]] && break; sleep 0.05; done
+  local pj ps
+  read -r pj ps <"$T/$name.port" || { log "upstream $name did not start"; exit 1; }
+  printf -v "${name}_JSON" '%s' "$pj"
+  printf -v "${name}_SSE" '%s' "$ps"
+}
+
+start_upstream UC            # delay 0, to calibrate against nginx
+start_upstream UD --delay-ms 100
+start_upstream UP --pace-ms "$PACE_MS"
+
+read -r N0_JSON N0_SSE PX_J0 PX_S0 PX_J1 PX_S1 < <(free_ports 6)
+mkdir -p "$T/N0" "$T/PX"
+{ nginx_common "$T/N0"; cat <<EOF
+  server { listen 127.0.0.1:$N0_JSON; location / { default_type application/json; return 200 '$JSON_BODY'; } }
+  server { listen 127.0.0.1:$N0_SSE; location / { default_type text/event-stream; return 200 '$SSE_BODY_ESC'; } }
+}
+EOF
+} >"$T/N0/nginx.conf"
+proxy_server() { # proxy_server LISTEN_PORT UPSTREAM_NAME SSE
+  cat <<EOF
+  server {
+    listen 127.0.0.1:$1;
+    location / {
+      proxy_pass http://$2;
+      proxy_http_version 1.1;
+      proxy_set_header Connection "";
+      $([[ $3 == 1 ]] && echo 'proxy_buffering off;')
+    }
+  }
+EOF
+}
+{ nginx_common "$T/PX"; cat <<EOF
+  upstream j0 { server 127.0.0.1:$N0_JSON; keepalive 256; }
+  upstream s0 { server 127.0.0.1:$N0_SSE; keepalive 256; }
+  upstream j1 { server 127.0.0.1:$UD_JSON; keepalive 256; }
+  upstream s1 { server 127.0.0.1:$UD_SSE; keepalive 256; }
+EOF
+  proxy_server "$PX_J0" j0 0; proxy_server "$PX_S0" s0 1
+  proxy_server "$PX_J1" j1 0; proxy_server "$PX_S1" s1 1
+  echo "}"
+} >"$T/PX/nginx.conf"
+start_nginx N0
+start_nginx PX
+
+target_json() { # target_json NAME PORT
+  cat <<EOF
+    {"name": "$1", "kind": "openai-compatible", "base_url": "http://127.0.0.1:$2/v1",
+     "model": "bench-model", "price": {"input_per_mtok": 1, "output_per_mtok": 2},
+     "connect_timeout_ms": 5000, "first_byte_timeout_ms": 60000, "total_timeout_ms": 120000,
+     "probe": {"enabled": false}}
+EOF
+}
+cat >"$T/sb.json" <<EOF
+{
+  "providers": [
+$(target_json up-json0 "$N0_JSON"),
+$(target_json up-sse0 "$N0_SSE"),
+$(target_json up-json100 "$UD_JSON"),
+$(target_json up-sse100 "$UD_SSE"),
+$(target_json up-paced "$UP_SSE")
+  ],
+  "routes": [
+    {"name": "json0", "targets": ["up-json0"]},
+    {"name": "sse0", "targets": ["up-sse0"]},
+    {"name": "json100", "targets": ["up-json100"]},
+    {"name": "sse100", "targets": ["up-sse100"]},
+    {"name": "paced", "targets": ["up-paced"]}
+  ],
+  "router": {"max_attempts": 1, "deadline_ms": 120000, "breaker_failures": 1000,
+             "breaker_error_rate": 1, "breaker_min_volume": 1000000, "breaker_cooldown_ms": 100},
+  "gateway": {"listen": "127.0.0.1:0", "max_connections": $((STREAMS + 200)),
+              "idle_timeout_ms": 300000},
+  "guard": {"action": "observe"},
+  "ledger": {"path": "$T/bench.db"},
+  "log_level": "warn"
+}
+EOF
+"$SB" serve -c "$T/sb.json" --port-file "$T/sb.port" >"$T/sb.out" 2>"$T/sb.err" &
+PID_SB=$!
+PIDS+=("$PID_SB")
+for _ in $(seq 100); do [[ -s $T/sb.port ]] && break; sleep 0.05; done
+read -r SB_PORT <"$T/sb.port" 2>/dev/null || { log "switchboard did not start:"; cat "$T/sb.err" >&2; exit 1; }
+
+for u in "$N0_JSON" "$N0_SSE" "$PX_J0" "$PX_S0" "$PX_J1" "$PX_S1"; do
+  wait_http "http://127.0.0.1:$u/v1/chat/completions" || { log "nginx on port $u is not answering"; cat "$T"/*/error.log >&2; exit 1; }
+done
+
+# ---- /proc readings -----------------------------------------------------------------------
+
+# cpu_ns PID: CPU time of every thread of PID, in ns (schedstat; all of the bench's
+# processes keep their threads for their lifetime).
+cpu_ns() {
+  local s=0 a f
+  for f in /proc/"$1"/task/*/schedstat; do read -r a _ <"$f" 2>/dev/null && s=$((s + a)); done
+  echo "$s"
+}
+status_kb() { awk -v k="$2:" '$1 == k { print $2 }' "/proc/$1/status"; } # status_kb PID VmRSS
+threads() { ls "/proc/$1/task" | wc -l; }
+reset_peak() { echo 5 >"/proc/$1/clear_refs" 2>/dev/null; } # VmHWM := VmRSS
+
+sleep 1
+IDLE_RSS_KB=$(status_kb "$PID_SB" VmRSS)
+IDLE_THREADS=$(threads "$PID_SB")
+
+# ---- sanity: every path answers what it should -----------------------------------------------
+
+sanity() { # sanity LABEL URL MODEL STREAM
+  local body out
+  body="{\"model\":\"$3\",\"messages\":[{\"role\":\"user\",\"content\":\"hi\"}]${4:+,\"stream\":true,\"stream_options\":{\"include_usage\":true}}}"
+  out=$(curl -s --max-time 5 -X POST -H 'Content-Type: application/json' -d "$body" "$2")
+  if ! grep -q 'brown' <<<"$out" || ! grep -q 'total_tokens' <<<"$out"; then
+    log "sanity check failed for $1 ($2): $(head -c 300 <<<"$out")"; cat "$T/sb.err" >&2; exit 1
+  fi
+  if [[ -n ${4:-} ]] && ! grep -q '\[DONE\]' <<<"$out"; then
+    log "sanity check failed for $1: no [DONE]"; exit 1
+  fi
+}
+P=/v1/chat/completions
+sanity sb-json0 "http://127.0.0.1:$SB_PORT$P" json0 ""
+sanity sb-sse0 "http://127.0.0.1:$SB_PORT$P" sse0 1
+sanity sb-json100 "http://127.0.0.1:$SB_PORT$P" json100 ""
+sanity sb-sse100 "http://127.0.0.1:$SB_PORT$P" sse100 1
+sanity sb-paced "http://127.0.0.1:$SB_PORT$P" paced 1
+sanity px-sse1 "http://127.0.0.1:$PX_S1$P" x 1
+# The bench repeats one prompt: nothing in switchboard may refuse it (guard, budgets...).
+codes=$(for _ in $(seq 60); do
+  curl -s -o /dev/null -w '%{http_code}\n' --max-time 5 -X POST -H 'Content-Type: application/json' \
+    -d '{"model":"json0","messages":[{"role":"user","content":"hi"}]}' "http://127.0.0.1:$SB_PORT$P"
+done | sort | uniq -c | tr -s ' ' | tr '\n' ',')
+if [[ $codes != " 60 200," ]]; then
+  log "switchboard did not answer 60 identical requests with 200 (got:$codes); fix the bench config in tests/bench/run.sh"
+  exit 1
+fi
+
+# BENCH_HOLD=1: start everything, say where it is, and wait (for perf, strace, callgrind...).
+if [[ ${BENCH_HOLD:-0} == 1 ]]; then
+  cat <<EOF
+switchboard pid $PID_SB  http://127.0.0.1:$SB_PORT$P  routes json0 sse0 json100 sse100 paced
+nginx proxy pid $PID_PX  json0 :$PX_J0  sse0 :$PX_S0  json100 :$PX_J1  sse100 :$PX_S1
+nginx upstream pid $PID_N0  json :$N0_JSON  sse :$N0_SSE
+upstream 100 ms pid $PID_UD  json :$UD_JSON  sse :$UD_SSE;  paced pid $PID_UP  sse :$UP_SSE
+e.g. BENCH_MODEL=json0 wrk -t2 -c16 -d5s -s $HERE/post.lua http://127.0.0.1:$SB_PORT$P
+Holding; Ctrl-C (or SIGTERM to $$) stops everything.
+EOF
+  while :; do sleep 3600 & WRK_PID=$!; wait "$WRK_PID"; done
+fi
+
+# ---- one measured run ---------------------------------------------------------------------
+
+# wrk_run LOGFILE CONC SECONDS SCRIPT MODEL URL: runs wrk; prints its BENCH line's fields.
+wrk_run() {
+  local t=1
+  (($2 >= 16)) && t=2
+  BENCH_MODEL=$5 timeout $(($3 + 40)) wrk -t "$t" -c "$2" -d "${3}s" --timeout 10s --latency \
+    -s "$HERE/$4" "$6" >"$1" 2>&1 &
+  WRK_PID=$!
+  wait "$WRK_PID"
+  WRK_PID=
+  grep -m1 '^BENCH ' "$1" | cut -d' ' -f2-
+}
+
+# measure PHASE FMT CONC DELAY ROUND TARGET URL MODEL PID: a warm-up, then one measured run;
+# appends a row to $RAW.
+measure() {
+  local phase=$1 fmt=$2 conc=$3 delay=$4 round=$5 target=$6 url=$7 model=$8 pid=$9
+  local script=post.lua
+  [[ $fmt == sse ]] && script=post_stream.lua
+  local tag="$phase-$fmt-c$conc-d$delay-$target-r$round"
+  wrk_run "$LOGS/$tag-warmup.txt" "$conc" "$WARM" "$script" "$model" "$url" >/dev/null
+  reset_peak "$pid"
+  local c0 c1 line
+  c0=$(cpu_ns "$pid")
+  line=$(wrk_run "$LOGS/$tag.txt" "$conc" "$SECS" "$script" "$model" "$url")
+  c1=$(cpu_ns "$pid")
+  local hwm
+  hwm=$(status_kb "$pid" VmHWM)
+  if [[ -z $line ]]; then
+    log "$tag: wrk gave no result; see $LOGS/$tag.txt"
+    line="requests=0 duration_us=1 p50_us=0 p99_us=0 err_connect=0 err_read=0 err_write=0 err_status=0 err_timeout=0"
+  fi
+  local -A w=()
+  local kv errs rps cpu
+  for kv in $line; do w[${kv%%=*}]=${kv#*=}; done
+  errs=$((w[err_connect] + w[err_read] + w[err_write] + w[err_status] + w[err_timeout]))
+  rps=$(python3 -c "print(f'{${w[requests]} * 1e6 / ${w[duration_us]}:.1f}')")
+  cpu=$(python3 -c "print(f'{($c1 - $c0) / 1000 / max(${w[requests]}, 1):.1f}')")
+  printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$phase" "$fmt" "$conc" "$delay" \
+    "$round" "$target" "$rps" "${w[p50_us]}" "${w[p99_us]}" "$cpu" "$hwm" "$errs" "${w[requests]}" >>"$RAW"
+  log "$(printf '%-6s %-4s c=%-3s delay=%-3s r%s %-12s %10s req/s  p50 %7s us  p99 %7s us  cpu %7s us/req  hwm %6s kB  errors %s' \
+    "$phase" "$fmt" "$conc" "$delay" "$round" "$target" "$rps" "${w[p50_us]}" "${w[p99_us]}" "$cpu" "$hwm" "$errs")"
+}
+
+# run_config PHASE FMT CONC DELAY ROUND: the three targets, interleaved.
+run_config() {
+  local phase=$1 fmt=$2 conc=$3 delay=$4 round=$5
+  local dport xport model upid
+  if [[ $delay == 0 ]]; then
+    upid=$PID_N0
+    if [[ $fmt == json ]]; then dport=$N0_JSON xport=$PX_J0 model=json0; else dport=$N0_SSE xport=$PX_S0 model=sse0; fi
+  else
+    upid=$PID_UD
+    if [[ $fmt == json ]]; then dport=$UD_JSON xport=$PX_J1 model=json100; else dport=$UD_SSE xport=$PX_S1 model=sse100; fi
+  fi
+  local order=(direct nginx switchboard)
+  ((round % 2 == 0)) && order=(switchboard nginx direct)
+  for t in "${order[@]}"; do
+    case $t in
+      direct) measure "$phase" "$fmt" "$conc" "$delay" "$round" direct "http://127.0.0.1:$dport$P" "$model" "$upid" ;;
+      nginx) measure "$phase" "$fmt" "$conc" "$delay" "$round" nginx "http://127.0.0.1:$xport$P" "$model" "$PID_PX" ;;
+      switchboard) measure "$phase" "$fmt" "$conc" "$delay" "$round" switchboard "http://127.0.0.1:$SB_PORT$P" "$model" "$PID_SB" ;;
+    esac
+  done
+}
+
+LOAD_BEFORE=$(cut -d' ' -f1-3 /proc/loadavg)
+START=$(date +%s)
+log "switchboard idle: RSS $IDLE_RSS_KB kB, $IDLE_THREADS threads; load $LOAD_BEFORE; ${SECS}s runs, ${ROUNDS} rounds"
+
+# Calibration: is BUILD/upstream (the 100 ms upstream) as fast as nginx at delay 0?
+for r in $(seq 1 "$ROUNDS"); do
+  for fmt in json sse; do
+    script=post.lua; [[ $fmt == sse ]] && script=post_stream.lua
+    n0=$N0_JSON uc=$UC_JSON
+    [[ $fmt == sse ]] && n0=$N0_SSE uc=$UC_SSE
+    measure calib "$fmt" 16 0 "$r" nginx-upstream "http://127.0.0.1:$n0$P" x "$PID_N0"
+    measure calib "$fmt" 16 0 "$r" c-upstream "http://127.0.0.1:$uc$P" x "$PID_UC"
+  done
+done
+
+for r in $(seq 1 "$ROUNDS"); do
+  for delay in 0 100; do
+    for fmt in json sse; do
+      for conc in 1 16 64; do
+        run_config matrix "$fmt" "$conc" "$delay" "$r"
+      done
+    done
+  done
+done
+LOAD_AFTER=$(cut -d' ' -f1-3 /proc/loadavg)
+POST_RSS_KB=$(status_kb "$PID_SB" VmRSS)
+
+# ---- 1,000 concurrent streams -------------------------------------------------------------
+
+# streams_run LABEL URL PID: STREAMS connections streaming for STREAM_SECS through URL while
+# PID's RSS, threads, fds (and switchboard's in-flight gauge) are sampled.
+streams_run() {
+  local label=$1 url=$2 pid=$3 samples=$T/$1.samples
+  : >"$samples"
+  reset_peak "$pid"
+  local c0 c1
+  c0=$(cpu_ns "$pid")
+  BENCH_MODEL=paced timeout $((STREAM_SECS + 60)) wrk -t 2 -c "$STREAMS" -d "${STREAM_SECS}s" \
+    --timeout 30s --latency -s "$HERE/post_stream.lua" "$url" >"$LOGS/streams-$label.txt" 2>&1 &
+  WRK_PID=$!
+  while kill -0 "$WRK_PID" 2>/dev/null; do
+    local inflight=""
+    [[ $pid == "$PID_SB" ]] && inflight=$(curl -s --max-time 1 "http://127.0.0.1:$SB_PORT/metrics" |
+      awk '$1 == "switchboard_gateway_in_flight" { print $2 }')
+    echo "$(status_kb "$pid" VmRSS) $(threads "$pid") $(ls "/proc/$pid/fd" | wc -l) ${inflight:--1} $(ls "/proc/$PID_UP/fd" | wc -l)" >>"$samples"
+    sleep 0.5
+  done
+  wait "$WRK_PID"
+  WRK_PID=
+  c1=$(cpu_ns "$pid")
+  local hwm line
+  hwm=$(status_kb "$pid" VmHWM)
+  line=$(grep -m1 '^BENCH ' "$LOGS/streams-$label.txt" | cut -d' ' -f2-)
+  python3 - "$samples" "$hwm" "$line" "$STREAMS" "$label" "$((c1 - c0))" <<'PY' >>"$T/streams.tsv"
+import sys
+rows = [list(map(float, l.split())) for l in open(sys.argv[1]) if l.strip()]
+f = dict(kv.split("=") for kv in sys.argv[3].split()) if sys.argv[3] else {}
+errs = sum(int(v) for k, v in f.items() if k.startswith("err_"))
+dur = float(f.get("duration_us", 1)) / 1e6
+print("\t".join(str(x) for x in [
+    sys.argv[5], sys.argv[4], int(max((r[0] for r in rows), default=0)), int(sys.argv[2] or 0),
+    int(max((r[1] for r in rows), default=0)), int(max((r[2] for r in rows), default=0)),
+    int(max((r[3] for r in rows), default=-1)), int(max((r[4] for r in rows), default=0)),
+    f.get("requests", 0), f"{float(f.get('requests', 0)) / dur:.1f}", errs,
+    f.get("p50_us", 0), f.get("p99_us", 0),
+    f"{int(sys.argv[6]) / 1e3 / max(int(f.get('requests', 0)), 1):.1f}",
+    f"{100 * int(sys.argv[6]) / 1e9 / dur:.0f}"]))
+PY
+}
+printf 'label\tstreams\tmax_rss_kb\thwm_kb\tmax_threads\tmax_fds\tmax_in_flight\tmax_upstream_fds\trequests\trps\terrors\tp50_us\tp99_us\tcpu_us_req\tcpu_pct\n' >"$T/streams.tsv"
+log "$STREAMS concurrent streams, ${STREAM_SECS}s, one event every ${PACE_MS} ms"
+streams_run direct "http://127.0.0.1:$UP_SSE$P" "$PID_UP"
+streams_run switchboard "http://127.0.0.1:$SB_PORT$P" "$PID_SB"
+sleep 2
+AFTER_STREAMS_RSS_KB=$(status_kb "$PID_SB" VmRSS)
+AFTER_STREAMS_THREADS=$(threads "$PID_SB")
+cp "$T/streams.tsv" "$B/bench-streams.tsv"
+
+# ---- report ---------------------------------------------------------------------------------
+
+ELAPSED=$(($(date +%s) - START))
+NGINX_VERSION=$("$NGINX" -v 2>&1 | sed 's/^nginx version: //')
+WRK_VERSION=$(wrk -v 2>&1 | head -1 | cut -d' ' -f1-2)
+CPU_MODEL=$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ //')
+NPROC=$(nproc)
+SB_COMMIT=$(git -C "$root" rev-parse --short HEAD 2>/dev/null || echo unknown)
+git -C "$root" status --porcelain 2>/dev/null | grep -q . && SB_COMMIT+=+dirty
+export BENCH_SECONDS=$SECS BENCH_WARMUP=$WARM BENCH_ROUNDS=$ROUNDS BENCH_STREAMS=$STREAMS \
+  BENCH_STREAM_SECONDS=$STREAM_SECS BENCH_PACE_MS=$PACE_MS IDLE_RSS_KB IDLE_THREADS POST_RSS_KB \
+  AFTER_STREAMS_RSS_KB AFTER_STREAMS_THREADS LOAD_BEFORE LOAD_AFTER ELAPSED NGINX_VERSION \
+  WRK_VERSION CPU_MODEL NPROC SB_COMMIT
+python3 "$HERE/report.py" "$RAW" "$B/bench-streams.tsv" | tee "$B/results.md"
+log "report written to $B/results.md"

@@ -1,0 +1,96 @@
+#!/usr/bin/env bash
+# The official OpenAI Node SDK against the gateway: a real client, not curl. One route per
+# wire format (openai, anthropic, gemini, openai-compatible without auth), each driven by
+# tests/integration/node/sdk_test.mjs through chat.completions.create (plain, streamed with
+# include_usage, tool calls plain and streamed, the tool result sent back), the
+# chat.completions.stream() helper and withResponse() headers; then the SDK's error classes
+# for an unknown model (404) and a target in outage with no fallback (5xx).
+#
+# The SDK is pinned in tests/integration/node/package.json + package-lock.json and installed
+# with `npm ci` into tests/integration/node/node_modules (git-ignored, reused while it matches
+# the pinned version). No npm or no network for the install is a FAILURE, never a skip.
+source "$(dirname "$0")/lib.sh"
+
+NODE_DIR=$(cd "$(dirname "$0")/node" && pwd)
+
+# ---- the SDK ----------------------------------------------------------------------------------
+pinned=$(python3 -c "import json; print(json.load(open('$NODE_DIR/package.json'))['dependencies']['openai'])")
+installed() {
+  [[ -f $NODE_DIR/node_modules/openai/package.json ]] &&
+    [[ $(python3 -c "import json; print(json.load(open('$NODE_DIR/node_modules/openai/package.json'))['version'])") == "$pinned" ]]
+}
+if ! command -v node >/dev/null || ! command -v npm >/dev/null; then
+  bad "node and npm are installed (.ci/deps test installs Debian's nodejs npm)"
+  finish; exit 1
+fi
+if ! installed; then
+  # One install at a time (several build trees may run this suite); re-check under the lock.
+  flock -w 300 "$NODE_DIR" bash -c "
+    cd '$NODE_DIR' || exit 1
+    [[ -f node_modules/openai/package.json ]] &&
+      grep -q '\"version\": \"$pinned\"' node_modules/openai/package.json && exit 0
+    timeout 240 npm ci --no-audit --no-fund --loglevel=error
+  " >"$TMP/npm.log" 2>&1
+  if ! installed; then
+    bad "npm ci installed openai@$pinned into tests/integration/node (no network? npm log below)"
+    sed 's/^/    npm: /' "$TMP/npm.log" | tail -20
+    finish; exit 1
+  fi
+fi
+ok "openai@$pinned installed for node $(node --version)"
+
+# ---- simulators, config, serve --------------------------------------------------------------
+export SIM_KEY=sim-key-node-sdk-0123456789
+start_sim oa --key "$SIM_KEY" --token-rate 0 || exit 1
+start_sim an --key "$SIM_KEY" --token-rate 0 || exit 1
+start_sim ge --key "$SIM_KEY" --token-rate 0 || exit 1
+start_sim co --no-auth --token-rate 0 || exit 1
+start_sim down --key "$SIM_KEY" --outage 503 || exit 1
+
+cat > "$TMP/sb.json" <<JSON
+{
+  "providers": [
+    {"name": "t-openai", "kind": "openai", "base_url": "http://127.0.0.1:${SIM_PORT[oa]}/v1",
+     "api_key_env": "SIM_KEY", "model": "gpt-4o-mini",
+     "price": {"input_per_mtok": 0.15, "output_per_mtok": 0.6}, "probe": {"enabled": false}},
+    {"name": "t-anthropic", "kind": "anthropic", "base_url": "http://127.0.0.1:${SIM_PORT[an]}",
+     "api_key_env": "SIM_KEY", "model": "claude-haiku-4-5",
+     "price": {"input_per_mtok": 1, "output_per_mtok": 5}, "probe": {"enabled": false}},
+    {"name": "t-gemini", "kind": "gemini", "base_url": "http://127.0.0.1:${SIM_PORT[ge]}/v1beta",
+     "api_key_env": "SIM_KEY", "model": "gemini-2.5-flash",
+     "price": {"input_per_mtok": 0.3, "output_per_mtok": 2.5}, "probe": {"enabled": false}},
+    {"name": "t-compat", "kind": "openai-compatible", "base_url": "http://127.0.0.1:${SIM_PORT[co]}/v1",
+     "model": "llama3.2", "probe": {"enabled": false}},
+    {"name": "t-down", "kind": "openai", "base_url": "http://127.0.0.1:${SIM_PORT[down]}/v1",
+     "api_key_env": "SIM_KEY", "model": "gpt-4o-mini", "probe": {"enabled": false}}
+  ],
+  "routes": [
+    {"name": "r-openai", "targets": ["t-openai"]},
+    {"name": "r-anthropic", "targets": ["t-anthropic"]},
+    {"name": "r-gemini", "targets": ["t-gemini"]},
+    {"name": "r-compat", "targets": ["t-compat"]},
+    {"name": "r-down", "targets": ["t-down"], "max_attempts": 2}
+  ],
+  "router": {"backoff_base_ms": 10, "backoff_cap_ms": 50, "deadline_ms": 20000},
+  "gateway": {"listen": "127.0.0.1:0"},
+  "log_level": "warn"
+}
+JSON
+start_serve "$TMP/sb.json" || exit 1
+
+# ---- the Node script ------------------------------------------------------------------------
+SB_BASE_URL="http://127.0.0.1:$SB_PORT/v1" \
+SB_ROUTES="r-openai=t-openai,r-anthropic=t-anthropic,r-gemini=t-gemini,r-compat=t-compat" \
+SB_DOWN_ROUTE=r-down \
+  timeout 240 node "$NODE_DIR/sdk_test.mjs" >"$TMP/node.out" 2>"$TMP/node.err"
+rc=$?
+# The script's own lines, then its totals folded into this script's.
+grep -v -E '^[0-9]+ passed, [0-9]+ failed$' "$TMP/node.out"
+read -r np nf < <(grep -oE '^[0-9]+ passed, [0-9]+ failed$' "$TMP/node.out" | tail -1 | awk '{print $1, $3}')
+PASS=$((PASS + ${np:-0})); FAIL=$((FAIL + ${nf:-0}))
+if [[ -s $TMP/node.err ]]; then sed 's/^/    node: /' "$TMP/node.err" | tail -20; fi
+check "the node script ran to its end (exit $rc)" test -n "${np:-}" -a "$rc" -le 1
+check "the node script exited 0" test "$rc" = 0
+check "serve is still running" kill -0 "$SB_PID"
+check "no API key in serve's output" bash -c "! grep -qF '$SIM_KEY' '$TMP/serve.out' '$TMP/serve.err'"
+finish
