@@ -133,9 +133,18 @@ demo:
 	@$(MAKE) --no-print-directory all
 	@bash tests/demo/run.sh $(BUILD)
 
+# bench-tools: tests/bench/*.c (the benchmark's own upstream), one binary each in $(BUILD).
+BENCH_BINS := $(patsubst tests/bench/%.c,$(BUILD)/%,$(wildcard tests/bench/*.c))
+.PHONY: bench-tools
+bench-tools: $(BENCH_BINS)
+
+$(BENCH_BINS): $(BUILD)/%: tests/bench/%.c
+	@mkdir -p $(dir $@)
+	$(CC) -D_GNU_SOURCE $(WARN) $(OPT) -o $@ $<
+
 bench:
 	@bash .ci/deps build bench
-	@$(MAKE) --no-print-directory BUILD=build/bench OPT='-O2 -DNDEBUG' all
+	@$(MAKE) --no-print-directory BUILD=build/bench OPT='-O2 -DNDEBUG' all bench-tools
 	@bash tests/bench/run.sh build/bench
 
 install: $(BIN)

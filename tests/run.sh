@@ -41,7 +41,7 @@ run_unit() {
 }
 
 run_integration() {
-  for t in tests/integration/test_*.sh; do
+  for t in tests/integration/test_*.sh tests/console/test_*.sh; do
     [[ -f $t ]] || continue
     echo "== $(basename "$t") ($build)"
     timeout 600 bash "$t" >"$log" 2>&1; rc=$?

@@ -13,5 +13,7 @@ int cli_check(int argc, char **argv);
 int cli_ask(int argc, char **argv);
 int cli_serve(int argc, char **argv);
 int cli_route(int argc, char **argv);
+int cli_console(int argc, char **argv);
+int cli_report(int argc, char **argv);
 
 #endif

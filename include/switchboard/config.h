@@ -74,6 +74,15 @@ struct config_target {
     char disabled_reason[128]; /* e.g. "OPENAI_API_KEY is not set" (names the var only) */
 };
 
+/* Exact-match response cache of one route (see cache.h). Answers are stored only when
+ * enabled; they are served only to requests the runaway guard flags with action "cache". */
+struct config_cache {
+    bool enabled;     /* default false */
+    int64_t ttl_ms;   /* default 300000 */
+    long max_entries; /* default 1000 */
+    long max_bytes;   /* memory cap over keys and answers; default 64 MiB */
+};
+
 /* A public model name (what clients send) -> targets. */
 struct config_route {
     char *name;
@@ -87,6 +96,7 @@ struct config_route {
     long max_attempts;
     int64_t deadline_ms;
     int64_t hedge_after_ms;
+    struct config_cache cache;
 };
 
 /* Picks a route from request facts; first matching rule wins, else model name = route. */
@@ -142,6 +152,24 @@ struct config_budget {
     double soft_pct;    /* warning at this % of a cap; default 80 */
 };
 
+/* What the runaway guard does about an identical-prompt storm or a rate spike. */
+enum guard_action {
+    GUARD_ACTION_THROTTLE, /* 429 with a message saying why */
+    GUARD_ACTION_CACHE,    /* answer from the route's response cache; throttle on a miss */
+    GUARD_ACTION_OBSERVE,  /* only the event */
+};
+const char *guard_action_name(enum guard_action a); /* "throttle", "cache", "observe" */
+
+struct config_guard {
+    bool enabled;                /* default true */
+    long identical_max;          /* same prompt from one tag more than this ... default 20 */
+    int64_t identical_window_ms; /* ... within this window is a storm; default 60000 */
+    double spike_factor;         /* 10 s rate above this x the tag's baseline is a spike; 5 */
+    double spike_min_rps;        /* the baseline never counts as lower than this; default 2 */
+    int64_t baseline_window_ms;  /* time constant of the per-tag baseline rate; 300000 */
+    enum guard_action action;    /* default throttle */
+};
+
 struct config_console {
     char *theme;        /* default "default" */
     int64_t refresh_ms; /* default 250 */
@@ -160,6 +188,7 @@ struct config {
     struct config_router router;
     struct config_gateway gateway;
     struct config_ledger ledger;
+    struct config_guard guard;
     struct config_console console;
     char *log_level; /* "debug" | "info" | "warn" | "error"; default "info" */
 };

@@ -22,7 +22,9 @@
 #include <stdint.h>
 
 #include "switchboard/breaker.h"
+#include "switchboard/budgets.h"
 #include "switchboard/config.h"
+#include "switchboard/ledger.h"
 #include "switchboard/llm.h"
 #include "switchboard/stats.h"
 
@@ -30,12 +32,14 @@ struct router;
 
 /* ---- lifecycle (main thread) -------------------------------------------------------------- */
 
-/* Takes ownership of cfg. Returns NULL with msg on failure. Does not start the thread. */
+/* Takes ownership of cfg. Opens the ledger at cfg->ledger.path (":memory:" allowed) and
+ * rebuilds today's and this month's spend from it, so budgets hold across restarts. Returns
+ * NULL with msg on failure (e.g. the ledger cannot be opened). Does not start the thread. */
 struct router *router_new(struct config *cfg, char *msg, size_t msglen);
 /* Starts the router thread (and its probes). */
 enum sb_status router_start(struct router *rt, char *msg, size_t msglen);
 /* Stops taking calls, cancels what is in flight (their sinks get ERROR CANCELLED + on_done),
- * joins the thread. Idempotent. */
+ * joins the thread, then writes every ledger row still queued. Idempotent. */
 void router_stop(struct router *rt);
 void router_free(struct router *rt); /* stops first if needed; NULL-safe */
 
@@ -52,8 +56,9 @@ struct router_commit {
     const char *target; /* target name */
     const char *model;  /* provider model id */
     const char *route;  /* route name, "" for a direct target call */
-    int attempt;        /* 1-based number of the attempt that won */
+    int attempt;        /* 1-based number of the attempt that won; 0 for a cached answer */
     bool hedged;        /* a hedge attempt won */
+    bool cached;        /* answered from the route's response cache: target is "cache" */
 };
 
 struct router_result {
@@ -77,6 +82,9 @@ struct router_result {
     int64_t latency_us;  /* submit to done */
     int64_t ttft_us;     /* submit to first output; -1 when none */
     int64_t overhead_us; /* time spent in switchboard itself (queueing, encode, decode) */
+    bool cached;         /* answered from the response cache: target "cache", cost 0 */
+    bool throttled;      /* refused by a budget or the runaway guard: err RATE_LIMIT (429), message
+                            saying why, retry_after_ms until the budget resets / the guard lets go */
 };
 
 struct router_sink {
@@ -142,6 +150,7 @@ enum sb_status router_command(struct router *rt, const struct router_cmd *cmd, c
 #define ROUTER_MAX_TARGETS 64
 #define ROUTER_MAX_ROUTES  64
 #define ROUTER_MAX_EVENTS  256
+#define ROUTER_MAX_BUDGETS 32
 
 enum router_event_kind {
     ROUTER_EV_BREAKER, /* breaker transition with reason */
@@ -190,6 +199,10 @@ struct router_target_snap {
     char probe_error[128];
     int64_t next_probe_in_ms; /* -1 when probes are off */
     uint64_t probes, probe_failures;
+    /* spend (UTC day and month; rebuilt from the ledger at start) */
+    double spend_today_usd, spend_month_usd;
+    bool over_budget;        /* a target budget's cap is reached: the router skips it */
+    char budget_reason[160]; /* "over budget: budget 'target:x' daily cap ..." */
 };
 
 struct router_route_snap {
@@ -217,7 +230,27 @@ struct router_snapshot {
     size_t n_events;        /* the newest n_events of events[], oldest first */
     struct router_event events[ROUTER_MAX_EVENTS];
     uint64_t config_gen; /* bumps on every accepted reload */
+    /* spend: today / this month are UTC windows, rebuilt from the ledger at start */
+    double spend_today_usd, spend_month_usd;
+    double burn_per_hour_usd; /* all spend over the last hour */
+    double savings_usd;       /* baseline - actual since start (negative: a loss) */
+    double savings_today_usd, savings_month_usd;
+    size_t n_budgets; /* config order */
+    struct budget_status budgets[ROUTER_MAX_BUDGETS];
+    uint64_t budget_refused;             /* calls refused with 429 at a global/route/tag cap */
+    uint64_t guard_throttled;            /* calls refused by the runaway guard */
+    uint64_t guard_cached;               /* calls the guard had answered from a response cache */
+    uint64_t guard_storms, guard_spikes; /* storms and spikes detected */
+    size_t cache_entries;                /* over all routes' response caches */
+    size_t cache_bytes;
+    struct ledger_stats ledger; /* rows written / queued / dropped, last write error */
 };
+
+/* Records a prompt-pane vote from any thread (dropped once the router is stopping): winner beat
+ * the n_losers others on prompt (only its hash is kept). A ledger row (votes table) and an
+ * OPERATOR event on the timeline. */
+void router_record_vote(struct router *rt, const char *winner, const char *const *losers,
+                        size_t n_losers, const char *prompt, const char *user);
 
 /* Adds an event to the timeline from any thread (e.g. "config reload rejected: ..."). */
 void router_note(struct router *rt, enum router_event_kind kind, const char *target,

@@ -31,6 +31,7 @@
 
 #define STATS_RATE_SECONDS 60
 #define STATS_ERROR_LEN    200
+#define STATS_RECENT       8 /* finished calls kept for the console's detail view */
 
 /* One call's outcome, as the router saw it. */
 struct stats_result {
@@ -47,6 +48,17 @@ struct stats_second {
     uint32_t started;
     uint32_t finished; /* CANCELLED excluded */
     uint32_t failed;   /* CANCELLED excluded */
+};
+
+/* One finished call (attempt) on this target, for the console's detail view. */
+struct stats_call {
+    int64_t done_ms; /* monotonic, when it finished */
+    enum llm_errclass errclass;
+    int64_t latency_us;         /* < 0 not measured */
+    int64_t ttft_us;            /* < 0 no byte arrived */
+    long tokens_in, tokens_out; /* -1 when the provider reported no usage */
+    double cost_usd;
+    char error[48]; /* start of the sanitised error text; "" on success */
 };
 
 struct stats {
@@ -68,7 +80,9 @@ struct stats {
     struct stats_second seconds[STATS_RATE_SECONDS + 1];
     char last_error[STATS_ERROR_LEN]; /* "" when none */
     enum llm_errclass last_errclass;
-    int64_t last_error_ms; /* monotonic; -1 when none */
+    int64_t last_error_ms;                  /* monotonic; -1 when none */
+    struct stats_call recent[STATS_RECENT]; /* ring */
+    size_t recent_next, recent_n;
 };
 
 /* Small copy for the snapshot. Percentiles in ms, 0 when there is no data. */
@@ -93,6 +107,9 @@ struct stats_summary {
     char last_error[STATS_ERROR_LEN];
     enum llm_errclass last_errclass;
     int64_t last_error_ms;
+    struct stats_call recent[STATS_RECENT]; /* newest first */
+    size_t n_recent;
+    int64_t now_ms; /* the now_ms it was built at: a recent call's age is now_ms - done_ms */
 };
 
 void stats_init(struct stats *s);

@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <cjson/cJSON.h>
 
@@ -22,10 +23,14 @@ static const struct cli_command commands[] = {
     {"check", cli_check, "check -c FILE            validate a config, summarise it, warn"},
     {"serve", cli_serve,
      "serve -c FILE [--listen HOST:PORT] [--port-file FILE]   gateway + router, headless"},
+    {"console", cli_console,
+     "console -c FILE [--readonly] [--theme NAME] [--log FILE]   the live console (default)"},
     {"route", cli_route,
      "route --explain -c FILE -m MODEL [--tag T] [--prompt-tokens N] [--server URL]   dry run"},
     {"ask", cli_ask,
      "ask -c FILE [-t TARGET | -m ROUTE] [--no-stream] PROMPT|-   one prompt, streamed"},
+    {"report", cli_report,
+     "report -c FILE [--since 24h] [--by target|route|tag|day] [--format table|csv|json]"},
 };
 
 static void usage(FILE *out)
@@ -42,7 +47,15 @@ int cli_main(int argc, char **argv)
     cJSON_Hooks hooks = {xmalloc, free};
     cJSON_InitHooks(&hooks);
     if (argc < 2) {
+        /* Plain `switchboard` is the console, on ./console.json when there is one. */
+        if (access("console.json", R_OK) == 0) {
+            char a0[] = "console", a1[] = "-c", a2[] = "console.json";
+            char *args[] = {a0, a1, a2, NULL};
+            return cli_console(3, args);
+        }
         usage(stderr);
+        fprintf(stderr, "\n(no ./console.json here: `switchboard console -c FILE` starts the "
+                        "console)\n");
         return 2;
     }
     const char *name = argv[1];

@@ -132,6 +132,12 @@ void config_warnings(const struct config *cfg, struct config_diag *warns)
     }
     for (size_t i = 0; i < cfg->n_routes; i++)
         warn_route(warns, cfg, i);
+    bool any_cache = false;
+    for (size_t i = 0; i < cfg->n_routes; i++)
+        any_cache |= cfg->routes[i].cache.enabled;
+    if (cfg->guard.enabled && cfg->guard.action == GUARD_ACTION_CACHE && !any_cache)
+        warn_once(warns, "guard.action is \"cache\" but no route has cache.enabled, so every "
+                         "storm is throttled; enable routes[].cache where answers may be reused");
 }
 
 /* ---- Summary ---------------------------------------------------------------------------- */
@@ -210,6 +216,9 @@ static void summary_routes(const struct config *cfg, struct buf *out)
         }
         if (r->baseline >= 0)
             buf_printf(out, "  (baseline %s)", cfg->targets[r->baseline].name);
+        if (r->cache.enabled)
+            buf_printf(out, "  (cache %ld entries, %lld s)", r->cache.max_entries,
+                       (long long)(r->cache.ttl_ms / 1000));
         buf_putc(out, '\n');
     }
 }
@@ -285,7 +294,18 @@ static void summary_settings(const struct config *cfg, struct buf *out)
         buf_printf(out, "on (token from %s)\n", g->admin_token_env);
     else
         buf_printf(out, "off (%s is not set)\n", g->admin_token_env);
-    buf_printf(out, "ledger: %s\nlog level: %s\n", cfg->ledger.path, cfg->log_level);
+    const struct config_guard *gd = &cfg->guard;
+    if (gd->enabled)
+        buf_printf(out,
+                   "guard: %s; storm = same prompt > %ld times in %lld ms; spike = %gx "
+                   "baseline (at least %g req/s)\n",
+                   guard_action_name(gd->action), gd->identical_max,
+                   (long long)gd->identical_window_ms, gd->spike_factor,
+                   gd->spike_factor * gd->spike_min_rps);
+    else
+        buf_puts(out, "guard: off\n");
+    buf_printf(out, "ledger: %s (batches of %lld ms)\nlog level: %s\n", cfg->ledger.path,
+               (long long)cfg->ledger.batch_ms, cfg->log_level);
 }
 
 void config_summary(const struct config *cfg, struct buf *out)

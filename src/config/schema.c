@@ -16,12 +16,14 @@
 _Static_assert(sizeof(enum provider_kind) == sizeof(int), "enums are stored as int");
 _Static_assert(sizeof(enum route_strategy) == sizeof(int), "enums are stored as int");
 _Static_assert(sizeof(enum budget_scope) == sizeof(int), "enums are stored as int");
+_Static_assert(sizeof(enum guard_action) == sizeof(int), "enums are stored as int");
 
 const char *const config_kind_names[] = {"openai", "anthropic", "gemini", "openai-compatible",
                                          NULL};
 const char *const config_strategy_names[] = {"weighted",   "priority", "cheapest", "fastest",
                                              "least-busy", "p2c",      NULL};
 const char *const config_scope_names[] = {"global", "target", "route", "tag", NULL};
+const char *const config_guard_action_names[] = {"throttle", "cache", "observe", NULL};
 static const char *const log_level_names[] = {"debug", "info", "warn", "error", NULL};
 
 static const struct config_kind_info kind_info[PROVIDER_KIND_COUNT] = {
@@ -34,6 +36,8 @@ static const struct config_kind_info kind_info[PROVIDER_KIND_COUNT] = {
 _Static_assert(SB_ARRAY_LEN(config_kind_names) == PROVIDER_KIND_COUNT + 1, "kind names");
 _Static_assert(SB_ARRAY_LEN(config_strategy_names) == STRATEGY_P2C + 2, "strategy names");
 _Static_assert(SB_ARRAY_LEN(config_scope_names) == BUDGET_TAG + 2, "scope names");
+_Static_assert(SB_ARRAY_LEN(config_guard_action_names) == GUARD_ACTION_OBSERVE + 2,
+               "guard action names");
 
 const struct config_kind_info *config_kind_info(enum provider_kind k)
 {
@@ -53,6 +57,11 @@ const char *route_strategy_name(enum route_strategy s)
 const char *budget_scope_name(enum budget_scope s)
 {
     return (unsigned)s <= BUDGET_TAG ? config_scope_names[s] : "?";
+}
+
+const char *guard_action_name(enum guard_action a)
+{
+    return (unsigned)a <= GUARD_ACTION_OBSERVE ? config_guard_action_names[a] : "?";
 }
 
 /* ---- String checks ---------------------------------------------------------------------- */
@@ -253,6 +262,25 @@ static const struct schema target_schema = {
     "providers[]", "Each provider entry is one routing target: an endpoint plus a model.",
     ENTRIES(target_entries)};
 
+static const struct schema_entry cache_entries[] = {
+    {.key = "enabled", .type = ST_BOOL, .off = OFF(config_cache, enabled), .def = 0,
+     .help = "Store this route's successful, complete answers."},
+    {.key = "ttl_ms", .type = ST_MS, .off = OFF(config_cache, ttl_ms), .min = 1000,
+     .max = 7 * DAY_MS, .def = 300000, .unit = "ms", .help = "A stored answer expires after this."},
+    {.key = "max_entries", .type = ST_LONG, .off = OFF(config_cache, max_entries), .min = 1,
+     .max = 1000000, .def = 1000, .help = "Answers kept; the least recently used go first."},
+    {.key = "max_bytes", .type = ST_LONG, .off = OFF(config_cache, max_bytes), .min = 65536,
+     .max = 4294967296.0, .def = 67108864, .unit = "bytes",
+     .help = "Memory for requests and answers together (64 MiB default)."},
+};
+static const struct schema cache_schema = {
+    "routes[].cache",
+    "Exact-match response cache, keyed by route, tag and the whole request (model, messages, "
+    "tools, parameters). Stored answers are served only to requests the runaway guard flags "
+    "when guard.action is \"cache\"; a call served from the cache costs nothing and is "
+    "recorded with target \"cache\".",
+    ENTRIES(cache_entries)};
+
 static const struct schema_entry route_entries[] = {
     {.key = "name", .type = ST_STRING, .flags = SF_REQUIRED | SF_UNIQUE,
      .off = OFF(config_route, name), .check = check_route_name,
@@ -277,6 +305,8 @@ static const struct schema_entry route_entries[] = {
     {.key = "hedge_after_ms", .type = ST_MS, .flags = SF_INHERIT,
      .off = OFF(config_route, hedge_after_ms), .max = DAY_MS, .def = -1, .def_doc = "inherit",
      .unit = "ms", .help = "Overrides router.hedge_after_ms (0 = off)."},
+    {.key = "cache", .type = ST_OBJECT, .off = OFF(config_route, cache), .sub = &cache_schema,
+     .help = "Response cache (see routes[].cache)."},
 };
 static const struct schema route_schema = {
     "routes[]", "A route maps a public model name to targets and a strategy.",
@@ -369,10 +399,16 @@ static const struct schema_entry ledger_entries[] = {
     {.key = "path", .type = ST_STRING, .off = OFF(config_ledger, path), .def_s = "switchboard.db",
      .help = "SQLite file; a relative path is relative to the config file's directory."},
     {.key = "batch_ms", .type = ST_MS, .off = OFF(config_ledger, batch_ms), .min = 10, .max = 5000,
-     .def = 250, .unit = "ms", .help = "Finished calls are written in batches."},
+     .def = 250, .unit = "ms",
+     .help = "Longest a finished call waits to be written (batches are committed twice as "
+             "often): a crash loses at most this window."},
 };
-static const struct schema ledger_schema = {"ledger", "Where every call is recorded.",
-                                            ENTRIES(ledger_entries)};
+static const struct schema ledger_schema = {
+    "ledger",
+    "Where every call, operator action and vote is recorded (SQLite, WAL mode; \":memory:\" "
+    "keeps nothing). Today's and this month's spend are rebuilt from it at start, so budgets "
+    "hold across restarts.",
+    ENTRIES(ledger_entries)};
 
 static const struct schema_entry budget_entries[] = {
     {.key = "scope", .type = ST_ENUM, .flags = SF_REQUIRED, .off = OFF(config_budget, scope),
@@ -387,8 +423,44 @@ static const struct schema_entry budget_entries[] = {
      .max = 100, .def = 80, .unit = "%", .help = "Warn at this share of a cap."},
 };
 static const struct schema budget_schema = {
-    "budgets[]", "Spend caps. At most one global budget; no two with the same scope and name.",
+    "budgets[]",
+    "Spend caps per UTC day and calendar month (UTC). At soft_pct of a cap a warning event; at "
+    "a cap a target budget takes the target out of routing, and a global, route or tag "
+    "budget answers 429 naming the budget until the window resets. At most one global "
+    "budget; no two with the same scope and name.",
     ENTRIES(budget_entries)};
+
+static const struct schema_entry guard_entries[] = {
+    {.key = "enabled", .type = ST_BOOL, .off = OFF(config_guard, enabled), .def = 1,
+     .help = "Watch every tag for identical-prompt storms and rate spikes."},
+    {.key = "identical_max", .type = ST_LONG, .off = OFF(config_guard, identical_max), .min = 1,
+     .max = 1000000, .def = 20, .unit = "requests",
+     .help = "The same prompt from one tag more often than this within identical_window_ms "
+             "is a storm."},
+    {.key = "identical_window_ms", .type = ST_MS, .off = OFF(config_guard, identical_window_ms),
+     .min = 1000, .max = DAY_MS, .def = 60000, .unit = "ms",
+     .help = "Window for identical_max (counted in tenths of it)."},
+    {.key = "spike_factor", .type = ST_DOUBLE, .flags = SF_GT_MIN,
+     .off = OFF(config_guard, spike_factor), .min = 1, .max = 1000, .def = 5,
+     .help = "A tag's 10-second request rate above this times its own baseline is a spike."},
+    {.key = "spike_min_rps", .type = ST_DOUBLE, .flags = SF_GT_MIN,
+     .off = OFF(config_guard, spike_min_rps), .max = 1000000, .def = 2, .unit = "req/s",
+     .help = "The baseline never counts as lower than this, so a quiet or new tag is not a "
+             "spike below spike_factor x spike_min_rps."},
+    {.key = "baseline_window_ms", .type = ST_MS, .off = OFF(config_guard, baseline_window_ms),
+     .min = 30000, .max = DAY_MS, .def = 300000, .unit = "ms",
+     .help = "Time constant of each tag's baseline rate (an exponential moving average)."},
+    {.key = "action", .type = ST_ENUM, .off = OFF(config_guard, action),
+     .names = config_guard_action_names, .def = GUARD_ACTION_THROTTLE,
+     .help = "throttle: 429 saying why; cache: answer from the route's cache, 429 on a miss; "
+             "observe: the event only."},
+};
+static const struct schema guard_schema = {
+    "guard",
+    "The runaway guard. A storm's requests beyond identical_max are refused (or answered "
+    "from the cache); during a spike the tag is held to spike_factor x its baseline. Every "
+    "storm and spike is an event on the console and in the ledger.",
+    ENTRIES(guard_entries)};
 
 static const struct schema_entry console_entries[] = {
     {.key = "theme", .type = ST_STRING, .off = OFF(config_console, theme), .def_s = "default",
@@ -420,6 +492,8 @@ static const struct schema_entry root_entries[] = {
     {.key = "budgets", .type = ST_OBJECT_ARRAY, .off = OFF(config, budgets),
      .aux_off = OFF(config, n_budgets), .elem_size = sizeof(struct config_budget),
      .sub = &budget_schema, .help = "Spend caps (see budgets[])."},
+    {.key = "guard", .type = ST_OBJECT, .off = OFF(config, guard), .sub = &guard_schema,
+     .help = "See guard."},
     {.key = "console", .type = ST_OBJECT, .off = OFF(config, console), .sub = &console_schema,
      .help = "See console."},
     {.key = "log_level", .type = ST_STRING, .off = OFF(config, log_level), .def_s = "info",

@@ -65,6 +65,7 @@ static void call_release(struct call *c)
     free(c->tag);
     free(c->request_id);
     free(c->direct);
+    spend_call_free(c);
     free(c);
 }
 
@@ -87,20 +88,9 @@ static void fill_result(const struct call *c, struct router_result *r, enum llm_
     r->retry_after_ms = c->retry_after_ms;
     r->usage = c->usage;
     r->finish = c->finish;
-    r->baseline_cost_usd = -1;
-    if (c->committed && t) {
-        r->usage_missing = !c->usage.present;
-        if (t->cfg->has_price)
-            r->cost_usd = llm_cost_usd(&t->cfg->price, &c->usage);
-        long base =
-            c->cref && c->route_name[0] ? config_find_route(c->cref->cfg, c->route_name) : -1;
-        if (base >= 0 && c->cref->cfg->routes[base].baseline >= 0) {
-            const struct config_target *bt =
-                &c->cref->cfg->targets[c->cref->cfg->routes[base].baseline];
-            if (bt->has_price)
-                r->baseline_cost_usd = llm_cost_usd(&bt->price, &c->usage);
-        }
-    }
+    r->cached = c->cached;
+    r->throttled = c->throttled;
+    spend_fill_costs(c, t, r); /* cost, baseline, usage_missing; target "cache" */
     int64_t now = clock_mono_us();
     r->latency_us = now - c->submit_us;
     r->ttft_us = c->first_output_us < 0 ? -1 : c->first_output_us - c->submit_us;
@@ -141,6 +131,7 @@ static void call_unlink_and_free(struct router *rt, struct call *c)
     if (c->next)
         c->next->prev = c->prev;
     rt->n_calls--;
+    spend_call_release(rt, c);
     call_release(c);
 }
 
@@ -168,21 +159,15 @@ static void cancel_attempts(struct router *rt, struct call *c, const struct atte
     }
 }
 
-/* Ends the call once: ERROR event (unless err is NONE or one was sent), then on_done. The
- * struct stays until its last attempt reports done. */
-static void call_finish(struct router *rt, struct call *c, enum llm_errclass err, const char *fmt,
-                        ...)
+/* Ends the call once: ERROR event (unless err is NONE or one was sent), then on_done; its
+ * ledger row goes out when it is freed. The struct stays until its last attempt reports
+ * done. msg may be NULL. */
+void call_end(struct router *rt, struct call *c, enum llm_errclass err, const char *msg)
 {
     if (c->done)
         return;
     c->done = true;
-    char msg[256] = "";
-    if (fmt) {
-        va_list ap;
-        va_start(ap, fmt);
-        vsnprintf(msg, sizeof msg, fmt, ap);
-        va_end(ap);
-    }
+    msg = msg ? msg : "";
     timerq_disarm(&rt->timers, &c->t_retry);
     timerq_disarm(&rt->timers, &c->t_hedge);
     timerq_disarm(&rt->timers, &c->t_deadline);
@@ -198,9 +183,22 @@ static void call_finish(struct router *rt, struct call *c, enum llm_errclass err
     }
     struct router_result r;
     fill_result(c, &r, err, msg);
+    spend_call_finished(rt, c, &r);
     c->sink.on_done(c->sink.ctx, &r);
     if (!c->live && !c->busy)
         call_unlink_and_free(rt, c);
+}
+
+static void call_finish(struct router *rt, struct call *c, enum llm_errclass err, const char *fmt,
+                        ...)
+{
+    char msg[256] = "";
+    va_list ap;
+    va_start(ap, fmt);
+    if (fmt)
+        vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    call_end(rt, c, err, msg);
 }
 
 /* ---- candidates and picking -------------------------------------------------------------------
@@ -343,13 +341,18 @@ static void commit(struct router *rt, struct call *c, struct attempt *a)
 {
     c->committed = true;
     c->winner = a;
+    c->winner_hedge = a->is_hedge;
     c->first_output_us = clock_mono_us();
     timerq_disarm(&rt->timers, &c->t_hedge);
     timerq_disarm(&rt->timers, &c->t_retry);
     cancel_attempts(rt, c, a);
     if (c->sink.on_commit) {
-        struct router_commit cm = {c->id,         a->t->cfg->name, a->t->cfg->model,
-                                   c->route_name, c->attempts,     a->is_hedge};
+        struct router_commit cm = {.call_id = c->id,
+                                   .target = a->t->cfg->name,
+                                   .model = a->t->cfg->model,
+                                   .route = c->route_name,
+                                   .attempt = c->attempts,
+                                   .hedged = a->is_hedge};
         c->sink.on_commit(c->sink.ctx, &cm);
     }
     if (a->is_hedge)
@@ -367,6 +370,7 @@ static int attempt_on_event(void *ctx, const struct llm_event *ev)
     if (ev->type == LLM_EV_ERROR) {
         if (c->committed && c->winner == a) {
             c->error_sent = true;
+            spend_on_output(c, ev);
             c->sink.on_event(c->sink.ctx, ev);
         }
         return 0; /* before the commit: attempt_done decides */
@@ -377,6 +381,7 @@ static int attempt_on_event(void *ctx, const struct llm_event *ev)
         c->usage = ev->usage;
     if (ev->type == LLM_EV_FINISH)
         c->finish = ev->finish;
+    spend_on_output(c, ev);
     if (c->sink.on_event(c->sink.ctx, ev) != 0) {
         call_finish(rt, c, LLM_ERR_CANCELLED, "the client stopped reading");
         return 1;
@@ -420,6 +425,7 @@ static void account(struct router *rt, struct attempt *a, const struct transport
     if (u->present)
         limits_note_actual_tokens(&t->limits, now, a->sent_ms, a->call->est_tokens,
                                   u->input_tokens + u->output_tokens);
+    spend_attempt_cost(a->call, a, u);
     struct breaker_transition tr;
     if (out == LLM_ERR_NONE)
         breaker_note_success(&t->breaker, now, &tr);
@@ -717,6 +723,8 @@ void call_begin(struct router *rt, struct call *c)
     c->max_attempts = (int)cfg->router.max_attempts;
     if (!resolve(rt, c))
         return;
+    if (spend_admit(rt, c))
+        return; /* refused by a budget or the guard, or answered from the cache */
     int64_t now = clock_mono_ms();
     c->deadline_ms = now + c->deadline_len_ms;
     timerq_arm(&rt->timers, &c->t_deadline, c->deadline_ms);

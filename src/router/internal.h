@@ -9,7 +9,11 @@
  *
  * Lifetimes: configs, targets and routes are refcounted (router thread only, plain ints) so
  * a reload never frees what an in-flight call still uses. A call lives until it has finished
- * AND its last attempt's transfer has reported done.
+ * AND its last attempt's transfer has reported done; its ledger row is posted then (spend.c),
+ * so the cost a losing hedge reports after the answer is still on it.
+ *
+ * spend.c joins the spend side in: the ledger (its own writer thread; posting never blocks),
+ * budgets, the runaway guard and the routes' response caches, all router-thread-owned.
  */
 #ifndef SWITCHBOARD_ROUTER_INTERNAL_H
 #define SWITCHBOARD_ROUTER_INTERNAL_H
@@ -19,6 +23,10 @@
 
 #include "switchboard/backoff.h"
 #include "switchboard/breaker.h"
+#include "switchboard/budgets.h"
+#include "switchboard/cache.h"
+#include "switchboard/guard.h"
+#include "switchboard/ledger.h"
 #include "switchboard/config.h"
 #include "switchboard/limits.h"
 #include "switchboard/pick.h"
@@ -83,6 +91,7 @@ struct route_state {
     struct pick_state pick;
     struct target_state *pinned; /* holds a ref; NULL when not pinned */
     int64_t pin_expires;
+    struct cache *cache; /* routes[].cache enabled; moves to the new state on a reload */
 };
 
 /* One candidate of a call: a target in one group (the route, then each fallback route). */
@@ -95,6 +104,20 @@ struct cand {
 };
 
 struct attempt;
+
+/* What a call ended with (call_finish), kept for its ledger row until it is freed. */
+struct call_fin {
+    enum llm_errclass err;
+    long upstream_status;
+    bool no_target;
+    int attempts, hedges;
+    struct llm_usage usage;
+    bool usage_missing;
+    double cost_usd, baseline_cost_usd, est_cost_usd;
+    int64_t latency_us, ttft_us;
+    int64_t wall_ms;
+    char *target, *model;
+};
 
 struct call {
     struct call *prev, *next;
@@ -121,7 +144,7 @@ struct call {
     struct attempt *winner;
     bool committed, done, error_sent;
     bool no_target; /* finished because nothing could be tried */
-    int busy; /* > 0 while attempt_done works on the call: it must not be freed */
+    int busy;       /* > 0 while attempt_done works on the call: it must not be freed */
     struct timer t_retry, t_hedge, t_deadline;
     enum llm_errclass last_err;
     long last_status;
@@ -132,6 +155,19 @@ struct call {
     int64_t overhead_us;
     enum llm_finish finish;
     struct llm_usage usage;
+    /* spend side (spend.c) */
+    uint64_t prompt_hash;
+    bool cached;                /* answered from the route's response cache */
+    bool throttled;             /* refused by a budget or the runaway guard */
+    bool winner_hedge;          /* the committed attempt was a hedge */
+    char *cached_model;         /* cached: the model that gave the stored answer */
+    struct cache_recorder *rec; /* recording the answer for the route's cache */
+    char *cache_key;
+    size_t cache_keylen;
+    size_t out_bytes; /* answer text and arguments, for a cost estimate without usage */
+    double retry_cost_usd, hedge_cost_usd; /* reported by attempts that did not answer */
+    bool retry_cost_known, hedge_cost_known;
+    struct call_fin *fin;
 };
 
 enum call_timer_kind {
@@ -166,7 +202,7 @@ struct reply {
     struct buf text;
 };
 
-enum msg_type { MSG_SUBMIT, MSG_CANCEL, MSG_COMMAND, MSG_RELOAD, MSG_EXPLAIN, MSG_NOTE };
+enum msg_type { MSG_SUBMIT, MSG_CANCEL, MSG_COMMAND, MSG_RELOAD, MSG_EXPLAIN, MSG_NOTE, MSG_VOTE };
 
 struct msg {
     struct msg *next;
@@ -175,7 +211,9 @@ struct msg {
     uint64_t call_id;      /* CANCEL */
     struct router_cmd cmd; /* COMMAND */
     struct config *cfg;    /* RELOAD */
-    char *model, *tag;     /* EXPLAIN; NOTE: model = text, tag = target */
+    char *model, *tag;     /* EXPLAIN; NOTE: model = text, tag = target; VOTE: winner, losers */
+    char *user;            /* VOTE */
+    uint64_t hash;         /* VOTE: the prompt's */
     enum router_event_kind note_kind;
     long prompt_tokens;
     struct reply *reply; /* COMMAND, EXPLAIN */
@@ -228,6 +266,16 @@ struct router {
     uint64_t config_gen;
     uint64_t snap_gen;
     bool publish_now;
+    /* spend side (spend.c); ledger is set before the thread starts and never changes, so
+     * any thread may post to it (router_record_vote) */
+    struct ledger *ledger;
+    char *ledger_path;
+    struct budgets *budgets;
+    struct guard *guard;
+    double savings_since_start;
+    uint64_t guard_throttled, guard_cached, budget_refused;
+    double burn_usd[60]; /* spend per wall-clock minute over the last hour */
+    int64_t burn_minute[60];
 };
 
 /* router.c */
@@ -235,6 +283,8 @@ void router_reply_finish(struct reply *r, enum sb_status st, const char *fmt, ..
 void router_reply_release(struct reply *r);
 
 /* call.c */
+/* Ends the call: ERROR event (unless err is NONE), on_done, ledger row once it is freed. */
+void call_end(struct router *rt, struct call *c, enum llm_errclass err, const char *msg);
 struct call *call_new(struct router *rt, struct llm_request *req,
                       const struct router_call_opts *opts, const struct router_sink *sink);
 void call_free_unstarted(struct call *c); /* a call that never reached the router thread */
@@ -261,6 +311,35 @@ void target_probe_fire(struct router *rt, struct target_state *t);
 void router_targets_free(struct router *rt);
 void target_note_transition(struct router *rt, struct target_state *t,
                             const struct breaker_transition *tr);
+
+/* spend.c */
+/* Opens the ledger, rebuilds spend from it, builds budgets and the guard (router_new). */
+bool spend_open(struct router *rt, const struct config *cfg, char *msg, size_t msglen);
+void spend_reload(struct router *rt, const struct config *cfg);
+void spend_close(struct router *rt); /* after the thread stopped: writes every queued row */
+/* Budgets and the guard at the call's start; true when the call was finished here (refused,
+ * or answered from the cache). Sets up recording for the route's cache otherwise. */
+bool spend_admit(struct router *rt, struct call *c);
+/* An output event of the committed attempt (and its ERROR after the commit). */
+void spend_on_output(struct call *c, const struct llm_event *ev);
+/* A non-answering attempt reported usage: its cost goes on the call. */
+void spend_attempt_cost(struct call *c, const struct attempt *a, const struct llm_usage *u);
+/* The result's cost, baseline cost and usage_missing (a cached answer: target "cache"). */
+void spend_fill_costs(const struct call *c, const struct target_state *t, struct router_result *r);
+void spend_call_finished(struct router *rt, struct call *c, const struct router_result *r);
+void spend_call_release(struct router *rt, struct call *c); /* posts the row, charges budgets */
+void spend_call_free(struct call *c);                       /* frees the call's spend fields */
+void spend_record_vote(struct router *rt, const char *winner, const char *losers,
+                       uint64_t prompt_hash, const char *user);
+void spend_snapshot(struct router *rt, struct router_snapshot *s, int64_t now_ms);
+void spend_target_snapshot(struct router *rt, const struct target_state *t,
+                           struct router_target_snap *s);
+/* Over a target budget ("over budget: ..."); false for a direct call. */
+bool spend_target_blocked(const struct target_state *t, char *why, size_t whylen);
+void spend_route_cache(struct route_state *r, struct route_state *old,
+                       const struct config_route *cfg);
+/* Router events that are history (operator, config, breaker, probe) go to the ledger too. */
+void spend_event_to_ledger(struct router *rt, const struct router_event *e);
 
 /* snapshot.c */
 void router_event(struct router *rt, enum router_event_kind kind, const char *target,

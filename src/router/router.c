@@ -122,6 +122,7 @@ static void msg_free(struct msg *m)
     config_free(m->cfg);
     free(m->model);
     free(m->tag);
+    free(m->user);
     if (m->reply)
         router_reply_finish(m->reply, SB_ERR_STATE, "the router is stopping");
     free(m);
@@ -149,6 +150,9 @@ static void handle(struct router *rt, struct msg *m)
         break;
     case MSG_NOTE:
         router_event(rt, m->note_kind, m->tag, "%s", m->model);
+        break;
+    case MSG_VOTE:
+        spend_record_vote(rt, m->model, m->tag, m->hash, m->user);
         break;
     case MSG_EXPLAIN: {
         struct buf text;
@@ -238,6 +242,12 @@ struct router *router_new(struct config *cfg, char *msg, size_t msglen)
         return NULL;
     }
     struct router *rt = xcalloc(1, sizeof *rt);
+    if (!spend_open(rt, cfg, msg, msglen)) {
+        transport_free(tr);
+        config_free(cfg);
+        free(rt);
+        return NULL;
+    }
     rt->tr = tr;
     atomic_init(&rt->stopping, false);
     atomic_init(&rt->next_call_id, 1);
@@ -293,6 +303,7 @@ void router_free(struct router *rt)
     router_stop(rt);
     transport_free(rt->tr);
     router_targets_free(rt);
+    spend_close(rt); /* every queued ledger row is written before this returns */
     timerq_cleanup(&rt->timers);
     pthread_mutex_destroy(&rt->inbox_mu);
     pthread_mutex_destroy(&rt->snap_mu);
@@ -368,6 +379,23 @@ enum sb_status router_explain(struct router *rt, const char *model, const char *
     if (st != SB_OK)
         buf_puts(out, msg);
     return st;
+}
+
+void router_record_vote(struct router *rt, const char *winner, const char *const *losers,
+                        size_t n_losers, const char *prompt, const char *user)
+{
+    struct buf names;
+    buf_init(&names);
+    for (size_t i = 0; i < n_losers; i++)
+        buf_printf(&names, "%s%s", i ? "," : "", losers[i] ? losers[i] : "");
+    struct msg *m = xcalloc(1, sizeof *m);
+    m->type = MSG_VOTE;
+    m->model = xstrdup(winner ? winner : "");
+    m->tag = buf_take(&names);
+    m->user = xstrdup(user ? user : "operator");
+    m->hash = prompt ? hash_fnv1a(prompt, strlen(prompt)) : 0;
+    if (!post(rt, m))
+        msg_free(m);
 }
 
 void router_note(struct router *rt, enum router_event_kind kind, const char *target,

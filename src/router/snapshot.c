@@ -50,6 +50,7 @@ void router_event(struct router *rt, enum router_event_kind kind, const char *ta
     vsnprintf(e->text, sizeof e->text, fmt, ap);
     va_end(ap);
     log_info("%s: %s", router_event_kind_name(kind), e->text);
+    spend_event_to_ledger(rt, e);
     rt->publish_now = true;
 }
 
@@ -103,6 +104,7 @@ static void snap_target(struct router *rt, const struct target_state *t, int64_t
     s->next_probe_in_ms = timer_is_armed(&t->probe_timer) ? t->probe_timer.at - now : -1;
     s->probes = t->probes;
     s->probe_failures = t->probe_failures;
+    spend_target_snapshot(rt, t, s);
 }
 
 static void snap_routes(struct router *rt, struct router_snapshot *s)
@@ -166,6 +168,7 @@ void router_publish(struct router *rt, int64_t now)
     s->config_gen = rt->config_gen;
     snap_routes(rt, s);
     snap_events(rt, s);
+    spend_snapshot(rt, s, now);
     s->gen = ++rt->snap_gen;
     pthread_mutex_lock(&rt->snap_mu);
     memcpy(rt->published, s, sizeof *s);
@@ -228,6 +231,11 @@ void router_explain_run(struct router *rt, const char *model, const char *tag, l
     else
         buf_printf(out, "route: %s (by model name)\n", cr->name);
     buf_printf(out, "strategy: %s\n", route_strategy_name(cr->strategy));
+    char refused[256];
+    int64_t retry;
+    if (budgets_call_blocked(rt->budgets, clock_wall_ms(), cr->name, tag, refused,
+                             sizeof refused, &retry))
+        buf_printf(out, "refused: %s (429)\n", refused);
     const struct route_state *rs = router_find_route(rt, cr->name);
     if (rs && rs->pinned)
         buf_printf(out, "pinned to: %s\n", rs->pinned->cfg->name);

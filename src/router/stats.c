@@ -148,8 +148,25 @@ static void note_error(struct stats *s, int64_t now_ms, const struct stats_resul
     copy_error_text(s->last_error, sizeof(s->last_error), r->error_text);
 }
 
+static void note_recent(struct stats *s, int64_t now_ms, const struct stats_result *r)
+{
+    struct stats_call *c = &s->recent[s->recent_next];
+    s->recent_next = (s->recent_next + 1) % STATS_RECENT;
+    if (s->recent_n < STATS_RECENT)
+        s->recent_n++;
+    c->done_ms = now_ms;
+    c->errclass = r->errclass;
+    c->latency_us = r->latency_us;
+    c->ttft_us = r->ttft_us;
+    c->tokens_in = r->usage.present ? r->usage.input_tokens : -1;
+    c->tokens_out = r->usage.present ? r->usage.output_tokens : -1;
+    c->cost_usd = r->cost_usd;
+    copy_error_text(c->error, sizeof(c->error), r->errclass == LLM_ERR_NONE ? NULL : r->error_text);
+}
+
 void stats_note_finish(struct stats *s, int64_t now_ms, const struct stats_result *r)
 {
+    note_recent(s, now_ms, r);
     bool ok = r->errclass == LLM_ERR_NONE;
     if (s->in_flight > 0)
         s->in_flight--;
@@ -225,4 +242,8 @@ void stats_summarize(const struct stats *s, int64_t now_ms, struct stats_summary
     memcpy(out->last_error, s->last_error, sizeof(out->last_error));
     out->last_errclass = s->last_errclass;
     out->last_error_ms = s->last_error_ms;
+    for (size_t i = 0; i < s->recent_n; i++)
+        out->recent[i] = s->recent[(s->recent_next + STATS_RECENT - 1 - i) % STATS_RECENT];
+    out->n_recent = s->recent_n;
+    out->now_ms = now_ms;
 }

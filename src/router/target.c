@@ -43,6 +43,7 @@ void target_put(struct target_state *t)
 void route_put(struct route_state *r)
 {
     if (r && --r->refs == 0) {
+        cache_free(r->cache);
         target_put(r->pinned);
         free(r->name);
         free(r);
@@ -123,6 +124,8 @@ bool target_blocked(const struct target_state *t, int64_t now_ms, long est_token
                  c->context_window, min_context);
     else if (target_weight(t) <= 0 && !direct)
         snprintf(why, whylen, "weight 0");
+    else if (spend_target_blocked(t, why, whylen))
+        ; /* over a target budget: why says which */
     else
         limits_blocked_reason(&t->limits, now_ms, clock_wall_ms(), est_tokens, why, whylen);
     return why[0] != '\0';
@@ -231,6 +234,7 @@ static void load_routes(struct router *rt, const struct config *cfg)
         r->name = xstrdup(cfg->routes[i].name);
         pick_state_init(&r->pick);
         struct route_state *old = router_find_route(rt, r->name);
+        spend_route_cache(r, old, &cfg->routes[i]);
         if (old && old->pinned && !old->pinned->removed) {
             r->pinned = old->pinned; /* keep the operator's pin across reloads */
             r->pinned->refs++;
@@ -258,6 +262,8 @@ void router_load_config(struct router *rt, struct config *cfg)
         cfg_ref_put(rt->cur);
     rt->cur = cref;
     rt->config_gen++;
+    if (reload)
+        spend_reload(rt, cfg);
     if (reload)
         router_event(rt, ROUTER_EV_CONFIG, "", "config reloaded: %zu targets, %zu routes",
                      cfg->n_targets, cfg->n_routes);

@@ -1,64 +1,117 @@
 #!/usr/bin/env bash
-# make demo: starts local simulated providers (OpenAI, Anthropic, Gemini and an
-# OpenAI-compatible "local" server) on 127.0.0.1, writes a config for them, and streams
-# answers from each with `switchboard ask`. Everything it starts is stopped on exit.
+# make demo: the full experience on loopback. Four simulated providers (cheap and fast,
+# premium and slow, flaky, local), the console in this terminal with its gateway, a traffic
+# generator at a few requests a second, and a scripted incident: about a minute in, the cheap
+# provider goes down; 45 seconds later it recovers. Watch the breaker open, traffic fail over
+# to the others and spend move; press c for the prompt pane, ? for help, q to quit.
+# q (or Ctrl-C, or any failure) stops everything this script started: nothing is left running.
 set -uo pipefail
 build=${1:-build}
 root=$(cd "$(dirname "$0")/../.." && pwd)
 cd "$root"
-SB=$root/$build/switchboard
-SIM=$root/$build/switchboard-sim
+case $build in /*) ;; *) build=$root/$build ;; esac
+SB=$build/switchboard
+SIM=$build/switchboard-sim
+[[ -x $SB && -x $SIM ]] || { echo "demo: build first (make all): no $SB" >&2; exit 1; }
+OUTAGE_AFTER=${DEMO_OUTAGE_AFTER:-60}
+OUTAGE_FOR=${DEMO_OUTAGE_FOR:-45}
 dir=$(mktemp -d /tmp/switchboard-demo.XXXXXX)
 pids=()
 cleanup() {
   for p in "${pids[@]}"; do kill "$p" 2>/dev/null; done
+  for p in "${pids[@]}"; do
+    for _ in $(seq 50); do kill -0 "$p" 2>/dev/null || break; sleep 0.1; done
+    kill -9 "$p" 2>/dev/null
+  done
   wait 2>/dev/null
   rm -rf "$dir"
 }
-trap cleanup EXIT INT TERM
+trap cleanup EXIT
+trap 'exit 130' INT TERM HUP
 
-export DEMO_OPENAI_KEY=demo-openai-key DEMO_ANTHROPIC_KEY=demo-anthropic-key
-export DEMO_GEMINI_KEY=demo-gemini-key
-start() { # start NAME ARGS...
+if [[ ! -t 0 || ! -t 1 ]]; then
+  echo "demo: the console needs a terminal; run 'make demo' from one" >&2
+  exit 2
+fi
+
+export DEMO_FAST_KEY=demo-fast-key DEMO_PREMIUM_KEY=demo-premium-key DEMO_FLAKY_KEY=demo-flaky-key
+start() { # start NAME ARGS...: a simulator on ephemeral ports; sets port_NAME and ctl_NAME
   local name=$1; shift
-  "$SIM" --name "$name" --port 0 --control-port 0 --port-file "$dir/$name.port" --quiet "$@" &
+  "$SIM" --name "$name" --port 0 --control-port 0 --port-file "$dir/$name.port" --quiet "$@" \
+    >"$dir/$name.out" 2>&1 &
   pids+=($!)
   for _ in $(seq 100); do [[ -s $dir/$name.port ]] && break; sleep 0.1; done
-  read -r port _ < "$dir/$name.port" || { echo "demo: simulator $name did not start" >&2; exit 1; }
-  eval "port_${name//-/_}=$port"
+  local p c
+  read -r p c < "$dir/$name.port" || { echo "demo: simulator $name did not start" >&2; exit 1; }
+  printf -v "port_$name" %s "$p"
+  printf -v "ctl_$name" %s "$c"
 }
-start openai --key "$DEMO_OPENAI_KEY" --token-rate 60
-start anthropic --key "$DEMO_ANTHROPIC_KEY" --token-rate 40
-start gemini --key "$DEMO_GEMINI_KEY" --token-rate 80
-start local --no-auth --token-rate 120
+start fast --key "$DEMO_FAST_KEY" --token-rate 400
+start premium --key "$DEMO_PREMIUM_KEY" --token-rate 35 --first-byte-delay-ms 700
+start flaky --key "$DEMO_FLAKY_KEY" --token-rate 120 --error-rate 0.1
+start local --no-auth --token-rate 60
 
 cat > "$dir/demo.json" <<JSON
 {
   "providers": [
-    {"name": "openai-mini", "kind": "openai", "base_url": "http://127.0.0.1:$port_openai/v1",
-     "api_key_env": "DEMO_OPENAI_KEY", "model": "gpt-4o-mini",
-     "price": {"input_per_mtok": 0.15, "output_per_mtok": 0.60, "cached_input_per_mtok": 0.075}},
-    {"name": "claude", "kind": "anthropic", "base_url": "http://127.0.0.1:$port_anthropic",
-     "api_key_env": "DEMO_ANTHROPIC_KEY", "model": "claude-sonnet-4-5",
-     "price": {"input_per_mtok": 3, "output_per_mtok": 15}},
-    {"name": "gemini-flash", "kind": "gemini", "base_url": "http://127.0.0.1:$port_gemini/v1beta",
-     "api_key_env": "DEMO_GEMINI_KEY", "model": "gemini-2.5-flash",
-     "price": {"input_per_mtok": 0.30, "output_per_mtok": 2.50}},
-    {"name": "ollama", "kind": "openai-compatible", "base_url": "http://127.0.0.1:$port_local/v1",
-     "model": "llama3.2", "price": {"input_per_mtok": 0, "output_per_mtok": 0}}
+    {"name": "groq-fast", "kind": "openai-compatible",
+     "base_url": "http://127.0.0.1:$port_fast/v1", "api_key_env": "DEMO_FAST_KEY",
+     "model": "llama-3.1-8b-instant", "weight": 3,
+     "price": {"input_per_mtok": 0.05, "output_per_mtok": 0.08},
+     "probe": {"interval_ms": 5000, "timeout_ms": 1000}},
+    {"name": "claude-premium", "kind": "anthropic",
+     "base_url": "http://127.0.0.1:$port_premium", "api_key_env": "DEMO_PREMIUM_KEY",
+     "model": "claude-sonnet-4-5", "weight": 1,
+     "price": {"input_per_mtok": 3, "output_per_mtok": 15},
+     "probe": {"interval_ms": 10000, "timeout_ms": 3000}},
+    {"name": "gemini-flaky", "kind": "gemini",
+     "base_url": "http://127.0.0.1:$port_flaky/v1beta", "api_key_env": "DEMO_FLAKY_KEY",
+     "model": "gemini-2.5-flash", "weight": 2,
+     "price": {"input_per_mtok": 0.30, "output_per_mtok": 2.50},
+     "probe": {"interval_ms": 5000, "timeout_ms": 1000}},
+    {"name": "ollama-local", "kind": "openai-compatible",
+     "base_url": "http://127.0.0.1:$port_local/v1", "model": "llama3.2:3b",
+     "price": {"input_per_mtok": 0, "output_per_mtok": 0},
+     "probe": {"interval_ms": 10000, "timeout_ms": 2000}}
   ],
   "routes": [
-    {"name": "chat", "targets": ["openai-mini", "claude", "gemini-flash", "ollama"]}
-  ]
+    {"name": "chat", "strategy": "weighted",
+     "targets": ["groq-fast", "gemini-flaky", "claude-premium"], "fallback": ["local"],
+     "baseline": "claude-premium"},
+    {"name": "smart", "strategy": "priority", "targets": ["claude-premium", "groq-fast"],
+     "hedge_after_ms": 1500},
+    {"name": "fast", "strategy": "fastest", "targets": ["groq-fast", "gemini-flaky"],
+     "hedge_after_ms": 400, "max_attempts": 2, "fallback": ["local"]},
+    {"name": "local", "targets": ["ollama-local"]}
+  ],
+  "rules": [
+    {"match": {"tag": "batch"}, "route": "local"}
+  ],
+  "router": {"max_attempts": 3, "backoff_base_ms": 50, "backoff_cap_ms": 500,
+             "deadline_ms": 30000, "breaker_failures": 5, "breaker_cooldown_ms": 15000},
+  "gateway": {"listen": "127.0.0.1:0"},
+  "console": {"theme": "default", "refresh_ms": 250}
 }
 JSON
 
-echo "switchboard demo: four simulated providers on 127.0.0.1 (config: $dir/demo.json)"
-"$SB" check -c "$dir/demo.json" || exit 1
-prompt="In two sentences, why do on-call engineers want a fallback LLM provider?"
-for t in openai-mini claude gemini-flash ollama; do
-  printf '\n\033[1m== %s ==\033[0m\n' "$t"
-  "$SB" ask -c "$dir/demo.json" -t "$t" "$prompt"
-done
-printf '\nThe same prompt gives each provider its own answer; the line under each answer\n'
-printf 'names the target, model, latency, time to first token, tokens and cost.\n'
+if ! "$SB" check -c "$dir/demo.json" >"$dir/check.out" 2>&1; then
+  cat "$dir/check.out" >&2
+  exit 1
+fi
+
+python3 "$root/tests/demo/traffic.py" --port-file "$dir/console.port" --rate 3 \
+  --outage-ctl "$ctl_fast" --outage-after "$OUTAGE_AFTER" --outage-for "$OUTAGE_FOR" \
+  --parent $$ >"$dir/traffic.log" 2>&1 &
+pids+=($!)
+
+echo "switchboard demo: 4 simulated providers on 127.0.0.1, traffic at ~3 req/s;"
+echo "groq-fast goes down after ${OUTAGE_AFTER}s and recovers ${OUTAGE_FOR}s later. q quits."
+sleep 1
+"$SB" console -c "$dir/demo.json" --port-file "$dir/console.port" --log "$dir/switchboard.log"
+rc=$?
+if [[ $rc -ne 0 ]]; then
+  echo "demo: the console exited with status $rc; its log:" >&2
+  tail -20 "$dir/switchboard.log" >&2
+fi
+echo "switchboard demo stopped; simulators and traffic stopped too."
+exit $rc

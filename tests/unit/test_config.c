@@ -608,6 +608,73 @@ static void test_config_rejects_bad_budgets(void **state)
                   "budgets[7].soft_pct: expected a number in 1..100 % (got 0)");
 }
 
+static void test_config_guard_and_route_cache_defaults(void **state)
+{
+    (void)state;
+    struct config *cfg = parse_ok(BASE(""));
+    const struct config_guard *g = &cfg->guard;
+    assert_true(g->enabled);
+    assert_int_equal(g->identical_max, 20);
+    assert_int_equal(g->identical_window_ms, 60000);
+    assert_true(g->spike_factor == 5);
+    assert_true(g->spike_min_rps == 2);
+    assert_int_equal(g->baseline_window_ms, 300000);
+    assert_int_equal(g->action, GUARD_ACTION_THROTTLE);
+    const struct config_cache *c = &cfg->routes[0].cache;
+    assert_false(c->enabled);
+    assert_int_equal(c->ttl_ms, 300000);
+    assert_int_equal(c->max_entries, 1000);
+    assert_int_equal(c->max_bytes, 67108864);
+    config_free(cfg);
+    cfg = parse_ok("{'providers':[" PROVIDER_A "],'routes':[{'name':'r','targets':['a'],"
+                   "'cache':{'enabled':true,'ttl_ms':1000,'max_entries':5}}],"
+                   "'guard':{'action':'cache','identical_max':3,'spike_factor':2.5}}");
+    assert_true(cfg->routes[0].cache.enabled);
+    assert_int_equal(cfg->routes[0].cache.max_entries, 5);
+    assert_int_equal(cfg->guard.action, GUARD_ACTION_CACHE);
+    assert_int_equal(cfg->guard.identical_max, 3);
+    assert_true(cfg->guard.spike_factor == 2.5);
+    assert_string_equal(guard_action_name(cfg->guard.action), "cache");
+    config_free(cfg);
+}
+
+static void test_config_rejects_bad_guard_and_cache_settings(void **state)
+{
+    (void)state;
+    EXPECT_ERRORS(BASE(",'guard':{'action':'throtle'}"),
+                  "guard.action: expected one of \"throttle\", \"cache\", \"observe\" (got "
+                  "\"throtle\"); did you mean \"throttle\"?");
+    EXPECT_ERRORS(BASE(",'guard':{'spike_factor':1}"),
+                  "guard.spike_factor: expected a number > 1 and <= 1000 (got 1)");
+    EXPECT_ERRORS(BASE(",'guard':{'identical_max':0,'baseline_window_ms':1000}"),
+                  "guard.identical_max: expected an integer in 1..1000000 requests (got 0)",
+                  "guard.baseline_window_ms: expected an integer in 30000..86400000");
+    EXPECT_ERRORS(BASE(",'guard':{'enable':true}"),
+                  "guard.enable: unknown key (did you mean \"enabled\"?)");
+    EXPECT_ERRORS("{'providers':[" PROVIDER_A "],'routes':[{'name':'r','targets':['a'],"
+                  "'cache':{'enabled':'yes','max_bytes':1024}}]}",
+                  "routes[0].cache.enabled: expected true or false (got a string)",
+                  "routes[0].cache.max_bytes: expected an integer in 65536..4294967296");
+}
+
+static void test_config_warns_when_guard_would_cache_without_a_cache(void **state)
+{
+    (void)state;
+    struct config *cfg = parse_ok(BASE(",'guard':{'action':'cache'}"));
+    struct config_diag warns;
+    config_diag_init(&warns);
+    config_warnings(cfg, &warns);
+    assert_true(diag_has(&warns, "guard.action is \"cache\" but no route has cache.enabled"));
+    config_diag_cleanup(&warns);
+    struct buf out;
+    buf_init(&out);
+    config_summary(cfg, &out);
+    assert_non_null(
+        strstr(buf_str(&out), "guard: cache; storm = same prompt > 20 times in 60000 ms"));
+    buf_cleanup(&out);
+    config_free(cfg);
+}
+
 static void test_config_collects_every_error_and_caps_the_list(void **state)
 {
     (void)state;
@@ -827,7 +894,7 @@ static void test_config_schema_markdown_mentions_every_key(void **state)
                 stack[n++] = e->sub;
         }
     }
-    assert_int_equal(tables, 12);
+    assert_int_equal(tables, 14); /* 12 + guard, routes[].cache */
     assert_non_null(strstr(buf_str(&md), "| `max_attempts` | integer | 3 | 1..10 |"));
     assert_non_null(strstr(buf_str(&md), "`openai`, `anthropic`, `gemini`, `openai-compatible`"));
     buf_cleanup(&md);
@@ -901,6 +968,9 @@ int main(void)
         cmocka_unit_test(test_config_rejects_unreachable_rules_after_catch_all),
         cmocka_unit_test(test_config_rejects_inconsistent_router_settings),
         cmocka_unit_test(test_config_rejects_bad_budgets),
+        cmocka_unit_test(test_config_guard_and_route_cache_defaults),
+        cmocka_unit_test(test_config_rejects_bad_guard_and_cache_settings),
+        cmocka_unit_test(test_config_warns_when_guard_would_cache_without_a_cache),
         cmocka_unit_test(test_config_collects_every_error_and_caps_the_list),
         cmocka_unit_test(test_config_disables_target_whose_key_variable_is_unset),
         cmocka_unit_test(test_config_resolves_keys_and_never_prints_them),

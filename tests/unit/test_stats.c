@@ -263,6 +263,36 @@ static void test_stats_forget_rates_after_an_idle_hour(void **state)
     assert_int_equal(st.errors[LLM_ERR_CONNECT], 50); /* lifetime counters stay */
 }
 
+static void test_stats_keep_the_recent_calls_newest_first(void **state)
+{
+    (void)state;
+    struct stats_result ok = ok_result(2000, 5, 7);
+    ok.ttft_us = 500;
+    ok.cost_usd = 0.25;
+    struct stats_result bad = err_result(LLM_ERR_SERVER, "upstream 503 Service Unavailable");
+    call(100, 200, &ok);
+    call(300, 400, &bad);
+    struct stats_summary sum;
+    stats_summarize(&st, 1000, &sum);
+    assert_int_equal(sum.n_recent, 2);
+    assert_int_equal(sum.now_ms, 1000);
+    assert_int_equal(sum.recent[0].errclass, LLM_ERR_SERVER);
+    assert_int_equal(sum.recent[0].done_ms, 400);
+    assert_string_equal(sum.recent[0].error, "upstream 503 Service Unavailable");
+    assert_int_equal(sum.recent[0].tokens_in, -1); /* no usage on a failure */
+    assert_int_equal(sum.recent[1].errclass, LLM_ERR_NONE);
+    assert_int_equal(sum.recent[1].latency_us, 2000);
+    assert_int_equal(sum.recent[1].ttft_us, 500);
+    assert_int_equal(sum.recent[1].tokens_out, 7);
+    assert_true(sum.recent[1].cost_usd == 0.25);
+    assert_string_equal(sum.recent[1].error, "");
+    for (int i = 0; i < 3 * STATS_RECENT; i++)
+        call(1000 + i, 1000 + i, &ok);
+    stats_summarize(&st, 5000, &sum);
+    assert_int_equal(sum.n_recent, STATS_RECENT); /* a ring: the oldest fall off */
+    assert_int_equal(sum.recent[0].done_ms, 1000 + 3 * STATS_RECENT - 1);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -279,6 +309,7 @@ int main(void)
         cmocka_unit_test_setup(test_stats_add_up_tokens_and_spend, setup),
         cmocka_unit_test_setup(test_stats_summary_carries_everything_for_the_snapshot, setup),
         cmocka_unit_test_setup(test_stats_forget_rates_after_an_idle_hour, setup),
+        cmocka_unit_test_setup(test_stats_keep_the_recent_calls_newest_first, setup),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

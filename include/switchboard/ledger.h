@@ -1,0 +1,197 @@
+/*
+ * ledger.h - the spend ledger: every finished call, operator action and prompt-pane vote is a
+ * row in SQLite (embedded, WAL mode), written by the ledger's own thread in batches so the
+ * request path never waits on disk; and what is computed from it: today's and this month's
+ * spend at start (budgets hold across restarts) and the `switchboard report` figures.
+ *
+ * Time: rows carry wall-clock milliseconds since the Unix epoch. Days and months are UTC: a
+ * day runs from 00:00:00.000 UTC, a month from the 1st at 00:00 UTC.
+ *
+ * Durability: one transaction per batch; batch_ms is the longest a posted row waits before it
+ * is committed (a batch is taken batch_ms / 2 after its first row, leaving the rest for the
+ * write). WAL with synchronous=NORMAL survives a killed process: kill -9 loses at most the
+ * rows posted in the last batch_ms. ledger_close writes everything queued before it returns.
+ *
+ * Cost: cost_usd is NULL in the table (usage_missing set) when a provider answered without
+ * reporting usage: such calls are never counted as $0. est_cost_usd then holds an estimate
+ * from the prompt and answer sizes, which budgets count so a provider that never reports
+ * usage cannot slip past a cap.
+ *
+ * Threads: ledger_post_* may be called from any thread: they copy the row into a
+ * mutex-guarded queue and return; they never touch the disk. The writer thread is the only
+ * user of the write connection. ledger_open / ledger_close belong to the owner (main thread).
+ * ledger_load_spend and ledger_read_calls open their own read-only connection, so they may
+ * run in another process while `serve` writes. The report and calendar helpers are pure.
+ */
+#ifndef SWITCHBOARD_LEDGER_H
+#define SWITCHBOARD_LEDGER_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "switchboard/config.h"
+#include "switchboard/llm.h"
+#include "switchboard/util.h"
+
+#define LEDGER_SCHEMA_VERSION 1
+#define LEDGER_QUEUE_MAX      100000 /* rows waiting for the writer; beyond it rows are dropped */
+
+struct ledger;
+
+/* One finished call. Writing: strings are borrowed for the duration of ledger_post_call.
+ * Reading (ledger_read_calls): strings are valid during the callback only. */
+struct ledger_call {
+    int64_t wall_ms;          /* when the call finished */
+    const char *request_id;   /* may be NULL */
+    const char *route;        /* NULL or "": a direct target call */
+    const char *target;       /* answering (or last tried) target; "cache"; "" when none */
+    const char *model;        /* provider model id; may be NULL */
+    const char *tag;          /* x-switchboard-tag; NULL when untagged */
+    int status;               /* HTTP status the client got: 200, 429, 502, ... (499: left) */
+    long upstream_status;     /* last upstream HTTP status; 0 when none */
+    enum llm_errclass err;    /* LLM_ERR_NONE on success; stored as its name */
+    int attempts;             /* attempts started, hedges included */
+    int retries;              /* attempts that were retries or fallbacks */
+    int hedges;               /* hedge attempts started */
+    bool hedged;              /* a hedge attempt answered */
+    struct llm_usage usage;   /* present == false: tokens are NULL */
+    bool usage_missing;       /* answered, but no usage reported: cost is NULL */
+    double cost_usd;          /* the answer's cost; meaningless when usage_missing */
+    double est_cost_usd;      /* usage_missing: estimate from sizes; < 0 none */
+    double baseline_cost_usd; /* what the route's baseline target would have cost; < 0 none */
+    double retry_cost_usd;    /* reported cost of failed attempts; < 0 unknown */
+    double hedge_cost_usd;    /* reported cost of the losing side of a hedge race; < 0 unknown */
+    int64_t latency_us;
+    int64_t ttft_us;      /* < 0: no output */
+    bool cached;          /* answered from the response cache (cost 0) */
+    bool throttled;       /* refused by a budget or the runaway guard (429) */
+    uint64_t prompt_hash; /* the runaway guard's prompt hash; 0 unknown */
+};
+
+/* What one call spent, as budgets count it: the answer's cost (or the estimate when usage is
+ * missing) plus known retry and hedge costs. Target budgets count only answer_usd. */
+double ledger_call_spend(const struct ledger_call *c, double *answer_usd);
+
+/* ---- writer (owner thread) ----------------------------------------------------------------- */
+
+/*
+ * Opens (creating if needed) the SQLite file at path (":memory:" keeps nothing), applies the
+ * schema migrations and starts the writer thread, which commits a batch every batch_ms.
+ * NULL with msg on failure (path not writable, not a database, newer schema).
+ */
+struct ledger *ledger_open(const char *path, int64_t batch_ms, char *msg, size_t msglen);
+/* Stops taking rows, writes everything queued, joins the writer. NULL-safe. */
+void ledger_close(struct ledger *l);
+
+/* ---- posting (any thread; never waits on disk) ------------------------------------------ */
+
+void ledger_post_call(struct ledger *l, const struct ledger_call *c);
+/* kind: "operator", "config", "breaker", "budget", "guard", ...; target may be NULL. */
+void ledger_post_event(struct ledger *l, int64_t wall_ms, const char *kind, const char *target,
+                       const char *text);
+/* A prompt-pane vote: winner beat losers (comma-separated) on the prompt with this hash. */
+void ledger_post_vote(struct ledger *l, int64_t wall_ms, uint64_t prompt_hash, const char *winner,
+                      const char *losers, const char *user);
+
+struct ledger_stats {
+    uint64_t written; /* rows committed */
+    uint64_t queued;  /* rows waiting */
+    uint64_t dropped; /* rows lost: queue full, or a write failed at close */
+    uint64_t write_errors;
+    char last_error[160]; /* "" when none */
+};
+void ledger_get_stats(struct ledger *l, struct ledger_stats *out); /* any thread */
+
+/* ---- reading (any thread or process; own read-only connection) -------------------------- */
+
+/* Spend per entity over the current UTC day and month. */
+struct ledger_spend_item {
+    enum budget_scope scope; /* TARGET, ROUTE or TAG */
+    char *name;
+    double day_usd, month_usd;
+};
+
+struct ledger_spend {
+    int64_t day_start_ms, month_start_ms; /* the windows the figures belong to */
+    double global_day_usd, global_month_usd;
+    double savings_day_usd, savings_month_usd; /* baseline - actual */
+    struct ledger_spend_item *items;
+    size_t n;
+};
+void ledger_spend_init(struct ledger_spend *s);
+void ledger_spend_cleanup(struct ledger_spend *s);
+
+/* Rebuilds today's and this month's spend (per target, route and tag, and in total) from the
+ * ledger at path with SQL. A missing file or ":memory:" gives zeros. */
+enum sb_status ledger_load_spend(const char *path, int64_t now_wall_ms, struct ledger_spend *out,
+                                 char *msg, size_t msglen);
+
+/* Calls every call row with since_ms <= wall_ms < until_ms, oldest first. fn returns non-zero
+ * to stop early. SB_ERR_NOT_FOUND when the file does not exist. */
+typedef int (*ledger_row_fn)(void *ctx, const struct ledger_call *row);
+enum sb_status ledger_read_calls(const char *path, int64_t since_ms, int64_t until_ms,
+                                 ledger_row_fn fn, void *ctx, char *msg, size_t msglen);
+
+/* ---- UTC calendar (pure) ------------------------------------------------------------------ */
+
+int64_t ledger_day_start(int64_t wall_ms);        /* 00:00 UTC of that day */
+int64_t ledger_month_start(int64_t wall_ms);      /* the 1st, 00:00 UTC */
+int64_t ledger_next_month_start(int64_t wall_ms); /* the 1st of the next month */
+/* "2026-11-21" into out (11 bytes) / "2026-11-21T12:00:00Z" (21 bytes). */
+void ledger_format_date(int64_t wall_ms, char out[11]);
+void ledger_format_time(int64_t wall_ms, char out[21]);
+/* --since: "24h", "7d", "30m", "90s" (back from now), "2026-11-01" (00:00 UTC) or
+ * "2026-11-01T12:00:00Z". False on anything else. */
+bool ledger_parse_since(const char *s, int64_t now_wall_ms, int64_t *out_ms);
+
+/* ---- reports (pure) ---------------------------------------------------------------------- */
+
+enum ledger_report_by {
+    LEDGER_BY_TARGET,
+    LEDGER_BY_ROUTE,
+    LEDGER_BY_TAG,
+    LEDGER_BY_DAY,
+};
+enum ledger_report_format {
+    LEDGER_FORMAT_TABLE,
+    LEDGER_FORMAT_CSV,
+    LEDGER_FORMAT_JSON,
+};
+bool ledger_report_by_parse(const char *s, enum ledger_report_by *out);
+bool ledger_report_format_parse(const char *s, enum ledger_report_format *out);
+
+/* One group's figures (and the totals). Latency percentiles are nearest-rank over the
+ * successful calls' latencies (the value at position ceil(q * n) of the sorted list), in ms;
+ * 0 when there is none. */
+struct ledger_report_row {
+    char key[136]; /* target / route / tag / day; "(none)" for no tag or route */
+    uint64_t calls, errors, throttled, cached;
+    double error_pct;
+    double p50_ms, p95_ms;
+    uint64_t tokens_in, tokens_out, tokens_cached;
+    double spend_usd;          /* known costs of answers */
+    double est_spend_usd;      /* estimates for answers without usage */
+    double baseline_usd;       /* baseline cost of the calls that have one */
+    double baseline_spend_usd; /* actual cost of those same calls */
+    double savings_usd;        /* baseline_usd - baseline_spend_usd */
+    uint64_t usage_missing;
+    uint64_t retries, hedges;
+    double retry_hedge_usd; /* known retry + hedge-loser costs */
+};
+
+struct ledger_report;
+struct ledger_report *ledger_report_new(enum ledger_report_by by);
+void ledger_report_free(struct ledger_report *r); /* NULL-safe */
+/* Adds one row (an ledger_row_fn: ctx is the report; always returns 0). */
+int ledger_report_add(void *ctx, const struct ledger_call *row);
+/* Groups sorted by key (day: chronological), then totals. The rows are valid until the next
+ * add or free. */
+size_t ledger_report_rows(struct ledger_report *r, const struct ledger_report_row **rows,
+                          const struct ledger_report_row **total);
+/* Table (for people), CSV (RFC 4180, a header line, totals last with key "TOTAL") or JSON
+ * ({"by":..,"since":..,"until":..,"groups":[..],"total":{..}}; stable keys). */
+void ledger_report_render(struct ledger_report *r, enum ledger_report_format f, int64_t since_ms,
+                          int64_t until_ms, struct buf *out);
+
+#endif

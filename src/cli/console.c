@@ -1,0 +1,290 @@
+/*
+ * console.c - `switchboard console` (and plain `switchboard` when ./console.json exists):
+ * the router, the gateway and the probes in background threads, as `serve` runs them, and
+ * the ncurses console on the main thread. Logs go to a file (--log, default switchboard.log
+ * beside the config) and stderr is pointed there too while curses owns the terminal.
+ *
+ * Signals: SIGINT, SIGTERM, SIGHUP and SIGWINCH are blocked before any thread starts; the
+ * console reads the first three from a signalfd (quit, quit, reload) and unblocks SIGWINCH
+ * on the main thread for curses.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <locale.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "switchboard/cli.h"
+#include "switchboard/config.h"
+#include "switchboard/console.h"
+#include "switchboard/gateway.h"
+#include "switchboard/log.h"
+#include "switchboard/router.h"
+
+struct console_cli {
+    const char *config_path;
+    const char *listen;
+    const char *port_file;
+    const char *log_path;
+    const char *log_level;
+    const char *theme;
+    bool readonly;
+    bool keys;
+    struct router *rt; /* for reloads */
+};
+
+static void console_usage(FILE *out)
+{
+    fprintf(out,
+            "usage: switchboard console -c FILE [--readonly] [--theme NAME] [--log FILE]\n"
+            "                           [--listen HOST:PORT] [--port-file FILE]\n"
+            "                           [--log-level debug|info|warn|error]\n"
+            "       switchboard console --keys\n"
+            "  The gateway, router and probes in the background and the live console in the\n"
+            "  terminal. --readonly refuses every change. Logs go to --log FILE (default:\n"
+            "  switchboard.log beside the config). SIGHUP reloads FILE. --keys prints the key\n"
+            "  and command reference as Markdown. With no command at all, `switchboard` runs\n"
+            "  the console on ./console.json when that file exists.\n");
+}
+
+static int parse(int argc, char **argv, struct console_cli *o)
+{
+    static const struct option longopts[] = {
+        {"config", required_argument, NULL, 'c'},
+        {"listen", required_argument, NULL, 'l'},
+        {"port-file", required_argument, NULL, 'p'},
+        {"log", required_argument, NULL, 'L'},
+        {"log-level", required_argument, NULL, 'v'},
+        {"theme", required_argument, NULL, 't'},
+        {"readonly", no_argument, NULL, 'r'},
+        {"keys", no_argument, NULL, 'k'},
+        {"help", no_argument, NULL, 'h'},
+        {NULL, 0, NULL, 0},
+    };
+    optind = 1;
+    int c;
+    while ((c = getopt_long(argc, argv, "c:h", longopts, NULL)) != -1) {
+        switch (c) {
+        case 'c':
+            o->config_path = optarg;
+            break;
+        case 'l':
+            o->listen = optarg;
+            break;
+        case 'p':
+            o->port_file = optarg;
+            break;
+        case 'L':
+            o->log_path = optarg;
+            break;
+        case 'v':
+            o->log_level = optarg;
+            break;
+        case 't':
+            o->theme = optarg;
+            break;
+        case 'r':
+            o->readonly = true;
+            break;
+        case 'k':
+            o->keys = true;
+            break;
+        case 'h':
+            console_usage(stdout);
+            return 0;
+        default:
+            console_usage(stderr);
+            return 2;
+        }
+    }
+    if ((!o->config_path && !o->keys) || optind != argc) {
+        console_usage(stderr);
+        return 2;
+    }
+    return -1;
+}
+
+static struct config *load(const struct console_cli *o, struct buf *errors)
+{
+    struct config_diag errs;
+    config_diag_init(&errs);
+    struct config *cfg = config_load(o->config_path, &errs);
+    for (size_t i = 0; i < errs.n; i++)
+        buf_printf(errors, "%s%s", i ? "; " : "", errs.items[i]);
+    config_diag_cleanup(&errs);
+    if (cfg && o->listen) {
+        free(cfg->gateway.listen);
+        cfg->gateway.listen = xstrdup(o->listen);
+    }
+    return cfg;
+}
+
+static void reload(void *ctx)
+{
+    struct console_cli *o = ctx;
+    struct buf errors;
+    buf_init(&errors);
+    struct config *cfg = load(o, &errors);
+    if (cfg) {
+        log_info("SIGHUP: reloading %s", o->config_path);
+        router_reload(o->rt, cfg);
+    } else {
+        log_error("SIGHUP: %s rejected, keeping the running config: %s", o->config_path,
+                  buf_str(&errors));
+        char text[192];
+        snprintf(text, sizeof text, "config reload rejected: %s", buf_str(&errors));
+        router_note(o->rt, ROUTER_EV_CONFIG, "", text);
+    }
+    buf_cleanup(&errors);
+}
+
+static bool write_port_file(const char *path, unsigned port)
+{
+    char *tmp = xasprintf("%s.tmp", path);
+    FILE *f = fopen(tmp, "w");
+    bool ok = f && fprintf(f, "%u\n", port) > 0;
+    if (f)
+        ok = (fclose(f) == 0) && ok;
+    ok = ok && rename(tmp, path) == 0;
+    free(tmp);
+    return ok;
+}
+
+/* --log FILE, else switchboard.log beside the config, else /dev/null. */
+static int open_log(const struct console_cli *o, char *path, size_t pathlen)
+{
+    if (o->log_path) {
+        str_copy(path, pathlen, o->log_path);
+    } else {
+        const char *slash = strrchr(o->config_path, '/');
+        int dir = slash ? (int)(slash - o->config_path) : 0;
+        snprintf(path, pathlen, "%.*s%sswitchboard.log", dir, o->config_path, slash ? "/" : "");
+    }
+    int fd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+    if (fd < 0) {
+        str_copy(path, pathlen, "/dev/null");
+        fd = open(path, O_WRONLY | O_CLOEXEC);
+    }
+    return fd;
+}
+
+static int run(struct console_cli *o, struct config *cfg, int log_fd)
+{
+    char msg[256];
+    struct router *rt = NULL;
+    struct gateway *gw = NULL;
+    int rc = 1;
+    sigset_t set;
+    sigemptyset(&set);
+    sigaddset(&set, SIGINT);
+    sigaddset(&set, SIGTERM);
+    sigaddset(&set, SIGHUP);
+    sigaddset(&set, SIGWINCH);
+    pthread_sigmask(SIG_BLOCK, &set, NULL);
+    signal(SIGPIPE, SIG_IGN);
+    char host[128], theme[64];
+    str_copy(host, sizeof host, cfg->gateway.listen);
+    char *colon = strrchr(host, ':');
+    if (colon)
+        *colon = '\0';
+    str_copy(theme, sizeof theme,
+             o->theme             ? o->theme
+             : cfg->console.theme ? cfg->console.theme
+                                  : "");
+    long refresh_ms = (long)cfg->console.refresh_ms;
+    struct config *borrowed = cfg;
+    rt = router_new(cfg, msg, sizeof msg); /* owns cfg from here on */
+    if (!rt) {
+        fprintf(stderr, "error: %s\n", msg);
+        goto out;
+    }
+    o->rt = rt;
+    gw = gateway_new(borrowed, rt, msg, sizeof msg);
+    if (!gw || router_start(rt, msg, sizeof msg) != SB_OK ||
+        gateway_start(gw, msg, sizeof msg) != SB_OK) {
+        fprintf(stderr, "error: %s\n", msg);
+        goto out;
+    }
+    unsigned port = gateway_port(gw);
+    if (o->port_file && !write_port_file(o->port_file, port)) {
+        fprintf(stderr, "error: cannot write %s: %s\n", o->port_file, strerror(errno));
+        goto out;
+    }
+    char addr[160];
+    snprintf(addr, sizeof addr, "%s:%u", host, port);
+    log_info("console: gateway on %s", addr);
+    sigdelset(&set, SIGWINCH);
+    struct console_opts copts = {
+        .config_path = o->config_path,
+        .gateway_addr = addr,
+        .theme = theme[0] ? theme : NULL,
+        .refresh_ms = refresh_ms,
+        .readonly = o->readonly,
+        .signals = &set,
+        .reload = reload,
+        .reload_ctx = o,
+    };
+    fflush(stderr);
+    int saved_stderr = dup(STDERR_FILENO);
+    if (log_fd >= 0)
+        dup2(log_fd, STDERR_FILENO);
+    rc = console_run(rt, &copts, msg, sizeof msg);
+    if (saved_stderr >= 0) {
+        dup2(saved_stderr, STDERR_FILENO);
+        close(saved_stderr);
+    }
+    if (rc != 0)
+        fprintf(stderr, "error: %s\n", msg);
+out:
+    gateway_free(gw);
+    router_free(rt);
+    return rc;
+}
+
+int cli_console(int argc, char **argv)
+{
+    struct console_cli o = {0};
+    int rc = parse(argc, argv, &o);
+    if (rc >= 0)
+        return rc;
+    setlocale(LC_ALL, "");
+    if (o.keys) {
+        struct buf b;
+        buf_init(&b);
+        console_keys_markdown(&b);
+        fputs(buf_str(&b), stdout);
+        buf_cleanup(&b);
+        return 0;
+    }
+    struct buf errors;
+    buf_init(&errors);
+    int log_fd = -1;
+    rc = 2;
+    struct config *cfg = load(&o, &errors);
+    if (!cfg) {
+        fprintf(stderr, "error: %s\n", buf_str(&errors));
+        goto out;
+    }
+    if (!isatty(STDIN_FILENO) || !isatty(STDOUT_FILENO)) {
+        fprintf(stderr, "error: the console needs a terminal (use `switchboard serve`)\n");
+        config_free(cfg);
+        goto out;
+    }
+    char log_path[1024];
+    log_fd = open_log(&o, log_path, sizeof log_path);
+    bool ok;
+    enum log_level lvl = log_level_from_name(o.log_level ? o.log_level : cfg->log_level, &ok);
+    log_setup(ok ? lvl : LOG_LEVEL_INFO, log_fd >= 0 ? log_fd : -1);
+    if (log_fd < 0)
+        log_setup(LOG_LEVEL_OFF, -1);
+    rc = run(&o, cfg, log_fd);
+out:
+    if (log_fd >= 0)
+        close(log_fd);
+    buf_cleanup(&errors);
+    return rc;
+}

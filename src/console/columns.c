@@ -1,0 +1,348 @@
+/*
+ * columns.c - the board's column table: title, width, priority (which drop first on a narrow
+ * terminal), alignment and sort order, and how each cell renders. console_layout decides
+ * what fits; this file only describes and draws.
+ *
+ * Main thread only.
+ */
+#include <math.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "internal.h"
+
+struct col_def {
+    enum col_id id;
+    const char *title;
+    int width;
+    int priority;
+    bool right;
+    bool flex;
+    bool sortable;
+};
+
+/* Display order. Priority 0 always shows; 1 is what an incident needs; 8 is nice to have. */
+static const struct col_def cols[COL_COUNT] = {
+    {COL_NAME, "TARGET", 0, 0, false, false, true},
+    {COL_STATE, "STATE", 11, 0, false, false, true},
+    {COL_OVR, "OVR", 4, 4, false, false, false},
+    {COL_MODEL, "FORMAT/MODEL", 17, 5, false, false, true},
+    {COL_WEIGHT, "W", 5, 2, true, false, true},
+    {COL_SHARE, "SHARE", 5, 2, true, false, true},
+    {COL_RPS, "REQ/S", 5, 1, true, false, true},
+    {COL_CALLS, "CALLS", 5, 2, true, false, true},
+    {COL_ERRS, "ERRS", 5, 5, true, false, true},
+    {COL_ERRPCT, "ERR%", 5, 1, true, false, true},
+    {COL_P50, "P50", 5, 5, true, false, true},
+    {COL_P95, "P95", 5, 1, true, false, true},
+    {COL_P99, "P99", 5, 4, true, false, true},
+    {COL_TTFT, "TTFT", 5, 4, true, false, true},
+    {COL_INFL, "INFL", 4, 5, true, false, true},
+    {COL_TOKENS, "TOK IN/OUT", 11, 6, true, false, true},
+    {COL_SPEND, "SPEND", 8, 3, true, false, true},
+    {COL_TRHG, "TR/HG", 7, 7, true, false, true},
+    {COL_PROBE, "PROBE", 8, 5, false, false, true},
+    {COL_WIN, "WIN", 4, 6, true, false, true},
+    {COL_SPARK, "REQ/S 60s", 10, 2, false, false, false},
+    {COL_NOTE, "NOTE", 12, 8, false, true, false},
+};
+
+const char *columns_title(enum col_id c)
+{
+    return cols[c].title;
+}
+
+bool columns_sortable(enum col_id c)
+{
+    return cols[c].sortable;
+}
+
+static int name_width(const struct ui *ui)
+{
+    int w = 6;
+    for (size_t i = 0; ui->have_snap && i < ui->snap->n_targets; i++) {
+        int n = text_width(ui->snap->targets[i].name, strlen(ui->snap->targets[i].name));
+        w = n > w ? n : w;
+    }
+    return w > 20 ? 20 : w;
+}
+
+size_t columns_layout(const struct ui *ui, int width, struct console_place *out)
+{
+    struct console_col spec[COL_COUNT];
+    for (size_t i = 0; i < COL_COUNT; i++) {
+        spec[i] = (struct console_col){cols[i].width, cols[i].priority, cols[i].flex};
+        if (cols[i].id == COL_NAME)
+            spec[i].width = name_width(ui);
+    }
+    return console_layout(width, spec, COL_COUNT, 1, out);
+}
+
+void columns_draw_titles(struct ui *ui, int y, const struct console_place *pl, size_t n)
+{
+    attr_t a = ui->attr[THEME_TITLE];
+    draw_fill(y, 0, COLS, a);
+    for (size_t i = 0; i < n; i++) {
+        const struct col_def *d = &cols[pl[i].col];
+        char t[48];
+        const char *arrow = "";
+        if (ui->sort_col == (int)d->id)
+            arrow = ui->utf8 ? (ui->sort_desc ? "▼" : "▲") : (ui->sort_desc ? "v" : "^");
+        if (d->right)
+            snprintf(t, sizeof t, "%s%s", arrow, d->title);
+        else
+            snprintf(t, sizeof t, "%s%s", d->title, arrow);
+        if (d->right)
+            draw_text_right(ui, y, pl[i].x, pl[i].width, t, a);
+        else
+            draw_text(ui, y, pl[i].x, pl[i].width, t, a);
+    }
+}
+
+/* ---- cells ---------------------------------------------------------------------------------- */
+
+static double win_rate(const struct ui *ui, const char *name, bool *have)
+{
+    const struct ui_vote *v = board_vote(ui, name);
+    *have = v && v->comparisons > 0;
+    return *have ? (double)v->wins / (double)v->comparisons : 0;
+}
+
+static void note_text(const struct router_target_snap *t, char *out, size_t n)
+{
+    char age[16];
+    if (!t->enabled)
+        snprintf(out, n, "%s", t->disabled_reason);
+    else if (t->breaker != BREAKER_CLOSED)
+        snprintf(out, n, "%s", t->breaker_reason);
+    else if (t->rate_limited)
+        snprintf(out, n, "%s", t->rate_limit_reason);
+    else if (t->probe_enabled && t->probe_age_ms >= 0 && !t->probe_ok)
+        snprintf(out, n, "probe failed: %s", t->probe_error);
+    else if (t->stats.last_error[0] && t->last_error_age_ms >= 0 && t->last_error_age_ms < 60000) {
+        fmt_age(t->last_error_age_ms, age, sizeof age);
+        snprintf(out, n, "%s ago: %s", age, t->stats.last_error);
+    } else
+        out[0] = '\0';
+}
+
+static void ovr_text(const struct router_target_snap *t, char *out, size_t n)
+{
+    snprintf(out, n, "%s%s%s%s", t->weight != t->configured_weight ? "W" : "",
+             t->forced_live ? "F" : "", t->pinned ? "P" : "", t->drained ? "D" : "");
+}
+
+static void probe_text(const struct router_target_snap *t, char *out, size_t n, enum theme_elem *e)
+{
+    char age[16];
+    if (!t->probe_enabled) {
+        snprintf(out, n, "off");
+        *e = THEME_DIM;
+        return;
+    }
+    if (t->probe_age_ms < 0) {
+        snprintf(out, n, "-");
+        return;
+    }
+    fmt_age(t->probe_age_ms, age, sizeof age);
+    snprintf(out, n, "%s %s", t->probe_ok ? "ok" : "FAIL", age);
+    *e = t->probe_ok ? THEME_HEALTHY : THEME_BREAKER_OPEN;
+}
+
+static void weight_text(double w, char *out, size_t n)
+{
+    if (w == floor(w) && w < 1e6)
+        snprintf(out, n, "%.0f", w);
+    else
+        snprintf(out, n, "%.2g", w);
+}
+
+static void cell(const struct ui *ui, enum col_id c, const struct router_target_snap *t, char *out,
+                 size_t n, enum theme_elem *e)
+{
+    const struct stats_summary *s = &t->stats;
+    char a[24], b[24];
+    bool have;
+    *e = THEME_ROW;
+    out[0] = '\0';
+    switch (c) {
+    case COL_NAME:
+        snprintf(out, n, "%s", t->name);
+        break;
+    case COL_STATE:
+        board_state_text(t, out, n, e);
+        break;
+    case COL_OVR:
+        ovr_text(t, out, n);
+        *e = THEME_FORCED;
+        break;
+    case COL_MODEL:
+        snprintf(out, n, "%s/%s", str_eq(t->kind, "openai-compatible") ? "compat" : t->kind,
+                 t->model);
+        break;
+    case COL_WEIGHT:
+        weight_text(t->weight, out, n);
+        if (t->weight != t->configured_weight)
+            *e = THEME_FORCED;
+        break;
+    case COL_SHARE:
+        snprintf(out, n, "%.0f%%", t->traffic_share * 100);
+        break;
+    case COL_RPS:
+        snprintf(out, n, s->req_per_s >= 10 ? "%.0f" : "%.1f", s->req_per_s);
+        break;
+    case COL_CALLS:
+        fmt_count(s->calls, out, n);
+        break;
+    case COL_ERRS:
+        fmt_count(s->failures, out, n);
+        break;
+    case COL_ERRPCT:
+        snprintf(out, n, s->error_pct_1m >= 10 || s->error_pct_1m == 0 ? "%.0f%%" : "%.1f%%",
+                 s->error_pct_1m);
+        if (s->error_pct_1m >= 5)
+            *e = THEME_BREAKER_OPEN;
+        else if (s->error_pct_1m > 0)
+            *e = THEME_DEGRADED;
+        break;
+    case COL_P50:
+    case COL_P95:
+    case COL_P99:
+        fmt_ms(s->latency_1m[c - COL_P50], out, n);
+        break;
+    case COL_TTFT:
+        fmt_ms(s->ttft_1m[1], out, n);
+        break;
+    case COL_INFL:
+        snprintf(out, n, "%ld", s->in_flight);
+        break;
+    case COL_TOKENS:
+        fmt_count(s->tokens_in, a, sizeof a);
+        fmt_count(s->tokens_out, b, sizeof b);
+        snprintf(out, n, "%s/%s", a, b);
+        break;
+    case COL_SPEND:
+        fmt_usd(s->spend_usd, out, n);
+        break;
+    case COL_TRHG:
+        fmt_count(s->truncated, a, sizeof a);
+        fmt_count(s->hedges, b, sizeof b);
+        snprintf(out, n, "%s/%s", a, b);
+        break;
+    case COL_PROBE:
+        probe_text(t, out, n, e);
+        break;
+    case COL_WIN: {
+        double r = win_rate(ui, t->name, &have);
+        snprintf(out, n, have ? "%.0f%%" : "-", r * 100);
+        if (have)
+            *e = THEME_WIN;
+        break;
+    }
+    case COL_SPARK:
+        break;
+    case COL_NOTE:
+        note_text(t, out, n);
+        *e = t->breaker != BREAKER_CLOSED || !t->enabled ? THEME_BREAKER_OPEN : THEME_DIM;
+        break;
+    }
+}
+
+void columns_draw_row(struct ui *ui, int y, const struct router_target_snap *t,
+                      const struct console_place *pl, size_t n, attr_t base, bool highlight)
+{
+    draw_fill(y, 0, COLS, base);
+    for (size_t i = 0; i < n; i++) {
+        const struct col_def *d = &cols[pl[i].col];
+        if (d->id == COL_SPARK) {
+            draw_spark(ui, y, pl[i].x, pl[i].width, t->stats.rate_series, STATS_RATE_SECONDS,
+                       highlight ? base : ui->attr[THEME_SPARK]);
+            continue;
+        }
+        char text[256];
+        enum theme_elem e;
+        cell(ui, d->id, t, text, sizeof text, &e);
+        attr_t a = highlight || e == THEME_ROW ? base : ui->attr[e];
+        if (d->right)
+            draw_text_right(ui, y, pl[i].x, pl[i].width, text, a);
+        else
+            draw_text_cut(ui, y, pl[i].x, pl[i].width, text, a);
+    }
+}
+
+/* ---- sorting -------------------------------------------------------------------------------- */
+
+static int state_rank(const struct router_target_snap *t)
+{
+    if (!t->enabled)
+        return 6;
+    if (t->breaker == BREAKER_OPEN)
+        return 5;
+    if (t->breaker == BREAKER_HALF_OPEN)
+        return 4;
+    if (t->rate_limited)
+        return 3;
+    if (t->drained)
+        return 2;
+    return board_is_fault(t) ? 1 : 0;
+}
+
+static double sort_value(const struct ui *ui, enum col_id c, const struct router_target_snap *t)
+{
+    const struct stats_summary *s = &t->stats;
+    bool have;
+    switch (c) {
+    case COL_STATE:
+        return state_rank(t);
+    case COL_WEIGHT:
+        return t->weight;
+    case COL_SHARE:
+        return t->traffic_share;
+    case COL_RPS:
+        return s->req_per_s;
+    case COL_CALLS:
+        return (double)s->calls;
+    case COL_ERRS:
+        return (double)s->failures;
+    case COL_ERRPCT:
+        return s->error_pct_1m;
+    case COL_P50:
+    case COL_P95:
+    case COL_P99:
+        return s->latency_1m[c - COL_P50];
+    case COL_TTFT:
+        return s->ttft_1m[1];
+    case COL_INFL:
+        return (double)s->in_flight;
+    case COL_TOKENS:
+        return (double)(s->tokens_in + s->tokens_out);
+    case COL_SPEND:
+        return s->spend_usd;
+    case COL_TRHG:
+        return (double)(s->truncated + s->hedges);
+    case COL_PROBE:
+        return !t->probe_enabled ? -1 : (t->probe_ok ? 0 : 1);
+    case COL_WIN:
+        return win_rate(ui, t->name, &have);
+    case COL_NAME:
+    case COL_MODEL:
+    case COL_OVR:
+    case COL_SPARK:
+    case COL_NOTE:
+        return 0;
+    }
+    return 0;
+}
+
+int columns_compare(const struct ui *ui, enum col_id c, const struct router_target_snap *a,
+                    const struct router_target_snap *b)
+{
+    if (c == COL_NAME)
+        return strcmp(a->name, b->name);
+    if (c == COL_MODEL) {
+        int k = strcmp(a->kind, b->kind);
+        return k ? k : strcmp(a->model, b->model);
+    }
+    double va = sort_value(ui, c, a), vb = sort_value(ui, c, b);
+    return va < vb ? -1 : va > vb ? 1 : 0;
+}

@@ -1,0 +1,283 @@
+/*
+ * detail.c - one target in depth (Enter on the board): state and overrides with reasons,
+ * traffic and latency over 1 and 5 minutes, tokens and spend, probes, its error breakdown by
+ * class, a latency histogram (since start, at the Prometheus boundaries), its recent calls
+ * and its own slice of the incident timeline. Commands (f, p, d, r, P, w...) still apply.
+ *
+ * Main thread only.
+ */
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "internal.h"
+
+struct dline {
+    char text[256];
+    enum theme_elem elem;
+};
+
+struct dlines {
+    struct dline l[64];
+    size_t n;
+};
+
+SB_PRINTF(3, 4)
+static void add(struct dlines *d, enum theme_elem e, const char *fmt, ...)
+{
+    if (d->n == SB_ARRAY_LEN(d->l))
+        return;
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(d->l[d->n].text, sizeof d->l[d->n].text, fmt, ap);
+    va_end(ap);
+    d->l[d->n++].elem = e;
+}
+
+static void bar(char *out, size_t n, double frac, int width, bool utf8)
+{
+    int cells = (int)(frac * width + 0.5);
+    if (frac > 0 && cells == 0)
+        cells = 1;
+    size_t k = 0;
+    for (int i = 0; i < cells && k + 4 < n; i++) {
+        if (utf8) {
+            memcpy(out + k, "█", 3);
+            k += 3;
+        } else {
+            out[k++] = '#';
+        }
+    }
+    out[k] = '\0';
+}
+
+static void summary(const struct ui *ui, const struct router_target_snap *t, struct dlines *d)
+{
+    const struct stats_summary *s = &t->stats;
+    char a[24], b[24], c[24], x[24], y[24], z[24];
+    enum theme_elem e;
+    char st[32];
+    board_state_text(t, st, sizeof st, &e);
+    add(d, e, "state      %s (breaker %s)", st, breaker_state_name(t->breaker));
+    if (t->breaker_reason[0])
+        add(d, t->breaker == BREAKER_CLOSED ? THEME_DIM : THEME_BREAKER_OPEN,
+            "           last transition: %s", t->breaker_reason);
+    if (t->breaker == BREAKER_OPEN) {
+        command_format_duration(t->breaker_retry_in_ms, a, sizeof a);
+        add(d, THEME_BREAKER_OPEN, "           half-open in %s", a);
+    }
+    if (!t->enabled)
+        add(d, THEME_NO_KEY, "           %s", t->disabled_reason);
+    if (t->rate_limited)
+        add(d, THEME_RATE_LIMITED, "           %s", t->rate_limit_reason);
+    a[0] = '\0';
+    if (t->override_expires_in_ms > 0)
+        command_format_duration(t->override_expires_in_ms, a, sizeof a);
+    add(d, THEME_NORMAL, "weight     %g (configured %g), share %.0f%%%s%s%s%s%s%s", t->weight,
+        t->configured_weight, t->traffic_share * 100, t->forced_live ? ", forced live" : "",
+        t->pinned ? ", pinned" : "", t->drained ? ", drained" : "", a[0] ? " (expires in " : "", a,
+        a[0] ? ")" : "");
+    add(d, THEME_NORMAL,
+        "traffic    %.1f req/s, %llu calls, %llu ok, %llu failed, %.1f%% errors (1m)", s->req_per_s,
+        (unsigned long long)s->calls, (unsigned long long)s->successes,
+        (unsigned long long)s->failures, s->error_pct_1m);
+    add(d, THEME_NORMAL, "           %ld in flight, %llu retries, %llu hedges, %llu truncated",
+        s->in_flight, (unsigned long long)s->retries, (unsigned long long)s->hedges,
+        (unsigned long long)s->truncated);
+    fmt_ms(s->latency_1m[0], a, sizeof a);
+    fmt_ms(s->latency_1m[1], b, sizeof b);
+    fmt_ms(s->latency_1m[2], c, sizeof c);
+    fmt_ms(s->latency_5m[0], x, sizeof x);
+    fmt_ms(s->latency_5m[1], y, sizeof y);
+    fmt_ms(s->latency_5m[2], z, sizeof z);
+    add(d, THEME_NORMAL, "latency    1m p50 %s p95 %s p99 %s | 5m %s %s %s", a, b, c, x, y, z);
+    fmt_ms(s->ttft_1m[0], a, sizeof a);
+    fmt_ms(s->ttft_1m[1], b, sizeof b);
+    fmt_ms(s->ttft_1m[2], c, sizeof c);
+    fmt_ms(s->ttft_5m[1], y, sizeof y);
+    add(d, THEME_NORMAL, "ttft       1m p50 %s p95 %s p99 %s | 5m p95 %s", a, b, c, y);
+    fmt_count(s->tokens_in, a, sizeof a);
+    fmt_count(s->tokens_out, b, sizeof b);
+    fmt_count(s->tokens_cached, c, sizeof c);
+    fmt_usd(s->spend_usd, x, sizeof x);
+    add(d, THEME_NORMAL, "tokens     in %s (cached %s), out %s, spend %s%s", a, c, b, x,
+        s->usage_missing ? " (some calls reported no usage)" : "");
+    if (!t->probe_enabled) {
+        add(d, THEME_DIM, "probe      off");
+    } else if (t->probe_age_ms < 0) {
+        add(d, THEME_DIM, "probe      not run yet");
+    } else {
+        fmt_age(t->probe_age_ms, a, sizeof a);
+        fmt_us(t->probe_latency_us, b, sizeof b);
+        fmt_age(t->next_probe_in_ms, c, sizeof c);
+        add(d, t->probe_ok ? THEME_HEALTHY : THEME_BREAKER_OPEN,
+            "probe      %s %s, %s ago, next in %s (%llu probes, %llu failed)%s%s",
+            t->probe_ok ? "ok" : "FAILED", b, a, t->next_probe_in_ms >= 0 ? c : "-",
+            (unsigned long long)t->probes, (unsigned long long)t->probe_failures,
+            t->probe_ok ? "" : ": ", t->probe_ok ? "" : t->probe_error);
+    }
+    if (s->last_error[0] && t->last_error_age_ms >= 0) {
+        fmt_age(t->last_error_age_ms, a, sizeof a);
+        add(d, THEME_EVENT_WARN, "last error %s ago, %s: %s", a,
+            llm_errclass_name(s->last_errclass), s->last_error);
+    }
+    const struct ui_vote *v = board_vote(ui, t->name);
+    if (v && v->comparisons)
+        add(d, THEME_WIN, "compare    better answer %u of %u times (%.0f%%)", v->wins,
+            v->comparisons, 100.0 * v->wins / v->comparisons);
+}
+
+static void errors(const struct ui *ui, const struct router_target_snap *t, struct dlines *d)
+{
+    const struct stats_summary *s = &t->stats;
+    add(d, THEME_TITLE, "Errors by class (since start)");
+    uint64_t max = 0;
+    for (size_t i = 1; i < LLM_ERRCLASS_COUNT; i++)
+        max = s->errors[i] > max ? s->errors[i] : max;
+    if (max == 0) {
+        add(d, THEME_DIM, "  none");
+        return;
+    }
+    for (size_t i = 1; i < LLM_ERRCLASS_COUNT; i++) {
+        if (!s->errors[i])
+            continue;
+        char b[128];
+        bar(b, sizeof b, (double)s->errors[i] / (double)max, 20, ui->utf8);
+        add(d, i == LLM_ERR_CANCELLED ? THEME_DIM : THEME_EVENT_WARN, "  %-14s %7llu %s",
+            llm_errclass_name((enum llm_errclass)i), (unsigned long long)s->errors[i], b);
+    }
+}
+
+static void histogram(const struct ui *ui, const struct router_target_snap *t, struct dlines *d)
+{
+    const struct stats_summary *s = &t->stats;
+    add(d, THEME_TITLE, "Latency of successful calls (since start)");
+    if (s->latency_count == 0) {
+        add(d, THEME_DIM, "  no successful call yet");
+        return;
+    }
+    uint64_t per[HIST_PROM_COUNT], max = 0, prev = 0;
+    for (size_t i = 0; i < HIST_PROM_COUNT; i++) {
+        per[i] = s->latency_prom[i] - prev;
+        prev = s->latency_prom[i];
+        max = per[i] > max ? per[i] : max;
+    }
+    for (size_t i = 0; i < HIST_PROM_COUNT; i++) {
+        char label[24], b[128];
+        int64_t le = hist_prom_le_us(i);
+        if (le == INT64_MAX)
+            snprintf(label, sizeof label, "> 60s");
+        else if (le < 1000000)
+            snprintf(label, sizeof label, "<= %lldms", (long long)(le / 1000));
+        else
+            snprintf(label, sizeof label, "<= %gs", (double)le / 1e6);
+        bar(b, sizeof b, max ? (double)per[i] / (double)max : 0, 24, ui->utf8);
+        add(d, THEME_SPARK, "  %-9s %7llu %s", label, (unsigned long long)per[i], b);
+    }
+}
+
+static void recent(const struct router_target_snap *t, struct dlines *d)
+{
+    const struct stats_summary *s = &t->stats;
+    add(d, THEME_TITLE, "Recent calls (newest first)");
+    if (s->n_recent == 0) {
+        add(d, THEME_DIM, "  none yet");
+        return;
+    }
+    add(d, THEME_DIM, "  %-6s %-13s %8s %8s %7s %7s %9s  %s", "age", "result", "latency", "ttft",
+        "in", "out", "cost", "error");
+    for (size_t i = 0; i < s->n_recent; i++) {
+        const struct stats_call *c = &s->recent[i];
+        char age[16], lat[16], ttft[16], cost[16], in[24] = "-", out[24] = "-";
+        fmt_age(s->now_ms - c->done_ms, age, sizeof age);
+        fmt_us(c->latency_us, lat, sizeof lat);
+        fmt_us(c->ttft_us, ttft, sizeof ttft);
+        fmt_usd_exact(c->cost_usd, cost, sizeof cost);
+        if (c->tokens_in >= 0)
+            snprintf(in, sizeof in, "%ld", c->tokens_in);
+        if (c->tokens_out >= 0)
+            snprintf(out, sizeof out, "%ld", c->tokens_out);
+        bool ok = c->errclass == LLM_ERR_NONE;
+        add(d,
+            ok                                 ? THEME_NORMAL
+            : c->errclass == LLM_ERR_CANCELLED ? THEME_DIM
+                                               : THEME_EVENT_WARN,
+            "  %-6s %-13s %8s %8s %7s %7s %9s  %s", age, ok ? "ok" : llm_errclass_name(c->errclass),
+            lat, ttft, in, out, cost, c->error);
+    }
+}
+
+static void draw_lines(struct ui *ui, const struct dlines *d, int y, int x, int h, int w,
+                       int scroll)
+{
+    for (int r = 0; r < h; r++) {
+        int i = scroll + r;
+        if (i >= (int)d->n)
+            break;
+        draw_text(ui, y + r, x, w, d->l[i].text, ui->attr[d->l[i].elem]);
+    }
+}
+
+void detail_draw(struct ui *ui)
+{
+    const struct router_target_snap *t = ui_selected_target(ui);
+    int y = 2, bottom = LINES - 2;
+    char title[320];
+    snprintf(title, sizeof title, " DETAIL  %s  %s/%s   (Esc back, Up/Down scroll, keys act here)",
+             t ? t->name : "-", t ? t->kind : "", t ? t->model : "");
+    draw_fill(y, 0, COLS, ui->attr[THEME_TITLE]);
+    draw_text(ui, y++, 0, COLS, title, ui->attr[THEME_TITLE]);
+    if (!t) {
+        draw_text(ui, y + 1, 2, COLS - 4, "no target selected (filter hides it?)",
+                  ui->attr[THEME_DIM]);
+        return;
+    }
+    static struct dlines top, left, right, calls;
+    top.n = left.n = right.n = calls.n = 0;
+    summary(ui, t, &top);
+    add(&top, THEME_NORMAL, " ");
+    errors(ui, t, &left);
+    histogram(ui, t, &right);
+    recent(t, &calls);
+    /* One scrolling column of sections; errors and histogram side by side when wide. */
+    static struct dlines all;
+    all.n = 0;
+    for (size_t i = 0; i < top.n; i++)
+        all.l[all.n++] = top.l[i];
+    bool side = COLS >= 100;
+    size_t body = side ? (left.n > right.n ? left.n : right.n) : left.n + 1 + right.n;
+    int body_start = (int)all.n;
+    for (size_t i = 0; i < body && all.n < SB_ARRAY_LEN(all.l); i++)
+        add(&all, THEME_NORMAL, " ");
+    add(&all, THEME_NORMAL, " ");
+    for (size_t i = 0; i < calls.n && all.n < SB_ARRAY_LEN(all.l); i++)
+        all.l[all.n++] = calls.l[i];
+    int h = bottom - y;
+    int max_scroll = (int)all.n - h / 2;
+    if (ui->detail_scroll > max_scroll)
+        ui->detail_scroll = max_scroll > 0 ? max_scroll : 0;
+    int scroll = ui->detail_scroll;
+    draw_lines(ui, &all, y, 1, h, COLS - 2, scroll);
+    /* The body sections over their blank placeholder lines. */
+    int by = y + body_start - scroll;
+    for (size_t i = 0; i < body; i++) {
+        int yy = by + (int)i;
+        if (yy < y || yy >= bottom)
+            continue;
+        if (side) {
+            if (i < left.n)
+                draw_text(ui, yy, 1, COLS / 2 - 2, left.l[i].text, ui->attr[left.l[i].elem]);
+            if (i < right.n)
+                draw_text(ui, yy, COLS / 2, COLS / 2 - 1, right.l[i].text,
+                          ui->attr[right.l[i].elem]);
+        } else if (i < left.n) {
+            draw_text(ui, yy, 1, COLS - 2, left.l[i].text, ui->attr[left.l[i].elem]);
+        } else if (i > left.n) {
+            const struct dline *l = &right.l[i - left.n - 1];
+            draw_text(ui, yy, 1, COLS - 2, l->text, ui->attr[l->elem]);
+        }
+    }
+    int ev_y = y + (int)all.n - scroll + 1;
+    if (bottom - ev_y >= 3)
+        events_draw(ui, ev_y, bottom - ev_y, t->name);
+}

@@ -1,0 +1,607 @@
+/*
+ * ledger.c - the ledger's write side: opening and migrating the SQLite file, the queue that
+ * any thread posts rows to, and the writer thread that commits them in batches.
+ *
+ * Threads and locks: l->mu guards the queue, the stopping flag and the counters; posters
+ * hold it only to link a node. The writer thread owns the connection and the prepared
+ * statements (the opener uses them only before the thread starts and after it is joined);
+ * it takes the whole queue under the lock and writes it unlocked, one transaction per batch.
+ *
+ * Batching: batch_ms is the longest a posted row may wait before it is committed, the window a
+ * crash can lose. A batch is taken half of it after its first row was posted (or at once when
+ * the ledger is closing), which leaves the other half for the write itself: no row waits
+ * longer than batch_ms / 2 plus one write. A failed write keeps the rows and retries after a
+ * second; at close a failed write drops them (counted).
+ */
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <sqlite3.h>
+
+#include "switchboard/ledger.h"
+#include "switchboard/log.h"
+
+#define LEDGER_RETRY_MS 1000
+
+/* ---- schema ---------------------------------------------------------------------------- */
+
+/* Migration N (1-based) takes the schema from version N-1 to N. Append only. */
+static const char *const migrations[] = {
+    "CREATE TABLE calls ("
+    " id INTEGER PRIMARY KEY,"
+    " ts_ms INTEGER NOT NULL,"  /* wall clock at the end of the call, ms since epoch */
+    " request_id TEXT,"         /* x-request-id */
+    " route TEXT NOT NULL,"     /* '' for a direct target call */
+    " target TEXT NOT NULL,"    /* answering target, 'cache', '' when none */
+    " model TEXT,"              /* provider model id */
+    " tag TEXT,"                /* x-switchboard-tag, NULL when untagged */
+    " status INTEGER NOT NULL," /* HTTP status the client got */
+    " upstream_status INTEGER," /* last upstream status, NULL when none */
+    " error TEXT,"              /* error class, NULL on success */
+    " attempts INTEGER NOT NULL,"
+    " retries INTEGER NOT NULL,"
+    " hedges INTEGER NOT NULL,"
+    " hedged INTEGER NOT NULL," /* 1: a hedge answered */
+    " tokens_in INTEGER,"       /* NULL when no usage was reported */
+    " tokens_out INTEGER,"
+    " tokens_cached INTEGER,"
+    " cost_usd REAL,"     /* NULL when usage is missing: never a false $0 */
+    " est_cost_usd REAL," /* estimate when usage is missing */
+    " usage_missing INTEGER NOT NULL,"
+    " baseline_cost_usd REAL," /* NULL when the route has no priced baseline */
+    " retry_cost_usd REAL,"    /* reported cost of failed attempts; NULL unknown */
+    " hedge_cost_usd REAL,"    /* reported cost of hedge losers; NULL unknown */
+    " latency_us INTEGER NOT NULL,"
+    " ttft_us INTEGER,"
+    " cached INTEGER NOT NULL,"    /* 1: answered from the response cache */
+    " throttled INTEGER NOT NULL," /* 1: refused by a budget or the runaway guard */
+    " prompt_hash INTEGER"
+    ");"
+    "CREATE INDEX calls_ts ON calls(ts_ms);"
+    "CREATE INDEX calls_target_ts ON calls(target, ts_ms);"
+    "CREATE INDEX calls_route_ts ON calls(route, ts_ms);"
+    "CREATE INDEX calls_tag_ts ON calls(tag, ts_ms);"
+    "CREATE TABLE events ("
+    " id INTEGER PRIMARY KEY, ts_ms INTEGER NOT NULL, kind TEXT NOT NULL, target TEXT,"
+    " text TEXT NOT NULL);"
+    "CREATE INDEX events_ts ON events(ts_ms);"
+    "CREATE TABLE votes ("
+    " id INTEGER PRIMARY KEY, ts_ms INTEGER NOT NULL, prompt_hash INTEGER,"
+    " winner TEXT NOT NULL, losers TEXT NOT NULL, user TEXT);"
+    "CREATE INDEX votes_ts ON votes(ts_ms);",
+};
+_Static_assert(SB_ARRAY_LEN(migrations) == LEDGER_SCHEMA_VERSION, "one migration per version");
+
+static const char sql_call[] =
+    "INSERT INTO calls (ts_ms, request_id, route, target, model, tag, status, upstream_status,"
+    " error, attempts, retries, hedges, hedged, tokens_in, tokens_out, tokens_cached, cost_usd,"
+    " est_cost_usd, usage_missing, baseline_cost_usd, retry_cost_usd, hedge_cost_usd,"
+    " latency_us, ttft_us, cached, throttled, prompt_hash)"
+    " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18,"
+    " ?19, ?20, ?21, ?22, ?23, ?24, ?25, ?26, ?27)";
+static const char sql_event[] =
+    "INSERT INTO events (ts_ms, kind, target, text) VALUES (?1, ?2, ?3, ?4)";
+static const char sql_vote[] =
+    "INSERT INTO votes (ts_ms, prompt_hash, winner, losers, user) VALUES (?1, ?2, ?3, ?4, ?5)";
+
+/* ---- state ------------------------------------------------------------------------------- */
+
+enum lnode_kind { LNODE_CALL, LNODE_EVENT, LNODE_VOTE };
+
+struct lnode {
+    struct lnode *next;
+    enum lnode_kind kind;
+    struct ledger_call call; /* CALL: its strings point into strs */
+    int64_t wall_ms;         /* EVENT, VOTE */
+    uint64_t hash;           /* VOTE */
+    const char *s[3];        /* EVENT: kind, target, text; VOTE: winner, losers, user */
+    char strs[];
+};
+
+struct ledger {
+    sqlite3 *db;
+    sqlite3_stmt *ins_call, *ins_event, *ins_vote;
+    char *path;
+    int64_t batch_ms;
+    pthread_t thread;
+    bool started;
+
+    pthread_mutex_t mu; /* guards everything below */
+    pthread_cond_t cv;  /* queue became non-empty, or stopping */
+    struct lnode *head, *tail;
+    size_t queued;
+    int64_t take_at_ms; /* monotonic: when the writer takes the queue */
+    bool stopping;
+    bool accepting;
+    struct ledger_stats stats;
+};
+
+/* ---- small helpers ------------------------------------------------------------------------ */
+
+static void set_msg(char *msg, size_t msglen, const char *fmt, ...) SB_PRINTF(3, 4);
+
+static void set_msg(char *msg, size_t msglen, const char *fmt, ...)
+{
+    if (!msg || msglen == 0)
+        return;
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, msglen, fmt, ap);
+    va_end(ap);
+}
+
+double ledger_call_spend(const struct ledger_call *c, double *answer_usd)
+{
+    double answer = 0;
+    if (!c->usage_missing)
+        answer = c->cost_usd > 0 ? c->cost_usd : 0;
+    else if (c->est_cost_usd > 0)
+        answer = c->est_cost_usd;
+    if (answer_usd)
+        *answer_usd = answer;
+    double total = answer;
+    if (c->retry_cost_usd > 0)
+        total += c->retry_cost_usd;
+    if (c->hedge_cost_usd > 0)
+        total += c->hedge_cost_usd;
+    return total;
+}
+
+static void timespec_at(struct timespec *ts, int64_t mono_ms)
+{
+    ts->tv_sec = (time_t)(mono_ms / 1000);
+    ts->tv_nsec = (long)(mono_ms % 1000) * 1000000L;
+}
+
+/* ---- writing (writer thread) ----------------------------------------------------------- */
+
+static void bind_text(sqlite3_stmt *st, int i, const char *s)
+{
+    if (s)
+        sqlite3_bind_text(st, i, s, -1, SQLITE_STATIC);
+    else
+        sqlite3_bind_null(st, i);
+}
+
+static void bind_cost(sqlite3_stmt *st, int i, bool known, double v)
+{
+    if (known)
+        sqlite3_bind_double(st, i, v);
+    else
+        sqlite3_bind_null(st, i);
+}
+
+static void bind_call(sqlite3_stmt *st, const struct ledger_call *c)
+{
+    bool tokens = c->usage.present;
+    sqlite3_bind_int64(st, 1, c->wall_ms);
+    bind_text(st, 2, c->request_id);
+    bind_text(st, 3, c->route ? c->route : "");
+    bind_text(st, 4, c->target ? c->target : "");
+    bind_text(st, 5, c->model);
+    bind_text(st, 6, c->tag);
+    sqlite3_bind_int(st, 7, c->status);
+    if (c->upstream_status > 0)
+        sqlite3_bind_int64(st, 8, c->upstream_status);
+    else
+        sqlite3_bind_null(st, 8);
+    bind_text(st, 9, c->err == LLM_ERR_NONE ? NULL : llm_errclass_name(c->err));
+    sqlite3_bind_int(st, 10, c->attempts);
+    sqlite3_bind_int(st, 11, c->retries);
+    sqlite3_bind_int(st, 12, c->hedges);
+    sqlite3_bind_int(st, 13, c->hedged);
+    if (tokens) {
+        sqlite3_bind_int64(st, 14, c->usage.input_tokens);
+        sqlite3_bind_int64(st, 15, c->usage.output_tokens);
+        sqlite3_bind_int64(st, 16, c->usage.cached_tokens);
+    } else {
+        sqlite3_bind_null(st, 14);
+        sqlite3_bind_null(st, 15);
+        sqlite3_bind_null(st, 16);
+    }
+    bind_cost(st, 17, !c->usage_missing, c->cost_usd);
+    bind_cost(st, 18, c->usage_missing && c->est_cost_usd >= 0, c->est_cost_usd);
+    sqlite3_bind_int(st, 19, c->usage_missing);
+    bind_cost(st, 20, c->baseline_cost_usd >= 0, c->baseline_cost_usd);
+    bind_cost(st, 21, c->retry_cost_usd >= 0, c->retry_cost_usd);
+    bind_cost(st, 22, c->hedge_cost_usd >= 0, c->hedge_cost_usd);
+    sqlite3_bind_int64(st, 23, c->latency_us);
+    if (c->ttft_us >= 0)
+        sqlite3_bind_int64(st, 24, c->ttft_us);
+    else
+        sqlite3_bind_null(st, 24);
+    sqlite3_bind_int(st, 25, c->cached);
+    sqlite3_bind_int(st, 26, c->throttled);
+    if (c->prompt_hash)
+        sqlite3_bind_int64(st, 27, (sqlite3_int64)c->prompt_hash);
+    else
+        sqlite3_bind_null(st, 27);
+}
+
+static int insert(struct ledger *l, const struct lnode *n)
+{
+    sqlite3_stmt *st = NULL;
+    switch (n->kind) {
+    case LNODE_CALL:
+        st = l->ins_call;
+        bind_call(st, &n->call);
+        break;
+    case LNODE_EVENT:
+        st = l->ins_event;
+        sqlite3_bind_int64(st, 1, n->wall_ms);
+        bind_text(st, 2, n->s[0]);
+        bind_text(st, 3, n->s[1]);
+        bind_text(st, 4, n->s[2]);
+        break;
+    case LNODE_VOTE:
+        st = l->ins_vote;
+        sqlite3_bind_int64(st, 1, n->wall_ms);
+        sqlite3_bind_int64(st, 2, (sqlite3_int64)n->hash);
+        bind_text(st, 3, n->s[0]);
+        bind_text(st, 4, n->s[1]);
+        bind_text(st, 5, n->s[2]);
+        break;
+    }
+    int rc = sqlite3_step(st);
+    sqlite3_reset(st);
+    sqlite3_clear_bindings(st);
+    return rc == SQLITE_DONE ? SQLITE_OK : rc;
+}
+
+/* One transaction for the whole batch. SQLITE_OK or the failing code (rolled back). */
+static int write_batch(struct ledger *l, const struct lnode *batch, char *err, size_t errlen)
+{
+    int rc = sqlite3_exec(l->db, "BEGIN IMMEDIATE", NULL, NULL, NULL);
+    for (const struct lnode *n = batch; rc == SQLITE_OK && n; n = n->next)
+        rc = insert(l, n);
+    if (rc == SQLITE_OK)
+        rc = sqlite3_exec(l->db, "COMMIT", NULL, NULL, NULL);
+    if (rc != SQLITE_OK) {
+        set_msg(err, errlen, "%s", sqlite3_errmsg(l->db));
+        if (!sqlite3_get_autocommit(l->db))
+            sqlite3_exec(l->db, "ROLLBACK", NULL, NULL, NULL);
+    }
+    return rc;
+}
+
+static void free_nodes(struct lnode *n)
+{
+    while (n) {
+        struct lnode *next = n->next;
+        free(n);
+        n = next;
+    }
+}
+
+/* Waits (l->mu held) until the batch is due or the ledger is closing. */
+static void wait_batch_due(struct ledger *l)
+{
+    while (!l->stopping) {
+        int64_t now = clock_mono_ms();
+        if (now >= l->take_at_ms)
+            return;
+        struct timespec ts;
+        timespec_at(&ts, l->take_at_ms);
+        pthread_cond_timedwait(&l->cv, &l->mu, &ts);
+    }
+}
+
+/* A failed batch goes back in front of what was posted meanwhile (mu held). */
+static void requeue(struct ledger *l, struct lnode *batch, size_t n)
+{
+    if (l->queued + n > LEDGER_QUEUE_MAX) {
+        l->stats.dropped += n;
+        free_nodes(batch);
+        return;
+    }
+    struct lnode *last = batch;
+    while (last->next)
+        last = last->next;
+    last->next = l->head;
+    if (!l->head)
+        l->tail = last;
+    l->head = batch;
+    l->queued += n;
+    l->take_at_ms = clock_mono_ms() + LEDGER_RETRY_MS;
+}
+
+static void *writer_main(void *arg)
+{
+    struct ledger *l = arg;
+    char err[160];
+    pthread_mutex_lock(&l->mu);
+    for (;;) {
+        while (!l->stopping && !l->head)
+            pthread_cond_wait(&l->cv, &l->mu);
+        wait_batch_due(l);
+        struct lnode *batch = l->head;
+        size_t n = l->queued;
+        l->head = l->tail = NULL;
+        l->queued = 0;
+        bool stop = l->stopping;
+        pthread_mutex_unlock(&l->mu);
+        int rc = batch ? write_batch(l, batch, err, sizeof err) : SQLITE_OK;
+        if (rc != SQLITE_OK)
+            log_error("ledger: writing %zu rows to %s failed: %s%s", n, l->path, err,
+                      stop ? " (rows lost)" : "; retrying");
+        pthread_mutex_lock(&l->mu);
+        if (rc == SQLITE_OK) {
+            l->stats.written += n;
+            free_nodes(batch);
+        } else {
+            l->stats.write_errors++;
+            str_copy(l->stats.last_error, sizeof l->stats.last_error, err);
+            if (stop) {
+                l->stats.dropped += n;
+                free_nodes(batch);
+            } else {
+                requeue(l, batch, n);
+            }
+        }
+        if (stop && !l->head)
+            break;
+    }
+    pthread_mutex_unlock(&l->mu);
+    return NULL;
+}
+
+/* ---- posting (any thread) ---------------------------------------------------------------- */
+
+/* Copies the strings after the node; dst[i] = NULL where src[i] is NULL. */
+static struct lnode *node_new(enum lnode_kind kind, const char *const *src, const char **dst,
+                              size_t n)
+{
+    size_t total = 0;
+    for (size_t i = 0; i < n; i++)
+        total += src[i] ? strlen(src[i]) + 1 : 0;
+    struct lnode *node = xcalloc(1, sizeof *node + total);
+    node->kind = kind;
+    char *p = node->strs;
+    for (size_t i = 0; i < n; i++) {
+        if (!src[i]) {
+            dst[i] = NULL;
+            continue;
+        }
+        size_t len = strlen(src[i]) + 1;
+        memcpy(p, src[i], len);
+        dst[i] = p;
+        p += len;
+    }
+    return node;
+}
+
+static void enqueue(struct ledger *l, struct lnode *n)
+{
+    bool dropped = false;
+    pthread_mutex_lock(&l->mu);
+    if (!l->accepting || l->queued >= LEDGER_QUEUE_MAX) {
+        l->stats.dropped++;
+        dropped = l->accepting && (l->stats.dropped == 1 || l->stats.dropped % 10000 == 0);
+        pthread_mutex_unlock(&l->mu);
+        free(n);
+        if (dropped)
+            log_error("ledger: queue full (%d rows): dropping rows; is %s writable?",
+                      LEDGER_QUEUE_MAX, l->path);
+        return;
+    }
+    if (l->tail)
+        l->tail->next = n;
+    else
+        l->head = n;
+    l->tail = n;
+    bool first = l->queued++ == 0;
+    if (first) /* (a retry keeps rows queued, so its later take_at_ms stays) */
+        l->take_at_ms = clock_mono_ms() + (l->batch_ms + 1) / 2;
+    pthread_mutex_unlock(&l->mu);
+    if (first)
+        pthread_cond_signal(&l->cv);
+}
+
+void ledger_post_call(struct ledger *l, const struct ledger_call *c)
+{
+    if (!l)
+        return;
+    const char *src[6] = {c->request_id, c->route, c->target, c->model, c->tag, NULL};
+    const char *dst[6];
+    struct lnode *n = node_new(LNODE_CALL, src, dst, 5);
+    n->call = *c;
+    n->call.request_id = dst[0];
+    n->call.route = dst[1];
+    n->call.target = dst[2];
+    n->call.model = dst[3];
+    n->call.tag = dst[4];
+    enqueue(l, n);
+}
+
+void ledger_post_event(struct ledger *l, int64_t wall_ms, const char *kind, const char *target,
+                       const char *text)
+{
+    if (!l)
+        return;
+    const char *src[3] = {kind ? kind : "", target && *target ? target : NULL, text ? text : ""};
+    const char *dst[3];
+    struct lnode *n = node_new(LNODE_EVENT, src, dst, 3);
+    n->wall_ms = wall_ms;
+    memcpy(n->s, dst, sizeof n->s);
+    enqueue(l, n);
+}
+
+void ledger_post_vote(struct ledger *l, int64_t wall_ms, uint64_t prompt_hash, const char *winner,
+                      const char *losers, const char *user)
+{
+    if (!l)
+        return;
+    const char *src[3] = {winner ? winner : "", losers ? losers : "", user};
+    const char *dst[3];
+    struct lnode *n = node_new(LNODE_VOTE, src, dst, 3);
+    n->wall_ms = wall_ms;
+    n->hash = prompt_hash;
+    memcpy(n->s, dst, sizeof n->s);
+    enqueue(l, n);
+}
+
+void ledger_get_stats(struct ledger *l, struct ledger_stats *out)
+{
+    memset(out, 0, sizeof *out);
+    if (!l)
+        return;
+    pthread_mutex_lock(&l->mu);
+    *out = l->stats;
+    out->queued = l->queued;
+    pthread_mutex_unlock(&l->mu);
+}
+
+/* ---- open / close (owner thread) --------------------------------------------------------- */
+
+static int schema_version(sqlite3 *db, int *version)
+{
+    sqlite3_stmt *st = NULL;
+    int rc = sqlite3_exec(db,
+                          "CREATE TABLE IF NOT EXISTS schema_version ("
+                          " version INTEGER NOT NULL, applied_ms INTEGER NOT NULL)",
+                          NULL, NULL, NULL);
+    if (rc == SQLITE_OK)
+        rc = sqlite3_prepare_v2(db, "SELECT IFNULL(MAX(version), 0) FROM schema_version", -1, &st,
+                                NULL);
+    if (rc == SQLITE_OK) {
+        rc = sqlite3_step(st);
+        if (rc == SQLITE_ROW) {
+            *version = sqlite3_column_int(st, 0);
+            rc = SQLITE_OK;
+        }
+    }
+    sqlite3_finalize(st);
+    return rc;
+}
+
+static int apply_migration(sqlite3 *db, int version)
+{
+    sqlite3_stmt *st = NULL;
+    int rc = sqlite3_exec(db, "BEGIN IMMEDIATE", NULL, NULL, NULL);
+    if (rc == SQLITE_OK)
+        rc = sqlite3_exec(db, migrations[version - 1], NULL, NULL, NULL);
+    if (rc == SQLITE_OK)
+        rc = sqlite3_prepare_v2(db, "INSERT INTO schema_version VALUES (?1, ?2)", -1, &st, NULL);
+    if (rc == SQLITE_OK) {
+        sqlite3_bind_int(st, 1, version);
+        sqlite3_bind_int64(st, 2, clock_wall_ms());
+        rc = sqlite3_step(st) == SQLITE_DONE ? SQLITE_OK : sqlite3_errcode(db);
+    }
+    sqlite3_finalize(st);
+    if (rc == SQLITE_OK)
+        rc = sqlite3_exec(db, "COMMIT", NULL, NULL, NULL);
+    else if (!sqlite3_get_autocommit(db))
+        sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
+    return rc;
+}
+
+static bool setup(struct ledger *l, char *msg, size_t msglen)
+{
+    sqlite3 *db = l->db;
+    int version = 0;
+    /* journal_mode answers "wal" for a file ("memory" for :memory:); synchronous=NORMAL in
+     * WAL mode loses nothing on a process crash, only on power loss since the last sync. */
+    int rc = sqlite3_exec(db, "PRAGMA journal_mode=WAL", NULL, NULL, NULL);
+    if (rc == SQLITE_OK)
+        rc = sqlite3_exec(db, "PRAGMA synchronous=NORMAL", NULL, NULL, NULL);
+    if (rc == SQLITE_OK)
+        rc = sqlite3_busy_timeout(db, 5000);
+    if (rc == SQLITE_OK)
+        rc = schema_version(db, &version);
+    if (rc != SQLITE_OK) {
+        set_msg(msg, msglen, "cannot use ledger %s: %s", l->path, sqlite3_errmsg(db));
+        return false;
+    }
+    if (version > LEDGER_SCHEMA_VERSION) {
+        set_msg(msg, msglen,
+                "ledger %s has schema version %d, newer than this switchboard understands "
+                "(%d); use a newer switchboard or another ledger.path",
+                l->path, version, LEDGER_SCHEMA_VERSION);
+        return false;
+    }
+    for (int v = version + 1; v <= LEDGER_SCHEMA_VERSION; v++) {
+        if (apply_migration(db, v) != SQLITE_OK) {
+            set_msg(msg, msglen, "cannot migrate ledger %s to version %d: %s", l->path, v,
+                    sqlite3_errmsg(db));
+            return false;
+        }
+    }
+    rc = sqlite3_prepare_v2(db, sql_call, -1, &l->ins_call, NULL);
+    if (rc == SQLITE_OK)
+        rc = sqlite3_prepare_v2(db, sql_event, -1, &l->ins_event, NULL);
+    if (rc == SQLITE_OK)
+        rc = sqlite3_prepare_v2(db, sql_vote, -1, &l->ins_vote, NULL);
+    if (rc != SQLITE_OK) {
+        set_msg(msg, msglen, "cannot prepare ledger %s: %s", l->path, sqlite3_errmsg(db));
+        return false;
+    }
+    return true;
+}
+
+static void ledger_release(struct ledger *l)
+{
+    sqlite3_finalize(l->ins_call);
+    sqlite3_finalize(l->ins_event);
+    sqlite3_finalize(l->ins_vote);
+    if (l->db && sqlite3_close(l->db) != SQLITE_OK)
+        log_error("ledger: closing %s: %s", l->path, sqlite3_errmsg(l->db));
+    free_nodes(l->head);
+    pthread_mutex_destroy(&l->mu);
+    pthread_cond_destroy(&l->cv);
+    free(l->path);
+    free(l);
+}
+
+struct ledger *ledger_open(const char *path, int64_t batch_ms, char *msg, size_t msglen)
+{
+    struct ledger *l = xcalloc(1, sizeof *l);
+    l->path = xstrdup(path && *path ? path : ":memory:");
+    l->batch_ms = batch_ms > 0 ? batch_ms : 250;
+    l->accepting = true;
+    pthread_mutex_init(&l->mu, NULL);
+    pthread_condattr_t ca;
+    pthread_condattr_init(&ca);
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+    pthread_cond_init(&l->cv, &ca);
+    pthread_condattr_destroy(&ca);
+    int rc = sqlite3_open_v2(
+        l->path, &l->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, NULL);
+    if (rc != SQLITE_OK) {
+        set_msg(msg, msglen, "cannot open ledger %s: %s", l->path,
+                l->db ? sqlite3_errmsg(l->db) : sqlite3_errstr(rc));
+        goto fail;
+    }
+    if (!setup(l, msg, msglen))
+        goto fail;
+    rc = pthread_create(&l->thread, NULL, writer_main, l);
+    if (rc != 0) {
+        set_msg(msg, msglen, "cannot start the ledger writer: %s", strerror(rc));
+        goto fail;
+    }
+    l->started = true;
+    return l;
+fail:
+    ledger_release(l);
+    return NULL;
+}
+
+void ledger_close(struct ledger *l)
+{
+    if (!l)
+        return;
+    pthread_mutex_lock(&l->mu);
+    l->accepting = false;
+    l->stopping = true;
+    pthread_mutex_unlock(&l->mu);
+    pthread_cond_broadcast(&l->cv);
+    if (l->started)
+        pthread_join(l->thread, NULL);
+    if (l->stats.dropped > 0)
+        log_error("ledger: %llu rows could not be written to %s",
+                  (unsigned long long)l->stats.dropped, l->path);
+    ledger_release(l);
+}

@@ -1,0 +1,120 @@
+#!/usr/bin/env python3
+"""make demo's background actors: a traffic generator and a scripted incident.
+
+usage: traffic.py --port-file F [--rate R] [--outage-ctl PORT] [--outage-after S]
+                  [--outage-for S] [--parent PID]
+
+Waits for the console's gateway port (the port file), then sends chat completions at about
+R requests/s with varied prompts, routes, tags and stream settings. With --outage-ctl it
+starts an outage on that simulator (its control port) after --outage-after seconds and
+recovers it --outage-for seconds later, so the console shows breakers opening, traffic failing
+over and spend moving. Writes nothing to the terminal (the console owns it); exits when its
+parent (the demo script) is gone. Only talks to 127.0.0.1.
+"""
+import argparse
+import http.client
+import json
+import os
+import random
+import threading
+import time
+
+PROMPTS = [
+    "Summarise why circuit breakers matter for LLM gateways in two sentences.",
+    "Write a haiku about on-call pagers at 3am.",
+    "Explain exponential backoff with jitter to a new engineer.",
+    "List three risks of routing all traffic to one model provider.",
+    "Translate 'the fallback answered in time' into French and German.",
+    "What is a hedged request? Keep it short.",
+    "Give a one-line SQL query that counts rows per day.",
+    "Draft a status-page update for a partial provider outage.",
+    "Compare latency and cost trade-offs of small versus large models.",
+    "Suggest a name for a switchboard that routes prompts.",
+]
+
+# (route, tag, weight)
+MIX = [("chat", None, 55), ("smart", None, 15), ("fast", None, 15), ("chat", "batch", 15)]
+
+
+def alive(parent):
+    return parent <= 0 or os.getppid() == parent
+
+
+def read_port(path, parent, timeout=60):
+    t0 = time.monotonic()
+    while time.monotonic() - t0 < timeout and alive(parent):
+        try:
+            with open(path) as f:
+                return int(f.read().split()[0])
+        except (OSError, ValueError, IndexError):
+            time.sleep(0.2)
+    return 0
+
+
+def one_call(port, inflight):
+    route, tag, _ = random.choices(MIX, weights=[m[2] for m in MIX])[0]
+    stream = random.random() < 0.5
+    body = {
+        "model": route,
+        "messages": [{"role": "user", "content": random.choice(PROMPTS)}],
+        "stream": stream,
+        "max_tokens": random.choice([64, 128, 256]),
+    }
+    if stream:
+        body["stream_options"] = {"include_usage": True}
+    headers = {"Content-Type": "application/json"}
+    if tag:
+        headers["x-switchboard-tag"] = tag
+    try:
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+        conn.request("POST", "/v1/chat/completions", json.dumps(body), headers)
+        conn.getresponse().read()
+        conn.close()
+    except Exception:  # noqa: BLE001 - failures are what the console shows
+        pass
+    finally:
+        inflight.release()
+
+
+def behave(ctl, patch):
+    try:
+        conn = http.client.HTTPConnection("127.0.0.1", ctl, timeout=5)
+        conn.request("POST", "/_sim/behavior", json.dumps(patch),
+                     {"Content-Type": "application/json"})
+        conn.getresponse().read()
+        conn.close()
+    except Exception:  # noqa: BLE001
+        pass
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--port-file", required=True)
+    ap.add_argument("--rate", type=float, default=3.0)
+    ap.add_argument("--outage-ctl", type=int, default=0)
+    ap.add_argument("--outage-after", type=float, default=60)
+    ap.add_argument("--outage-for", type=float, default=45)
+    ap.add_argument("--parent", type=int, default=0)
+    args = ap.parse_args()
+
+    port = read_port(args.port_file, args.parent)
+    if not port:
+        return
+    inflight = threading.BoundedSemaphore(16)
+    t0 = time.monotonic()
+    phase = 0  # 0 before the outage, 1 during, 2 after
+    while alive(args.parent):
+        now = time.monotonic() - t0
+        if args.outage_ctl and phase == 0 and now >= args.outage_after:
+            behave(args.outage_ctl, {"outage": "refuse"})
+            phase = 1
+        elif args.outage_ctl and phase == 1 and now >= args.outage_after + args.outage_for:
+            behave(args.outage_ctl, {"reset": True})
+            phase = 2
+        if inflight.acquire(blocking=False):
+            threading.Thread(target=one_call, args=(port, inflight), daemon=True).start()
+        time.sleep(random.expovariate(args.rate))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,556 @@
+/*
+ * test_ledger.c - the SQLite ledger in a temporary directory: rows written in batches and
+ * read back field by field (NULL costs when usage is missing), close writing everything
+ * queued, a batch committed while the ledger is still open, spend rebuilt per UTC day and
+ * month with a fake "now", reopening and schema versions, bad files, events and votes, the
+ * UTC calendar and --since, and several threads posting at once (run under TSan too).
+ */
+#include <pthread.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+#include <sqlite3.h>
+
+#include "switchboard/ledger.h"
+#include "switchboard/log.h"
+
+#define DAY  86400000LL
+#define HOUR 3600000LL
+
+/* 2026-11-21T12:00:00Z and friends */
+#define NOV21_NOON 1795262400000LL
+#define NOV21      (NOV21_NOON - 12 * HOUR)
+#define NOV01      (NOV21 - 20 * DAY)
+#define DEC01      (NOV01 + 30 * DAY)
+
+struct tmp {
+    char dir[64];
+    char path[128];
+};
+
+static int setup_tmp(void **state)
+{
+    struct tmp *t = calloc(1, sizeof *t);
+    snprintf(t->dir, sizeof t->dir, "/tmp/sb-ledger.XXXXXX");
+    assert_non_null(mkdtemp(t->dir));
+    snprintf(t->path, sizeof t->path, "%s/ledger.db", t->dir);
+    *state = t;
+    return 0;
+}
+
+static int teardown_tmp(void **state)
+{
+    struct tmp *t = *state;
+    char cmd[160];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", t->dir);
+    if (system(cmd) != 0)
+        fprintf(stderr, "could not remove %s\n", t->dir);
+    free(t);
+    return 0;
+}
+
+static struct ledger_call base_call(int64_t at)
+{
+    struct ledger_call c = {
+        .wall_ms = at,
+        .request_id = "req-1",
+        .route = "chat",
+        .target = "a",
+        .model = "gpt-4o-mini",
+        .tag = "batch",
+        .status = 200,
+        .upstream_status = 200,
+        .err = LLM_ERR_NONE,
+        .attempts = 1,
+        .usage = {.present = true, .input_tokens = 100, .output_tokens = 50, .cached_tokens = 10},
+        .cost_usd = 0.5,
+        .est_cost_usd = -1,
+        .baseline_cost_usd = 2.0,
+        .retry_cost_usd = 0,
+        .hedge_cost_usd = 0,
+        .latency_us = 12345,
+        .ttft_us = 2345,
+        .prompt_hash = 0xfeedfacecafebeefull,
+    };
+    return c;
+}
+
+struct rows {
+    size_t n;
+    struct ledger_call first;
+    char route[32], target[32], tag[32], model[32], request_id[32];
+    double spend;
+};
+
+static int collect(void *ctx, const struct ledger_call *c)
+{
+    struct rows *r = ctx;
+    if (r->n++ == 0) {
+        r->first = *c;
+        str_copy(r->route, sizeof r->route, c->route ? c->route : "(null)");
+        str_copy(r->target, sizeof r->target, c->target ? c->target : "(null)");
+        str_copy(r->tag, sizeof r->tag, c->tag ? c->tag : "(null)");
+        str_copy(r->model, sizeof r->model, c->model ? c->model : "(null)");
+        str_copy(r->request_id, sizeof r->request_id, c->request_id ? c->request_id : "(null)");
+    }
+    r->spend += ledger_call_spend(c, NULL);
+    return 0;
+}
+
+static struct rows read_all(const char *path)
+{
+    struct rows r;
+    memset(&r, 0, sizeof r);
+    char msg[256];
+    assert_int_equal(ledger_read_calls(path, 0, INT64_MAX, collect, &r, msg, sizeof msg), SB_OK);
+    return r;
+}
+
+static struct ledger *open_ok(const char *path, int64_t batch_ms)
+{
+    char msg[256] = "";
+    struct ledger *l = ledger_open(path, batch_ms, msg, sizeof msg);
+    if (!l)
+        fail_msg("ledger_open: %s", msg);
+    return l;
+}
+
+/* ---- rows ---------------------------------------------------------------------------------- */
+
+static void test_ledger_writes_a_call_and_reads_every_field_back(void **state)
+{
+    struct tmp *t = *state;
+    struct ledger *l = open_ok(t->path, 20);
+    struct ledger_call c = base_call(NOV21_NOON);
+    c.retries = 2;
+    c.hedges = 1;
+    c.hedged = true;
+    c.retry_cost_usd = 0.25;
+    c.hedge_cost_usd = -1;
+    ledger_post_call(l, &c);
+    ledger_close(l);
+    struct rows r = read_all(t->path);
+    assert_int_equal(r.n, 1);
+    assert_true(r.first.wall_ms == NOV21_NOON);
+    assert_string_equal(r.request_id, "req-1");
+    assert_string_equal(r.route, "chat");
+    assert_string_equal(r.target, "a");
+    assert_string_equal(r.model, "gpt-4o-mini");
+    assert_string_equal(r.tag, "batch");
+    assert_int_equal(r.first.status, 200);
+    assert_int_equal(r.first.err, LLM_ERR_NONE);
+    assert_int_equal(r.first.retries, 2);
+    assert_int_equal(r.first.hedges, 1);
+    assert_true(r.first.hedged);
+    assert_true(r.first.usage.present);
+    assert_int_equal(r.first.usage.input_tokens, 100);
+    assert_int_equal(r.first.usage.output_tokens, 50);
+    assert_int_equal(r.first.usage.cached_tokens, 10);
+    assert_false(r.first.usage_missing);
+    assert_true(r.first.cost_usd == 0.5);
+    assert_true(r.first.baseline_cost_usd == 2.0);
+    assert_true(r.first.retry_cost_usd == 0.25);
+    assert_true(r.first.hedge_cost_usd < 0); /* unknown stays NULL */
+    assert_int_equal(r.first.latency_us, 12345);
+    assert_int_equal(r.first.ttft_us, 2345);
+    assert_true(r.first.prompt_hash == 0xfeedfacecafebeefull);
+    assert_true(r.spend == 0.75); /* answer + known retry cost */
+}
+
+static double column_double(const char *path, const char *sql, bool *is_null)
+{
+    sqlite3 *db = NULL;
+    sqlite3_stmt *st = NULL;
+    assert_int_equal(sqlite3_open_v2(path, &db, SQLITE_OPEN_READONLY, NULL), SQLITE_OK);
+    assert_int_equal(sqlite3_prepare_v2(db, sql, -1, &st, NULL), SQLITE_OK);
+    assert_int_equal(sqlite3_step(st), SQLITE_ROW);
+    *is_null = sqlite3_column_type(st, 0) == SQLITE_NULL;
+    double v = sqlite3_column_double(st, 0);
+    sqlite3_finalize(st);
+    sqlite3_close(db);
+    return v;
+}
+
+static void test_ledger_missing_usage_is_null_cost_never_zero(void **state)
+{
+    struct tmp *t = *state;
+    struct ledger *l = open_ok(t->path, 20);
+    struct ledger_call c = base_call(NOV21_NOON);
+    c.usage.present = false;
+    c.usage_missing = true;
+    c.cost_usd = 0;
+    c.est_cost_usd = 0.3;
+    c.baseline_cost_usd = -1;
+    c.tag = NULL;
+    c.ttft_us = -1;
+    ledger_post_call(l, &c);
+    ledger_close(l);
+    bool null;
+    column_double(t->path, "SELECT cost_usd FROM calls", &null);
+    assert_true(null);
+    column_double(t->path, "SELECT tokens_in FROM calls", &null);
+    assert_true(null);
+    column_double(t->path, "SELECT baseline_cost_usd FROM calls", &null);
+    assert_true(null);
+    column_double(t->path, "SELECT tag FROM calls", &null);
+    assert_true(null);
+    assert_true(column_double(t->path, "SELECT usage_missing FROM calls", &null) == 1);
+    assert_true(column_double(t->path, "SELECT est_cost_usd FROM calls", &null) == 0.3);
+    struct rows r = read_all(t->path);
+    assert_true(r.first.usage_missing);
+    assert_false(r.first.usage.present);
+    assert_true(r.first.ttft_us < 0);
+    assert_string_equal(r.tag, "(null)");
+    assert_true(r.spend == 0.3); /* budgets count the estimate */
+}
+
+static void test_ledger_close_writes_everything_queued(void **state)
+{
+    struct tmp *t = *state;
+    struct ledger *l = open_ok(t->path, 5000); /* no batch would be due before close */
+    enum { N = 20000 };
+    for (int i = 0; i < N; i++) {
+        struct ledger_call c = base_call(NOV21_NOON + i);
+        ledger_post_call(l, &c);
+    }
+    ledger_close(l);
+    assert_int_equal(read_all(t->path).n, N);
+}
+
+static void test_ledger_commits_a_batch_while_open(void **state)
+{
+    struct tmp *t = *state;
+    struct ledger *l = open_ok(t->path, 30);
+    struct ledger_call c = base_call(NOV21_NOON);
+    ledger_post_call(l, &c);
+    size_t seen = 0;
+    int64_t give_up = clock_mono_ms() + 10000;
+    while (seen == 0 && clock_mono_ms() < give_up) {
+        clock_sleep_ms(10);
+        seen = read_all(t->path).n; /* a second connection: only committed rows */
+    }
+    assert_int_equal(seen, 1);
+    struct ledger_stats st;
+    ledger_get_stats(l, &st);
+    assert_int_equal(st.written, 1);
+    assert_int_equal(st.queued, 0);
+    assert_int_equal(st.dropped, 0);
+    ledger_close(l);
+}
+
+/* ---- spend rebuild ------------------------------------------------------------------------- */
+
+static void post_at(struct ledger *l, int64_t at, const char *target, const char *route,
+                    const char *tag, double cost)
+{
+    struct ledger_call c = base_call(at);
+    c.target = target;
+    c.route = route;
+    c.tag = tag;
+    c.cost_usd = cost;
+    c.baseline_cost_usd = cost * 2;
+    ledger_post_call(l, &c);
+}
+
+static const struct ledger_spend_item *item(const struct ledger_spend *s, enum budget_scope sc,
+                                            const char *name)
+{
+    for (size_t i = 0; i < s->n; i++) {
+        if (s->items[i].scope == sc && str_eq(s->items[i].name, name))
+            return &s->items[i];
+    }
+    fail_msg("no %s %s", budget_scope_name(sc), name);
+    return NULL;
+}
+
+static void test_ledger_rebuilds_spend_per_utc_day_and_month(void **state)
+{
+    struct tmp *t = *state;
+    struct ledger *l = open_ok(t->path, 20);
+    post_at(l, NOV01 - 1, "a", "chat", "x", 100);     /* October: out */
+    post_at(l, NOV01, "a", "chat", "x", 1);           /* this month */
+    post_at(l, NOV21 - 1, "b", "chat", "y", 2);       /* yesterday 23:59:59.999 */
+    post_at(l, NOV21, "a", "chat", "x", 4);           /* today 00:00 */
+    post_at(l, NOV21_NOON, "b", "bulk", NULL, 8);     /* today, untagged */
+    post_at(l, DEC01, "a", "chat", "x", 1000);        /* next month: out */
+    struct ledger_call m = base_call(NOV21_NOON + 1); /* usage missing: the estimate */
+    m.usage_missing = true;
+    m.usage.present = false;
+    m.est_cost_usd = 16;
+    m.baseline_cost_usd = -1;
+    m.retry_cost_usd = 32; /* route/tag/global count it, target does not */
+    ledger_post_call(l, &m);
+    struct ledger_call cached = base_call(NOV21_NOON + 2); /* answered from the cache */
+    cached.target = "cache";
+    cached.cached = true;
+    cached.cost_usd = 0;
+    cached.baseline_cost_usd = 64;
+    ledger_post_call(l, &cached);
+    ledger_close(l);
+
+    struct ledger_spend s;
+    ledger_spend_init(&s);
+    char msg[256];
+    assert_int_equal(ledger_load_spend(t->path, NOV21_NOON + HOUR, &s, msg, sizeof msg), SB_OK);
+    assert_true(s.day_start_ms == NOV21);
+    assert_true(s.month_start_ms == NOV01);
+    assert_true(item(&s, BUDGET_TARGET, "a")->day_usd == 4 + 16);
+    assert_true(item(&s, BUDGET_TARGET, "a")->month_usd == 1 + 4 + 16);
+    assert_true(item(&s, BUDGET_TARGET, "b")->day_usd == 8);
+    assert_true(item(&s, BUDGET_TARGET, "b")->month_usd == 10);
+    assert_true(item(&s, BUDGET_ROUTE, "chat")->day_usd == 4 + 48);
+    assert_true(item(&s, BUDGET_ROUTE, "chat")->month_usd == 1 + 2 + 4 + 48);
+    assert_true(item(&s, BUDGET_ROUTE, "bulk")->day_usd == 8);
+    assert_true(item(&s, BUDGET_TAG, "x")->month_usd == 5);
+    assert_true(item(&s, BUDGET_TAG, "batch")->day_usd == 48);
+    for (size_t i = 0; i < s.n; i++)
+        assert_false(str_eq(s.items[i].name, "cache") && s.items[i].scope == BUDGET_TARGET);
+    assert_true(s.global_day_usd == 4 + 8 + 48);
+    assert_true(s.global_month_usd == 1 + 2 + 4 + 8 + 48);
+    /* savings: baseline - cost where both are known (the cache hit saved 64) */
+    assert_true(s.savings_day_usd == 4 + 8 + 64);
+    assert_true(s.savings_month_usd == 1 + 2 + 4 + 8 + 64);
+    /* The next day: only the month remains. */
+    assert_int_equal(ledger_load_spend(t->path, NOV21 + DAY + 1, &s, msg, sizeof msg), SB_OK);
+    assert_true(s.global_day_usd == 0);
+    assert_true(s.global_month_usd == 1 + 2 + 4 + 8 + 48);
+    ledger_spend_cleanup(&s);
+}
+
+static void test_ledger_spend_of_a_missing_file_or_memory_is_zero(void **state)
+{
+    struct tmp *t = *state;
+    struct ledger_spend s;
+    ledger_spend_init(&s);
+    char msg[256];
+    assert_int_equal(ledger_load_spend(t->path, NOV21_NOON, &s, msg, sizeof msg), SB_OK);
+    assert_int_equal(s.n, 0);
+    assert_int_equal(ledger_load_spend(":memory:", NOV21_NOON, &s, msg, sizeof msg), SB_OK);
+    assert_true(s.global_day_usd == 0);
+    struct ledger *l = open_ok(":memory:", 10);
+    struct ledger_call c = base_call(NOV21_NOON);
+    ledger_post_call(l, &c);
+    ledger_close(l);
+    ledger_spend_cleanup(&s);
+}
+
+/* ---- files --------------------------------------------------------------------------------- */
+
+static int schema_version(const char *path)
+{
+    bool null;
+    return (int)column_double(path, "SELECT MAX(version) FROM schema_version", &null);
+}
+
+static void test_ledger_reopen_appends_and_keeps_the_schema(void **state)
+{
+    struct tmp *t = *state;
+    struct ledger *l = open_ok(t->path, 20);
+    struct ledger_call c = base_call(NOV21_NOON);
+    ledger_post_call(l, &c);
+    ledger_close(l);
+    assert_int_equal(schema_version(t->path), LEDGER_SCHEMA_VERSION);
+    l = open_ok(t->path, 20);
+    ledger_post_call(l, &c);
+    ledger_close(l);
+    assert_int_equal(read_all(t->path).n, 2);
+    bool null;
+    assert_true(column_double(t->path, "SELECT COUNT(*) FROM schema_version", &null) == 1);
+}
+
+static void test_ledger_refuses_a_newer_schema(void **state)
+{
+    struct tmp *t = *state;
+    sqlite3 *db = NULL;
+    assert_int_equal(sqlite3_open(t->path, &db), SQLITE_OK);
+    assert_int_equal(sqlite3_exec(db,
+                                  "CREATE TABLE schema_version (version INTEGER NOT NULL,"
+                                  " applied_ms INTEGER NOT NULL);"
+                                  "INSERT INTO schema_version VALUES (99, 0);",
+                                  NULL, NULL, NULL),
+                     SQLITE_OK);
+    sqlite3_close(db);
+    char msg[256] = "";
+    assert_null(ledger_open(t->path, 20, msg, sizeof msg));
+    assert_non_null(strstr(msg, "schema version 99"));
+}
+
+static void test_ledger_refuses_what_is_not_a_database(void **state)
+{
+    struct tmp *t = *state;
+    FILE *f = fopen(t->path, "w");
+    assert_non_null(f);
+    for (int i = 0; i < 200; i++)
+        fputs("this is not a database, it is a text file that happens to be here\n", f);
+    fclose(f);
+    char msg[256] = "";
+    assert_null(ledger_open(t->path, 20, msg, sizeof msg));
+    assert_non_null(strstr(msg, t->path));
+    assert_non_null(strstr(msg, "not a database"));
+    assert_int_equal(ledger_read_calls(t->path, 0, 1, collect, NULL, msg, sizeof msg), SB_ERR_IO);
+}
+
+static void test_ledger_unopenable_path_names_the_file(void **state)
+{
+    (void)state;
+    char msg[256] = "";
+    assert_null(ledger_open("/nonexistent-dir-sb/x/ledger.db", 20, msg, sizeof msg));
+    assert_non_null(strstr(msg, "/nonexistent-dir-sb/x/ledger.db"));
+    assert_int_equal(
+        ledger_read_calls("/nonexistent-dir-sb/l.db", 0, 1, collect, NULL, msg, sizeof msg),
+        SB_ERR_NOT_FOUND);
+}
+
+static void test_ledger_records_events_and_votes(void **state)
+{
+    struct tmp *t = *state;
+    struct ledger *l = open_ok(t->path, 20);
+    ledger_post_event(l, NOV21_NOON, "operator", "a", "console: drain a: weight 1 -> drained");
+    ledger_post_event(l, NOV21_NOON + 1, "budget", NULL, "budget 'global' at 80%");
+    ledger_post_vote(l, NOV21_NOON + 2, 42, "a", "b,c", "console");
+    ledger_close(l);
+    bool null;
+    assert_true(column_double(t->path, "SELECT COUNT(*) FROM events", &null) == 2);
+    assert_true(column_double(t->path,
+                              "SELECT COUNT(*) FROM events WHERE kind='operator' AND target='a'",
+                              &null) == 1);
+    column_double(t->path, "SELECT target FROM events WHERE kind='budget'", &null);
+    assert_true(null);
+    assert_true(column_double(t->path,
+                              "SELECT prompt_hash FROM votes WHERE winner='a' AND losers='b,c'"
+                              " AND user='console'",
+                              &null) == 42);
+}
+
+/* ---- threads ------------------------------------------------------------------------------- */
+
+struct poster {
+    struct ledger *l;
+    int id;
+};
+
+static void *post_many(void *arg)
+{
+    struct poster *p = arg;
+    for (int i = 0; i < 1500; i++) {
+        struct ledger_call c = base_call(NOV21_NOON + i);
+        char rid[32];
+        snprintf(rid, sizeof rid, "t%d-%d", p->id, i);
+        c.request_id = rid;
+        ledger_post_call(p->l, &c);
+        if (i % 100 == 0)
+            ledger_post_event(p->l, NOV21_NOON, "operator", NULL, "x");
+        if (i % 300 == 0) {
+            struct ledger_stats st;
+            ledger_get_stats(p->l, &st);
+        }
+    }
+    return NULL;
+}
+
+static void test_ledger_takes_rows_from_many_threads_at_once(void **state)
+{
+    struct tmp *t = *state;
+    struct ledger *l = open_ok(t->path, 10);
+    enum { THREADS = 4 };
+    pthread_t th[THREADS];
+    struct poster p[THREADS];
+    for (int i = 0; i < THREADS; i++) {
+        p[i] = (struct poster){l, i};
+        assert_int_equal(pthread_create(&th[i], NULL, post_many, &p[i]), 0);
+    }
+    for (int i = 0; i < THREADS; i++)
+        pthread_join(th[i], NULL);
+    ledger_close(l);
+    assert_int_equal(read_all(t->path).n, THREADS * 1500);
+    bool null;
+    assert_true(column_double(t->path, "SELECT COUNT(DISTINCT request_id) FROM calls", &null) ==
+                THREADS * 1500);
+}
+
+/* ---- calendar ------------------------------------------------------------------------------ */
+
+static int64_t ms_of(const char *s)
+{
+    int64_t v = 0;
+    assert_true(ledger_parse_since(s, 0, &v));
+    return v;
+}
+
+static void test_ledger_utc_calendar(void **state)
+{
+    (void)state;
+    char d[11], tm[21];
+    assert_true(ms_of("2026-11-21T12:00:00Z") == NOV21_NOON);
+    assert_true(ledger_day_start(NOV21_NOON) == NOV21);
+    assert_true(ledger_month_start(NOV21_NOON) == NOV01);
+    assert_true(ledger_next_month_start(NOV21_NOON) == DEC01);
+    assert_true(ledger_next_month_start(ms_of("2026-12-31T23:59:59Z")) == ms_of("2027-01-01"));
+    assert_true(ledger_month_start(ms_of("2028-02-29T10:00")) == ms_of("2028-02-01"));
+    assert_true(ledger_next_month_start(ms_of("2028-02-29")) == ms_of("2028-03-01"));
+    assert_true(ledger_day_start(-1) == -DAY); /* before the epoch rounds down */
+    ledger_format_date(NOV21_NOON, d);
+    assert_string_equal(d, "2026-11-21");
+    ledger_format_time(NOV21_NOON + 61500, tm);
+    assert_string_equal(tm, "2026-11-21T12:01:01Z");
+    ledger_format_date(ms_of("2000-02-29"), d);
+    assert_string_equal(d, "2000-02-29");
+}
+
+static void test_ledger_parses_since(void **state)
+{
+    (void)state;
+    int64_t v;
+    assert_true(ledger_parse_since("24h", NOV21_NOON, &v) && v == NOV21_NOON - 24 * HOUR);
+    assert_true(ledger_parse_since("7d", NOV21_NOON, &v) && v == NOV21_NOON - 7 * DAY);
+    assert_true(ledger_parse_since("30m", NOV21_NOON, &v) && v == NOV21_NOON - 1800000);
+    assert_true(ledger_parse_since("2026-11-01", NOV21_NOON, &v) && v == NOV01);
+    assert_true(ledger_parse_since("2026-11-21T12:00:00Z", 0, &v) && v == NOV21_NOON);
+    static const char *const bad[] = {"",         "h",          "24",          "24x",
+                                      "-5m",      "2026-13-01", "2026-02-30",  "2026-11-01T25:00",
+                                      "2026-1-1", "yesterday",  "2026-11-01Tx"};
+    for (size_t i = 0; i < SB_ARRAY_LEN(bad); i++) {
+        if (ledger_parse_since(bad[i], NOV21_NOON, &v))
+            fail_msg("accepted --since '%s'", bad[i]);
+    }
+}
+
+int main(void)
+{
+    log_setup(LOG_LEVEL_OFF, -1);
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_ledger_writes_a_call_and_reads_every_field_back,
+                                        setup_tmp, teardown_tmp),
+        cmocka_unit_test_setup_teardown(test_ledger_missing_usage_is_null_cost_never_zero,
+                                        setup_tmp, teardown_tmp),
+        cmocka_unit_test_setup_teardown(test_ledger_close_writes_everything_queued, setup_tmp,
+                                        teardown_tmp),
+        cmocka_unit_test_setup_teardown(test_ledger_commits_a_batch_while_open, setup_tmp,
+                                        teardown_tmp),
+        cmocka_unit_test_setup_teardown(test_ledger_rebuilds_spend_per_utc_day_and_month, setup_tmp,
+                                        teardown_tmp),
+        cmocka_unit_test_setup_teardown(test_ledger_spend_of_a_missing_file_or_memory_is_zero,
+                                        setup_tmp, teardown_tmp),
+        cmocka_unit_test_setup_teardown(test_ledger_reopen_appends_and_keeps_the_schema, setup_tmp,
+                                        teardown_tmp),
+        cmocka_unit_test_setup_teardown(test_ledger_refuses_a_newer_schema, setup_tmp,
+                                        teardown_tmp),
+        cmocka_unit_test_setup_teardown(test_ledger_refuses_what_is_not_a_database, setup_tmp,
+                                        teardown_tmp),
+        cmocka_unit_test(test_ledger_unopenable_path_names_the_file),
+        cmocka_unit_test_setup_teardown(test_ledger_records_events_and_votes, setup_tmp,
+                                        teardown_tmp),
+        cmocka_unit_test_setup_teardown(test_ledger_takes_rows_from_many_threads_at_once, setup_tmp,
+                                        teardown_tmp),
+        cmocka_unit_test(test_ledger_utc_calendar),
+        cmocka_unit_test(test_ledger_parses_since),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
