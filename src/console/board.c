@@ -333,7 +333,7 @@ static void draw_info(struct ui *ui, int y)
         command_format_duration(t->override_expires_in_ms, d, sizeof d);
         buf_printf(&b, "; override expires in %s", d);
     }
-    draw_text(ui, y, 1, COLS - 1, buf_str(&b), ui->attr[e == THEME_HEALTHY ? THEME_NORMAL : e]);
+    draw_text_cut(ui, y, 1, COLS - 1, buf_str(&b), ui->attr[e == THEME_HEALTHY ? THEME_NORMAL : e]);
     buf_cleanup(&b);
 }
 

@@ -132,7 +132,7 @@ void events_draw(struct ui *ui, int y, int h, const char *only_target)
         draw_text(ui, yy, x, name_w, e->target, ui->attr[THEME_NORMAL]);
         x += name_w + 1;
         if (x < COLS)
-            draw_text(ui, yy, x, COLS - x, e->text, ui->attr[THEME_NORMAL]);
+            draw_text_cut(ui, yy, x, COLS - x, e->text, ui->attr[THEME_NORMAL]);
     }
     for (; row < h - 1; row++)
         draw_fill(y + 1 + row, 0, COLS, ui->attr[THEME_NORMAL]);

@@ -14,7 +14,7 @@
 source "$(dirname "$0")/../integration/lib.sh"
 
 root=$(cd "$(dirname "$0")/../.." && pwd)
-sed -n '/<!-- console-keys:start -->/,/<!-- console-keys:end -->/p' "$root/docs/console.md" |
+sed -n '/<!-- console-keys:start -->/,/<!-- console-keys:end -->/p' "$root/README.md" |
   sed '1d;$d' > "$TMP/doc-keys.md"
 "$SB" console --keys > "$TMP/code-keys.md"
 check "the documented key table is what 'switchboard console --keys' prints" \
