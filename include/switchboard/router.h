@@ -39,9 +39,11 @@ struct router *router_new(struct config *cfg, char *msg, size_t msglen);
 /* Starts the router thread (and its probes). */
 enum sb_status router_start(struct router *rt, char *msg, size_t msglen);
 /* Stops taking calls, cancels what is in flight (their sinks get ERROR CANCELLED + on_done),
- * joins the thread, then writes every ledger row still queued. Idempotent. */
+ * joins the thread. Idempotent. */
 void router_stop(struct router *rt);
-void router_free(struct router *rt); /* stops first if needed; NULL-safe */
+/* Stops first if needed, then closes the ledger: every row still queued is written before it
+ * returns (a clean stop loses nothing). NULL-safe. */
+void router_free(struct router *rt);
 
 /* Swaps in a new config (takes ownership) without dropping in-flight calls: they finish on
  * the config they started with. Targets keep their statistics and breakers by name. */

@@ -330,6 +330,42 @@ static void counter(struct buf *out, const char *name, const char *help, uint64_
     buf_printf(out, "%s %" PRIu64 "\n", name, v);
 }
 
+static void window_line(struct buf *out, const char *name, const char *window, double v)
+{
+    buf_printf(out, "%s{window=\"%s\"} ", name, window);
+    put_double(out, v);
+    buf_putc(out, '\n');
+}
+
+/* Spend in the UTC day and month (all of it, budget or not), the last hour's burn, and what
+ * routing saved against the routes' baselines (a gauge: a loss makes it go down). */
+static void render_savings(const struct router_snapshot *snap, struct buf *out)
+{
+    family(out, "switchboard_spend_window_usd", "gauge",
+           "Spend in the current UTC day and month (rebuilt from the ledger at start).");
+    window_line(out, "switchboard_spend_window_usd", "day", snap->spend_today_usd);
+    window_line(out, "switchboard_spend_window_usd", "month", snap->spend_month_usd);
+    family(out, "switchboard_target_spend_window_usd", "gauge",
+           "Spend per target in the current UTC day and month.");
+    for (size_t i = 0; i < n_targets(snap); i++) {
+        const struct router_target_snap *t = &snap->targets[i];
+        target_line(out, "switchboard_target_spend_window_usd", t->name, "window", "day",
+                    t->spend_today_usd);
+        target_line(out, "switchboard_target_spend_window_usd", t->name, "window", "month",
+                    t->spend_month_usd);
+    }
+    family(out, "switchboard_burn_usd_per_hour", "gauge", "Spend over the last hour.");
+    buf_puts(out, "switchboard_burn_usd_per_hour ");
+    put_double(out, snap->burn_per_hour_usd);
+    buf_putc(out, '\n');
+    family(out, "switchboard_savings_usd", "gauge",
+           "Baseline cost minus actual cost (negative: a loss), since start and in the current "
+           "UTC day and month.");
+    window_line(out, "switchboard_savings_usd", "since_start", snap->savings_usd);
+    window_line(out, "switchboard_savings_usd", "day", snap->savings_today_usd);
+    window_line(out, "switchboard_savings_usd", "month", snap->savings_month_usd);
+}
+
 /* Budgets, the runaway guard, response caches, the ledger. */
 static void render_spend(const struct router_snapshot *snap, struct buf *out)
 {
@@ -367,6 +403,9 @@ static void render_spend(const struct router_snapshot *snap, struct buf *out)
             snap->ledger.dropped);
     family(out, "switchboard_ledger_queue", "gauge", "Ledger rows waiting to be written.");
     buf_printf(out, "switchboard_ledger_queue %" PRIu64 "\n", snap->ledger.queued);
+    counter(out, "switchboard_ledger_write_errors_total", "Failed ledger writes (retried).",
+            snap->ledger.write_errors);
+    render_savings(snap, out);
 }
 
 void gw_metrics_render(const struct router_snapshot *snap, const struct gw_stats *gs,

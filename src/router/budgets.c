@@ -255,6 +255,18 @@ static void label_of(const struct budget *bg, char *out, size_t len)
         snprintf(out, len, "%s:%s", budget_scope_name(bg->cfg.scope), bg->cfg.name);
 }
 
+/* Dollars as people read them: cents from $1 up, four decimals below ($0.0025). */
+struct usd {
+    char s[32];
+};
+
+static struct usd usd(double v)
+{
+    struct usd u;
+    snprintf(u.s, sizeof u.s, v >= 0.995 || v == 0 ? "%.2f" : "%.4f", v);
+    return u;
+}
+
 static enum budget_level level_of(double spent, double cap, double soft_pct)
 {
     if (cap <= 0)
@@ -279,13 +291,13 @@ static bool cap_reached(const struct budgets *b, const struct budget *bg, bool d
     ledger_format_date(b->month_end, date);
     if (why && daily)
         snprintf(why, whylen,
-                 "budget '%s' daily cap $%.2f reached ($%.2f spent today); resets at 00:00 UTC",
-                 label, cap, spent);
+                 "budget '%s' daily cap $%s reached ($%s spent today); resets at 00:00 UTC", label,
+                 usd(cap).s, usd(spent).s);
     else if (why)
         snprintf(why, whylen,
-                 "budget '%s' monthly cap $%.2f reached ($%.2f spent this month); resets on %s "
+                 "budget '%s' monthly cap $%s reached ($%s spent this month); resets on %s "
                  "00:00 UTC",
-                 label, cap, spent, date);
+                 label, usd(cap).s, usd(spent).s, date);
     if (retry_after_ms)
         *retry_after_ms = (daily ? b->day_start + DAY_MS : b->month_end) - now;
     return true;
@@ -397,11 +409,13 @@ static size_t check(struct budgets *b, struct budget *bg, int64_t now, struct bu
             buf_cleanup(&msg);
         } else if (lv == BUDGET_LEVEL_SOFT && *w[i].soft != w[i].window) {
             *w[i].soft = w[i].window;
-            snprintf(text, sizeof text,
-                     "budget '%s' at %.0f%% of its %s cap ($%.2f of $%.2f); burn $%.2f/h", label,
-                     100.0 * w[i].spent / w[i].cap, w[i].name, w[i].spent, w[i].cap,
-                     burn_per_hour(bg, now));
-            alert(&out[n++], bg, lv, text);
+            struct buf msg;
+            buf_init(&msg);
+            buf_printf(&msg, "budget '%s' at %.0f%% of its %s cap ($%s of $%s); burn $%s/h", label,
+                       100.0 * w[i].spent / w[i].cap, w[i].name, usd(w[i].spent).s, usd(w[i].cap).s,
+                       usd(burn_per_hour(bg, now)).s);
+            alert(&out[n++], bg, lv, buf_str(&msg));
+            buf_cleanup(&msg);
         }
     }
     return n;

@@ -123,7 +123,7 @@ check "restart: the rebuilt spend is logged" test $? = 0
 eventually 3 test "$(rows)" = 35 >/dev/null
 today=$(sql "SELECT SUM(IFNULL(cost_usd, IFNULL(est_cost_usd, 0)))
              FROM calls WHERE ts_ms >= (CAST(strftime('%s','now','start of day') AS INTEGER) * 1000)")
-gcap=$(python3 -c "print(round(float('$today') + 1.5, 2))")
+gcap=$(python3 -c "print('%.2f' % (float('$today') + 1.5))")
 write_config throttle 100 ", {\"scope\": \"global\", \"daily_usd\": $gcap}"
 kill -HUP "$SB_PID"
 check "SIGHUP: the reload is recorded" \
@@ -145,6 +145,8 @@ check "global budget: refused calls never reach a provider" test "$(sim_requests
 check "global budget: refused calls are rows with throttled=1, status 429" \
   eventually 3 test "$(rows "throttled=1 AND status=429 AND error='rate_limit'")" -ge 5
 check "global budget: answered calls before the cap reached the provider" test "$sp1" -gt "$sp0"
+check "metrics: budget refusals counted" test "$(metric switchboard_budget_refused_total)" -ge 5
+check "metrics: the global budget at its cap (level 2)" test "$(metric 'switchboard_budget_level{budget="global"}')" = 2
 
 # ---- runaway guard: throttle ----------------------------------------------------------------
 write_config throttle 100 ""
@@ -160,6 +162,7 @@ check "guard: one event for the storm" \
   eventually 3 test "$(sql "SELECT COUNT(*) FROM events WHERE kind='guard' AND text LIKE '%loop-tag%looping%'")" = 1
 check "guard: throttled rows" eventually 3 test "$(rows "tag='loop-tag' AND throttled=1")" = 7
 check "guard: another prompt from the same tag still passes" test "$(chat other bulk loop-tag "something else")" = 200
+check "metrics: guard refusals counted" test "$(metric switchboard_guard_throttled_total)" = 7
 
 # ---- runaway guard: cache -------------------------------------------------------------------
 write_config cache 100 ""
@@ -183,6 +186,9 @@ check "guard cache: rows with cached=1, target cache, cost 0" \
   eventually 3 test "$(rows "tag='cache-tag' AND cached=1 AND target='cache' AND cost_usd=0 AND status=200")" = 7
 check "guard cache: a cached answer saved its baseline cost" \
   test "$(rows "tag='cache-tag' AND cached=1 AND baseline_cost_usd > 0")" = 7
+check "metrics: cached answers counted" test "$(metric switchboard_guard_cached_total)" = 7
+check "metrics: routing saved money against the baseline" \
+  python3 -c "import sys; sys.exit(0 if float('$(metric 'switchboard_savings_usd{window="day"}')') > 0 else 1)"
 
 # ---- answers without usage ------------------------------------------------------------------
 r=$(load --n 4 --c 1 --model nousage --tag nousage)

@@ -324,6 +324,32 @@ static void test_metrics_budgets_guard_and_ledger(void **state)
     free(snap);
 }
 
+static void test_metrics_spend_windows_and_savings(void **state)
+{
+    (void)state;
+    struct router_snapshot *snap = snap_filled();
+    struct gw_stats gs;
+    memset(&gs, 0, sizeof gs);
+    snap->spend_today_usd = 1.25;
+    snap->spend_month_usd = 40;
+    snap->burn_per_hour_usd = 0.5;
+    snap->savings_usd = -0.75;
+    snap->savings_today_usd = 2;
+    snap->targets[0].spend_today_usd = 1;
+    char *text = render(snap, &gs);
+    check_every_line(text);
+    assert_true(declared(text, "switchboard_savings_usd", "gauge"));
+    assert_true(has_line(text, "switchboard_spend_window_usd{window=\"day\"} 1.25"));
+    assert_true(has_line(text, "switchboard_spend_window_usd{window=\"month\"} 40"));
+    assert_true(has_line(text, "switchboard_burn_usd_per_hour 0.5"));
+    assert_true(has_line(text, "switchboard_savings_usd{window=\"since_start\"} -0.75"));
+    assert_true(has_line(text, "switchboard_savings_usd{window=\"day\"} 2"));
+    assert_true(
+        has_line(text, "switchboard_target_spend_window_usd{target=\"oa\",window=\"day\"} 1"));
+    free(text);
+    free(snap);
+}
+
 static void test_metrics_with_no_targets_still_declares_the_families(void **state)
 {
     (void)state;
@@ -346,6 +372,7 @@ int main(void)
         cmocka_unit_test(test_metrics_latency_histogram_is_cumulative_with_sum_and_count),
         cmocka_unit_test(test_metrics_gateway_counters_and_overhead_buckets),
         cmocka_unit_test(test_metrics_budgets_guard_and_ledger),
+        cmocka_unit_test(test_metrics_spend_windows_and_savings),
         cmocka_unit_test(test_metrics_with_no_targets_still_declares_the_families),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
