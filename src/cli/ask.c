@@ -14,7 +14,7 @@
 #include "switchboard/provider.h"
 #include "switchboard/transport.h"
 
-#define ASK_MAX_STDIN (16u * 1024 * 1024)
+#define ASK_MAX_STDIN ((size_t)16 * 1024 * 1024)
 
 struct ask_opts {
     const char *config_path;
@@ -128,7 +128,7 @@ static char *read_stdin(void)
     size_t n;
     while ((n = fread(chunk, 1, sizeof chunk, stdin)) > 0) {
         if (b.len + n > ASK_MAX_STDIN) {
-            fprintf(stderr, "error: prompt on stdin is over %u bytes\n", ASK_MAX_STDIN);
+            fprintf(stderr, "error: prompt on stdin is over %zu bytes\n", ASK_MAX_STDIN);
             buf_cleanup(&b);
             return NULL;
         }

@@ -172,6 +172,56 @@ static int open_log(const struct console_cli *o, char *path, size_t pathlen)
     return fd;
 }
 
+/* The header's spend comes from the ledger-backed budgets: today's spend (UTC day), the
+ * burn rate over the last hour, and the global daily budget when there is one (else the
+ * budget closest to running out). */
+static void console_spend_from_ledger(void *ctx, const struct router_snapshot *snap,
+                                      struct console_spend *out)
+{
+    (void)ctx;
+    out->spend_usd = snap->spend_today_usd;
+    str_copy(out->label, sizeof out->label, "today");
+    out->burn_per_hour = snap->burn_per_hour_usd;
+    out->has_budget = false;
+    out->exhausted_in_ms = -1;
+    const struct budget_status *pick = NULL;
+    for (size_t i = 0; i < snap->n_budgets; i++) {
+        const struct budget_status *b = &snap->budgets[i];
+        if (b->daily_cap <= 0)
+            continue;
+        if (b->scope == BUDGET_GLOBAL) {
+            pick = b;
+            break;
+        }
+        if (!pick ||
+            (b->day_exhausted_in_ms >= 0 &&
+             (pick->day_exhausted_in_ms < 0 || b->day_exhausted_in_ms < pick->day_exhausted_in_ms)))
+            pick = b;
+    }
+    if (pick) {
+        out->has_budget = true;
+        out->budget_usd = pick->daily_cap;
+        out->spend_usd = pick->day_spent;
+        snprintf(out->label, sizeof out->label, "today %.20s", pick->label);
+        out->burn_per_hour = pick->burn_per_hour;
+        out->exhausted_in_ms = pick->day_exhausted_in_ms;
+    }
+}
+
+/* Prompt-pane votes go to the ledger through the router (and show as operator events). */
+static void console_vote_to_ledger(void *ctx, const char *winner, const char *const *targets,
+                                   size_t n)
+{
+    struct router *rt = ctx;
+    const char *losers[8];
+    size_t k = 0;
+    for (size_t i = 0; i < n && k < SB_ARRAY_LEN(losers); i++) {
+        if (!str_eq(targets[i], winner))
+            losers[k++] = targets[i];
+    }
+    router_record_vote(rt, winner, losers, k, NULL, "console");
+}
+
 static int run(struct console_cli *o, struct config *cfg, int log_fd)
 {
     char msg[256];
@@ -227,6 +277,9 @@ static int run(struct console_cli *o, struct config *cfg, int log_fd)
         .signals = &set,
         .reload = reload,
         .reload_ctx = o,
+        .spend = console_spend_from_ledger,
+        .vote = console_vote_to_ledger,
+        .vote_ctx = rt,
     };
     fflush(stderr);
     int saved_stderr = dup(STDERR_FILENO);

@@ -299,9 +299,8 @@ static struct cand *pick_in_group(struct router *rt, struct call *c, int group, 
     }
     size_t chosen;
     struct pick_state scratch;
+    pick_state_init(&scratch);
     struct pick_state *st = rs ? &rs->pick : &scratch;
-    if (!rs)
-        pick_state_init(&scratch);
     if (!pick_next(st, strategy, pc, n, &rt->rng, &chosen))
         return NULL;
     return map[chosen];

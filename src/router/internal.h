@@ -40,7 +40,7 @@
 #define ROUTER_UNDO_MAX              32
 #define ROUTER_EWMA_TAU_MS           10000
 #define ROUTER_RATE_LIMIT_DEFAULT_MS 1000 /* cooldown after a 429 without Retry-After */
-#define ROUTER_PROBE_MAX_BODY        (256u * 1024)
+#define ROUTER_PROBE_MAX_BODY        ((size_t)256 * 1024)
 
 struct cfg_ref {
     struct config *cfg;

@@ -233,8 +233,8 @@ void router_explain_run(struct router *rt, const char *model, const char *tag, l
     buf_printf(out, "strategy: %s\n", route_strategy_name(cr->strategy));
     char refused[256];
     int64_t retry;
-    if (budgets_call_blocked(rt->budgets, clock_wall_ms(), cr->name, tag, refused,
-                             sizeof refused, &retry))
+    if (budgets_call_blocked(rt->budgets, clock_wall_ms(), cr->name, tag, refused, sizeof refused,
+                             &retry))
         buf_printf(out, "refused: %s (429)\n", refused);
     const struct route_state *rs = router_find_route(rt, cr->name);
     if (rs && rs->pinned)

@@ -192,6 +192,7 @@ static void target_rebind(struct target_state *t, struct cfg_ref *cref,
 static void load_targets(struct router *rt, struct cfg_ref *cref, int64_t now)
 {
     const struct config *cfg = cref->cfg;
+    /* NOLINTNEXTLINE(bugprone-sizeof-expression): an array of pointers */
     struct target_state **next = xcalloc(cfg->n_targets ? cfg->n_targets : 1, sizeof *next);
     for (size_t i = 0; i < cfg->n_targets; i++) {
         struct target_state *old = router_find_target(rt, cfg->targets[i].name);
@@ -227,6 +228,7 @@ static void load_targets(struct router *rt, struct cfg_ref *cref, int64_t now)
 
 static void load_routes(struct router *rt, const struct config *cfg)
 {
+    /* NOLINTNEXTLINE(bugprone-sizeof-expression): an array of pointers */
     struct route_state **next = xcalloc(cfg->n_routes ? cfg->n_routes : 1, sizeof *next);
     for (size_t i = 0; i < cfg->n_routes; i++) {
         struct route_state *r = xcalloc(1, sizeof *r);
@@ -378,7 +380,8 @@ static enum sb_status apply_undo(struct router *rt, char *msg, size_t msglen)
         if (!u->pins[k].r->removed)
             set_pin(u->pins[k].r, u->pins[k].pinned, u->pins[k].expires);
         route_put(u->pins[k].r);
-        target_put(u->pins[k].pinned);
+        /* set_pin took its own reference; this drops the undo record's. */
+        target_put(u->pins[k].pinned); // NOLINT(clang-analyzer-unix.Malloc)
     }
     snprintf(msg, msglen, "undid the last change to %s", u->target);
     return SB_OK;

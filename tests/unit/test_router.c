@@ -29,7 +29,7 @@ static const char *cfg_json =
     "  \"model\":\"m\",\"probe\":{\"enabled\":false}}],"
     " \"routes\":[{\"name\":\"chat\",\"targets\":[\"a\",\"b\"]}],"
     " \"router\":{\"max_attempts\":2,\"backoff_base_ms\":1,\"backoff_cap_ms\":5,"
-    "  \"deadline_ms\":5000,\"breaker_failures\":1000},"
+    "  \"deadline_ms\":5000,\"breaker_failures\":1000,\"breaker_min_volume\":1000000},"
     " \"ledger\":{\"path\":\":memory:\"}, \"guard\":{\"enabled\":false}}";
 
 static struct router *make_router(void)
