@@ -94,7 +94,7 @@ static void figures(const struct cmp_view *v, char items[8][64], size_t *n)
         snprintf(items[(*n)++], 64, "usage missing");
     }
     if (v->capped)
-        snprintf(items[(*n)++], 64, "cut at %uKB", CMP_ANSWER_CAP / 1024);
+        snprintf(items[(*n)++], 64, "cut at %zuKB", CMP_ANSWER_CAP / 1024);
 }
 
 /* Flows the figures into lines of width w; returns the lines used (at most max_lines). */

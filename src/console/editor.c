@@ -238,8 +238,8 @@ bool text_edit_key(struct text_edit *e, struct ui_key k)
     } else if (!k.fn && k.code == CTRL('k')) {
         size_t le = line_end(s, len, e->cur);
         erase_range(e, e->cur, le == e->cur && le < len ? le + 1 : le);
-    } else if (!k.fn && k.code == '\t') {
-        return false; /* Tab moves focus */
+    } else if (!k.fn && k.code == '\t') { // NOLINT(bugprone-branch-clone): distinct keys
+        return false;                     /* Tab moves focus */
     } else if (!k.fn && (n = encode(k.code, enc)) > 0) {
         insert(e, enc, n);
     } else {
@@ -276,7 +276,7 @@ void text_edit_draw(struct ui *ui, struct text_edit *e, int y, int x, int h, int
         e->top = (int)cl;
     if ((int)cl >= e->top + h)
         e->top = (int)cl - h + 1;
-    for (int r = 0; r < h && (size_t)(e->top + r) < total; r++) {
+    for (int r = 0; r < h && (size_t)e->top + (size_t)r < total; r++) {
         const struct wrap_line *l = &lines[e->top + r];
         draw_textn(ui, y + r, x, w, s + l->start, l->len, a);
     }

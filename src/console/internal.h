@@ -40,7 +40,7 @@
 #define UI_MESSAGE_MS     8000
 #define UI_CMD_TIMEOUT_MS 5000
 #define CMP_MAX           4
-#define CMP_ANSWER_CAP    (256u * 1024)
+#define CMP_ANSWER_CAP    ((size_t)256 * 1024)
 #define CMP_HISTORY_MAX   50
 
 /* ---- keys ----------------------------------------------------------------------------------- */

@@ -15,7 +15,7 @@
 
 #include "switchboard/theme.h"
 
-#define THEME_MAX_BYTES (256u * 1024)
+#define THEME_MAX_BYTES ((size_t)256 * 1024)
 
 static const char *const elem_names[THEME_ELEM_COUNT] = {
     [THEME_NORMAL] = "normal",
@@ -406,7 +406,7 @@ enum sb_status theme_load_file(const char *path, struct theme *out, char *err, s
     while ((n = fread(chunk, 1, sizeof chunk, f)) > 0) {
         buf_append(&b, chunk, n);
         if (b.len > THEME_MAX_BYTES) {
-            snprintf(err, errlen, "%s: larger than %u bytes", path, THEME_MAX_BYTES);
+            snprintf(err, errlen, "%s: larger than %zu bytes", path, THEME_MAX_BYTES);
             st = SB_ERR_LIMIT;
             goto out;
         }

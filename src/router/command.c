@@ -65,11 +65,11 @@ static int64_t unit_ms(char u)
     case 's':
         return 1000;
     case 'm':
-        return 60 * 1000;
+        return (int64_t)60 * 1000;
     case 'h':
-        return 3600 * 1000;
+        return (int64_t)3600 * 1000;
     case 'd':
-        return 24 * 3600 * 1000;
+        return (int64_t)24 * 3600 * 1000;
     default:
         return 0;
     }

@@ -610,8 +610,8 @@ void target_probe_fire(struct router *rt, struct target_state *t)
     t->probe_started_us = clock_mono_us();
     if (!transport_start(rt->tr, &http, &to, &cb, t, msg, sizeof msg)) {
         t->probing = false;
-        target_put(t);
         schedule_probe(rt, t, clock_mono_ms() + t->cfg->probe.interval_ms);
+        target_put(t);
     }
     http_request_cleanup(&http);
 }

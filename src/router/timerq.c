@@ -87,6 +87,7 @@ void timerq_disarm(struct timerq *q, struct timer *t)
 void timerq_arm(struct timerq *q, struct timer *t, int64_t at_ms)
 {
     timerq_disarm(q, t);
+    /* NOLINTNEXTLINE(bugprone-sizeof-expression): an array of pointers */
     q->heap = xgrow(q->heap, &q->cap, q->len + 1, sizeof *q->heap);
     t->at = at_ms;
     place(q, q->len++, t);

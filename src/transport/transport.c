@@ -118,7 +118,7 @@ void transport_free(struct transport *t)
     while (t->head) {
         struct transport_result res = {0};
         result_set(&res, LLM_ERR_CANCELLED, "transport shut down");
-        xfer_finish(t, t->head, &res);
+        xfer_finish(t, t->head, &res); // NOLINT(clang-analyzer-unix.Malloc): head is unlinked first
     }
     curl_multi_cleanup(t->multi);
     free(t);
@@ -374,7 +374,8 @@ static void sweep(struct transport *t, int64_t now_us)
     bool again = true;
     while (again) {
         again = false;
-        for (struct xfer *x = t->head; x; x = x->next) {
+        /* After a finish the loop breaks: x->next is never read from a freed x. */
+        for (struct xfer *x = t->head; x; x = x->next) { // NOLINT(clang-analyzer-unix.Malloc)
             struct transport_result res = {0};
             if (x->cancelled) {
                 result_set(&res, LLM_ERR_CANCELLED, "cancelled");
