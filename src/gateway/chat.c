@@ -204,7 +204,7 @@ static enum MHD_Result answer_stream(struct gw_conn *c, const char *target, int 
                                      bool cached)
 {
     struct MHD_Response *r =
-        MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, (size_t)32 * 1024, chat_read, c, NULL);
+        MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, (size_t)4 * 1024, chat_read, c, NULL);
     if (!r)
         return MHD_NO;
     char attempts[16];

@@ -62,7 +62,7 @@ struct transport *transport_new(char *msg, size_t msglen)
         snprintf(msg, msglen, "libcurl multi init failed");
         return NULL;
     }
-    curl_multi_setopt(multi, CURLMOPT_MAXCONNECTS, 512L);
+    curl_multi_setopt(multi, CURLMOPT_MAXCONNECTS, 2048L); /* above the streams we hold */
     struct transport *t = xcalloc(1, sizeof *t);
     t->multi = multi;
     t->next_id = 1;
