@@ -45,6 +45,7 @@ void *xgrow(void *p, size_t *cap, size_t need, size_t elem_size);
 char *xstrdup(const char *s); /* xstrdup(NULL) returns NULL */
 char *xstrndup(const char *s, size_t n);
 char *xasprintf(const char *fmt, ...) SB_PRINTF(1, 2);
+char *xvasprintf(const char *fmt, va_list ap) SB_PRINTF(1, 0);
 
 /* A growable byte buffer, always NUL-terminated once anything was appended.
  * Caller's storage: buf_init / buf_cleanup. */

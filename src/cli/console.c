@@ -18,6 +18,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "internal.h"
 #include "switchboard/cli.h"
 #include "switchboard/config.h"
 #include "switchboard/console.h"
@@ -108,50 +109,10 @@ static int parse(int argc, char **argv, struct console_cli *o)
     return -1;
 }
 
-static struct config *load(const struct console_cli *o, struct buf *errors)
-{
-    struct config_diag errs;
-    config_diag_init(&errs);
-    struct config *cfg = config_load(o->config_path, &errs);
-    for (size_t i = 0; i < errs.n; i++)
-        buf_printf(errors, "%s%s", i ? "; " : "", errs.items[i]);
-    config_diag_cleanup(&errs);
-    if (cfg && o->listen) {
-        free(cfg->gateway.listen);
-        cfg->gateway.listen = xstrdup(o->listen);
-    }
-    return cfg;
-}
-
 static void reload(void *ctx)
 {
     struct console_cli *o = ctx;
-    struct buf errors;
-    buf_init(&errors);
-    struct config *cfg = load(o, &errors);
-    if (cfg) {
-        log_info("SIGHUP: reloading %s", o->config_path);
-        router_reload(o->rt, cfg);
-    } else {
-        log_error("SIGHUP: %s rejected, keeping the running config: %s", o->config_path,
-                  buf_str(&errors));
-        char text[192];
-        snprintf(text, sizeof text, "config reload rejected: %s", buf_str(&errors));
-        router_note(o->rt, ROUTER_EV_CONFIG, "", text);
-    }
-    buf_cleanup(&errors);
-}
-
-static bool write_port_file(const char *path, unsigned port)
-{
-    char *tmp = xasprintf("%s.tmp", path);
-    FILE *f = fopen(tmp, "w");
-    bool ok = f && fprintf(f, "%u\n", port) > 0;
-    if (f)
-        ok = (fclose(f) == 0) && ok;
-    ok = ok && rename(tmp, path) == 0;
-    free(tmp);
-    return ok;
+    cli_reload(o->rt, o->config_path, o->listen);
 }
 
 /* --log FILE, else switchboard.log beside the config, else /dev/null. */
@@ -260,7 +221,7 @@ static int run(struct console_cli *o, struct config *cfg, int log_fd)
         goto out;
     }
     unsigned port = gateway_port(gw);
-    if (o->port_file && !write_port_file(o->port_file, port)) {
+    if (o->port_file && !cli_write_port_file(o->port_file, port)) {
         fprintf(stderr, "error: cannot write %s: %s\n", o->port_file, strerror(errno));
         goto out;
     }
@@ -317,7 +278,7 @@ int cli_console(int argc, char **argv)
     buf_init(&errors);
     int log_fd = -1;
     rc = 2;
-    struct config *cfg = load(&o, &errors);
+    struct config *cfg = cli_load_config(o.config_path, o.listen, &errors);
     if (!cfg) {
         fprintf(stderr, "error: %s\n", buf_str(&errors));
         goto out;

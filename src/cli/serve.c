@@ -15,6 +15,7 @@
 #include <sys/resource.h>
 #include <unistd.h>
 
+#include "internal.h"
 #include "switchboard/cli.h"
 #include "switchboard/config.h"
 #include "switchboard/gateway.h"
@@ -78,33 +79,6 @@ static int parse(int argc, char **argv, struct serve_opts *o)
     return -1;
 }
 
-static struct config *load(const char *path, const char *listen, struct buf *errors)
-{
-    struct config_diag errs;
-    config_diag_init(&errs);
-    struct config *cfg = config_load(path, &errs);
-    for (size_t i = 0; i < errs.n; i++)
-        buf_printf(errors, "%s%s", i ? "; " : "", errs.items[i]);
-    config_diag_cleanup(&errs);
-    if (cfg && listen) {
-        free(cfg->gateway.listen);
-        cfg->gateway.listen = xstrdup(listen);
-    }
-    return cfg;
-}
-
-static bool write_port_file(const char *path, unsigned port)
-{
-    char *tmp = xasprintf("%s.tmp", path);
-    FILE *f = fopen(tmp, "w");
-    bool ok = f && fprintf(f, "%u\n", port) > 0;
-    if (f)
-        ok = (fclose(f) == 0) && ok;
-    ok = ok && rename(tmp, path) == 0;
-    free(tmp);
-    return ok;
-}
-
 /* Each streamed call holds a client socket and an upstream socket: raise the soft limit on
  * open files to the hard limit so a thousand concurrent streams fit. */
 static void raise_nofile(void)
@@ -117,24 +91,6 @@ static void raise_nofile(void)
     }
 }
 
-static void reload(struct router *rt, const struct serve_opts *o)
-{
-    struct buf errors;
-    buf_init(&errors);
-    struct config *cfg = load(o->config_path, o->listen, &errors);
-    if (cfg) {
-        log_info("SIGHUP: reloading %s", o->config_path);
-        router_reload(rt, cfg);
-    } else {
-        log_error("SIGHUP: %s rejected, keeping the running config: %s", o->config_path,
-                  buf_str(&errors));
-        char text[192];
-        snprintf(text, sizeof text, "config reload rejected: %s", buf_str(&errors));
-        router_note(rt, ROUTER_EV_CONFIG, "", text);
-    }
-    buf_cleanup(&errors);
-}
-
 static void wait_for_signals(struct router *rt, const sigset_t *set, const struct serve_opts *o)
 {
     for (;;) {
@@ -142,7 +98,7 @@ static void wait_for_signals(struct router *rt, const sigset_t *set, const struc
         if (sig < 0 && errno == EINTR)
             continue;
         if (sig == SIGHUP) {
-            reload(rt, o);
+            cli_reload(rt, o->config_path, o->listen);
             continue;
         }
         log_info("signal %d: stopping", sig);
@@ -162,7 +118,7 @@ int cli_serve(int argc, char **argv)
     struct router *rt = NULL;
     struct gateway *gw = NULL;
     rc = 2;
-    struct config *cfg = load(o.config_path, o.listen, &errors);
+    struct config *cfg = cli_load_config(o.config_path, o.listen, &errors);
     if (!cfg) {
         fprintf(stderr, "error: %s\n", buf_str(&errors));
         goto out;
@@ -205,7 +161,7 @@ int cli_serve(int argc, char **argv)
     printf("switchboard serving on %s:%u (%zu targets, %zu routes)\n", host, port, n_targets,
            n_routes);
     fflush(stdout);
-    if (o.port_file && !write_port_file(o.port_file, port)) {
+    if (o.port_file && !cli_write_port_file(o.port_file, port)) {
         fprintf(stderr, "error: cannot write %s: %s\n", o.port_file, strerror(errno));
         goto out;
     }

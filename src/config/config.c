@@ -33,14 +33,12 @@ void config_diag_cleanup(struct config_diag *d)
 
 void config_diag_add(struct config_diag *d, const char *fmt, ...)
 {
-    struct buf b;
     va_list ap;
-    buf_init(&b);
     va_start(ap, fmt);
-    buf_vprintf(&b, fmt, ap);
+    char *item = xvasprintf(fmt, ap);
     va_end(ap);
     d->items = xgrow(d->items, &d->cap, d->n + 1, sizeof *d->items);
-    d->items[d->n++] = buf_take(&b);
+    d->items[d->n++] = item;
 }
 
 /* ---- Lookups ---------------------------------------------------------------------------- */

@@ -18,20 +18,16 @@ static void warn_once(struct config_diag *w, const char *fmt, ...) SB_PRINTF(2, 
 
 static void warn_once(struct config_diag *w, const char *fmt, ...)
 {
-    struct buf b;
     va_list ap;
-    buf_init(&b);
     va_start(ap, fmt);
-    buf_vprintf(&b, fmt, ap);
+    char *text = xvasprintf(fmt, ap);
     va_end(ap);
-    for (size_t i = 0; i < w->n; i++) {
-        if (str_eq(w->items[i], buf_str(&b))) {
-            buf_cleanup(&b);
-            return;
-        }
-    }
-    config_diag_add(w, "%s", buf_str(&b));
-    buf_cleanup(&b);
+    bool seen = false;
+    for (size_t i = 0; i < w->n && !seen; i++)
+        seen = str_eq(w->items[i], text);
+    if (!seen)
+        config_diag_add(w, "%s", text);
+    free(text);
 }
 
 /* The router settings a route runs with, and where each comes from. */

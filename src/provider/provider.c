@@ -50,14 +50,12 @@ void http_request_cleanup(struct http_request *r)
 
 void http_request_add_header(struct http_request *r, const char *fmt, ...)
 {
-    struct buf b;
     va_list ap;
-    buf_init(&b);
     va_start(ap, fmt);
-    buf_vprintf(&b, fmt, ap);
+    char *line = xvasprintf(fmt, ap);
     va_end(ap);
     r->headers = xgrow(r->headers, &r->cap_headers, r->n_headers + 1, sizeof *r->headers);
-    r->headers[r->n_headers++] = buf_take(&b);
+    r->headers[r->n_headers++] = line;
 }
 
 /* ---- Redaction ----------------------------------------------------------------------- */

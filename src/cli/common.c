@@ -1,0 +1,53 @@
+/*
+ * common.c - config loading, SIGHUP reloads and port files for serve and console.
+ * Main thread only.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+
+#include "internal.h"
+#include "switchboard/log.h"
+
+struct config *cli_load_config(const char *path, const char *listen, struct buf *errors)
+{
+    struct config_diag errs;
+    config_diag_init(&errs);
+    struct config *cfg = config_load(path, &errs);
+    for (size_t i = 0; i < errs.n; i++)
+        buf_printf(errors, "%s%s", i ? "; " : "", errs.items[i]);
+    config_diag_cleanup(&errs);
+    if (cfg && listen) {
+        free(cfg->gateway.listen);
+        cfg->gateway.listen = xstrdup(listen);
+    }
+    return cfg;
+}
+
+void cli_reload(struct router *rt, const char *path, const char *listen)
+{
+    struct buf errors;
+    buf_init(&errors);
+    struct config *cfg = cli_load_config(path, listen, &errors);
+    if (cfg) {
+        log_info("SIGHUP: reloading %s", path);
+        router_reload(rt, cfg);
+    } else {
+        log_error("SIGHUP: %s rejected, keeping the running config: %s", path, buf_str(&errors));
+        char text[192];
+        snprintf(text, sizeof text, "config reload rejected: %s", buf_str(&errors));
+        router_note(rt, ROUTER_EV_CONFIG, "", text);
+    }
+    buf_cleanup(&errors);
+}
+
+bool cli_write_port_file(const char *path, unsigned port)
+{
+    char *tmp = xasprintf("%s.tmp", path);
+    FILE *f = fopen(tmp, "w");
+    bool ok = f && fprintf(f, "%u\n", port) > 0;
+    if (f)
+        ok = (fclose(f) == 0) && ok;
+    ok = ok && rename(tmp, path) == 0;
+    free(tmp);
+    return ok;
+}

@@ -1,0 +1,21 @@
+/*
+ * internal.h - pieces the long-running subcommands (serve, console) share. Main thread only.
+ */
+#ifndef SWITCHBOARD_CLI_INTERNAL_H
+#define SWITCHBOARD_CLI_INTERNAL_H
+
+#include <stdbool.h>
+
+#include "switchboard/config.h"
+#include "switchboard/router.h"
+#include "switchboard/util.h"
+
+/* config_load, with every error joined into errors ("; "), and --listen applied. */
+struct config *cli_load_config(const char *path, const char *listen, struct buf *errors);
+/* SIGHUP: reloads path into rt; a bad file is logged and noted on the timeline, and the
+ * running config stays. */
+void cli_reload(struct router *rt, const char *path, const char *listen);
+/* Writes "PORT\n" to path atomically (temp file + rename). */
+bool cli_write_port_file(const char *path, unsigned port);
+
+#endif
