@@ -47,6 +47,16 @@ char *xstrndup(const char *s, size_t n);
 char *xasprintf(const char *fmt, ...) SB_PRINTF(1, 2);
 char *xvasprintf(const char *fmt, va_list ap) SB_PRINTF(1, 0);
 
+/* Per-thread scratch arena for short-lived parse trees (src/util/scratch.c). The hooks are
+ * cJSON's allocator (cli_main installs them): xmalloc/free, except that between
+ * scratch_begin() (true when the arena was free and is now taking allocations) and
+ * scratch_end() allocations come from this thread's arena. Such a tree must be freed on the
+ * same thread; scratch_end() is called only after a true scratch_begin(). */
+void *scratch_alloc_hook(size_t n);
+void scratch_free_hook(void *p);
+bool scratch_begin(void);
+void scratch_end(void);
+
 /* A growable byte buffer, always NUL-terminated once anything was appended.
  * Caller's storage: buf_init / buf_cleanup. */
 struct buf {

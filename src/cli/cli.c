@@ -43,8 +43,9 @@ static void usage(FILE *out)
 
 int cli_main(int argc, char **argv)
 {
-    /* cJSON allocates through our wrappers, so running out of memory aborts in one place. */
-    cJSON_Hooks hooks = {xmalloc, free};
+    /* cJSON allocates through our wrappers, so running out of memory aborts in one place,
+     * and short-lived parse trees can come from a per-thread arena (src/util/scratch.c). */
+    cJSON_Hooks hooks = {scratch_alloc_hook, scratch_free_hook};
     cJSON_InitHooks(&hooks);
     if (argc < 2) {
         /* Plain `switchboard` is the console, on ./console.json when there is one. */

@@ -33,7 +33,8 @@
 #define GW_JSON_DEPTH 16
 
 /* Writes JSON into out with commas placed automatically. key NULL: an array element (or the
- * top-level value). Caller's storage; no allocation besides out's. */
+ * top-level value). Caller's storage; no allocation besides out's. Keys are
+ * written as they are: pass plain-ASCII literals, never outside text. */
 struct gw_json {
     struct buf *out;
     int depth;

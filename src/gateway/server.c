@@ -65,7 +65,7 @@
 #include "switchboard/log.h"
 
 #define GW_THREADS       2u
-#define GW_CONN_MEMORY   (32u * 1024) /* per connection: request headers + write buffer */
+#define GW_CONN_MEMORY   (16u * 1024) /* per connection: request headers + write buffer */
 #define GW_BACKLOG       1024
 #define GW_STOP_WAIT_MS  5000 /* for the router to finish cancelled calls */
 #define GW_DRAIN_WAIT_MS 2000 /* for clients to read their last bytes */

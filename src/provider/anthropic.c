@@ -504,7 +504,7 @@ static enum llm_errclass anthropic_decode_full(const char *body, size_t len,
     const cJSON *b;
     int tools = 0;
     bool had_args;
-    cJSON *root = wire_parse(body, len);
+    cJSON *root = wire_parse_scratch(body, len);
 
     if (!cJSON_IsObject(root)) {
         wire_msg(msg, msglen, "response body is not a JSON object");
@@ -687,7 +687,7 @@ static enum llm_errclass anthropic_stream_event(void *state, const struct sse_ev
     enum llm_errclass c = LLM_ERR_NONE;
     if (st->done)
         return LLM_ERR_NONE; /* nothing follows message_stop */
-    cJSON *root = wire_parse(ev->data, ev->data_len);
+    cJSON *root = wire_parse_scratch(ev->data, ev->data_len);
     if (!cJSON_IsObject(root)) {
         wire_msg(msg, msglen, "stream event %s is not a JSON object", ev->event ? ev->event : "");
         c = LLM_ERR_BAD_RESPONSE;

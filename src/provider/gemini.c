@@ -624,7 +624,7 @@ static enum llm_errclass gemini_decode_full(const char *body, size_t len,
                                             const struct llm_sink *sink, char *msg, size_t msglen)
 {
     struct gm_state st = {.finish = LLM_FINISH_NONE};
-    cJSON *root = wire_parse(body, len);
+    cJSON *root = wire_parse_scratch(body, len);
     bool array = cJSON_IsArray(root);
     enum llm_errclass c = gm_check_body(root, msg, msglen);
 
@@ -641,7 +641,7 @@ static enum llm_errclass gemini_stream_event(void *state, const struct sse_event
                                              const struct llm_sink *sink, char *msg, size_t msglen)
 {
     enum llm_errclass c;
-    cJSON *root = wire_parse(ev->data, ev->data_len);
+    cJSON *root = wire_parse_scratch(ev->data, ev->data_len);
     if (cJSON_IsObject(root)) {
         c = gm_chunk(state, root, sink, msg, msglen);
     } else {

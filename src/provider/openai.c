@@ -460,11 +460,21 @@ static enum llm_errclass decode_message(const cJSON *choice, const struct llm_si
     return LLM_ERR_NONE;
 }
 
+/* A parse whose tree is deleted before the caller returns: nodes from the scratch arena. */
+static cJSON *parse_scratch(const char *s, size_t len)
+{
+    bool arena = scratch_begin();
+    cJSON *root = cJSON_ParseWithLength(s, len);
+    if (arena)
+        scratch_end();
+    return root;
+}
+
 static enum llm_errclass openai_decode_full(const char *body, size_t len,
                                             const struct llm_sink *sink, char *msg, size_t msglen)
 {
     enum llm_errclass cls = LLM_ERR_NONE;
-    cJSON *root = cJSON_ParseWithLength(body, len);
+    cJSON *root = parse_scratch(body, len);
     const cJSON *choices = jget(root, "choices");
     struct llm_event ev = {.type = LLM_EV_USAGE};
     if (!cJSON_IsObject(root)) {
@@ -637,7 +647,7 @@ static enum llm_errclass openai_stream_event(void *state, const struct sse_event
         st->done = true;
         return LLM_ERR_NONE;
     }
-    root = cJSON_ParseWithLength(ev->data, ev->data_len);
+    root = parse_scratch(ev->data, ev->data_len);
     if (!cJSON_IsObject(root)) {
         str_copy(msg, msglen, "stream event is not a JSON object");
         cls = LLM_ERR_BAD_RESPONSE;

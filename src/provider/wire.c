@@ -32,6 +32,15 @@ cJSON *wire_parse(const char *s, size_t len)
     return root;
 }
 
+cJSON *wire_parse_scratch(const char *s, size_t len)
+{
+    bool arena = scratch_begin();
+    cJSON *root = wire_parse(s, len);
+    if (arena)
+        scratch_end();
+    return root;
+}
+
 const cJSON *wire_get(const cJSON *obj, const char *key)
 {
     return cJSON_GetObjectItemCaseSensitive(obj, key);

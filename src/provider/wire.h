@@ -26,6 +26,10 @@ void wire_msg(char *msg, size_t msglen, const char *fmt, ...) SB_PRINTF(3, 4);
 /* Parses exactly len bytes (need not be NUL-terminated; s may be NULL when len is 0).
  * Trailing garbage fails. NULL on failure; otherwise the caller cJSON_Deletes the tree. */
 cJSON *wire_parse(const char *s, size_t len);
+/* wire_parse for a tree that this function deletes before it returns (one stream event, one
+ * response body): its nodes come from the thread's scratch arena (util.h), which saves a
+ * malloc/free pair per node. Never for a tree that is kept or handed to another thread. */
+cJSON *wire_parse_scratch(const char *s, size_t len);
 
 /* Typed reads, NULL-safe on obj: absent or mistyped -> NULL / false. */
 const cJSON *wire_get(const cJSON *obj, const char *key);

@@ -1,5 +1,5 @@
 /*
- * transport.c - HTTP transfers on one libcurl multi handle.
+ * transport.c - HTTP transfers on one libcurl multi handle, driven by epoll.
  *
  * Owner: one thread (the router thread, or `ask`'s) calls everything here except
  * transport_wakeup(). Transfers live in a doubly linked list; each has its easy handle,
@@ -7,17 +7,31 @@
  * xfer_finish(), which unlinks the transfer, calls on_done exactly once and frees it.
  * Cancels are deferred (a flag, acted on in transport_run) so that callbacks may cancel any
  * transfer, including their own, without touching curl from inside curl.
+ *
+ * Event loop: libcurl's socket interface. CURLMOPT_SOCKETFUNCTION keeps an epoll set in
+ * step with the sockets libcurl wants watched, CURLMOPT_TIMERFUNCTION gives the one
+ * deadline libcurl needs, and transport_run() hands each ready socket to
+ * curl_multi_socket_action(): the work per wakeup is proportional to the sockets that are
+ * ready, not to the transfers held (curl_multi_poll + curl_multi_perform walk all of them).
+ * An eventfd in the same epoll set is the cross-thread wakeup. Transfers still waiting for
+ * their first byte under a deadline sit on a second list, so the first-byte checks skip
+ * streams that are already flowing.
  */
 #include <curl/curl.h>
+#include <errno.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
 
 #include "switchboard/transport.h"
 
 struct xfer {
     struct xfer *prev, *next;
+    struct xfer *fb_prev, *fb_next; /* on t->waiting while a first-byte deadline applies */
     struct transport *t;
     uint64_t id;
     CURL *easy;
@@ -34,9 +48,18 @@ struct xfer {
     char errbuf[CURL_ERROR_SIZE];
 };
 
+/* libcurl's receive buffer per transfer (default 16 KB): provider answers arrive in small
+ * pieces, and at 1,000 streams the default alone is 16 MB. */
+#define XFER_BUFFER_SIZE 4096L
+#define EPOLL_BATCH      64
+
 struct transport {
     CURLM *multi;
+    int epfd;
+    int wakefd;          /* eventfd: transport_wakeup() */
+    int64_t curl_due_us; /* libcurl's timer, absolute; -1 = none */
     struct xfer *head;
+    struct xfer *waiting; /* transfers under a first-byte deadline, none received yet */
     uint64_t next_id;
     size_t active;
     bool dirty; /* some transfer was cancelled and waits for removal */
@@ -50,6 +73,25 @@ static void global_init(void)
     global_rc = curl_global_init(CURL_GLOBAL_DEFAULT);
 }
 
+static int on_socket(CURL *easy, curl_socket_t fd, int what, void *userp, void *socketp);
+static int on_timer(CURLM *multi, long timeout_ms, void *userp);
+
+/* epoll set + eventfd; false with msg on failure (then nothing is left open). */
+static bool loop_open(struct transport *t, char *msg, size_t msglen)
+{
+    t->epfd = epoll_create1(EPOLL_CLOEXEC);
+    t->wakefd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+    struct epoll_event ev = {.events = EPOLLIN, .data.fd = t->wakefd};
+    if (t->epfd >= 0 && t->wakefd >= 0 && epoll_ctl(t->epfd, EPOLL_CTL_ADD, t->wakefd, &ev) == 0)
+        return true;
+    snprintf(msg, msglen, "transport event loop: %s", strerror(errno));
+    if (t->epfd >= 0)
+        close(t->epfd);
+    if (t->wakefd >= 0)
+        close(t->wakefd);
+    return false;
+}
+
 struct transport *transport_new(char *msg, size_t msglen)
 {
     pthread_once(&global_once, global_init);
@@ -57,16 +99,81 @@ struct transport *transport_new(char *msg, size_t msglen)
         snprintf(msg, msglen, "libcurl init failed: %s", curl_easy_strerror(global_rc));
         return NULL;
     }
-    CURLM *multi = curl_multi_init();
-    if (!multi) {
-        snprintf(msg, msglen, "libcurl multi init failed");
+    struct transport *t = xcalloc(1, sizeof *t);
+    if (!loop_open(t, msg, msglen)) {
+        free(t);
         return NULL;
     }
-    curl_multi_setopt(multi, CURLMOPT_MAXCONNECTS, 2048L); /* above the streams we hold */
-    struct transport *t = xcalloc(1, sizeof *t);
-    t->multi = multi;
+    t->multi = curl_multi_init();
+    if (!t->multi) {
+        snprintf(msg, msglen, "libcurl multi init failed");
+        close(t->epfd);
+        close(t->wakefd);
+        free(t);
+        return NULL;
+    }
+    curl_multi_setopt(t->multi, CURLMOPT_MAXCONNECTS, 2048L); /* above the streams we hold */
+    curl_multi_setopt(t->multi, CURLMOPT_SOCKETFUNCTION, on_socket);
+    curl_multi_setopt(t->multi, CURLMOPT_SOCKETDATA, t);
+    curl_multi_setopt(t->multi, CURLMOPT_TIMERFUNCTION, on_timer);
+    curl_multi_setopt(t->multi, CURLMOPT_TIMERDATA, t);
+    t->curl_due_us = -1;
     t->next_id = 1;
     return t;
+}
+
+/* ---- libcurl's socket and timer interface ------------------------------------------------ */
+
+static int on_socket(CURL *easy, curl_socket_t fd, int what, void *userp, void *socketp)
+{
+    (void)easy;
+    struct transport *t = userp;
+    if (what == CURL_POLL_REMOVE) {
+        /* The socket may already be closed (then epoll dropped it itself). */
+        epoll_ctl(t->epfd, EPOLL_CTL_DEL, fd, NULL);
+        curl_multi_assign(t->multi, fd, NULL);
+        return 0;
+    }
+    struct epoll_event ev = {.data.fd = fd};
+    if (what == CURL_POLL_IN || what == CURL_POLL_INOUT)
+        ev.events |= EPOLLIN;
+    if (what == CURL_POLL_OUT || what == CURL_POLL_INOUT)
+        ev.events |= EPOLLOUT;
+    int op = socketp ? EPOLL_CTL_MOD : EPOLL_CTL_ADD;
+    if (epoll_ctl(t->epfd, op, fd, &ev) != 0) {
+        /* Our note and the kernel's set disagree (a closed fd's number reused): the other op. */
+        op = op == EPOLL_CTL_MOD ? EPOLL_CTL_ADD : EPOLL_CTL_MOD;
+        if (epoll_ctl(t->epfd, op, fd, &ev) != 0)
+            return -1; /* libcurl fails the transfers on this socket */
+    }
+    curl_multi_assign(t->multi, fd, t);
+    return 0;
+}
+
+static int on_timer(CURLM *multi, long timeout_ms, void *userp)
+{
+    (void)multi;
+    struct transport *t = userp;
+    t->curl_due_us = timeout_ms < 0 ? -1 : clock_mono_us() + (int64_t)timeout_ms * 1000;
+    return 0;
+}
+
+static bool waiting_has(const struct transport *t, const struct xfer *x)
+{
+    return x->fb_prev || t->waiting == x;
+}
+
+static void waiting_remove(struct transport *t, struct xfer *x)
+{
+    if (!waiting_has(t, x))
+        return;
+    if (x->fb_prev)
+        x->fb_prev->fb_next = x->fb_next;
+    else
+        t->waiting = x->fb_next;
+    if (x->fb_next)
+        x->fb_next->fb_prev = x->fb_prev;
+    x->fb_prev = x->fb_next = NULL;
 }
 
 static void xfer_unlink(struct transport *t, struct xfer *x)
@@ -79,6 +186,7 @@ static void xfer_unlink(struct transport *t, struct xfer *x)
         x->next->prev = x->prev;
     x->prev = x->next = NULL;
     t->active--;
+    waiting_remove(t, x);
 }
 
 /* Removes x from curl and the list, reports res, frees x. */
@@ -121,6 +229,8 @@ void transport_free(struct transport *t)
         xfer_finish(t, t->head, &res); // NOLINT(clang-analyzer-unix.Malloc): head is unlinked first
     }
     curl_multi_cleanup(t->multi);
+    close(t->epfd);
+    close(t->wakefd);
     free(t);
 }
 
@@ -181,8 +291,10 @@ static size_t on_curl_header(char *data, size_t size, size_t nmemb, void *userp)
         return 0;
     size_t len = trim_len(data, total);
     if (len >= 5 && memcmp(data, "HTTP/", 5) == 0) {
-        if (x->first_byte_us < 0)
+        if (x->first_byte_us < 0) {
             x->first_byte_us = clock_mono_us();
+            waiting_remove(x->t, x);
+        }
         long code = parse_status_line(data, len);
         x->in_final_response = code >= 200;
         if (x->in_final_response) {
@@ -239,6 +351,7 @@ static bool xfer_setup(struct xfer *x, const struct http_request *req,
     curl_easy_setopt(e, CURLOPT_WRITEDATA, x);
     curl_easy_setopt(e, CURLOPT_PRIVATE, x);
     curl_easy_setopt(e, CURLOPT_ERRORBUFFER, x->errbuf);
+    curl_easy_setopt(e, CURLOPT_BUFFERSIZE, XFER_BUFFER_SIZE);
     if (to->connect_ms > 0)
         curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, (long)to->connect_ms);
     if (to->total_ms > 0)
@@ -282,6 +395,12 @@ uint64_t transport_start(struct transport *t, const struct http_request *req,
         t->head->prev = x;
     t->head = x;
     t->active++;
+    if (x->first_byte_deadline) {
+        x->fb_next = t->waiting;
+        if (t->waiting)
+            t->waiting->fb_prev = x;
+        t->waiting = x;
+    }
     return x->id;
 fail:
     if (x->easy)
@@ -367,62 +486,98 @@ static void drain_done(struct transport *t)
     }
 }
 
-/* Finishes cancelled transfers and those past their first-byte deadline. Restarts the scan
- * after each finish because on_done may start or cancel others. */
-static void sweep(struct transport *t, int64_t now_us)
+/* Finishes the first transfer that is cancelled (when any is) or past its first-byte
+ * deadline; false when there is none. One at a time: on_done may start or cancel others. */
+static bool sweep_one(struct transport *t, int64_t now_us)
 {
-    bool again = true;
-    while (again) {
-        again = false;
-        /* After a finish the loop breaks: x->next is never read from a freed x. */
-        for (struct xfer *x = t->head; x; x = x->next) { // NOLINT(clang-analyzer-unix.Malloc)
-            struct transport_result res = {0};
+    struct transport_result res = {0};
+    if (t->dirty) {
+        for (struct xfer *x = t->head; x; x = x->next) {
             if (x->cancelled) {
                 result_set(&res, LLM_ERR_CANCELLED, "cancelled");
-            } else if (x->first_byte_deadline && x->first_byte_us < 0 &&
-                       now_us >= x->first_byte_deadline) {
-                result_set(&res, LLM_ERR_TIMEOUT, "no response within %lld ms (first byte)",
-                           (long long)((x->first_byte_deadline - x->start_us) / 1000));
-            } else {
-                continue;
+                xfer_finish(t, x, &res);
+                return true;
             }
+        }
+        t->dirty = false;
+    }
+    for (struct xfer *x = t->waiting; x; x = x->fb_next) {
+        if (now_us >= x->first_byte_deadline) {
+            result_set(&res, LLM_ERR_TIMEOUT, "no response within %lld ms (first byte)",
+                       (long long)((x->first_byte_deadline - x->start_us) / 1000));
             xfer_finish(t, x, &res);
-            again = true;
-            break;
+            return true;
         }
     }
-    t->dirty = false;
+    return false;
 }
 
+static void sweep(struct transport *t)
+{
+    while (sweep_one(t, clock_mono_us())) {
+    }
+}
+
+/* Milliseconds until the earliest of: max_wait_ms, libcurl's timer, a first-byte deadline. */
 static int next_wait_ms(const struct transport *t, int max_wait_ms, int64_t now_us)
 {
     int64_t wait = max_wait_ms;
-    for (const struct xfer *x = t->head; x; x = x->next) {
-        if (x->first_byte_deadline && x->first_byte_us < 0) {
-            int64_t d = (x->first_byte_deadline - now_us + 999) / 1000;
-            if (d < wait)
-                wait = d < 0 ? 0 : d;
-        }
+    int64_t due = t->curl_due_us;
+    for (const struct xfer *x = t->waiting; x; x = x->fb_next) {
+        if (due < 0 || x->first_byte_deadline < due)
+            due = x->first_byte_deadline;
+    }
+    if (due >= 0) {
+        int64_t d = (due - now_us + 999) / 1000;
+        if (d < wait)
+            wait = d < 0 ? 0 : d;
     }
     return (int)wait;
+}
+
+static int curl_flags(uint32_t events)
+{
+    int flags = 0;
+    if (events & EPOLLIN)
+        flags |= CURL_CSELECT_IN;
+    if (events & EPOLLOUT)
+        flags |= CURL_CSELECT_OUT;
+    if (events & (EPOLLERR | EPOLLHUP))
+        flags |= CURL_CSELECT_ERR;
+    return flags;
 }
 
 size_t transport_run(struct transport *t, int max_wait_ms)
 {
     if (t->dirty)
-        sweep(t, clock_mono_us());
+        sweep(t);
+    struct epoll_event evs[EPOLL_BATCH];
     int wait = next_wait_ms(t, max_wait_ms < 0 ? 0 : max_wait_ms, clock_mono_us());
-    curl_multi_poll(t->multi, NULL, 0, wait, NULL);
+    int n = epoll_wait(t->epfd, evs, EPOLL_BATCH, wait);
     int running = 0;
-    curl_multi_perform(t->multi, &running);
+    for (int i = 0; i < n; i++) {
+        if (evs[i].data.fd == t->wakefd) {
+            uint64_t v;
+            ssize_t r = read(t->wakefd, &v, sizeof v);
+            (void)r; /* EAGAIN: another read took it; either way it is reset */
+            continue;
+        }
+        curl_multi_socket_action(t->multi, evs[i].data.fd, curl_flags(evs[i].events), &running);
+    }
+    if (t->curl_due_us >= 0 && clock_mono_us() >= t->curl_due_us) {
+        t->curl_due_us = -1;
+        curl_multi_socket_action(t->multi, CURL_SOCKET_TIMEOUT, 0, &running);
+    }
     drain_done(t);
-    sweep(t, clock_mono_us());
+    sweep(t);
     return t->active;
 }
 
 void transport_wakeup(struct transport *t)
 {
-    curl_multi_wakeup(t->multi);
+    uint64_t one = 1;
+    ssize_t r = write(t->wakefd, &one, sizeof one);
+    (void)r; /* EAGAIN: the counter is saturated, so a wakeup is pending anyway */
 }
 
 size_t transport_active(const struct transport *t)

@@ -84,37 +84,49 @@ void buf_printf(struct buf *b, const char *fmt, ...)
     va_end(ap);
 }
 
-void buf_put_json_string(struct buf *b, const char *s, size_t len)
+/* The escape for byte c, or NULL when c goes out as itself. */
+static const char *json_escape(unsigned char c, char esc[7])
 {
     static const char hex[] = "0123456789abcdef";
-    buf_putc(b, '"');
-    for (size_t i = 0; i < len; i++) {
-        unsigned char c = (unsigned char)s[i];
-        switch (c) {
-        case '"':
-            buf_puts(b, "\\\"");
-            break;
-        case '\\':
-            buf_puts(b, "\\\\");
-            break;
-        case '\n':
-            buf_puts(b, "\\n");
-            break;
-        case '\r':
-            buf_puts(b, "\\r");
-            break;
-        case '\t':
-            buf_puts(b, "\\t");
-            break;
-        default:
-            if (c < 0x20) {
-                char esc[6] = {'\\', 'u', '0', '0', hex[c >> 4], hex[c & 15]};
-                buf_append(b, esc, sizeof esc);
-            } else {
-                buf_putc(b, (char)c);
-            }
-        }
+    switch (c) {
+    case '"':
+        return "\\\"";
+    case '\\':
+        return "\\\\";
+    case '\n':
+        return "\\n";
+    case '\r':
+        return "\\r";
+    case '\t':
+        return "\\t";
+    default:
+        if (c >= 0x20)
+            return NULL;
+        memcpy(esc, "\\u00", 4);
+        esc[4] = hex[c >> 4];
+        esc[5] = hex[c & 15];
+        esc[6] = '\0';
+        return esc;
     }
+}
+
+void buf_put_json_string(struct buf *b, const char *s, size_t len)
+{
+    /* Worst case is 6 bytes per input byte; reserving for the common case (a few escapes)
+     * keeps this to one growth check per run of plain bytes. */
+    buf_reserve(b, len + 2);
+    buf_putc(b, '"');
+    size_t run = 0; /* start of the current run of bytes that need no escape */
+    for (size_t i = 0; i < len; i++) {
+        char tmp[7];
+        const char *esc = json_escape((unsigned char)s[i], tmp);
+        if (!esc)
+            continue;
+        buf_append(b, s + run, i - run);
+        buf_puts(b, esc);
+        run = i + 1;
+    }
+    buf_append(b, s + run, len - run);
     buf_putc(b, '"');
 }
 

@@ -30,7 +30,7 @@ for t in tests/fuzz/fuzz_*.c; do
   [[ -f $t ]] || continue
   name=$(basename "$t" .c); name=${name#fuzz_}
   bin="$out/fuzz_$name"
-  if ! $CC $flags -fsanitize=fuzzer "$t" "${objs[@]}" $libs -o "$bin"; then
+  if ! $CC $flags -fsanitize=fuzzer "$t" tests/fuzz/hooks.c "${objs[@]}" $libs -o "$bin"; then
     echo "fuzz $name: build failed"; failed=$((failed + 1)); continue
   fi
   seeds="tests/fuzz/corpus/$name"

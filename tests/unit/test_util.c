@@ -56,6 +56,60 @@ static void test_buf_json_string_escapes_controls_and_quotes(void **state)
     buf_cleanup(&b);
 }
 
+static void test_buf_json_string_keeps_runs_and_escapes_at_edges(void **state)
+{
+    (void)state;
+    struct buf b;
+    buf_init(&b);
+    buf_put_json_string(&b, "\"plain text\t", 12);
+    buf_put_json_string(&b, "", 0);
+    buf_put_json_string(&b, "\x1f", 1);
+    assert_string_equal(b.data, "\"\\\"plain text\\t\"\"\"\"\\u001f\"");
+    buf_cleanup(&b);
+}
+
+/* Outside a section, and past what is left, allocations come from the heap. */
+static void test_scratch_serves_only_inside_a_section(void **state)
+{
+    (void)state;
+    void *heap = scratch_alloc_hook(32);
+    assert_true(scratch_begin());
+    char *a = scratch_alloc_hook(10), *b = scratch_alloc_hook(10);
+    assert_ptr_equal(b, a + 16); /* bump, 16-byte aligned */
+    memset(a, 'x', 10);
+    void *big = scratch_alloc_hook(64 * 1024);
+    assert_false(big > (void *)a && big < (void *)(a + 16 * 1024));
+    assert_false(scratch_begin()); /* no nesting */
+    scratch_end();
+    scratch_free_hook(big);
+    scratch_free_hook(heap);
+    scratch_free_hook(a);
+    scratch_free_hook(b);
+    /* Empty again: the next section starts at the same place. */
+    assert_true(scratch_begin());
+    assert_ptr_equal(scratch_alloc_hook(1), a);
+    scratch_end();
+    scratch_free_hook(a);
+}
+
+/* A tree still alive keeps its memory: the next section declines and uses the heap. */
+static void test_scratch_declines_while_a_tree_is_alive(void **state)
+{
+    (void)state;
+    assert_true(scratch_begin());
+    char *kept = scratch_alloc_hook(100);
+    memcpy(kept, "still here", 11);
+    scratch_end();
+    assert_false(scratch_begin());
+    char *other = scratch_alloc_hook(100); /* heap: not inside kept's arena */
+    memset(other, 'y', 100);
+    assert_string_equal(kept, "still here");
+    free(other);
+    scratch_free_hook(kept);
+    assert_true(scratch_begin());
+    scratch_end();
+}
+
 static void test_str_to_long_is_strict(void **state)
 {
     (void)state;
@@ -145,6 +199,9 @@ int main(void)
         cmocka_unit_test(test_buf_appends_and_stays_terminated),
         cmocka_unit_test(test_buf_grows_past_many_doublings),
         cmocka_unit_test(test_buf_json_string_escapes_controls_and_quotes),
+        cmocka_unit_test(test_buf_json_string_keeps_runs_and_escapes_at_edges),
+        cmocka_unit_test(test_scratch_serves_only_inside_a_section),
+        cmocka_unit_test(test_scratch_declines_while_a_tree_is_alive),
         cmocka_unit_test(test_str_to_long_is_strict),
         cmocka_unit_test(test_str_copy_truncates_and_terminates),
         cmocka_unit_test(test_utf8_prefix_stops_before_incomplete_sequence),
