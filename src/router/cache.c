@@ -45,29 +45,44 @@ struct cache {
 
 /* ---- keys ------------------------------------------------------------------------------- */
 
-/* Length-prefixed fields: no two different requests share a key. */
+/* Fields are a tag, a number or a length-prefixed string, and ';'. No two different requests
+ * share a key. Built without printf: the guard hashes every request's key. */
+static void put_num(struct buf *b, char tag, uint64_t v, char end)
+{
+    char tmp[24];
+    size_t i = sizeof tmp;
+    tmp[--i] = end;
+    do {
+        tmp[--i] = (char)('0' + v % 10);
+        v /= 10;
+    } while (v);
+    tmp[--i] = tag;
+    buf_append(b, tmp + i, sizeof tmp - i);
+}
+
 static void put_str(struct buf *b, char tag, const char *s)
 {
     if (!s) {
-        buf_printf(b, "%c-;", tag);
+        char nil[3] = {tag, '-', ';'};
+        buf_append(b, nil, sizeof nil);
         return;
     }
     size_t n = strlen(s);
-    buf_printf(b, "%c%zu:", tag, n);
+    put_num(b, tag, n, ':');
     buf_append(b, s, n);
     buf_putc(b, ';');
 }
 
 static void put_messages(struct buf *b, const struct llm_request *req)
 {
-    buf_printf(b, "M%zu;", req->n_messages);
+    put_num(b, 'M', req->n_messages, ';');
     for (size_t i = 0; i < req->n_messages; i++) {
         const struct llm_message *m = &req->messages[i];
-        buf_printf(b, "r%d;", (int)m->role);
+        put_num(b, 'r', (uint64_t)m->role, ';');
         put_str(b, 'c', m->content);
         put_str(b, 'i', m->tool_call_id);
         put_str(b, 'n', m->name);
-        buf_printf(b, "T%zu;", m->n_tool_calls);
+        put_num(b, 'T', m->n_tool_calls, ';');
         for (size_t k = 0; k < m->n_tool_calls; k++) {
             put_str(b, 'i', m->tool_calls[k].id);
             put_str(b, 'n', m->tool_calls[k].name);
@@ -82,7 +97,7 @@ void cache_key(const char *route, const char *tag, const struct llm_request *req
     put_str(out, 'G', tag);
     put_str(out, 'm', req->model);
     put_messages(out, req);
-    buf_printf(out, "F%zu;", req->n_tools);
+    put_num(out, 'F', req->n_tools, ';');
     for (size_t i = 0; i < req->n_tools; i++) {
         put_str(out, 'n', req->tools[i].name);
         put_str(out, 'd', req->tools[i].description);
@@ -95,7 +110,7 @@ void cache_key(const char *route, const char *tag, const struct llm_request *req
         buf_printf(out, "t%.17g;", req->temperature);
     if (req->has_top_p)
         buf_printf(out, "p%.17g;", req->top_p);
-    buf_printf(out, "S%zu;", req->n_stop);
+    put_num(out, 'S', req->n_stop, ';');
     for (size_t i = 0; i < req->n_stop; i++)
         put_str(out, 's', req->stop[i]);
     put_str(out, 'u', req->user);
