@@ -52,6 +52,8 @@ struct xfer {
  * pieces, and at 1,000 streams the default alone is 16 MB. */
 #define XFER_BUFFER_SIZE 4096L
 #define EPOLL_BATCH      64
+/* Finished easy handles kept for the next transfers (curl_easy_reset, not a new handle). */
+#define SPARE_HANDLES 64
 
 struct transport {
     CURLM *multi;
@@ -60,6 +62,8 @@ struct transport {
     int64_t curl_due_us; /* libcurl's timer, absolute; -1 = none */
     struct xfer *head;
     struct xfer *waiting; /* transfers under a first-byte deadline, none received yet */
+    CURL *spare[SPARE_HANDLES];
+    size_t n_spare;
     uint64_t next_id;
     size_t active;
     bool dirty; /* some transfer was cancelled and waits for removal */
@@ -74,6 +78,7 @@ static void global_init(void)
 }
 
 static int on_socket(CURL *easy, curl_socket_t fd, int what, void *userp, void *socketp);
+static void handle_put(struct transport *t, CURL *e);
 static int on_timer(CURLM *multi, long timeout_ms, void *userp);
 
 /* epoll set + eventfd; false with msg on failure (then nothing is left open). */
@@ -200,7 +205,7 @@ static void xfer_finish(struct transport *t, struct xfer *x, struct transport_re
         res->status = x->status;
     struct transport_callbacks cb = x->cb;
     void *ctx = x->ctx;
-    curl_easy_cleanup(x->easy);
+    handle_put(t, x->easy);
     curl_slist_free_all(x->headers);
     free(x);
     if (cb.on_done)
@@ -209,6 +214,22 @@ static void xfer_finish(struct transport *t, struct xfer *x, struct transport_re
 
 static void result_set(struct transport_result *res, enum llm_errclass err, const char *fmt, ...)
     SB_PRINTF(3, 4);
+
+/* A handle for a new transfer: a spare one (options reset), else a new one; NULL if none. */
+static CURL *handle_get(struct transport *t)
+{
+    return t->n_spare ? t->spare[--t->n_spare] : curl_easy_init();
+}
+
+static void handle_put(struct transport *t, CURL *e)
+{
+    if (t->n_spare == SPARE_HANDLES) {
+        curl_easy_cleanup(e);
+        return;
+    }
+    curl_easy_reset(e);
+    t->spare[t->n_spare++] = e;
+}
 
 static void result_set(struct transport_result *res, enum llm_errclass err, const char *fmt, ...)
 {
@@ -228,6 +249,8 @@ void transport_free(struct transport *t)
         result_set(&res, LLM_ERR_CANCELLED, "transport shut down");
         xfer_finish(t, t->head, &res); // NOLINT(clang-analyzer-unix.Malloc): head is unlinked first
     }
+    while (t->n_spare)
+        curl_easy_cleanup(t->spare[--t->n_spare]);
     curl_multi_cleanup(t->multi);
     close(t->epfd);
     close(t->wakefd);
@@ -374,7 +397,7 @@ uint64_t transport_start(struct transport *t, const struct http_request *req,
     x->cb = *cb;
     x->ctx = ctx;
     x->first_byte_us = -1;
-    x->easy = curl_easy_init();
+    x->easy = handle_get(t);
     if (!x->easy) {
         snprintf(msg, msglen, "libcurl easy init failed");
         goto fail;
@@ -404,7 +427,7 @@ uint64_t transport_start(struct transport *t, const struct http_request *req,
     return x->id;
 fail:
     if (x->easy)
-        curl_easy_cleanup(x->easy);
+        handle_put(t, x->easy);
     curl_slist_free_all(x->headers);
     free(x);
     return 0;
