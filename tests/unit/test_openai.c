@@ -14,26 +14,14 @@
 #include <cmocka.h>
 #include <cjson/cJSON.h>
 
+#include "support_provider.h"
 #include "switchboard/provider.h"
 
 #define FIXTURES "tests/fixtures/openai/"
 
 static char *read_fixture(const char *name, size_t *len)
 {
-    char path[256];
-    snprintf(path, sizeof path, FIXTURES "%s", name);
-    FILE *f = fopen(path, "rb");
-    if (!f)
-        fail_msg("cannot open %s (run from the repository root)", path);
-    struct buf b;
-    char chunk[4096];
-    size_t n;
-    buf_init(&b);
-    while ((n = fread(chunk, 1, sizeof chunk, f)) > 0)
-        buf_append(&b, chunk, n);
-    fclose(f);
-    *len = b.len;
-    return buf_take(&b);
+    return read_fixture_in(FIXTURES, name, len);
 }
 
 /* ---- A sink that writes events as lines ----------------------------------------------- */
@@ -77,24 +65,6 @@ static struct config_target target(const char *api_key)
     t.model = (char *)(uintptr_t) "gpt-4o-mini";
     t.api_key = (char *)(uintptr_t)api_key;
     return t;
-}
-
-static bool has_header(const struct http_request *r, const char *h)
-{
-    for (size_t i = 0; i < r->n_headers; i++) {
-        if (strcmp(r->headers[i], h) == 0)
-            return true;
-    }
-    return false;
-}
-
-static bool has_header_prefix(const struct http_request *r, const char *prefix)
-{
-    for (size_t i = 0; i < r->n_headers; i++) {
-        if (str_has_prefix(r->headers[i], prefix))
-            return true;
-    }
-    return false;
 }
 
 /* ---- Encoding --------------------------------------------------------------------------- */

@@ -13,6 +13,7 @@
 
 #include <cmocka.h>
 
+#include "support_provider.h"
 #include "switchboard/provider.h"
 
 #define FIXTURES "tests/fixtures/openai/"
@@ -20,24 +21,11 @@
 
 static char *read_fixture(const char *name, size_t *len)
 {
-    char path[256];
-    snprintf(path, sizeof path, FIXTURES "%s", name);
-    FILE *f = fopen(path, "rb");
-    if (!f)
-        fail_msg("cannot open %s (run from the repository root)", path);
-    struct buf b;
-    char chunk[4096];
-    size_t n;
-    buf_init(&b);
-    while ((n = fread(chunk, 1, sizeof chunk, f)) > 0)
-        buf_append(&b, chunk, n);
-    fclose(f);
-    *len = b.len;
-    return buf_take(&b);
+    return read_fixture_in(FIXTURES, name, len);
 }
 
 /* Records events as lines; stops the producer after stop_after events when set. */
-struct rec {
+struct call_rec {
     struct buf log;
     int n;
     int stop_after;
@@ -47,7 +35,7 @@ struct rec {
 
 static int record(void *ctx, const struct llm_event *ev)
 {
-    struct rec *r = ctx;
+    struct call_rec *r = ctx;
     const char *fin;
     if (r->terminals)
         r->after_terminal = true;
@@ -92,7 +80,7 @@ struct exchange {
 static char *run_cuts(const struct exchange *x, const char *body, size_t len, const size_t *cuts,
                       size_t n_cuts, enum llm_errclass *outcome)
 {
-    struct rec r = {0};
+    struct call_rec r = {0};
     struct llm_sink sink = {record, &r};
     buf_init(&r.log);
     struct provider_call *c = provider_call_new(&provider_openai, x->stream, &sink, SECRET);
@@ -183,7 +171,7 @@ static void test_provider_call_reports_facts_for_the_router(void **state)
     (void)state;
     size_t len;
     char *body = read_fixture("stream_ok.sse", &len);
-    struct rec r = {0};
+    struct call_rec r = {0};
     struct llm_sink sink = {record, &r};
     buf_init(&r.log);
     struct provider_call *c = provider_call_new(&provider_openai, true, &sink, NULL);
@@ -220,7 +208,7 @@ static void test_provider_call_redacts_keys_and_the_secret_from_errors(void **st
         "{\"error\":{\"message\":\"Incorrect API key provided: sk-abc123def456ghi789. Your key "
         "is " SECRET ", sent as Bearer " SECRET ".\",\"type\":\"invalid_request_error\","
         "\"code\":\"invalid_api_key\"}}";
-    struct rec r = {0};
+    struct call_rec r = {0};
     struct llm_sink sink = {record, &r};
     buf_init(&r.log);
     struct provider_call *c = provider_call_new(&provider_openai, false, &sink, SECRET);
@@ -282,7 +270,7 @@ static void test_provider_call_rejects_a_body_over_the_cap(void **state)
     size_t chunk = 1024 * 1024;
     char *junk = xmalloc(chunk);
     memset(junk, ' ', chunk);
-    struct rec r = {0};
+    struct call_rec r = {0};
     struct llm_sink sink = {record, &r};
     buf_init(&r.log);
     struct provider_call *c = provider_call_new(&provider_openai, false, &sink, NULL);
@@ -408,7 +396,7 @@ static void test_provider_call_stops_when_the_sink_asks(void **state)
     (void)state;
     size_t len;
     char *body = read_fixture("stream_ok.sse", &len);
-    struct rec r = {.stop_after = 1};
+    struct call_rec r = {.stop_after = 1};
     struct llm_sink sink = {record, &r};
     buf_init(&r.log);
     struct provider_call *c = provider_call_new(&provider_openai, true, &sink, NULL);
@@ -423,7 +411,7 @@ static void test_provider_call_stops_when_the_sink_asks(void **state)
 
     /* A sink that returns non-zero on FINISH itself still got its terminal event. */
     buf_reset(&r.log);
-    r = (struct rec){.log = r.log, .stop_after = 5};
+    r = (struct call_rec){.log = r.log, .stop_after = 5};
     c = provider_call_new(&provider_openai, true, &sink, NULL);
     provider_call_on_status(c, 200);
     assert_int_equal(provider_call_on_data(c, body, len), 0);
