@@ -140,7 +140,9 @@ bench-tools: $(BENCH_BINS)
 
 $(BENCH_BINS): $(BUILD)/%: tests/bench/%.c
 	@mkdir -p $(dir $@)
-	$(CC) -D_GNU_SOURCE $(WARN) $(OPT) -o $@ $<
+	$(CC) -D_GNU_SOURCE $(WARN) $(OPT) -o $@ $< $(BENCH_LIBS_$*)
+
+BENCH_LIBS_floor := -lmicrohttpd -lcurl -lpthread
 
 bench:
 	@bash .ci/deps build bench

@@ -61,7 +61,7 @@ def mb(kb):
 
 out = []
 w = out.append
-targets = ["direct", "nginx", "switchboard"]
+targets = ["direct", "nginx", "floor-tpc", "floor-relay", "switchboard"]
 configs = [(fmt, c, d) for d in (0, 100) for fmt in ("json", "sse") for c in (1, 16, 64)]
 
 w("## Benchmark results")
@@ -77,6 +77,10 @@ w("- req/s of SSE rows are complete streams per second (14 events each); p50/p99
   "responses as wrk sees them; CPU µs/req is the measured process's CPU time (every thread) "
   "divided by the requests it served: the upstream for `direct`, the proxy for `nginx`, "
   "switchboard itself for `switchboard`; peak RSS is that process's VmHWM during the run")
+w("- `floor-tpc` and `floor-relay` (delay 0 only) are tests/bench/floor.c: libmicrohttpd in "
+  "front of libcurl forwarding bytes, nothing parsed, SSE buffered whole; `tpc` runs a thread "
+  "per connection with a blocking easy handle each, `relay` has switchboard's shape (MHD's "
+  "epoll pool, one libcurl multi thread, suspend/resume). See \"The library floor\" below")
 w("")
 w("| configuration | target | req/s | p50 | p99 | p50 added | × direct | × nginx | CPU µs/req | peak RSS | errors |")
 w("| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
@@ -90,7 +94,7 @@ for fmt, c, d in configs:
         name = f"{fmt.upper()} c={c} delay {d} ms"
         added = f"{a['p50'] - base['p50']:+.0f} µs" if base and t != "direct" else ""
         xd = f"{ratio(a['rps'], base['rps']):.3f}" if base and t != "direct" else ""
-        xn = f"{ratio(a['rps'], ngx['rps']):.2f}" if ngx and t == "switchboard" else ""
+        xn = f"{ratio(a['rps'], ngx['rps']):.2f}" if ngx and t not in ("direct", "nginx") else ""
         w(f"| {name} | {t} | {a['rps']:,.0f} | {lat(a['p50'])} | {lat(a['p99'])} | {added} | {xd} | "
           f"{xn} | {a['cpu']:.1f} | {mb(a['hwm'])} | {a['errors']} |")
 w("")
@@ -118,20 +122,30 @@ def get(fmt, c, d, t):
     return agg(("matrix", fmt, c, d, t))
 
 
+def floor_note(fmt, c, show):
+    """'; library floor: tpc X, relay Y' for a delay-0 configuration, when measured."""
+    ft, fr = get(fmt, c, 0, "floor-tpc"), get(fmt, c, 0, "floor-relay")
+    if not (ft and fr):
+        return ""
+    return f"; library floor: tpc {show(ft)}, relay {show(fr)}"
+
+
 for fmt, want in (("json", 0.5), ("sse", 0.4)):
     s, n = get(fmt, 16, 0, "switchboard"), get(fmt, 16, 0, "nginx")
     if s and n:
         r = ratio(s["rps"], n["rps"])
         extra = " (every event parsed and re-encoded)" if fmt == "sse" else ""
         verdict(f"{fmt.upper()} c=16{extra}: req/s >= {want}x nginx proxy's", r >= want,
-                f"{r:.2f}x ({s['rps']:,.0f} vs {n['rps']:,.0f} req/s; direct {get(fmt, 16, 0, 'direct')['rps']:,.0f})",
+                f"{r:.2f}x ({s['rps']:,.0f} vs {n['rps']:,.0f} req/s; direct {get(fmt, 16, 0, 'direct')['rps']:,.0f})"
+                + floor_note(fmt, 16, lambda a: f"{ratio(a['rps'], n['rps']):.2f}x"),
                 s, n)
 for fmt in ("json", "sse"):
     s, dct = get(fmt, 1, 0, "switchboard"), get(fmt, 1, 0, "direct")
     if s and dct:
         added = s["p50"] - dct["p50"]
         verdict(f"{fmt.upper()} c=1: p50 added over direct <= 30 µs", added <= 30,
-                f"{added:+.0f} µs (p50 {s['p50']:.0f} vs {dct['p50']:.0f} µs)", s, dct)
+                f"{added:+.0f} µs (p50 {s['p50']:.0f} vs {dct['p50']:.0f} µs)"
+                + floor_note(fmt, 1, lambda a: f"{a['p50'] - dct['p50']:+.0f} µs"), s, dct)
 for fmt in ("json", "sse"):
     s, dct = get(fmt, 64, 100, "switchboard"), get(fmt, 64, 100, "direct")
     if s and dct:
@@ -165,6 +179,32 @@ verdict("idle RSS < 16 MB", 0 < idle_kb < 16 * 1024, f"{mb(idle_kb)} after start
 w("")
 w(f"{verdicts.count('PASS')} targets met, {verdicts.count('MISS')} missed.")
 w("")
+
+# ---- the library floor --------------------------------------------------------------------
+floor_rows = []
+for fmt, c in (("json", 1), ("json", 16), ("sse", 1), ("sse", 16)):
+    dct, n = get(fmt, c, 0, "direct"), get(fmt, c, 0, "nginx")
+    ft, fr, s = get(fmt, c, 0, "floor-tpc"), get(fmt, c, 0, "floor-relay"), get(fmt, c, 0, "switchboard")
+    if not (dct and n and ft and fr and s):
+        continue
+    cells = []
+    for a in (n, ft, fr, s):
+        cells.append(f"{ratio(a['rps'], n['rps']):.2f}x / {a['p50'] - dct['p50']:+.0f} µs / {a['cpu']:.0f} µs")
+    floor_rows.append(f"| {fmt.upper()} c={c} | " + " | ".join(cells) + " |")
+if floor_rows:
+    w("### The library floor")
+    w("")
+    w("Each cell: req/s against nginx's / p50 added over direct / CPU µs per request. The floors "
+      "do only what any proxy on these two libraries must do (no parsing, routing, ledger); "
+      "`floor-relay` has switchboard's threads and hand-offs, `floor-tpc` none. What "
+      "switchboard spends above `floor-relay` is its own work; what `floor-relay` spends above "
+      "`floor-tpc` is the hand-offs; what `floor-tpc` spends above nginx is the libraries.")
+    w("")
+    w("| configuration | nginx | floor-tpc | floor-relay | switchboard |")
+    w("| --- | ---: | ---: | ---: | ---: |")
+    for row in floor_rows:
+        w(row)
+    w("")
 
 # ---- context ------------------------------------------------------------------------------
 w("### Context")

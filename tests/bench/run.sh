@@ -13,6 +13,9 @@
 #     nginx                  nginx proxy_pass in front of it (keep-alive upstream pool; SSE
 #                            with proxy_buffering off): no parsing, no routing
 #     switchboard            `switchboard serve`, one openai-compatible target per upstream
+#     floor-tpc, floor-relay the library floor at delay 0 (tests/bench/floor.c): libmicrohttpd
+#                            in front of libcurl, forwarding bytes, in two shapes (thread per
+#                            connection; switchboard's pool -> one curl thread -> resume)
 #   for JSON and SSE x concurrency 1, 16, 64 x upstream delay 0 and 100 ms; the three targets
 #   of a configuration run back to back (order reversed every other round), so machine noise
 #   hits all three alike. Then 1,000 concurrent streams through switchboard: RSS and threads.
@@ -36,10 +39,11 @@ PACE_MS=${BENCH_PACE_MS:-200}
 HERE=$root/tests/bench
 SB=$B/switchboard
 UPSTREAM=$B/upstream
+FLOOR=$B/floor
 RAW=$B/bench-raw.tsv
 LOGS=$B/bench-logs
 
-for x in "$SB" "$UPSTREAM"; do
+for x in "$SB" "$UPSTREAM" "$FLOOR"; do
   [[ -x $x ]] || { echo "bench: $x missing (run \`make bench\`)" >&2; exit 2; }
 done
 for c in nginx wrk python3 curl; do
@@ -179,6 +183,22 @@ EOF
 start_nginx N0
 start_nginx PX
 
+# start_floor NAME MODE UPSTREAM_PORT CONTENT_TYPE: BUILD/floor; sets PID_<NAME>, PORT_<NAME>.
+start_floor() {
+  "$FLOOR" --mode "$2" --upstream "http://127.0.0.1:$3/v1/chat/completions" --content-type "$4" \
+    --port-file "$T/$1.port" >"$T/$1.out" 2>&1 &
+  PIDS+=($!)
+  printf -v "PID_$1" '%s' "$!"
+  for _ in $(seq 100); do [[ -s $T/$1.port ]] && break; sleep 0.05; done
+  local port
+  read -r port <"$T/$1.port" || { log "floor $1 did not start"; exit 1; }
+  printf -v "PORT_$1" '%s' "$port"
+}
+start_floor FT_J tpc "$N0_JSON" application/json
+start_floor FT_S tpc "$N0_SSE" text/event-stream
+start_floor FR_J relay "$N0_JSON" application/json
+start_floor FR_S relay "$N0_SSE" text/event-stream
+
 target_json() { # target_json NAME PORT
   cat <<EOF
     {"name": "$1", "kind": "openai-compatible", "base_url": "http://127.0.0.1:$2/v1",
@@ -225,9 +245,15 @@ done
 # ---- /proc readings -----------------------------------------------------------------------
 
 # cpu_ns PID: CPU time of every thread of PID, in ns (schedstat; all of the bench's
-# processes keep their threads for their lifetime).
+# processes keep their threads for their lifetime, except floor-tpc's: its connection threads
+# end with their connections, so its figure comes from /proc/PID/stat, which keeps the time
+# of ended threads, in clock ticks).
 cpu_ns() {
   local s=0 a f
+  if [[ $1 == "${PID_FT_J:-}" || $1 == "${PID_FT_S:-}" ]]; then
+    awk -v hz="$(getconf CLK_TCK)" '{ printf "%.0f\n", ($14 + $15) * 1e9 / hz }' "/proc/$1/stat"
+    return
+  fi
   for f in /proc/"$1"/task/*/schedstat; do read -r a _ <"$f" 2>/dev/null && s=$((s + a)); done
   echo "$s"
 }
@@ -259,6 +285,10 @@ sanity sb-json100 "http://127.0.0.1:$SB_PORT$P" json100 ""
 sanity sb-sse100 "http://127.0.0.1:$SB_PORT$P" sse100 1
 sanity sb-paced "http://127.0.0.1:$SB_PORT$P" paced 1
 sanity px-sse1 "http://127.0.0.1:$PX_S1$P" x 1
+sanity floor-tpc-json "http://127.0.0.1:$PORT_FT_J$P" x ""
+sanity floor-tpc-sse "http://127.0.0.1:$PORT_FT_S$P" x 1
+sanity floor-relay-json "http://127.0.0.1:$PORT_FR_J$P" x ""
+sanity floor-relay-sse "http://127.0.0.1:$PORT_FR_S$P" x 1
 # The bench repeats one prompt: nothing in switchboard may refuse it (guard, budgets...).
 codes=$(for _ in $(seq 60); do
   curl -s -o /dev/null -w '%{http_code}\n' --max-time 5 -X POST -H 'Content-Type: application/json' \
@@ -276,6 +306,7 @@ switchboard pid $PID_SB  http://127.0.0.1:$SB_PORT$P  routes json0 sse0 json100 
 nginx proxy pid $PID_PX  json0 :$PX_J0  sse0 :$PX_S0  json100 :$PX_J1  sse100 :$PX_S1
 nginx upstream pid $PID_N0  json :$N0_JSON  sse :$N0_SSE
 upstream 100 ms pid $PID_UD  json :$UD_JSON  sse :$UD_SSE;  paced pid $PID_UP  sse :$UP_SSE
+floor tpc pids $PID_FT_J $PID_FT_S  json :$PORT_FT_J  sse :$PORT_FT_S;  relay pids $PID_FR_J $PID_FR_S  json :$PORT_FR_J  sse :$PORT_FR_S
 e.g. BENCH_MODEL=json0 wrk -t2 -c16 -d5s -s $HERE/post.lua http://127.0.0.1:$SB_PORT$P
 Holding; Ctrl-C (or SIGTERM to $$) stops everything.
 EOF
@@ -327,24 +358,32 @@ measure() {
     "$phase" "$fmt" "$conc" "$delay" "$round" "$target" "$rps" "${w[p50_us]}" "${w[p99_us]}" "$cpu" "$hwm" "$errs")"
 }
 
-# run_config PHASE FMT CONC DELAY ROUND: the three targets, interleaved.
+# run_config PHASE FMT CONC DELAY ROUND: the targets, interleaved (the floors at delay 0).
 run_config() {
   local phase=$1 fmt=$2 conc=$3 delay=$4 round=$5
-  local dport xport model upid
+  local dport xport model upid ft fr
   if [[ $delay == 0 ]]; then
     upid=$PID_N0
-    if [[ $fmt == json ]]; then dport=$N0_JSON xport=$PX_J0 model=json0; else dport=$N0_SSE xport=$PX_S0 model=sse0; fi
+    if [[ $fmt == json ]]; then dport=$N0_JSON xport=$PX_J0 model=json0 ft=FT_J fr=FR_J
+    else dport=$N0_SSE xport=$PX_S0 model=sse0 ft=FT_S fr=FR_S; fi
   else
-    upid=$PID_UD
+    upid=$PID_UD ft= fr=
     if [[ $fmt == json ]]; then dport=$UD_JSON xport=$PX_J1 model=json100; else dport=$UD_SSE xport=$PX_S1 model=sse100; fi
   fi
-  local order=(direct nginx switchboard)
-  ((round % 2 == 0)) && order=(switchboard nginx direct)
+  local order=(direct nginx floor-tpc floor-relay switchboard)
+  ((round % 2 == 0)) && order=(switchboard floor-relay floor-tpc nginx direct)
+  local m=("$phase" "$fmt" "$conc" "$delay" "$round")
   for t in "${order[@]}"; do
     case $t in
-      direct) measure "$phase" "$fmt" "$conc" "$delay" "$round" direct "http://127.0.0.1:$dport$P" "$model" "$upid" ;;
-      nginx) measure "$phase" "$fmt" "$conc" "$delay" "$round" nginx "http://127.0.0.1:$xport$P" "$model" "$PID_PX" ;;
-      switchboard) measure "$phase" "$fmt" "$conc" "$delay" "$round" switchboard "http://127.0.0.1:$SB_PORT$P" "$model" "$PID_SB" ;;
+      direct) measure "${m[@]}" direct "http://127.0.0.1:$dport$P" "$model" "$upid" ;;
+      nginx) measure "${m[@]}" nginx "http://127.0.0.1:$xport$P" "$model" "$PID_PX" ;;
+      floor-*)
+        local f=$ft
+        [[ $t == floor-relay ]] && f=$fr
+        [[ -n $f ]] || continue
+        local fp=PORT_$f fpid=PID_$f
+        measure "${m[@]}" "$t" "http://127.0.0.1:${!fp}$P" "$model" "${!fpid}" ;;
+      switchboard) measure "${m[@]}" switchboard "http://127.0.0.1:$SB_PORT$P" "$model" "$PID_SB" ;;
     esac
   done
 }
