@@ -118,7 +118,13 @@ static bool read_body(struct req *r, const char *data, size_t *size)
 
 /* ---- tpc: one blocking easy handle per connection thread -------------------------------- */
 
-static _Thread_local CURL *thread_easy;
+/* Each connection thread's easy handle, cleaned up when the thread ends. */
+static pthread_key_t easy_key;
+
+static void easy_free(void *easy)
+{
+    curl_easy_cleanup(easy);
+}
 
 static enum MHD_Result on_request_tpc(void *cls, struct MHD_Connection *conn, const char *url,
                                       const char *method, const char *version, const char *data,
@@ -132,13 +138,18 @@ static enum MHD_Result on_request_tpc(void *cls, struct MHD_Connection *conn, co
     }
     if (!read_body(r, data, size))
         return MHD_YES;
-    if (!thread_easy)
-        thread_easy = curl_easy_init();
-    curl_easy_reset(thread_easy);
-    easy_setup(thread_easy, r);
+    CURL *easy = pthread_getspecific(easy_key);
+    if (!easy) {
+        if (!(easy = curl_easy_init()) || pthread_setspecific(easy_key, easy)) {
+            curl_easy_cleanup(easy);
+            return MHD_NO;
+        }
+    }
+    curl_easy_reset(easy);
+    easy_setup(easy, r);
     r->status = 0;
-    if (curl_easy_perform(thread_easy) == CURLE_OK)
-        curl_easy_getinfo(thread_easy, CURLINFO_RESPONSE_CODE, &r->status);
+    if (curl_easy_perform(easy) == CURLE_OK)
+        curl_easy_getinfo(easy, CURLINFO_RESPONSE_CODE, &r->status);
     return answer(conn, r);
 }
 
@@ -147,7 +158,58 @@ static enum MHD_Result on_request_tpc(void *cls, struct MHD_Connection *conn, co
 static CURLM *multi;
 static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
 static struct req *inbox;
-static volatile sig_atomic_t stopping;
+static _Atomic bool stopping;
+static bool closing; /* under lock: no new request reaches the curl thread */
+/* The transfers in flight (curl thread only), cleaned up at exit. */
+static CURL **active;
+static size_t n_active, cap_active;
+
+static bool active_add(CURL *e)
+{
+    if (n_active == cap_active) {
+        size_t cap = cap_active ? cap_active * 2 : 64;
+        CURL **a = realloc(active, cap * sizeof *a);
+        if (!a)
+            return false;
+        active = a;
+        cap_active = cap;
+    }
+    active[n_active++] = e;
+    return true;
+}
+
+static void active_remove(CURL *e)
+{
+    for (size_t i = 0; i < n_active; i++) {
+        if (active[i] == e) {
+            active[i] = active[--n_active];
+            return;
+        }
+    }
+}
+
+/* Hands the answer back: the handler runs again once the connection is resumed. */
+static void finish(struct req *r, long status)
+{
+    pthread_mutex_lock(&lock);
+    r->status = status;
+    r->done = true;
+    pthread_mutex_unlock(&lock);
+    MHD_resume_connection(r->conn);
+}
+
+static void start(struct req *r)
+{
+    CURL *e = curl_easy_init();
+    if (!e || !active_add(e)) {
+        curl_easy_cleanup(e);
+        finish(r, 0);
+        return;
+    }
+    r->easy = e;
+    easy_setup(e, r);
+    curl_multi_add_handle(multi, e);
+}
 
 static void *curl_thread(void *arg)
 {
@@ -157,10 +219,10 @@ static void *curl_thread(void *arg)
         struct req *todo = inbox;
         inbox = NULL;
         pthread_mutex_unlock(&lock);
-        for (struct req *r = todo; r; r = r->next) {
-            r->easy = curl_easy_init();
-            easy_setup(r->easy, r);
-            curl_multi_add_handle(multi, r->easy);
+        while (todo) {
+            struct req *r = todo;
+            todo = r->next;
+            start(r);
         }
         int running;
         curl_multi_perform(multi, &running);
@@ -169,18 +231,18 @@ static void *curl_thread(void *arg)
         while ((m = curl_multi_info_read(multi, &left))) {
             if (m->msg != CURLMSG_DONE)
                 continue;
+            CURL *e = m->easy_handle;
+            CURLcode rc = m->data.result;
             struct req *r;
-            curl_easy_getinfo(m->easy_handle, CURLINFO_PRIVATE, (char **)&r);
-            r->status = 0;
-            if (m->data.result == CURLE_OK)
-                curl_easy_getinfo(m->easy_handle, CURLINFO_RESPONSE_CODE, &r->status);
-            curl_multi_remove_handle(multi, m->easy_handle);
-            curl_easy_cleanup(m->easy_handle);
+            long status = 0;
+            curl_easy_getinfo(e, CURLINFO_PRIVATE, (char **)&r);
+            if (rc == CURLE_OK)
+                curl_easy_getinfo(e, CURLINFO_RESPONSE_CODE, &status);
+            curl_multi_remove_handle(multi, e);
+            active_remove(e);
+            curl_easy_cleanup(e);
             r->easy = NULL;
-            pthread_mutex_lock(&lock);
-            r->done = true;
-            pthread_mutex_unlock(&lock);
-            MHD_resume_connection(r->conn);
+            finish(r, status);
         }
         curl_multi_poll(multi, NULL, 0, 1000, NULL);
     }
@@ -210,10 +272,18 @@ static enum MHD_Result on_request_relay(void *cls, struct MHD_Connection *conn, 
         r->sent = true;
         r->conn = conn;
         pthread_mutex_lock(&lock);
-        r->next = inbox;
-        inbox = r;
+        bool refuse = closing;
+        if (refuse) {
+            r->done = true; /* status 0: a 502 */
+        } else {
+            r->next = inbox;
+            inbox = r;
+        }
         pthread_mutex_unlock(&lock);
-        curl_multi_wakeup(multi);
+        if (refuse)
+            MHD_resume_connection(conn);
+        else
+            curl_multi_wakeup(multi);
     }
     return MHD_YES;
 }
@@ -231,10 +301,96 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
     *con_cls = NULL;
 }
 
-static void on_signal(int sig)
+/* 127.0.0.1 on an ephemeral port; returns the socket and sets *port, or -1. */
+static int listen_loopback(unsigned *port)
 {
-    (void)sig;
-    stopping = 1;
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    if (fd < 0)
+        return -1;
+    int one = 1;
+    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    socklen_t sl = sizeof sa;
+    if (bind(fd, (struct sockaddr *)&sa, sizeof sa) || listen(fd, 1024) ||
+        getsockname(fd, (struct sockaddr *)&sa, &sl)) {
+        close(fd);
+        return -1;
+    }
+    *port = ntohs(sa.sin_port);
+    return fd;
+}
+
+static bool write_port(const char *port_file, unsigned port)
+{
+    FILE *f = port_file ? fopen(port_file, "w") : stdout;
+    if (!f)
+        return false;
+    bool ok = fprintf(f, "%u\n", port) > 0;
+    if (port_file)
+        ok = (fclose(f) == 0) && ok;
+    else
+        fflush(f);
+    return ok;
+}
+
+static struct MHD_Daemon *start_tpc(int fd)
+{
+    if (pthread_key_create(&easy_key, easy_free))
+        return NULL;
+    return MHD_start_daemon(MHD_USE_THREAD_PER_CONNECTION | MHD_USE_INTERNAL_POLLING_THREAD, 0,
+                            NULL, NULL, on_request_tpc, NULL, MHD_OPTION_LISTEN_SOCKET, fd,
+                            MHD_OPTION_CONNECTION_LIMIT, 2000u, MHD_OPTION_NOTIFY_COMPLETED,
+                            on_completed, NULL, MHD_OPTION_END);
+}
+
+static struct MHD_Daemon *start_relay(int fd, pthread_t *th)
+{
+    if (!(multi = curl_multi_init()))
+        return NULL;
+    if (pthread_create(th, NULL, curl_thread, NULL)) {
+        curl_multi_cleanup(multi);
+        multi = NULL;
+        return NULL;
+    }
+    return MHD_start_daemon(MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL |
+                                MHD_ALLOW_SUSPEND_RESUME,
+                            0, NULL, NULL, on_request_relay, NULL, MHD_OPTION_LISTEN_SOCKET, fd,
+                            MHD_OPTION_THREAD_POOL_SIZE, 2u, MHD_OPTION_CONNECTION_LIMIT, 2000u,
+                            MHD_OPTION_NOTIFY_COMPLETED, on_completed, NULL, MHD_OPTION_END);
+}
+
+/* The curl thread stops first (nothing drives a transfer after that); every request it had
+ * or was about to get is answered 502 and its connection resumed, because MHD must not be
+ * stopped with suspended connections; MHD gets a moment to take the resumed connections back,
+ * then stops and frees the requests. */
+static void stop_relay(struct MHD_Daemon *d, pthread_t th)
+{
+    stopping = true;
+    curl_multi_wakeup(multi);
+    pthread_join(th, NULL);
+    pthread_mutex_lock(&lock);
+    closing = true;
+    struct req *todo = inbox;
+    inbox = NULL;
+    pthread_mutex_unlock(&lock);
+    while (todo) {
+        struct req *r = todo;
+        todo = r->next;
+        finish(r, 0);
+    }
+    for (size_t i = 0; i < n_active; i++) {
+        struct req *r;
+        curl_easy_getinfo(active[i], CURLINFO_PRIVATE, (char **)&r);
+        curl_multi_remove_handle(multi, active[i]);
+        curl_easy_cleanup(active[i]);
+        finish(r, 0);
+    }
+    free(active);
+    if (d) {
+        usleep(200 * 1000);
+        MHD_stop_daemon(d);
+    }
+    curl_multi_cleanup(multi);
 }
 
 int main(int argc, char **argv)
@@ -256,63 +412,41 @@ int main(int argc, char **argv)
                         "[--port-file FILE]\n");
         return 2;
     }
+    /* SIGINT/SIGTERM blocked in every thread (they inherit the mask) and taken by sigwait. */
+    sigset_t stop;
+    sigemptyset(&stop);
+    sigaddset(&stop, SIGINT);
+    sigaddset(&stop, SIGTERM);
+    pthread_sigmask(SIG_BLOCK, &stop, NULL);
+    signal(SIGPIPE, SIG_IGN);
     curl_global_init(CURL_GLOBAL_DEFAULT);
     req_headers = curl_slist_append(NULL, "Content-Type: application/json");
     req_headers = curl_slist_append(req_headers, "Expect:");
-    signal(SIGPIPE, SIG_IGN);
-    signal(SIGTERM, on_signal);
-    signal(SIGINT, on_signal);
 
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    int one = 1;
-    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
-    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-    socklen_t sl = sizeof sa;
-    if (bind(fd, (struct sockaddr *)&sa, sizeof sa) || listen(fd, 1024) ||
-        getsockname(fd, (struct sockaddr *)&sa, &sl)) {
-        perror("floor: listen");
-        return 1;
-    }
+    unsigned port = 0;
+    int fd = listen_loopback(&port);
     pthread_t th;
-    struct MHD_Daemon *d;
-    if (tpc) {
-        d = MHD_start_daemon(MHD_USE_THREAD_PER_CONNECTION | MHD_USE_INTERNAL_POLLING_THREAD, 0,
-                             NULL, NULL, on_request_tpc, NULL, MHD_OPTION_LISTEN_SOCKET, fd,
-                             MHD_OPTION_CONNECTION_LIMIT, 2000u, MHD_OPTION_NOTIFY_COMPLETED,
-                             on_completed, NULL, MHD_OPTION_END);
+    struct MHD_Daemon *d = NULL;
+    if (fd >= 0)
+        d = tpc ? start_tpc(fd) : start_relay(fd, &th);
+    int rc = 0;
+    if (!d || !req_headers) {
+        fprintf(stderr, "floor: cannot start on 127.0.0.1\n");
+        rc = 1;
+    } else if (!write_port(port_file, port)) {
+        fprintf(stderr, "floor: cannot write the port\n");
+        rc = 1;
     } else {
-        multi = curl_multi_init();
-        curl_multi_setopt(multi, CURLMOPT_MAX_HOST_CONNECTIONS, 0L);
-        pthread_create(&th, NULL, curl_thread, NULL);
-        d = MHD_start_daemon(MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL |
-                                 MHD_ALLOW_SUSPEND_RESUME,
-                             0, NULL, NULL, on_request_relay, NULL, MHD_OPTION_LISTEN_SOCKET, fd,
-                             MHD_OPTION_THREAD_POOL_SIZE, 2u, MHD_OPTION_CONNECTION_LIMIT, 2000u,
-                             MHD_OPTION_NOTIFY_COMPLETED, on_completed, NULL, MHD_OPTION_END);
+        int sig;
+        sigwait(&stop, &sig);
     }
-    if (!d) {
-        fprintf(stderr, "floor: cannot start the HTTP server\n");
-        return 1;
-    }
-    if (port_file) {
-        FILE *f = fopen(port_file, "w");
-        if (f) {
-            fprintf(f, "%u\n", ntohs(sa.sin_port));
-            fclose(f);
-        }
-    } else {
-        printf("%u\n", ntohs(sa.sin_port));
-        fflush(stdout);
-    }
-    while (!stopping)
-        pause();
-    MHD_stop_daemon(d);
-    if (!tpc) {
-        curl_multi_wakeup(multi);
-        pthread_join(th, NULL);
-        curl_multi_cleanup(multi);
-    }
+    if (tpc && d)
+        MHD_stop_daemon(d);
+    else if (!tpc && multi)
+        stop_relay(d, th);
+    if (fd >= 0 && !d)
+        close(fd);
     curl_slist_free_all(req_headers);
     curl_global_cleanup();
-    return 0;
+    return rc;
 }
