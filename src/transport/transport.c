@@ -14,8 +14,8 @@
  * curl_multi_socket_action(): the work per wakeup is proportional to the sockets that are
  * ready, not to the transfers held (curl_multi_poll + curl_multi_perform walk all of them).
  * An eventfd in the same epoll set is the cross-thread wakeup. Transfers still waiting for
- * their first byte under a deadline sit on a second list, so the first-byte checks skip
- * streams that are already flowing.
+ * their first byte under a deadline sit on a second list, kept in deadline order: a wakeup
+ * looks at its head only, however many calls wait for a slow provider's first byte.
  */
 #include <curl/curl.h>
 #include <errno.h>
@@ -61,7 +61,8 @@ struct transport {
     int wakefd;          /* eventfd: transport_wakeup() */
     int64_t curl_due_us; /* libcurl's timer, absolute; -1 = none */
     struct xfer *head;
-    struct xfer *waiting; /* transfers under a first-byte deadline, none received yet */
+    struct xfer *waiting;      /* transfers under a first-byte deadline, none received yet: */
+    struct xfer *waiting_tail; /* soonest deadline first */
     CURL *spare[SPARE_HANDLES];
     size_t n_spare;
     uint64_t next_id;
@@ -178,7 +179,28 @@ static void waiting_remove(struct transport *t, struct xfer *x)
         t->waiting = x->fb_next;
     if (x->fb_next)
         x->fb_next->fb_prev = x->fb_prev;
+    else
+        t->waiting_tail = x->fb_prev;
     x->fb_prev = x->fb_next = NULL;
+}
+
+/* Inserts x in deadline order, searching from the tail: transfers with the same timeout
+ * arrive in deadline order, so the usual insert is at the tail in O(1). */
+static void waiting_insert(struct transport *t, struct xfer *x)
+{
+    struct xfer *after = t->waiting_tail;
+    while (after && after->first_byte_deadline > x->first_byte_deadline)
+        after = after->fb_prev;
+    x->fb_prev = after;
+    x->fb_next = after ? after->fb_next : t->waiting;
+    if (x->fb_next)
+        x->fb_next->fb_prev = x;
+    else
+        t->waiting_tail = x;
+    if (after)
+        after->fb_next = x;
+    else
+        t->waiting = x;
 }
 
 static void xfer_unlink(struct transport *t, struct xfer *x)
@@ -418,12 +440,8 @@ uint64_t transport_start(struct transport *t, const struct http_request *req,
         t->head->prev = x;
     t->head = x;
     t->active++;
-    if (x->first_byte_deadline) {
-        x->fb_next = t->waiting;
-        if (t->waiting)
-            t->waiting->fb_prev = x;
-        t->waiting = x;
-    }
+    if (x->first_byte_deadline)
+        waiting_insert(t, x);
     return x->id;
 fail:
     if (x->easy)
@@ -524,13 +542,12 @@ static bool sweep_one(struct transport *t, int64_t now_us)
         }
         t->dirty = false;
     }
-    for (struct xfer *x = t->waiting; x; x = x->fb_next) {
-        if (now_us >= x->first_byte_deadline) {
-            result_set(&res, LLM_ERR_TIMEOUT, "no response within %lld ms (first byte)",
-                       (long long)((x->first_byte_deadline - x->start_us) / 1000));
-            xfer_finish(t, x, &res);
-            return true;
-        }
+    struct xfer *x = t->waiting; /* the soonest deadline */
+    if (x && now_us >= x->first_byte_deadline) {
+        result_set(&res, LLM_ERR_TIMEOUT, "no response within %lld ms (first byte)",
+                   (long long)((x->first_byte_deadline - x->start_us) / 1000));
+        xfer_finish(t, x, &res);
+        return true;
     }
     return false;
 }
@@ -546,10 +563,9 @@ static int next_wait_ms(const struct transport *t, int max_wait_ms, int64_t now_
 {
     int64_t wait = max_wait_ms;
     int64_t due = t->curl_due_us;
-    for (const struct xfer *x = t->waiting; x; x = x->fb_next) {
-        if (due < 0 || x->first_byte_deadline < due)
-            due = x->first_byte_deadline;
-    }
+    const struct xfer *x = t->waiting; /* the soonest deadline */
+    if (x && (due < 0 || x->first_byte_deadline < due))
+        due = x->first_byte_deadline;
     if (due >= 0) {
         int64_t d = (due - now_us + 999) / 1000;
         if (d < wait)

@@ -1,8 +1,8 @@
 /*
  * test_transport.c - the libcurl multi transport against a small libmicrohttpd server
  * running in this process on 127.0.0.1 (ephemeral port): status, headers, body, POST,
- * connect refused, first-byte and total timeouts, deferred cancel (also from inside a
- * callback), abort from on_data, a body cut mid-way, and many transfers at once.
+ * connect refused, first-byte (in deadline order) and total timeouts, deferred cancel (also from
+ * inside a callback), abort from on_data, a body cut mid-way, and many transfers at once.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -146,7 +146,10 @@ struct rec {
     int abort_after; /* on_data returns 1 once this many bytes arrived (0 = never) */
     struct transport *t;
     uint64_t cancel_id; /* cancelled from inside on_data */
+    int done_seq;       /* 1 for the first transfer to finish, 2 for the next... */
 };
+
+static int done_seq_;
 
 static void rec_status(void *ctx, long status)
 {
@@ -177,6 +180,7 @@ static void rec_done(void *ctx, const struct transport_result *res)
     r->res = *res;
     r->done = true;
     r->done_calls++;
+    r->done_seq = ++done_seq_;
 }
 
 static const struct transport_callbacks rec_cb = {rec_status, rec_header, rec_data, rec_done};
@@ -303,6 +307,43 @@ static void test_transport_times_out_waiting_for_first_byte(void **state)
     transport_free(t);
 }
 
+/* First-byte deadlines are kept in order whatever order the transfers started in: each
+ * times out after its own deadline, soonest first, while a transfer that got its first byte
+ * leaves the list from the middle. */
+static void test_transport_first_byte_deadlines_fire_in_order(void **state)
+{
+    (void)state;
+    struct transport *t = new_transport();
+    enum { N = 5 };
+    const int ms[N] = {400, 100, 300, 200, 100};
+    struct rec r[N] = {{0}}, ok = {0};
+    for (int i = 0; i < N; i++) {
+        struct transport_timeouts to = {.first_byte_ms = ms[i]};
+        start(t, &r[i], "/slow", NULL, &to);
+        if (i == 2) {
+            struct transport_timeouts late = {.first_byte_ms = 5000};
+            start(t, &ok, "/ok", NULL, &late);
+        }
+    }
+    int64_t give_up = clock_mono_ms() + 10000;
+    while (transport_active(t) > 0 && clock_mono_ms() < give_up)
+        transport_run(t, 100);
+    assert_true(ok.done);
+    assert_int_equal(ok.res.err, LLM_ERR_NONE);
+    for (int i = 0; i < N; i++) {
+        assert_true(r[i].done);
+        assert_int_equal(r[i].res.err, LLM_ERR_TIMEOUT);
+        assert_true(r[i].res.total_us >= (int64_t)ms[i] * 1000);
+        for (int j = 0; j < N; j++) {
+            if (ms[j] > ms[i])
+                assert_true(r[j].done_seq > r[i].done_seq);
+        }
+        buf_cleanup(&r[i].body);
+    }
+    buf_cleanup(&ok.body);
+    transport_free(t);
+}
+
 static void test_transport_enforces_total_timeout(void **state)
 {
     (void)state;
@@ -426,6 +467,7 @@ int main(void)
         cmocka_unit_test(test_transport_reports_error_status_as_data_not_failure),
         cmocka_unit_test(test_transport_classifies_refused_connection),
         cmocka_unit_test(test_transport_times_out_waiting_for_first_byte),
+        cmocka_unit_test(test_transport_first_byte_deadlines_fire_in_order),
         cmocka_unit_test(test_transport_enforces_total_timeout),
         cmocka_unit_test(test_transport_streams_chunks_as_they_come),
         cmocka_unit_test(test_transport_reports_body_cut_midway_as_truncated),
