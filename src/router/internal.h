@@ -306,7 +306,10 @@ bool target_blocked(const struct target_state *t, int64_t now_ms, long est_token
                     bool direct, char *why, size_t whylen);
 void router_load_config(struct router *rt, struct config *cfg); /* first load and reloads */
 void router_expire_overrides(struct router *rt, int64_t now_ms);
-void router_apply_command(struct router *rt, const struct router_cmd *cmd, struct reply *reply);
+/* Applies an operator command; the verdict's text goes to msg. The caller publishes, then
+ * replies. */
+enum sb_status router_apply_command(struct router *rt, const struct router_cmd *cmd, char *msg,
+                                    size_t msglen);
 void target_probe_fire(struct router *rt, struct target_state *t);
 void router_targets_free(struct router *rt);
 void target_note_transition(struct router *rt, struct target_state *t,

@@ -138,11 +138,17 @@ static void handle(struct router *rt, struct msg *m)
     case MSG_CANCEL:
         call_cancel(rt, m->call_id);
         break;
-    case MSG_COMMAND:
-        router_apply_command(rt, &m->cmd, m->reply);
+    case MSG_COMMAND: {
+        /* Published before the verdict: whoever waits for it reads a snapshot that
+         * already shows the command's effect. */
+        char msg[256];
+        enum sb_status st = router_apply_command(rt, &m->cmd, msg, sizeof msg);
+        router_publish(rt, clock_mono_ms());
+        rt->publish_now = false;
+        router_reply_finish(m->reply, st, "%s", msg);
         m->reply = NULL;
-        rt->publish_now = true;
         break;
+    }
     case MSG_RELOAD:
         router_load_config(rt, m->cfg);
         m->cfg = NULL;

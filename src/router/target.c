@@ -454,23 +454,23 @@ static enum sb_status apply(struct router *rt, const struct router_cmd *cmd, str
     return SB_ERR_INVALID;
 }
 
-void router_apply_command(struct router *rt, const struct router_cmd *cmd, struct reply *reply)
+enum sb_status router_apply_command(struct router *rt, const struct router_cmd *cmd, char *msg,
+                                    size_t msglen)
 {
-    char msg[256] = "";
     int64_t now = clock_mono_ms();
     const char *name = cmd->type <= ROUTER_CMD_CLEAR ? cmd_names[cmd->type] : "?";
     const char *user = cmd->user[0] ? cmd->user : "operator";
+    msg[0] = '\0';
     if (cmd->type == ROUTER_CMD_UNDO) {
-        enum sb_status st = apply_undo(rt, msg, sizeof msg);
+        enum sb_status st = apply_undo(rt, msg, msglen);
         if (st == SB_OK)
             router_event(rt, ROUTER_EV_OPERATOR, "", "%s: %s", user, msg);
-        router_reply_finish(reply, st, "%s", msg);
-        return;
+        return st;
     }
     struct target_state *t = router_find_target(rt, cmd->target);
     if (!t) {
-        router_reply_finish(reply, SB_ERR_NOT_FOUND, "no target named '%s'", cmd->target);
-        return;
+        snprintf(msg, msglen, "no target named '%s'", cmd->target);
+        return SB_ERR_NOT_FOUND;
     }
     struct buf before, after;
     buf_init(&before);
@@ -479,7 +479,7 @@ void router_apply_command(struct router *rt, const struct router_cmd *cmd, struc
     bool undoable = cmd->type != ROUTER_CMD_PROBE_NOW;
     if (undoable)
         push_undo(rt, t);
-    enum sb_status st = apply(rt, cmd, t, now, msg, sizeof msg);
+    enum sb_status st = apply(rt, cmd, t, now, msg, msglen);
     if (st != SB_OK && undoable)
         apply_undo(rt, (char[256]){0}, 256); /* roll the snapshot back off the stack */
     if (st == SB_OK) {
@@ -489,11 +489,11 @@ void router_apply_command(struct router *rt, const struct router_cmd *cmd, struc
             snprintf(exp, sizeof exp, " for %llds", (long long)(cmd->expires_ms / 1000));
         router_event(rt, ROUTER_EV_OPERATOR, t->cfg->name, "%s: %s %s%s: %s -> %s", user, name,
                      t->cfg->name, exp, buf_str(&before), buf_str(&after));
-        snprintf(msg, sizeof msg, "%s %s: %s", name, t->cfg->name, buf_str(&after));
+        snprintf(msg, msglen, "%s %s: %s", name, t->cfg->name, buf_str(&after));
     }
-    router_reply_finish(reply, st, "%s", msg);
     buf_cleanup(&before);
     buf_cleanup(&after);
+    return st;
 }
 
 static bool expired(int64_t at, int64_t now)

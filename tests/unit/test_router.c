@@ -157,16 +157,21 @@ static void test_router_commands_answer_and_are_audited(void **state)
     (void)state;
     struct router *rt = make_router();
     char msg[256];
+    struct router_snapshot *snap = xcalloc(1, sizeof *snap);
+    /* Each verdict comes after a snapshot that shows the command: read at once, no wait. */
     struct router_cmd cmd = {
         .type = ROUTER_CMD_SET_WEIGHT, .target = "a", .weight = 0, .user = "test"};
     assert_int_equal(router_command(rt, &cmd, msg, sizeof msg, 2000), SB_OK);
+    router_snapshot_read(rt, snap, 0);
+    assert_true(snap->targets[0].weight == 0);
     struct router_cmd drain = {
         .type = ROUTER_CMD_DRAIN, .target = "b", .user = "test", .expires_ms = 200};
     assert_int_equal(router_command(rt, &drain, msg, sizeof msg, 2000), SB_OK);
+    router_snapshot_read(rt, snap, 0);
+    assert_true(snap->targets[1].drained);
     struct router_cmd bad = {.type = ROUTER_CMD_PIN, .target = "zzz"};
     assert_int_equal(router_command(rt, &bad, msg, sizeof msg, 2000), SB_ERR_NOT_FOUND);
     assert_non_null(strstr(msg, "zzz"));
-    struct router_snapshot *snap = xcalloc(1, sizeof *snap);
     router_snapshot_read(rt, snap, 0);
     assert_true(snap->targets[0].weight == 0);
     assert_true(snap->targets[1].drained);
@@ -183,7 +188,6 @@ static void test_router_commands_answer_and_are_audited(void **state)
     struct router_cmd undo = {.type = ROUTER_CMD_UNDO, .user = "test"};
     assert_int_equal(router_command(rt, &undo, msg, sizeof msg, 2000), SB_OK); /* drain */
     assert_int_equal(router_command(rt, &undo, msg, sizeof msg, 2000), SB_OK); /* weight */
-    clock_sleep_ms(250);
     router_snapshot_read(rt, snap, 0);
     assert_true(snap->targets[0].weight == 3);
     struct buf text;
