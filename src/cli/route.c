@@ -105,7 +105,7 @@ static int parse(int argc, char **argv, struct route_opts *o)
 static size_t collect(char *data, size_t size, size_t nmemb, void *userp)
 {
     struct buf *b = userp;
-    if (b->len < 1024 * 1024)
+    if (b->len < (size_t)1024 * 1024)
         buf_append(b, data, size * nmemb);
     return size * nmemb;
 }

@@ -12,8 +12,8 @@
 #include "internal.h"
 
 struct col_def {
-    enum col_id id;
     const char *title;
+    enum col_id id;
     int width;
     int priority;
     bool right;
@@ -23,28 +23,28 @@ struct col_def {
 
 /* Display order. Priority 0 always shows; 1 is what an incident needs; 8 is nice to have. */
 static const struct col_def cols[COL_COUNT] = {
-    {COL_NAME, "TARGET", 0, 0, false, false, true},
-    {COL_STATE, "STATE", 11, 0, false, false, true},
-    {COL_OVR, "OVR", 4, 4, false, false, false},
-    {COL_MODEL, "FORMAT/MODEL", 17, 5, false, false, true},
-    {COL_WEIGHT, "W", 5, 2, true, false, true},
-    {COL_SHARE, "SHARE", 5, 2, true, false, true},
-    {COL_RPS, "REQ/S", 5, 1, true, false, true},
-    {COL_CALLS, "CALLS", 5, 2, true, false, true},
-    {COL_ERRS, "ERRS", 5, 5, true, false, true},
-    {COL_ERRPCT, "ERR%", 5, 1, true, false, true},
-    {COL_P50, "P50", 5, 5, true, false, true},
-    {COL_P95, "P95", 5, 1, true, false, true},
-    {COL_P99, "P99", 5, 4, true, false, true},
-    {COL_TTFT, "TTFT", 5, 4, true, false, true},
-    {COL_INFL, "INFL", 4, 5, true, false, true},
-    {COL_TOKENS, "TOK IN/OUT", 11, 6, true, false, true},
-    {COL_SPEND, "SPEND", 8, 3, true, false, true},
-    {COL_TRHG, "TR/HG", 7, 7, true, false, true},
-    {COL_PROBE, "PROBE", 8, 5, false, false, true},
-    {COL_WIN, "WIN", 4, 6, true, false, true},
-    {COL_SPARK, "REQ/S 60s", 10, 2, false, false, false},
-    {COL_NOTE, "NOTE", 12, 8, false, true, false},
+    {"TARGET", COL_NAME, 0, 0, false, false, true},
+    {"STATE", COL_STATE, 11, 0, false, false, true},
+    {"OVR", COL_OVR, 4, 4, false, false, false},
+    {"FORMAT/MODEL", COL_MODEL, 17, 5, false, false, true},
+    {"W", COL_WEIGHT, 5, 2, true, false, true},
+    {"SHARE", COL_SHARE, 5, 2, true, false, true},
+    {"REQ/S", COL_RPS, 5, 1, true, false, true},
+    {"CALLS", COL_CALLS, 5, 2, true, false, true},
+    {"ERRS", COL_ERRS, 5, 5, true, false, true},
+    {"ERR%", COL_ERRPCT, 5, 1, true, false, true},
+    {"P50", COL_P50, 5, 5, true, false, true},
+    {"P95", COL_P95, 5, 1, true, false, true},
+    {"P99", COL_P99, 5, 4, true, false, true},
+    {"TTFT", COL_TTFT, 5, 4, true, false, true},
+    {"INFL", COL_INFL, 4, 5, true, false, true},
+    {"TOK IN/OUT", COL_TOKENS, 11, 6, true, false, true},
+    {"SPEND", COL_SPEND, 8, 3, true, false, true},
+    {"TR/HG", COL_TRHG, 7, 7, true, false, true},
+    {"PROBE", COL_PROBE, 8, 5, false, false, true},
+    {"WIN", COL_WIN, 4, 6, true, false, true},
+    {"REQ/S 60s", COL_SPARK, 10, 2, false, false, false},
+    {"NOTE", COL_NOTE, 12, 8, false, true, false},
 };
 
 const char *columns_title(enum col_id c)

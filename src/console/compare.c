@@ -328,15 +328,16 @@ static struct ui_vote *vote_rec(struct ui *ui, const char *name)
 void compare_vote(struct ui *ui, int col)
 {
     struct compare *c = &ui->cmp;
-    if (col < 0 || (size_t)col >= c->n_cols) {
+    if (col < 0 || (size_t)col >= c->n_cols || col >= CMP_MAX) {
         ui_message(ui, THEME_ERROR, "no answer %d to mark", col + 1);
         return;
     }
     const char *names[CMP_MAX];
-    for (size_t i = 0; i < c->n_cols; i++)
+    size_t n = c->n_cols < CMP_MAX ? c->n_cols : CMP_MAX;
+    for (size_t i = 0; i < n; i++)
         names[i] = c->cols[i]->target; /* immutable after col_new */
     if (c->vote >= 0) {                /* changing one's mind: take the old vote back */
-        for (size_t i = 0; i < c->n_cols; i++) {
+        for (size_t i = 0; i < n; i++) {
             struct ui_vote *v = vote_rec(ui, names[i]);
             if (v && v->comparisons)
                 v->comparisons--;
@@ -345,7 +346,7 @@ void compare_vote(struct ui *ui, int col)
         }
     }
     c->vote = col;
-    for (size_t i = 0; i < c->n_cols; i++) {
+    for (size_t i = 0; i < n; i++) {
         struct ui_vote *v = vote_rec(ui, names[i]);
         if (!v)
             continue;
@@ -354,7 +355,7 @@ void compare_vote(struct ui *ui, int col)
             v->wins++;
     }
     if (ui->opts->vote)
-        ui->opts->vote(ui->opts->vote_ctx, names[col], names, c->n_cols);
+        ui->opts->vote(ui->opts->vote_ctx, names[col], names, n);
     ui_message(ui, THEME_OK, "marked %s's answer as the better one", names[col]);
 }
 

@@ -155,7 +155,7 @@ static void draw_column(struct ui *ui, const struct cmp_view *v, size_t i, int y
         scroll = (int)total - text_h;
     if (scroll < 0)
         scroll = 0;
-    for (int r = 0; r < text_h && (size_t)(scroll + r) < total; r++) {
+    for (int r = 0; r < text_h && (size_t)scroll + (size_t)r < total; r++) {
         const struct wrap_line *l = &lines[scroll + r];
         draw_textn(ui, y + 1 + r, x + 1, iw, buf_str(&v->text) + l->start, l->len,
                    ui->attr[THEME_NORMAL]);
@@ -283,9 +283,8 @@ bool compare_key(struct ui *ui, struct ui_key k)
             c->target_cursor--;
         } else if (k.fn && k.code == KEY_RIGHT && c->target_cursor + 1 < (int)n) {
             c->target_cursor++;
-        } else if (!k.fn && (k.code == ' ' || k.code == 'x') && (size_t)c->target_cursor < n) {
-            compare_toggle_target(ui, ui->snap->targets[c->target_cursor].name);
-        } else if (keys_is_enter(k) && (size_t)c->target_cursor < n) {
+        } else if (((!k.fn && (k.code == ' ' || k.code == 'x')) || keys_is_enter(k)) &&
+                   (size_t)c->target_cursor < n) {
             compare_toggle_target(ui, ui->snap->targets[c->target_cursor].name);
         } else {
             return false;

@@ -188,7 +188,9 @@ static void draw_popup(struct ui *ui)
     int inner = h - 2;
     if (ui->popup_scroll > (int)total - inner)
         ui->popup_scroll = (int)total - inner > 0 ? (int)total - inner : 0;
-    for (int r = 0; r < inner && (size_t)(ui->popup_scroll + r) < total; r++) {
+    if (ui->popup_scroll < 0)
+        ui->popup_scroll = 0;
+    for (int r = 0; r < inner && (size_t)ui->popup_scroll + (size_t)r < total; r++) {
         const struct wrap_line *l = &lines[ui->popup_scroll + r];
         draw_textn(ui, y + 1 + r, x + 2, w - 4, text + l->start, l->len, a);
     }

@@ -37,7 +37,7 @@
 #define UNPOISON(p, n) ((void)(p), (void)(n))
 #endif
 
-#define SCRATCH_BYTES (16u * 1024)
+#define SCRATCH_BYTES ((size_t)16 * 1024)
 #define SCRATCH_ALIGN 16u
 
 struct scratch {
