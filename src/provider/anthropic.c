@@ -105,7 +105,7 @@ static enum sb_status an_enc_assistant(struct an_enc *e, const struct llm_messag
         }
         cJSON *b = cJSON_CreateObject();
         cJSON_AddStringToObject(b, "type", "tool_use");
-        cJSON_AddStringToObject(b, "id", tc->id);
+        wire_add_call_id(b, "id", tc->id);
         cJSON_AddStringToObject(b, "name", tc->name);
         cJSON_AddItemToObject(b, "input", input ? input : cJSON_CreateObject());
         cJSON_AddItemToArray(blocks, b);
@@ -122,7 +122,7 @@ static enum sb_status an_enc_tool_result(struct an_enc *e, const struct llm_mess
     cJSON *blocks = an_turn(e, "user");
     cJSON *b = cJSON_CreateObject();
     cJSON_AddStringToObject(b, "type", "tool_result");
-    cJSON_AddStringToObject(b, "tool_use_id", m->tool_call_id);
+    wire_add_call_id(b, "tool_use_id", m->tool_call_id);
     cJSON_AddStringToObject(b, "content", m->content ? m->content : "");
     /* Tool results go before any text of the same user turn. */
     int at = 0;

@@ -12,14 +12,18 @@
  * without properties is declared without "parameters" (the API rejects an OBJECT schema with
  * no properties). An assistant message with neither text nor tool calls is dropped. There is
  * no wire field for the end-user id: req->user is not sent. Tool call ids are not sent (our
- * synthesised ids mean nothing to Gemini); nor are thought signatures (we do not keep them).
+ * synthesised ids mean nothing to Gemini). Thought signatures are: a functionCall part's
+ * thoughtSignature rides in the tool call id the client echoes back (wire.h, WIRE_SIG_SEP)
+ * and goes back on that part; for Gemini 3 models, which reject a model turn whose first
+ * function call has none, a call without one gets Google's documented
+ * "skip_thought_signature_validator".
  *
  * decode: a whole body (one GenerateContentResponse, or the JSON array of them that
  * streamGenerateContent sends without alt=sse) or an SSE stream of chunks -> TEXT*,
  * (TOOL_CALL TOOL_ARGS)*, USAGE?, FINISH. Only candidates[0] is read; parts marked
  * "thought" are not text. Within one body or chunk, text parts go before function calls.
- * A functionCall arrives whole: TOOL_CALL with its "id" or a synthesised "call_<index>",
- * then one TOOL_ARGS with the printed args ("{}" when absent). usage: input =
+ * A functionCall arrives whole: TOOL_CALL with its "id" or a synthesised "call_<index>"
+ * (plus WIRE_SIG_SEP and the part's thoughtSignature when it has one), then one TOOL_ARGS with the printed args ("{}" when absent). usage: input =
  * promptTokenCount (cached tokens included), cached = cachedContentTokenCount, output =
  * candidatesTokenCount + thoughtsTokenCount; a stream keeps the last usageMetadata.
  * The terminal condition of a stream is a chunk with a finishReason (or a prompt block);
@@ -44,6 +48,7 @@
  * Threads: the ops are stateless; a stream state belongs to its provider_call's thread.
  * No locks. Pure: no I/O, no clock.
  */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -59,8 +64,12 @@
 
 /* ---- encode ------------------------------------------------------------------------------- */
 
+/* Google's documented thoughtSignature for function calls that never had one. */
+#define GM_SKIP_SIGNATURE "skip_thought_signature_validator"
+
 struct gm_enc {
     const struct llm_request *req;
+    const char *model; /* the target's model id, "models/" prefix dropped */
     cJSON *contents;
     cJSON *last_turn;      /* last element of contents, NULL when none */
     const char *last_role; /* its role */
@@ -89,6 +98,20 @@ static void gm_add_text(cJSON *parts, const char *text)
     cJSON_AddItemToArray(parts, p);
 }
 
+/* The thoughtSignature for the j-th function call of an assistant message: the one Gemini
+ * gave (carried in the id), else, for Gemini 3 models, which reject a model turn's first
+ * function call without one (history from another provider, or ids a client rewrote), the
+ * validator-skipping value Google documents for that case; else none. */
+static const char *gm_signature(const struct gm_enc *e, const struct llm_tool_call *tc, size_t j)
+{
+    const char *sig = tc->id ? wire_call_sig(tc->id) : NULL;
+    if (sig)
+        return sig;
+    if (j == 0 && e->model && str_has_prefix(e->model, "gemini-3"))
+        return GM_SKIP_SIGNATURE;
+    return NULL;
+}
+
 static enum sb_status gm_enc_assistant(struct gm_enc *e, const struct llm_message *m, size_t i)
 {
     bool text = wire_has_text(m->content);
@@ -114,6 +137,9 @@ static enum sb_status gm_enc_assistant(struct gm_enc *e, const struct llm_messag
         cJSON *fc = cJSON_AddObjectToObject(p, "functionCall");
         cJSON_AddStringToObject(fc, "name", tc->name);
         cJSON_AddItemToObject(fc, "args", args ? args : cJSON_CreateObject());
+        const char *sig = gm_signature(e, tc, j);
+        if (sig)
+            cJSON_AddStringToObject(p, "thoughtSignature", sig);
         cJSON_AddItemToArray(parts, p);
     }
     return SB_OK;
@@ -327,6 +353,7 @@ static enum sb_status gemini_encode(const struct config_target *t, const struct 
     const char *model = t->model ? t->model : req->model;
 
     buf_init(&e.system);
+    e.model = model && str_has_prefix(model, "models/") ? model + strlen("models/") : model;
     if (!model || !(url = gm_model_url(t, model, msg, msglen))) {
         if (!model)
             wire_msg(msg, msglen, "model: missing");
@@ -537,8 +564,19 @@ static enum llm_errclass gm_emit_call(struct gm_state *st, const cJSON *p,
 {
     const cJSON *fc = wire_get(p, "functionCall");
     const char *id = wire_str(fc, "id") ? wire_str(fc, "id") : wire_str(p, "id");
+    const char *sig = wire_str(p, "thoughtSignature");
     int index = st->n_tools++;
+    char synth[32];
+    char *signed_id = NULL;
+    if (sig && *sig) { /* kept in the id the client echoes back: see wire.h */
+        if (!id) {
+            snprintf(synth, sizeof synth, "call_%d", index);
+            id = synth;
+        }
+        id = signed_id = wire_call_id_with_sig(id, sig);
+    }
     enum llm_errclass c = wire_emit_call(sink, index, id, wire_str(fc, "name"), msg, msglen);
+    free(signed_id);
     return c != LLM_ERR_NONE ? c : wire_emit_args(sink, index, wire_get(fc, "args"), msg, msglen);
 }
 

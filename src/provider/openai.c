@@ -27,6 +27,7 @@
 #include <cjson/cJSON.h>
 
 #include "switchboard/provider.h"
+#include "wire.h"
 
 #define OPENAI_MAX_TOOL_CALLS 128
 
@@ -231,7 +232,7 @@ static cJSON *encode_tool_calls(const struct llm_message *m)
     for (size_t j = 0; j < m->n_tool_calls; j++) {
         const struct llm_tool_call *tc = &m->tool_calls[j];
         cJSON *o = cJSON_CreateObject();
-        cJSON_AddStringToObject(o, "id", tc->id ? tc->id : "");
+        wire_add_call_id(o, "id", tc->id);
         cJSON_AddStringToObject(o, "type", "function");
         cJSON *fn = cJSON_AddObjectToObject(o, "function");
         cJSON_AddStringToObject(fn, "name", tc->name ? tc->name : "");
@@ -265,7 +266,7 @@ static enum sb_status encode_message(const struct llm_message *m, size_t i, cJSO
             snprintf(msg, msglen, "messages[%zu]: a tool result needs tool_call_id", i);
             return SB_ERR_INVALID;
         }
-        cJSON_AddStringToObject(o, "tool_call_id", m->tool_call_id);
+        wire_add_call_id(o, "tool_call_id", m->tool_call_id);
         cJSON_AddStringToObject(o, "content", m->content ? m->content : "");
         break;
     }

@@ -131,6 +131,34 @@ enum llm_errclass wire_emit_text(const struct llm_sink *sink, enum llm_event_typ
     return wire_emit(sink, &ev, msg, msglen);
 }
 
+size_t wire_call_id_len(const char *id)
+{
+    const char *sep = strstr(id, WIRE_SIG_SEP);
+    return sep ? (size_t)(sep - id) : strlen(id);
+}
+
+const char *wire_call_sig(const char *id)
+{
+    const char *sep = id ? strstr(id, WIRE_SIG_SEP) : NULL;
+    return sep && sep[strlen(WIRE_SIG_SEP)] ? sep + strlen(WIRE_SIG_SEP) : NULL;
+}
+
+char *wire_call_id_with_sig(const char *id, const char *sig)
+{
+    return xasprintf("%.*s%s%s", (int)wire_call_id_len(id), id, WIRE_SIG_SEP, sig);
+}
+
+void wire_add_call_id(cJSON *obj, const char *key, const char *id)
+{
+    if (!id || !wire_call_sig(id)) {
+        cJSON_AddStringToObject(obj, key, id ? id : "");
+        return;
+    }
+    char *plain = xstrndup(id, wire_call_id_len(id));
+    cJSON_AddStringToObject(obj, key, plain);
+    free(plain);
+}
+
 enum llm_errclass wire_emit_call(const struct llm_sink *sink, int index, const char *id,
                                  const char *name, char *msg, size_t msglen)
 {

@@ -343,6 +343,107 @@ static void test_gemini_encode_refuses_a_model_id_that_would_bend_the_url(void *
     llm_request_cleanup(&req);
 }
 
+/* ---- thought signatures ------------------------------------------------------------------- */
+
+#define SIG "CiQB0e2Kb2dWl8Dh+/x="
+/* How a signed tool call id looks to clients (src/provider/wire.h). */
+#define WIRE_SIG_SEP "__thought_sig__"
+
+/* History as a client sends it back after a Gemini answer with two parallel calls, the first
+ * signed (its id carries the signature), then a turn whose call came from another provider. */
+static void build_signed_history(struct llm_request *req)
+{
+    llm_request_add_tool(req, "get_weather", NULL, weather_schema);
+    llm_request_add_message(req, LLM_ROLE_USER, "Weather in Paris and Rome?");
+    struct llm_message *a = llm_request_add_message(req, LLM_ROLE_ASSISTANT, NULL);
+    add_call(a, "call_0" WIRE_SIG_SEP SIG, "get_weather", "{\"city\":\"Paris\"}");
+    add_call(a, "call_1", "get_weather", "{\"city\":\"Rome\"}");
+    add_result(req, "call_0" WIRE_SIG_SEP SIG, "{\"temp\":18}");
+    add_result(req, "call_1", "{\"temp\":21}");
+    llm_request_add_message(req, LLM_ROLE_USER, "And Oslo?");
+    add_call(llm_request_add_message(req, LLM_ROLE_ASSISTANT, NULL), "toolu_9", "get_weather",
+             "{\"city\":\"Oslo\"}");
+    add_result(req, "toolu_9", "{\"temp\":4}");
+}
+
+/* The signatures of the model turns' function call parts, in order ("-" for none). */
+static void signatures_of(const char *body, struct buf *out)
+{
+    cJSON *root = cJSON_Parse(body);
+    assert_non_null(root);
+    const cJSON *turn, *part;
+    cJSON_ArrayForEach(turn, cJSON_GetObjectItem(root, "contents"))
+    {
+        cJSON_ArrayForEach(part, cJSON_GetObjectItem(turn, "parts"))
+        {
+            if (!cJSON_GetObjectItem(part, "functionCall"))
+                continue;
+            const cJSON *sig = cJSON_GetObjectItem(part, "thoughtSignature");
+            buf_printf(out, "%s;", cJSON_IsString(sig) ? sig->valuestring : "-");
+        }
+    }
+    cJSON_Delete(root);
+}
+
+static void test_gemini_sends_thought_signatures_back(void **state)
+{
+    static char gemini3[] = "models/gemini-3-pro-preview";
+    (void)state;
+    struct config_target t = target();
+    struct http_request out;
+    struct buf sigs;
+    buf_init(&sigs);
+    /* Gemini 2.5: the signature Gemini gave goes back on its part; no id is sent. */
+    encode_ok(&t, build_signed_history, &out);
+    signatures_of(out.body, &sigs);
+    assert_string_equal(buf_str(&sigs), SIG ";-;-;");
+    assert_null(strstr(out.body, WIRE_SIG_SEP));
+    assert_null(strstr(out.body, "call_0"));
+    http_request_cleanup(&out);
+    /* Gemini 3 rejects a turn whose first call has none: Google's skip value fills in. */
+    t.model = gemini3;
+    encode_ok(&t, build_signed_history, &out);
+    buf_cleanup(&sigs);
+    buf_init(&sigs);
+    signatures_of(out.body, &sigs);
+    assert_string_equal(buf_str(&sigs), SIG ";-;skip_thought_signature_validator;");
+    http_request_cleanup(&out);
+    buf_cleanup(&sigs);
+}
+
+/* The other adapters send the ids without the signature, calls and results alike. */
+static void test_gemini_signatures_stay_out_of_other_providers_requests(void **state)
+{
+    static char name[] = "other", base[] = "https://api.example.com/v1", model[] = "m",
+                version[] = "2023-06-01";
+    (void)state;
+    const struct provider_ops *others[] = {&provider_openai, &provider_anthropic};
+    for (size_t i = 0; i < SB_ARRAY_LEN(others); i++) {
+        struct config_target t;
+        memset(&t, 0, sizeof t);
+        t.name = name;
+        t.kind = i ? PROVIDER_ANTHROPIC : PROVIDER_OPENAI;
+        t.base_url = base;
+        t.model = model;
+        t.anthropic_version = version;
+        t.default_max_tokens = 256;
+        struct llm_request req;
+        struct http_request out;
+        char msg[PROVIDER_MSG_MAX] = "";
+        llm_request_init(&req);
+        build_signed_history(&req);
+        http_request_init(&out);
+        assert_int_equal(others[i]->encode(&t, &req, &out, msg, sizeof msg), SB_OK);
+        assert_null(strstr(out.body, WIRE_SIG_SEP));
+        assert_null(strstr(out.body, "CiQB0e2Kb2dWl8Dh"));
+        const char *first = strstr(out.body, "\"call_0\"");
+        assert_non_null(first);                           /* the call... */
+        assert_non_null(strstr(first + 1, "\"call_0\"")); /* ...and its result */
+        http_request_cleanup(&out);
+        llm_request_cleanup(&req);
+    }
+}
+
 static void test_gemini_probe_gets_the_model_with_the_key_header(void **state)
 {
     (void)state;
@@ -366,7 +467,7 @@ static const struct decode_case {
 } full_cases[] = {
     {"full_ok.json", "text:Hello! How can I help you today?\nusage:8/10/0\nfinish:stop\n"},
     {"full_tool_call.json", "text:Let me check.\n"
-                            "call:0:call_0:get_weather\n"
+                            "call:0:call_0__thought_sig__CiQB0e2Kb2dWl8Dh:get_weather\n"
                             "args:0:{\"city\":\"Paris\",\"unit\":\"c\"}\n"
                             "call:1:fc_7:get_time\nargs:1:{}\n"
                             "usage:120/25/0\nfinish:tool_calls\n"},
@@ -417,7 +518,9 @@ static void test_gemini_decode_stops_when_the_sink_asks(void **state)
     rec_init(&r, &sink);
     r.stop_after = 2;
     assert_int_equal(ops->decode_full(body, len, &sink, msg, sizeof msg), LLM_ERR_CANCELLED);
-    assert_string_equal(buf_str(&r.log), "text:Let me check.\ncall:0:call_0:get_weather\n");
+    assert_string_equal(
+        buf_str(&r.log),
+        "text:Let me check.\ncall:0:call_0__thought_sig__CiQB0e2Kb2dWl8Dh:get_weather\n");
     buf_cleanup(&r.log);
     free(body);
 }
@@ -426,10 +529,11 @@ static void test_gemini_decode_stops_when_the_sink_asks(void **state)
 
 static const struct decode_case stream_cases[] = {
     {"stream_text.sse", "text:Hello\ntext:, world\ntext:!\nusage:6/4/0\nfinish:stop\n"},
-    {"stream_tool_call.sse", "text:Checking.\n"
-                             "call:0:call_0:get_weather\nargs:0:{\"city\":\"Paris\"}\n"
-                             "call:1:call_1:get_time\nargs:1:{\"tz\":\"Europe/Paris\"}\n"
-                             "usage:80/43/0\nfinish:tool_calls\n"},
+    {"stream_tool_call.sse",
+     "text:Checking.\n"
+     "call:0:call_0__thought_sig__CiQB0e2Kb2dWl8Dh:get_weather\nargs:0:{\"city\":\"Paris\"}\n"
+     "call:1:call_1:get_time\nargs:1:{\"tz\":\"Europe/Paris\"}\n"
+     "usage:80/43/0\nfinish:tool_calls\n"},
     {"stream_truncated.sse", "text:Once upon\ntext: a time\n"
                              "error:truncated:stream ended without a finishReason\n"},
     {"stream_no_usage.sse", "text:quiet\ntext:ly\nfinish:stop\n"},
@@ -570,6 +674,8 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_gemini_encodes_requests_like_the_golden_files),
+        cmocka_unit_test(test_gemini_sends_thought_signatures_back),
+        cmocka_unit_test(test_gemini_signatures_stay_out_of_other_providers_requests),
         cmocka_unit_test(test_gemini_encode_sends_the_key_in_a_header_never_the_url),
         cmocka_unit_test(test_gemini_encode_streaming_uses_sse_and_the_same_key_header),
         cmocka_unit_test(test_gemini_encode_accepts_a_models_prefix_and_no_key),
