@@ -99,7 +99,8 @@ static enum MHD_Result answer(struct MHD_Connection *conn, struct req *r)
     } else {
         resp = MHD_create_response_from_buffer(0, NULL, MHD_RESPMEM_PERSISTENT);
     }
-    enum MHD_Result ret = MHD_queue_response(conn, r->status == 200 ? 200 : 502, resp);
+    unsigned status = r->status == 200 || r->status == 413 ? (unsigned)r->status : 502;
+    enum MHD_Result ret = MHD_queue_response(conn, status, resp);
     MHD_destroy_response(resp);
     return ret;
 }
@@ -126,18 +127,8 @@ static void easy_free(void *easy)
     curl_easy_cleanup(easy);
 }
 
-static enum MHD_Result on_request_tpc(void *cls, struct MHD_Connection *conn, const char *url,
-                                      const char *method, const char *version, const char *data,
-                                      size_t *size, void **con_cls)
+static enum MHD_Result handle_tpc(struct MHD_Connection *conn, struct req *r)
 {
-    (void)cls, (void)url, (void)method, (void)version;
-    struct req *r = *con_cls;
-    if (!r) {
-        *con_cls = r = calloc(1, sizeof *r);
-        return r ? MHD_YES : MHD_NO;
-    }
-    if (!read_body(r, data, size))
-        return MHD_YES;
     CURL *easy = pthread_getspecific(easy_key);
     if (!easy) {
         if (!(easy = curl_easy_init()) || pthread_setspecific(easy_key, easy)) {
@@ -249,18 +240,8 @@ static void *curl_thread(void *arg)
     return NULL;
 }
 
-static enum MHD_Result on_request_relay(void *cls, struct MHD_Connection *conn, const char *url,
-                                        const char *method, const char *version, const char *data,
-                                        size_t *size, void **con_cls)
+static enum MHD_Result handle_relay(struct MHD_Connection *conn, struct req *r)
 {
-    (void)cls, (void)url, (void)method, (void)version;
-    struct req *r = *con_cls;
-    if (!r) {
-        *con_cls = r = calloc(1, sizeof *r);
-        return r ? MHD_YES : MHD_NO;
-    }
-    if (!read_body(r, data, size))
-        return MHD_YES;
     pthread_mutex_lock(&lock);
     bool done = r->done;
     pthread_mutex_unlock(&lock);
@@ -286,6 +267,30 @@ static enum MHD_Result on_request_relay(void *cls, struct MHD_Connection *conn, 
             curl_multi_wakeup(multi);
     }
     return MHD_YES;
+}
+
+/* The shape's handler, called once the whole body is in (and again after a resume). */
+struct shape {
+    enum MHD_Result (*handle)(struct MHD_Connection *conn, struct req *r);
+};
+static struct shape tpc_shape = {handle_tpc}, relay_shape = {handle_relay};
+
+static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const char *url,
+                                  const char *method, const char *version, const char *data,
+                                  size_t *size, void **con_cls)
+{
+    (void)url, (void)method, (void)version;
+    const struct shape *shape = cls;
+    struct req *r = *con_cls;
+    if (!r) {
+        *con_cls = r = calloc(1, sizeof *r);
+        return r ? MHD_YES : MHD_NO;
+    }
+    if (!read_body(r, data, size))
+        return MHD_YES;
+    if (r->status == 413)
+        return answer(conn, r); /* too big to forward */
+    return shape->handle(conn, r);
 }
 
 static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
@@ -338,8 +343,8 @@ static struct MHD_Daemon *start_tpc(int fd)
     if (pthread_key_create(&easy_key, easy_free))
         return NULL;
     return MHD_start_daemon(MHD_USE_THREAD_PER_CONNECTION | MHD_USE_INTERNAL_POLLING_THREAD, 0,
-                            NULL, NULL, on_request_tpc, NULL, MHD_OPTION_LISTEN_SOCKET, fd,
-                            MHD_OPTION_CONNECTION_LIMIT, 2000u, MHD_OPTION_NOTIFY_COMPLETED,
+                            NULL, NULL, on_request, &tpc_shape, MHD_OPTION_LISTEN_SOCKET,
+                            fd, MHD_OPTION_CONNECTION_LIMIT, 2000u, MHD_OPTION_NOTIFY_COMPLETED,
                             on_completed, NULL, MHD_OPTION_END);
 }
 
@@ -352,11 +357,11 @@ static struct MHD_Daemon *start_relay(int fd, pthread_t *th)
         multi = NULL;
         return NULL;
     }
-    return MHD_start_daemon(MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL |
-                                MHD_ALLOW_SUSPEND_RESUME,
-                            0, NULL, NULL, on_request_relay, NULL, MHD_OPTION_LISTEN_SOCKET, fd,
-                            MHD_OPTION_THREAD_POOL_SIZE, 2u, MHD_OPTION_CONNECTION_LIMIT, 2000u,
-                            MHD_OPTION_NOTIFY_COMPLETED, on_completed, NULL, MHD_OPTION_END);
+    return MHD_start_daemon(
+        MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME, 0, NULL, NULL,
+        on_request, &relay_shape, MHD_OPTION_LISTEN_SOCKET, fd, MHD_OPTION_THREAD_POOL_SIZE,
+        2u, MHD_OPTION_CONNECTION_LIMIT, 2000u, MHD_OPTION_NOTIFY_COMPLETED, on_completed, NULL,
+        MHD_OPTION_END);
 }
 
 /* The curl thread stops first (nothing drives a transfer after that); every request it had
