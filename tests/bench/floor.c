@@ -202,19 +202,31 @@ static void start(struct req *r)
     curl_multi_add_handle(multi, e);
 }
 
+static void refuse(struct req *r)
+{
+    finish(r, 0); /* a 502 */
+}
+
+/* Takes the queued requests (and, with close, lets no more in) and passes each to each(). */
+static void drain_inbox(bool close, void (*each)(struct req *r))
+{
+    pthread_mutex_lock(&lock);
+    struct req *todo = inbox;
+    inbox = NULL;
+    closing = closing || close;
+    pthread_mutex_unlock(&lock);
+    while (todo) {
+        struct req *r = todo;
+        todo = r->next;
+        each(r);
+    }
+}
+
 static void *curl_thread(void *arg)
 {
     (void)arg;
     while (!stopping) {
-        pthread_mutex_lock(&lock);
-        struct req *todo = inbox;
-        inbox = NULL;
-        pthread_mutex_unlock(&lock);
-        while (todo) {
-            struct req *r = todo;
-            todo = r->next;
-            start(r);
-        }
+        drain_inbox(false, start);
         int running;
         curl_multi_perform(multi, &running);
         CURLMsg *m;
@@ -343,8 +355,8 @@ static struct MHD_Daemon *start_tpc(int fd)
     if (pthread_key_create(&easy_key, easy_free))
         return NULL;
     return MHD_start_daemon(MHD_USE_THREAD_PER_CONNECTION | MHD_USE_INTERNAL_POLLING_THREAD, 0,
-                            NULL, NULL, on_request, &tpc_shape, MHD_OPTION_LISTEN_SOCKET,
-                            fd, MHD_OPTION_CONNECTION_LIMIT, 2000u, MHD_OPTION_NOTIFY_COMPLETED,
+                            NULL, NULL, on_request, &tpc_shape, MHD_OPTION_LISTEN_SOCKET, fd,
+                            MHD_OPTION_CONNECTION_LIMIT, 2000u, MHD_OPTION_NOTIFY_COMPLETED,
                             on_completed, NULL, MHD_OPTION_END);
 }
 
@@ -357,11 +369,11 @@ static struct MHD_Daemon *start_relay(int fd, pthread_t *th)
         multi = NULL;
         return NULL;
     }
-    return MHD_start_daemon(
-        MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME, 0, NULL, NULL,
-        on_request, &relay_shape, MHD_OPTION_LISTEN_SOCKET, fd, MHD_OPTION_THREAD_POOL_SIZE,
-        2u, MHD_OPTION_CONNECTION_LIMIT, 2000u, MHD_OPTION_NOTIFY_COMPLETED, on_completed, NULL,
-        MHD_OPTION_END);
+    return MHD_start_daemon(MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL |
+                                MHD_ALLOW_SUSPEND_RESUME,
+                            0, NULL, NULL, on_request, &relay_shape, MHD_OPTION_LISTEN_SOCKET, fd,
+                            MHD_OPTION_THREAD_POOL_SIZE, 2u, MHD_OPTION_CONNECTION_LIMIT, 2000u,
+                            MHD_OPTION_NOTIFY_COMPLETED, on_completed, NULL, MHD_OPTION_END);
 }
 
 /* The curl thread stops first (nothing drives a transfer after that); every request it had
@@ -373,16 +385,7 @@ static void stop_relay(struct MHD_Daemon *d, pthread_t th)
     stopping = true;
     curl_multi_wakeup(multi);
     pthread_join(th, NULL);
-    pthread_mutex_lock(&lock);
-    closing = true;
-    struct req *todo = inbox;
-    inbox = NULL;
-    pthread_mutex_unlock(&lock);
-    while (todo) {
-        struct req *r = todo;
-        todo = r->next;
-        finish(r, 0);
-    }
+    drain_inbox(true, refuse);
     for (size_t i = 0; i < n_active; i++) {
         struct req *r;
         curl_easy_getinfo(active[i], CURLINFO_PRIVATE, (char **)&r);
