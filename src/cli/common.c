@@ -2,8 +2,11 @@
  * common.c - config loading, SIGHUP reloads and port files for serve and console.
  * Main thread only.
  */
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
 
 #include "internal.h"
 #include "switchboard/log.h"
@@ -50,4 +53,16 @@ bool cli_write_port_file(const char *path, unsigned port)
     ok = ok && rename(tmp, path) == 0;
     free(tmp);
     return ok;
+}
+
+/* Each streamed call holds a client socket and an upstream socket: raise the soft limit on
+ * open files to the hard limit so a thousand concurrent streams fit. */
+void cli_raise_nofile(void)
+{
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+        rl.rlim_cur = rl.rlim_max;
+        if (setrlimit(RLIMIT_NOFILE, &rl) != 0)
+            log_warn("cannot raise the open-file limit: %s", strerror(errno));
+    }
 }

@@ -208,6 +208,7 @@ static int run(struct console_cli *o, struct config *cfg, int log_fd)
                                   : "");
     long refresh_ms = (long)cfg->console.refresh_ms;
     struct config *borrowed = cfg;
+    cli_raise_nofile();
     rt = router_new(cfg, msg, sizeof msg); /* owns cfg from here on */
     if (!rt) {
         fprintf(stderr, "error: %s\n", msg);

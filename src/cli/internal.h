@@ -17,5 +17,7 @@ struct config *cli_load_config(const char *path, const char *listen, struct buf 
 void cli_reload(struct router *rt, const char *path, const char *listen);
 /* Writes "PORT\n" to path atomically (temp file + rename). */
 bool cli_write_port_file(const char *path, unsigned port);
+/* Soft open-file limit up to the hard one (serve and console hold two sockets a stream). */
+void cli_raise_nofile(void);
 
 #endif

@@ -12,7 +12,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/resource.h>
 #include <unistd.h>
 
 #include "internal.h"
@@ -79,18 +78,6 @@ static int parse(int argc, char **argv, struct serve_opts *o)
     return -1;
 }
 
-/* Each streamed call holds a client socket and an upstream socket: raise the soft limit on
- * open files to the hard limit so a thousand concurrent streams fit. */
-static void raise_nofile(void)
-{
-    struct rlimit rl;
-    if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
-        rl.rlim_cur = rl.rlim_max;
-        if (setrlimit(RLIMIT_NOFILE, &rl) != 0)
-            log_warn("cannot raise the open-file limit: %s", strerror(errno));
-    }
-}
-
 static void wait_for_signals(struct router *rt, const sigset_t *set, const struct serve_opts *o)
 {
     for (;;) {
@@ -134,7 +121,7 @@ int cli_serve(int argc, char **argv)
     sigaddset(&set, SIGHUP);
     pthread_sigmask(SIG_BLOCK, &set, NULL);
     signal(SIGPIPE, SIG_IGN);
-    raise_nofile();
+    cli_raise_nofile();
 
     rc = 1;
     size_t n_targets = cfg->n_targets, n_routes = cfg->n_routes;

@@ -113,6 +113,7 @@ export SIM_KEY=$SIM_KEY LANG=C.UTF-8 LC_ALL=C.UTF-8 TERM=screen-256color
 export SWITCHBOARD_THEMES=$SWITCHBOARD_THEMES ${CONSOLE_ENV:-}
 export ASAN_OPTIONS="${ASAN_OPTIONS:-}:log_path=$TMP/san-$s" UBSAN_OPTIONS="${UBSAN_OPTIONS:-}:log_path=$TMP/san-$s"
 export TSAN_OPTIONS="${TSAN_OPTIONS:-} log_path=$TMP/san-$s"
+${CONSOLE_PRE:-}
 "$SB" console -c "$TMP/sb.json" --port-file "$pf" --log "$TMP/$s.log" $*
 echo "EXIT rc=\$?"
 stty -a | tr ' ;' '\n\n' | grep -xE -- '-?(icanon|echo)' | tr '\n' ' '; echo "<- modes"
@@ -312,8 +313,9 @@ check "q quits (read-only console)" eventually "$WAIT" has ro 'EXIT rc=0'
 
 # ---- SIGHUP reloads; SIGTERM and fatal signals restore the terminal ----------------------------------
 CUR=sig
-start_console sig 120 40 || dump sig
+CONSOLE_PRE='ulimit -Sn 256' start_console sig 120 40 || dump sig
 pid=$(console_pid sig)
+check "the console raises its open-file limit to the hard limit" nofile_raised "$pid"
 kill -HUP "$pid"
 check "SIGHUP reloads the config (an event)" eventually "$WAIT" has sig 'config +config reloaded'
 kill -TERM "$pid"

@@ -68,6 +68,13 @@ json_get() { python3 -c "import json,sys; j=json.load(sys.stdin); print($1)"; }
 # contains HAYSTACK_FILE NEEDLE / lacks HAYSTACK_FILE NEEDLE
 contains() { grep -qF -- "$2" "$1"; }
 lacks() { ! grep -qF -- "$2" "$1"; }
+# nofile_raised PID: PID's soft open-file limit is its hard one, and not the 256 it started
+# with (start it under `ulimit -Sn 256`).
+nofile_raised() {
+  local soft hard
+  read -r soft hard < <(awk '/^Max open files/ { print $4, $5 }' "/proc/$1/limits")
+  [[ -n $soft && $soft == "$hard" && $soft != 256 ]]
+}
 
 # start_serve CONFIG: starts `switchboard serve` on an ephemeral port; sets SB_PORT, SB_PID.
 start_serve() {

@@ -36,11 +36,12 @@ write_config() { # write_config FILE ADMIN_ENV
 JSON
 }
 
-# start_sb NAME CONFIG: starts `switchboard serve`; sets GW (base URL) for NAME=sb.
+# start_sb NAME CONFIG: starts `switchboard serve` (under a soft open-file limit of 256, which
+# it must raise); sets GW (base URL) for NAME=sb.
 declare -A SB_URL SB_PID
 start_sb() {
   local name=$1 cfg=$2 pf=$TMP/$1.port
-  "$SB" serve -c "$cfg" --port-file "$pf" >"$TMP/$name.out" 2>"$TMP/$name.err" &
+  (ulimit -Sn 256 && exec "$SB" serve -c "$cfg" --port-file "$pf") >"$TMP/$name.out" 2>"$TMP/$name.err" &
   SB_PID[$name]=$!
   PIDS+=($!)
   if ! wait_for "$pf" 10; then
@@ -53,6 +54,7 @@ write_config "$TMP/sb.json" SB_TEST_ADMIN
 write_config "$TMP/off.json" SB_TEST_ADMIN_UNSET
 start_sb sb "$TMP/sb.json" || exit 1
 start_sb off "$TMP/off.json" || exit 1
+check "serve raises its open-file limit to the hard limit" nofile_raised "${SB_PID[sb]}"
 GW=${SB_URL[sb]}
 check "serve prints where it listens" grep -q "switchboard serving on 127.0.0.1:" "$TMP/sb.out"
 
