@@ -23,11 +23,11 @@
  * (TOOL_CALL TOOL_ARGS)*, USAGE?, FINISH. Only candidates[0] is read; parts marked
  * "thought" are not text. Within one body or chunk, text parts go before function calls.
  * A functionCall arrives whole: TOOL_CALL with its "id" or a synthesised "call_<index>"
- * (plus WIRE_SIG_SEP and the part's thoughtSignature when it has one), then one TOOL_ARGS with the printed args ("{}" when absent). usage: input =
- * promptTokenCount (cached tokens included), cached = cachedContentTokenCount, output =
- * candidatesTokenCount + thoughtsTokenCount; a stream keeps the last usageMetadata.
- * The terminal condition of a stream is a chunk with a finishReason (or a prompt block);
- * USAGE and FINISH are emitted when the body ends.
+ * (plus WIRE_SIG_SEP and the part's thoughtSignature when it has one), then one TOOL_ARGS with the
+ * printed args ("{}" when absent). usage: input = promptTokenCount (cached tokens included), cached
+ * = cachedContentTokenCount, output = candidatesTokenCount + thoughtsTokenCount; a stream keeps the
+ * last usageMetadata. The terminal condition of a stream is a chunk with a finishReason (or a
+ * prompt block); USAGE and FINISH are emitted when the body ends.
  *
  * Mapping decisions:
  *   finishReason STOP -> STOP (TOOL_CALLS when the answer held function calls);
