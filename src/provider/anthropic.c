@@ -113,6 +113,29 @@ static enum sb_status an_enc_assistant(struct an_enc *e, const struct llm_messag
     return SB_OK;
 }
 
+/* Adds a tool_result block before any other block of the same user turn (Anthropic wants the
+ * results first). The blocks after the results move behind b: cJSON 1.7.15's
+ * cJSON_InsertItemInArray fails (and the item is lost) on a second insert into the middle of
+ * an array. */
+static void an_put_result(cJSON *blocks, cJSON *b)
+{
+    int at = 0;
+    const cJSON *it;
+    cJSON_ArrayForEach(it, blocks)
+    {
+        if (!str_eq(wire_str(it, "type"), "tool_result"))
+            break;
+        at++;
+    }
+    cJSON *rest = cJSON_CreateArray();
+    while (cJSON_GetArraySize(blocks) > at)
+        cJSON_AddItemToArray(rest, cJSON_DetachItemFromArray(blocks, at));
+    cJSON_AddItemToArray(blocks, b);
+    while (cJSON_GetArraySize(rest) > 0)
+        cJSON_AddItemToArray(blocks, cJSON_DetachItemFromArray(rest, 0));
+    cJSON_Delete(rest);
+}
+
 static enum sb_status an_enc_tool_result(struct an_enc *e, const struct llm_message *m, size_t i)
 {
     if (!m->tool_call_id) {
@@ -124,19 +147,7 @@ static enum sb_status an_enc_tool_result(struct an_enc *e, const struct llm_mess
     cJSON_AddStringToObject(b, "type", "tool_result");
     wire_add_call_id(b, "tool_use_id", m->tool_call_id);
     cJSON_AddStringToObject(b, "content", m->content ? m->content : "");
-    /* Tool results go before any text of the same user turn. */
-    int at = 0;
-    const cJSON *it;
-    cJSON_ArrayForEach(it, blocks)
-    {
-        if (!str_eq(wire_str(it, "type"), "tool_result"))
-            break;
-        at++;
-    }
-    if (at < cJSON_GetArraySize(blocks))
-        cJSON_InsertItemInArray(blocks, at, b);
-    else
-        cJSON_AddItemToArray(blocks, b);
+    an_put_result(blocks, b);
     return SB_OK;
 }
 

@@ -131,16 +131,24 @@ enum llm_errclass wire_emit_text(const struct llm_sink *sink, enum llm_event_typ
     return wire_emit(sink, &ev, msg, msglen);
 }
 
+/* The separator of a signed id: something before it and a signature after it; else NULL
+ * (the id is plain, whatever it holds). */
+static const char *sig_sep(const char *id)
+{
+    const char *sep = id ? strstr(id, WIRE_SIG_SEP) : NULL;
+    return sep && sep > id && sep[strlen(WIRE_SIG_SEP)] ? sep : NULL;
+}
+
 size_t wire_call_id_len(const char *id)
 {
-    const char *sep = strstr(id, WIRE_SIG_SEP);
+    const char *sep = sig_sep(id);
     return sep ? (size_t)(sep - id) : strlen(id);
 }
 
 const char *wire_call_sig(const char *id)
 {
-    const char *sep = id ? strstr(id, WIRE_SIG_SEP) : NULL;
-    return sep && sep[strlen(WIRE_SIG_SEP)] ? sep + strlen(WIRE_SIG_SEP) : NULL;
+    const char *sep = sig_sep(id);
+    return sep ? sep + strlen(WIRE_SIG_SEP) : NULL;
 }
 
 char *wire_call_id_with_sig(const char *id, const char *sig)

@@ -62,7 +62,9 @@ enum llm_errclass wire_emit_text(const struct llm_sink *sink, enum llm_event_typ
 /*
  * Gemini thought signatures ride in the tool call ids clients echo back: "<id>" WIRE_SIG_SEP
  * "<signature>". Only the Gemini adapter reads the signature; the others send the id without
- * it (wire_call_id_len), so every provider sees ids of its own size and alphabet.
+ * it (wire_call_id_len), so every provider sees ids of its own size and alphabet. An id is
+ * signed only with something before the separator and something after it; any other id,
+ * separator or not, passes through whole.
  */
 #define WIRE_SIG_SEP "__thought_sig__"
 size_t wire_call_id_len(const char *id);                      /* the part before WIRE_SIG_SEP */

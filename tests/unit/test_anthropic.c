@@ -193,6 +193,38 @@ static void test_anthropic_encodes_requests_like_the_golden_files(void **state)
     }
 }
 
+/* Results that join a user turn already holding text go before it, every one of them. */
+static void build_results_after_text(struct llm_request *req)
+{
+    llm_request_add_message(req, LLM_ROLE_USER, "Here are the results.");
+    add_result(req, "toolu_a", "one");
+    add_result(req, "toolu_b", "two");
+    add_result(req, "toolu_c", "three");
+}
+
+static void test_anthropic_encode_puts_every_tool_result_before_the_text(void **state)
+{
+    (void)state;
+    struct config_target t = target();
+    struct http_request out;
+    encode_ok(&t, build_results_after_text, &out);
+    cJSON *root = cJSON_Parse(out.body);
+    assert_non_null(root);
+    const cJSON *blocks = cJSON_GetObjectItem(
+        cJSON_GetArrayItem(cJSON_GetObjectItem(root, "messages"), 0), "content");
+    assert_int_equal(cJSON_GetArraySize(blocks), 4);
+    static const char *const want[] = {"toolu_a", "toolu_b", "toolu_c"};
+    for (int k = 0; k < 3; k++) {
+        const cJSON *b = cJSON_GetArrayItem(blocks, k);
+        assert_string_equal(cJSON_GetObjectItem(b, "type")->valuestring, "tool_result");
+        assert_string_equal(cJSON_GetObjectItem(b, "tool_use_id")->valuestring, want[k]);
+    }
+    assert_string_equal(cJSON_GetObjectItem(cJSON_GetArrayItem(blocks, 3), "type")->valuestring,
+                        "text");
+    cJSON_Delete(root);
+    http_request_cleanup(&out);
+}
+
 static void test_anthropic_encode_sets_url_method_key_and_version(void **state)
 {
     (void)state;
@@ -622,6 +654,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_anthropic_encodes_requests_like_the_golden_files),
+        cmocka_unit_test(test_anthropic_encode_puts_every_tool_result_before_the_text),
         cmocka_unit_test(test_anthropic_encode_sets_url_method_key_and_version),
         cmocka_unit_test(test_anthropic_encode_streaming_asks_for_an_event_stream),
         cmocka_unit_test(test_anthropic_encode_without_a_key_sends_no_key_header),

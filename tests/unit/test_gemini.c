@@ -444,6 +444,49 @@ static void test_gemini_signatures_stay_out_of_other_providers_requests(void **s
     }
 }
 
+/* Ids that merely contain the separator, with nothing before or after it, are plain ids:
+ * every adapter sends them whole (found by fuzz_openai_request: an id stripped to ""). */
+static void build_lookalike_ids(struct llm_request *req)
+{
+    llm_request_add_tool(req, "get_weather", NULL, weather_schema);
+    llm_request_add_message(req, LLM_ROLE_USER, "Weather?");
+    struct llm_message *a = llm_request_add_message(req, LLM_ROLE_ASSISTANT, NULL);
+    add_call(a, WIRE_SIG_SEP "lead", "get_weather", "{\"city\":\"Paris\"}");
+    add_call(a, "tail" WIRE_SIG_SEP, "get_weather", "{\"city\":\"Rome\"}");
+    add_result(req, WIRE_SIG_SEP "lead", "{\"temp\":18}");
+    add_result(req, "tail" WIRE_SIG_SEP, "{\"temp\":21}");
+}
+
+static void test_gemini_ids_that_only_look_signed_pass_through(void **state)
+{
+    static char name[] = "other", base[] = "https://api.example.com/v1", model[] = "m";
+    (void)state;
+    struct config_target t = target();
+    struct http_request out;
+    struct buf sigs;
+    buf_init(&sigs);
+    encode_ok(&t, build_lookalike_ids, &out);
+    signatures_of(out.body, &sigs);
+    assert_string_equal(buf_str(&sigs), "-;-;");
+    http_request_cleanup(&out);
+    buf_cleanup(&sigs);
+    memset(&t, 0, sizeof t);
+    t.name = name;
+    t.kind = PROVIDER_OPENAI;
+    t.base_url = base;
+    t.model = model;
+    struct llm_request req;
+    char msg[PROVIDER_MSG_MAX] = "";
+    llm_request_init(&req);
+    build_lookalike_ids(&req);
+    http_request_init(&out);
+    assert_int_equal(provider_openai.encode(&t, &req, &out, msg, sizeof msg), SB_OK);
+    assert_non_null(strstr(out.body, "\"tool_call_id\":\"" WIRE_SIG_SEP "lead\""));
+    assert_non_null(strstr(out.body, "\"tool_call_id\":\"tail" WIRE_SIG_SEP "\""));
+    http_request_cleanup(&out);
+    llm_request_cleanup(&req);
+}
+
 static void test_gemini_probe_gets_the_model_with_the_key_header(void **state)
 {
     (void)state;
@@ -676,6 +719,7 @@ int main(void)
         cmocka_unit_test(test_gemini_encodes_requests_like_the_golden_files),
         cmocka_unit_test(test_gemini_sends_thought_signatures_back),
         cmocka_unit_test(test_gemini_signatures_stay_out_of_other_providers_requests),
+        cmocka_unit_test(test_gemini_ids_that_only_look_signed_pass_through),
         cmocka_unit_test(test_gemini_encode_sends_the_key_in_a_header_never_the_url),
         cmocka_unit_test(test_gemini_encode_streaming_uses_sse_and_the_same_key_header),
         cmocka_unit_test(test_gemini_encode_accepts_a_models_prefix_and_no_key),
