@@ -57,7 +57,7 @@ cat > "$TMP/sb.json" <<JSON
      "api_key_env": "SIM_KEY", "model": "claude-haiku-4-5",
      "price": {"input_per_mtok": 1, "output_per_mtok": 5}, "probe": {"enabled": false}},
     {"name": "t-gemini", "kind": "gemini", "base_url": "http://127.0.0.1:${SIM_PORT[ge]}/v1beta",
-     "api_key_env": "SIM_KEY", "model": "gemini-2.5-flash",
+     "api_key_env": "SIM_KEY", "model": "gemini-3-flash-preview",
      "price": {"input_per_mtok": 0.3, "output_per_mtok": 2.5}, "probe": {"enabled": false}},
     {"name": "t-compat", "kind": "openai-compatible", "base_url": "http://127.0.0.1:${SIM_PORT[co]}/v1",
      "model": "llama3.2", "probe": {"enabled": false}},

@@ -239,9 +239,27 @@ s=$(gm generateContent -d '{"contents":[{"role":"assistant","parts":[{"text":"hi
 check "gemini: role other than user/model -> 400 INVALID_ARGUMENT" py "
 e=json.loads(b)['error']; assert '$s'=='400' and e['status']=='INVALID_ARGUMENT' and e['code']==400"
 s=$(gm generateContent -d '{"contents":[{"role":"user","parts":[{"text":"weather?"}]}],"tools":[{"functionDeclarations":[{"name":"get_weather","parameters":{"type":"object","properties":{"city":{"type":"string"}}}}]}]}')
-check "gemini: weather prompt with tools -> functionCall" py "
+check "gemini: weather prompt with tools -> functionCall with a thought signature" py "
 p=json.loads(b)['candidates'][0]['content']['parts'][0]
-assert p['functionCall']=={'name':'get_weather','args':{'city':'Paris'}}"
+assert p['functionCall']=={'name':'get_weather','args':{'city':'Paris'}}
+assert p['thoughtSignature']=='CiQsim+get_weather/sig=='"
+# A model turn with a function call, sent back to a Gemini 3 model with signature SIG.
+gm3() { # gm3 SIG_JSON_FIELD
+  http "http://127.0.0.1:$P/v1beta/models/gemini-3-flash-preview:generateContent" \
+    -H "x-goog-api-key: $key" -d '{"contents":[{"role":"user","parts":[{"text":"weather?"}]},
+    {"role":"model","parts":[{"functionCall":{"name":"get_weather","args":{"city":"Paris"}}'"$1"'}]},
+    {"role":"user","parts":[{"functionResponse":{"name":"get_weather","response":{"t":18}}}]}]}'
+}
+s=$(gm3 '')
+check "gemini 3: a function call sent back without its signature -> 400" py "
+e=json.loads(b)['error']; assert '$s'=='400' and 'missing a thought_signature' in e['message']"
+s=$(gm3 ',"thoughtSignature":"CiQsim+get_weather/sig=="')
+check "gemini 3: with the signature it gave -> 200" test "$s" = 200
+s=$(gm3 ',"thoughtSignature":"skip_thought_signature_validator"')
+check "gemini 3: with the documented skip value -> 200" test "$s" = 200
+s=$(gm3 ',"thoughtSignature":"CiQforged=="')
+check "gemini 3: with a signature it never gave -> 400 corrupted" py "
+e=json.loads(b)['error']; assert '$s'=='400' and 'Corrupted thought signature' in e['message']"
 s=$(http "http://127.0.0.1:$P/v1beta/models/gemini-sim:generateContent" -H 'x-goog-api-key: nope' -d "$GM_BODY")
 check "gemini: wrong key -> 401 UNAUTHENTICATED" py "
 e=json.loads(b)['error']; assert '$s'=='401' and e['status']=='UNAUTHENTICATED' and e['code']==401"

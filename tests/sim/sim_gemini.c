@@ -6,7 +6,10 @@
  *
  * Checks what generativelanguage.googleapis.com checks: unknown fields (camelCase or
  * snake_case proto names), roles user/model only, non-empty parts with one data field,
- * Struct-typed args/response, function schemas limited to the OpenAPI subset. Stateless.
+ * Struct-typed args/response, function schemas limited to the OpenAPI subset, and thought
+ * signatures: every functionCall it answers carries one; one sent back must be one it gave
+ * (or "skip_thought_signature_validator"), and a gemini-3* model rejects a model turn whose
+ * first function call has none. Stateless.
  */
 #include <ctype.h>
 #include <stdarg.h>
@@ -21,8 +24,18 @@
 struct gm_req {
     struct sim_prompt p;
     const char *forced; /* allowedFunctionNames[0] under mode ANY */
+    bool gemini3;       /* the model demands thought signatures on function calls */
     char msg[512];
 };
+
+/* The thought signature the sim gives a function call (base64-looking, with '+', '/', '='),
+ * and the value Google documents for calls that never had one. */
+#define GM_SKIP_SIGNATURE "skip_thought_signature_validator"
+
+static void gm_signature(char *out, size_t n, const char *name)
+{
+    snprintf(out, n, "CiQsim+%s/sig==", name);
+}
 
 static const char *const top_keys[] = {
     "contents",       "systemInstruction", "tools",  "toolConfig", "generationConfig",
@@ -274,6 +287,39 @@ static bool part(struct gm_req *q, const cJSON *pt, size_t i, size_t j, struct b
     return true;
 }
 
+/* Thought signatures on a model turn's function calls, as Gemini checks them: one that is
+ * there must be one we gave for that function (or the documented skip value), and a Gemini 3
+ * model rejects a turn whose first function call has none. */
+static bool signatures(struct gm_req *q, const cJSON *parts, size_t i)
+{
+    const cJSON *pt;
+    bool first = true;
+    size_t j = 0;
+    cJSON_ArrayForEach(pt, parts)
+    {
+        const cJSON *fc = get(pt, "functionCall");
+        const char *sig = sim_json_str(pt, "thoughtSignature");
+        char want[160];
+        j++;
+        if (!fc)
+            continue;
+        gm_signature(want, sizeof want, sim_json_str(fc, "name") ? sim_json_str(fc, "name") : "");
+        if (sig && !str_eq(sig, want) && !str_eq(sig, GM_SKIP_SIGNATURE))
+            return fail(q, "Corrupted thought signature.");
+        if (!sig && first && q->gemini3)
+            return fail(q,
+                        "Function call is missing a thought_signature in functionCall parts. "
+                        "This is required for tools to work correctly, and missing "
+                        "thought_signature may lead to degraded model performance. Additional "
+                        "data, function call `default_api:%s` , position %zu. Please refer to "
+                        "https://ai.google.dev/gemini-api/docs/thought-signatures for more "
+                        "details.",
+                        sim_json_str(fc, "name") ? sim_json_str(fc, "name") : "", i + 1);
+        first = false;
+    }
+    return true;
+}
+
 static bool contents(struct gm_req *q, const cJSON *cs)
 {
     size_t i = 0;
@@ -311,6 +357,8 @@ static bool contents(struct gm_req *q, const cJSON *cs)
                 break;
         }
         bool user = !role || str_eq(role->valuestring, "user");
+        if (ok && !user)
+            ok = signatures(q, parts, i);
         if (ok && user && text.len) {
             free(q->p.last_user);
             q->p.last_user = xstrdup(buf_str(&text));
@@ -516,8 +564,11 @@ static cJSON *call_part(const struct sim_answer *a)
 {
     cJSON *pt = cJSON_CreateObject();
     cJSON *fc = cJSON_AddObjectToObject(pt, "functionCall");
+    char sig[160];
     cJSON_AddStringToObject(fc, "name", a->tool_name);
     cJSON_AddItemToObject(fc, "args", cJSON_Parse(a->tool_args));
+    gm_signature(sig, sizeof sig, a->tool_name);
+    cJSON_AddStringToObject(pt, "thoughtSignature", sig);
     return pt;
 }
 
@@ -548,6 +599,7 @@ static void generate(const struct sim_request *rq, struct sim_reply *r, const ch
     struct sim_answer a;
     memset(&q, 0, sizeof q);
     sim_prompt_init(&q.p);
+    q.gemini3 = str_has_prefix(model, "gemini-3");
     cJSON *doc = cJSON_ParseWithLength(rq->body, rq->body_len);
     if (!cJSON_IsObject(doc)) {
         gm_error(r, 400, NULL, "Invalid JSON payload received. Unexpected token.");
