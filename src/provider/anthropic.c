@@ -442,8 +442,8 @@ static enum llm_errclass an_emit_tool(const struct llm_sink *sink, int index, co
                                       bool skip_empty, bool *had_args, char *msg, size_t msglen)
 {
     const cJSON *input = wire_get(block, "input");
-    enum llm_errclass c =
-        wire_emit_call(sink, index, wire_str(block, "id"), wire_str(block, "name"), msg, msglen);
+    enum llm_errclass c = wire_emit_call(sink, index, wire_str(block, "id"), NULL,
+                                         wire_str(block, "name"), msg, msglen);
     *had_args = false;
     if (c != LLM_ERR_NONE || (skip_empty && (!cJSON_IsObject(input) || !input->child)))
         return c;

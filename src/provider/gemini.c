@@ -48,7 +48,6 @@
  * Threads: the ops are stateless; a stream state belongs to its provider_call's thread.
  * No locks. Pure: no I/O, no clock.
  */
-#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -314,6 +313,12 @@ static void gm_enc_params(const struct llm_request *req, cJSON *root)
         cJSON_Delete(gc);
 }
 
+/* The model id without the "models/" prefix the API also accepts. */
+static const char *gm_model_id(const char *model)
+{
+    return str_has_prefix(model, "models/") ? model + strlen("models/") : model;
+}
+
 /* "{base}/models/{model}" with the trailing slashes of base and a "models/" prefix of the
  * model dropped; NULL (msg set) when the model id holds characters a URL path would need
  * escaped. */
@@ -321,8 +326,7 @@ static char *gm_model_url(const struct config_target *t, const char *model, char
                           size_t msglen)
 {
     const char *b = wire_has_text(t->base_url) ? t->base_url : GM_DEFAULT_BASE;
-    if (str_has_prefix(model, "models/"))
-        model += strlen("models/");
+    model = gm_model_id(model);
     if (!*model || model[strspn(model, GM_MODEL_CHARSET)] != '\0') {
         wire_msg(msg, msglen, "model \"%s\": expected letters, digits, '.', '_' or '-'", model);
         return NULL;
@@ -353,7 +357,7 @@ static enum sb_status gemini_encode(const struct config_target *t, const struct 
     const char *model = t->model ? t->model : req->model;
 
     buf_init(&e.system);
-    e.model = model && str_has_prefix(model, "models/") ? model + strlen("models/") : model;
+    e.model = model ? gm_model_id(model) : NULL;
     if (!model || !(url = gm_model_url(t, model, msg, msglen))) {
         if (!model)
             wire_msg(msg, msglen, "model: missing");
@@ -564,19 +568,9 @@ static enum llm_errclass gm_emit_call(struct gm_state *st, const cJSON *p,
 {
     const cJSON *fc = wire_get(p, "functionCall");
     const char *id = wire_str(fc, "id") ? wire_str(fc, "id") : wire_str(p, "id");
-    const char *sig = wire_str(p, "thoughtSignature");
     int index = st->n_tools++;
-    char synth[32];
-    char *signed_id = NULL;
-    if (sig && *sig) { /* kept in the id the client echoes back: see wire.h */
-        if (!id) {
-            snprintf(synth, sizeof synth, "call_%d", index);
-            id = synth;
-        }
-        id = signed_id = wire_call_id_with_sig(id, sig);
-    }
-    enum llm_errclass c = wire_emit_call(sink, index, id, wire_str(fc, "name"), msg, msglen);
-    free(signed_id);
+    enum llm_errclass c = wire_emit_call(sink, index, id, wire_str(p, "thoughtSignature"),
+                                         wire_str(fc, "name"), msg, msglen);
     return c != LLM_ERR_NONE ? c : wire_emit_args(sink, index, wire_get(fc, "args"), msg, msglen);
 }
 

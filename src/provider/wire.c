@@ -151,11 +151,6 @@ const char *wire_call_sig(const char *id)
     return sep ? sep + strlen(WIRE_SIG_SEP) : NULL;
 }
 
-char *wire_call_id_with_sig(const char *id, const char *sig)
-{
-    return xasprintf("%.*s%s%s", (int)wire_call_id_len(id), id, WIRE_SIG_SEP, sig);
-}
-
 void wire_add_call_id(cJSON *obj, const char *key, const char *id)
 {
     if (!id || !wire_call_sig(id)) {
@@ -168,15 +163,20 @@ void wire_add_call_id(cJSON *obj, const char *key, const char *id)
 }
 
 enum llm_errclass wire_emit_call(const struct llm_sink *sink, int index, const char *id,
-                                 const char *name, char *msg, size_t msglen)
+                                 const char *sig, const char *name, char *msg, size_t msglen)
 {
     char synth[32];
+    char *signed_id = NULL;
     if (!id) {
         snprintf(synth, sizeof synth, "call_%d", index);
         id = synth;
     }
+    if (sig && *sig) /* kept in the id the client echoes back */
+        id = signed_id = xasprintf("%.*s%s%s", (int)wire_call_id_len(id), id, WIRE_SIG_SEP, sig);
     struct llm_event ev = {.type = LLM_EV_TOOL_CALL, .index = index, .id = id, .name = name};
-    return wire_emit(sink, &ev, msg, msglen);
+    enum llm_errclass c = wire_emit(sink, &ev, msg, msglen);
+    free(signed_id);
+    return c;
 }
 
 enum llm_errclass wire_emit_args(const struct llm_sink *sink, int index, const cJSON *args,

@@ -58,7 +58,6 @@ enum llm_errclass wire_emit(const struct llm_sink *sink, const struct llm_event 
 /* TEXT or TOOL_ARGS with a NUL-terminated text; nothing for NULL or "". */
 enum llm_errclass wire_emit_text(const struct llm_sink *sink, enum llm_event_type type, int index,
                                  const char *text, char *msg, size_t msglen);
-/* TOOL_CALL; a NULL id becomes "call_<index>". */
 /*
  * Gemini thought signatures ride in the tool call ids clients echo back: "<id>" WIRE_SIG_SEP
  * "<signature>". Only the Gemini adapter reads the signature; the others send the id without
@@ -67,14 +66,15 @@ enum llm_errclass wire_emit_text(const struct llm_sink *sink, enum llm_event_typ
  * separator or not, passes through whole.
  */
 #define WIRE_SIG_SEP "__thought_sig__"
-size_t wire_call_id_len(const char *id);                      /* the part before WIRE_SIG_SEP */
-const char *wire_call_sig(const char *id);                    /* the signature, or NULL when none */
-char *wire_call_id_with_sig(const char *id, const char *sig); /* malloc'd */
+size_t wire_call_id_len(const char *id);   /* the part before WIRE_SIG_SEP */
+const char *wire_call_sig(const char *id); /* the signature, or NULL when none */
 /* obj[key] = id without its signature ("" for NULL). */
 void wire_add_call_id(cJSON *obj, const char *key, const char *id);
 
+/* TOOL_CALL; a NULL id becomes "call_<index>"; a signature (Gemini's; NULL for none) is
+ * appended after WIRE_SIG_SEP. */
 enum llm_errclass wire_emit_call(const struct llm_sink *sink, int index, const char *id,
-                                 const char *name, char *msg, size_t msglen);
+                                 const char *sig, const char *name, char *msg, size_t msglen);
 /* One TOOL_ARGS with args printed as JSON; anything but an object prints as "{}". */
 enum llm_errclass wire_emit_args(const struct llm_sink *sink, int index, const cJSON *args,
                                  char *msg, size_t msglen);

@@ -294,16 +294,15 @@ static bool signatures(struct gm_req *q, const cJSON *parts, size_t i)
 {
     const cJSON *pt;
     bool first = true;
-    size_t j = 0;
     cJSON_ArrayForEach(pt, parts)
     {
         const cJSON *fc = get(pt, "functionCall");
         const char *sig = sim_json_str(pt, "thoughtSignature");
         char want[160];
-        j++;
         if (!fc)
             continue;
-        gm_signature(want, sizeof want, sim_json_str(fc, "name") ? sim_json_str(fc, "name") : "");
+        const char *name = sim_json_str(fc, "name") ? sim_json_str(fc, "name") : "";
+        gm_signature(want, sizeof want, name);
         if (sig && !str_eq(sig, want) && !str_eq(sig, GM_SKIP_SIGNATURE))
             return fail(q, "Corrupted thought signature.");
         if (!sig && first && q->gemini3)
@@ -314,7 +313,7 @@ static bool signatures(struct gm_req *q, const cJSON *parts, size_t i)
                         "data, function call `default_api:%s` , position %zu. Please refer to "
                         "https://ai.google.dev/gemini-api/docs/thought-signatures for more "
                         "details.",
-                        sim_json_str(fc, "name") ? sim_json_str(fc, "name") : "", i + 1);
+                        name, i + 1);
         first = false;
     }
     return true;

@@ -411,36 +411,43 @@ static void test_gemini_sends_thought_signatures_back(void **state)
     buf_cleanup(&sigs);
 }
 
-/* The other adapters send the ids without the signature, calls and results alike. */
-static void test_gemini_signatures_stay_out_of_other_providers_requests(void **state)
+/* Encodes build's request for an OpenAI or Anthropic target; asserts it is accepted. */
+static void encode_other(enum provider_kind kind, void (*build)(struct llm_request *),
+                         struct http_request *out)
 {
     static char name[] = "other", base[] = "https://api.example.com/v1", model[] = "m",
                 version[] = "2023-06-01";
+    struct config_target t;
+    memset(&t, 0, sizeof t);
+    t.name = name;
+    t.kind = kind;
+    t.base_url = base;
+    t.model = model;
+    t.anthropic_version = version;
+    t.default_max_tokens = 256;
+    struct llm_request req;
+    char msg[PROVIDER_MSG_MAX] = "";
+    llm_request_init(&req);
+    build(&req);
+    http_request_init(out);
+    assert_int_equal(provider_ops_for(kind)->encode(&t, &req, out, msg, sizeof msg), SB_OK);
+    llm_request_cleanup(&req);
+}
+
+/* The other adapters send the ids without the signature, calls and results alike. */
+static void test_gemini_signatures_stay_out_of_other_providers_requests(void **state)
+{
     (void)state;
-    const struct provider_ops *others[] = {&provider_openai, &provider_anthropic};
+    const enum provider_kind others[] = {PROVIDER_OPENAI, PROVIDER_ANTHROPIC};
     for (size_t i = 0; i < SB_ARRAY_LEN(others); i++) {
-        struct config_target t;
-        memset(&t, 0, sizeof t);
-        t.name = name;
-        t.kind = i ? PROVIDER_ANTHROPIC : PROVIDER_OPENAI;
-        t.base_url = base;
-        t.model = model;
-        t.anthropic_version = version;
-        t.default_max_tokens = 256;
-        struct llm_request req;
         struct http_request out;
-        char msg[PROVIDER_MSG_MAX] = "";
-        llm_request_init(&req);
-        build_signed_history(&req);
-        http_request_init(&out);
-        assert_int_equal(others[i]->encode(&t, &req, &out, msg, sizeof msg), SB_OK);
+        encode_other(others[i], build_signed_history, &out);
         assert_null(strstr(out.body, WIRE_SIG_SEP));
         assert_null(strstr(out.body, "CiQB0e2Kb2dWl8Dh"));
         const char *first = strstr(out.body, "\"call_0\"");
         assert_non_null(first);                           /* the call... */
         assert_non_null(strstr(first + 1, "\"call_0\"")); /* ...and its result */
         http_request_cleanup(&out);
-        llm_request_cleanup(&req);
     }
 }
 
@@ -459,7 +466,6 @@ static void build_lookalike_ids(struct llm_request *req)
 
 static void test_gemini_ids_that_only_look_signed_pass_through(void **state)
 {
-    static char name[] = "other", base[] = "https://api.example.com/v1", model[] = "m";
     (void)state;
     struct config_target t = target();
     struct http_request out;
@@ -470,21 +476,10 @@ static void test_gemini_ids_that_only_look_signed_pass_through(void **state)
     assert_string_equal(buf_str(&sigs), "-;-;");
     http_request_cleanup(&out);
     buf_cleanup(&sigs);
-    memset(&t, 0, sizeof t);
-    t.name = name;
-    t.kind = PROVIDER_OPENAI;
-    t.base_url = base;
-    t.model = model;
-    struct llm_request req;
-    char msg[PROVIDER_MSG_MAX] = "";
-    llm_request_init(&req);
-    build_lookalike_ids(&req);
-    http_request_init(&out);
-    assert_int_equal(provider_openai.encode(&t, &req, &out, msg, sizeof msg), SB_OK);
+    encode_other(PROVIDER_OPENAI, build_lookalike_ids, &out);
     assert_non_null(strstr(out.body, "\"tool_call_id\":\"" WIRE_SIG_SEP "lead\""));
     assert_non_null(strstr(out.body, "\"tool_call_id\":\"tail" WIRE_SIG_SEP "\""));
     http_request_cleanup(&out);
-    llm_request_cleanup(&req);
 }
 
 static void test_gemini_probe_gets_the_model_with_the_key_header(void **state)
