@@ -29,13 +29,38 @@
 #include "switchboard/stats.h"
 
 struct router;
+struct transport_ops;
 
 /* ---- lifecycle (main thread) -------------------------------------------------------------- */
+
+/* Where the router reads time. Both functions may be called from any thread. */
+struct router_clock {
+    int64_t (*mono_us)(void *ctx); /* monotonic microseconds */
+    int64_t (*wall_ms)(void *ctx); /* Unix epoch milliseconds */
+    void *ctx;
+};
+
+/* What a router runs on: a transport (ops table + instance; the router frees it with
+ * ops->free) and a clock. router_new uses libcurl and the system clock. */
+struct router_env {
+    const struct transport_ops *transport;
+    void *transport_self;
+    struct router_clock clock;
+};
 
 /* Takes ownership of cfg. Opens the ledger at cfg->ledger.path (":memory:" allowed) and
  * rebuilds today's and this month's spend from it, so budgets hold across restarts. Returns
  * NULL with msg on failure (e.g. the ledger cannot be opened). Does not start the thread. */
 struct router *router_new(struct config *cfg, char *msg, size_t msglen);
+/* router_new on a given transport and clock (tests, fuzzers). Takes ownership of cfg and of
+ * env->transport_self (freed even on failure). */
+struct router *router_new_env(struct config *cfg, const struct router_env *env, char *msg,
+                              size_t msglen);
+/* Drives a router that was not started from the calling thread: one loop iteration (inbox,
+ * due timers, tick, one non-blocking transport run). For tests and fuzzers. */
+void router_step(struct router *rt);
+/* When router_step next has work of its own (the earliest timer or tick), router clock ms. */
+int64_t router_next_wake_ms(struct router *rt);
 /* Starts the router thread (and its probes). */
 enum sb_status router_start(struct router *rt, char *msg, size_t msglen);
 /* Stops taking calls, cancels what is in flight (their sinks get ERROR CANCELLED + on_done),

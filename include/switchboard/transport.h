@@ -76,4 +76,23 @@ size_t transport_run(struct transport *t, int max_wait_ms);
 void transport_wakeup(struct transport *t);
 size_t transport_active(const struct transport *t);
 
+/*
+ * The router reaches its transport only through this table, so tests can drive the router
+ * loop with a scripted fake (tests/unit/support_fake.c) and a fake clock. Each entry has the
+ * meaning of the transport_* function of the same name; `self` is the transport instance.
+ */
+struct transport_ops {
+    uint64_t (*start)(void *self, const struct http_request *req,
+                      const struct transport_timeouts *to, const struct transport_callbacks *cb,
+                      void *ctx, char *msg, size_t msglen);
+    void (*cancel)(void *self, uint64_t id);
+    size_t (*run)(void *self, int max_wait_ms);
+    void (*wakeup)(void *self); /* any thread */
+    size_t (*active)(const void *self);
+    void (*free)(void *self);
+};
+
+/* The libcurl transport above, as an ops table (self is a struct transport *). */
+extern const struct transport_ops transport_curl_ops;
+
 #endif

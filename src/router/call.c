@@ -40,7 +40,7 @@ struct call *call_new(struct router *rt, struct llm_request *req,
         c->request_id = xstrdup(opts->request_id);
         c->direct = xstrdup(opts->target);
     }
-    c->submit_us = clock_mono_us();
+    c->submit_us = rt_now_us(rt);
     c->first_output_us = -1;
     c->retry_after_ms = -1;
     timer_init(&c->t_retry, CALL_TIMER_RETRY);
@@ -91,7 +91,7 @@ static void fill_result(const struct call *c, struct router_result *r, enum llm_
     r->cached = c->cached;
     r->throttled = c->throttled;
     spend_fill_costs(c, t, r); /* cost, baseline, usage_missing; target "cache" */
-    int64_t now = clock_mono_us();
+    int64_t now = rt_now_us(c->rt);
     r->latency_us = now - c->submit_us;
     r->ttft_us = c->first_output_us < 0 ? -1 : c->first_output_us - c->submit_us;
     r->overhead_us = c->overhead_us;
@@ -154,7 +154,7 @@ static void cancel_attempts(struct router *rt, struct call *c, const struct atte
     for (struct attempt *a = c->live; a; a = a->next) {
         if (a != keep && !a->cancel_requested) {
             a->cancel_requested = true;
-            transport_cancel(rt->tr, a->xfer);
+            rt->tops->cancel(rt->tr, a->xfer);
         }
     }
 }
@@ -341,7 +341,7 @@ static void commit(struct router *rt, struct call *c, struct attempt *a)
     c->committed = true;
     c->winner = a;
     c->winner_hedge = a->is_hedge;
-    c->first_output_us = clock_mono_us();
+    c->first_output_us = rt_now_us(rt);
     timerq_disarm(&rt->timers, &c->t_hedge);
     timerq_disarm(&rt->timers, &c->t_retry);
     cancel_attempts(rt, c, a);
@@ -397,7 +397,7 @@ static void attempt_status(void *ctx, long status)
 static void attempt_header(void *ctx, const char *name, const char *value)
 {
     struct attempt *a = ctx;
-    provider_call_on_header(a->pc, name, value, clock_wall_ms());
+    provider_call_on_header(a->pc, name, value, rt_wall_ms(a->call->rt));
 }
 
 static int attempt_data(void *ctx, const char *bytes, size_t len)
@@ -417,7 +417,7 @@ static void account(struct router *rt, struct attempt *a, const struct transport
         if (!limits_is_cooling(&t->limits, now))
             limits_cooldown_until(&t->limits, now + ROUTER_RATE_LIMIT_DEFAULT_MS, "429");
         char why[128];
-        limits_blocked_reason(&t->limits, now, clock_wall_ms(), 0, why, sizeof why);
+        limits_blocked_reason(&t->limits, now, rt_wall_ms(rt), 0, why, sizeof why);
         router_event(rt, ROUTER_EV_RATE_LIMIT, t->cfg->name, "429 from %s: %s", t->cfg->name, why);
     }
     const struct llm_usage *u = provider_call_usage(a->pc);
@@ -521,9 +521,9 @@ static void attempt_done(void *ctx, const struct transport_result *res)
     struct attempt *a = ctx;
     struct call *c = a->call;
     struct router *rt = c->rt;
-    int64_t t0 = clock_mono_us();
+    int64_t t0 = rt_now_us(rt);
     enum llm_errclass out = provider_call_finish(a->pc, res->err, res->message);
-    int64_t now = clock_mono_ms();
+    int64_t now = rt_now_ms(rt);
     if (a->cancel_requested && out != LLM_ERR_NONE)
         out = LLM_ERR_CANCELLED;
     account(rt, a, res, out, now);
@@ -537,7 +537,7 @@ static void attempt_done(void *ctx, const struct transport_result *res)
                          "stream from %s cut after output: %s", a->t->cfg->name,
                          provider_call_error(a->pc));
         }
-        c->overhead_us += clock_mono_us() - t0;
+        c->overhead_us += rt_now_us(rt) - t0;
         if (out == LLM_ERR_NONE)
             call_finish(rt, c, LLM_ERR_NONE, NULL);
         else
@@ -577,7 +577,7 @@ static bool launch(struct router *rt, struct call *c, struct cand *k, bool is_he
     a->t = t;
     t->refs++;
     a->is_hedge = is_hedge;
-    a->start_us = clock_mono_us();
+    a->start_us = rt_now_us(rt);
     a->sent_ms = now;
     struct llm_sink sink = {attempt_on_event, a};
     a->pc = provider_call_new(t->ops, c->req->stream, &sink, t->cfg->api_key);
@@ -591,8 +591,8 @@ static bool launch(struct router *rt, struct call *c, struct cand *k, bool is_he
     static const struct transport_callbacks cb = {attempt_status, attempt_header, attempt_data,
                                                   attempt_done};
     if (!c->committed && c->attempts == 0)
-        c->overhead_us += clock_mono_us() - c->submit_us; /* queueing, routing, encoding */
-    a->xfer = transport_start(rt->tr, &http, &to, &cb, a, msg, sizeof msg);
+        c->overhead_us += rt_now_us(rt) - c->submit_us; /* queueing, routing, encoding */
+    a->xfer = rt->tops->start(rt->tr, &http, &to, &cb, a, msg, sizeof msg);
     http_request_cleanup(&http);
     if (!a->xfer) {
         provider_call_free(a->pc);
@@ -620,7 +620,7 @@ static bool launch(struct router *rt, struct call *c, struct cand *k, bool is_he
 /* Starts the next attempt. Returns false when none could start (the call may be finished). */
 static bool start_attempt(struct router *rt, struct call *c, bool is_hedge)
 {
-    int64_t now = clock_mono_ms();
+    int64_t now = rt_now_ms(rt);
     for (;;) {
         struct cand *k = pick(rt, c, now);
         if (!k) {
@@ -711,7 +711,7 @@ static bool resolve(struct router *rt, struct call *c)
 
 void call_begin(struct router *rt, struct call *c)
 {
-    c->begin_us = clock_mono_us();
+    c->begin_us = rt_now_us(rt);
     c->cref = rt->cur;
     rt->cur->refs++;
     rt->gateway_calls++;
@@ -724,7 +724,7 @@ void call_begin(struct router *rt, struct call *c)
         return;
     if (spend_admit(rt, c))
         return; /* refused by a budget or the guard, or answered from the cache */
-    int64_t now = clock_mono_ms();
+    int64_t now = rt_now_ms(rt);
     c->deadline_ms = now + c->deadline_len_ms;
     timerq_arm(&rt->timers, &c->t_deadline, c->deadline_ms);
     start_attempt(rt, c, false);

@@ -231,6 +231,12 @@ struct undo {
 };
 
 struct router {
+    /* set at creation, never changed: the clock and the transport (any thread may read
+     * the clock; only the router thread uses the transport, except ops->wakeup) */
+    struct router_clock clock;
+    const struct transport_ops *tops;
+    void *tr;
+
     pthread_t thread;
     bool started, stopped;
     atomic_bool stopping;
@@ -244,7 +250,6 @@ struct router {
     struct router_snapshot *published; /* under snap_mu */
 
     /* ---- router thread only (and main before start / after join) ---- */
-    struct transport *tr;
     struct timerq timers;
     struct cfg_ref *cur;
     struct target_state **targets;
@@ -277,6 +282,22 @@ struct router {
     double burn_usd[60]; /* spend per wall-clock minute over the last hour */
     int64_t burn_minute[60];
 };
+
+/* The router's clock: every router-thread time comes from here (tests pass a fake one). */
+static inline int64_t rt_now_us(const struct router *rt)
+{
+    return rt->clock.mono_us(rt->clock.ctx);
+}
+
+static inline int64_t rt_now_ms(const struct router *rt)
+{
+    return rt_now_us(rt) / 1000;
+}
+
+static inline int64_t rt_wall_ms(const struct router *rt)
+{
+    return rt->clock.wall_ms(rt->clock.ctx);
+}
 
 /* router.c */
 void router_reply_finish(struct reply *r, enum sb_status st, const char *fmt, ...) SB_PRINTF(3, 4);

@@ -111,7 +111,7 @@ static bool post(struct router *rt, struct msg *m)
     }
     pthread_mutex_unlock(&rt->inbox_mu);
     if (ok)
-        transport_wakeup(rt->tr);
+        rt->tops->wakeup(rt->tr);
     return ok;
 }
 
@@ -143,7 +143,7 @@ static void handle(struct router *rt, struct msg *m)
          * already shows the command's effect. */
         char msg[256];
         enum sb_status st = router_apply_command(rt, &m->cmd, msg, sizeof msg);
-        router_publish(rt, clock_mono_ms());
+        router_publish(rt, rt_now_ms(rt));
         rt->publish_now = false;
         router_reply_finish(m->reply, st, "%s", msg);
         m->reply = NULL;
@@ -212,33 +212,64 @@ static void tick(struct router *rt, int64_t now)
     rt->next_tick_ms = now + ROUTER_TICK_MS;
 }
 
-static void *router_main(void *arg)
+/* One turn of the loop; waits up to max_wait_ms in the transport (0: not at all). */
+static void loop_once(struct router *rt, bool wait)
 {
-    struct router *rt = arg;
-    while (!atomic_load(&rt->stopping)) {
-        drain_inbox(rt);
-        int64_t now = clock_mono_ms();
-        fire_timers(rt, now);
-        tick(rt, now);
-        int64_t next = timerq_next_at(&rt->timers);
-        if (next > rt->next_tick_ms)
-            next = rt->next_tick_ms;
-        int64_t wait = next - clock_mono_ms();
-        transport_run(rt->tr, wait < 0 ? 0 : (int)wait);
-    }
-    /* Shutdown: refuse new messages, answer what is queued, end every call. */
+    drain_inbox(rt);
+    int64_t now = rt_now_ms(rt);
+    fire_timers(rt, now);
+    tick(rt, now);
+    int64_t left = router_next_wake_ms(rt) - rt_now_ms(rt);
+    rt->tops->run(rt->tr, !wait || left < 0 ? 0 : (int)left);
+}
+
+int64_t router_next_wake_ms(struct router *rt)
+{
+    int64_t next = timerq_next_at(&rt->timers);
+    return next > rt->next_tick_ms ? rt->next_tick_ms : next;
+}
+
+void router_step(struct router *rt)
+{
+    if (!rt->started && !rt->stopped)
+        loop_once(rt, false);
+}
+
+/* Shutdown: refuse new messages, answer what is queued, end every call. */
+static void shutdown_calls(struct router *rt)
+{
     pthread_mutex_lock(&rt->inbox_mu);
     rt->accepting = false;
     pthread_mutex_unlock(&rt->inbox_mu);
     drain_inbox(rt);
     call_abort_all(rt);
-    while (rt->n_calls > 0 && transport_active(rt->tr) > 0)
-        transport_run(rt->tr, 10);
-    router_publish(rt, clock_mono_ms());
+    while (rt->n_calls > 0 && rt->tops->active(rt->tr) > 0)
+        rt->tops->run(rt->tr, 10);
+    router_publish(rt, rt_now_ms(rt));
+}
+
+static void *router_main(void *arg)
+{
+    struct router *rt = arg;
+    while (!atomic_load(&rt->stopping))
+        loop_once(rt, true);
+    shutdown_calls(rt);
     return NULL;
 }
 
 /* ---- lifecycle ------------------------------------------------------------------------------ */
+
+static int64_t sys_mono_us(void *ctx)
+{
+    (void)ctx;
+    return clock_mono_us();
+}
+
+static int64_t sys_wall_ms(void *ctx)
+{
+    (void)ctx;
+    return clock_wall_ms();
+}
 
 struct router *router_new(struct config *cfg, char *msg, size_t msglen)
 {
@@ -247,14 +278,23 @@ struct router *router_new(struct config *cfg, char *msg, size_t msglen)
         config_free(cfg);
         return NULL;
     }
+    struct router_env env = {&transport_curl_ops, tr, {sys_mono_us, sys_wall_ms, NULL}};
+    return router_new_env(cfg, &env, msg, msglen);
+}
+
+struct router *router_new_env(struct config *cfg, const struct router_env *env, char *msg,
+                              size_t msglen)
+{
     struct router *rt = xcalloc(1, sizeof *rt);
+    rt->clock = env->clock;
+    rt->tops = env->transport;
+    rt->tr = env->transport_self;
     if (!spend_open(rt, cfg, msg, msglen)) {
-        transport_free(tr);
+        rt->tops->free(rt->tr);
         config_free(cfg);
         free(rt);
         return NULL;
     }
-    rt->tr = tr;
     atomic_init(&rt->stopping, false);
     atomic_init(&rt->next_call_id, 1);
     pthread_mutex_init(&rt->inbox_mu, NULL);
@@ -263,8 +303,8 @@ struct router *router_new(struct config *cfg, char *msg, size_t msglen)
     rt->published = xcalloc(1, sizeof *rt->published);
     rt->building = xcalloc(1, sizeof *rt->building);
     timerq_init(&rt->timers);
-    rng_seed(&rt->rng, (uint64_t)clock_wall_ms() ^ (uint64_t)(uintptr_t)rt);
-    rt->started_ms = clock_mono_ms();
+    rng_seed(&rt->rng, (uint64_t)rt_wall_ms(rt) ^ (uint64_t)(uintptr_t)rt);
+    rt->started_ms = rt_now_ms(rt);
     router_load_config(rt, cfg);
     router_publish(rt, rt->started_ms);
     return rt;
@@ -292,13 +332,10 @@ void router_stop(struct router *rt)
     rt->stopped = true;
     if (rt->started) {
         atomic_store(&rt->stopping, true);
-        transport_wakeup(rt->tr);
+        rt->tops->wakeup(rt->tr);
         pthread_join(rt->thread, NULL);
     } else {
-        pthread_mutex_lock(&rt->inbox_mu);
-        rt->accepting = false;
-        pthread_mutex_unlock(&rt->inbox_mu);
-        drain_inbox(rt);
+        shutdown_calls(rt); /* never started, or driven by router_step */
     }
 }
 
@@ -307,7 +344,7 @@ void router_free(struct router *rt)
     if (!rt)
         return;
     router_stop(rt);
-    transport_free(rt->tr);
+    rt->tops->free(rt->tr);
     router_targets_free(rt);
     spend_close(rt); /* every queued ledger row is written before this returns */
     timerq_cleanup(&rt->timers);

@@ -42,7 +42,7 @@ void router_event(struct router *rt, enum router_event_kind kind, const char *ta
     struct router_event *e = &rt->events[rt->ev_next];
     rt->ev_next = (rt->ev_next + 1) % ROUTER_MAX_EVENTS;
     e->seq = ++rt->ev_seq;
-    e->wall_ms = clock_wall_ms();
+    e->wall_ms = rt_wall_ms(rt);
     e->kind = kind;
     str_copy(e->target, sizeof e->target, target ? target : "");
     va_list ap;
@@ -90,7 +90,7 @@ static void snap_target(struct router *rt, const struct target_state *t, int64_t
         }
     }
     s->override_expires_in_ms = exp > 0 ? exp - now : 0;
-    s->rate_limited = limits_blocked_reason(&t->limits, now, clock_wall_ms(), 0,
+    s->rate_limited = limits_blocked_reason(&t->limits, now, rt_wall_ms(rt), 0,
                                             s->rate_limit_reason, sizeof s->rate_limit_reason);
     s->weight = target_weight(t);
     s->configured_weight = c->weight;
@@ -138,7 +138,7 @@ static void snap_events(struct router *rt, struct router_snapshot *s)
 void router_publish(struct router *rt, int64_t now)
 {
     struct router_snapshot *s = rt->building;
-    s->wall_ms = clock_wall_ms();
+    s->wall_ms = rt_wall_ms(rt);
     s->uptime_ms = now - rt->started_ms;
     s->n_targets = rt->n_targets < ROUTER_MAX_TARGETS ? rt->n_targets : ROUTER_MAX_TARGETS;
     s->calls = s->successes = s->failures = s->in_flight = 0;
@@ -215,7 +215,7 @@ void router_explain_run(struct router *rt, const char *model, const char *tag, l
                         struct buf *out)
 {
     const struct config *cfg = rt->cur->cfg;
-    int64_t now = clock_mono_ms();
+    int64_t now = rt_now_ms(rt);
     long rule;
     long r = router_resolve_route(cfg, model, tag, tokens, &rule);
     buf_printf(out, "request: model=%s tag=%s prompt_tokens=%ld\n", model && *model ? model : "-",
@@ -233,7 +233,7 @@ void router_explain_run(struct router *rt, const char *model, const char *tag, l
     buf_printf(out, "strategy: %s\n", route_strategy_name(cr->strategy));
     char refused[256];
     int64_t retry;
-    if (budgets_call_blocked(rt->budgets, clock_wall_ms(), cr->name, tag, refused, sizeof refused,
+    if (budgets_call_blocked(rt->budgets, rt_wall_ms(rt), cr->name, tag, refused, sizeof refused,
                              &retry))
         buf_printf(out, "refused: %s (429)\n", refused);
     const struct route_state *rs = router_find_route(rt, cr->name);

@@ -23,7 +23,7 @@ bool spend_open(struct router *rt, const struct config *cfg, char *msg, size_t m
 {
     struct ledger_spend seed;
     ledger_spend_init(&seed);
-    int64_t now = clock_wall_ms();
+    int64_t now = rt_wall_ms(rt);
     rt->ledger = ledger_open(cfg->ledger.path, cfg->ledger.batch_ms, msg, msglen);
     if (!rt->ledger)
         return false;
@@ -104,13 +104,13 @@ static void spend_event(struct router *rt, enum router_event_kind kind, const ch
                         const char *target, const char *text)
 {
     router_event(rt, kind, target, "%s", text);
-    ledger_post_event(rt->ledger, clock_wall_ms(), ledger_kind, target, text);
+    ledger_post_event(rt->ledger, rt_wall_ms(rt), ledger_kind, target, text);
 }
 
 void spend_record_vote(struct router *rt, const char *winner, const char *losers,
                        uint64_t prompt_hash, const char *user)
 {
-    ledger_post_vote(rt->ledger, clock_wall_ms(), prompt_hash, winner, losers, user);
+    ledger_post_vote(rt->ledger, rt_wall_ms(rt), prompt_hash, winner, losers, user);
     router_event(rt, ROUTER_EV_OPERATOR, winner, "%s: vote: %s preferred over %s (prompt %016llx)",
                  user && *user ? user : "operator", winner, losers && *losers ? losers : "-",
                  (unsigned long long)prompt_hash);
@@ -136,7 +136,7 @@ static void replay(struct router *rt, struct call *c, const struct cache_entry *
 {
     c->cached = true;
     c->committed = true;
-    c->first_output_us = clock_mono_us();
+    c->first_output_us = rt_now_us(rt);
     c->usage = cache_entry_usage(e);
     c->finish = cache_entry_finish(e);
     c->cached_model = xstrdup(cache_entry_model(e));
@@ -165,7 +165,7 @@ bool spend_admit(struct router *rt, struct call *c)
 {
     char why[256];
     int64_t retry = -1;
-    if (budgets_call_blocked(rt->budgets, clock_wall_ms(), c->route_name, c->tag, why, sizeof why,
+    if (budgets_call_blocked(rt->budgets, rt_wall_ms(rt), c->route_name, c->tag, why, sizeof why,
                              &retry)) {
         rt->budget_refused++;
         refuse(rt, c, why, retry);
@@ -183,12 +183,12 @@ bool spend_admit(struct router *rt, struct call *c)
         c->cache_key = buf_take(&key);
     }
     struct guard_decision d;
-    guard_check(rt->guard, clock_mono_ms(), c->tag, c->prompt_hash, &d);
+    guard_check(rt->guard, rt_now_ms(rt), c->tag, c->prompt_hash, &d);
     if (d.new_event)
         spend_event(rt, ROUTER_EV_RATE_LIMIT, "guard", "", d.event_text);
     if (d.verdict == GUARD_CACHE && cache) {
         const struct cache_entry *e =
-            cache_get(cache, c->cache_key, c->cache_keylen, clock_mono_ms());
+            cache_get(cache, c->cache_key, c->cache_keylen, rt_now_ms(rt));
         if (e) {
             rt->guard_cached++;
             replay(rt, c, e);
@@ -268,7 +268,7 @@ void spend_call_finished(struct router *rt, struct call *c, const struct router_
     f->est_cost_usd = -1;
     f->latency_us = r->latency_us;
     f->ttft_us = r->ttft_us;
-    f->wall_ms = clock_wall_ms();
+    f->wall_ms = rt_wall_ms(rt);
     f->target = xstrdup(r->target);
     f->model = xstrdup(r->model);
     const struct target_state *t = c->committed && c->winner ? c->winner->t : NULL;
@@ -393,7 +393,7 @@ void spend_call_release(struct router *rt, struct call *c)
         struct cache *cache = route_cache(rt, c);
         if (cache)
             cache_put(cache, c->cache_key, c->cache_keylen, c->rec, f->target, f->model,
-                      clock_mono_ms());
+                      rt_now_ms(rt));
     }
 }
 
@@ -402,7 +402,7 @@ void spend_call_release(struct router *rt, struct call *c)
 bool spend_target_blocked(const struct target_state *t, char *why, size_t whylen)
 {
     struct budgets *b = t->rt->budgets;
-    return b && budgets_target_blocked(b, clock_wall_ms(), t->cfg->name, why, whylen);
+    return b && budgets_target_blocked(b, rt_wall_ms(t->rt), t->cfg->name, why, whylen);
 }
 
 void spend_route_cache(struct route_state *r, struct route_state *old,
@@ -425,7 +425,7 @@ void spend_route_cache(struct route_state *r, struct route_state *old,
 void spend_target_snapshot(struct router *rt, const struct target_state *t,
                            struct router_target_snap *s)
 {
-    int64_t wall = clock_wall_ms();
+    int64_t wall = rt_wall_ms(rt);
     budgets_spend(rt->budgets, wall, BUDGET_TARGET, t->cfg->name, &s->spend_today_usd,
                   &s->spend_month_usd);
     s->over_budget = budgets_target_blocked(rt->budgets, wall, t->cfg->name, s->budget_reason,
@@ -435,7 +435,7 @@ void spend_target_snapshot(struct router *rt, const struct target_state *t,
 void spend_snapshot(struct router *rt, struct router_snapshot *s, int64_t now_ms)
 {
     (void)now_ms;
-    int64_t wall = clock_wall_ms();
+    int64_t wall = rt_wall_ms(rt);
     budgets_spend(rt->budgets, wall, BUDGET_GLOBAL, "", &s->spend_today_usd, &s->spend_month_usd);
     budgets_savings(rt->budgets, wall, &s->savings_today_usd, &s->savings_month_usd);
     s->savings_usd = rt->savings_since_start;

@@ -127,7 +127,7 @@ bool target_blocked(const struct target_state *t, int64_t now_ms, long est_token
     else if (spend_target_blocked(t, why, whylen))
         ; /* over a target budget: why says which */
     else
-        limits_blocked_reason(&t->limits, now_ms, clock_wall_ms(), est_tokens, why, whylen);
+        limits_blocked_reason(&t->limits, now_ms, rt_wall_ms(t->rt), est_tokens, why, whylen);
     return why[0] != '\0';
 }
 
@@ -255,7 +255,7 @@ static void load_routes(struct router *rt, const struct config *cfg)
 
 void router_load_config(struct router *rt, struct config *cfg)
 {
-    int64_t now = clock_mono_ms();
+    int64_t now = rt_now_ms(rt);
     struct cfg_ref *cref = cfg_ref_new(cfg);
     bool reload = rt->cur != NULL;
     load_targets(rt, cref, now);
@@ -457,7 +457,7 @@ static enum sb_status apply(struct router *rt, const struct router_cmd *cmd, str
 enum sb_status router_apply_command(struct router *rt, const struct router_cmd *cmd, char *msg,
                                     size_t msglen)
 {
-    int64_t now = clock_mono_ms();
+    int64_t now = rt_now_ms(rt);
     const char *name = cmd->type <= ROUTER_CMD_CLEAR ? cmd_names[cmd->type] : "?";
     const char *user = cmd->user[0] ? cmd->user : "operator";
     msg[0] = '\0';
@@ -554,7 +554,7 @@ static void probe_done(void *ctx, const struct transport_result *res)
 {
     struct target_state *t = ctx;
     struct router *rt = t->rt;
-    int64_t now = clock_mono_ms();
+    int64_t now = rt_now_ms(rt);
     bool ok = (res->err == LLM_ERR_NONE ||
                (res->err == LLM_ERR_BAD_RESPONSE && t->probe_body > ROUTER_PROBE_MAX_BODY)) &&
               res->status >= 200 && res->status < 300;
@@ -607,10 +607,10 @@ void target_probe_fire(struct router *rt, struct target_state *t)
     t->probe_body = 0;
     t->refs++;
     t->probing = true;
-    t->probe_started_us = clock_mono_us();
-    if (!transport_start(rt->tr, &http, &to, &cb, t, msg, sizeof msg)) {
+    t->probe_started_us = rt_now_us(rt);
+    if (!rt->tops->start(rt->tr, &http, &to, &cb, t, msg, sizeof msg)) {
         t->probing = false;
-        schedule_probe(rt, t, clock_mono_ms() + t->cfg->probe.interval_ms);
+        schedule_probe(rt, t, rt_now_ms(rt) + t->cfg->probe.interval_ms);
         target_put(t);
     }
     http_request_cleanup(&http);

@@ -623,3 +623,40 @@ size_t transport_active(const struct transport *t)
 {
     return t->active;
 }
+
+/* ---- ops table ------------------------------------------------------------------------------ */
+
+static uint64_t ops_start(void *self, const struct http_request *req,
+                          const struct transport_timeouts *to, const struct transport_callbacks *cb,
+                          void *ctx, char *msg, size_t msglen)
+{
+    return transport_start(self, req, to, cb, ctx, msg, msglen);
+}
+
+static void ops_cancel(void *self, uint64_t id)
+{
+    transport_cancel(self, id);
+}
+
+static size_t ops_run(void *self, int max_wait_ms)
+{
+    return transport_run(self, max_wait_ms);
+}
+
+static void ops_wakeup(void *self)
+{
+    transport_wakeup(self);
+}
+
+static size_t ops_active(const void *self)
+{
+    return transport_active(self);
+}
+
+static void ops_free(void *self)
+{
+    transport_free(self);
+}
+
+const struct transport_ops transport_curl_ops = {ops_start, ops_cancel, ops_run,
+                                                 ops_wakeup, ops_active, ops_free};
