@@ -1,23 +1,31 @@
 /*
  * breaker.h - a circuit breaker per target: CLOSED -> OPEN -> HALF_OPEN -> CLOSED.
  *
- * CLOSED: every call goes. It opens on `failures` consecutive counted failures, or when the
- *   counted failures over the sliding window (window_ms, in BREAKER_WINDOW_SLOTS buckets) reach
- *   `error_rate` of the calls and the window holds at least `min_volume` calls.
- * OPEN: no call goes until the cooldown has elapsed. The first breaker_allow after that moves
- *   it to HALF_OPEN ("cooldown elapsed"). A failed health probe restarts the cooldown; a
- *   successful probe after the cooldown counts as a successful trial.
+ * CLOSED: every call goes. It opens on `failures` consecutive counted failures, on
+ *   `slow_strikes` consecutive slow strikes (hedge losers that had no first byte when the
+ *   hedge won: "slow: no first byte in 500 ms on 3 calls"), or when the counted failures over
+ *   the sliding window (window_ms, in BREAKER_WINDOW_SLOTS buckets) reach `error_rate` of the
+ *   calls and the window holds at least `min_volume` calls.
+ * OPEN: no call goes until the cooldown has elapsed; then breaker_allow moves it to
+ *   HALF_OPEN ("cooldown elapsed"). A passing liveness probe (a model list) may end the
+ *   cooldown early (-> HALF_OPEN) but never closes it; a failing probe changes nothing (the
+ *   cooldown is not restarted). A chat probe (a real 1-token call) that passes after the
+ *   cooldown counts as a successful trial.
  * HALF_OPEN: exactly `half_open_trials` calls are let through (breaker_allow reserves a slot).
- *   It closes once that many trials succeeded ("trial call succeeded"); any counted failure
- *   re-opens it ("trial call failed: server") with the cooldown doubled, up to
- *   cooldown_max_ms. Closing restores the base cooldown.
+ *   It closes once that many trials succeeded; any counted failure re-opens it with the
+ *   cooldown doubled, up to cooldown_max_ms. Closing restores the base cooldown.
+ *
+ * breaker_can_take is the one authority on "may this target take a call now": the router's
+ * picker, its explainer and the snapshot all ask it, and breaker_allow says yes exactly when
+ * it does. A reserved trial slot is always given back: by the call's outcome, or by
+ * breaker_release when the call never went out.
  *
  * Which outcomes count: only failures that say the target is unhealthy
  * (breaker_counts_failure: DNS, CONNECT, TLS, TIMEOUT, SERVER, OVERLOADED, BAD_RESPONSE,
- * TRUNCATED). Other outcomes (client errors, RATE_LIMIT - handled by limits.h cooldowns -,
- * CANCELLED, ...) are neutral: they change no counter, but free a reserved half-open trial
- * slot, so a trial that ends neutral lets another trial go.
- * Outcomes reported while OPEN (calls that started before it opened) are ignored.
+ * TRUNCATED) and slow strikes. Other outcomes (client errors, RATE_LIMIT - handled by limits.h
+ * cooldowns -, CANCELLED, ...) are neutral: they change no counter, but free a reserved
+ * half-open trial slot. Outcomes reported while OPEN (calls that started before it opened)
+ * are ignored.
  *
  * Every transition is recorded (b->last, b->n_transitions) and returned through the `tr`
  * out-parameter of the call that caused it, with a reason for the console and the audit log.
@@ -28,6 +36,7 @@
 #define SWITCHBOARD_BREAKER_H
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 #include "switchboard/llm.h"
@@ -51,6 +60,7 @@ struct breaker_params {
     int64_t cooldown_ms;     /* OPEN -> HALF_OPEN (>= 1) */
     int64_t cooldown_max_ms; /* cap for the doubling; <= cooldown_ms: no growth */
     long half_open_trials;   /* trial calls in HALF_OPEN (>= 1) */
+    long slow_strikes;       /* consecutive slow strikes that open it; <= 0: off */
 };
 
 /* A state change. from == to means "no change" (reason is then ""). */
@@ -70,7 +80,8 @@ struct breaker_slot {
 struct breaker {
     struct breaker_params params;
     enum breaker_state state;
-    long consecutive; /* counted failures in a row (CLOSED) */
+    long consecutive;      /* counted failures in a row (CLOSED) */
+    long slow_consecutive; /* slow strikes in a row (CLOSED) */
     struct breaker_slot window[BREAKER_WINDOW_SLOTS];
     int64_t open_until_ms;          /* OPEN: when a trial may go */
     int64_t cooldown_ms;            /* current cooldown: base doubled `doublings` times, capped */
@@ -92,6 +103,11 @@ void breaker_init(struct breaker *b, const struct breaker_params *p, int64_t now
  * The next cooldown is computed from the new params. */
 void breaker_set_params(struct breaker *b, const struct breaker_params *p);
 
+/* Would breaker_allow say yes now? (No side effects: for pickers and explainers.) */
+bool breaker_can_take(const struct breaker *b, int64_t now_ms);
+/* Why it cannot ("" when it can): "breaker open (reason; half-open in 12 s)". */
+void breaker_why_not(const struct breaker *b, int64_t now_ms, char *why, size_t whylen);
+
 /*
  * May a call go to this target now? CLOSED: yes. OPEN: no, unless the cooldown has elapsed,
  * in which case it first moves to HALF_OPEN. HALF_OPEN: yes while fewer than
@@ -101,16 +117,26 @@ void breaker_set_params(struct breaker *b, const struct breaker_params *p);
  */
 bool breaker_allow(struct breaker *b, int64_t now_ms, struct breaker_transition *tr);
 
+/* A reserved trial whose call never went out (its launch failed): the slot is free again. */
+void breaker_release(struct breaker *b);
+
 /* Outcome of a call. Return true when the state changed; tr (may be NULL) receives the
  * transition (from == to when none). */
 bool breaker_note_success(struct breaker *b, int64_t now_ms, struct breaker_transition *tr);
 bool breaker_note_failure(struct breaker *b, int64_t now_ms, enum llm_errclass cls,
                           struct breaker_transition *tr);
+/* A slow strike: a call that had no first byte after waited_ms when another attempt (a
+ * hedge) won. CLOSED: counts toward slow_strikes and the error rate; HALF_OPEN: a failed
+ * trial. */
+bool breaker_note_slow(struct breaker *b, int64_t now_ms, int64_t waited_ms,
+                       struct breaker_transition *tr);
 /* A health probe's outcome. Only matters in OPEN and HALF_OPEN (probes never open a closed
- * breaker: real traffic does). OPEN: a failure restarts the cooldown; a success after the
- * cooldown is a successful trial (-> CLOSED, or HALF_OPEN while more trials are needed).
- * HALF_OPEN: like a trial's outcome, without touching the reserved slots. */
-bool breaker_note_probe(struct breaker *b, int64_t now_ms, bool ok, struct breaker_transition *tr);
+ * breaker: real traffic does). can_close: the probe was a real call (chat probe).
+ * OPEN: a failure changes nothing; a liveness success ends the cooldown (-> HALF_OPEN); a
+ * chat success after the cooldown is a successful trial. HALF_OPEN: a failure re-opens it;
+ * a chat success is a successful trial, a liveness success changes nothing. */
+bool breaker_note_probe(struct breaker *b, int64_t now_ms, bool ok, bool can_close,
+                        struct breaker_transition *tr);
 /* Operator reset: -> CLOSED with every counter cleared and the base cooldown ("reset by
  * operator"). Returns true when the state changed (counters are cleared either way). */
 bool breaker_reset(struct breaker *b, int64_t now_ms, struct breaker_transition *tr);

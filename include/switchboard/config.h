@@ -41,10 +41,16 @@ enum route_strategy {
 };
 const char *route_strategy_name(enum route_strategy s); /* "weighted", ..., "least-busy" */
 
+enum probe_kind {
+    PROBE_LIST, /* GET the model list: proves liveness only (may end a breaker's cooldown) */
+    PROBE_CHAT, /* a 1-token completion: a real call, may close a breaker */
+};
+
 struct config_probe {
-    bool enabled;        /* default true */
-    int64_t interval_ms; /* default 15000 */
-    int64_t timeout_ms;  /* default 5000 */
+    bool enabled;         /* default true */
+    enum probe_kind kind; /* default list */
+    int64_t interval_ms;  /* default 15000 */
+    int64_t timeout_ms;   /* default 5000 */
 };
 
 /* One provider endpoint + model: a routing target. */
@@ -56,16 +62,17 @@ struct config_target {
     char *model;       /* the provider's model id */
     bool has_price;    /* false when "price" is absent */
     struct llm_price price;
-    long context_window;           /* tokens; 0 = unknown (never filtered on) */
-    long default_max_tokens;       /* sent when the client gave none and the format needs one */
-    char *anthropic_version;       /* default "2023-06-01" */
-    int64_t connect_timeout_ms;    /* default 5000 */
-    int64_t first_byte_timeout_ms; /* default 30000 */
-    int64_t total_timeout_ms;      /* default 300000 */
-    long max_concurrency;          /* 0 = unlimited */
-    long rpm;                      /* requests per minute; 0 = unlimited */
-    long tpm;                      /* tokens per minute; 0 = unlimited */
-    double weight;                 /* default 1 */
+    long context_window;            /* tokens; 0 = unknown (never filtered on) */
+    long default_max_tokens;        /* sent when the client gave none and the format needs one */
+    char *anthropic_version;        /* default "2023-06-01" */
+    int64_t connect_timeout_ms;     /* default 5000 */
+    int64_t first_byte_timeout_ms;  /* default 30000 */
+    int64_t total_timeout_ms;       /* default 300000 */
+    int64_t stream_idle_timeout_ms; /* after the first byte, no byte for this long: cut; 0 off */
+    long max_concurrency;           /* 0 = unlimited */
+    long rpm;                       /* requests per minute; 0 = unlimited */
+    long tpm;                       /* tokens per minute; 0 = unlimited */
+    double weight;                  /* default 1 */
     struct config_probe probe;
 
     /* Resolved at load time, never printed anywhere: */
@@ -96,6 +103,7 @@ struct config_route {
     long max_attempts;
     int64_t deadline_ms;
     int64_t hedge_after_ms;
+    int64_t queue_ms; /* every target rate limited, free within this: wait; 0 = answer 429 */
     struct config_cache cache;
 };
 
@@ -109,17 +117,20 @@ struct config_rule {
 };
 
 struct config_router {
-    long max_attempts;             /* per call, all targets together; default 3 */
-    int64_t backoff_base_ms;       /* default 100 */
-    int64_t backoff_cap_ms;        /* default 2000 */
-    int64_t deadline_ms;           /* per call, covers every attempt; default 60000 */
-    int64_t hedge_after_ms;        /* no first byte by then -> second attempt; 0 = off */
-    long breaker_failures;         /* consecutive failures that open the breaker; default 5 */
-    double breaker_error_rate;     /* error ratio over the window that opens it; default 0.5 */
-    int64_t breaker_window_ms;     /* default 30000 */
-    long breaker_min_volume;       /* calls in window before the rate counts; default 20 */
-    int64_t breaker_cooldown_ms;   /* open -> half-open; default 30000 */
-    long breaker_half_open_trials; /* default 1 */
+    long max_attempts;               /* per call, all targets together; default 3 */
+    int64_t backoff_base_ms;         /* default 100 */
+    int64_t backoff_cap_ms;          /* default 2000 */
+    int64_t deadline_ms;             /* per call, covers every attempt; default 60000 */
+    int64_t hedge_after_ms;          /* no first byte by then -> second attempt; 0 = off */
+    long breaker_failures;           /* consecutive failures that open the breaker; default 5 */
+    double breaker_error_rate;       /* error ratio over the window that opens it; default 0.5 */
+    int64_t breaker_window_ms;       /* default 30000 */
+    long breaker_min_volume;         /* calls in window before the rate counts; default 20 */
+    int64_t breaker_cooldown_ms;     /* open -> half-open; default 30000 */
+    long breaker_half_open_trials;   /* default 1 */
+    int64_t breaker_cooldown_max_ms; /* re-opens double the cooldown up to this; default 300000 */
+    long breaker_slow_strikes;       /* hung hedge losers in a row that open it; default 3 */
+    int64_t rate_limit_cooldown_ms;  /* cooldown after a 429 without Retry-After; default 1000 */
 };
 
 struct config_gateway {

@@ -95,6 +95,7 @@ extern const struct schema config_schema_root;
 extern const char *const config_kind_names[];
 extern const char *const config_strategy_names[];
 extern const char *const config_scope_names[];
+extern const char *const config_probe_kind_names[];
 extern const char *const config_guard_action_names[];
 
 /* Per provider kind: the default base URL and the usual key variable (NULL: none). */

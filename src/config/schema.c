@@ -22,6 +22,7 @@ const char *const config_kind_names[] = {"openai", "anthropic", "gemini", "opena
                                          NULL};
 const char *const config_strategy_names[] = {"weighted",   "priority", "cheapest", "fastest",
                                              "least-busy", "p2c",      NULL};
+const char *const config_probe_kind_names[] = {"list", "chat", NULL};
 const char *const config_scope_names[] = {"global", "target", "route", "tag", NULL};
 const char *const config_guard_action_names[] = {"throttle", "cache", "observe", NULL};
 static const char *const log_level_names[] = {"debug", "info", "warn", "error", NULL};
@@ -206,6 +207,10 @@ static const struct schema price_schema = {
 static const struct schema_entry probe_entries[] = {
     {.key = "enabled", .type = ST_BOOL, .off = OFF(config_probe, enabled), .def = 1,
      .help = "Send a small health-check request in the background."},
+    {.key = "kind", .type = ST_ENUM, .off = OFF(config_probe, kind),
+     .names = config_probe_kind_names, .def = PROBE_LIST,
+     .help = "list: GET the model list (liveness only: may end a breaker's cooldown early, never "
+             "closes it); chat: a 1-token completion, counted as probe spend, that may close it."},
     {.key = "interval_ms", .type = ST_MS, .off = OFF(config_probe, interval_ms), .min = 1000,
      .max = DAY_MS, .def = 15000, .unit = "ms", .help = "Time between probes."},
     {.key = "timeout_ms", .type = ST_MS, .off = OFF(config_probe, timeout_ms), .min = 1,
@@ -247,6 +252,10 @@ static const struct schema_entry target_entries[] = {
     {.key = "total_timeout_ms", .type = ST_MS, .off = OFF(config_target, total_timeout_ms),
      .min = 1, .max = DAY_MS, .def = 300000, .unit = "ms",
      .help = "Whole attempt, streaming included."},
+    {.key = "stream_idle_timeout_ms", .type = ST_MS,
+     .off = OFF(config_target, stream_idle_timeout_ms), .max = DAY_MS, .def = 60000, .unit = "ms",
+     .help = "After the first byte, no byte for this long ends the stream with an error chunk "
+             "(counted truncated, a breaker strike); 0 = off."},
     {.key = "max_concurrency", .type = ST_LONG, .off = OFF(config_target, max_concurrency),
      .max = 1000000, .unit = "calls", .help = "Calls in flight at once; 0 = unlimited."},
     {.key = "rpm", .type = ST_LONG, .off = OFF(config_target, rpm), .max = U,
@@ -305,6 +314,10 @@ static const struct schema_entry route_entries[] = {
     {.key = "hedge_after_ms", .type = ST_MS, .flags = SF_INHERIT,
      .off = OFF(config_route, hedge_after_ms), .max = DAY_MS, .def = -1, .def_doc = "inherit",
      .unit = "ms", .help = "Overrides router.hedge_after_ms (0 = off)."},
+    {.key = "queue_ms", .type = ST_MS, .off = OFF(config_route, queue_ms), .max = 600000,
+     .def = 0, .unit = "ms",
+     .help = "When every target is rate limited and one is free within this, the call waits "
+             "for it instead of getting 429; 0 = never wait."},
     {.key = "cache", .type = ST_OBJECT, .off = OFF(config_route, cache), .sub = &cache_schema,
      .help = "Response cache (see routes[].cache)."},
 };
@@ -372,6 +385,17 @@ static const struct schema_entry router_entries[] = {
     {.key = "breaker_half_open_trials", .type = ST_LONG,
      .off = OFF(config_router, breaker_half_open_trials), .min = 1, .max = 100, .def = 1,
      .unit = "calls", .help = "Trial calls let through when half-open."},
+    {.key = "breaker_cooldown_max_ms", .type = ST_MS,
+     .off = OFF(config_router, breaker_cooldown_max_ms), .min = 100, .max = DAY_MS,
+     .def = 300000, .unit = "ms",
+     .help = "Each failed trial doubles the cooldown, up to this."},
+    {.key = "breaker_slow_strikes", .type = ST_LONG,
+     .off = OFF(config_router, breaker_slow_strikes), .min = 1, .max = 1000, .def = 3,
+     .unit = "calls",
+     .help = "Hedge losers in a row with no first byte when the hedge won that open a breaker."},
+    {.key = "rate_limit_cooldown_ms", .type = ST_MS,
+     .off = OFF(config_router, rate_limit_cooldown_ms), .min = 1, .max = DAY_MS, .def = 1000,
+     .unit = "ms", .help = "A target answered 429 without Retry-After rests this long."},
 };
 static const struct schema router_schema = {"router", "Retries, deadlines, hedging, breakers.",
                                             ENTRIES(router_entries)};

@@ -58,6 +58,7 @@ void breaker_params_default(struct breaker_params *p)
     p->cooldown_ms = 30000;
     p->cooldown_max_ms = 300000;
     p->half_open_trials = 1;
+    p->slow_strikes = 3;
 }
 
 static void params_clamp(struct breaker_params *p)
@@ -125,6 +126,7 @@ void breaker_window_counts(const struct breaker *b, int64_t now_ms, long *calls,
 static void counters_clear(struct breaker *b)
 {
     b->consecutive = 0;
+    b->slow_consecutive = 0;
     b->trials_started = 0;
     b->trials_succeeded = 0;
     window_clear(b);
@@ -216,27 +218,50 @@ void breaker_set_params(struct breaker *b, const struct breaker_params *p)
 
 /* ---- Decisions --------------------------------------------------------------------------- */
 
-static bool half_open_take_trial(struct breaker *b)
+bool breaker_can_take(const struct breaker *b, int64_t now_ms)
 {
-    if (b->trials_started + b->trials_succeeded >= b->params.half_open_trials)
-        return false;
-    b->trials_started++;
-    return true;
+    switch (b->state) {
+    case BREAKER_CLOSED:
+        return true;
+    case BREAKER_OPEN:
+        /* after the cooldown it turns HALF_OPEN with every trial slot free */
+        return now_ms >= b->open_until_ms;
+    case BREAKER_HALF_OPEN:
+        return b->trials_started + b->trials_succeeded < b->params.half_open_trials;
+    }
+    return false;
+}
+
+void breaker_why_not(const struct breaker *b, int64_t now_ms, char *why, size_t whylen)
+{
+    why[0] = '\0';
+    if (breaker_can_take(b, now_ms))
+        return;
+    if (b->state == BREAKER_OPEN) {
+        char left[32];
+        format_duration(left, sizeof left, breaker_retry_in_ms(b, now_ms));
+        snprintf(why, whylen, "breaker open (%s; half-open in %s)", b->last.reason, left);
+    } else {
+        snprintf(why, whylen, "breaker half-open, %ld trial call%s in flight", b->trials_started,
+                 b->trials_started == 1 ? "" : "s");
+    }
 }
 
 bool breaker_allow(struct breaker *b, int64_t now_ms, struct breaker_transition *tr)
 {
     no_change(b, now_ms, tr);
+    if (!breaker_can_take(b, now_ms))
+        return false;
     switch (b->state) {
     case BREAKER_CLOSED:
         return true;
     case BREAKER_OPEN:
-        if (now_ms < b->open_until_ms)
-            return false;
         move_to(b, now_ms, BREAKER_HALF_OPEN, tr, "cooldown elapsed");
-        return half_open_take_trial(b);
+        b->trials_started++;
+        return true;
     case BREAKER_HALF_OPEN:
-        return half_open_take_trial(b);
+        b->trials_started++;
+        return true;
     }
     return false;
 }
@@ -245,6 +270,12 @@ static void release_trial(struct breaker *b)
 {
     if (b->trials_started > 0)
         b->trials_started--;
+}
+
+void breaker_release(struct breaker *b)
+{
+    if (b->state == BREAKER_HALF_OPEN)
+        release_trial(b);
 }
 
 /* A successful trial (call or probe) in HALF_OPEN. */
@@ -268,6 +299,7 @@ bool breaker_note_success(struct breaker *b, int64_t now_ms, struct breaker_tran
     switch (b->state) {
     case BREAKER_CLOSED:
         b->consecutive = 0;
+        b->slow_consecutive = 0;
         window_add(b, now_ms, false);
         return false;
     case BREAKER_OPEN:
@@ -332,34 +364,73 @@ bool breaker_note_failure(struct breaker *b, int64_t now_ms, enum llm_errclass c
     return false;
 }
 
-static bool open_probe(struct breaker *b, int64_t now_ms, bool ok, struct breaker_transition *tr)
+/* A slow strike while CLOSED: opens it after slow_strikes in a row. */
+static bool closed_slow(struct breaker *b, int64_t now_ms, int64_t waited_ms,
+                        struct breaker_transition *tr)
 {
-    if (!ok) {
-        b->open_until_ms = now_ms + b->cooldown_ms;
-        return false;
+    b->slow_consecutive++;
+    window_add(b, now_ms, true);
+    if (b->params.slow_strikes > 0 && b->slow_consecutive >= b->params.slow_strikes) {
+        char why[BREAKER_REASON_LEN], span[32];
+        format_duration(span, sizeof span, waited_ms);
+        snprintf(why, sizeof why, "slow: no first byte in %s on %ld calls", span,
+                 b->slow_consecutive);
+        return move_to(b, now_ms, BREAKER_OPEN, tr, why);
     }
+    return closed_check_open(b, now_ms, LLM_ERR_TIMEOUT, tr);
+}
+
+bool breaker_note_slow(struct breaker *b, int64_t now_ms, int64_t waited_ms,
+                       struct breaker_transition *tr)
+{
+    no_change(b, now_ms, tr);
+    switch (b->state) {
+    case BREAKER_CLOSED:
+        return closed_slow(b, now_ms, waited_ms, tr);
+    case BREAKER_OPEN:
+        return false;
+    case BREAKER_HALF_OPEN: {
+        char why[BREAKER_REASON_LEN], span[32];
+        release_trial(b);
+        cooldown_grow(b);
+        format_duration(span, sizeof span, waited_ms);
+        snprintf(why, sizeof why, "trial call failed: slow (no first byte in %s)", span);
+        return move_to(b, now_ms, BREAKER_OPEN, tr, why);
+    }
+    }
+    return false;
+}
+
+static bool open_probe(struct breaker *b, int64_t now_ms, bool ok, bool can_close,
+                       struct breaker_transition *tr)
+{
+    if (!ok)
+        return false; /* the cooldown runs on: recovery is not pushed back */
+    if (!can_close)
+        return move_to(b, now_ms, BREAKER_HALF_OPEN, tr, "probe succeeded: cooldown ended early");
     if (now_ms < b->open_until_ms)
         return false;
     if (b->params.half_open_trials == 1)
-        return move_to(b, now_ms, BREAKER_CLOSED, tr, "probe succeeded");
+        return move_to(b, now_ms, BREAKER_CLOSED, tr, "chat probe succeeded");
     char why[BREAKER_REASON_LEN];
-    snprintf(why, sizeof(why), "probe succeeded (1/%ld trials)", b->params.half_open_trials);
+    snprintf(why, sizeof(why), "chat probe succeeded (1/%ld trials)", b->params.half_open_trials);
     move_to(b, now_ms, BREAKER_HALF_OPEN, tr, why);
     b->trials_succeeded = 1;
     return true;
 }
 
-bool breaker_note_probe(struct breaker *b, int64_t now_ms, bool ok, struct breaker_transition *tr)
+bool breaker_note_probe(struct breaker *b, int64_t now_ms, bool ok, bool can_close,
+                        struct breaker_transition *tr)
 {
     no_change(b, now_ms, tr);
     switch (b->state) {
     case BREAKER_CLOSED:
         return false;
     case BREAKER_OPEN:
-        return open_probe(b, now_ms, ok, tr);
+        return open_probe(b, now_ms, ok, can_close, tr);
     case BREAKER_HALF_OPEN:
         if (ok)
-            return half_open_success(b, now_ms, tr, "probe");
+            return can_close && half_open_success(b, now_ms, tr, "chat probe");
         cooldown_grow(b);
         return move_to(b, now_ms, BREAKER_OPEN, tr, "probe failed");
     }

@@ -24,6 +24,7 @@
 static void call_finish(struct router *rt, struct call *c, enum llm_errclass err, const char *fmt,
                         ...) SB_PRINTF(4, 5);
 static bool start_attempt(struct router *rt, struct call *c, bool is_hedge);
+static void attempt_free(struct router *rt, struct attempt *a);
 
 /* ---- creation (submitting thread) -------------------------------------------------------------
  */
@@ -253,7 +254,7 @@ static void build_route_cands(struct router *rt, struct call *c, long route)
 
 static bool cand_usable(const struct call *c, const struct cand *k, int64_t now, bool allow_tried)
 {
-    if (k->tried && !allow_tried)
+    if (k->refused || (k->tried && !allow_tried))
         return false;
     return !target_blocked(k->t, now, c->est_tokens, c->min_context, c->direct != NULL, NULL, 0);
 }
@@ -306,8 +307,13 @@ static struct cand *pick_in_group(struct router *rt, struct call *c, int group, 
     return map[chosen];
 }
 
+/* Every pick spends one of the call's picks (nginx's peer.tries): whatever a launch does
+ * with the candidate, the loop over candidates ends. */
 static struct cand *pick(struct router *rt, struct call *c, int64_t now)
 {
+    if (c->picks_left <= 0)
+        return NULL;
+    c->picks_left--;
     for (int pass = 0; pass < 2; pass++) {
         for (int g = 0; g < c->n_groups; g++) {
             struct cand *k = pick_in_group(rt, c, g, now, pass == 1);
@@ -336,6 +342,18 @@ static void explain_none(const struct call *c, int64_t now, char *out, size_t ou
 /* ---- attempts ---------------------------------------------------------------------------------
  */
 
+/* Losers that had waited at least hedge_after_ms with no first byte when another attempt
+ * won are slow strikes against their targets: a hang behind a hedge must not stay hidden. */
+static void mark_slow_losers(struct router *rt, struct call *c, const struct attempt *winner)
+{
+    int64_t now = rt_now_ms(rt);
+    for (struct attempt *a = c->live; a; a = a->next) {
+        if (a != winner && !a->cancel_requested && a->last_byte_ms < 0 && c->hedge_after_ms > 0 &&
+            now - a->sent_ms >= c->hedge_after_ms)
+            a->slow_strike = true;
+    }
+}
+
 static void commit(struct router *rt, struct call *c, struct attempt *a)
 {
     c->committed = true;
@@ -344,6 +362,7 @@ static void commit(struct router *rt, struct call *c, struct attempt *a)
     c->first_output_us = rt_now_us(rt);
     timerq_disarm(&rt->timers, &c->t_hedge);
     timerq_disarm(&rt->timers, &c->t_retry);
+    mark_slow_losers(rt, c, a);
     cancel_attempts(rt, c, a);
     if (c->sink.on_commit) {
         struct router_commit cm = {.call_id = c->id,
@@ -391,6 +410,11 @@ static int attempt_on_event(void *ctx, const struct llm_event *ev)
 static void attempt_status(void *ctx, long status)
 {
     struct attempt *a = ctx;
+    struct router *rt = a->call->rt;
+    a->last_byte_ms = rt_now_ms(rt);
+    int64_t idle = a->t->cfg->stream_idle_timeout_ms;
+    if (a->call->req->stream && idle > 0)
+        timerq_arm(&rt->timers, &a->t_idle, a->last_byte_ms + idle);
     provider_call_on_status(a->pc, status);
 }
 
@@ -403,34 +427,88 @@ static void attempt_header(void *ctx, const char *name, const char *value)
 static int attempt_data(void *ctx, const char *bytes, size_t len)
 {
     struct attempt *a = ctx;
+    a->last_byte_ms = rt_now_ms(a->call->rt); /* the idle timer re-arms itself from this */
     return provider_call_on_data(a->pc, bytes, len);
+}
+
+/* The stream idle timer: no byte since last_byte_ms for stream_idle_timeout_ms? */
+static void attempt_idle_fired(struct router *rt, struct attempt *a)
+{
+    int64_t idle = a->t->cfg->stream_idle_timeout_ms, now = rt_now_ms(rt);
+    if (a->cancel_requested)
+        return;
+    if (a->last_byte_ms + idle > now) {
+        timerq_arm(&rt->timers, &a->t_idle, a->last_byte_ms + idle);
+        return;
+    }
+    a->stalled = true;
+    a->cancel_requested = true;
+    rt->tops->cancel(rt->tr, a->xfer);
+}
+
+/* What an attempt ended with, from the router's view (slow strikes and stalls included). */
+static enum llm_errclass attempt_outcome(struct attempt *a, const struct transport_result *res,
+                                         char *msg, size_t msglen)
+{
+    enum llm_errclass out = provider_call_finish(a->pc, res->err, res->message);
+    str_copy(msg, msglen, provider_call_error(a->pc));
+    if (a->stalled) {
+        snprintf(msg, msglen, "stream stalled: no byte from %s for %lld ms", a->t->cfg->name,
+                 (long long)a->t->cfg->stream_idle_timeout_ms);
+        return LLM_ERR_TRUNCATED;
+    }
+    if (a->slow_strike && out != LLM_ERR_NONE) {
+        snprintf(msg, msglen, "slow: no first byte from %s in %lld ms (a hedge won)",
+                 a->t->cfg->name, (long long)(res->total_us / 1000));
+        return LLM_ERR_TIMEOUT;
+    }
+    if (a->cancel_requested && out != LLM_ERR_NONE)
+        return LLM_ERR_CANCELLED;
+    return out;
+}
+
+/* The breaker's view of an attempt's outcome. */
+static void account_breaker(struct router *rt, struct attempt *a, enum llm_errclass out,
+                            int64_t now)
+{
+    struct target_state *t = a->t;
+    struct breaker_transition tr;
+    if (out == LLM_ERR_NONE)
+        breaker_note_success(&t->breaker, now, &tr);
+    else if (a->slow_strike && out == LLM_ERR_TIMEOUT)
+        breaker_note_slow(&t->breaker, now, now - a->sent_ms, &tr);
+    else
+        breaker_note_failure(&t->breaker, now, out, &tr);
+    target_note_transition(rt, t, &tr);
+}
+
+/* A 429: the target rests until its Retry-After, or the configured default. */
+static void account_rate_limit(struct router *rt, struct attempt *a, int64_t now)
+{
+    struct target_state *t = a->t;
+    if (!limits_is_cooling(&t->limits, now))
+        limits_cooldown_until(&t->limits, now + a->call->cref->cfg->router.rate_limit_cooldown_ms,
+                              "429");
+    char why[128];
+    limits_blocked_reason(&t->limits, now, rt_wall_ms(rt), 0, why, sizeof why);
+    router_event(rt, ROUTER_EV_RATE_LIMIT, t->cfg->name, "429 from %s: %s", t->cfg->name, why);
 }
 
 /* Target-side accounting for a finished attempt: limits, breaker, latency, stats. */
 static void account(struct router *rt, struct attempt *a, const struct transport_result *res,
-                    enum llm_errclass out, int64_t now)
+                    enum llm_errclass out, const char *msg, int64_t now)
 {
     struct target_state *t = a->t;
     const struct llm_ratelimit *rl = provider_call_ratelimit(a->pc);
     limits_note_ratelimit(&t->limits, now, rl);
-    if (out == LLM_ERR_RATE_LIMIT) {
-        if (!limits_is_cooling(&t->limits, now))
-            limits_cooldown_until(&t->limits, now + ROUTER_RATE_LIMIT_DEFAULT_MS, "429");
-        char why[128];
-        limits_blocked_reason(&t->limits, now, rt_wall_ms(rt), 0, why, sizeof why);
-        router_event(rt, ROUTER_EV_RATE_LIMIT, t->cfg->name, "429 from %s: %s", t->cfg->name, why);
-    }
+    if (out == LLM_ERR_RATE_LIMIT)
+        account_rate_limit(rt, a, now);
     const struct llm_usage *u = provider_call_usage(a->pc);
     if (u->present)
         limits_note_actual_tokens(&t->limits, now, a->sent_ms, a->call->est_tokens,
                                   u->input_tokens + u->output_tokens);
     spend_attempt_cost(a->call, a, u);
-    struct breaker_transition tr;
-    if (out == LLM_ERR_NONE)
-        breaker_note_success(&t->breaker, now, &tr);
-    else
-        breaker_note_failure(&t->breaker, now, out, &tr);
-    target_note_transition(rt, t, &tr);
+    account_breaker(rt, a, out, now);
     bool stream = a->call->req->stream;
     if (out == LLM_ERR_NONE) {
         int64_t lat = stream && res->first_byte_us >= 0 ? res->first_byte_us : res->total_us;
@@ -445,7 +523,7 @@ static void account(struct router *rt, struct attempt *a, const struct transport
         .ttft_us = res->first_byte_us,
         .usage = *u,
         .cost_usd = t->cfg->has_price ? llm_cost_usd(&t->cfg->price, u) : 0,
-        .error_text = out == LLM_ERR_NONE ? NULL : provider_call_error(a->pc),
+        .error_text = out == LLM_ERR_NONE ? NULL : msg,
     };
     stats_note_finish(&t->stats, now, &sr);
 }
@@ -522,11 +600,10 @@ static void attempt_done(void *ctx, const struct transport_result *res)
     struct call *c = a->call;
     struct router *rt = c->rt;
     int64_t t0 = rt_now_us(rt);
-    enum llm_errclass out = provider_call_finish(a->pc, res->err, res->message);
+    char msg[256];
+    enum llm_errclass out = attempt_outcome(a, res, msg, sizeof msg);
     int64_t now = rt_now_ms(rt);
-    if (a->cancel_requested && out != LLM_ERR_NONE)
-        out = LLM_ERR_CANCELLED;
-    account(rt, a, res, out, now);
+    account(rt, a, res, out, msg, now);
     unlink_attempt(c, a);
     c->busy++; /* call_finish must not free c while we are here */
     if (c->done) {
@@ -534,16 +611,15 @@ static void attempt_done(void *ctx, const struct transport_result *res)
     } else if (c->committed && c->winner == a) {
         if (out == LLM_ERR_TRUNCATED) {
             router_event(rt, ROUTER_EV_TRUNCATED, a->t->cfg->name,
-                         "stream from %s cut after output: %s", a->t->cfg->name,
-                         provider_call_error(a->pc));
+                         "stream from %s cut after output: %s", a->t->cfg->name, msg);
         }
         c->overhead_us += rt_now_us(rt) - t0;
         if (out == LLM_ERR_NONE)
             call_finish(rt, c, LLM_ERR_NONE, NULL);
         else
-            call_finish(rt, c, out, "%s", provider_call_error(a->pc));
+            call_finish(rt, c, out, "%s", msg);
     } else if (!c->committed) {
-        set_last_error(c, a->t, out, provider_call_status(a->pc), provider_call_error(a->pc));
+        set_last_error(c, a->t, out, provider_call_status(a->pc), msg);
         if (out == LLM_ERR_RATE_LIMIT) {
             const struct llm_ratelimit *rl = provider_call_ratelimit(a->pc);
             c->retry_after_ms = rl->retry_after_ms;
@@ -551,15 +627,81 @@ static void attempt_done(void *ctx, const struct transport_result *res)
         if (!c->live)
             decide_next(rt, c, out, now);
     }
-    provider_call_free(a->pc);
-    target_put(a->t);
-    free(a);
+    attempt_free(rt, a);
     c->busy--;
     if (c->done && !c->live)
         call_unlink_and_free(rt, c);
 }
 
-static bool launch(struct router *rt, struct call *c, struct cand *k, bool is_hedge, int64_t now)
+/* What launch() did with a candidate. */
+enum launch_result {
+    LAUNCH_STARTED,
+    LAUNCH_REFUSED,     /* its adapter cannot encode the request (the client's fault) */
+    LAUNCH_NOT_ALLOWED, /* its breaker said no */
+    LAUNCH_FAILED,      /* the transport could not start it */
+};
+
+/* Reserves the breaker (a half-open trial) unless the operator forced it live or called it
+ * directly. */
+static bool reserve_breaker(struct router *rt, struct call *c, struct target_state *t, int64_t now,
+                            bool *trial)
+{
+    *trial = false;
+    if (t->ov.forced_live || c->direct)
+        return true;
+    struct breaker_transition tr;
+    bool was_closed = t->breaker.state == BREAKER_CLOSED;
+    bool ok = breaker_allow(&t->breaker, now, &tr);
+    target_note_transition(rt, t, &tr);
+    *trial = ok && !was_closed;
+    return ok;
+}
+
+static struct attempt *attempt_new(struct router *rt, struct call *c, struct cand *k, bool is_hedge,
+                                   int64_t now)
+{
+    struct attempt *a = xcalloc(1, sizeof *a);
+    a->call = c;
+    a->cand = k;
+    a->t = k->t;
+    k->t->refs++;
+    a->is_hedge = is_hedge;
+    a->start_us = rt_now_us(rt);
+    a->sent_ms = now;
+    a->last_byte_ms = -1;
+    timer_init(&a->t_idle, ATTEMPT_TIMER_IDLE);
+    struct llm_sink sink = {attempt_on_event, a};
+    a->pc = provider_call_new(k->t->ops, c->req->stream, &sink, k->t->cfg->api_key);
+    return a;
+}
+
+static void attempt_free(struct router *rt, struct attempt *a)
+{
+    timerq_disarm(&rt->timers, &a->t_idle);
+    provider_call_free(a->pc);
+    target_put(a->t);
+    free(a);
+}
+
+static void note_launched(struct call *c, struct attempt *a, int64_t now)
+{
+    struct target_state *t = a->t;
+    a->next = c->live;
+    c->live = a;
+    a->cand->tried = true;
+    c->attempts++;
+    stats_note_start(&t->stats, now);
+    limits_note_sent(&t->limits, now, c->est_tokens);
+    if (a->is_hedge) {
+        c->hedges++;
+        stats_note_hedge(&t->stats);
+    } else if (c->attempts > 1) {
+        stats_note_retry(&t->stats);
+    }
+}
+
+static enum launch_result launch(struct router *rt, struct call *c, struct cand *k, bool is_hedge,
+                                 int64_t now)
 {
     struct target_state *t = k->t;
     char msg[PROVIDER_MSG_MAX] = "";
@@ -567,20 +709,19 @@ static bool launch(struct router *rt, struct call *c, struct cand *k, bool is_he
     http_request_init(&http);
     if (t->ops->encode(t->cfg, c->req, &http, msg, sizeof msg) != SB_OK) {
         http_request_cleanup(&http);
-        k->tried = true;
-        set_last_error(c, t, LLM_ERR_BAD_REQUEST, 0, msg);
-        return false;
+        k->refused = true;
+        if (!c->refusal[0])
+            str_copy(c->refusal, sizeof c->refusal, msg);
+        return LAUNCH_REFUSED; /* before the breaker: no trial reserved, no strike */
     }
-    struct attempt *a = xcalloc(1, sizeof *a);
-    a->call = c;
-    a->cand = k;
-    a->t = t;
-    t->refs++;
-    a->is_hedge = is_hedge;
-    a->start_us = rt_now_us(rt);
-    a->sent_ms = now;
-    struct llm_sink sink = {attempt_on_event, a};
-    a->pc = provider_call_new(t->ops, c->req->stream, &sink, t->cfg->api_key);
+    bool trial;
+    if (!reserve_breaker(rt, c, t, now, &trial)) {
+        http_request_cleanup(&http);
+        k->tried = true;
+        return LAUNCH_NOT_ALLOWED;
+    }
+    struct attempt *a = attempt_new(rt, c, k, is_hedge, now);
+    a->trial = trial;
     int64_t left = c->deadline_ms - now;
     struct transport_timeouts to = {
         .connect_ms = t->cfg->connect_timeout_ms,
@@ -595,66 +736,114 @@ static bool launch(struct router *rt, struct call *c, struct cand *k, bool is_he
     a->xfer = rt->tops->start(rt->tr, &http, &to, &cb, a, msg, sizeof msg);
     http_request_cleanup(&http);
     if (!a->xfer) {
-        provider_call_free(a->pc);
-        target_put(t);
-        free(a);
+        if (trial)
+            breaker_release(&t->breaker); /* a reserved trial is always given back */
+        attempt_free(rt, a);
         k->tried = true;
         set_last_error(c, t, LLM_ERR_INTERNAL, 0, msg);
-        return false;
+        return LAUNCH_FAILED;
     }
-    a->next = c->live;
-    c->live = a;
-    k->tried = true;
-    c->attempts++;
-    stats_note_start(&t->stats, now);
-    limits_note_sent(&t->limits, now, c->est_tokens);
-    if (is_hedge) {
-        c->hedges++;
-        stats_note_hedge(&t->stats);
-    } else if (c->attempts > 1) {
-        stats_note_retry(&t->stats);
-    }
-    return true;
+    note_launched(c, a, now);
+    return LAUNCH_STARTED;
 }
 
-/* Starts the next attempt. Returns false when none could start (the call may be finished). */
+static bool all_refused(const struct call *c)
+{
+    for (size_t i = 0; i < c->n_cands; i++) {
+        if (!c->cands[i].refused)
+            return false;
+    }
+    return c->n_cands > 0;
+}
+
+/*
+ * Nothing can be picked for a call that has made no attempt (or whose attempts left no
+ * error). When every candidate is held back only for a while - rate limited (429 cooldown,
+ * rpm, tpm) or behind an open breaker - the client learns when to come back: 429 with
+ * Retry-After when all are rate limited (or the call waits, when one frees up within the
+ * route's queue_ms), else 503 with Retry-After = the earliest half-open. Otherwise 503.
+ */
+static void answer_nothing_can_serve(struct router *rt, struct call *c, int64_t now)
+{
+    int64_t soonest = -1;
+    bool all_limited = true, all_temporary = true;
+    for (size_t i = 0; i < c->n_cands; i++) {
+        const struct cand *k = &c->cands[i];
+        const struct target_state *t = k->t;
+        if (k->refused)
+            continue;
+        int64_t at = -1;
+        if (!t->ov.forced_live && !c->direct && !breaker_can_take(&t->breaker, now) &&
+            t->breaker.state == BREAKER_OPEN) {
+            at = now + breaker_retry_in_ms(&t->breaker, now);
+            all_limited = false;
+        } else if (!limits_can_send(&t->limits, now, c->est_tokens)) {
+            at = limits_ready_at_ms(&t->limits, now, c->est_tokens);
+        }
+        if (at < 0) {
+            all_temporary = all_limited = false;
+            break;
+        }
+        soonest = soonest < 0 || at < soonest ? at : soonest;
+    }
+    char why[200];
+    explain_none(c, now, why, sizeof why);
+    const char *name = c->direct ? c->direct : c->route_name;
+    c->no_target = true;
+    c->last_status = 0;
+    if (all_temporary && soonest >= 0) {
+        int64_t wait = soonest > now ? soonest - now : 1;
+        if (all_limited && wait <= c->queue_ms && now + wait < c->deadline_ms) {
+            c->picks_left++; /* the wait's pick is not a spent try */
+            timerq_arm(&rt->timers, &c->t_retry, now + wait);
+            return;
+        }
+        c->retry_after_ms = wait;
+        if (all_limited) {
+            call_finish(rt, c, LLM_ERR_RATE_LIMIT, "every target of %s is rate limited: %s", name,
+                        why);
+            return;
+        }
+    }
+    call_finish(rt, c, LLM_ERR_SERVER, "no target available for %s: %s", name, why);
+}
+
+/* No candidate left to start now (the call may be finished). */
+static void nothing_to_pick(struct router *rt, struct call *c, int64_t now)
+{
+    if (c->attempts == 0 && all_refused(c)) {
+        c->last_status = 0;
+        call_finish(rt, c, LLM_ERR_BAD_REQUEST, "%s", c->refusal);
+    } else if (c->last_err != LLM_ERR_NONE) {
+        if (c->last_err == LLM_ERR_RATE_LIMIT && c->retry_after_ms < 0 && c->last_target)
+            c->retry_after_ms = limits_ready_at_ms(&c->last_target->limits, now, 0) - now;
+        call_finish(rt, c, c->last_err, "%s", c->last_msg);
+    } else {
+        answer_nothing_can_serve(rt, c, now);
+    }
+}
+
+static void note_fallback(struct router *rt, struct call *c, const struct target_state *prev,
+                          const struct target_state *to)
+{
+    if (prev && prev != to)
+        router_event(rt, ROUTER_EV_FALLBACK, to->cfg->name,
+                     "call %llu: %s failed (%s), falling back to %s", (unsigned long long)c->id,
+                     prev->cfg->name, llm_errclass_name(c->last_err), to->cfg->name);
+}
+
+/* Starts the next attempt. Returns false when none could start (the call may be finished).
+ * Bounded: each turn spends one of the call's picks. */
 static bool start_attempt(struct router *rt, struct call *c, bool is_hedge)
 {
     int64_t now = rt_now_ms(rt);
-    for (;;) {
-        struct cand *k = pick(rt, c, now);
-        if (!k) {
-            if (is_hedge || c->live)
-                return false;
-            char why[200];
-            explain_none(c, now, why, sizeof why);
-            c->no_target = c->attempts == 0;
-            if (c->last_err != LLM_ERR_NONE) {
-                call_finish(rt, c, c->last_err, "%s", c->last_msg);
-            } else {
-                c->last_status = 0;
-                call_finish(rt, c, LLM_ERR_SERVER, "no target available for %s: %s",
-                            c->direct ? c->direct : c->route_name, why);
-            }
-            return false;
-        }
-        bool ok_breaker = k->t->ov.forced_live || c->direct;
-        struct breaker_transition tr;
-        if (!ok_breaker) {
-            ok_breaker = breaker_allow(&k->t->breaker, now, &tr);
-            target_note_transition(rt, k->t, &tr);
-        }
-        if (!ok_breaker) {
-            k->tried = true;
-            continue;
-        }
+    struct cand *k;
+    while ((k = pick(rt, c, now)) != NULL) {
         const struct target_state *prev = c->last_target;
-        if (launch(rt, c, k, is_hedge, now)) {
-            if (prev && prev != k->t && !is_hedge)
-                router_event(rt, ROUTER_EV_FALLBACK, k->t->cfg->name,
-                             "call %llu: %s failed (%s), falling back to %s",
-                             (unsigned long long)c->id, prev->cfg->name,
-                             llm_errclass_name(c->last_err), k->t->cfg->name);
+        enum launch_result lr = launch(rt, c, k, is_hedge, now);
+        if (lr == LAUNCH_STARTED) {
+            if (!is_hedge)
+                note_fallback(rt, c, prev, k->t);
             if (!is_hedge && c->hedge_after_ms > 0 && c->hedges == 0 && !c->direct)
                 timerq_arm(&rt->timers, &c->t_hedge, now + c->hedge_after_ms);
             return true;
@@ -662,8 +851,8 @@ static bool start_attempt(struct router *rt, struct call *c, bool is_hedge)
         if (c->attempts >= c->max_attempts)
             break;
     }
-    if (!is_hedge && !c->live)
-        call_finish(rt, c, c->last_err ? c->last_err : LLM_ERR_INTERNAL, "%s", c->last_msg);
+    if (!is_hedge && !c->live && !c->done)
+        nothing_to_pick(rt, c, now);
     return false;
 }
 
@@ -683,6 +872,7 @@ static bool resolve(struct router *rt, struct call *c)
         add_cand(c, &cap, t, NULL, STRATEGY_PRIORITY, 0);
         c->n_groups = 1;
         c->max_attempts = 1;
+        c->picks_left = 2;
         return true;
     }
     long rule = -1;
@@ -705,7 +895,9 @@ static bool resolve(struct router *rt, struct call *c)
         c->deadline_len_ms = route->deadline_ms;
     c->hedge_after_ms =
         route->hedge_after_ms >= 0 ? route->hedge_after_ms : cfg->router.hedge_after_ms;
+    c->queue_ms = route->queue_ms;
     build_route_cands(rt, c, r);
+    c->picks_left = c->max_attempts + (int)c->n_cands;
     return true;
 }
 
@@ -765,6 +957,9 @@ void call_timer_fired(struct router *rt, struct timer *t)
                         (long long)c->deadline_len_ms, c->attempts, c->attempts == 1 ? "" : "s",
                         c->last_msg[0] ? "; last error: " : "", c->last_msg);
         }
+        break;
+    case ATTEMPT_TIMER_IDLE:
+        attempt_idle_fired(rt, SB_CONTAINER_OF(t, struct attempt, t_idle));
         break;
     case TARGET_TIMER_PROBE:
         break;

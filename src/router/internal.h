@@ -36,11 +36,10 @@
 #include "switchboard/timerq.h"
 #include "switchboard/transport.h"
 
-#define ROUTER_TICK_MS               100 /* expiries and snapshot cadence */
-#define ROUTER_UNDO_MAX              32
-#define ROUTER_EWMA_TAU_MS           10000
-#define ROUTER_RATE_LIMIT_DEFAULT_MS 1000 /* cooldown after a 429 without Retry-After */
-#define ROUTER_PROBE_MAX_BODY        ((size_t)256 * 1024)
+#define ROUTER_TICK_MS        100 /* expiries and snapshot cadence */
+#define ROUTER_UNDO_MAX       32
+#define ROUTER_EWMA_TAU_MS    10000
+#define ROUTER_PROBE_MAX_BODY ((size_t)256 * 1024)
 
 struct cfg_ref {
     struct config *cfg;
@@ -79,6 +78,7 @@ struct target_state {
     int64_t probe_latency_us;
     int64_t probe_started_us;
     long probe_status;
+    struct llm_ratelimit probe_rl; /* Retry-After of a 429 answer */
     size_t probe_body;
     char probe_error[128];
     uint64_t probes, probe_failures;
@@ -101,6 +101,7 @@ struct cand {
     enum route_strategy strategy;
     int group;
     bool tried;
+    bool refused; /* its adapter cannot encode this request: never picked again */
 };
 
 struct attempt;
@@ -136,6 +137,9 @@ struct call {
     long est_tokens;
     long min_context; /* after a context-length error: need a larger window than this */
     int max_attempts;
+    int picks_left;      /* every pick spends one: the loop over candidates always ends */
+    int64_t queue_ms;    /* route's queue_ms: wait this long for a rate-limited target */
+    char refusal[256];   /* the first encoder refusal, for a 400 when every target refuses */
     int64_t deadline_ms; /* absolute, monotonic */
     int64_t deadline_len_ms;
     int64_t hedge_after_ms;
@@ -174,7 +178,8 @@ enum call_timer_kind {
     CALL_TIMER_RETRY,
     CALL_TIMER_HEDGE,
     CALL_TIMER_DEADLINE,
-    TARGET_TIMER_PROBE
+    TARGET_TIMER_PROBE,
+    ATTEMPT_TIMER_IDLE
 };
 
 struct attempt {
@@ -186,8 +191,13 @@ struct attempt {
     uint64_t xfer;
     int64_t start_us;
     int64_t sent_ms;
+    int64_t last_byte_ms; /* -1 until the first byte */
     bool is_hedge;
     bool cancel_requested;
+    bool slow_strike; /* lost to a hedge with no first byte: a strike, not a cancel */
+    bool stalled;     /* cut by the stream idle timeout */
+    bool trial;       /* holds a half-open trial slot of its target's breaker */
+    struct timer t_idle;
 };
 
 /* ---- inbox ---------------------------------------------------------------------------------- */

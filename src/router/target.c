@@ -81,6 +81,8 @@ static void breaker_params_from(struct breaker_params *p, const struct config_ro
     p->window_ms = r->breaker_window_ms;
     p->min_volume = r->breaker_min_volume;
     p->cooldown_ms = r->breaker_cooldown_ms;
+    p->cooldown_max_ms = r->breaker_cooldown_max_ms;
+    p->slow_strikes = r->breaker_slow_strikes;
     if (p->cooldown_max_ms < p->cooldown_ms)
         p->cooldown_max_ms = p->cooldown_ms;
     p->half_open_trials = r->breaker_half_open_trials;
@@ -107,13 +109,8 @@ bool target_blocked(const struct target_state *t, int64_t now_ms, long est_token
         return false; /* the operator asked for this target: no other filter applies */
     else if (t->ov.drained)
         snprintf(why, whylen, "drained by operator");
-    else if (!t->ov.forced_live && t->breaker.state == BREAKER_OPEN &&
-             breaker_retry_in_ms(&t->breaker, now_ms) > 0)
-        snprintf(why, whylen, "breaker open (%s; half-open in %lld s)", t->breaker.last.reason,
-                 (long long)((breaker_retry_in_ms(&t->breaker, now_ms) + 999) / 1000));
-    else if (!t->ov.forced_live && t->breaker.state == BREAKER_HALF_OPEN &&
-             t->breaker.trials_started >= t->breaker.params.half_open_trials)
-        snprintf(why, whylen, "breaker half-open, trial call in flight");
+    else if (!t->ov.forced_live && !breaker_can_take(&t->breaker, now_ms))
+        breaker_why_not(&t->breaker, now_ms, why, whylen); /* the breaker's word is final */
     else if (c->max_concurrency > 0 && t->stats.in_flight >= c->max_concurrency)
         snprintf(why, whylen, "max_concurrency %ld reached", c->max_concurrency);
     else if (c->context_window > 0 && est_tokens > c->context_window)
@@ -542,6 +539,12 @@ static void probe_status(void *ctx, long status)
     t->probe_status = status;
 }
 
+static void probe_header(void *ctx, const char *name, const char *value)
+{
+    struct target_state *t = ctx;
+    llm_ratelimit_feed_header(&t->probe_rl, name, value, rt_wall_ms(t->rt));
+}
+
 static int probe_data(void *ctx, const char *bytes, size_t len)
 {
     (void)bytes;
@@ -550,15 +553,9 @@ static int probe_data(void *ctx, const char *bytes, size_t len)
     return t->probe_body > ROUTER_PROBE_MAX_BODY; /* a model list is small: stop reading */
 }
 
-static void probe_done(void *ctx, const struct transport_result *res)
+static void probe_record(struct target_state *t, const struct transport_result *res, bool ok,
+                         int64_t now)
 {
-    struct target_state *t = ctx;
-    struct router *rt = t->rt;
-    int64_t now = rt_now_ms(rt);
-    bool ok = (res->err == LLM_ERR_NONE ||
-               (res->err == LLM_ERR_BAD_RESPONSE && t->probe_body > ROUTER_PROBE_MAX_BODY)) &&
-              res->status >= 200 && res->status < 300;
-    bool was_ok = t->probe_ok, ever = t->probe_ever;
     t->probing = false;
     t->probes++;
     t->probe_ever = true;
@@ -574,11 +571,39 @@ static void probe_done(void *ctx, const struct transport_result *res)
         snprintf(t->probe_error, sizeof t->probe_error, "HTTP %ld", res->status);
     if (!ok)
         t->probe_failures++;
+}
+
+/* A probe answered 429: not ill health. The target rests until its Retry-After. */
+static void probe_rate_limited(struct router *rt, struct target_state *t, int64_t now)
+{
+    limits_note_ratelimit(&t->limits, now, &t->probe_rl);
+    if (!limits_is_cooling(&t->limits, now))
+        limits_cooldown_until(&t->limits, now + t->cref->cfg->router.rate_limit_cooldown_ms,
+                              "429 on probe");
+    router_event(rt, ROUTER_EV_RATE_LIMIT, t->cfg->name, "probe of %s answered 429: resting",
+                 t->cfg->name);
+}
+
+static void probe_done(void *ctx, const struct transport_result *res)
+{
+    struct target_state *t = ctx;
+    struct router *rt = t->rt;
+    int64_t now = rt_now_ms(rt);
+    bool limited = res->err == LLM_ERR_NONE && res->status == 429;
+    bool ok = (res->err == LLM_ERR_NONE ||
+               (res->err == LLM_ERR_BAD_RESPONSE && t->probe_body > ROUTER_PROBE_MAX_BODY)) &&
+              res->status >= 200 && res->status < 300;
+    bool was_ok = t->probe_ok, ever = t->probe_ever;
+    probe_record(t, res, ok || limited, now);
     if (res->err != LLM_ERR_CANCELLED && !t->removed) {
-        struct breaker_transition tr;
-        breaker_note_probe(&t->breaker, now, ok, &tr);
-        target_note_transition(rt, t, &tr);
-        if (!ok && (was_ok || !ever))
+        if (limited) {
+            probe_rate_limited(rt, t, now);
+        } else {
+            struct breaker_transition tr;
+            breaker_note_probe(&t->breaker, now, ok, t->cfg->probe.kind == PROBE_CHAT, &tr);
+            target_note_transition(rt, t, &tr);
+        }
+        if (!ok && !limited && (was_ok || !ever))
             router_event(rt, ROUTER_EV_PROBE, t->cfg->name, "probe of %s failed: %s", t->cfg->name,
                          t->probe_error);
         else if (ok && ever && !was_ok)
@@ -588,29 +613,53 @@ static void probe_done(void *ctx, const struct transport_result *res)
     target_put(t);
 }
 
+/* The probe's request: the model list, or a 1-token completion (chat probes). */
+static enum sb_status probe_encode(const struct target_state *t, struct http_request *http,
+                                   char *msg, size_t msglen)
+{
+    if (t->cfg->probe.kind == PROBE_LIST)
+        return t->ops->encode_probe(t->cfg, http, msg, msglen);
+    struct llm_request req;
+    llm_request_init(&req);
+    req.model = xstrdup(t->cfg->model);
+    req.max_tokens = 1;
+    llm_request_add_message(&req, LLM_ROLE_USER, "ping");
+    enum sb_status st = t->ops->encode(t->cfg, &req, http, msg, msglen);
+    llm_request_cleanup(&req);
+    return st;
+}
+
 void target_probe_fire(struct router *rt, struct target_state *t)
 {
     if (t->probing || t->removed || !t->cfg->enabled || !t->cfg->probe.enabled)
         return;
+    int64_t now = rt_now_ms(rt);
+    if (limits_is_cooling(&t->limits, now)) { /* it asked us to rest: no probe either */
+        schedule_probe(rt, t, now + t->cfg->probe.interval_ms);
+        return;
+    }
     char msg[PROVIDER_MSG_MAX] = "";
     struct http_request http;
     http_request_init(&http);
-    if (t->ops->encode_probe(t->cfg, &http, msg, sizeof msg) != SB_OK) {
+    if (probe_encode(t, &http, msg, sizeof msg) != SB_OK) {
         snprintf(t->probe_error, sizeof t->probe_error, "cannot build probe: %.100s", msg);
         http_request_cleanup(&http);
+        schedule_probe(rt, t, now + t->cfg->probe.interval_ms);
         return;
     }
     struct transport_timeouts to = {t->cfg->connect_timeout_ms, t->cfg->probe.timeout_ms,
                                     t->cfg->probe.timeout_ms};
-    static const struct transport_callbacks cb = {probe_status, NULL, probe_data, probe_done};
+    static const struct transport_callbacks cb = {probe_status, probe_header, probe_data,
+                                                  probe_done};
     t->probe_status = 0;
     t->probe_body = 0;
+    llm_ratelimit_init(&t->probe_rl);
     t->refs++;
     t->probing = true;
     t->probe_started_us = rt_now_us(rt);
     if (!rt->tops->start(rt->tr, &http, &to, &cb, t, msg, sizeof msg)) {
         t->probing = false;
-        schedule_probe(rt, t, rt_now_ms(rt) + t->cfg->probe.interval_ms);
+        schedule_probe(rt, t, now + t->cfg->probe.interval_ms);
         target_put(t);
     }
     http_request_cleanup(&http);

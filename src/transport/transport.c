@@ -658,5 +658,5 @@ static void ops_free(void *self)
     transport_free(self);
 }
 
-const struct transport_ops transport_curl_ops = {ops_start, ops_cancel, ops_run,
+const struct transport_ops transport_curl_ops = {ops_start,  ops_cancel, ops_run,
                                                  ops_wakeup, ops_active, ops_free};

@@ -313,7 +313,7 @@ static void test_breaker_neutral_trial_outcome_frees_the_slot(void **state)
     assert_true(breaker_allow(&b, 30400, NULL));
 }
 
-static void test_breaker_probe_failure_restarts_the_cooldown(void **state)
+static void test_breaker_failed_probe_while_open_keeps_the_cooldown(void **state)
 {
     (void)state;
     struct breaker b;
@@ -321,15 +321,15 @@ static void test_breaker_probe_failure_restarts_the_cooldown(void **state)
     struct breaker_transition tr;
     breaker_init(&b, &p, 0);
     open_it(&b, 0);
-    assert_false(breaker_note_probe(&b, 20000, false, &tr));
+    assert_false(breaker_note_probe(&b, 20000, false, false, &tr));
     assert_int_equal(tr.from, BREAKER_OPEN);
     assert_int_equal(tr.to, BREAKER_OPEN);
-    assert_int_equal(breaker_retry_in_ms(&b, 20000), 30000);
-    assert_false(breaker_allow(&b, 49999, NULL));
-    assert_true(breaker_allow(&b, 50000, NULL));
+    assert_int_equal(breaker_retry_in_ms(&b, 20000), 10000); /* not pushed back */
+    assert_false(breaker_allow(&b, 29999, NULL));
+    assert_true(breaker_allow(&b, 30000, NULL));
 }
 
-static void test_breaker_probe_success_after_cooldown_closes_it(void **state)
+static void test_breaker_liveness_probe_ends_the_cooldown_but_never_closes(void **state)
 {
     (void)state;
     struct breaker b;
@@ -337,13 +337,32 @@ static void test_breaker_probe_success_after_cooldown_closes_it(void **state)
     struct breaker_transition tr;
     breaker_init(&b, &p, 0);
     open_it(&b, 0);
-    assert_false(breaker_note_probe(&b, 29999, true, &tr)); /* too early: ignored */
-    assert_int_equal(b.state, BREAKER_OPEN);
-    assert_true(breaker_note_probe(&b, 30000, true, &tr));
-    assert_transition(&tr, BREAKER_OPEN, BREAKER_CLOSED, 30000, "probe succeeded");
+    assert_true(breaker_note_probe(&b, 5000, true, false, &tr));
+    assert_transition(&tr, BREAKER_OPEN, BREAKER_HALF_OPEN, 5000,
+                      "probe succeeded: cooldown ended early");
+    for (int i = 0; i < 5; i++) /* more passing list probes: still only trials can close it */
+        assert_false(breaker_note_probe(&b, 6000 + i, true, false, &tr));
+    assert_int_equal(b.state, BREAKER_HALF_OPEN);
+    assert_true(breaker_allow(&b, 7000, NULL));
+    assert_true(breaker_note_success(&b, 7100, &tr));
+    assert_transition(&tr, BREAKER_HALF_OPEN, BREAKER_CLOSED, 7100, "trial call succeeded");
 }
 
-static void test_breaker_probe_success_counts_as_one_of_several_trials(void **state)
+static void test_breaker_chat_probe_success_after_cooldown_closes_it(void **state)
+{
+    (void)state;
+    struct breaker b;
+    struct breaker_params p = params(5, 0, 20, 1);
+    struct breaker_transition tr;
+    breaker_init(&b, &p, 0);
+    open_it(&b, 0);
+    assert_false(breaker_note_probe(&b, 29999, true, true, &tr)); /* too early: ignored */
+    assert_int_equal(b.state, BREAKER_OPEN);
+    assert_true(breaker_note_probe(&b, 30000, true, true, &tr));
+    assert_transition(&tr, BREAKER_OPEN, BREAKER_CLOSED, 30000, "chat probe succeeded");
+}
+
+static void test_breaker_chat_probe_success_counts_as_one_of_several_trials(void **state)
 {
     (void)state;
     struct breaker b;
@@ -351,12 +370,72 @@ static void test_breaker_probe_success_counts_as_one_of_several_trials(void **st
     struct breaker_transition tr;
     breaker_init(&b, &p, 0);
     open_it(&b, 0);
-    assert_true(breaker_note_probe(&b, 30000, true, &tr));
-    assert_transition(&tr, BREAKER_OPEN, BREAKER_HALF_OPEN, 30000, "probe succeeded (1/2 trials)");
+    assert_true(breaker_note_probe(&b, 30000, true, true, &tr));
+    assert_transition(&tr, BREAKER_OPEN, BREAKER_HALF_OPEN, 30000,
+                      "chat probe succeeded (1/2 trials)");
     assert_true(breaker_allow(&b, 30001, NULL));
     assert_false(breaker_allow(&b, 30001, NULL));
     assert_true(breaker_note_success(&b, 30500, &tr));
     assert_transition(&tr, BREAKER_HALF_OPEN, BREAKER_CLOSED, 30500, "2 trials succeeded");
+}
+
+static void test_breaker_can_take_agrees_with_allow(void **state)
+{
+    (void)state;
+    for (long trials = 1; trials <= 3; trials++) {
+        struct breaker b;
+        struct breaker_params p = params(5, 0, 20, trials);
+        breaker_init(&b, &p, 0);
+        open_it(&b, 0);
+        for (int64_t now = 29000; now < 31000; now += 50) {
+            bool can = breaker_can_take(&b, now);
+            assert_int_equal(can, breaker_allow(&b, now, NULL));
+            if (can && now % 200 == 0)
+                breaker_note_success(&b, now, NULL);
+        }
+    }
+}
+
+static void test_breaker_release_frees_a_reserved_trial(void **state)
+{
+    (void)state;
+    struct breaker b;
+    struct breaker_params p = params(5, 0, 20, 1);
+    breaker_init(&b, &p, 0);
+    open_it(&b, 0);
+    assert_true(breaker_allow(&b, 30000, NULL));
+    assert_false(breaker_can_take(&b, 30000));
+    breaker_release(&b);
+    assert_int_equal(b.state, BREAKER_HALF_OPEN);
+    assert_true(breaker_can_take(&b, 30000));
+}
+
+static void test_breaker_slow_strikes_open_it_with_the_reason(void **state)
+{
+    (void)state;
+    struct breaker b;
+    struct breaker_params p = params(5, 0, 20, 1);
+    p.slow_strikes = 3;
+    struct breaker_transition tr;
+    breaker_init(&b, &p, 0);
+    assert_false(breaker_note_slow(&b, 100, 500, &tr));
+    assert_false(breaker_note_slow(&b, 200, 500, &tr));
+    assert_true(breaker_note_slow(&b, 300, 500, &tr));
+    assert_transition(&tr, BREAKER_CLOSED, BREAKER_OPEN, 300,
+                      "slow: no first byte in 500ms on 3 calls");
+}
+
+static void test_breaker_a_success_clears_slow_strikes(void **state)
+{
+    (void)state;
+    struct breaker b;
+    struct breaker_params p = params(5, 0, 20, 1);
+    p.slow_strikes = 2;
+    breaker_init(&b, &p, 0);
+    assert_false(breaker_note_slow(&b, 100, 500, NULL));
+    assert_false(breaker_note_success(&b, 150, NULL));
+    assert_false(breaker_note_slow(&b, 200, 500, NULL));
+    assert_int_equal(b.state, BREAKER_CLOSED);
 }
 
 static void test_breaker_probe_failure_in_half_open_reopens_it(void **state)
@@ -368,7 +447,7 @@ static void test_breaker_probe_failure_in_half_open_reopens_it(void **state)
     breaker_init(&b, &p, 0);
     open_it(&b, 0);
     assert_true(breaker_allow(&b, 30000, NULL));
-    assert_true(breaker_note_probe(&b, 30100, false, &tr));
+    assert_true(breaker_note_probe(&b, 30100, false, false, &tr));
     assert_transition(&tr, BREAKER_HALF_OPEN, BREAKER_OPEN, 30100, "probe failed");
     assert_int_equal(breaker_retry_in_ms(&b, 30100), 60000);
 }
@@ -381,8 +460,8 @@ static void test_breaker_probes_leave_a_closed_breaker_alone(void **state)
     breaker_init(&b, &p, 0);
     fail_n(&b, 0, 4, LLM_ERR_TIMEOUT);
     for (int i = 0; i < 10; i++) {
-        assert_false(breaker_note_probe(&b, 10, false, NULL));
-        assert_false(breaker_note_probe(&b, 10, true, NULL));
+        assert_false(breaker_note_probe(&b, 10, false, false, NULL));
+        assert_false(breaker_note_probe(&b, 10, true, true, NULL));
     }
     assert_int_equal(b.state, BREAKER_CLOSED);
     assert_true(breaker_note_failure(&b, 20, LLM_ERR_TIMEOUT, NULL)); /* still 5th in a row */
@@ -498,9 +577,14 @@ int main(void)
         cmocka_unit_test(test_breaker_failed_trial_reopens_with_doubled_cooldown),
         cmocka_unit_test(test_breaker_cooldown_stays_fixed_without_a_cap),
         cmocka_unit_test(test_breaker_neutral_trial_outcome_frees_the_slot),
-        cmocka_unit_test(test_breaker_probe_failure_restarts_the_cooldown),
-        cmocka_unit_test(test_breaker_probe_success_after_cooldown_closes_it),
-        cmocka_unit_test(test_breaker_probe_success_counts_as_one_of_several_trials),
+        cmocka_unit_test(test_breaker_failed_probe_while_open_keeps_the_cooldown),
+        cmocka_unit_test(test_breaker_liveness_probe_ends_the_cooldown_but_never_closes),
+        cmocka_unit_test(test_breaker_chat_probe_success_after_cooldown_closes_it),
+        cmocka_unit_test(test_breaker_chat_probe_success_counts_as_one_of_several_trials),
+        cmocka_unit_test(test_breaker_can_take_agrees_with_allow),
+        cmocka_unit_test(test_breaker_release_frees_a_reserved_trial),
+        cmocka_unit_test(test_breaker_slow_strikes_open_it_with_the_reason),
+        cmocka_unit_test(test_breaker_a_success_clears_slow_strikes),
         cmocka_unit_test(test_breaker_probe_failure_in_half_open_reopens_it),
         cmocka_unit_test(test_breaker_probes_leave_a_closed_breaker_alone),
         cmocka_unit_test(test_breaker_ignores_outcomes_reported_while_open),
