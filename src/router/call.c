@@ -756,56 +756,64 @@ static bool all_refused(const struct call *c)
     return c->n_cands > 0;
 }
 
-/*
- * Nothing can be picked for a call that has made no attempt (or whose attempts left no
- * error). When every candidate is held back only for a while - rate limited (429 cooldown,
- * rpm, tpm) or behind an open breaker - the client learns when to come back: 429 with
- * Retry-After when all are rate limited (or the call waits, when one frees up within the
- * route's queue_ms), else 503 with Retry-After = the earliest half-open. Otherwise 503.
- */
-static void answer_nothing_can_serve(struct router *rt, struct call *c, int64_t now)
+/* When every candidate is held back only for a while - rate limited (a 429 cooldown, rpm,
+ * tpm) or behind an open breaker - the earliest time one frees up; -1 otherwise. */
+static int64_t soonest_free(const struct call *c, int64_t now, bool *all_limited)
 {
     int64_t soonest = -1;
-    bool all_limited = true, all_temporary = true;
+    *all_limited = true;
     for (size_t i = 0; i < c->n_cands; i++) {
         const struct cand *k = &c->cands[i];
         const struct target_state *t = k->t;
         if (k->refused)
             continue;
         int64_t at = -1;
-        if (!t->ov.forced_live && !c->direct && !breaker_can_take(&t->breaker, now) &&
-            t->breaker.state == BREAKER_OPEN) {
+        if (!t->ov.forced_live && !c->direct && t->breaker.state == BREAKER_OPEN &&
+            !breaker_can_take(&t->breaker, now)) {
             at = now + breaker_retry_in_ms(&t->breaker, now);
-            all_limited = false;
+            *all_limited = false;
         } else if (!limits_can_send(&t->limits, now, c->est_tokens)) {
             at = limits_ready_at_ms(&t->limits, now, c->est_tokens);
         }
-        if (at < 0) {
-            all_temporary = all_limited = false;
-            break;
-        }
+        if (at < 0)
+            return -1;
         soonest = soonest < 0 || at < soonest ? at : soonest;
+    }
+    return soonest;
+}
+
+/*
+ * Nothing can be picked now for a call whose attempts (if any) ended in a 429 or left no
+ * error. When every candidate is only held back for a while the client learns when to
+ * come back: 429 with Retry-After when all are rate limited (or the call waits, when one
+ * frees up within the route's queue_ms), else 503 with Retry-After = the earliest
+ * half-open. Otherwise 503 naming why each target is out (or the attempts' 429).
+ */
+static void answer_nothing_can_serve(struct router *rt, struct call *c, int64_t now)
+{
+    bool all_limited;
+    int64_t soonest = soonest_free(c, now, &all_limited);
+    int64_t wait = soonest < 0 ? -1 : soonest > now ? soonest - now : 1;
+    if (wait > 0 && all_limited && wait <= c->queue_ms && now + wait < c->deadline_ms) {
+        c->picks_left++; /* waiting is not a spent try */
+        timerq_arm(&rt->timers, &c->t_retry, now + wait);
+        return;
     }
     char why[200];
     explain_none(c, now, why, sizeof why);
     const char *name = c->direct ? c->direct : c->route_name;
-    c->no_target = true;
-    c->last_status = 0;
-    if (all_temporary && soonest >= 0) {
-        int64_t wait = soonest > now ? soonest - now : 1;
-        if (all_limited && wait <= c->queue_ms && now + wait < c->deadline_ms) {
-            c->picks_left++; /* the wait's pick is not a spent try */
-            timerq_arm(&rt->timers, &c->t_retry, now + wait);
-            return;
-        }
-        c->retry_after_ms = wait;
-        if (all_limited) {
-            call_finish(rt, c, LLM_ERR_RATE_LIMIT, "every target of %s is rate limited: %s", name,
-                        why);
-            return;
-        }
+    if (c->attempts == 0) {
+        c->no_target = true;
+        c->last_status = 0;
     }
-    call_finish(rt, c, LLM_ERR_SERVER, "no target available for %s: %s", name, why);
+    if (wait > 0)
+        c->retry_after_ms = wait;
+    if (c->last_err == LLM_ERR_RATE_LIMIT)
+        call_finish(rt, c, LLM_ERR_RATE_LIMIT, "%s", c->last_msg);
+    else if (wait > 0 && all_limited)
+        call_finish(rt, c, LLM_ERR_RATE_LIMIT, "every target of %s is rate limited: %s", name, why);
+    else
+        call_finish(rt, c, LLM_ERR_SERVER, "no target available for %s: %s", name, why);
 }
 
 /* No candidate left to start now (the call may be finished). */
@@ -814,12 +822,10 @@ static void nothing_to_pick(struct router *rt, struct call *c, int64_t now)
     if (c->attempts == 0 && all_refused(c)) {
         c->last_status = 0;
         call_finish(rt, c, LLM_ERR_BAD_REQUEST, "%s", c->refusal);
-    } else if (c->last_err != LLM_ERR_NONE) {
-        if (c->last_err == LLM_ERR_RATE_LIMIT && c->retry_after_ms < 0 && c->last_target)
-            c->retry_after_ms = limits_ready_at_ms(&c->last_target->limits, now, 0) - now;
-        call_finish(rt, c, c->last_err, "%s", c->last_msg);
-    } else {
+    } else if (c->last_err == LLM_ERR_NONE || c->last_err == LLM_ERR_RATE_LIMIT) {
         answer_nothing_can_serve(rt, c, now);
+    } else {
+        call_finish(rt, c, c->last_err, "%s", c->last_msg);
     }
 }
 

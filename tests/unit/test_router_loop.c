@@ -136,11 +136,22 @@ static const char *config_for(const char *kinds, const char *router_extra, const
     for (size_t i = 0; kinds[i]; i++)
         buf_printf(&b, "%s\"%c\"", i ? "," : "", (int)('a' + i));
     buf_printf(&b, "]%s%s}],", route_extra ? "," : "", route_extra ? route_extra : "");
-    buf_printf(&b,
-               "\"router\":{\"max_attempts\":3,\"backoff_base_ms\":100,\"backoff_cap_ms\":400,"
-               "\"deadline_ms\":10000,\"hedge_after_ms\":0,\"breaker_failures\":3,"
-               "\"breaker_cooldown_ms\":2000%s%s},",
-               router_extra ? "," : "", router_extra ? router_extra : "");
+    static const char *const base[][2] = {
+        {"max_attempts", "3"},           {"backoff_base_ms", "100"}, {"backoff_cap_ms", "400"},
+        {"deadline_ms", "10000"},        {"hedge_after_ms", "0"},    {"breaker_failures", "3"},
+        {"breaker_cooldown_ms", "2000"},
+    };
+    buf_puts(&b, "\"router\":{");
+    const char *sep = "";
+    for (size_t i = 0; i < SB_ARRAY_LEN(base); i++) {
+        char key[64];
+        snprintf(key, sizeof key, "\"%s\"", base[i][0]);
+        if (router_extra && strstr(router_extra, key))
+            continue; /* the test's own value wins */
+        buf_printf(&b, "%s%s:%s", sep, key, base[i][1]);
+        sep = ",";
+    }
+    buf_printf(&b, "%s%s},", router_extra ? sep : "", router_extra ? router_extra : "");
     buf_puts(&b, "\"ledger\":{\"path\":\":memory:\"},\"guard\":{\"enabled\":false}}");
     str_copy(cfg_buf, sizeof cfg_buf, buf_str(&b));
     buf_cleanup(&b);
@@ -346,6 +357,281 @@ static void test_half_open_trial_is_released_when_its_launch_fails(void **state)
     rig_stop(&r);
 }
 
+/* ---- retries, fallbacks, deadlines, the commit point ----------------------------------------- */
+
+static void test_a_failing_only_target_is_retried_after_backoff(void **state)
+{
+    (void)state;
+    struct rig r = {0};
+    r.w.b[0] = B_503;
+    rig_start(&r, config_for("o", "\"breaker_failures\":100", NULL, false));
+    int64_t t0 = rig_now(&r);
+    struct fake_call fc;
+    rig_call(&r, &fc, fake_request("chat", false), 5000);
+    assert_int_equal(fc.result.err, LLM_ERR_SERVER);
+    assert_int_equal(fc.result.attempts, 3);
+    assert_int_equal(r.w.chat_calls[0], 3);
+    assert_int_equal(fc.result.upstream_status, 503);
+    /* two backoffs of at most 100 and 200 ms (full jitter), no more */
+    assert_true(rig_now(&r) - t0 <= 300);
+    rig_stop(&r);
+}
+
+static void test_fallback_follows_priority_order(void **state)
+{
+    (void)state;
+    struct rig r = {0};
+    r.w.b[0] = B_CONNECT;
+    r.w.b[1] = B_503;
+    rig_start(&r, config_for("ooo", NULL, NULL, false));
+    struct fake_call fc;
+    rig_call(&r, &fc, fake_request("chat", false), 5000);
+    assert_int_equal(fc.result.err, LLM_ERR_NONE);
+    assert_string_equal(fc.result_target, "c");
+    assert_string_equal(fc.text, "from c");
+    assert_int_equal(fc.result.attempts, 3);
+    assert_int_equal(r.w.chat_calls[0], 1);
+    assert_int_equal(r.w.chat_calls[1], 1);
+    rig_stop(&r);
+}
+
+static void test_the_deadline_ends_a_call_on_time(void **state)
+{
+    (void)state;
+    struct rig r = {0};
+    r.w.b[0] = r.w.b[1] = B_HANG;
+    rig_start(&r, config_for("oo", "\"deadline_ms\":2500", NULL, false));
+    int64_t t0 = rig_now(&r);
+    struct fake_call fc;
+    rig_call(&r, &fc, fake_request("chat", false), 10000);
+    assert_int_equal(fc.result.err, LLM_ERR_TIMEOUT);
+    assert_true(rig_now(&r) - t0 <= 2500 + 100);  /* by the deadline, plus one tick */
+    assert_true(rig_now(&r) - t0 >= 2500 - 1000); /* first-byte timeouts of 1 s each */
+    rig_stop(&r);
+}
+
+static void test_after_the_first_byte_a_cut_stream_ends_with_an_error(void **state)
+{
+    (void)state;
+    struct rig r = {0};
+    r.w.b[0] = B_CUT;
+    rig_start(&r, config_for("oo", NULL, NULL, false));
+    struct fake_call fc;
+    rig_call(&r, &fc, fake_request("chat", true), 5000);
+    assert_int_equal(fc.commits, 1);
+    assert_string_equal(fc.committed_to, "a");
+    assert_string_equal(fc.text, "from a"); /* nothing of b spliced in */
+    assert_int_equal(fc.errors, 1);
+    assert_int_equal(fc.result.err, LLM_ERR_TRUNCATED);
+    assert_int_equal(r.w.chat_calls[1], 0);
+    rig_stop(&r);
+}
+
+static void test_a_stalled_stream_is_cut_by_the_idle_timeout(void **state)
+{
+    (void)state;
+    struct rig r = {0};
+    r.w.b[0] = B_STALL;
+    rig_start(&r, config_for("o", "\"breaker_failures\":1,\"deadline_ms\":200000", NULL, false));
+    /* stream_idle_timeout_ms defaults to 60 s; the total timeout is 300 s */
+    int64_t t0 = rig_now(&r);
+    struct fake_call fc;
+    rig_call(&r, &fc, fake_request("chat", true), 120000);
+    assert_string_equal(fc.text, "from a");
+    assert_int_equal(fc.errors, 1);
+    assert_int_equal(fc.result.err, LLM_ERR_TRUNCATED);
+    assert_non_null(strstr(fc.error, "stalled"));
+    assert_true(rig_now(&r) - t0 >= 60000 && rig_now(&r) - t0 <= 61000);
+    assert_int_equal(state_of(&r, 0), BREAKER_OPEN); /* a strike */
+    rig_stop(&r);
+}
+
+/* ---- hedges -----------------------------------------------------------------------------------
+ */
+
+static void test_a_hedge_wins_over_a_slow_target(void **state)
+{
+    (void)state;
+    struct rig r = {0};
+    r.w.b[0] = B_SLOW;
+    rig_start(&r, config_for("oo", "\"hedge_after_ms\":100", NULL, false));
+    int64_t t0 = rig_now(&r);
+    struct fake_call fc;
+    rig_call(&r, &fc, fake_request("chat", false), 5000);
+    assert_int_equal(fc.result.err, LLM_ERR_NONE);
+    assert_string_equal(fc.result_target, "b");
+    assert_int_equal(fc.result.hedges, 1);
+    assert_true(rig_now(&r) - t0 < 300);
+    rig_stop(&r);
+}
+
+static void test_a_hang_behind_a_hedge_is_ejected_by_slow_strikes(void **state)
+{
+    (void)state;
+    struct rig r = {0};
+    r.w.b[0] = B_HANG;
+    rig_start(&r,
+              config_for("oo", "\"hedge_after_ms\":200,\"breaker_slow_strikes\":3", NULL, false));
+    for (int i = 0; i < 3; i++) {
+        struct fake_call fc;
+        rig_call(&r, &fc, fake_request("chat", false), 5000);
+        assert_string_equal(fc.result_target, "b");
+        rig_idle(&r, 10); /* the losers' cancels report */
+    }
+    assert_int_equal(state_of(&r, 0), BREAKER_OPEN);
+    struct router_snapshot *s = xcalloc(1, sizeof *s);
+    router_snapshot_read(r.rt, s, 0);
+    assert_non_null(strstr(s->targets[0].breaker_reason, "slow: no first byte"));
+    free(s);
+    /* from now on calls go straight to b: no hedge delay */
+    int64_t t0 = rig_now(&r);
+    struct fake_call fc;
+    rig_call(&r, &fc, fake_request("chat", false), 5000);
+    assert_string_equal(fc.result_target, "b");
+    assert_int_equal(fc.result.hedges, 0);
+    assert_true(rig_now(&r) - t0 < 50);
+    rig_stop(&r);
+}
+
+static void test_a_hedge_that_loses_is_not_a_strike(void **state)
+{
+    (void)state;
+    struct rig r = {0};
+    r.w.b[0] = B_SLOW; /* 300 ms */
+    r.w.b[1] = B_HANG;
+    rig_start(&r,
+              config_for("oo", "\"hedge_after_ms\":200,\"breaker_slow_strikes\":1", NULL, false));
+    struct fake_call fc;
+    rig_call(&r, &fc, fake_request("chat", false), 5000);
+    assert_string_equal(fc.result_target, "a"); /* the first attempt won after 300 ms */
+    rig_idle(&r, 10);
+    assert_int_equal(state_of(&r, 1), BREAKER_CLOSED); /* b waited only 100 ms */
+    rig_stop(&r);
+}
+
+/* ---- what clients get when nothing can serve ------------------------------------------------ */
+
+static void test_a_route_whose_targets_all_cool_down_answers_429_with_retry_after(void **state)
+{
+    (void)state;
+    struct rig r = {0};
+    r.w.b[0] = B_429;
+    rig_start(&r, config_for("o", NULL, NULL, false));
+    struct fake_call fc;
+    rig_call(&r, &fc, fake_request("chat", false), 5000);
+    assert_int_equal(fc.result.err, LLM_ERR_RATE_LIMIT);
+    assert_int_equal(fc.result.upstream_status, 429);
+    assert_true(fc.result.retry_after_ms > 6000 && fc.result.retry_after_ms <= 7000);
+    /* the next client, 2 s later: no upstream call, 429 with the time left */
+    rig_idle(&r, 2000);
+    long before = r.w.chat_calls[0];
+    rig_call(&r, &fc, fake_request("chat", false), 5000);
+    assert_int_equal(fc.result.err, LLM_ERR_RATE_LIMIT);
+    assert_true(fc.result.no_target);
+    assert_true(fc.result.retry_after_ms > 4000 && fc.result.retry_after_ms <= 5000);
+    assert_int_equal(r.w.chat_calls[0], before);
+    rig_stop(&r);
+}
+
+/* A then answers OK: the 429'd call waits out a's Retry-After instead of failing. */
+static void flip_to_ok(void *ctx, const struct http_request *req, struct fake_plan *p)
+{
+    struct world *w = ctx;
+    plan_for(ctx, req, p);
+    if (w->chat_calls[0] == 1)
+        w->b[0] = B_OK; /* from the second call on */
+}
+
+static void test_a_call_waits_within_queue_ms_for_a_rate_limited_target(void **state)
+{
+    (void)state;
+    struct rig r = {0};
+    r.w.b[0] = B_429;
+    fake_clock_init(&r.clock);
+    r.rt = fake_router_new(config_for("o", NULL, "\"queue_ms\":8000", false), &r.clock, flip_to_ok,
+                           &r.w, &r.net);
+    int64_t t0 = rig_now(&r);
+    struct fake_call fc;
+    rig_call(&r, &fc, fake_request("chat", false), 20000);
+    assert_int_equal(fc.result.err, LLM_ERR_NONE);
+    assert_int_equal(r.w.chat_calls[0], 2);
+    assert_true(rig_now(&r) - t0 >= 7000 && rig_now(&r) - t0 <= 7200); /* Retry-After: 7 */
+    rig_stop(&r);
+}
+
+static void test_a_call_that_cannot_wait_long_enough_gets_429(void **state)
+{
+    (void)state;
+    struct rig r = {0};
+    r.w.b[0] = B_429;
+    rig_start(&r, config_for("o", NULL, "\"queue_ms\":3000", false));
+    struct fake_call fc;
+    rig_call(&r, &fc, fake_request("chat", false), 20000);
+    assert_int_equal(fc.result.err, LLM_ERR_RATE_LIMIT);
+    assert_int_equal(r.w.chat_calls[0], 1);
+    assert_true(fc.result.retry_after_ms > 6000 && fc.result.retry_after_ms <= 7000);
+    rig_stop(&r);
+}
+
+static void test_a_route_whose_breakers_are_all_open_answers_503_with_retry_after(void **state)
+{
+    (void)state;
+    struct rig r = {0};
+    r.w.b[0] = B_503;
+    rig_start(&r, config_for("o", "\"breaker_failures\":1,\"max_attempts\":1", NULL, false));
+    struct fake_call fc;
+    rig_call(&r, &fc, fake_request("chat", false), 5000);
+    assert_int_equal(fc.result.err, LLM_ERR_SERVER);
+    rig_idle(&r, 500);
+    rig_call(&r, &fc, fake_request("chat", false), 5000);
+    assert_int_equal(fc.result.err, LLM_ERR_SERVER);
+    assert_true(fc.result.no_target);
+    assert_true(fc.result.retry_after_ms > 1000 && fc.result.retry_after_ms <= 1500);
+    assert_non_null(strstr(fc.error, "breaker open"));
+    rig_stop(&r);
+}
+
+/* ---- probes -----------------------------------------------------------------------------------
+ */
+
+static void test_a_passing_list_probe_never_closes_a_breaker_real_calls_opened(void **state)
+{
+    (void)state;
+    struct rig r = {0};
+    rig_start(&r, config_for("oo", NULL, NULL, true));
+    r.w.b[0] = B_503;
+    open_breaker_of_a(&r);
+    r.w.b[0] = B_MODELS_OK; /* /models answers, chat hangs */
+    rig_idle(&r, 6000);     /* a probe passes: cooldown ends early, half-open */
+    for (int i = 0; i < 3; i++) {
+        struct fake_call fc;
+        rig_call(&r, &fc, fake_request("chat", false), 5000);
+        assert_string_equal(fc.result_target, "b");
+        assert_int_not_equal(state_of(&r, 0), BREAKER_CLOSED);
+        rig_idle(&r, 5000); /* more probes pass */
+    }
+    rig_stop(&r);
+}
+
+static void test_a_probe_answered_429_rests_the_target_without_a_strike(void **state)
+{
+    (void)state;
+    struct rig r = {0};
+    r.w.probe[0] = B_429;
+    rig_start(&r, config_for("oo", "\"breaker_failures\":1", NULL, true));
+    for (int i = 0; i < 100 && fake_net_started(r.net, "a.fake/v1/models") == 0; i++)
+        rig_idle(&r, 100);
+    assert_int_equal(fake_net_started(r.net, "a.fake/v1/models"), 1);
+    assert_int_equal(state_of(&r, 0), BREAKER_CLOSED);
+    struct fake_call fc;
+    rig_call(&r, &fc, fake_request("chat", false), 5000);
+    assert_string_equal(fc.result_target, "b"); /* a rests for its Retry-After */
+    long probes = fake_net_started(r.net, "a.fake/v1/models");
+    rig_idle(&r, 5000);
+    assert_int_equal(fake_net_started(r.net, "a.fake/v1/models"), probes); /* not while resting */
+    rig_stop(&r);
+}
+
 int main(void)
 {
     setenv("FAKE_KEY", "sk-fake-key-for-tests-0000", 1);
@@ -361,6 +647,22 @@ int main(void)
                                         teardown),
         cmocka_unit_test_setup_teardown(test_half_open_trial_is_released_when_its_launch_fails,
                                         setup, teardown),
+#define T(f) cmocka_unit_test_setup_teardown(f, setup, teardown)
+        T(test_a_failing_only_target_is_retried_after_backoff),
+        T(test_fallback_follows_priority_order),
+        T(test_the_deadline_ends_a_call_on_time),
+        T(test_after_the_first_byte_a_cut_stream_ends_with_an_error),
+        T(test_a_stalled_stream_is_cut_by_the_idle_timeout),
+        T(test_a_hedge_wins_over_a_slow_target),
+        T(test_a_hang_behind_a_hedge_is_ejected_by_slow_strikes),
+        T(test_a_hedge_that_loses_is_not_a_strike),
+        T(test_a_route_whose_targets_all_cool_down_answers_429_with_retry_after),
+        T(test_a_call_waits_within_queue_ms_for_a_rate_limited_target),
+        T(test_a_call_that_cannot_wait_long_enough_gets_429),
+        T(test_a_route_whose_breakers_are_all_open_answers_503_with_retry_after),
+        T(test_a_passing_list_probe_never_closes_a_breaker_real_calls_opened),
+        T(test_a_probe_answered_429_rests_the_target_without_a_strike),
+#undef T
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
