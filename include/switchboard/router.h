@@ -209,6 +209,7 @@ struct router_target_snap {
     enum breaker_state breaker;
     char breaker_reason[128];    /* reason of the last transition */
     int64_t breaker_retry_in_ms; /* OPEN: time until half-open */
+    int64_t breaker_cooldown_ms; /* the current cooldown (grows with each failed trial) */
     bool forced_live, drained, pinned;
     int64_t override_expires_in_ms; /* soonest expiry of this target's overrides; 0 none */
     bool rate_limited;

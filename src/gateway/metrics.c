@@ -128,6 +128,10 @@ static double t_weight(const struct router_target_snap *t)
 {
     return t->weight;
 }
+static double t_cooldown(const struct router_target_snap *t)
+{
+    return (double)t->breaker_cooldown_ms / 1000.0;
+}
 static double t_in_flight(const struct router_target_snap *t)
 {
     return (double)t->stats.in_flight;
@@ -172,6 +176,8 @@ static const struct per_target per_target_families[] = {
     {"switchboard_spend_usd_total", "counter", "Spend in USD at configured prices.", t_spend},
     {"switchboard_breaker_state", "gauge", "Circuit breaker: 0 closed, 1 half-open, 2 open.",
      t_breaker},
+    {"switchboard_breaker_cooldown_seconds", "gauge",
+     "Current breaker cooldown (doubles with each failed trial, up to the cap).", t_cooldown},
     {"switchboard_weight", "gauge", "Effective routing weight.", t_weight},
     {"switchboard_in_flight", "gauge", "Calls in flight.", t_in_flight},
     {"switchboard_retries_total", "counter", "Retried attempts.", t_retries},

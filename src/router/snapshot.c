@@ -78,6 +78,7 @@ static void snap_target(struct router *rt, const struct target_state *t, int64_t
     s->breaker = t->breaker.state;
     str_copy(s->breaker_reason, sizeof s->breaker_reason, t->breaker.last.reason);
     s->breaker_retry_in_ms = breaker_retry_in_ms(&t->breaker, now);
+    s->breaker_cooldown_ms = t->breaker.cooldown_ms;
     s->forced_live = t->ov.forced_live;
     s->drained = t->ov.drained;
     int64_t exp = soonest(soonest(t->ov.weight_set ? t->ov.weight_expires : 0,

@@ -52,7 +52,10 @@ struct sim_behavior {
     enum sim_outage outage;
     bool hang;
     long first_byte_delay_ms;
-    long cut_after_tokens; /* < 0: off */
+    long cut_after_tokens;   /* < 0: off */
+    long stall_after_tokens; /* < 0: off; else stop sending after N pieces, connection open */
+    bool spare_models;       /* faults spare GET model lists (chat fails, /models healthy) */
+    bool models_only;        /* faults hit only GET model lists (the probes) */
     bool malformed;
     bool wrong_content_type;
     long token_rate;     /* stream pieces per second; 0 = as fast as possible */
@@ -64,6 +67,9 @@ struct sim_behavior {
 };
 
 void sim_behavior_defaults(struct sim_behavior *b);
+/* The behaviour one request meets: b itself, or b without its faults when the request is
+ * outside their scope (spare_models, models_only). */
+void sim_behavior_for_request(struct sim_behavior *b, bool is_model_list);
 /* Applies a behaviour patch: keys present replace, absent keys keep their value;
  * {"reset":true} first restores *reset_to (may be NULL: built-in defaults). On error returns
  * false, leaves *b unchanged and writes a message naming the key to err. *seed_changed says

@@ -47,6 +47,12 @@ static const struct sim_key sim_keys[] = {
      "delay before any answer"},
     {"cut_after_tokens", SIM_KEY_LONG_OR_NULL, OFF(cut_after_tokens), 1000000,
      "drop the connection after N streamed pieces (non-stream: truncated body); null = off"},
+    {"stall_after_tokens", SIM_KEY_LONG_OR_NULL, OFF(stall_after_tokens), 1000000,
+     "stop sending after N streamed pieces but keep the connection open; null = off"},
+    {"spare_models", SIM_KEY_BOOL, OFF(spare_models), 0,
+     "faults spare GET model lists: chat calls fail while probes of /models pass"},
+    {"models_only", SIM_KEY_BOOL, OFF(models_only), 0,
+     "faults hit only GET model lists (the health probes); chat calls are served"},
     {"malformed", SIM_KEY_BOOL, OFF(malformed), 0, "200 with broken JSON / broken SSE JSON"},
     {"wrong_content_type", SIM_KEY_BOOL, OFF(wrong_content_type), 0,
      "200 text/html instead of the real answer"},
@@ -74,7 +80,25 @@ void sim_behavior_defaults(struct sim_behavior *b)
     b->rate_limit_retry_after_s = 1;
     b->outage = SIM_OUTAGE_NONE;
     b->cut_after_tokens = -1;
+    b->stall_after_tokens = -1;
     b->token_rate = 200;
+}
+
+void sim_behavior_for_request(struct sim_behavior *b, bool is_model_list)
+{
+    bool in_scope = is_model_list ? !b->spare_models : !b->models_only;
+    if (in_scope)
+        return;
+    b->error_rate = 0;
+    b->rate_limit = false;
+    if (b->outage != SIM_OUTAGE_REFUSE)
+        b->outage = SIM_OUTAGE_NONE;
+    b->hang = false;
+    b->first_byte_delay_ms = 0;
+    b->cut_after_tokens = -1;
+    b->stall_after_tokens = -1;
+    b->malformed = false;
+    b->wrong_content_type = false;
 }
 
 static const struct sim_key *key_find(const char *name)
@@ -277,6 +301,12 @@ char *sim_behavior_json(const struct sim_behavior *b)
         cJSON_AddNumberToObject(o, "cut_after_tokens", (double)b->cut_after_tokens);
     else
         cJSON_AddNullToObject(o, "cut_after_tokens");
+    if (b->stall_after_tokens >= 0)
+        cJSON_AddNumberToObject(o, "stall_after_tokens", (double)b->stall_after_tokens);
+    else
+        cJSON_AddNullToObject(o, "stall_after_tokens");
+    cJSON_AddBoolToObject(o, "spare_models", b->spare_models);
+    cJSON_AddBoolToObject(o, "models_only", b->models_only);
     cJSON_AddBoolToObject(o, "malformed", b->malformed);
     cJSON_AddBoolToObject(o, "wrong_content_type", b->wrong_content_type);
     cJSON_AddNumberToObject(o, "token_rate", (double)b->token_rate);

@@ -234,6 +234,7 @@ static enum MHD_Result handle(struct sim_server *s, struct sim_conn *c, struct M
     pthread_mutex_lock(&s->lock);
     rq.beh = s->behavior;
     pthread_mutex_unlock(&s->lock);
+    sim_behavior_for_request(&rq.beh, str_eq(method, "GET"));
     sim_reply_init(&r);
     if (str_has_prefix(url, "/_sim/")) {
         sim_control_serve(&rq, &r);

@@ -170,6 +170,7 @@ struct sim_stream {
     size_t idx, off;
     size_t last_paced; /* index of the last content event (0 if none) */
     long cut_after;    /* < 0: off */
+    long stall_after;  /* < 0: off */
     long rate;
     long paced_sent;
     int64_t start_us;
@@ -203,6 +204,15 @@ static bool stream_pace(struct sim_stream *st)
     return !stream_interrupted(st);
 }
 
+/* stall_after_tokens: nothing more, connection held open until the simulator stops or is
+ * reset (the client's own idle timeout must end it). */
+static ssize_t stream_stall(struct sim_stream *st)
+{
+    while (!stream_interrupted(st))
+        clock_sleep_ms(20);
+    return MHD_CONTENT_READER_END_WITH_ERROR;
+}
+
 static ssize_t stream_read(void *cls, uint64_t pos, char *out, size_t max)
 {
     struct sim_stream *st = cls;
@@ -214,6 +224,8 @@ static ssize_t stream_read(void *cls, uint64_t pos, char *out, size_t max)
         if (st->cut_after >= 0 &&
             (st->idx > st->last_paced || (ev->paced && st->paced_sent >= st->cut_after)))
             return MHD_CONTENT_READER_END_WITH_ERROR;
+        if (ev->paced && st->stall_after >= 0 && st->paced_sent >= st->stall_after)
+            return stream_stall(st);
         if (ev->paced ? !stream_pace(st) : stream_interrupted(st))
             return MHD_CONTENT_READER_END_WITH_ERROR;
         if (ev->paced)
@@ -259,6 +271,7 @@ static struct sim_stream *stream_new(const struct sim_request *rq, struct sim_re
     st->is_main = rq->is_main;
     st->epoch = rq->epoch;
     st->cut_after = rq->beh.cut_after_tokens;
+    st->stall_after = rq->beh.stall_after_tokens;
     st->rate = rq->beh.token_rate;
     if (r->is_stream) { /* take the events */
         st->events = r->events;
@@ -290,7 +303,7 @@ static struct MHD_Response *make_response(const struct sim_request *rq, struct s
     if (r->is_stream) {
         struct sim_stream *st = stream_new(rq, r);
         if (!ok)
-            st->cut_after = -1;
+            st->cut_after = st->stall_after = -1;
         return MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, 4096, stream_read, st,
                                                  stream_free);
     }
