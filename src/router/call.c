@@ -794,7 +794,8 @@ static void answer_nothing_can_serve(struct router *rt, struct call *c, int64_t 
     bool all_limited;
     int64_t soonest = soonest_free(c, now, &all_limited);
     int64_t wait = soonest < 0 ? -1 : soonest > now ? soonest - now : 1;
-    if (wait > 0 && all_limited && wait <= c->queue_ms && now + wait < c->deadline_ms) {
+    if (wait > 0 && all_limited && wait <= c->queue_ms && now + wait < c->deadline_ms &&
+        c->attempts < c->max_attempts) {
         c->picks_left++; /* waiting is not a spent try */
         timerq_arm(&rt->timers, &c->t_retry, now + wait);
         return;
@@ -843,8 +844,8 @@ static void note_fallback(struct router *rt, struct call *c, const struct target
 static bool start_attempt(struct router *rt, struct call *c, bool is_hedge)
 {
     int64_t now = rt_now_ms(rt);
-    struct cand *k;
-    while ((k = pick(rt, c, now)) != NULL) {
+    struct cand *k = NULL;
+    while (c->attempts < c->max_attempts && (k = pick(rt, c, now)) != NULL) {
         const struct target_state *prev = c->last_target;
         enum launch_result lr = launch(rt, c, k, is_hedge, now);
         if (lr == LAUNCH_STARTED) {

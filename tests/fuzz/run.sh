@@ -30,7 +30,9 @@ for t in tests/fuzz/fuzz_*.c; do
   [[ -f $t ]] || continue
   name=$(basename "$t" .c); name=${name#fuzz_}
   bin="$out/fuzz_$name"
-  if ! $CC $flags -fsanitize=fuzzer "$t" tests/fuzz/hooks.c "${objs[@]}" $libs -o "$bin"; then
+  # A target may name more sources on a line "/* fuzz-extra: FILE... */" (test support).
+  extra=$(sed -n 's|^/\* fuzz-extra: \(.*\) \*/$|\1|p' "$t")
+  if ! $CC $flags -fsanitize=fuzzer "$t" tests/fuzz/hooks.c $extra "${objs[@]}" $libs -o "$bin"; then
     echo "fuzz $name: build failed"; failed=$((failed + 1)); continue
   fi
   seeds="tests/fuzz/corpus/$name"

@@ -424,6 +424,8 @@ static void fc_done(void *ctx, const struct router_result *r)
 {
     struct fake_call *fc = ctx;
     fc->dones++;
+    if (fc->clock)
+        fc->done_ms = fake_clock_ms(fc->clock);
     fc->result = *r;
     str_copy(fc->result_target, sizeof fc->result_target, r->target ? r->target : "");
     fc->result.target = fc->result.model = fc->result.route = NULL;

@@ -85,7 +85,9 @@ struct fake_call {
     enum llm_errclass error_class;
     struct router_result result; /* strings in it are not valid after on_done */
     char result_target[64];
-    bool stop_reading; /* on_event returns non-zero from the first text on */
+    bool stop_reading;        /* on_event returns non-zero from the first text on */
+    struct fake_clock *clock; /* optional: done_ms is read from it */
+    int64_t done_ms;          /* fake time of on_done (with clock) */
 };
 
 struct router_sink fake_call_sink(struct fake_call *fc);
