@@ -227,6 +227,7 @@ struct router_target_snap {
     char probe_error[128];
     int64_t next_probe_in_ms; /* -1 when probes are off */
     uint64_t probes, probe_failures;
+    double probe_spend_usd; /* chat probes at the target's price, since start */
     /* spend (UTC day and month; rebuilt from the ledger at start) */
     double spend_today_usd, spend_month_usd;
     bool over_budget;        /* a target budget's cap is reached: the router skips it */

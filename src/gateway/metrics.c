@@ -128,6 +128,10 @@ static double t_weight(const struct router_target_snap *t)
 {
     return t->weight;
 }
+static double t_probe_spend(const struct router_target_snap *t)
+{
+    return t->probe_spend_usd;
+}
 static double t_cooldown(const struct router_target_snap *t)
 {
     return (double)t->breaker_cooldown_ms / 1000.0;
@@ -178,6 +182,8 @@ static const struct per_target per_target_families[] = {
      t_breaker},
     {"switchboard_breaker_cooldown_seconds", "gauge",
      "Current breaker cooldown (doubles with each failed trial, up to the cap).", t_cooldown},
+    {"switchboard_probe_spend_usd_total", "counter",
+     "Spend of chat probes (probe.kind chat) at configured prices.", t_probe_spend},
     {"switchboard_weight", "gauge", "Effective routing weight.", t_weight},
     {"switchboard_in_flight", "gauge", "Calls in flight.", t_in_flight},
     {"switchboard_retries_total", "counter", "Retried attempts.", t_retries},

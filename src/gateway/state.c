@@ -126,6 +126,7 @@ void gw_target_json(struct gw_json *j, const char *key, const struct router_targ
     gw_json_str(j, "breaker_reason", t->breaker_reason);
     gw_json_int(j, "breaker_retry_in_ms", t->breaker_retry_in_ms);
     gw_json_int(j, "breaker_cooldown_ms", t->breaker_cooldown_ms);
+    gw_json_num(j, "probe_spend_usd", t->probe_spend_usd);
     gw_json_bool(j, "forced_live", t->forced_live);
     gw_json_bool(j, "drained", t->drained);
     gw_json_bool(j, "pinned", t->pinned);

@@ -82,6 +82,8 @@ struct target_state {
     size_t probe_body;
     char probe_error[128];
     uint64_t probes, probe_failures;
+    struct provider_call *probe_pc; /* chat probes: reads the answer's usage */
+    double probe_spend_usd;
 };
 
 struct route_state {

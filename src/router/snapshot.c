@@ -105,6 +105,7 @@ static void snap_target(struct router *rt, const struct target_state *t, int64_t
     s->next_probe_in_ms = timer_is_armed(&t->probe_timer) ? t->probe_timer.at - now : -1;
     s->probes = t->probes;
     s->probe_failures = t->probe_failures;
+    s->probe_spend_usd = t->probe_spend_usd;
     spend_target_snapshot(rt, t, s);
 }
 

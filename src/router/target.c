@@ -537,20 +537,45 @@ static void probe_status(void *ctx, long status)
 {
     struct target_state *t = ctx;
     t->probe_status = status;
+    if (t->probe_pc)
+        provider_call_on_status(t->probe_pc, status);
 }
 
 static void probe_header(void *ctx, const char *name, const char *value)
 {
     struct target_state *t = ctx;
     llm_ratelimit_feed_header(&t->probe_rl, name, value, rt_wall_ms(t->rt));
+    if (t->probe_pc)
+        provider_call_on_header(t->probe_pc, name, value, rt_wall_ms(t->rt));
 }
 
 static int probe_data(void *ctx, const char *bytes, size_t len)
 {
-    (void)bytes;
     struct target_state *t = ctx;
     t->probe_body += len;
-    return t->probe_body > ROUTER_PROBE_MAX_BODY; /* a model list is small: stop reading */
+    if (t->probe_body > ROUTER_PROBE_MAX_BODY)
+        return 1; /* a model list or a 1-token answer is small: stop reading */
+    return t->probe_pc ? provider_call_on_data(t->probe_pc, bytes, len) : 0;
+}
+
+static int probe_ignore_event(void *ctx, const struct llm_event *ev)
+{
+    (void)ctx;
+    (void)ev;
+    return 0;
+}
+
+/* A chat probe's answer: its usage is probe spend at the target's price. */
+static void probe_chat_finish(struct target_state *t, const struct transport_result *res)
+{
+    if (!t->probe_pc)
+        return;
+    provider_call_finish(t->probe_pc, res->err, res->message);
+    const struct llm_usage *u = provider_call_usage(t->probe_pc);
+    if (u->present && t->cfg->has_price)
+        t->probe_spend_usd += llm_cost_usd(&t->cfg->price, u);
+    provider_call_free(t->probe_pc);
+    t->probe_pc = NULL;
 }
 
 static void probe_record(struct target_state *t, const struct transport_result *res, bool ok,
@@ -594,6 +619,7 @@ static void probe_done(void *ctx, const struct transport_result *res)
                (res->err == LLM_ERR_BAD_RESPONSE && t->probe_body > ROUTER_PROBE_MAX_BODY)) &&
               res->status >= 200 && res->status < 300;
     bool was_ok = t->probe_ok, ever = t->probe_ever;
+    probe_chat_finish(t, res);
     probe_record(t, res, ok || limited, now);
     if (res->err != LLM_ERR_CANCELLED && !t->removed) {
         if (limited) {
@@ -657,7 +683,13 @@ void target_probe_fire(struct router *rt, struct target_state *t)
     t->refs++;
     t->probing = true;
     t->probe_started_us = rt_now_us(rt);
+    if (t->cfg->probe.kind == PROBE_CHAT) {
+        struct llm_sink sink = {probe_ignore_event, t};
+        t->probe_pc = provider_call_new(t->ops, false, &sink, t->cfg->api_key);
+    }
     if (!rt->tops->start(rt->tr, &http, &to, &cb, t, msg, sizeof msg)) {
+        provider_call_free(t->probe_pc);
+        t->probe_pc = NULL;
         t->probing = false;
         schedule_probe(rt, t, now + t->cfg->probe.interval_ms);
         target_put(t);

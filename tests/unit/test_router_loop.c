@@ -632,6 +632,36 @@ static void test_a_probe_answered_429_rests_the_target_without_a_strike(void **s
     rig_stop(&r);
 }
 
+static void test_a_chat_probe_can_close_a_breaker_and_is_probe_spend(void **state)
+{
+    (void)state;
+    struct rig r = {0};
+    const char *cfg =
+        "{\"providers\":["
+        "{\"name\":\"a\",\"kind\":\"openai-compatible\",\"base_url\":\"http://a.fake/v1\","
+        "\"api_key_env\":\"FAKE_KEY\",\"model\":\"m\",\"first_byte_timeout_ms\":1000,"
+        "\"price\":{\"input_per_mtok\":1e6,\"output_per_mtok\":1e6},"
+        "\"probe\":{\"kind\":\"chat\",\"interval_ms\":5000,\"timeout_ms\":500}},"
+        "{\"name\":\"b\",\"kind\":\"openai-compatible\",\"base_url\":\"http://b.fake/v1\","
+        "\"model\":\"m\",\"probe\":{\"enabled\":false}}],"
+        "\"routes\":[{\"name\":\"chat\",\"strategy\":\"priority\",\"targets\":[\"a\",\"b\"]}],"
+        "\"router\":{\"breaker_failures\":3,\"breaker_cooldown_ms\":2000,\"backoff_base_ms\":10},"
+        "\"ledger\":{\"path\":\":memory:\"},\"guard\":{\"enabled\":false}}";
+    rig_start(&r, cfg);
+    r.w.b[0] = B_503;
+    r.w.probe[0] = B_503;
+    open_breaker_of_a(&r);
+    r.w.b[0] = B_OK; /* healthy again: a chat probe after the cooldown closes it */
+    rig_idle(&r, 7000);
+    assert_int_equal(state_of(&r, 0), BREAKER_CLOSED);
+    struct router_snapshot *s = xcalloc(1, sizeof *s);
+    router_snapshot_read(r.rt, s, 0);
+    assert_non_null(strstr(s->targets[0].breaker_reason, "chat probe succeeded"));
+    assert_true(s->targets[0].probe_spend_usd > 0);
+    free(s);
+    rig_stop(&r);
+}
+
 int main(void)
 {
     setenv("FAKE_KEY", "sk-fake-key-for-tests-0000", 1);
@@ -662,6 +692,7 @@ int main(void)
         T(test_a_route_whose_breakers_are_all_open_answers_503_with_retry_after),
         T(test_a_passing_list_probe_never_closes_a_breaker_real_calls_opened),
         T(test_a_probe_answered_429_rests_the_target_without_a_strike),
+        T(test_a_chat_probe_can_close_a_breaker_and_is_probe_spend),
 #undef T
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
