@@ -77,9 +77,11 @@ struct provider_ops {
                                     size_t msglen);
 
     /* An error response (status >= 400, body possibly empty or not JSON) -> class + message
-     * (provider's own text when it has one). Detects context-length errors and overload. */
-    enum llm_errclass (*classify)(long status, const char *body, size_t len, char *msg,
-                                  size_t msglen);
+     * (provider's own text when it has one) + what the client should see of it in info
+     * (caller-initialised with llm_error_info_init; fields the body does not give stay "").
+     * Detects context-length errors and overload. */
+    enum llm_errclass (*classify)(long status, const char *body, size_t len,
+                                  struct llm_error_info *info, char *msg, size_t msglen);
 
     /* The cheapest health check the provider offers (model listing / model get). A 2xx
      * answer means healthy. */
@@ -135,6 +137,12 @@ const struct llm_ratelimit *provider_call_ratelimit(const struct provider_call *
 const struct llm_usage *provider_call_usage(const struct provider_call *c);
 enum llm_finish provider_call_finish_reason(const struct provider_call *c);
 const char *provider_call_error(const struct provider_call *c); /* "" when none; redacted */
+/* An error response's type/code/param for the client (all "" unless an HTTP error body was
+ * classified). Borrowed: valid until provider_call_free. */
+const struct llm_error_info *provider_call_error_info(const struct provider_call *c);
+/* The provider's rate-limit headers as the client should see them (llm_ratelimit_client_header),
+ * one "name: value\n" line each; "" when none. Borrowed: valid until provider_call_free. */
+const char *provider_call_client_headers(const struct provider_call *c);
 
 /* ---- OpenAI wire format, client side (used by the gateway) -------------------------------- */
 

@@ -252,8 +252,8 @@ void gw_error_set(struct gw_error *e, int status, const char *type, const char *
     vsnprintf(e->message, sizeof e->message, fmt, ap);
     va_end(ap);
     e->status = status;
-    e->type = type;
-    e->code = code;
+    str_copy(e->type, sizeof e->type, type ? type : "");
+    str_copy(e->code, sizeof e->code, code ? code : "");
 }
 
 /* "messages[2].role: ..." -> "messages[2].role"; nothing when the text before ':' is not a
@@ -296,65 +296,80 @@ void gw_error_from_parse(struct gw_error *e, enum sb_status st, const char *msg)
         param_from_message(e->message, e->param, sizeof e->param);
 }
 
-/*
- * Status: llm_errclass_http_status, with two gateway rules. CANCELLED answers 503 (a client
- * that is still there to read it was cut off by a shutdown, and SDKs retry 503). When the
- * router could try no target at all (breakers open, drained, disabled, limited) the answer is
- * 503, not the 502/504 of an upstream failure; rate limits stay 429.
- */
-void gw_error_from_call(struct gw_error *e, enum llm_errclass cls, bool no_target,
-                        int64_t retry_after_ms, const char *message)
+/* The type and code a class gets when the provider named none. */
+static void class_type_code(enum llm_errclass cls, int status, const char **type,
+                            const char **code)
 {
-    int status = llm_errclass_http_status(cls);
-    const char *type = "upstream_error";
-    const char *code = llm_errclass_name(cls);
+    *type = "upstream_error";
+    *code = llm_errclass_name(cls);
     switch (cls) {
     case LLM_ERR_RATE_LIMIT:
-        type = "rate_limit_error";
-        code = "rate_limit_exceeded";
-        break;
-    case LLM_ERR_BAD_REQUEST:
-        type = "invalid_request_error";
+        *code = "rate_limit_exceeded";
         break;
     case LLM_ERR_CONTEXT_LENGTH:
-        type = "invalid_request_error";
-        code = "context_length_exceeded";
+        *code = "context_length_exceeded";
+        break;
+    case LLM_ERR_AUTH:
+        *code = "upstream_auth";
         break;
     case LLM_ERR_CANCELLED:
-        status = 503;
-        type = "server_error";
+        *type = "server_error";
         break;
     case LLM_ERR_NONE:
     case LLM_ERR_INTERNAL:
-        status = 500;
-        type = "server_error";
-        code = "internal";
+        *type = "server_error";
+        *code = "internal";
         break;
-    case LLM_ERR_AUTH:
-        code = "upstream_auth";
-        break;
+    case LLM_ERR_OVERLOADED:
+    case LLM_ERR_SERVER:
+    case LLM_ERR_BAD_REQUEST:
     case LLM_ERR_DNS:
     case LLM_ERR_CONNECT:
     case LLM_ERR_TLS:
     case LLM_ERR_TIMEOUT:
-    case LLM_ERR_OVERLOADED:
-    case LLM_ERR_SERVER:
     case LLM_ERR_BAD_RESPONSE:
     case LLM_ERR_TRUNCATED:
     case LLM_ERR_NO_KEY:
         break;
     }
-    if (no_target && cls != LLM_ERR_RATE_LIMIT) {
+    if (llm_errclass_is_upstream(cls))
+        *type = llm_error_type_for_status(status);
+}
+
+/*
+ * Gateway rules on top of llm_client_status: CANCELLED answers 503 (a client that is still
+ * there to read it was cut off by a shutdown, and SDKs retry 503). When the router could try
+ * no target at all (breakers open, drained, disabled, limited) the answer is 503, not what
+ * an upstream failure would give; rate limits stay 429.
+ */
+void gw_error_from_call(struct gw_error *e, const struct gw_call_failure *f)
+{
+    int status = llm_client_status(f->cls, f->upstream_status);
+    const char *type, *code;
+    class_type_code(f->cls, status, &type, &code);
+    if (f->cls == LLM_ERR_CANCELLED)
+        status = 503;
+    bool none = f->no_target && f->cls != LLM_ERR_RATE_LIMIT;
+    if (none) {
         status = 503;
         type = "upstream_error";
         code = "no_target_available";
     }
-    if (message && *message)
-        gw_error_set(e, status, type, code, "%s", message);
+    if (f->message && *f->message)
+        gw_error_set(e, status, type, code, "%s", f->message);
     else
-        gw_error_set(e, status, type, code, "upstream error: %s", llm_errclass_name(cls));
-    if (retry_after_ms > 0 && (status == 429 || status == 503))
-        e->retry_after_s = (retry_after_ms + 999) / 1000;
+        gw_error_set(e, status, type, code, "upstream error: %s", llm_errclass_name(f->cls));
+    if (f->info && !none && llm_errclass_is_upstream(f->cls)) {
+        if (f->info->type[0])
+            str_copy(e->type, sizeof e->type, f->info->type);
+        if (f->info->code[0])
+            str_copy(e->code, sizeof e->code, f->info->code);
+        str_copy(e->param, sizeof e->param, f->info->param);
+    }
+    if (status == 429)
+        e->retry_after_s = f->retry_after_ms > 0 ? (f->retry_after_ms + 999) / 1000 : 1;
+    else if (status == 503 && f->retry_after_ms > 0)
+        e->retry_after_s = (f->retry_after_ms + 999) / 1000;
 }
 
 void gw_error_model_not_found(struct gw_error *e, const char *model,
@@ -378,9 +393,9 @@ void gw_error_json(const struct gw_error *e, struct buf *out)
     gw_json_open(&j, NULL, '{');
     gw_json_open(&j, "error", '{');
     gw_json_str(&j, "message", e->message);
-    gw_json_str(&j, "type", e->type ? e->type : "server_error");
+    gw_json_str(&j, "type", e->type[0] ? e->type : "server_error");
     gw_json_str(&j, "param", e->param[0] ? e->param : NULL);
-    gw_json_str(&j, "code", e->code);
+    gw_json_str(&j, "code", e->code[0] ? e->code : NULL);
     gw_json_close(&j, '}');
     gw_json_close(&j, '}');
 }

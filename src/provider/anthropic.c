@@ -724,8 +724,44 @@ static enum llm_errclass anthropic_stream_end(void *state, const struct llm_sink
 
 /* ---- classify ----------------------------------------------------------------------------- */
 
-static enum llm_errclass anthropic_classify(long status, const char *body, size_t len, char *msg,
-                                            size_t msglen)
+/* Anthropic's error type -> the nearest OpenAI type; NULL for a type not known here. */
+static const char *an_openai_type(const char *type)
+{
+    static const struct {
+        const char *anthropic, *openai;
+    } map[] = {
+        {"invalid_request_error", "invalid_request_error"},
+        {"request_too_large", "invalid_request_error"},
+        {"authentication_error", "authentication_error"},
+        {"permission_error", "permission_error"},
+        {"billing_error", "permission_error"},
+        {"not_found_error", "not_found_error"},
+        {"rate_limit_error", "rate_limit_error"},
+        {"api_error", "server_error"},
+        {"overloaded_error", "server_error"},
+        {"timeout_error", "server_error"},
+    };
+    for (size_t i = 0; type && i < SB_ARRAY_LEN(map); i++)
+        if (strcmp(type, map[i].anthropic) == 0)
+            return map[i].openai;
+    return NULL;
+}
+
+static void an_error_info(long status, const char *type, enum llm_errclass c,
+                          struct llm_error_info *info)
+{
+    const char *otype = an_openai_type(type);
+    if (!otype)
+        otype = llm_error_type_for_status(status == 529 ? 503 : status);
+    str_copy(info->type, sizeof info->type, otype ? otype : "");
+    if (c == LLM_ERR_CONTEXT_LENGTH)
+        str_copy(info->code, sizeof info->code, "context_length_exceeded");
+    else
+        str_copy(info->code, sizeof info->code, type ? type : "");
+}
+
+static enum llm_errclass anthropic_classify(long status, const char *body, size_t len,
+                                            struct llm_error_info *info, char *msg, size_t msglen)
 {
     enum llm_errclass c = llm_errclass_from_status(status);
     cJSON *root = len ? wire_parse(body, len) : NULL;
@@ -741,6 +777,7 @@ static enum llm_errclass anthropic_classify(long status, const char *body, size_
         wire_msg(msg, msglen, "%s", text);
     else
         wire_msg(msg, msglen, "HTTP %ld", status);
+    an_error_info(status, type, c, info);
     cJSON_Delete(root);
     return c;
 }

@@ -694,8 +694,64 @@ static enum llm_errclass gemini_stream_end(void *state, const struct llm_sink *s
     return LLM_ERR_TRUNCATED;
 }
 
-static enum llm_errclass gemini_classify(long status, const char *body, size_t len, char *msg,
-                                         size_t msglen)
+/* google.rpc status -> the nearest OpenAI error type; NULL for one not known here. */
+static const char *gm_openai_type(const char *gstatus)
+{
+    static const struct {
+        const char *status, *openai;
+    } map[] = {
+        {"INVALID_ARGUMENT", "invalid_request_error"},
+        {"FAILED_PRECONDITION", "invalid_request_error"},
+        {"OUT_OF_RANGE", "invalid_request_error"},
+        {"UNAUTHENTICATED", "authentication_error"},
+        {"PERMISSION_DENIED", "permission_error"},
+        {"NOT_FOUND", "not_found_error"},
+        {"RESOURCE_EXHAUSTED", "rate_limit_error"},
+        {"INTERNAL", "server_error"},
+        {"UNAVAILABLE", "server_error"},
+        {"DEADLINE_EXCEEDED", "server_error"},
+    };
+    for (size_t i = 0; gstatus && i < SB_ARRAY_LEN(map); i++)
+        if (strcmp(gstatus, map[i].status) == 0)
+            return map[i].openai;
+    return NULL;
+}
+
+/* error.details[] {"@type": ".../google.rpc.RetryInfo", "retryDelay": "30s"} -> ms, or -1. */
+static int64_t gm_retry_delay(const cJSON *err)
+{
+    const cJSON *d;
+    int64_t ms = -1;
+    cJSON_ArrayForEach(d, wire_get(err, "details"))
+    {
+        const char *type = wire_str(d, "@type");
+        const char *delay = wire_str(d, "retryDelay");
+        if (type && strstr(type, "google.rpc.RetryInfo") && delay &&
+            !llm_parse_go_duration_ms(delay, &ms))
+            ms = -1;
+    }
+    return ms;
+}
+
+static void gm_error_info(long status, const cJSON *err, enum llm_errclass c,
+                          struct llm_error_info *info)
+{
+    const char *gstatus = wire_str(err, "status");
+    const char *otype = gm_openai_type(gstatus);
+    if (c == LLM_ERR_AUTH && status == 400)
+        otype = "authentication_error"; /* "API key not valid" comes as a 400 */
+    if (!otype)
+        otype = llm_error_type_for_status(status);
+    str_copy(info->type, sizeof info->type, otype ? otype : "");
+    if (c == LLM_ERR_CONTEXT_LENGTH)
+        str_copy(info->code, sizeof info->code, "context_length_exceeded");
+    else
+        str_copy(info->code, sizeof info->code, gstatus ? gstatus : "");
+    info->retry_after_ms = gm_retry_delay(err);
+}
+
+static enum llm_errclass gemini_classify(long status, const char *body, size_t len,
+                                         struct llm_error_info *info, char *msg, size_t msglen)
 {
     cJSON *root = len ? wire_parse(body, len) : NULL;
     const cJSON *top = cJSON_IsArray(root) ? cJSON_GetArrayItem(root, 0) : root;
@@ -703,6 +759,7 @@ static enum llm_errclass gemini_classify(long status, const char *body, size_t l
     enum llm_errclass c;
     if (cJSON_IsObject(err) && status >= 400) {
         c = gm_error_class(err, status, msg, msglen);
+        gm_error_info(status, err, c, info);
     } else {
         c = llm_errclass_from_status(status);
         wire_msg(msg, msglen, "HTTP %ld", status);

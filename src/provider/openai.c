@@ -183,13 +183,32 @@ static enum llm_errclass classify_json(long status, const cJSON *root, char *msg
     return cls;
 }
 
-static enum llm_errclass openai_classify(long status, const char *body, size_t len, char *msg,
-                                         size_t msglen)
+/* The error object's own type, code and param, as the client should see them. */
+static void error_info(long status, const cJSON *root, struct llm_error_info *info)
+{
+    const cJSON *err = jget(root, "error");
+    const cJSON *code = jget(err, "code");
+    const char *type = jstr(err, "type");
+    if (!cJSON_IsObject(err))
+        type = jstr(root, "type");
+    if (!type || !*type)
+        type = llm_error_type_for_status(status);
+    str_copy(info->type, sizeof info->type, type ? type : "");
+    if (sval(code))
+        str_copy(info->code, sizeof info->code, sval(code));
+    else if (cJSON_IsNumber(code) && fabs(code->valuedouble) < 1e9)
+        snprintf(info->code, sizeof info->code, "%ld", (long)code->valuedouble);
+    str_copy(info->param, sizeof info->param, jstr(err, "param") ? jstr(err, "param") : "");
+}
+
+static enum llm_errclass openai_classify(long status, const char *body, size_t len,
+                                         struct llm_error_info *info, char *msg, size_t msglen)
 {
     cJSON *root = len ? cJSON_ParseWithLength(body, len) : NULL;
     enum llm_errclass cls;
     if (cJSON_IsObject(root)) {
         cls = classify_json(status, root, msg, msglen);
+        error_info(status, root, info);
     } else {
         cls = llm_errclass_from_status(status);
         snprintf(msg, msglen, "HTTP %ld", status);

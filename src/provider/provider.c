@@ -29,6 +29,7 @@
 #include <strings.h>
 
 #include "switchboard/provider.h"
+#include "wire.h"
 
 /* ---- HTTP requests ------------------------------------------------------------------- */
 
@@ -159,6 +160,8 @@ struct provider_call {
     long status;
     char content_type[128];
     struct llm_ratelimit rl;
+    struct buf client_headers; /* "name: value\n" rate-limit headers for the client */
+    struct llm_error_info info;
 
     enum call_mode mode;
     struct buf body;
@@ -349,6 +352,8 @@ struct provider_call *provider_call_new(const struct provider_ops *ops, bool str
     c->inner.ctx = c;
     c->secret = xstrdup(secret);
     llm_ratelimit_init(&c->rl);
+    llm_error_info_init(&c->info);
+    buf_init(&c->client_headers);
     buf_init(&c->body);
     buf_init(&c->hold_text);
     buf_init(&c->hold_args);
@@ -368,6 +373,7 @@ void provider_call_free(struct provider_call *c)
     if (c->stream_state)
         c->ops->stream_free(c->stream_state);
     sse_cleanup(&c->sse);
+    buf_cleanup(&c->client_headers);
     buf_cleanup(&c->body);
     buf_cleanup(&c->hold_text);
     buf_cleanup(&c->hold_args);
@@ -392,9 +398,15 @@ void provider_call_on_header(struct provider_call *c, const char *name, const ch
 {
     if (!name || !value)
         return;
+    char cname[64], cvalue[128];
     if (str_ieq(name, "content-type"))
         str_copy(c->content_type, sizeof c->content_type, value);
     llm_ratelimit_feed_header(&c->rl, name, value, now_wall_ms);
+    if (c->client_headers.len < 2048 &&
+        llm_ratelimit_client_header(name, value, now_wall_ms, cname, sizeof cname, cvalue,
+                                    sizeof cvalue) &&
+        !wire_has_line_break(cvalue))
+        buf_printf(&c->client_headers, "%s: %s\n", cname, cvalue);
 }
 
 /* The media type of content-type, lower-cased, parameters dropped. */
@@ -448,11 +460,14 @@ static void classify_body(struct provider_call *c)
         return;
     }
     enum llm_errclass cls =
-        c->ops->classify(c->status, buf_str(&c->body), c->body.len, msg, sizeof msg);
+        c->ops->classify(c->status, buf_str(&c->body), c->body.len, &c->info, msg, sizeof msg);
     if (cls == LLM_ERR_NONE)
         cls = llm_errclass_from_status(c->status);
     if (cls == LLM_ERR_NONE)
         cls = LLM_ERR_BAD_RESPONSE;
+    /* A delay the body asks for, or the reset of the exhausted window, feeds the cooldown. */
+    if (cls == LLM_ERR_RATE_LIMIT)
+        c->rl.retry_after_ms = llm_ratelimit_retry_delay_ms(&c->rl, c->info.retry_after_ms);
     emit_error(c, cls, msg);
 }
 
@@ -626,4 +641,14 @@ enum llm_finish provider_call_finish_reason(const struct provider_call *c)
 const char *provider_call_error(const struct provider_call *c)
 {
     return c->error;
+}
+
+const struct llm_error_info *provider_call_error_info(const struct provider_call *c)
+{
+    return &c->info;
+}
+
+const char *provider_call_client_headers(const struct provider_call *c)
+{
+    return buf_str(&c->client_headers);
 }

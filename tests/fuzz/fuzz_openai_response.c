@@ -104,7 +104,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     msg[0] = '\0';
     (void)provider_openai.decode_full(body, len, &plain, msg, sizeof msg);
     msg[0] = '\0';
-    (void)provider_openai.classify(400 + data[0], body, len, msg, sizeof msg);
+    struct llm_error_info info;
+    llm_error_info_init(&info);
+    (void)provider_openai.classify(400 + data[0], body, len, &info, msg, sizeof msg);
+    if (!memchr(info.param, '\0', sizeof info.param))
+        __builtin_trap();
     if (msg[0] == '\0')
         __builtin_trap();
     run_call(data[0], body, len);

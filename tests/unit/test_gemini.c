@@ -682,7 +682,9 @@ static void test_gemini_classifies_error_responses(void **state)
         size_t len = 0;
         char *body = cases[i].fixture ? read_fixture(cases[i].fixture, &len) : NULL;
         char msg[PROVIDER_MSG_MAX] = "";
-        enum llm_errclass got = ops->classify(cases[i].status, body, len, msg, sizeof msg);
+        struct llm_error_info info;
+        llm_error_info_init(&info);
+        enum llm_errclass got = ops->classify(cases[i].status, body, len, &info, msg, sizeof msg);
         if (got != cases[i].want)
             print_error("case %zu (%ld %s): got %s\n", i, cases[i].status,
                         cases[i].fixture ? cases[i].fixture : "empty", llm_errclass_name(got));
@@ -693,6 +695,62 @@ static void test_gemini_classifies_error_responses(void **state)
             assert_true(msg[0] != '\0');
         free(body);
     }
+}
+
+static void test_gemini_error_statuses_map_to_the_nearest_openai_type(void **state)
+{
+    static const struct {
+        long status;
+        const char *fixture;
+        const char *type, *code;
+        int64_t retry_ms;
+    } cases[] = {
+        {429, "error_rate_limit.json", "rate_limit_error", "RESOURCE_EXHAUSTED", 27000},
+        {404, "error_not_found.json", "not_found_error", "NOT_FOUND", -1},
+        {403, "error_permission.json", "permission_error", "PERMISSION_DENIED", -1},
+        {400, "error_bad_key.json", "authentication_error", "INVALID_ARGUMENT", -1},
+        {400, "error_invalid_argument.json", "invalid_request_error", "INVALID_ARGUMENT", -1},
+        {400, "error_context_length.json", "invalid_request_error", "context_length_exceeded", -1},
+        {503, "error_overloaded.json", "server_error", "UNAVAILABLE", -1},
+        {502, "error_html.html", "", "", -1},
+    };
+    (void)state;
+    for (size_t i = 0; i < SB_ARRAY_LEN(cases); i++) {
+        size_t len = 0;
+        char *body = read_fixture(cases[i].fixture, &len);
+        char msg[PROVIDER_MSG_MAX] = "";
+        struct llm_error_info info;
+        llm_error_info_init(&info);
+        ops->classify(cases[i].status, body, len, &info, msg, sizeof msg);
+        assert_string_equal(info.type, cases[i].type);
+        assert_string_equal(info.code, cases[i].code);
+        assert_int_equal(info.retry_after_ms, cases[i].retry_ms);
+        free(body);
+    }
+}
+
+static int ignore_event(void *ctx, const struct llm_event *ev)
+{
+    (void)ctx;
+    (void)ev;
+    return 0;
+}
+
+static void test_gemini_retry_info_feeds_the_retry_delay(void **state)
+{
+    size_t len = 0;
+    char *body = read_fixture("error_rate_limit.json", &len);
+    struct llm_sink sink = {ignore_event, NULL};
+    (void)state;
+    struct provider_call *c = provider_call_new(ops, false, &sink, NULL);
+    provider_call_on_status(c, 429);
+    provider_call_on_header(c, "content-type", "application/json", 0);
+    provider_call_on_data(c, body, len);
+    assert_int_equal(provider_call_finish(c, LLM_ERR_NONE, NULL), LLM_ERR_RATE_LIMIT);
+    assert_int_equal(provider_call_ratelimit(c)->retry_after_ms, 27000);
+    assert_string_equal(provider_call_error_info(c)->type, "rate_limit_error");
+    provider_call_free(c);
+    free(body);
 }
 
 static void test_gemini_error_status_reaches_the_sink_classified_and_redacted(void **state)
@@ -728,6 +786,8 @@ int main(void)
         cmocka_unit_test(test_gemini_decodes_streams_through_the_glue_at_any_split),
         cmocka_unit_test(test_gemini_stream_error_chunks_map_to_classes),
         cmocka_unit_test(test_gemini_classifies_error_responses),
+        cmocka_unit_test(test_gemini_error_statuses_map_to_the_nearest_openai_type),
+        cmocka_unit_test(test_gemini_retry_info_feeds_the_retry_delay),
         cmocka_unit_test(test_gemini_error_status_reaches_the_sink_classified_and_redacted),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

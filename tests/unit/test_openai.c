@@ -442,8 +442,10 @@ static void test_openai_classifies_error_responses(void **state)
         size_t len = rows[i].body ? strlen(rows[i].body) : 0;
         char *body = rows[i].fixture ? read_fixture(rows[i].fixture, &len) : NULL;
         char msg[PROVIDER_MSG_MAX] = "";
-        enum llm_errclass cls = provider_openai.classify(rows[i].status, body ? body : rows[i].body,
-                                                         len, msg, sizeof msg);
+        struct llm_error_info info;
+        llm_error_info_init(&info);
+        enum llm_errclass cls = provider_openai.classify(
+            rows[i].status, body ? body : rows[i].body, len, &info, msg, sizeof msg);
         if (cls != rows[i].cls)
             fail_msg("row %zu: got %s", i, llm_errclass_name(cls));
         if (rows[i].msg)
@@ -452,6 +454,39 @@ static void test_openai_classifies_error_responses(void **state)
             assert_true(msg[0] != '\0');
         free(body);
     }
+}
+
+static void test_openai_error_keeps_the_providers_type_code_and_param(void **state)
+{
+    static const char ctx[] = "{\"error\":{\"message\":\"This model's maximum context length is "
+                              "8192 tokens.\",\"type\":\"invalid_request_error\",\"param\":"
+                              "\"messages\",\"code\":\"context_length_exceeded\"}}";
+    static const char numeric[] = "{\"error\":{\"message\":\"busy\",\"code\":503}}";
+    struct llm_error_info info;
+    char msg[PROVIDER_MSG_MAX];
+    size_t len = 0;
+    char *body = read_fixture("error_401.json", &len);
+    (void)state;
+    llm_error_info_init(&info);
+    assert_int_equal(provider_openai.classify(401, body, len, &info, msg, sizeof msg),
+                     LLM_ERR_AUTH);
+    assert_string_equal(info.type, "invalid_request_error");
+    assert_string_equal(info.code, "invalid_api_key");
+    assert_string_equal(info.param, "");
+    free(body);
+    llm_error_info_init(&info);
+    assert_int_equal(provider_openai.classify(400, ctx, strlen(ctx), &info, msg, sizeof msg),
+                     LLM_ERR_CONTEXT_LENGTH);
+    assert_string_equal(info.type, "invalid_request_error");
+    assert_string_equal(info.code, "context_length_exceeded");
+    assert_string_equal(info.param, "messages");
+    llm_error_info_init(&info);
+    provider_openai.classify(503, numeric, strlen(numeric), &info, msg, sizeof msg);
+    assert_string_equal(info.type, "server_error"); /* none given: the status's */
+    assert_string_equal(info.code, "503");
+    llm_error_info_init(&info);
+    provider_openai.classify(404, "<html>", 6, &info, msg, sizeof msg);
+    assert_string_equal(info.type, "");
 }
 
 /* ---- The gateway's request parser --------------------------------------------------------- */
@@ -656,6 +691,7 @@ int main(void)
         cmocka_unit_test(test_openai_stream_maps_provider_tool_indices_to_our_order),
         cmocka_unit_test(test_openai_stream_rejects_events_that_are_not_json),
         cmocka_unit_test(test_openai_classifies_error_responses),
+        cmocka_unit_test(test_openai_error_keeps_the_providers_type_code_and_param),
         cmocka_unit_test(test_openai_request_parse_reads_every_supported_field),
         cmocka_unit_test(test_openai_request_parse_round_trips_through_encode),
         cmocka_unit_test(test_openai_request_parse_rejects_with_the_field_name),

@@ -201,6 +201,48 @@ static void test_provider_call_reports_facts_for_the_router(void **state)
     free(body);
 }
 
+static void test_provider_call_turns_a_429_into_a_retry_delay_and_error_details(void **state)
+{
+    (void)state;
+    static const char body[] = "{\"error\":{\"message\":\"Rate limit reached\",\"type\":"
+                               "\"requests\",\"param\":null,\"code\":\"rate_limit_exceeded\"}}";
+    struct call_rec r = {0};
+    struct llm_sink sink = {record, &r};
+    buf_init(&r.log);
+    struct provider_call *c = provider_call_new(&provider_openai, false, &sink, NULL);
+    provider_call_on_status(c, 429);
+    provider_call_on_header(c, "content-type", "application/json", 0);
+    provider_call_on_header(c, "x-ratelimit-limit-requests", "60", 0);
+    provider_call_on_header(c, "x-ratelimit-remaining-requests", "0", 0);
+    provider_call_on_header(c, "x-ratelimit-reset-requests", "2.5s", 0);
+    provider_call_on_header(c, "x-ratelimit-reset-tokens", "1s", 0);
+    assert_int_equal(provider_call_on_data(c, body, strlen(body)), 0);
+    assert_int_equal(provider_call_finish(c, LLM_ERR_NONE, NULL), LLM_ERR_RATE_LIMIT);
+    /* No Retry-After: the exhausted window's reset feeds the cooldown. */
+    assert_int_equal(provider_call_ratelimit(c)->retry_after_ms, 2500);
+    assert_string_equal(provider_call_error_info(c)->type, "requests");
+    assert_string_equal(provider_call_error_info(c)->code, "rate_limit_exceeded");
+    assert_string_equal(provider_call_client_headers(c),
+                        "x-ratelimit-limit-requests: 60\n"
+                        "x-ratelimit-remaining-requests: 0\n"
+                        "x-ratelimit-reset-requests: 2.5s\n"
+                        "x-ratelimit-reset-tokens: 1s\n");
+    provider_call_free(c);
+
+    /* A 200 with reset headers sets no delay: only a rate limit does. */
+    c = provider_call_new(&provider_openai, false, &sink, NULL);
+    provider_call_on_status(c, 200);
+    provider_call_on_header(c, "x-ratelimit-remaining-requests", "0", 0);
+    provider_call_on_header(c, "x-ratelimit-reset-requests", "2.5s", 0);
+    provider_call_on_header(c, "x-ratelimit-reset-requests", "bad\r\nx: y", 0);
+    provider_call_finish(c, LLM_ERR_NONE, NULL);
+    assert_int_equal(provider_call_ratelimit(c)->retry_after_ms, -1);
+    assert_string_equal(provider_call_client_headers(c),
+                        "x-ratelimit-remaining-requests: 0\nx-ratelimit-reset-requests: 2.5s\n");
+    provider_call_free(c);
+    buf_cleanup(&r.log);
+}
+
 static void test_provider_call_redacts_keys_and_the_secret_from_errors(void **state)
 {
     (void)state;
@@ -487,6 +529,7 @@ int main(void)
         cmocka_unit_test(test_provider_call_decodes_a_stream_split_anywhere),
         cmocka_unit_test(test_provider_call_decodes_whole_and_error_bodies_split_anywhere),
         cmocka_unit_test(test_provider_call_reports_facts_for_the_router),
+        cmocka_unit_test(test_provider_call_turns_a_429_into_a_retry_delay_and_error_details),
         cmocka_unit_test(test_provider_call_redacts_keys_and_the_secret_from_errors),
         cmocka_unit_test(test_provider_redact_replaces_key_shaped_text),
         cmocka_unit_test(test_provider_call_rejects_a_body_over_the_cap),
