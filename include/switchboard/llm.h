@@ -157,9 +157,9 @@ enum llm_errclass llm_errclass_from_status(long status);
  * provider's own type/code/param; Anthropic's and Gemini's types mapped to the nearest
  * OpenAI type, their own type or status as the code. "" when unknown. Caller's storage. */
 struct llm_error_info {
-    char type[48];  /* invalid_request_error, authentication_error, rate_limit_error, ... */
-    char code[64];  /* provider's code ("model_not_found", "overloaded_error", ...) */
-    char param[96]; /* OpenAI's param */
+    char type[48];          /* invalid_request_error, authentication_error, rate_limit_error, ... */
+    char code[64];          /* provider's code ("model_not_found", "overloaded_error", ...) */
+    char param[96];         /* OpenAI's param */
     int64_t retry_after_ms; /* a delay the error body asks for (Gemini RetryInfo); -1 none */
 };
 void llm_error_info_init(struct llm_error_info *e);

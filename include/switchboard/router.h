@@ -92,12 +92,12 @@ struct router_commit {
 
 struct router_result {
     uint64_t call_id;
-    enum llm_errclass err; /* LLM_ERR_NONE on success */
-    long upstream_status;  /* last upstream HTTP status, 0 when none */
+    enum llm_errclass err;                /* LLM_ERR_NONE on success */
+    long upstream_status;                 /* last upstream HTTP status, 0 when none */
     struct llm_error_info upstream_error; /* what the last failed attempt's provider said
                                              (type/code/param), "" when none */
-    char message[256];     /* sanitised, for the client */
-    const char *target;    /* answering (or last tried) target; "" when none was tried */
+    char message[256];                    /* sanitised, for the client */
+    const char *target; /* answering (or last tried) target; "" when none was tried */
     const char *model;
     const char *route;
     int attempts;           /* attempts started, hedges included */

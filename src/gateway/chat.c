@@ -236,14 +236,13 @@ struct call_hdrs {
     char overhead[32];
     char retry_after[24];
     char upstream[24];
-    char passthrough[sizeof ((struct gw_conn *)0)->commit_headers];
+    char passthrough[sizeof((struct gw_conn *)0)->commit_headers];
     const char *v[21 + 2 * GW_MAX_PASSTHROUGH];
 };
 
 /* retry_after_s > 0 adds Retry-After; upstream (may be NULL) the provider's headers. */
 static const char *const *call_hdrs(struct call_hdrs *h, const struct gw_outcome *o,
-                                    bool usage_missing, int64_t retry_after_s,
-                                    const char *upstream)
+                                    bool usage_missing, int64_t retry_after_s, const char *upstream)
 {
     size_t n = 0;
     memset(h, 0, sizeof *h);
@@ -293,16 +292,12 @@ static enum MHD_Result answer_stream(struct gw_conn *c, const char *target, int 
         return MHD_NO;
     char attempts[16], upstream[sizeof c->commit_headers];
     snprintf(attempts, sizeof attempts, "%d", attempt);
-    const char *hdrs[13 + 2 * GW_MAX_PASSTHROUGH] = {MHD_HTTP_HEADER_CONTENT_TYPE,
-                                                     "text/event-stream",
-                                                     MHD_HTTP_HEADER_CACHE_CONTROL,
-                                                     "no-cache",
-                                                     "X-Accel-Buffering",
-                                                     "no",
-                                                     "x-switchboard-target",
-                                                     target[0] ? target : "none",
-                                                     "x-switchboard-attempts",
-                                                     attempts};
+    const char *hdrs[13 + 2 * GW_MAX_PASSTHROUGH] = {
+        MHD_HTTP_HEADER_CONTENT_TYPE,  "text/event-stream",
+        MHD_HTTP_HEADER_CACHE_CONTROL, "no-cache",
+        "X-Accel-Buffering",           "no",
+        "x-switchboard-target",        target[0] ? target : "none",
+        "x-switchboard-attempts",      attempts};
     size_t n = 10;
     if (cached) {
         hdrs[n++] = "x-switchboard-cache";

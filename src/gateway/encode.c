@@ -297,8 +297,7 @@ void gw_error_from_parse(struct gw_error *e, enum sb_status st, const char *msg)
 }
 
 /* The type and code a class gets when the provider named none. */
-static void class_type_code(enum llm_errclass cls, int status, const char **type,
-                            const char **code)
+static void class_type_code(enum llm_errclass cls, int status, const char **type, const char **code)
 {
     *type = "upstream_error";
     *code = llm_errclass_name(cls);

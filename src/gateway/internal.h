@@ -100,9 +100,9 @@ struct gw_call_failure {
     enum llm_errclass cls;
     long upstream_status;              /* the provider's last HTTP status, 0 none */
     const struct llm_error_info *info; /* what it said (type/code/param); may be NULL */
-    bool no_target;         /* nothing could be tried (all down, drained, limited) */
-    int64_t retry_after_ms; /* -1 unknown */
-    const char *message;    /* may be NULL or "" */
+    bool no_target;                    /* nothing could be tried (all down, drained, limited) */
+    int64_t retry_after_ms;            /* -1 unknown */
+    const char *message;               /* may be NULL or "" */
 };
 /* The client's status (llm_client_status: the provider's own 4xx/5xx for the errors it
  * decided; 502 transport / unreadable answer; 504 deadline; 503 nothing could be tried,

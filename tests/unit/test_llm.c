@@ -198,16 +198,26 @@ static void test_llm_client_status_keeps_the_providers_status(void **state)
         long upstream;
         int want;
     } rows[] = {
-        {LLM_ERR_AUTH, 401, 401},           {LLM_ERR_AUTH, 403, 403},
-        {LLM_ERR_BAD_REQUEST, 404, 404},    {LLM_ERR_BAD_REQUEST, 409, 409},
-        {LLM_ERR_BAD_REQUEST, 413, 413},    {LLM_ERR_BAD_REQUEST, 422, 422},
-        {LLM_ERR_RATE_LIMIT, 429, 429},     {LLM_ERR_SERVER, 500, 500},
-        {LLM_ERR_SERVER, 503, 503},         {LLM_ERR_OVERLOADED, 529, 503},
-        {LLM_ERR_CONTEXT_LENGTH, 400, 400}, {LLM_ERR_AUTH, 400, 400},
-        {LLM_ERR_SERVER, 0, 500},           {LLM_ERR_RATE_LIMIT, 200, 429},
-        {LLM_ERR_AUTH, 0, 401},             {LLM_ERR_OVERLOADED, 0, 503},
-        {LLM_ERR_TIMEOUT, 503, 504},        {LLM_ERR_CONNECT, 500, 502},
-        {LLM_ERR_BAD_RESPONSE, 200, 502},   {LLM_ERR_TRUNCATED, 200, 502},
+        {LLM_ERR_AUTH, 401, 401},
+        {LLM_ERR_AUTH, 403, 403},
+        {LLM_ERR_BAD_REQUEST, 404, 404},
+        {LLM_ERR_BAD_REQUEST, 409, 409},
+        {LLM_ERR_BAD_REQUEST, 413, 413},
+        {LLM_ERR_BAD_REQUEST, 422, 422},
+        {LLM_ERR_RATE_LIMIT, 429, 429},
+        {LLM_ERR_SERVER, 500, 500},
+        {LLM_ERR_SERVER, 503, 503},
+        {LLM_ERR_OVERLOADED, 529, 503},
+        {LLM_ERR_CONTEXT_LENGTH, 400, 400},
+        {LLM_ERR_AUTH, 400, 400},
+        {LLM_ERR_SERVER, 0, 500},
+        {LLM_ERR_RATE_LIMIT, 200, 429},
+        {LLM_ERR_AUTH, 0, 401},
+        {LLM_ERR_OVERLOADED, 0, 503},
+        {LLM_ERR_TIMEOUT, 503, 504},
+        {LLM_ERR_CONNECT, 500, 502},
+        {LLM_ERR_BAD_RESPONSE, 200, 502},
+        {LLM_ERR_TRUNCATED, 200, 502},
     };
     for (size_t i = 0; i < SB_ARRAY_LEN(rows); i++) {
         if (llm_client_status(rows[i].c, rows[i].upstream) != rows[i].want)
@@ -249,21 +259,21 @@ static void test_llm_ratelimit_client_headers_use_openai_names(void **state)
                                             sizeof name, value, sizeof value));
     assert_string_equal(name, "x-ratelimit-remaining-tokens");
     assert_string_equal(value, "149984");
-    assert_true(llm_ratelimit_client_header("anthropic-ratelimit-requests-limit", "50", now,
-                                            name, sizeof name, value, sizeof value));
+    assert_true(llm_ratelimit_client_header("anthropic-ratelimit-requests-limit", "50", now, name,
+                                            sizeof name, value, sizeof value));
     assert_string_equal(name, "x-ratelimit-limit-requests");
     assert_string_equal(value, "50");
     assert_true(llm_ratelimit_client_header("anthropic-ratelimit-input-tokens-reset",
-                                            "1994-11-06T08:49:38.5Z", now, name, sizeof name,
-                                            value, sizeof value));
+                                            "1994-11-06T08:49:38.5Z", now, name, sizeof name, value,
+                                            sizeof value));
     assert_string_equal(name, "x-ratelimit-reset-input-tokens");
     assert_string_equal(value, "1.500s");
     assert_true(llm_ratelimit_client_header("anthropic-ratelimit-tokens-reset",
                                             "1994-11-06T08:49:37Z", now, name, sizeof name, value,
                                             sizeof value));
     assert_string_equal(value, "0ms");
-    assert_false(llm_ratelimit_client_header("anthropic-ratelimit-tokens-reset", "soon", now,
-                                             name, sizeof name, value, sizeof value));
+    assert_false(llm_ratelimit_client_header("anthropic-ratelimit-tokens-reset", "soon", now, name,
+                                             sizeof name, value, sizeof value));
     assert_false(llm_ratelimit_client_header("retry-after", "1", now, name, sizeof name, value,
                                              sizeof value));
     assert_false(llm_ratelimit_client_header("x-ratelimit-whatever", "1", now, name, sizeof name,

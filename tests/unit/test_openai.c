@@ -444,8 +444,8 @@ static void test_openai_classifies_error_responses(void **state)
         char msg[PROVIDER_MSG_MAX] = "";
         struct llm_error_info info;
         llm_error_info_init(&info);
-        enum llm_errclass cls = provider_openai.classify(
-            rows[i].status, body ? body : rows[i].body, len, &info, msg, sizeof msg);
+        enum llm_errclass cls = provider_openai.classify(rows[i].status, body ? body : rows[i].body,
+                                                         len, &info, msg, sizeof msg);
         if (cls != rows[i].cls)
             fail_msg("row %zu: got %s", i, llm_errclass_name(cls));
         if (rows[i].msg)

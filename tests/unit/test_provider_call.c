@@ -222,11 +222,10 @@ static void test_provider_call_turns_a_429_into_a_retry_delay_and_error_details(
     assert_int_equal(provider_call_ratelimit(c)->retry_after_ms, 2500);
     assert_string_equal(provider_call_error_info(c)->type, "requests");
     assert_string_equal(provider_call_error_info(c)->code, "rate_limit_exceeded");
-    assert_string_equal(provider_call_client_headers(c),
-                        "x-ratelimit-limit-requests: 60\n"
-                        "x-ratelimit-remaining-requests: 0\n"
-                        "x-ratelimit-reset-requests: 2.5s\n"
-                        "x-ratelimit-reset-tokens: 1s\n");
+    assert_string_equal(provider_call_client_headers(c), "x-ratelimit-limit-requests: 60\n"
+                                                         "x-ratelimit-remaining-requests: 0\n"
+                                                         "x-ratelimit-reset-requests: 2.5s\n"
+                                                         "x-ratelimit-reset-tokens: 1s\n");
     provider_call_free(c);
 
     /* A 200 with reset headers sets no delay: only a rate limit does. */
