@@ -200,8 +200,19 @@ bool llm_parse_go_duration_ms(const char *s, int64_t *out_ms);
 
 /* ---- Events and sinks ------------------------------------------------------------------- */
 
+/* What a TEXT event's text is. Only CONTENT is the answer; sinks that show just the answer
+ * skip the rest. */
+enum llm_text_kind {
+    LLM_TEXT_CONTENT,
+    LLM_TEXT_REFUSAL,           /* OpenAI message.refusal / delta.refusal */
+    LLM_TEXT_REASONING_CONTENT, /* OpenAI-compatible servers' reasoning_content (DeepSeek, vLLM) */
+    LLM_TEXT_REASONING,         /* ... or their "reasoning" (OpenRouter, Ollama, Groq) */
+};
+/* The OpenAI field name of a text kind: "content", "refusal", "reasoning_content", ... */
+const char *llm_text_kind_field(enum llm_text_kind k);
+
 enum llm_event_type {
-    LLM_EV_TEXT,      /* text delta: text/len */
+    LLM_EV_TEXT,      /* text delta: text/len, kind (+ logprobs) */
     LLM_EV_TOOL_CALL, /* a tool call starts: index, id, name */
     LLM_EV_TOOL_ARGS, /* arguments delta for tool call `index`: text/len */
     LLM_EV_USAGE,     /* usage */
@@ -219,7 +230,16 @@ struct llm_event {
     struct llm_usage usage;
     enum llm_finish finish;
     enum llm_errclass errclass;
-    long status; /* ERROR: upstream HTTP status, 0 when none */
+    long status;             /* ERROR: upstream HTTP status, 0 when none */
+    enum llm_text_kind kind; /* TEXT */
+    /* TEXT: the choice's "logprobs" object as an OpenAI-wire provider sent it (JSON text),
+     * NULL when none; borrowed like text. */
+    const char *logprobs;
+    size_t logprobs_len;
+    /* FINISH: the OpenAI-wire provider's system_fingerprint and service_tier, NULL when
+     * not given. */
+    const char *system_fingerprint;
+    const char *service_tier;
 };
 
 /* A sink receives events. Return 0 to continue, non-zero to ask the producer to stop
@@ -235,6 +255,12 @@ struct llm_sink {
  * `ask --no-stream`). Caller's storage. */
 struct llm_response {
     struct buf text;
+    struct buf refusal;   /* LLM_TEXT_REFUSAL text; empty when none came */
+    struct buf reasoning; /* reasoning text (either kind); empty when none came */
+    enum llm_text_kind reasoning_kind;
+    struct buf logprobs; /* the last TEXT event's logprobs JSON; empty when none came */
+    char system_fingerprint[96];
+    char service_tier[32];
     struct llm_tool_call *tool_calls; /* .arguments points into tool_args[i]: do not free */
     size_t n_tool_calls;
     size_t cap_tool_calls;

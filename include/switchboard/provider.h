@@ -71,9 +71,11 @@ struct provider_ops {
      * (an in-stream error event, unparseable JSON) with msg set. */
     enum llm_errclass (*stream_event)(void *state, const struct sse_event *ev,
                                       const struct llm_sink *sink, char *msg, size_t msglen);
-    /* The body ended. Returns LLM_ERR_NONE and emits USAGE/FINISH if the format's terminal
-     * event was seen; LLM_ERR_TRUNCATED with msg otherwise. */
-    enum llm_errclass (*stream_end)(void *state, const struct llm_sink *sink, char *msg,
+    /* The body ended: clean when it closed normally (chunked end), false after a transport
+     * failure. Returns LLM_ERR_NONE and emits USAGE/FINISH if the format's terminal event was
+     * seen, or on a clean close after a chunk that carried a finish reason; LLM_ERR_TRUNCATED
+     * with msg otherwise. */
+    enum llm_errclass (*stream_end)(void *state, bool clean, const struct llm_sink *sink, char *msg,
                                     size_t msglen);
 
     /* An error response (status >= 400, body possibly empty or not JSON) -> class + message

@@ -66,6 +66,8 @@ static int ask_on_event(void *ctx, const struct llm_event *ev)
     }
     switch (ev->type) {
     case LLM_EV_TEXT:
+        if (ev->kind == LLM_TEXT_REASONING || ev->kind == LLM_TEXT_REASONING_CONTENT)
+            break; /* the answer only */
         fwrite(ev->text, 1, ev->len, stdout);
         st->wrote_text = true;
         st->ended_with_newline = ev->len > 0 && ev->text[ev->len - 1] == '\n';

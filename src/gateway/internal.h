@@ -43,6 +43,8 @@ struct gw_json {
 void gw_json_init(struct gw_json *j, struct buf *out);
 void gw_json_open(struct gw_json *j, const char *key, char bracket); /* '{' or '[' */
 void gw_json_close(struct gw_json *j, char bracket);                 /* '}' or ']' */
+/* A value that is already JSON text (printed by cJSON from what a provider sent). */
+void gw_json_raw(struct gw_json *j, const char *key, const char *json, size_t len);
 void gw_json_str(struct gw_json *j, const char *key, const char *s); /* NULL -> null */
 void gw_json_strn(struct gw_json *j, const char *key, const char *s, size_t len);
 void gw_json_int(struct gw_json *j, const char *key, int64_t v);
@@ -64,6 +66,7 @@ struct gw_sse {
     bool over;    /* [DONE] or an error chunk written: nothing more */
     bool saw_tool;
     struct llm_usage usage;
+    size_t choices_at; /* where "choices": starts in prefix */
 };
 void gw_sse_init(struct gw_sse *s, const char *id, const char *model, int64_t created,
                  bool include_usage);

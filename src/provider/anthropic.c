@@ -711,15 +711,22 @@ out:
     return c;
 }
 
-static enum llm_errclass anthropic_stream_end(void *state, const struct llm_sink *sink, char *msg,
-                                              size_t msglen)
+/* Complete with message_stop; or with a clean close after message_delta gave a stop_reason
+ * (the rule for every format: a finish reason and a clean close end the answer). */
+static enum llm_errclass anthropic_stream_end(void *state, bool clean, const struct llm_sink *sink,
+                                              char *msg, size_t msglen)
 {
-    const struct an_stream *st = state;
-    (void)sink;
+    struct an_stream *st = state;
+    enum llm_errclass c;
     if (st->done)
         return LLM_ERR_NONE;
-    wire_msg(msg, msglen, "stream ended without message_stop");
-    return LLM_ERR_TRUNCATED;
+    if (!clean || st->finish == LLM_FINISH_NONE) {
+        wire_msg(msg, msglen, "stream ended without message_stop");
+        return LLM_ERR_TRUNCATED;
+    }
+    st->done = true;
+    c = an_flush_args(st, sink, msg, msglen);
+    return c != LLM_ERR_NONE ? c : an_emit_end(sink, &st->usage, st->finish, msg, msglen);
 }
 
 /* ---- classify ----------------------------------------------------------------------------- */

@@ -36,8 +36,9 @@
  *     MALFORMED_FUNCTION_CALL, UNEXPECTED_TOOL_CALL, TOO_MANY_TOOL_CALLS, LANGUAGE, OTHER,
  *     IMAGE_OTHER, NO_IMAGE, FINISH_REASON_UNSPECIFIED -> ERROR (a FINISH, not an error
  *     event: the provider said the generation failed); absent -> NONE; any other value ->
- *     STOP (forward compatibility). promptFeedback.blockReason with no candidates -> FINISH
- *     CONTENT_FILTER.
+ *     STOP (forward compatibility). No candidates with a promptFeedback (blockReason or
+ *     not; in a whole body, just usageMetadata too): the prompt was blocked -> FINISH
+ *     CONTENT_FILTER, promptFeedback.blockReasonMessage (Vertex) as refusal text.
  *   error.status RESOURCE_EXHAUSTED -> RATE_LIMIT; UNAVAILABLE, INTERNAL, DEADLINE_EXCEEDED
  *     -> SERVER ("overloaded" in the message -> OVERLOADED); UNAUTHENTICATED,
  *     PERMISSION_DENIED -> AUTH; INVALID_ARGUMENT, FAILED_PRECONDITION, NOT_FOUND ->
@@ -500,6 +501,7 @@ static enum llm_errclass gm_error_class(const cJSON *err, long status, char *msg
 
 /* Decoding state shared by a whole body and a stream (a body is a one-chunk stream). */
 struct gm_state {
+    bool whole; /* a whole body, not a stream */
     int n_tools;
     bool finished; /* a finishReason or a prompt block was seen */
     enum llm_finish finish;
@@ -574,6 +576,14 @@ static enum llm_errclass gm_emit_call(struct gm_state *st, const cJSON *p,
     return c != LLM_ERR_NONE ? c : wire_emit_args(sink, index, wire_get(fc, "args"), msg, msglen);
 }
 
+/* A response without candidates whose prompt was blocked: it has promptFeedback, with or
+ * without a blockReason; a whole body that says nothing else but its usage counts too. */
+static bool gm_is_blocked(const struct gm_state *st, const cJSON *root)
+{
+    return cJSON_IsObject(wire_get(root, "promptFeedback")) ||
+           (st->whole && cJSON_IsObject(wire_get(root, "usageMetadata")));
+}
+
 /* One GenerateContentResponse (a whole body or a stream chunk) -> events. */
 static enum llm_errclass gm_chunk(struct gm_state *st, const cJSON *root,
                                   const struct llm_sink *sink, char *msg, size_t msglen)
@@ -607,9 +617,12 @@ static enum llm_errclass gm_chunk(struct gm_state *st, const cJSON *root,
     if (wire_str(cand, "finishReason")) {
         st->finished = true;
         st->finish = gm_finish(wire_str(cand, "finishReason"));
-    } else if (!cand && wire_str(wire_get(root, "promptFeedback"), "blockReason")) {
+    } else if (!cand && gm_is_blocked(st, root)) {
         st->finished = true;
         st->finish = LLM_FINISH_CONTENT_FILTER;
+        return wire_emit_text_kind(sink, LLM_TEXT_REFUSAL,
+                                   wire_str(wire_get(root, "promptFeedback"), "blockReasonMessage"),
+                                   msg, msglen);
     }
     return LLM_ERR_NONE;
 }
@@ -642,7 +655,8 @@ static enum llm_errclass gm_check_body(const cJSON *root, char *msg, size_t msgl
         if ((c = gm_check_parts(&tools, gm_parts(it), msg, msglen)) != LLM_ERR_NONE)
             return c;
         answer = answer || cJSON_GetArrayItem(wire_get(it, "candidates"), 0) ||
-                 wire_str(wire_get(it, "promptFeedback"), "blockReason") ||
+                 cJSON_IsObject(wire_get(it, "promptFeedback")) ||
+                 cJSON_IsObject(wire_get(it, "usageMetadata")) ||
                  cJSON_IsObject(wire_get(it, "error"));
     }
     if (!answer) {
@@ -655,7 +669,7 @@ static enum llm_errclass gm_check_body(const cJSON *root, char *msg, size_t msgl
 static enum llm_errclass gemini_decode_full(const char *body, size_t len,
                                             const struct llm_sink *sink, char *msg, size_t msglen)
 {
-    struct gm_state st = {.finish = LLM_FINISH_NONE};
+    struct gm_state st = {.whole = true, .finish = LLM_FINISH_NONE};
     cJSON *root = wire_parse_scratch(body, len);
     bool array = cJSON_IsArray(root);
     enum llm_errclass c = gm_check_body(root, msg, msglen);
@@ -684,10 +698,13 @@ static enum llm_errclass gemini_stream_event(void *state, const struct sse_event
     return c;
 }
 
-static enum llm_errclass gemini_stream_end(void *state, const struct llm_sink *sink, char *msg,
-                                           size_t msglen)
+/* Complete once a chunk carried a finishReason (or a prompt block), clean close or not: that
+ * chunk is Gemini's last and carries the final usage. */
+static enum llm_errclass gemini_stream_end(void *state, bool clean, const struct llm_sink *sink,
+                                           char *msg, size_t msglen)
 {
     const struct gm_state *st = state;
+    (void)clean;
     if (st->finished)
         return gm_end(st, sink, msg, msglen);
     wire_msg(msg, msglen, "stream ended without a finishReason");

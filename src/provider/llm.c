@@ -589,10 +589,28 @@ bool llm_ratelimit_client_header(const char *name, const char *value, int64_t no
 /* Tool call indices come from adapters (0-based, in order); anything beyond is nonsense. */
 #define COLLECT_MAX_TOOL_CALLS 1024
 
+const char *llm_text_kind_field(enum llm_text_kind k)
+{
+    switch (k) {
+    case LLM_TEXT_CONTENT:
+        return "content";
+    case LLM_TEXT_REFUSAL:
+        return "refusal";
+    case LLM_TEXT_REASONING_CONTENT:
+        return "reasoning_content";
+    case LLM_TEXT_REASONING:
+        return "reasoning";
+    }
+    return "content";
+}
+
 void llm_response_init(struct llm_response *r)
 {
     memset(r, 0, sizeof *r);
     buf_init(&r->text);
+    buf_init(&r->refusal);
+    buf_init(&r->reasoning);
+    buf_init(&r->logprobs);
     r->finish = LLM_FINISH_NONE;
     r->errclass = LLM_ERR_NONE;
 }
@@ -600,6 +618,9 @@ void llm_response_init(struct llm_response *r)
 void llm_response_cleanup(struct llm_response *r)
 {
     buf_cleanup(&r->text);
+    buf_cleanup(&r->refusal);
+    buf_cleanup(&r->reasoning);
+    buf_cleanup(&r->logprobs);
     for (size_t i = 0; i < r->n_tool_calls; i++) {
         free(r->tool_calls[i].id);
         free(r->tool_calls[i].name);
@@ -644,13 +665,34 @@ static void collect_complete_tools(struct llm_response *r)
     }
 }
 
+static void collect_text(struct llm_response *r, const struct llm_event *ev)
+{
+    switch (ev->kind) {
+    case LLM_TEXT_CONTENT:
+        buf_append(&r->text, ev->text, ev->len);
+        break;
+    case LLM_TEXT_REFUSAL:
+        buf_append(&r->refusal, ev->text, ev->len);
+        break;
+    case LLM_TEXT_REASONING_CONTENT:
+    case LLM_TEXT_REASONING:
+        r->reasoning_kind = ev->kind;
+        buf_append(&r->reasoning, ev->text, ev->len);
+        break;
+    }
+    if (ev->logprobs && ev->logprobs_len) {
+        buf_reset(&r->logprobs);
+        buf_append(&r->logprobs, ev->logprobs, ev->logprobs_len);
+    }
+}
+
 int llm_response_collect(void *ctx, const struct llm_event *ev)
 {
     struct llm_response *r = ctx;
     struct llm_tool_call *tc;
     switch (ev->type) {
     case LLM_EV_TEXT:
-        buf_append(&r->text, ev->text, ev->len);
+        collect_text(r, ev);
         break;
     case LLM_EV_TOOL_CALL:
         tc = collect_tool(r, ev->index);
@@ -675,6 +717,9 @@ int llm_response_collect(void *ctx, const struct llm_event *ev)
         collect_complete_tools(r);
         r->finish = ev->finish;
         r->finished = true;
+        str_copy(r->system_fingerprint, sizeof r->system_fingerprint,
+                 ev->system_fingerprint ? ev->system_fingerprint : "");
+        str_copy(r->service_tier, sizeof r->service_tier, ev->service_tier ? ev->service_tier : "");
         break;
     case LLM_EV_ERROR: {
         size_t n = ev->text ? ev->len : 0;

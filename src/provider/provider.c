@@ -169,7 +169,8 @@ struct provider_call {
     void *stream_state;
     size_t n_events;
 
-    struct buf hold_text; /* incomplete UTF-8 tail of the text */
+    struct buf hold_text; /* incomplete UTF-8 tail of the text (of kind hold_kind) */
+    enum llm_text_kind hold_kind;
     struct buf hold_args; /* ... of tool call hold_index's arguments */
     int hold_index;
     struct buf scratch;
@@ -290,11 +291,15 @@ static int flush_hold(struct provider_call *c, struct buf *hold, enum llm_event_
         return 0;
     buf_reset(hold);
     struct llm_event ev = {.type = type, .text = "\xEF\xBF\xBD", .len = 3, .index = index};
+    if (type == LLM_EV_TEXT)
+        ev.kind = c->hold_kind;
     c->has_output = true;
     return deliver(c, &ev);
 }
 
-static int emit_finish(struct provider_call *c, enum llm_finish finish)
+/* from: the adapter's FINISH (its fingerprint and tier go along), NULL when synthesised. */
+static int emit_finish(struct provider_call *c, enum llm_finish finish,
+                       const struct llm_event *from)
 {
     if (flush_hold(c, &c->hold_text, LLM_EV_TEXT, 0) ||
         flush_hold(c, &c->hold_args, LLM_EV_TOOL_ARGS, c->hold_index))
@@ -303,6 +308,10 @@ static int emit_finish(struct provider_call *c, enum llm_finish finish)
     c->terminated = true;
     c->outcome = LLM_ERR_NONE;
     struct llm_event ev = {.type = LLM_EV_FINISH, .finish = finish};
+    if (from) {
+        ev.system_fingerprint = from->system_fingerprint;
+        ev.service_tier = from->service_tier;
+    }
     return deliver(c, &ev);
 }
 
@@ -314,6 +323,9 @@ static int call_on_event(void *ctx, const struct llm_event *ev)
         return 1;
     switch (ev->type) {
     case LLM_EV_TEXT:
+        if (ev->kind != c->hold_kind && flush_hold(c, &c->hold_text, LLM_EV_TEXT, 0))
+            return 1;
+        c->hold_kind = ev->kind;
         return deliver_text(c, &c->hold_text, ev);
     case LLM_EV_TOOL_ARGS:
         if (ev->index != c->hold_index &&
@@ -331,7 +343,7 @@ static int call_on_event(void *ctx, const struct llm_event *ev)
         c->usage.present = true;
         return deliver(c, ev);
     case LLM_EV_FINISH:
-        return emit_finish(c, ev->finish);
+        return emit_finish(c, ev->finish, ev);
     case LLM_EV_ERROR:
         buf_reset(&c->scratch);
         buf_append(&c->scratch, ev->text ? ev->text : "", ev->text ? ev->len : 0);
@@ -567,7 +579,7 @@ static void finish_body(struct provider_call *c)
     case MODE_SSE:
         if (sse_result(c, sse_finish(&c->sse, on_sse_event, c)) || c->terminated)
             return;
-        cls = c->ops->stream_end(c->stream_state, &c->inner, msg, sizeof msg);
+        cls = c->ops->stream_end(c->stream_state, true, &c->inner, msg, sizeof msg);
         break;
     case MODE_UNDECIDED:
     case MODE_REJECTED:
@@ -576,7 +588,7 @@ static void finish_body(struct provider_call *c)
     if (cls != LLM_ERR_NONE)
         emit_error(c, cls, msg);
     else if (!c->terminated && !c->stopped)
-        emit_finish(c, c->finish); /* the adapter said done without a FINISH */
+        emit_finish(c, c->finish, NULL); /* the adapter said done without a FINISH */
 }
 
 enum llm_errclass provider_call_finish(struct provider_call *c, enum llm_errclass transport_err,
@@ -605,9 +617,10 @@ enum llm_errclass provider_call_finish(struct provider_call *c, enum llm_errclas
      * in the parser is not dispatched. */
     if (c->mode == MODE_SSE) {
         char msg[PROVIDER_MSG_MAX] = "";
-        if (c->ops->stream_end(c->stream_state, &c->inner, msg, sizeof msg) == LLM_ERR_NONE &&
+        if (c->ops->stream_end(c->stream_state, false, &c->inner, msg, sizeof msg) ==
+                LLM_ERR_NONE &&
             !c->terminated && !c->stopped)
-            emit_finish(c, c->finish);
+            emit_finish(c, c->finish, NULL);
     }
     emit_error(c, transport_err, transport_msg); /* a no-op once terminated */
     return outcome(c);

@@ -587,7 +587,7 @@ static void test_anthropic_ignores_everything_after_message_stop(void **state)
         struct sse_event ev = {.data = events[i], .data_len = strlen(events[i])};
         assert_int_equal(ops->stream_event(st, &ev, &sink, msg, sizeof msg), LLM_ERR_NONE);
     }
-    assert_int_equal(ops->stream_end(st, &sink, msg, sizeof msg), LLM_ERR_NONE);
+    assert_int_equal(ops->stream_end(st, true, &sink, msg, sizeof msg), LLM_ERR_NONE);
     assert_string_equal(buf_str(&r.log), "text:a\nusage:3/0/0\nfinish:none\n");
     ops->stream_free(st);
     ops->stream_free(NULL);

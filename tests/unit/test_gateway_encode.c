@@ -123,6 +123,74 @@ static cJSON *parse_buf(struct buf *b)
 
 /* ---- streaming ---------------------------------------------------------------------------- */
 
+static void test_sse_carries_refusal_reasoning_logprobs_and_fingerprint(void **state)
+{
+    (void)state;
+    static const char lp[] = "{\"content\":[{\"token\":\"no\",\"logprob\":-0.5}]}";
+    struct llm_event evs[] = {ev_text("hmm"), ev_text("No."), ev_text("sorry"), ev_usage(1, 2, 0),
+                              ev_finish(LLM_FINISH_STOP)};
+    evs[0].kind = LLM_TEXT_REASONING_CONTENT;
+    evs[1].logprobs = lp;
+    evs[1].logprobs_len = strlen(lp);
+    evs[2].kind = LLM_TEXT_REFUSAL;
+    evs[4].system_fingerprint = "fp_1";
+    evs[4].service_tier = "default";
+    char *text = sse_run(true, evs, SB_ARRAY_LEN(evs));
+    cJSON *c1 = sse_chunk(text, 1), *c2 = sse_chunk(text, 2), *c3 = sse_chunk(text, 3);
+    cJSON *c4 = sse_chunk(text, 4), *c5 = sse_chunk(text, 5);
+    const cJSON *ch = cJSON_GetArrayItem(cJSON_GetObjectItem(c1, "choices"), 0);
+    assert_string_equal(jstr(cJSON_GetObjectItem(ch, "delta"), "reasoning_content"), "hmm");
+    ch = cJSON_GetArrayItem(cJSON_GetObjectItem(c2, "choices"), 0);
+    assert_string_equal(jstr(cJSON_GetObjectItem(ch, "delta"), "content"), "No.");
+    assert_true(jnum(cJSON_GetArrayItem(
+                         cJSON_GetObjectItem(cJSON_GetObjectItem(ch, "logprobs"), "content"), 0),
+                     "logprob") == -0.5);
+    ch = cJSON_GetArrayItem(cJSON_GetObjectItem(c3, "choices"), 0);
+    assert_string_equal(jstr(cJSON_GetObjectItem(ch, "delta"), "refusal"), "sorry");
+    assert_string_equal(jstr(c4, "system_fingerprint"), "fp_1");
+    assert_string_equal(jstr(c4, "service_tier"), "default");
+    assert_string_equal(jstr(c4, "id"), "chatcmpl-r1");
+    assert_string_equal(jstr(c5, "system_fingerprint"), "fp_1"); /* the usage chunk */
+    assert_non_null(strstr(text, DONE));
+    cJSON_Delete(c1);
+    cJSON_Delete(c2);
+    cJSON_Delete(c3);
+    cJSON_Delete(c4);
+    cJSON_Delete(c5);
+    free(text);
+}
+
+static void test_completion_carries_refusal_reasoning_logprobs_and_fingerprint(void **state)
+{
+    (void)state;
+    static const char lp[] = "{\"content\":[]}";
+    struct llm_response r;
+    struct buf out;
+    llm_response_init(&r);
+    buf_init(&out);
+    struct llm_event evs[] = {ev_text("think"), ev_text("I can't."), ev_finish(LLM_FINISH_STOP)};
+    evs[0].kind = LLM_TEXT_REASONING;
+    evs[1].kind = LLM_TEXT_REFUSAL;
+    evs[1].logprobs = lp;
+    evs[1].logprobs_len = strlen(lp);
+    evs[2].system_fingerprint = "fp_2";
+    for (size_t i = 0; i < SB_ARRAY_LEN(evs); i++)
+        llm_response_collect(&r, &evs[i]);
+    gw_completion_json("chatcmpl-r1", "gpt-x", 1700000000, &r, &out);
+    cJSON *j = parse_buf(&out);
+    const cJSON *ch = cJSON_GetArrayItem(cJSON_GetObjectItem(j, "choices"), 0);
+    const cJSON *m = cJSON_GetObjectItem(ch, "message");
+    assert_true(cJSON_IsNull(cJSON_GetObjectItem(m, "content")));
+    assert_string_equal(jstr(m, "refusal"), "I can't.");
+    assert_string_equal(jstr(m, "reasoning"), "think");
+    assert_true(cJSON_IsArray(cJSON_GetObjectItem(cJSON_GetObjectItem(ch, "logprobs"), "content")));
+    assert_string_equal(jstr(j, "system_fingerprint"), "fp_2");
+    assert_null(cJSON_GetObjectItem(j, "service_tier"));
+    cJSON_Delete(j);
+    buf_cleanup(&out);
+    llm_response_cleanup(&r);
+}
+
 static void test_sse_text_stream_is_role_deltas_finish_then_done(void **state)
 {
     (void)state;
@@ -730,6 +798,8 @@ int main(void)
         cmocka_unit_test(test_error_json_has_message_type_param_code),
         cmocka_unit_test(test_parse_errors_answer_400_naming_the_parameter),
         cmocka_unit_test(test_call_errors_map_to_the_right_status),
+        cmocka_unit_test(test_sse_carries_refusal_reasoning_logprobs_and_fingerprint),
+        cmocka_unit_test(test_completion_carries_refusal_reasoning_logprobs_and_fingerprint),
         cmocka_unit_test(test_call_errors_keep_the_providers_type_code_and_param),
         cmocka_unit_test(test_rate_limit_carries_retry_after_in_whole_seconds),
         cmocka_unit_test(test_unknown_model_is_404_listing_the_routes),

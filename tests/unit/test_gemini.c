@@ -518,7 +518,11 @@ static const struct decode_case {
     {"full_malformed_function_call.json", "usage:50/0/0\nfinish:error\n"},
     {"full_thought.json", "text:The answer is 4.\nusage:7/50/0\nfinish:stop\n"},
     {"full_unknown_finish.json", "text:ok\nfinish:stop\n"},
-    {"full_no_candidates.json", "error:bad_response:response has no candidates\n"},
+    {"full_no_candidates.json", "usage:3/0/0\nfinish:content_filter\n"},
+    {"full_blocked_no_reason.json", "usage:12/0/0\nfinish:content_filter\n"},
+    {"full_blocked_vertex.json", "refusal:Prompt blocked due to prohibited content.\n"
+                                 "usage:7/0/0\nfinish:content_filter\n"},
+    {"full_empty_object.json", "error:bad_response:response has no candidates\n"},
     {"full_bad_cache.json", "text:x\nusage:10/0/10\nfinish:stop\n"},
     {"full_array.json", "text:Hel\ntext:lo\ncall:0:call_0:wave\nargs:0:{\"times\":2}\n"
                         "usage:4/6/0\nfinish:tool_calls\n"},
@@ -579,6 +583,7 @@ static const struct decode_case stream_cases[] = {
                          "retry or report in "
                          "https://developers.generativeai.google/guide/troubleshooting\n"},
     {"stream_blocked.sse", "usage:15/0/0\nfinish:content_filter\n"},
+    {"stream_blocked_no_reason.sse", "usage:15/0/0\nfinish:content_filter\n"},
     {"stream_malformed.sse", "text:ok\nerror:bad_response:stream chunk is not a JSON object\n"},
     {"stream_usage_after_finish.sse", "text:Done.\nusage:11/2/0\nfinish:length\n"},
     {"stream_thoughts.sse", "text:Answer.\nusage:9/32/0\nfinish:stop\n"},

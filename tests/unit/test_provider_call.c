@@ -402,7 +402,13 @@ static void test_provider_call_reports_truncated_and_failed_streams(void **state
         const char *log;
     } rows[] = {
         {"stream_truncated.sse", 200, LLM_ERR_NONE, NULL, LLM_ERR_TRUNCATED,
-         "T:Hello\nT:, w\xC3\xB6rld\nE:truncated:200:stream ended without [DONE]\n"},
+         "T:Hello\nT:, w\xC3\xB6rld\nE:truncated:200:stream ended without a finish_reason or "
+         "[DONE]\n"},
+        /* A finish_reason and a clean close: complete without [DONE]; reset: truncated. */
+        {"stream_no_done.sse", 200, LLM_ERR_NONE, NULL, LLM_ERR_NONE,
+         "T:Hi\nT: there\nU:5/2/0\nF:stop\n"},
+        {"stream_no_done.sse", 200, LLM_ERR_TRUNCATED, "connection reset", LLM_ERR_TRUNCATED,
+         "T:Hi\nT: there\nE:truncated:200:connection reset\n"},
         {"stream_truncated.sse", 200, LLM_ERR_TIMEOUT, "no data for 30000 ms", LLM_ERR_TIMEOUT,
          "T:Hello\nT:, w\xC3\xB6rld\nE:timeout:200:no data for 30000 ms\n"},
         {"stream_ok.sse", 200, LLM_ERR_TIMEOUT, "closed late", LLM_ERR_NONE,
