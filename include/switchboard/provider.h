@@ -28,9 +28,11 @@
 /* Caps on everything a provider sends. */
 #define PROVIDER_MAX_BODY       (16u * 1024 * 1024) /* non-streaming 2xx body */
 #define PROVIDER_MAX_ERROR_BODY (64u * 1024)        /* error bodies: the rest is dropped */
-#define PROVIDER_MAX_SSE_LINE   (1024u * 1024)
-#define PROVIDER_MAX_SSE_EVENT  (4u * 1024 * 1024)
-#define PROVIDER_MAX_EVENTS     200000u /* SSE events in one stream */
+/* One size rule for SSE: a line and an event may each hold this much (the default of a
+ * target's sse_max_event_bytes; provider_call_set_sse_limit). */
+#define PROVIDER_MAX_SSE_EVENT (4u * 1024 * 1024)
+#define PROVIDER_MAX_SSE_LINE  PROVIDER_MAX_SSE_EVENT
+#define PROVIDER_MAX_EVENTS    200000u /* SSE events in one stream */
 
 /* An HTTP request ready for the transport. Caller's storage. */
 struct http_request {
@@ -114,6 +116,9 @@ struct provider_call;
 struct provider_call *provider_call_new(const struct provider_ops *ops, bool stream,
                                         const struct llm_sink *sink, const char *secret);
 void provider_call_free(struct provider_call *c); /* NULL-safe */
+/* The SSE size limit (per line and per event alike; 0: PROVIDER_MAX_SSE_EVENT). Before the
+ * first body byte. */
+void provider_call_set_sse_limit(struct provider_call *c, size_t bytes);
 
 /* The final response status (after any 1xx). */
 void provider_call_on_status(struct provider_call *c, long status);

@@ -7,7 +7,11 @@
  *                                  at the end (or as soon as the cap is hit, then abort)
  *   2xx, not streaming          -> FULL: keep up to PROVIDER_MAX_BODY, decode_full at the end
  *   2xx, streaming, event-stream -> SSE: sse_parser -> ops->stream_event; stream_end at the end
- *     (a missing content-type is read as an event stream)
+ *     (a missing content-type is read as an event stream). One size rule: a line and an event
+ *     may each hold sse_limit bytes (the target's sse_max_event_bytes); over it the call ends
+ *     with an ERROR that says so. Non-SSE bytes after the last event (a bare JSON error object
+ *     appended by Vertex AI) end it with an ERROR too, even after a finish reason: a JSON
+ *     error is classified as an error body, anything else is BAD_RESPONSE.
  *   2xx, streaming, JSON         -> FULL: a server that ignored "stream": true answered with
  *                                  one JSON body; decode_full yields the same events, and an
  *                                  {"error":...} body is classified there
@@ -27,6 +31,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+
+#include <cjson/cJSON.h>
 
 #include "switchboard/provider.h"
 #include "wire.h"
@@ -166,6 +172,7 @@ struct provider_call {
     enum call_mode mode;
     struct buf body;
     struct sse_parser sse;
+    size_t sse_limit; /* per line and per event */
     void *stream_state;
     size_t n_events;
 
@@ -371,7 +378,8 @@ struct provider_call *provider_call_new(const struct provider_ops *ops, bool str
     buf_init(&c->hold_args);
     buf_init(&c->scratch);
     buf_init(&c->clean);
-    sse_init(&c->sse, (size_t)PROVIDER_MAX_SSE_LINE, (size_t)PROVIDER_MAX_SSE_EVENT);
+    c->sse_limit = (size_t)PROVIDER_MAX_SSE_EVENT;
+    sse_init(&c->sse, c->sse_limit, c->sse_limit);
     c->mode = MODE_UNDECIDED;
     c->finish = LLM_FINISH_NONE;
     c->outcome = LLM_ERR_NONE;
@@ -398,6 +406,15 @@ void provider_call_free(struct provider_call *c)
         free(c->secret);
     }
     free(c);
+}
+
+void provider_call_set_sse_limit(struct provider_call *c, size_t bytes)
+{
+    if (c->mode != MODE_UNDECIDED)
+        return;
+    c->sse_limit = bytes ? bytes : (size_t)PROVIDER_MAX_SSE_EVENT;
+    sse_cleanup(&c->sse);
+    sse_init(&c->sse, c->sse_limit, c->sse_limit);
 }
 
 void provider_call_on_status(struct provider_call *c, long status)
@@ -514,11 +531,10 @@ static int sse_result(struct provider_call *c, enum sse_status st)
     case SSE_STOPPED:
         return c->stopped || c->outcome != LLM_ERR_NONE ? 1 : 0;
     case SSE_ERR_LINE_TOO_LONG:
-        snprintf(msg, sizeof msg, "SSE line over %u bytes", PROVIDER_MAX_SSE_LINE);
-        emit_error(c, LLM_ERR_BAD_RESPONSE, msg);
-        return 1;
     case SSE_ERR_EVENT_TOO_BIG:
-        snprintf(msg, sizeof msg, "SSE event over %u bytes", PROVIDER_MAX_SSE_EVENT);
+        snprintf(msg, sizeof msg,
+                 "the provider sent an SSE %s over the limit of %zu bytes (sse_max_event_bytes)",
+                 st == SSE_ERR_LINE_TOO_LONG ? "line" : "event", c->sse_limit);
         emit_error(c, LLM_ERR_BAD_RESPONSE, msg);
         return 1;
     }
@@ -565,6 +581,54 @@ static enum llm_errclass outcome(const struct provider_call *c)
     return c->stopped ? LLM_ERR_CANCELLED : LLM_ERR_NONE;
 }
 
+/* A JSON error object (bare, or first in an array) in text: its text printed alone (caller
+ * cJSON_frees) and the status it asks for (its numeric code when an HTTP error status, else
+ * 500); NULL when text is no such thing. */
+static char *junk_error(const char *text, size_t len, long *status)
+{
+    char *printed = NULL;
+    cJSON *root = cJSON_ParseWithLength(text, len);
+    const cJSON *top = cJSON_IsArray(root) ? cJSON_GetArrayItem(root, 0) : root;
+    const cJSON *err = cJSON_IsObject(top) ? cJSON_GetObjectItemCaseSensitive(top, "error") : NULL;
+    const cJSON *num = cJSON_IsObject(err) ? cJSON_GetObjectItemCaseSensitive(err, "code") : NULL;
+    *status = 500;
+    if (cJSON_IsNumber(num) && num->valuedouble >= 400 && num->valuedouble < 600)
+        *status = (long)num->valuedouble;
+    if (err)
+        printed = cJSON_PrintUnformatted(top);
+    cJSON_Delete(root);
+    return printed;
+}
+
+/*
+ * Bytes after the last event that are not SSE (Vertex AI appends a bare JSON error object to
+ * a stream): an error, even after a finish reason. A JSON error object is classified as the
+ * provider's error body; anything else is BAD_RESPONSE. Returns whether there were any.
+ */
+static bool trailing_error(struct provider_call *c)
+{
+    size_t len;
+    const char *junk = sse_trailing(&c->sse, &len);
+    char msg[PROVIDER_MSG_MAX] = "";
+    long status;
+    if (len == 0 || c->terminated || c->stopped)
+        return false;
+    char *err = junk_error(junk, len, &status);
+    if (!err) {
+        char shown[81];
+        str_copy(shown, sizeof shown, junk);
+        snprintf(msg, sizeof msg, "the stream ended with %zu bytes that are not SSE: %s", len,
+                 shown);
+        emit_error(c, LLM_ERR_BAD_RESPONSE, msg);
+        return true;
+    }
+    llm_error_info_init(&c->info);
+    enum llm_errclass cls = c->ops->classify(status, err, strlen(err), &c->info, msg, sizeof msg);
+    cJSON_free(err);
+    emit_error(c, cls == LLM_ERR_NONE ? LLM_ERR_SERVER : cls, msg);
+    return true;
+}
+
 static void finish_body(struct provider_call *c)
 {
     char msg[PROVIDER_MSG_MAX] = "";
@@ -577,7 +641,8 @@ static void finish_body(struct provider_call *c)
         cls = c->ops->decode_full(buf_str(&c->body), c->body.len, &c->inner, msg, sizeof msg);
         break;
     case MODE_SSE:
-        if (sse_result(c, sse_finish(&c->sse, on_sse_event, c)) || c->terminated)
+        if (sse_result(c, sse_finish(&c->sse, on_sse_event, c)) || trailing_error(c) ||
+            c->terminated)
             return;
         cls = c->ops->stream_end(c->stream_state, true, &c->inner, msg, sizeof msg);
         break;
@@ -615,7 +680,7 @@ enum llm_errclass provider_call_finish(struct provider_call *c, enum llm_errclas
     /* A stream whose terminal event came before the failure (a connection that dropped after
      * [DONE]) is complete; else the transport's class stands, not TRUNCATED. The partial line
      * in the parser is not dispatched. */
-    if (c->mode == MODE_SSE) {
+    if (c->mode == MODE_SSE && !trailing_error(c)) {
         char msg[PROVIDER_MSG_MAX] = "";
         if (c->ops->stream_end(c->stream_state, false, &c->inner, msg, sizeof msg) ==
                 LLM_ERR_NONE &&

@@ -676,6 +676,7 @@ static struct attempt *attempt_new(struct router *rt, struct call *c, struct can
     timer_init(&a->t_idle, ATTEMPT_TIMER_IDLE);
     struct llm_sink sink = {attempt_on_event, a};
     a->pc = provider_call_new(k->t->ops, c->req->stream, &sink, k->t->cfg->api_key);
+    provider_call_set_sse_limit(a->pc, (size_t)k->t->cfg->sse_max_event_bytes);
     return a;
 }
 

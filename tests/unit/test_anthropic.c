@@ -487,6 +487,7 @@ static const struct decode_case stream_cases[] = {
     {"stream_truncated.sse", "text:Once upon\ntext: a time\n"
                              "error:truncated:stream ended without message_stop\n"},
     {"stream_no_usage.sse", "text:quiet\nfinish:stop\n"},
+    {"stream_no_stop.sse", "text:Hi\nusage:10/2/0\nfinish:stop\n"},
     {"stream_cache.sse", "text:cached\nusage:2004/7/1800\nfinish:stop\n"},
     {"stream_malformed.sse", "error:bad_response:stream event content_block_delta is not a "
                              "JSON object\n"},

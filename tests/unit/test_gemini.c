@@ -741,6 +741,26 @@ static int ignore_event(void *ctx, const struct llm_event *ev)
     return 0;
 }
 
+static void test_gemini_error_appended_to_a_stream_ends_it_with_an_error(void **state)
+{
+    static const unsigned splits[] = {0, 1, 7};
+    size_t len = 0;
+    char *body = read_fixture("stream_trailing_error.sse", &len);
+    (void)state;
+    for (size_t s = 0; s < SB_ARRAY_LEN(splits); s++) {
+        struct rec r;
+        struct llm_sink sink;
+        rec_init(&r, &sink);
+        assert_int_equal(
+            run_glue(ops, KEY, true, 200, "text/event-stream", body, len, splits[s], &r),
+            LLM_ERR_SERVER);
+        expect_log("stream_trailing_error.sse", &r,
+                   "text:Partial\nerror:server:The service is currently unavailable.\n");
+        buf_cleanup(&r.log);
+    }
+    free(body);
+}
+
 static void test_gemini_retry_info_feeds_the_retry_delay(void **state)
 {
     size_t len = 0;
@@ -793,6 +813,7 @@ int main(void)
         cmocka_unit_test(test_gemini_classifies_error_responses),
         cmocka_unit_test(test_gemini_error_statuses_map_to_the_nearest_openai_type),
         cmocka_unit_test(test_gemini_retry_info_feeds_the_retry_delay),
+        cmocka_unit_test(test_gemini_error_appended_to_a_stream_ends_it_with_an_error),
         cmocka_unit_test(test_gemini_error_status_reaches_the_sink_classified_and_redacted),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -409,6 +409,10 @@ static void test_provider_call_reports_truncated_and_failed_streams(void **state
          "T:Hi\nT: there\nU:5/2/0\nF:stop\n"},
         {"stream_no_done.sse", 200, LLM_ERR_TRUNCATED, "connection reset", LLM_ERR_TRUNCATED,
          "T:Hi\nT: there\nE:truncated:200:connection reset\n"},
+        /* Non-SSE bytes after the last event: an error, even after a finish reason. */
+        {"stream_trailing_error.sse", 200, LLM_ERR_NONE, NULL, LLM_ERR_RATE_LIMIT,
+         "T:Par\nT:tial\nE:rate_limit:200:Resource exhausted. Please try again later.\n"},
+        {"ok.json", 200, LLM_ERR_NONE, NULL, LLM_ERR_BAD_RESPONSE, NULL},
         {"stream_truncated.sse", 200, LLM_ERR_TIMEOUT, "no data for 30000 ms", LLM_ERR_TIMEOUT,
          "T:Hello\nT:, w\xC3\xB6rld\nE:timeout:200:no data for 30000 ms\n"},
         {"stream_ok.sse", 200, LLM_ERR_TIMEOUT, "closed late", LLM_ERR_NONE,
@@ -436,6 +440,37 @@ static void test_provider_call_reports_truncated_and_failed_streams(void **state
         free(log);
         free(body);
     }
+}
+
+static void test_provider_call_ends_a_stream_over_the_sse_limit_saying_so(void **state)
+{
+    (void)state;
+    struct call_rec r = {0};
+    struct llm_sink sink = {record, &r};
+    char line[200];
+    buf_init(&r.log);
+    struct provider_call *c = provider_call_new(&provider_openai, true, &sink, NULL);
+    provider_call_set_sse_limit(c, 100);
+    provider_call_on_status(c, 200);
+    provider_call_on_header(c, "content-type", "text/event-stream", 0);
+    memset(line, 'x', sizeof line);
+    assert_int_equal(provider_call_on_data(c, "data: ", 6), 0);
+    assert_int_equal(provider_call_on_data(c, line, sizeof line), 1);
+    assert_int_equal(provider_call_finish(c, LLM_ERR_NONE, NULL), LLM_ERR_BAD_RESPONSE);
+    assert_string_equal(provider_call_error(c), "the provider sent an SSE line over the limit of "
+                                                "100 bytes (sse_max_event_bytes)");
+    provider_call_free(c);
+    /* One rule: lines and events share the limit. */
+    c = provider_call_new(&provider_openai, true, &sink, NULL);
+    provider_call_set_sse_limit(c, 100);
+    provider_call_on_status(c, 200);
+    static const char two[] = "data: 0123456789012345678901234567890123456789012345678901\n"
+                              "data: 0123456789012345678901234567890123456789012345678901\n\n";
+    assert_int_equal(provider_call_on_data(c, two, strlen(two)), 1);
+    assert_int_equal(provider_call_finish(c, LLM_ERR_NONE, NULL), LLM_ERR_BAD_RESPONSE);
+    assert_non_null(strstr(provider_call_error(c), "SSE event over the limit of 100 bytes"));
+    provider_call_free(c);
+    buf_cleanup(&r.log);
 }
 
 static void test_provider_call_stops_when_the_sink_asks(void **state)
@@ -540,6 +575,7 @@ int main(void)
         cmocka_unit_test(test_provider_call_rejects_a_body_over_the_cap),
         cmocka_unit_test(test_provider_call_checks_the_stream_content_type),
         cmocka_unit_test(test_provider_call_reports_truncated_and_failed_streams),
+        cmocka_unit_test(test_provider_call_ends_a_stream_over_the_sse_limit_saying_so),
         cmocka_unit_test(test_provider_call_stops_when_the_sink_asks),
         cmocka_unit_test(test_provider_call_delivers_only_valid_utf8),
         cmocka_unit_test(test_provider_call_needs_a_status),
