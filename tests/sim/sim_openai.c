@@ -122,6 +122,11 @@ static void oa_error_param(struct sim_reply *r, int status, const char *param, c
         cJSON_AddStringToObject(e, "param", param);
     else
         cJSON_AddNullToObject(e, "param");
+    if (!code) /* OpenAI's codes for these statuses */
+        code = status == 401   ? "invalid_api_key"
+               : status == 404 ? "model_not_found"
+               : status == 429 ? "rate_limit_exceeded"
+                               : NULL;
     if (code)
         cJSON_AddStringToObject(e, "code", code);
     else
@@ -697,14 +702,15 @@ static void render_stream(const struct sim_request *rq, const struct oa_req *q,
     }
     cJSON_AddNullToObject(d, "refusal");
     sim_reply_sse(r, false, NULL, chunk(id, q, d, NULL), "\n");
-    if (w == SIM_WIRE_OVERSIZE_EVENT)
-        sim_reply_oversize_event(r);
     if (w == SIM_WIRE_REASONING)
         content_chunk(rq, id, q, "reasoning_content", REASONING_TEXT, r);
     if (refuse)
         content_chunk(rq, id, q, "refusal", REFUSAL_TEXT, r);
-    for (size_t i = 0; i < a->n_pieces && !refuse; i++)
+    for (size_t i = 0; i < a->n_pieces && !refuse; i++) {
         content_chunk(rq, id, q, "content", a->pieces[i], r);
+        if (i == 0 && w == SIM_WIRE_OVERSIZE_EVENT)
+            sim_reply_oversize_event(r); /* after output: the client sees it end the stream */
+    }
     for (size_t i = 0; i < a->n_arg_pieces && !legacy; i++) {
         d = cJSON_CreateObject();
         cJSON *tc = cJSON_CreateObject();
@@ -798,7 +804,7 @@ static void oa_serve(const struct sim_request *rq, struct sim_reply *r)
         sim_reply_json(r, 200, model_json(rq->path + 11));
     } else {
         snprintf(msg, sizeof msg, "Invalid URL (%s %s)", rq->method, rq->path);
-        oa_error(r, str_eq(rq->path, "/v1/chat/completions") ? 405 : 404, NULL, msg);
+        oa_error(r, str_eq(rq->path, "/v1/chat/completions") ? 405 : 404, "unknown_url", msg);
     }
 }
 
