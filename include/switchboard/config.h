@@ -69,6 +69,7 @@ struct config_target {
     int64_t first_byte_timeout_ms;  /* default 30000 */
     int64_t total_timeout_ms;       /* default 300000 */
     int64_t stream_idle_timeout_ms; /* after the first byte, no byte for this long: cut; 0 off */
+    long sse_max_event_bytes;       /* largest SSE line or event accepted; default 4 MiB */
     long max_concurrency;           /* 0 = unlimited */
     long rpm;                       /* requests per minute; 0 = unlimited */
     long tpm;                       /* tokens per minute; 0 = unlimited */

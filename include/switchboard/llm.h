@@ -137,10 +137,36 @@ enum llm_errclass {
 
 const char *llm_errclass_name(enum llm_errclass c); /* stable snake_case: "rate_limit" */
 bool llm_errclass_is_retryable(enum llm_errclass c);
-/* The HTTP status the gateway should answer with for this class (e.g. 429, 502, 504). */
+/* The HTTP status the gateway answers with for this class when no upstream status says
+ * better (e.g. 429, 502, 504; an error reported inside a 200 body or stream). */
 int llm_errclass_http_status(enum llm_errclass c);
+/* Whether the class comes from what a provider answered (an HTTP error status or an error
+ * object in its body): RATE_LIMIT, OVERLOADED, SERVER, AUTH, BAD_REQUEST, CONTEXT_LENGTH. */
+bool llm_errclass_is_upstream(enum llm_errclass c);
+/*
+ * The status a client gets for a call that failed with class c, the provider having last
+ * answered upstream_status (0 when none). A provider's own 4xx/5xx is kept for the classes it
+ * decided (Anthropic's 529 becomes 503); transport failures and unreadable answers are 502,
+ * the deadline 504; otherwise llm_errclass_http_status.
+ */
+int llm_client_status(enum llm_errclass c, long upstream_status);
 /* Maps an HTTP status (>= 400) to a class; body-based refinements are the adapters' job. */
 enum llm_errclass llm_errclass_from_status(long status);
+
+/* What a provider said about an error, in OpenAI's terms, for the client: an OpenAI-wire
+ * provider's own type/code/param; Anthropic's and Gemini's types mapped to the nearest
+ * OpenAI type, their own type or status as the code. "" when unknown. Caller's storage. */
+struct llm_error_info {
+    char type[48];          /* invalid_request_error, authentication_error, rate_limit_error, ... */
+    char code[64];          /* provider's code ("model_not_found", "overloaded_error", ...) */
+    char param[96];         /* OpenAI's param */
+    int64_t retry_after_ms; /* a delay the error body asks for (Gemini RetryInfo); -1 none */
+};
+void llm_error_info_init(struct llm_error_info *e);
+/* The nearest OpenAI error type for an HTTP status: 401 authentication_error, 403
+ * permission_error, 404 not_found_error, 429 rate_limit_error, 5xx server_error, other 4xx
+ * invalid_request_error; NULL for anything else. */
+const char *llm_error_type_for_status(long status);
 
 /* Rate-limit facts read from a response's headers (any status). -1 means not given. */
 struct llm_ratelimit {
@@ -157,13 +183,36 @@ void llm_ratelimit_init(struct llm_ratelimit *rl);
  * (RFC 3339 times). Unknown headers are ignored. */
 void llm_ratelimit_feed_header(struct llm_ratelimit *rl, const char *name, const char *value,
                                int64_t now_wall_ms);
+/* How long a rate-limited client should wait: Retry-After / retry-after-ms when given, else
+ * body_delay_ms (a delay in the error body, -1 none), else the reset time of the exhausted
+ * window (remaining 0), else the soonest reset given; -1 when nothing says. */
+int64_t llm_ratelimit_retry_delay_ms(const struct llm_ratelimit *rl, int64_t body_delay_ms);
+/* A provider rate-limit header as the client should see it: x-ratelimit-{limit,remaining,
+ * reset}-{requests,tokens,input-tokens,output-tokens} as they are (name lower-cased), and
+ * Anthropic's anthropic-ratelimit-<what>-<field> translated to that spelling, its RFC 3339
+ * reset time becoming a delay ("1.5s", "20ms"). False for any other header or one that does
+ * not fit the buffers. */
+bool llm_ratelimit_client_header(const char *name, const char *value, int64_t now_wall_ms,
+                                 char *out_name, size_t name_size, char *out_value,
+                                 size_t value_size);
 /* Parses "1s", "6m0s", "1h2m3.5s", "20ms" into milliseconds. */
 bool llm_parse_go_duration_ms(const char *s, int64_t *out_ms);
 
 /* ---- Events and sinks ------------------------------------------------------------------- */
 
+/* What a TEXT event's text is. Only CONTENT is the answer; sinks that show just the answer
+ * skip the rest. */
+enum llm_text_kind {
+    LLM_TEXT_CONTENT,
+    LLM_TEXT_REFUSAL,           /* OpenAI message.refusal / delta.refusal */
+    LLM_TEXT_REASONING_CONTENT, /* OpenAI-compatible servers' reasoning_content (DeepSeek, vLLM) */
+    LLM_TEXT_REASONING,         /* ... or their "reasoning" (OpenRouter, Ollama, Groq) */
+};
+/* The OpenAI field name of a text kind: "content", "refusal", "reasoning_content", ... */
+const char *llm_text_kind_field(enum llm_text_kind k);
+
 enum llm_event_type {
-    LLM_EV_TEXT,      /* text delta: text/len */
+    LLM_EV_TEXT,      /* text delta: text/len, kind (+ logprobs) */
     LLM_EV_TOOL_CALL, /* a tool call starts: index, id, name */
     LLM_EV_TOOL_ARGS, /* arguments delta for tool call `index`: text/len */
     LLM_EV_USAGE,     /* usage */
@@ -181,7 +230,16 @@ struct llm_event {
     struct llm_usage usage;
     enum llm_finish finish;
     enum llm_errclass errclass;
-    long status; /* ERROR: upstream HTTP status, 0 when none */
+    long status;             /* ERROR: upstream HTTP status, 0 when none */
+    enum llm_text_kind kind; /* TEXT */
+    /* TEXT: the choice's "logprobs" object as an OpenAI-wire provider sent it (JSON text),
+     * NULL when none; borrowed like text. */
+    const char *logprobs;
+    size_t logprobs_len;
+    /* FINISH: the OpenAI-wire provider's system_fingerprint and service_tier, NULL when
+     * not given. */
+    const char *system_fingerprint;
+    const char *service_tier;
 };
 
 /* A sink receives events. Return 0 to continue, non-zero to ask the producer to stop
@@ -197,6 +255,12 @@ struct llm_sink {
  * `ask --no-stream`). Caller's storage. */
 struct llm_response {
     struct buf text;
+    struct buf refusal;   /* LLM_TEXT_REFUSAL text; empty when none came */
+    struct buf reasoning; /* reasoning text (either kind); empty when none came */
+    enum llm_text_kind reasoning_kind;
+    struct buf logprobs; /* the last TEXT event's logprobs JSON; empty when none came */
+    char system_fingerprint[96];
+    char service_tier[32];
     struct llm_tool_call *tool_calls; /* .arguments points into tool_args[i]: do not free */
     size_t n_tool_calls;
     size_t cap_tool_calls;

@@ -28,9 +28,11 @@
 /* Caps on everything a provider sends. */
 #define PROVIDER_MAX_BODY       (16u * 1024 * 1024) /* non-streaming 2xx body */
 #define PROVIDER_MAX_ERROR_BODY (64u * 1024)        /* error bodies: the rest is dropped */
-#define PROVIDER_MAX_SSE_LINE   (1024u * 1024)
-#define PROVIDER_MAX_SSE_EVENT  (4u * 1024 * 1024)
-#define PROVIDER_MAX_EVENTS     200000u /* SSE events in one stream */
+/* One size rule for SSE: a line and an event may each hold this much (the default of a
+ * target's sse_max_event_bytes; provider_call_set_sse_limit). */
+#define PROVIDER_MAX_SSE_EVENT (4u * 1024 * 1024)
+#define PROVIDER_MAX_SSE_LINE  PROVIDER_MAX_SSE_EVENT
+#define PROVIDER_MAX_EVENTS    200000u /* SSE events in one stream */
 
 /* An HTTP request ready for the transport. Caller's storage. */
 struct http_request {
@@ -71,15 +73,19 @@ struct provider_ops {
      * (an in-stream error event, unparseable JSON) with msg set. */
     enum llm_errclass (*stream_event)(void *state, const struct sse_event *ev,
                                       const struct llm_sink *sink, char *msg, size_t msglen);
-    /* The body ended. Returns LLM_ERR_NONE and emits USAGE/FINISH if the format's terminal
-     * event was seen; LLM_ERR_TRUNCATED with msg otherwise. */
-    enum llm_errclass (*stream_end)(void *state, const struct llm_sink *sink, char *msg,
+    /* The body ended: clean when it closed normally (chunked end), false after a transport
+     * failure. Returns LLM_ERR_NONE and emits USAGE/FINISH if the format's terminal event was
+     * seen, or on a clean close after a chunk that carried a finish reason; LLM_ERR_TRUNCATED
+     * with msg otherwise. */
+    enum llm_errclass (*stream_end)(void *state, bool clean, const struct llm_sink *sink, char *msg,
                                     size_t msglen);
 
     /* An error response (status >= 400, body possibly empty or not JSON) -> class + message
-     * (provider's own text when it has one). Detects context-length errors and overload. */
-    enum llm_errclass (*classify)(long status, const char *body, size_t len, char *msg,
-                                  size_t msglen);
+     * (provider's own text when it has one) + what the client should see of it in info
+     * (caller-initialised with llm_error_info_init; fields the body does not give stay "").
+     * Detects context-length errors and overload. */
+    enum llm_errclass (*classify)(long status, const char *body, size_t len,
+                                  struct llm_error_info *info, char *msg, size_t msglen);
 
     /* The cheapest health check the provider offers (model listing / model get). A 2xx
      * answer means healthy. */
@@ -110,6 +116,9 @@ struct provider_call;
 struct provider_call *provider_call_new(const struct provider_ops *ops, bool stream,
                                         const struct llm_sink *sink, const char *secret);
 void provider_call_free(struct provider_call *c); /* NULL-safe */
+/* The SSE size limit (per line and per event alike; 0: PROVIDER_MAX_SSE_EVENT). Before the
+ * first body byte. */
+void provider_call_set_sse_limit(struct provider_call *c, size_t bytes);
 
 /* The final response status (after any 1xx). */
 void provider_call_on_status(struct provider_call *c, long status);
@@ -135,6 +144,12 @@ const struct llm_ratelimit *provider_call_ratelimit(const struct provider_call *
 const struct llm_usage *provider_call_usage(const struct provider_call *c);
 enum llm_finish provider_call_finish_reason(const struct provider_call *c);
 const char *provider_call_error(const struct provider_call *c); /* "" when none; redacted */
+/* An error response's type/code/param for the client (all "" unless an HTTP error body was
+ * classified). Borrowed: valid until provider_call_free. */
+const struct llm_error_info *provider_call_error_info(const struct provider_call *c);
+/* The provider's rate-limit headers as the client should see them (llm_ratelimit_client_header),
+ * one "name: value\n" line each; "" when none. Borrowed: valid until provider_call_free. */
+const char *provider_call_client_headers(const struct provider_call *c);
 
 /* ---- OpenAI wire format, client side (used by the gateway) -------------------------------- */
 

@@ -86,14 +86,18 @@ struct router_commit {
     int attempt;        /* 1-based number of the attempt that won; 0 for a cached answer */
     bool hedged;        /* a hedge attempt won */
     bool cached;        /* answered from the route's response cache: target is "cache" */
+    const char *upstream_headers; /* the winner's rate-limit headers for the client, one
+                                     "name: value\n" each ("" none); valid during on_commit */
 };
 
 struct router_result {
     uint64_t call_id;
-    enum llm_errclass err; /* LLM_ERR_NONE on success */
-    long upstream_status;  /* last upstream HTTP status, 0 when none */
-    char message[256];     /* sanitised, for the client */
-    const char *target;    /* answering (or last tried) target; "" when none was tried */
+    enum llm_errclass err;                /* LLM_ERR_NONE on success */
+    long upstream_status;                 /* last upstream HTTP status, 0 when none */
+    struct llm_error_info upstream_error; /* what the last failed attempt's provider said
+                                             (type/code/param), "" when none */
+    char message[256];                    /* sanitised, for the client */
+    const char *target; /* answering (or last tried) target; "" when none was tried */
     const char *model;
     const char *route;
     int attempts;           /* attempts started, hedges included */

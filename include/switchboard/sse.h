@@ -12,6 +12,12 @@
  *
  * Caps: a line longer than max_line or an event's data longer than max_event is an error
  * (SSE_ERR_LINE_TOO_LONG / SSE_ERR_EVENT_TOO_BIG); the parser then refuses further input.
+ * Callers use one size for both (a line cannot hold more than an event).
+ *
+ * Lines that are not SSE (no known field name: data, event, id, retry; not a comment) are
+ * ignored as the rules say, but kept since the last dispatched event (up to max_event
+ * bytes): sse_trailing says what a stream ended with that was not an event, such as a bare
+ * JSON error object a provider appended.
  *
  * Threads: a parser belongs to one thread at a time. Caller's storage: sse_init/cleanup.
  */
@@ -22,7 +28,7 @@
 
 #include "switchboard/util.h"
 
-#define SSE_DEFAULT_MAX_LINE  (1024 * 1024)
+#define SSE_DEFAULT_MAX_LINE  (4 * 1024 * 1024)
 #define SSE_DEFAULT_MAX_EVENT (4 * 1024 * 1024)
 
 enum sse_status {
@@ -50,6 +56,7 @@ struct sse_parser {
     struct buf data;  /* data of the event being built */
     struct buf event; /* event name of the event being built */
     struct buf id;
+    struct buf junk; /* non-SSE lines since the last dispatched event, "\n"-joined */
     bool has_data;
     bool has_event;
     bool has_id;
@@ -64,5 +71,8 @@ enum sse_status sse_feed(struct sse_parser *p, const char *bytes, size_t len, ss
                          void *ctx);
 enum sse_status sse_finish(struct sse_parser *p, sse_event_fn cb, void *ctx);
 const char *sse_status_str(enum sse_status s);
+/* The non-SSE lines seen since the last dispatched event ("\n"-joined; at most max_event
+ * bytes kept) and their length in *len; "" and 0 when none. Borrowed until the next feed. */
+const char *sse_trailing(const struct sse_parser *p, size_t *len);
 
 #endif

@@ -66,6 +66,8 @@ static int ask_on_event(void *ctx, const struct llm_event *ev)
     }
     switch (ev->type) {
     case LLM_EV_TEXT:
+        if (ev->kind == LLM_TEXT_REASONING || ev->kind == LLM_TEXT_REASONING_CONTENT)
+            break; /* the answer only */
         fwrite(ev->text, 1, ev->len, stdout);
         st->wrote_text = true;
         st->ended_with_newline = ev->len > 0 && ev->text[ev->len - 1] == '\n';
@@ -280,6 +282,7 @@ static int run_call(const struct config_target *t, const struct llm_request *req
         goto out;
     }
     st.call = provider_call_new(ops, req->stream, &sink, t->api_key);
+    provider_call_set_sse_limit(st.call, (size_t)t->sse_max_event_bytes);
     struct transport_timeouts to = {t->connect_timeout_ms, t->first_byte_timeout_ms,
                                     t->total_timeout_ms};
     struct transport_callbacks cb = {ask_status, ask_header, ask_data, ask_done};

@@ -252,6 +252,11 @@ static const struct schema_entry target_entries[] = {
     {.key = "total_timeout_ms", .type = ST_MS, .off = OFF(config_target, total_timeout_ms),
      .min = 1, .max = DAY_MS, .def = 300000, .unit = "ms",
      .help = "Whole attempt, streaming included."},
+    {.key = "sse_max_event_bytes", .type = ST_LONG,
+     .off = OFF(config_target, sse_max_event_bytes), .min = 65536, .max = 268435456,
+     .def = 4194304, .unit = "bytes",
+     .help = "Largest SSE line or event accepted from this provider (one limit for both); "
+             "over it the stream ends with an error chunk that says so."},
     {.key = "stream_idle_timeout_ms", .type = ST_MS,
      .off = OFF(config_target, stream_idle_timeout_ms), .max = DAY_MS, .def = 60000, .unit = "ms",
      .help = "After the first byte, no byte for this long ends the stream with an error chunk "

@@ -64,6 +64,8 @@ static int sink_event(void *ctx, const struct llm_event *ev)
         if (c->first_us == 0)
             c->first_us = clock_mono_us();
         c->state = CMP_STREAMING;
+        if (ev->kind == LLM_TEXT_REASONING || ev->kind == LLM_TEXT_REASONING_CONTENT)
+            break; /* the answer only */
         if (c->text.len + ev->len > CMP_ANSWER_CAP) {
             c->capped = true;
             stop = 1;

@@ -74,6 +74,8 @@ static void chat_on_commit(void *ctx, const struct router_commit *cm)
     }
     pthread_mutex_lock(&c->lock);
     str_copy(c->commit_target, sizeof c->commit_target, cm->target ? cm->target : "");
+    str_copy(c->commit_headers, sizeof c->commit_headers,
+             cm->upstream_headers ? cm->upstream_headers : "");
     c->commit_attempt = cm->attempt;
     c->commit_cached = cm->cached;
     c->committed = true;
@@ -112,6 +114,8 @@ static void outcome_copy(struct gw_outcome *o, const struct router_result *r)
     o->attempts = r->attempts;
     o->no_target = r->no_target;
     o->retry_after_ms = r->retry_after_ms;
+    o->upstream_status = r->upstream_status;
+    o->upstream_error = r->upstream_error;
     o->usage_missing = r->usage_missing;
     o->cached = r->cached;
     o->cost_usd = r->cost_usd;
@@ -200,46 +204,45 @@ static ssize_t chat_read(void *cls, uint64_t pos, char *dst, size_t max)
 
 /* ---- answers (MHD thread) ----------------------------------------------------------------- */
 
-static enum MHD_Result answer_stream(struct gw_conn *c, const char *target, int attempt,
-                                     bool cached)
+/* The provider's rate-limit headers ("name: value\n" lines, as the router handed them at
+ * commit) as name/value pairs into v from *n; text is split in place. At most max pairs. */
+static void passthrough_hdrs(char *text, const char **v, size_t *n, size_t max)
 {
-    struct MHD_Response *r =
-        MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, (size_t)4 * 1024, chat_read, c, NULL);
-    if (!r)
-        return MHD_NO;
-    char attempts[16];
-    snprintf(attempts, sizeof attempts, "%d", attempt);
-    const char *hdrs[] = {MHD_HTTP_HEADER_CONTENT_TYPE,
-                          "text/event-stream",
-                          MHD_HTTP_HEADER_CACHE_CONTROL,
-                          "no-cache",
-                          "X-Accel-Buffering",
-                          "no",
-                          "x-switchboard-target",
-                          target[0] ? target : "none",
-                          "x-switchboard-attempts",
-                          attempts,
-                          cached ? "x-switchboard-cache" : NULL,
-                          "hit",
-                          NULL};
-    log_debug("gateway: %s stream model=%s target=%s attempt=%d", c->request_id, c->model, target,
-              attempt);
-    return gw_queue(c, 200, r, hdrs);
+    size_t pairs = 0;
+    char *line = text;
+    while (line && *line && pairs < max) {
+        char *end = strchr(line, '\n');
+        char *colon = strchr(line, ':');
+        if (end)
+            *end = '\0';
+        if (colon && colon[1] == ' ') {
+            *colon = '\0';
+            v[(*n)++] = line;
+            v[(*n)++] = colon + 2;
+            pairs++;
+        }
+        line = end ? end + 1 : NULL;
+    }
 }
 
+#define GW_MAX_PASSTHROUGH 12
+
 /* Headers every finished chat answer carries: target, attempts, cost, overhead (+ usage
- * missing, cache hit, Retry-After). */
+ * missing, cache hit, Retry-After, the provider's status on a failure, its rate-limit
+ * headers when one target served the call). */
 struct call_hdrs {
     char attempts[16];
     char cost[32];
     char overhead[32];
     char retry_after[24];
-    const char *v[17];
+    char upstream[24];
+    char passthrough[sizeof((struct gw_conn *)0)->commit_headers];
+    const char *v[21 + 2 * GW_MAX_PASSTHROUGH];
 };
 
-/* retry_after_s > 0 adds Retry-After. */
+/* retry_after_s > 0 adds Retry-After; upstream (may be NULL) the provider's headers. */
 static const char *const *call_hdrs(struct call_hdrs *h, const struct gw_outcome *o,
-                                    bool usage_missing, int64_t retry_after_s)
+                                    bool usage_missing, int64_t retry_after_s, const char *upstream)
 {
     size_t n = 0;
     memset(h, 0, sizeof *h);
@@ -267,8 +270,47 @@ static const char *const *call_hdrs(struct call_hdrs *h, const struct gw_outcome
         h->v[n++] = "Retry-After";
         h->v[n++] = h->retry_after;
     }
+    if (o->err != LLM_ERR_NONE && o->upstream_status > 0) {
+        snprintf(h->upstream, sizeof h->upstream, "%ld", o->upstream_status);
+        h->v[n++] = "x-switchboard-upstream-status";
+        h->v[n++] = h->upstream;
+    }
+    if (upstream && *upstream && !o->cached) {
+        str_copy(h->passthrough, sizeof h->passthrough, upstream);
+        passthrough_hdrs(h->passthrough, h->v, &n, GW_MAX_PASSTHROUGH);
+    }
     h->v[n] = NULL;
     return h->v;
+}
+
+static enum MHD_Result answer_stream(struct gw_conn *c, const char *target, int attempt,
+                                     bool cached)
+{
+    struct MHD_Response *r =
+        MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, (size_t)4 * 1024, chat_read, c, NULL);
+    if (!r)
+        return MHD_NO;
+    char attempts[16], upstream[sizeof c->commit_headers];
+    snprintf(attempts, sizeof attempts, "%d", attempt);
+    const char *hdrs[13 + 2 * GW_MAX_PASSTHROUGH] = {
+        MHD_HTTP_HEADER_CONTENT_TYPE,  "text/event-stream",
+        MHD_HTTP_HEADER_CACHE_CONTROL, "no-cache",
+        "X-Accel-Buffering",           "no",
+        "x-switchboard-target",        target[0] ? target : "none",
+        "x-switchboard-attempts",      attempts};
+    size_t n = 10;
+    if (cached) {
+        hdrs[n++] = "x-switchboard-cache";
+        hdrs[n++] = "hit";
+    } else {
+        /* commit_headers was written under the lock before committed, never after. */
+        str_copy(upstream, sizeof upstream, c->commit_headers);
+        passthrough_hdrs(upstream, hdrs, &n, GW_MAX_PASSTHROUGH);
+    }
+    hdrs[n] = NULL;
+    log_debug("gateway: %s stream model=%s target=%s attempt=%d", c->request_id, c->model, target,
+              attempt);
+    return gw_queue(c, 200, r, hdrs);
 }
 
 static enum MHD_Result answer_full(struct gw_conn *c)
@@ -281,7 +323,7 @@ static enum MHD_Result answer_full(struct gw_conn *c)
     log_debug("gateway: %s model=%s target=%s attempts=%d cost=%.6f", c->request_id, c->model,
               c->outcome.target, c->outcome.attempts, c->outcome.cost_usd);
     return gw_respond(c, 200, "application/json", &body,
-                      call_hdrs(&h, &c->outcome, !c->resp.usage.present, 0));
+                      call_hdrs(&h, &c->outcome, !c->resp.usage.present, 0, c->commit_headers));
 }
 
 static enum MHD_Result answer_failure(struct gw_conn *c)
@@ -292,7 +334,21 @@ static enum MHD_Result answer_failure(struct gw_conn *c)
     /* No attempt made with a class the router would have retried elsewhere also means no
      * target could be tried (kept alongside no_target for routers that do not set it). */
     bool no_target = o->no_target || (o->attempts == 0 && llm_errclass_is_retryable(o->err));
-    gw_error_from_call(&e, o->err, no_target, o->retry_after_ms, o->message);
+    char message[sizeof o->message + 160];
+    str_copy(message, sizeof message, o->message);
+    if (o->err == LLM_ERR_AUTH && o->target[0] && !no_target)
+        snprintf(message, sizeof message,
+                 "target %s refused the API key configured in switchboard: %s", o->target,
+                 o->message);
+    struct gw_call_failure f = {
+        .cls = o->err,
+        .upstream_status = o->upstream_status,
+        .info = &o->upstream_error,
+        .no_target = no_target,
+        .retry_after_ms = o->retry_after_ms,
+        .message = message,
+    };
+    gw_error_from_call(&e, &f);
     if (o->err == LLM_ERR_BAD_REQUEST && o->attempts == 0 && !o->no_target) {
         /* Refused before any attempt: when the model names no route, it is unknown (the
          * router's rules may still map other names, so only a non-route name is 404). */
@@ -301,7 +357,7 @@ static enum MHD_Result answer_failure(struct gw_conn *c)
             gw_error_model_not_found(&e, c->model, snap);
         free(snap);
     }
-    return gw_respond_error(c, &e, call_hdrs(&h, o, false, e.retry_after_s));
+    return gw_respond_error(c, &e, call_hdrs(&h, o, false, e.retry_after_s, NULL));
 }
 
 static enum MHD_Result answer_early_error(struct gw_conn *c, const struct gw_error *e)

@@ -32,7 +32,9 @@ void gw_sse_init(struct gw_sse *s, const char *id, const char *model, int64_t cr
                created);
     buf_puts(&s->prefix, "\"model\":");
     gw_put_json_string(&s->prefix, model, strlen(model));
-    buf_puts(&s->prefix, ",\"choices\":");
+    buf_putc(&s->prefix, ',');
+    s->choices_at = s->prefix.len;
+    buf_puts(&s->prefix, "\"choices\":");
     s->include_usage = include_usage;
 }
 
@@ -52,9 +54,33 @@ static void chunk_open(const struct gw_sse *s, struct buf *out)
     buf_puts(out, "[{\"index\":0,\"delta\":");
 }
 
-/* Closes a chunk opened by chunk_open; finish NULL -> null. */
-static void chunk_close(const struct gw_sse *s, const char *finish, struct buf *out)
+/* The chunk prefix with the provider's system_fingerprint / service_tier (either may be
+ * NULL) put before "choices". */
+static void prefix_with(const struct gw_sse *s, const char *fingerprint, const char *tier,
+                        struct buf *out)
 {
+    buf_append(out, s->prefix.data, s->choices_at);
+    if (fingerprint) {
+        buf_puts(out, "\"system_fingerprint\":");
+        gw_put_json_string(out, fingerprint, strlen(fingerprint));
+        buf_putc(out, ',');
+    }
+    if (tier) {
+        buf_puts(out, "\"service_tier\":");
+        gw_put_json_string(out, tier, strlen(tier));
+        buf_putc(out, ',');
+    }
+    buf_append(out, s->prefix.data + s->choices_at, s->prefix.len - s->choices_at);
+}
+
+/* Closes a chunk opened by chunk_open with the choice's logprobs (JSON text; NULL: null). */
+static void chunk_close_lp(const struct gw_sse *s, const char *finish, const char *logprobs,
+                           size_t lp_len, struct buf *out)
+{
+    if (logprobs && lp_len) {
+        buf_puts(out, ",\"logprobs\":");
+        buf_append(out, logprobs, lp_len);
+    }
     buf_puts(out, ",\"finish_reason\":");
     if (finish)
         gw_put_json_string(out, finish, strlen(finish));
@@ -64,6 +90,12 @@ static void chunk_close(const struct gw_sse *s, const char *finish, struct buf *
     if (s->include_usage)
         buf_puts(out, ",\"usage\":null");
     buf_puts(out, "}\n\n");
+}
+
+/* Closes a chunk opened by chunk_open; finish NULL -> null. */
+static void chunk_close(const struct gw_sse *s, const char *finish, struct buf *out)
+{
+    chunk_close_lp(s, finish, NULL, 0, out);
 }
 
 static void usage_json(struct buf *out, const struct llm_usage *u)
@@ -112,13 +144,13 @@ static void sse_tool_call(struct gw_sse *s, const struct llm_event *ev, struct b
     chunk_close(s, NULL, out);
 }
 
-static void sse_finish(struct gw_sse *s, enum llm_finish f, struct buf *out)
+static void sse_finish(struct gw_sse *s, const struct llm_event *ev, struct buf *out)
 {
-    chunk_open(s, out);
-    buf_puts(out, "{}");
-    chunk_close(s, finish_reason(f, s->saw_tool), out);
+    prefix_with(s, ev->system_fingerprint, ev->service_tier, out);
+    buf_puts(out, "[{\"index\":0,\"delta\":{}");
+    chunk_close(s, finish_reason(ev->finish, s->saw_tool), out);
     if (s->include_usage) {
-        buf_append(out, s->prefix.data, s->prefix.len);
+        prefix_with(s, ev->system_fingerprint, ev->service_tier, out);
         buf_puts(out, "[],\"usage\":");
         if (s->usage.present)
             usage_json(out, &s->usage);
@@ -141,10 +173,10 @@ void gw_sse_event(struct gw_sse *s, const struct llm_event *ev, struct buf *out)
         if (ev->len == 0)
             break;
         chunk_open(s, out);
-        buf_puts(out, "{\"content\":");
+        buf_printf(out, "{\"%s\":", llm_text_kind_field(ev->kind));
         gw_put_json_string(out, ev->text, ev->len);
         buf_putc(out, '}');
-        chunk_close(s, NULL, out);
+        chunk_close_lp(s, NULL, ev->logprobs, ev->logprobs_len, out);
         break;
     case LLM_EV_TOOL_CALL:
         sse_tool_call(s, ev, out);
@@ -162,7 +194,7 @@ void gw_sse_event(struct gw_sse *s, const struct llm_event *ev, struct buf *out)
         s->usage = ev->usage;
         break;
     case LLM_EV_FINISH:
-        sse_finish(s, ev->finish, out);
+        sse_finish(s, ev, out);
         break;
     case LLM_EV_ERROR:
         gw_sse_fail(s, ev->text, ev->text ? ev->len : 0, out);
@@ -201,10 +233,17 @@ void gw_completion_json(const char *id, const char *model, int64_t created,
     gw_json_int(&j, "index", 0);
     gw_json_open(&j, "message", '{');
     gw_json_str(&j, "role", "assistant");
-    if (r->text.len > 0 || r->n_tool_calls == 0)
+    if (r->text.len > 0 || (r->n_tool_calls == 0 && r->refusal.len == 0))
         gw_json_strn(&j, "content", buf_str(&r->text), r->text.len);
     else
         gw_json_null(&j, "content");
+    if (r->refusal.len > 0)
+        gw_json_strn(&j, "refusal", buf_str(&r->refusal), r->refusal.len);
+    else
+        gw_json_null(&j, "refusal");
+    if (r->reasoning.len > 0)
+        gw_json_strn(&j, llm_text_kind_field(r->reasoning_kind), buf_str(&r->reasoning),
+                     r->reasoning.len);
     if (r->n_tool_calls > 0) {
         gw_json_open(&j, "tool_calls", '[');
         for (size_t i = 0; i < r->n_tool_calls; i++) {
@@ -222,9 +261,16 @@ void gw_completion_json(const char *id, const char *model, int64_t created,
     }
     gw_json_close(&j, '}');
     gw_json_str(&j, "finish_reason", finish_reason(r->finish, r->n_tool_calls > 0));
-    gw_json_null(&j, "logprobs");
+    if (r->logprobs.len > 0)
+        gw_json_raw(&j, "logprobs", buf_str(&r->logprobs), r->logprobs.len);
+    else
+        gw_json_null(&j, "logprobs");
     gw_json_close(&j, '}');
     gw_json_close(&j, ']');
+    if (r->system_fingerprint[0])
+        gw_json_str(&j, "system_fingerprint", r->system_fingerprint);
+    if (r->service_tier[0])
+        gw_json_str(&j, "service_tier", r->service_tier);
     if (r->usage.present) {
         gw_json_open(&j, "usage", '{');
         gw_json_int(&j, "prompt_tokens", r->usage.input_tokens);
@@ -252,8 +298,8 @@ void gw_error_set(struct gw_error *e, int status, const char *type, const char *
     vsnprintf(e->message, sizeof e->message, fmt, ap);
     va_end(ap);
     e->status = status;
-    e->type = type;
-    e->code = code;
+    str_copy(e->type, sizeof e->type, type ? type : "");
+    str_copy(e->code, sizeof e->code, code ? code : "");
 }
 
 /* "messages[2].role: ..." -> "messages[2].role"; nothing when the text before ':' is not a
@@ -296,65 +342,79 @@ void gw_error_from_parse(struct gw_error *e, enum sb_status st, const char *msg)
         param_from_message(e->message, e->param, sizeof e->param);
 }
 
-/*
- * Status: llm_errclass_http_status, with two gateway rules. CANCELLED answers 503 (a client
- * that is still there to read it was cut off by a shutdown, and SDKs retry 503). When the
- * router could try no target at all (breakers open, drained, disabled, limited) the answer is
- * 503, not the 502/504 of an upstream failure; rate limits stay 429.
- */
-void gw_error_from_call(struct gw_error *e, enum llm_errclass cls, bool no_target,
-                        int64_t retry_after_ms, const char *message)
+/* The type and code a class gets when the provider named none. */
+static void class_type_code(enum llm_errclass cls, int status, const char **type, const char **code)
 {
-    int status = llm_errclass_http_status(cls);
-    const char *type = "upstream_error";
-    const char *code = llm_errclass_name(cls);
+    *type = "upstream_error";
+    *code = llm_errclass_name(cls);
     switch (cls) {
     case LLM_ERR_RATE_LIMIT:
-        type = "rate_limit_error";
-        code = "rate_limit_exceeded";
-        break;
-    case LLM_ERR_BAD_REQUEST:
-        type = "invalid_request_error";
+        *code = "rate_limit_exceeded";
         break;
     case LLM_ERR_CONTEXT_LENGTH:
-        type = "invalid_request_error";
-        code = "context_length_exceeded";
+        *code = "context_length_exceeded";
+        break;
+    case LLM_ERR_AUTH:
+        *code = "upstream_auth";
         break;
     case LLM_ERR_CANCELLED:
-        status = 503;
-        type = "server_error";
+        *type = "server_error";
         break;
     case LLM_ERR_NONE:
     case LLM_ERR_INTERNAL:
-        status = 500;
-        type = "server_error";
-        code = "internal";
+        *type = "server_error";
+        *code = "internal";
         break;
-    case LLM_ERR_AUTH:
-        code = "upstream_auth";
-        break;
+    case LLM_ERR_OVERLOADED:
+    case LLM_ERR_SERVER:
+    case LLM_ERR_BAD_REQUEST:
     case LLM_ERR_DNS:
     case LLM_ERR_CONNECT:
     case LLM_ERR_TLS:
     case LLM_ERR_TIMEOUT:
-    case LLM_ERR_OVERLOADED:
-    case LLM_ERR_SERVER:
     case LLM_ERR_BAD_RESPONSE:
     case LLM_ERR_TRUNCATED:
     case LLM_ERR_NO_KEY:
         break;
     }
-    if (no_target && cls != LLM_ERR_RATE_LIMIT) {
+    if (llm_errclass_is_upstream(cls))
+        *type = llm_error_type_for_status(status);
+}
+
+/*
+ * Gateway rules on top of llm_client_status: CANCELLED answers 503 (a client that is still
+ * there to read it was cut off by a shutdown, and SDKs retry 503). When the router could try
+ * no target at all (breakers open, drained, disabled, limited) the answer is 503, not what
+ * an upstream failure would give; rate limits stay 429.
+ */
+void gw_error_from_call(struct gw_error *e, const struct gw_call_failure *f)
+{
+    int status = llm_client_status(f->cls, f->upstream_status);
+    const char *type, *code;
+    class_type_code(f->cls, status, &type, &code);
+    if (f->cls == LLM_ERR_CANCELLED)
+        status = 503;
+    bool none = f->no_target && f->cls != LLM_ERR_RATE_LIMIT;
+    if (none) {
         status = 503;
         type = "upstream_error";
         code = "no_target_available";
     }
-    if (message && *message)
-        gw_error_set(e, status, type, code, "%s", message);
+    if (f->message && *f->message)
+        gw_error_set(e, status, type, code, "%s", f->message);
     else
-        gw_error_set(e, status, type, code, "upstream error: %s", llm_errclass_name(cls));
-    if (retry_after_ms > 0 && (status == 429 || status == 503))
-        e->retry_after_s = (retry_after_ms + 999) / 1000;
+        gw_error_set(e, status, type, code, "upstream error: %s", llm_errclass_name(f->cls));
+    if (f->info && !none && llm_errclass_is_upstream(f->cls)) {
+        if (f->info->type[0])
+            str_copy(e->type, sizeof e->type, f->info->type);
+        if (f->info->code[0])
+            str_copy(e->code, sizeof e->code, f->info->code);
+        str_copy(e->param, sizeof e->param, f->info->param);
+    }
+    if (status == 429)
+        e->retry_after_s = f->retry_after_ms > 0 ? (f->retry_after_ms + 999) / 1000 : 1;
+    else if (status == 503 && f->retry_after_ms > 0)
+        e->retry_after_s = (f->retry_after_ms + 999) / 1000;
 }
 
 void gw_error_model_not_found(struct gw_error *e, const char *model,
@@ -378,9 +438,9 @@ void gw_error_json(const struct gw_error *e, struct buf *out)
     gw_json_open(&j, NULL, '{');
     gw_json_open(&j, "error", '{');
     gw_json_str(&j, "message", e->message);
-    gw_json_str(&j, "type", e->type ? e->type : "server_error");
+    gw_json_str(&j, "type", e->type[0] ? e->type : "server_error");
     gw_json_str(&j, "param", e->param[0] ? e->param : NULL);
-    gw_json_str(&j, "code", e->code);
+    gw_json_str(&j, "code", e->code[0] ? e->code : NULL);
     gw_json_close(&j, '}');
     gw_json_close(&j, '}');
 }

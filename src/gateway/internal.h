@@ -43,6 +43,8 @@ struct gw_json {
 void gw_json_init(struct gw_json *j, struct buf *out);
 void gw_json_open(struct gw_json *j, const char *key, char bracket); /* '{' or '[' */
 void gw_json_close(struct gw_json *j, char bracket);                 /* '}' or ']' */
+/* A value that is already JSON text (printed by cJSON from what a provider sent). */
+void gw_json_raw(struct gw_json *j, const char *key, const char *json, size_t len);
 void gw_json_str(struct gw_json *j, const char *key, const char *s); /* NULL -> null */
 void gw_json_strn(struct gw_json *j, const char *key, const char *s, size_t len);
 void gw_json_int(struct gw_json *j, const char *key, int64_t v);
@@ -64,6 +66,7 @@ struct gw_sse {
     bool over;    /* [DONE] or an error chunk written: nothing more */
     bool saw_tool;
     struct llm_usage usage;
+    size_t choices_at; /* where "choices": starts in prefix */
 };
 void gw_sse_init(struct gw_sse *s, const char *id, const char *model, int64_t created,
                  bool include_usage);
@@ -85,9 +88,9 @@ void gw_completion_json(const char *id, const char *model, int64_t created,
 /* A client-facing error: status + OpenAI error object. */
 struct gw_error {
     int status;
-    const char *type; /* static */
-    const char *code; /* static, may be NULL */
-    char param[96];   /* "" -> null */
+    char type[48];  /* "" -> server_error */
+    char code[64];  /* "" -> null */
+    char param[96]; /* "" -> null */
     char message[600];
     int64_t retry_after_s; /* > 0: send Retry-After */
 };
@@ -95,10 +98,21 @@ void gw_error_set(struct gw_error *e, int status, const char *type, const char *
                   const char *fmt, ...) SB_PRINTF(5, 6);
 /* openai_request_parse failures: 400; param is the field path the message starts with. */
 void gw_error_from_parse(struct gw_error *e, enum sb_status st, const char *msg);
-/* A failed call. no_target: nothing could be tried (all down, drained, limited): 503.
- * retry_after_ms > 0 (rate limits) becomes Retry-After. */
-void gw_error_from_call(struct gw_error *e, enum llm_errclass cls, bool no_target,
-                        int64_t retry_after_ms, const char *message);
+/* A failed call, as the router reported it. */
+struct gw_call_failure {
+    enum llm_errclass cls;
+    long upstream_status;              /* the provider's last HTTP status, 0 none */
+    const struct llm_error_info *info; /* what it said (type/code/param); may be NULL */
+    bool no_target;                    /* nothing could be tried (all down, drained, limited) */
+    int64_t retry_after_ms;            /* -1 unknown */
+    const char *message;               /* may be NULL or "" */
+};
+/* The client's status (llm_client_status: the provider's own 4xx/5xx for the errors it
+ * decided; 502 transport / unreadable answer; 504 deadline; 503 nothing could be tried,
+ * 429 when that was rate limits), the provider's type/code/param where it gave them (else
+ * the nearest OpenAI type for the status), and Retry-After for 429 (always: at least 1 s) and
+ * for 503 with a known delay. */
+void gw_error_from_call(struct gw_error *e, const struct gw_call_failure *f);
 /* 404 model_not_found naming the routes there are. */
 void gw_error_model_not_found(struct gw_error *e, const char *model,
                               const struct router_snapshot *snap);
@@ -162,6 +176,8 @@ struct gw_outcome {
     int attempts;
     bool no_target;
     int64_t retry_after_ms;
+    long upstream_status;
+    struct llm_error_info upstream_error;
     bool usage_missing;
     bool cached; /* answered from a response cache */
     double cost_usd;
@@ -189,6 +205,7 @@ struct gw_conn {
     size_t out_off;
     bool stream_over; /* nothing more will be queued in out */
     bool committed;
+    char commit_headers[1024]; /* the winner's rate-limit headers, "name: value\n" each */
     char commit_target[64];
     int commit_attempt;
     bool commit_cached;

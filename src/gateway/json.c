@@ -70,6 +70,12 @@ void gw_json_strn(struct gw_json *j, const char *key, const char *s, size_t len)
     gw_put_json_string(j->out, s, len);
 }
 
+void gw_json_raw(struct gw_json *j, const char *key, const char *json, size_t len)
+{
+    json_key(j, key);
+    buf_append(j->out, json, len);
+}
+
 void gw_json_str(struct gw_json *j, const char *key, const char *s)
 {
     gw_json_strn(j, key, s, s ? strlen(s) : 0);

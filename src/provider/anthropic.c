@@ -711,21 +711,64 @@ out:
     return c;
 }
 
-static enum llm_errclass anthropic_stream_end(void *state, const struct llm_sink *sink, char *msg,
-                                              size_t msglen)
+/* Complete with message_stop; or with a clean close after message_delta gave a stop_reason
+ * (the rule for every format: a finish reason and a clean close end the answer). */
+static enum llm_errclass anthropic_stream_end(void *state, bool clean, const struct llm_sink *sink,
+                                              char *msg, size_t msglen)
 {
-    const struct an_stream *st = state;
-    (void)sink;
+    struct an_stream *st = state;
+    enum llm_errclass c;
     if (st->done)
         return LLM_ERR_NONE;
-    wire_msg(msg, msglen, "stream ended without message_stop");
-    return LLM_ERR_TRUNCATED;
+    if (!clean || st->finish == LLM_FINISH_NONE) {
+        wire_msg(msg, msglen, "stream ended without message_stop");
+        return LLM_ERR_TRUNCATED;
+    }
+    st->done = true;
+    c = an_flush_args(st, sink, msg, msglen);
+    return c != LLM_ERR_NONE ? c : an_emit_end(sink, &st->usage, st->finish, msg, msglen);
 }
 
 /* ---- classify ----------------------------------------------------------------------------- */
 
-static enum llm_errclass anthropic_classify(long status, const char *body, size_t len, char *msg,
-                                            size_t msglen)
+/* Anthropic's error type -> the nearest OpenAI type; NULL for a type not known here. */
+static const char *an_openai_type(const char *type)
+{
+    static const struct {
+        const char *anthropic, *openai;
+    } map[] = {
+        {"invalid_request_error", "invalid_request_error"},
+        {"request_too_large", "invalid_request_error"},
+        {"authentication_error", "authentication_error"},
+        {"permission_error", "permission_error"},
+        {"billing_error", "permission_error"},
+        {"not_found_error", "not_found_error"},
+        {"rate_limit_error", "rate_limit_error"},
+        {"api_error", "server_error"},
+        {"overloaded_error", "server_error"},
+        {"timeout_error", "server_error"},
+    };
+    for (size_t i = 0; type && i < SB_ARRAY_LEN(map); i++)
+        if (strcmp(type, map[i].anthropic) == 0)
+            return map[i].openai;
+    return NULL;
+}
+
+static void an_error_info(long status, const char *type, enum llm_errclass c,
+                          struct llm_error_info *info)
+{
+    const char *otype = an_openai_type(type);
+    if (!otype)
+        otype = llm_error_type_for_status(status == 529 ? 503 : status);
+    str_copy(info->type, sizeof info->type, otype ? otype : "");
+    if (c == LLM_ERR_CONTEXT_LENGTH)
+        str_copy(info->code, sizeof info->code, "context_length_exceeded");
+    else
+        str_copy(info->code, sizeof info->code, type ? type : "");
+}
+
+static enum llm_errclass anthropic_classify(long status, const char *body, size_t len,
+                                            struct llm_error_info *info, char *msg, size_t msglen)
 {
     enum llm_errclass c = llm_errclass_from_status(status);
     cJSON *root = len ? wire_parse(body, len) : NULL;
@@ -741,6 +784,7 @@ static enum llm_errclass anthropic_classify(long status, const char *body, size_
         wire_msg(msg, msglen, "%s", text);
     else
         wire_msg(msg, msglen, "HTTP %ld", status);
+    an_error_info(status, type, c, info);
     cJSON_Delete(root);
     return c;
 }

@@ -36,8 +36,9 @@
  *     MALFORMED_FUNCTION_CALL, UNEXPECTED_TOOL_CALL, TOO_MANY_TOOL_CALLS, LANGUAGE, OTHER,
  *     IMAGE_OTHER, NO_IMAGE, FINISH_REASON_UNSPECIFIED -> ERROR (a FINISH, not an error
  *     event: the provider said the generation failed); absent -> NONE; any other value ->
- *     STOP (forward compatibility). promptFeedback.blockReason with no candidates -> FINISH
- *     CONTENT_FILTER.
+ *     STOP (forward compatibility). No candidates with a promptFeedback (blockReason or
+ *     not; in a whole body, just usageMetadata too): the prompt was blocked -> FINISH
+ *     CONTENT_FILTER, promptFeedback.blockReasonMessage (Vertex) as refusal text.
  *   error.status RESOURCE_EXHAUSTED -> RATE_LIMIT; UNAVAILABLE, INTERNAL, DEADLINE_EXCEEDED
  *     -> SERVER ("overloaded" in the message -> OVERLOADED); UNAUTHENTICATED,
  *     PERMISSION_DENIED -> AUTH; INVALID_ARGUMENT, FAILED_PRECONDITION, NOT_FOUND ->
@@ -500,6 +501,7 @@ static enum llm_errclass gm_error_class(const cJSON *err, long status, char *msg
 
 /* Decoding state shared by a whole body and a stream (a body is a one-chunk stream). */
 struct gm_state {
+    bool whole; /* a whole body, not a stream */
     int n_tools;
     bool finished; /* a finishReason or a prompt block was seen */
     enum llm_finish finish;
@@ -574,6 +576,14 @@ static enum llm_errclass gm_emit_call(struct gm_state *st, const cJSON *p,
     return c != LLM_ERR_NONE ? c : wire_emit_args(sink, index, wire_get(fc, "args"), msg, msglen);
 }
 
+/* A response without candidates whose prompt was blocked: it has promptFeedback, with or
+ * without a blockReason; a whole body that says nothing else but its usage counts too. */
+static bool gm_is_blocked(const struct gm_state *st, const cJSON *root)
+{
+    return cJSON_IsObject(wire_get(root, "promptFeedback")) ||
+           (st->whole && cJSON_IsObject(wire_get(root, "usageMetadata")));
+}
+
 /* One GenerateContentResponse (a whole body or a stream chunk) -> events. */
 static enum llm_errclass gm_chunk(struct gm_state *st, const cJSON *root,
                                   const struct llm_sink *sink, char *msg, size_t msglen)
@@ -607,9 +617,12 @@ static enum llm_errclass gm_chunk(struct gm_state *st, const cJSON *root,
     if (wire_str(cand, "finishReason")) {
         st->finished = true;
         st->finish = gm_finish(wire_str(cand, "finishReason"));
-    } else if (!cand && wire_str(wire_get(root, "promptFeedback"), "blockReason")) {
+    } else if (!cand && gm_is_blocked(st, root)) {
         st->finished = true;
         st->finish = LLM_FINISH_CONTENT_FILTER;
+        return wire_emit_text_kind(sink, LLM_TEXT_REFUSAL,
+                                   wire_str(wire_get(root, "promptFeedback"), "blockReasonMessage"),
+                                   msg, msglen);
     }
     return LLM_ERR_NONE;
 }
@@ -642,7 +655,8 @@ static enum llm_errclass gm_check_body(const cJSON *root, char *msg, size_t msgl
         if ((c = gm_check_parts(&tools, gm_parts(it), msg, msglen)) != LLM_ERR_NONE)
             return c;
         answer = answer || cJSON_GetArrayItem(wire_get(it, "candidates"), 0) ||
-                 wire_str(wire_get(it, "promptFeedback"), "blockReason") ||
+                 cJSON_IsObject(wire_get(it, "promptFeedback")) ||
+                 cJSON_IsObject(wire_get(it, "usageMetadata")) ||
                  cJSON_IsObject(wire_get(it, "error"));
     }
     if (!answer) {
@@ -655,7 +669,7 @@ static enum llm_errclass gm_check_body(const cJSON *root, char *msg, size_t msgl
 static enum llm_errclass gemini_decode_full(const char *body, size_t len,
                                             const struct llm_sink *sink, char *msg, size_t msglen)
 {
-    struct gm_state st = {.finish = LLM_FINISH_NONE};
+    struct gm_state st = {.whole = true, .finish = LLM_FINISH_NONE};
     cJSON *root = wire_parse_scratch(body, len);
     bool array = cJSON_IsArray(root);
     enum llm_errclass c = gm_check_body(root, msg, msglen);
@@ -684,18 +698,77 @@ static enum llm_errclass gemini_stream_event(void *state, const struct sse_event
     return c;
 }
 
-static enum llm_errclass gemini_stream_end(void *state, const struct llm_sink *sink, char *msg,
-                                           size_t msglen)
+/* Complete once a chunk carried a finishReason (or a prompt block), clean close or not: that
+ * chunk is Gemini's last and carries the final usage. */
+static enum llm_errclass gemini_stream_end(void *state, bool clean, const struct llm_sink *sink,
+                                           char *msg, size_t msglen)
 {
     const struct gm_state *st = state;
+    (void)clean;
     if (st->finished)
         return gm_end(st, sink, msg, msglen);
     wire_msg(msg, msglen, "stream ended without a finishReason");
     return LLM_ERR_TRUNCATED;
 }
 
-static enum llm_errclass gemini_classify(long status, const char *body, size_t len, char *msg,
-                                         size_t msglen)
+/* google.rpc status -> the nearest OpenAI error type; NULL for one not known here. */
+static const char *gm_openai_type(const char *gstatus)
+{
+    static const struct {
+        const char *status, *openai;
+    } map[] = {
+        {"INVALID_ARGUMENT", "invalid_request_error"},
+        {"FAILED_PRECONDITION", "invalid_request_error"},
+        {"OUT_OF_RANGE", "invalid_request_error"},
+        {"UNAUTHENTICATED", "authentication_error"},
+        {"PERMISSION_DENIED", "permission_error"},
+        {"NOT_FOUND", "not_found_error"},
+        {"RESOURCE_EXHAUSTED", "rate_limit_error"},
+        {"INTERNAL", "server_error"},
+        {"UNAVAILABLE", "server_error"},
+        {"DEADLINE_EXCEEDED", "server_error"},
+    };
+    for (size_t i = 0; gstatus && i < SB_ARRAY_LEN(map); i++)
+        if (strcmp(gstatus, map[i].status) == 0)
+            return map[i].openai;
+    return NULL;
+}
+
+/* error.details[] {"@type": ".../google.rpc.RetryInfo", "retryDelay": "30s"} -> ms, or -1. */
+static int64_t gm_retry_delay(const cJSON *err)
+{
+    const cJSON *d;
+    int64_t ms = -1;
+    cJSON_ArrayForEach(d, wire_get(err, "details"))
+    {
+        const char *type = wire_str(d, "@type");
+        const char *delay = wire_str(d, "retryDelay");
+        if (type && strstr(type, "google.rpc.RetryInfo") && delay &&
+            !llm_parse_go_duration_ms(delay, &ms))
+            ms = -1;
+    }
+    return ms;
+}
+
+static void gm_error_info(long status, const cJSON *err, enum llm_errclass c,
+                          struct llm_error_info *info)
+{
+    const char *gstatus = wire_str(err, "status");
+    const char *otype = gm_openai_type(gstatus);
+    if (c == LLM_ERR_AUTH && status == 400)
+        otype = "authentication_error"; /* "API key not valid" comes as a 400 */
+    if (!otype)
+        otype = llm_error_type_for_status(status);
+    str_copy(info->type, sizeof info->type, otype ? otype : "");
+    if (c == LLM_ERR_CONTEXT_LENGTH)
+        str_copy(info->code, sizeof info->code, "context_length_exceeded");
+    else
+        str_copy(info->code, sizeof info->code, gstatus ? gstatus : "");
+    info->retry_after_ms = gm_retry_delay(err);
+}
+
+static enum llm_errclass gemini_classify(long status, const char *body, size_t len,
+                                         struct llm_error_info *info, char *msg, size_t msglen)
 {
     cJSON *root = len ? wire_parse(body, len) : NULL;
     const cJSON *top = cJSON_IsArray(root) ? cJSON_GetArrayItem(root, 0) : root;
@@ -703,6 +776,7 @@ static enum llm_errclass gemini_classify(long status, const char *body, size_t l
     enum llm_errclass c;
     if (cJSON_IsObject(err) && status >= 400) {
         c = gm_error_class(err, status, msg, msglen);
+        gm_error_info(status, err, c, info);
     } else {
         c = llm_errclass_from_status(status);
         wire_msg(msg, msglen, "HTTP %ld", status);

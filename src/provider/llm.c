@@ -8,6 +8,7 @@
 #include <ctype.h>
 #include <limits.h>
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -136,8 +137,9 @@ const char *llm_finish_name(enum llm_finish f)
     return NULL;
 }
 
-/* One row per class: name, retryable, the status the gateway answers with. An upstream
- * AUTH failure is our misconfiguration, not the client's: 502, not 401. */
+/* One row per class: name, retryable, the status the gateway answers with when no upstream
+ * status says better (llm_client_status). An upstream AUTH failure is 401, as the provider
+ * said: the gateway's x-switchboard-target names the target whose key was refused. */
 static const struct {
     const char *name;
     bool retryable;
@@ -150,8 +152,8 @@ static const struct {
     [LLM_ERR_TIMEOUT] = {"timeout", true, 504},
     [LLM_ERR_RATE_LIMIT] = {"rate_limit", true, 429},
     [LLM_ERR_OVERLOADED] = {"overloaded", true, 503},
-    [LLM_ERR_SERVER] = {"server", true, 502},
-    [LLM_ERR_AUTH] = {"auth", false, 502},
+    [LLM_ERR_SERVER] = {"server", true, 500},
+    [LLM_ERR_AUTH] = {"auth", false, 401},
     [LLM_ERR_BAD_REQUEST] = {"bad_request", false, 400},
     [LLM_ERR_CONTEXT_LENGTH] = {"context_length", false, 400},
     [LLM_ERR_BAD_RESPONSE] = {"bad_response", false, 502},
@@ -178,6 +180,63 @@ int llm_errclass_http_status(enum llm_errclass c)
     if ((unsigned)c >= LLM_ERRCLASS_COUNT)
         return 500;
     return errclass_table[c].http_status;
+}
+
+bool llm_errclass_is_upstream(enum llm_errclass c)
+{
+    switch (c) {
+    case LLM_ERR_RATE_LIMIT:
+    case LLM_ERR_OVERLOADED:
+    case LLM_ERR_SERVER:
+    case LLM_ERR_AUTH:
+    case LLM_ERR_BAD_REQUEST:
+    case LLM_ERR_CONTEXT_LENGTH:
+        return true;
+    case LLM_ERR_NONE:
+    case LLM_ERR_DNS:
+    case LLM_ERR_CONNECT:
+    case LLM_ERR_TLS:
+    case LLM_ERR_TIMEOUT:
+    case LLM_ERR_BAD_RESPONSE:
+    case LLM_ERR_TRUNCATED:
+    case LLM_ERR_CANCELLED:
+    case LLM_ERR_NO_KEY:
+    case LLM_ERR_INTERNAL:
+        return false;
+    }
+    return false;
+}
+
+int llm_client_status(enum llm_errclass c, long upstream_status)
+{
+    if (!llm_errclass_is_upstream(c) || upstream_status < 400 || upstream_status > 599)
+        return llm_errclass_http_status(c);
+    return upstream_status == 529 ? 503 : (int)upstream_status;
+}
+
+void llm_error_info_init(struct llm_error_info *e)
+{
+    memset(e, 0, sizeof *e);
+    e->retry_after_ms = -1;
+}
+
+const char *llm_error_type_for_status(long status)
+{
+    switch (status) {
+    case 401:
+        return "authentication_error";
+    case 403:
+        return "permission_error";
+    case 404:
+        return "not_found_error";
+    case 429:
+        return "rate_limit_error";
+    default:
+        break;
+    }
+    if (status >= 400 && status < 500)
+        return "invalid_request_error";
+    return status >= 500 && status < 600 ? "server_error" : NULL;
 }
 
 enum llm_errclass llm_errclass_from_status(long status)
@@ -462,15 +521,96 @@ void llm_ratelimit_feed_header(struct llm_ratelimit *rl, const char *name, const
     }
 }
 
+int64_t llm_ratelimit_retry_delay_ms(const struct llm_ratelimit *rl, int64_t body_delay_ms)
+{
+    if (rl->retry_after_ms >= 0)
+        return rl->retry_after_ms;
+    if (body_delay_ms >= 0)
+        return body_delay_ms;
+    int64_t spent = -1, any = -1;
+    if (rl->remaining_requests == 0 && rl->reset_requests_ms >= 0)
+        spent = rl->reset_requests_ms;
+    if (rl->remaining_tokens == 0 && rl->reset_tokens_ms > spent)
+        spent = rl->reset_tokens_ms;
+    if (rl->reset_requests_ms >= 0)
+        any = rl->reset_requests_ms;
+    if (rl->reset_tokens_ms >= 0 && (any < 0 || rl->reset_tokens_ms < any))
+        any = rl->reset_tokens_ms;
+    return spent >= 0 ? spent : any;
+}
+
+/* "1.5s" / "20ms": OpenAI's spelling of a reset delay. */
+static void print_delay(int64_t ms, char *out, size_t size)
+{
+    if (ms < 1000)
+        snprintf(out, size, "%lldms", (long long)(ms < 0 ? 0 : ms));
+    else if (ms % 1000 == 0)
+        snprintf(out, size, "%llds", (long long)(ms / 1000));
+    else
+        snprintf(out, size, "%lld.%03llds", (long long)(ms / 1000), (long long)(ms % 1000));
+}
+
+bool llm_ratelimit_client_header(const char *name, const char *value, int64_t now_wall_ms,
+                                 char *out_name, size_t name_size, char *out_value,
+                                 size_t value_size)
+{
+    static const char *const what[] = {"requests", "tokens", "input-tokens", "output-tokens"};
+    static const char *const field[] = {"limit", "remaining", "reset"};
+    char want[64];
+    int64_t at;
+    if (!name || !value || strlen(value) >= value_size || strlen(name) >= name_size)
+        return false;
+    for (size_t w = 0; w < SB_ARRAY_LEN(what); w++) {
+        for (size_t f = 0; f < SB_ARRAY_LEN(field); f++) {
+            snprintf(want, sizeof want, "x-ratelimit-%s-%s", field[f], what[w]);
+            if (str_ieq(name, want)) {
+                str_copy(out_name, name_size, want);
+                str_copy(out_value, value_size, value);
+                return true;
+            }
+            snprintf(want, sizeof want, "anthropic-ratelimit-%s-%s", what[w], field[f]);
+            if (!str_ieq(name, want))
+                continue;
+            snprintf(out_name, name_size, "x-ratelimit-%s-%s", field[f], what[w]);
+            if (f != 2)
+                str_copy(out_value, value_size, value);
+            else if (parse_rfc3339(value, &at))
+                print_delay(clamp_delay((double)(at - now_wall_ms)), out_value, value_size);
+            else
+                return false;
+            return true;
+        }
+    }
+    return false;
+}
+
 /* ---- Response collector ---------------------------------------------------------------- */
 
 /* Tool call indices come from adapters (0-based, in order); anything beyond is nonsense. */
 #define COLLECT_MAX_TOOL_CALLS 1024
 
+const char *llm_text_kind_field(enum llm_text_kind k)
+{
+    switch (k) {
+    case LLM_TEXT_CONTENT:
+        return "content";
+    case LLM_TEXT_REFUSAL:
+        return "refusal";
+    case LLM_TEXT_REASONING_CONTENT:
+        return "reasoning_content";
+    case LLM_TEXT_REASONING:
+        return "reasoning";
+    }
+    return "content";
+}
+
 void llm_response_init(struct llm_response *r)
 {
     memset(r, 0, sizeof *r);
     buf_init(&r->text);
+    buf_init(&r->refusal);
+    buf_init(&r->reasoning);
+    buf_init(&r->logprobs);
     r->finish = LLM_FINISH_NONE;
     r->errclass = LLM_ERR_NONE;
 }
@@ -478,6 +618,9 @@ void llm_response_init(struct llm_response *r)
 void llm_response_cleanup(struct llm_response *r)
 {
     buf_cleanup(&r->text);
+    buf_cleanup(&r->refusal);
+    buf_cleanup(&r->reasoning);
+    buf_cleanup(&r->logprobs);
     for (size_t i = 0; i < r->n_tool_calls; i++) {
         free(r->tool_calls[i].id);
         free(r->tool_calls[i].name);
@@ -522,13 +665,34 @@ static void collect_complete_tools(struct llm_response *r)
     }
 }
 
+static void collect_text(struct llm_response *r, const struct llm_event *ev)
+{
+    switch (ev->kind) {
+    case LLM_TEXT_CONTENT:
+        buf_append(&r->text, ev->text, ev->len);
+        break;
+    case LLM_TEXT_REFUSAL:
+        buf_append(&r->refusal, ev->text, ev->len);
+        break;
+    case LLM_TEXT_REASONING_CONTENT:
+    case LLM_TEXT_REASONING:
+        r->reasoning_kind = ev->kind;
+        buf_append(&r->reasoning, ev->text, ev->len);
+        break;
+    }
+    if (ev->logprobs && ev->logprobs_len) {
+        buf_reset(&r->logprobs);
+        buf_append(&r->logprobs, ev->logprobs, ev->logprobs_len);
+    }
+}
+
 int llm_response_collect(void *ctx, const struct llm_event *ev)
 {
     struct llm_response *r = ctx;
     struct llm_tool_call *tc;
     switch (ev->type) {
     case LLM_EV_TEXT:
-        buf_append(&r->text, ev->text, ev->len);
+        collect_text(r, ev);
         break;
     case LLM_EV_TOOL_CALL:
         tc = collect_tool(r, ev->index);
@@ -553,6 +717,9 @@ int llm_response_collect(void *ctx, const struct llm_event *ev)
         collect_complete_tools(r);
         r->finish = ev->finish;
         r->finished = true;
+        str_copy(r->system_fingerprint, sizeof r->system_fingerprint,
+                 ev->system_fingerprint ? ev->system_fingerprint : "");
+        str_copy(r->service_tier, sizeof r->service_tier, ev->service_tier ? ev->service_tier : "");
         break;
     case LLM_EV_ERROR: {
         size_t n = ev->text ? ev->len : 0;

@@ -10,8 +10,15 @@
  * - A streaming request always asks for stream_options.include_usage: usage is needed for
  *   billing whatever the client asked; the gateway decides what the client sees.
  * - tool_choice is only sent along with tools (servers reject it alone).
- * - A stream is complete only with "data: [DONE]"; USAGE and FINISH are emitted at the end
- *   of the body (stream_end), so a stream cut after its last chunk is still TRUNCATED.
+ * - A stream is complete with "data: [DONE]", or with a clean close (chunked end, not a
+ *   reset) after a chunk that carried a finish_reason, as several compatible servers end;
+ *   USAGE and FINISH are emitted at the end of the body (stream_end), so a stream reset after
+ *   its last chunk, or closed before any finish_reason, is still TRUNCATED.
+ * - What OpenAI-wire servers add passes through: message/delta "refusal", "reasoning_content"
+ *   and "reasoning" (TEXT events of their kind), the choice's logprobs (with the content),
+ *   system_fingerprint and service_tier (on FINISH).
+ * - Tool calls in the older flat shape ({"name","arguments"} with no "function" wrapper, no
+ *   id, finish_reason "tool") are read as the current shape, ids synthesised ("call_<n>").
  * - Errors found inside a 200 body or a stream ({"error":{...}}) are classified from their
  *   type/code; unknown ones count as SERVER (retryable).
  *
@@ -73,6 +80,45 @@ static int emit_text(const struct llm_sink *sink, enum llm_event_type type, int 
     return emit(sink, &ev);
 }
 
+/* A tool call's name/arguments holder: its "function" object, or the call itself in the
+ * older flat shape ({"name","arguments"} with no wrapper) some compatible servers send. */
+static const cJSON *call_function(const cJSON *tc)
+{
+    const cJSON *fn = jget(tc, "function");
+    return cJSON_IsObject(fn) ? fn : tc;
+}
+
+/*
+ * The texts of a message or a delta, each as its kind: reasoning (reasoning_content or
+ * reasoning), content, refusal. logprobs (the choice's, may be NULL or null) goes along with
+ * the content, or with the refusal when there is no content. Returns the sink's answer.
+ */
+static int emit_texts(const cJSON *m, const cJSON *logprobs, const struct llm_sink *sink)
+{
+    static const enum llm_text_kind kinds[] = {LLM_TEXT_REASONING_CONTENT, LLM_TEXT_REASONING,
+                                               LLM_TEXT_CONTENT, LLM_TEXT_REFUSAL};
+    char *lp = cJSON_IsObject(logprobs) ? cJSON_PrintUnformatted(logprobs) : NULL;
+    int stop = 0;
+    for (size_t i = 0; i < SB_ARRAY_LEN(kinds) && !stop; i++) {
+        const char *text = jstr(m, llm_text_kind_field(kinds[i]));
+        if (!text || !*text)
+            continue;
+        struct llm_event ev = {
+            .type = LLM_EV_TEXT, .text = text, .len = strlen(text), .kind = kinds[i]};
+        if (lp && (kinds[i] == LLM_TEXT_CONTENT || kinds[i] == LLM_TEXT_REFUSAL)) {
+            ev.logprobs = lp;
+            ev.logprobs_len = strlen(lp);
+        }
+        stop = emit(sink, &ev);
+        if (ev.logprobs) {
+            cJSON_free(lp);
+            lp = NULL;
+        }
+    }
+    cJSON_free(lp);
+    return stop;
+}
+
 static enum llm_finish finish_from(const char *s)
 {
     if (!s)
@@ -81,7 +127,7 @@ static enum llm_finish finish_from(const char *s)
         return LLM_FINISH_STOP;
     if (strcmp(s, "length") == 0)
         return LLM_FINISH_LENGTH;
-    if (strcmp(s, "tool_calls") == 0 || strcmp(s, "function_call") == 0)
+    if (strcmp(s, "tool_calls") == 0 || strcmp(s, "function_call") == 0 || strcmp(s, "tool") == 0)
         return LLM_FINISH_TOOL_CALLS;
     if (strcmp(s, "content_filter") == 0)
         return LLM_FINISH_CONTENT_FILTER;
@@ -183,13 +229,32 @@ static enum llm_errclass classify_json(long status, const cJSON *root, char *msg
     return cls;
 }
 
-static enum llm_errclass openai_classify(long status, const char *body, size_t len, char *msg,
-                                         size_t msglen)
+/* The error object's own type, code and param, as the client should see them. */
+static void error_info(long status, const cJSON *root, struct llm_error_info *info)
+{
+    const cJSON *err = jget(root, "error");
+    const cJSON *code = jget(err, "code");
+    const char *type = jstr(err, "type");
+    if (!cJSON_IsObject(err))
+        type = jstr(root, "type");
+    if (!type || !*type)
+        type = llm_error_type_for_status(status);
+    str_copy(info->type, sizeof info->type, type ? type : "");
+    if (sval(code))
+        str_copy(info->code, sizeof info->code, sval(code));
+    else if (cJSON_IsNumber(code) && fabs(code->valuedouble) < 1e9)
+        snprintf(info->code, sizeof info->code, "%ld", (long)code->valuedouble);
+    str_copy(info->param, sizeof info->param, jstr(err, "param") ? jstr(err, "param") : "");
+}
+
+static enum llm_errclass openai_classify(long status, const char *body, size_t len,
+                                         struct llm_error_info *info, char *msg, size_t msglen)
 {
     cJSON *root = len ? cJSON_ParseWithLength(body, len) : NULL;
     enum llm_errclass cls;
     if (cJSON_IsObject(root)) {
         cls = classify_json(status, root, msg, msglen);
+        error_info(status, root, info);
     } else {
         cls = llm_errclass_from_status(status);
         snprintf(msg, msglen, "HTTP %ld", status);
@@ -414,7 +479,7 @@ static enum sb_status openai_encode_probe(const struct config_target *t, struct 
 static int full_tool_call(const cJSON *tc, int i, const struct llm_sink *sink)
 {
     char idbuf[32];
-    const cJSON *fn = jget(tc, "function");
+    const cJSON *fn = call_function(tc);
     const char *id = jstr(tc, "id");
     const cJSON *args = jget(fn, "arguments");
     char *printed = NULL;
@@ -446,13 +511,13 @@ static enum llm_errclass decode_message(const cJSON *choice, const struct llm_si
     const cJSON *calls = jget(message, "tool_calls");
     int n = cJSON_IsArray(calls) ? cJSON_GetArraySize(calls) : 0;
     for (int i = 0; i < n; i++) {
-        const char *name = jstr(jget(cJSON_GetArrayItem(calls, i), "function"), "name");
+        const char *name = jstr(call_function(cJSON_GetArrayItem(calls, i)), "name");
         if (!name || !*name || i >= OPENAI_MAX_TOOL_CALLS) {
             snprintf(msg, msglen, "choices[0].message.tool_calls[%d]: no function name", i);
             return LLM_ERR_BAD_RESPONSE;
         }
     }
-    if (emit_text(sink, LLM_EV_TEXT, 0, jstr(message, "content")))
+    if (emit_texts(message, jget(choice, "logprobs"), sink))
         return LLM_ERR_NONE;
     for (int i = 0; i < n; i++) {
         if (full_tool_call(cJSON_GetArrayItem(calls, i), i, sink))
@@ -501,6 +566,8 @@ static enum llm_errclass openai_decode_full(const char *body, size_t len,
     ev = (struct llm_event){
         .type = LLM_EV_FINISH,
         .finish = finish_from(jstr(choice, "finish_reason")),
+        .system_fingerprint = jstr(root, "system_fingerprint"),
+        .service_tier = jstr(root, "service_tier"),
     };
     emit(sink, &ev);
 out:
@@ -511,8 +578,11 @@ out:
 /* ---- Streams ---------------------------------------------------------------------------- */
 
 struct openai_stream {
-    bool done; /* "data: [DONE]" seen */
+    bool done;       /* "data: [DONE]" seen */
+    bool has_finish; /* a chunk carried a finish_reason */
     enum llm_finish finish;
+    char fingerprint[96]; /* the last system_fingerprint / service_tier seen */
+    char tier[32];
     struct llm_usage usage;
     long pindex[OPENAI_MAX_TOOL_CALLS]; /* provider's index of each of our calls */
     char *ids[OPENAI_MAX_TOOL_CALLS];
@@ -577,7 +647,7 @@ static enum llm_errclass stream_tool_calls(struct openai_stream *st, const cJSON
             snprintf(msg, msglen, "more than %d tool calls", OPENAI_MAX_TOOL_CALLS);
             return LLM_ERR_BAD_RESPONSE;
         }
-        const cJSON *fn = jget(tc, "function");
+        const cJSON *fn = call_function(tc);
         const char *name = jstr(fn, "name");
         if (is_new) {
             struct llm_event ev = {
@@ -589,7 +659,11 @@ static enum llm_errclass stream_tool_calls(struct openai_stream *st, const cJSON
             if (emit(sink, &ev))
                 return LLM_ERR_NONE;
         }
-        if (emit_text(sink, LLM_EV_TOOL_ARGS, slot, jstr(fn, "arguments")))
+        const cJSON *args = jget(fn, "arguments");
+        char *printed = cJSON_IsObject(args) ? cJSON_PrintUnformatted(args) : NULL;
+        int stop = emit_text(sink, LLM_EV_TOOL_ARGS, slot, printed ? printed : sval(args));
+        cJSON_free(printed);
+        if (stop)
             return LLM_ERR_NONE;
     }
     return LLM_ERR_NONE;
@@ -602,6 +676,10 @@ static enum llm_errclass stream_chunk(struct openai_stream *st, const cJSON *roo
     const cJSON *usage = jget(root, "usage"), *choices = jget(root, "choices"), *choice;
     if (cJSON_IsObject(usage))
         usage_from(usage, &st->usage);
+    if (jstr(root, "system_fingerprint"))
+        str_copy(st->fingerprint, sizeof st->fingerprint, jstr(root, "system_fingerprint"));
+    if (jstr(root, "service_tier"))
+        str_copy(st->tier, sizeof st->tier, jstr(root, "service_tier"));
     if (!cJSON_IsArray(choices))
         return LLM_ERR_NONE;
     cJSON_ArrayForEach(choice, choices)
@@ -610,7 +688,7 @@ static enum llm_errclass stream_chunk(struct openai_stream *st, const cJSON *roo
         if (cJSON_IsNumber(index) && index->valuedouble != 0)
             continue; /* we only ever ask for one choice */
         const cJSON *delta = jget(choice, "delta");
-        if (emit_text(sink, LLM_EV_TEXT, 0, jstr(delta, "content")))
+        if (emit_texts(delta, jget(choice, "logprobs"), sink))
             return LLM_ERR_NONE;
         const cJSON *calls = jget(delta, "tool_calls");
         if (cJSON_IsArray(calls)) {
@@ -619,8 +697,10 @@ static enum llm_errclass stream_chunk(struct openai_stream *st, const cJSON *roo
                 return cls;
         }
         const char *finish = jstr(choice, "finish_reason");
-        if (finish)
+        if (finish) {
             st->finish = finish_from(finish);
+            st->has_finish = true;
+        }
     }
     return LLM_ERR_NONE;
 }
@@ -661,18 +741,27 @@ static enum llm_errclass openai_stream_event(void *state, const struct sse_event
     return cls;
 }
 
-static enum llm_errclass openai_stream_end(void *state, const struct llm_sink *sink, char *msg,
-                                           size_t msglen)
+/* Complete with [DONE]; or, as several compatible servers end, with a clean close after a
+ * chunk that carried a finish_reason. */
+static enum llm_errclass openai_stream_end(void *state, bool clean, const struct llm_sink *sink,
+                                           char *msg, size_t msglen)
 {
     struct openai_stream *st = state;
-    if (!st->done) {
-        str_copy(msg, msglen, "stream ended without [DONE]");
+    if (!st->done && !(clean && st->has_finish)) {
+        str_copy(msg, msglen,
+                 st->has_finish ? "stream cut after its finish_reason, before [DONE]"
+                                : "stream ended without a finish_reason or [DONE]");
         return LLM_ERR_TRUNCATED;
     }
     struct llm_event ev = {.type = LLM_EV_USAGE, .usage = st->usage};
     if (st->usage.present && emit(sink, &ev))
         return LLM_ERR_NONE;
-    ev = (struct llm_event){.type = LLM_EV_FINISH, .finish = st->finish};
+    ev = (struct llm_event){
+        .type = LLM_EV_FINISH,
+        .finish = st->finish,
+        .system_fingerprint = st->fingerprint[0] ? st->fingerprint : NULL,
+        .service_tier = st->tier[0] ? st->tier : NULL,
+    };
     emit(sink, &ev);
     return LLM_ERR_NONE;
 }

@@ -7,7 +7,11 @@
  *                                  at the end (or as soon as the cap is hit, then abort)
  *   2xx, not streaming          -> FULL: keep up to PROVIDER_MAX_BODY, decode_full at the end
  *   2xx, streaming, event-stream -> SSE: sse_parser -> ops->stream_event; stream_end at the end
- *     (a missing content-type is read as an event stream)
+ *     (a missing content-type is read as an event stream). One size rule: a line and an event
+ *     may each hold sse_limit bytes (the target's sse_max_event_bytes); over it the call ends
+ *     with an ERROR that says so. Non-SSE bytes after the last event (a bare JSON error object
+ *     appended by Vertex AI) end it with an ERROR too, even after a finish reason: a JSON
+ *     error is classified as an error body, anything else is BAD_RESPONSE.
  *   2xx, streaming, JSON         -> FULL: a server that ignored "stream": true answered with
  *                                  one JSON body; decode_full yields the same events, and an
  *                                  {"error":...} body is classified there
@@ -28,7 +32,10 @@
 #include <string.h>
 #include <strings.h>
 
+#include <cjson/cJSON.h>
+
 #include "switchboard/provider.h"
+#include "wire.h"
 
 /* ---- HTTP requests ------------------------------------------------------------------- */
 
@@ -159,14 +166,18 @@ struct provider_call {
     long status;
     char content_type[128];
     struct llm_ratelimit rl;
+    struct buf client_headers; /* "name: value\n" rate-limit headers for the client */
+    struct llm_error_info info;
 
     enum call_mode mode;
     struct buf body;
     struct sse_parser sse;
+    size_t sse_limit; /* per line and per event */
     void *stream_state;
     size_t n_events;
 
-    struct buf hold_text; /* incomplete UTF-8 tail of the text */
+    struct buf hold_text; /* incomplete UTF-8 tail of the text (of kind hold_kind) */
+    enum llm_text_kind hold_kind;
     struct buf hold_args; /* ... of tool call hold_index's arguments */
     int hold_index;
     struct buf scratch;
@@ -287,11 +298,15 @@ static int flush_hold(struct provider_call *c, struct buf *hold, enum llm_event_
         return 0;
     buf_reset(hold);
     struct llm_event ev = {.type = type, .text = "\xEF\xBF\xBD", .len = 3, .index = index};
+    if (type == LLM_EV_TEXT)
+        ev.kind = c->hold_kind;
     c->has_output = true;
     return deliver(c, &ev);
 }
 
-static int emit_finish(struct provider_call *c, enum llm_finish finish)
+/* from: the adapter's FINISH (its fingerprint and tier go along), NULL when synthesised. */
+static int emit_finish(struct provider_call *c, enum llm_finish finish,
+                       const struct llm_event *from)
 {
     if (flush_hold(c, &c->hold_text, LLM_EV_TEXT, 0) ||
         flush_hold(c, &c->hold_args, LLM_EV_TOOL_ARGS, c->hold_index))
@@ -300,6 +315,10 @@ static int emit_finish(struct provider_call *c, enum llm_finish finish)
     c->terminated = true;
     c->outcome = LLM_ERR_NONE;
     struct llm_event ev = {.type = LLM_EV_FINISH, .finish = finish};
+    if (from) {
+        ev.system_fingerprint = from->system_fingerprint;
+        ev.service_tier = from->service_tier;
+    }
     return deliver(c, &ev);
 }
 
@@ -311,6 +330,9 @@ static int call_on_event(void *ctx, const struct llm_event *ev)
         return 1;
     switch (ev->type) {
     case LLM_EV_TEXT:
+        if (ev->kind != c->hold_kind && flush_hold(c, &c->hold_text, LLM_EV_TEXT, 0))
+            return 1;
+        c->hold_kind = ev->kind;
         return deliver_text(c, &c->hold_text, ev);
     case LLM_EV_TOOL_ARGS:
         if (ev->index != c->hold_index &&
@@ -328,7 +350,7 @@ static int call_on_event(void *ctx, const struct llm_event *ev)
         c->usage.present = true;
         return deliver(c, ev);
     case LLM_EV_FINISH:
-        return emit_finish(c, ev->finish);
+        return emit_finish(c, ev->finish, ev);
     case LLM_EV_ERROR:
         buf_reset(&c->scratch);
         buf_append(&c->scratch, ev->text ? ev->text : "", ev->text ? ev->len : 0);
@@ -349,12 +371,15 @@ struct provider_call *provider_call_new(const struct provider_ops *ops, bool str
     c->inner.ctx = c;
     c->secret = xstrdup(secret);
     llm_ratelimit_init(&c->rl);
+    llm_error_info_init(&c->info);
+    buf_init(&c->client_headers);
     buf_init(&c->body);
     buf_init(&c->hold_text);
     buf_init(&c->hold_args);
     buf_init(&c->scratch);
     buf_init(&c->clean);
-    sse_init(&c->sse, (size_t)PROVIDER_MAX_SSE_LINE, (size_t)PROVIDER_MAX_SSE_EVENT);
+    c->sse_limit = (size_t)PROVIDER_MAX_SSE_EVENT;
+    sse_init(&c->sse, c->sse_limit, c->sse_limit);
     c->mode = MODE_UNDECIDED;
     c->finish = LLM_FINISH_NONE;
     c->outcome = LLM_ERR_NONE;
@@ -368,6 +393,7 @@ void provider_call_free(struct provider_call *c)
     if (c->stream_state)
         c->ops->stream_free(c->stream_state);
     sse_cleanup(&c->sse);
+    buf_cleanup(&c->client_headers);
     buf_cleanup(&c->body);
     buf_cleanup(&c->hold_text);
     buf_cleanup(&c->hold_args);
@@ -382,6 +408,15 @@ void provider_call_free(struct provider_call *c)
     free(c);
 }
 
+void provider_call_set_sse_limit(struct provider_call *c, size_t bytes)
+{
+    if (c->mode != MODE_UNDECIDED)
+        return;
+    c->sse_limit = bytes ? bytes : (size_t)PROVIDER_MAX_SSE_EVENT;
+    sse_cleanup(&c->sse);
+    sse_init(&c->sse, c->sse_limit, c->sse_limit);
+}
+
 void provider_call_on_status(struct provider_call *c, long status)
 {
     c->status = status;
@@ -392,9 +427,15 @@ void provider_call_on_header(struct provider_call *c, const char *name, const ch
 {
     if (!name || !value)
         return;
+    char cname[64], cvalue[128];
     if (str_ieq(name, "content-type"))
         str_copy(c->content_type, sizeof c->content_type, value);
     llm_ratelimit_feed_header(&c->rl, name, value, now_wall_ms);
+    if (c->client_headers.len < 2048 &&
+        llm_ratelimit_client_header(name, value, now_wall_ms, cname, sizeof cname, cvalue,
+                                    sizeof cvalue) &&
+        !wire_has_line_break(cvalue))
+        buf_printf(&c->client_headers, "%s: %s\n", cname, cvalue);
 }
 
 /* The media type of content-type, lower-cased, parameters dropped. */
@@ -448,11 +489,14 @@ static void classify_body(struct provider_call *c)
         return;
     }
     enum llm_errclass cls =
-        c->ops->classify(c->status, buf_str(&c->body), c->body.len, msg, sizeof msg);
+        c->ops->classify(c->status, buf_str(&c->body), c->body.len, &c->info, msg, sizeof msg);
     if (cls == LLM_ERR_NONE)
         cls = llm_errclass_from_status(c->status);
     if (cls == LLM_ERR_NONE)
         cls = LLM_ERR_BAD_RESPONSE;
+    /* A delay the body asks for, or the reset of the exhausted window, feeds the cooldown. */
+    if (cls == LLM_ERR_RATE_LIMIT)
+        c->rl.retry_after_ms = llm_ratelimit_retry_delay_ms(&c->rl, c->info.retry_after_ms);
     emit_error(c, cls, msg);
 }
 
@@ -487,11 +531,10 @@ static int sse_result(struct provider_call *c, enum sse_status st)
     case SSE_STOPPED:
         return c->stopped || c->outcome != LLM_ERR_NONE ? 1 : 0;
     case SSE_ERR_LINE_TOO_LONG:
-        snprintf(msg, sizeof msg, "SSE line over %u bytes", PROVIDER_MAX_SSE_LINE);
-        emit_error(c, LLM_ERR_BAD_RESPONSE, msg);
-        return 1;
     case SSE_ERR_EVENT_TOO_BIG:
-        snprintf(msg, sizeof msg, "SSE event over %u bytes", PROVIDER_MAX_SSE_EVENT);
+        snprintf(msg, sizeof msg,
+                 "the provider sent an SSE %s over the limit of %zu bytes (sse_max_event_bytes)",
+                 st == SSE_ERR_LINE_TOO_LONG ? "line" : "event", c->sse_limit);
         emit_error(c, LLM_ERR_BAD_RESPONSE, msg);
         return 1;
     }
@@ -538,6 +581,54 @@ static enum llm_errclass outcome(const struct provider_call *c)
     return c->stopped ? LLM_ERR_CANCELLED : LLM_ERR_NONE;
 }
 
+/* A JSON error object (bare, or first in an array) in text: its text printed alone (caller
+ * cJSON_frees) and the status it asks for (its numeric code when an HTTP error status, else
+ * 500); NULL when text is no such thing. */
+static char *junk_error(const char *text, size_t len, long *status)
+{
+    char *printed = NULL;
+    cJSON *root = cJSON_ParseWithLength(text, len);
+    const cJSON *top = cJSON_IsArray(root) ? cJSON_GetArrayItem(root, 0) : root;
+    const cJSON *err = cJSON_IsObject(top) ? cJSON_GetObjectItemCaseSensitive(top, "error") : NULL;
+    const cJSON *num = cJSON_IsObject(err) ? cJSON_GetObjectItemCaseSensitive(err, "code") : NULL;
+    *status = 500;
+    if (cJSON_IsNumber(num) && num->valuedouble >= 400 && num->valuedouble < 600)
+        *status = (long)num->valuedouble;
+    if (err)
+        printed = cJSON_PrintUnformatted(top);
+    cJSON_Delete(root);
+    return printed;
+}
+
+/*
+ * Bytes after the last event that are not SSE (Vertex AI appends a bare JSON error object to
+ * a stream): an error, even after a finish reason. A JSON error object is classified as the
+ * provider's error body; anything else is BAD_RESPONSE. Returns whether there were any.
+ */
+static bool trailing_error(struct provider_call *c)
+{
+    size_t len;
+    const char *junk = sse_trailing(&c->sse, &len);
+    char msg[PROVIDER_MSG_MAX] = "";
+    long status;
+    if (len == 0 || c->terminated || c->stopped)
+        return false;
+    char *err = junk_error(junk, len, &status);
+    if (!err) {
+        char shown[81];
+        str_copy(shown, sizeof shown, junk);
+        snprintf(msg, sizeof msg, "the stream ended with %zu bytes that are not SSE: %s", len,
+                 shown);
+        emit_error(c, LLM_ERR_BAD_RESPONSE, msg);
+        return true;
+    }
+    llm_error_info_init(&c->info);
+    enum llm_errclass cls = c->ops->classify(status, err, strlen(err), &c->info, msg, sizeof msg);
+    cJSON_free(err);
+    emit_error(c, cls == LLM_ERR_NONE ? LLM_ERR_SERVER : cls, msg);
+    return true;
+}
+
 static void finish_body(struct provider_call *c)
 {
     char msg[PROVIDER_MSG_MAX] = "";
@@ -550,9 +641,10 @@ static void finish_body(struct provider_call *c)
         cls = c->ops->decode_full(buf_str(&c->body), c->body.len, &c->inner, msg, sizeof msg);
         break;
     case MODE_SSE:
-        if (sse_result(c, sse_finish(&c->sse, on_sse_event, c)) || c->terminated)
+        if (sse_result(c, sse_finish(&c->sse, on_sse_event, c)) || trailing_error(c) ||
+            c->terminated)
             return;
-        cls = c->ops->stream_end(c->stream_state, &c->inner, msg, sizeof msg);
+        cls = c->ops->stream_end(c->stream_state, true, &c->inner, msg, sizeof msg);
         break;
     case MODE_UNDECIDED:
     case MODE_REJECTED:
@@ -561,7 +653,7 @@ static void finish_body(struct provider_call *c)
     if (cls != LLM_ERR_NONE)
         emit_error(c, cls, msg);
     else if (!c->terminated && !c->stopped)
-        emit_finish(c, c->finish); /* the adapter said done without a FINISH */
+        emit_finish(c, c->finish, NULL); /* the adapter said done without a FINISH */
 }
 
 enum llm_errclass provider_call_finish(struct provider_call *c, enum llm_errclass transport_err,
@@ -588,11 +680,12 @@ enum llm_errclass provider_call_finish(struct provider_call *c, enum llm_errclas
     /* A stream whose terminal event came before the failure (a connection that dropped after
      * [DONE]) is complete; else the transport's class stands, not TRUNCATED. The partial line
      * in the parser is not dispatched. */
-    if (c->mode == MODE_SSE) {
+    if (c->mode == MODE_SSE && !trailing_error(c)) {
         char msg[PROVIDER_MSG_MAX] = "";
-        if (c->ops->stream_end(c->stream_state, &c->inner, msg, sizeof msg) == LLM_ERR_NONE &&
+        if (c->ops->stream_end(c->stream_state, false, &c->inner, msg, sizeof msg) ==
+                LLM_ERR_NONE &&
             !c->terminated && !c->stopped)
-            emit_finish(c, c->finish);
+            emit_finish(c, c->finish, NULL);
     }
     emit_error(c, transport_err, transport_msg); /* a no-op once terminated */
     return outcome(c);
@@ -626,4 +719,14 @@ enum llm_finish provider_call_finish_reason(const struct provider_call *c)
 const char *provider_call_error(const struct provider_call *c)
 {
     return c->error;
+}
+
+const struct llm_error_info *provider_call_error_info(const struct provider_call *c)
+{
+    return &c->info;
+}
+
+const char *provider_call_client_headers(const struct provider_call *c)
+{
+    return buf_str(&c->client_headers);
 }

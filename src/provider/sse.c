@@ -22,6 +22,7 @@ void sse_init(struct sse_parser *p, size_t max_line, size_t max_event)
     buf_init(&p->data);
     buf_init(&p->event);
     buf_init(&p->id);
+    buf_init(&p->junk);
     p->failed = SSE_OK;
 }
 
@@ -31,6 +32,26 @@ void sse_cleanup(struct sse_parser *p)
     buf_cleanup(&p->data);
     buf_cleanup(&p->event);
     buf_cleanup(&p->id);
+    buf_cleanup(&p->junk);
+}
+
+const char *sse_trailing(const struct sse_parser *p, size_t *len)
+{
+    *len = p->junk.len;
+    return buf_str(&p->junk);
+}
+
+/* Keeps a line that is not SSE (up to max_event bytes in all). */
+static void keep_junk(struct sse_parser *p, const char *s, size_t n)
+{
+    size_t room = p->max_event > p->junk.len ? p->max_event - p->junk.len : 0;
+    if (room == 0)
+        return;
+    if (p->junk.len) {
+        buf_putc(&p->junk, '\n');
+        room--;
+    }
+    buf_append(&p->junk, s, n < room ? n : room);
 }
 
 const char *sse_status_str(enum sse_status s)
@@ -76,6 +97,7 @@ static enum sse_status process_line(struct sse_parser *p, const char *s, size_t 
                 .id = p->has_id ? buf_str(&p->id) : NULL,
             };
             p->events++;
+            buf_reset(&p->junk);
             if (cb(ctx, &ev) != 0)
                 st = SSE_STOPPED;
         }
@@ -112,8 +134,9 @@ static enum sse_status process_line(struct sse_parser *p, const char *s, size_t 
             buf_append(&p->id, value, value_len);
             p->has_id = true;
         }
+    } else if (!field_is(s, name_len, "retry")) {
+        keep_junk(p, s, n); /* not SSE: ignored, but kept for sse_trailing */
     }
-    /* "retry" and unknown fields are ignored. */
     return SSE_OK;
 }
 

@@ -131,6 +131,15 @@ enum llm_errclass wire_emit_text(const struct llm_sink *sink, enum llm_event_typ
     return wire_emit(sink, &ev, msg, msglen);
 }
 
+enum llm_errclass wire_emit_text_kind(const struct llm_sink *sink, enum llm_text_kind kind,
+                                      const char *text, char *msg, size_t msglen)
+{
+    if (!text || !*text)
+        return LLM_ERR_NONE;
+    struct llm_event ev = {.type = LLM_EV_TEXT, .text = text, .len = strlen(text), .kind = kind};
+    return wire_emit(sink, &ev, msg, msglen);
+}
+
 /* The separator of a signed id: something before it and a signature after it; else NULL
  * (the id is plain, whatever it holds). */
 static const char *sig_sep(const char *id)

@@ -55,6 +55,9 @@ const char *wire_object_error(enum sb_status st); /* "invalid JSON" / "expected 
 /* Emit one event. LLM_ERR_NONE, or LLM_ERR_CANCELLED (msg set) when the sink says stop. */
 enum llm_errclass wire_emit(const struct llm_sink *sink, const struct llm_event *ev, char *msg,
                             size_t msglen);
+/* TEXT of a kind (refusal, reasoning...) with a NUL-terminated text; nothing for NULL or "". */
+enum llm_errclass wire_emit_text_kind(const struct llm_sink *sink, enum llm_text_kind kind,
+                                      const char *text, char *msg, size_t msglen);
 /* TEXT or TOOL_ARGS with a NUL-terminated text; nothing for NULL or "". */
 enum llm_errclass wire_emit_text(const struct llm_sink *sink, enum llm_event_type type, int index,
                                  const char *text, char *msg, size_t msglen);

@@ -77,6 +77,7 @@ static void fill_result(const struct call *c, struct router_result *r, enum llm_
     r->call_id = c->id;
     r->err = err;
     r->upstream_status = c->last_status;
+    r->upstream_error = c->last_info;
     str_copy(r->message, sizeof r->message, msg ? msg : "");
     const struct target_state *t = c->winner ? c->winner->t : c->last_target;
     r->target = t ? t->cfg->name : "";
@@ -141,6 +142,7 @@ static void set_last_error(struct call *c, struct target_state *t, enum llm_errc
 {
     c->last_err = err;
     c->last_status = status;
+    llm_error_info_init(&c->last_info);
     str_copy(c->last_msg, sizeof c->last_msg, msg ? msg : "");
     if (t) {
         t->refs++;
@@ -370,7 +372,8 @@ static void commit(struct router *rt, struct call *c, struct attempt *a)
                                    .model = a->t->cfg->model,
                                    .route = c->route_name,
                                    .attempt = c->attempts,
-                                   .hedged = a->is_hedge};
+                                   .hedged = a->is_hedge,
+                                   .upstream_headers = provider_call_client_headers(a->pc)};
         c->sink.on_commit(c->sink.ctx, &cm);
     }
     if (a->is_hedge)
@@ -620,6 +623,7 @@ static void attempt_done(void *ctx, const struct transport_result *res)
             call_finish(rt, c, out, "%s", msg);
     } else if (!c->committed) {
         set_last_error(c, a->t, out, provider_call_status(a->pc), msg);
+        c->last_info = *provider_call_error_info(a->pc);
         if (out == LLM_ERR_RATE_LIMIT) {
             const struct llm_ratelimit *rl = provider_call_ratelimit(a->pc);
             c->retry_after_ms = rl->retry_after_ms;
@@ -672,6 +676,7 @@ static struct attempt *attempt_new(struct router *rt, struct call *c, struct can
     timer_init(&a->t_idle, ATTEMPT_TIMER_IDLE);
     struct llm_sink sink = {attempt_on_event, a};
     a->pc = provider_call_new(k->t->ops, c->req->stream, &sink, k->t->cfg->api_key);
+    provider_call_set_sse_limit(a->pc, (size_t)k->t->cfg->sse_max_event_bytes);
     return a;
 }
 

@@ -154,6 +154,7 @@ struct call {
     struct timer t_retry, t_hedge, t_deadline;
     enum llm_errclass last_err;
     long last_status;
+    struct llm_error_info last_info; /* the provider's error type/code/param */
     char last_msg[256];
     struct target_state *last_target; /* ref */
     int64_t retry_after_ms;

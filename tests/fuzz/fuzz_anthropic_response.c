@@ -103,7 +103,11 @@ static void run_classify(const char *body, size_t len, unsigned seed)
 {
     char msg[PROVIDER_MSG_MAX] = "";
     long status = 400 + (long)(seed % 200);
-    if (ops->classify(status, body, len, msg, sizeof msg) == LLM_ERR_NONE || msg[0] == '\0')
+    struct llm_error_info info;
+    llm_error_info_init(&info);
+    if (ops->classify(status, body, len, &info, msg, sizeof msg) == LLM_ERR_NONE || msg[0] == '\0')
+        abort();
+    if (!memchr(info.type, '\0', sizeof info.type) || !memchr(info.code, '\0', sizeof info.code))
         abort();
 }
 

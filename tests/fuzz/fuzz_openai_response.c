@@ -3,7 +3,9 @@
  * classify, and the whole provider_call glue (status, content-type, streamed or not, body in
  * random pieces). The first byte picks the scenario and seeds the splits.
  * Properties checked on every event sequence: exactly one terminal event (FINISH or ERROR),
- * last; nothing after it; text and tool arguments are valid UTF-8; tool indices are sane.
+ * last; nothing after it; text (of any kind: content, refusal, reasoning) and tool arguments
+ * are valid UTF-8; logprobs are a JSON object; tool indices are sane. The 429 status also
+ * derives a retry delay and client headers from rate-limit headers.
  */
 #include <stdint.h>
 #include <stdlib.h>
@@ -27,6 +29,12 @@ static int check_event(void *ctx, const struct llm_event *ev)
         __builtin_trap(); /* nothing after FINISH/ERROR */
     switch (ev->type) {
     case LLM_EV_TEXT:
+        if ((unsigned)ev->kind > LLM_TEXT_REASONING ||
+            (ev->logprobs && (ev->logprobs_len == 0 || ev->logprobs[0] != '{')))
+            __builtin_trap();
+        if (ev->len == 0 || utf8_valid_prefix(ev->text, ev->len) != ev->len)
+            __builtin_trap();
+        break;
     case LLM_EV_TOOL_ARGS:
         if (ev->len == 0 || utf8_valid_prefix(ev->text, ev->len) != ev->len)
             __builtin_trap();
@@ -40,6 +48,11 @@ static int check_event(void *ctx, const struct llm_event *ev)
             __builtin_trap();
         break;
     case LLM_EV_FINISH:
+        if ((ev->system_fingerprint && !memchr(ev->system_fingerprint, '\0', 4096)) ||
+            (ev->service_tier && !memchr(ev->service_tier, '\0', 4096)))
+            __builtin_trap();
+        c->terminals++;
+        break;
     case LLM_EV_ERROR:
         c->terminals++;
         break;
@@ -70,6 +83,8 @@ static void run_call(uint8_t flags, const char *body, size_t len)
     if (types[(flags >> 4) & 3])
         provider_call_on_header(pc, "content-type", types[(flags >> 4) & 3], 0);
     provider_call_on_header(pc, "retry-after", "1", 0);
+    provider_call_on_header(pc, "x-ratelimit-remaining-requests", "0", 0);
+    provider_call_on_header(pc, "anthropic-ratelimit-tokens-reset", "2026-12-06T10:00:00Z", 0);
     size_t at = 0;
     while (at < len) {
         seed = seed * 1103515245u + 12345u;
@@ -88,6 +103,8 @@ static void run_call(uint8_t flags, const char *body, size_t len)
     if ((outcome == LLM_ERR_NONE) != (c.terminals == 1 && c.collected.finished))
         __builtin_trap();
     (void)provider_call_error(pc);
+    if (!strstr(provider_call_client_headers(pc), "x-ratelimit-remaining-requests: 0\n"))
+        __builtin_trap();
     provider_call_free(pc);
     llm_response_cleanup(&c.collected);
 }
@@ -104,7 +121,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     msg[0] = '\0';
     (void)provider_openai.decode_full(body, len, &plain, msg, sizeof msg);
     msg[0] = '\0';
-    (void)provider_openai.classify(400 + data[0], body, len, msg, sizeof msg);
+    struct llm_error_info info;
+    llm_error_info_init(&info);
+    (void)provider_openai.classify(400 + data[0], body, len, &info, msg, sizeof msg);
+    if (!memchr(info.param, '\0', sizeof info.param))
+        __builtin_trap();
     if (msg[0] == '\0')
         __builtin_trap();
     run_call(data[0], body, len);

@@ -1,7 +1,8 @@
 /*
  * fuzz_sse.c - libFuzzer target for the SSE parser. The first byte seeds the chunk splits;
  * the rest is the stream. The property: feeding it whole and feeding it in random pieces
- * dispatch the same events and end in the same status (small caps so errors are reached).
+ * dispatch the same events, keep the same non-SSE lines after the last event (sse_trailing,
+ * within its cap) and end in the same status (small caps so errors are reached).
  */
 #include <stdint.h>
 #include <stdlib.h>
@@ -48,6 +49,14 @@ static enum sse_status parse(const char *s, size_t n, unsigned seed, struct buf 
     }
     if (st == SSE_OK)
         st = sse_finish(&p, on_event, &r);
+    size_t junk_len;
+    const char *junk = sse_trailing(&p, &junk_len);
+    if (junk_len > 256 || strlen(junk) > junk_len)
+        __builtin_trap(); /* capped at max_event */
+    if (st == SSE_OK) {   /* what followed the last event is part of what both runs saw */
+        buf_printf(&r.log, "{trailing %zu}", junk_len);
+        buf_append(&r.log, junk, junk_len);
+    }
     sse_cleanup(&p);
     buf_append(log, buf_str(&r.log), r.log.len);
     buf_cleanup(&r.log);

@@ -376,6 +376,79 @@ check "omit_usage -> no usage object" py "
 d=json.loads(b); assert '$s'=='200' and 'usage' not in d and d['choices']"
 behave '{"reset":true}'
 
+# ---- named provider behaviours ("wire") -----------------------------------------------------
+OA_STREAM="${OA_BODY%\}},\"stream\":true}"
+OA_TOOL='{"model":"m","messages":[{"role":"user","content":"weather in Paris?"}],"tools":'"$TOOLS_OA"',"tool_choice":"required"}'
+behave '{"reset":true,"wire":"no_done"}'
+s=$(oa -d "$OA_STREAM")
+check "wire no_done: openai stream has a finish_reason, no [DONE], clean end" py "
+ev=[l[6:] for l in b.split('\n') if l.startswith('data: ')]
+assert int(open('$tmp/rc').read())==0 and '[DONE]' not in ev
+assert json.loads(ev[-1])['choices'][0]['finish_reason']=='stop'"
+s=$(an -d "${AN_BODY%\}},\"stream\":true}")
+check "wire no_done: anthropic stream ends at message_delta" py "
+assert 'message_stop' not in b and '\"stop_reason\":\"end_turn\"' in b"
+behave '{"reset":true,"wire":"trailing_error"}'
+s=$(oa -d "$OA_STREAM")
+check "wire trailing_error: openai stream ends with a bare JSON error" py "
+i=b.rindex('data: '); tail=b[b.index('\n\n',i)+2:]
+assert json.loads(tail)[0]['error']['status']=='RESOURCE_EXHAUSTED' and '[DONE]' not in b"
+s=$(gm 'streamGenerateContent?alt=sse' -d "$GM_BODY")
+check "wire trailing_error: gemini stream ends with a bare JSON error" py "
+assert b.rstrip().endswith(']') and 'finishReason' in b and 'RESOURCE_EXHAUSTED' in b"
+behave '{"reset":true,"wire":"oversize_event"}'
+s=$(oa -d "$OA_STREAM")
+check "wire oversize_event: one SSE line over 4 MiB" py "
+assert max(len(l) for l in b.split('\n')) > 5*1024*1024"
+behave '{"reset":true,"wire":"refusal"}'
+s=$(oa -d "$OA_BODY")
+check "wire refusal: openai message.refusal, content null" py "
+m=json.loads(b)['choices'][0]['message']; assert m['content'] is None and m['refusal'].startswith('I')"
+s=$(oa -d "$OA_STREAM")
+check "wire refusal: openai delta.refusal" py "assert '\"refusal\":\"I' in b"
+s=$(an -d "$AN_BODY")
+check "wire refusal: anthropic stop_reason refusal" py "
+assert json.loads(b)['stop_reason']=='refusal'"
+s=$(gm generateContent -d "$GM_BODY")
+check "wire refusal: gemini finishReason SAFETY without content" py "
+c=json.loads(b)['candidates'][0]; assert c['finishReason']=='SAFETY' and 'content' not in c"
+behave '{"reset":true,"wire":"prompt_blocked"}'
+s=$(gm generateContent -d "$GM_BODY")
+check "wire prompt_blocked: gemini blockReason, no candidates" py "
+d=json.loads(b); assert 'candidates' not in d and d['promptFeedback']['blockReason']=='SAFETY'"
+behave '{"reset":true,"wire":"prompt_blocked_silent"}'
+s=$(gm generateContent -d "$GM_BODY")
+check "wire prompt_blocked_silent: gemini promptFeedback without blockReason" py "
+d=json.loads(b); assert 'candidates' not in d and 'blockReason' not in d['promptFeedback']"
+behave '{"reset":true,"wire":"reasoning"}'
+s=$(oa -d "$OA_BODY")
+check "wire reasoning: reasoning_content and logprobs" py "
+c=json.loads(b)['choices'][0]
+assert c['message']['reasoning_content'] and c['logprobs']['content'][0]['logprob']==-0.25"
+behave '{"reset":true,"wire":"legacy_tools"}'
+s=$(oa -d "$OA_TOOL")
+check "wire legacy_tools: flat tool call, finish_reason tool" py "
+c=json.loads(b)['choices'][0]; t=c['message']['tool_calls'][0]
+assert c['finish_reason']=='tool' and 'function' not in t and 'id' not in t and t['name']=='get_weather'"
+behave '{"reset":true,"wire":"ratelimit_resets","rate_limit":{"status":429,"retry_after_s":3}}'
+s=$(oa -d "$OA_BODY")
+check "wire ratelimit_resets: 429 with reset headers only" py "
+assert '$s'=='429' and 'retry-after' not in h and 'x-ratelimit-reset-requests: 3s' in h"
+s=$(gm generateContent -d "$GM_BODY")
+check "gemini 429: RetryInfo in the body, no Retry-After header" py "
+d=json.loads(b)['error']['details'][0]
+assert '$s'=='429' and 'retry-after' not in h and d['retryDelay']=='3s'"
+behave '{"reset":true}'
+s=$(oa -d "$OA_BODY")
+check "openai success carries x-ratelimit headers" py "
+assert 'x-ratelimit-remaining-requests: 9999' in h and 'x-ratelimit-limit-tokens' in h"
+s=$(an -d "$AN_BODY")
+check "anthropic success carries anthropic-ratelimit headers" py "
+assert 'anthropic-ratelimit-requests-remaining: 3999' in h and 'anthropic-ratelimit-input-tokens-reset' in h"
+s=$(http "http://127.0.0.1:$C/_sim/behavior" -d '{"wire":"bogus"}')
+check "bad wire name -> 400 listing the names" py "
+assert '$s'=='400' and 'trailing_error' in json.loads(b)['error']['message']"
+
 head -c $((9 * 1024 * 1024)) /dev/zero | tr '\0' 'a' >"$tmp/big"
 s=$(oa --data-binary "@$tmp/big")
 check "body over 8 MiB -> 413" test "$s" = 413

@@ -42,7 +42,25 @@ enum sim_outage {
     SIM_OUTAGE_OVERLOADED, /* 503, or 529 overloaded_error for Anthropic */
 };
 
+/* Named provider behaviours seen on the real wire (key "wire"); each format applies those
+ * that exist for it and ignores the rest. */
+enum sim_wire {
+    SIM_WIRE_NONE,
+    SIM_WIRE_NO_DONE,        /* stream ends cleanly without [DONE] / message_stop */
+    SIM_WIRE_TRAILING_ERROR, /* a bare JSON error object after the last event (Vertex) */
+    SIM_WIRE_OVERSIZE_EVENT, /* one SSE line of 5 MiB */
+    SIM_WIRE_REFUSAL,        /* OpenAI refusal; Anthropic stop_reason refusal; Gemini SAFETY */
+    SIM_WIRE_PROMPT_BLOCKED, /* Gemini: promptFeedback.blockReason, no candidates */
+    SIM_WIRE_PROMPT_BLOCKED_SILENT, /* Gemini: promptFeedback without a blockReason */
+    SIM_WIRE_REASONING,             /* OpenAI-compatible reasoning_content + logprobs */
+    SIM_WIRE_LEGACY_TOOLS,          /* flat tool calls: no function wrapper, no id, "tool" */
+    SIM_WIRE_RATELIMIT_RESETS,      /* a 429 with reset headers only: no retry-after */
+};
+#define SIM_WIRE_COUNT (SIM_WIRE_RATELIMIT_RESETS + 1)
+extern const char *const sim_wire_names[SIM_WIRE_COUNT];
+
 struct sim_behavior {
+    enum sim_wire wire;
     double error_rate; /* 0..1: share of requests answered with an error status */
     int error_statuses[SIM_MAX_STATUSES];
     size_t n_error_statuses;
@@ -199,6 +217,10 @@ void sim_reply_stream(struct sim_reply *r);
 /* Appends one SSE event: "event: NAME\n" (when name) + "data: JSON" + eol + eol; deletes doc. */
 void sim_reply_sse(struct sim_reply *r, bool paced, const char *name, cJSON *doc, const char *eol);
 void sim_reply_raw_event(struct sim_reply *r, bool paced, const char *text);
+/* wire trailing_error: a bare JSON error object (Vertex AI's shape) after the last event. */
+void sim_reply_trailing_error(struct sim_reply *r);
+/* wire oversize_event: one "data:" line of 5 MiB (not valid JSON past its size). */
+void sim_reply_oversize_event(struct sim_reply *r);
 /* Hands the reply to MHD (applying the 200-only faults of rq->beh when faults is set);
  * the reply's contents are consumed. */
 enum MHD_Result sim_reply_queue(const struct sim_request *rq, struct sim_reply *r, bool faults);

@@ -484,6 +484,14 @@ static cJSON *message_json(const char *id, const struct an_req *q)
     return m;
 }
 
+/* stop_reason, "refusal" with wire refusal (the partial text stays, as Claude's does). */
+static const char *stop_of(const struct sim_request *rq, const struct sim_answer *a)
+{
+    if (rq->beh.wire == SIM_WIRE_REFUSAL && a->finish != SIM_FINISH_TOOL)
+        return "refusal";
+    return stop_reason(a->finish);
+}
+
 static void render_json(const struct sim_request *rq, const struct an_req *q,
                         const struct sim_answer *a, long out_tokens, struct sim_reply *r)
 {
@@ -504,7 +512,7 @@ static void render_json(const struct sim_request *rq, const struct an_req *q,
         cJSON_AddItemToObject(b, "input", cJSON_Parse(a->tool_args));
         cJSON_AddItemToArray(content, b);
     }
-    cJSON_AddStringToObject(doc, "stop_reason", stop_reason(a->finish));
+    cJSON_AddStringToObject(doc, "stop_reason", stop_of(rq, a));
     cJSON_AddNullToObject(doc, "stop_sequence");
     if (!rq->beh.omit_usage)
         cJSON_AddItemToObject(doc, "usage", usage_json(a, out_tokens));
@@ -581,13 +589,14 @@ static void render_stream(const struct sim_request *rq, const struct an_req *q,
     }
     e = event("message_delta", -1);
     cJSON *d = cJSON_AddObjectToObject(e, "delta");
-    cJSON_AddStringToObject(d, "stop_reason", stop_reason(a->finish));
+    cJSON_AddStringToObject(d, "stop_reason", stop_of(rq, a));
     cJSON_AddNullToObject(d, "stop_sequence");
     if (!rq->beh.omit_usage)
         cJSON_AddNumberToObject(cJSON_AddObjectToObject(e, "usage"), "output_tokens",
                                 (double)out_tokens);
     sim_reply_sse(r, false, "message_delta", e, "\n");
-    sim_reply_sse(r, false, "message_stop", event("message_stop", -1), "\n");
+    if (rq->beh.wire != SIM_WIRE_NO_DONE)
+        sim_reply_sse(r, false, "message_stop", event("message_stop", -1), "\n");
 }
 
 static bool check_version(const struct sim_request *rq, struct sim_reply *r)
@@ -646,9 +655,19 @@ static void messages_post(const struct sim_request *rq, struct sim_reply *r, boo
     else
         render_json(rq, &q, &a, out_tokens, r);
     sim_answer_cleanup(&a);
-    char rid[40];
+    char rid[40], reset[40];
     sim_make_id(rid, sizeof rid, "req_011", sim_nonce(), 21);
     sim_reply_header(r, "request-id", "%s", rid);
+    time_t at = time(NULL) + 60;
+    struct tm tm;
+    gmtime_r(&at, &tm);
+    strftime(reset, sizeof reset, "%Y-%m-%dT%H:%M:%SZ", &tm);
+    sim_reply_header(r, "anthropic-ratelimit-requests-limit", "4000");
+    sim_reply_header(r, "anthropic-ratelimit-requests-remaining", "3999");
+    sim_reply_header(r, "anthropic-ratelimit-requests-reset", "%s", reset);
+    sim_reply_header(r, "anthropic-ratelimit-input-tokens-limit", "400000");
+    sim_reply_header(r, "anthropic-ratelimit-input-tokens-remaining", "%ld", 400000 - tokens);
+    sim_reply_header(r, "anthropic-ratelimit-input-tokens-reset", "%s", reset);
 out:
     cJSON_Delete(doc);
     sim_prompt_cleanup(&q.p);

@@ -21,6 +21,7 @@ enum sim_key_type {
     SIM_KEY_LONG,         /* integer >= 0 */
     SIM_KEY_LONG_OR_NULL, /* integer >= 0, or null for off (stored as -1) */
     SIM_KEY_SEED,         /* integer, or null for a time-based seed */
+    SIM_KEY_WIRE,         /* one of sim_wire_names */
 };
 
 struct sim_key {
@@ -64,11 +65,27 @@ static const struct sim_key sim_keys[] = {
     {"seed", SIM_KEY_SEED, OFF(seed), 0, "seed for error_rate draws (null = time based)"},
     {"cached_tokens", SIM_KEY_LONG, OFF(cached_tokens), 100000000,
      "prompt tokens reported as cached"},
+    {"wire", SIM_KEY_WIRE, OFF(wire), 0,
+     "a provider behaviour: none | no_done | trailing_error | oversize_event | refusal | "
+     "prompt_blocked | prompt_blocked_silent | reasoning | legacy_tools | ratelimit_resets"},
 };
 
 #undef OFF
 
 static const char *const outage_names[] = {"none", "refuse", "503", "overloaded"};
+
+const char *const sim_wire_names[SIM_WIRE_COUNT] = {
+    [SIM_WIRE_NONE] = "none",
+    [SIM_WIRE_NO_DONE] = "no_done",
+    [SIM_WIRE_TRAILING_ERROR] = "trailing_error",
+    [SIM_WIRE_OVERSIZE_EVENT] = "oversize_event",
+    [SIM_WIRE_REFUSAL] = "refusal",
+    [SIM_WIRE_PROMPT_BLOCKED] = "prompt_blocked",
+    [SIM_WIRE_PROMPT_BLOCKED_SILENT] = "prompt_blocked_silent",
+    [SIM_WIRE_REASONING] = "reasoning",
+    [SIM_WIRE_LEGACY_TOOLS] = "legacy_tools",
+    [SIM_WIRE_RATELIMIT_RESETS] = "ratelimit_resets",
+};
 
 void sim_behavior_defaults(struct sim_behavior *b)
 {
@@ -79,6 +96,7 @@ void sim_behavior_defaults(struct sim_behavior *b)
     b->rate_limit_status = 429;
     b->rate_limit_retry_after_s = 1;
     b->outage = SIM_OUTAGE_NONE;
+    b->wire = SIM_WIRE_NONE;
     b->cut_after_tokens = -1;
     b->stall_after_tokens = -1;
     b->token_rate = 200;
@@ -225,6 +243,18 @@ static bool set_key(const struct sim_key *k, struct sim_behavior *b, const cJSON
         }
         snprintf(err, n, "outage: expected \"none\", \"refuse\", \"503\" or \"overloaded\"");
         return false;
+    case SIM_KEY_WIRE:
+        for (size_t i = 0; cJSON_IsString(v) && i < SIM_WIRE_COUNT; i++) {
+            if (str_eq(v->valuestring, sim_wire_names[i])) {
+                b->wire = (enum sim_wire)i;
+                return true;
+            }
+        }
+        snprintf(err, n,
+                 "wire: expected one of none, no_done, trailing_error, oversize_event, "
+                 "refusal, prompt_blocked, prompt_blocked_silent, reasoning, "
+                 "legacy_tools, ratelimit_resets");
+        return false;
     case SIM_KEY_BOOL:
         if (!cJSON_IsBool(v)) {
             snprintf(err, n, "%s: expected true or false", k->name);
@@ -317,6 +347,7 @@ char *sim_behavior_json(const struct sim_behavior *b)
     else
         cJSON_AddNullToObject(o, "seed");
     cJSON_AddNumberToObject(o, "cached_tokens", (double)b->cached_tokens);
+    cJSON_AddStringToObject(o, "wire", sim_wire_names[b->wire]);
     char *text = cJSON_PrintUnformatted(o);
     cJSON_Delete(o);
     return text;
@@ -353,6 +384,7 @@ bool sim_behavior_flag(cJSON *patch, const char *key, const char *arg, char *err
         v = cJSON_CreateBool(!arg || str_eq(arg, "true") || str_eq(arg, "1"));
         break;
     case SIM_KEY_OUTAGE:
+    case SIM_KEY_WIRE:
         v = cJSON_CreateString(arg ? arg : "");
         break;
     case SIM_KEY_STATUSES:

@@ -581,6 +581,8 @@ static void chunks(const struct sim_request *rq, const char *model, const struct
     size_t n = a->finish == SIM_FINISH_TOOL ? 1 : a->n_pieces;
     for (size_t i = 0; i <= n; i++) {
         bool final = i == n;
+        if (final && !array && rq->beh.wire == SIM_WIRE_OVERSIZE_EVENT)
+            sim_reply_oversize_event(r);
         cJSON *pt = final ? text_part("")
                           : (a->finish == SIM_FINISH_TOOL ? call_part(a) : text_part(a->pieces[i]));
         cJSON *doc = response(rq, model, id, a, pt, final ? finish : NULL, final);
@@ -589,6 +591,38 @@ static void chunks(const struct sim_request *rq, const char *model, const struct
         else
             sim_reply_sse(r, !final, NULL, doc, "\r\n");
     }
+}
+
+/* The one response of a blocked answer: wire refusal -> a candidate stopped for SAFETY with no
+ * content; prompt_blocked(_silent) -> no candidates, a promptFeedback with (without) a
+ * blockReason. NULL for other behaviours. */
+static cJSON *blocked_response(const struct sim_request *rq, const char *model,
+                               const struct sim_answer *a)
+{
+    enum sim_wire w = rq->beh.wire;
+    if (w != SIM_WIRE_REFUSAL && w != SIM_WIRE_PROMPT_BLOCKED &&
+        w != SIM_WIRE_PROMPT_BLOCKED_SILENT)
+        return NULL;
+    cJSON *doc = cJSON_CreateObject();
+    cJSON *rating = cJSON_CreateObject();
+    cJSON_AddStringToObject(rating, "category", "HARM_CATEGORY_DANGEROUS_CONTENT");
+    cJSON_AddStringToObject(rating, "probability", "HIGH");
+    if (w == SIM_WIRE_REFUSAL) {
+        cJSON *cand = cJSON_CreateObject();
+        cJSON_AddItemToArray(cJSON_AddArrayToObject(doc, "candidates"), cand);
+        cJSON_AddStringToObject(cand, "finishReason", "SAFETY");
+        cJSON_AddNumberToObject(cand, "index", 0);
+        cJSON_AddItemToArray(cJSON_AddArrayToObject(cand, "safetyRatings"), rating);
+    } else {
+        cJSON *fb = cJSON_AddObjectToObject(doc, "promptFeedback");
+        if (w == SIM_WIRE_PROMPT_BLOCKED)
+            cJSON_AddStringToObject(fb, "blockReason", "SAFETY");
+        cJSON_AddItemToArray(cJSON_AddArrayToObject(fb, "safetyRatings"), rating);
+    }
+    if (!rq->beh.omit_usage)
+        cJSON_AddItemToObject(doc, "usageMetadata", usage_json(a, false));
+    cJSON_AddStringToObject(doc, "modelVersion", model);
+    return doc;
 }
 
 static void generate(const struct sim_request *rq, struct sim_reply *r, const char *model,
@@ -626,15 +660,28 @@ static void generate(const struct sim_request *rq, struct sim_reply *r, const ch
         goto out;
     }
     sim_answer_build(&a, &q.p, rq->srv->cfg.name, &rq->beh);
-    if (str_eq(method, "generateContent")) {
+    cJSON *blocked = blocked_response(rq, model, &a);
+    bool sse = str_eq(sim_req_query(rq, "alt"), "sse");
+    if (blocked && str_eq(method, "generateContent")) {
+        sim_reply_json(r, 200, blocked);
+    } else if (blocked && sse) {
+        sim_reply_stream(r);
+        sim_reply_sse(r, false, NULL, blocked, "\r\n");
+    } else if (blocked) {
+        cJSON *array = cJSON_CreateArray();
+        cJSON_AddItemToArray(array, blocked);
+        sim_reply_json(r, 200, array);
+    } else if (str_eq(method, "generateContent")) {
         char id[32];
         sim_make_id(id, sizeof id, "", sim_nonce(), 22);
         cJSON *pt = a.finish == SIM_FINISH_TOOL ? call_part(&a) : text_part(a.text);
         const char *finish = a.finish == SIM_FINISH_LENGTH ? "MAX_TOKENS" : "STOP";
         sim_reply_json(r, 200, response(rq, model, id, &a, pt, finish, true));
-    } else if (str_eq(sim_req_query(rq, "alt"), "sse")) {
+    } else if (sse) {
         sim_reply_stream(r);
         chunks(rq, model, &a, r, NULL);
+        if (rq->beh.wire == SIM_WIRE_TRAILING_ERROR)
+            sim_reply_trailing_error(r);
     } else {
         cJSON *array = cJSON_CreateArray();
         chunks(rq, model, &a, r, array);

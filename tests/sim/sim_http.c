@@ -198,7 +198,8 @@ static void serve_provider(const struct sim_request *rq, struct sim_reply *r, bo
     if (b->rate_limit) {
         f->rate_limited(rq, r);
         long secs = (long)(b->rate_limit_retry_after_s + 0.999);
-        sim_reply_header(r, "Retry-After", "%ld", secs);
+        if (b->wire != SIM_WIRE_RATELIMIT_RESETS && f != &sim_gemini)
+            sim_reply_header(r, "Retry-After", "%ld", secs); /* Gemini says it in the body */
         return;
     }
     if (b->error_rate > 0 && sim_server_draw(rq->srv) < b->error_rate) {

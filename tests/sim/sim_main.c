@@ -64,6 +64,7 @@ static const struct {
     {"omit-usage", "omit_usage", no_argument, NULL},
     {"seed", "seed", required_argument, "N"},
     {"cached-tokens", "cached_tokens", required_argument, "N"},
+    {"wire", "wire", required_argument, "NAME"},
 };
 
 static const struct option base_options[] = {

@@ -122,6 +122,11 @@ static void oa_error_param(struct sim_reply *r, int status, const char *param, c
         cJSON_AddStringToObject(e, "param", param);
     else
         cJSON_AddNullToObject(e, "param");
+    if (!code) /* OpenAI's codes for these statuses */
+        code = status == 401   ? "invalid_api_key"
+               : status == 404 ? "model_not_found"
+               : status == 429 ? "rate_limit_exceeded"
+                               : NULL;
     if (code)
         cJSON_AddStringToObject(e, "code", code);
     else
@@ -150,7 +155,8 @@ static void oa_rate_limited(const struct sim_request *rq, struct sim_reply *r)
              "Please try again in %gs.",
              s);
     oa_error(r, rq->beh.rate_limit_status, "rate_limit_exceeded", msg);
-    sim_reply_header(r, "retry-after-ms", "%ld", (long)(s * 1000));
+    if (rq->beh.wire != SIM_WIRE_RATELIMIT_RESETS)
+        sim_reply_header(r, "retry-after-ms", "%ld", (long)(s * 1000));
     sim_reply_header(r, "x-ratelimit-limit-requests", "60");
     sim_reply_header(r, "x-ratelimit-remaining-requests", "0");
     sim_reply_header(r, "x-ratelimit-reset-requests", "%gs", s);
@@ -535,6 +541,35 @@ static cJSON *tool_call_json(const struct sim_answer *a, const char *call_id, bo
     return tc;
 }
 
+#define REFUSAL_TEXT   "I'm sorry, but I can't help with that."
+#define REASONING_TEXT "The user wants an answer; keep it short."
+
+/* The older flat tool call some OpenAI-compatible servers emit: no wrapper, no id, the
+ * arguments as an object. */
+static cJSON *legacy_call_json(const struct sim_answer *a)
+{
+    cJSON *tc = cJSON_CreateObject();
+    cJSON_AddStringToObject(tc, "name", a->tool_name);
+    cJSON_AddItemToObject(tc, "arguments", cJSON_Parse(a->tool_args));
+    return tc;
+}
+
+/* {"content":[{"token","logprob","bytes","top_logprobs"}],"refusal":null} for one piece. */
+static cJSON *logprobs_json(const char *piece)
+{
+    cJSON *lp = cJSON_CreateObject();
+    cJSON *t = cJSON_CreateObject();
+    cJSON_AddStringToObject(t, "token", piece);
+    cJSON_AddNumberToObject(t, "logprob", -0.25);
+    cJSON *bytes = cJSON_AddArrayToObject(t, "bytes");
+    for (const unsigned char *p = (const unsigned char *)piece; *p; p++)
+        cJSON_AddItemToArray(bytes, cJSON_CreateNumber(*p));
+    cJSON_AddArrayToObject(t, "top_logprobs");
+    cJSON_AddItemToArray(cJSON_AddArrayToObject(lp, "content"), t);
+    cJSON_AddNullToObject(lp, "refusal");
+    return lp;
+}
+
 static void render_json(const struct sim_request *rq, const struct oa_req *q,
                         const struct sim_answer *a, struct sim_reply *r)
 {
@@ -550,18 +585,32 @@ static void render_json(const struct sim_request *rq, const struct oa_req *q,
     cJSON_AddItemToArray(cJSON_AddArrayToObject(doc, "choices"), choice);
     cJSON_AddNumberToObject(choice, "index", 0);
     cJSON *msg = cJSON_AddObjectToObject(choice, "message");
+    enum sim_wire w = rq->beh.wire;
+    bool tool = a->finish == SIM_FINISH_TOOL, refuse = w == SIM_WIRE_REFUSAL && !tool;
     cJSON_AddStringToObject(msg, "role", "assistant");
-    if (a->finish == SIM_FINISH_TOOL) {
+    if (tool) {
         cJSON_AddNullToObject(msg, "content");
         cJSON *calls = cJSON_AddArrayToObject(msg, "tool_calls");
-        cJSON_AddItemToArray(calls, tool_call_json(a, call_id, false));
+        cJSON_AddItemToArray(calls, w == SIM_WIRE_LEGACY_TOOLS ? legacy_call_json(a)
+                                                               : tool_call_json(a, call_id, false));
+    } else if (refuse) {
+        cJSON_AddNullToObject(msg, "content");
     } else {
         cJSON_AddStringToObject(msg, "content", a->text);
     }
-    cJSON_AddNullToObject(msg, "refusal");
+    if (refuse)
+        cJSON_AddStringToObject(msg, "refusal", REFUSAL_TEXT);
+    else
+        cJSON_AddNullToObject(msg, "refusal");
+    if (w == SIM_WIRE_REASONING)
+        cJSON_AddStringToObject(msg, "reasoning_content", REASONING_TEXT);
     cJSON_AddArrayToObject(msg, "annotations");
-    cJSON_AddNullToObject(choice, "logprobs");
-    cJSON_AddStringToObject(choice, "finish_reason", finish_name(a->finish));
+    if (w == SIM_WIRE_REASONING && !tool)
+        cJSON_AddItemToObject(choice, "logprobs", logprobs_json(a->n_pieces ? a->pieces[0] : ""));
+    else
+        cJSON_AddNullToObject(choice, "logprobs");
+    cJSON_AddStringToObject(choice, "finish_reason",
+                            tool && w == SIM_WIRE_LEGACY_TOOLS ? "tool" : finish_name(a->finish));
     if (!rq->beh.omit_usage)
         cJSON_AddItemToObject(doc, "usage", usage_json(a));
     cJSON_AddStringToObject(doc, "service_tier", "default");
@@ -596,30 +645,73 @@ static cJSON *chunk(const char *id, const struct oa_req *q, cJSON *delta, const 
     return doc;
 }
 
+/* A content delta; with wire reasoning it carries logprobs for its piece. */
+static void content_chunk(const struct sim_request *rq, const char *id, const struct oa_req *q,
+                          const char *key, const char *piece, struct sim_reply *r)
+{
+    cJSON *d = cJSON_CreateObject();
+    cJSON_AddStringToObject(d, key, piece);
+    cJSON *doc = chunk(id, q, d, NULL);
+    if (rq->beh.wire == SIM_WIRE_REASONING) {
+        cJSON *c = cJSON_GetArrayItem(cJSON_GetObjectItem(doc, "choices"), 0);
+        cJSON_ReplaceItemInObjectCaseSensitive(c, "logprobs", logprobs_json(piece));
+    }
+    sim_reply_sse(r, true, NULL, doc, "\n");
+}
+
+/* What ends a stream: [DONE], or per the wire behaviour nothing / a bare JSON error. */
+static void stream_end(const struct sim_request *rq, struct sim_reply *r)
+{
+    switch (rq->beh.wire) {
+    case SIM_WIRE_NO_DONE:
+        return;
+    case SIM_WIRE_TRAILING_ERROR:
+        sim_reply_trailing_error(r);
+        return;
+    case SIM_WIRE_NONE:
+    case SIM_WIRE_OVERSIZE_EVENT:
+    case SIM_WIRE_REFUSAL:
+    case SIM_WIRE_PROMPT_BLOCKED:
+    case SIM_WIRE_PROMPT_BLOCKED_SILENT:
+    case SIM_WIRE_REASONING:
+    case SIM_WIRE_LEGACY_TOOLS:
+    case SIM_WIRE_RATELIMIT_RESETS:
+        break;
+    }
+    sim_reply_raw_event(r, false, "data: [DONE]\n\n");
+}
+
 static void render_stream(const struct sim_request *rq, const struct oa_req *q,
                           const struct sim_answer *a, struct sim_reply *r)
 {
+    enum sim_wire w = rq->beh.wire;
+    bool tool = a->finish == SIM_FINISH_TOOL, refuse = w == SIM_WIRE_REFUSAL && !tool;
+    bool legacy = tool && w == SIM_WIRE_LEGACY_TOOLS;
     char id[48], call_id[40];
     sim_make_id(id, sizeof id, "chatcmpl-", sim_nonce(), 29);
     sim_make_id(call_id, sizeof call_id, "call_", sim_nonce(), 24);
     sim_reply_stream(r);
     cJSON *d = cJSON_CreateObject();
     cJSON_AddStringToObject(d, "role", "assistant");
-    if (a->finish == SIM_FINISH_TOOL) {
+    if (tool) {
         cJSON_AddNullToObject(d, "content");
         cJSON_AddItemToArray(cJSON_AddArrayToObject(d, "tool_calls"),
-                             tool_call_json(a, call_id, true));
+                             legacy ? legacy_call_json(a) : tool_call_json(a, call_id, true));
     } else {
         cJSON_AddStringToObject(d, "content", "");
     }
     cJSON_AddNullToObject(d, "refusal");
     sim_reply_sse(r, false, NULL, chunk(id, q, d, NULL), "\n");
-    for (size_t i = 0; i < a->n_pieces; i++) {
-        d = cJSON_CreateObject();
-        cJSON_AddStringToObject(d, "content", a->pieces[i]);
-        sim_reply_sse(r, true, NULL, chunk(id, q, d, NULL), "\n");
+    if (w == SIM_WIRE_REASONING)
+        content_chunk(rq, id, q, "reasoning_content", REASONING_TEXT, r);
+    if (refuse)
+        content_chunk(rq, id, q, "refusal", REFUSAL_TEXT, r);
+    for (size_t i = 0; i < a->n_pieces && !refuse; i++) {
+        content_chunk(rq, id, q, "content", a->pieces[i], r);
+        if (i == 0 && w == SIM_WIRE_OVERSIZE_EVENT)
+            sim_reply_oversize_event(r); /* after output: the client sees it end the stream */
     }
-    for (size_t i = 0; i < a->n_arg_pieces; i++) {
+    for (size_t i = 0; i < a->n_arg_pieces && !legacy; i++) {
         d = cJSON_CreateObject();
         cJSON *tc = cJSON_CreateObject();
         cJSON_AddNumberToObject(tc, "index", 0);
@@ -628,13 +720,15 @@ static void render_stream(const struct sim_request *rq, const struct oa_req *q,
         cJSON_AddItemToArray(cJSON_AddArrayToObject(d, "tool_calls"), tc);
         sim_reply_sse(r, true, NULL, chunk(id, q, d, NULL), "\n");
     }
-    sim_reply_sse(r, false, NULL, chunk(id, q, cJSON_CreateObject(), finish_name(a->finish)), "\n");
+    sim_reply_sse(r, false, NULL,
+                  chunk(id, q, cJSON_CreateObject(), legacy ? "tool" : finish_name(a->finish)),
+                  "\n");
     if (q->include_usage && !rq->beh.omit_usage) {
         cJSON *u = chunk(id, q, NULL, NULL);
         cJSON_ReplaceItemInObjectCaseSensitive(u, "usage", usage_json(a));
         sim_reply_sse(r, false, NULL, u, "\n");
     }
-    sim_reply_raw_event(r, false, "data: [DONE]\n\n");
+    stream_end(rq, r);
 }
 
 static void chat(const struct sim_request *rq, struct sim_reply *r)
@@ -673,6 +767,12 @@ static void chat(const struct sim_request *rq, struct sim_reply *r)
     char rid[40];
     sim_make_id(rid, sizeof rid, "req_", sim_nonce(), 24);
     sim_reply_header(r, "x-request-id", "%s", rid);
+    sim_reply_header(r, "x-ratelimit-limit-requests", "10000");
+    sim_reply_header(r, "x-ratelimit-remaining-requests", "9999");
+    sim_reply_header(r, "x-ratelimit-reset-requests", "6ms");
+    sim_reply_header(r, "x-ratelimit-limit-tokens", "2000000");
+    sim_reply_header(r, "x-ratelimit-remaining-tokens", "%ld", 2000000 - tokens);
+    sim_reply_header(r, "x-ratelimit-reset-tokens", "1ms");
 out:
     cJSON_Delete(doc);
     sim_prompt_cleanup(&q.p);
@@ -704,7 +804,7 @@ static void oa_serve(const struct sim_request *rq, struct sim_reply *r)
         sim_reply_json(r, 200, model_json(rq->path + 11));
     } else {
         snprintf(msg, sizeof msg, "Invalid URL (%s %s)", rq->method, rq->path);
-        oa_error(r, str_eq(rq->path, "/v1/chat/completions") ? 405 : 404, NULL, msg);
+        oa_error(r, str_eq(rq->path, "/v1/chat/completions") ? 405 : 404, "unknown_url", msg);
     }
 }
 

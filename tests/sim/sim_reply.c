@@ -109,6 +109,26 @@ void sim_reply_sse(struct sim_reply *r, bool paced, const char *name, cJSON *doc
 
 /* ---- faults on a 200 -------------------------------------------------------------------- */
 
+void sim_reply_trailing_error(struct sim_reply *r)
+{
+    sim_reply_raw_event(r, false,
+                        "[{\n  \"error\": {\n    \"code\": 429,\n    \"message\": \"Resource "
+                        "exhausted. Please try again later.\",\n    \"status\": "
+                        "\"RESOURCE_EXHAUSTED\"\n  }\n}\n]");
+}
+
+void sim_reply_oversize_event(struct sim_reply *r)
+{
+    struct buf b;
+    buf_init(&b);
+    buf_puts(&b, "data: {\"pad\":\"");
+    for (size_t i = 0; i < (size_t)5 << 20; i += 64)
+        buf_puts(&b, "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx");
+    buf_puts(&b, "\"}\n\n");
+    sim_reply_raw_event(r, false, buf_str(&b));
+    buf_cleanup(&b);
+}
+
 static void make_wrong_content_type(struct sim_reply *r)
 {
     free_events(r);

@@ -38,7 +38,9 @@ static int rec_event(void *ctx, const struct llm_event *ev)
     const char *finish = llm_finish_name(ev->finish);
     switch (ev->type) {
     case LLM_EV_TEXT:
-        buf_printf(&r->log, "text:%.*s\n", (int)ev->len, ev->text);
+        buf_printf(&r->log, "%s:%.*s\n",
+                   ev->kind == LLM_TEXT_CONTENT ? "text" : llm_text_kind_field(ev->kind),
+                   (int)ev->len, ev->text);
         break;
     case LLM_EV_TOOL_CALL:
         buf_printf(&r->log, "call:%d:%s:%s\n", ev->index, ev->id, ev->name);
@@ -119,7 +121,7 @@ void run_stream_direct(const struct provider_ops *ops, const char *body, size_t 
     if (d.err == LLM_ERR_NONE)
         sse_finish(&p, direct_on_sse, &d);
     if (d.err == LLM_ERR_NONE)
-        d.err = ops->stream_end(d.state, &d.sink, d.msg, sizeof d.msg);
+        d.err = ops->stream_end(d.state, true, &d.sink, d.msg, sizeof d.msg);
     if (d.err != LLM_ERR_NONE)
         rec_error(r, d.err, d.msg);
     sse_cleanup(&p);

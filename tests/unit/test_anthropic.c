@@ -487,6 +487,7 @@ static const struct decode_case stream_cases[] = {
     {"stream_truncated.sse", "text:Once upon\ntext: a time\n"
                              "error:truncated:stream ended without message_stop\n"},
     {"stream_no_usage.sse", "text:quiet\nfinish:stop\n"},
+    {"stream_no_stop.sse", "text:Hi\nusage:10/2/0\nfinish:stop\n"},
     {"stream_cache.sse", "text:cached\nusage:2004/7/1800\nfinish:stop\n"},
     {"stream_malformed.sse", "error:bad_response:stream event content_block_delta is not a "
                              "JSON object\n"},
@@ -587,7 +588,7 @@ static void test_anthropic_ignores_everything_after_message_stop(void **state)
         struct sse_event ev = {.data = events[i], .data_len = strlen(events[i])};
         assert_int_equal(ops->stream_event(st, &ev, &sink, msg, sizeof msg), LLM_ERR_NONE);
     }
-    assert_int_equal(ops->stream_end(st, &sink, msg, sizeof msg), LLM_ERR_NONE);
+    assert_int_equal(ops->stream_end(st, true, &sink, msg, sizeof msg), LLM_ERR_NONE);
     assert_string_equal(buf_str(&r.log), "text:a\nusage:3/0/0\nfinish:none\n");
     ops->stream_free(st);
     ops->stream_free(NULL);
@@ -624,7 +625,9 @@ static void test_anthropic_classifies_error_responses(void **state)
         size_t len = 0;
         char *body = cases[i].fixture ? read_fixture(cases[i].fixture, &len) : NULL;
         char msg[PROVIDER_MSG_MAX] = "";
-        enum llm_errclass got = ops->classify(cases[i].status, body, len, msg, sizeof msg);
+        struct llm_error_info info;
+        llm_error_info_init(&info);
+        enum llm_errclass got = ops->classify(cases[i].status, body, len, &info, msg, sizeof msg);
         if (got != cases[i].want)
             print_error("case %zu (%ld %s): got %s\n", i, cases[i].status,
                         cases[i].fixture ? cases[i].fixture : "empty", llm_errclass_name(got));
@@ -633,6 +636,37 @@ static void test_anthropic_classifies_error_responses(void **state)
             assert_string_equal(msg, cases[i].msg);
         else
             assert_true(msg[0] != '\0');
+        free(body);
+    }
+}
+
+static void test_anthropic_error_types_map_to_the_nearest_openai_type(void **state)
+{
+    static const struct {
+        long status;
+        const char *fixture;
+        const char *type, *code;
+    } cases[] = {
+        {401, "error_auth.json", "authentication_error", "authentication_error"},
+        {429, "error_rate_limit.json", "rate_limit_error", "rate_limit_error"},
+        {529, "error_overloaded.json", "server_error", "overloaded_error"},
+        {500, "error_api.json", "server_error", "api_error"},
+        {400, "error_prompt_too_long.json", "invalid_request_error", "context_length_exceeded"},
+        {413, "error_request_too_large.json", "invalid_request_error", "request_too_large"},
+        {404, "error_html.html", "not_found_error", ""},
+        {529, "error_html.html", "server_error", ""},
+    };
+    (void)state;
+    for (size_t i = 0; i < SB_ARRAY_LEN(cases); i++) {
+        size_t len = 0;
+        char *body = read_fixture(cases[i].fixture, &len);
+        char msg[PROVIDER_MSG_MAX] = "";
+        struct llm_error_info info;
+        llm_error_info_init(&info);
+        ops->classify(cases[i].status, body, len, &info, msg, sizeof msg);
+        assert_string_equal(info.type, cases[i].type);
+        assert_string_equal(info.code, cases[i].code);
+        assert_string_equal(info.param, "");
         free(body);
     }
 }
@@ -669,6 +703,7 @@ int main(void)
         cmocka_unit_test(test_anthropic_stream_error_types_map_to_classes),
         cmocka_unit_test(test_anthropic_ignores_everything_after_message_stop),
         cmocka_unit_test(test_anthropic_classifies_error_responses),
+        cmocka_unit_test(test_anthropic_error_types_map_to_the_nearest_openai_type),
         cmocka_unit_test(test_anthropic_error_status_reaches_the_sink_classified_and_redacted),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -123,6 +123,74 @@ static cJSON *parse_buf(struct buf *b)
 
 /* ---- streaming ---------------------------------------------------------------------------- */
 
+static void test_sse_carries_refusal_reasoning_logprobs_and_fingerprint(void **state)
+{
+    (void)state;
+    static const char lp[] = "{\"content\":[{\"token\":\"no\",\"logprob\":-0.5}]}";
+    struct llm_event evs[] = {ev_text("hmm"), ev_text("No."), ev_text("sorry"), ev_usage(1, 2, 0),
+                              ev_finish(LLM_FINISH_STOP)};
+    evs[0].kind = LLM_TEXT_REASONING_CONTENT;
+    evs[1].logprobs = lp;
+    evs[1].logprobs_len = strlen(lp);
+    evs[2].kind = LLM_TEXT_REFUSAL;
+    evs[4].system_fingerprint = "fp_1";
+    evs[4].service_tier = "default";
+    char *text = sse_run(true, evs, SB_ARRAY_LEN(evs));
+    cJSON *c1 = sse_chunk(text, 1), *c2 = sse_chunk(text, 2), *c3 = sse_chunk(text, 3);
+    cJSON *c4 = sse_chunk(text, 4), *c5 = sse_chunk(text, 5);
+    const cJSON *ch = cJSON_GetArrayItem(cJSON_GetObjectItem(c1, "choices"), 0);
+    assert_string_equal(jstr(cJSON_GetObjectItem(ch, "delta"), "reasoning_content"), "hmm");
+    ch = cJSON_GetArrayItem(cJSON_GetObjectItem(c2, "choices"), 0);
+    assert_string_equal(jstr(cJSON_GetObjectItem(ch, "delta"), "content"), "No.");
+    assert_true(jnum(cJSON_GetArrayItem(
+                         cJSON_GetObjectItem(cJSON_GetObjectItem(ch, "logprobs"), "content"), 0),
+                     "logprob") == -0.5);
+    ch = cJSON_GetArrayItem(cJSON_GetObjectItem(c3, "choices"), 0);
+    assert_string_equal(jstr(cJSON_GetObjectItem(ch, "delta"), "refusal"), "sorry");
+    assert_string_equal(jstr(c4, "system_fingerprint"), "fp_1");
+    assert_string_equal(jstr(c4, "service_tier"), "default");
+    assert_string_equal(jstr(c4, "id"), "chatcmpl-r1");
+    assert_string_equal(jstr(c5, "system_fingerprint"), "fp_1"); /* the usage chunk */
+    assert_non_null(strstr(text, DONE));
+    cJSON_Delete(c1);
+    cJSON_Delete(c2);
+    cJSON_Delete(c3);
+    cJSON_Delete(c4);
+    cJSON_Delete(c5);
+    free(text);
+}
+
+static void test_completion_carries_refusal_reasoning_logprobs_and_fingerprint(void **state)
+{
+    (void)state;
+    static const char lp[] = "{\"content\":[]}";
+    struct llm_response r;
+    struct buf out;
+    llm_response_init(&r);
+    buf_init(&out);
+    struct llm_event evs[] = {ev_text("think"), ev_text("I can't."), ev_finish(LLM_FINISH_STOP)};
+    evs[0].kind = LLM_TEXT_REASONING;
+    evs[1].kind = LLM_TEXT_REFUSAL;
+    evs[1].logprobs = lp;
+    evs[1].logprobs_len = strlen(lp);
+    evs[2].system_fingerprint = "fp_2";
+    for (size_t i = 0; i < SB_ARRAY_LEN(evs); i++)
+        llm_response_collect(&r, &evs[i]);
+    gw_completion_json("chatcmpl-r1", "gpt-x", 1700000000, &r, &out);
+    cJSON *j = parse_buf(&out);
+    const cJSON *ch = cJSON_GetArrayItem(cJSON_GetObjectItem(j, "choices"), 0);
+    const cJSON *m = cJSON_GetObjectItem(ch, "message");
+    assert_true(cJSON_IsNull(cJSON_GetObjectItem(m, "content")));
+    assert_string_equal(jstr(m, "refusal"), "I can't.");
+    assert_string_equal(jstr(m, "reasoning"), "think");
+    assert_true(cJSON_IsArray(cJSON_GetObjectItem(cJSON_GetObjectItem(ch, "logprobs"), "content")));
+    assert_string_equal(jstr(j, "system_fingerprint"), "fp_2");
+    assert_null(cJSON_GetObjectItem(j, "service_tier"));
+    cJSON_Delete(j);
+    buf_cleanup(&out);
+    llm_response_cleanup(&r);
+}
+
 static void test_sse_text_stream_is_role_deltas_finish_then_done(void **state)
 {
     (void)state;
@@ -423,10 +491,24 @@ static void test_parse_errors_answer_400_naming_the_parameter(void **state)
     assert_int_equal(e.status, 400);
     assert_string_equal(e.type, "invalid_request_error");
     assert_string_equal(e.param, "");
-    assert_null(e.code);
+    assert_string_equal(e.code, "");
 
     gw_error_from_parse(&e, SB_ERR_INVALID, "request body: expected a JSON object");
     assert_string_equal(e.param, "");
+}
+
+static void fail_with(struct gw_error *e, enum llm_errclass cls, long upstream, bool no_target,
+                      int64_t retry_after_ms, const struct llm_error_info *info, const char *msg)
+{
+    struct gw_call_failure f = {
+        .cls = cls,
+        .upstream_status = upstream,
+        .info = info,
+        .no_target = no_target,
+        .retry_after_ms = retry_after_ms,
+        .message = msg,
+    };
+    gw_error_from_call(e, &f);
 }
 
 static void test_call_errors_map_to_the_right_status(void **state)
@@ -434,44 +516,88 @@ static void test_call_errors_map_to_the_right_status(void **state)
     (void)state;
     static const struct {
         enum llm_errclass cls;
+        long upstream;
         bool no_target;
         int status;
         const char *type;
         const char *code;
     } cases[] = {
-        {LLM_ERR_RATE_LIMIT, false, 429, "rate_limit_error", "rate_limit_exceeded"},
-        {LLM_ERR_RATE_LIMIT, true, 429, "rate_limit_error", "rate_limit_exceeded"},
-        {LLM_ERR_TIMEOUT, false, 504, "upstream_error", "timeout"},
-        {LLM_ERR_SERVER, false, 502, "upstream_error", "server"},
-        {LLM_ERR_SERVER, true, 503, "upstream_error", "no_target_available"},
-        {LLM_ERR_OVERLOADED, false, 503, "upstream_error", "overloaded"},
-        {LLM_ERR_AUTH, false, 502, "upstream_error", "upstream_auth"},
-        {LLM_ERR_BAD_REQUEST, false, 400, "invalid_request_error", "bad_request"},
-        {LLM_ERR_CONTEXT_LENGTH, false, 400, "invalid_request_error", "context_length_exceeded"},
-        {LLM_ERR_CANCELLED, false, 503, "server_error", "cancelled"},
-        {LLM_ERR_NO_KEY, false, 503, "upstream_error", "no_key"},
-        {LLM_ERR_INTERNAL, false, 500, "server_error", "internal"},
+        {LLM_ERR_RATE_LIMIT, 429, false, 429, "rate_limit_error", "rate_limit_exceeded"},
+        {LLM_ERR_RATE_LIMIT, 0, true, 429, "rate_limit_error", "rate_limit_exceeded"},
+        {LLM_ERR_TIMEOUT, 0, false, 504, "upstream_error", "timeout"},
+        {LLM_ERR_TIMEOUT, 503, false, 504, "upstream_error", "timeout"},
+        {LLM_ERR_CONNECT, 0, false, 502, "upstream_error", "connect"},
+        {LLM_ERR_BAD_RESPONSE, 200, false, 502, "upstream_error", "bad_response"},
+        {LLM_ERR_SERVER, 500, false, 500, "server_error", "server"},
+        {LLM_ERR_SERVER, 503, false, 503, "server_error", "server"},
+        {LLM_ERR_SERVER, 0, false, 500, "server_error", "server"},
+        {LLM_ERR_SERVER, 500, true, 503, "upstream_error", "no_target_available"},
+        {LLM_ERR_OVERLOADED, 529, false, 503, "server_error", "overloaded"},
+        {LLM_ERR_AUTH, 401, false, 401, "authentication_error", "upstream_auth"},
+        {LLM_ERR_AUTH, 403, false, 403, "permission_error", "upstream_auth"},
+        {LLM_ERR_BAD_REQUEST, 400, false, 400, "invalid_request_error", "bad_request"},
+        {LLM_ERR_BAD_REQUEST, 404, false, 404, "not_found_error", "bad_request"},
+        {LLM_ERR_BAD_REQUEST, 422, false, 422, "invalid_request_error", "bad_request"},
+        {LLM_ERR_BAD_REQUEST, 0, false, 400, "invalid_request_error", "bad_request"},
+        {LLM_ERR_CONTEXT_LENGTH, 400, false, 400, "invalid_request_error",
+         "context_length_exceeded"},
+        {LLM_ERR_CANCELLED, 0, false, 503, "server_error", "cancelled"},
+        {LLM_ERR_NO_KEY, 0, false, 503, "upstream_error", "no_key"},
+        {LLM_ERR_INTERNAL, 0, false, 500, "server_error", "internal"},
     };
     for (size_t i = 0; i < SB_ARRAY_LEN(cases); i++) {
         struct gw_error e;
-        gw_error_from_call(&e, cases[i].cls, cases[i].no_target, -1, "boom");
-        assert_int_equal(e.status, cases[i].status);
+        fail_with(&e, cases[i].cls, cases[i].upstream, cases[i].no_target, -1, NULL, "boom");
+        if (e.status != cases[i].status)
+            fail_msg("case %zu: status %d", i, e.status);
         assert_string_equal(e.type, cases[i].type);
         assert_string_equal(e.code, cases[i].code);
         assert_string_equal(e.message, "boom");
-        assert_int_equal(e.retry_after_s, 0);
+        assert_int_equal(e.retry_after_s, cases[i].status == 429 ? 1 : 0);
     }
+}
+
+static void test_call_errors_keep_the_providers_type_code_and_param(void **state)
+{
+    (void)state;
+    struct gw_error e;
+    struct buf out;
+    struct llm_error_info info;
+    llm_error_info_init(&info);
+    str_copy(info.type, sizeof info.type, "invalid_request_error");
+    str_copy(info.code, sizeof info.code, "model_not_found");
+    str_copy(info.param, sizeof info.param, "model");
+    fail_with(&e, LLM_ERR_BAD_REQUEST, 404, false, -1, &info, "The model `x` does not exist");
+    assert_int_equal(e.status, 404);
+    buf_init(&out);
+    gw_error_json(&e, &out);
+    assert_string_equal(buf_str(&out),
+                        "{\"error\":{\"message\":\"The model `x` does not exist\",\"type\":"
+                        "\"invalid_request_error\",\"param\":\"model\",\"code\":"
+                        "\"model_not_found\"}}");
+    buf_cleanup(&out);
+    /* Not what the provider decided: its details do not apply. */
+    fail_with(&e, LLM_ERR_TIMEOUT, 404, false, -1, &info, "slow");
+    assert_string_equal(e.code, "timeout");
+    assert_string_equal(e.param, "");
+    fail_with(&e, LLM_ERR_BAD_REQUEST, 404, true, -1, &info, "none");
+    assert_string_equal(e.code, "no_target_available");
 }
 
 static void test_rate_limit_carries_retry_after_in_whole_seconds(void **state)
 {
     (void)state;
     struct gw_error e;
-    gw_error_from_call(&e, LLM_ERR_RATE_LIMIT, false, 1500, "");
+    fail_with(&e, LLM_ERR_RATE_LIMIT, 429, false, 1500, NULL, "");
     assert_int_equal(e.status, 429);
     assert_int_equal(e.retry_after_s, 2);
     assert_string_equal(e.message, "upstream error: rate_limit");
-    gw_error_from_call(&e, LLM_ERR_TIMEOUT, false, 1500, "slow");
+    fail_with(&e, LLM_ERR_RATE_LIMIT, 429, false, -1, NULL, "");
+    assert_int_equal(e.retry_after_s, 1); /* a 429 always says when */
+    fail_with(&e, LLM_ERR_SERVER, 0, true, 30000, NULL, "all open");
+    assert_int_equal(e.status, 503);
+    assert_int_equal(e.retry_after_s, 30);
+    fail_with(&e, LLM_ERR_TIMEOUT, 0, false, 1500, NULL, "slow");
     assert_int_equal(e.retry_after_s, 0); /* only for 429 / 503 */
 }
 
@@ -672,6 +798,9 @@ int main(void)
         cmocka_unit_test(test_error_json_has_message_type_param_code),
         cmocka_unit_test(test_parse_errors_answer_400_naming_the_parameter),
         cmocka_unit_test(test_call_errors_map_to_the_right_status),
+        cmocka_unit_test(test_sse_carries_refusal_reasoning_logprobs_and_fingerprint),
+        cmocka_unit_test(test_completion_carries_refusal_reasoning_logprobs_and_fingerprint),
+        cmocka_unit_test(test_call_errors_keep_the_providers_type_code_and_param),
         cmocka_unit_test(test_rate_limit_carries_retry_after_in_whole_seconds),
         cmocka_unit_test(test_unknown_model_is_404_listing_the_routes),
         cmocka_unit_test(test_request_id_keeps_only_safe_characters),

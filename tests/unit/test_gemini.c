@@ -518,7 +518,11 @@ static const struct decode_case {
     {"full_malformed_function_call.json", "usage:50/0/0\nfinish:error\n"},
     {"full_thought.json", "text:The answer is 4.\nusage:7/50/0\nfinish:stop\n"},
     {"full_unknown_finish.json", "text:ok\nfinish:stop\n"},
-    {"full_no_candidates.json", "error:bad_response:response has no candidates\n"},
+    {"full_no_candidates.json", "usage:3/0/0\nfinish:content_filter\n"},
+    {"full_blocked_no_reason.json", "usage:12/0/0\nfinish:content_filter\n"},
+    {"full_blocked_vertex.json", "refusal:Prompt blocked due to prohibited content.\n"
+                                 "usage:7/0/0\nfinish:content_filter\n"},
+    {"full_empty_object.json", "error:bad_response:response has no candidates\n"},
     {"full_bad_cache.json", "text:x\nusage:10/0/10\nfinish:stop\n"},
     {"full_array.json", "text:Hel\ntext:lo\ncall:0:call_0:wave\nargs:0:{\"times\":2}\n"
                         "usage:4/6/0\nfinish:tool_calls\n"},
@@ -579,6 +583,7 @@ static const struct decode_case stream_cases[] = {
                          "retry or report in "
                          "https://developers.generativeai.google/guide/troubleshooting\n"},
     {"stream_blocked.sse", "usage:15/0/0\nfinish:content_filter\n"},
+    {"stream_blocked_no_reason.sse", "usage:15/0/0\nfinish:content_filter\n"},
     {"stream_malformed.sse", "text:ok\nerror:bad_response:stream chunk is not a JSON object\n"},
     {"stream_usage_after_finish.sse", "text:Done.\nusage:11/2/0\nfinish:length\n"},
     {"stream_thoughts.sse", "text:Answer.\nusage:9/32/0\nfinish:stop\n"},
@@ -682,7 +687,9 @@ static void test_gemini_classifies_error_responses(void **state)
         size_t len = 0;
         char *body = cases[i].fixture ? read_fixture(cases[i].fixture, &len) : NULL;
         char msg[PROVIDER_MSG_MAX] = "";
-        enum llm_errclass got = ops->classify(cases[i].status, body, len, msg, sizeof msg);
+        struct llm_error_info info;
+        llm_error_info_init(&info);
+        enum llm_errclass got = ops->classify(cases[i].status, body, len, &info, msg, sizeof msg);
         if (got != cases[i].want)
             print_error("case %zu (%ld %s): got %s\n", i, cases[i].status,
                         cases[i].fixture ? cases[i].fixture : "empty", llm_errclass_name(got));
@@ -693,6 +700,82 @@ static void test_gemini_classifies_error_responses(void **state)
             assert_true(msg[0] != '\0');
         free(body);
     }
+}
+
+static void test_gemini_error_statuses_map_to_the_nearest_openai_type(void **state)
+{
+    static const struct {
+        long status;
+        const char *fixture;
+        const char *type, *code;
+        int64_t retry_ms;
+    } cases[] = {
+        {429, "error_rate_limit.json", "rate_limit_error", "RESOURCE_EXHAUSTED", 27000},
+        {404, "error_not_found.json", "not_found_error", "NOT_FOUND", -1},
+        {403, "error_permission.json", "permission_error", "PERMISSION_DENIED", -1},
+        {400, "error_bad_key.json", "authentication_error", "INVALID_ARGUMENT", -1},
+        {400, "error_invalid_argument.json", "invalid_request_error", "INVALID_ARGUMENT", -1},
+        {400, "error_context_length.json", "invalid_request_error", "context_length_exceeded", -1},
+        {503, "error_overloaded.json", "server_error", "UNAVAILABLE", -1},
+        {502, "error_html.html", "", "", -1},
+    };
+    (void)state;
+    for (size_t i = 0; i < SB_ARRAY_LEN(cases); i++) {
+        size_t len = 0;
+        char *body = read_fixture(cases[i].fixture, &len);
+        char msg[PROVIDER_MSG_MAX] = "";
+        struct llm_error_info info;
+        llm_error_info_init(&info);
+        ops->classify(cases[i].status, body, len, &info, msg, sizeof msg);
+        assert_string_equal(info.type, cases[i].type);
+        assert_string_equal(info.code, cases[i].code);
+        assert_int_equal(info.retry_after_ms, cases[i].retry_ms);
+        free(body);
+    }
+}
+
+static int ignore_event(void *ctx, const struct llm_event *ev)
+{
+    (void)ctx;
+    (void)ev;
+    return 0;
+}
+
+static void test_gemini_error_appended_to_a_stream_ends_it_with_an_error(void **state)
+{
+    static const unsigned splits[] = {0, 1, 7};
+    size_t len = 0;
+    char *body = read_fixture("stream_trailing_error.sse", &len);
+    (void)state;
+    for (size_t s = 0; s < SB_ARRAY_LEN(splits); s++) {
+        struct rec r;
+        struct llm_sink sink;
+        rec_init(&r, &sink);
+        assert_int_equal(
+            run_glue(ops, KEY, true, 200, "text/event-stream", body, len, splits[s], &r),
+            LLM_ERR_SERVER);
+        expect_log("stream_trailing_error.sse", &r,
+                   "text:Partial\nerror:server:The service is currently unavailable.\n");
+        buf_cleanup(&r.log);
+    }
+    free(body);
+}
+
+static void test_gemini_retry_info_feeds_the_retry_delay(void **state)
+{
+    size_t len = 0;
+    char *body = read_fixture("error_rate_limit.json", &len);
+    struct llm_sink sink = {ignore_event, NULL};
+    (void)state;
+    struct provider_call *c = provider_call_new(ops, false, &sink, NULL);
+    provider_call_on_status(c, 429);
+    provider_call_on_header(c, "content-type", "application/json", 0);
+    provider_call_on_data(c, body, len);
+    assert_int_equal(provider_call_finish(c, LLM_ERR_NONE, NULL), LLM_ERR_RATE_LIMIT);
+    assert_int_equal(provider_call_ratelimit(c)->retry_after_ms, 27000);
+    assert_string_equal(provider_call_error_info(c)->type, "rate_limit_error");
+    provider_call_free(c);
+    free(body);
 }
 
 static void test_gemini_error_status_reaches_the_sink_classified_and_redacted(void **state)
@@ -728,6 +811,9 @@ int main(void)
         cmocka_unit_test(test_gemini_decodes_streams_through_the_glue_at_any_split),
         cmocka_unit_test(test_gemini_stream_error_chunks_map_to_classes),
         cmocka_unit_test(test_gemini_classifies_error_responses),
+        cmocka_unit_test(test_gemini_error_statuses_map_to_the_nearest_openai_type),
+        cmocka_unit_test(test_gemini_retry_info_feeds_the_retry_delay),
+        cmocka_unit_test(test_gemini_error_appended_to_a_stream_ends_it_with_an_error),
         cmocka_unit_test(test_gemini_error_status_reaches_the_sink_classified_and_redacted),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

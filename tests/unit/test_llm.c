@@ -36,8 +36,8 @@ static void test_llm_errclass_table_says_what_is_retryable(void **state)
         {LLM_ERR_TIMEOUT, "timeout", true, 504},
         {LLM_ERR_RATE_LIMIT, "rate_limit", true, 429},
         {LLM_ERR_OVERLOADED, "overloaded", true, 503},
-        {LLM_ERR_SERVER, "server", true, 502},
-        {LLM_ERR_AUTH, "auth", false, 502},
+        {LLM_ERR_SERVER, "server", true, 500},
+        {LLM_ERR_AUTH, "auth", false, 401},
         {LLM_ERR_BAD_REQUEST, "bad_request", false, 400},
         {LLM_ERR_CONTEXT_LENGTH, "context_length", false, 400},
         {LLM_ERR_BAD_RESPONSE, "bad_response", false, 502},
@@ -188,6 +188,96 @@ static void test_llm_ratelimit_reads_openai_headers(void **state)
     llm_ratelimit_feed_header(&rl, "x-ratelimit-reset-tokens", "soon", 0);
     assert_int_equal(rl.remaining_requests, 499);
     assert_int_equal(rl.reset_tokens_ms, 360000);
+}
+
+static void test_llm_client_status_keeps_the_providers_status(void **state)
+{
+    (void)state;
+    static const struct {
+        enum llm_errclass c;
+        long upstream;
+        int want;
+    } rows[] = {
+        {LLM_ERR_AUTH, 401, 401},
+        {LLM_ERR_AUTH, 403, 403},
+        {LLM_ERR_BAD_REQUEST, 404, 404},
+        {LLM_ERR_BAD_REQUEST, 409, 409},
+        {LLM_ERR_BAD_REQUEST, 413, 413},
+        {LLM_ERR_BAD_REQUEST, 422, 422},
+        {LLM_ERR_RATE_LIMIT, 429, 429},
+        {LLM_ERR_SERVER, 500, 500},
+        {LLM_ERR_SERVER, 503, 503},
+        {LLM_ERR_OVERLOADED, 529, 503},
+        {LLM_ERR_CONTEXT_LENGTH, 400, 400},
+        {LLM_ERR_AUTH, 400, 400},
+        {LLM_ERR_SERVER, 0, 500},
+        {LLM_ERR_RATE_LIMIT, 200, 429},
+        {LLM_ERR_AUTH, 0, 401},
+        {LLM_ERR_OVERLOADED, 0, 503},
+        {LLM_ERR_TIMEOUT, 503, 504},
+        {LLM_ERR_CONNECT, 500, 502},
+        {LLM_ERR_BAD_RESPONSE, 200, 502},
+        {LLM_ERR_TRUNCATED, 200, 502},
+    };
+    for (size_t i = 0; i < SB_ARRAY_LEN(rows); i++) {
+        if (llm_client_status(rows[i].c, rows[i].upstream) != rows[i].want)
+            fail_msg("row %zu: got %d", i, llm_client_status(rows[i].c, rows[i].upstream));
+    }
+    assert_string_equal(llm_error_type_for_status(401), "authentication_error");
+    assert_string_equal(llm_error_type_for_status(403), "permission_error");
+    assert_string_equal(llm_error_type_for_status(404), "not_found_error");
+    assert_string_equal(llm_error_type_for_status(422), "invalid_request_error");
+    assert_string_equal(llm_error_type_for_status(429), "rate_limit_error");
+    assert_string_equal(llm_error_type_for_status(529), "server_error");
+    assert_null(llm_error_type_for_status(200));
+}
+
+static void test_llm_ratelimit_retry_delay_prefers_headers_then_body_then_resets(void **state)
+{
+    (void)state;
+    struct llm_ratelimit rl;
+    llm_ratelimit_init(&rl);
+    assert_int_equal(llm_ratelimit_retry_delay_ms(&rl, -1), -1);
+    assert_int_equal(llm_ratelimit_retry_delay_ms(&rl, 27000), 27000);
+    llm_ratelimit_feed_header(&rl, "x-ratelimit-remaining-requests", "10", 0);
+    llm_ratelimit_feed_header(&rl, "x-ratelimit-reset-requests", "2s", 0);
+    llm_ratelimit_feed_header(&rl, "x-ratelimit-remaining-tokens", "0", 0);
+    llm_ratelimit_feed_header(&rl, "x-ratelimit-reset-tokens", "6m0s", 0);
+    assert_int_equal(llm_ratelimit_retry_delay_ms(&rl, -1), 360000); /* the exhausted one */
+    llm_ratelimit_feed_header(&rl, "x-ratelimit-remaining-tokens", "5", 0);
+    assert_int_equal(llm_ratelimit_retry_delay_ms(&rl, -1), 2000); /* else the soonest */
+    llm_ratelimit_feed_header(&rl, "retry-after", "7", 0);
+    assert_int_equal(llm_ratelimit_retry_delay_ms(&rl, 27000), 7000);
+}
+
+static void test_llm_ratelimit_client_headers_use_openai_names(void **state)
+{
+    (void)state;
+    char name[64], value[64];
+    int64_t now = NOV_1994_MS;
+    assert_true(llm_ratelimit_client_header("X-RateLimit-Remaining-Tokens", "149984", now, name,
+                                            sizeof name, value, sizeof value));
+    assert_string_equal(name, "x-ratelimit-remaining-tokens");
+    assert_string_equal(value, "149984");
+    assert_true(llm_ratelimit_client_header("anthropic-ratelimit-requests-limit", "50", now, name,
+                                            sizeof name, value, sizeof value));
+    assert_string_equal(name, "x-ratelimit-limit-requests");
+    assert_string_equal(value, "50");
+    assert_true(llm_ratelimit_client_header("anthropic-ratelimit-input-tokens-reset",
+                                            "1994-11-06T08:49:38.5Z", now, name, sizeof name, value,
+                                            sizeof value));
+    assert_string_equal(name, "x-ratelimit-reset-input-tokens");
+    assert_string_equal(value, "1.500s");
+    assert_true(llm_ratelimit_client_header("anthropic-ratelimit-tokens-reset",
+                                            "1994-11-06T08:49:37Z", now, name, sizeof name, value,
+                                            sizeof value));
+    assert_string_equal(value, "0ms");
+    assert_false(llm_ratelimit_client_header("anthropic-ratelimit-tokens-reset", "soon", now, name,
+                                             sizeof name, value, sizeof value));
+    assert_false(llm_ratelimit_client_header("retry-after", "1", now, name, sizeof name, value,
+                                             sizeof value));
+    assert_false(llm_ratelimit_client_header("x-ratelimit-whatever", "1", now, name, sizeof name,
+                                             value, sizeof value));
 }
 
 static void test_llm_ratelimit_reads_anthropic_headers_against_now(void **state)
@@ -349,6 +439,9 @@ int main(void)
         cmocka_unit_test(test_llm_ratelimit_prefers_retry_after_ms_in_any_order),
         cmocka_unit_test(test_llm_ratelimit_reads_openai_headers),
         cmocka_unit_test(test_llm_ratelimit_reads_anthropic_headers_against_now),
+        cmocka_unit_test(test_llm_client_status_keeps_the_providers_status),
+        cmocka_unit_test(test_llm_ratelimit_retry_delay_prefers_headers_then_body_then_resets),
+        cmocka_unit_test(test_llm_ratelimit_client_headers_use_openai_names),
         cmocka_unit_test(test_llm_ratelimit_ignores_unknown_and_silly_headers),
         cmocka_unit_test(test_llm_cost_counts_cached_tokens_at_their_price),
         cmocka_unit_test(test_llm_cost_is_zero_without_usage),

@@ -310,7 +310,7 @@ static char *run_stream(const char *fixture, enum llm_errclass *cls, char *msg, 
     if (r.cls == LLM_ERR_NONE)
         sse_finish(&p, on_sse, &r);
     if (r.cls == LLM_ERR_NONE)
-        r.cls = provider_openai.stream_end(r.state, &r.sink, r.msg, sizeof r.msg);
+        r.cls = provider_openai.stream_end(r.state, true, &r.sink, r.msg, sizeof r.msg);
     *cls = r.cls;
     str_copy(msg, msglen, r.msg);
     sse_cleanup(&p);
@@ -337,7 +337,10 @@ static void test_openai_decodes_streams(void **state)
          ""},
         {"stream_no_usage.sse", LLM_ERR_NONE, "T:Bon\nT:jour\nF:stop\n", ""},
         {"stream_truncated.sse", LLM_ERR_TRUNCATED, "T:Hello\nT:, w\xC3\xB6rld\n",
-         "stream ended without [DONE]"},
+         "stream ended without a finish_reason or [DONE]"},
+        {"stream_no_done.sse", LLM_ERR_NONE, "T:Hi\nT: there\nU:5/2/0\nF:stop\n", ""},
+        {"stream_legacy_tools.sse", LLM_ERR_NONE,
+         "C0:call_0:get_weather\nA0:{\"city\":\"Paris\"}\nF:tool_calls\n", ""},
         {"stream_error.sse", LLM_ERR_SERVER, "T:Once upon\n",
          "The server had an error while processing your request. Sorry about that!"},
     };
@@ -349,6 +352,69 @@ static void test_openai_decodes_streams(void **state)
         assert_string_equal(log, rows[i].log);
         assert_string_equal(msg, rows[i].msg);
         free(log);
+    }
+}
+
+/* Logs what the plain recorder leaves out: text kinds, logprobs, fingerprint and tier. */
+static int record_extras(void *ctx, const struct llm_event *ev)
+{
+    struct buf *b = ctx;
+    if (ev->type == LLM_EV_TEXT)
+        buf_printf(b, "%s:%.*s\n", llm_text_kind_field(ev->kind), (int)ev->len, ev->text);
+    if (ev->type == LLM_EV_TEXT && ev->logprobs)
+        buf_printf(b, "logprobs:%.*s\n", (int)ev->logprobs_len, ev->logprobs);
+    if (ev->type == LLM_EV_TOOL_CALL)
+        buf_printf(b, "call:%s:%s\n", ev->id, ev->name);
+    if (ev->type == LLM_EV_TOOL_ARGS)
+        buf_printf(b, "args:%.*s\n", (int)ev->len, ev->text);
+    if (ev->type == LLM_EV_FINISH)
+        buf_printf(b, "finish:%s fp=%s tier=%s\n", llm_finish_name(ev->finish),
+                   ev->system_fingerprint ? ev->system_fingerprint : "-",
+                   ev->service_tier ? ev->service_tier : "-");
+    return 0;
+}
+
+static void test_openai_passes_refusal_reasoning_logprobs_and_fingerprint(void **state)
+{
+    (void)state;
+    static const struct {
+        const char *fixture;
+        bool stream;
+        const char *log;
+    } rows[] = {
+        {"full_refusal.json", false,
+         "refusal:I'm sorry, I cannot help with that.\nfinish:stop fp=fp_ref tier=default\n"},
+        {"stream_refusal.sse", true,
+         "refusal:I'm sorry, \nrefusal:I cannot help with that.\n"
+         "finish:stop fp=fp_ref tier=default\n"},
+        {"full_reasoning.json", false,
+         "reasoning_content:Six times seven.\ncontent:42\n"
+         "logprobs:{\"content\":[{\"token\":\"42\",\"logprob\":-0.01,\"bytes\":[52,50],"
+         "\"top_logprobs\":[]}]}\nfinish:stop fp=fp_ds tier=flex\n"},
+        {"stream_reasoning.sse", true,
+         "reasoning_content:Think\ncontent:42\n"
+         "logprobs:{\"content\":[{\"token\":\"42\",\"logprob\":-0.01,\"bytes\":[52,50],"
+         "\"top_logprobs\":[]}]}\nreasoning:or\nfinish:stop fp=fp_ds tier=-\n"},
+        {"full_legacy_tools.json", false,
+         "call:call_0:get_weather\nargs:{\"city\":\"Paris\"}\ncall:call_1:get_time\n"
+         "args:{\"tz\":\"CET\"}\nfinish:tool_calls fp=- tier=-\n"},
+    };
+    for (size_t i = 0; i < SB_ARRAY_LEN(rows); i++) {
+        size_t len;
+        char *body = read_fixture(rows[i].fixture, &len);
+        struct buf log;
+        buf_init(&log);
+        struct llm_sink sink = {record_extras, &log};
+        struct provider_call *c = provider_call_new(&provider_openai, rows[i].stream, &sink, NULL);
+        provider_call_on_status(c, 200);
+        provider_call_on_header(c, "content-type",
+                                rows[i].stream ? "text/event-stream" : "application/json", 0);
+        provider_call_on_data(c, body, len);
+        assert_int_equal(provider_call_finish(c, LLM_ERR_NONE, NULL), LLM_ERR_NONE);
+        assert_string_equal(buf_str(&log), rows[i].log);
+        provider_call_free(c);
+        buf_cleanup(&log);
+        free(body);
     }
 }
 
@@ -378,7 +444,7 @@ static void test_openai_stream_maps_provider_tool_indices_to_our_order(void **st
         assert_int_equal(provider_openai.stream_event(st, &ev, &sink, msg, sizeof msg),
                          LLM_ERR_NONE);
     }
-    assert_int_equal(provider_openai.stream_end(st, &sink, msg, sizeof msg), LLM_ERR_NONE);
+    assert_int_equal(provider_openai.stream_end(st, true, &sink, msg, sizeof msg), LLM_ERR_NONE);
     assert_string_equal(buf_str(&log), "C0:c3:a\nA0:{\nC1:c1:b\nA0:}\nC2:cx:c\nA2:{}\nF:none\n");
     provider_openai.stream_free(st);
     provider_openai.stream_free(NULL);
@@ -442,8 +508,10 @@ static void test_openai_classifies_error_responses(void **state)
         size_t len = rows[i].body ? strlen(rows[i].body) : 0;
         char *body = rows[i].fixture ? read_fixture(rows[i].fixture, &len) : NULL;
         char msg[PROVIDER_MSG_MAX] = "";
+        struct llm_error_info info;
+        llm_error_info_init(&info);
         enum llm_errclass cls = provider_openai.classify(rows[i].status, body ? body : rows[i].body,
-                                                         len, msg, sizeof msg);
+                                                         len, &info, msg, sizeof msg);
         if (cls != rows[i].cls)
             fail_msg("row %zu: got %s", i, llm_errclass_name(cls));
         if (rows[i].msg)
@@ -452,6 +520,39 @@ static void test_openai_classifies_error_responses(void **state)
             assert_true(msg[0] != '\0');
         free(body);
     }
+}
+
+static void test_openai_error_keeps_the_providers_type_code_and_param(void **state)
+{
+    static const char ctx[] = "{\"error\":{\"message\":\"This model's maximum context length is "
+                              "8192 tokens.\",\"type\":\"invalid_request_error\",\"param\":"
+                              "\"messages\",\"code\":\"context_length_exceeded\"}}";
+    static const char numeric[] = "{\"error\":{\"message\":\"busy\",\"code\":503}}";
+    struct llm_error_info info;
+    char msg[PROVIDER_MSG_MAX];
+    size_t len = 0;
+    char *body = read_fixture("error_401.json", &len);
+    (void)state;
+    llm_error_info_init(&info);
+    assert_int_equal(provider_openai.classify(401, body, len, &info, msg, sizeof msg),
+                     LLM_ERR_AUTH);
+    assert_string_equal(info.type, "invalid_request_error");
+    assert_string_equal(info.code, "invalid_api_key");
+    assert_string_equal(info.param, "");
+    free(body);
+    llm_error_info_init(&info);
+    assert_int_equal(provider_openai.classify(400, ctx, strlen(ctx), &info, msg, sizeof msg),
+                     LLM_ERR_CONTEXT_LENGTH);
+    assert_string_equal(info.type, "invalid_request_error");
+    assert_string_equal(info.code, "context_length_exceeded");
+    assert_string_equal(info.param, "messages");
+    llm_error_info_init(&info);
+    provider_openai.classify(503, numeric, strlen(numeric), &info, msg, sizeof msg);
+    assert_string_equal(info.type, "server_error"); /* none given: the status's */
+    assert_string_equal(info.code, "503");
+    llm_error_info_init(&info);
+    provider_openai.classify(404, "<html>", 6, &info, msg, sizeof msg);
+    assert_string_equal(info.type, "");
 }
 
 /* ---- The gateway's request parser --------------------------------------------------------- */
@@ -653,9 +754,11 @@ int main(void)
         cmocka_unit_test(test_openai_refuses_to_encode_invalid_requests),
         cmocka_unit_test(test_openai_decodes_whole_responses),
         cmocka_unit_test(test_openai_decodes_streams),
+        cmocka_unit_test(test_openai_passes_refusal_reasoning_logprobs_and_fingerprint),
         cmocka_unit_test(test_openai_stream_maps_provider_tool_indices_to_our_order),
         cmocka_unit_test(test_openai_stream_rejects_events_that_are_not_json),
         cmocka_unit_test(test_openai_classifies_error_responses),
+        cmocka_unit_test(test_openai_error_keeps_the_providers_type_code_and_param),
         cmocka_unit_test(test_openai_request_parse_reads_every_supported_field),
         cmocka_unit_test(test_openai_request_parse_round_trips_through_encode),
         cmocka_unit_test(test_openai_request_parse_rejects_with_the_field_name),

@@ -201,6 +201,47 @@ static void test_provider_call_reports_facts_for_the_router(void **state)
     free(body);
 }
 
+static void test_provider_call_turns_a_429_into_a_retry_delay_and_error_details(void **state)
+{
+    (void)state;
+    static const char body[] = "{\"error\":{\"message\":\"Rate limit reached\",\"type\":"
+                               "\"requests\",\"param\":null,\"code\":\"rate_limit_exceeded\"}}";
+    struct call_rec r = {0};
+    struct llm_sink sink = {record, &r};
+    buf_init(&r.log);
+    struct provider_call *c = provider_call_new(&provider_openai, false, &sink, NULL);
+    provider_call_on_status(c, 429);
+    provider_call_on_header(c, "content-type", "application/json", 0);
+    provider_call_on_header(c, "x-ratelimit-limit-requests", "60", 0);
+    provider_call_on_header(c, "x-ratelimit-remaining-requests", "0", 0);
+    provider_call_on_header(c, "x-ratelimit-reset-requests", "2.5s", 0);
+    provider_call_on_header(c, "x-ratelimit-reset-tokens", "1s", 0);
+    assert_int_equal(provider_call_on_data(c, body, strlen(body)), 0);
+    assert_int_equal(provider_call_finish(c, LLM_ERR_NONE, NULL), LLM_ERR_RATE_LIMIT);
+    /* No Retry-After: the exhausted window's reset feeds the cooldown. */
+    assert_int_equal(provider_call_ratelimit(c)->retry_after_ms, 2500);
+    assert_string_equal(provider_call_error_info(c)->type, "requests");
+    assert_string_equal(provider_call_error_info(c)->code, "rate_limit_exceeded");
+    assert_string_equal(provider_call_client_headers(c), "x-ratelimit-limit-requests: 60\n"
+                                                         "x-ratelimit-remaining-requests: 0\n"
+                                                         "x-ratelimit-reset-requests: 2.5s\n"
+                                                         "x-ratelimit-reset-tokens: 1s\n");
+    provider_call_free(c);
+
+    /* A 200 with reset headers sets no delay: only a rate limit does. */
+    c = provider_call_new(&provider_openai, false, &sink, NULL);
+    provider_call_on_status(c, 200);
+    provider_call_on_header(c, "x-ratelimit-remaining-requests", "0", 0);
+    provider_call_on_header(c, "x-ratelimit-reset-requests", "2.5s", 0);
+    provider_call_on_header(c, "x-ratelimit-reset-requests", "bad\r\nx: y", 0);
+    provider_call_finish(c, LLM_ERR_NONE, NULL);
+    assert_int_equal(provider_call_ratelimit(c)->retry_after_ms, -1);
+    assert_string_equal(provider_call_client_headers(c),
+                        "x-ratelimit-remaining-requests: 0\nx-ratelimit-reset-requests: 2.5s\n");
+    provider_call_free(c);
+    buf_cleanup(&r.log);
+}
+
 static void test_provider_call_redacts_keys_and_the_secret_from_errors(void **state)
 {
     (void)state;
@@ -361,7 +402,17 @@ static void test_provider_call_reports_truncated_and_failed_streams(void **state
         const char *log;
     } rows[] = {
         {"stream_truncated.sse", 200, LLM_ERR_NONE, NULL, LLM_ERR_TRUNCATED,
-         "T:Hello\nT:, w\xC3\xB6rld\nE:truncated:200:stream ended without [DONE]\n"},
+         "T:Hello\nT:, w\xC3\xB6rld\nE:truncated:200:stream ended without a finish_reason or "
+         "[DONE]\n"},
+        /* A finish_reason and a clean close: complete without [DONE]; reset: truncated. */
+        {"stream_no_done.sse", 200, LLM_ERR_NONE, NULL, LLM_ERR_NONE,
+         "T:Hi\nT: there\nU:5/2/0\nF:stop\n"},
+        {"stream_no_done.sse", 200, LLM_ERR_TRUNCATED, "connection reset", LLM_ERR_TRUNCATED,
+         "T:Hi\nT: there\nE:truncated:200:connection reset\n"},
+        /* Non-SSE bytes after the last event: an error, even after a finish reason. */
+        {"stream_trailing_error.sse", 200, LLM_ERR_NONE, NULL, LLM_ERR_RATE_LIMIT,
+         "T:Par\nT:tial\nE:rate_limit:200:Resource exhausted. Please try again later.\n"},
+        {"ok.json", 200, LLM_ERR_NONE, NULL, LLM_ERR_BAD_RESPONSE, NULL},
         {"stream_truncated.sse", 200, LLM_ERR_TIMEOUT, "no data for 30000 ms", LLM_ERR_TIMEOUT,
          "T:Hello\nT:, w\xC3\xB6rld\nE:timeout:200:no data for 30000 ms\n"},
         {"stream_ok.sse", 200, LLM_ERR_TIMEOUT, "closed late", LLM_ERR_NONE,
@@ -389,6 +440,37 @@ static void test_provider_call_reports_truncated_and_failed_streams(void **state
         free(log);
         free(body);
     }
+}
+
+static void test_provider_call_ends_a_stream_over_the_sse_limit_saying_so(void **state)
+{
+    (void)state;
+    struct call_rec r = {0};
+    struct llm_sink sink = {record, &r};
+    char line[200];
+    buf_init(&r.log);
+    struct provider_call *c = provider_call_new(&provider_openai, true, &sink, NULL);
+    provider_call_set_sse_limit(c, 100);
+    provider_call_on_status(c, 200);
+    provider_call_on_header(c, "content-type", "text/event-stream", 0);
+    memset(line, 'x', sizeof line);
+    assert_int_equal(provider_call_on_data(c, "data: ", 6), 0);
+    assert_int_equal(provider_call_on_data(c, line, sizeof line), 1);
+    assert_int_equal(provider_call_finish(c, LLM_ERR_NONE, NULL), LLM_ERR_BAD_RESPONSE);
+    assert_string_equal(provider_call_error(c), "the provider sent an SSE line over the limit of "
+                                                "100 bytes (sse_max_event_bytes)");
+    provider_call_free(c);
+    /* One rule: lines and events share the limit. */
+    c = provider_call_new(&provider_openai, true, &sink, NULL);
+    provider_call_set_sse_limit(c, 100);
+    provider_call_on_status(c, 200);
+    static const char two[] = "data: 0123456789012345678901234567890123456789012345678901\n"
+                              "data: 0123456789012345678901234567890123456789012345678901\n\n";
+    assert_int_equal(provider_call_on_data(c, two, strlen(two)), 1);
+    assert_int_equal(provider_call_finish(c, LLM_ERR_NONE, NULL), LLM_ERR_BAD_RESPONSE);
+    assert_non_null(strstr(provider_call_error(c), "SSE event over the limit of 100 bytes"));
+    provider_call_free(c);
+    buf_cleanup(&r.log);
 }
 
 static void test_provider_call_stops_when_the_sink_asks(void **state)
@@ -487,11 +569,13 @@ int main(void)
         cmocka_unit_test(test_provider_call_decodes_a_stream_split_anywhere),
         cmocka_unit_test(test_provider_call_decodes_whole_and_error_bodies_split_anywhere),
         cmocka_unit_test(test_provider_call_reports_facts_for_the_router),
+        cmocka_unit_test(test_provider_call_turns_a_429_into_a_retry_delay_and_error_details),
         cmocka_unit_test(test_provider_call_redacts_keys_and_the_secret_from_errors),
         cmocka_unit_test(test_provider_redact_replaces_key_shaped_text),
         cmocka_unit_test(test_provider_call_rejects_a_body_over_the_cap),
         cmocka_unit_test(test_provider_call_checks_the_stream_content_type),
         cmocka_unit_test(test_provider_call_reports_truncated_and_failed_streams),
+        cmocka_unit_test(test_provider_call_ends_a_stream_over_the_sse_limit_saying_so),
         cmocka_unit_test(test_provider_call_stops_when_the_sink_asks),
         cmocka_unit_test(test_provider_call_delivers_only_valid_utf8),
         cmocka_unit_test(test_provider_call_needs_a_status),

@@ -188,6 +188,45 @@ static void test_sse_ignores_retry_and_unknown_fields(void **state)
     assert_split_invariant("retry: 1000\nfoo: bar\ndata: a\n\n", "-|-|a\n");
 }
 
+/* The non-SSE lines left after the last event, fed in one piece or byte by byte. */
+static char *trailing_of(const char *s, bool bytewise)
+{
+    struct sse_parser p;
+    struct log l = {0};
+    size_t len = strlen(s), n;
+    buf_init(&l.out);
+    sse_init(&p, 0, 32);
+    for (size_t i = 0; i < len; i += bytewise ? 1 : len)
+        sse_feed(&p, s + i, bytewise ? 1 : len, log_event, &l);
+    sse_finish(&p, log_event, &l);
+    char *out = strdup(sse_trailing(&p, &n));
+    assert_int_equal(n, strlen(out));
+    sse_cleanup(&p);
+    buf_cleanup(&l.out);
+    return out;
+}
+
+static void test_sse_keeps_what_follows_the_last_event_that_is_not_sse(void **state)
+{
+    (void)state;
+    static const struct {
+        const char *in, *want;
+    } rows[] = {
+        {"data: a\n\n{\"error\": {\"code\": 429}}", "{\"error\": {\"code\": 429}}"},
+        {"data: a\n\n{\n  \"error\": 1\n}\n", "{\n  \"error\": 1\n}"},
+        {"junk\ndata: a\n\n", ""}, /* followed by an event: ignored as before */
+        {"data: a\n\nretry: 5\n: comment\nevent: x\nid: 3\n", ""},
+        {"data: a\n\n0123456789012345678901234567890123456789", "01234567890123456789012345678901"},
+    };
+    for (size_t i = 0; i < SB_ARRAY_LEN(rows); i++) {
+        for (int bytewise = 0; bytewise < 2; bytewise++) {
+            char *got = trailing_of(rows[i].in, bytewise);
+            assert_string_equal(got, rows[i].want);
+            free(got);
+        }
+    }
+}
+
 static void test_sse_treats_a_field_without_colon_as_empty_value(void **state)
 {
     (void)state;
@@ -305,6 +344,7 @@ int main(void)
         cmocka_unit_test(test_sse_reads_event_and_id_fields_and_keeps_the_last_id),
         cmocka_unit_test(test_sse_ignores_retry_and_unknown_fields),
         cmocka_unit_test(test_sse_treats_a_field_without_colon_as_empty_value),
+        cmocka_unit_test(test_sse_keeps_what_follows_the_last_event_that_is_not_sse),
         cmocka_unit_test(test_sse_does_not_dispatch_events_without_data),
         cmocka_unit_test(test_sse_reports_an_empty_event_name_as_null),
         cmocka_unit_test(test_sse_finish_dispatches_an_unterminated_last_event),

@@ -7,7 +7,13 @@
 // For every route: chat.completions.create without and with streaming (include_usage), tool
 // calls (non-streamed, streamed deltas assembled by index, and the tool result sent back),
 // the chat.completions.stream() helper, and the gateway's response headers. Then the SDK's
-// error classes for an unknown model and for an outage. Prints one line per check and
+// error classes for an unknown model and for an outage. Then, per wire format on a "lab"
+// route whose simulator the script steers through its control port (SB_LAB), what the SDK
+// raises for each upstream error status (AuthenticationError, NotFoundError, RateLimitError,
+// InternalServerError, ...), how streams end (no [DONE] after a finish_reason, a cut, a bare
+// JSON error after the last event, an SSE line over the limit) and the fields that must
+// survive translation (refusal, blocked prompts, reasoning, logprobs, flat tool calls,
+// rate-limit headers). Prints one line per check and
 // "N passed, N failed"; exits 1 when anything failed. Every request has a timeout, and a
 // watchdog ends the whole script.
 import { readFileSync } from 'node:fs';
@@ -303,6 +309,206 @@ async function errors() {
   }
 }
 
+// ---- wire fidelity: one "lab" route per wire format, its simulator steered per case --------
+
+// SB_LAB: ROUTE=TARGET=CONTROL_URL,... (one target, one attempt, per wire format).
+const labs = (process.env.SB_LAB || '').split(',').filter(Boolean).map((p) => {
+  const [route, target, ctl] = p.split('=');
+  return { route, target, ctl, kind: route.replace(/^r-lab-/, '') };
+});
+
+async function behave(lab, patch) {
+  const res = await fetch(`${lab.ctl}/_sim/behavior`, {
+    method: 'POST',
+    body: JSON.stringify({ reset: true, ...patch }),
+  });
+  if (!res.ok) throw new Error(`behaviour ${JSON.stringify(patch)}: ${res.status}`);
+}
+
+// What the SDK must raise for each status the gateway passes through.
+const STATUS_CLASSES = [
+  [400, 'BadRequestError', 400],
+  [401, 'AuthenticationError', 401],
+  [403, 'PermissionDeniedError', 403],
+  [404, 'NotFoundError', 404],
+  [409, 'ConflictError', 409],
+  [413, 'APIError', 413],
+  [422, 'UnprocessableEntityError', 422],
+  [500, 'InternalServerError', 500],
+  [503, 'InternalServerError', 503],
+  [529, 'InternalServerError', 503], // Anthropic's overloaded status becomes 503
+  [429, 'RateLimitError', 429], // last: the target then rests a moment
+];
+
+async function raised(req) {
+  try {
+    const res = await client.chat.completions.create(req);
+    if (req.stream) for await (const _ of res); // eslint-disable-line no-unused-vars
+    return null;
+  } catch (err) {
+    return err;
+  }
+}
+
+async function errorStatuses(lab) {
+  for (const [upstream, cls, status] of STATUS_CLASSES) {
+    if (upstream === 529 && lab.kind !== 'anthropic') continue;
+    await behave(lab, { error_rate: 1, error_statuses: [upstream] });
+    const label = `${lab.kind} upstream ${upstream}`;
+    const err = await raised({ model: lab.route, messages: [{ role: 'user', content: 'hi' }] });
+    const name = err && err.constructor && err.constructor.name;
+    check(`${label}: the SDK raises ${cls} (${status})`, !!err && name === cls && err.status === status,
+      `${name} ${err && err.status} ${err && err.message}`);
+    if (!err || !err.headers) continue;
+    check(`${label}: x-switchboard-target names ${lab.target}`,
+      err.headers.get('x-switchboard-target') === lab.target, err.headers.get('x-switchboard-target'));
+    check(`${label}: x-switchboard-upstream-status ${upstream}`,
+      err.headers.get('x-switchboard-upstream-status') === String(upstream),
+      err.headers.get('x-switchboard-upstream-status'));
+    if (upstream === 401) {
+      check(`${label}: the message says the configured key was refused`,
+        err.message.includes(lab.target) && err.message.includes('configured in switchboard'), err.message);
+      check(`${label}: error type authentication_error or the provider's`,
+        lab.kind === 'openai' ? err.code === 'invalid_api_key' : err.type === 'authentication_error',
+        `${err.type} ${err.code}`);
+    }
+    if (upstream === 404)
+      check(`${label}: not_found type or model_not_found code`,
+        lab.kind === 'openai' ? err.code === 'model_not_found' : err.type === 'not_found_error',
+        `${err.type} ${err.code}`);
+    if (upstream === 429)
+      check(`${label}: Retry-After header`, Number(err.headers.get('retry-after')) >= 1,
+        err.headers.get('retry-after'));
+    if (upstream === 500 || upstream === 503)
+      check(`${label}: server_error type`, err.type === 'server_error', err.type);
+  }
+  await behave(lab, {});
+}
+
+async function collect(req) {
+  const stream = await client.chat.completions.create({ ...req, stream: true });
+  let text = '';
+  let refusal = '';
+  let reasoning = '';
+  let finish = null;
+  let usage = null;
+  const calls = [];
+  for await (const chunk of stream) {
+    if (chunk.usage) usage = chunk.usage;
+    const c = chunk.choices[0];
+    if (!c) continue;
+    text += c.delta.content || '';
+    refusal += c.delta.refusal || '';
+    reasoning += c.delta.reasoning_content || '';
+    for (const tc of c.delta.tool_calls || []) {
+      if (!calls[tc.index]) calls[tc.index] = { id: tc.id, name: '', args: '' };
+      if (tc.function && tc.function.name) calls[tc.index].name += tc.function.name;
+      if (tc.function && tc.function.arguments) calls[tc.index].args += tc.function.arguments;
+    }
+    if (c.finish_reason) finish = c.finish_reason;
+  }
+  return { text, refusal, reasoning, finish, usage, calls };
+}
+
+const HI = [{ role: 'user', content: 'echo: hello there friend' }];
+
+async function streamEndings(lab) {
+  const k = lab.kind;
+  if (k !== 'gemini') {
+    await behave(lab, { wire: 'no_done' });
+    const r = await collect({ model: lab.route, messages: HI, stream_options: { include_usage: true } });
+    check(`${k} no [DONE] after a finish_reason: the stream completes`, r.text === 'hello there friend',
+      JSON.stringify(r.text));
+    check(`${k} no [DONE]: finish_reason stop`, r.finish === 'stop', r.finish);
+    checkUsage(`${k} no [DONE]`, r.usage);
+  }
+  await behave(lab, { cut_after_tokens: 1 });
+  let err = await raised({ model: lab.route, messages: HI, stream: true });
+  check(`${k} stream cut before a finish_reason: the SDK raises APIError`,
+    err instanceof OpenAI.APIError, err && `${err.constructor.name} ${err.message}`);
+  if (k !== 'anthropic') {
+    await behave(lab, { wire: 'trailing_error' });
+    err = await raised({ model: lab.route, messages: HI, stream: true });
+    check(`${k} bare JSON error after the last event: the SDK raises APIError with its message`,
+      err instanceof OpenAI.APIError && /Resource exhausted/.test(err.message),
+      err && `${err.constructor.name} ${err.message}`);
+  }
+  if (k !== 'anthropic') {
+    await behave(lab, { wire: 'oversize_event' });
+    err = await raised({ model: lab.route, messages: HI, stream: true });
+    check(`${k} SSE line over the limit: the SDK raises an error that says so`,
+      err instanceof OpenAI.APIError && /over the limit of 4194304 bytes/.test(err.message),
+      err && `${err.constructor.name} ${err.message}`);
+  }
+  await behave(lab, {});
+}
+
+async function fields(lab) {
+  const k = lab.kind;
+  await behave(lab, { wire: k === 'gemini' ? 'prompt_blocked_silent' : 'refusal' });
+  const res = await client.chat.completions.create({ model: lab.route, messages: HI });
+  const ch = res.choices[0];
+  if (k === 'openai') {
+    check('openai refusal: message.refusal reaches the SDK', /^I'm sorry/.test(ch.message.refusal || ''),
+      JSON.stringify(ch.message));
+    check('openai refusal: content null', ch.message.content === null, ch.message.content);
+    const r = await collect({ model: lab.route, messages: HI });
+    check('openai refusal (stream): delta.refusal', /^I'm sorry/.test(r.refusal), JSON.stringify(r));
+  } else {
+    check(`${k} ${k === 'gemini' ? 'blocked prompt (no blockReason)' : 'refusal'}: finish_reason content_filter`,
+      ch.finish_reason === 'content_filter', ch.finish_reason);
+    const r = await collect({ model: lab.route, messages: HI });
+    check(`${k} (stream): finish_reason content_filter`, r.finish === 'content_filter', r.finish);
+  }
+  if (k === 'gemini') {
+    await behave(lab, { wire: 'prompt_blocked' });
+    const b = await client.chat.completions.create({ model: lab.route, messages: HI });
+    check('gemini blocked prompt (blockReason): content_filter', b.choices[0].finish_reason === 'content_filter',
+      b.choices[0].finish_reason);
+  }
+  if (k === 'openai') {
+    await behave(lab, { wire: 'reasoning' });
+    const r = await client.chat.completions.create({ model: lab.route, messages: HI });
+    check('openai-wire reasoning_content passes through', !!r.choices[0].message.reasoning_content,
+      JSON.stringify(r.choices[0].message));
+    check('openai-wire logprobs pass through',
+      r.choices[0].logprobs && r.choices[0].logprobs.content[0].logprob === -0.25,
+      JSON.stringify(r.choices[0].logprobs));
+    check('openai-wire system_fingerprint and service_tier pass through',
+      r.system_fingerprint === 'fp_sim' && r.service_tier === 'default',
+      `${r.system_fingerprint} ${r.service_tier}`);
+    const s = await collect({ model: lab.route, messages: HI });
+    check('openai-wire reasoning_content (stream)', s.reasoning.length > 0 && s.text === 'hello there friend',
+      JSON.stringify(s));
+    await behave(lab, { wire: 'legacy_tools' });
+    const t = await client.chat.completions.create({
+      model: lab.route, messages: [{ role: 'user', content: WEATHER_PROMPT }], tools: TOOLS,
+      tool_choice: 'required',
+    });
+    const call = t.choices[0].message.tool_calls && t.choices[0].message.tool_calls[0];
+    check('flat tool call: normalised (id, type, function.name, arguments)',
+      !!call && !!call.id && call.type === 'function' && call.function.name === 'get_weather' &&
+      !!parseJSON(call.function.arguments), JSON.stringify(t.choices[0].message));
+    check('flat tool call: finish_reason tool_calls', t.choices[0].finish_reason === 'tool_calls',
+      t.choices[0].finish_reason);
+    const ts = await collect({ model: lab.route, messages: [{ role: 'user', content: WEATHER_PROMPT }],
+      tools: TOOLS, tool_choice: 'required' });
+    check('flat tool call (stream): normalised', ts.calls.length === 1 && !!ts.calls[0].id &&
+      ts.calls[0].name === 'get_weather' && ts.finish === 'tool_calls', JSON.stringify(ts));
+  }
+  if (k !== 'gemini') {
+    await behave(lab, {});
+    const { response } = await client.chat.completions
+      .create({ model: lab.route, messages: HI })
+      .withResponse();
+    check(`${k}: provider rate-limit headers reach the client as x-ratelimit-*`,
+      !!response.headers.get('x-ratelimit-remaining-requests') &&
+      !!response.headers.get('x-ratelimit-limit-requests'),
+      response.headers.get('x-ratelimit-remaining-requests'));
+  }
+  await behave(lab, {});
+}
+
 async function main() {
   const sdk = JSON.parse(readFileSync(new URL('./node_modules/openai/package.json', import.meta.url)));
   console.log(`# openai ${sdk.version} on node ${process.version} against ${baseURL}`);
@@ -322,6 +528,11 @@ async function main() {
     await step(`${route} stream()`, () => streamHelper(route));
   }
   await step('errors', errors);
+  for (const lab of labs) {
+    await step(`${lab.kind} error statuses`, () => errorStatuses(lab));
+    await step(`${lab.kind} stream endings`, () => streamEndings(lab));
+    await step(`${lab.kind} fields`, () => fields(lab));
+  }
   clearTimeout(watchdog);
   finish();
 }
