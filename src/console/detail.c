@@ -65,8 +65,8 @@ static void summary(const struct ui *ui, const struct router_target_snap *t, str
     if (t->breaker == BREAKER_OPEN) {
         command_format_duration(t->breaker_retry_in_ms, a, sizeof a);
         command_format_duration(t->breaker_cooldown_ms, b, sizeof b);
-        add(d, THEME_BREAKER_OPEN, "           half-open in %s (cooldown %s, doubles per failed trial)",
-            a, b);
+        add(d, THEME_BREAKER_OPEN,
+            "           half-open in %s (cooldown %s, doubles per failed trial)", a, b);
     }
     if (!t->enabled)
         add(d, THEME_NO_KEY, "           %s", t->disabled_reason);

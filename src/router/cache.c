@@ -12,7 +12,8 @@
 
 struct cache_event {
     enum llm_event_type type;
-    char *text; /* TEXT, TOOL_ARGS: the (merged) delta; TOOL_CALL: unused */
+    enum llm_text_kind kind; /* TEXT: content, refusal, reasoning... (replayed as such) */
+    char *text;              /* TEXT, TOOL_ARGS: the (merged) delta; TOOL_CALL: unused */
     size_t len;
     int index;
     char *id, *name; /* TOOL_CALL */
@@ -177,9 +178,9 @@ void cache_recorder_feed(struct cache_recorder *r, const struct llm_event *ev)
     }
     r->bytes += add;
     struct cache_event *last = r->n ? &r->ev[r->n - 1] : NULL;
-    bool merge =
-        last && last->type == ev->type &&
-        (ev->type == LLM_EV_TEXT || (ev->type == LLM_EV_TOOL_ARGS && last->index == ev->index));
+    bool merge = last && last->type == ev->type &&
+                 ((ev->type == LLM_EV_TEXT && last->kind == ev->kind) ||
+                  (ev->type == LLM_EV_TOOL_ARGS && last->index == ev->index));
     if (merge) {
         append_text(last, ev->text, ev->len);
         return;
@@ -188,6 +189,7 @@ void cache_recorder_feed(struct cache_recorder *r, const struct llm_event *ev)
     struct cache_event *e = &r->ev[r->n++];
     memset(e, 0, sizeof *e);
     e->type = ev->type;
+    e->kind = ev->kind;
     e->index = ev->index;
     e->usage = ev->usage;
     e->finish = ev->finish;
@@ -384,6 +386,7 @@ int cache_replay(const struct cache_entry *e, llm_event_fn fn, void *ctx)
         const struct cache_event *x = &e->ev[i];
         struct llm_event ev = {
             .type = x->type,
+            .kind = x->kind,
             .text = x->text,
             .len = x->len,
             .index = x->index,

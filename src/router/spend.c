@@ -310,7 +310,7 @@ static int client_status(const struct call *c, const struct call_fin *f)
     }
     if (f->no_target || (f->attempts == 0 && llm_errclass_is_retryable(f->err) && !c->throttled))
         return 503;
-    return llm_errclass_http_status(f->err);
+    return llm_client_status(f->err, f->upstream_status); /* the provider's own status */
 }
 
 static void fill_row(const struct call *c, const struct call_fin *f, struct ledger_call *row)

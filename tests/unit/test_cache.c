@@ -292,11 +292,47 @@ static void test_cache_refuses_entries_bigger_than_an_eighth(void **state)
     cache_free(c);
 }
 
+static int on_kinds(void *ctx, const struct llm_event *ev)
+{
+    struct buf *b = ctx;
+    if (ev->type == LLM_EV_TEXT)
+        buf_printf(b, "[%s:%.*s]", llm_text_kind_field(ev->kind), (int)ev->len, ev->text);
+    return 0;
+}
+
+static void test_cache_replays_reasoning_and_content_as_they_came(void **state)
+{
+    (void)state;
+    struct cache *c = cache_new(&(struct cache_params){60000, 10, 1 << 20});
+    struct cache_recorder rec;
+    cache_recorder_init(&rec, 1 << 20);
+    struct llm_event ev = {
+        .type = LLM_EV_TEXT, .kind = LLM_TEXT_REASONING_CONTENT, .text = "think", .len = 5};
+    cache_recorder_feed(&rec, &ev);
+    ev.kind = LLM_TEXT_CONTENT;
+    ev.text = "Hi";
+    ev.len = 2;
+    cache_recorder_feed(&rec, &ev);
+    ev.text = "!";
+    ev.len = 1;
+    cache_recorder_feed(&rec, &ev);
+    feed(&rec, LLM_EV_FINISH, NULL);
+    assert_true(cache_put(c, "k", 1, &rec, "a", "m", 0));
+    struct buf out;
+    buf_init(&out);
+    assert_int_equal(cache_replay(cache_get(c, "k", 1, 1), on_kinds, &out), 0);
+    assert_string_equal(buf_str(&out), "[reasoning_content:think][content:Hi!]");
+    buf_cleanup(&out);
+    cache_recorder_cleanup(&rec);
+    cache_free(c);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_cache_key_changes_with_everything_that_shapes_the_answer),
         cmocka_unit_test(test_cache_stores_and_replays_an_answer),
+        cmocka_unit_test(test_cache_replays_reasoning_and_content_as_they_came),
         cmocka_unit_test(test_cache_keeps_only_complete_answers),
         cmocka_unit_test(test_cache_evicts_the_least_recently_used),
         cmocka_unit_test(test_cache_refuses_entries_bigger_than_an_eighth),
