@@ -339,6 +339,41 @@ static void test_half_open_with_three_trials_never_spins(void **state)
     rig_stop(&r);
 }
 
+/* The spin of issue 10: with 3 trials, one succeeded and two in flight, the old picker thought
+ * the target could take a call while the breaker said no, and retried it forever. */
+static void test_half_open_with_a_trial_done_and_two_in_flight_never_spins(void **state)
+{
+    (void)state;
+    struct rig r = {0};
+    rig_start(&r, config_for("o", "\"breaker_half_open_trials\":3", NULL, false));
+    r.w.b[0] = B_503;
+    struct fake_call first;
+    rig_call(&r, &first, fake_request("chat", false), 5000); /* 3 failures: open */
+    assert_int_equal(state_of(&r, 0), BREAKER_OPEN);
+    rig_idle(&r, 2100);
+    r.w.b[0] = B_OK;
+    rig_call(&r, &first, fake_request("chat", false), 1000); /* trial 1 succeeds */
+    assert_int_equal(first.result.err, LLM_ERR_NONE);
+    r.w.b[0] = B_SLOW;
+    struct fake_call fc[3];
+    for (int i = 0; i < 3; i++) {
+        memset(&fc[i], 0, sizeof fc[i]);
+        struct router_sink sk = fake_call_sink(&fc[i]);
+        router_submit(r.rt, fake_request("chat", false), NULL, &sk);
+        router_step(r.rt); /* trials 2 and 3 go out and take 300 ms; the third call... */
+    }
+    /* ...finds no slot: it must end (503 with Retry-After-less reason), not spin */
+    rig_idle(&r, 1000);
+    for (int i = 0; i < 3; i++)
+        assert_int_equal(fc[i].dones, 1);
+    assert_int_equal(fc[0].result.err, LLM_ERR_NONE);
+    assert_int_equal(fc[1].result.err, LLM_ERR_NONE);
+    assert_int_equal(fc[2].result.err, LLM_ERR_SERVER);
+    assert_true(fc[2].result.no_target);
+    assert_int_equal(state_of(&r, 0), BREAKER_CLOSED);
+    rig_stop(&r);
+}
+
 static void test_half_open_trial_is_released_when_its_launch_fails(void **state)
 {
     (void)state;
@@ -678,6 +713,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_half_open_trial_is_released_when_its_launch_fails,
                                         setup, teardown),
 #define T(f) cmocka_unit_test_setup_teardown(f, setup, teardown)
+        T(test_half_open_with_a_trial_done_and_two_in_flight_never_spins),
         T(test_a_failing_only_target_is_retried_after_backoff),
         T(test_fallback_follows_priority_order),
         T(test_the_deadline_ends_a_call_on_time),
