@@ -71,7 +71,7 @@ r=$(load --n 20 --c 1)
 check "recovery: traffic is back on the primary" test "$(field "$r" 'j["by_target"].get("primary",0)')" = 20
 
 # ---- 429 with Retry-After -------------------------------------------------------------------
-sim_behavior primary '{"rate_limit":{"status":429,"retry_after_s":4}}'
+sim_behavior primary '{"rate_limit":{"status":429,"retry_after_s":4},"spare_models":true}' # probes pass
 curl -sf -X POST "http://127.0.0.1:${SIM_CTL[primary]}/_sim/reset-stats" >/dev/null
 r=$(load --n 1 --c 1)
 t429=$(date +%s.%N) # the 429 reached the router before this answer did
