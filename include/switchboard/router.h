@@ -135,6 +135,8 @@ struct router_call_opts {
                                no fallback; operator state (drain, breaker) is ignored. NULL:
                                route by rules / model name. */
     const char *request_id; /* for logs and the ledger; copied */
+    const char *client;     /* client key's name (clients.h), for the ledger and the console's
+                               recent calls; NULL without client keys; copied */
 };
 
 /*

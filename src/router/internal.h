@@ -131,6 +131,7 @@ struct call {
     struct router_sink sink;
     char *tag;
     char *request_id;
+    char *client; /* client key's name, NULL without keys */
     char *direct; /* direct target name, NULL when routed */
     char route_name[64];
     struct cand *cands;

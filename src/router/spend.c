@@ -323,6 +323,7 @@ static void fill_row(const struct call *c, const struct call_fin *f, struct ledg
     row->target = f->target;
     row->model = f->model;
     row->tag = c->tag;
+    row->client = c->client;
     row->status = client_status(c, f);
     row->upstream_status = f->upstream_status;
     row->err = f->err;

@@ -1,0 +1,261 @@
+/*
+ * auth.c - client keys on the gateway's request path (clients.h has the decision itself):
+ *
+ *   conn_start (headers in)  -> gw_auth_refused: 401 on /v1/ without a valid key;
+ *   chat_submit (body in)    -> gw_auth_admit: 403 for a route the key may not use, 429 over
+ *                               its rpm/tpm or budget; the tag and key name the call carries;
+ *   chat_on_done             -> gw_auth_note_done: the call's tokens and cost;
+ *   /metrics                 -> gw_auth_metrics: per key counters (labels: key names only).
+ *
+ * Keys come from the config's clients[] (fixed at gateway_new) and the ledger's client_keys
+ * table, re-read when its fingerprint changes (checked at most once a second, by whichever
+ * request thread comes first; an admin API change reloads at once).
+ *
+ * Threads: MHD threads (refused, admit, metrics) and the router thread (note_done). The key
+ * set locks itself; gw->lock guards the refresh bookkeeping (held for flag updates only).
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "internal.h"
+#include "switchboard/log.h"
+
+#define GW_KEYS_POLL_MS 1000
+
+/* ---- loading ------------------------------------------------------------------------------ */
+
+static void key_from_config(const struct config *cfg, const struct config_client *cc,
+                            struct clients_key *k)
+{
+    memset(k, 0, sizeof *k);
+    str_copy(k->name, sizeof k->name, cc->name);
+    clients_hash_parse(cc->key_sha256, k->sha256); /* validated at load */
+    for (size_t i = 0; i < cc->n_routes; i++)
+        clients_key_add_route(k, cfg->routes[cc->routes[i]].name);
+    k->tag = xstrdup(cc->tag);
+    k->self_tag = cc->self_tag;
+    k->daily_usd = cc->daily_usd;
+    k->monthly_usd = cc->monthly_usd;
+    k->rpm = cc->rpm;
+    k->tpm = cc->tpm;
+    k->expires_ms = cc->expires_ms;
+    k->from_config = true;
+}
+
+static void seed_one(void *ctx, const char *name, double day_usd, double month_usd)
+{
+    struct gateway *gw = ctx;
+    clients_seed_spend(gw->clients, name, clock_wall_ms(), day_usd, month_usd);
+}
+
+/* Config keys first (they win a name clash), then the ledger's. Caller is the refresher. */
+static void apply_keys(struct gateway *gw, struct clients_key *db, size_t n_db)
+{
+    size_t n = gw->n_cfg_keys + n_db;
+    struct clients_key *all = xcalloc(n ? n : 1, sizeof *all);
+    size_t k = 0;
+    for (size_t i = 0; i < gw->n_cfg_keys; i++)
+        all[k++] = gw->cfg_keys[i]; /* shallow: clients_set copies */
+    for (size_t i = 0; i < n_db; i++) {
+        bool clash = false;
+        for (size_t j = 0; j < gw->n_cfg_keys; j++)
+            clash |= str_eq(gw->cfg_keys[j].name, db[i].name);
+        if (clash)
+            log_warn("gateway: ledger key '%s' ignored: clients[] has a key of that name",
+                     db[i].name);
+        else
+            all[k++] = db[i];
+    }
+    if (n_db > 0)
+        clients_require(gw->clients);
+    clients_set(gw->clients, all, k, (const char *const *)gw->budget_tags, gw->n_budget_tags);
+    free(all);
+}
+
+/* Re-reads the ledger's keys when they changed (or force). Any thread but one at a time. */
+static void refresh(struct gateway *gw, bool force)
+{
+    char msg[256] = "";
+    uint64_t fp = 0;
+    struct clients_key *db = NULL;
+    size_t n = 0;
+    if (ledger_keys_fingerprint(gw->ledger_path, &fp, msg, sizeof msg) != SB_OK) {
+        log_warn("gateway: client keys: %s", msg);
+        return;
+    }
+    if (!force && fp == gw->keys_fp)
+        return;
+    if (ledger_keys_load(gw->ledger_path, &db, &n, msg, sizeof msg) != SB_OK) {
+        log_warn("gateway: client keys: %s", msg);
+        return;
+    }
+    apply_keys(gw, db, n);
+    ledger_keys_free(db, n);
+    gw->keys_fp = fp;
+}
+
+void gw_auth_reload(struct gateway *gw, bool force)
+{
+    int64_t now = clock_mono_ms();
+    pthread_mutex_lock(&gw->lock);
+    bool mine = !gw->keys_refreshing && (force || now - gw->keys_checked_ms >= GW_KEYS_POLL_MS);
+    if (mine)
+        gw->keys_refreshing = true;
+    pthread_mutex_unlock(&gw->lock);
+    if (!mine)
+        return;
+    refresh(gw, force);
+    pthread_mutex_lock(&gw->lock);
+    gw->keys_refreshing = false;
+    gw->keys_checked_ms = clock_mono_ms();
+    pthread_mutex_unlock(&gw->lock);
+}
+
+void gw_auth_init(struct gateway *gw, const struct config *cfg)
+{
+    gw->clients = clients_new();
+    gw->ledger_path = xstrdup(cfg->ledger.path);
+    gw->n_cfg_keys = cfg->n_clients;
+    gw->cfg_keys = xcalloc(cfg->n_clients ? cfg->n_clients : 1, sizeof *gw->cfg_keys);
+    for (size_t i = 0; i < cfg->n_clients; i++)
+        key_from_config(cfg, &cfg->clients[i], &gw->cfg_keys[i]);
+    gw->budget_tags = xcalloc(cfg->n_budgets ? cfg->n_budgets : 1, sizeof *gw->budget_tags);
+    for (size_t i = 0; i < cfg->n_budgets; i++) {
+        if (cfg->budgets[i].scope == BUDGET_TAG && cfg->budgets[i].name)
+            gw->budget_tags[gw->n_budget_tags++] = xstrdup(cfg->budgets[i].name);
+    }
+    refresh(gw, true);
+    gw->keys_checked_ms = clock_mono_ms();
+    char msg[256] = "";
+    if (clients_required(gw->clients) &&
+        ledger_keys_spend(gw->ledger_path, clock_wall_ms(), seed_one, gw, msg, sizeof msg) != SB_OK)
+        log_warn("gateway: client keys: spend not rebuilt: %s", msg);
+}
+
+void gw_auth_cleanup(struct gateway *gw)
+{
+    for (size_t i = 0; i < gw->n_cfg_keys; i++)
+        clients_key_cleanup(&gw->cfg_keys[i]);
+    free(gw->cfg_keys);
+    for (size_t i = 0; i < gw->n_budget_tags; i++)
+        free(gw->budget_tags[i]);
+    free(gw->budget_tags);
+    free(gw->ledger_path);
+    clients_free(gw->clients);
+}
+
+/* ---- the request path --------------------------------------------------------------------- */
+
+bool gw_auth_refused(struct gw_conn *c, enum MHD_Result *result)
+{
+    struct gateway *gw = c->gw;
+    if (!str_has_prefix(c->path, "/v1/"))
+        return false;
+    gw_auth_reload(gw, false);
+    if (!clients_required(gw->clients))
+        return false;
+    struct clients_decision d;
+    clients_authenticate(gw->clients,
+                         MHD_lookup_connection_value(c->mc, MHD_HEADER_KIND, "Authorization"),
+                         clock_wall_ms(), &d);
+    if (d.verdict == CLIENTS_OK) {
+        str_copy(c->client, sizeof c->client, d.name);
+        return false;
+    }
+    struct gw_error e;
+    gw_error_set(&e, 401, "invalid_request_error", "invalid_api_key", "%s", d.message);
+    const char *hdrs[] = {"WWW-Authenticate", "Bearer", NULL};
+    log_info("gateway: %s %s %s -> 401 client key %s%s%s", c->request_id, c->method, c->path,
+             clients_verdict_name(d.verdict), d.name[0] ? " for " : "", d.name);
+    *result = gw_respond_error(c, &e, hdrs);
+    return true;
+}
+
+bool gw_auth_admit(struct gw_conn *c, const char *model, struct gw_error *e)
+{
+    if (!c->client[0])
+        return true; /* client keys are off */
+    struct clients_decision d;
+    str_copy(d.name, sizeof d.name, c->client);
+    clients_admit(c->gw->clients, model, c->tag, clock_wall_ms(), &d);
+    if (d.verdict == CLIENTS_OK) {
+        free(c->call_tag);
+        c->call_tag = xstrdup(d.tag);
+        if (d.tag_ignored)
+            log_debug("gateway: %s client key %s: x-switchboard-tag not honoured, tag %s",
+                      c->request_id, c->client, d.tag);
+        return true;
+    }
+    int status = clients_verdict_status(d.verdict);
+    gw_error_set(e, status, status == 403 ? "invalid_request_error" : "rate_limit_exceeded",
+                 status == 403                 ? "model_not_allowed"
+                 : d.verdict == CLIENTS_BUDGET ? "budget_exceeded"
+                                               : "rate_limit_exceeded",
+                 "%s", d.message);
+    if (d.retry_after_ms > 0)
+        e->retry_after_s = (d.retry_after_ms + 999) / 1000;
+    return false;
+}
+
+void gw_auth_note_done(struct gw_conn *c, const struct router_result *r)
+{
+    if (!c->client[0])
+        return;
+    long tokens = r->usage.present ? r->usage.input_tokens + r->usage.output_tokens : 0;
+    clients_note_done(c->gw->clients, c->client, clock_wall_ms(), tokens, r->cost_usd);
+}
+
+/* ---- /metrics ----------------------------------------------------------------------------- */
+
+static void family(struct buf *out, const char *name, const char *type, const char *help)
+{
+    buf_printf(out, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
+}
+
+static void sample(struct buf *out, const char *name, const struct clients_stats *s,
+                   const char *reason, double v)
+{
+    buf_printf(out, "%s{client=\"", name);
+    gw_prom_label(out, s->name);
+    if (reason)
+        buf_printf(out, "\",reason=\"%s", reason);
+    buf_puts(out, "\"} ");
+    buf_printf(out, "%.17g\n", v);
+}
+
+void gw_auth_metrics(struct gateway *gw, struct buf *out)
+{
+    if (!clients_required(gw->clients))
+        return;
+    static const enum clients_verdict refusals[] = {CLIENTS_ROUTE, CLIENTS_RATE, CLIENTS_BUDGET};
+    static const enum clients_verdict failures[] = {CLIENTS_MISSING, CLIENTS_INVALID,
+                                                    CLIENTS_EXPIRED, CLIENTS_REVOKED};
+    struct clients_stats *st = xcalloc(CLIENTS_MAX, sizeof *st);
+    uint64_t fails[CLIENTS_VERDICT_COUNT];
+    size_t n = clients_stats(gw->clients, clock_wall_ms(), st, CLIENTS_MAX, fails);
+    family(out, "switchboard_client_requests_total", "counter",
+           "Chat requests admitted per client key.");
+    for (size_t i = 0; i < n; i++)
+        sample(out, "switchboard_client_requests_total", &st[i], NULL, (double)st[i].admitted);
+    family(out, "switchboard_client_refused_total", "counter",
+           "Requests of a valid client key refused: route (403), rate or budget (429).");
+    for (size_t i = 0; i < n; i++) {
+        for (size_t k = 0; k < SB_ARRAY_LEN(refusals); k++)
+            sample(out, "switchboard_client_refused_total", &st[i],
+                   clients_verdict_name(refusals[k]), (double)st[i].refused[refusals[k]]);
+    }
+    family(out, "switchboard_client_tokens_total", "counter", "Tokens used per client key.");
+    for (size_t i = 0; i < n; i++)
+        sample(out, "switchboard_client_tokens_total", &st[i], NULL, (double)st[i].tokens);
+    family(out, "switchboard_client_spend_usd_total", "counter",
+           "Spend per client key since start, USD.");
+    for (size_t i = 0; i < n; i++)
+        sample(out, "switchboard_client_spend_usd_total", &st[i], NULL, st[i].spend_usd);
+    family(out, "switchboard_client_auth_failures_total", "counter",
+           "/v1/ requests refused with 401, by reason (no key name: unknown keys add no label).");
+    for (size_t k = 0; k < SB_ARRAY_LEN(failures); k++)
+        buf_printf(out, "switchboard_client_auth_failures_total{reason=\"%s\"} %llu\n",
+                   clients_verdict_name(failures[k]), (unsigned long long)fails[failures[k]]);
+    free(st);
+}
