@@ -1,6 +1,6 @@
 /*
  * clients.c - the config's client keys (clients[]): value checks for the schema table,
- * validation that spans keys (expiry dates), and `check`'s exposure warnings (a gateway
+ * resolving expiry dates, and `check`'s exposure warnings (a gateway
  * reachable from other machines without client keys; credentials embedded in a base_url,
  * which are never printed: config_url_redacted masks them). Pure; caller's thread.
  */
@@ -20,14 +20,32 @@ const char *config_check_client_name(char *v)
     return NULL;
 }
 
+/* A rejected value may be a key pasted in the wrong place, and the walker keeps it (for a
+ * "duplicate" message, say): replace it in place with as much of its own SHA-256 as fits. */
+static void mask_in_place(char *v)
+{
+    uint8_t hash[CLIENTS_HASH_LEN];
+    char hex[2 * CLIENTS_HASH_LEN + 1];
+    size_t n = strlen(v);
+    clients_sha256(v, n, hash);
+    clients_hash_hex(hash, hex);
+    n = n < sizeof hex - 1 ? n : sizeof hex - 1;
+    memcpy(v, hex, n);
+    v[n] = '\0';
+}
+
 const char *config_check_key_sha256(char *v)
 {
     uint8_t hash[CLIENTS_HASH_LEN];
-    if (str_has_prefix(v, CLIENTS_KEY_PREFIX) || str_has_prefix(v, "sk-") ||
-        str_has_prefix(v, "Bearer "))
+    bool key_like = str_has_prefix(v, CLIENTS_KEY_PREFIX) || str_has_prefix(v, "sk-") ||
+                    str_has_prefix(v, "Bearer ");
+    bool ok = !key_like && clients_hash_parse(v, hash);
+    if (!ok)
+        mask_in_place(v);
+    if (key_like)
         return "this looks like a key itself: never put a key in the config; put its SHA-256 "
                "here (`switchboard keys hash` reads the key on stdin and prints it)";
-    if (!clients_hash_parse(v, hash))
+    if (!ok)
         return "expected the key's SHA-256 as 64 hex digits (`switchboard keys hash`)";
     for (char *p = v; *p; p++) {
         if (*p >= 'A' && *p <= 'F')
@@ -60,9 +78,8 @@ void config_validate_clients(struct cfg_ctx *ctx)
 {
     for (size_t i = 0; i < ctx->cfg->n_clients; i++) {
         struct config_client *c = &ctx->cfg->clients[i];
-        c->expires_ms = 0;
-        if (c->expires && !clients_parse_time(c->expires, &c->expires_ms))
-            cfg_err(ctx, "clients[%zu].expires: expected a UTC date", i);
+        if (!c->expires || !clients_parse_time(c->expires, &c->expires_ms))
+            c->expires_ms = 0; /* a bad value was reported by config_check_client_expires */
     }
 }
 

@@ -180,7 +180,7 @@ const char *config_check_client_name(char *v);
 const char *config_check_key_sha256(char *v);
 const char *config_check_client_tag(char *v);
 const char *config_check_client_expires(char *v);
-/* Resolves expiries, checks what spans keys; called by config_validate. */
+/* Resolves clients[].expires into expires_ms; called by config_validate. */
 void config_validate_clients(struct cfg_ctx *ctx);
 /* check's warnings about exposure: a non-loopback listen without client keys, credentials
  * embedded in a base_url. */
