@@ -113,6 +113,8 @@ static enum MHD_Result keys_list(struct gw_conn *c)
         return keys_error(c, 500, msg);
     struct clients_stats *st = xcalloc(CLIENTS_MAX, sizeof *st);
     size_t n = clients_stats(gw->clients, clock_wall_ms(), st, CLIENTS_MAX, NULL);
+    size_t n_cfg = 0;
+    struct clients_key *cfg = gw_auth_config_keys(gw, &n_cfg);
     struct buf body;
     buf_init(&body);
     struct gw_json j;
@@ -120,14 +122,15 @@ static enum MHD_Result keys_list(struct gw_conn *c)
     gw_json_open(&j, NULL, '{');
     gw_json_bool(&j, "required", clients_required(gw->clients));
     gw_json_open(&j, "keys", '[');
-    for (size_t i = 0; i < gw->n_cfg_keys; i++)
-        put_key(&j, &gw->cfg_keys[i], stats_of(st, n, gw->cfg_keys[i].name));
+    for (size_t i = 0; i < n_cfg; i++)
+        put_key(&j, &cfg[i], stats_of(st, n, cfg[i].name));
     for (size_t i = 0; i < n_db; i++)
         put_key(&j, &db[i], stats_of(st, n, db[i].name));
     gw_json_close(&j, ']');
     gw_json_close(&j, '}');
     buf_putc(&body, '\n');
     free(st);
+    ledger_keys_free(cfg, n_cfg);
     ledger_keys_free(db, n_db);
     return gw_respond(c, 200, "application/json", &body, NULL);
 }
@@ -236,11 +239,13 @@ static bool parse_key(struct gw_conn *c, const cJSON *o, struct clients_key *k, 
 
 static bool in_config(struct gateway *gw, const char *name)
 {
-    for (size_t i = 0; i < gw->n_cfg_keys; i++) {
-        if (str_eq(gw->cfg_keys[i].name, name))
-            return true;
-    }
-    return false;
+    size_t n = 0;
+    struct clients_key *cfg = gw_auth_config_keys(gw, &n);
+    bool found = false;
+    for (size_t i = 0; i < n; i++)
+        found |= str_eq(cfg[i].name, name);
+    ledger_keys_free(cfg, n);
+    return found;
 }
 
 static enum MHD_Result answer_added(struct gw_conn *c, const struct clients_key *k, const char *key)

@@ -7,12 +7,15 @@
  *   chat_on_done             -> gw_auth_note_done: the call's tokens and cost;
  *   /metrics                 -> gw_auth_metrics: per key counters (labels: key names only).
  *
- * Keys come from the config's clients[] (fixed at gateway_new) and the ledger's client_keys
- * table, re-read when its fingerprint changes (checked at most once a second, by whichever
- * request thread comes first; an admin API change reloads at once).
+ * Keys come from the config's clients[] (at gateway_new and gateway_reload, on SIGHUP) and
+ * the ledger's client_keys table, re-read when its fingerprint changes (checked at most once
+ * a second, by whichever request thread comes first; an admin API change or a reload
+ * re-reads at once).
  *
- * Threads: MHD threads (refused, admit, metrics) and the router thread (note_done). The key
- * set locks itself; gw->lock guards the refresh bookkeeping (held for flag updates only).
+ * Threads: MHD threads (refused, admit, metrics) and the router thread (note_done); the main
+ * thread for init, reload and cleanup. The key set locks itself; gw->keys_mu guards the
+ * config's keys (copied out under it, never used under it); gw->lock guards the refresh
+ * bookkeeping (held for flag updates only).
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -49,18 +52,55 @@ static void seed_one(void *ctx, const char *name, double day_usd, double month_u
     clients_seed_spend(gw->clients, name, clock_wall_ms(), day_usd, month_usd);
 }
 
+static void key_list_free(struct gw_key_list *l)
+{
+    ledger_keys_free(l->keys, l->n);
+    for (size_t i = 0; i < l->n_tags; i++)
+        free(l->tags[i]);
+    free(l->tags);
+    memset(l, 0, sizeof *l);
+}
+
+/* A copy of the config's keys and budget tags (a reload may swap them meanwhile). */
+static void config_keys_copy(struct gateway *gw, struct gw_key_list *out)
+{
+    pthread_mutex_lock(&gw->keys_mu);
+    out->n = gw->cfg.n;
+    out->keys = xcalloc(out->n ? out->n : 1, sizeof *out->keys);
+    for (size_t i = 0; i < out->n; i++)
+        clients_key_copy(&out->keys[i], &gw->cfg.keys[i]);
+    out->n_tags = gw->cfg.n_tags;
+    out->tags = xcalloc(out->n_tags ? out->n_tags : 1, sizeof *out->tags);
+    for (size_t i = 0; i < out->n_tags; i++)
+        out->tags[i] = xstrdup(gw->cfg.tags[i]);
+    pthread_mutex_unlock(&gw->keys_mu);
+}
+
+struct clients_key *gw_auth_config_keys(struct gateway *gw, size_t *n)
+{
+    struct gw_key_list l;
+    config_keys_copy(gw, &l);
+    for (size_t i = 0; i < l.n_tags; i++)
+        free(l.tags[i]);
+    free(l.tags);
+    *n = l.n;
+    return l.keys;
+}
+
 /* Config keys first (they win a name clash), then the ledger's. Caller is the refresher. */
 static void apply_keys(struct gateway *gw, struct clients_key *db, size_t n_db)
 {
-    size_t n = gw->n_cfg_keys + n_db;
+    struct gw_key_list cfg;
+    config_keys_copy(gw, &cfg);
+    size_t n = cfg.n + n_db;
     struct clients_key *all = xcalloc(n ? n : 1, sizeof *all);
     size_t k = 0;
-    for (size_t i = 0; i < gw->n_cfg_keys; i++)
-        all[k++] = gw->cfg_keys[i]; /* shallow: clients_set copies */
+    for (size_t i = 0; i < cfg.n; i++)
+        all[k++] = cfg.keys[i]; /* shallow: clients_set copies */
     for (size_t i = 0; i < n_db; i++) {
         bool clash = false;
-        for (size_t j = 0; j < gw->n_cfg_keys; j++)
-            clash |= str_eq(gw->cfg_keys[j].name, db[i].name);
+        for (size_t j = 0; j < cfg.n; j++)
+            clash |= str_eq(cfg.keys[j].name, db[i].name);
         if (clash)
             log_warn("gateway: ledger key '%s' ignored: clients[] has a key of that name",
                      db[i].name);
@@ -69,8 +109,9 @@ static void apply_keys(struct gateway *gw, struct clients_key *db, size_t n_db)
     }
     if (n_db > 0)
         clients_require(gw->clients);
-    clients_set(gw->clients, all, k, (const char *const *)gw->budget_tags, gw->n_budget_tags);
+    clients_set(gw->clients, all, k, (const char *const *)cfg.tags, cfg.n_tags);
     free(all);
+    key_list_free(&cfg);
 }
 
 /* Re-reads the ledger's keys when they changed (or force). Any thread but one at a time. */
@@ -112,19 +153,27 @@ void gw_auth_reload(struct gateway *gw, bool force)
     pthread_mutex_unlock(&gw->lock);
 }
 
-void gw_auth_init(struct gateway *gw, const struct config *cfg)
+/* The config's clients[] as keys, and the tags its budgets name. */
+static void config_keys_from(const struct config *cfg, struct gw_key_list *out)
 {
-    gw->clients = clients_new();
-    gw->ledger_path = xstrdup(cfg->ledger.path);
-    gw->n_cfg_keys = cfg->n_clients;
-    gw->cfg_keys = xcalloc(cfg->n_clients ? cfg->n_clients : 1, sizeof *gw->cfg_keys);
+    out->n = cfg->n_clients;
+    out->keys = xcalloc(cfg->n_clients ? cfg->n_clients : 1, sizeof *out->keys);
     for (size_t i = 0; i < cfg->n_clients; i++)
-        key_from_config(cfg, &cfg->clients[i], &gw->cfg_keys[i]);
-    gw->budget_tags = xcalloc(cfg->n_budgets ? cfg->n_budgets : 1, sizeof *gw->budget_tags);
+        key_from_config(cfg, &cfg->clients[i], &out->keys[i]);
+    out->n_tags = 0;
+    out->tags = xcalloc(cfg->n_budgets ? cfg->n_budgets : 1, sizeof *out->tags);
     for (size_t i = 0; i < cfg->n_budgets; i++) {
         if (cfg->budgets[i].scope == BUDGET_TAG && cfg->budgets[i].name)
-            gw->budget_tags[gw->n_budget_tags++] = xstrdup(cfg->budgets[i].name);
+            out->tags[out->n_tags++] = xstrdup(cfg->budgets[i].name);
     }
+}
+
+void gw_auth_init(struct gateway *gw, const struct config *cfg)
+{
+    pthread_mutex_init(&gw->keys_mu, NULL);
+    gw->clients = clients_new();
+    gw->ledger_path = xstrdup(cfg->ledger.path);
+    config_keys_from(cfg, &gw->cfg);
     refresh(gw, true);
     gw->keys_checked_ms = clock_mono_ms();
     char msg[256] = "";
@@ -133,16 +182,24 @@ void gw_auth_init(struct gateway *gw, const struct config *cfg)
         log_warn("gateway: client keys: spend not rebuilt: %s", msg);
 }
 
+void gateway_reload(struct gateway *gw, const struct config *cfg)
+{
+    struct gw_key_list fresh, old;
+    config_keys_from(cfg, &fresh);
+    pthread_mutex_lock(&gw->keys_mu);
+    old = gw->cfg;
+    gw->cfg = fresh;
+    pthread_mutex_unlock(&gw->keys_mu);
+    key_list_free(&old);
+    gw_auth_reload(gw, true);
+}
+
 void gw_auth_cleanup(struct gateway *gw)
 {
-    for (size_t i = 0; i < gw->n_cfg_keys; i++)
-        clients_key_cleanup(&gw->cfg_keys[i]);
-    free(gw->cfg_keys);
-    for (size_t i = 0; i < gw->n_budget_tags; i++)
-        free(gw->budget_tags[i]);
-    free(gw->budget_tags);
+    key_list_free(&gw->cfg);
     free(gw->ledger_path);
     clients_free(gw->clients);
+    pthread_mutex_destroy(&gw->keys_mu);
 }
 
 /* ---- the request path --------------------------------------------------------------------- */

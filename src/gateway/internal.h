@@ -246,6 +246,14 @@ struct gw_conn {
     struct llm_response resp;
 };
 
+/* The config's client keys and the tags its budgets name (auth.c). */
+struct gw_key_list {
+    struct clients_key *keys;
+    size_t n;
+    char **tags;
+    size_t n_tags;
+};
+
 struct gateway {
     struct router *rt;
     char *listen;
@@ -255,14 +263,12 @@ struct gateway {
     char *admin_token; /* NULL: admin API off */
     int64_t started_s; /* wall clock, for model objects */
 
-    /* client keys (auth.c): the set locks itself; the rest is fixed after gateway_new except
-     * keys_fp (the refresher's) and the two refresh fields under lock */
+    /* client keys (auth.c): the set locks itself; keys_mu guards cfg (swapped by
+     * gateway_reload); keys_fp belongs to the one refresher at a time (see lock below) */
     struct clients *clients;
     char *ledger_path;
-    struct clients_key *cfg_keys; /* clients[] of the config */
-    size_t n_cfg_keys;
-    char **budget_tags; /* tags budgets name */
-    size_t n_budget_tags;
+    pthread_mutex_t keys_mu;
+    struct gw_key_list cfg;
     uint64_t keys_fp;
 
     struct MHD_Daemon *daemon;
@@ -330,6 +336,8 @@ enum MHD_Result gw_admin_keys(struct gw_conn *c, const char *rest);
 /* gateway_new / gateway_free (main thread). */
 void gw_auth_init(struct gateway *gw, const struct config *cfg);
 void gw_auth_cleanup(struct gateway *gw);
+/* A deep copy of the config's keys (free with ledger_keys_free). Any thread. */
+struct clients_key *gw_auth_config_keys(struct gateway *gw, size_t *n);
 /* Re-reads the ledger's keys if they changed (force: now, even if checked just before). */
 void gw_auth_reload(struct gateway *gw, bool force);
 /* Headers in: true when the request was answered (401 on /v1/ without a valid key) with

@@ -212,10 +212,29 @@ check "admin: /admin/keys needs the admin token" test "$noauth" = 401
 chat akey chat -H "Authorization: Bearer $SB_TEST_ADMIN"
 check "the admin token is not a client key" test "$(code akey)" = 401
 
+# ---- SIGHUP re-reads clients[] -------------------------------------------------------------
+KEY_G=sbk-golf-0123456789abcdef0123456789ab
+chat g0 chat -H "$(auth $KEY_G)"
+check "before the reload a new config key is unknown: 401" test "$(code g0)" = 401
+python3 - "$TMP/sb.json" "$(sha $KEY_G)" <<'PY'
+import json, sys
+cfg = json.load(open(sys.argv[1]))
+cfg["clients"] = [c for c in cfg["clients"] if c["name"] != "alpha"]
+cfg["clients"].append({"name": "golf", "key_sha256": sys.argv[2], "routes": ["chat"]})
+json.dump(cfg, open(sys.argv[1], "w"))
+PY
+kill -HUP "$SB_PID"
+g_ok() { chat g chat -H "$(auth $KEY_G)"; test "$(code g)" = 200; }
+check "SIGHUP: a key added to clients[] works" eventually 5 g_ok
+chat a3 chat -H "$(auth $KEY_A)"
+check "SIGHUP: a key removed from clients[] gets 401" test "$(code a3)" = 401
+chat b3 solo -H "$(auth $KEY_B)"
+check "SIGHUP: bravo's spend survives the reload (still over budget)" test "$(code b3)" = 429
+
 # ---- nothing secret anywhere -------------------------------------------------------------
 sleep 0.3
 kill "$SB_PID"; wait "$SB_PID" 2>/dev/null
-for k in "$KEY_A" "$KEY_B" "$KEY_C" "$KEY_D" "$KEY_E"; do
+for k in "$KEY_A" "$KEY_B" "$KEY_C" "$KEY_D" "$KEY_E" "$KEY_G"; do
   check "key ${k:0:9}... in no log" bash -c "! grep -qF -- '$k' '$TMP/serve.err' '$TMP/serve.out'"
   check "key ${k:0:9}... not in the ledger file" bash -c "! grep -qaF -- '$k' '$TMP/ledger.db'*"
 done
