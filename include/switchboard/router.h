@@ -108,6 +108,8 @@ struct router_result {
     struct llm_usage usage;
     bool usage_missing; /* answered, but the provider reported no usage */
     double cost_usd;
+    double spend_usd; /* as budgets count it, so far: cost_usd (an estimate from the sizes when
+                         usage is missing) plus known retry and hedge costs */
     double baseline_cost_usd; /* what the route's baseline target would have cost; -1 none */
     enum llm_finish finish;
     int64_t latency_us;  /* submit to done */

@@ -14,8 +14,9 @@
  *
  * Threads: MHD threads (refused, admit, metrics) and the router thread (note_done); the main
  * thread for init, reload and cleanup. The key set locks itself; gw->keys_mu guards the
- * config's keys (copied out under it, never used under it); gw->lock guards the refresh
- * bookkeeping (held for flag updates only).
+ * config's keys (copied out under it, never used under it); gw->keys_refresh_mu makes one
+ * refresh at a time (held across the ledger read and clients_set: it guards nothing else
+ * and no other lock is taken before it); gw->lock guards the time of the last poll.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -136,21 +137,24 @@ static void refresh(struct gateway *gw, bool force)
     gw->keys_fp = fp;
 }
 
+/* A poll (once a second at most) skips when another thread is refreshing; a forced reload
+ * (admin change, SIGHUP) waits for it, then re-reads, so it is in effect when this returns. */
 void gw_auth_reload(struct gateway *gw, bool force)
 {
-    int64_t now = clock_mono_ms();
-    pthread_mutex_lock(&gw->lock);
-    bool mine = !gw->keys_refreshing && (force || now - gw->keys_checked_ms >= GW_KEYS_POLL_MS);
-    if (mine)
-        gw->keys_refreshing = true;
-    pthread_mutex_unlock(&gw->lock);
-    if (!mine)
-        return;
+    if (!force) {
+        int64_t now = clock_mono_ms();
+        pthread_mutex_lock(&gw->lock);
+        bool due = now - gw->keys_checked_ms >= GW_KEYS_POLL_MS;
+        if (due)
+            gw->keys_checked_ms = now;
+        pthread_mutex_unlock(&gw->lock);
+        if (!due || pthread_mutex_trylock(&gw->keys_refresh_mu) != 0)
+            return;
+    } else {
+        pthread_mutex_lock(&gw->keys_refresh_mu);
+    }
     refresh(gw, force);
-    pthread_mutex_lock(&gw->lock);
-    gw->keys_refreshing = false;
-    gw->keys_checked_ms = clock_mono_ms();
-    pthread_mutex_unlock(&gw->lock);
+    pthread_mutex_unlock(&gw->keys_refresh_mu);
 }
 
 /* The config's clients[] as keys, and the tags its budgets name. */
@@ -171,6 +175,7 @@ static void config_keys_from(const struct config *cfg, struct gw_key_list *out)
 void gw_auth_init(struct gateway *gw, const struct config *cfg)
 {
     pthread_mutex_init(&gw->keys_mu, NULL);
+    pthread_mutex_init(&gw->keys_refresh_mu, NULL);
     gw->clients = clients_new();
     gw->ledger_path = xstrdup(cfg->ledger.path);
     config_keys_from(cfg, &gw->cfg);
@@ -200,6 +205,7 @@ void gw_auth_cleanup(struct gateway *gw)
     free(gw->ledger_path);
     clients_free(gw->clients);
     pthread_mutex_destroy(&gw->keys_mu);
+    pthread_mutex_destroy(&gw->keys_refresh_mu);
 }
 
 /* ---- the request path --------------------------------------------------------------------- */
@@ -260,7 +266,7 @@ void gw_auth_note_done(struct gw_conn *c, const struct router_result *r)
     if (!c->client[0])
         return;
     long tokens = r->usage.present ? r->usage.input_tokens + r->usage.output_tokens : 0;
-    clients_note_done(c->gw->clients, c->client, clock_wall_ms(), tokens, r->cost_usd);
+    clients_note_done(c->gw->clients, c->client, clock_wall_ms(), tokens, r->spend_usd);
 }
 
 /* ---- /metrics ----------------------------------------------------------------------------- */

@@ -264,10 +264,11 @@ struct gateway {
     int64_t started_s; /* wall clock, for model objects */
 
     /* client keys (auth.c): the set locks itself; keys_mu guards cfg (swapped by
-     * gateway_reload); keys_fp belongs to the one refresher at a time (see lock below) */
+     * gateway_reload); keys_refresh_mu guards keys_fp (one refresh at a time) */
     struct clients *clients;
     char *ledger_path;
     pthread_mutex_t keys_mu;
+    pthread_mutex_t keys_refresh_mu;
     struct gw_key_list cfg;
     uint64_t keys_fp;
 
@@ -284,8 +285,7 @@ struct gateway {
     long requests;        /* struct gw_conn alive */
     struct gw_stats stats;
     uint64_t id_state;       /* request id generator */
-    int64_t keys_checked_ms; /* monotonic: last look at the ledger's keys */
-    bool keys_refreshing;
+    int64_t keys_checked_ms; /* monotonic: last poll of the ledger's keys */
 };
 
 /* Queues r (consumed) with x-request-id and hdrs; counts the status. MHD thread. */

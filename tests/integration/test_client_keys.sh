@@ -14,24 +14,31 @@ KEY_A=sbk-alpha-0123456789abcdef0123456789
 KEY_B=sbk-bravo-0123456789abcdef0123456789
 KEY_C=sbk-charlie-0123456789abcdef01234567
 KEY_X=sbk-expired-0123456789abcdef01234567
+KEY_F=sbk-frugal-0123456789abcdef012345678
 sha() { printf '%s' "$1" | sha256sum | cut -d' ' -f1; }
 start_sim alt --no-auth --token-rate 0 || exit 1
+start_sim bare --no-auth --token-rate 0 --omit-usage || exit 1
 
 cat > "$TMP/sb.json" <<JSON
 {
   "providers": [
     {"name": "alt", "kind": "openai-compatible",
      "base_url": "http://127.0.0.1:${SIM_PORT[alt]}/v1", "model": "llama3.2",
+     "price": {"input_per_mtok": 10000, "output_per_mtok": 10000}},
+    {"name": "bare", "kind": "openai-compatible",
+     "base_url": "http://127.0.0.1:${SIM_PORT[bare]}/v1", "model": "llama3.2",
      "price": {"input_per_mtok": 10000, "output_per_mtok": 10000}}
   ],
-  "routes": [ {"name": "chat", "targets": ["alt"]}, {"name": "solo", "targets": ["alt"]} ],
+  "routes": [ {"name": "chat", "targets": ["alt"]}, {"name": "solo", "targets": ["alt"]},
+              {"name": "nousage", "targets": ["bare"]} ],
   "budgets": [ {"scope": "tag", "name": "victim", "daily_usd": 1000} ],
   "clients": [
     {"name": "alpha", "key_sha256": "$(sha $KEY_A)", "tag": "team-a"},
     {"name": "bravo", "key_sha256": "$(sha $KEY_B)", "routes": ["solo"], "daily_usd": 0.5},
     {"name": "charlie", "key_sha256": "$(sha $KEY_C | tr a-f A-F)", "tag": "team-c",
      "self_tag": true},
-    {"name": "old", "key_sha256": "$(sha $KEY_X)", "expires": "2020-01-01"}
+    {"name": "old", "key_sha256": "$(sha $KEY_X)", "expires": "2020-01-01"},
+    {"name": "frugal", "key_sha256": "$(sha $KEY_F)", "routes": ["nousage"], "daily_usd": 0.5}
   ],
   "guard": {"enabled": false},
   "ledger": {"path": "$TMP/ledger.db", "batch_ms": 50},
@@ -121,6 +128,12 @@ check "budget 429 names the key and the cap" body_py bud \
 check "budget 429 has Retry-After" grep -qiE '^Retry-After: [1-9]' "$TMP/bud.hdr"
 chat a2 chat -H "$(auth $KEY_A)"
 check "another key is not held by bravo's budget" test "$(code a2)" = 200
+for i in $(seq 20); do
+  chat fru nousage -H "$(auth $KEY_F)"
+  [[ $(code fru) == 429 ]] && break
+done
+check "a provider that reports no usage does not slip past a key's budget (estimates count)" \
+  body_py fru "j['error']['code']=='budget_exceeded' and 'frugal' in j['error']['message']"
 
 # ---- metrics -----------------------------------------------------------------------------
 metrics() { curl -s --max-time 10 "$GW/metrics" > "$TMP/metrics.txt"; }
@@ -140,7 +153,7 @@ sys.exit(0 if m >= 3 and i >= 1 else 1)"
 check "metrics: spend per key" grep -qE '^switchboard_client_spend_usd_total\{client="bravo"\} [0-9.e+-]+$' "$TMP/metrics.txt"
 check "metrics: only configured key names as labels" \
   test "$(grep -oE 'client="[^"]*"' "$TMP/metrics.txt" | sort -u | tr '\n' ' ')" = \
-  'client="alpha" client="bravo" client="charlie" client="old" '
+  'client="alpha" client="bravo" client="charlie" client="frugal" client="old" '
 
 # ---- switchboard keys add / list / revoke against the running gateway ---------------------
 "$SB" keys add -c "$TMP/sb.json" delta --route chat --tag team-d --rpm 100 \
@@ -188,7 +201,7 @@ check "rpm 429 says rate limit, with Retry-After" \
   bash -c "grep -q 'requests per minute' '$TMP/e3.body' && grep -qiE '^Retry-After: [1-9]' '$TMP/e3.hdr'"
 adm list GET /admin/keys
 check "admin: list has config and ledger keys with usage" body_py list \
-  "j['required'] and {k['name']:k['source'] for k in j['keys']}=={'alpha':'config','bravo':'config','charlie':'config','old':'config','delta':'ledger','echo':'ledger'} \
+  "j['required'] and {k['name']:k['source'] for k in j['keys']}=={'alpha':'config','bravo':'config','charlie':'config','old':'config','frugal':'config','delta':'ledger','echo':'ledger'} \
    and [k for k in j['keys'] if k['name']=='echo'][0]['requests']==2 \
    and [k for k in j['keys'] if k['name']=='delta'][0]['revoked'] is not None \
    and [k for k in j['keys'] if k['name']=='bravo'][0]['spend_today_usd']>=0.5"
