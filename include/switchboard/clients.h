@@ -33,13 +33,14 @@
 #define CLIENTS_NAME_MAX   64
 #define CLIENTS_TAG_MAX    128
 #define CLIENTS_HASH_LEN   32
+#define CLIENTS_HASH_HEX   64 /* hex digits of a hash */
 #define CLIENTS_KEY_PREFIX "sbk-"
 
 /* ---- hashing (any thread) ----------------------------------------------------------------- */
 
 void clients_sha256(const void *data, size_t len, uint8_t out[CLIENTS_HASH_LEN]);
 /* Lower-case hex, 64 digits + NUL. */
-void clients_hash_hex(const uint8_t hash[CLIENTS_HASH_LEN], char out[2 * CLIENTS_HASH_LEN + 1]);
+void clients_hash_hex(const uint8_t hash[CLIENTS_HASH_LEN], char out[CLIENTS_HASH_HEX + 1]);
 /* Exactly 64 hex digits (either case) -> hash. False on anything else. */
 bool clients_hash_parse(const char *hex, uint8_t out[CLIENTS_HASH_LEN]);
 /* Constant-time equality of two hashes. */

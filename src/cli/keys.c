@@ -273,7 +273,7 @@ static int keys_hash(void)
     size_t n = strcspn(line, "\r\n");
     line[n] = '\0';
     uint8_t hash[CLIENTS_HASH_LEN];
-    char hex[2 * CLIENTS_HASH_LEN + 1];
+    char hex[CLIENTS_HASH_HEX + 1];
     clients_sha256(line, n, hash);
     clients_hash_hex(hash, hex);
     OPENSSL_cleanse(line, sizeof line);

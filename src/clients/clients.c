@@ -63,14 +63,14 @@ void clients_sha256(const void *data, size_t len, uint8_t out[CLIENTS_HASH_LEN])
     }
 }
 
-void clients_hash_hex(const uint8_t hash[CLIENTS_HASH_LEN], char out[2 * CLIENTS_HASH_LEN + 1])
+void clients_hash_hex(const uint8_t hash[CLIENTS_HASH_LEN], char out[CLIENTS_HASH_HEX + 1])
 {
     static const char digits[] = "0123456789abcdef";
     for (size_t i = 0; i < CLIENTS_HASH_LEN; i++) {
         out[2 * i] = digits[hash[i] >> 4];
         out[2 * i + 1] = digits[hash[i] & 15];
     }
-    out[2 * CLIENTS_HASH_LEN] = '\0';
+    out[CLIENTS_HASH_HEX] = '\0';
 }
 
 static int hex_value(char c)
@@ -86,7 +86,7 @@ static int hex_value(char c)
 
 bool clients_hash_parse(const char *hex, uint8_t out[CLIENTS_HASH_LEN])
 {
-    if (!hex || strlen(hex) != 2 * CLIENTS_HASH_LEN)
+    if (!hex || strlen(hex) != CLIENTS_HASH_HEX)
         return false;
     for (size_t i = 0; i < CLIENTS_HASH_LEN; i++) {
         int hi = hex_value(hex[2 * i]), lo = hex_value(hex[2 * i + 1]);

@@ -25,7 +25,7 @@ const char *config_check_client_name(char *v)
 static void mask_in_place(char *v)
 {
     uint8_t hash[CLIENTS_HASH_LEN];
-    char hex[2 * CLIENTS_HASH_LEN + 1];
+    char hex[CLIENTS_HASH_HEX + 1];
     size_t n = strlen(v);
     clients_sha256(v, n, hash);
     clients_hash_hex(hash, hex);

@@ -250,7 +250,7 @@ static bool in_config(struct gateway *gw, const char *name)
 
 static enum MHD_Result answer_added(struct gw_conn *c, const struct clients_key *k, const char *key)
 {
-    char hex[2 * CLIENTS_HASH_LEN + 1];
+    char hex[CLIENTS_HASH_HEX + 1];
     clients_hash_hex(k->sha256, hex);
     struct buf body;
     buf_init(&body);

@@ -122,7 +122,7 @@ enum sb_status ledger_keys_add(const char *path, const struct clients_key *k, in
 {
     sqlite3 *db = NULL;
     sqlite3_stmt *st = NULL;
-    char hex[2 * CLIENTS_HASH_LEN + 1];
+    char hex[CLIENTS_HASH_HEX + 1];
     struct buf routes;
     buf_init(&routes);
     join_routes(k, &routes);

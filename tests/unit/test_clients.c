@@ -44,7 +44,7 @@ static void test_clients_sha256_matches_the_standard_vector(void **state)
 {
     (void)state;
     uint8_t h[CLIENTS_HASH_LEN], back[CLIENTS_HASH_LEN];
-    char hex[2 * CLIENTS_HASH_LEN + 1];
+    char hex[CLIENTS_HASH_HEX + 1];
     clients_sha256("abc", 3, h);
     clients_hash_hex(h, hex);
     assert_string_equal(hex, "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
