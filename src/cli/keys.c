@@ -272,13 +272,17 @@ static int keys_hash(void)
     }
     size_t n = strcspn(line, "\r\n");
     line[n] = '\0';
+    if (n == 0) {
+        fprintf(stderr, "error: expected the key on stdin, got an empty line\n");
+        return 2;
+    }
     uint8_t hash[CLIENTS_HASH_LEN];
     char hex[CLIENTS_HASH_HEX + 1];
     clients_sha256(line, n, hash);
     clients_hash_hex(hash, hex);
     OPENSSL_cleanse(line, sizeof line);
     printf("%s\n", hex);
-    return n > 0 ? 0 : 2;
+    return 0;
 }
 
 /* ---- entry -------------------------------------------------------------------------------- */
