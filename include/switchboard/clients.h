@@ -128,6 +128,8 @@ void clients_authenticate(struct clients *cl, const char *authorization, int64_t
  * the x-switchboard-tag sent (NULL: none). Fills d->tag; counts the request when admitted. */
 void clients_admit(struct clients *cl, const char *route, const char *client_tag,
                    int64_t now_wall_ms, struct clients_decision *d);
+/* Whether key name may ask for route (false for an unknown key). */
+bool clients_route_allowed(struct clients *cl, const char *name, const char *route);
 /* Step 3: a finished call of key name used tokens and cost_usd. Unknown names are ignored. */
 void clients_note_done(struct clients *cl, const char *name, int64_t now_wall_ms, long tokens,
                        double cost_usd);

@@ -565,6 +565,15 @@ void clients_admit(struct clients *cl, const char *route, const char *client_tag
     pthread_mutex_unlock(&cl->mu);
 }
 
+bool clients_route_allowed(struct clients *cl, const char *name, const char *route)
+{
+    pthread_mutex_lock(&cl->mu);
+    const struct entry *e = find_locked(cl, name);
+    bool ok = e && route_allowed(&e->key, route);
+    pthread_mutex_unlock(&cl->mu);
+    return ok;
+}
+
 void clients_note_done(struct clients *cl, const char *name, int64_t now_wall_ms, long tokens,
                        double cost_usd)
 {

@@ -346,6 +346,8 @@ bool gw_auth_refused(struct gw_conn *c, enum MHD_Result *result);
 /* Body parsed (model known): false with e (403 / 429) when the key may not make this call;
  * true with c->call_tag set when keys are on. MHD thread. */
 bool gw_auth_admit(struct gw_conn *c, const char *model, struct gw_error *e);
+/* /v1/models: keeps in snap only the routes c's key may use (all without keys). MHD thread. */
+void gw_auth_filter_routes(struct gw_conn *c, struct router_snapshot *snap);
 /* The call ended: counts its tokens and cost against the key. Router thread. */
 void gw_auth_note_done(struct gw_conn *c, const struct router_result *r);
 /* Appends the per-key families to a /metrics body (nothing when keys are off). */

@@ -517,6 +517,7 @@ static enum MHD_Result run_readyz(struct gw_conn *c)
 static enum MHD_Result run_models(struct gw_conn *c)
 {
     struct router_snapshot *snap = gw_snapshot(c->gw);
+    gw_auth_filter_routes(c, snap);
     struct buf body;
     buf_init(&body);
     gw_models_json(snap, c->gw->started_s, &body);

@@ -80,8 +80,12 @@ check "expired key: 401 saying so" test "$(code expired)" = 401
 check "expired key: message" body_py expired "'expired' in j['error']['message']"
 models=$(curl -s -o /dev/null -w '%{http_code}' --max-time 10 "$GW/v1/models")
 check "/v1/models needs a key too: 401" test "$models" = 401
-models=$(curl -s -o /dev/null -w '%{http_code}' --max-time 10 -H "$(auth $KEY_A)" "$GW/v1/models")
-check "/v1/models with a key: 200" test "$models" = 200
+models=$(curl -s -o "$TMP/models.body" -w '%{http_code}' --max-time 10 -H "$(auth $KEY_A)" "$GW/v1/models")
+check "/v1/models with a key: 200, every route" body_py models \
+  "sorted(m['id'] for m in j['data'])==['chat','nousage','solo'] and '$models'=='200'"
+curl -s -o "$TMP/models_b.body" --max-time 10 -H "$(auth $KEY_B)" "$GW/v1/models"
+check "/v1/models lists only the routes the key may use" body_py models_b \
+  "[m['id'] for m in j['data']]==['solo']"
 health=$(curl -s -o /dev/null -w '%{http_code}' --max-time 10 "$GW/healthz")
 check "/healthz needs no key" test "$health" = 200
 

@@ -199,6 +199,10 @@ static void test_clients_admit_holds_a_key_to_its_routes(void **state)
     admit(cl, "alpha", NULL, NULL, T0, &d, CLIENTS_ROUTE);
     admit(cl, "dora", "anything", NULL, T0, &d, CLIENTS_OK);    /* no routes: every route */
     admit(cl, "nobody", "chat", NULL, T0, &d, CLIENTS_REVOKED); /* gone since step 1 */
+    assert_true(clients_route_allowed(cl, "alpha", "chat"));
+    assert_false(clients_route_allowed(cl, "alpha", "solo"));
+    assert_true(clients_route_allowed(cl, "dora", "solo"));
+    assert_false(clients_route_allowed(cl, "nobody", "chat"));
     clients_free(cl);
 }
 
