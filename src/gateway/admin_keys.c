@@ -22,6 +22,7 @@
 #include <string.h>
 
 #include <cjson/cJSON.h>
+#include <openssl/crypto.h>
 
 #include "internal.h"
 #include "switchboard/ledger.h"
@@ -265,37 +266,50 @@ static enum MHD_Result answer_added(struct gw_conn *c, const struct clients_key 
     return gw_respond(c, 201, "application/json", &body, NULL);
 }
 
+/* Parses the body, makes a key and stores its hash; key gets the key itself. */
+static enum sb_status create_key(struct gw_conn *c, struct clients_key *k, char *key, size_t keylen,
+                                 char *msg, size_t msglen)
+{
+    cJSON *o = cJSON_ParseWithLength(c->body.data ? c->body.data : "", c->body.len);
+    enum sb_status st = SB_ERR_INVALID;
+    if (!cJSON_IsObject(o)) {
+        snprintf(msg, msglen, "expected a JSON object {\"name\": ...}");
+    } else if (!parse_key(c, o, k, msg, msglen)) {
+        /* msg says why */
+    } else if (in_config(c->gw, k->name)) {
+        snprintf(msg, msglen, "clients[] of the config has a key named '%s'", k->name);
+        st = SB_ERR_STATE;
+    } else {
+        st = clients_key_generate(key, keylen);
+        if (st != SB_OK)
+            snprintf(msg, msglen, "no random bytes for a key");
+    }
+    cJSON_Delete(o);
+    if (st == SB_OK) {
+        clients_sha256(key, strlen(key), k->sha256);
+        st = ledger_keys_add(c->gw->ledger_path, k, clock_wall_ms(), msg, msglen);
+    }
+    return st;
+}
+
 static enum MHD_Result keys_add(struct gw_conn *c)
 {
-    struct gateway *gw = c->gw;
     char msg[256] = "", key[64] = "";
     struct clients_key k;
     memset(&k, 0, sizeof k);
     enum MHD_Result r;
-    cJSON *o = cJSON_ParseWithLength(c->body.data ? c->body.data : "", c->body.len);
-    enum sb_status st = SB_ERR_INVALID;
-    if (!cJSON_IsObject(o))
-        snprintf(msg, sizeof msg, "expected a JSON object {\"name\": ...}");
-    else if (parse_key(c, o, &k, msg, sizeof msg) && in_config(gw, k.name))
-        snprintf(msg, sizeof msg, "clients[] of the config has a key named '%s'", k.name);
-    else if (k.name[0] && !msg[0])
-        st = clients_key_generate(key, sizeof key);
-    if (st == SB_OK) {
-        clients_sha256(key, strlen(key), k.sha256);
-        st = ledger_keys_add(gw->ledger_path, &k, clock_wall_ms(), msg, sizeof msg);
-    }
+    enum sb_status st = create_key(c, &k, key, sizeof key, msg, sizeof msg);
     if (st == SB_OK) {
         char who[64];
         gw_client_addr(c, who, sizeof who);
         log_info("admin: client key '%s' added by admin:%s", k.name, who);
-        gw_auth_reload(gw, true);
+        gw_auth_reload(c->gw, true);
         r = answer_added(c, &k, key);
     } else {
         r = keys_error(c, status_for(st), msg[0] ? msg : "cannot create a key");
     }
-    memset(key, 0, sizeof key);
+    OPENSSL_cleanse(key, sizeof key);
     clients_key_cleanup(&k);
-    cJSON_Delete(o);
     return r;
 }
 
