@@ -2,8 +2,8 @@
  * detail.c - one target in depth (Enter on the board): state and overrides with reasons,
  * traffic and latency over 1 and 5 minutes, tokens and spend, probes, its error breakdown by
  * class, a latency histogram (since start, at the Prometheus boundaries), its recent calls
- * (with the client key that made each) and its own slice of the incident timeline. Commands (f, p,
- * d, r, P, w...) still apply.
+ * (with the client key that made each) and its own slice of the incident timeline. Commands
+ * (f, p, d, r, P, w...) still apply.
  *
  * Main thread only.
  */
