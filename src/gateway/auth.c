@@ -110,6 +110,8 @@ static void apply_keys(struct gateway *gw, struct clients_key *db, size_t n_db)
     }
     if (n_db > 0)
         clients_require(gw->clients);
+    if (k > CLIENTS_MAX)
+        log_warn("gateway: %zu client keys; only the first %d are used", k, CLIENTS_MAX);
     clients_set(gw->clients, all, k, (const char *const *)cfg.tags, cfg.n_tags);
     free(all);
     key_list_free(&cfg);
@@ -229,8 +231,8 @@ bool gw_auth_refused(struct gw_conn *c, enum MHD_Result *result)
     struct gw_error e;
     gw_error_set(&e, 401, "invalid_request_error", "invalid_api_key", "%s", d.message);
     const char *hdrs[] = {"WWW-Authenticate", "Bearer", NULL};
-    log_info("gateway: %s %s %s -> 401 client key %s%s%s", c->request_id, c->method, c->path,
-             clients_verdict_name(d.verdict), d.name[0] ? " for " : "", d.name);
+    log_debug("gateway: %s %s %s -> 401 client key %s%s%s", c->request_id, c->method, c->path,
+              clients_verdict_name(d.verdict), d.name[0] ? " for " : "", d.name);
     *result = gw_respond_error(c, &e, hdrs);
     return true;
 }
