@@ -15,5 +15,6 @@ int cli_serve(int argc, char **argv);
 int cli_route(int argc, char **argv);
 int cli_console(int argc, char **argv);
 int cli_report(int argc, char **argv);
+int cli_keys(int argc, char **argv);
 
 #endif

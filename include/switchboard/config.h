@@ -182,6 +182,21 @@ struct config_guard {
     enum guard_action action;    /* default throttle */
 };
 
+/* A client key (see clients.h): who may call /v1/, as whom. Never holds the key itself. */
+struct config_client {
+    char *name;       /* in the ledger, metrics and console; unique */
+    char *key_sha256; /* 64 hex digits (lower-cased at load) */
+    size_t *routes;   /* indices into config.routes; n_routes == 0: every route */
+    size_t n_routes;
+    char *tag;        /* the tag its calls carry; NULL: its name */
+    bool self_tag;    /* the client may send its own x-switchboard-tag */
+    double daily_usd; /* 0 = no cap */
+    double monthly_usd;
+    long rpm, tpm;      /* 0 = unlimited */
+    char *expires;      /* "2027-01-01" or "2027-01-01T12:00:00Z"; NULL: never */
+    int64_t expires_ms; /* resolved from expires; 0 = never */
+};
+
 struct config_console {
     char *theme;        /* default "default" */
     int64_t refresh_ms; /* default 250 */
@@ -202,6 +217,8 @@ struct config {
     struct config_ledger ledger;
     struct config_guard guard;
     struct config_console console;
+    struct config_client *clients;
+    size_t n_clients;
     char *log_level; /* "debug" | "info" | "warn" | "error"; default "info" */
 };
 
@@ -233,6 +250,12 @@ void config_free(struct config *cfg); /* NULL-safe */
  * a price; attempts x timeouts beyond the deadline; a single-target route without fallback;
  * disabled targets. */
 void config_warnings(const struct config *cfg, struct config_diag *warns);
+
+/* Appends url with any user:password@ part and query string replaced by "***" (base URLs
+ * may embed credentials; they are never printed). */
+void config_url_redacted(const char *url, struct buf *out);
+/* Whether url embeds credentials: a user:password@ part or a key/token query parameter. */
+bool config_url_has_credentials(const char *url);
 
 /* Human summary of targets and routes for `switchboard check` (no secrets). */
 void config_summary(const struct config *cfg, struct buf *out);

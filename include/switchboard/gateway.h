@@ -45,6 +45,11 @@ unsigned gateway_port(const struct gateway *gw);
  */
 void gateway_stop(struct gateway *gw);
 
+/* A config reload (SIGHUP): takes cfg's client keys (clients[]) and the tags its budgets
+ * name (copied; cfg may be freed afterwards); the listener and limits keep the values of
+ * gateway_new. Main thread; calls in flight are not affected. */
+void gateway_reload(struct gateway *gw, const struct config *cfg);
+
 /* Stops first if needed; NULL-safe. Sinks of calls the router never finished (only after a
  * stop that timed out, logged as an error) still point at the gateway: in that case free it
  * after router_stop. */

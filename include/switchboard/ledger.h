@@ -30,11 +30,12 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "switchboard/clients.h"
 #include "switchboard/config.h"
 #include "switchboard/llm.h"
 #include "switchboard/util.h"
 
-#define LEDGER_SCHEMA_VERSION 1
+#define LEDGER_SCHEMA_VERSION 2
 #define LEDGER_QUEUE_MAX      100000 /* rows waiting for the writer; beyond it rows are dropped */
 
 struct ledger;
@@ -67,6 +68,8 @@ struct ledger_call {
     bool cached;          /* answered from the response cache (cost 0) */
     bool throttled;       /* refused by a budget or the runaway guard (429) */
     uint64_t prompt_hash; /* the runaway guard's prompt hash; 0 unknown */
+    const char *client;   /* client key's name (clients.h); NULL without keys. Written only:
+                             ledger_read_calls leaves it NULL */
 };
 
 /* What one call spent, as budgets count it: the answer's cost (or the estimate when usage is
@@ -132,6 +135,35 @@ enum sb_status ledger_load_spend(const char *path, int64_t now_wall_ms, struct l
 typedef int (*ledger_row_fn)(void *ctx, const struct ledger_call *row);
 enum sb_status ledger_read_calls(const char *path, int64_t since_ms, int64_t until_ms,
                                  ledger_row_fn fn, void *ctx, char *msg, size_t msglen);
+
+/* ---- client keys (src/ledger/keys.c; any thread or process; own connection) ------------- */
+
+/* The client_keys table: keys managed with `switchboard keys` and the admin API. Only their
+ * SHA-256 is stored. Writers open the file read-write (creating and migrating it; a busy
+ * timeout waits out the ledger writer's batches); ":memory:" has no table:
+ * SB_ERR_UNSUPPORTED. */
+
+/* Adds k (name, sha256, routes, tag, self_tag, caps, limits, expires_ms; created_ms set
+ * here). SB_ERR_STATE when its name or hash is taken (msg says which, never the hash). */
+enum sb_status ledger_keys_add(const char *path, const struct clients_key *k, int64_t now_wall_ms,
+                               char *msg, size_t msglen);
+/* Marks a key revoked (the row stays, so its name is never reused by mistake).
+ * SB_ERR_NOT_FOUND when there is no such key, SB_ERR_STATE when it is revoked already. */
+enum sb_status ledger_keys_revoke(const char *path, const char *name, int64_t now_wall_ms,
+                                  char *msg, size_t msglen);
+/* Every key, revoked ones included, by name: *out (caller frees with ledger_keys_free). A
+ * missing file, ":memory:" or a ledger from before client keys: no keys, SB_OK. */
+enum sb_status ledger_keys_load(const char *path, struct clients_key **out, size_t *n, char *msg,
+                                size_t msglen);
+void ledger_keys_free(struct clients_key *keys, size_t n); /* NULL-safe */
+/* Changes whenever a key is added or revoked (cheap: for polling). 0 when there is no table. */
+enum sb_status ledger_keys_fingerprint(const char *path, uint64_t *out, char *msg, size_t msglen);
+/* Spend per client key over the current UTC day and month, as budgets count it; fn is called
+ * once per key name that spent anything. */
+typedef void (*ledger_client_spend_fn)(void *ctx, const char *name, double day_usd,
+                                       double month_usd);
+enum sb_status ledger_keys_spend(const char *path, int64_t now_wall_ms, ledger_client_spend_fn fn,
+                                 void *ctx, char *msg, size_t msglen);
 
 /* ---- UTC calendar (pure) ------------------------------------------------------------------ */
 

@@ -108,6 +108,8 @@ struct router_result {
     struct llm_usage usage;
     bool usage_missing; /* answered, but the provider reported no usage */
     double cost_usd;
+    double spend_usd; /* as budgets count it, so far: cost_usd (an estimate from the sizes when
+                         usage is missing) plus known retry and hedge costs */
     double baseline_cost_usd; /* what the route's baseline target would have cost; -1 none */
     enum llm_finish finish;
     int64_t latency_us;  /* submit to done */
@@ -135,6 +137,8 @@ struct router_call_opts {
                                no fallback; operator state (drain, breaker) is ignored. NULL:
                                route by rules / model name. */
     const char *request_id; /* for logs and the ledger; copied */
+    const char *client;     /* client key's name (clients.h), for the ledger and the console's
+                               recent calls; NULL without client keys; copied */
 };
 
 /*

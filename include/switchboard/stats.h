@@ -41,6 +41,7 @@ struct stats_result {
     struct llm_usage usage;     /* present == false counts in usage_missing */
     double cost_usd;
     const char *error_text; /* sanitised provider/transport message; copied; may be NULL */
+    const char *client;     /* client key's name; copied (cut to fit); may be NULL */
 };
 
 struct stats_second {
@@ -58,7 +59,8 @@ struct stats_call {
     int64_t ttft_us;            /* < 0 no byte arrived */
     long tokens_in, tokens_out; /* -1 when the provider reported no usage */
     double cost_usd;
-    char error[48]; /* start of the sanitised error text; "" on success */
+    char error[48];  /* start of the sanitised error text; "" on success */
+    char client[24]; /* client key's name (cut), "" without keys */
 };
 
 struct stats {

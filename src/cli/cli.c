@@ -31,6 +31,8 @@ static const struct cli_command commands[] = {
      "ask -c FILE [-t TARGET | -m ROUTE] [--no-stream] PROMPT|-   one prompt, streamed"},
     {"report", cli_report,
      "report -c FILE [--since 24h] [--by target|route|tag|day] [--format table|csv|json]"},
+    {"keys", cli_keys,
+     "keys add|list|revoke -c FILE [NAME] [options] | keys hash   client keys in the ledger"},
 };
 
 static void usage(FILE *out)

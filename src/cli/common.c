@@ -26,13 +26,15 @@ struct config *cli_load_config(const char *path, const char *listen, struct buf 
     return cfg;
 }
 
-void cli_reload(struct router *rt, const char *path, const char *listen)
+void cli_reload(struct router *rt, struct gateway *gw, const char *path, const char *listen)
 {
     struct buf errors;
     buf_init(&errors);
     struct config *cfg = cli_load_config(path, listen, &errors);
     if (cfg) {
         log_info("SIGHUP: reloading %s", path);
+        if (gw)
+            gateway_reload(gw, cfg); /* copies what it needs */
         router_reload(rt, cfg);
     } else {
         log_error("SIGHUP: %s rejected, keeping the running config: %s", path, buf_str(&errors));

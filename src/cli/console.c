@@ -35,7 +35,8 @@ struct console_cli {
     const char *theme;
     bool readonly;
     bool keys;
-    struct router *rt; /* for reloads */
+    struct router *rt;  /* for reloads */
+    struct gateway *gw; /* for reloads */
 };
 
 static void console_usage(FILE *out)
@@ -112,7 +113,7 @@ static int parse(int argc, char **argv, struct console_cli *o)
 static void reload(void *ctx)
 {
     struct console_cli *o = ctx;
-    cli_reload(o->rt, o->config_path, o->listen);
+    cli_reload(o->rt, o->gw, o->config_path, o->listen);
 }
 
 /* --log FILE, else switchboard.log beside the config, else /dev/null. */
@@ -216,6 +217,7 @@ static int run(struct console_cli *o, struct config *cfg, int log_fd)
     }
     o->rt = rt;
     gw = gateway_new(borrowed, rt, msg, sizeof msg);
+    o->gw = gw;
     if (!gw || router_start(rt, msg, sizeof msg) != SB_OK ||
         gateway_start(gw, msg, sizeof msg) != SB_OK) {
         fprintf(stderr, "error: %s\n", msg);

@@ -7,14 +7,15 @@
 #include <stdbool.h>
 
 #include "switchboard/config.h"
+#include "switchboard/gateway.h"
 #include "switchboard/router.h"
 #include "switchboard/util.h"
 
 /* config_load, with every error joined into errors ("; "), and --listen applied. */
 struct config *cli_load_config(const char *path, const char *listen, struct buf *errors);
-/* SIGHUP: reloads path into rt; a bad file is logged and noted on the timeline, and the
- * running config stays. */
-void cli_reload(struct router *rt, const char *path, const char *listen);
+/* SIGHUP: reloads path into rt (and gw's client keys; gw may be NULL); a bad file is logged
+ * and noted on the timeline, and the running config stays. */
+void cli_reload(struct router *rt, struct gateway *gw, const char *path, const char *listen);
 /* Writes "PORT\n" to path atomically (temp file + rename). */
 bool cli_write_port_file(const char *path, unsigned port);
 /* Soft open-file limit up to the hard one (serve and console hold two sockets a stream). */

@@ -78,14 +78,15 @@ static int parse(int argc, char **argv, struct serve_opts *o)
     return -1;
 }
 
-static void wait_for_signals(struct router *rt, const sigset_t *set, const struct serve_opts *o)
+static void wait_for_signals(struct router *rt, struct gateway *gw, const sigset_t *set,
+                             const struct serve_opts *o)
 {
     for (;;) {
         int sig = sigwaitinfo(set, NULL);
         if (sig < 0 && errno == EINTR)
             continue;
         if (sig == SIGHUP) {
-            cli_reload(rt, o->config_path, o->listen);
+            cli_reload(rt, gw, o->config_path, o->listen);
             continue;
         }
         log_info("signal %d: stopping", sig);
@@ -152,7 +153,7 @@ int cli_serve(int argc, char **argv)
         fprintf(stderr, "error: cannot write %s: %s\n", o.port_file, strerror(errno));
         goto out;
     }
-    wait_for_signals(rt, &set, &o);
+    wait_for_signals(rt, gw, &set, &o);
     rc = 0;
 out:
     gateway_free(gw);

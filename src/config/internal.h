@@ -173,6 +173,19 @@ void config_walk_object(struct cfg_ctx *ctx, const struct schema *s, const cJSON
 /* Frees what the walker allocated in base (not base itself). */
 void config_walk_release(const struct schema *s, void *base);
 
+/* ---- Client keys (clients.c) ------------------------------------------------------------ */
+
+/* schema_check_fn for clients[] entries. */
+const char *config_check_client_name(char *v);
+const char *config_check_key_sha256(char *v);
+const char *config_check_client_tag(char *v);
+const char *config_check_client_expires(char *v);
+/* Resolves clients[].expires into expires_ms; called by config_validate. */
+void config_validate_clients(struct cfg_ctx *ctx);
+/* check's warnings about exposure: a non-loopback listen without client keys, credentials
+ * embedded in a base_url. */
+void config_warn_exposure(const struct config *cfg, struct config_diag *warns);
+
 /* ---- Validation (validate.c) ------------------------------------------------------------ */
 
 /* Resolves references and checks everything that spans entries; fills resolved fields

@@ -134,6 +134,7 @@ void config_warnings(const struct config *cfg, struct config_diag *warns)
     if (cfg->guard.enabled && cfg->guard.action == GUARD_ACTION_CACHE && !any_cache)
         warn_once(warns, "guard.action is \"cache\" but no route has cache.enabled, so every "
                          "storm is throttled; enable routes[].cache where answers may be reused");
+    config_warn_exposure(cfg, warns);
 }
 
 /* ---- Summary ---------------------------------------------------------------------------- */
@@ -172,9 +173,10 @@ static void summary_targets(const struct config *cfg, struct buf *out)
                "NAME", wk, "KIND", wm, "MODEL", "WEIGHT", wp, "PRICE in/out $/1M", "BASE URL");
     for (size_t i = 0; i < cfg->n_targets; i++) {
         const struct config_target *t = &cfg->targets[i];
-        buf_printf(out, "  %-*s  %-*s  %-*s  %6g  %-*s  %s\n", wn, t->name, wk,
-                   provider_kind_name(t->kind), wm, t->model, t->weight, wp, buf_str(&prices[i]),
-                   t->base_url);
+        buf_printf(out, "  %-*s  %-*s  %-*s  %6g  %-*s  ", wn, t->name, wk,
+                   provider_kind_name(t->kind), wm, t->model, t->weight, wp, buf_str(&prices[i]));
+        config_url_redacted(t->base_url, out);
+        buf_putc(out, '\n');
         if (t->enabled)
             buf_printf(out, "  %-*s  enabled%s%s\n", wn, "", t->api_key_env ? ", key from " : "",
                        t->api_key_env ? t->api_key_env : ", no key");

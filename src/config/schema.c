@@ -500,6 +500,43 @@ static const struct schema_entry console_entries[] = {
 static const struct schema console_schema = {"console", "The ncurses console.",
                                              ENTRIES(console_entries)};
 
+static const struct schema_entry client_entries[] = {
+    {.key = "name", .type = ST_STRING, .flags = SF_REQUIRED | SF_UNIQUE,
+     .off = OFF(config_client, name), .check = config_check_client_name,
+     .help = "Unique name of the key (letters, digits, '.', '_', '-'); shown in the ledger, "
+             "the metrics and the console."},
+    {.key = "key_sha256", .type = ST_STRING, .flags = SF_REQUIRED | SF_UNIQUE,
+     .off = OFF(config_client, key_sha256), .check = config_check_key_sha256,
+     .help = "SHA-256 of the key in hex (`switchboard keys hash`); never the key itself."},
+    {.key = "routes", .type = ST_REF_LIST, .off = OFF(config_client, routes),
+     .aux_off = OFF(config_client, n_routes), .ref = REF_ROUTE, .def_doc = "every route",
+     .help = "Model names (routes) the key may ask for; others get 403."},
+    {.key = "tag", .type = ST_STRING, .off = OFF(config_client, tag),
+     .check = config_check_client_tag, .def_doc = "the key's name",
+     .help = "Tag every call with this key carries (budgets, guard, rules, ledger)."},
+    {.key = "self_tag", .type = ST_BOOL, .off = OFF(config_client, self_tag),
+     .help = "Honour the client's x-switchboard-tag, except a tag another key carries or a "
+             "tag budget names (other than the key's own tag)."},
+    {.key = "daily_usd", .type = ST_DOUBLE, .off = OFF(config_client, daily_usd), .max = U,
+     .unit = "USD", .help = "Spend cap of the key per UTC day (429 when reached); 0 = none."},
+    {.key = "monthly_usd", .type = ST_DOUBLE, .off = OFF(config_client, monthly_usd), .max = U,
+     .unit = "USD", .help = "Spend cap of the key per calendar month (UTC); 0 = none."},
+    {.key = "rpm", .type = ST_LONG, .off = OFF(config_client, rpm), .max = U,
+     .unit = "requests/min", .help = "Requests per minute of the key (429 over it); 0 = unlimited."},
+    {.key = "tpm", .type = ST_LONG, .off = OFF(config_client, tpm), .max = U,
+     .unit = "tokens/min", .help = "Tokens per minute of the key; 0 = unlimited."},
+    {.key = "expires", .type = ST_STRING, .off = OFF(config_client, expires),
+     .check = config_check_client_expires, .def_doc = "never",
+     .help = "From then on the key gets 401: \"2027-01-01\" (00:00 UTC) or "
+             "\"2027-01-01T12:00:00Z\"."},
+};
+static const struct schema client_schema = {
+    "clients[]",
+    "Client keys. With any key configured (here or in the ledger: `switchboard keys add`), "
+    "every /v1/ request needs \"Authorization: Bearer KEY\" with a valid key (else 401), "
+    "and the key decides the routes, the tag, the budgets and the rate limits of its calls.",
+    ENTRIES(client_entries)};
+
 static const struct schema_entry root_entries[] = {
     {.key = "version", .type = ST_LONG, .flags = SF_NO_STORE, .min = 1, .max = 1, .def = 1,
      .help = "Config format version."},
@@ -525,6 +562,9 @@ static const struct schema_entry root_entries[] = {
      .help = "See guard."},
     {.key = "console", .type = ST_OBJECT, .off = OFF(config, console), .sub = &console_schema,
      .help = "See console."},
+    {.key = "clients", .type = ST_OBJECT_ARRAY, .off = OFF(config, clients),
+     .aux_off = OFF(config, n_clients), .elem_size = sizeof(struct config_client),
+     .sub = &client_schema, .help = "Client keys (see clients[])."},
     {.key = "log_level", .type = ST_STRING, .off = OFF(config, log_level), .def_s = "info",
      .names = log_level_names, .help = "Least severe log level written."},
 };

@@ -382,6 +382,7 @@ void config_validate(struct cfg_ctx *ctx, const char *source_path)
     check_rules(ctx);
     check_router(ctx);
     check_budgets(ctx);
+    config_validate_clients(ctx);
     resolve_secrets(ctx);
     resolve_ledger_path(ctx->cfg, source_path);
 }

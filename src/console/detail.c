@@ -2,7 +2,8 @@
  * detail.c - one target in depth (Enter on the board): state and overrides with reasons,
  * traffic and latency over 1 and 5 minutes, tokens and spend, probes, its error breakdown by
  * class, a latency histogram (since start, at the Prometheus boundaries), its recent calls
- * and its own slice of the incident timeline. Commands (f, p, d, r, P, w...) still apply.
+ * (with the client key that made each) and its own slice of the incident timeline. Commands
+ * (f, p, d, r, P, w...) still apply.
  *
  * Main thread only.
  */
@@ -186,8 +187,8 @@ static void recent(const struct router_target_snap *t, struct dlines *d)
         add(d, THEME_DIM, "  none yet");
         return;
     }
-    add(d, THEME_DIM, "  %-6s %-13s %8s %8s %7s %7s %9s  %s", "age", "result", "latency", "ttft",
-        "in", "out", "cost", "error");
+    add(d, THEME_DIM, "  %-6s %-13s %8s %8s %7s %7s %9s  %-12s  %s", "age", "result", "latency",
+        "ttft", "in", "out", "cost", "client", "error");
     for (size_t i = 0; i < s->n_recent; i++) {
         const struct stats_call *c = &s->recent[i];
         char age[16], lat[16], ttft[16], cost[16], in[24] = "-", out[24] = "-";
@@ -204,8 +205,9 @@ static void recent(const struct router_target_snap *t, struct dlines *d)
             ok                                 ? THEME_NORMAL
             : c->errclass == LLM_ERR_CANCELLED ? THEME_DIM
                                                : THEME_EVENT_WARN,
-            "  %-6s %-13s %8s %8s %7s %7s %9s  %s", age, ok ? "ok" : llm_errclass_name(c->errclass),
-            lat, ttft, in, out, cost, c->error);
+            "  %-6s %-13s %8s %8s %7s %7s %9s  %-12s  %s", age,
+            ok ? "ok" : llm_errclass_name(c->errclass), lat, ttft, in, out, cost,
+            c->client[0] ? c->client : "-", c->error);
     }
 }
 

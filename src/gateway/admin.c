@@ -8,6 +8,7 @@
  *   POST /admin/targets/{name}/force-live|pin|drain|reset|probe|clear   {"expires_in_s": N}?
  *   POST /admin/undo                           undo the last override
  *   GET  /admin/explain?model=M&tag=T&prompt_tokens=N   {"explain": "..."}
+ *   GET  /admin/keys, POST /admin/keys, POST /admin/keys/{name}/revoke   (admin_keys.c)
  *
  * Commands go through router_command (user "admin:<client address>"), the same command
  * path as the console's keys; the router records each as an audit event.
@@ -285,6 +286,8 @@ enum MHD_Result gw_admin_run(struct gw_conn *c)
         return get ? admin_explain(c) : bad_method(c, "GET");
     if (str_eq(rest, "undo"))
         return post ? admin_command(c, ROUTER_CMD_UNDO, NULL) : bad_method(c, "POST");
+    if (str_eq(rest, "keys") || str_has_prefix(rest, "keys/"))
+        return gw_admin_keys(c, rest + strlen("keys"));
     if (str_has_prefix(rest, "targets/"))
         return admin_targets(c, rest + strlen("targets/"), get);
     return admin_error(c, 404, "unknown admin path");

@@ -128,6 +128,7 @@ static void chat_on_done(void *ctx, const struct router_result *r)
     struct gateway *gw = c->gw;
     struct gw_outcome o;
     outcome_copy(&o, r);
+    gw_auth_note_done(c, r);
     if (o.err == LLM_ERR_CANCELLED) {
         pthread_mutex_lock(&gw->lock);
         bool stopping = gw->stopping;
@@ -362,7 +363,15 @@ static enum MHD_Result answer_failure(struct gw_conn *c)
 
 static enum MHD_Result answer_early_error(struct gw_conn *c, const struct gw_error *e)
 {
-    const char *hdrs[] = {"x-switchboard-target", "none", "x-switchboard-attempts", "0", NULL};
+    char retry[24];
+    snprintf(retry, sizeof retry, "%lld", (long long)e->retry_after_s);
+    const char *hdrs[] = {"x-switchboard-target",
+                          "none",
+                          "x-switchboard-attempts",
+                          "0",
+                          e->retry_after_s > 0 ? "Retry-After" : NULL,
+                          retry,
+                          NULL};
     c->phase = GW_CHAT_ANSWERED;
     return gw_respond_error(c, e, hdrs);
 }
@@ -413,6 +422,11 @@ static enum MHD_Result chat_submit(struct gw_conn *c)
         gw_error_from_parse(&e, st, msg);
         return answer_early_error(c, &e);
     }
+    if (!gw_auth_admit(c, req->model, &e)) {
+        llm_request_cleanup(req);
+        free(req);
+        return answer_early_error(c, &e);
+    }
     c->model = xstrdup(req->model ? req->model : "");
     c->stream = req->stream;
     c->created = clock_wall_ms() / 1000;
@@ -429,7 +443,10 @@ static enum MHD_Result chat_submit(struct gw_conn *c)
         gw_error_set(&e, 503, "server_error", "shutting_down", "switchboard is shutting down");
         return answer_early_error(c, &e);
     }
-    struct router_call_opts opts = {.tag = c->tag, .target = NULL, .request_id = c->request_id};
+    struct router_call_opts opts = {.tag = c->client[0] ? c->call_tag : c->tag,
+                                    .target = NULL,
+                                    .request_id = c->request_id,
+                                    .client = c->client[0] ? c->client : NULL};
     struct router_sink sink = {
         .on_commit = chat_on_commit, .on_event = chat_on_event, .on_done = chat_on_done, .ctx = c};
     uint64_t id = router_submit(gw->rt, req, &opts, &sink);

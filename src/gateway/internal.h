@@ -11,6 +11,8 @@
  *   server.c         MHD lifecycle, dispatch, connection state, suspend/resume
  *   chat.c           POST /v1/chat/completions: parse, submit, sink, respond
  *   admin.c          /admin/ API
+ *   auth.c           client keys on the request path (401/403/429), their /metrics
+ *   admin_keys.c     /admin/keys: add, list, revoke client keys
  * Only server.c, chat.c and admin.c call the router or libmicrohttpd.
  */
 #ifndef SWITCHBOARD_GATEWAY_INTERNAL_H
@@ -23,6 +25,7 @@
 
 #include <microhttpd.h>
 
+#include "switchboard/clients.h"
 #include "switchboard/gateway.h"
 #include "switchboard/llm.h"
 #include "switchboard/router.h"
@@ -219,7 +222,9 @@ struct gw_conn {
     char *path;
     char *method;
     char request_id[65];
-    char *tag;
+    char *tag;                         /* x-switchboard-tag as sent */
+    char client[CLIENTS_NAME_MAX + 1]; /* client key's name; "" when keys are off */
+    char *call_tag;                    /* the tag the key gave the call (auth.c) */
     struct buf body;
     bool body_too_big;
     size_t body_seen;
@@ -241,6 +246,14 @@ struct gw_conn {
     struct llm_response resp;
 };
 
+/* The config's client keys and the tags its budgets name (auth.c). */
+struct gw_key_list {
+    struct clients_key *keys;
+    size_t n;
+    char **tags;
+    size_t n_tags;
+};
+
 struct gateway {
     struct router *rt;
     char *listen;
@@ -249,6 +262,15 @@ struct gateway {
     int64_t idle_timeout_ms;
     char *admin_token; /* NULL: admin API off */
     int64_t started_s; /* wall clock, for model objects */
+
+    /* client keys (auth.c): the set locks itself; keys_mu guards cfg (swapped by
+     * gateway_reload); keys_refresh_mu guards keys_fp (one refresh at a time) */
+    struct clients *clients;
+    char *ledger_path;
+    pthread_mutex_t keys_mu;
+    pthread_mutex_t keys_refresh_mu;
+    struct gw_key_list cfg;
+    uint64_t keys_fp;
 
     struct MHD_Daemon *daemon;
     int listen_fd;
@@ -262,7 +284,8 @@ struct gateway {
     long calls_live;      /* calls whose on_done has not fully returned */
     long requests;        /* struct gw_conn alive */
     struct gw_stats stats;
-    uint64_t id_state; /* request id generator */
+    uint64_t id_state;       /* request id generator */
+    int64_t keys_checked_ms; /* monotonic: last poll of the ledger's keys */
 };
 
 /* Queues r (consumed) with x-request-id and hdrs; counts the status. MHD thread. */
@@ -305,5 +328,29 @@ enum MHD_Result gw_chat_run(struct gw_conn *c);
 enum MHD_Result gw_admin_run(struct gw_conn *c);
 /* 0 when the request may proceed, else the status to answer: 404 admin off, 401 bad token. */
 int gw_admin_check_auth(struct gw_conn *c, const char *authorization);
+/* /admin/keys[/NAME/revoke] (rest is what follows "/admin/keys"). */
+enum MHD_Result gw_admin_keys(struct gw_conn *c, const char *rest);
+
+/* ---- auth.c: client keys ------------------------------------------------------------------ */
+
+/* gateway_new / gateway_free (main thread). */
+void gw_auth_init(struct gateway *gw, const struct config *cfg);
+void gw_auth_cleanup(struct gateway *gw);
+/* A deep copy of the config's keys (free with ledger_keys_free). Any thread. */
+struct clients_key *gw_auth_config_keys(struct gateway *gw, size_t *n);
+/* Re-reads the ledger's keys if they changed (force: now, even if checked just before). */
+void gw_auth_reload(struct gateway *gw, bool force);
+/* Headers in: true when the request was answered (401 on /v1/ without a valid key) with
+ * *result; otherwise sets c->client when keys are on. MHD thread. */
+bool gw_auth_refused(struct gw_conn *c, enum MHD_Result *result);
+/* Body parsed (model known): false with e (403 / 429) when the key may not make this call;
+ * true with c->call_tag set when keys are on. MHD thread. */
+bool gw_auth_admit(struct gw_conn *c, const char *model, struct gw_error *e);
+/* /v1/models: keeps in snap only the routes c's key may use (all without keys). MHD thread. */
+void gw_auth_filter_routes(struct gw_conn *c, struct router_snapshot *snap);
+/* The call ended: counts its tokens and cost against the key. Router thread. */
+void gw_auth_note_done(struct gw_conn *c, const struct router_result *r);
+/* Appends the per-key families to a /metrics body (nothing when keys are off). */
+void gw_auth_metrics(struct gateway *gw, struct buf *out);
 
 #endif

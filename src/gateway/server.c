@@ -319,6 +319,7 @@ void gw_conn_free(struct gw_conn *c)
     free(c->path);
     free(c->method);
     free(c->tag);
+    free(c->call_tag);
     free(c->model);
     pthread_mutex_destroy(&c->lock);
     free(c);
@@ -363,6 +364,9 @@ static enum MHD_Result conn_start(struct gw_conn *c)
                      "%.200s only accepts %s", c->path, c->ep->method);
         return gw_respond_error(c, &e, hdrs);
     }
+    enum MHD_Result refused;
+    if (gw_auth_refused(c, &refused))
+        return refused;
     if (c->ep->run == gw_admin_run) {
         int st = gw_admin_check_auth(
             c, MHD_lookup_connection_value(c->mc, MHD_HEADER_KIND, "Authorization"));
@@ -513,6 +517,7 @@ static enum MHD_Result run_readyz(struct gw_conn *c)
 static enum MHD_Result run_models(struct gw_conn *c)
 {
     struct router_snapshot *snap = gw_snapshot(c->gw);
+    gw_auth_filter_routes(c, snap);
     struct buf body;
     buf_init(&body);
     gw_models_json(snap, c->gw->started_s, &body);
@@ -531,6 +536,7 @@ static enum MHD_Result run_metrics(struct gw_conn *c)
     struct buf body;
     buf_init(&body);
     gw_metrics_render(snap, stats, &body);
+    gw_auth_metrics(gw, &body);
     free(snap);
     free(stats);
     return gw_respond(c, 200, "text/plain; version=0.0.4; charset=utf-8", &body, NULL);
@@ -579,6 +585,7 @@ struct gateway *gateway_new(const struct config *cfg, struct router *rt, char *m
         (uint64_t)clock_wall_ms() * 1000003u ^ (uint64_t)clock_mono_us() ^ (uint64_t)getpid() << 32;
     pthread_mutex_init(&gw->lock, NULL);
     pthread_cond_init(&gw->idle, NULL);
+    gw_auth_init(gw, cfg);
     return gw;
 }
 
@@ -767,6 +774,7 @@ void gateway_free(struct gateway *gw)
         close(gw->listen_fd);
     free(gw->listen);
     free(gw->admin_token);
+    gw_auth_cleanup(gw);
     pthread_cond_destroy(&gw->idle);
     pthread_mutex_destroy(&gw->lock);
     free(gw);

@@ -73,6 +73,24 @@ static const char *const migrations[] = {
     " id INTEGER PRIMARY KEY, ts_ms INTEGER NOT NULL, prompt_hash INTEGER,"
     " winner TEXT NOT NULL, losers TEXT NOT NULL, user TEXT);"
     "CREATE INDEX votes_ts ON votes(ts_ms);",
+    /* 2: client keys (clients.h): the key's name on every call, and the keys managed with
+     * `switchboard keys` and the admin API (their SHA-256 only, never the key). */
+    "ALTER TABLE calls ADD COLUMN client TEXT;" /* client key's name, NULL without keys */
+    "CREATE INDEX calls_client_ts ON calls(client, ts_ms);"
+    "CREATE TABLE client_keys ("
+    " name TEXT PRIMARY KEY,"
+    " key_sha256 TEXT NOT NULL UNIQUE," /* lower-case hex */
+    " routes TEXT NOT NULL DEFAULT ''," /* comma-separated route names; '' = every route */
+    " tag TEXT,"                        /* NULL: the key's name */
+    " self_tag INTEGER NOT NULL DEFAULT 0,"
+    " daily_usd REAL NOT NULL DEFAULT 0,"
+    " monthly_usd REAL NOT NULL DEFAULT 0,"
+    " rpm INTEGER NOT NULL DEFAULT 0,"
+    " tpm INTEGER NOT NULL DEFAULT 0,"
+    " expires_ms INTEGER NOT NULL DEFAULT 0," /* 0 = never */
+    " created_ms INTEGER NOT NULL,"
+    " revoked_ms INTEGER NOT NULL DEFAULT 0" /* 0 = active */
+    ");",
 };
 _Static_assert(SB_ARRAY_LEN(migrations) == LEDGER_SCHEMA_VERSION, "one migration per version");
 
@@ -80,9 +98,9 @@ static const char sql_call[] =
     "INSERT INTO calls (ts_ms, request_id, route, target, model, tag, status, upstream_status,"
     " error, attempts, retries, hedges, hedged, tokens_in, tokens_out, tokens_cached, cost_usd,"
     " est_cost_usd, usage_missing, baseline_cost_usd, retry_cost_usd, hedge_cost_usd,"
-    " latency_us, ttft_us, cached, throttled, prompt_hash)"
+    " latency_us, ttft_us, cached, throttled, prompt_hash, client)"
     " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18,"
-    " ?19, ?20, ?21, ?22, ?23, ?24, ?25, ?26, ?27)";
+    " ?19, ?20, ?21, ?22, ?23, ?24, ?25, ?26, ?27, ?28)";
 static const char sql_event[] =
     "INSERT INTO events (ts_ms, kind, target, text) VALUES (?1, ?2, ?3, ?4)";
 static const char sql_vote[] =
@@ -220,6 +238,7 @@ static void bind_call(sqlite3_stmt *st, const struct ledger_call *c)
         sqlite3_bind_int64(st, 27, (sqlite3_int64)c->prompt_hash);
     else
         sqlite3_bind_null(st, 27);
+    bind_text(st, 28, c->client && *c->client ? c->client : NULL);
 }
 
 static int insert(struct ledger *l, const struct lnode *n)
@@ -405,15 +424,16 @@ void ledger_post_call(struct ledger *l, const struct ledger_call *c)
 {
     if (!l)
         return;
-    const char *src[6] = {c->request_id, c->route, c->target, c->model, c->tag, NULL};
+    const char *src[6] = {c->request_id, c->route, c->target, c->model, c->tag, c->client};
     const char *dst[6];
-    struct lnode *n = node_new(LNODE_CALL, src, dst, 5);
+    struct lnode *n = node_new(LNODE_CALL, src, dst, 6);
     n->call = *c;
     n->call.request_id = dst[0];
     n->call.route = dst[1];
     n->call.target = dst[2];
     n->call.model = dst[3];
     n->call.tag = dst[4];
+    n->call.client = dst[5];
     enqueue(l, n);
 }
 

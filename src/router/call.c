@@ -39,6 +39,7 @@ struct call *call_new(struct router *rt, struct llm_request *req,
     if (opts) {
         c->tag = xstrdup(opts->tag);
         c->request_id = xstrdup(opts->request_id);
+        c->client = xstrdup(opts->client);
         c->direct = xstrdup(opts->target);
     }
     c->submit_us = rt_now_us(rt);
@@ -65,6 +66,7 @@ static void call_release(struct call *c)
     free(c->req);
     free(c->tag);
     free(c->request_id);
+    free(c->client);
     free(c->direct);
     spend_call_free(c);
     free(c);
@@ -527,6 +529,7 @@ static void account(struct router *rt, struct attempt *a, const struct transport
         .usage = *u,
         .cost_usd = t->cfg->has_price ? llm_cost_usd(&t->cfg->price, u) : 0,
         .error_text = out == LLM_ERR_NONE ? NULL : msg,
+        .client = a->call->client,
     };
     stats_note_finish(&t->stats, now, &sr);
 }

@@ -131,6 +131,7 @@ struct call {
     struct router_sink sink;
     char *tag;
     char *request_id;
+    char *client; /* client key's name, NULL without keys */
     char *direct; /* direct target name, NULL when routed */
     char route_name[64];
     struct cand *cands;
@@ -363,7 +364,8 @@ void spend_on_output(struct call *c, const struct llm_event *ev);
 void spend_attempt_cost(struct call *c, const struct attempt *a, const struct llm_usage *u);
 /* The result's cost, baseline cost and usage_missing (a cached answer: target "cache"). */
 void spend_fill_costs(const struct call *c, const struct target_state *t, struct router_result *r);
-void spend_call_finished(struct router *rt, struct call *c, const struct router_result *r);
+/* Keeps what the ledger row needs from r, and fills r->spend_usd. */
+void spend_call_finished(struct router *rt, struct call *c, struct router_result *r);
 void spend_call_release(struct router *rt, struct call *c); /* posts the row, charges budgets */
 void spend_call_free(struct call *c);                       /* frees the call's spend fields */
 void spend_record_vote(struct router *rt, const char *winner, const char *losers,

@@ -252,7 +252,7 @@ void spend_attempt_cost(struct call *c, const struct attempt *a, const struct ll
     }
 }
 
-void spend_call_finished(struct router *rt, struct call *c, const struct router_result *r)
+void spend_call_finished(struct router *rt, struct call *c, struct router_result *r)
 {
     (void)rt;
     struct call_fin *f = xcalloc(1, sizeof *f);
@@ -278,6 +278,9 @@ void spend_call_finished(struct router *rt, struct call *c, const struct router_
                                 .output_tokens = (long)((c->out_bytes + 3) / 4)};
         f->est_cost_usd = llm_cost_usd(&t->cfg->price, &est);
     }
+    double answer = r->usage_missing ? f->est_cost_usd : r->cost_usd;
+    r->spend_usd = (answer > 0 ? answer : 0) + (c->retry_cost_known ? c->retry_cost_usd : 0) +
+                   (c->hedge_cost_known ? c->hedge_cost_usd : 0);
     c->fin = f;
 }
 
@@ -323,6 +326,7 @@ static void fill_row(const struct call *c, const struct call_fin *f, struct ledg
     row->target = f->target;
     row->model = f->model;
     row->tag = c->tag;
+    row->client = c->client;
     row->status = client_status(c, f);
     row->upstream_status = f->upstream_status;
     row->err = f->err;

@@ -551,6 +551,120 @@ static void test_config_rejects_bad_names_and_listen_addresses(void **state)
     config_free(cfg);
 }
 
+/* ---- Client keys ------------------------------------------------------------------------ */
+
+#define HASH_A "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08"
+#define HASH_B "60303AE22B998861BCE3B28F33EEC1BE758A213C86C93C076DBE9F558C11C752"
+
+static void test_config_parses_client_keys(void **state)
+{
+    (void)state;
+    struct config *cfg =
+        parse_ok("{'providers':[" PROVIDER_A "," PROVIDER_B "],'routes':[" ROUTE_R
+                 ",{'name':'s','targets':['a']}],'clients':["
+                 "{'name':'team-a','key_sha256':'" HASH_A "','routes':['s'],'tag':'ta',"
+                 "'self_tag':true,'daily_usd':5,'monthly_usd':50,'rpm':60,'tpm':1000,"
+                 "'expires':'2027-01-01'},"
+                 "{'name':'b','key_sha256':'" HASH_B "','expires':'2027-01-01T12:30:00Z'}]}");
+    assert_int_equal(cfg->n_clients, 2);
+    const struct config_client *a = &cfg->clients[0], *b = &cfg->clients[1];
+    assert_string_equal(a->name, "team-a");
+    assert_string_equal(a->key_sha256, HASH_A);
+    assert_int_equal(a->n_routes, 1);
+    assert_string_equal(cfg->routes[a->routes[0]].name, "s");
+    assert_string_equal(a->tag, "ta");
+    assert_true(a->self_tag);
+    assert_true(a->daily_usd == 5 && a->monthly_usd == 50);
+    assert_int_equal(a->rpm, 60);
+    assert_int_equal(a->tpm, 1000);
+    assert_int_equal(a->expires_ms, INT64_C(1798761600000));
+    /* the hash is lower-cased; no routes means every route; no tag means the name */
+    assert_string_equal(b->key_sha256,
+                        "60303ae22b998861bce3b28f33eec1be758a213c86c93c076dbe9f558c11c752");
+    assert_int_equal(b->n_routes, 0);
+    assert_null(b->tag);
+    assert_false(b->self_tag);
+    assert_int_equal(b->expires_ms, INT64_C(1798761600000) + 45000000);
+    config_free(cfg);
+}
+
+static void test_config_rejects_bad_client_keys(void **state)
+{
+    (void)state;
+    EXPECT_ERRORS(BASE(",'clients':[{'name':'a','key_sha256':'sbk-0123456789abcdef'},"
+                       "{'name':'b','key_sha256':'abc'},"
+                       "{'name':'c d','key_sha256':'" HASH_A "','routes':['nope']},"
+                       "{'name':'e','key_sha256':'" HASH_A "','expires':'2027-02-31'},"
+                       "{'name':'e','key_sha256':'" HASH_B "','rpm':-1,'tag':'a b'},"
+                       "{'key_sha256':'sk-live-abc'}]"),
+                  "clients[0].key_sha256: this looks like a key itself", "`switchboard keys hash`",
+                  "clients[1].key_sha256: expected the key's SHA-256",
+                  "clients[2].name: expected a name of 1..64",
+                  "clients[2].routes[0]: unknown route \"nope\"",
+                  "clients[3].expires: expected a UTC date", "clients[3].key_sha256: duplicate",
+                  "clients[4].name: duplicate",
+                  "clients[4].rpm:", "clients[4].tag: expected a tag without spaces",
+                  "clients[5].name: missing required key");
+    struct config_diag errs;
+    config_diag_init(&errs);
+    assert_null(parse_with(BASE(",'clients':[{'name':'a','key_sha256':'sbk-secretvalue42'},"
+                                "{'name':'b','key_sha256':'sbk-secretvalue42'}]"),
+                           full_env, NULL, &errs));
+    for (size_t i = 0; i < errs.n; i++)
+        assert_null(strstr(errs.items[i], "secretvalue42"));
+    config_diag_cleanup(&errs);
+}
+
+static void test_config_warns_about_exposure(void **state)
+{
+    (void)state;
+    struct config *cfg = parse_ok(
+        "{'providers':[{'name':'a','kind':'openai-compatible','model':'m',"
+        "'base_url':'https://user:s3cr3tpw@h.example/v1'},"
+        "{'name':'b','kind':'openai-compatible','model':'m',"
+        "'base_url':'http://h.example/v1?Key=s3cr3tq&x=1'},"
+        "{'name':'c','kind':'openai-compatible','model':'m','base_url':'http://h.example/v1?x=1'}"
+        "],'routes':[{'name':'r','targets':['a','b','c']}],'gateway':{'listen':'0.0.0.0:80'}}");
+    struct config_diag warns;
+    config_diag_init(&warns);
+    config_warnings(cfg, &warns);
+    assert_true(diag_has(&warns, "gateway.listen \"0.0.0.0:80\" is reachable from other "
+                                 "machines and no clients[] keys"));
+    assert_true(diag_has(&warns, "providers[0].base_url (\"https://***@h.example/v1\") embeds "
+                                 "credentials"));
+    assert_true(diag_has(&warns, "providers[1].base_url (\"http://h.example/v1?***\")"));
+    assert_false(diag_has(&warns, "providers[2].base_url"));
+    for (size_t i = 0; i < warns.n; i++)
+        assert_null(strstr(warns.items[i], "s3cr3t"));
+    struct buf sum;
+    buf_init(&sum);
+    config_summary(cfg, &sum);
+    assert_null(strstr(buf_str(&sum), "s3cr3t"));
+    assert_non_null(strstr(buf_str(&sum), "https://***@h.example/v1"));
+    buf_cleanup(&sum);
+    config_diag_cleanup(&warns);
+    config_free(cfg);
+
+    static const char *const loopback[] = {"127.0.0.1:1", "localhost:1", "[::1]:1"};
+    for (size_t i = 0; i < SB_ARRAY_LEN(loopback); i++) {
+        char sq[512];
+        snprintf(sq, sizeof sq, BASE(",'gateway':{'listen':'%s'}"), loopback[i]);
+        cfg = parse_ok(sq);
+        config_diag_init(&warns);
+        config_warnings(cfg, &warns);
+        assert_false(diag_has(&warns, "reachable from other machines"));
+        config_diag_cleanup(&warns);
+        config_free(cfg);
+    }
+    cfg = parse_ok(BASE(",'gateway':{'listen':'0.0.0.0:1'},'clients':[{'name':'k',"
+                        "'key_sha256':'" HASH_A "'}]"));
+    config_diag_init(&warns);
+    config_warnings(cfg, &warns);
+    assert_false(diag_has(&warns, "reachable from other machines"));
+    config_diag_cleanup(&warns);
+    config_free(cfg);
+}
+
 static void test_config_rejects_unreachable_rules_after_catch_all(void **state)
 {
     (void)state;
@@ -894,7 +1008,7 @@ static void test_config_schema_markdown_mentions_every_key(void **state)
                 stack[n++] = e->sub;
         }
     }
-    assert_int_equal(tables, 14); /* 12 + guard, routes[].cache */
+    assert_int_equal(tables, 15); /* 12 + guard, routes[].cache, clients[] */
     assert_non_null(strstr(buf_str(&md), "| `max_attempts` | integer | 3 | 1..10 |"));
     assert_non_null(strstr(buf_str(&md), "`openai`, `anthropic`, `gemini`, `openai-compatible`"));
     buf_cleanup(&md);
@@ -979,6 +1093,9 @@ int main(void)
         cmocka_unit_test(test_config_schema_markdown_mentions_every_key),
         cmocka_unit_test(test_config_resolves_relative_ledger_path_against_config_dir),
         cmocka_unit_test(test_config_finds_targets_and_routes_by_name),
+        cmocka_unit_test(test_config_parses_client_keys),
+        cmocka_unit_test(test_config_rejects_bad_client_keys),
+        cmocka_unit_test(test_config_warns_about_exposure),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

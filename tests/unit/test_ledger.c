@@ -362,7 +362,39 @@ static void test_ledger_reopen_appends_and_keeps_the_schema(void **state)
     ledger_close(l);
     assert_int_equal(read_all(t->path).n, 2);
     bool null;
-    assert_true(column_double(t->path, "SELECT COUNT(*) FROM schema_version", &null) == 1);
+    assert_true(column_double(t->path, "SELECT COUNT(*) FROM schema_version", &null) ==
+                LEDGER_SCHEMA_VERSION); /* one row per migration, none applied twice */
+}
+
+/* A version 1 ledger (before client keys) gets the client column and the key table, keeps
+ * its rows, and records each call's client key name from then on. */
+static void test_ledger_migrates_to_client_keys(void **state)
+{
+    struct tmp *t = *state;
+    struct ledger *l = open_ok(t->path, 20);
+    struct ledger_call c = base_call(NOV21_NOON);
+    ledger_post_call(l, &c);
+    ledger_close(l);
+    sqlite3 *db = NULL;
+    assert_int_equal(sqlite3_open(t->path, &db), SQLITE_OK);
+    assert_int_equal(sqlite3_exec(db,
+                                  "DROP INDEX calls_client_ts; ALTER TABLE calls DROP COLUMN "
+                                  "client; DROP TABLE client_keys;"
+                                  "DELETE FROM schema_version WHERE version = 2;",
+                                  NULL, NULL, NULL),
+                     SQLITE_OK);
+    sqlite3_close(db);
+    assert_int_equal(schema_version(t->path), 1);
+    l = open_ok(t->path, 20);
+    c.client = "team-a";
+    ledger_post_call(l, &c);
+    ledger_close(l);
+    assert_int_equal(schema_version(t->path), 2);
+    bool null;
+    assert_true(column_double(t->path, "SELECT COUNT(*) FROM calls", &null) == 2);
+    assert_true(
+        column_double(t->path, "SELECT COUNT(*) FROM calls WHERE client = 'team-a'", &null) == 1);
+    assert_true(column_double(t->path, "SELECT COUNT(*) FROM client_keys", &null) == 0);
 }
 
 static void test_ledger_refuses_a_newer_schema(void **state)
@@ -538,6 +570,8 @@ int main(void)
                                         teardown_tmp),
         cmocka_unit_test_setup_teardown(test_ledger_spend_of_a_missing_file_or_memory_is_zero,
                                         setup_tmp, teardown_tmp),
+        cmocka_unit_test_setup_teardown(test_ledger_migrates_to_client_keys, setup_tmp,
+                                        teardown_tmp),
         cmocka_unit_test_setup_teardown(test_ledger_reopen_appends_and_keeps_the_schema, setup_tmp,
                                         teardown_tmp),
         cmocka_unit_test_setup_teardown(test_ledger_refuses_a_newer_schema, setup_tmp,
