@@ -152,6 +152,9 @@ uint64_t router_submit(struct router *rt, struct llm_request *req,
 /* Cancels a call (client went away). Its sink still gets on_done (err CANCELLED) unless the
  * call had already finished. Safe from sink callbacks. */
 void router_cancel(struct router *rt, uint64_t call_id);
+/* Cancels a call because the server is stopping: the sink gets ERROR CANCELLED "switchboard
+ * is shutting down" and the ledger row has status 503 (a client that left is 499). */
+void router_cancel_shutdown(struct router *rt, uint64_t call_id);
 
 /* ---- operator commands ----------------------------------------------------------------- */
 

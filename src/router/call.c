@@ -937,11 +937,14 @@ void call_begin(struct router *rt, struct call *c)
     start_attempt(rt, c, false);
 }
 
-void call_cancel(struct router *rt, uint64_t id)
+void call_cancel(struct router *rt, uint64_t id, bool shutdown)
 {
     for (struct call *c = rt->calls; c; c = c->next) {
         if (c->id == id && !c->done) {
-            call_finish(rt, c, LLM_ERR_CANCELLED, "cancelled: the client went away");
+            c->shutdown = shutdown;
+            call_finish(rt, c, LLM_ERR_CANCELLED,
+                        shutdown ? "switchboard is shutting down"
+                                 : "cancelled: the client went away");
             return;
         }
     }
@@ -986,8 +989,10 @@ void call_abort_all(struct router *rt)
     struct call *c = rt->calls;
     while (c) {
         struct call *next = c->next;
-        if (!c->done)
+        if (!c->done) {
+            c->shutdown = true;
             call_finish(rt, c, LLM_ERR_CANCELLED, "switchboard is shutting down");
+        }
         c = next;
     }
 }

@@ -151,6 +151,7 @@ struct call {
     struct attempt *winner;
     bool committed, done, error_sent;
     bool no_target; /* finished because nothing could be tried */
+    bool shutdown;  /* ended because the server is stopping: the ledger says 503, not 499 */
     int busy;       /* > 0 while attempt_done works on the call: it must not be freed */
     struct timer t_retry, t_hedge, t_deadline;
     enum llm_errclass last_err;
@@ -223,6 +224,7 @@ struct msg {
     enum msg_type type;
     struct call *call;     /* SUBMIT */
     uint64_t call_id;      /* CANCEL */
+    bool shutdown;         /* CANCEL: the server is stopping, not the client leaving */
     struct router_cmd cmd; /* COMMAND */
     struct config *cfg;    /* RELOAD */
     char *model, *tag;     /* EXPLAIN; NOTE: model = text, tag = target; VOTE: winner, losers */
@@ -324,7 +326,7 @@ struct call *call_new(struct router *rt, struct llm_request *req,
                       const struct router_call_opts *opts, const struct router_sink *sink);
 void call_free_unstarted(struct call *c); /* a call that never reached the router thread */
 void call_begin(struct router *rt, struct call *c);
-void call_cancel(struct router *rt, uint64_t id);
+void call_cancel(struct router *rt, uint64_t id, bool shutdown);
 void call_timer_fired(struct router *rt, struct timer *t);
 void call_abort_all(struct router *rt); /* shutdown */
 

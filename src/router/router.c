@@ -136,7 +136,7 @@ static void handle(struct router *rt, struct msg *m)
         m->call = NULL;
         break;
     case MSG_CANCEL:
-        call_cancel(rt, m->call_id);
+        call_cancel(rt, m->call_id, m->shutdown);
         break;
     case MSG_COMMAND: {
         /* Published before the verdict: whoever waits for it reads a snapshot that
@@ -381,13 +381,24 @@ uint64_t router_submit(struct router *rt, struct llm_request *req,
     return id;
 }
 
-void router_cancel(struct router *rt, uint64_t call_id)
+static void post_cancel(struct router *rt, uint64_t call_id, bool shutdown)
 {
     struct msg *m = xcalloc(1, sizeof *m);
     m->type = MSG_CANCEL;
     m->call_id = call_id;
+    m->shutdown = shutdown;
     if (!post(rt, m))
         msg_free(m);
+}
+
+void router_cancel(struct router *rt, uint64_t call_id)
+{
+    post_cancel(rt, call_id, false);
+}
+
+void router_cancel_shutdown(struct router *rt, uint64_t call_id)
+{
+    post_cancel(rt, call_id, true);
 }
 
 enum sb_status router_command(struct router *rt, const struct router_cmd *cmd, char *msg,

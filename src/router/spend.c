@@ -285,14 +285,14 @@ void spend_call_finished(struct router *rt, struct call *c, struct router_result
 }
 
 /* What the client saw: the gateway's mapping (gw_error_from_call), 499 for a client that
- * left. */
+ * left, 503 for a call the server ended because it was stopping. */
 static int client_status(const struct call *c, const struct call_fin *f)
 {
     switch (f->err) {
     case LLM_ERR_NONE:
         return 200;
     case LLM_ERR_CANCELLED:
-        return 499;
+        return c->shutdown ? 503 : 499;
     case LLM_ERR_RATE_LIMIT:
         return 429;
     case LLM_ERR_INTERNAL:
