@@ -135,12 +135,17 @@ struct config_router {
 };
 
 struct config_gateway {
-    char *listen;            /* "127.0.0.1:8080" */
-    long max_connections;    /* default 1024 */
-    long max_body_bytes;     /* default 4 MiB */
-    int64_t idle_timeout_ms; /* default 30000 */
-    char *admin_token_env;   /* NULL = admin API off */
-    char *admin_token;       /* resolved value; NULL when unset */
+    char *listen;                    /* "127.0.0.1:8080" */
+    long max_connections;            /* default 1024 */
+    long max_body_bytes;             /* default 4 MiB */
+    int64_t idle_timeout_ms;         /* default 30000 */
+    char *admin_token_env;           /* NULL = admin API off */
+    char *admin_listen;              /* NULL = ops endpoints on listen only */
+    int64_t drain_timeout_ms;        /* SIGTERM: in-flight calls may finish; default 30000 */
+    int64_t request_timeout_ms;      /* whole request (headers + body) received; default 30000 */
+    long max_connections_per_client; /* per client address; 0 = no cap; default 256 */
+    long max_body_bytes_total;       /* request bodies buffered, all connections; 64 MiB */
+    char *admin_token;               /* resolved value; NULL when unset */
 };
 
 struct config_ledger {

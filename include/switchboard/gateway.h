@@ -14,7 +14,9 @@
 #ifndef SWITCHBOARD_GATEWAY_H
 #define SWITCHBOARD_GATEWAY_H
 
+#include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #include "switchboard/config.h"
 #include "switchboard/router.h"
@@ -35,13 +37,29 @@ enum sb_status gateway_start(struct gateway *gw, char *msg, size_t msglen);
 
 /* The bound TCP port once started (useful with port 0); 0 before gateway_start. */
 unsigned gateway_port(const struct gateway *gw);
+/* The port of gateway.admin_listen once started; 0 when it is not configured. */
+unsigned gateway_admin_port(const struct gateway *gw);
 
 /*
- * Stops accepting connections, cancels every call in flight (streams end with an error
- * chunk, waiting calls get a 503), waits until the router is done with each of them (up to
- * 5 s), lets clients read their last bytes (up to 2 s), then closes all connections and
- * joins the server threads. Idempotent. Call it before router_stop: the router must still
- * be running to finish the cancelled calls.
+ * Begins a graceful stop: new chat calls get 503 "shutting_down" with Retry-After, /readyz
+ * answers 503 and every answer carries "Connection: close", while calls in flight go on.
+ * /healthz, /metrics and the admin API keep answering. Idempotent; main thread.
+ */
+void gateway_drain(struct gateway *gw);
+/* Waits up to timeout_ms (0: just looks) until no chat call is in flight (the call done and
+ * its answer handed to the client). true when idle. Main thread. */
+bool gateway_wait_idle(struct gateway *gw, int64_t timeout_ms);
+/* Chat calls in flight now (for log lines). Any thread. */
+long gateway_in_flight(struct gateway *gw);
+
+/*
+ * Stops accepting connections, cancels every call in flight as a shutdown (streams end with
+ * an error chunk, waiting calls get a 503, both saying "switchboard is shutting down"; the
+ * ledger records 503), waits until the router is done with each of them (up to 5 s), lets
+ * clients read their last bytes (up to 2 s), then closes all connections and joins the
+ * server threads. Idempotent. Call it before router_stop: the router must still be running
+ * to finish the cancelled calls. For a graceful stop call gateway_drain and
+ * gateway_wait_idle first.
  */
 void gateway_stop(struct gateway *gw);
 

@@ -47,9 +47,16 @@ void cli_reload(struct router *rt, struct gateway *gw, const char *path, const c
 
 bool cli_write_port_file(const char *path, unsigned port)
 {
+    return cli_write_ports(path, port, 0);
+}
+
+bool cli_write_ports(const char *path, unsigned port, unsigned admin_port)
+{
     char *tmp = xasprintf("%s.tmp", path);
     FILE *f = fopen(tmp, "w");
     bool ok = f && fprintf(f, "%u\n", port) > 0;
+    if (ok && admin_port)
+        ok = fprintf(f, "%u\n", admin_port) > 0;
     if (f)
         ok = (fclose(f) == 0) && ok;
     ok = ok && rename(tmp, path) == 0;

@@ -18,6 +18,8 @@ struct config *cli_load_config(const char *path, const char *listen, struct buf 
 void cli_reload(struct router *rt, struct gateway *gw, const char *path, const char *listen);
 /* Writes "PORT\n" to path atomically (temp file + rename). */
 bool cli_write_port_file(const char *path, unsigned port);
+/* The same, with admin_port (when not 0) on a second line. */
+bool cli_write_ports(const char *path, unsigned port, unsigned admin_port);
 /* Soft open-file limit up to the hard one (serve and console hold two sockets a stream). */
 void cli_raise_nofile(void);
 

@@ -2,9 +2,10 @@
  * serve.c - `switchboard serve`: the router and the gateway, headless. The main thread owns
  * signal handling: every signal of interest is blocked before any thread starts (threads
  * inherit the mask) and taken synchronously with sigtimedwait, so no handler runs in
- * library code. SIGHUP reloads the config (a bad file is rejected and the old one stays);
- * SIGTERM and SIGINT stop cleanly: the gateway first (calls finish or are cancelled), then
- * the router.
+ * library code. SIGHUP reloads the config (a bad file is rejected and the old one stays).
+ * SIGTERM or SIGINT drains: the gateway takes no new calls and /readyz answers 503 while the
+ * calls in flight finish, for up to gateway.drain_timeout_ms; then (or at a second SIGTERM or
+ * SIGINT, at once) the gateway ends what is left as a shutdown, and the router stops.
  */
 #include <errno.h>
 #include <getopt.h>
@@ -12,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "internal.h"
@@ -30,11 +32,13 @@ struct serve_opts {
 
 static void serve_usage(FILE *out)
 {
-    fprintf(out, "usage: switchboard serve -c FILE [--listen HOST:PORT] [--port-file FILE]\n"
-                 "                         [--log-level debug|info|warn|error]\n"
-                 "  Runs the gateway and the router without the console. SIGHUP reloads FILE;\n"
-                 "  SIGTERM/SIGINT stop cleanly. --port-file gets the bound port (useful with\n"
-                 "  port 0).\n");
+    fprintf(out,
+            "usage: switchboard serve -c FILE [--listen HOST:PORT] [--port-file FILE]\n"
+            "                         [--log-level debug|info|warn|error]\n"
+            "  Runs the gateway and the router without the console. SIGHUP reloads FILE;\n"
+            "  SIGTERM/SIGINT drain (calls in flight finish, up to gateway.drain_timeout_ms),\n"
+            "  a second one stops at once. --port-file gets the bound port (useful with\n"
+            "  port 0), and the admin_listen port on a second line when there is one.\n");
 }
 
 static int parse(int argc, char **argv, struct serve_opts *o)
@@ -89,8 +93,38 @@ static void wait_for_signals(struct router *rt, struct gateway *gw, const sigset
             cli_reload(rt, gw, o->config_path, o->listen);
             continue;
         }
-        log_info("signal %d: stopping", sig);
+        log_info("signal %d (%s): draining", sig, strsignal(sig));
         return;
+    }
+}
+
+/* Lets the calls in flight finish, for up to drain_ms; returns early when they are done or
+ * at a second SIGTERM/SIGINT. */
+static void drain(struct router *rt, struct gateway *gw, const sigset_t *set,
+                  const struct serve_opts *o, int64_t drain_ms)
+{
+    gateway_drain(gw);
+    int64_t until = clock_mono_ms() + drain_ms;
+    for (;;) {
+        int64_t left = until - clock_mono_ms();
+        if (gateway_wait_idle(gw, left < 50 ? left : 50)) {
+            log_info("drained: no call in flight");
+            return;
+        }
+        if (left <= 0) {
+            log_warn("drain: %ld calls still in flight after %lld ms: ending them",
+                     gateway_in_flight(gw), (long long)drain_ms);
+            return;
+        }
+        struct timespec zero = {0, 0};
+        int sig = sigtimedwait(set, NULL, &zero);
+        if (sig == SIGHUP)
+            cli_reload(rt, gw, o->config_path, o->listen);
+        else if (sig > 0) {
+            log_warn("signal %d (%s) while draining: stopping now, %ld calls in flight", sig,
+                     strsignal(sig), gateway_in_flight(gw));
+            return;
+        }
     }
 }
 
@@ -126,6 +160,7 @@ int cli_serve(int argc, char **argv)
 
     rc = 1;
     size_t n_targets = cfg->n_targets, n_routes = cfg->n_routes;
+    int64_t drain_ms = cfg->gateway.drain_timeout_ms;
     char host[128];
     str_copy(host, sizeof host, cfg->gateway.listen);
     char *colon = strrchr(host, ':');
@@ -148,12 +183,16 @@ int cli_serve(int argc, char **argv)
     unsigned port = gateway_port(gw);
     printf("switchboard serving on %s:%u (%zu targets, %zu routes)\n", host, port, n_targets,
            n_routes);
+    if (gateway_admin_port(gw))
+        printf("ops endpoints (/healthz, /readyz, /metrics, /admin/) on port %u\n",
+               gateway_admin_port(gw));
     fflush(stdout);
-    if (o.port_file && !cli_write_port_file(o.port_file, port)) {
+    if (o.port_file && !cli_write_ports(o.port_file, port, gateway_admin_port(gw))) {
         fprintf(stderr, "error: cannot write %s: %s\n", o.port_file, strerror(errno));
         goto out;
     }
     wait_for_signals(rt, gw, &set, &o);
+    drain(rt, gw, &set, &o, drain_ms);
     rc = 0;
 out:
     gateway_free(gw);

@@ -416,6 +416,30 @@ static const struct schema_entry gateway_entries[] = {
     {.key = "idle_timeout_ms", .type = ST_MS, .off = OFF(config_gateway, idle_timeout_ms),
      .min = 1000, .max = 3600000, .def = 30000, .unit = "ms",
      .help = "Idle client connections are closed after this."},
+    {.key = "request_timeout_ms", .type = ST_MS, .off = OFF(config_gateway, request_timeout_ms),
+     .min = 1000, .max = 3600000, .def = 30000, .unit = "ms",
+     .help = "A client must send each whole request, headers and body, within this time of "
+             "connecting or of its previous answer; slower connections are closed and counted "
+             "(slowloris)."},
+    {.key = "max_connections_per_client", .type = ST_LONG,
+     .off = OFF(config_gateway, max_connections_per_client), .min = 0, .max = 1000000,
+     .def = 256, .help = "Connections at once from one client address; more are closed at "
+                         "accept and counted. 0 = no cap (behind a proxy every client shares "
+                         "its address)."},
+    {.key = "max_body_bytes_total", .type = ST_LONG,
+     .off = OFF(config_gateway, max_body_bytes_total), .min = 1024, .max = 17179869184.0,
+     .def = 67108864, .unit = "bytes",
+     .help = "Request bytes buffered across all connections at once (64 MiB default); a "
+             "request that would go over gets 503 with Retry-After."},
+    {.key = "drain_timeout_ms", .type = ST_MS, .off = OFF(config_gateway, drain_timeout_ms),
+     .min = 0, .max = 3600000, .def = 30000, .unit = "ms",
+     .help = "On SIGTERM, calls in flight may finish for this long; then they end with a "
+             "\"shutting down\" error. A second signal stops at once."},
+    {.key = "admin_listen", .type = ST_STRING, .off = OFF(config_gateway, admin_listen),
+     .check = check_listen,
+     .help = "HOST:PORT of a second listener for /healthz, /readyz, /metrics and /admin/ only, "
+             "with connections of its own: they stay reachable while /v1/ is saturated. When "
+             "set, /admin/ answers only there."},
     {.key = "admin_token_env", .type = ST_STRING, .off = OFF(config_gateway, admin_token_env),
      .check = check_env_name,
      .help = "NAME of the variable holding the admin API bearer token; admin API off when "

@@ -293,6 +293,23 @@ static void check_router(struct cfg_ctx *ctx)
                 (long long)r->hedge_after_ms, (long long)r->deadline_ms);
 }
 
+static void check_gateway(struct cfg_ctx *ctx)
+{
+    const struct config_gateway *g = &ctx->cfg->gateway;
+    if (g->max_body_bytes_total < g->max_body_bytes)
+        cfg_err(ctx,
+                "gateway.max_body_bytes_total: %ld is below gateway.max_body_bytes %ld; a "
+                "request of the largest size could never be taken",
+                g->max_body_bytes_total, g->max_body_bytes);
+    size_t n = g->listen ? strlen(g->listen) : 0;
+    bool ephemeral = n >= 2 && str_eq(g->listen + n - 2, ":0");
+    if (g->admin_listen && g->listen && str_eq(g->admin_listen, g->listen) && !ephemeral)
+        cfg_err(ctx,
+                "gateway.admin_listen: \"%s\" is gateway.listen too; give it an address "
+                "of its own",
+                g->admin_listen);
+}
+
 static void check_budget_name(struct cfg_ctx *ctx, size_t i, const struct config_budget *b)
 {
     const char *scope = budget_scope_name(b->scope);
@@ -381,6 +398,7 @@ void config_validate(struct cfg_ctx *ctx, const char *source_path)
     check_fallback_cycles(ctx);
     check_rules(ctx);
     check_router(ctx);
+    check_gateway(ctx);
     check_budgets(ctx);
     config_validate_clients(ctx);
     resolve_secrets(ctx);

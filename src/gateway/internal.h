@@ -8,7 +8,9 @@
  *   encode.c   pure  llm events -> chat.completion JSON / SSE chunks; error bodies
  *   state.c    pure  snapshot -> /admin/state, /v1/models JSON; readiness
  *   metrics.c  pure  snapshot + gateway counters -> Prometheus text 0.0.4
- *   server.c         MHD lifecycle, dispatch, connection state, suspend/resume
+ *   server.c         dispatch, one request's state, suspend/resume, small endpoints
+ *   daemon.c         MHD lifecycle: listeners, start, drain, stop
+ *   limits.c         connections, the request-receive deadline, the request-bytes budget
  *   chat.c           POST /v1/chat/completions: parse, submit, sink, respond
  *   admin.c          /admin/ API
  *   auth.c           client keys on the request path (401/403/429), their /metrics
@@ -22,6 +24,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <time.h>
 
 #include <microhttpd.h>
 
@@ -150,6 +153,14 @@ struct gw_stats {
     uint64_t streams_truncated; /* error chunk sent after output */
     uint64_t clients_gone;      /* client left before the answer was complete */
     long calls_in_flight;
+    /* limits.c */
+    uint64_t conn_refused;     /* closed at accept: over max_connections_per_client */
+    uint64_t conn_saturated;   /* times a listener had every connection taken */
+    uint64_t request_timeouts; /* closed: no whole request within request_timeout_ms */
+    uint64_t body_refused;     /* 503: request bytes held at max_body_bytes_total */
+    long connections[2];       /* open client connections: [0] listen, [1] admin_listen */
+    uint64_t body_bytes;       /* request bytes held now */
+    bool draining;
 };
 void gw_stats_note_status(struct gw_stats *s, int status);
 void gw_stats_note_overhead(struct gw_stats *s, int64_t overhead_us);
@@ -218,6 +229,7 @@ struct gw_conn {
     bool abandoned; /* gateway_stop gave up waiting for the router */
 
     /* -- MHD threads only (one at a time per connection) ------------------------------ */
+    const struct gw_listener *l; /* the listener the request came in on */
     const struct gw_endpoint *ep;
     char *path;
     char *method;
@@ -227,6 +239,10 @@ struct gw_conn {
     char *call_tag;                    /* the tag the key gave the call (auth.c) */
     struct buf body;
     bool body_too_big;
+    bool body_refused;    /* over max_body_bytes_total: the answer is 503 */
+    bool body_declared;   /* Content-Length was reserved in full at the start */
+    size_t body_reserved; /* counted in the gateway's body_bytes (released at free) */
+    bool received;        /* the whole request is in */
     size_t body_seen;
     bool answered;
     enum gw_chat_phase phase;
@@ -237,6 +253,7 @@ struct gw_conn {
     char chat_id[80];
 
     /* -- under the gateway's lock ------------------------------------------------------ */
+    bool registered; /* counted in calls_open */
     uint64_t call_id;
     struct gw_conn *live_prev, *live_next;
 
@@ -254,14 +271,39 @@ struct gw_key_list {
     size_t n_tags;
 };
 
+/* One listening socket and its MHD daemon. Set up by the main thread; read-only after. */
+struct gw_listener {
+    struct gateway *gw;
+    bool ops_only; /* admin_listen: /healthz, /readyz, /metrics and /admin/ only */
+    char *spec;    /* HOST:PORT; NULL: not configured */
+    struct MHD_Daemon *daemon;
+    int fd;
+    unsigned port;
+    long max_connections;
+};
+
+/* One client connection (MHD's socket context), from accept to close. */
+struct gw_sock {
+    struct gw_listener *l;
+    int fd;                /* valid until gw_sock_close (MHD closes it after) */
+    int64_t recv_since_ms; /* receiving a request since (mono); 0: not receiving one */
+    bool cut;              /* the receive deadline shut it down */
+    char addr[48];
+    struct gw_sock *prev, *next;
+};
+
 struct gateway {
     struct router *rt;
-    char *listen;
     long max_connections;
     size_t max_body;
     int64_t idle_timeout_ms;
-    char *admin_token; /* NULL: admin API off */
-    int64_t started_s; /* wall clock, for model objects */
+    int64_t request_timeout_ms;
+    long per_client;        /* connections per client address; 0 = no cap */
+    uint64_t body_cap;      /* request bytes held, all connections */
+    char *admin_token;      /* NULL: admin API off */
+    int64_t started_s;      /* wall clock, for model objects */
+    struct gw_listener api; /* gateway.listen */
+    struct gw_listener ops; /* gateway.admin_listen (spec NULL: none) */
 
     /* client keys (auth.c): the set locks itself; keys_mu guards cfg (swapped by
      * gateway_reload); keys_refresh_mu guards keys_fp (one refresh at a time) */
@@ -272,20 +314,28 @@ struct gateway {
     struct gw_key_list cfg;
     uint64_t keys_fp;
 
-    struct MHD_Daemon *daemon;
-    int listen_fd;
-    unsigned port;
     bool started, stopped;
 
     pthread_mutex_t lock; /* guards everything below */
-    pthread_cond_t idle;  /* signalled when calls_live drops to 0 while stopping */
+    pthread_cond_t idle;  /* signalled when calls_live or calls_open drops to 0 */
     bool stopping;
+    bool draining;
     struct gw_conn *live; /* requests with a call in the router */
     long calls_live;      /* calls whose on_done has not fully returned */
+    long calls_open;      /* chat requests from submit until MHD let go of them */
     long requests;        /* struct gw_conn alive */
     struct gw_stats stats;
     uint64_t id_state;       /* request id generator */
     int64_t keys_checked_ms; /* monotonic: last poll of the ledger's keys */
+    int64_t log_refused_ms, log_timeout_ms, log_body_ms, log_saturated_ms; /* last log lines */
+
+    /* limits.c: the connection list and its watchdog thread */
+    pthread_mutex_t sock_lock; /* guards socks and watch_stop */
+    pthread_cond_t sock_cond;
+    struct gw_sock *socks;
+    bool watch_stop;
+    bool watch_started;
+    pthread_t watch;
 };
 
 /* Queues r (consumed) with x-request-id and hdrs; counts the status. MHD thread. */
@@ -321,6 +371,37 @@ void gw_conn_free(struct gw_conn *c);
 struct router_snapshot *gw_snapshot(struct gateway *gw);
 /* Client address as text for audit ("admin:<addr>"). */
 void gw_client_addr(struct gw_conn *c, char *out, size_t outlen);
+/* The peer address of mc as text ("unknown" when MHD has none). Any MHD thread. */
+void gw_sockaddr_text(struct MHD_Connection *mc, char *out, size_t outlen);
+
+/* ---- daemon.c / limits.c ----------------------------------------------------------------- */
+
+/* MHD's request and completion callbacks (server.c); cls is the struct gw_listener. */
+enum MHD_Result gw_on_request(void *cls, struct MHD_Connection *mc, const char *url,
+                              const char *method, const char *version, const char *upload_data,
+                              size_t *upload_data_size, void **con_cls);
+void gw_on_completed(void *cls, struct MHD_Connection *mc, void **con_cls,
+                     enum MHD_RequestTerminationCode toe);
+/* MHD_OPTION_NOTIFY_CONNECTION (cls: the listener): tracks connections. MHD thread. */
+void gw_on_connection(void *cls, struct MHD_Connection *mc, void **socket_context,
+                      enum MHD_ConnectionNotificationCode code);
+/* MHD reported a connection closed at accept (the per-address cap): counted, and logged at
+ * most every few seconds. MHD thread. */
+void gw_note_refused(struct gateway *gw);
+/* The request on mc is all in (false) or the connection waits for its next one (true): the
+ * receive deadline stops or starts. MHD thread. */
+void gw_sock_receiving(struct MHD_Connection *mc, bool receiving);
+/* Starts / stops the thread that closes connections past request_timeout_ms (main). */
+enum sb_status gw_watch_start(struct gateway *gw, char *msg, size_t msglen);
+void gw_watch_stop(struct gateway *gw);
+/* Holds n more request bytes for c against max_body_bytes_total: false (counted, logged)
+ * when that would go over. All released by gw_body_release (gw_conn_free). MHD thread. */
+bool gw_body_reserve(struct gw_conn *c, size_t n);
+void gw_body_release(struct gw_conn *c);
+/* ts = now (CLOCK_REALTIME, for pthread_cond_timedwait) + ms. */
+void gw_deadline_in(struct timespec *ts, int64_t ms);
+/* Logs at most once per GW_LOG_EVERY_MS per *last (caller holds gw->lock). */
+bool gw_log_due_locked(int64_t *last_ms);
 
 /* ---- chat.c / admin.c --------------------------------------------------------------------- */
 

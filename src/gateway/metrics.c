@@ -278,6 +278,38 @@ static void render_latency(const struct router_snapshot *snap, struct buf *out)
                         snap->targets[i].stats.ttft_1m);
 }
 
+/* limits.c's counters: what was refused or cut, and what is held now. */
+static void render_limits(const struct gw_stats *gs, struct buf *out)
+{
+    family(out, "switchboard_gateway_connections", "gauge",
+           "Open client connections by listener (api: gateway.listen, ops: admin_listen).");
+    buf_printf(out, "switchboard_gateway_connections{listener=\"api\"} %ld\n", gs->connections[0]);
+    buf_printf(out, "switchboard_gateway_connections{listener=\"ops\"} %ld\n", gs->connections[1]);
+    family(out, "switchboard_gateway_connections_saturated_total", "counter",
+           "Times a listener had every connection taken (new ones wait in the backlog).");
+    buf_printf(out, "switchboard_gateway_connections_saturated_total %" PRIu64 "\n",
+               gs->conn_saturated);
+    family(out, "switchboard_gateway_connections_refused_total", "counter",
+           "Connections closed at accept: over gateway.max_connections_per_client.");
+    buf_printf(out, "switchboard_gateway_connections_refused_total %" PRIu64 "\n",
+               gs->conn_refused);
+    family(out, "switchboard_gateway_request_timeouts_total", "counter",
+           "Connections closed for not sending a whole request within "
+           "gateway.request_timeout_ms.");
+    buf_printf(out, "switchboard_gateway_request_timeouts_total %" PRIu64 "\n",
+               gs->request_timeouts);
+    family(out, "switchboard_gateway_request_bytes", "gauge",
+           "Request bytes held now, all connections (cap: gateway.max_body_bytes_total).");
+    buf_printf(out, "switchboard_gateway_request_bytes %" PRIu64 "\n", gs->body_bytes);
+    family(out, "switchboard_gateway_request_bytes_refused_total", "counter",
+           "Requests answered 503 because gateway.max_body_bytes_total was reached.");
+    buf_printf(out, "switchboard_gateway_request_bytes_refused_total %" PRIu64 "\n",
+               gs->body_refused);
+    family(out, "switchboard_gateway_draining", "gauge",
+           "1 while the gateway drains for a shutdown (no new calls).");
+    buf_printf(out, "switchboard_gateway_draining %d\n", gs->draining ? 1 : 0);
+}
+
 static void render_gateway(const struct gw_stats *gs, struct buf *out)
 {
     family(out, "switchboard_gateway_requests_total", "counter", "Gateway answers by status.");
@@ -309,6 +341,7 @@ static void render_gateway(const struct gw_stats *gs, struct buf *out)
     family(out, "switchboard_gateway_clients_gone_total", "counter",
            "Clients that left before their answer was complete.");
     buf_printf(out, "switchboard_gateway_clients_gone_total %" PRIu64 "\n", gs->clients_gone);
+    render_limits(gs, out);
 }
 
 static double level_value(enum budget_level l)

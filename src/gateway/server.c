@@ -1,6 +1,7 @@
 /*
- * server.c - the gateway's HTTP server: libmicrohttpd lifecycle, request dispatch, the state
- * of one request (struct gw_conn) and the suspend/resume protocol between MHD and the sinks.
+ * server.c - the gateway's HTTP server: request dispatch, the state of one request (struct
+ * gw_conn) and the suspend/resume protocol between MHD and the sinks. daemon.c starts and
+ * stops the listeners; limits.c holds the connection and memory limits.
  *
  * Threads. MHD runs an internal epoll loop in a small thread pool (GW_THREADS) and owns the
  * client connections: the access handler, content readers and the completed callback run
@@ -47,6 +48,9 @@
  * - MHD_stop_daemon must not see suspended connections: gateway_stop cancels every call
  *   and waits until every on_done has returned (each resumes its connection), and nothing
  *   parks once its call is done.
+ *
+ * Listeners. Requests on gateway.admin_listen reach only the endpoints marked ops (health,
+ * readiness, metrics, admin); with admin_listen set, /admin/ answers only there.
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -64,18 +68,14 @@
 #include "internal.h"
 #include "switchboard/log.h"
 
-#define GW_THREADS       2u
-#define GW_CONN_MEMORY   (16u * 1024) /* per connection: request headers + write buffer */
-#define GW_BACKLOG       1024
-#define GW_STOP_WAIT_MS  5000 /* for the router to finish cancelled calls */
-#define GW_DRAIN_WAIT_MS 2000 /* for clients to read their last bytes */
-#define GW_TAG_MAX       128
+#define GW_TAG_MAX 128
 
 struct gw_endpoint {
     const char *path;
     bool prefix;
     const char *method; /* NULL: the endpoint checks methods itself */
     enum MHD_Result (*run)(struct gw_conn *c);
+    bool ops; /* also served on admin_listen */
 };
 
 static enum MHD_Result run_healthz(struct gw_conn *c);
@@ -84,12 +84,12 @@ static enum MHD_Result run_models(struct gw_conn *c);
 static enum MHD_Result run_metrics(struct gw_conn *c);
 
 static const struct gw_endpoint endpoints[] = {
-    {"/v1/chat/completions", false, "POST", gw_chat_run},
-    {"/v1/models", false, "GET", run_models},
-    {"/healthz", false, "GET", run_healthz},
-    {"/readyz", false, "GET", run_readyz},
-    {"/metrics", false, "GET", run_metrics},
-    {"/admin/", true, NULL, gw_admin_run},
+    {"/v1/chat/completions", false, "POST", gw_chat_run, false},
+    {"/v1/models", false, "GET", run_models, false},
+    {"/healthz", false, "GET", run_healthz, true},
+    {"/readyz", false, "GET", run_readyz, true},
+    {"/metrics", false, "GET", run_metrics, true},
+    {"/admin/", true, NULL, gw_admin_run, true},
 };
 
 /* ---- responses ---------------------------------------------------------------------------- */
@@ -107,6 +107,11 @@ enum MHD_Result gw_queue(struct gw_conn *c, int status, struct MHD_Response *r,
     MHD_add_response_header(r, "x-request-id", c->request_id);
     for (size_t i = 0; hdrs && hdrs[i] && hdrs[i + 1]; i += 2)
         MHD_add_response_header(r, hdrs[i], hdrs[i + 1]);
+    pthread_mutex_lock(&c->gw->lock);
+    bool draining = c->gw->draining;
+    pthread_mutex_unlock(&c->gw->lock);
+    if (draining) /* clients reconnect elsewhere rather than reuse this connection */
+        MHD_add_response_header(r, MHD_HTTP_HEADER_CONNECTION, "close");
     enum MHD_Result ret = MHD_queue_response(c->mc, (unsigned)status, r);
     MHD_destroy_response(r);
     c->answered = true;
@@ -190,8 +195,10 @@ bool gw_call_register(struct gw_conn *c)
 {
     struct gateway *gw = c->gw;
     pthread_mutex_lock(&gw->lock);
-    bool ok = !gw->stopping;
+    bool ok = !gw->stopping && !gw->draining;
     if (ok) {
+        c->registered = true;
+        gw->calls_open++;
         c->live_prev = NULL;
         c->live_next = gw->live;
         if (gw->live)
@@ -222,7 +229,7 @@ void gw_call_set_id(struct gw_conn *c, uint64_t id)
     bool cancel = gw->stopping && is_live_locked(gw, c);
     pthread_mutex_unlock(&gw->lock);
     if (cancel)
-        router_cancel(gw->rt, id);
+        router_cancel_shutdown(gw->rt, id);
 }
 
 void gw_call_unregister(struct gw_conn *c)
@@ -272,11 +279,13 @@ static void request_id_new(struct gateway *gw, char out[65])
     snprintf(out, 65, "%016" PRIx64, v);
 }
 
-static struct gw_conn *conn_new(struct gateway *gw, struct MHD_Connection *mc, const char *url,
-                                const char *method)
+static struct gw_conn *conn_new(const struct gw_listener *l, struct MHD_Connection *mc,
+                                const char *url, const char *method)
 {
+    struct gateway *gw = l->gw;
     struct gw_conn *c = xcalloc(1, sizeof *c);
     c->gw = gw;
+    c->l = l;
     c->mc = mc;
     pthread_mutex_init(&c->lock, NULL);
     c->mhd_ref = true;
@@ -304,8 +313,11 @@ void gw_conn_free(struct gw_conn *c)
     if (!c)
         return;
     struct gateway *gw = c->gw;
+    gw_body_release(c);
     pthread_mutex_lock(&gw->lock);
     gw->requests--;
+    if (c->registered && --gw->calls_open == 0)
+        pthread_cond_broadcast(&gw->idle);
     pthread_mutex_unlock(&gw->lock);
     buf_cleanup(&c->out);
     buf_cleanup(&c->body);
@@ -325,35 +337,100 @@ void gw_conn_free(struct gw_conn *c)
     free(c);
 }
 
-static const struct gw_endpoint *endpoint_find(const char *path, bool *bad_method,
-                                               const char *method)
+/* The endpoint for path on listener l; NULL when l does not serve it. */
+static const struct gw_endpoint *endpoint_find(const struct gw_listener *l, const char *path,
+                                               bool *bad_method, const char *method)
 {
+    const struct gateway *gw = l->gw;
     for (size_t i = 0; i < SB_ARRAY_LEN(endpoints); i++) {
         const struct gw_endpoint *ep = &endpoints[i];
         bool match = ep->prefix ? str_has_prefix(path, ep->path) : str_eq(path, ep->path);
         if (!match)
             continue;
+        if (l->ops_only && !ep->ops)
+            return NULL;
+        if (!l->ops_only && ep->run == gw_admin_run && gw->ops.spec)
+            return NULL; /* the admin API lives on admin_listen */
         *bad_method = ep->method && !str_eq(method, ep->method);
         return ep;
     }
     return NULL;
 }
 
+static enum MHD_Result refuse_shutting_down(struct gw_conn *c)
+{
+    struct gw_error e;
+    const char *hdrs[] = {"Retry-After", "1", NULL};
+    gw_error_set(&e, 503, "server_error", "shutting_down", "switchboard is shutting down");
+    return gw_respond_error(c, &e, hdrs);
+}
+
+/* Over max_body_bytes_total. */
+static enum MHD_Result refuse_busy(struct gw_conn *c)
+{
+    struct gw_error e;
+    const char *hdrs[] = {"Retry-After", "1", NULL};
+    c->body_refused = true;
+    gw_error_set(&e, 503, "server_error", "server_busy",
+                 "switchboard holds too many request bytes at once "
+                 "(gateway.max_body_bytes_total); retry shortly");
+    return gw_respond_error(c, &e, hdrs);
+}
+
+static enum MHD_Result check_admin_auth(struct gw_conn *c)
+{
+    struct gw_error e;
+    int st = gw_admin_check_auth(
+        c, MHD_lookup_connection_value(c->mc, MHD_HEADER_KIND, "Authorization"));
+    if (st == 404) {
+        gw_error_set(&e, 404, "invalid_request_error", "not_found", "Unknown path %.200s", c->path);
+        return gw_respond_error(c, &e, NULL);
+    }
+    if (st != 0) {
+        const char *hdrs[] = {"WWW-Authenticate", "Bearer", NULL};
+        gw_error_set(&e, 401, "authentication_error", "invalid_token",
+                     "admin API: missing or wrong bearer token");
+        return gw_respond_error(c, &e, hdrs);
+    }
+    return MHD_YES;
+}
+
+/* A declared body: over max_body 413; it would take the request bytes held over
+ * max_body_bytes_total 503 (reserved in full here, so the body's bytes are not counted as
+ * they come). */
+static enum MHD_Result check_declared_body(struct gw_conn *c)
+{
+    struct gateway *gw = c->gw;
+    struct gw_error e;
+    long declared = 0;
+    const char *cl = MHD_lookup_connection_value(c->mc, MHD_HEADER_KIND, "Content-Length");
+    if (!cl || !str_to_long(cl, &declared) || declared <= 0)
+        return MHD_YES;
+    if ((size_t)declared > gw->max_body) {
+        gw_error_set(&e, 413, "invalid_request_error", "request_too_large",
+                     "request body of %ld bytes is over the limit of %zu bytes", declared,
+                     gw->max_body);
+        return gw_respond_error(c, &e, NULL);
+    }
+    if (!gw_body_reserve(c, (size_t)declared))
+        return refuse_busy(c);
+    c->body_declared = true;
+    return MHD_YES;
+}
+
 /* The first handler call: headers are in, the body is not. Answers what can be answered
- * without the body (unknown path, wrong method, auth, a declared body over the cap). */
+ * without the body (unknown path, wrong method, auth, a declared body over a cap). */
 static enum MHD_Result conn_start(struct gw_conn *c)
 {
     struct gateway *gw = c->gw;
     struct gw_error e;
     bool bad_method = false;
-    c->ep = endpoint_find(c->path, &bad_method, c->method);
+    c->ep = endpoint_find(c->l, c->path, &bad_method, c->method);
     pthread_mutex_lock(&gw->lock);
-    bool stopping = gw->stopping;
+    bool stopping = gw->stopping, draining = gw->draining;
     pthread_mutex_unlock(&gw->lock);
-    if (stopping) {
-        gw_error_set(&e, 503, "server_error", "shutting_down", "switchboard is shutting down");
-        return gw_respond_error(c, &e, NULL);
-    }
+    if (stopping || (draining && c->ep && c->ep->run == gw_chat_run))
+        return refuse_shutting_down(c);
     if (!c->ep) {
         gw_error_set(&e, 404, "invalid_request_error", "not_found", "Unknown path %.200s", c->path);
         return gw_respond_error(c, &e, NULL);
@@ -368,42 +445,31 @@ static enum MHD_Result conn_start(struct gw_conn *c)
     if (gw_auth_refused(c, &refused))
         return refused;
     if (c->ep->run == gw_admin_run) {
-        int st = gw_admin_check_auth(
-            c, MHD_lookup_connection_value(c->mc, MHD_HEADER_KIND, "Authorization"));
-        if (st == 404) {
-            gw_error_set(&e, 404, "invalid_request_error", "not_found", "Unknown path %.200s",
-                         c->path);
-            return gw_respond_error(c, &e, NULL);
-        }
-        if (st != 0) {
-            const char *hdrs[] = {"WWW-Authenticate", "Bearer", NULL};
-            gw_error_set(&e, 401, "authentication_error", "invalid_token",
-                         "admin API: missing or wrong bearer token");
-            return gw_respond_error(c, &e, hdrs);
-        }
+        enum MHD_Result r = check_admin_auth(c);
+        if (c->answered)
+            return r;
     }
-    long declared = 0;
-    const char *cl = MHD_lookup_connection_value(c->mc, MHD_HEADER_KIND, "Content-Length");
-    if (cl && str_to_long(cl, &declared) && declared > 0 && (size_t)declared > gw->max_body) {
-        gw_error_set(&e, 413, "invalid_request_error", "request_too_large",
-                     "request body of %ld bytes is over the limit of %zu bytes", declared,
-                     gw->max_body);
-        return gw_respond_error(c, &e, NULL);
-    }
-    return MHD_YES;
+    return check_declared_body(c);
 }
 
 /* Body bytes: buffered up to the cap, then counted and dropped (the answer will be 413; a
- * declared Content-Length over the cap was refused before any byte was read). A chunked
- * upload that goes on for more than twice the cap is cut off: MHD closes the connection. */
+ * declared Content-Length over the cap was refused before any byte was read). A body
+ * without Content-Length (chunked) is held against max_body_bytes_total as it comes; over
+ * it, the rest is dropped and the answer is 503. Dropping goes on for at most twice the
+ * cap, then MHD closes the connection. */
 static enum MHD_Result conn_body(struct gw_conn *c, const char *data, size_t size)
 {
     size_t cap = c->gw->max_body;
     c->body_seen += size;
-    if (c->body_too_big)
+    if (c->body_too_big || c->body_refused)
         return c->body_seen > 2 * cap ? MHD_NO : MHD_YES;
     if (c->body_seen > cap) {
         c->body_too_big = true;
+        buf_cleanup(&c->body);
+        return MHD_YES;
+    }
+    if (!c->body_declared && !gw_body_reserve(c, size)) {
+        c->body_refused = true;
         buf_cleanup(&c->body);
         return MHD_YES;
     }
@@ -413,26 +479,32 @@ static enum MHD_Result conn_body(struct gw_conn *c, const char *data, size_t siz
 
 static enum MHD_Result conn_run(struct gw_conn *c)
 {
+    if (!c->received) {
+        c->received = true;
+        gw_sock_receiving(c->mc, false);
+    }
     if (c->answered)
         return MHD_YES;
+    struct gw_error e;
     if (c->body_too_big) {
-        struct gw_error e;
         gw_error_set(&e, 413, "invalid_request_error", "request_too_large",
                      "request body is over the limit of %zu bytes", c->gw->max_body);
         return gw_respond_error(c, &e, NULL);
     }
+    if (c->body_refused)
+        return refuse_busy(c);
     return c->ep->run(c);
 }
 
-static enum MHD_Result on_request(void *cls, struct MHD_Connection *mc, const char *url,
-                                  const char *method, const char *version, const char *upload_data,
-                                  size_t *upload_data_size, void **con_cls)
+enum MHD_Result gw_on_request(void *cls, struct MHD_Connection *mc, const char *url,
+                              const char *method, const char *version, const char *upload_data,
+                              size_t *upload_data_size, void **con_cls)
 {
-    struct gateway *gw = cls;
+    const struct gw_listener *l = cls;
     struct gw_conn *c = *con_cls;
     (void)version;
     if (!c) {
-        c = conn_new(gw, mc, url, method);
+        c = conn_new(l, mc, url, method);
         *con_cls = c;
         return conn_start(c);
     }
@@ -444,12 +516,13 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *mc, const ch
     return conn_run(c);
 }
 
-static void on_completed(void *cls, struct MHD_Connection *mc, void **con_cls,
-                         enum MHD_RequestTerminationCode toe)
+void gw_on_completed(void *cls, struct MHD_Connection *mc, void **con_cls,
+                     enum MHD_RequestTerminationCode toe)
 {
-    struct gateway *gw = cls;
+    const struct gw_listener *l = cls;
+    struct gateway *gw = l->gw;
     struct gw_conn *c = *con_cls;
-    (void)mc;
+    gw_sock_receiving(mc, true); /* the next request's deadline starts now */
     if (!c)
         return;
     *con_cls = NULL;
@@ -483,8 +556,13 @@ struct router_snapshot *gw_snapshot(struct gateway *gw)
 
 void gw_client_addr(struct gw_conn *c, char *out, size_t outlen)
 {
+    gw_sockaddr_text(c->mc, out, outlen);
+}
+
+void gw_sockaddr_text(struct MHD_Connection *mc, char *out, size_t outlen)
+{
     const union MHD_ConnectionInfo *ci =
-        MHD_get_connection_info(c->mc, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+        MHD_get_connection_info(mc, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
     str_copy(out, outlen, "unknown");
     if (!ci || !ci->client_addr)
         return;
@@ -504,6 +582,11 @@ static enum MHD_Result run_healthz(struct gw_conn *c)
 
 static enum MHD_Result run_readyz(struct gw_conn *c)
 {
+    pthread_mutex_lock(&c->gw->lock);
+    bool draining = c->gw->draining || c->gw->stopping;
+    pthread_mutex_unlock(&c->gw->lock);
+    if (draining)
+        return gw_respond_text(c, 503, "draining: switchboard is shutting down");
     struct router_snapshot *snap = gw_snapshot(c->gw);
     struct buf why;
     buf_init(&why);
@@ -540,242 +623,4 @@ static enum MHD_Result run_metrics(struct gw_conn *c)
     free(snap);
     free(stats);
     return gw_respond(c, 200, "text/plain; version=0.0.4; charset=utf-8", &body, NULL);
-}
-
-/* ---- lifecycle ---------------------------------------------------------------------------- */
-
-static void mhd_log(void *cls, const char *fmt, va_list ap) SB_PRINTF(2, 0);
-
-static void mhd_log(void *cls, const char *fmt, va_list ap)
-{
-    /* Most of what MHD reports is about one client (reset, gone, malformed request): debug.
-     * What concerns the server as a whole is a warning. */
-    static const char *const serious[] = {"resource", "accept", "epoll",  "thread",
-                                          "bind",     "listen", "memory", "Failed to start"};
-    char line[512];
-    (void)cls;
-    vsnprintf(line, sizeof line, fmt, ap);
-    size_t n = strlen(line);
-    while (n > 0 && (line[n - 1] == '\n' || line[n - 1] == '\r'))
-        line[--n] = '\0';
-    enum log_level level = LOG_LEVEL_DEBUG;
-    for (size_t i = 0; i < SB_ARRAY_LEN(serious); i++) {
-        if (strstr(line, serious[i]))
-            level = LOG_LEVEL_WARN;
-    }
-    log_msg(level, "gateway: http: %s", line);
-}
-
-struct gateway *gateway_new(const struct config *cfg, struct router *rt, char *msg, size_t msglen)
-{
-    const struct config_gateway *g = &cfg->gateway;
-    if (!g->listen || !strrchr(g->listen, ':')) {
-        snprintf(msg, msglen, "gateway.listen: expected HOST:PORT");
-        return NULL;
-    }
-    struct gateway *gw = xcalloc(1, sizeof *gw);
-    gw->rt = rt;
-    gw->listen = xstrdup(g->listen);
-    gw->max_connections = g->max_connections > 0 ? g->max_connections : 1024;
-    gw->max_body = g->max_body_bytes > 0 ? (size_t)g->max_body_bytes : (size_t)4 * 1024 * 1024;
-    gw->idle_timeout_ms = g->idle_timeout_ms > 0 ? g->idle_timeout_ms : 30000;
-    gw->admin_token = g->admin_token && *g->admin_token ? xstrdup(g->admin_token) : NULL;
-    gw->listen_fd = -1;
-    gw->id_state =
-        (uint64_t)clock_wall_ms() * 1000003u ^ (uint64_t)clock_mono_us() ^ (uint64_t)getpid() << 32;
-    pthread_mutex_init(&gw->lock, NULL);
-    pthread_cond_init(&gw->idle, NULL);
-    gw_auth_init(gw, cfg);
-    return gw;
-}
-
-/* "HOST:PORT" / "[v6]:PORT" -> a bound, listening socket. */
-static int listen_on(const char *listen_spec, unsigned *port, bool *v6, char *msg, size_t msglen)
-{
-    char host[256];
-    const char *colon = strrchr(listen_spec, ':');
-    size_t hl = (size_t)(colon - listen_spec);
-    const char *h = listen_spec;
-    if (hl >= 2 && h[0] == '[' && h[hl - 1] == ']') {
-        h++;
-        hl -= 2;
-    }
-    if (hl >= sizeof host) {
-        snprintf(msg, msglen, "gateway.listen: host too long");
-        return -1;
-    }
-    memcpy(host, h, hl);
-    host[hl] = '\0';
-    struct addrinfo hints = {.ai_family = AF_UNSPEC,
-                             .ai_socktype = SOCK_STREAM,
-                             .ai_flags = AI_PASSIVE | AI_NUMERICSERV};
-    struct addrinfo *res = NULL;
-    int rc = getaddrinfo(hl ? host : NULL, colon + 1, &hints, &res);
-    if (rc != 0) {
-        snprintf(msg, msglen, "gateway.listen %s: %s", listen_spec, gai_strerror(rc));
-        return -1;
-    }
-    int fd = -1, err = 0;
-    for (struct addrinfo *ai = res; ai && fd < 0; ai = ai->ai_next) {
-        fd = socket(ai->ai_family, ai->ai_socktype | SOCK_CLOEXEC, ai->ai_protocol);
-        if (fd < 0) {
-            err = errno;
-            continue;
-        }
-        int one = 1;
-        setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
-        if (bind(fd, ai->ai_addr, ai->ai_addrlen) != 0 || listen(fd, GW_BACKLOG) != 0) {
-            err = errno;
-            close(fd);
-            fd = -1;
-            continue;
-        }
-        *v6 = ai->ai_family == AF_INET6;
-    }
-    freeaddrinfo(res);
-    if (fd < 0) {
-        snprintf(msg, msglen, "gateway.listen %s: %s", listen_spec, strerror(err));
-        return -1;
-    }
-    struct sockaddr_storage ss;
-    socklen_t sl = sizeof ss;
-    memset(&ss, 0, sizeof ss);
-    *port = 0;
-    if (getsockname(fd, (struct sockaddr *)&ss, &sl) == 0) {
-        if (ss.ss_family == AF_INET)
-            *port = ntohs(((struct sockaddr_in *)&ss)->sin_port);
-        else if (ss.ss_family == AF_INET6)
-            *port = ntohs(((struct sockaddr_in6 *)&ss)->sin6_port);
-    }
-    return fd;
-}
-
-enum sb_status gateway_start(struct gateway *gw, char *msg, size_t msglen)
-{
-    if (gw->started) {
-        snprintf(msg, msglen, "gateway already started");
-        return SB_ERR_STATE;
-    }
-    bool v6 = false;
-    int fd = listen_on(gw->listen, &gw->port, &v6, msg, msglen);
-    if (fd < 0)
-        return SB_ERR_IO;
-    unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME |
-                     MHD_USE_ERROR_LOG;
-    if (v6)
-        flags |= MHD_USE_IPv6;
-    unsigned timeout_s = (unsigned)((gw->idle_timeout_ms + 999) / 1000);
-    gw->started_s = clock_wall_ms() / 1000;
-    /* The logger comes first so that MHD reports option errors through it. */
-    gw->daemon = MHD_start_daemon(
-        flags, 0, NULL, NULL, on_request, gw, MHD_OPTION_EXTERNAL_LOGGER, mhd_log, gw,
-        MHD_OPTION_LISTEN_SOCKET, fd, MHD_OPTION_THREAD_POOL_SIZE, GW_THREADS,
-        MHD_OPTION_CONNECTION_LIMIT, (unsigned)gw->max_connections,
-        MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)GW_CONN_MEMORY, MHD_OPTION_CONNECTION_TIMEOUT,
-        timeout_s, MHD_OPTION_NOTIFY_COMPLETED, on_completed, gw, MHD_OPTION_END);
-    if (!gw->daemon) {
-        close(fd);
-        snprintf(msg, msglen, "gateway: cannot start the HTTP server on %s", gw->listen);
-        return SB_ERR_IO;
-    }
-    gw->listen_fd = fd;
-    gw->started = true;
-    log_info("gateway: listening on %s (port %u), %ld connections at most", gw->listen, gw->port,
-             gw->max_connections);
-    return SB_OK;
-}
-
-unsigned gateway_port(const struct gateway *gw)
-{
-    return gw && gw->started ? gw->port : 0;
-}
-
-static void deadline_in(struct timespec *ts, int64_t ms)
-{
-    clock_gettime(CLOCK_REALTIME, ts);
-    ts->tv_sec += (time_t)(ms / 1000);
-    ts->tv_nsec += (long)(ms % 1000) * 1000000L;
-    if (ts->tv_nsec >= 1000000000L) {
-        ts->tv_sec++;
-        ts->tv_nsec -= 1000000000L;
-    }
-}
-
-/* Cancels every call in the router; returns once each on_done has returned or the wait
- * timed out (then connections still waiting are resumed and answered 503). */
-static void stop_calls(struct gateway *gw)
-{
-    size_t n = 0, cap = 0;
-    uint64_t *ids = NULL;
-    pthread_mutex_lock(&gw->lock);
-    gw->stopping = true;
-    for (struct gw_conn *c = gw->live; c; c = c->live_next) {
-        ids = xgrow(ids, &cap, n + 1, sizeof *ids);
-        ids[n++] = c->call_id;
-    }
-    pthread_mutex_unlock(&gw->lock);
-    for (size_t i = 0; i < n; i++) {
-        if (ids[i])
-            router_cancel(gw->rt, ids[i]);
-    }
-    free(ids);
-
-    struct timespec until;
-    deadline_in(&until, GW_STOP_WAIT_MS);
-    pthread_mutex_lock(&gw->lock);
-    int rc = 0;
-    while (gw->calls_live > 0 && rc != ETIMEDOUT)
-        rc = pthread_cond_timedwait(&gw->idle, &gw->lock, &until);
-    long left = gw->calls_live;
-    for (struct gw_conn *c = gw->live; c; c = c->live_next) {
-        pthread_mutex_lock(&c->lock);
-        c->abandoned = true;
-        bool resume = gw_wake_locked(c);
-        pthread_mutex_unlock(&c->lock);
-        if (resume)
-            MHD_resume_connection(c->mc);
-    }
-    pthread_mutex_unlock(&gw->lock);
-    if (left > 0)
-        log_error("gateway: %ld calls still in the router after %d ms; abandoning them", left,
-                  GW_STOP_WAIT_MS);
-}
-
-void gateway_stop(struct gateway *gw)
-{
-    if (!gw || !gw->started || gw->stopped)
-        return;
-    int fd = MHD_quiesce_daemon(gw->daemon);
-    if (fd >= 0)
-        close(fd);
-    gw->listen_fd = -1;
-    stop_calls(gw);
-    /* Let clients read the last bytes of their answers (error chunks, 503s), briefly. */
-    for (int waited = 0; waited < GW_DRAIN_WAIT_MS; waited += 10) {
-        pthread_mutex_lock(&gw->lock);
-        long busy = gw->requests;
-        pthread_mutex_unlock(&gw->lock);
-        if (busy == 0)
-            break;
-        clock_sleep_ms(10);
-    }
-    MHD_stop_daemon(gw->daemon);
-    gw->daemon = NULL;
-    gw->stopped = true;
-    log_info("gateway: stopped");
-}
-
-void gateway_free(struct gateway *gw)
-{
-    if (!gw)
-        return;
-    gateway_stop(gw);
-    if (gw->listen_fd >= 0)
-        close(gw->listen_fd);
-    free(gw->listen);
-    free(gw->admin_token);
-    gw_auth_cleanup(gw);
-    pthread_cond_destroy(&gw->idle);
-    pthread_mutex_destroy(&gw->lock);
-    free(gw);
 }
