@@ -260,6 +260,11 @@ static void test_config_minimal_config_gets_all_defaults(void **state)
     assert_int_equal(cfg->gateway.idle_timeout_ms, 30000);
     assert_null(cfg->gateway.admin_token_env);
     assert_null(cfg->gateway.admin_token);
+    assert_null(cfg->gateway.admin_listen);
+    assert_int_equal(cfg->gateway.drain_timeout_ms, 30000);
+    assert_int_equal(cfg->gateway.request_timeout_ms, 30000);
+    assert_int_equal(cfg->gateway.max_connections_per_client, 256);
+    assert_int_equal(cfg->gateway.max_body_bytes_total, 64 << 20);
     assert_string_equal(cfg->ledger.path, "switchboard.db");
     assert_int_equal(cfg->ledger.batch_ms, 250);
     assert_string_equal(cfg->console.theme, "default");
@@ -702,6 +707,29 @@ static void test_config_rejects_inconsistent_router_settings(void **state)
                   "1000 ms deadline");
 }
 
+static void test_config_rejects_inconsistent_gateway_settings(void **state)
+{
+    (void)state;
+    EXPECT_ERRORS(BASE(",'gateway':{'max_body_bytes':65536,'max_body_bytes_total':4096,"
+                       "'listen':'127.0.0.1:8080','admin_listen':'127.0.0.1:8080'}"),
+                  "gateway.max_body_bytes_total: 4096 is below gateway.max_body_bytes 65536",
+                  "gateway.admin_listen: \"127.0.0.1:8080\" is gateway.listen too");
+    EXPECT_ERRORS(BASE(",'gateway':{'admin_listen':'nope','drain_timeout_ms':-1}"),
+                  "gateway.admin_listen: expected HOST:PORT", "gateway.drain_timeout_ms");
+    /* Two ephemeral ports are two listeners. */
+    struct config_diag errs;
+    config_diag_init(&errs);
+    struct config *cfg = parse_with(BASE(",'gateway':{'listen':'127.0.0.1:0',"
+                                         "'admin_listen':'127.0.0.1:0',"
+                                         "'max_connections_per_client':0}"),
+                                    full_env, NULL, &errs);
+    assert_non_null(cfg);
+    assert_string_equal(cfg->gateway.admin_listen, "127.0.0.1:0");
+    assert_int_equal(cfg->gateway.max_connections_per_client, 0);
+    config_free(cfg);
+    config_diag_cleanup(&errs);
+}
+
 static void test_config_rejects_bad_budgets(void **state)
 {
     (void)state;
@@ -1081,6 +1109,7 @@ int main(void)
         cmocka_unit_test(test_config_rejects_bad_names_and_listen_addresses),
         cmocka_unit_test(test_config_rejects_unreachable_rules_after_catch_all),
         cmocka_unit_test(test_config_rejects_inconsistent_router_settings),
+        cmocka_unit_test(test_config_rejects_inconsistent_gateway_settings),
         cmocka_unit_test(test_config_rejects_bad_budgets),
         cmocka_unit_test(test_config_guard_and_route_cache_defaults),
         cmocka_unit_test(test_config_rejects_bad_guard_and_cache_settings),
