@@ -120,11 +120,15 @@ struct router_result {
                             saying why, retry_after_ms until the budget resets / the guard lets go */
 };
 
+#define ROUTER_SINK_PAUSE 2 /* on_event: taken, but the client is behind: hold the rest */
+
 struct router_sink {
     /* Optional. Once, before the first event of the winning attempt. */
     void (*on_commit)(void *ctx, const struct router_commit *c);
     /* Events of the winning attempt (see llm.h); ends with FINISH or ERROR. An ERROR may come
-     * without on_commit (the call failed before any output). Return non-zero to cancel. */
+     * without on_commit (the call failed before any output). Return 0 to go on,
+     * ROUTER_SINK_PAUSE to take the event but hold the rest (the upstream reads no more,
+     * and the call does not end, until router_resume), anything else to cancel. */
     int (*on_event)(void *ctx, const struct llm_event *ev);
     /* Exactly once, last. After it returns the router forgets ctx. */
     void (*on_done)(void *ctx, const struct router_result *r);
@@ -155,6 +159,10 @@ void router_cancel(struct router *rt, uint64_t call_id);
 /* Cancels a call because the server is stopping: the sink gets ERROR CANCELLED "switchboard
  * is shutting down" and the ledger row has status 503 (a client that left is 499). */
 void router_cancel_shutdown(struct router *rt, uint64_t call_id);
+/* Any thread: the sink that returned ROUTER_SINK_PAUSE has room again. The call's upstream
+ * reads on, and a call whose upstream ended meanwhile ends now. Unknown or finished ids are
+ * ignored. */
+void router_resume(struct router *rt, uint64_t call_id);
 
 /* ---- operator commands ----------------------------------------------------------------- */
 

@@ -44,13 +44,17 @@ struct transport_result {
     int64_t total_us;      /* from start to done */
 };
 
+#define TRANSPORT_DATA_PAUSE 2 /* on_data: not now (libcurl's CURL_WRITEFUNC_PAUSE) */
+
 struct transport_callbacks {
     /* The final status (after 1xx), before any header of that response. */
     void (*on_status)(void *ctx, long status);
     /* One response header, name and value trimmed. */
     void (*on_header)(void *ctx, const char *name, const char *value);
-    /* Body bytes; return non-zero to abort the transfer (on_done then says BAD_RESPONSE
-     * unless the transfer was cancelled). */
+    /* Body bytes; return 0 when taken, TRANSPORT_DATA_PAUSE to leave them: the transfer
+     * pauses (reads nothing more) and the same bytes come again after transport_resume;
+     * any other non-zero aborts the transfer (on_done then says BAD_RESPONSE unless the
+     * transfer was cancelled). */
     int (*on_data)(void *ctx, const char *bytes, size_t len);
     /* Exactly once. After it returns the transport forgets ctx. */
     void (*on_done)(void *ctx, const struct transport_result *res);
@@ -68,6 +72,10 @@ uint64_t transport_start(struct transport *t, const struct http_request *req,
                          void *ctx, char *msg, size_t msglen);
 /* Deferred cancel; unknown or finished ids are ignored. */
 void transport_cancel(struct transport *t, uint64_t id);
+/* Reads again from a transfer whose on_data paused it, first delivering the bytes it left
+ * (possibly before this returns). Owner thread, outside the transfer's own callbacks;
+ * unknown, finished, cancelled or unpaused ids are ignored. */
+void transport_resume(struct transport *t, uint64_t id);
 
 /* Waits up to max_wait_ms for socket activity or a wakeup, moves transfers along and runs
  * callbacks. Returns the number of transfers still running. */
@@ -86,6 +94,7 @@ struct transport_ops {
                       const struct transport_timeouts *to, const struct transport_callbacks *cb,
                       void *ctx, char *msg, size_t msglen);
     void (*cancel)(void *self, uint64_t id);
+    void (*resume)(void *self, uint64_t id);
     size_t (*run)(void *self, int max_wait_ms);
     void (*wakeup)(void *self); /* any thread */
     size_t (*active)(const void *self);

@@ -13,6 +13,16 @@
  * then appends to c->out under c->lock and wakes the connection (server.c explains the
  * suspend/resume protocol). Non-streaming events are collected into c->resp by the router
  * thread alone; MHD reads it only after seeing c->done under the lock.
+ *
+ * Slow readers. A stream's bytes wait in c->out until the client takes them. Once a
+ * connection holds GW_OUT_PAUSE bytes, or all connections together GW_OUT_TOTAL, the sink
+ * answers ROUTER_SINK_PAUSE: the router stops reading that call's upstream (libcurl's pause)
+ * instead of buffering more, and so does it at the stream's end while bytes are still
+ * waiting, so the call is not over (nor a 200 in the ledger) before the client has its
+ * answer. The content reader posts router_resume once the client drained the connection
+ * (to GW_OUT_RESUME, or to nothing). A client that stops reading is closed by
+ * libmicrohttpd's idle timeout; its call is then cancelled (499 in the ledger) and counted
+ * as stalled.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -22,41 +32,72 @@
 #include "switchboard/log.h"
 #include "switchboard/provider.h"
 
-/* Bytes encoded for a client and not yet taken by it. Past this the client is too slow:
- * the stream ends with an error chunk and the call is cancelled (it must not hold the
- * router's resources for a reader that cannot keep up). */
+/* Bytes encoded for a client and not yet taken by it. Pausing keeps a connection near
+ * GW_OUT_PAUSE; only what cannot pause (a cached answer replayed at once) comes near this
+ * hard cap, past which the stream ends with an error chunk and the call is cancelled. */
 #define GW_MAX_PENDING ((size_t)8 * 1024 * 1024)
+#define GW_OUT_PAUSE   ((size_t)64 * 1024)          /* one connection: pause the upstream */
+#define GW_OUT_RESUME  ((size_t)16 * 1024)          /* ...and resume at or below this */
+#define GW_OUT_TOTAL   ((uint64_t)32 * 1024 * 1024) /* all connections together */
 /* Compact c->out once this much of its front has been sent. */
 #define GW_COMPACT_AT ((size_t)64 * 1024)
 
 /* ---- the sink (router thread) ------------------------------------------------------------- */
 
-/* Appends c->scratch to c->out and wakes the connection. Returns non-zero when the call
- * should stop: the client is gone or too far behind. */
+/* Appends c->scratch to c->out, counted in the gateway's answer bytes (caller holds c->lock). */
+static void out_append_locked(struct gw_conn *c)
+{
+    buf_append(&c->out, c->scratch.data, c->scratch.len);
+    atomic_fetch_add(&c->gw->answer_bytes, (uint64_t)c->scratch.len);
+}
+
+/* Should the upstream pause after this push? (caller holds c->lock) */
+static bool out_full_locked(struct gw_conn *c)
+{
+    size_t pending = c->out.len - c->out_off;
+    if (pending >= GW_OUT_PAUSE || atomic_load(&c->gw->answer_bytes) >= GW_OUT_TOTAL)
+        return true;
+    return pending > 0 && gw_sse_is_over(&c->sse); /* the end waits for the client */
+}
+
+static void note_pause(struct gateway *gw)
+{
+    pthread_mutex_lock(&gw->lock);
+    gw->stats.upstream_pauses++;
+    pthread_mutex_unlock(&gw->lock);
+}
+
+/* Appends c->scratch to c->out and wakes the connection. Returns 0, ROUTER_SINK_PAUSE when
+ * the client is behind, or 1 when the call should stop: the client is gone or too far
+ * behind. */
 static int chat_push(struct gw_conn *c)
 {
     pthread_mutex_lock(&c->lock);
     bool gone = c->client_gone || !c->mhd_ref;
     bool fits = c->out.len - c->out_off + c->scratch.len <= GW_MAX_PENDING;
-    bool resume = false;
+    bool resume = false, pause = false;
     if (!gone && fits) {
-        buf_append(&c->out, c->scratch.data, c->scratch.len);
+        out_append_locked(c);
         if (gw_sse_is_over(&c->sse))
             c->stream_over = true;
+        pause = !c->upstream_paused && out_full_locked(c);
+        c->upstream_paused = c->upstream_paused || pause;
         resume = gw_wake_locked(c);
     }
     pthread_mutex_unlock(&c->lock);
     if (resume)
         MHD_resume_connection(c->mc);
+    if (pause)
+        note_pause(c->gw);
     if (gone)
         return 1;
     if (fits)
-        return 0;
+        return pause ? ROUTER_SINK_PAUSE : 0;
     static const char slow[] = "the client is not reading the stream fast enough";
     buf_reset(&c->scratch);
     gw_sse_fail(&c->sse, slow, sizeof slow - 1, &c->scratch);
     pthread_mutex_lock(&c->lock);
-    buf_append(&c->out, c->scratch.data, c->scratch.len);
+    out_append_locked(c);
     c->stream_over = true;
     resume = gw_wake_locked(c);
     pthread_mutex_unlock(&c->lock);
@@ -81,7 +122,7 @@ static void chat_on_commit(void *ctx, const struct router_commit *cm)
     c->committed = true;
     bool resume = false;
     if (c->stream) {
-        buf_append(&c->out, c->scratch.data, c->scratch.len);
+        out_append_locked(c);
         resume = gw_wake_locked(c);
     }
     pthread_mutex_unlock(&c->lock);
@@ -150,7 +191,7 @@ static void chat_on_done(void *ctx, const struct router_result *r)
 
     gw_call_unregister(c);
     pthread_mutex_lock(&c->lock);
-    buf_append(&c->out, c->scratch.data, c->scratch.len);
+    out_append_locked(c);
     c->stream_over = true;
     c->outcome = o;
     c->done = true;
@@ -168,6 +209,16 @@ static void chat_on_done(void *ctx, const struct router_result *r)
 
 /* ---- the stream's content reader (MHD thread) --------------------------------------------- */
 
+/* The client took bytes: has the paused upstream room again? (caller holds c->lock) */
+static bool out_drained_locked(struct gw_conn *c)
+{
+    size_t pending = c->out.len - c->out_off;
+    if (!c->upstream_paused || c->done)
+        return false;
+    return pending == 0 ||
+           (pending <= GW_OUT_RESUME && atomic_load(&c->gw->answer_bytes) < GW_OUT_TOTAL);
+}
+
 static ssize_t chat_read(void *cls, uint64_t pos, char *dst, size_t max)
 {
     struct gw_conn *c = cls;
@@ -178,6 +229,7 @@ static ssize_t chat_read(void *cls, uint64_t pos, char *dst, size_t max)
         size_t n = avail < max ? avail : max;
         memcpy(dst, c->out.data + c->out_off, n);
         c->out_off += n;
+        atomic_fetch_sub(&c->gw->answer_bytes, (uint64_t)n);
         if (c->out_off == c->out.len) {
             buf_reset(&c->out);
             c->out_off = 0;
@@ -185,7 +237,11 @@ static ssize_t chat_read(void *cls, uint64_t pos, char *dst, size_t max)
             buf_consume(&c->out, c->out_off);
             c->out_off = 0;
         }
+        bool drained = out_drained_locked(c);
+        c->upstream_paused = c->upstream_paused && !drained;
         pthread_mutex_unlock(&c->lock);
+        if (drained) /* call_id is final: the stream answer is queued after submit */
+            router_resume(c->gw->rt, c->call_id);
         return (ssize_t)n;
     }
     if (c->stream_over) {

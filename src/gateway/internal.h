@@ -21,6 +21,7 @@
 #define SWITCHBOARD_GATEWAY_INTERNAL_H
 
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -159,6 +160,9 @@ struct gw_stats {
     uint64_t request_timeouts; /* closed: no whole request within request_timeout_ms */
     uint64_t body_refused;     /* 503: request bytes held at max_body_bytes_total */
     long connections[2];       /* open client connections: [0] listen, [1] admin_listen */
+    uint64_t upstream_pauses;  /* a stream's upstream paused for a client that is behind */
+    uint64_t clients_stalled;  /* closed by the idle timeout in the middle of an answer */
+    uint64_t answer_bytes;     /* copied from gateway.answer_bytes for /metrics */
     uint64_t body_bytes;       /* request bytes held now */
     bool draining;
 };
@@ -220,6 +224,7 @@ struct gw_conn {
     bool stream_over; /* nothing more will be queued in out */
     bool committed;
     char commit_headers[1024]; /* the winner's rate-limit headers, "name: value\n" each */
+    bool upstream_paused;      /* the sink said ROUTER_SINK_PAUSE; the reader resumes it */
     char commit_target[64];
     int commit_attempt;
     bool commit_cached;
@@ -325,9 +330,10 @@ struct gateway {
     long calls_open;      /* chat requests from submit until MHD let go of them */
     long requests;        /* struct gw_conn alive */
     struct gw_stats stats;
-    uint64_t id_state;       /* request id generator */
-    int64_t keys_checked_ms; /* monotonic: last poll of the ledger's keys */
-    int64_t log_refused_ms, log_timeout_ms, log_body_ms, log_saturated_ms; /* last log lines */
+    uint64_t id_state;             /* request id generator */
+    int64_t keys_checked_ms;       /* monotonic: last poll of the ledger's keys */
+    _Atomic uint64_t answer_bytes; /* stream bytes waiting for clients (no lock) */
+    int64_t log_refused_ms, log_timeout_ms, log_body_ms, log_saturated_ms, log_stalled_ms;
 
     /* limits.c: the connection list and its watchdog thread */
     pthread_mutex_t sock_lock; /* guards socks and watch_stop */

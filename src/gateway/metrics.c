@@ -305,6 +305,15 @@ static void render_limits(const struct gw_stats *gs, struct buf *out)
            "Requests answered 503 because gateway.max_body_bytes_total was reached.");
     buf_printf(out, "switchboard_gateway_request_bytes_refused_total %" PRIu64 "\n",
                gs->body_refused);
+    family(out, "switchboard_gateway_answer_bytes", "gauge",
+           "Stream bytes waiting for slow clients, all connections.");
+    buf_printf(out, "switchboard_gateway_answer_bytes %" PRIu64 "\n", gs->answer_bytes);
+    family(out, "switchboard_gateway_upstream_pauses_total", "counter",
+           "Times a stream's upstream was paused because its client was behind.");
+    buf_printf(out, "switchboard_gateway_upstream_pauses_total %" PRIu64 "\n", gs->upstream_pauses);
+    family(out, "switchboard_gateway_clients_stalled_total", "counter",
+           "Clients closed by the idle timeout in the middle of an answer (ledger: 499).");
+    buf_printf(out, "switchboard_gateway_clients_stalled_total %" PRIu64 "\n", gs->clients_stalled);
     family(out, "switchboard_gateway_draining", "gauge",
            "1 while the gateway drains for a shutdown (no new calls).");
     buf_printf(out, "switchboard_gateway_draining %d\n", gs->draining ? 1 : 0);

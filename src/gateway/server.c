@@ -314,6 +314,7 @@ void gw_conn_free(struct gw_conn *c)
         return;
     struct gateway *gw = c->gw;
     gw_body_release(c);
+    atomic_fetch_sub(&gw->answer_bytes, (uint64_t)(c->out.len - c->out_off));
     pthread_mutex_lock(&gw->lock);
     gw->requests--;
     if (c->registered && --gw->calls_open == 0)
@@ -516,6 +517,23 @@ enum MHD_Result gw_on_request(void *cls, struct MHD_Connection *mc, const char *
     return conn_run(c);
 }
 
+/* A client left before its answer was complete; stalled: it stopped reading and the idle
+ * timeout closed it. */
+static void note_gone(struct gw_conn *c, bool stalled)
+{
+    struct gateway *gw = c->gw;
+    pthread_mutex_lock(&gw->lock);
+    gw->stats.clients_gone++;
+    gw->stats.clients_stalled += stalled;
+    uint64_t n = gw->stats.clients_stalled;
+    bool log = stalled && gw_log_due_locked(&gw->log_stalled_ms);
+    pthread_mutex_unlock(&gw->lock);
+    if (log)
+        log_warn("gateway: %s: the client stopped reading its answer for %lld ms "
+                 "(gateway.idle_timeout_ms): closed, the call cancelled; %llu so far",
+                 c->request_id, (long long)gw->idle_timeout_ms, (unsigned long long)n);
+}
+
 void gw_on_completed(void *cls, struct MHD_Connection *mc, void **con_cls,
                      enum MHD_RequestTerminationCode toe)
 {
@@ -536,11 +554,8 @@ void gw_on_completed(void *cls, struct MHD_Connection *mc, void **con_cls,
     pthread_mutex_unlock(&c->lock);
     if (router_has_it && !ok)
         router_cancel(gw->rt, id);
-    if (gone) {
-        pthread_mutex_lock(&gw->lock);
-        gw->stats.clients_gone++;
-        pthread_mutex_unlock(&gw->lock);
-    }
+    if (gone)
+        note_gone(c, toe == MHD_REQUEST_TERMINATED_TIMEOUT_REACHED);
     if (!router_has_it)
         gw_conn_free(c);
 }
@@ -616,6 +631,7 @@ static enum MHD_Result run_metrics(struct gw_conn *c)
     pthread_mutex_lock(&gw->lock);
     *stats = gw->stats;
     pthread_mutex_unlock(&gw->lock);
+    stats->answer_bytes = atomic_load(&gw->answer_bytes);
     struct buf body;
     buf_init(&body);
     gw_metrics_render(snap, stats, &body);

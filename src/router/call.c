@@ -405,7 +405,12 @@ static int attempt_on_event(void *ctx, const struct llm_event *ev)
     if (ev->type == LLM_EV_FINISH)
         c->finish = ev->finish;
     spend_on_output(c, ev);
-    if (c->sink.on_event(c->sink.ctx, ev) != 0) {
+    int verdict = c->sink.on_event(c->sink.ctx, ev);
+    if (verdict == ROUTER_SINK_PAUSE) {
+        c->paused = true; /* attempt_data leaves the next bytes to the transport */
+        return 0;
+    }
+    if (verdict != 0) {
         call_finish(rt, c, LLM_ERR_CANCELLED, "the client stopped reading");
         return 1;
     }
@@ -433,7 +438,11 @@ static int attempt_data(void *ctx, const char *bytes, size_t len)
 {
     struct attempt *a = ctx;
     a->last_byte_ms = rt_now_ms(a->call->rt); /* the idle timer re-arms itself from this */
-    return provider_call_on_data(a->pc, bytes, len);
+    if (a->call->paused && a->call->winner == a && !a->call->done) {
+        a->xfer_paused = true; /* the transport keeps these bytes until call_resume */
+        return TRANSPORT_DATA_PAUSE;
+    }
+    return provider_call_on_data(a->pc, bytes, len) != 0 ? 1 : 0;
 }
 
 /* The stream idle timer: no byte since last_byte_ms for stream_idle_timeout_ms? */
@@ -442,6 +451,8 @@ static void attempt_idle_fired(struct router *rt, struct attempt *a)
     int64_t idle = a->t->cfg->stream_idle_timeout_ms, now = rt_now_ms(rt);
     if (a->cancel_requested)
         return;
+    if (a->xfer_paused)
+        a->last_byte_ms = now; /* the client is behind, not the upstream */
     if (a->last_byte_ms + idle > now) {
         timerq_arm(&rt->timers, &a->t_idle, a->last_byte_ms + idle);
         return;
@@ -600,6 +611,16 @@ static void decide_next(struct router *rt, struct call *c, enum llm_errclass err
     timerq_arm(&rt->timers, &c->t_retry, now + delay);
 }
 
+/* The winner a finished while its sink was paused. The call stays open (a client that
+ * leaves now gets the call cancelled, recorded as such) until call_resume ends it; a is
+ * about to be freed, so its target moves to last_target. */
+static void hold_end(struct call *c, struct attempt *a)
+{
+    c->end_held = true;
+    c->winner = NULL;
+    set_last_error(c, a->t, LLM_ERR_NONE, provider_call_status(a->pc), NULL);
+}
+
 static void attempt_done(void *ctx, const struct transport_result *res)
 {
     struct attempt *a = ctx;
@@ -620,7 +641,9 @@ static void attempt_done(void *ctx, const struct transport_result *res)
                          "stream from %s cut after output: %s", a->t->cfg->name, msg);
         }
         c->overhead_us += rt_now_us(rt) - t0;
-        if (out == LLM_ERR_NONE)
+        if (out == LLM_ERR_NONE && c->paused)
+            hold_end(c, a); /* the client has not taken it all: call_resume ends the call */
+        else if (out == LLM_ERR_NONE)
             call_finish(rt, c, LLM_ERR_NONE, NULL);
         else
             call_finish(rt, c, out, "%s", msg);
@@ -948,6 +971,29 @@ void call_cancel(struct router *rt, uint64_t id, bool shutdown)
             return;
         }
     }
+}
+
+void call_resume(struct router *rt, uint64_t id)
+{
+    struct call *c = rt->calls;
+    while (c && c->id != id)
+        c = c->next;
+    if (!c || c->done || !c->paused)
+        return;
+    c->paused = false;
+    c->busy++; /* the resume may deliver events that end the call */
+    for (struct attempt *a = c->live; a; a = a->next) {
+        if (a->xfer_paused && !a->cancel_requested) {
+            a->xfer_paused = false;
+            a->last_byte_ms = rt_now_ms(rt);
+            rt->tops->resume(rt->tr, a->xfer);
+        }
+    }
+    c->busy--;
+    if (c->end_held && !c->done)
+        call_finish(rt, c, LLM_ERR_NONE, NULL);
+    else if (c->done && !c->live)
+        call_unlink_and_free(rt, c);
 }
 
 void call_timer_fired(struct router *rt, struct timer *t)

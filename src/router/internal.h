@@ -152,6 +152,8 @@ struct call {
     bool committed, done, error_sent;
     bool no_target; /* finished because nothing could be tried */
     bool shutdown;  /* ended because the server is stopping: the ledger says 503, not 499 */
+    bool paused;    /* the sink said ROUTER_SINK_PAUSE: no more upstream bytes until resumed */
+    bool end_held;  /* the winner finished while paused: the call ends at the resume */
     int busy;       /* > 0 while attempt_done works on the call: it must not be freed */
     struct timer t_retry, t_hedge, t_deadline;
     enum llm_errclass last_err;
@@ -202,6 +204,7 @@ struct attempt {
     bool slow_strike; /* lost to a hedge with no first byte: a strike, not a cancel */
     bool stalled;     /* cut by the stream idle timeout */
     bool trial;       /* holds a half-open trial slot of its target's breaker */
+    bool xfer_paused; /* its transfer is paused (on_data said TRANSPORT_DATA_PAUSE) */
     struct timer t_idle;
 };
 
@@ -217,13 +220,22 @@ struct reply {
     struct buf text;
 };
 
-enum msg_type { MSG_SUBMIT, MSG_CANCEL, MSG_COMMAND, MSG_RELOAD, MSG_EXPLAIN, MSG_NOTE, MSG_VOTE };
+enum msg_type {
+    MSG_SUBMIT,
+    MSG_CANCEL,
+    MSG_RESUME,
+    MSG_COMMAND,
+    MSG_RELOAD,
+    MSG_EXPLAIN,
+    MSG_NOTE,
+    MSG_VOTE
+};
 
 struct msg {
     struct msg *next;
     enum msg_type type;
     struct call *call;     /* SUBMIT */
-    uint64_t call_id;      /* CANCEL */
+    uint64_t call_id;      /* CANCEL, RESUME */
     bool shutdown;         /* CANCEL: the server is stopping, not the client leaving */
     struct router_cmd cmd; /* COMMAND */
     struct config *cfg;    /* RELOAD */
@@ -327,6 +339,7 @@ struct call *call_new(struct router *rt, struct llm_request *req,
 void call_free_unstarted(struct call *c); /* a call that never reached the router thread */
 void call_begin(struct router *rt, struct call *c);
 void call_cancel(struct router *rt, uint64_t id, bool shutdown);
+void call_resume(struct router *rt, uint64_t id); /* the sink has room again */
 void call_timer_fired(struct router *rt, struct timer *t);
 void call_abort_all(struct router *rt); /* shutdown */
 

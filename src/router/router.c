@@ -138,6 +138,9 @@ static void handle(struct router *rt, struct msg *m)
     case MSG_CANCEL:
         call_cancel(rt, m->call_id, m->shutdown);
         break;
+    case MSG_RESUME:
+        call_resume(rt, m->call_id);
+        break;
     case MSG_COMMAND: {
         /* Published before the verdict: whoever waits for it reads a snapshot that
          * already shows the command's effect. */
@@ -399,6 +402,15 @@ void router_cancel(struct router *rt, uint64_t call_id)
 void router_cancel_shutdown(struct router *rt, uint64_t call_id)
 {
     post_cancel(rt, call_id, true);
+}
+
+void router_resume(struct router *rt, uint64_t call_id)
+{
+    struct msg *m = xcalloc(1, sizeof *m);
+    m->type = MSG_RESUME;
+    m->call_id = call_id;
+    if (!post(rt, m))
+        msg_free(m);
 }
 
 enum sb_status router_command(struct router *rt, const struct router_cmd *cmd, char *msg,

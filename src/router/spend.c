@@ -126,10 +126,12 @@ static void refuse(struct router *rt, struct call *c, const char *why, int64_t r
     call_end(rt, c, LLM_ERR_RATE_LIMIT, why);
 }
 
+/* A replay cannot pause (it is bounded by the cache's entry size): a pause goes on. */
 static int replay_event(void *ctx, const struct llm_event *ev)
 {
     struct call *c = ctx;
-    return c->sink.on_event(c->sink.ctx, ev);
+    int v = c->sink.on_event(c->sink.ctx, ev);
+    return v == ROUTER_SINK_PAUSE ? 0 : v;
 }
 
 static void replay(struct router *rt, struct call *c, const struct cache_entry *e)

@@ -45,6 +45,7 @@ struct xfer {
     bool in_final_response; /* headers belong to a >= 200 response */
     bool cancelled;
     bool aborted_by_data;
+    bool paused; /* on_data said TRANSPORT_DATA_PAUSE; transport_resume undoes it */
     char errbuf[CURL_ERROR_SIZE];
 };
 
@@ -360,7 +361,12 @@ static size_t on_curl_write(char *data, size_t size, size_t nmemb, void *userp)
     size_t total = size * nmemb;
     if (x->cancelled)
         return 0;
-    if (x->cb.on_data && x->cb.on_data(x->ctx, data, total) != 0) {
+    int rc = x->cb.on_data ? x->cb.on_data(x->ctx, data, total) : 0;
+    if (rc == TRANSPORT_DATA_PAUSE) {
+        x->paused = true;
+        return CURL_WRITEFUNC_PAUSE; /* libcurl keeps the bytes and delivers them again */
+    }
+    if (rc != 0) {
         x->aborted_by_data = true;
         return 0;
     }
@@ -459,6 +465,19 @@ void transport_cancel(struct transport *t, uint64_t id)
             t->dirty = true;
             return;
         }
+    }
+}
+
+void transport_resume(struct transport *t, uint64_t id)
+{
+    for (struct xfer *x = t->head; x; x = x->next) {
+        if (x->id != id)
+            continue;
+        if (x->paused && !x->cancelled) {
+            x->paused = false;
+            curl_easy_pause(x->easy, CURLPAUSE_CONT);
+        }
+        return;
     }
 }
 
@@ -638,6 +657,11 @@ static void ops_cancel(void *self, uint64_t id)
     transport_cancel(self, id);
 }
 
+static void ops_resume(void *self, uint64_t id)
+{
+    transport_resume(self, id);
+}
+
 static size_t ops_run(void *self, int max_wait_ms)
 {
     return transport_run(self, max_wait_ms);
@@ -658,5 +682,5 @@ static void ops_free(void *self)
     transport_free(self);
 }
 
-const struct transport_ops transport_curl_ops = {ops_start,  ops_cancel, ops_run,
+const struct transport_ops transport_curl_ops = {ops_start,  ops_cancel, ops_resume, ops_run,
                                                  ops_wakeup, ops_active, ops_free};

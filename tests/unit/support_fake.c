@@ -64,6 +64,7 @@ struct xfer {
     int64_t start_us, next_us, first_byte_us;
     enum xfer_phase phase;
     bool cancelled;
+    bool paused; /* on_data said TRANSPORT_DATA_PAUSE: the piece waits for fk_resume */
 };
 
 struct fake_net {
@@ -76,6 +77,7 @@ struct fake_net {
         char url[160];
     } log[4096];
     long n_log, n_started;
+    long pauses, resumes; /* transfers paused by on_data / resumed */
 };
 
 struct fake_net *fake_net_new(struct fake_clock *clock, fake_plan_fn plan, void *ctx)
@@ -103,7 +105,7 @@ static int64_t xfer_due_us(const struct xfer *x)
 {
     if (x->phase == PH_DONE || x->cancelled)
         return x->phase == PH_DONE ? INT64_MAX : 0;
-    int64_t due = x->phase == PH_STALLED ? INT64_MAX : x->next_us;
+    int64_t due = x->phase == PH_STALLED || x->paused ? INT64_MAX : x->next_us;
     if (x->phase == PH_HEAD && x->to.first_byte_ms > 0)
         due = due < ms_after(x, x->to.first_byte_ms) ? due : ms_after(x, x->to.first_byte_ms);
     if (x->to.total_ms > 0)
@@ -151,6 +153,18 @@ static void fk_cancel(void *self, uint64_t id)
     for (struct xfer *x = n->xfers; x; x = x->next) {
         if (x->id == id && x->phase != PH_DONE)
             x->cancelled = true;
+    }
+}
+
+static void fk_resume(void *self, uint64_t id)
+{
+    struct fake_net *n = self;
+    for (struct xfer *x = n->xfers; x; x = x->next) {
+        if (x->id == id && x->phase != PH_DONE && x->paused) {
+            x->paused = false;
+            x->next_us = now_us(n); /* the piece it left comes again at the next run */
+            n->resumes++;
+        }
     }
 }
 
@@ -202,6 +216,11 @@ static void deliver_body(struct fake_net *n, struct xfer *x)
     if (x->plan.chunk > 0 && len > x->plan.chunk)
         len = x->plan.chunk;
     int rc = x->cb.on_data ? x->cb.on_data(x->ctx, x->body + x->sent, len) : 0;
+    if (rc == TRANSPORT_DATA_PAUSE && !x->cancelled) {
+        x->paused = true; /* the same piece is delivered again after fk_resume */
+        n->pauses++;
+        return;
+    }
     x->sent += len;
     if (x->cancelled)
         return;
@@ -233,7 +252,7 @@ static bool xfer_step(struct fake_net *n, struct xfer *x)
         finish(n, x, LLM_ERR_TIMEOUT, x->first_byte_us >= 0 ? x->plan.status : 0, "total timeout");
         return true;
     }
-    if (x->phase == PH_STALLED)
+    if (x->phase == PH_STALLED || x->paused)
         return false;
     if (x->phase == PH_HEAD && x->plan.fail != LLM_ERR_NONE) {
         finish(n, x, x->plan.fail, 0, "fake transport failure");
@@ -283,6 +302,16 @@ static void fk_wakeup(void *self)
     (void)self;
 }
 
+long fake_net_pauses(const struct fake_net *n)
+{
+    return n->pauses;
+}
+
+long fake_net_resumes(const struct fake_net *n)
+{
+    return n->resumes;
+}
+
 size_t fake_net_active(const struct fake_net *n)
 {
     size_t k = 0;
@@ -309,7 +338,7 @@ static void fk_free(void *self)
     free(n);
 }
 
-const struct transport_ops fake_transport_ops = {fk_start,  fk_cancel, fk_run,
+const struct transport_ops fake_transport_ops = {fk_start,  fk_cancel, fk_resume, fk_run,
                                                  fk_wakeup, fk_active, fk_free};
 
 int64_t fake_net_next_us(const struct fake_net *n)

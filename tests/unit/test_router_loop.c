@@ -35,6 +35,7 @@ enum behave {
     B_CUT,       /* stream cut after the first event */
     B_STALL,     /* stream stops sending after the first event */
     B_MODELS_OK, /* /models answers 200, chat hangs */
+    B_TRICKLE,   /* stream in 16-byte pieces every 10 ms */
 };
 
 struct world {
@@ -102,6 +103,10 @@ static void plan_for(void *ctx, const struct http_request *req, struct fake_plan
     case B_MODELS_OK:
         if (!is_probe)
             p->first_byte_ms = -1;
+        break;
+    case B_TRICKLE:
+        p->chunk = 16;
+        p->chunk_every_ms = 10;
         break;
     }
 }
@@ -481,6 +486,98 @@ static void test_a_stalled_stream_is_cut_by_the_idle_timeout(void **state)
     rig_stop(&r);
 }
 
+/* ---- a sink that is behind (slow readers) -----------------------------------------------------
+ */
+
+/* Wraps the recording sink: answers ROUTER_SINK_PAUSE while `pause` is set. */
+struct pausing {
+    struct fake_call fc;
+    struct router_sink inner;
+    bool pause;
+    uint64_t id;
+};
+
+static void pausing_commit(void *ctx, const struct router_commit *c)
+{
+    struct pausing *p = ctx;
+    p->inner.on_commit(p->inner.ctx, c);
+}
+
+static int pausing_event(void *ctx, const struct llm_event *ev)
+{
+    struct pausing *p = ctx;
+    int v = p->inner.on_event(p->inner.ctx, ev);
+    return v == 0 && p->pause ? ROUTER_SINK_PAUSE : v;
+}
+
+static void pausing_done(void *ctx, const struct router_result *r)
+{
+    struct pausing *p = ctx;
+    p->inner.on_done(p->inner.ctx, r);
+}
+
+static void pausing_submit(struct rig *r, struct pausing *p)
+{
+    memset(p, 0, sizeof *p);
+    p->pause = true;
+    p->inner = fake_call_sink(&p->fc);
+    struct router_sink sk = {pausing_commit, pausing_event, pausing_done, p};
+    p->id = router_submit(r->rt, fake_request("chat", true), NULL, &sk);
+}
+
+static void test_a_paused_sink_stops_the_upstream_until_resumed(void **state)
+{
+    (void)state;
+    struct rig r = {0};
+    r.w.b[0] = B_TRICKLE;
+    rig_start(&r, config_for("o", "\"breaker_failures\":1,\"deadline_ms\":200000", NULL, false));
+    struct pausing p;
+    pausing_submit(&r, &p);
+    /* Longer than stream_idle_timeout_ms (60 s): a paused upstream is not a stalled one. */
+    rig_idle(&r, 90000);
+    assert_int_equal(p.fc.dones, 0);
+    assert_int_equal(p.fc.commits, 1);
+    assert_int_equal(fake_net_pauses(r.net), 1);
+    assert_int_equal(p.fc.finishes, 0); /* the rest of the stream waits upstream */
+    assert_string_equal(p.fc.text, "from a");
+    assert_int_equal(state_of(&r, 0), BREAKER_CLOSED);
+    p.pause = false;
+    router_resume(r.rt, p.id);
+    fake_drive(r.rt, r.net, &r.clock, rig_now(&r) + 5000, fake_call_done, &p.fc);
+    assert_int_equal(p.fc.dones, 1);
+    assert_int_equal(p.fc.result.err, LLM_ERR_NONE);
+    assert_int_equal(p.fc.finishes, 1);
+    assert_string_equal(p.fc.text, "from a more"); /* nothing lost or repeated */
+    assert_int_equal(fake_net_resumes(r.net), 1);
+    rig_stop(&r);
+}
+
+static void test_a_call_whose_sink_is_behind_ends_only_once_it_has_drained(void **state)
+{
+    (void)state;
+    struct rig r = {0};
+    rig_start(&r, config_for("o", NULL, NULL, false));
+    struct pausing p, q;
+    pausing_submit(&r, &p); /* the whole answer arrives at once: the end is held */
+    rig_idle(&r, 1000);
+    assert_int_equal(p.fc.finishes, 1);
+    assert_int_equal(p.fc.dones, 0);
+    router_resume(r.rt, p.id);
+    fake_drive(r.rt, r.net, &r.clock, rig_now(&r) + 1000, fake_call_done, &p.fc);
+    assert_int_equal(p.fc.dones, 1);
+    assert_int_equal(p.fc.result.err, LLM_ERR_NONE);
+    assert_string_equal(p.fc.result_target, "a");
+    /* A client that leaves instead: the call is cancelled, not a success. */
+    pausing_submit(&r, &q);
+    rig_idle(&r, 1000);
+    assert_int_equal(q.fc.dones, 0);
+    router_cancel(r.rt, q.id);
+    fake_drive(r.rt, r.net, &r.clock, rig_now(&r) + 1000, fake_call_done, &q.fc);
+    assert_int_equal(q.fc.dones, 1);
+    assert_int_equal(q.fc.result.err, LLM_ERR_CANCELLED);
+    rig_stop(&r);
+}
+
 /* ---- hedges -----------------------------------------------------------------------------------
  */
 
@@ -719,6 +816,8 @@ int main(void)
         T(test_the_deadline_ends_a_call_on_time),
         T(test_after_the_first_byte_a_cut_stream_ends_with_an_error),
         T(test_a_stalled_stream_is_cut_by_the_idle_timeout),
+        T(test_a_paused_sink_stops_the_upstream_until_resumed),
+        T(test_a_call_whose_sink_is_behind_ends_only_once_it_has_drained),
         T(test_a_hedge_wins_over_a_slow_target),
         T(test_a_hang_behind_a_hedge_is_ejected_by_slow_strikes),
         T(test_a_hedge_that_loses_is_not_a_strike),
