@@ -285,7 +285,10 @@ static void summary_settings(const struct config *cfg, struct buf *out)
         buf_puts(out, "off");
     buf_printf(out, ", breaker %ld failures or %g%% errors over %lld ms\n", r->breaker_failures,
                r->breaker_error_rate * 100, (long long)r->breaker_window_ms);
-    buf_printf(out, "gateway: listen %s, admin API ", g->listen);
+    buf_printf(out, "gateway: listen %s", g->listen);
+    if (g->admin_listen)
+        buf_printf(out, " (ops endpoints on %s)", g->admin_listen);
+    buf_puts(out, ", admin API ");
     if (!g->admin_token_env)
         buf_puts(out, "off\n");
     else if (g->admin_token)

@@ -226,6 +226,7 @@ $(target_json up-paced "$UP_SSE")
   "router": {"max_attempts": 1, "deadline_ms": 120000, "breaker_failures": 1000,
              "breaker_error_rate": 1, "breaker_min_volume": 1000000, "breaker_cooldown_ms": 100},
   "gateway": {"listen": "127.0.0.1:0", "max_connections": $((STREAMS + 200)),
+              "max_connections_per_client": 0,
               "idle_timeout_ms": 300000},
   "guard": {"action": "observe"},
   "ledger": {"path": "$T/bench.db"},
