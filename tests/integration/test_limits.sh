@@ -50,7 +50,7 @@ chat() { # chat NAME [curl args]: a normal client on the API port
 jq_py() { python3 -c "import json,sys; j=json.load(open('$1')); sys.exit(0 if ($2) else 1)"; }
 
 # ---- slowloris -------------------------------------------------------------------------------
-write_config "$TMP/a.json" 2000
+write_config "$TMP/a.json" 3000
 start_serve "$TMP/a.json" || exit 1
 OPS_PORT=$(sed -n 2p "$TMP/serve.port")
 check "the port file names the admin_listen port" test -n "$OPS_PORT"
@@ -67,10 +67,10 @@ check "admin_listen: /v1/ is not on the ops port ($(code v1_on_ops))" test "$(co
 # 60 drip-fed connections from 127.0.0.2 (30 over the per-address cap: closed at accept),
 # then 20 from 127.0.0.3: the API listener (40 connections) is saturated, and 10 of them
 # wait in the backlog until the deadline frees a slot.
-$DRIP "$SB_PORT" --n 60 --source 127.0.0.2 --duration 5 >"$TMP/drip2.json" &
+$DRIP "$SB_PORT" --n 60 --source 127.0.0.2 --duration 7 >"$TMP/drip2.json" &
 d2=$!
 sleep 0.5
-$DRIP "$SB_PORT" --n 20 --source 127.0.0.3 --duration 5 >"$TMP/drip3.json" &
+$DRIP "$SB_PORT" --n 20 --source 127.0.0.3 --duration 7 >"$TMP/drip3.json" &
 d3=$!
 sleep 0.5
 t0=$(date +%s%N)
@@ -84,31 +84,31 @@ check "saturated: /readyz answers on admin_listen" test "$(code r1)" = 200
 check "saturated: /metrics answers on admin_listen" test "$(code m1)" = 200
 check "saturated: /admin/ answers on admin_listen" test "$(code a1)" = 200
 check "saturated: all four within 2 s ($(( (t1 - t0) / 1000000 )) ms)" test $(( (t1 - t0) / 1000000 )) -lt 2000
-check "saturated: /metrics shows the API listener full" \
-  test "$(ops_metric 'switchboard_gateway_connections{listener="api"}')" = 40
-check "per-address cap: connections over it are counted" \
-  test "$(ops_metric switchboard_gateway_connections_refused_total)" -ge 25
+api_full() { test "$(ops_metric 'switchboard_gateway_connections{listener="api"}')" = 40; }
+check "saturated: /metrics shows the API listener full" eventually 2 api_full
+refused_25() { test "$(ops_metric switchboard_gateway_connections_refused_total)" -ge 25; }
+check "per-address cap: connections over it are counted" eventually 2 refused_25
 wait "$d2" "$d3"
 check "per-address cap: drip from one address got about 30 connections, the rest closed at once" \
   jq_py "$TMP/drip2.json" "j['closed_early'] >= 25 and j['opened'] == 60"
-check "receive deadline: every held drip connection was cut, none outlived ~3 s" \
-  jq_py "$TMP/drip2.json" "j['closed_late'] >= 25 and j['latest_close_s'] < 3.5 and j['still_open'] == 0"
+check "receive deadline: every held drip connection was cut, none outlived ~4 s" \
+  jq_py "$TMP/drip2.json" "j['closed_late'] >= 25 and j['latest_close_s'] < 4.5 and j['still_open'] == 0"
 check "receive deadline: the other address's drip was cut too" \
-  jq_py "$TMP/drip3.json" "j['closed_late'] >= 1 and j['latest_close_s'] < 5"
+  jq_py "$TMP/drip3.json" "j['closed_late'] >= 1 and j['latest_close_s'] < 7"
 chat after
 check "after the drip: a normal client is served ($(code after))" test "$(code after)" = 200
 check "receive deadline: counted in /metrics" \
   test "$(metric switchboard_gateway_request_timeouts_total)" -ge 30
 check "saturation: counted in /metrics" \
   test "$(metric switchboard_gateway_connections_saturated_total)" -ge 1
-check "receive deadline: logged" grep -q "had not sent a whole request within 2000 ms" "$TMP/serve.err"
+check "receive deadline: logged" grep -q "had not sent a whole request within 3000 ms" "$TMP/serve.err"
 check "per-address cap: logged" grep -q "max_connections_per_client" "$TMP/serve.err"
 check "saturation: logged" grep -q "every connection of 127.0.0.1:0 is taken" "$TMP/serve.err"
 
 # A slow body (whole headers, body dripped) is cut by the same deadline.
-$DRIP "$SB_PORT" --n 3 --source 127.0.0.4 --duration 4 --body --length 1000 >"$TMP/dripb.json"
+$DRIP "$SB_PORT" --n 3 --source 127.0.0.4 --duration 5 --body --length 1000 >"$TMP/dripb.json"
 check "receive deadline: a dripped body is cut too" \
-  jq_py "$TMP/dripb.json" "j['closed_late'] == 3 and j['latest_close_s'] < 3.5"
+  jq_py "$TMP/dripb.json" "j['closed_late'] == 3 and j['latest_close_s'] < 4.5"
 kill -TERM "$SB_PID"; wait "$SB_PID"
 
 # ---- request bytes held across connections -----------------------------------------------------
