@@ -164,9 +164,9 @@ static void cancel_attempts(struct router *rt, struct call *c, const struct atte
     }
 }
 
-/* Ends the call once: ERROR event (unless err is NONE or one was sent), then on_done; its
- * ledger row goes out when it is freed. The struct stays until its last attempt reports
- * done. msg may be NULL. */
+/* Ends the call once: ERROR event (unless err is NONE, or one or FINISH was sent), then on_done;
+ * its ledger row goes out when it is freed. The struct stays until its last attempt reports done.
+ * msg may be NULL. */
 void call_end(struct router *rt, struct call *c, enum llm_errclass err, const char *msg)
 {
     if (c->done)
@@ -177,7 +177,7 @@ void call_end(struct router *rt, struct call *c, enum llm_errclass err, const ch
     timerq_disarm(&rt->timers, &c->t_hedge);
     timerq_disarm(&rt->timers, &c->t_deadline);
     cancel_attempts(rt, c, NULL);
-    if (err != LLM_ERR_NONE && !c->error_sent) {
+    if (err != LLM_ERR_NONE && !c->error_sent && !c->finish_sent) {
         struct llm_event ev = {.type = LLM_EV_ERROR,
                                .errclass = err,
                                .status = c->last_status,
@@ -402,8 +402,10 @@ static int attempt_on_event(void *ctx, const struct llm_event *ev)
         commit(rt, c, a);
     if (ev->type == LLM_EV_USAGE)
         c->usage = ev->usage;
-    if (ev->type == LLM_EV_FINISH)
+    if (ev->type == LLM_EV_FINISH) {
         c->finish = ev->finish;
+        c->finish_sent = true; /* its terminal event: no ERROR may follow it */
+    }
     spend_on_output(c, ev);
     int verdict = c->sink.on_event(c->sink.ctx, ev);
     if (verdict == ROUTER_SINK_PAUSE) {

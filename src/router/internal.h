@@ -150,11 +150,12 @@ struct call {
     struct attempt *live;
     struct attempt *winner;
     bool committed, done, error_sent;
-    bool no_target; /* finished because nothing could be tried */
-    bool shutdown;  /* ended because the server is stopping: the ledger says 503, not 499 */
-    bool paused;    /* the sink said ROUTER_SINK_PAUSE: no more upstream bytes until resumed */
-    bool end_held;  /* the winner finished while paused: the call ends at the resume */
-    int busy;       /* > 0 while attempt_done works on the call: it must not be freed */
+    bool no_target;   /* finished because nothing could be tried */
+    bool shutdown;    /* ended because the server is stopping: the ledger says 503, not 499 */
+    bool paused;      /* the sink said ROUTER_SINK_PAUSE: no more upstream bytes until resumed */
+    bool end_held;    /* the winner finished while paused: the call ends at the resume */
+    bool finish_sent; /* the sink got FINISH: no ERROR after it (a held end, then cancelled) */
+    int busy;         /* > 0 while attempt_done works on the call: it must not be freed */
     struct timer t_retry, t_hedge, t_deadline;
     enum llm_errclass last_err;
     long last_status;

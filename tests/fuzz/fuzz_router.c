@@ -2,7 +2,8 @@
  * fuzz_router.c - drives the router loop (router_step) over the fake transport and fake clock
  * of tests/unit/support_fake.c with a random config, a random schedule of faults per transfer
  * (refuse, connect error, 5xx, 429 + Retry-After, hang, cut after k bytes, slow, stall) and
- * random client calls, cancels, time steps and operator commands. On every run it checks:
+ * random client calls (some reading slowly: their sink pauses the upstream until a resume),
+ * cancels, resumes, time steps and operator commands. On every run it checks:
  *  - each call ends exactly once (one on_done, at most one terminal event), and by its
  *    deadline plus one router tick;
  *  - attempts never exceed the call's max_attempts;
@@ -212,14 +213,23 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
                 t->live = true;
                 t->fc.clock = &clock;
                 t->submitted_ms = fake_clock_ms(&clock);
-                t->fc.stop_reading = next(&in, 8) == 0;
+                unsigned reader = next(&in, 8);
+                t->fc.stop_reading = reader == 0;
+                t->fc.pause_reading = reader == 1; /* until case 2 picks it: resumed */
                 struct router_sink sk = fake_call_sink(&t->fc);
                 t->id = router_submit(rt, fake_request("chat", next(&in, 2)), NULL, &sk);
             }
             break;
         case 2:
-            if (n_calls > 0)
-                router_cancel(rt, calls[next(&in, (unsigned)n_calls)].id);
+            if (n_calls > 0) {
+                struct tracked *t = &calls[next(&in, (unsigned)n_calls)];
+                if (t->fc.pause_reading) {
+                    t->fc.pause_reading = false;
+                    router_resume(rt, t->id);
+                } else {
+                    router_cancel(rt, t->id);
+                }
+            }
             break;
         case 3:
             command(rt, &in, n_targets);

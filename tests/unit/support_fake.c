@@ -431,7 +431,9 @@ static int fc_event(void *ctx, const struct llm_event *ev)
         size_t len = ev->len < room ? ev->len : room;
         memcpy(fc->text + have, ev->text, len);
         fc->text[have + len] = '\0';
-        return fc->stop_reading ? 1 : 0;
+        if (fc->stop_reading)
+            return 1;
+        return fc->pause_reading ? ROUTER_SINK_PAUSE : 0;
     }
     case LLM_EV_ERROR:
         fc->errors++;

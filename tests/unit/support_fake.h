@@ -89,6 +89,7 @@ struct fake_call {
     struct router_result result; /* strings in it are not valid after on_done */
     char result_target[64];
     bool stop_reading;        /* on_event returns non-zero from the first text on */
+    bool pause_reading;       /* on_event answers ROUTER_SINK_PAUSE to text (a slow client) */
     struct fake_clock *clock; /* optional: done_ms is read from it */
     int64_t done_ms;          /* fake time of on_done (with clock) */
 };

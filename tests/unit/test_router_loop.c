@@ -575,6 +575,8 @@ static void test_a_call_whose_sink_is_behind_ends_only_once_it_has_drained(void 
     fake_drive(r.rt, r.net, &r.clock, rig_now(&r) + 1000, fake_call_done, &q.fc);
     assert_int_equal(q.fc.dones, 1);
     assert_int_equal(q.fc.result.err, LLM_ERR_CANCELLED);
+    assert_int_equal(q.fc.finishes, 1);
+    assert_int_equal(q.fc.errors, 0); /* no second terminal event after its FINISH */
     rig_stop(&r);
 }
 
