@@ -19,7 +19,7 @@ libs="$(pkg-config --libs $pkgs) -lm -pthread"
 objs=()
 for src in src/*/*.c; do
   o="$out/obj/${src//\//_}.o"
-  if [[ ! -f $o || $src -nt $o || -n $(find include -newer "$o" -name '*.h' | head -1) ]]; then
+  if [[ ! -f $o || $src -nt $o || -n $(find include src -newer "$o" -name '*.h' | head -1) ]]; then
     $CC $flags -fsanitize=fuzzer-no-link -c "$src" -o "$o" || { echo "fuzz: cannot build $src" >&2; exit 1; }
   fi
   objs+=("$o")
