@@ -429,8 +429,9 @@ static const struct schema_entry gateway_entries[] = {
     {.key = "max_body_bytes_total", .type = ST_LONG,
      .off = OFF(config_gateway, max_body_bytes_total), .min = 1024, .max = 17179869184.0,
      .def = 67108864, .unit = "bytes",
-     .help = "Request bytes buffered across all connections at once (64 MiB default); a "
-             "request that would go over gets 503 with Retry-After."},
+     .help = "Request bytes held across all connections at once, from a request's arrival to "
+             "its end (64 MiB default); a request that would go over gets 503 with "
+             "Retry-After."},
     {.key = "drain_timeout_ms", .type = ST_MS, .off = OFF(config_gateway, drain_timeout_ms),
      .min = 0, .max = 3600000, .def = 30000, .unit = "ms",
      .help = "On SIGTERM, calls in flight may finish for this long; then they end with a "
