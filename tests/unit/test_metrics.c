@@ -290,6 +290,39 @@ static void test_metrics_gateway_counters_and_overhead_buckets(void **state)
     free(snap);
 }
 
+static void test_metrics_client_limits_and_slow_readers(void **state)
+{
+    (void)state;
+    struct router_snapshot *snap = snap_filled();
+    struct gw_stats gs;
+    memset(&gs, 0, sizeof gs);
+    gs.connections[0] = 40;
+    gs.connections[1] = 2;
+    gs.conn_saturated = 3;
+    gs.conn_refused = 30;
+    gs.request_timeouts = 41;
+    gs.body_bytes = 60000;
+    gs.body_refused = 2;
+    gs.answer_bytes = 65648;
+    gs.upstream_pauses = 14;
+    gs.clients_stalled = 1;
+    gs.draining = true;
+    char *text = render(snap, &gs);
+    assert_true(has_line(text, "switchboard_gateway_connections{listener=\"api\"} 40"));
+    assert_true(has_line(text, "switchboard_gateway_connections{listener=\"ops\"} 2"));
+    assert_true(has_line(text, "switchboard_gateway_connections_saturated_total 3"));
+    assert_true(has_line(text, "switchboard_gateway_connections_refused_total 30"));
+    assert_true(has_line(text, "switchboard_gateway_request_timeouts_total 41"));
+    assert_true(has_line(text, "switchboard_gateway_request_bytes 60000"));
+    assert_true(has_line(text, "switchboard_gateway_request_bytes_refused_total 2"));
+    assert_true(has_line(text, "switchboard_gateway_answer_bytes 65648"));
+    assert_true(has_line(text, "switchboard_gateway_upstream_pauses_total 14"));
+    assert_true(has_line(text, "switchboard_gateway_clients_stalled_total 1"));
+    assert_true(has_line(text, "switchboard_gateway_draining 1"));
+    free(text);
+    free(snap);
+}
+
 static void test_metrics_budgets_guard_and_ledger(void **state)
 {
     (void)state;
@@ -371,6 +404,7 @@ int main(void)
         cmocka_unit_test(test_metrics_escapes_label_values),
         cmocka_unit_test(test_metrics_latency_histogram_is_cumulative_with_sum_and_count),
         cmocka_unit_test(test_metrics_gateway_counters_and_overhead_buckets),
+        cmocka_unit_test(test_metrics_client_limits_and_slow_readers),
         cmocka_unit_test(test_metrics_budgets_guard_and_ledger),
         cmocka_unit_test(test_metrics_spend_windows_and_savings),
         cmocka_unit_test(test_metrics_with_no_targets_still_declares_the_families),
