@@ -518,10 +518,9 @@ enum MHD_Result gw_on_request(void *cls, struct MHD_Connection *mc, const char *
 }
 
 /* A client left before its answer was complete; stalled: it stopped reading and the idle
- * timeout closed it. */
-static void note_gone(struct gw_conn *c, bool stalled)
+ * timeout closed it. request_id is a copy (the request may be freed by now). */
+static void note_gone(struct gateway *gw, const char *request_id, bool stalled)
 {
-    struct gateway *gw = c->gw;
     pthread_mutex_lock(&gw->lock);
     gw->stats.clients_gone++;
     gw->stats.clients_stalled += stalled;
@@ -531,7 +530,7 @@ static void note_gone(struct gw_conn *c, bool stalled)
     if (log)
         log_warn("gateway: %s: the client stopped reading its answer for %lld ms "
                  "(gateway.idle_timeout_ms): closed, the call cancelled; %llu so far",
-                 c->request_id, (long long)gw->idle_timeout_ms, (unsigned long long)n);
+                 request_id, (long long)gw->idle_timeout_ms, (unsigned long long)n);
 }
 
 void gw_on_completed(void *cls, struct MHD_Connection *mc, void **con_cls,
@@ -551,11 +550,15 @@ void gw_on_completed(void *cls, struct MHD_Connection *mc, void **con_cls,
     bool gone = !ok && c->phase != GW_CHAT_NEW && !c->done;
     c->client_gone = !ok;
     uint64_t id = c->call_id; /* written by this connection's MHD thread */
+    char request_id[65];
+    str_copy(request_id, sizeof request_id, c->request_id);
     pthread_mutex_unlock(&c->lock);
+    /* From here c may be freed by the router (on_done) unless router_has_it is false. Counted
+     * before the cancel, so whoever sees the call end sees the count. */
+    if (gone)
+        note_gone(gw, request_id, toe == MHD_REQUEST_TERMINATED_TIMEOUT_REACHED);
     if (router_has_it && !ok)
         router_cancel(gw->rt, id);
-    if (gone)
-        note_gone(c, toe == MHD_REQUEST_TERMINATED_TIMEOUT_REACHED);
     if (!router_has_it)
         gw_conn_free(c);
 }

@@ -357,7 +357,7 @@ check "client gone mid-stream: the call is cancelled" test "$inflight" = 0
 check "client gone mid-stream: counted" test "$(metric 'switchboard_gateway_clients_gone_total ')" -gt "${gone_before:-0}"
 
 # ---- shutdown with a stream in flight ---------------------------------------------------------
-chat last "{\"model\":\"solo\",\"stream\":true,$MSG}" &
+chat last "{\"model\":\"solo\",\"stream\":true,\"max_tokens\":10,$MSG}" &  # 10 pieces at 5/s: 2 s
 last_pid=$!
 sleep 0.5
 kill -TERM "${SB_PID[sb]}"
