@@ -144,7 +144,7 @@ struct config_gateway {
     int64_t drain_timeout_ms;        /* SIGTERM: in-flight calls may finish; default 30000 */
     int64_t request_timeout_ms;      /* whole request (headers + body) received; default 30000 */
     long max_connections_per_client; /* per client address; 0 = no cap; default 256 */
-    long max_body_bytes_total;       /* request bodies buffered, all connections; 64 MiB */
+    long max_body_bytes_total;       /* request bytes held, all connections; 64 MiB */
     char *admin_token;               /* resolved value; NULL when unset */
 };
 

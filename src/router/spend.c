@@ -273,7 +273,11 @@ void spend_call_finished(struct router *rt, struct call *c, struct router_result
     f->wall_ms = rt_wall_ms(rt);
     f->target = xstrdup(r->target);
     f->model = xstrdup(r->model);
-    const struct target_state *t = c->committed && c->winner ? c->winner->t : NULL;
+    /* A call whose end was held for a slow client keeps its winner's target in last_target. */
+    const struct target_state *t = !c->committed ? NULL
+                                   : c->winner   ? c->winner->t
+                                   : c->end_held ? c->last_target
+                                                 : NULL;
     if (r->usage_missing && t && t->cfg->has_price) {
         struct llm_usage est = {.present = true,
                                 .input_tokens = c->est_tokens,

@@ -9,13 +9,17 @@ source "$(dirname "$0")/lib.sh"
 READER="python3 $(dirname "$0")/slow_reader.py"
 
 start_sim up --no-auth --token-rate 0 || exit 1
+start_sim nu --no-auth --token-rate 0 || exit 1
+sim_behavior nu '{"omit_usage":true}' || exit 1
 cat > "$TMP/sb.json" <<JSON
 {
   "providers": [
     {"name": "up", "kind": "openai-compatible", "base_url": "http://127.0.0.1:${SIM_PORT[up]}/v1",
-     "model": "m"}
+     "model": "m"},
+    {"name": "nu", "kind": "openai-compatible", "base_url": "http://127.0.0.1:${SIM_PORT[nu]}/v1",
+     "model": "m", "price": {"input_per_mtok": 1, "output_per_mtok": 2}}
   ],
-  "routes": [ {"name": "chat", "targets": ["up"]} ],
+  "routes": [ {"name": "chat", "targets": ["up"]}, {"name": "nousage", "targets": ["nu"]} ],
   "guard": {"enabled": false},
   "ledger": {"path": "$TMP/ledger.db"},
   "gateway": {"listen": "127.0.0.1:0", "idle_timeout_ms": 2000}
@@ -73,7 +77,19 @@ check "stalled reader: nothing is held once it is gone" \
 check "stalled reader: the call is over (no call in flight)" \
   eventually 5 bash -c "test \"\$(curl -s --max-time 2 http://127.0.0.1:$SB_PORT/metrics | awk '\$1==\"switchboard_gateway_in_flight\" {print \$2}')\" = 0"
 
+# A stream whose end waits for its client still gets its cost estimated when usage is missing.
+curl -s -N --max-time 10 -o "$TMP/nu.body" -H 'Content-Type: application/json' -H 'x-request-id: nu1' \
+  --data-binary '{"model":"nousage","stream":true,"messages":[{"role":"user","content":"echo: a b c"}]}' \
+  "http://127.0.0.1:$SB_PORT/v1/chat/completions"
+check "usage missing: the stream ends with [DONE]" grep -q '^data: \[DONE\]' "$TMP/nu.body"
+
 kill -TERM "$SB_PID"; wait "$SB_PID"
+check "usage missing: the ledger row has an estimated cost" python3 - "$TMP/ledger.db" <<'PY'
+import sqlite3, sys
+db = sqlite3.connect("file:%s?mode=ro" % sys.argv[1], uri=True)
+r = db.execute("SELECT usage_missing, est_cost_usd FROM calls WHERE request_id = 'nu1'").fetchone()
+sys.exit(0 if r and r[0] == 1 and r[1] is not None and r[1] > 0 else 1)
+PY
 check "slow reader: a 200 in the ledger" test "$(ledger_row slow1)" = "200|None"
 check "stalled reader: cut in the ledger (499 cancelled, not 200)" \
   test "$(ledger_row stall1)" = "499|cancelled"
