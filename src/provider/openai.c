@@ -311,6 +311,7 @@ static enum sb_status encode_message(const struct llm_message *m, size_t i, cJSO
                                      size_t msglen)
 {
     cJSON *o = cJSON_CreateObject();
+    WIRE_STEP();
     cJSON_AddItemToArray(arr, o);
     cJSON_AddStringToObject(o, "role", llm_role_name(m->role));
     switch (m->role) {
