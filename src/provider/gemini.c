@@ -71,8 +71,8 @@ struct gm_enc {
     const struct llm_request *req;
     const char *model; /* the target's model id, "models/" prefix dropped */
     cJSON *contents;
-    cJSON *last_turn;      /* last element of contents, NULL when none */
-    const char *last_role; /* its role */
+    cJSON *last_turn;        /* last element of contents, NULL when none */
+    const char *last_role;   /* its role */
     struct wire_names calls; /* tool call id -> name, of the calls encoded so far */
     size_t repaired;         /* tool results sent as text: their call is not in the history */
     struct buf system;

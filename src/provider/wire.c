@@ -170,8 +170,9 @@ const char *wire_names_get(const struct wire_names *m, const char *id)
 void wire_msg_bad_args(char *msg, size_t msglen, size_t i, size_t j, const char *id,
                        enum sb_status st)
 {
-    wire_msg(msg, msglen, "messages[%zu].tool_calls[%zu].function.arguments (tool call \"%.*s\"): %s",
-             i, j, id ? (int)wire_call_id_len(id) > 64 ? 64 : (int)wire_call_id_len(id) : 1,
+    wire_msg(msg, msglen,
+             "messages[%zu].tool_calls[%zu].function.arguments (tool call \"%.*s\"): %s", i, j,
+             id ? (int)wire_call_id_len(id) > 64 ? 64 : (int)wire_call_id_len(id) : 1,
              id ? id : "?", st == SB_ERR_PARSE ? "not valid JSON" : "not a JSON object");
 }
 

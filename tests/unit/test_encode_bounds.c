@@ -31,10 +31,11 @@ static char *worst_body(size_t bytes, size_t *n_items)
     buf_init(&b);
     buf_puts(&b, "{\"model\":\"m\",\"messages\":[{\"role\":\"user\",\"content\":\"go\"}");
     for (size_t k = 0; k < calls; k++)
-        buf_printf(&b,
-                   ",{\"role\":\"assistant\",\"tool_calls\":[{\"id\":\"c%zu\",\"type\":\"function\","
-                   "\"function\":{\"name\":\"f%zu\",\"arguments\":\"{}\"}}]}",
-                   k, k % 7);
+        buf_printf(
+            &b,
+            ",{\"role\":\"assistant\",\"tool_calls\":[{\"id\":\"c%zu\",\"type\":\"function\","
+            "\"function\":{\"name\":\"f%zu\",\"arguments\":\"{}\"}}]}",
+            k, k % 7);
     for (size_t k = 0; k < calls; k++)
         buf_printf(&b,
                    ",{\"role\":\"tool\",\"tool_call_id\":\"c%zu\",\"content\":\"result %zu\"}"
