@@ -297,14 +297,16 @@ static char *an_base_url(const struct config_target *t)
     return xstrndup(b, wire_base_len(b));
 }
 
-/* Headers common to every request; checks the key and version cannot split a header. */
+/* Headers common to every request; refuses a key or version with a control character (it
+ * could split the header: config loading rejects those already, this is the second line). */
 static enum sb_status an_auth_headers(const struct config_target *t, struct http_request *out,
                                       char *msg, size_t msglen)
 {
     const char *version =
         wire_has_text(t->anthropic_version) ? t->anthropic_version : AN_DEFAULT_VERSION;
-    if (wire_has_line_break(t->api_key) || wire_has_line_break(version)) {
-        wire_msg(msg, msglen, "target %s: API key or anthropic_version contains a line break",
+    if (str_has_ctl(t->api_key) || str_has_ctl(version)) {
+        wire_msg(msg, msglen,
+                 "target %s: API key or anthropic_version contains a control character",
                  t->name ? t->name : "?");
         return SB_ERR_INVALID;
     }

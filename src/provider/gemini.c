@@ -60,7 +60,6 @@
 
 #define GM_DEFAULT_BASE   "https://generativelanguage.googleapis.com/v1beta"
 #define GM_MAX_TOOL_CALLS 1024 /* per answer; more is a bad response */
-#define GM_MODEL_CHARSET  "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789._-"
 
 /* ---- encode ------------------------------------------------------------------------------- */
 
@@ -339,8 +338,11 @@ static char *gm_model_url(const struct config_target *t, const char *model, char
 {
     const char *b = wire_has_text(t->base_url) ? t->base_url : GM_DEFAULT_BASE;
     model = gm_model_id(model);
-    if (!*model || model[strspn(model, GM_MODEL_CHARSET)] != '\0') {
-        wire_msg(msg, msglen, "model \"%s\": expected letters, digits, '.', '_' or '-'", model);
+    if (!str_is_path_segment(model)) {
+        wire_msg(msg, msglen,
+                 "model \"%.80s\": expected letters, digits, '.', '_' or '-' (a URL path "
+                 "segment, not \".\" or \"..\")",
+                 model);
         return NULL;
     }
     return xasprintf("%.*s/models/%s", (int)wire_base_len(b), b, model);
@@ -349,8 +351,9 @@ static char *gm_model_url(const struct config_target *t, const char *model, char
 static enum sb_status gm_headers(const struct config_target *t, struct http_request *out, char *msg,
                                  size_t msglen)
 {
-    if (wire_has_line_break(t->api_key)) {
-        wire_msg(msg, msglen, "target %s: API key contains a line break", t->name ? t->name : "?");
+    if (str_has_ctl(t->api_key)) {
+        wire_msg(msg, msglen, "target %s: API key contains a control character",
+                 t->name ? t->name : "?");
         return SB_ERR_INVALID;
     }
     if (t->api_key)

@@ -80,11 +80,6 @@ bool wire_has_text(const char *s)
     return s && *s;
 }
 
-bool wire_has_line_break(const char *s)
-{
-    return s && strpbrk(s, "\r\n") != NULL;
-}
-
 bool wire_contains_any(const char *text, const char *const *needles, size_t n)
 {
     for (size_t i = 0; text && i < n; i++)

@@ -46,8 +46,7 @@ const char *wire_str(const cJSON *obj, const char *key);
 /* A token count: a JSON number clamped to [0, 1e15] into *out. */
 bool wire_count(const cJSON *obj, const char *key, long *out);
 
-bool wire_has_text(const char *s);       /* non-NULL and non-empty */
-bool wire_has_line_break(const char *s); /* holds CR or LF (would split an HTTP header) */
+bool wire_has_text(const char *s); /* non-NULL and non-empty */
 /* Case-insensitive: does text (may be NULL) contain any of the n needles? */
 bool wire_contains_any(const char *text, const char *const *needles, size_t n);
 /* Length of base without its trailing slashes. */
