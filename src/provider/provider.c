@@ -354,7 +354,7 @@ void provider_call_on_header(struct provider_call *c, const char *name, const ch
     if (c->client_headers.len < 2048 &&
         llm_ratelimit_client_header(name, value, now_wall_ms, cname, sizeof cname, cvalue,
                                     sizeof cvalue) &&
-        !wire_has_line_break(cvalue))
+        !str_has_ctl(cvalue))
         buf_printf(&c->client_headers, "%s: %s\n", cname, cvalue);
 }
 
