@@ -155,11 +155,23 @@ static void writers_script(struct reader *r)
     check_json(&out);
 
     struct gw_error e;
+    char why_type[256];
     buf_reset(&out);
-    enum llm_errclass cls = (enum llm_errclass)(rd_byte(r) % (LLM_ERR_INTERNAL + 1));
-    bool no_target = rd_byte(r) & 1;
-    int64_t retry_ms = rd_byte(r) * 1000;
-    gw_error_from_call(&e, cls, no_target, retry_ms, model);
+    struct llm_error_info info;
+    llm_error_info_init(&info);
+    rd_str(r, why_type);
+    str_copy(info.type, sizeof info.type, why_type);
+    rd_str(r, why_type);
+    str_copy(info.code, sizeof info.code, why_type);
+    struct gw_call_failure f = {
+        .info = rd_byte(r) & 1 ? &info : NULL,
+        .cls = (enum llm_errclass)(rd_byte(r) % (LLM_ERR_INTERNAL + 1)),
+        .upstream_status = 100 + rd_byte(r) * 2,
+        .no_target = rd_byte(r) & 1,
+        .retry_after_ms = rd_byte(r) * 1000 - 1000,
+        .message = model,
+    };
+    gw_error_from_call(&e, &f);
     gw_error_json(&e, &out);
     check_json(&out);
     buf_reset(&out);
