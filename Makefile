@@ -140,9 +140,13 @@ bench-tools: $(BENCH_BINS)
 
 $(BENCH_BINS): $(BUILD)/%: tests/bench/%.c
 	@mkdir -p $(dir $@)
-	$(CC) -D_GNU_SOURCE $(WARN) $(OPT) -o $@ $< $(BENCH_LIBS_$*)
+	$(CC) -D_GNU_SOURCE $(WARN) $(OPT) $(BENCH_CFLAGS_$*) -o $@ $< $(BENCH_LIBS_$*)
 
 BENCH_LIBS_floor := -lmicrohttpd -lcurl -lpthread
+# encode: the encoders' worst case, linked with the library itself.
+$(BUILD)/encode: $(LIB)
+BENCH_CFLAGS_encode := -Iinclude $(PKG_CFLAGS) -pthread
+BENCH_LIBS_encode := $(LIB) $(PKG_LIBS) -lm -pthread
 
 bench:
 	@bash .ci/deps build bench

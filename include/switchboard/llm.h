@@ -62,8 +62,10 @@ struct llm_request {
     char *model; /* the public model name the client asked for (a route name) */
     struct llm_message *messages;
     size_t n_messages;
+    size_t cap_messages; /* allocated slots (grows geometrically) */
     struct llm_tool *tools;
     size_t n_tools;
+    size_t cap_tools;
     enum llm_tool_choice tool_choice;
     char *tool_choice_name;
     bool stream;

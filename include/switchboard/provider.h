@@ -100,6 +100,10 @@ extern const struct provider_ops provider_gemini;
 /* The ops for a kind (openai-compatible -> provider_openai). Never NULL. */
 const struct provider_ops *provider_ops_for(enum provider_kind kind);
 
+/* Steps the encoders have taken on the calling thread (one per message, block, tool call,
+ * lookup probe...): a test reads it before and after an encode to assert linear work. */
+uint64_t provider_encode_steps(void);
+
 /* Replaces every occurrence of secret (if non-NULL and non-empty) and anything shaped like
  * an API key (sk-..., sk-ant-..., AIza..., "Bearer xyz") in msg with "[redacted]", in place. */
 void provider_redact(char *msg, size_t size, const char *secret);

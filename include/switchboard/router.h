@@ -186,7 +186,8 @@ struct router_cmd {
 };
 
 /* Applies a command on the router thread and waits (up to timeout_ms) for its verdict.
- * SB_OK, or SB_ERR_NOT_FOUND / SB_ERR_INVALID / SB_ERR_STATE with msg. Each applied command
+ * SB_OK, or SB_ERR_NOT_FOUND / SB_ERR_INVALID / SB_ERR_STATE with msg; SB_ERR_IO when the
+ * router did not answer in time or is stopping (unavailable, not a conflict). Each applied command
  * is an audit event (time, user, before -> after). */
 enum sb_status router_command(struct router *rt, const struct router_cmd *cmd, char *msg,
                               size_t msglen, int timeout_ms);

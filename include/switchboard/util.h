@@ -92,6 +92,12 @@ void clock_sleep_ms(int64_t ms);
 bool str_eq(const char *a, const char *b);  /* NULL-safe */
 bool str_ieq(const char *a, const char *b); /* ASCII case-insensitive, NULL-safe */
 bool str_has_prefix(const char *s, const char *prefix);
+/* Does s (NULL: no) hold a control character (0x00-0x1f, 0x7f)? Such a value would split or
+ * bend an HTTP header line. */
+bool str_has_ctl(const char *s);
+/* Is s usable as one URL path segment as is: 1..256 of [A-Za-z0-9._-], and not "." or ".."?
+ * (Gemini model ids go into the URL path.) */
+bool str_is_path_segment(const char *s);
 /* Copies at most dst_size-1 bytes and always terminates (dst_size > 0). Returns strlen(src). */
 size_t str_copy(char *dst, size_t dst_size, const char *src);
 /* Strict integer / number parsing: the whole string must be consumed. */

@@ -1,6 +1,13 @@
 /*
  * cli.c - subcommand table and top-level usage. Main thread only.
+ *
+ * Before anything else the process makes itself non-dumpable (PR_SET_DUMPABLE 0): no core
+ * file full of API keys, and other processes of the same user cannot ptrace it or read its
+ * memory through /proc. SWITCHBOARD_DEBUG_DUMPABLE=1 in the environment keeps the default
+ * (for debugging a crash with a core dump or a debugger).
  */
+#include <sys/prctl.h>
+
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -43,8 +50,18 @@ static void usage(FILE *out)
     fprintf(out, "  version                  print the version\n");
 }
 
+static void protect_process(void)
+{
+    const char *debug = getenv("SWITCHBOARD_DEBUG_DUMPABLE");
+    if (debug && str_eq(debug, "1"))
+        return;
+    if (prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) != 0)
+        perror("switchboard: prctl(PR_SET_DUMPABLE)");
+}
+
 int cli_main(int argc, char **argv)
 {
+    protect_process();
     /* cJSON allocates through our wrappers, so running out of memory aborts in one place,
      * and short-lived parse trees can come from a per-thread arena (src/util/scratch.c). */
     cJSON_Hooks hooks = {scratch_alloc_hook, scratch_free_hook};

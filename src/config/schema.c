@@ -134,6 +134,15 @@ static const char *check_env_name(char *v)
     return NULL;
 }
 
+/* A value sent as an HTTP header value as is. */
+static const char *check_header_value(char *v)
+{
+    if (str_has_ctl(v))
+        return "expected a header value without control characters (CR, LF, tab...): it "
+               "would split the request's headers";
+    return NULL;
+}
+
 static const char *check_url(char *v)
 {
     const char *host;
@@ -243,7 +252,7 @@ static const struct schema_entry target_entries[] = {
      .min = 1, .max = 1000000, .def = 4096, .unit = "tokens",
      .help = "Sent when the client gave no max_tokens and the wire format needs one."},
     {.key = "anthropic_version", .type = ST_STRING, .off = OFF(config_target, anthropic_version),
-     .def_s = "2023-06-01", .help = "anthropic-version header (kind anthropic)."},
+     .def_s = "2023-06-01", .check = check_header_value, .help = "anthropic-version header (kind anthropic)."},
     {.key = "connect_timeout_ms", .type = ST_MS, .off = OFF(config_target, connect_timeout_ms),
      .min = 1, .max = 600000, .def = 5000, .unit = "ms", .help = "TCP + TLS connect timeout."},
     {.key = "first_byte_timeout_ms", .type = ST_MS,

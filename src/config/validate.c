@@ -94,6 +94,16 @@ static void check_target(struct cfg_ctx *ctx, size_t i)
                 "providers[%zu].api_key_env: missing required key for kind \"%s\" (the NAME "
                 "of the environment variable holding the key, e.g. \"%s\")",
                 i, kind, info->key_env);
+    /* Gemini puts the model id in the URL path: one plain segment, nothing to escape. */
+    if (t->kind == PROVIDER_GEMINI && t->model) {
+        const char *id = str_has_prefix(t->model, "models/") ? t->model + 7 : t->model;
+        if (!str_is_path_segment(id))
+            cfg_err(ctx,
+                    "providers[%zu].model: a Gemini model id goes into the URL path: expected "
+                    "letters, digits, '.', '_' and '-' (e.g. \"gemini-2.5-flash\"), not \".\", "
+                    "\"..\", '/', '?', '#' or '%%'",
+                    i);
+    }
 }
 
 /* API keys: an unset variable disables the target; the message names the variable only. */
@@ -105,6 +115,13 @@ static void resolve_secrets(struct cfg_ctx *ctx)
         if (!t->api_key_env)
             continue;
         const char *v = ctx->getenv_fn(ctx->env_ctx, t->api_key_env);
+        if (v && *v && str_has_ctl(v)) { /* never echo the value */
+            cfg_err(ctx,
+                    "providers[%zu].api_key_env: the value of %s contains a control character "
+                    "(CR, LF, tab...): it would split the request's headers; fix the variable",
+                    i, t->api_key_env);
+            continue;
+        }
         if (v && *v) {
             t->api_key = xstrdup(v);
             continue;

@@ -150,26 +150,29 @@ static enum MHD_Result admin_target_get(struct gw_conn *c, const char *name)
     return r;
 }
 
-/* Reads {"weight": N?, "expires_in_s": N?} (an empty body is {}). */
-static bool parse_cmd_body(struct gw_conn *c, struct router_cmd *cmd, bool need_weight, char *msg,
-                           size_t msglen)
+bool gw_admin_parse_cmd(const char *body, size_t len, bool need_weight, struct router_cmd *cmd,
+                        char *msg, size_t msglen)
 {
     bool ok = false;
     cJSON *root = NULL;
-    if (c->body.len == 0) {
+    const char *end = NULL;
+    if (len == 0) {
         root = cJSON_CreateObject();
     } else {
-        root = cJSON_ParseWithLength(c->body.data, c->body.len);
-        if (!cJSON_IsObject(root)) {
-            snprintf(msg, msglen, "request body: expected a JSON object");
+        root = cJSON_ParseWithLengthOpts(body, len, &end, false);
+        while (root && end && end < body + len && *end && strchr(" \t\r\n", *end))
+            end++;
+        if (!cJSON_IsObject(root) || end != body + len) {
+            snprintf(msg, msglen, "request body: expected one JSON object");
             goto out;
         }
     }
     const cJSON *w = cJSON_GetObjectItemCaseSensitive(root, "weight");
     const cJSON *exp = cJSON_GetObjectItemCaseSensitive(root, "expires_in_s");
     if (need_weight) {
-        if (!cJSON_IsNumber(w) || !isfinite(w->valuedouble) || w->valuedouble < 0) {
-            snprintf(msg, msglen, "weight: expected a number >= 0");
+        if (!cJSON_IsNumber(w) || !isfinite(w->valuedouble) || w->valuedouble < 0 ||
+            w->valuedouble > 1e6) {
+            snprintf(msg, msglen, "weight: expected a number from 0 to 1000000");
             goto out;
         }
         cmd->weight = w->valuedouble;
@@ -202,7 +205,8 @@ static enum MHD_Result admin_command(struct gw_conn *c, enum router_cmd_type typ
     str_copy(cmd.target, sizeof cmd.target, target ? target : "");
     gw_client_addr(c, addr, sizeof addr);
     snprintf(cmd.user, sizeof cmd.user, "admin:%s", addr);
-    if (!parse_cmd_body(c, &cmd, type == ROUTER_CMD_SET_WEIGHT, msg, sizeof msg))
+    if (!gw_admin_parse_cmd(c->body.data, c->body.len, type == ROUTER_CMD_SET_WEIGHT, &cmd, msg,
+                            sizeof msg))
         return admin_error(c, 400, msg);
     enum sb_status st = router_command(c->gw->rt, &cmd, msg, sizeof msg, GW_ADMIN_TIMEOUT_MS);
     log_info("gateway: %s %s %s -> %s%s%s", cmd.user, c->method, c->path, sb_strerror(st),

@@ -413,6 +413,11 @@ bool gw_log_due_locked(int64_t *last_ms);
 
 enum MHD_Result gw_chat_run(struct gw_conn *c);
 enum MHD_Result gw_admin_run(struct gw_conn *c);
+/* An admin command's body: {"weight": N?, "expires_in_s": N?} (len 0 reads as {}), exactly
+ * one JSON object (bytes after it fail). Fills cmd->weight (need_weight: required, 0..1e6)
+ * and cmd->expires_ms; false with msg set on anything else. Pure; any thread. */
+bool gw_admin_parse_cmd(const char *body, size_t len, bool need_weight, struct router_cmd *cmd,
+                        char *msg, size_t msglen);
 /* 0 when the request may proceed, else the status to answer: 404 admin off, 401 bad token. */
 int gw_admin_check_auth(struct gw_conn *c, const char *authorization);
 /* /admin/keys[/NAME/revoke] (rest is what follows "/admin/keys"). */

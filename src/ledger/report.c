@@ -289,14 +289,21 @@ static void render_table(struct ledger_report *r, int64_t since_ms, int64_t unti
     table_row(out, w, total);
 }
 
+/* One field per RFC 4180 (quoted when it holds a comma, a quote, CR or LF, or edge spaces;
+ * quotes doubled). A field a spreadsheet would run as a formula (a leading = + - @, tab or
+ * CR: tags and names come from clients) gets a leading ' and quotes (OWASP's advice). */
 static void csv_field(struct buf *out, const char *s)
 {
-    bool quote = strpbrk(s, ",\"\r\n") != NULL || (*s && (s[0] == ' ' || s[strlen(s) - 1] == ' '));
+    bool formula = *s && strchr("=+-@\t\r", s[0]) != NULL;
+    bool quote = formula || strpbrk(s, ",\"\r\n") != NULL ||
+                 (*s && (s[0] == ' ' || s[strlen(s) - 1] == ' '));
     if (!quote) {
         buf_puts(out, s);
         return;
     }
     buf_putc(out, '"');
+    if (formula)
+        buf_putc(out, '\'');
     for (; *s; s++) {
         if (*s == '"')
             buf_putc(out, '"');

@@ -55,6 +55,7 @@ struct an_enc {
     cJSON *messages;
     cJSON *last_turn;      /* last message object in messages, NULL when none */
     const char *last_role; /* its role */
+    cJSON *last_result;    /* last tool_result block of last_turn, NULL when none */
     struct buf system;
     char *msg;
     size_t msglen;
@@ -69,6 +70,7 @@ static cJSON *an_turn(struct an_enc *e, const char *role)
         cJSON_AddArrayToObject(e->last_turn, "content");
         cJSON_AddItemToArray(e->messages, e->last_turn);
         e->last_role = role;
+        e->last_result = NULL;
     }
     return cJSON_GetObjectItemCaseSensitive(e->last_turn, "content");
 }
@@ -92,6 +94,7 @@ static enum sb_status an_enc_assistant(struct an_enc *e, const struct llm_messag
         an_add_text(blocks, m->content);
     for (size_t j = 0; j < m->n_tool_calls; j++) {
         const struct llm_tool_call *tc = &m->tool_calls[j];
+        WIRE_STEP();
         snprintf(what, sizeof what, "messages[%zu].tool_calls[%zu]", i, j);
         if (!tc->id || !tc->name) {
             wire_msg(e->msg, e->msglen, "%s.%s: missing", what, tc->id ? "name" : "id");
@@ -100,7 +103,7 @@ static enum sb_status an_enc_assistant(struct an_enc *e, const struct llm_messag
         cJSON *input = NULL;
         enum sb_status st = wire_parse_object(tc->arguments, &input);
         if (st != SB_OK) {
-            wire_msg(e->msg, e->msglen, "%s.arguments: %s", what, wire_object_error(st));
+            wire_msg_bad_args(e->msg, e->msglen, i, j, tc->id, st);
             return SB_ERR_INVALID;
         }
         cJSON *b = cJSON_CreateObject();
@@ -113,27 +116,39 @@ static enum sb_status an_enc_assistant(struct an_enc *e, const struct llm_messag
     return SB_OK;
 }
 
-/* Adds a tool_result block before any other block of the same user turn (Anthropic wants the
- * results first). The blocks after the results move behind b: cJSON 1.7.15's
- * cJSON_InsertItemInArray fails (and the item is lost) on a second insert into the middle of
- * an array. */
-static void an_put_result(cJSON *blocks, cJSON *b)
+/* Links b into blocks right after `after` (at the head when NULL), in O(1). cJSON keeps an
+ * array's last element in child->prev; cJSON_InsertItemInArray walks the array (and 1.7.15
+ * loses the item on a second insert into the middle), so the links are set here. */
+static void an_link_after(cJSON *blocks, cJSON *after, cJSON *b)
 {
-    int at = 0;
-    const cJSON *it;
-    cJSON_ArrayForEach(it, blocks)
-    {
-        if (!str_eq(wire_str(it, "type"), "tool_result"))
-            break;
-        at++;
+    cJSON *head = blocks->child;
+    if (!head) {
+        b->prev = b;
+        b->next = NULL;
+        blocks->child = b;
+    } else if (!after) {
+        b->prev = head->prev;
+        b->next = head;
+        head->prev = b;
+        blocks->child = b;
+    } else {
+        b->prev = after;
+        b->next = after->next;
+        if (after->next)
+            after->next->prev = b;
+        else
+            head->prev = b;
+        after->next = b;
     }
-    cJSON *rest = cJSON_CreateArray();
-    while (cJSON_GetArraySize(blocks) > at)
-        cJSON_AddItemToArray(rest, cJSON_DetachItemFromArray(blocks, at));
-    cJSON_AddItemToArray(blocks, b);
-    while (cJSON_GetArraySize(rest) > 0)
-        cJSON_AddItemToArray(blocks, cJSON_DetachItemFromArray(rest, 0));
-    cJSON_Delete(rest);
+}
+
+/* Adds a tool_result block after the turn's earlier results and before any of its other
+ * blocks (Anthropic wants the results first): O(1) per result. */
+static void an_put_result(struct an_enc *e, cJSON *blocks, cJSON *b)
+{
+    WIRE_STEP();
+    an_link_after(blocks, e->last_result, b);
+    e->last_result = b;
 }
 
 static enum sb_status an_enc_tool_result(struct an_enc *e, const struct llm_message *m, size_t i)
@@ -147,7 +162,7 @@ static enum sb_status an_enc_tool_result(struct an_enc *e, const struct llm_mess
     cJSON_AddStringToObject(b, "type", "tool_result");
     wire_add_call_id(b, "tool_use_id", m->tool_call_id);
     cJSON_AddStringToObject(b, "content", m->content ? m->content : "");
-    an_put_result(blocks, b);
+    an_put_result(e, blocks, b);
     return SB_OK;
 }
 
@@ -156,6 +171,7 @@ static enum sb_status an_enc_messages(struct an_enc *e, const struct llm_request
     enum sb_status st = SB_OK;
     for (size_t i = 0; i < req->n_messages && st == SB_OK; i++) {
         const struct llm_message *m = &req->messages[i];
+        WIRE_STEP();
         switch (m->role) {
         case LLM_ROLE_SYSTEM:
             if (!wire_has_text(m->content))
@@ -180,8 +196,9 @@ static enum sb_status an_enc_messages(struct an_enc *e, const struct llm_request
     cJSON_ArrayForEach(turn, e->messages)
     {
         cJSON *blocks = cJSON_GetObjectItemCaseSensitive(turn, "content");
-        cJSON *only = cJSON_GetArrayItem(blocks, 0);
-        if (cJSON_GetArraySize(blocks) != 1 || !str_eq(wire_str(only, "type"), "text"))
+        cJSON *only = blocks ? blocks->child : NULL;
+        WIRE_STEP();
+        if (!only || only->next || !str_eq(wire_str(only, "type"), "text"))
             continue;
         cJSON *s = cJSON_CreateString(wire_str(only, "text"));
         cJSON_ReplaceItemInObjectCaseSensitive(turn, "content", s);
@@ -280,14 +297,16 @@ static char *an_base_url(const struct config_target *t)
     return xstrndup(b, wire_base_len(b));
 }
 
-/* Headers common to every request; checks the key and version cannot split a header. */
+/* Headers common to every request; refuses a key or version with a control character (it
+ * could split the header: config loading rejects those already, this is the second line). */
 static enum sb_status an_auth_headers(const struct config_target *t, struct http_request *out,
                                       char *msg, size_t msglen)
 {
     const char *version =
         wire_has_text(t->anthropic_version) ? t->anthropic_version : AN_DEFAULT_VERSION;
-    if (wire_has_line_break(t->api_key) || wire_has_line_break(version)) {
-        wire_msg(msg, msglen, "target %s: API key or anthropic_version contains a line break",
+    if (str_has_ctl(t->api_key) || str_has_ctl(version)) {
+        wire_msg(msg, msglen,
+                 "target %s: API key or anthropic_version contains a control character",
                  t->name ? t->name : "?");
         return SB_ERR_INVALID;
     }

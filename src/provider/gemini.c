@@ -60,7 +60,6 @@
 
 #define GM_DEFAULT_BASE   "https://generativelanguage.googleapis.com/v1beta"
 #define GM_MAX_TOOL_CALLS 1024 /* per answer; more is a bad response */
-#define GM_MODEL_CHARSET  "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789._-"
 
 /* ---- encode ------------------------------------------------------------------------------- */
 
@@ -71,8 +70,10 @@ struct gm_enc {
     const struct llm_request *req;
     const char *model; /* the target's model id, "models/" prefix dropped */
     cJSON *contents;
-    cJSON *last_turn;      /* last element of contents, NULL when none */
-    const char *last_role; /* its role */
+    cJSON *last_turn;        /* last element of contents, NULL when none */
+    const char *last_role;   /* its role */
+    struct wire_names calls; /* tool call id -> name, of the calls encoded so far */
+    size_t repaired;         /* tool results sent as text: their call is not in the history */
     struct buf system;
     char *msg;
     size_t msglen;
@@ -122,6 +123,7 @@ static enum sb_status gm_enc_assistant(struct gm_enc *e, const struct llm_messag
         gm_add_text(parts, m->content);
     for (size_t j = 0; j < m->n_tool_calls; j++) {
         const struct llm_tool_call *tc = &m->tool_calls[j];
+        WIRE_STEP();
         if (!tc->name) {
             wire_msg(e->msg, e->msglen, "messages[%zu].tool_calls[%zu].name: missing", i, j);
             return SB_ERR_INVALID;
@@ -129,10 +131,10 @@ static enum sb_status gm_enc_assistant(struct gm_enc *e, const struct llm_messag
         cJSON *args = NULL;
         enum sb_status st = wire_parse_object(tc->arguments, &args);
         if (st != SB_OK) {
-            wire_msg(e->msg, e->msglen, "messages[%zu].tool_calls[%zu].arguments: %s", i, j,
-                     wire_object_error(st));
+            wire_msg_bad_args(e->msg, e->msglen, i, j, tc->id, st);
             return SB_ERR_INVALID;
         }
+        wire_names_put(&e->calls, tc->id, tc->name);
         cJSON *p = cJSON_CreateObject();
         cJSON *fc = cJSON_AddObjectToObject(p, "functionCall");
         cJSON_AddStringToObject(fc, "name", tc->name);
@@ -145,32 +147,34 @@ static enum sb_status gm_enc_assistant(struct gm_enc *e, const struct llm_messag
     return SB_OK;
 }
 
-/* The function a tool result answers: its own name, else the earlier call with its id. */
-static const char *gm_result_name(const struct llm_request *req, size_t i)
+/* A tool result whose call is not in the history (a client trimmed it): Gemini can only take
+ * a functionResponse that names the function, so the result goes as a text part of the user
+ * turn, saying which call it answers. Nothing is lost and nothing is invented. */
+static void gm_enc_orphan_result(struct gm_enc *e, const struct llm_message *m)
 {
-    const struct llm_message *m = &req->messages[i];
-    if (m->name)
-        return m->name;
-    for (size_t k = i; m->tool_call_id && k > 0; k--) {
-        const struct llm_message *a = &req->messages[k - 1];
-        if (a->role != LLM_ROLE_ASSISTANT)
-            continue;
-        for (size_t j = 0; j < a->n_tool_calls; j++)
-            if (str_eq(a->tool_calls[j].id, m->tool_call_id))
-                return a->tool_calls[j].name;
-    }
-    return NULL;
+    struct buf text;
+    buf_init(&text);
+    buf_printf(&text, "Result of tool call %.*s (the call is no longer in this conversation): ",
+               (int)wire_call_id_len(m->tool_call_id), m->tool_call_id);
+    buf_puts(&text, m->content ? m->content : "");
+    gm_add_text(gm_turn(e, "user"), buf_str(&text));
+    buf_cleanup(&text);
+    e->repaired++;
 }
 
+/* A tool result: a functionResponse named by the message's name, else by the earlier call
+ * with its id; a result without either goes as text (gm_enc_orphan_result). */
 static enum sb_status gm_enc_tool_result(struct gm_enc *e, const struct llm_message *m, size_t i)
 {
-    const char *name = gm_result_name(e->req, i);
-    if (!name) {
-        wire_msg(e->msg, e->msglen,
-                 "messages[%zu]: tool result has no name and its tool_call_id matches no "
-                 "earlier tool call",
+    const char *name = m->name ? m->name : wire_names_get(&e->calls, m->tool_call_id);
+    if (!name && !m->tool_call_id) {
+        wire_msg(e->msg, e->msglen, "messages[%zu]: tool result has neither name nor tool_call_id",
                  i);
         return SB_ERR_INVALID;
+    }
+    if (!name) {
+        gm_enc_orphan_result(e, m);
+        return SB_OK;
     }
     cJSON *response = NULL;
     if (wire_parse_object(m->content, &response) != SB_OK || !response) {
@@ -188,8 +192,13 @@ static enum sb_status gm_enc_tool_result(struct gm_enc *e, const struct llm_mess
 static enum sb_status gm_enc_messages(struct gm_enc *e)
 {
     enum sb_status st = SB_OK;
+    size_t n_calls = 0;
+    for (size_t i = 0; i < e->req->n_messages; i++)
+        n_calls += e->req->messages[i].n_tool_calls;
+    wire_names_init(&e->calls, n_calls);
     for (size_t i = 0; i < e->req->n_messages && st == SB_OK; i++) {
         const struct llm_message *m = &e->req->messages[i];
+        WIRE_STEP();
         switch (m->role) {
         case LLM_ROLE_SYSTEM:
             if (!wire_has_text(m->content))
@@ -209,6 +218,7 @@ static enum sb_status gm_enc_messages(struct gm_enc *e)
             break;
         }
     }
+    wire_names_cleanup(&e->calls);
     return st;
 }
 
@@ -328,8 +338,11 @@ static char *gm_model_url(const struct config_target *t, const char *model, char
 {
     const char *b = wire_has_text(t->base_url) ? t->base_url : GM_DEFAULT_BASE;
     model = gm_model_id(model);
-    if (!*model || model[strspn(model, GM_MODEL_CHARSET)] != '\0') {
-        wire_msg(msg, msglen, "model \"%s\": expected letters, digits, '.', '_' or '-'", model);
+    if (!str_is_path_segment(model)) {
+        wire_msg(msg, msglen,
+                 "model \"%.80s\": expected letters, digits, '.', '_' or '-' (a URL path "
+                 "segment, not \".\" or \"..\")",
+                 model);
         return NULL;
     }
     return xasprintf("%.*s/models/%s", (int)wire_base_len(b), b, model);
@@ -338,8 +351,9 @@ static char *gm_model_url(const struct config_target *t, const char *model, char
 static enum sb_status gm_headers(const struct config_target *t, struct http_request *out, char *msg,
                                  size_t msglen)
 {
-    if (wire_has_line_break(t->api_key)) {
-        wire_msg(msg, msglen, "target %s: API key contains a line break", t->name ? t->name : "?");
+    if (str_has_ctl(t->api_key)) {
+        wire_msg(msg, msglen, "target %s: API key contains a control character",
+                 t->name ? t->name : "?");
         return SB_ERR_INVALID;
     }
     if (t->api_key)

@@ -61,7 +61,8 @@ void llm_request_cleanup(struct llm_request *req)
 struct llm_message *llm_request_add_message(struct llm_request *req, enum llm_role role,
                                             const char *content)
 {
-    req->messages = xrealloc(req->messages, (req->n_messages + 1) * sizeof *req->messages);
+    req->messages =
+        xgrow(req->messages, &req->cap_messages, req->n_messages + 1, sizeof *req->messages);
     struct llm_message *m = &req->messages[req->n_messages++];
     memset(m, 0, sizeof *m);
     m->role = role;
@@ -72,7 +73,7 @@ struct llm_message *llm_request_add_message(struct llm_request *req, enum llm_ro
 void llm_request_add_tool(struct llm_request *req, const char *name, const char *description,
                           const char *parameters_json)
 {
-    req->tools = xrealloc(req->tools, (req->n_tools + 1) * sizeof *req->tools);
+    req->tools = xgrow(req->tools, &req->cap_tools, req->n_tools + 1, sizeof *req->tools);
     struct llm_tool *t = &req->tools[req->n_tools++];
     t->name = xstrdup(name);
     t->description = xstrdup(description);

@@ -285,6 +285,17 @@ static enum sb_status set_url(const struct config_target *t, const char *path,
     return SB_OK;
 }
 
+/* Refuses a key with a control character: it could split the Authorization header (config
+ * loading rejects those already; this is the second line). */
+static enum sb_status check_key(const struct config_target *t, char *msg, size_t msglen)
+{
+    if (!str_has_ctl(t->api_key))
+        return SB_OK;
+    snprintf(msg, msglen, "target %s: API key contains a control character",
+             t->name ? t->name : "?");
+    return SB_ERR_INVALID;
+}
+
 static void add_auth(const struct config_target *t, struct http_request *out)
 {
     if (t->api_key && *t->api_key)
@@ -311,6 +322,7 @@ static enum sb_status encode_message(const struct llm_message *m, size_t i, cJSO
                                      size_t msglen)
 {
     cJSON *o = cJSON_CreateObject();
+    WIRE_STEP();
     cJSON_AddItemToArray(arr, o);
     cJSON_AddStringToObject(o, "role", llm_role_name(m->role));
     switch (m->role) {
@@ -443,6 +455,8 @@ static enum sb_status openai_encode(const struct config_target *t, const struct 
     char *text = NULL;
     cJSON *root = cJSON_CreateObject();
     enum sb_status st = encode_body(t, req, root, msg, msglen);
+    if (st == SB_OK)
+        st = check_key(t, msg, msglen);
     if (st != SB_OK)
         goto out;
     st = set_url(t, "/chat/completions", out, msg, msglen);
@@ -465,7 +479,9 @@ out:
 static enum sb_status openai_encode_probe(const struct config_target *t, struct http_request *out,
                                           char *msg, size_t msglen)
 {
-    enum sb_status st = set_url(t, "/models", out, msg, msglen);
+    enum sb_status st = check_key(t, msg, msglen);
+    if (st == SB_OK)
+        st = set_url(t, "/models", out, msg, msglen);
     if (st != SB_OK)
         return st;
     out->method = xstrdup("GET");

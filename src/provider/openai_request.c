@@ -28,6 +28,9 @@
 #include "switchboard/provider.h"
 
 #define MAX_STOP 16
+/* The model name is echoed in every SSE chunk: a name longer than any real model id only
+ * multiplies the answer's size. */
+#define MAX_MODEL 256
 
 struct parse {
     struct llm_request *req;
@@ -304,6 +307,8 @@ static enum sb_status f_model(struct parse *p, const cJSON *v)
 {
     if (!cJSON_IsString(v) || !*v->valuestring)
         return fail(p, SB_ERR_INVALID, "model: expected a non-empty string");
+    if (strlen(v->valuestring) > MAX_MODEL)
+        return fail(p, SB_ERR_INVALID, "model: expected at most %d characters", MAX_MODEL);
     free(p->req->model);
     p->req->model = xstrdup(v->valuestring);
     p->have_model = true;
@@ -513,17 +518,51 @@ static enum sb_status check_tool_choice(struct parse *p)
                 req->tool_choice_name);
 }
 
+/* Does a JSON string in body[0..len) (valid JSON) hold the escape \u0000? cJSON would
+ * decode it into a NUL that silently cuts the string short. */
+static bool has_nul_escape(const char *body, size_t len)
+{
+    bool in_string = false;
+    for (size_t i = 0; i < len; i++) {
+        if (body[i] == '"') {
+            in_string = !in_string;
+        } else if (in_string && body[i] == '\\') {
+            if (i + 5 < len && body[i + 1] == 'u' && memcmp(body + i + 2, "0000", 4) == 0)
+                return true;
+            i++; /* the escaped character, whatever it is */
+        }
+    }
+    return false;
+}
+
+/* Parses the body as exactly one JSON value: bytes after it other than whitespace fail. */
+static enum sb_status parse_body(struct parse *p, const char *body, size_t len, cJSON **root)
+{
+    const char *end = NULL;
+    *root = cJSON_ParseWithLengthOpts(body, len, &end, false);
+    if (!*root)
+        return fail(p, SB_ERR_PARSE, "request body is not valid JSON");
+    while (end && end < body + len && strchr(" \t\r\n", *end) && *end)
+        end++;
+    if (!end || end != body + len)
+        return fail(p, SB_ERR_PARSE,
+                    "request body: unexpected bytes after the JSON object (at offset %zu)",
+                    end ? (size_t)(end - body) : len);
+    if (has_nul_escape(body, len))
+        return fail(p, SB_ERR_INVALID,
+                    "request body: a string holds \\u0000 (NUL), which is not supported");
+    return SB_OK;
+}
+
 enum sb_status openai_request_parse(const char *body, size_t len, struct llm_request *req,
                                     char *msg, size_t msglen)
 {
     struct parse p = {.req = req, .msg = msg, .msglen = msglen};
-    enum sb_status st = SB_OK;
     const cJSON *item;
-    cJSON *root = cJSON_ParseWithLength(body, len);
-    if (!root) {
-        st = fail(&p, SB_ERR_PARSE, "request body is not valid JSON");
+    cJSON *root = NULL;
+    enum sb_status st = parse_body(&p, body, len, &root);
+    if (st != SB_OK)
         goto out;
-    }
     if (!cJSON_IsObject(root)) {
         st = fail(&p, SB_ERR_INVALID, "request body: expected a JSON object");
         goto out;

@@ -1,6 +1,7 @@
 /*
- * provider.c - HTTP request helpers, secret redaction and the provider_call glue that turns
- * one HTTP exchange (status, headers, body bytes) into llm events for a sink.
+ * provider.c - HTTP request helpers and the provider_call glue that turns
+ * one HTTP exchange (status, headers, body bytes) into llm events for a sink (redaction of
+ * secrets in error text lives in redact.c).
  *
  * The glue picks a body mode once the first body byte (or the end) arrives:
  *   status outside 2xx          -> ERROR_BODY: keep up to PROVIDER_MAX_ERROR_BODY, classify
@@ -63,87 +64,6 @@ void http_request_add_header(struct http_request *r, const char *fmt, ...)
     va_end(ap);
     r->headers = xgrow(r->headers, &r->cap_headers, r->n_headers + 1, sizeof *r->headers);
     r->headers[r->n_headers++] = line;
-}
-
-/* ---- Redaction ----------------------------------------------------------------------- */
-
-#define REDACTED "[redacted]"
-
-static bool key_char(char c)
-{
-    return isalnum((unsigned char)c) || c == '_' || c == '-';
-}
-
-static bool token_char(char c)
-{
-    return c && (isalnum((unsigned char)c) || strchr("-._~+/=", c));
-}
-
-/* Length of a key-shaped run at s: prefix + at least min key characters, or fewer when the
- * run reaches the end of the text (a key cut off by truncation). 0 when none. */
-static size_t key_run(const char *s, size_t n, const char *prefix, size_t min, size_t min_tail)
-{
-    size_t p = strlen(prefix);
-    if (n < p || memcmp(s, prefix, p) != 0)
-        return 0;
-    size_t r = 0;
-    while (p + r < n && key_char(s[p + r]))
-        r++;
-    if (r >= min || (p + r == n && r >= min_tail))
-        return p + r;
-    return 0;
-}
-
-/* Keys start a word: "task-manager-tool" holds no key. */
-static bool at_word_start(const char *s, size_t i)
-{
-    return i == 0 || !isalnum((unsigned char)s[i - 1]);
-}
-
-/* "Bearer <token>": returns the length of the whole match, 0 when none. */
-static size_t bearer_run(const char *s, size_t n)
-{
-    if (n < 7 || strncasecmp(s, "bearer", 6) != 0 || s[6] != ' ')
-        return 0;
-    size_t i = 6;
-    while (i < n && s[i] == ' ')
-        i++;
-    size_t start = i;
-    while (i < n && token_char(s[i]))
-        i++;
-    while (i > start + 1 && s[i - 1] == '.')
-        i--; /* a full stop ending the sentence */
-    return i > start ? i : 0;
-}
-
-void provider_redact(char *msg, size_t size, const char *secret)
-{
-    if (!msg || size == 0)
-        return;
-    size_t len = strnlen(msg, size - 1);
-    size_t slen = secret ? strlen(secret) : 0;
-    struct buf out;
-    buf_init(&out);
-    for (size_t i = 0; i < len;) {
-        size_t left = len - i, n;
-        if (slen && left >= slen && memcmp(msg + i, secret, slen) == 0) {
-            n = slen;
-        } else if (slen >= 8 && left < slen && left >= 4 && memcmp(msg + i, secret, left) == 0) {
-            n = left; /* the secret, cut off at the end of the text */
-        } else if (at_word_start(msg, i) && ((n = key_run(msg + i, left, "sk-", 8, 4)) ||
-                                             (n = key_run(msg + i, left, "AIza", 20, 1)))) {
-            /* n set */
-        } else if ((n = bearer_run(msg + i, left)) > 0) {
-            buf_puts(&out, "Bearer ");
-        } else {
-            buf_putc(&out, msg[i++]);
-            continue;
-        }
-        buf_puts(&out, REDACTED);
-        i += n;
-    }
-    str_copy(msg, size, buf_str(&out));
-    buf_cleanup(&out);
 }
 
 /* ---- One HTTP exchange -> events -------------------------------------------------------- */
@@ -434,7 +354,7 @@ void provider_call_on_header(struct provider_call *c, const char *name, const ch
     if (c->client_headers.len < 2048 &&
         llm_ratelimit_client_header(name, value, now_wall_ms, cname, sizeof cname, cvalue,
                                     sizeof cvalue) &&
-        !wire_has_line_break(cvalue))
+        !str_has_ctl(cvalue))
         buf_printf(&c->client_headers, "%s: %s\n", cname, cvalue);
 }
 

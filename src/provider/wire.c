@@ -7,7 +7,16 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "switchboard/provider.h"
+
 #include "wire.h"
+
+_Thread_local uint64_t wire_steps;
+
+uint64_t provider_encode_steps(void)
+{
+    return wire_steps;
+}
 
 void wire_msg(char *msg, size_t msglen, const char *fmt, ...)
 {
@@ -71,11 +80,6 @@ bool wire_has_text(const char *s)
     return s && *s;
 }
 
-bool wire_has_line_break(const char *s)
-{
-    return s && strpbrk(s, "\r\n") != NULL;
-}
-
 bool wire_contains_any(const char *text, const char *const *needles, size_t n)
 {
     for (size_t i = 0; text && i < n; i++)
@@ -111,6 +115,60 @@ enum sb_status wire_parse_object(const char *text, cJSON **out)
 const char *wire_object_error(enum sb_status st)
 {
     return st == SB_ERR_PARSE ? "invalid JSON" : "expected a JSON object";
+}
+
+void wire_names_init(struct wire_names *m, size_t n_calls)
+{
+    m->cap = 8;
+    while (m->cap < 2 * n_calls)
+        m->cap *= 2;
+    m->ids = xcalloc(m->cap, sizeof *m->ids);
+    m->names = xcalloc(m->cap, sizeof *m->names);
+}
+
+void wire_names_cleanup(struct wire_names *m)
+{
+    free(m->ids);
+    free(m->names);
+    memset(m, 0, sizeof *m);
+}
+
+/* The slot holding id, or the empty slot where it would go. */
+static size_t names_slot(const struct wire_names *m, const char *id)
+{
+    size_t k = (size_t)hash_fnv1a(id, strlen(id)) & (m->cap - 1);
+    while (m->ids[k] && strcmp(m->ids[k], id) != 0) {
+        WIRE_STEP();
+        k = (k + 1) & (m->cap - 1);
+    }
+    return k;
+}
+
+void wire_names_put(struct wire_names *m, const char *id, const char *name)
+{
+    if (!id || !name)
+        return;
+    size_t k = names_slot(m, id);
+    if (!m->ids[k] && ++m->n > m->cap / 2) {
+        m->n--;
+        return;
+    }
+    m->ids[k] = id;
+    m->names[k] = name;
+}
+
+const char *wire_names_get(const struct wire_names *m, const char *id)
+{
+    return id ? m->names[names_slot(m, id)] : NULL;
+}
+
+void wire_msg_bad_args(char *msg, size_t msglen, size_t i, size_t j, const char *id,
+                       enum sb_status st)
+{
+    wire_msg(msg, msglen,
+             "messages[%zu].tool_calls[%zu].function.arguments (tool call \"%.*s\"): %s", i, j,
+             id ? (int)wire_call_id_len(id) > 64 ? 64 : (int)wire_call_id_len(id) : 1,
+             id ? id : "?", st == SB_ERR_PARSE ? "not valid JSON" : "not a JSON object");
 }
 
 enum llm_errclass wire_emit(const struct llm_sink *sink, const struct llm_event *ev, char *msg,

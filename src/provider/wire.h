@@ -14,11 +14,20 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #include <cjson/cJSON.h>
 
 #include "switchboard/llm.h"
 #include "switchboard/util.h"
+
+/*
+ * The encoders' work counter (provider_encode_steps in provider.h): every loop step an
+ * encoder takes over messages, blocks, tool calls and lookups adds one, so tests can assert
+ * that encoding is linear in the request without timing it. Thread-local.
+ */
+extern _Thread_local uint64_t wire_steps;
+#define WIRE_STEP() (wire_steps++)
 
 /* snprintf into a caller's message buffer; NULL or 0-sized msg is ignored. */
 void wire_msg(char *msg, size_t msglen, const char *fmt, ...) SB_PRINTF(3, 4);
@@ -37,8 +46,7 @@ const char *wire_str(const cJSON *obj, const char *key);
 /* A token count: a JSON number clamped to [0, 1e15] into *out. */
 bool wire_count(const cJSON *obj, const char *key, long *out);
 
-bool wire_has_text(const char *s);       /* non-NULL and non-empty */
-bool wire_has_line_break(const char *s); /* holds CR or LF (would split an HTTP header) */
+bool wire_has_text(const char *s); /* non-NULL and non-empty */
 /* Case-insensitive: does text (may be NULL) contain any of the n needles? */
 bool wire_contains_any(const char *text, const char *const *needles, size_t n);
 /* Length of base without its trailing slashes. */
@@ -51,6 +59,28 @@ size_t wire_base_len(const char *base);
  */
 enum sb_status wire_parse_object(const char *text, cJSON **out);
 const char *wire_object_error(enum sb_status st); /* "invalid JSON" / "expected a JSON object" */
+
+/*
+ * Tool call id -> function name, for adapters whose tool results must name the function
+ * (Gemini). Open addressing sized once for n calls: put and get are O(1) (plus the id's
+ * length). Keys and values are borrowed from the request and must outlive the table; a
+ * later put of the same id wins (the latest earlier call answers a result).
+ */
+struct wire_names {
+    const char **ids;
+    const char **names;
+    size_t cap; /* a power of two, at least twice the calls */
+    size_t n;   /* ids held (never above cap / 2: a put beyond is dropped) */
+};
+void wire_names_init(struct wire_names *m, size_t n_calls);
+void wire_names_cleanup(struct wire_names *m);
+void wire_names_put(struct wire_names *m, const char *id, const char *name);
+const char *wire_names_get(const struct wire_names *m, const char *id); /* NULL: none */
+
+/* "messages[i].tool_calls[j].function.arguments (tool call "id"): not valid JSON" or "...: not
+ * a JSON object", for st from wire_parse_object. */
+void wire_msg_bad_args(char *msg, size_t msglen, size_t i, size_t j, const char *id,
+                       enum sb_status st);
 
 /* Emit one event. LLM_ERR_NONE, or LLM_ERR_CANCELLED (msg set) when the sink says stop. */
 enum llm_errclass wire_emit(const struct llm_sink *sink, const struct llm_event *ev, char *msg,

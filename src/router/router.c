@@ -67,7 +67,8 @@ void router_reply_finish(struct reply *r, enum sb_status st, const char *fmt, ..
     router_reply_release(r);
 }
 
-/* Waits for the router's verdict; SB_ERR_STATE on timeout. Releases the waiter's ref. */
+/* Waits for the router's verdict; SB_ERR_IO on timeout (the router is busy or stuck: the
+ * admin API answers 503, not a state conflict). Releases the waiter's ref. */
 static enum sb_status reply_wait(struct reply *r, int timeout_ms, char *msg, size_t msglen,
                                  struct buf *text)
 {
@@ -84,7 +85,7 @@ static enum sb_status reply_wait(struct reply *r, int timeout_ms, char *msg, siz
         if (pthread_cond_timedwait(&r->cv, &r->mu, &until) == ETIMEDOUT)
             break;
     }
-    enum sb_status st = r->done ? r->status : SB_ERR_STATE;
+    enum sb_status st = r->done ? r->status : SB_ERR_IO;
     if (msg && msglen)
         str_copy(msg, msglen, r->done ? r->msg : "the router did not answer in time");
     if (text && r->done)
@@ -124,7 +125,7 @@ static void msg_free(struct msg *m)
     free(m->tag);
     free(m->user);
     if (m->reply)
-        router_reply_finish(m->reply, SB_ERR_STATE, "the router is stopping");
+        router_reply_finish(m->reply, SB_ERR_IO, "the router is stopping");
     free(m);
 }
 

@@ -2,7 +2,11 @@
  * log.c - leveled log lines "2026-11-21T20:10:00.123Z WARN message".
  * Configured once before threads start (log_setup); afterwards read-only, so any thread may
  * log. Each line is formatted into a local buffer and written with a single write().
+ * Control characters and backslashes in the message are written as \xNN: the message carries
+ * paths, model names, tags and provider error text that a client or a provider chose, and
+ * none of them may end a line early, forge a second one or send terminal escapes.
  */
+#include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
 #include <time.h>
@@ -33,6 +37,28 @@ enum log_level log_level_from_name(const char *name, bool *ok)
     return LOG_LEVEL_INFO;
 }
 
+/* Appends text[0..tn) to line at n, control characters and '\\' as \xNN, stopping before
+ * max (never inside an escape). Returns the new length. */
+static size_t escape_into(char *line, size_t n, size_t max, const char *text, size_t tn)
+{
+    static const char hex[] = "0123456789abcdef";
+    for (size_t i = 0; i < tn; i++) {
+        unsigned char c = (unsigned char)text[i];
+        bool plain = c >= 0x20 && c != 0x7f && c != '\\';
+        if (n + (plain ? 1 : 4) > max)
+            break;
+        if (plain) {
+            line[n++] = (char)c;
+            continue;
+        }
+        line[n++] = '\\';
+        line[n++] = 'x';
+        line[n++] = hex[c >> 4];
+        line[n++] = hex[c & 15];
+    }
+    return n;
+}
+
 void log_msg(enum log_level level, const char *fmt, ...)
 {
     if (level < g_min || level >= LOG_LEVEL_OFF)
@@ -46,11 +72,13 @@ void log_msg(enum log_level level, const char *fmt, ...)
     int k =
         snprintf(line + n, sizeof line - n, ".%03dZ %s ", (int)(now % 1000), level_names[level]);
     n += (size_t)(k > 0 ? k : 0);
+    char text[2048];
     va_list ap;
     va_start(ap, fmt);
-    k = vsnprintf(line + n, sizeof line - n, fmt, ap);
+    k = vsnprintf(text, sizeof text, fmt, ap);
     va_end(ap);
-    n = (k < 0) ? n : (n + (size_t)k >= sizeof line - 1 ? sizeof line - 2 : n + (size_t)k);
+    size_t tn = k < 0 ? 0 : (size_t)k >= sizeof text ? sizeof text - 1 : (size_t)k;
+    n = escape_into(line, n, sizeof line - 1, text, tn);
     line[n++] = '\n';
     ssize_t w = write(g_fd, line, n);
     (void)w;

@@ -29,6 +29,24 @@ bool str_has_prefix(const char *s, const char *prefix)
     return s && prefix && strncmp(s, prefix, strlen(prefix)) == 0;
 }
 
+bool str_has_ctl(const char *s)
+{
+    for (const unsigned char *p = (const unsigned char *)s; p && *p; p++) {
+        if (*p < 0x20 || *p == 0x7f)
+            return true;
+    }
+    return false;
+}
+
+bool str_is_path_segment(const char *s)
+{
+    size_t n = s ? strlen(s) : 0;
+    if (n == 0 || n > 256 || strcmp(s, ".") == 0 || strcmp(s, "..") == 0)
+        return false;
+    return s[strspn(s, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789._-")] ==
+           '\0';
+}
+
 size_t str_copy(char *dst, size_t dst_size, const char *src)
 {
     size_t len = strlen(src);

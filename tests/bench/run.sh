@@ -19,6 +19,8 @@
 #   for JSON and SSE x concurrency 1, 16, 64 x upstream delay 0 and 100 ms; the three targets
 #   of a configuration run back to back (order reversed every other round), so machine noise
 #   hits all three alike. Then 1,000 concurrent streams through switchboard: RSS and threads.
+#   First of all, BUILD/encode (tests/bench/encode.c): the encoders on a worst-case 4 MiB
+#   request, one figure per wire format, appended to the report.
 #
 # Environment: BENCH_SECONDS (5) per run, BENCH_WARMUP (1) per run, BENCH_ROUNDS (2),
 # BENCH_STREAMS (1000), BENCH_STREAM_SECONDS (10), BENCH_PACE_MS (200); BENCH_HOLD=1 starts
@@ -43,7 +45,7 @@ FLOOR=$B/floor
 RAW=$B/bench-raw.tsv
 LOGS=$B/bench-logs
 
-for x in "$SB" "$UPSTREAM" "$FLOOR"; do
+for x in "$SB" "$UPSTREAM" "$FLOOR" "$B/encode"; do
   [[ -x $x ]] || { echo "bench: $x missing (run \`make bench\`)" >&2; exit 2; }
 done
 for c in nginx wrk python3 curl; do
@@ -51,6 +53,9 @@ for c in nginx wrk python3 curl; do
     { echo "bench: $c missing (.ci/deps bench installs it)" >&2; exit 2; }
 done
 NGINX=$(command -v nginx || echo /usr/sbin/nginx)
+
+# The encoders first: no network, a second or two.
+"$B/encode" | tee "$B/bench-encode.txt" >&2 || { echo "bench: encode failed" >&2; exit 1; }
 
 T=$(mktemp -d /tmp/sb-bench.XXXXXX)
 PIDS=()
@@ -480,5 +485,10 @@ export BENCH_SECONDS=$SECS BENCH_WARMUP=$WARM BENCH_ROUNDS=$ROUNDS BENCH_STREAMS
   BENCH_STREAM_SECONDS=$STREAM_SECS BENCH_PACE_MS=$PACE_MS IDLE_RSS_KB IDLE_THREADS POST_RSS_KB \
   AFTER_STREAMS_RSS_KB AFTER_STREAMS_THREADS LOAD_BEFORE LOAD_AFTER ELAPSED NGINX_VERSION \
   WRK_VERSION CPU_MODEL NPROC SB_COMMIT
-python3 "$HERE/report.py" "$RAW" "$B/bench-streams.tsv" | tee "$B/results.md"
+{
+  python3 "$HERE/report.py" "$RAW" "$B/bench-streams.tsv"
+  printf '\n## Encoders, worst case\n\n```\n'
+  cat "$B/bench-encode.txt"
+  printf '```\n'
+} | tee "$B/results.md"
 log "report written to $B/results.md"

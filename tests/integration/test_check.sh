@@ -75,6 +75,29 @@ expect "malformed JSON has line:column" "$tmp/err" "syntax.json:2:17: malformed 
 run "missing file fails" 2 check -c "$tmp/nope.json"
 expect "missing file names the file" "$tmp/err" "nope.json: No such file or directory"
 
+# Header values that would split a request's headers, and a Gemini model id that bends the
+# URL: errors at check time, and the key's value is never printed.
+cat >"$tmp/inject.json" <<'EOF'
+{
+  "providers": [
+    {"name": "o", "kind": "openai", "api_key_env": "INJECTED_KEY", "model": "gpt-4o-mini"},
+    {"name": "a", "kind": "anthropic", "api_key_env": "ANTHROPIC_API_KEY", "model": "claude",
+     "anthropic_version": "2023-06-01\r\nX-Injected: 1"},
+    {"name": "g", "kind": "gemini", "api_key_env": "GEMINI_API_KEY",
+     "model": "gemini/../../x?key=y"}
+  ],
+  "routes": [{"name": "r", "targets": ["o", "a", "g"]}]
+}
+EOF
+INJECTED_KEY=$'sk-itest-SECRET\r\nX-Injected: 1' run "header injection is refused" 2 check -c "$tmp/inject.json"
+expect "key with a line break: the variable is named" "$tmp/err" \
+  'providers[0].api_key_env: the value of INJECTED_KEY contains a control character'
+expect "anthropic_version with a line break" "$tmp/err" \
+  'providers[1].anthropic_version: expected a header value without control characters'
+expect "gemini model id is a path segment" "$tmp/err" \
+  'providers[2].model: a Gemini model id goes into the URL path'
+refute "the injected key is not echoed" "$tmp/err" "SECRET"
+
 run "reference" 0 check --reference
 expect "reference has the providers table" "$tmp/out" '### `providers[]`'
 expect "reference has a row" "$tmp/out" '| `first_byte_timeout_ms` | integer | 30000 |'

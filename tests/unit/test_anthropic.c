@@ -368,8 +368,11 @@ static void test_anthropic_encode_rejects_what_it_cannot_express(void **state)
         void (*build)(struct llm_request *req);
         const char *msg;
     } cases[] = {
-        {bad_args, "messages[1].tool_calls[0].arguments: invalid JSON"},
-        {args_not_object, "messages[1].tool_calls[0].arguments: expected a JSON object"},
+        {bad_args,
+         "messages[1].tool_calls[0].function.arguments (tool call \"toolu_1\"): not valid JSON"},
+        {args_not_object,
+         "messages[1].tool_calls[0].function.arguments (tool call \"toolu_1\"): not a JSON "
+         "object"},
         {bad_schema, "tools[1].parameters: invalid JSON"},
         {named_without_tools, "tool_choice: requires tools"},
         {result_without_id, "messages[1].tool_call_id: missing"},

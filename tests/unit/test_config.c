@@ -525,6 +525,58 @@ static void test_config_rejects_keys_pasted_into_api_key_env(void **state)
     config_diag_cleanup(&errs);
 }
 
+/* Header values: the anthropic-version in the file and a key in the environment; the key's
+ * value is never printed. */
+static void test_config_rejects_header_values_with_control_characters(void **state)
+{
+    static const char *injected_env[] = {"OPENAI_API_KEY", "sk-good\r\nX-Injected: yes",
+                                         "ANTHROPIC_API_KEY", "sk-ant-fine\tkey", NULL};
+    (void)state;
+    EXPECT_ERRORS("{'providers':[{'name':'a','kind':'anthropic','api_key_env':'ANTHROPIC_API_KEY',"
+                  "'model':'m','anthropic_version':'2023-06-01\\r\\nX-Injected: 1'}],"
+                  "'routes':[{'name':'r','targets':['a']}]}",
+                  "providers[0].anthropic_version: expected a header value without control "
+                  "characters");
+    struct config_diag errs;
+    config_diag_init(&errs);
+    assert_null(parse_with("{'providers':[{'name':'a','kind':'openai','api_key_env':"
+                           "'OPENAI_API_KEY','model':'m'},{'name':'b','kind':'anthropic',"
+                           "'api_key_env':'ANTHROPIC_API_KEY','model':'m'}],"
+                           "'routes':[{'name':'r','targets':['a','b']}]}",
+                           injected_env, NULL, &errs));
+    assert_true(diag_has(&errs, "providers[0].api_key_env: the value of OPENAI_API_KEY contains "
+                                "a control character"));
+    assert_true(diag_has(&errs, "providers[1].api_key_env: the value of ANTHROPIC_API_KEY"));
+    for (size_t i = 0; i < errs.n; i++) {
+        assert_null(strstr(errs.items[i], "sk-good"));
+        assert_null(strstr(errs.items[i], "Injected"));
+        assert_null(strstr(errs.items[i], "fine"));
+    }
+    config_diag_cleanup(&errs);
+}
+
+/* A Gemini model id is a URL path segment. */
+static void test_config_rejects_gemini_model_ids_that_bend_the_url(void **state)
+{
+    static const char *const bad[] = {
+        "gemini/../../x?key=y", "..", "models/..", "a#b", "a%2fb", "a b"};
+    (void)state;
+    for (size_t i = 0; i < SB_ARRAY_LEN(bad); i++) {
+        char sq[512];
+        snprintf(sq, sizeof sq,
+                 "{'providers':[{'name':'g','kind':'gemini','api_key_env':'GEMINI_API_KEY',"
+                 "'model':'%s'}],'routes':[{'name':'r','targets':['g']}]}",
+                 bad[i]);
+        EXPECT_ERRORS(sq, "providers[0].model: a Gemini model id goes into the URL path");
+    }
+    struct config *cfg = parse_ok("{'providers':[{'name':'g','kind':'gemini','api_key_env':"
+                                  "'GEMINI_API_KEY','model':'models/gemini-2.5-flash'},{'name':"
+                                  "'o','kind':'openai-compatible','base_url':'http://h',"
+                                  "'model':'org/model:8b'}],'routes':[{'name':'r',"
+                                  "'targets':['g','o']}]}");
+    config_free(cfg);
+}
+
 static void test_config_requires_base_url_and_key_by_kind(void **state)
 {
     (void)state;
@@ -1105,6 +1157,8 @@ int main(void)
         cmocka_unit_test(test_config_reports_malformed_json_with_line_and_column),
         cmocka_unit_test(test_config_rejects_empty_file_and_non_object_root),
         cmocka_unit_test(test_config_rejects_keys_pasted_into_api_key_env),
+        cmocka_unit_test(test_config_rejects_header_values_with_control_characters),
+        cmocka_unit_test(test_config_rejects_gemini_model_ids_that_bend_the_url),
         cmocka_unit_test(test_config_requires_base_url_and_key_by_kind),
         cmocka_unit_test(test_config_rejects_bad_names_and_listen_addresses),
         cmocka_unit_test(test_config_rejects_unreachable_rules_after_catch_all),

@@ -280,11 +280,11 @@ static void bad_schema(struct llm_request *req)
     llm_request_add_message(req, LLM_ROLE_USER, "x");
 }
 
-static void unknown_result(struct llm_request *req)
+static void args_not_object(struct llm_request *req)
 {
     llm_request_add_message(req, LLM_ROLE_USER, "x");
     add_call(llm_request_add_message(req, LLM_ROLE_ASSISTANT, NULL), "c1", "f", "{}");
-    add_result(req, "c2", "42");
+    add_call(&req->messages[1], "c2", "f", "\"Paris\"");
 }
 
 static void required_without_tools(struct llm_request *req)
@@ -299,10 +299,11 @@ static void test_gemini_encode_rejects_what_it_cannot_express(void **state)
         void (*build)(struct llm_request *req);
         const char *msg;
     } cases[] = {
-        {bad_args, "messages[1].tool_calls[0].arguments: invalid JSON"},
+        {bad_args,
+         "messages[1].tool_calls[0].function.arguments (tool call \"c1\"): not valid JSON"},
+        {args_not_object,
+         "messages[1].tool_calls[1].function.arguments (tool call \"c2\"): not a JSON object"},
         {bad_schema, "tools[0].parameters: expected a JSON object"},
-        {unknown_result, "messages[2]: tool result has no name and its tool_call_id matches no "
-                         "earlier tool call"},
         {required_without_tools, "tool_choice: requires tools"},
     };
     (void)state;
@@ -321,6 +322,35 @@ static void test_gemini_encode_rejects_what_it_cannot_express(void **state)
         http_request_cleanup(&out);
         llm_request_cleanup(&req);
     }
+}
+
+/* A client trimmed the call from its history: the result still reaches the model, as text
+ * naming the call, and the functionResponse/functionCall pairs that remain stay intact. */
+static void test_gemini_encode_sends_a_result_whose_call_was_trimmed_as_text(void **state)
+{
+    (void)state;
+    struct config_target t = target();
+    struct llm_request req;
+    struct http_request out;
+    char msg[PROVIDER_MSG_MAX] = "";
+    llm_request_init(&req);
+    http_request_init(&out);
+    llm_request_add_message(&req, LLM_ROLE_USER, "x");
+    add_result(&req, "c0__thought_sig__abc", "41"); /* its call was trimmed */
+    add_call(llm_request_add_message(&req, LLM_ROLE_ASSISTANT, NULL), "c1", "f", "{}");
+    add_result(&req, "c1", "42");
+    assert_int_equal(ops->encode(&t, &req, &out, msg, sizeof msg), SB_OK);
+    cJSON *body = cJSON_Parse(out.body);
+    cJSON *want = cJSON_Parse(
+        "[{\"role\":\"user\",\"parts\":[{\"text\":\"x\"},{\"text\":\"Result of tool call c0 (the "
+        "call is no longer in this conversation): 41\"}]},{\"role\":\"model\",\"parts\":[{"
+        "\"functionCall\":{\"name\":\"f\",\"args\":{}}}]},{\"role\":\"user\",\"parts\":[{"
+        "\"functionResponse\":{\"name\":\"f\",\"response\":{\"content\":\"42\"}}}]}]");
+    assert_true(cJSON_Compare(want, cJSON_GetObjectItem(body, "contents"), true));
+    cJSON_Delete(want);
+    cJSON_Delete(body);
+    http_request_cleanup(&out);
+    llm_request_cleanup(&req);
 }
 
 static void test_gemini_encode_refuses_a_model_id_that_would_bend_the_url(void **state)
@@ -803,6 +833,7 @@ int main(void)
         cmocka_unit_test(test_gemini_encode_accepts_a_models_prefix_and_no_key),
         cmocka_unit_test(test_gemini_encode_maps_every_tool_choice),
         cmocka_unit_test(test_gemini_encode_rejects_what_it_cannot_express),
+        cmocka_unit_test(test_gemini_encode_sends_a_result_whose_call_was_trimmed_as_text),
         cmocka_unit_test(test_gemini_encode_refuses_a_model_id_that_would_bend_the_url),
         cmocka_unit_test(test_gemini_probe_gets_the_model_with_the_key_header),
         cmocka_unit_test(test_gemini_decodes_whole_bodies),

@@ -633,6 +633,9 @@ static void test_openai_request_parse_rejects_with_the_field_name(void **state)
 {
     (void)state;
 #define MSGS "\"messages\":[{\"role\":\"user\",\"content\":\"hi\"}]"
+#define X16  "xxxxxxxxxxxxxxxx"
+#define LONG_MODEL                                                                                 \
+    X16 X16 X16 X16 X16 X16 X16 X16 X16 X16 X16 X16 X16 X16 X16 X16 /* 1 + 256 characters */
     static const struct {
         const char *body;
         enum sb_status st;
@@ -707,8 +710,20 @@ static void test_openai_request_parse_rejects_with_the_field_name(void **state)
         {"{\"model\":\"m\"," MSGS "," MSGS "}", SB_ERR_INVALID, "messages: given twice"},
         {"{\"model\":\"m\"," MSGS ",\"frobnicate\":1}", SB_ERR_UNSUPPORTED,
          "frobnicate: is not supported"},
+        {"{\"model\":\"m\"," MSGS "} trailing", SB_ERR_PARSE,
+         "request body: unexpected bytes after the JSON object (at offset 58)"},
+        {"{\"model\":\"m\"," MSGS "}\n{\"model\":\"n\"," MSGS "}", SB_ERR_PARSE,
+         "request body: unexpected bytes after the JSON object (at offset 58)"},
+        {"{\"model\":\"gpt\\u0000evil\"," MSGS "}", SB_ERR_INVALID,
+         "request body: a string holds \\u0000 (NUL), which is not supported"},
+        {"{\"model\":\"m\",\"messages\":[{\"role\":\"user\",\"content\":\"a\\u0000b\"}]}",
+         SB_ERR_INVALID, "request body: a string holds \\u0000 (NUL), which is not supported"},
+        {"{\"model\":\"m" LONG_MODEL "\"," MSGS "}", SB_ERR_INVALID,
+         "model: expected at most 256 characters"},
     };
 #undef MSGS
+#undef LONG_MODEL
+#undef X16
     for (size_t i = 0; i < SB_ARRAY_LEN(rows); i++) {
         struct llm_request req;
         char msg[PROVIDER_MSG_MAX] = "";
@@ -721,6 +736,20 @@ static void test_openai_request_parse_rejects_with_the_field_name(void **state)
     }
 }
 
+/* An escaped backslash before "u0000" is text, not a NUL: carried intact. */
+static void test_openai_request_parse_keeps_an_escaped_backslash_u0000(void **state)
+{
+    static const char body[] = "{\"model\":\"m\",\"messages\":[{\"role\":\"user\","
+                               "\"content\":\"a\\\\u0000b \\\"\\\\\\\"\"}]}";
+    struct llm_request req;
+    char msg[PROVIDER_MSG_MAX] = "";
+    (void)state;
+    llm_request_init(&req);
+    assert_int_equal(openai_request_parse(body, strlen(body), &req, msg, sizeof msg), SB_OK);
+    assert_string_equal(req.messages[0].content, "a\\u0000b \"\\\"");
+    llm_request_cleanup(&req);
+}
+
 static void test_openai_request_parse_accepts_harmless_and_null_fields(void **state)
 {
     (void)state;
@@ -730,7 +759,7 @@ static void test_openai_request_parse_accepts_harmless_and_null_fields(void **st
         "\"seed\":1,\"logit_bias\":{},\"modalities\":[\"text\"],\"metadata\":{\"a\":\"b\"},"
         "\"stream\":null,\"temperature\":null,\"stop\":[\"\",\"x\"],\"audio\":null,"
         "\"tool_choice\":{\"type\":\"function\",\"function\":{\"name\":\"f\"}},"
-        "\"tools\":[{\"type\":\"function\",\"function\":{\"name\":\"f\"}}]}";
+        "\"tools\":[{\"type\":\"function\",\"function\":{\"name\":\"f\"}}]} \r\n";
     struct llm_request req;
     char msg[PROVIDER_MSG_MAX] = "";
     llm_request_init(&req);
@@ -763,6 +792,7 @@ int main(void)
         cmocka_unit_test(test_openai_request_parse_round_trips_through_encode),
         cmocka_unit_test(test_openai_request_parse_rejects_with_the_field_name),
         cmocka_unit_test(test_openai_request_parse_accepts_harmless_and_null_fields),
+        cmocka_unit_test(test_openai_request_parse_keeps_an_escaped_backslash_u0000),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -270,6 +270,35 @@ static void test_provider_call_redacts_keys_and_the_secret_from_errors(void **st
     buf_cleanup(&r.log);
 }
 
+#define ANT_KEY "sk-ant-api03-Abc123Def456Ghi789Jkl012"
+#define GEM_KEY "AIzaSyB-xyz0987654321QwErTyUiOp1234567"
+#define LOCAL   "local-Secret-Token-4455667788"
+
+/* Keys echoed partly, masked or case-changed by a provider. */
+static const struct {
+    const char *in;
+    const char *secret;
+    const char *out;
+} echoes[] = {
+    {"key ending Def456Ghi789Jkl012 is invalid", ANT_KEY, "key ending [redacted] is invalid"},
+    {"key 3Def456Gh rejected", ANT_KEY, "key [redacted] rejected"},
+    {"key sk-ant-api03-Abc1 (truncated)", ANT_KEY, "key [redacted] (truncated)"},
+    {"masked: sk-ant-************************Jkl012.", ANT_KEY, "masked: [redacted]."},
+    {"masked: ****************Ghi789Jkl012", ANT_KEY, "masked: [redacted]"},
+    {"upper: SK-ANT-API03-ABC123DEF456GHI789JKL012!", ANT_KEY, "upper: [redacted]!"},
+    {"lower: sk-ant-api03-abc123def456ghi789jkl012", ANT_KEY, "lower: [redacted]"},
+    {"gemini: AIzaSyB-xyz0****************1234567 bad", GEM_KEY, "gemini: [redacted] bad"},
+    {"gemini: ...QWERTYUIOP1234567", GEM_KEY, "gemini: [redacted]"},
+    {"local token-4455667788 and LOCAL-SECRET were refused", LOCAL,
+     "local [redacted] and [redacted] were refused"},
+    {"local ****-Token-4455*** is masked", LOCAL, "local [redacted] is masked"},
+    {"the word Secret alone stays", LOCAL, "the word Secret alone stays"},
+    {"sk-proj-****************************************abcd is not valid", NULL,
+     "[redacted] is not valid"},
+    {"xai-AAAAbbbbCCCCddddEEEEffff and hf_AAAAbbbbCCCCddddEEEEffff", NULL,
+     "[redacted] and [redacted]"},
+};
+
 static void test_provider_redact_replaces_key_shaped_text(void **state)
 {
     (void)state;
@@ -299,6 +328,13 @@ static void test_provider_redact_replaces_key_shaped_text(void **state)
         str_copy(msg, sizeof msg, rows[i].in);
         provider_redact(msg, sizeof msg, rows[i].secret);
         assert_string_equal(msg, rows[i].out);
+    }
+    for (size_t i = 0; i < SB_ARRAY_LEN(echoes); i++) {
+        char msg[160];
+        str_copy(msg, sizeof msg, echoes[i].in);
+        provider_redact(msg, sizeof msg, echoes[i].secret);
+        if (strcmp(msg, echoes[i].out) != 0)
+            fail_msg("echo %zu: \"%s\"", i, msg);
     }
     char small[12] = "x sk-abcdefg"; /* grows past the buffer: truncated, still redacted */
     provider_redact(small, sizeof small, "x");

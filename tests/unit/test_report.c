@@ -175,6 +175,37 @@ static void test_report_csv_quotes_what_needs_quoting(void **state)
     ledger_report_free(r);
 }
 
+/* Tags come from clients: none may reach a spreadsheet as a formula. */
+static void test_report_csv_neutralises_formulas(void **state)
+{
+    static const struct {
+        const char *tag;
+        const char *field;
+    } rows[] = {
+        {"=HYPERLINK(\"http://x\",\"y\")", "\r\n\"'=HYPERLINK(\"\"http://x\"\",\"\"y\"\")\",1,"},
+        {"+1+1", "\r\n\"'+1+1\",1,"},
+        {"-2+3", "\r\n\"'-2+3\",1,"},
+        {"@SUM(A1:A9)", "\r\n\"'@SUM(A1:A9)\",1,"},
+        {"\tx", "\r\n\"'\tx\",1,"},
+        {"a=b", "\r\na=b,1,"},
+    };
+    (void)state;
+    struct ledger_report *r = ledger_report_new(LEDGER_BY_TAG);
+    for (size_t i = 0; i < SB_ARRAY_LEN(rows); i++) {
+        struct ledger_call c = row("a", "chat", rows[i].tag, 10, 0.5);
+        ledger_report_add(r, &c);
+    }
+    struct buf out;
+    buf_init(&out);
+    ledger_report_render(r, LEDGER_FORMAT_CSV, NOV21, NOV21 + DAY, &out);
+    for (size_t i = 0; i < SB_ARRAY_LEN(rows); i++) {
+        if (!strstr(buf_str(&out), rows[i].field))
+            fail_msg("row %zu missing in:\n%s", i, buf_str(&out));
+    }
+    buf_cleanup(&out);
+    ledger_report_free(r);
+}
+
 static void test_report_json_has_stable_keys(void **state)
 {
     (void)state;
@@ -249,6 +280,7 @@ int main(void)
         cmocka_unit_test(test_report_groups_and_counts_by_target),
         cmocka_unit_test(test_report_groups_by_tag_route_and_day),
         cmocka_unit_test(test_report_csv_quotes_what_needs_quoting),
+        cmocka_unit_test(test_report_csv_neutralises_formulas),
         cmocka_unit_test(test_report_json_has_stable_keys),
         cmocka_unit_test(test_report_table_is_readable_and_terminal_safe),
         cmocka_unit_test(test_report_parses_its_options),

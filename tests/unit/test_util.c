@@ -1,5 +1,5 @@
 /*
- * test_util.c - buffers, strings, UTF-8 handling, clocks.
+ * test_util.c - buffers, strings, UTF-8 handling, clocks, log line escaping.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -7,9 +7,11 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <cmocka.h>
 
+#include "switchboard/log.h"
 #include "switchboard/util.h"
 
 static void test_buf_appends_and_stays_terminated(void **state)
@@ -176,6 +178,50 @@ static void test_clock_is_monotonic_and_sleeps(void **state)
     assert_true(clock_wall_ms() > 1600000000000LL);
 }
 
+static void test_str_has_ctl_finds_any_control_character(void **state)
+{
+    (void)state;
+    assert_false(str_has_ctl(NULL));
+    assert_false(str_has_ctl("sk-abc 123~"));
+    assert_true(str_has_ctl("sk-abc\r\nX-Injected: 1"));
+    assert_true(str_has_ctl("a\tb"));
+    assert_true(str_has_ctl("a\x7f"));
+    assert_true(str_has_ctl("\x1b[31m"));
+}
+
+static void test_str_is_path_segment_refuses_what_bends_a_url(void **state)
+{
+    static const char *const bad[] = {
+        "",      ".",   "..",  "gemini/../../x?key=y", "a/b", "a?b", "a#b",
+        "a%2fb", "a b", "a:b", "gemini\r\nX: y"};
+    (void)state;
+    assert_true(str_is_path_segment("gemini-2.5-flash"));
+    assert_true(str_is_path_segment("...")); /* not a dot segment: a name */
+    assert_false(str_is_path_segment(NULL));
+    for (size_t i = 0; i < SB_ARRAY_LEN(bad); i++)
+        assert_false(str_is_path_segment(bad[i]));
+}
+
+static void test_log_lines_escape_control_characters(void **state)
+{
+    (void)state;
+    char path[] = "/tmp/sb-test-log-XXXXXX";
+    int fd = mkstemp(path);
+    assert_true(fd >= 0);
+    log_setup(LOG_LEVEL_INFO, fd);
+    log_info("model %s path %s", "gpt\r\n2026-01-01T00:00:00.000Z error forged", "/v1\x1b[2J\\x");
+    log_setup(LOG_LEVEL_INFO, -1);
+    char got[512] = "";
+    ssize_t n = pread(fd, got, sizeof got - 1, 0);
+    close(fd);
+    unlink(path);
+    assert_true(n > 0);
+    got[n] = '\0';
+    assert_non_null(strstr(got, "model gpt\\x0d\\x0a2026-01-01T00:00:00.000Z error forged path "
+                                "/v1\\x1b[2J\\x5cx\n"));
+    assert_ptr_equal(strchr(got, '\n'), got + n - 1); /* one line */
+}
+
 static void test_xgrow_and_hash(void **state)
 {
     (void)state;
@@ -208,6 +254,9 @@ int main(void)
         cmocka_unit_test(test_utf8_sanitize_replaces_invalid_bytes),
         cmocka_unit_test(test_clock_is_monotonic_and_sleeps),
         cmocka_unit_test(test_xgrow_and_hash),
+        cmocka_unit_test(test_str_has_ctl_finds_any_control_character),
+        cmocka_unit_test(test_str_is_path_segment_refuses_what_bends_a_url),
+        cmocka_unit_test(test_log_lines_escape_control_characters),
     };
     return cmocka_run_group_tests_name("util", tests, NULL, NULL);
 }
