@@ -133,7 +133,13 @@ static void resolve_secrets(struct cfg_ctx *ctx)
     struct config_gateway *g = &ctx->cfg->gateway;
     if (g->admin_token_env) {
         const char *v = ctx->getenv_fn(ctx->env_ctx, g->admin_token_env);
-        g->admin_token = v && *v ? xstrdup(v) : NULL;
+        if (v && *v && str_has_ctl(v)) /* never echo the value */
+            cfg_err(ctx,
+                    "gateway.admin_token_env: the value of %s contains a control character "
+                    "(CR, LF, tab...); a bearer token cannot carry one: fix the variable",
+                    g->admin_token_env);
+        else
+            g->admin_token = v && *v ? xstrdup(v) : NULL;
     }
 }
 

@@ -153,8 +153,8 @@ static bool get_number(const cJSON *o, const char *key, double max, double *out,
     return true;
 }
 
-static bool parse_routes(struct gw_conn *c, const cJSON *o, struct clients_key *k, char *msg,
-                         size_t msglen)
+static bool parse_routes(const struct router_snapshot *snap, const cJSON *o, struct clients_key *k,
+                         char *msg, size_t msglen)
 {
     const cJSON *routes = cJSON_GetObjectItemCaseSensitive(o, "routes");
     if (!routes)
@@ -163,7 +163,6 @@ static bool parse_routes(struct gw_conn *c, const cJSON *o, struct clients_key *
         snprintf(msg, msglen, "routes: expected an array of route names");
         return false;
     }
-    struct router_snapshot *snap = gw_snapshot(c->gw);
     bool ok = true;
     const cJSON *r;
     cJSON_ArrayForEach(r, routes)
@@ -175,7 +174,6 @@ static bool parse_routes(struct gw_conn *c, const cJSON *o, struct clients_key *
         }
         clients_key_add_route(k, r->valuestring);
     }
-    free(snap);
     return ok;
 }
 
@@ -202,7 +200,8 @@ static bool parse_tag(const cJSON *o, struct clients_key *k, char *msg, size_t m
     return true;
 }
 
-static bool parse_expiry(const cJSON *o, struct clients_key *k, char *msg, size_t msglen)
+static bool parse_expiry(const cJSON *o, int64_t now_ms, struct clients_key *k, char *msg,
+                         size_t msglen)
 {
     const cJSON *exp = cJSON_GetObjectItemCaseSensitive(o, "expires");
     double in_s = 0;
@@ -213,12 +212,12 @@ static bool parse_expiry(const cJSON *o, struct clients_key *k, char *msg, size_
         return false;
     }
     if (in_s > 0)
-        k->expires_ms = clock_wall_ms() + (int64_t)(in_s * 1000);
+        k->expires_ms = now_ms + (int64_t)(in_s * 1000);
     return true;
 }
 
-static bool parse_key(struct gw_conn *c, const cJSON *o, struct clients_key *k, char *msg,
-                      size_t msglen)
+static bool parse_key(const struct router_snapshot *snap, int64_t now_ms, const cJSON *o,
+                      struct clients_key *k, char *msg, size_t msglen)
 {
     const cJSON *name = cJSON_GetObjectItemCaseSensitive(o, "name");
     double rpm = 0, tpm = 0;
@@ -234,8 +233,24 @@ static bool parse_key(struct gw_conn *c, const cJSON *o, struct clients_key *k, 
         return false;
     k->rpm = (long)rpm;
     k->tpm = (long)tpm;
-    return parse_routes(c, o, k, msg, msglen) && parse_tag(o, k, msg, msglen) &&
-           parse_expiry(o, k, msg, msglen);
+    return parse_routes(snap, o, k, msg, msglen) && parse_tag(o, k, msg, msglen) &&
+           parse_expiry(o, now_ms, k, msg, msglen);
+}
+
+bool gw_admin_parse_key(const char *body, size_t len, const struct router_snapshot *snap,
+                        int64_t now_ms, struct clients_key *k, char *msg, size_t msglen)
+{
+    const char *end = NULL;
+    cJSON *o = len ? cJSON_ParseWithLengthOpts(body, len, &end, false) : NULL;
+    while (o && end && end < body + len && strchr(" \t\r\n", *end) && *end)
+        end++;
+    bool ok = false;
+    if (!cJSON_IsObject(o) || end != body + len)
+        snprintf(msg, msglen, "expected one JSON object {\"name\": ...}");
+    else
+        ok = parse_key(snap, now_ms, o, k, msg, msglen);
+    cJSON_Delete(o);
+    return ok;
 }
 
 static bool in_config(struct gateway *gw, const char *name)
@@ -270,11 +285,10 @@ static enum MHD_Result answer_added(struct gw_conn *c, const struct clients_key 
 static enum sb_status create_key(struct gw_conn *c, struct clients_key *k, char *key, size_t keylen,
                                  char *msg, size_t msglen)
 {
-    cJSON *o = cJSON_ParseWithLength(c->body.data ? c->body.data : "", c->body.len);
+    struct router_snapshot *snap = gw_snapshot(c->gw);
     enum sb_status st = SB_ERR_INVALID;
-    if (!cJSON_IsObject(o)) {
-        snprintf(msg, msglen, "expected a JSON object {\"name\": ...}");
-    } else if (!parse_key(c, o, k, msg, msglen)) {
+    if (!gw_admin_parse_key(c->body.data ? c->body.data : "", c->body.len, snap, clock_wall_ms(), k,
+                            msg, msglen)) {
         /* msg says why */
     } else if (in_config(c->gw, k->name)) {
         snprintf(msg, msglen, "clients[] of the config has a key named '%s'", k->name);
@@ -284,7 +298,7 @@ static enum sb_status create_key(struct gw_conn *c, struct clients_key *k, char 
         if (st != SB_OK)
             snprintf(msg, msglen, "no random bytes for a key");
     }
-    cJSON_Delete(o);
+    free(snap);
     if (st == SB_OK) {
         clients_sha256(key, strlen(key), k->sha256);
         st = ledger_keys_add(c->gw->ledger_path, k, clock_wall_ms(), msg, msglen);

@@ -416,6 +416,12 @@ enum MHD_Result gw_admin_run(struct gw_conn *c);
 /* An admin command's body: {"weight": N?, "expires_in_s": N?} (len 0 reads as {}), exactly
  * one JSON object (bytes after it fail). Fills cmd->weight (need_weight: required, 0..1e6)
  * and cmd->expires_ms; false with msg set on anything else. Pure; any thread. */
+/* POST /admin/keys: exactly one JSON object {"name", "routes" (names in snap), "tag",
+ * "self_tag", "daily_usd", "monthly_usd", "rpm", "tpm", "expires" | "expires_in_s"} into k
+ * (zeroed by the caller; free its routes/tag with clients_key_cleanup). Pure: no I/O. */
+struct clients_key;
+bool gw_admin_parse_key(const char *body, size_t len, const struct router_snapshot *snap,
+                        int64_t now_ms, struct clients_key *k, char *msg, size_t msglen);
 bool gw_admin_parse_cmd(const char *body, size_t len, bool need_weight, struct router_cmd *cmd,
                         char *msg, size_t msglen);
 /* 0 when the request may proceed, else the status to answer: 404 admin off, 401 bad token. */

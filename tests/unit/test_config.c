@@ -555,6 +555,24 @@ static void test_config_rejects_header_values_with_control_characters(void **sta
     config_diag_cleanup(&errs);
 }
 
+/* The admin token is a bearer token: a control character in it is refused, never echoed. */
+static void test_config_rejects_an_admin_token_with_control_characters(void **state)
+{
+    static const char *env[] = {"OPENAI_API_KEY", "sk-good", "ADMIN", "tok\r\nX-Evil: 1", NULL};
+    (void)state;
+    struct config_diag errs;
+    config_diag_init(&errs);
+    assert_null(parse_with("{'providers':[{'name':'a','kind':'openai','api_key_env':"
+                           "'OPENAI_API_KEY','model':'m'}],'routes':[{'name':'r','targets':['a']}],"
+                           "'gateway':{'admin_token_env':'ADMIN'}}",
+                           env, NULL, &errs));
+    assert_true(diag_has(&errs, "gateway.admin_token_env: the value of ADMIN contains a control "
+                                "character"));
+    for (size_t i = 0; i < errs.n; i++)
+        assert_null(strstr(errs.items[i], "Evil"));
+    config_diag_cleanup(&errs);
+}
+
 /* A Gemini model id is a URL path segment. */
 static void test_config_rejects_gemini_model_ids_that_bend_the_url(void **state)
 {
@@ -1158,6 +1176,7 @@ int main(void)
         cmocka_unit_test(test_config_rejects_empty_file_and_non_object_root),
         cmocka_unit_test(test_config_rejects_keys_pasted_into_api_key_env),
         cmocka_unit_test(test_config_rejects_header_values_with_control_characters),
+        cmocka_unit_test(test_config_rejects_an_admin_token_with_control_characters),
         cmocka_unit_test(test_config_rejects_gemini_model_ids_that_bend_the_url),
         cmocka_unit_test(test_config_requires_base_url_and_key_by_kind),
         cmocka_unit_test(test_config_rejects_bad_names_and_listen_addresses),
