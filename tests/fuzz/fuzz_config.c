@@ -14,7 +14,11 @@
 
 #include "switchboard/config.h"
 
-#define FUZZ_SECRET "fUzZ-SeCrEt-7f3a"
+/* Its first two characters are neither hex digits nor 'x', so no escape a message prints
+ * (\xNN, \uNNNN) can run into it: in any output it can only come from the environment or
+ * from the input itself (a finding once: "\xdf" + "UzZ-SeCrEt..." spelled the old
+ * "fUzZ-SeCrEt..."). */
+#define FUZZ_SECRET "QzUz-SeCrEt-7f3a"
 
 /* Variables whose name starts with A..M are set; the rest are unset. */
 static const char *fuzz_getenv(void *ctx, const char *name)
