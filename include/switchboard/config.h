@@ -149,8 +149,12 @@ struct config_gateway {
 };
 
 struct config_ledger {
-    char *path;       /* default "switchboard.db" (relative to the config file) */
-    int64_t batch_ms; /* default 250 */
+    char *path;                 /* default "switchboard.db" (relative to the config file) */
+    int64_t batch_ms;           /* default 250 */
+    bool hash_users;            /* store "u-" + 16 hex of SHA-256 instead of the OpenAI `user` */
+    int64_t feedback_window_ms; /* POST /v1/feedback accepted this long after a call */
+    long quality_min_volume;    /* ratings needed before a satisfaction figure is shown */
+    char *quality_baseline;     /* "2026-11-01": quality is also shown since this UTC day */
 };
 
 enum budget_scope {

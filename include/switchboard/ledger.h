@@ -35,7 +35,7 @@
 #include "switchboard/llm.h"
 #include "switchboard/util.h"
 
-#define LEDGER_SCHEMA_VERSION 2
+#define LEDGER_SCHEMA_VERSION 3
 #define LEDGER_QUEUE_MAX      100000 /* rows waiting for the writer; beyond it rows are dropped */
 
 struct ledger;
@@ -64,12 +64,15 @@ struct ledger_call {
     double retry_cost_usd;    /* reported cost of failed attempts; < 0 unknown */
     double hedge_cost_usd;    /* reported cost of the losing side of a hedge race; < 0 unknown */
     int64_t latency_us;
-    int64_t ttft_us;      /* < 0: no output */
-    bool cached;          /* answered from the response cache (cost 0) */
-    bool throttled;       /* refused by a budget or the runaway guard (429) */
-    uint64_t prompt_hash; /* the runaway guard's prompt hash; 0 unknown */
-    const char *client;   /* client key's name (clients.h); NULL without keys. Written only:
-                             ledger_read_calls leaves it NULL */
+    int64_t ttft_us;        /* < 0: no output */
+    bool cached;            /* answered from the response cache (cost 0) */
+    bool throttled;         /* refused by a budget or the runaway guard (429) */
+    uint64_t prompt_hash;   /* the runaway guard's prompt hash; 0 unknown */
+    const char *client;     /* client key's name (clients.h); NULL without keys. Written only:
+                               ledger_read_calls leaves it NULL */
+    const char *user;       /* end user (OpenAI `user`; hashed with ledger.hash_users); NULL none.
+                               Written only, like client */
+    enum llm_finish finish; /* how the answer ended (NONE: not reported / no answer) */
 };
 
 /* What one call spent, as budgets count it: the answer's cost (or the estimate when usage is
@@ -96,6 +99,67 @@ void ledger_post_event(struct ledger *l, int64_t wall_ms, const char *kind, cons
 /* A prompt-pane vote: winner beat losers (comma-separated) on the prompt with this hash. */
 void ledger_post_vote(struct ledger *l, int64_t wall_ms, uint64_t prompt_hash, const char *winner,
                       const char *losers, const char *user);
+
+/* One rating of one answer: source "api" (POST /v1/feedback) or "console" (a prompt-pane
+ * vote: +1 for the winner, -1 for each loser). Strings are borrowed for the duration of the
+ * call that takes it; NULL where absent. */
+struct ledger_feedback {
+    int64_t wall_ms;        /* when it was given */
+    const char *source;     /* "api", "console" */
+    const char *request_id; /* the rated call's x-request-id; NULL for console votes */
+    double score;           /* normalised to -1..1; < 0 is negative feedback */
+    double raw_score;       /* as given */
+    int scale;              /* 1: score was -1..1; 5: 0..5 stars */
+    const char *label;      /* "thumbs_down", ... */
+    const char *comment;
+    const char *rater; /* the client key that gave it; NULL without keys */
+    /* the rated call (ledger_feedback_submit fills these from the call's row) */
+    int64_t call_ms;
+    int call_status; /* 0 for console votes */
+    const char *target, *route, *model, *tag, *user, *client;
+    uint64_t prompt_hash;
+};
+/* A prompt-pane vote or any feedback already tied to its target: no checks. Any thread. */
+void ledger_post_feedback(struct ledger *l, const struct ledger_feedback *f);
+
+#define LEDGER_USER_MAX 128 /* bytes of a user id kept in lookups */
+
+/* What the ledger knows of one call, for feedback (copied: caller's storage). */
+struct ledger_call_ref {
+    int64_t wall_ms;
+    int status;
+    char target[64], route[64], model[128], tag[136], user[LEDGER_USER_MAX + 1];
+    char client[CLIENTS_NAME_MAX + 1]; /* "" without keys */
+    uint64_t prompt_hash;
+};
+
+enum ledger_fb_verdict {
+    LEDGER_FB_OK,          /* 201: stored */
+    LEDGER_FB_UNKNOWN,     /* 404: no call with this request id */
+    LEDGER_FB_DUPLICATE,   /* 409: this call was rated already */
+    LEDGER_FB_EXPIRED,     /* 410: the acceptance window after the call has passed */
+    LEDGER_FB_FORBIDDEN,   /* 403: the call belongs to another client key */
+    LEDGER_FB_UNAVAILABLE, /* 503: the ledger keeps nothing (":memory:") or cannot be read */
+};
+int ledger_fb_verdict_status(enum ledger_fb_verdict v);       /* the HTTP status above */
+const char *ledger_fb_verdict_code(enum ledger_fb_verdict v); /* "unknown_request_id", ... */
+
+/*
+ * Ties fb (request_id, score, scale, label, comment, rater, wall_ms set by the caller) to its
+ * call and queues it. The call is looked up among the rows not yet committed, then in the
+ * file (own read-only connection), so an answer can be rated the moment it arrives. rater
+ * NULL: any call may be rated; else only calls made with that client key. window_ms: the
+ * longest time after the call's end a rating is accepted. On OK, *call holds the call (may be
+ * NULL); msg says why otherwise. Any thread; waits on disk (one indexed lookup).
+ */
+enum ledger_fb_verdict ledger_feedback_submit(struct ledger *l, const struct ledger_feedback *fb,
+                                              int64_t window_ms, struct ledger_call_ref *call,
+                                              char *msg, size_t msglen);
+
+/* "u-" + 16 hex digits of the SHA-256 of user, into out (19 bytes): what the ledger stores as
+ * the user when ledger.hash_users is on. Pure. */
+#define LEDGER_USER_HASH_LEN 18
+void ledger_user_hash(const char *user, char out[LEDGER_USER_HASH_LEN + 1]);
 
 struct ledger_stats {
     uint64_t written; /* rows committed */
@@ -225,5 +289,87 @@ size_t ledger_report_rows(struct ledger_report *r, const struct ledger_report_ro
  * ({"by":..,"since":..,"until":..,"groups":[..],"total":{..}}; stable keys). */
 void ledger_report_render(struct ledger_report *r, enum ledger_report_format f, int64_t since_ms,
                           int64_t until_ms, struct buf *out);
+
+/* ---- quality (src/ledger/quality.c; any thread or process; own read-only connection) ---- */
+
+enum ledger_quality_by {
+    LEDGER_QBY_TARGET,
+    LEDGER_QBY_ROUTE,
+    LEDGER_QBY_TAG,
+    LEDGER_QBY_USER,
+    LEDGER_QBY_CLIENT,
+};
+bool ledger_quality_by_parse(const char *s, enum ledger_quality_by *out);
+const char *ledger_quality_by_name(enum ledger_quality_by by);
+
+/*
+ * One group's quality over a window. Calls are counted by when they finished; feedback by
+ * when the call it rates finished (console votes: when they were given), so the two line up.
+ *   abandoned:  the client left before the answer was complete (status 499: a stream closed
+ *               early, a request given up);
+ *   complete:   answered (200) with finish stop or tool_calls; against length, content_filter,
+ *               truncated (the stream broke) and errors (any other failure, throttling aside);
+ *   satisfied:  answered calls not rated negative (abandoned calls are not answered);
+ *   spend:      what budgets count (answer, or its estimate, plus retries and hedges).
+ */
+struct ledger_quality_row {
+    char key[136]; /* "(none)" for no route / tag / user / client */
+    uint64_t calls, answered, abandoned, throttled;
+    uint64_t complete, length, content_filter, truncated, errors;
+    double spend_usd;
+    double savings_usd; /* baseline cost - actual cost, over calls with a priced baseline */
+    uint64_t feedback, negative, console; /* ratings (console: prompt-pane votes among them) */
+    double score_sum;
+    uint64_t answered_negative; /* answered calls rated negative through the API */
+    /* derived by ledger_quality_derive */
+    bool has_satisfaction;        /* feedback >= min_volume */
+    double satisfaction;          /* mean score, -1..1 (only with has_satisfaction) */
+    double negative_share;        /* negative / feedback (only with has_satisfaction) */
+    double abandonment;           /* abandoned / calls; 0 without calls */
+    double completion;            /* complete / (calls - abandoned - throttled); -1 when none */
+    uint64_t satisfied;           /* answered - answered_negative */
+    double cost_per_call;         /* spend / calls; -1 without calls */
+    double cost_per_satisfied;    /* spend / satisfied; -1 when none */
+    double savings_per_satisfied; /* savings / satisfied; -1 when none */
+};
+/* Fills the derived fields from the counts. Pure. */
+void ledger_quality_derive(struct ledger_quality_row *r, uint64_t min_volume);
+
+struct ledger_quality {
+    enum ledger_quality_by by;
+    int64_t since_ms, until_ms;
+    uint64_t min_volume;
+    struct ledger_quality_row *rows; /* sorted by key */
+    size_t n;
+    struct ledger_quality_row total;
+};
+void ledger_quality_init(struct ledger_quality *q);
+void ledger_quality_cleanup(struct ledger_quality *q); /* NULL-safe, reusable after */
+/* Quality per group over since_ms <= t < until_ms, computed in SQL. A missing file, ":memory:"
+ * or a ledger from before quality: no groups, SB_OK. */
+enum sb_status ledger_quality_load(const char *path, enum ledger_quality_by by, int64_t since_ms,
+                                   int64_t until_ms, uint64_t min_volume,
+                                   struct ledger_quality *out, char *msg, size_t msglen);
+/* Table, CSV (totals last, key "TOTAL") or JSON ({"by","since","until","min_volume",
+ * "groups":[..],"total":{..}}). Pure. */
+void ledger_quality_render(const struct ledger_quality *q, enum ledger_report_format f,
+                           struct buf *out);
+/* One row as a JSON object whose key field is named key_name ("target", ...). Pure. */
+void ledger_quality_row_json(const struct ledger_quality_row *r, const char *key_name,
+                             struct buf *out);
+
+/* The most recent negative feedback (newest first), of one target (NULL: any), at most max. */
+struct ledger_feedback_item {
+    int64_t wall_ms;
+    char source[16];
+    char request_id[65]; /* "" for console votes */
+    char target[64];
+    double score;
+    char label[64];
+    char comment[160]; /* cut to fit */
+};
+enum sb_status ledger_recent_negative(const char *path, const char *target, size_t max,
+                                      struct ledger_feedback_item *out, size_t *n, char *msg,
+                                      size_t msglen);
 
 #endif

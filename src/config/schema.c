@@ -117,6 +117,15 @@ static bool looks_like_key(const char *v)
     return false;
 }
 
+static const char *check_utc_day(char *v)
+{
+    static const char shape[] = "dddd-dd-dd";
+    bool ok = strlen(v) == sizeof shape - 1;
+    for (size_t i = 0; ok && shape[i]; i++)
+        ok = shape[i] == 'd' ? v[i] >= '0' && v[i] <= '9' : v[i] == shape[i];
+    return ok ? NULL : "expected a UTC day as YYYY-MM-DD, e.g. \"2026-11-01\"";
+}
+
 static const char *check_env_name(char *v)
 {
     if (looks_like_key(v))
@@ -465,6 +474,18 @@ static const struct schema_entry ledger_entries[] = {
      .def = 250, .unit = "ms",
      .help = "Longest a finished call waits to be written (batches are committed twice as "
              "often): a crash loses at most this window."},
+    {.key = "hash_users", .type = ST_BOOL, .off = OFF(config_ledger, hash_users), .def = 0,
+     .help = "Store each call's end user (the OpenAI `user` field) as \"u-\" and 16 hex "
+             "digits of its SHA-256 instead of as sent."},
+    {.key = "feedback_window_ms", .type = ST_MS, .off = OFF(config_ledger, feedback_window_ms),
+     .min = 1000, .max = 2592000000.0, .def = 86400000, .unit = "ms",
+     .help = "POST /v1/feedback rates a call only this long after it finished (410 after)."},
+    {.key = "quality_min_volume", .type = ST_LONG, .off = OFF(config_ledger, quality_min_volume),
+     .min = 1, .max = 1000000, .def = 20, .unit = "ratings",
+     .help = "Ratings a target, route, tag or user needs before its satisfaction is shown."},
+    {.key = "quality_baseline", .type = ST_STRING, .off = OFF(config_ledger, quality_baseline),
+     .check = check_utc_day,
+     .help = "A UTC day (\"2026-11-01\"): quality figures are also shown since then."},
 };
 static const struct schema ledger_schema = {
     "ledger",

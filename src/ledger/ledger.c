@@ -23,6 +23,7 @@
 #include <sqlite3.h>
 
 #include "switchboard/ledger.h"
+#include "internal.h"
 #include "switchboard/log.h"
 
 #define LEDGER_RETRY_MS 1000
@@ -91,6 +92,29 @@ static const char *const migrations[] = {
     " created_ms INTEGER NOT NULL,"
     " revoked_ms INTEGER NOT NULL DEFAULT 0" /* 0 = active */
     ");",
+    /* 3: quality: who the end user was and how each answer ended, and feedback on answers
+     * (POST /v1/feedback, source 'api') and prompt-pane votes (source 'console'), each
+     * stored with the call's target, route, model, tag, user and client key. */
+    "ALTER TABLE calls ADD COLUMN user TEXT;"   /* OpenAI `user` (hashed: ledger.hash_users) */
+    "ALTER TABLE calls ADD COLUMN finish TEXT;" /* stop, length, tool_calls, ...; NULL none */
+    "CREATE INDEX calls_request ON calls(request_id);"
+    "CREATE INDEX calls_user_ts ON calls(user, ts_ms);"
+    "CREATE TABLE feedback ("
+    " id INTEGER PRIMARY KEY,"
+    " ts_ms INTEGER NOT NULL,"      /* when it was given */
+    " source TEXT NOT NULL,"        /* 'api' or 'console' */
+    " request_id TEXT,"             /* the rated call; NULL for console votes */
+    " call_ts_ms INTEGER NOT NULL," /* when the rated call finished (console: ts_ms) */
+    " call_status INTEGER,"         /* the status the client got; NULL for console votes */
+    " target TEXT NOT NULL, route TEXT NOT NULL, model TEXT, tag TEXT, user TEXT,"
+    " client TEXT,"                            /* the call's client key */
+    " rater TEXT,"                             /* the client key that gave the feedback */
+    " score REAL NOT NULL,"                    /* normalised to -1..1; < 0 is negative */
+    " raw_score REAL, scale INTEGER NOT NULL," /* as given: scale 1 (-1..1) or 5 (0..5) */
+    " label TEXT, comment TEXT, prompt_hash INTEGER);"
+    "CREATE UNIQUE INDEX feedback_request ON feedback(request_id) WHERE request_id IS NOT NULL;"
+    "CREATE INDEX feedback_call_ts ON feedback(call_ts_ms);"
+    "CREATE INDEX feedback_target_ts ON feedback(target, ts_ms);",
 };
 _Static_assert(SB_ARRAY_LEN(migrations) == LEDGER_SCHEMA_VERSION, "one migration per version");
 
@@ -98,31 +122,39 @@ static const char sql_call[] =
     "INSERT INTO calls (ts_ms, request_id, route, target, model, tag, status, upstream_status,"
     " error, attempts, retries, hedges, hedged, tokens_in, tokens_out, tokens_cached, cost_usd,"
     " est_cost_usd, usage_missing, baseline_cost_usd, retry_cost_usd, hedge_cost_usd,"
-    " latency_us, ttft_us, cached, throttled, prompt_hash, client)"
+    " latency_us, ttft_us, cached, throttled, prompt_hash, client, user, finish)"
     " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18,"
-    " ?19, ?20, ?21, ?22, ?23, ?24, ?25, ?26, ?27, ?28)";
+    " ?19, ?20, ?21, ?22, ?23, ?24, ?25, ?26, ?27, ?28, ?29, ?30)";
 static const char sql_event[] =
     "INSERT INTO events (ts_ms, kind, target, text) VALUES (?1, ?2, ?3, ?4)";
 static const char sql_vote[] =
     "INSERT INTO votes (ts_ms, prompt_hash, winner, losers, user) VALUES (?1, ?2, ?3, ?4, ?5)";
+/* OR IGNORE: two ratings of one call racing past ledger_feedback_submit's checks (possible
+ * only across processes or at a batch boundary) keep the first instead of failing a batch. */
+static const char sql_feedback[] =
+    "INSERT OR IGNORE INTO feedback (ts_ms, source, request_id, call_ts_ms, call_status, target,"
+    " route, model, tag, user, client, rater, score, raw_score, scale, label, comment,"
+    " prompt_hash) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15,"
+    " ?16, ?17, ?18)";
 
 /* ---- state ------------------------------------------------------------------------------- */
 
-enum lnode_kind { LNODE_CALL, LNODE_EVENT, LNODE_VOTE };
+enum lnode_kind { LNODE_CALL, LNODE_EVENT, LNODE_VOTE, LNODE_FEEDBACK };
 
 struct lnode {
     struct lnode *next;
     enum lnode_kind kind;
-    struct ledger_call call; /* CALL: its strings point into strs */
-    int64_t wall_ms;         /* EVENT, VOTE */
-    uint64_t hash;           /* VOTE */
-    const char *s[3];        /* EVENT: kind, target, text; VOTE: winner, losers, user */
+    struct ledger_call call;   /* CALL: its strings point into strs */
+    struct ledger_feedback fb; /* FEEDBACK: its strings point into strs */
+    int64_t wall_ms;           /* EVENT, VOTE */
+    uint64_t hash;             /* VOTE */
+    const char *s[3];          /* EVENT: kind, target, text; VOTE: winner, losers, user */
     char strs[];
 };
 
 struct ledger {
     sqlite3 *db;
-    sqlite3_stmt *ins_call, *ins_event, *ins_vote;
+    sqlite3_stmt *ins_call, *ins_event, *ins_vote, *ins_feedback;
     char *path;
     int64_t batch_ms;
     pthread_t thread;
@@ -131,6 +163,7 @@ struct ledger {
     pthread_mutex_t mu; /* guards everything below */
     pthread_cond_t cv;  /* queue became non-empty, or stopping */
     struct lnode *head, *tail;
+    struct lnode *writing; /* the batch being written: still searchable (feedback.c) */
     size_t queued;
     int64_t take_at_ms; /* monotonic: when the writer takes the queue */
     bool stopping;
@@ -239,6 +272,36 @@ static void bind_call(sqlite3_stmt *st, const struct ledger_call *c)
     else
         sqlite3_bind_null(st, 27);
     bind_text(st, 28, c->client && *c->client ? c->client : NULL);
+    bind_text(st, 29, c->user && *c->user ? c->user : NULL);
+    bind_text(st, 30, llm_finish_name(c->finish));
+}
+
+static void bind_feedback(sqlite3_stmt *st, const struct ledger_feedback *f)
+{
+    sqlite3_bind_int64(st, 1, f->wall_ms);
+    bind_text(st, 2, f->source);
+    bind_text(st, 3, f->request_id);
+    sqlite3_bind_int64(st, 4, f->call_ms);
+    if (f->call_status > 0)
+        sqlite3_bind_int(st, 5, f->call_status);
+    else
+        sqlite3_bind_null(st, 5);
+    bind_text(st, 6, f->target ? f->target : "");
+    bind_text(st, 7, f->route ? f->route : "");
+    bind_text(st, 8, f->model);
+    bind_text(st, 9, f->tag);
+    bind_text(st, 10, f->user);
+    bind_text(st, 11, f->client);
+    bind_text(st, 12, f->rater);
+    sqlite3_bind_double(st, 13, f->score);
+    sqlite3_bind_double(st, 14, f->raw_score);
+    sqlite3_bind_int(st, 15, f->scale);
+    bind_text(st, 16, f->label);
+    bind_text(st, 17, f->comment);
+    if (f->prompt_hash)
+        sqlite3_bind_int64(st, 18, (sqlite3_int64)f->prompt_hash);
+    else
+        sqlite3_bind_null(st, 18);
 }
 
 static int insert(struct ledger *l, const struct lnode *n)
@@ -263,6 +326,10 @@ static int insert(struct ledger *l, const struct lnode *n)
         bind_text(st, 3, n->s[0]);
         bind_text(st, 4, n->s[1]);
         bind_text(st, 5, n->s[2]);
+        break;
+    case LNODE_FEEDBACK:
+        st = l->ins_feedback;
+        bind_feedback(st, &n->fb);
         break;
     }
     int rc = sqlite3_step(st);
@@ -341,6 +408,7 @@ static void *writer_main(void *arg)
         size_t n = l->queued;
         l->head = l->tail = NULL;
         l->queued = 0;
+        l->writing = batch;
         bool stop = l->stopping;
         pthread_mutex_unlock(&l->mu);
         int rc = batch ? write_batch(l, batch, err, sizeof err) : SQLITE_OK;
@@ -348,6 +416,7 @@ static void *writer_main(void *arg)
             log_error("ledger: writing %zu rows to %s failed: %s%s", n, l->path, err,
                       stop ? " (rows lost)" : "; retrying");
         pthread_mutex_lock(&l->mu);
+        l->writing = NULL; /* committed (or back in the queue) before it stops being found */
         if (rc == SQLITE_OK) {
             l->stats.written += n;
             free_nodes(batch);
@@ -393,40 +462,121 @@ static struct lnode *node_new(enum lnode_kind kind, const char *const *src, cons
     return node;
 }
 
-static void enqueue(struct ledger *l, struct lnode *n)
+/* mu held: links n to the queue, or counts it dropped (false; n is the caller's to free).
+ * *first: the queue was empty; *warn: log the drop. */
+static bool link_locked(struct ledger *l, struct lnode *n, bool *first, bool *warn)
 {
-    bool dropped = false;
-    pthread_mutex_lock(&l->mu);
     if (!l->accepting || l->queued >= LEDGER_QUEUE_MAX) {
         l->stats.dropped++;
-        dropped = l->accepting && (l->stats.dropped == 1 || l->stats.dropped % 10000 == 0);
-        pthread_mutex_unlock(&l->mu);
-        free(n);
-        if (dropped)
-            log_error("ledger: queue full (%d rows): dropping rows; is %s writable?",
-                      LEDGER_QUEUE_MAX, l->path);
-        return;
+        *warn = l->accepting && (l->stats.dropped == 1 || l->stats.dropped % 10000 == 0);
+        return false;
     }
     if (l->tail)
         l->tail->next = n;
     else
         l->head = n;
     l->tail = n;
-    bool first = l->queued++ == 0;
-    if (first) /* (a retry keeps rows queued, so its later take_at_ms stays) */
+    *first = l->queued++ == 0;
+    if (*first) /* (a retry keeps rows queued, so its later take_at_ms stays) */
         l->take_at_ms = clock_mono_ms() + (l->batch_ms + 1) / 2;
-    pthread_mutex_unlock(&l->mu);
+    return true;
+}
+
+/* After link_locked, unlocked. */
+static void linked(struct ledger *l, struct lnode *n, bool ok, bool first, bool warn)
+{
+    if (!ok)
+        free(n);
+    if (warn)
+        log_error("ledger: queue full (%d rows): dropping rows; is %s writable?", LEDGER_QUEUE_MAX,
+                  l->path);
     if (first)
         pthread_cond_signal(&l->cv);
+}
+
+static void enqueue(struct ledger *l, struct lnode *n)
+{
+    bool first = false, warn = false;
+    pthread_mutex_lock(&l->mu);
+    bool ok = link_locked(l, n, &first, &warn);
+    pthread_mutex_unlock(&l->mu);
+    linked(l, n, ok, first, warn);
+}
+
+/* ---- what is not committed yet (feedback.c) ------------------------------------------------ */
+
+static void ref_from_call(const struct ledger_call *c, struct ledger_call_ref *out)
+{
+    memset(out, 0, sizeof *out);
+    out->wall_ms = c->wall_ms;
+    out->status = c->status;
+    str_copy(out->target, sizeof out->target, c->target ? c->target : "");
+    str_copy(out->route, sizeof out->route, c->route ? c->route : "");
+    str_copy(out->model, sizeof out->model, c->model ? c->model : "");
+    str_copy(out->tag, sizeof out->tag, c->tag ? c->tag : "");
+    str_copy(out->user, sizeof out->user, c->user ? c->user : "");
+    str_copy(out->client, sizeof out->client, c->client ? c->client : "");
+    out->prompt_hash = c->prompt_hash;
+}
+
+/* mu held: scans one list; the last call row with the id wins. */
+static void scan_list(const struct lnode *n, const char *request_id, struct ledger_call_ref *call,
+                      bool *found, bool *rated)
+{
+    for (; n; n = n->next) {
+        if (n->kind == LNODE_CALL && n->call.request_id && str_eq(n->call.request_id, request_id)) {
+            ref_from_call(&n->call, call);
+            *found = true;
+        } else if (n->kind == LNODE_FEEDBACK && n->fb.request_id &&
+                   str_eq(n->fb.request_id, request_id)) {
+            *rated = true;
+        }
+    }
+}
+
+bool ledger_mem_find(struct ledger *l, const char *request_id, struct ledger_call_ref *call,
+                     bool *rated)
+{
+    bool found = false;
+    *rated = false;
+    pthread_mutex_lock(&l->mu);
+    scan_list(l->writing, request_id, call, &found, rated); /* older than the queue */
+    scan_list(l->head, request_id, call, &found, rated);
+    pthread_mutex_unlock(&l->mu);
+    return found;
+}
+
+bool ledger_enqueue_feedback_once(struct ledger *l, const struct ledger_feedback *f)
+{
+    struct lnode *n = ledger_feedback_node(f);
+    struct ledger_call_ref ignored;
+    bool first = false, warn = false, found = false, rated = false, ok = false;
+    pthread_mutex_lock(&l->mu);
+    scan_list(l->writing, f->request_id, &ignored, &found, &rated);
+    scan_list(l->head, f->request_id, &ignored, &found, &rated);
+    if (!rated)
+        ok = link_locked(l, n, &first, &warn);
+    pthread_mutex_unlock(&l->mu);
+    if (rated) {
+        free(n);
+        return false;
+    }
+    linked(l, n, ok, first, warn);
+    return true;
+}
+
+const char *ledger_path_peek(const struct ledger *l)
+{
+    return l->path;
 }
 
 void ledger_post_call(struct ledger *l, const struct ledger_call *c)
 {
     if (!l)
         return;
-    const char *src[6] = {c->request_id, c->route, c->target, c->model, c->tag, c->client};
-    const char *dst[6];
-    struct lnode *n = node_new(LNODE_CALL, src, dst, 6);
+    const char *src[7] = {c->request_id, c->route, c->target, c->model, c->tag, c->client, c->user};
+    const char *dst[7];
+    struct lnode *n = node_new(LNODE_CALL, src, dst, 7);
     n->call = *c;
     n->call.request_id = dst[0];
     n->call.route = dst[1];
@@ -434,7 +584,35 @@ void ledger_post_call(struct ledger *l, const struct ledger_call *c)
     n->call.model = dst[3];
     n->call.tag = dst[4];
     n->call.client = dst[5];
+    n->call.user = dst[6];
     enqueue(l, n);
+}
+
+struct lnode *ledger_feedback_node(const struct ledger_feedback *f)
+{
+    const char *src[11] = {f->source, f->request_id, f->label, f->comment, f->rater, f->target,
+                           f->route,  f->model,      f->tag,   f->user,    f->client};
+    const char *dst[11];
+    struct lnode *n = node_new(LNODE_FEEDBACK, src, dst, 11);
+    n->fb = *f;
+    n->fb.source = dst[0];
+    n->fb.request_id = dst[1];
+    n->fb.label = dst[2];
+    n->fb.comment = dst[3];
+    n->fb.rater = dst[4];
+    n->fb.target = dst[5];
+    n->fb.route = dst[6];
+    n->fb.model = dst[7];
+    n->fb.tag = dst[8];
+    n->fb.user = dst[9];
+    n->fb.client = dst[10];
+    return n;
+}
+
+void ledger_post_feedback(struct ledger *l, const struct ledger_feedback *f)
+{
+    if (l)
+        enqueue(l, ledger_feedback_node(f));
 }
 
 void ledger_post_event(struct ledger *l, int64_t wall_ms, const char *kind, const char *target,
@@ -555,6 +733,8 @@ static bool setup(struct ledger *l, char *msg, size_t msglen)
         rc = sqlite3_prepare_v2(db, sql_event, -1, &l->ins_event, NULL);
     if (rc == SQLITE_OK)
         rc = sqlite3_prepare_v2(db, sql_vote, -1, &l->ins_vote, NULL);
+    if (rc == SQLITE_OK)
+        rc = sqlite3_prepare_v2(db, sql_feedback, -1, &l->ins_feedback, NULL);
     if (rc != SQLITE_OK) {
         set_msg(msg, msglen, "cannot prepare ledger %s: %s", l->path, sqlite3_errmsg(db));
         return false;
@@ -567,6 +747,7 @@ static void ledger_release(struct ledger *l)
     sqlite3_finalize(l->ins_call);
     sqlite3_finalize(l->ins_event);
     sqlite3_finalize(l->ins_vote);
+    sqlite3_finalize(l->ins_feedback);
     if (l->db && sqlite3_close(l->db) != SQLITE_OK)
         log_error("ledger: closing %s: %s", l->path, sqlite3_errmsg(l->db));
     free_nodes(l->head);

@@ -107,10 +107,51 @@ static void spend_event(struct router *rt, enum router_event_kind kind, const ch
     ledger_post_event(rt->ledger, rt_wall_ms(rt), ledger_kind, target, text);
 }
 
+/* A vote as feedback (source "console"): +1 for the winner, -1 for each loser, so the
+ * prompt pane's win rates read like production ratings. */
+static void vote_row(struct router *rt, int64_t now, const char *target, double score,
+                     uint64_t prompt_hash)
+{
+    const struct config *cfg = rt->cur ? rt->cur->cfg : NULL;
+    long t = cfg ? config_find_target(cfg, target) : -1;
+    struct ledger_feedback fb = {.wall_ms = now,
+                                 .source = "console",
+                                 .score = score,
+                                 .raw_score = score,
+                                 .scale = 1,
+                                 .label = score > 0 ? "vote_won" : "vote_lost",
+                                 .call_ms = now,
+                                 .target = target,
+                                 .route = "",
+                                 .model = t >= 0 ? cfg->targets[t].model : NULL,
+                                 .prompt_hash = prompt_hash};
+    ledger_post_feedback(rt->ledger, &fb);
+}
+
+static void spend_vote_feedback(struct router *rt, int64_t now, const char *winner,
+                                const char *losers, uint64_t prompt_hash)
+{
+    if (winner && *winner)
+        vote_row(rt, now, winner, 1, prompt_hash);
+    for (const char *p = losers; p && *p;) {
+        const char *comma = strchr(p, ',');
+        size_t len = comma ? (size_t)(comma - p) : strlen(p);
+        char name[64];
+        if (len > 0 && len < sizeof name) {
+            memcpy(name, p, len);
+            name[len] = '\0';
+            vote_row(rt, now, name, -1, prompt_hash);
+        }
+        p = comma ? comma + 1 : p + len;
+    }
+}
+
 void spend_record_vote(struct router *rt, const char *winner, const char *losers,
                        uint64_t prompt_hash, const char *user)
 {
-    ledger_post_vote(rt->ledger, rt_wall_ms(rt), prompt_hash, winner, losers, user);
+    int64_t now = rt_wall_ms(rt);
+    ledger_post_vote(rt->ledger, now, prompt_hash, winner, losers, user);
+    spend_vote_feedback(rt, now, winner, losers, prompt_hash);
     router_event(rt, ROUTER_EV_OPERATOR, winner, "%s: vote: %s preferred over %s (prompt %016llx)",
                  user && *user ? user : "operator", winner, losers && *losers ? losers : "-",
                  (unsigned long long)prompt_hash);
@@ -352,6 +393,17 @@ static void fill_row(const struct call *c, const struct call_fin *f, struct ledg
     row->cached = c->cached;
     row->throttled = c->throttled;
     row->prompt_hash = c->prompt_hash;
+    row->finish = c->finish;
+}
+
+/* The end user as the ledger keeps it: as sent, or hashed (ledger.hash_users) into hashed. */
+static const char *row_user(const struct call *c, char hashed[LEDGER_USER_HASH_LEN + 1])
+{
+    const char *user = c->req && c->req->user && *c->req->user ? c->req->user : NULL;
+    if (!user || !c->cref || !c->cref->cfg->ledger.hash_users)
+        return user;
+    ledger_user_hash(user, hashed);
+    return hashed;
 }
 
 static void burn_add(struct router *rt, int64_t wall_ms, double usd)
@@ -396,7 +448,9 @@ void spend_call_release(struct router *rt, struct call *c)
     if (!f)
         return;
     struct ledger_call row;
+    char hashed[LEDGER_USER_HASH_LEN + 1];
     fill_row(c, f, &row);
+    row.user = row_user(c, hashed);
     ledger_post_call(rt->ledger, &row);
     charge(rt, &row);
     if (c->rec && f->err == LLM_ERR_NONE && !c->cached) {

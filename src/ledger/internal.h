@@ -1,0 +1,26 @@
+/*
+ * internal.h - private to src/ledger: what feedback.c needs of the write side in ledger.c
+ * (the rows not committed yet are searched under the ledger's lock).
+ */
+#ifndef SWITCHBOARD_LEDGER_INTERNAL_H
+#define SWITCHBOARD_LEDGER_INTERNAL_H
+
+#include <stdbool.h>
+
+#include "switchboard/ledger.h"
+
+struct lnode;
+
+/* A queue node holding a copy of f (heap; the queue frees it). */
+struct lnode *ledger_feedback_node(const struct ledger_feedback *f);
+/* Searches the rows queued or being written (under the lock): true with *call filled when a
+ * call row has this request id (the latest one); *rated when feedback on it is queued. */
+bool ledger_mem_find(struct ledger *l, const char *request_id, struct ledger_call_ref *call,
+                     bool *rated);
+/* Queues f unless feedback on the same request id is queued or being written (false). The
+ * check and the queueing are one step under the lock. */
+bool ledger_enqueue_feedback_once(struct ledger *l, const struct ledger_feedback *f);
+/* The file's path (":memory:" for none); valid until ledger_close. */
+const char *ledger_path_peek(const struct ledger *l);
+
+#endif
