@@ -301,6 +301,10 @@ struct router_snapshot {
 void router_record_vote(struct router *rt, const char *winner, const char *const *losers,
                         size_t n_losers, const char *prompt, const char *user);
 
+/* The ledger the router writes (for POST /v1/feedback: ledger_feedback_submit). Borrowed: valid
+ * until router_free; never NULL after router_new. Any thread. */
+struct ledger *router_ledger_peek(struct router *rt);
+
 /* Adds an event to the timeline from any thread (e.g. "config reload rejected: ..."). */
 void router_note(struct router *rt, enum router_event_kind kind, const char *target,
                  const char *text);

@@ -101,6 +101,7 @@ static enum MHD_Result admin_state(struct gw_conn *c)
     buf_init(&body);
     gw_state_json(snap, &body);
     free(snap);
+    gw_quality_state_splice(c->gw, &body);
     return gw_respond(c, 200, "application/json", &body, NULL);
 }
 

@@ -199,6 +199,7 @@ void gateway_reload(struct gateway *gw, const struct config *cfg)
     pthread_mutex_unlock(&gw->keys_mu);
     key_list_free(&old);
     gw_auth_reload(gw, true);
+    gw_quality_configure(gw, cfg);
 }
 
 void gw_auth_cleanup(struct gateway *gw)

@@ -109,6 +109,7 @@ struct gateway *gateway_new(const struct config *cfg, struct router *rt, char *m
     pthread_mutex_init(&gw->sock_lock, NULL);
     pthread_cond_init(&gw->sock_cond, NULL);
     gw_auth_init(gw, cfg);
+    gw_quality_init(gw, cfg);
     return gw;
 }
 
@@ -400,6 +401,7 @@ void gateway_free(struct gateway *gw)
     free(gw->ops.spec);
     free(gw->admin_token);
     gw_auth_cleanup(gw);
+    gw_quality_cleanup(gw);
     pthread_cond_destroy(&gw->sock_cond);
     pthread_mutex_destroy(&gw->sock_lock);
     pthread_cond_destroy(&gw->idle);

@@ -15,6 +15,8 @@
  *   admin.c          /admin/ API
  *   auth.c           client keys on the request path (401/403/429), their /metrics
  *   admin_keys.c     /admin/keys: add, list, revoke client keys
+ *   feedback.c       POST /v1/feedback: a rating of one answer, into the ledger
+ *   quality.c        quality per target and route (ledger) for /admin/state and /metrics
  * Only server.c, chat.c and admin.c call the router or libmicrohttpd.
  */
 #ifndef SWITCHBOARD_GATEWAY_INTERNAL_H
@@ -330,6 +332,7 @@ struct gateway {
     long calls_open;      /* chat requests from submit until MHD let go of them */
     long requests;        /* struct gw_conn alive */
     struct gw_stats stats;
+    struct gw_quality *quality;    /* quality.c: locks itself */
     uint64_t id_state;             /* request id generator */
     int64_t keys_checked_ms;       /* monotonic: last poll of the ledger's keys */
     _Atomic uint64_t answer_bytes; /* stream bytes waiting for clients (no lock) */
@@ -428,6 +431,21 @@ bool gw_admin_parse_cmd(const char *body, size_t len, bool need_weight, struct r
 int gw_admin_check_auth(struct gw_conn *c, const char *authorization);
 /* /admin/keys[/NAME/revoke] (rest is what follows "/admin/keys"). */
 enum MHD_Result gw_admin_keys(struct gw_conn *c, const char *rest);
+
+/* ---- feedback.c / quality.c ------------------------------------------------------------- */
+
+enum MHD_Result gw_feedback_run(struct gw_conn *c);
+/* gateway_new / gateway_reload / gateway_free (main thread). */
+void gw_quality_init(struct gateway *gw, const struct config *cfg);
+void gw_quality_configure(struct gateway *gw, const struct config *cfg);
+void gw_quality_cleanup(struct gateway *gw);
+/* ledger.feedback_window_ms. Any thread. */
+int64_t gw_quality_window_ms(struct gateway *gw);
+/* Adds "quality":{...} to an /admin/state object (the ledger's figures, at most 5 s old).
+ * MHD threads. */
+void gw_quality_state_splice(struct gateway *gw, struct buf *state);
+/* Appends the switchboard_quality_* families. MHD threads. */
+void gw_quality_metrics(struct gateway *gw, struct buf *out);
 
 /* ---- auth.c: client keys ------------------------------------------------------------------ */
 

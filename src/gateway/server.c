@@ -86,6 +86,7 @@ static enum MHD_Result run_metrics(struct gw_conn *c);
 static const struct gw_endpoint endpoints[] = {
     {"/v1/chat/completions", false, "POST", gw_chat_run, false},
     {"/v1/models", false, "GET", run_models, false},
+    {"/v1/feedback", false, "POST", gw_feedback_run, false},
     {"/healthz", false, "GET", run_healthz, true},
     {"/readyz", false, "GET", run_readyz, true},
     {"/metrics", false, "GET", run_metrics, true},
@@ -639,6 +640,7 @@ static enum MHD_Result run_metrics(struct gw_conn *c)
     buf_init(&body);
     gw_metrics_render(snap, stats, &body);
     gw_auth_metrics(gw, &body);
+    gw_quality_metrics(gw, &body);
     free(snap);
     free(stats);
     return gw_respond(c, 200, "text/plain; version=0.0.4; charset=utf-8", &body, NULL);

@@ -99,6 +99,11 @@ void spend_event_to_ledger(struct router *rt, const struct router_event *e)
     }
 }
 
+struct ledger *router_ledger_peek(struct router *rt)
+{
+    return rt->ledger;
+}
+
 /* An event on the timeline and, with its own kind ("budget", "guard"), in the ledger. */
 static void spend_event(struct router *rt, enum router_event_kind kind, const char *ledger_kind,
                         const char *target, const char *text)
