@@ -130,6 +130,8 @@ void clients_admit(struct clients *cl, const char *route, const char *client_tag
                    int64_t now_wall_ms, struct clients_decision *d);
 /* Whether key name may ask for route (false for an unknown key). */
 bool clients_route_allowed(struct clients *cl, const char *name, const char *route);
+/* Whether key name may name its own tag and end users (self_tag; false for an unknown key). */
+bool clients_self_tag(struct clients *cl, const char *name);
 /* Step 3: a finished call of key name used tokens and cost_usd. Unknown names are ignored. */
 void clients_note_done(struct clients *cl, const char *name, int64_t now_wall_ms, long tokens,
                        double cost_usd);

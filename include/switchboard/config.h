@@ -91,6 +91,28 @@ struct config_cache {
     long max_bytes;   /* memory cap over keys and answers; default 64 MiB */
 };
 
+/* The quality guard of one route (ledger.h "quality"; src/gateway/guard_quality.c): a target
+ * whose satisfaction or abandonment is worse than the route's baseline target (or a fixed
+ * floor) by more than margin_pct percentage points, over at least min_volume ratings (calls,
+ * for abandonment), raises an event and, with shift, has its weight overridden. */
+enum quality_metric {
+    QUALITY_METRIC_BOTH,
+    QUALITY_METRIC_SATISFACTION,
+    QUALITY_METRIC_ABANDONMENT,
+};
+struct config_quality_guard {
+    bool enabled; /* default false */
+    enum quality_metric metric;
+    double margin_pct;       /* percentage points; default 5 */
+    long min_volume;         /* ratings (calls for abandonment) per side; default 20 */
+    int64_t window_ms;       /* how far back the figures look; default 1 h */
+    double min_satisfaction; /* floor (-1..1) when the route has no baseline; -2 = none */
+    double max_abandonment;  /* ceiling (0..1) when the route has no baseline; -1 = none */
+    bool shift;              /* also override the target's weight */
+    double shift_weight;     /* the weight it gets; default 0 */
+    int64_t shift_ms;        /* the override's expiry; default 10 min */
+};
+
 /* A public model name (what clients send) -> targets. */
 struct config_route {
     char *name;
@@ -106,6 +128,7 @@ struct config_route {
     int64_t hedge_after_ms;
     int64_t queue_ms; /* every target rate limited, free within this: wait; 0 = answer 429 */
     struct config_cache cache;
+    struct config_quality_guard quality_guard;
 };
 
 /* Picks a route from request facts; first matching rule wins, else model name = route. */
@@ -114,7 +137,20 @@ struct config_rule {
     char *match_tag;        /* x-switchboard-tag value; NULL = any */
     long min_prompt_tokens; /* -1 = no bound */
     long max_prompt_tokens; /* -1 = no bound */
-    size_t route;           /* index into config.routes */
+    char *match_user;       /* end user (OpenAI `user`): exact, or prefix ending in '*' */
+    char *match_users_file; /* a file of user ids, one a line (relative to the config) */
+    char **users;           /* its lines, sorted (loaded at config load); NULL without */
+    size_t n_users;
+    size_t route; /* index into config.routes */
+};
+
+/* Per-user routing: preferences (user -> "concise", "detailed" or a route name) come from
+ * the file and the admin API (src/gateway/users.c); these two name the routes behind the
+ * words. */
+struct config_users {
+    char *preferences_file; /* "user preference" per line; NULL: none */
+    long concise_route;     /* routes index; -1 = none */
+    long detailed_route;
 };
 
 struct config_router {
@@ -228,8 +264,13 @@ struct config {
     struct config_console console;
     struct config_client *clients;
     size_t n_clients;
+    struct config_users users;
     char *log_level; /* "debug" | "info" | "warn" | "error"; default "info" */
 };
+
+const char *quality_metric_name(enum quality_metric m);
+/* Whether user is in rule->users (binary search). */
+bool config_rule_has_user(const struct config_rule *r, const char *user);
 
 /* A list of messages ("path: problem"). Caller's storage. */
 struct config_diag {

@@ -143,6 +143,8 @@ struct router_call_opts {
     const char *request_id; /* for logs and the ledger; copied */
     const char *client;     /* client key's name (clients.h), for the ledger and the console's
                                recent calls; NULL without client keys; copied */
+    const char *route;      /* a user's preferred route (src/gateway/users.c): used instead of
+                               rules and the model name when it exists; NULL: resolve; copied */
 };
 
 /*

@@ -574,6 +574,15 @@ bool clients_route_allowed(struct clients *cl, const char *name, const char *rou
     return ok;
 }
 
+bool clients_self_tag(struct clients *cl, const char *name)
+{
+    pthread_mutex_lock(&cl->mu);
+    const struct entry *e = find_locked(cl, name);
+    bool ok = e && e->key.self_tag;
+    pthread_mutex_unlock(&cl->mu);
+    return ok;
+}
+
 void clients_note_done(struct clients *cl, const char *name, int64_t now_wall_ms, long tokens,
                        double cost_usd)
 {

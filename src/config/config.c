@@ -290,6 +290,7 @@ void config_free(struct config *cfg)
     for (size_t i = 0; i < cfg->n_targets; i++)
         free_secret(cfg->targets[i].api_key);
     free_secret(cfg->gateway.admin_token);
+    config_release_users(cfg);
     config_walk_release(&config_schema_root, cfg);
     free(cfg->source_path);
     free(cfg);

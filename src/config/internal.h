@@ -182,6 +182,10 @@ const char *config_check_client_tag(char *v);
 const char *config_check_client_expires(char *v);
 /* Resolves clients[].expires into expires_ms; called by config_validate. */
 void config_validate_clients(struct cfg_ctx *ctx);
+/* users.c: reads rules[].match.users_file, resolves users.preferences_file, checks the
+ * quality guards; config_release_users frees the users lists (before the schema walk). */
+void config_validate_users(struct cfg_ctx *ctx, const char *source_path);
+void config_release_users(struct config *cfg);
 /* check's warnings about exposure: a non-loopback listen without client keys, credentials
  * embedded in a base_url. */
 void config_warn_exposure(const struct config *cfg, struct config_diag *warns);

@@ -313,6 +313,48 @@ static const struct schema cache_schema = {
     "recorded with target \"cache\".",
     ENTRIES(cache_entries)};
 
+static const char *const quality_metric_names[] = {"both", "satisfaction", "abandonment", NULL};
+
+const char *quality_metric_name(enum quality_metric m)
+{
+    return quality_metric_names[m];
+}
+
+static const struct schema_entry quality_guard_entries[] = {
+    {.key = "enabled", .type = ST_BOOL, .off = OFF(config_quality_guard, enabled), .def = 0,
+     .help = "Watch this route's targets' satisfaction and abandonment."},
+    {.key = "metric", .type = ST_ENUM, .off = OFF(config_quality_guard, metric),
+     .names = quality_metric_names, .def = QUALITY_METRIC_BOTH,
+     .help = "What is compared: satisfaction, abandonment or both."},
+    {.key = "margin_pct", .type = ST_DOUBLE, .off = OFF(config_quality_guard, margin_pct),
+     .min = 0, .max = 100, .def = 5, .unit = "percentage points",
+     .help = "How much worse than the baseline target (satisfaction on a 0..100 scale, "
+             "abandonment in % of calls) a target may be."},
+    {.key = "min_volume", .type = ST_LONG, .off = OFF(config_quality_guard, min_volume),
+     .min = 1, .max = 1000000, .def = 20,
+     .help = "Ratings (calls, for abandonment) each side needs before it is judged."},
+    {.key = "window_ms", .type = ST_MS, .off = OFF(config_quality_guard, window_ms),
+     .min = 60000, .max = 7 * DAY_MS, .def = 3600000, .unit = "ms",
+     .help = "How far back the figures look."},
+    {.key = "min_satisfaction", .type = ST_DOUBLE,
+     .off = OFF(config_quality_guard, min_satisfaction), .min = -2, .max = 1, .def = -2,
+     .def_doc = "none", .help = "Fixed floor (-1..1) for routes without a baseline target."},
+    {.key = "max_abandonment", .type = ST_DOUBLE,
+     .off = OFF(config_quality_guard, max_abandonment), .min = -1, .max = 1, .def = -1,
+     .def_doc = "none", .help = "Fixed ceiling (0..1) for routes without a baseline target."},
+    {.key = "shift", .type = ST_BOOL, .off = OFF(config_quality_guard, shift), .def = 0,
+     .help = "Also override a failing target's weight (audited, undoable, expires)."},
+    {.key = "shift_weight", .type = ST_DOUBLE, .off = OFF(config_quality_guard, shift_weight),
+     .min = 0, .max = 1000, .def = 0, .help = "The weight a failing target gets."},
+    {.key = "shift_ms", .type = ST_MS, .off = OFF(config_quality_guard, shift_ms), .min = 1000,
+     .max = DAY_MS, .def = 600000, .unit = "ms", .help = "The override expires after this."},
+};
+static const struct schema quality_guard_schema = {
+    "routes[].quality_guard",
+    "Raises an event (and, with shift, moves weight away) when a target of the route answers "
+    "worse than the route's baseline target, or a fixed floor, by more than the margin.",
+    ENTRIES(quality_guard_entries)};
+
 static const struct schema_entry route_entries[] = {
     {.key = "name", .type = ST_STRING, .flags = SF_REQUIRED | SF_UNIQUE,
      .off = OFF(config_route, name), .check = check_route_name,
@@ -343,6 +385,8 @@ static const struct schema_entry route_entries[] = {
              "for it instead of getting 429; 0 = never wait."},
     {.key = "cache", .type = ST_OBJECT, .off = OFF(config_route, cache), .sub = &cache_schema,
      .help = "Response cache (see routes[].cache)."},
+    {.key = "quality_guard", .type = ST_OBJECT, .off = OFF(config_route, quality_guard),
+     .sub = &quality_guard_schema, .help = "Quality guard (see routes[].quality_guard)."},
 };
 static const struct schema route_schema = {
     "routes[]", "A route maps a public model name to targets and a strategy.",
@@ -360,6 +404,12 @@ static const struct schema_entry match_entries[] = {
     {.key = "max_prompt_tokens", .type = ST_LONG, .off = OFF(config_rule, max_prompt_tokens),
      .max = U, .def = -1, .def_doc = "none", .unit = "tokens",
      .help = "Estimated prompt size at most this."},
+    {.key = "user", .type = ST_STRING, .off = OFF(config_rule, match_user),
+     .check = check_model_pattern,
+     .help = "End user (the OpenAI `user` field, or x-switchboard-user where allowed): exact, "
+             "or a prefix when it ends in '*'."},
+    {.key = "users_file", .type = ST_STRING, .off = OFF(config_rule, match_users_file),
+     .help = "A file of end users, one a line (relative to the config file; '#' comments)."},
 };
 static const struct schema match_schema = {
     "rules[].match", "All given conditions must hold; an empty match matches every request.",
@@ -592,6 +642,23 @@ static const struct schema client_schema = {
     "and the key decides the routes, the tag, the budgets and the rate limits of its calls.",
     ENTRIES(client_entries)};
 
+static const struct schema_entry users_entries[] = {
+    {.key = "preferences_file", .type = ST_STRING, .off = OFF(config_users, preferences_file),
+     .help = "Lines \"USER PREFERENCE\" (concise, detailed or a route name), relative to the "
+             "config file; re-read on SIGHUP. The admin API changes them at run time."},
+    {.key = "concise_route", .type = ST_REF_OPT, .ref = REF_ROUTE,
+     .off = OFF(config_users, concise_route), .def = -1, .def_doc = "none",
+     .help = "The route a user preferring \"concise\" gets."},
+    {.key = "detailed_route", .type = ST_REF_OPT, .ref = REF_ROUTE,
+     .off = OFF(config_users, detailed_route), .def = -1, .def_doc = "none",
+     .help = "The route a user preferring \"detailed\" gets."},
+};
+static const struct schema users_schema = {
+    "users",
+    "Per-user routing: a user's preference picks the route (before rules and the model name) "
+    "when the route exists and the caller's client key may use it.",
+    ENTRIES(users_entries)};
+
 static const struct schema_entry root_entries[] = {
     {.key = "version", .type = ST_LONG, .flags = SF_NO_STORE, .min = 1, .max = 1, .def = 1,
      .help = "Config format version."},
@@ -620,6 +687,8 @@ static const struct schema_entry root_entries[] = {
     {.key = "clients", .type = ST_OBJECT_ARRAY, .off = OFF(config, clients),
      .aux_off = OFF(config, n_clients), .elem_size = sizeof(struct config_client),
      .sub = &client_schema, .help = "Client keys (see clients[])."},
+    {.key = "users", .type = ST_OBJECT, .off = OFF(config, users), .sub = &users_schema,
+     .help = "See users."},
     {.key = "log_level", .type = ST_STRING, .off = OFF(config, log_level), .def_s = "info",
      .names = log_level_names, .help = "Least severe log level written."},
 };

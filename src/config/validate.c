@@ -286,7 +286,7 @@ static void check_rules(struct cfg_ctx *ctx)
     for (size_t i = 0; i < ctx->cfg->n_rules; i++) {
         const struct config_rule *r = &ctx->cfg->rules[i];
         bool empty = !r->match_model && !r->match_tag && r->min_prompt_tokens < 0 &&
-                     r->max_prompt_tokens < 0;
+                     r->max_prompt_tokens < 0 && !r->match_user && !r->match_users_file;
         if (empty && i + 1 < ctx->cfg->n_rules)
             cfg_err(ctx,
                     "rules[%zu].match: an empty match matches every request, so the rules "
@@ -424,6 +424,7 @@ void config_validate(struct cfg_ctx *ctx, const char *source_path)
     check_gateway(ctx);
     check_budgets(ctx);
     config_validate_clients(ctx);
+    config_validate_users(ctx, source_path);
     resolve_secrets(ctx);
     resolve_ledger_path(ctx->cfg, source_path);
 }

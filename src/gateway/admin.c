@@ -283,6 +283,8 @@ enum MHD_Result gw_admin_run(struct gw_conn *c)
     const char *rest = c->path + strlen("/admin/");
     bool get = str_eq(c->method, "GET");
     bool post = str_eq(c->method, "POST");
+    if (str_eq(rest, "users") || str_has_prefix(rest, "users/"))
+        return gw_admin_users(c, rest + strlen("users")); /* PUT and DELETE too */
     if (!get && !post)
         return bad_method(c, "GET, POST");
     if (str_eq(rest, "state"))

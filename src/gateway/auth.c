@@ -200,6 +200,7 @@ void gateway_reload(struct gateway *gw, const struct config *cfg)
     key_list_free(&old);
     gw_auth_reload(gw, true);
     gw_quality_configure(gw, cfg);
+    gw_users_configure(gw, cfg);
 }
 
 void gw_auth_cleanup(struct gateway *gw)

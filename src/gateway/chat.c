@@ -478,7 +478,9 @@ static enum MHD_Result chat_submit(struct gw_conn *c)
         gw_error_from_parse(&e, st, msg);
         return answer_early_error(c, &e);
     }
-    if (!gw_auth_admit(c, req->model, &e)) {
+    char pref_route[64];
+    gw_users_apply(c, req, pref_route, sizeof pref_route);
+    if (!gw_auth_admit(c, pref_route[0] ? pref_route : req->model, &e)) {
         llm_request_cleanup(req);
         free(req);
         return answer_early_error(c, &e);
@@ -502,7 +504,8 @@ static enum MHD_Result chat_submit(struct gw_conn *c)
     struct router_call_opts opts = {.tag = c->client[0] ? c->call_tag : c->tag,
                                     .target = NULL,
                                     .request_id = c->request_id,
-                                    .client = c->client[0] ? c->client : NULL};
+                                    .client = c->client[0] ? c->client : NULL,
+                                    .route = pref_route[0] ? pref_route : NULL};
     struct router_sink sink = {
         .on_commit = chat_on_commit, .on_event = chat_on_event, .on_done = chat_on_done, .ctx = c};
     uint64_t id = router_submit(gw->rt, req, &opts, &sink);

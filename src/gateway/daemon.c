@@ -110,6 +110,7 @@ struct gateway *gateway_new(const struct config *cfg, struct router *rt, char *m
     pthread_cond_init(&gw->sock_cond, NULL);
     gw_auth_init(gw, cfg);
     gw_quality_init(gw, cfg);
+    gw_users_init(gw, cfg);
     return gw;
 }
 
@@ -402,6 +403,7 @@ void gateway_free(struct gateway *gw)
     free(gw->admin_token);
     gw_auth_cleanup(gw);
     gw_quality_cleanup(gw);
+    gw_users_cleanup(gw);
     pthread_cond_destroy(&gw->sock_cond);
     pthread_mutex_destroy(&gw->sock_lock);
     pthread_cond_destroy(&gw->idle);

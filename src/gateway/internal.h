@@ -17,6 +17,7 @@
  *   admin_keys.c     /admin/keys: add, list, revoke client keys
  *   feedback.c       POST /v1/feedback: a rating of one answer, into the ledger
  *   quality.c        quality per target and route (ledger) for /admin/state and /metrics
+ *   users.c          per-user routing: the end user, preferences, /admin/users
  * Only server.c, chat.c and admin.c call the router or libmicrohttpd.
  */
 #ifndef SWITCHBOARD_GATEWAY_INTERNAL_H
@@ -333,6 +334,7 @@ struct gateway {
     long requests;        /* struct gw_conn alive */
     struct gw_stats stats;
     struct gw_quality *quality;    /* quality.c: locks itself */
+    struct gw_users *users;        /* users.c: locks itself */
     uint64_t id_state;             /* request id generator */
     int64_t keys_checked_ms;       /* monotonic: last poll of the ledger's keys */
     _Atomic uint64_t answer_bytes; /* stream bytes waiting for clients (no lock) */
@@ -446,6 +448,18 @@ int64_t gw_quality_window_ms(struct gateway *gw);
 void gw_quality_state_splice(struct gateway *gw, struct buf *state);
 /* Appends the switchboard_quality_* families. MHD threads. */
 void gw_quality_metrics(struct gateway *gw, struct buf *out);
+
+/* ---- users.c ------------------------------------------------------------------------------- */
+
+/* gateway_new / gateway_reload / gateway_free (main thread). */
+void gw_users_init(struct gateway *gw, const struct config *cfg);
+void gw_users_configure(struct gateway *gw, const struct config *cfg);
+void gw_users_cleanup(struct gateway *gw);
+/* Body parsed: sets req->user from x-switchboard-user where allowed, and route to the route
+ * the user's preference picks ("" when none applies). MHD thread. */
+void gw_users_apply(struct gw_conn *c, struct llm_request *req, char *route, size_t routelen);
+/* /admin/users[/{user}] (rest is what follows "/admin/users"). */
+enum MHD_Result gw_admin_users(struct gw_conn *c, const char *rest);
 
 /* ---- auth.c: client keys ------------------------------------------------------------------ */
 

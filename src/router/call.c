@@ -41,6 +41,7 @@ struct call *call_new(struct router *rt, struct llm_request *req,
         c->request_id = xstrdup(opts->request_id);
         c->client = xstrdup(opts->client);
         c->direct = xstrdup(opts->target);
+        c->pref_route = xstrdup(opts->route);
     }
     c->submit_us = rt_now_us(rt);
     c->first_output_us = -1;
@@ -67,6 +68,7 @@ static void call_release(struct call *c)
     free(c->tag);
     free(c->request_id);
     free(c->client);
+    free(c->pref_route);
     free(c->direct);
     spend_call_free(c);
     free(c);
@@ -916,7 +918,9 @@ static bool resolve(struct router *rt, struct call *c)
         return true;
     }
     long rule = -1;
-    long r = router_resolve_route(cfg, c->req->model, c->tag, c->est_tokens, &rule);
+    long r = c->pref_route ? config_find_route(cfg, c->pref_route) : -1;
+    if (r < 0)
+        r = router_resolve_route(cfg, c->req->model, c->tag, c->req->user, c->est_tokens, &rule);
     if (r < 0) {
         struct buf names;
         buf_init(&names);

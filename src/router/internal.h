@@ -131,8 +131,9 @@ struct call {
     struct router_sink sink;
     char *tag;
     char *request_id;
-    char *client; /* client key's name, NULL without keys */
-    char *direct; /* direct target name, NULL when routed */
+    char *client;     /* client key's name, NULL without keys */
+    char *pref_route; /* router_call_opts.route: a user's preferred route, or NULL */
+    char *direct;     /* direct target name, NULL when routed */
     char route_name[64];
     struct cand *cands;
     size_t n_cands;
@@ -402,8 +403,9 @@ void router_event(struct router *rt, enum router_event_kind kind, const char *ta
 void router_publish(struct router *rt, int64_t now_ms);
 void router_explain_run(struct router *rt, const char *model, const char *tag, long tokens,
                         struct buf *out);
-/* Which route serves a request (rules first, then the model name); -1 when none. */
-long router_resolve_route(const struct config *cfg, const char *model, const char *tag, long tokens,
-                          long *rule_index);
+/* Which route serves a request (rules first, then the model name); -1 when none. user: the
+ * end user rules[].match.user / users_file look at (NULL: none). */
+long router_resolve_route(const struct config *cfg, const char *model, const char *tag,
+                          const char *user, long tokens, long *rule_index);
 
 #endif

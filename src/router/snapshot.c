@@ -179,16 +179,23 @@ void router_publish(struct router *rt, int64_t now)
 
 /* ---- routing by rules ----------------------------------------------------------------------- */
 
-static bool rule_matches(const struct config_rule *r, const char *model, const char *tag,
-                         long tokens)
+/* pattern: exact, or a prefix when it ends in '*'. */
+static bool name_matches(const char *pattern, const char *s)
 {
-    if (r->match_model) {
-        size_t n = strlen(r->match_model);
-        bool prefix = n > 0 && r->match_model[n - 1] == '*';
-        if (!model ||
-            (prefix ? strncmp(model, r->match_model, n - 1) != 0 : !str_eq(model, r->match_model)))
-            return false;
-    }
+    size_t n = strlen(pattern);
+    bool prefix = n > 0 && pattern[n - 1] == '*';
+    return s && (prefix ? strncmp(s, pattern, n - 1) == 0 : str_eq(s, pattern));
+}
+
+static bool rule_matches(const struct config_rule *r, const char *model, const char *tag,
+                         const char *user, long tokens)
+{
+    if (r->match_model && !name_matches(r->match_model, model))
+        return false;
+    if (r->match_user && !name_matches(r->match_user, user))
+        return false;
+    if (r->match_users_file && !config_rule_has_user(r, user))
+        return false;
     if (r->match_tag && !str_eq(tag, r->match_tag))
         return false;
     if (r->min_prompt_tokens >= 0 && tokens < r->min_prompt_tokens)
@@ -198,12 +205,12 @@ static bool rule_matches(const struct config_rule *r, const char *model, const c
     return true;
 }
 
-long router_resolve_route(const struct config *cfg, const char *model, const char *tag, long tokens,
-                          long *rule_index)
+long router_resolve_route(const struct config *cfg, const char *model, const char *tag,
+                          const char *user, long tokens, long *rule_index)
 {
     *rule_index = -1;
     for (size_t i = 0; i < cfg->n_rules; i++) {
-        if (rule_matches(&cfg->rules[i], model, tag, tokens)) {
+        if (rule_matches(&cfg->rules[i], model, tag, user, tokens)) {
             *rule_index = (long)i;
             return (long)cfg->rules[i].route;
         }
@@ -219,7 +226,7 @@ void router_explain_run(struct router *rt, const char *model, const char *tag, l
     const struct config *cfg = rt->cur->cfg;
     int64_t now = rt_now_ms(rt);
     long rule;
-    long r = router_resolve_route(cfg, model, tag, tokens, &rule);
+    long r = router_resolve_route(cfg, model, tag, NULL, tokens, &rule);
     buf_printf(out, "request: model=%s tag=%s prompt_tokens=%ld\n", model && *model ? model : "-",
                tag && *tag ? tag : "-", tokens);
     if (r < 0) {
