@@ -298,6 +298,7 @@ enum ledger_quality_by {
     LEDGER_QBY_TAG,
     LEDGER_QBY_USER,
     LEDGER_QBY_CLIENT,
+    LEDGER_QBY_ROUTE_TARGET, /* key "route/target" */
 };
 bool ledger_quality_by_parse(const char *s, enum ledger_quality_by *out);
 const char *ledger_quality_by_name(enum ledger_quality_by by);

@@ -34,6 +34,7 @@
 
 #include "switchboard/clients.h"
 #include "switchboard/gateway.h"
+#include "switchboard/ledger.h"
 #include "switchboard/llm.h"
 #include "switchboard/router.h"
 #include "switchboard/util.h"
@@ -448,6 +449,19 @@ int64_t gw_quality_window_ms(struct gateway *gw);
 void gw_quality_state_splice(struct gateway *gw, struct buf *state);
 /* Appends the switchboard_quality_* families. MHD threads. */
 void gw_quality_metrics(struct gateway *gw, struct buf *out);
+
+/* ---- qguard.c: the quality guard ------------------------------------------------------------ */
+
+#define GW_QGUARD_INTERVAL_MS 5000
+
+struct gw_qguard;
+/* Starts the guard's thread (it judges every interval_ms). Main thread. */
+struct gw_qguard *gw_qguard_new(struct gateway *gw, const struct config *cfg, int64_t interval_ms);
+void gw_qguard_configure(struct gw_qguard *g, const struct config *cfg); /* reload */
+void gw_qguard_free(struct gw_qguard *g); /* stops and joins the thread; NULL-safe */
+/* Whether t fails g against base (NULL: the fixed floors); why says how. Pure. */
+bool gw_qguard_judge(const struct config_quality_guard *g, const struct ledger_quality_row *base,
+                     const struct ledger_quality_row *t, char *why, size_t whylen);
 
 /* ---- users.c ------------------------------------------------------------------------------- */
 

@@ -34,9 +34,10 @@ struct gw_quality {
     uint64_t min_volume;
     int64_t baseline_ms; /* 0: none configured */
     bool loading;
-    int64_t loaded_ms; /* monotonic; 0: never */
-    char *state_json;  /* {"min_volume":..,"windows":{..}} */
-    char *metrics;     /* the switchboard_quality_* families */
+    int64_t loaded_ms;       /* monotonic; 0: never */
+    char *state_json;        /* {"min_volume":..,"windows":{..}} */
+    char *metrics;           /* the switchboard_quality_* families */
+    struct gw_qguard *guard; /* its own thread and lock */
 };
 
 static void configure_locked(struct gw_quality *q, const struct config *cfg)
@@ -59,6 +60,7 @@ void gw_quality_init(struct gateway *gw, const struct config *cfg)
     pthread_mutex_init(&q->mu, NULL);
     configure_locked(q, cfg);
     gw->quality = q;
+    q->guard = gw_qguard_new(gw, cfg, GW_QGUARD_INTERVAL_MS);
 }
 
 void gw_quality_configure(struct gateway *gw, const struct config *cfg)
@@ -66,6 +68,7 @@ void gw_quality_configure(struct gateway *gw, const struct config *cfg)
     pthread_mutex_lock(&gw->quality->mu);
     configure_locked(gw->quality, cfg);
     pthread_mutex_unlock(&gw->quality->mu);
+    gw_qguard_configure(gw->quality->guard, cfg);
 }
 
 void gw_quality_cleanup(struct gateway *gw)
@@ -73,6 +76,7 @@ void gw_quality_cleanup(struct gateway *gw)
     struct gw_quality *q = gw->quality;
     if (!q)
         return;
+    gw_qguard_free(q->guard);
     free(q->ledger_path);
     free(q->state_json);
     free(q->metrics);

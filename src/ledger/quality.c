@@ -51,6 +51,8 @@ static const struct {
     [LEDGER_QBY_USER] = {"user", CALLS_SQL("IFNULL(user, '')"), FEEDBACK_SQL("IFNULL(user, '')")},
     [LEDGER_QBY_CLIENT] = {"client", CALLS_SQL("IFNULL(client, '')"),
                            FEEDBACK_SQL("IFNULL(client, '')")},
+    [LEDGER_QBY_ROUTE_TARGET] = {"route_target", CALLS_SQL("route || '/' || target"),
+                                 FEEDBACK_SQL("route || '/' || target")},
 };
 
 bool ledger_quality_by_parse(const char *s, enum ledger_quality_by *out)

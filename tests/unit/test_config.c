@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 #include <cmocka.h>
 
 #include "switchboard/config.h"
@@ -177,6 +178,61 @@ static void test_config_example_file_parses_without_errors(void **state)
     config_diag_cleanup(&warns);
     config_free(cfg);
     config_diag_cleanup(&errs);
+}
+
+/* rules[].match.users_file is read (relative to the config file) and sorted; a missing file,
+ * a quality guard with nothing to compare with and a malformed baseline day are errors. */
+static void test_config_reads_users_files_and_checks_quality_settings(void **state)
+{
+    (void)state;
+    char dir[] = "/tmp/sb-cfgusers.XXXXXX";
+    assert_non_null(mkdtemp(dir));
+    char path[128], src[128];
+    snprintf(path, sizeof path, "%s/vip.txt", dir);
+    snprintf(src, sizeof src, "%s/console.json", dir);
+    FILE *f = fopen(path, "w");
+    assert_non_null(f);
+    fputs("zoe\n# not a user\n\n  adam  \n", f);
+    fclose(f);
+    struct config_diag errs;
+    config_diag_init(&errs);
+    struct config *cfg =
+        parse_with(BASE(",'rules':[{'match':{'users_file':'vip.txt'},'route':'r'},"
+                        "{'match':{'user':'intern-*'},'route':'r'}],"
+                        "'users':{'preferences_file':'prefs.txt','concise_route':'r'}"),
+                   full_env, src, &errs);
+    dump("unexpected error", &errs);
+    assert_non_null(cfg);
+    assert_int_equal(cfg->rules[0].n_users, 2);
+    assert_string_equal(cfg->rules[0].users[0], "adam");
+    assert_true(config_rule_has_user(&cfg->rules[0], "zoe"));
+    assert_false(config_rule_has_user(&cfg->rules[0], "# not a user"));
+    assert_false(config_rule_has_user(&cfg->rules[0], NULL));
+    assert_string_equal(cfg->rules[1].match_user, "intern-*");
+    assert_int_equal(cfg->users.concise_route, 0);
+    assert_int_equal(cfg->users.detailed_route, -1);
+    char want[160];
+    snprintf(want, sizeof want, "%s/prefs.txt", dir);
+    assert_string_equal(cfg->users.preferences_file, want);
+    config_free(cfg);
+    config_diag_cleanup(&errs);
+    unlink(path);
+    rmdir(dir);
+    EXPECT_ERRORS(BASE(",'rules':[{'match':{'users_file':'/nonexistent/users.txt'},'route':'r'}]"),
+                  "rules[0].match.users_file: cannot read /nonexistent/users.txt");
+    EXPECT_ERRORS("{'providers':[" PROVIDER_A "," PROVIDER_B "],'routes':[{'name':'r',"
+                  "'targets':['a','b'],'quality_guard':{'enabled':true}}]}",
+                  "routes[0].quality_guard: the route has no baseline target");
+    EXPECT_ERRORS(BASE(",'ledger':{'quality_baseline':'Nov 1'}"),
+                  "ledger.quality_baseline: expected a UTC day as YYYY-MM-DD");
+    cfg = parse_ok("{'providers':[" PROVIDER_A "," PROVIDER_B "],'routes':[{'name':'r',"
+                   "'targets':['a','b'],'quality_guard':{'enabled':true,"
+                   "'max_abandonment':0.1}}],'ledger':{'quality_baseline':'2026-11-01'}}");
+    assert_true(cfg->routes[0].quality_guard.enabled);
+    assert_true(cfg->routes[0].quality_guard.margin_pct == 5);
+    assert_int_equal(cfg->ledger.feedback_window_ms, 86400000);
+    assert_int_equal(cfg->ledger.quality_min_volume, 20);
+    config_free(cfg);
 }
 
 static void test_config_load_reads_a_file_and_names_io_errors(void **state)
@@ -1106,7 +1162,8 @@ static void test_config_schema_markdown_mentions_every_key(void **state)
                 stack[n++] = e->sub;
         }
     }
-    assert_int_equal(tables, 15); /* 12 + guard, routes[].cache, clients[] */
+    assert_int_equal(tables, 17); /* 12 + guard, routes[].cache, clients[], users,
+                                     routes[].quality_guard */
     assert_non_null(strstr(buf_str(&md), "| `max_attempts` | integer | 3 | 1..10 |"));
     assert_non_null(strstr(buf_str(&md), "`openai`, `anthropic`, `gemini`, `openai-compatible`"));
     buf_cleanup(&md);
@@ -1160,6 +1217,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_config_example_file_parses_without_errors),
         cmocka_unit_test(test_config_load_reads_a_file_and_names_io_errors),
+        cmocka_unit_test(test_config_reads_users_files_and_checks_quality_settings),
         cmocka_unit_test(test_config_minimal_config_gets_all_defaults),
         cmocka_unit_test(test_config_fills_kind_defaults_and_prices),
         cmocka_unit_test(test_config_rejects_unknown_keys_with_a_suggestion),
