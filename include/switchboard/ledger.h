@@ -169,6 +169,9 @@ struct ledger_stats {
     char last_error[160]; /* "" when none */
 };
 void ledger_get_stats(struct ledger *l, struct ledger_stats *out); /* any thread */
+/* The file the ledger writes (":memory:" for none); NULL for a NULL ledger. Valid until
+ * ledger_close. Any thread. */
+const char *ledger_file(const struct ledger *l);
 
 /* ---- reading (any thread or process; own read-only connection) -------------------------- */
 

@@ -370,6 +370,7 @@ int console_run(struct router *rt, const struct console_opts *opts, char *msg, s
     struct ui *ui = xcalloc(1, sizeof *ui);
     ui_init(ui, rt, opts);
     int rc = 1, sfd = -1;
+    ui->quality = ui_quality_start(rt);
     ui->worker = worker_new(rt);
     if (!ui->worker) {
         snprintf(msg, msglen, "cannot start the console's worker thread");
@@ -394,6 +395,7 @@ int console_run(struct router *rt, const struct console_opts *opts, char *msg, s
 out:
     term_stop();
     worker_free(ui->worker);
+    ui_quality_stop(ui->quality);
     if (sfd >= 0)
         close(sfd);
     ui_cleanup(ui);

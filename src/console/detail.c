@@ -2,8 +2,9 @@
  * detail.c - one target in depth (Enter on the board): state and overrides with reasons,
  * traffic and latency over 1 and 5 minutes, tokens and spend, probes, its error breakdown by
  * class, a latency histogram (since start, at the Prometheus boundaries), its recent calls
- * (with the client key that made each) and its own slice of the incident timeline. Commands
- * (f, p, d, r, P, w...) still apply.
+ * (with the client key that made each), its quality over the last hour with its latest
+ * negative feedback (read from the ledger off the main thread: quality.c) and its own slice of
+ * the incident timeline. Commands (f, p, d, r, P, w...) still apply.
  *
  * Main thread only.
  */
@@ -211,6 +212,50 @@ static void recent(const struct router_target_snap *t, struct dlines *d)
     }
 }
 
+static void pct(char *out, size_t n, bool shown, double v)
+{
+    if (shown)
+        snprintf(out, n, "%.1f%%", v * 100);
+    else
+        snprintf(out, n, "n/a");
+}
+
+/* Quality over the last hour and the latest negative feedback, with request ids. */
+static void quality(struct ui *ui, const struct router_target_snap *t, struct dlines *d)
+{
+    struct ui_quality_view v;
+    ui_quality_watch(ui->quality, t->name);
+    if (!ui->quality || !ui_quality_peek(ui->quality, t->name, &v)) {
+        add(d, THEME_DIM, "quality    %s", ui->quality ? "reading the ledger..." : "no ledger");
+        return;
+    }
+    const struct ledger_quality_row *r = &v.row;
+    char ab[16], co[16], neg[16], cps[24], sat[16];
+    pct(ab, sizeof ab, r->calls > 0, r->abandonment);
+    pct(co, sizeof co, r->completion >= 0, r->completion);
+    pct(neg, sizeof neg, r->feedback > 0, r->feedback ? (double)r->negative / r->feedback : 0);
+    if (r->feedback > 0)
+        snprintf(sat, sizeof sat, "%+.2f", r->score_sum / (double)r->feedback);
+    else
+        snprintf(sat, sizeof sat, "n/a");
+    if (r->cost_per_satisfied >= 0)
+        fmt_usd(r->cost_per_satisfied, cps, sizeof cps);
+    else
+        snprintf(cps, sizeof cps, "n/a");
+    add(d, r->negative > 0 || r->abandoned > 0 ? THEME_EVENT_WARN : THEME_NORMAL,
+        "quality 1h %llu calls, abandoned %s, complete %s, score %s (%llu rated, %s negative), "
+        "$/satisfied %s",
+        (unsigned long long)r->calls, ab, co, sat, (unsigned long long)r->feedback, neg, cps);
+    for (size_t i = 0; i < v.n_negative; i++) {
+        const struct ledger_feedback_item *f = &v.negative[i];
+        char when[21];
+        ledger_format_time(f->wall_ms, when);
+        add(d, THEME_EVENT_WARN, "  negative %s %-7s %+.2f %s %s%s%s", when, f->source, f->score,
+            f->request_id[0] ? f->request_id : "(vote)", f->label, f->comment[0] ? ": " : "",
+            f->comment);
+    }
+}
+
 static void draw_lines(struct ui *ui, const struct dlines *d, int y, int x, int h, int w,
                        int scroll)
 {
@@ -239,6 +284,7 @@ void detail_draw(struct ui *ui)
     static struct dlines top, left, right, calls;
     top.n = left.n = right.n = calls.n = 0;
     summary(ui, t, &top);
+    quality(ui, t, &top);
     add(&top, THEME_NORMAL, " ");
     errors(ui, t, &left);
     histogram(ui, t, &right);

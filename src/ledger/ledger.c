@@ -570,6 +570,11 @@ const char *ledger_path_peek(const struct ledger *l)
     return l->path;
 }
 
+const char *ledger_file(const struct ledger *l)
+{
+    return l ? l->path : NULL;
+}
+
 void ledger_post_call(struct ledger *l, const struct ledger_call *c)
 {
     if (!l)
