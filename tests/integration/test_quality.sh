@@ -163,6 +163,25 @@ check "report quality: no satisfaction figure under the minimum volume" \
 "$SB" report quality -c "$TMP/sb.json" --by day >/dev/null 2>"$TMP/rqbad.err"
 check "report quality --by day: refused" contains "$TMP/rqbad.err" "user or client"
 
+# ---- the simulator's persona knob: a quality drop ------------------------------------------------
+sim_behavior good '{"persona":"terse"}'
+chat terse1 careful
+check "persona terse: a few words, finish stop" python3 -c "
+import json; j=json.load(open('$TMP/terse1.body')); c=j['choices'][0]
+assert len(c['message']['content'].split()) <= 4 and c['finish_reason']=='stop'"
+sim_behavior good '{"persona":"truncated"}'
+chat trunc1 careful
+chat trunc2 careful
+sim_behavior good '{"reset":true}'
+check "persona truncated: finish length through the gateway" python3 -c "
+import json; j=json.load(open('$TMP/trunc1.body')); assert j['choices'][0]['finish_reason']=='length'"
+finish_rows() { test "$(sql "SELECT COUNT(*) FROM calls WHERE finish='length' AND target='good'")" = 2; }
+check "ledger: truncated answers recorded with finish length" eventually 5 finish_rows
+"$SB" report quality -c "$TMP/sb.json" --since 1h --format json >"$TMP/rq2.json"
+check "report quality: the truncated answers lower good's completion" python3 -c "
+import json; g={x['target']: x for x in json.load(open('$TMP/rq2.json'))['groups']}['good']
+assert g['length']==2 and abs(g['completion']-6/8)<1e-9, g"
+
 # ---- client keys: a key rates only its own calls ------------------------------------------------
 kill "$SB_PID"; wait "$SB_PID" 2>/dev/null
 KEY_A=sbk-alpha-0123456789abcdef0123456789

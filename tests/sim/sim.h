@@ -59,8 +59,19 @@ enum sim_wire {
 #define SIM_WIRE_COUNT (SIM_WIRE_RATELIMIT_RESETS + 1)
 extern const char *const sim_wire_names[SIM_WIRE_COUNT];
 
+/* How the answers read (key "persona"): the demo's quality drop. */
+enum sim_persona {
+    SIM_PERSONA_NORMAL,
+    SIM_PERSONA_TERSE,     /* the first few words only, finish "stop" */
+    SIM_PERSONA_TRUNCATED, /* cut half-way, finish "length" */
+};
+#define SIM_PERSONA_COUNT (SIM_PERSONA_TRUNCATED + 1)
+extern const char *const sim_persona_names[SIM_PERSONA_COUNT];
+#define SIM_TERSE_WORDS 4
+
 struct sim_behavior {
     enum sim_wire wire;
+    enum sim_persona persona;
     double error_rate; /* 0..1: share of requests answered with an error status */
     int error_statuses[SIM_MAX_STATUSES];
     size_t n_error_statuses;

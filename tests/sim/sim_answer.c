@@ -240,6 +240,34 @@ static bool wants_tool(const struct sim_prompt *p)
     return contains_word_ci(p->last_user, "weather");
 }
 
+/* How many words a persona keeps of n. */
+static size_t persona_keep(enum sim_persona persona, size_t n)
+{
+    switch (persona) {
+    case SIM_PERSONA_NORMAL:
+        return n;
+    case SIM_PERSONA_TERSE:
+        return n < SIM_TERSE_WORDS ? n : SIM_TERSE_WORDS;
+    case SIM_PERSONA_TRUNCATED:
+        return n > 2 ? n / 2 : n;
+    }
+    return n;
+}
+
+/* Keeps the first keep pieces; the text follows. */
+static void cut_pieces(struct sim_answer *a, size_t keep)
+{
+    for (size_t i = keep; i < a->n_pieces; i++)
+        free(a->pieces[i]);
+    a->n_pieces = keep;
+    struct buf t;
+    buf_init(&t);
+    for (size_t i = 0; i < a->n_pieces; i++)
+        buf_puts(&t, a->pieces[i]);
+    free(a->text);
+    a->text = buf_take(&t);
+}
+
 void sim_answer_build(struct sim_answer *a, const struct sim_prompt *p, const char *persona,
                       const struct sim_behavior *b)
 {
@@ -264,16 +292,13 @@ void sim_answer_build(struct sim_answer *a, const struct sim_prompt *p, const ch
     else
         a->text = generated_text(persona, p->last_user);
     sim_split_words(a->text, &a->pieces, &a->n_pieces);
+    size_t keep = persona_keep(b->persona, a->n_pieces);
+    if (keep < a->n_pieces) {
+        cut_pieces(a, keep);
+        a->finish = b->persona == SIM_PERSONA_TRUNCATED ? SIM_FINISH_LENGTH : SIM_FINISH_STOP;
+    }
     if (p->max_tokens > 0 && (size_t)p->max_tokens < a->n_pieces) {
-        for (size_t i = (size_t)p->max_tokens; i < a->n_pieces; i++)
-            free(a->pieces[i]);
-        a->n_pieces = (size_t)p->max_tokens;
-        struct buf t;
-        buf_init(&t);
-        for (size_t i = 0; i < a->n_pieces; i++)
-            buf_puts(&t, a->pieces[i]);
-        free(a->text);
-        a->text = buf_take(&t);
+        cut_pieces(a, (size_t)p->max_tokens);
         a->finish = SIM_FINISH_LENGTH;
     }
     a->completion_tokens = (long)a->n_pieces;

@@ -22,6 +22,7 @@ enum sim_key_type {
     SIM_KEY_LONG_OR_NULL, /* integer >= 0, or null for off (stored as -1) */
     SIM_KEY_SEED,         /* integer, or null for a time-based seed */
     SIM_KEY_WIRE,         /* one of sim_wire_names */
+    SIM_KEY_PERSONA,      /* one of sim_persona_names */
 };
 
 struct sim_key {
@@ -68,11 +69,20 @@ static const struct sim_key sim_keys[] = {
     {"wire", SIM_KEY_WIRE, OFF(wire), 0,
      "a provider behaviour: none | no_done | trailing_error | oversize_event | refusal | "
      "prompt_blocked | prompt_blocked_silent | reasoning | legacy_tools | ratelimit_resets"},
+    {"persona", SIM_KEY_PERSONA, OFF(persona), 0,
+     "how answers read: normal | terse (a few words) | truncated (cut half-way, finish "
+     "length)"},
 };
 
 #undef OFF
 
 static const char *const outage_names[] = {"none", "refuse", "503", "overloaded"};
+
+const char *const sim_persona_names[SIM_PERSONA_COUNT] = {
+    [SIM_PERSONA_NORMAL] = "normal",
+    [SIM_PERSONA_TERSE] = "terse",
+    [SIM_PERSONA_TRUNCATED] = "truncated",
+};
 
 const char *const sim_wire_names[SIM_WIRE_COUNT] = {
     [SIM_WIRE_NONE] = "none",
@@ -255,6 +265,15 @@ static bool set_key(const struct sim_key *k, struct sim_behavior *b, const cJSON
                  "refusal, prompt_blocked, prompt_blocked_silent, reasoning, "
                  "legacy_tools, ratelimit_resets");
         return false;
+    case SIM_KEY_PERSONA:
+        for (size_t i = 0; cJSON_IsString(v) && i < SIM_PERSONA_COUNT; i++) {
+            if (str_eq(v->valuestring, sim_persona_names[i])) {
+                b->persona = (enum sim_persona)i;
+                return true;
+            }
+        }
+        snprintf(err, n, "persona: expected normal, terse or truncated");
+        return false;
     case SIM_KEY_BOOL:
         if (!cJSON_IsBool(v)) {
             snprintf(err, n, "%s: expected true or false", k->name);
@@ -348,6 +367,7 @@ char *sim_behavior_json(const struct sim_behavior *b)
         cJSON_AddNullToObject(o, "seed");
     cJSON_AddNumberToObject(o, "cached_tokens", (double)b->cached_tokens);
     cJSON_AddStringToObject(o, "wire", sim_wire_names[b->wire]);
+    cJSON_AddStringToObject(o, "persona", sim_persona_names[b->persona]);
     char *text = cJSON_PrintUnformatted(o);
     cJSON_Delete(o);
     return text;
@@ -385,6 +405,7 @@ bool sim_behavior_flag(cJSON *patch, const char *key, const char *arg, char *err
         break;
     case SIM_KEY_OUTAGE:
     case SIM_KEY_WIRE:
+    case SIM_KEY_PERSONA:
         v = cJSON_CreateString(arg ? arg : "");
         break;
     case SIM_KEY_STATUSES:

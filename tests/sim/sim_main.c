@@ -65,6 +65,7 @@ static const struct {
     {"seed", "seed", required_argument, "N"},
     {"cached-tokens", "cached_tokens", required_argument, "N"},
     {"wire", "wire", required_argument, "NAME"},
+    {"persona", "persona", required_argument, "MODE"},
 };
 
 static const struct option base_options[] = {
