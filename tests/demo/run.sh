@@ -1,9 +1,12 @@
 #!/usr/bin/env bash
 # make demo: the full experience on loopback. Four simulated providers (cheap and fast,
 # premium and slow, flaky, local), the console in this terminal with its gateway, a traffic
-# generator at a few requests a second, and a scripted incident: about a minute in, the cheap
-# provider goes down; 45 seconds later it recovers. Watch the breaker open, traffic fail over
-# to the others and spend move; press c for the prompt pane, ? for help, q to quit.
+# generator at a few requests a second that also rates the answers (POST /v1/feedback), and
+# two scripted incidents: 20 seconds in, the flaky provider's answers turn terse (a quality
+# drop: its ratings fall, the chat route's quality guard moves its weight away, an event says
+# why); about a minute in, the cheap provider goes down and 45 seconds later recovers. Watch
+# the breaker open, traffic fail over and spend move; Enter on a target shows its quality and
+# latest negative feedback; press c for the prompt pane, ? for help, q to quit.
 # q (or Ctrl-C, or any failure) stops everything this script started: nothing is left running.
 set -uo pipefail
 build=${1:-build}
@@ -15,6 +18,7 @@ SIM=$build/switchboard-sim
 [[ -x $SB && -x $SIM ]] || { echo "demo: build first (make all): no $SB" >&2; exit 1; }
 OUTAGE_AFTER=${DEMO_OUTAGE_AFTER:-60}
 OUTAGE_FOR=${DEMO_OUTAGE_FOR:-45}
+QUALITY_DROP_AFTER=${DEMO_QUALITY_DROP_AFTER:-20}
 dir=$(mktemp -d /tmp/switchboard-demo.XXXXXX)
 pids=()
 cleanup() {
@@ -77,7 +81,10 @@ cat > "$dir/demo.json" <<JSON
   "routes": [
     {"name": "chat", "strategy": "weighted",
      "targets": ["groq-fast", "gemini-flaky", "claude-premium"], "fallback": ["local"],
-     "baseline": "claude-premium"},
+     "baseline": "claude-premium",
+     "quality_guard": {"enabled": true, "metric": "satisfaction", "margin_pct": 10,
+                       "min_volume": 12, "window_ms": 600000, "shift": true,
+                       "shift_ms": 300000}},
     {"name": "smart", "strategy": "priority", "targets": ["claude-premium", "groq-fast"],
      "hedge_after_ms": 1500},
     {"name": "fast", "strategy": "fastest", "targets": ["groq-fast", "gemini-flaky"],
@@ -101,10 +108,12 @@ fi
 
 python3 "$root/tests/demo/traffic.py" --port-file "$dir/console.port" --rate 3 \
   --outage-ctl "$ctl_fast" --outage-after "$OUTAGE_AFTER" --outage-for "$OUTAGE_FOR" \
+  --persona-ctl "$ctl_flaky" --persona-after "$QUALITY_DROP_AFTER" \
   --parent $$ >"$dir/traffic.log" 2>&1 &
 pids+=($!)
 
 echo "switchboard demo: 4 simulated providers on 127.0.0.1, traffic at ~3 req/s;"
+echo "gemini-flaky's answers turn terse after ${QUALITY_DROP_AFTER}s (the quality guard acts);"
 echo "groq-fast goes down after ${OUTAGE_AFTER}s and recovers ${OUTAGE_FOR}s later. q quits."
 sleep 1
 "$SB" console -c "$dir/demo.json" --port-file "$dir/console.port" --log "$dir/switchboard.log"
