@@ -242,9 +242,9 @@ out:
 static void cell_pct(struct buf *out, bool shown, double v)
 {
     if (shown)
-        buf_printf(out, " %7.1f%%", v * 100);
+        buf_printf(out, " %8.1f%%", v * 100);
     else
-        buf_printf(out, " %8s", "n/a");
+        buf_printf(out, " %9s", "n/a");
 }
 
 static void cell_usd(struct buf *out, double v)
