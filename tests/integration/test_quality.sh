@@ -189,7 +189,7 @@ KEY_B=sbk-bravo-0123456789abcdef0123456789
 sha() { printf '%s' "$1" | sha256sum | cut -d' ' -f1; }
 write_config "$TMP/keys.json" "\"ledger\": {\"path\": \"$TMP/keys.db\", \"batch_ms\": 50},
   \"clients\": [{\"name\": \"alpha\", \"key_sha256\": \"$(sha $KEY_A)\"},
-                {\"name\": \"bravo\", \"key_sha256\": \"$(sha $KEY_B)\"}],"
+                {\"name\": \"bravo\", \"key_sha256\": \"$(sha $KEY_B)\", \"self_tag\": true}],"
 start_serve "$TMP/keys.json" || exit 1
 GW=http://127.0.0.1:$SB_PORT
 curl -s -o /dev/null --max-time 30 -H "Authorization: Bearer $KEY_A" -H 'x-request-id: ka1' \
@@ -203,4 +203,16 @@ rate own '{"request_id":"ka1","score":1}' -H "Authorization: Bearer $KEY_A"
 check "keys on: the key's own call: 201" test "$(fcode own)" = 201
 rated_by() { test "$(sqlite3 -readonly "$TMP/keys.db" "SELECT rater||'|'||client FROM feedback WHERE request_id='ka1'")" = "alpha|alpha"; }
 check "keys on: the ledger names who rated and whose call it was" eventually 5 rated_by
+keycall() { # keycall KEY ID [curl args]: a call with the key, x-request-id ID
+  local k=$1 id=$2; shift 2
+  curl -s -o /dev/null --max-time 30 -H "Authorization: Bearer $k" -H "x-request-id: $id" \
+    -H 'Content-Type: application/json' --data-binary "{\"model\":\"careful\",$MSG}" "$@" \
+    "$GW/v1/chat/completions"
+}
+keycall "$KEY_A" ka2 -H 'x-switchboard-user: mallory'
+keycall "$KEY_B" kb1 -H 'x-switchboard-user: ben'
+user_of() { sqlite3 -readonly "$TMP/keys.db" "SELECT IFNULL(user,'NULL') FROM calls WHERE request_id='$1'"; }
+user_is() { test "$(user_of "$1")" = "$2"; }
+check "keys on: x-switchboard-user is ignored for a key without self_tag" eventually 5 user_is ka2 NULL
+check "keys on: x-switchboard-user names the user for a self_tag key" eventually 5 user_is kb1 ben
 finish
