@@ -64,7 +64,8 @@ static bool read_users(const char *path, struct config_rule *r, char *why, size_
         r->users[r->n_users++] = xstrdup(s);
     }
     fclose(f);
-    qsort(r->users, r->n_users, sizeof *r->users, cmp_str);
+    if (r->n_users > 1)
+        qsort(r->users, r->n_users, sizeof *r->users, cmp_str);
     return ok;
 }
 

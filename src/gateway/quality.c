@@ -226,7 +226,7 @@ static void render_state(struct buf *out, const struct settings *s,
         buf_puts(out, "null");
     }
     buf_puts(out, ",\"windows\":{");
-    for (int w = 0; w < nw; w++) {
+    for (int w = 0; w < nw && w < GW_QW_COUNT; w++) {
         buf_printf(out, "%s\"%s\":", w ? "," : "", window_names[w]);
         json_window(out, &views[w][0], &views[w][1]);
     }

@@ -194,7 +194,7 @@ enum ledger_fb_verdict ledger_feedback_submit(struct ledger *l, const struct led
                                               int64_t window_ms, struct ledger_call_ref *call,
                                               char *msg, size_t msglen)
 {
-    struct ledger_call_ref local;
+    struct ledger_call_ref local = {0};
     struct ledger_call_ref *ref = call ? call : &local;
     bool rated = false;
     msg[0] = '\0';

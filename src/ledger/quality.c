@@ -117,19 +117,25 @@ static int row_cmp(const void *a, const void *b)
                   ((const struct ledger_quality_row *)b)->key);
 }
 
+static int key_cmp(const void *key, const void *row)
+{
+    return strcmp(key, ((const struct ledger_quality_row *)row)->key);
+}
+
 /* The group's row (added, zeroed, when new; rows are kept sorted by the caller). */
 static struct ledger_quality_row *row_for(struct ledger_quality *q, size_t *cap, const char *key,
                                           size_t sorted)
 {
-    struct ledger_quality_row probe;
-    str_copy(probe.key, sizeof probe.key, key);
-    struct ledger_quality_row *r = bsearch(&probe, q->rows, sorted, sizeof *q->rows, row_cmp);
+    char k[sizeof q->rows[0].key]; /* keys are kept cut to this: look them up the same way */
+    str_copy(k, sizeof k, key);
+    struct ledger_quality_row *r =
+        sorted ? bsearch(k, q->rows, sorted, sizeof *q->rows, key_cmp) : NULL;
     if (r)
         return r;
     q->rows = xgrow(q->rows, cap, q->n + 1, sizeof *q->rows);
     r = &q->rows[q->n++];
     memset(r, 0, sizeof *r);
-    str_copy(r->key, sizeof r->key, key);
+    str_copy(r->key, sizeof r->key, k);
     return r;
 }
 
@@ -186,7 +192,8 @@ static int run(sqlite3 *db, const char *sql, struct ledger_quality *q, size_t *c
         }
     }
     rc = rc == SQLITE_DONE ? SQLITE_OK : rc;
-    qsort(q->rows, q->n, sizeof *q->rows, row_cmp);
+    if (q->n > 1)
+        qsort(q->rows, q->n, sizeof *q->rows, row_cmp);
 out:
     sqlite3_finalize(st);
     return rc;
