@@ -66,4 +66,9 @@ check "the detail view shows the target's quality over the last hour" \
 check "... and its latest negative feedback with the request id" \
   eventually "$WAIT" has main 'negative .* api +-1\.00 q-bad thumbs_down: too short'
 keys main q
+console_gone() { [[ $("${TM[@]}" display -p -t main '#{pane_current_command}') == sleep ]]; }
+check "q quits the console" eventually "$WAIT" console_gone
+san=$(cat "$TMP"/san* 2>/dev/null | head -40)
+check "no sanitizer report from the console (quality reader thread included)" test -z "$san"
+[[ -n $san ]] && echo "$san"
 finish
