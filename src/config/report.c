@@ -217,6 +217,10 @@ static void summary_routes(const struct config *cfg, struct buf *out)
         if (r->cache.enabled)
             buf_printf(out, "  (cache %ld entries, %lld s)", r->cache.max_entries,
                        (long long)(r->cache.ttl_ms / 1000));
+        if (r->quality_guard.enabled)
+            buf_printf(out, "  (quality guard: %s within %g points, %s)",
+                       quality_metric_name(r->quality_guard.metric), r->quality_guard.margin_pct,
+                       r->quality_guard.shift ? "shifts weight" : "events only");
         buf_putc(out, '\n');
     }
 }
@@ -244,6 +248,13 @@ static void summary_rules(const struct config *cfg, struct buf *out)
         if (r->max_prompt_tokens >= 0)
             buf_printf(out, "%sprompt <= %ld tokens", out->len > mark ? ", " : "",
                        r->max_prompt_tokens);
+        if (r->match_user) {
+            buf_puts(out, out->len > mark ? ", user " : "user ");
+            cfg_quote(out, r->match_user);
+        }
+        if (r->match_users_file)
+            buf_printf(out, "%suser in %s (%zu users)", out->len > mark ? ", " : "",
+                       r->match_users_file, r->n_users);
         if (out->len == mark)
             buf_puts(out, "any request");
         buf_printf(out, " -> %s\n", cfg->routes[r->route].name);
