@@ -33,7 +33,8 @@ write_config() { # write_config FILE EXTRA_JSON
 JSON
 }
 write_config "$TMP/sb.json" "\"ledger\": {\"path\": \"$TMP/ledger.db\", \"batch_ms\": 50,
-  \"feedback_window_ms\": 3000, \"quality_min_volume\": 3, \"hash_users\": true},"
+  \"feedback_window_ms\": 3000, \"quality_min_volume\": 3, \"hash_users\": true,
+  \"quality_baseline\": \"$(date -u -d yesterday +%F)\"},"
 check "check accepts the quality settings" bash -c "\"$SB\" check -c \"$TMP/sb.json\" >/dev/null 2>&1"
 start_serve "$TMP/sb.json" || exit 1
 GW=http://127.0.0.1:$SB_PORT
@@ -135,6 +136,9 @@ check "/admin/state: completion and cost per satisfied answer" state_py \
    and abs(t['good']['cost_per_satisfied_usd']-t['good']['cost_per_call_usd'])<1e-12"
 check "/admin/state: per route, with savings against the baseline" state_py \
   "r['cheap']['savings_usd']>0 and r['careful']['calls']==5 and w['total']['feedback']==6"
+check "/admin/state: since the baseline day (ledger.quality_baseline) too" state_py \
+  "j['quality']['baseline']=='$(date -u -d yesterday +%F)' \
+   and j['quality']['windows']['baseline']['total']['calls']==j['quality']['windows']['24h']['total']['calls']"
 check "/admin/state: the 24h window too" \
   bash -c "curl -s -H 'Authorization: Bearer $ADMIN_TOKEN' $GW/admin/state | python3 -c \"import json,sys; j=json.load(sys.stdin); sys.exit(0 if j['quality']['windows']['24h']['total']['calls']>=11 else 1)\""
 
@@ -146,6 +150,8 @@ check "/metrics: abandonment ratio per target" \
   metric_ok 'switchboard_quality_abandonment_ratio{by="target",name="fast",window="1h"}' "> 0.3"
 check "/metrics: negative feedback per target" \
   metric_ok 'switchboard_quality_negative_feedback{by="target",name="fast",window="1h"}' "== 3"
+check "/metrics: the baseline window" \
+  metric_ok 'switchboard_quality_calls{by="target",name="good",window="baseline"}' "== 5"
 check "/metrics: cost per satisfied answer per route" \
   metric_ok 'switchboard_quality_cost_per_satisfied_usd{by="route",name="careful",window="1h"}' "> 0"
 
