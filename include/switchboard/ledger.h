@@ -122,7 +122,7 @@ struct ledger_feedback {
 /* A prompt-pane vote or any feedback already tied to its target: no checks. Any thread. */
 void ledger_post_feedback(struct ledger *l, const struct ledger_feedback *f);
 
-#define LEDGER_USER_MAX 128 /* bytes of a user id kept in lookups */
+#define LEDGER_USER_MAX 256 /* bytes of a user id a feedback row copies from its call */
 
 /* What the ledger knows of one call, for feedback (copied: caller's storage). */
 struct ledger_call_ref {
