@@ -47,6 +47,7 @@ struct console_opts {
     const char *theme;        /* NULL: "default" */
     long refresh_ms;          /* redraw interval; clamped to 50..250 */
     bool readonly;            /* refuse every change, visibly */
+    long quality_min_volume;  /* ratings before the detail view shows a mean; <= 0: 1 */
     /* Signals to take (blocked in every thread before any thread started; the console
      * reads them with a signalfd): SIGINT and SIGTERM quit, SIGHUP calls reload. */
     const sigset_t *signals;

@@ -208,6 +208,7 @@ static int run(struct console_cli *o, struct config *cfg, int log_fd)
              : cfg->console.theme ? cfg->console.theme
                                   : "");
     long refresh_ms = (long)cfg->console.refresh_ms;
+    long quality_min_volume = cfg->ledger.quality_min_volume;
     struct config *borrowed = cfg;
     cli_raise_nofile();
     rt = router_new(cfg, msg, sizeof msg); /* owns cfg from here on */
@@ -238,6 +239,7 @@ static int run(struct console_cli *o, struct config *cfg, int log_fd)
         .theme = theme[0] ? theme : NULL,
         .refresh_ms = refresh_ms,
         .readonly = o->readonly,
+        .quality_min_volume = quality_min_volume,
         .signals = &set,
         .reload = reload,
         .reload_ctx = o,

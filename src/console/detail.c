@@ -230,12 +230,16 @@ static void quality(struct ui *ui, const struct router_target_snap *t, struct dl
         return;
     }
     const struct ledger_quality_row *r = &v.row;
-    char ab[16], co[16], neg[16], cps[24], sat[16];
+    char ab[16], co[16], neg[16], cps[24], sat[40];
     pct(ab, sizeof ab, r->calls > 0, r->abandonment);
     pct(co, sizeof co, r->completion >= 0, r->completion);
-    pct(neg, sizeof neg, r->feedback > 0, r->feedback ? (double)r->negative / r->feedback : 0);
-    if (r->feedback > 0)
+    long need = ui->opts->quality_min_volume > 0 ? ui->opts->quality_min_volume : 1;
+    bool enough = r->feedback > 0 && r->feedback >= (uint64_t)need; /* ledger.quality_min_volume */
+    pct(neg, sizeof neg, enough, r->feedback ? (double)r->negative / r->feedback : 0);
+    if (enough)
         snprintf(sat, sizeof sat, "%+.2f", r->score_sum / (double)r->feedback);
+    else if (r->feedback > 0)
+        snprintf(sat, sizeof sat, "n/a (need %ld)", need);
     else
         snprintf(sat, sizeof sat, "n/a");
     if (r->cost_per_satisfied >= 0)

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The console's detail view shows the target's quality over the last hour and its latest
 # negative feedback with request ids: two calls through the console's own gateway, one rated
-# down through POST /v1/feedback, then Enter on the board. A real tmux session (private
+# down through POST /v1/feedback, then Enter on the board: no mean under
+# ledger.quality_min_volume (2), then the other call rated up and the mean shows. A real tmux session (private
 # socket); every wait is bounded.
 source "$(dirname "$0")/../integration/lib.sh"
 
@@ -25,7 +26,7 @@ cat > "$TMP/sb.json" <<JSON
      "probe": {"interval_ms": 60000}}
   ],
   "routes": [ {"name": "chat", "targets": ["solo"]} ],
-  "ledger": {"path": "$TMP/ledger.db", "batch_ms": 50},
+  "ledger": {"path": "$TMP/ledger.db", "batch_ms": 50, "quality_min_volume": 2},
   "gateway": {"listen": "127.0.0.1:0"},
   "console": {"refresh_ms": 200}
 }
@@ -56,13 +57,17 @@ call() { curl -s -o /dev/null -w '%{http_code}' --max-time 10 -H 'Content-Type: 
   -H "x-request-id: $1" --data '{"model":"chat","messages":[{"role":"user","content":"hi"}]}' \
   "$GW/v1/chat/completions"; }
 check "two calls answered" test "$(call q-ok)$(call q-bad)" = 200200
-rated=$(curl -s -o /dev/null -w '%{http_code}' --max-time 10 -H 'Content-Type: application/json' \
-  --data '{"request_id":"q-bad","label":"thumbs_down","comment":"too short"}' "$GW/v1/feedback")
+rate() { curl -s -o /dev/null -w '%{http_code}' --max-time 10 -H 'Content-Type: application/json' \
+  --data "$1" "$GW/v1/feedback"; }
+rated=$(rate '{"request_id":"q-bad","label":"thumbs_down","comment":"too short"}')
 check "the console's gateway takes feedback" test "$rated" = 201
 
 keys main Enter
-check "the detail view shows the target's quality over the last hour" \
-  eventually "$WAIT" has main 'quality 1h 2 calls, abandoned 0\.0%, complete 100\.0%, score -1\.00 \(1 rated, 100\.0% negative\)'
+check "the detail view shows the target's quality over the last hour (no mean under 2 ratings)" \
+  eventually "$WAIT" has main 'quality 1h 2 calls, abandoned 0\.0%, complete 100\.0%, score n/a \(need 2\) \(1 rated, n/a negative\)'
+check "a second rating" test "$(rate '{"request_id":"q-ok","label":"thumbs_up"}')" = 201
+check "... and the mean shows" \
+  eventually "$WAIT" has main 'score \+0\.00 \(2 rated, 50\.0% negative\)'
 check "... and its latest negative feedback with the request id" \
   eventually "$WAIT" has main 'negative .* api +-1\.00 q-bad thumbs_down: too short'
 keys main q
