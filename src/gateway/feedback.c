@@ -25,17 +25,6 @@
 #include "internal.h"
 #include "switchboard/ledger.h"
 
-#define FB_LABEL_MAX   64
-#define FB_COMMENT_MAX 2000
-
-struct fb_body {
-    char request_id[65];
-    double score, raw;
-    int scale;
-    char label[FB_LABEL_MAX + 1];
-    char *comment; /* heap or NULL */
-};
-
 static bool get_text(const cJSON *o, const char *key, size_t max, const char **out, char *msg,
                      size_t msglen)
 {
@@ -51,7 +40,7 @@ static bool get_text(const cJSON *o, const char *key, size_t max, const char **o
     return true;
 }
 
-static bool parse_score(const cJSON *o, const char *label, struct fb_body *b, char *msg,
+static bool parse_score(const cJSON *o, const char *label, struct gw_feedback_body *b, char *msg,
                         size_t msglen)
 {
     const cJSON *s = cJSON_GetObjectItemCaseSensitive(o, "score");
@@ -90,18 +79,22 @@ static bool parse_score(const cJSON *o, const char *label, struct fb_body *b, ch
     return true;
 }
 
-static bool parse_body(struct gw_conn *c, struct fb_body *b, char *msg, size_t msglen)
+bool gw_feedback_parse(const char *body, size_t len, struct gw_feedback_body *b, char *msg,
+                       size_t msglen)
 {
     bool ok = false;
-    cJSON *o = cJSON_ParseWithLength(c->body.data ? c->body.data : "", c->body.len);
-    const char *id = NULL, *label = NULL, *comment = NULL;
-    if (!cJSON_IsObject(o)) {
-        snprintf(msg, msglen, "request body: expected a JSON object");
+    const char *end = NULL, *id = NULL, *label = NULL, *comment = NULL;
+    memset(b, 0, sizeof *b);
+    cJSON *o = len ? cJSON_ParseWithLengthOpts(body, len, &end, false) : NULL;
+    while (o && end && end < body + len && *end && strchr(" \t\r\n", *end))
+        end++;
+    if (!cJSON_IsObject(o) || end != body + len) {
+        snprintf(msg, msglen, "request body: expected one JSON object");
         goto out;
     }
     if (!get_text(o, "request_id", 64, &id, msg, msglen) ||
-        !get_text(o, "label", FB_LABEL_MAX, &label, msg, msglen) ||
-        !get_text(o, "comment", FB_COMMENT_MAX, &comment, msg, msglen))
+        !get_text(o, "label", GW_FEEDBACK_LABEL_MAX, &label, msg, msglen) ||
+        !get_text(o, "comment", GW_FEEDBACK_COMMENT_MAX, &comment, msg, msglen))
         goto out;
     if (id)
         gw_request_id_clean(id, b->request_id);
@@ -119,7 +112,7 @@ out:
     return ok;
 }
 
-static enum MHD_Result answer(struct gw_conn *c, const struct fb_body *b,
+static enum MHD_Result answer(struct gw_conn *c, const struct gw_feedback_body *b,
                               const struct ledger_call_ref *call)
 {
     struct buf body;
@@ -139,12 +132,11 @@ static enum MHD_Result answer(struct gw_conn *c, const struct fb_body *b,
 
 enum MHD_Result gw_feedback_run(struct gw_conn *c)
 {
-    struct fb_body b;
+    struct gw_feedback_body b;
     struct gw_error e;
     char msg[512] = "";
     enum MHD_Result r;
-    memset(&b, 0, sizeof b);
-    if (!parse_body(c, &b, msg, sizeof msg)) {
+    if (!gw_feedback_parse(c->body.data, c->body.len, &b, msg, sizeof msg)) {
         gw_error_set(&e, 400, "invalid_request_error", "invalid_feedback", "%s", msg);
         r = gw_respond_error(c, &e, NULL);
         goto out;

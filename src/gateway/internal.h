@@ -438,6 +438,23 @@ enum MHD_Result gw_admin_keys(struct gw_conn *c, const char *rest);
 /* ---- feedback.c / quality.c ------------------------------------------------------------- */
 
 enum MHD_Result gw_feedback_run(struct gw_conn *c);
+
+#define GW_FEEDBACK_LABEL_MAX   64
+#define GW_FEEDBACK_COMMENT_MAX 2000
+
+/* A POST /v1/feedback body, parsed. comment is heap (NULL when absent): free it. */
+struct gw_feedback_body {
+    char request_id[65]; /* [A-Za-z0-9._-], 1..64 */
+    double score;        /* normalised, -1..1 */
+    double raw;          /* as given */
+    int scale;           /* 1 or 5 */
+    char label[GW_FEEDBACK_LABEL_MAX + 1];
+    char *comment;
+};
+/* One JSON object (nothing after it but blanks): true with *b filled, else false with msg
+ * (b->comment NULL). Pure; any thread. */
+bool gw_feedback_parse(const char *body, size_t len, struct gw_feedback_body *b, char *msg,
+                       size_t msglen);
 /* gateway_new / gateway_reload / gateway_free (main thread). */
 void gw_quality_init(struct gateway *gw, const struct config *cfg);
 void gw_quality_configure(struct gateway *gw, const struct config *cfg);
