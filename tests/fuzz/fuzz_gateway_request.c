@@ -36,6 +36,7 @@ static const char cfg_json[] =
     "\"routes\":[{\"name\":\"gpt-4o-mini\",\"targets\":[\"oa\",\"an\",\"gm\"]},"
     "{\"name\":\"local\",\"targets\":[\"local\"]}],"
     "\"rules\":[{\"match\":{\"tag\":\"batch\"},\"route\":\"local\"},"
+    "{\"match\":{\"user\":\"vip-*\"},\"route\":\"local\"},"
     "{\"match\":{\"min_prompt_tokens\":100000},\"route\":\"gpt-4o-mini\"}],"
     "\"ledger\":{\"path\":\":memory:\"}}";
 
@@ -131,7 +132,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     }
     long rule = -1;
     long tokens = llm_request_estimate_tokens(&req);
-    long r = router_resolve_route(cfg, req.model, tag, tokens, &rule);
+    long r = router_resolve_route(cfg, req.model, tag, req.user, tokens, &rule);
     if (r >= (long)cfg->n_routes || (rule >= 0 && r < 0))
         __builtin_trap();
     if (r >= 0) {
