@@ -461,8 +461,10 @@ void gw_quality_configure(struct gateway *gw, const struct config *cfg);
 void gw_quality_cleanup(struct gateway *gw);
 /* ledger.feedback_window_ms. Any thread. */
 int64_t gw_quality_window_ms(struct gateway *gw);
-/* Adds "quality":{...} to an /admin/state object (the ledger's figures, at most 5 s old).
- * MHD threads. */
+/* Recomputes the figures from the ledger (the quality thread: qguard.c). */
+void gw_quality_refresh(struct gateway *gw);
+/* Adds "quality":{...} to an /admin/state object (the ledger's figures, at most
+ * GW_QGUARD_INTERVAL_MS old; nothing before the first refresh). MHD threads. */
 void gw_quality_state_splice(struct gateway *gw, struct buf *state);
 /* Appends the switchboard_quality_* families. MHD threads. */
 void gw_quality_metrics(struct gateway *gw, struct buf *out);
@@ -472,7 +474,8 @@ void gw_quality_metrics(struct gateway *gw, struct buf *out);
 #define GW_QGUARD_INTERVAL_MS 5000
 
 struct gw_qguard;
-/* Starts the guard's thread (it judges every interval_ms). Main thread. */
+/* Starts the quality thread: it refreshes the quality figures and judges the guarded routes
+ * at once, then every interval_ms and after each reload. Main thread. */
 struct gw_qguard *gw_qguard_new(struct gateway *gw, const struct config *cfg, int64_t interval_ms);
 void gw_qguard_configure(struct gw_qguard *g, const struct config *cfg); /* reload */
 void gw_qguard_free(struct gw_qguard *g); /* stops and joins the thread; NULL-safe */

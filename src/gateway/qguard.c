@@ -1,7 +1,9 @@
 /*
- * qguard.c - the quality guard (routes[].quality_guard): every GW_QGUARD_INTERVAL_MS a thread
- * reads each guarded route's targets' quality from the ledger over the guard's window and
- * compares it with the route's baseline target (or the fixed floors):
+ * qguard.c - the quality thread: at its start, every GW_QGUARD_INTERVAL_MS and at once after a
+ * reload it refreshes the gateway's quality text (quality.c: gw_quality_refresh) and runs the
+ * quality guard (routes[].quality_guard), which reads each guarded route's targets' quality
+ * from the ledger over the guard's window and compares it with the route's baseline target
+ * (or the fixed floors):
  *
  *   satisfaction  on a 0..100 scale ((score + 1) * 50): failing when more than margin_pct
  *                 points below the baseline's; both sides need min_volume ratings;
@@ -14,10 +16,10 @@
  * operator's, undoable with undo) and set again once that has expired if it still fails. A
  * target that recovers raises an event too.
  *
- * Threads: its own thread (the judging, the ledger read, router_note and router_command) and
- * the main thread (start with gw_quality_init, settings swapped on reload, stop at cleanup).
- * g->mu guards the settings and the stop flag; it is never held across the ledger read or a
- * router call. The per-target state belongs to the thread.
+ * Threads: its own thread (the refresh, the judging, the ledger reads, router_note and
+ * router_command) and the main thread (start with gw_quality_init, settings swapped on reload,
+ * stop at cleanup). g->mu guards the settings, the kick and the stop flags; it is never held
+ * across a ledger read or a router call. The per-target state belongs to the thread.
  */
 #include <pthread.h>
 #include <stdio.h>
@@ -53,6 +55,7 @@ struct gw_qguard {
     pthread_mutex_t mu;
     pthread_cond_t cv;
     bool stop;
+    bool kicked; /* a reload: run a round now */
     int64_t interval_ms;
     char *ledger_path;
     struct qg_route *routes;
@@ -233,19 +236,33 @@ static void tick(struct gw_qguard *g, const char *path, const struct qg_route *r
     ledger_quality_cleanup(&by_t);
 }
 
+/* Waits (g->mu held) until the next round is due, a reload kicks or the guard stops. */
+static void wait_round(struct gw_qguard *g)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    int64_t at = (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000 + g->interval_ms;
+    ts.tv_sec = (time_t)(at / 1000);
+    ts.tv_nsec = (long)(at % 1000) * 1000000L;
+    while (!g->stop && !g->kicked) {
+        if (pthread_cond_timedwait(&g->cv, &g->mu, &ts) != 0)
+            break; /* timed out: the round is due */
+    }
+    g->kicked = false;
+}
+
 static void *guard_main(void *arg)
 {
     struct gw_qguard *g = arg;
     pthread_mutex_lock(&g->mu);
-    while (!g->stop) {
-        struct timespec ts;
-        clock_gettime(CLOCK_MONOTONIC, &ts);
-        int64_t at = (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000 + g->interval_ms;
-        ts.tv_sec = (time_t)(at / 1000);
-        ts.tv_nsec = (long)(at % 1000) * 1000000L;
-        pthread_cond_timedwait(&g->cv, &g->mu, &ts);
+    for (bool first = true; !g->stop; first = false) {
+        if (!first)
+            wait_round(g);
         if (g->stop)
             break;
+        pthread_mutex_unlock(&g->mu);
+        gw_quality_refresh(g->gw);
+        pthread_mutex_lock(&g->mu);
         size_t n = g->n_routes;
         struct qg_route *routes = n ? xmalloc(n * sizeof *routes) : NULL;
         if (n)
@@ -310,7 +327,9 @@ void gw_qguard_configure(struct gw_qguard *g, const struct config *cfg)
 {
     pthread_mutex_lock(&g->mu);
     settings_locked(g, cfg);
+    g->kicked = true;
     pthread_mutex_unlock(&g->mu);
+    pthread_cond_signal(&g->cv);
 }
 
 void gw_qguard_free(struct gw_qguard *g)

@@ -3,14 +3,14 @@
  * over the last hour, the last 24 hours and since ledger.quality_baseline, for /admin/state
  * ("quality") and /metrics (switchboard_quality_*), and the settings POST /v1/feedback uses.
  *
- * The figures are computed from the ledger file with SQL, at most every GW_QUALITY_REFRESH_MS,
- * by whichever request thread asks first after that (the others use the previous text
- * meanwhile); each refresh renders the JSON fragment and the metrics text once, and readers
- * copy the text.
+ * The figures are computed from the ledger file with SQL by the quality guard's thread
+ * (qguard.c: at its start, every GW_QGUARD_INTERVAL_MS and at once after a reload), never on a
+ * request thread: a day of calls can take a while to count. Each refresh renders the JSON
+ * fragment and the metrics text once; request threads copy the text.
  *
- * Threads: MHD threads (read, refresh) and the main thread (init, configure on reload,
- * cleanup). q->mu guards everything in struct gw_quality; it is never held across the ledger
- * read or the rendering.
+ * Threads: MHD threads (copies), the guard's thread (gw_quality_refresh) and the main thread
+ * (init, configure on reload, cleanup). q->mu guards everything in struct gw_quality; it is
+ * never held across the ledger read or the rendering.
  */
 #include <pthread.h>
 #include <stdio.h>
@@ -21,8 +21,7 @@
 #include "switchboard/ledger.h"
 #include "switchboard/log.h"
 
-#define GW_QUALITY_REFRESH_MS 5000
-#define HOUR_MS               3600000LL
+#define HOUR_MS 3600000LL
 
 enum gw_qwindow { GW_QW_1H, GW_QW_24H, GW_QW_BASELINE, GW_QW_COUNT };
 static const char *const window_names[GW_QW_COUNT] = {"1h", "24h", "baseline"};
@@ -32,9 +31,7 @@ struct gw_quality {
     char *ledger_path;
     int64_t window_ms;
     uint64_t min_volume;
-    int64_t baseline_ms; /* 0: none configured */
-    bool loading;
-    int64_t loaded_ms;       /* monotonic; 0: never */
+    int64_t baseline_ms;     /* 0: none configured */
     char *state_json;        /* {"min_volume":..,"windows":{..}} */
     char *metrics;           /* the switchboard_quality_* families */
     struct gw_qguard *guard; /* its own thread and lock */
@@ -51,7 +48,6 @@ static void configure_locked(struct gw_quality *q, const struct config *cfg)
     int64_t at;
     if (l->quality_baseline && ledger_parse_since(l->quality_baseline, clock_wall_ms(), &at))
         q->baseline_ms = at;
-    q->loaded_ms = 0; /* settings changed: recompute on the next read */
 }
 
 void gw_quality_init(struct gateway *gw, const struct config *cfg)
@@ -253,31 +249,27 @@ static void refresh(struct gw_quality *q, const struct settings *s)
     char *old_state = q->state_json, *old_metrics = q->metrics;
     q->state_json = buf_take(&state);
     q->metrics = buf_take(&metrics);
-    q->loaded_ms = clock_mono_ms();
-    q->loading = false;
     pthread_mutex_unlock(&q->mu);
     free(old_state);
     free(old_metrics);
 }
 
-/* Refreshes when due (one thread at a time), then copies what is_state asks for (caller
- * frees; NULL when nothing was ever computed). */
+void gw_quality_refresh(struct gateway *gw)
+{
+    struct gw_quality *q = gw->quality;
+    struct settings s;
+    pthread_mutex_lock(&q->mu);
+    s.path = xstrdup(q->ledger_path);
+    s.min_volume = q->min_volume;
+    s.baseline_ms = q->baseline_ms;
+    pthread_mutex_unlock(&q->mu);
+    refresh(q, &s);
+    free(s.path);
+}
+
+/* A copy of what want_state asks for (caller frees; NULL before the first refresh). */
 static char *current(struct gw_quality *q, bool want_state)
 {
-    struct settings s = {0};
-    pthread_mutex_lock(&q->mu);
-    int64_t now = clock_mono_ms();
-    bool due = !q->loading && (q->loaded_ms == 0 || now - q->loaded_ms >= GW_QUALITY_REFRESH_MS);
-    if (due) {
-        q->loading = true;
-        s.path = xstrdup(q->ledger_path);
-        s.min_volume = q->min_volume;
-        s.baseline_ms = q->baseline_ms;
-    }
-    pthread_mutex_unlock(&q->mu);
-    if (due)
-        refresh(q, &s);
-    free(s.path);
     pthread_mutex_lock(&q->mu);
     const char *text = want_state ? q->state_json : q->metrics;
     char *copy = text ? xstrdup(text) : NULL;

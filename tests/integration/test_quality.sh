@@ -123,6 +123,10 @@ import json,sys
 j=json.load(sys.stdin); w=j['quality']['windows']['1h']
 t={r['name']: r for r in w['targets']}; r={x['name']: x for x in w['routes']}
 sys.exit(0 if ($1) else 1)"; }
+# The figures are recomputed in the background every 5 s: wait for a round that saw it all
+# (8 calls, the late one and the 2 abandoned streams; 6 ratings).
+check "/admin/state: the background refresh sees every call and rating" eventually 12 state_py \
+  "w['total']['calls']==11 and w['total']['feedback']==6"
 check "/admin/state: satisfaction per target (good 0.87, fast -0.67) with counts" state_py \
   "t['good']['feedback']==3 and abs(t['good']['satisfaction']-(2.6/3))<1e-9 \
    and t['fast']['feedback']==3 and abs(t['fast']['satisfaction']+2.1/3)<1e-9"
