@@ -284,6 +284,8 @@ esc main
 check "Esc goes back to the board" eventually "$WAIT" has main '^TARGET +STATE'
 check "the vote shows as a win rate" eventually "$WAIT" cell_is main alpha WIN 100%
 check "the other target's win rate" cell_is main beta WIN 0%
+vote_rows() { [[ $(sqlite3 -readonly "$TMP/switchboard.db" "SELECT group_concat(target || ':' || score, ' ') FROM (SELECT target, score FROM feedback WHERE source = 'console' ORDER BY target)" 2>/dev/null) == "alpha:1.0 beta:-1.0" ]]; }
+check "the vote is console feedback in the ledger (+1 alpha, -1 beta)" eventually "$WAIT" vote_rows
 
 # ---- 80x24 and back ------------------------------------------------------------------------------
 "${TM[@]}" resize-window -t main -x 80 -y 24
