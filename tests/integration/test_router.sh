@@ -71,7 +71,8 @@ r=$(load --n 20 --c 1)
 check "recovery: traffic is back on the primary" test "$(field "$r" 'j["by_target"].get("primary",0)')" = 20
 
 # ---- 429 with Retry-After -------------------------------------------------------------------
-sim_behavior primary '{"rate_limit":{"status":429,"retry_after_s":4},"spare_models":true}' # probes pass
+# Retry-After 8 s: room for a loaded machine to start the 2 s load well inside it
+sim_behavior primary '{"rate_limit":{"status":429,"retry_after_s":8},"spare_models":true}' # probes pass
 curl -sf -X POST "http://127.0.0.1:${SIM_CTL[primary]}/_sim/reset-stats" >/dev/null
 r=$(load --n 1 --c 1)
 t429=$(date +%s.%N) # the 429 reached the router before this answer did
@@ -83,7 +84,7 @@ check "429: clients still get answers during the cooldown" test "$(field "$r" 'j
 check "429: no request reaches the target before its Retry-After" \
   test "$(sim_requests primary /v1/chat/completions)" = 0
 sim_behavior primary '{"reset":true}'
-sleep "$(python3 -c "import time; print(max(0, 4.3 - (time.time() - $t429)))")"
+sleep "$(python3 -c "import time; print(max(0, 8.3 - (time.time() - $t429)))")"
 r=$(load --n 5 --c 1)
 check "429: after Retry-After the target gets traffic again" test "$(field "$r" 'j["by_target"].get("primary",0)')" = 5
 
