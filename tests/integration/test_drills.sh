@@ -111,7 +111,8 @@ check "stall: counted as truncated" eventually 3 truncated_once
 
 # ---- a probe answered 429 ------------------------------------------------------------------------
 sim_behavior limited '{"rate_limit":{"status":429,"retry_after_s":4},"models_only":true}'
-sleep 1.5 # a probe meets the 429
+limited_resting() { admin GET /admin/targets/limited | json_get 'j["rate_limited"]' | grep -q True; }
+eventually 5 limited_resting # a probe met the 429
 n1=$(sim_requests limited /v1/models)
 sleep 2
 n2=$(sim_requests limited /v1/models)
