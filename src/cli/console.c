@@ -22,6 +22,7 @@
 #include "switchboard/cli.h"
 #include "switchboard/config.h"
 #include "switchboard/console.h"
+#include "switchboard/console_backend.h"
 #include "switchboard/gateway.h"
 #include "switchboard/log.h"
 #include "switchboard/router.h"
@@ -170,18 +171,9 @@ static void console_spend_from_ledger(void *ctx, const struct router_snapshot *s
     }
 }
 
-/* Prompt-pane votes go to the ledger through the router (and show as operator events). */
-static void console_vote_to_ledger(void *ctx, const char *winner, const char *const *targets,
-                                   size_t n)
+static long gateway_conns(void *ctx)
 {
-    struct router *rt = ctx;
-    const char *losers[8];
-    size_t k = 0;
-    for (size_t i = 0; i < n && k < SB_ARRAY_LEN(losers); i++) {
-        if (!str_eq(targets[i], winner))
-            losers[k++] = targets[i];
-    }
-    router_record_vote(rt, winner, losers, k, NULL, "console");
+    return gateway_connections(ctx);
 }
 
 static int run(struct console_cli *o, struct config *cfg, int log_fd)
@@ -189,6 +181,7 @@ static int run(struct console_cli *o, struct config *cfg, int log_fd)
     char msg[256];
     struct router *rt = NULL;
     struct gateway *gw = NULL;
+    struct console_backend *be = NULL;
     int rc = 1;
     sigset_t set;
     sigemptyset(&set);
@@ -244,14 +237,18 @@ static int run(struct console_cli *o, struct config *cfg, int log_fd)
         .reload = reload,
         .reload_ctx = o,
         .spend = console_spend_from_ledger,
-        .vote = console_vote_to_ledger,
-        .vote_ctx = rt,
     };
+    struct console_local_opts lo = {.gateway_addr = addr, .conns = gateway_conns, .conns_ctx = gw};
+    be = console_backend_local_new(rt, &lo);
+    if (!be) {
+        fprintf(stderr, "error: cannot start the console's worker thread\n");
+        goto out;
+    }
     fflush(stderr);
     int saved_stderr = dup(STDERR_FILENO);
     if (log_fd >= 0)
         dup2(log_fd, STDERR_FILENO);
-    rc = console_run(rt, &copts, msg, sizeof msg);
+    rc = console_run(be, &copts, msg, sizeof msg);
     if (saved_stderr >= 0) {
         dup2(saved_stderr, STDERR_FILENO);
         close(saved_stderr);
@@ -259,6 +256,7 @@ static int run(struct console_cli *o, struct config *cfg, int log_fd)
     if (rc != 0)
         fprintf(stderr, "error: %s\n", msg);
 out:
+    console_backend_free(be);
     gateway_free(gw);
     router_free(rt);
     return rc;

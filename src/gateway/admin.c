@@ -299,3 +299,13 @@ enum MHD_Result gw_admin_run(struct gw_conn *c)
         return admin_targets(c, rest + strlen("targets/"), get);
     return admin_error(c, 404, "unknown admin path");
 }
+
+long gateway_connections(struct gateway *gw)
+{
+    if (!gw)
+        return 0;
+    pthread_mutex_lock(&gw->lock);
+    long n = gw->stats.connections[0]; /* the API listener's (limits.c counts them) */
+    pthread_mutex_unlock(&gw->lock);
+    return n;
+}
