@@ -306,6 +306,9 @@ static void summary_settings(const struct config *cfg, struct buf *out)
         buf_printf(out, "on (token from %s)\n", g->admin_token_env);
     else
         buf_printf(out, "off (%s is not set)\n", g->admin_token_env);
+    for (size_t i = 0; i < g->n_admin_tokens; i++)
+        buf_printf(out, "gateway: admin token \"%s\" %s (%s)\n", g->admin_tokens[i].name,
+                   g->admin_tokens[i].token ? "on" : "off", g->admin_tokens[i].token_env);
     const struct config_guard *gd = &cfg->guard;
     if (gd->enabled)
         buf_printf(out,

@@ -141,6 +141,11 @@ static void resolve_secrets(struct cfg_ctx *ctx)
         else
             g->admin_token = v && *v ? xstrdup(v) : NULL;
     }
+    for (size_t i = 0; i < g->n_admin_tokens; i++) {
+        struct config_admin_token *t = &g->admin_tokens[i];
+        const char *v = ctx->getenv_fn(ctx->env_ctx, t->token_env);
+        t->token = v && *v ? xstrdup(v) : NULL;
+    }
 }
 
 /* ---- Routes ----------------------------------------------------------------------------- */

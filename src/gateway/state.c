@@ -14,7 +14,7 @@
 
 /* router_event_kind_name lives in the router proper; this file stays free of router code so
  * the unit tests link without it. */
-static const char *event_kind_name(enum router_event_kind k)
+const char *gw_event_kind_name(enum router_event_kind k)
 {
     switch (k) {
     case ROUTER_EV_BREAKER:
@@ -262,7 +262,7 @@ void gw_state_json(const struct router_snapshot *snap, struct buf *out)
         gw_json_open(&j, NULL, '{');
         gw_json_uint(&j, "seq", ev->seq);
         gw_json_int(&j, "wall_ms", ev->wall_ms);
-        gw_json_str(&j, "kind", event_kind_name(ev->kind));
+        gw_json_str(&j, "kind", gw_event_kind_name(ev->kind));
         gw_json_str(&j, "target", ev->target);
         gw_json_str(&j, "text", ev->text);
         gw_json_close(&j, '}');
