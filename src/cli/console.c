@@ -29,6 +29,10 @@
 
 struct console_cli {
     const char *config_path;
+    const char *attach[CONSOLE_MAX_INSTANCES]; /* --attach URL, in order */
+    size_t n_attach;
+    const char *token_env; /* --token-env NAME (default SWITCHBOARD_ADMIN_TOKEN) */
+    const char *cacert;
     const char *listen;
     const char *port_file;
     const char *log_path;
@@ -42,16 +46,22 @@ struct console_cli {
 
 static void console_usage(FILE *out)
 {
-    fprintf(out,
-            "usage: switchboard console -c FILE [--readonly] [--theme NAME] [--log FILE]\n"
-            "                           [--listen HOST:PORT] [--port-file FILE]\n"
-            "                           [--log-level debug|info|warn|error]\n"
-            "       switchboard console --keys\n"
-            "  The gateway, router and probes in the background and the live console in the\n"
-            "  terminal. --readonly refuses every change. Logs go to --log FILE (default:\n"
-            "  switchboard.log beside the config). SIGHUP reloads FILE. --keys prints the key\n"
-            "  and command reference as Markdown. With no command at all, `switchboard` runs\n"
-            "  the console on ./console.json when that file exists.\n");
+    fprintf(
+        out,
+        "usage: switchboard console --attach URL [--attach URL ...] [--token-env NAME]\n"
+        "                           [--cacert FILE] [--readonly] [--theme NAME] [--log FILE]\n"
+        "       switchboard console -c FILE [--readonly] [--theme NAME] [--log FILE]\n"
+        "                           [--listen HOST:PORT] [--port-file FILE]\n"
+        "                           [--log-level debug|info|warn|error]\n"
+        "       switchboard console --keys\n"
+        "  --attach: the console of running `switchboard serve` gateways (their admin API;\n"
+        "  token from SWITCHBOARD_ADMIN_TOKEN or --token-env NAME). q detaches; the gateways\n"
+        "  keep serving. Several --attach: one board over all of them.\n"
+        "  The gateway, router and probes in the background and the live console in the\n"
+        "  terminal (embedded). --readonly refuses every change. Logs go to --log FILE (default:\n"
+        "  switchboard.log beside the config). SIGHUP reloads FILE. --keys prints the key\n"
+        "  and command reference as Markdown. With no command at all, `switchboard` runs\n"
+        "  the console on ./console.json when that file exists.\n");
 }
 
 static int parse(int argc, char **argv, struct console_cli *o)
@@ -65,6 +75,9 @@ static int parse(int argc, char **argv, struct console_cli *o)
         {"theme", required_argument, NULL, 't'},
         {"readonly", no_argument, NULL, 'r'},
         {"keys", no_argument, NULL, 'k'},
+        {"attach", required_argument, NULL, 'a'},
+        {"token-env", required_argument, NULL, 'T'},
+        {"cacert", required_argument, NULL, 'C'},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
@@ -96,6 +109,19 @@ static int parse(int argc, char **argv, struct console_cli *o)
         case 'k':
             o->keys = true;
             break;
+        case 'a':
+            if (o->n_attach == CONSOLE_MAX_INSTANCES) {
+                fprintf(stderr, "error: at most %d --attach\n", CONSOLE_MAX_INSTANCES);
+                return 2;
+            }
+            o->attach[o->n_attach++] = optarg;
+            break;
+        case 'T':
+            o->token_env = optarg;
+            break;
+        case 'C':
+            o->cacert = optarg;
+            break;
         case 'h':
             console_usage(stdout);
             return 0;
@@ -104,7 +130,8 @@ static int parse(int argc, char **argv, struct console_cli *o)
             return 2;
         }
     }
-    if ((!o->config_path && !o->keys) || optind != argc) {
+    if ((!o->config_path && !o->keys && !o->n_attach) || (o->config_path && o->n_attach) ||
+        optind != argc) {
         console_usage(stderr);
         return 2;
     }
@@ -262,6 +289,79 @@ out:
     return rc;
 }
 
+/* --log FILE, else nothing: an attached console has no config directory. */
+static int open_attach_log(const struct console_cli *o)
+{
+    const char *path = o->log_path ? o->log_path : "/dev/null";
+    int fd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+    return fd >= 0 ? fd : open("/dev/null", O_WRONLY | O_CLOEXEC);
+}
+
+/* `console --attach URL...`: no router here; the backend talks to the gateways. */
+static int run_attached(struct console_cli *o)
+{
+    char msg[256], addr[160] = "";
+    const char *env = o->token_env ? o->token_env : "SWITCHBOARD_ADMIN_TOKEN";
+    const char *token = getenv(env);
+    if (!token || !*token) {
+        fprintf(stderr, "error: %s is not set: the admin token of the gateway(s) to attach to\n",
+                env);
+        return 2;
+    }
+    if (!isatty(STDIN_FILENO) || !isatty(STDOUT_FILENO)) {
+        fprintf(stderr, "error: the console needs a terminal\n");
+        return 2;
+    }
+    sigset_t set;
+    sigemptyset(&set);
+    sigaddset(&set, SIGINT);
+    sigaddset(&set, SIGTERM);
+    sigaddset(&set, SIGHUP);
+    sigaddset(&set, SIGWINCH);
+    pthread_sigmask(SIG_BLOCK, &set, NULL);
+    signal(SIGPIPE, SIG_IGN);
+    struct console_remote_opts ro = {
+        .urls = o->attach, .n_urls = o->n_attach, .token = token, .cacert = o->cacert};
+    struct console_backend *be = console_backend_remote_new(&ro, msg, sizeof msg);
+    if (!be) {
+        fprintf(stderr, "error: %s\n", msg);
+        return 2;
+    }
+    size_t used = 0;
+    for (size_t i = 0; i < o->n_attach && used < sizeof addr; i++) {
+        const char *u = strstr(o->attach[i], "://");
+        int n = snprintf(addr + used, sizeof addr - used, "%s%.60s", i ? " " : "attached ",
+                         u ? u + 3 : o->attach[i]);
+        used += n > 0 ? (size_t)n : 0;
+    }
+    sigdelset(&set, SIGWINCH);
+    struct console_opts copts = {
+        .gateway_addr = addr,
+        .theme = o->theme,
+        .refresh_ms = 200,
+        .readonly = o->readonly,
+        .signals = &set,
+        .spend = console_spend_from_ledger,
+    };
+    int log_fd = open_attach_log(o);
+    log_setup(LOG_LEVEL_INFO, log_fd);
+    fflush(stderr);
+    int saved_stderr = dup(STDERR_FILENO);
+    if (log_fd >= 0)
+        dup2(log_fd, STDERR_FILENO);
+    int rc = console_run(be, &copts, msg, sizeof msg);
+    if (saved_stderr >= 0) {
+        dup2(saved_stderr, STDERR_FILENO);
+        close(saved_stderr);
+    }
+    console_backend_free(be);
+    if (log_fd >= 0)
+        close(log_fd);
+    if (rc != 0)
+        fprintf(stderr, "error: %s\n", msg);
+    return rc;
+}
+
 int cli_console(int argc, char **argv)
 {
     struct console_cli o = {0};
@@ -277,6 +377,8 @@ int cli_console(int argc, char **argv)
         buf_cleanup(&b);
         return 0;
     }
+    if (o.n_attach)
+        return run_attached(&o);
     struct buf errors;
     buf_init(&errors);
     int log_fd = -1;

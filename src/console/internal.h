@@ -305,6 +305,7 @@ bool keys_is_escape(struct ui_key k);
 
 /* board.c */
 void board_draw(struct ui *ui);
+bool board_unreachable_text(const struct ui *ui, char *out, size_t outlen);
 void board_header(struct ui *ui, int y);
 void board_move(struct ui *ui, int delta);
 int board_table_rows(const struct ui *ui);
@@ -344,6 +345,7 @@ enum col_id {
 #define COL_COUNT (COL_NOTE + 1)
 const char *columns_title(enum col_id c);
 bool columns_sortable(enum col_id c);
+enum col_id columns_id(size_t place_col); /* console_place.col -> the column's id */
 size_t columns_layout(const struct ui *ui, int width, struct console_place *out);
 void columns_draw_titles(struct ui *ui, int y, const struct console_place *pl, size_t n);
 void columns_draw_row(struct ui *ui, int y, const struct router_target_snap *t,
