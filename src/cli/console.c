@@ -308,10 +308,6 @@ static int run_attached(struct console_cli *o)
                 env);
         return 2;
     }
-    if (!isatty(STDIN_FILENO) || !isatty(STDOUT_FILENO)) {
-        fprintf(stderr, "error: the console needs a terminal\n");
-        return 2;
-    }
     sigset_t set;
     sigemptyset(&set);
     sigaddset(&set, SIGINT);
@@ -327,11 +323,17 @@ static int run_attached(struct console_cli *o)
         fprintf(stderr, "error: %s\n", msg);
         return 2;
     }
+    if (!isatty(STDIN_FILENO) || !isatty(STDOUT_FILENO)) {
+        console_backend_free(be);
+        fprintf(stderr, "error: the console needs a terminal\n");
+        return 2;
+    }
     size_t used = 0;
     for (size_t i = 0; i < o->n_attach && used < sizeof addr; i++) {
         const char *u = strstr(o->attach[i], "://");
-        int n = snprintf(addr + used, sizeof addr - used, "%s%.60s", i ? " " : "attached ",
-                         u ? u + 3 : o->attach[i]);
+        u = u ? u + 3 : o->attach[i];
+        int n = snprintf(addr + used, sizeof addr - used, "%s%.*s", i ? " " : "attached ",
+                         (int)strcspn(u, "/"), u);
         used += n > 0 ? (size_t)n : 0;
     }
     sigdelset(&set, SIGWINCH);

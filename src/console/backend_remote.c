@@ -472,8 +472,6 @@ static void start_fanout(struct remote *r, struct rjob *j)
     j->reply->type = j->kind == RJOB_COMMAND ? CONSOLE_JOB_COMMAND : CONSOLE_JOB_EXPLAIN;
     str_copy(j->reply->label, sizeof j->reply->label, j->label);
     j->reply->status = SB_OK;
-    buf_init(&j->msg);
-    buf_init(&j->text);
     j->parts = r->n;
     for (size_t k = 0; k < r->n; k++) {
         struct rinst *in = &r->inst[k];
@@ -502,6 +500,7 @@ static enum sb_status status_of(long http)
 static void job_part_done(struct remote *r, struct rxfer *x, CURLcode cc, long status)
 {
     struct rjob *j = x->job;
+    size_t k = (size_t)(x->in - r->inst);
     char msg[320] = "";
     enum sb_status st = SB_OK;
     if (cc != CURLE_OK) {
@@ -517,9 +516,7 @@ static void job_part_done(struct remote *r, struct rxfer *x, CURLcode cc, long s
             st = status_of(status);
             snprintf(msg, sizeof msg, "%s", cJSON_IsString(em) ? em->valuestring : "failed");
         } else if (cJSON_IsString(ex)) {
-            if (r->n > 1)
-                buf_printf(&j->text, "== %s ==\n", x->in->name);
-            buf_printf(&j->text, "%s%s", ex->valuestring, r->n > 1 ? "\n\n" : "");
+            j->part_text[k] = xstrdup(ex->valuestring);
             snprintf(msg, sizeof msg, "ok");
         } else {
             snprintf(msg, sizeof msg, "%s", cJSON_IsString(m) ? m->valuestring : "ok");
@@ -528,16 +525,28 @@ static void job_part_done(struct remote *r, struct rxfer *x, CURLcode cc, long s
     }
     if (st != SB_OK && j->reply->status == SB_OK)
         j->reply->status = st;
-    if (r->n > 1)
-        buf_printf(&j->msg, "%s%s: %s", j->msg.len ? "; " : "", x->in->name, msg);
-    else
-        buf_puts(&j->msg, msg);
+    j->part_msg[k] = xstrdup(msg);
     x->in->next_poll_ms = 0; /* show the command's effect now */
     if (--j->parts > 0)
         return;
-    str_copy(j->reply->msg, sizeof j->reply->msg, buf_str(&j->msg));
+    struct buf all, text;
+    buf_init(&all);
+    buf_init(&text);
+    for (size_t i = 0; i < r->n; i++) { /* in attach order, whatever order they answered in */
+        if (r->n > 1)
+            buf_printf(&all, "%s%s: %s", i ? "; " : "", r->inst[i].name, j->part_msg[i]);
+        else
+            buf_puts(&all, j->part_msg[i]);
+        if (j->part_text[i] && r->n > 1)
+            buf_printf(&text, "== %s ==\n%s\n\n", r->inst[i].name, j->part_text[i]);
+        else if (j->part_text[i])
+            buf_puts(&text, j->part_text[i]);
+    }
+    str_copy(j->reply->msg, sizeof j->reply->msg, buf_str(&all));
+    buf_cleanup(&all);
     if (j->kind == RJOB_EXPLAIN && j->reply->status == SB_OK)
-        j->reply->text = buf_take(&j->text);
+        j->reply->text = buf_take(&text);
+    buf_cleanup(&text);
     remote_reply(r, j->reply);
     j->reply = NULL;
     remote_job_free(j);

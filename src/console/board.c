@@ -376,19 +376,23 @@ bool board_unreachable_text(const struct ui *ui, char *out, size_t outlen)
     return true;
 }
 
-/* A stale row (every instance with it is unreachable) says so in its NOTE cell. */
+/* A stale row (every instance with it is unreachable) says so in its NOTE cell, or over the
+ * row's last columns when NOTE does not fit. */
 static void draw_stale_note(struct ui *ui, int y, const struct console_place *pl, size_t n,
                             attr_t a)
 {
     char text[96];
     if (!board_unreachable_text(ui, text, sizeof text))
         return;
+    int x = COLS - text_width(text, strlen(text)) - 1;
     for (size_t i = 0; i < n; i++) {
-        if (columns_id(pl[i].col) != COL_NOTE)
-            continue;
-        draw_fill(y, pl[i].x, COLS - pl[i].x, a);
-        draw_text_cut(ui, y, pl[i].x, COLS - pl[i].x - 1, text, a);
+        if (columns_id(pl[i].col) == COL_NOTE && pl[i].x < x)
+            x = pl[i].x;
     }
+    if (x < 20)
+        x = 20;
+    draw_fill(y, x - 1, COLS - x + 1, a);
+    draw_text_cut(ui, y, x, COLS - x - 1, text, a);
 }
 
 static void draw_table(struct ui *ui, int y, int rows)

@@ -24,14 +24,15 @@ struct rjob {
     struct router_cmd cmd;   /* COMMAND */
     char model[64], tag[64]; /* EXPLAIN */
     long tokens;
-    char target[64];             /* CHAT */
-    struct llm_request *req;     /* CHAT: owned until the request body is built */
-    struct router_sink sink;     /* CHAT */
-    uint64_t id;                 /* CHAT, CANCEL */
-    char *body;                  /* VOTE: JSON */
-    struct console_reply *reply; /* COMMAND/EXPLAIN fan-out: built as instances answer */
-    struct buf msg, text;
-    size_t parts; /* instances still to answer */
+    char target[64];                        /* CHAT */
+    struct llm_request *req;                /* CHAT: owned until the request body is built */
+    struct router_sink sink;                /* CHAT */
+    uint64_t id;                            /* CHAT, CANCEL */
+    char *body;                             /* VOTE: JSON */
+    struct console_reply *reply;            /* COMMAND/EXPLAIN fan-out: built as instances answer */
+    char *part_msg[CONSOLE_MAX_INSTANCES];  /* per instance, in attach order */
+    char *part_text[CONSOLE_MAX_INSTANCES]; /* EXPLAIN */
+    size_t parts;                           /* instances still to answer */
 };
 
 enum rxfer_kind { RX_STATE, RX_EVENTS, RX_JOB, RX_CHAT, RX_VOTE };

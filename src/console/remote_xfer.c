@@ -127,8 +127,10 @@ void remote_job_free(struct rjob *j)
     }
     free(j->body);
     console_reply_free(j->reply);
-    buf_cleanup(&j->msg);
-    buf_cleanup(&j->text);
+    for (size_t i = 0; i < CONSOLE_MAX_INSTANCES; i++) {
+        free(j->part_msg[i]);
+        free(j->part_text[i]);
+    }
     free(j);
 }
 
