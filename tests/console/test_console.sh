@@ -165,7 +165,7 @@ keys main r   # alpha is the selected (first) row
 closed_again() { local v; v=$(cell main alpha STATE) && [[ $v == healthy || $v == degraded ]]; }
 check "r resets the breaker (closed: healthy, or degraded by the errors of the last minute)" \
   eventually "$WAIT" closed_again
-check "the reset is an operator event" eventually "$WAIT" has main 'operator +alpha +console: reset alpha'
+check "the reset is an operator event, naming the operator" eventually "$WAIT" has main 'operator +alpha +console:[A-Za-z0-9._-]+: reset alpha'
 
 # ---- weight, pin, drain, undo -------------------------------------------------------------------
 load --n 20 --c 2 --model chat >/dev/null  # fresh traffic on both, so alpha has a share to lose
