@@ -5,6 +5,8 @@
 source "$(dirname "$0")/lib.sh"
 
 export SIM_KEY=sim-key-events ADMIN_TOKEN=tok-legacy-1 ONCALL_TOKEN=tok-oncall-2
+APP_KEY=sk-app-events-key-0123456789
+APP_SHA=$(printf %s "$APP_KEY" | sha256sum | cut -d' ' -f1)
 start_sim alpha --key "$SIM_KEY" || exit 1
 cat > "$TMP/sb.json" <<JSON
 {
@@ -15,9 +17,11 @@ cat > "$TMP/sb.json" <<JSON
      "api_key_env": "SIM_KEY", "model": "gpt-4o"}
   ],
   "routes": [{"name": "chat", "targets": ["alpha", "beta"]}],
+  "clients": [{"name": "app", "key_sha256": "$APP_SHA"}],
   "gateway": {"listen": "127.0.0.1:0", "admin_token_env": "ADMIN_TOKEN",
               "admin_tokens": [{"name": "oncall", "token_env": "ONCALL_TOKEN"},
-                               {"name": "unset", "token_env": "SB_TEST_UNSET_TOKEN"}]}
+                               {"name": "unset", "token_env": "SB_TEST_UNSET_TOKEN"}]},
+  "ledger": {"path": "$TMP/sb.db", "batch_ms": 50}
 }
 JSON
 unset SB_TEST_UNSET_TOKEN
@@ -121,11 +125,20 @@ check "votes: the vote is on the timeline with who cast it" eventually 3 state_h
 body='{"model":"beta","messages":[{"role":"user","content":"hi"}]}'
 code=$(curl -s --max-time 10 -H 'X-Switchboard-Target: beta' --data "$body" -o /dev/null -w '%{http_code}' \
   "http://127.0.0.1:$SB_PORT/v1/chat/completions")
-check "direct call: X-Switchboard-Target without an admin token is refused (403)" test "$code" = 403
+check "direct call: with neither a client key nor an admin token: 401" test "$code" = 401
+code=$(curl -s --max-time 10 -H "Authorization: Bearer $APP_KEY" -H 'X-Switchboard-Target: beta' \
+  --data "$body" -o /dev/null -w '%{http_code}' "http://127.0.0.1:$SB_PORT/v1/chat/completions")
+check "direct call: a client key alone may not pick a target (403)" test "$code" = 403
+code=$(curl -s --max-time 10 -H 'X-Switchboard-Target: beta' -H 'X-Switchboard-Admin-Token: wrong' \
+  --data "$body" -o /dev/null -w '%{http_code}' "http://127.0.0.1:$SB_PORT/v1/chat/completions")
+check "direct call: a wrong admin token is no client key either (401)" test "$code" = 401
 curl -s --max-time 10 -D "$TMP/direct.h" -H 'X-Switchboard-Target: beta' \
   -H "X-Switchboard-Admin-Token: $ONCALL_TOKEN" -H 'X-Request-Id: console-compare-1' \
   --data "$body" -o "$TMP/direct.json" "http://127.0.0.1:$SB_PORT/v1/chat/completions"
-check "direct call: with the token it goes to that target" grep -qi '^x-switchboard-target: beta' "$TMP/direct.h"
+check "direct call: with the admin token (and no client key) it goes to that target" \
+  grep -qi '^x-switchboard-target: beta' "$TMP/direct.h"
+check "direct call: the ledger marks it with its request id" eventually 5 bash -c \
+  "sqlite3 '$TMP/sb.db' \"select count(*) from calls where request_id='console-compare-1' and target='beta'\" | grep -qx 1"
 
 # Restart: resuming with the old process's id gives the new process's events, none repeated.
 kill "$SB_PID"; wait "$SB_PID" 2>/dev/null
