@@ -198,6 +198,32 @@ static void console_spend_from_ledger(void *ctx, const struct router_snapshot *s
     }
 }
 
+/* Quitting the embedded console stops its gateway: first the calls in flight get up to
+ * QUIT_DRAIN_MS to finish (the gateway still answers meanwhile), then gateway_free ends what
+ * is left. */
+#define QUIT_DRAIN_MS 10000
+static void finish_calls(struct router *rt)
+{
+    struct router_snapshot *snap = xcalloc(1, sizeof *snap);
+    int64_t until = clock_mono_ms() + QUIT_DRAIN_MS;
+    bool said = false;
+    for (;;) {
+        router_snapshot_read(rt, snap, UINT64_MAX);
+        if (snap->in_flight == 0 || clock_mono_ms() >= until)
+            break;
+        if (!said) {
+            fprintf(stderr, "switchboard: letting %llu calls in flight finish (up to %d s)...\n",
+                    (unsigned long long)snap->in_flight, QUIT_DRAIN_MS / 1000);
+            said = true;
+        }
+        clock_sleep_ms(50);
+    }
+    if (snap->in_flight)
+        log_warn("console: %llu calls still in flight after %d ms: ending them",
+                 (unsigned long long)snap->in_flight, QUIT_DRAIN_MS);
+    free(snap);
+}
+
 static long gateway_conns(void *ctx)
 {
     return gateway_connections(ctx);
@@ -282,6 +308,8 @@ static int run(struct console_cli *o, struct config *cfg, int log_fd)
     }
     if (rc != 0)
         fprintf(stderr, "error: %s\n", msg);
+    else
+        finish_calls(rt);
 out:
     console_backend_free(be);
     gateway_free(gw);

@@ -9,6 +9,8 @@
 #  - two serves at once: sums, the worst breaker with its instance, a per-instance breakdown,
 #    actions to both
 #  - --readonly refuses changes; a missing token is an error before the screen starts
+#  - embedded (`console -c`): q with an open client connection asks; n keeps serving (a client
+#    keeps getting 200s); y lets the call in flight finish, then exits
 source "$(dirname "$0")/../integration/lib.sh"
 
 root=$(cd "$(dirname "$0")/../.." && pwd)
@@ -26,6 +28,7 @@ export SIM_KEY=sim-key-attach ONCALL_TOKEN=tok-oncall-attach
 start_sim alpha --key "$SIM_KEY" --token-rate 400 || exit 1
 start_sim beta --key "$SIM_KEY" --token-rate 400 || exit 1
 start_sim gamma --key "$SIM_KEY" --token-rate 400 || exit 1
+start_sim slow --key "$SIM_KEY" --token-rate 25 --first-byte-delay-ms 2500 || exit 1
 
 # config NAME PORT ALPHA_SIM: one serve's config; its alpha target points at ALPHA_SIM.
 config() {
@@ -279,6 +282,55 @@ check "one instance down: the header says so" eventually 3 has two '1/2 up'
 check "the rows stay (the other instance answers)" has two '^alpha '
 keys two q
 check "q detaches from both" eventually "$WAIT" has two 'EXIT rc=0'
+
+# ---- embedded: quitting stops the gateway, so it asks --------------------------------------------
+CUR=emb
+config emb 0 slow
+cat > "$TMP/emb.sh" <<SH
+cd "$TMP"
+export LANG=C.UTF-8 LC_ALL=C.UTF-8 TERM=screen-256color SWITCHBOARD_THEMES=$SWITCHBOARD_THEMES
+export SIM_KEY=$SIM_KEY ONCALL_TOKEN=$ONCALL_TOKEN
+"$SB" console -c "$TMP/emb.json" --port-file "$TMP/emb.port" --log "$TMP/emb.log"
+echo "EXIT rc=\$?"
+exec sleep 3600
+SH
+"${TM[@]}" new-session -d -s emb -x 160 -y 40 "bash $TMP/emb.sh"
+wait_for "$TMP/emb.port" "$WAIT" || dump emb
+PE=$(cat "$TMP/emb.port")
+eventually "$WAIT" has emb '^TARGET +STATE'
+# An idle keep-alive client connection, held open for the test.
+python3 - "$PE" > /dev/null 2>&1 <<'PY' &
+import http.client, sys, time
+c = http.client.HTTPConnection("127.0.0.1", int(sys.argv[1]), timeout=60)
+c.request("GET", "/healthz"); c.getresponse().read()
+time.sleep(60)
+PY
+PIDS+=($!)
+sleep 0.5
+keys emb q
+check "embedded: q with an open connection asks, naming the gateway" \
+  eventually "$WAIT" has emb "Quit stops the gateway on 127\.0\.0\.1:$PE \([1-9][0-9]* connections, 0 calls in the last minute\)\. Quit\? y/N"
+keys emb n
+check "embedded: n keeps the console" eventually "$WAIT" has emb 'not quitting: the gateway keeps serving'
+body='{"model":"chat","max_tokens":8,"messages":[{"role":"user","content":"hi"}]}'
+code=$(curl -s --max-time 10 --data "$body" -o /dev/null -w '%{http_code}' "http://127.0.0.1:$PE/v1/chat/completions")
+check "embedded: after n a client keeps getting 200s" test "$code" = 200
+# A slow stream in flight (alpha's simulator waits 2.5 s before its first byte; beta drained so
+# the call goes there), then q y: it finishes before the gateway stops.
+curl -sf --max-time 5 -X POST -H "Authorization: Bearer $ONCALL_TOKEN" \
+  "http://127.0.0.1:$PE/admin/targets/beta/drain" >/dev/null
+curl -s -N --max-time 30 -H 'Content-Type: application/json' \
+  --data '{"model":"chat","stream":true,"max_tokens":60,"messages":[{"role":"user","content":"a long answer please"}]}' \
+  -o "$TMP/slow.sse" -w '%{http_code}' "http://127.0.0.1:$PE/v1/chat/completions" > "$TMP/slow.code" &
+spid=$!
+sleep 0.7
+keys emb q
+eventually "$WAIT" has emb 'Quit\? y/N'
+keys emb y
+check "embedded: y quits" eventually "$WAIT" has emb 'EXIT rc=0'
+wait "$spid"
+check "embedded: the call in flight finished (200, [DONE])" bash -c "[[ \$(cat '$TMP/slow.code') == 200 ]] && grep -q 'data: \[DONE\]' '$TMP/slow.sse'"
+check "embedded: the gateway is gone after y" bash -c "! curl -sf --max-time 2 http://127.0.0.1:$PE/healthz"
 
 san=$(cat "$TMP"/san-* 2>/dev/null | head -40)
 check "no sanitizer report from any console" test -z "$san"
