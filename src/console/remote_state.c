@@ -97,6 +97,30 @@ static enum budget_level level_from(const char *s)
 
 /* ---- the snapshot ------------------------------------------------------------------------- */
 
+/* "recent": ages become done_ms before a now_ms of 0, so now_ms - done_ms is the age. */
+static void parse_recent(const cJSON *o, struct stats_summary *s)
+{
+    const cJSON *it;
+    s->now_ms = 0;
+    s->n_recent = 0;
+    cJSON_ArrayForEach(it, get(o, "recent"))
+    {
+        if (s->n_recent == STATS_RECENT || !cJSON_IsObject(it))
+            break;
+        struct stats_call *c = &s->recent[s->n_recent++];
+        char cls[48];
+        c->done_ms = -i64(it, "age_ms");
+        str(it, "errclass", cls, sizeof cls);
+        c->errclass = errclass_from(cls);
+        c->latency_us = i64(it, "latency_us");
+        c->ttft_us = i64(it, "ttft_us");
+        c->tokens_in = (long)i64(it, "tokens_in");
+        c->tokens_out = (long)i64(it, "tokens_out");
+        c->cost_usd = num(it, "cost_usd");
+        str(it, "error", c->error, sizeof c->error);
+    }
+}
+
 static void parse_stats(const cJSON *o, struct stats_summary *s)
 {
     s->calls = u64(o, "calls");
@@ -133,6 +157,7 @@ static void parse_stats(const cJSON *o, struct stats_summary *s)
     char cls[48];
     str(o, "last_errclass", cls, sizeof cls);
     s->last_errclass = errclass_from(cls);
+    parse_recent(o, s);
 }
 
 static void parse_target(const cJSON *o, struct router_target_snap *t)

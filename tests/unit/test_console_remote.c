@@ -35,6 +35,13 @@ static struct router_snapshot *snap_two(void)
     a->stats.last_errclass = LLM_ERR_RATE_LIMIT;
     str_copy(a->stats.last_error, sizeof a->stats.last_error, "429 slow down");
     a->last_error_age_ms = 500;
+    a->stats.now_ms = 100000;
+    a->stats.n_recent = 1;
+    a->stats.recent[0].done_ms = 98000;
+    a->stats.recent[0].errclass = LLM_ERR_TIMEOUT;
+    a->stats.recent[0].latency_us = 1234;
+    a->stats.recent[0].tokens_in = -1;
+    str_copy(a->stats.recent[0].error, sizeof a->stats.recent[0].error, "deadline");
     str_copy(b->name, sizeof b->name, "beta");
     b->breaker = BREAKER_OPEN;
     str_copy(b->breaker_reason, sizeof b->breaker_reason, "5 failures in a row");
@@ -87,6 +94,12 @@ static void test_state_json_reads_back_into_the_same_snapshot(void **state)
     assert_true(out->targets[0].stats.rate_series[59] == 3);
     assert_int_equal(out->targets[0].stats.last_errclass, LLM_ERR_RATE_LIMIT);
     assert_string_equal(out->targets[0].stats.last_error, "429 slow down");
+    assert_int_equal(out->targets[0].stats.n_recent, 1); /* recent calls: their age holds */
+    assert_int_equal(out->targets[0].stats.now_ms - out->targets[0].stats.recent[0].done_ms, 2000);
+    assert_int_equal(out->targets[0].stats.recent[0].errclass, LLM_ERR_TIMEOUT);
+    assert_int_equal(out->targets[0].stats.recent[0].latency_us, 1234);
+    assert_int_equal(out->targets[0].stats.recent[0].tokens_in, -1);
+    assert_string_equal(out->targets[0].stats.recent[0].error, "deadline");
     assert_int_equal(out->targets[1].breaker, BREAKER_OPEN);
     assert_string_equal(out->targets[1].breaker_reason, "5 failures in a row");
     assert_true(out->targets[1].drained);
