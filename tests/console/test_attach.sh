@@ -337,6 +337,10 @@ check "embedded: the call in flight finished (200, [DONE])" bash -c "[[ \$(cat '
 check "embedded: the gateway is gone after y" bash -c "! curl -sf --max-time 2 http://127.0.0.1:$PE/healthz"
 
 san=$(cat "$TMP"/san-* 2>/dev/null | head -40)
+kill "$PID_one" 2>/dev/null; wait "$PID_one" 2>/dev/null
+serve_san=$(grep -hE 'Sanitizer|runtime error' "$TMP"/one.err "$TMP"/two.err 2>/dev/null | head -5)
+check "no sanitizer report from the serves" test -z "$serve_san"
+[[ -n $serve_san ]] && echo "$serve_san"
 check "no sanitizer report from any console" test -z "$san"
 [[ -n $san ]] && echo "$san"
 finish

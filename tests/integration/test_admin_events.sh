@@ -156,4 +156,15 @@ ok = b and all(i.rsplit("-", 1)[0] != ia for i in b) and not set(a) & set(b)
 sys.exit(0 if ok else 1)
 PY
 check "events: ...including the command just made" grep -q 'oncall:dave' "$TMP/s3.txt"
+# A stream open while the gateway stops ends with it (no hang), and nothing is reported.
+sse "$ONCALL_TOKEN" 20 > "$TMP/s4.txt" &
+spid=$!
+sleep 1
+t0=$SECONDS
+kill "$SB_PID"; wait "$SB_PID" 2>/dev/null
+wait "$spid"
+check "events: an open stream does not hold the gateway's stop (took $((SECONDS - t0)) s)" test $((SECONDS - t0)) -le 3
+san=$(grep -hE 'Sanitizer|runtime error' "$TMP"/serve.err 2>/dev/null | head -5)
+check "events: no sanitizer report from the serve" test -z "$san"
+[[ -n $san ]] && echo "$san"
 finish
