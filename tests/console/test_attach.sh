@@ -113,6 +113,7 @@ cd "$TMP"
 export LANG=C.UTF-8 LC_ALL=C.UTF-8 TERM=screen-256color SWITCHBOARD_THEMES=$SWITCHBOARD_THEMES
 export ONCALL_TOKEN=$ONCALL_TOKEN SWITCHBOARD_USER=tester ${ATTACH_ENV:-}
 export ASAN_OPTIONS="\${ASAN_OPTIONS:-}:log_path=$TMP/san-$s" UBSAN_OPTIONS="\${UBSAN_OPTIONS:-}:log_path=$TMP/san-$s"
+export TSAN_OPTIONS="\${TSAN_OPTIONS:-} log_path=$TMP/san-$s"
 "$SB" console --token-env ONCALL_TOKEN --log "$TMP/$s.log" $*
 echo "EXIT rc=\$?"
 exec sleep 3600
@@ -134,7 +135,7 @@ serve one 0 alpha || exit 1
 P1=$PORT_one
 r=$(loadp "$P1" --n 30 --c 3 --model chat)
 check "traffic through the serve: 30 calls answered" test "$(echo "$r" | json_get 'j["ok"]')" = 30
-attach one 160 44 --attach "http://127.0.0.1:$P1" || { dump one; finish; exit 1; }
+attach one 160 60 --attach "http://127.0.0.1:$P1" || { dump one; finish; exit 1; }
 check "attached: the header names the gateway" has one "attached 127\.0\.0\.1:$P1"
 board_matches() {
   local a b
@@ -176,6 +177,10 @@ keys one :; text one "weight beta 2 for 10m"; keys one Enter
 check ":weight with an expiry reaches the serve" eventually "$WAIT" tfield_gt $P1 beta "['override_expires_in_ms']" 500000
 keys one :; text one "drain nosuch"; keys one Enter
 check "the serve's refusal is shown" eventually "$WAIT" has one "no target named 'nosuch'"
+all_ops_named() {
+  state "$P1" "sum(1 for e in j['events'] if e['kind']=='operator') >= 8 and all(e['text'].startswith('oncall:tester: ') for e in j['events'] if e['kind']=='operator')" | grep -qx True
+}
+check "every action's audit on the serve names the token and the user" eventually "$WAIT" all_ops_named
 keys one :; text one "route explain chat"; keys one Enter
 check ":route explain asks the serve" eventually "$WAIT" has one 'route: chat \(by model name\)'
 esc one
@@ -215,9 +220,14 @@ while time.monotonic() - t0 < 2:
 print(9999)
 PY
 }
-ms=$(key_ms)
-check "a key pressed meanwhile answers within 100 ms (took $ms ms)" test "$ms" -le 100
-esc one
+# Best of three: a console blocked on the network would take a second or more every time,
+# while a busy CI machine can delay one tmux round trip.
+best=9999
+for _ in 1 2 3; do
+  ms=$(key_ms); ((ms < best)) && best=$ms
+  esc one
+done
+check "a key pressed meanwhile answers within 100 ms (best of 3: $best ms)" test "$best" -le 100
 keys one Home d; eventually "$WAIT" has one 'drain alpha\?'; keys one y
 check "an action on a frozen serve shows sent, and the screen keeps drawing" eventually 3 has one 'drain alpha: sent'
 check "...then its failure" eventually "$WAIT" has one 'drain alpha: .*(timeout|no answer)'
@@ -226,7 +236,7 @@ check "kill -CONT: the rows come back" eventually "$WAIT" lacks_now one 'unreach
 pre_restart=$(state "$P1" "len(j['events'])")
 kill -9 "$PID_one"; wait "$PID_one" 2>/dev/null
 check "kill -9: unreachable again (connection refused)" eventually 3 has one 'unreachable since [0-9:]+, retrying'
-check "the timeline says why" eventually "$WAIT" has one 'unreachable: connection refused'
+check "the timeline says why" eventually "$WAIT" has one 'unreachable: (connection refused|.*reset by peer)'
 serve one "$P1" alpha || exit 1
 check "restarted on the same port: the rows come back" eventually "$WAIT" lacks_now one 'unreachable since'
 check "the timeline says it is back" eventually "$WAIT" has one 'reachable again'
