@@ -198,32 +198,6 @@ static void console_spend_from_ledger(void *ctx, const struct router_snapshot *s
     }
 }
 
-/* Quitting the embedded console stops its gateway: first the calls in flight get up to
- * QUIT_DRAIN_MS to finish (the gateway still answers meanwhile), then gateway_free ends what
- * is left. */
-#define QUIT_DRAIN_MS 10000
-static void finish_calls(struct router *rt)
-{
-    struct router_snapshot *snap = xcalloc(1, sizeof *snap);
-    int64_t until = clock_mono_ms() + QUIT_DRAIN_MS;
-    bool said = false;
-    for (;;) {
-        router_snapshot_read(rt, snap, UINT64_MAX);
-        if (snap->in_flight == 0 || clock_mono_ms() >= until)
-            break;
-        if (!said) {
-            fprintf(stderr, "switchboard: letting %llu calls in flight finish (up to %d s)...\n",
-                    (unsigned long long)snap->in_flight, QUIT_DRAIN_MS / 1000);
-            said = true;
-        }
-        clock_sleep_ms(50);
-    }
-    if (snap->in_flight)
-        log_warn("console: %llu calls still in flight after %d ms: ending them",
-                 (unsigned long long)snap->in_flight, QUIT_DRAIN_MS);
-    free(snap);
-}
-
 static long gateway_conns(void *ctx)
 {
     return gateway_connections(ctx);
@@ -255,6 +229,7 @@ static int run(struct console_cli *o, struct config *cfg, int log_fd)
                                   : "");
     long refresh_ms = (long)cfg->console.refresh_ms;
     long quality_min_volume = cfg->ledger.quality_min_volume;
+    int64_t drain_ms = cfg->gateway.drain_timeout_ms;
     struct config *borrowed = cfg;
     cli_raise_nofile();
     rt = router_new(cfg, msg, sizeof msg); /* owns cfg from here on */
@@ -306,10 +281,17 @@ static int run(struct console_cli *o, struct config *cfg, int log_fd)
         dup2(saved_stderr, STDERR_FILENO);
         close(saved_stderr);
     }
-    if (rc != 0)
+    if (rc != 0) {
         fprintf(stderr, "error: %s\n", msg);
-    else
-        finish_calls(rt);
+    } else { /* quitting stops the gateway: it drains as serve does on SIGTERM */
+        long n = gateway_in_flight(gw);
+        if (n > 0)
+            fprintf(stderr,
+                    "switchboard: draining: %ld calls in flight may finish (up to %lld s; "
+                    "Ctrl-C stops now)\n",
+                    n, (long long)(drain_ms / 1000));
+        cli_drain(rt, gw, &set, o->config_path, o->listen, drain_ms);
+    }
 out:
     console_backend_free(be);
     gateway_free(gw);

@@ -341,6 +341,9 @@ sleep 0.7
 keys emb q
 eventually "$WAIT" has emb 'Quit\? y/N'
 keys emb y
+check "embedded: y drains as serve does on SIGTERM (says so)" eventually 3 has emb 'draining: 1 calls in flight'
+code=$(curl -s --max-time 5 --data "$body" -o /dev/null -w '%{http_code}' "http://127.0.0.1:$PE/v1/chat/completions")
+check "embedded: while draining a new call gets 503" test "$code" = 503
 check "embedded: y quits" eventually "$WAIT" has emb 'EXIT rc=0'
 wait "$spid"
 check "embedded: the call in flight finished (200, [DONE])" bash -c "[[ \$(cat '$TMP/slow.code') == 200 ]] && grep -q 'data: \[DONE\]' '$TMP/slow.sse'"
