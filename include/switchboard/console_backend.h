@@ -22,6 +22,23 @@
  * operator flags OR-ed; console_backend_instances tells which instance is unreachable since
  * when, and console_backend_breakdown gives one target per instance for the detail view.
  * Commands go to every instance; the reply lists each instance's result.
+ *
+ * Writing another backend (e.g. `console --fleet`, instances found through Redis):
+ *  - every op is called on the console's main thread and must return at once: do the work on
+ *    the backend's own thread(s) and hand results over under a mutex (backend_remote.c is
+ *    the model: a worker owns libcurl, a mailbox holds the merged snapshot and the replies);
+ *  - snapshot: out->gen must change whenever anything the board shows changed (a counter the
+ *    backend bumps per publish is enough); out->events are the newest n_events, oldest
+ *    first, each with a seq that only grows within this backend (the console appends events
+ *    with a seq above the last it saw), so renumber instances' events as they arrive;
+ *  - stale[i] greys row i ("unreachable since ..." from instances()); keep the last figures;
+ *  - chat: call the sink exactly as router_submit's contract says (on_commit at most once,
+ *    events, on_done exactly once, also when cancelled or when the backend is freed);
+ *  - command: fill nothing in cmd->user yourself for remote instances: the gateway names the
+ *    admin token and the X-Switchboard-User login (console_login());
+ *  - quit_info: stops_gateway false unless quitting really stops something.
+ * console_state_parse and console_merge (below) turn /admin/state bodies into one merged
+ * snapshot; GET /admin/events (SSE, Last-Event-ID) carries the timeline.
  */
 #ifndef SWITCHBOARD_CONSOLE_BACKEND_H
 #define SWITCHBOARD_CONSOLE_BACKEND_H
