@@ -8,6 +8,7 @@
 #    stream resumes without duplicates; q detaches and the gateway keeps serving
 #  - two serves at once: sums, the worst breaker with its instance, a per-instance breakdown,
 #    actions to both
+#  - https through TLS in front of the serve: verified with --cacert, untrusted without
 #  - --readonly refuses changes; a missing token is an error before the screen starts
 #  - embedded (`console -c`): q with an open client connection asks; n keeps serving (a client
 #    keeps getting 200s); y lets the call in flight finish, then exits
@@ -252,6 +253,53 @@ check "events from before the restart are kept once" test "$(grep -c 'oncall:tes
 keys one q
 check "q detaches" eventually "$WAIT" has one 'EXIT rc=0'
 check "the serve keeps serving after q" bash -c "curl -sf --max-time 3 http://127.0.0.1:$P1/healthz >/dev/null"
+
+# ---- https: TLS in front of the serve (a local forwarder), verified against --cacert -------------
+CUR=tls
+openssl req -x509 -newkey rsa:2048 -nodes -keyout "$TMP/tls.key" -out "$TMP/tls.crt" -days 1 \
+  -subj /CN=127.0.0.1 -addext subjectAltName=IP:127.0.0.1 >/dev/null 2>&1
+cat > "$TMP/tlsfwd.py" <<'PY'
+import socket, ssl, sys, threading
+crt, key, target, portfile = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4]
+ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER); ctx.load_cert_chain(crt, key)
+ls = socket.socket(); ls.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+ls.bind(("127.0.0.1", 0)); ls.listen(16)
+open(portfile, "w").write("%d\n" % ls.getsockname()[1])
+def pipe(a, b):
+    try:
+        while True:
+            d = a.recv(65536)
+            if not d: break
+            b.sendall(d)
+    except Exception: pass
+    for s in (a, b):
+        try: s.shutdown(socket.SHUT_RDWR)
+        except Exception: pass
+def serve(c):
+    try: t = ctx.wrap_socket(c, server_side=True)
+    except Exception: c.close(); return
+    u = socket.create_connection(("127.0.0.1", target))
+    threading.Thread(target=pipe, args=(t, u), daemon=True).start()
+    pipe(u, t)
+while True:
+    c, _ = ls.accept()
+    threading.Thread(target=serve, args=(c,), daemon=True).start()
+PY
+python3 "$TMP/tlsfwd.py" "$TMP/tls.crt" "$TMP/tls.key" "$P1" "$TMP/tls.port" 2>/dev/null &
+PIDS+=($!)
+wait_for "$TMP/tls.port" 10
+PT=$(cat "$TMP/tls.port")
+attach tls 150 30 --attach "https://127.0.0.1:$PT" --cacert "$TMP/tls.crt" || dump tls
+check "https with --cacert: the board of the serve behind TLS" eventually "$WAIT" has tls '^alpha '
+check "https with --cacert: the instance is up" lacks_now tls 'unreachable since'
+keys tls q
+eventually "$WAIT" has tls 'EXIT rc=0'
+CUR=tls2
+sed "s|--cacert $TMP/tls.crt||; s|san-tls|san-tls2|g" "$TMP/tls.sh" > "$TMP/tls2.sh"
+"${TM[@]}" new-session -d -s tls2 -x 150 -y 30 "bash $TMP/tls2.sh"
+check "https without the CA: the certificate is not trusted (unreachable, says why)" \
+  eventually "$WAIT" has tls2 'unreachable: .*(certificate|SSL)'
+keys tls2 q
 
 # ---- read-only ----------------------------------------------------------------------------------
 CUR=ro
