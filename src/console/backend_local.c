@@ -235,7 +235,7 @@ static void local_quit_info(void *self, const struct router_snapshot *snap,
         w->last_call_ms = now;
     }
     long conns = w->conns ? w->conns(w->conns_ctx) : 0;
-    bool recent = w->last_call_ms && now - w->last_call_ms < 5 * 60 * 1000;
+    bool recent = w->last_call_ms && now - w->last_call_ms < (int64_t)5 * 60 * 1000;
     out->ask = conns > 0 || recent;
     snprintf(out->question, sizeof out->question,
              "Quit stops the gateway on %s (%ld connections, %" PRIu64

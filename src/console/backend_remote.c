@@ -231,7 +231,7 @@ static void publish(struct remote *r)
     w->n_events = r->ev_n;
     for (size_t i = 0; i < r->ev_n; i++)
         w->events[i] = r->ev[(r->ev_next + EV_KEEP - r->ev_n + i) % EV_KEEP];
-    bool stale[ROUTER_MAX_TARGETS];
+    bool stale[ROUTER_MAX_TARGETS] = {false};
     for (size_t i = 0; i < w->n_targets; i++) {
         stale[i] = true;
         for (size_t k = 0; k < r->n; k++) {
@@ -387,7 +387,7 @@ void remote_ev_bytes(struct remote *r, struct rinst *in, const char *data, size_
         start = i + 1;
     }
     buf_consume(&in->ev_line, start);
-    if (in->ev_line.len > 256 * 1024) /* no line is that long: drop it */
+    if (in->ev_line.len > (size_t)256 * 1024) /* no line is that long: drop it */
         buf_reset(&in->ev_line);
 }
 

@@ -143,16 +143,14 @@ static void act_quit(struct ui *ui)
         return;
     }
     ui->be->ops->quit_info(ui->be->self, ui->snap, &q);
-    if (!q.stops_gateway) {
-        ui_quit(ui);
-    } else if (ui->opts->readonly) {
+    if (q.stops_gateway && ui->opts->readonly) {
         ui_message(ui, THEME_ERROR,
                    "read-only console: quitting would stop the gateway; it stops with SIGTERM");
-    } else if (q.ask) {
+    } else if (q.stops_gateway && q.ask) {
         confirm_open(ui, &none, q.question);
         ui->confirm_quit = true;
     } else {
-        ui_quit(ui);
+        ui_quit(ui); /* attached: detaches; embedded and idle: stops the gateway */
     }
 }
 

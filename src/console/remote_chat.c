@@ -168,7 +168,7 @@ bool remote_chat_bytes(struct remote *r, struct rchat *c, const char *data, size
     long status = 0;
     curl_easy_getinfo(c->x->h, CURLINFO_RESPONSE_CODE, &status);
     if (status != 200) { /* an error body: kept for on_done */
-        if (c->errbody.len < 64 * 1024)
+        if (c->errbody.len < (size_t)64 * 1024)
             buf_append(&c->errbody, data, len);
         return true;
     }

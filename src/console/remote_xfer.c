@@ -137,11 +137,12 @@ void remote_job_free(struct rjob *j)
 void remote_teardown(struct remote *r)
 {
     remote_chat_abort_all(r); /* before the transfers go: their sinks must hear the end */
-    while (r->xfers) {
-        struct rxfer *x = r->xfers;
-        if (x->kind == RX_JOB && x->job && --x->job->parts == 0)
-            remote_job_free(x->job);
+    for (struct rxfer *x = r->xfers, *next; x; x = next) {
+        next = x->next;
+        struct rjob *j = x->kind == RX_JOB ? x->job : NULL;
         remote_xfer_free(r, x);
+        if (j && --j->parts == 0) /* the job's last transfer */
+            remote_job_free(j);
     }
     while (r->jobs) {
         struct rjob *j = r->jobs;

@@ -365,8 +365,8 @@ static enum MHD_Result admin_votes(struct gw_conn *c)
     } else {
         char who[64];
         admin_who(c, who, sizeof who);
-        router_record_vote(c->gw->rt, w->valuestring, losers, n,
-                           cJSON_IsString(p) ? p->valuestring : NULL, who);
+        const char *prompt = p && cJSON_IsString(p) ? p->valuestring : NULL;
+        router_record_vote(c->gw->rt, w->valuestring, losers, n, prompt, who);
         log_info("gateway: %s vote for %s", who, w->valuestring);
         r = admin_ok(c, "vote recorded", NULL);
     }

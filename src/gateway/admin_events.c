@@ -260,7 +260,7 @@ static void fill_locked(struct gw_events *ev, struct gw_evstream *st, int64_t no
         buf_puts(&st->out, ": gap: older events are no longer kept\n\n");
         st->gap_note = false;
     }
-    for (size_t i = 0; i < ev->n && st->out.len < 64 * 1024; i++) {
+    for (size_t i = 0; i < ev->n && st->out.len < (size_t)64 * 1024; i++) {
         const struct router_event *e = ring_at(ev, i);
         if (e->seq <= st->sent_seq)
             continue;
