@@ -170,6 +170,13 @@ struct config_router {
     int64_t rate_limit_cooldown_ms;  /* cooldown after a 429 without Retry-After; default 1000 */
 };
 
+/* A named admin API token: the audit names who acted by this name. */
+struct config_admin_token {
+    char *name;      /* "oncall" */
+    char *token_env; /* NAME of the variable holding the token */
+    char *token;     /* resolved value; NULL when unset (this token is off) */
+};
+
 struct config_gateway {
     char *listen;                    /* "127.0.0.1:8080" */
     long max_connections;            /* default 1024 */
@@ -182,6 +189,8 @@ struct config_gateway {
     long max_connections_per_client; /* per client address; 0 = no cap; default 256 */
     long max_body_bytes_total;       /* request bytes held, all connections; 64 MiB */
     char *admin_token;               /* resolved value; NULL when unset */
+    struct config_admin_token *admin_tokens; /* more tokens, each with a name */
+    size_t n_admin_tokens;
 };
 
 struct config_ledger {

@@ -4,10 +4,11 @@
  * command table), the prompt pane (one prompt to 2-4 targets, answers side by side), themes.
  *
  * Threads: console_run runs on the main thread and owns curses and every piece of view
- * state. It reads the router only through router_snapshot_read (a copy per frame) and
- * changes it only through router_command / router_explain, called from a small worker thread
- * so that a slow answer never freezes a key. The prompt pane's sinks run on the router thread
- * and only append to mutex-guarded per-column buffers; the main thread draws from copies.
+ * state. It reads and changes the router only through a console backend
+ * (console_backend.h): the router in this process, or running gateways over HTTP. Every
+ * backend call returns at once (a copy, or a posted job) so a slow answer never freezes a key. The
+ * prompt pane's sinks run on the router thread and only append to mutex-guarded per-column buffers;
+ * the main thread draws from copies.
  *
  * Terminal: console_run restores the terminal on every way out: return, the signals it is
  * given (SIGINT/SIGTERM quit, SIGHUP calls opts->reload), exit(), and fatal signals
@@ -37,10 +38,6 @@ struct console_spend {
 typedef void (*console_spend_fn)(void *ctx, const struct router_snapshot *snap,
                                  struct console_spend *out);
 
-/* A comparison vote: winner is one of targets[0..n). Called on the main thread. */
-typedef void (*console_vote_fn)(void *ctx, const char *winner, const char *const *targets,
-                                size_t n);
-
 struct console_opts {
     const char *config_path;  /* shown in the header; may be NULL */
     const char *gateway_addr; /* "127.0.0.1:8080" as bound */
@@ -56,13 +53,15 @@ struct console_opts {
     /* Hooks for the ledger (issue 5); NULL: built-in behaviour. */
     console_spend_fn spend;
     void *spend_ctx;
-    console_vote_fn vote;
-    void *vote_ctx;
 };
 
-/* Runs the console until the operator quits or SIGINT/SIGTERM arrives. rt is borrowed and
- * must be running. Returns 0, or 1 with msg when the terminal cannot be used. */
-int console_run(struct router *rt, const struct console_opts *opts, char *msg, size_t msglen);
+struct console_backend;
+
+/* Runs the console until the operator quits or SIGINT/SIGTERM arrives. be (the in-process
+ * router or attached gateways, console_backend.h) is borrowed. Returns 0, or 1 with msg when
+ * the terminal cannot be used. */
+int console_run(struct console_backend *be, const struct console_opts *opts, char *msg,
+                size_t msglen);
 
 /* The key and command reference as Markdown (generated from the key and command tables). */
 void console_keys_markdown(struct buf *out);

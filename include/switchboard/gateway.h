@@ -40,6 +40,9 @@ unsigned gateway_port(const struct gateway *gw);
 /* The port of gateway.admin_listen once started; 0 when it is not configured. */
 unsigned gateway_admin_port(const struct gateway *gw);
 
+/* Client connections open now (keep-alive ones included); 0 before start. Any thread. */
+long gateway_connections(struct gateway *gw);
+
 /*
  * Begins a graceful stop: new chat calls get 503 "shutting_down" with Retry-After, /readyz
  * answers 503 and every answer carries "Connection: close", while calls in flight go on.

@@ -31,7 +31,9 @@ static const struct cli_command commands[] = {
     {"serve", cli_serve,
      "serve -c FILE [--listen HOST:PORT] [--port-file FILE]   gateway + router, headless"},
     {"console", cli_console,
-     "console -c FILE [--readonly] [--theme NAME] [--log FILE]   the live console (default)"},
+     "console -c FILE [--readonly] [--theme NAME] [--log FILE]   the live console (default)\n"
+     "  console --attach URL [--attach URL ...] [--token-env NAME] [--cacert FILE] [--readonly]\n"
+     "                         the console of running `serve` gateways (q detaches)"},
     {"route", cli_route,
      "route --explain -c FILE -m MODEL [--tag T] [--prompt-tokens N] [--server URL]   dry run"},
     {"ask", cli_ask,

@@ -3,10 +3,12 @@
  * Main thread only.
  */
 #include <errno.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
+#include <time.h>
 
 #include "internal.h"
 #include "switchboard/log.h"
@@ -73,5 +75,33 @@ void cli_raise_nofile(void)
         rl.rlim_cur = rl.rlim_max;
         if (setrlimit(RLIMIT_NOFILE, &rl) != 0)
             log_warn("cannot raise the open-file limit: %s", strerror(errno));
+    }
+}
+
+void cli_drain(struct router *rt, struct gateway *gw, const sigset_t *set, const char *path,
+               const char *listen, int64_t drain_ms)
+{
+    gateway_drain(gw);
+    int64_t until = clock_mono_ms() + drain_ms;
+    for (;;) {
+        int64_t left = until - clock_mono_ms();
+        if (gateway_wait_idle(gw, left < 50 ? left : 50)) {
+            log_info("drained: no call in flight");
+            return;
+        }
+        if (left <= 0) {
+            log_warn("drain: %ld calls still in flight after %lld ms: ending them",
+                     gateway_in_flight(gw), (long long)drain_ms);
+            return;
+        }
+        struct timespec zero = {0, 0};
+        int sig = sigtimedwait(set, NULL, &zero);
+        if (sig == SIGHUP)
+            cli_reload(rt, gw, path, listen);
+        else if (sig > 0) {
+            log_warn("signal %d (%s) while draining: stopping now, %ld calls in flight", sig,
+                     strsignal(sig), gateway_in_flight(gw));
+            return;
+        }
     }
 }

@@ -22,12 +22,17 @@
 #include "switchboard/cli.h"
 #include "switchboard/config.h"
 #include "switchboard/console.h"
+#include "switchboard/console_backend.h"
 #include "switchboard/gateway.h"
 #include "switchboard/log.h"
 #include "switchboard/router.h"
 
 struct console_cli {
     const char *config_path;
+    const char *attach[CONSOLE_MAX_INSTANCES]; /* --attach URL, in order */
+    size_t n_attach;
+    const char *token_env; /* --token-env NAME (default SWITCHBOARD_ADMIN_TOKEN) */
+    const char *cacert;
     const char *listen;
     const char *port_file;
     const char *log_path;
@@ -41,16 +46,22 @@ struct console_cli {
 
 static void console_usage(FILE *out)
 {
-    fprintf(out,
-            "usage: switchboard console -c FILE [--readonly] [--theme NAME] [--log FILE]\n"
-            "                           [--listen HOST:PORT] [--port-file FILE]\n"
-            "                           [--log-level debug|info|warn|error]\n"
-            "       switchboard console --keys\n"
-            "  The gateway, router and probes in the background and the live console in the\n"
-            "  terminal. --readonly refuses every change. Logs go to --log FILE (default:\n"
-            "  switchboard.log beside the config). SIGHUP reloads FILE. --keys prints the key\n"
-            "  and command reference as Markdown. With no command at all, `switchboard` runs\n"
-            "  the console on ./console.json when that file exists.\n");
+    fprintf(
+        out,
+        "usage: switchboard console --attach URL [--attach URL ...] [--token-env NAME]\n"
+        "                           [--cacert FILE] [--readonly] [--theme NAME] [--log FILE]\n"
+        "       switchboard console -c FILE [--readonly] [--theme NAME] [--log FILE]\n"
+        "                           [--listen HOST:PORT] [--port-file FILE]\n"
+        "                           [--log-level debug|info|warn|error]\n"
+        "       switchboard console --keys\n"
+        "  --attach: the console of running `switchboard serve` gateways (their admin API;\n"
+        "  token from SWITCHBOARD_ADMIN_TOKEN or --token-env NAME). q detaches; the gateways\n"
+        "  keep serving. Several --attach: one board over all of them.\n"
+        "  The gateway, router and probes in the background and the live console in the\n"
+        "  terminal (embedded). --readonly refuses every change. Logs go to --log FILE (default:\n"
+        "  switchboard.log beside the config). SIGHUP reloads FILE. --keys prints the key\n"
+        "  and command reference as Markdown. With no command at all, `switchboard` runs\n"
+        "  the console on ./console.json when that file exists.\n");
 }
 
 static int parse(int argc, char **argv, struct console_cli *o)
@@ -64,6 +75,9 @@ static int parse(int argc, char **argv, struct console_cli *o)
         {"theme", required_argument, NULL, 't'},
         {"readonly", no_argument, NULL, 'r'},
         {"keys", no_argument, NULL, 'k'},
+        {"attach", required_argument, NULL, 'a'},
+        {"token-env", required_argument, NULL, 'T'},
+        {"cacert", required_argument, NULL, 'C'},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
@@ -95,6 +109,19 @@ static int parse(int argc, char **argv, struct console_cli *o)
         case 'k':
             o->keys = true;
             break;
+        case 'a':
+            if (o->n_attach == CONSOLE_MAX_INSTANCES) {
+                fprintf(stderr, "error: at most %d --attach\n", CONSOLE_MAX_INSTANCES);
+                return 2;
+            }
+            o->attach[o->n_attach++] = optarg;
+            break;
+        case 'T':
+            o->token_env = optarg;
+            break;
+        case 'C':
+            o->cacert = optarg;
+            break;
         case 'h':
             console_usage(stdout);
             return 0;
@@ -103,7 +130,8 @@ static int parse(int argc, char **argv, struct console_cli *o)
             return 2;
         }
     }
-    if ((!o->config_path && !o->keys) || optind != argc) {
+    if ((!o->config_path && !o->keys && !o->n_attach) || (o->config_path && o->n_attach) ||
+        optind != argc) {
         console_usage(stderr);
         return 2;
     }
@@ -170,18 +198,9 @@ static void console_spend_from_ledger(void *ctx, const struct router_snapshot *s
     }
 }
 
-/* Prompt-pane votes go to the ledger through the router (and show as operator events). */
-static void console_vote_to_ledger(void *ctx, const char *winner, const char *const *targets,
-                                   size_t n)
+static long gateway_conns(void *ctx)
 {
-    struct router *rt = ctx;
-    const char *losers[8];
-    size_t k = 0;
-    for (size_t i = 0; i < n && k < SB_ARRAY_LEN(losers); i++) {
-        if (!str_eq(targets[i], winner))
-            losers[k++] = targets[i];
-    }
-    router_record_vote(rt, winner, losers, k, NULL, "console");
+    return gateway_connections(ctx);
 }
 
 static int run(struct console_cli *o, struct config *cfg, int log_fd)
@@ -189,6 +208,7 @@ static int run(struct console_cli *o, struct config *cfg, int log_fd)
     char msg[256];
     struct router *rt = NULL;
     struct gateway *gw = NULL;
+    struct console_backend *be = NULL;
     int rc = 1;
     sigset_t set;
     sigemptyset(&set);
@@ -209,6 +229,7 @@ static int run(struct console_cli *o, struct config *cfg, int log_fd)
                                   : "");
     long refresh_ms = (long)cfg->console.refresh_ms;
     long quality_min_volume = cfg->ledger.quality_min_volume;
+    int64_t drain_ms = cfg->gateway.drain_timeout_ms;
     struct config *borrowed = cfg;
     cli_raise_nofile();
     rt = router_new(cfg, msg, sizeof msg); /* owns cfg from here on */
@@ -244,23 +265,112 @@ static int run(struct console_cli *o, struct config *cfg, int log_fd)
         .reload = reload,
         .reload_ctx = o,
         .spend = console_spend_from_ledger,
-        .vote = console_vote_to_ledger,
-        .vote_ctx = rt,
     };
+    struct console_local_opts lo = {.gateway_addr = addr, .conns = gateway_conns, .conns_ctx = gw};
+    be = console_backend_local_new(rt, &lo);
+    if (!be) {
+        fprintf(stderr, "error: cannot start the console's worker thread\n");
+        goto out;
+    }
     fflush(stderr);
     int saved_stderr = dup(STDERR_FILENO);
     if (log_fd >= 0)
         dup2(log_fd, STDERR_FILENO);
-    rc = console_run(rt, &copts, msg, sizeof msg);
+    rc = console_run(be, &copts, msg, sizeof msg);
     if (saved_stderr >= 0) {
         dup2(saved_stderr, STDERR_FILENO);
         close(saved_stderr);
     }
-    if (rc != 0)
+    if (rc != 0) {
         fprintf(stderr, "error: %s\n", msg);
+    } else { /* quitting stops the gateway: it drains as serve does on SIGTERM */
+        long n = gateway_in_flight(gw);
+        if (n > 0)
+            fprintf(stderr,
+                    "switchboard: draining: %ld calls in flight may finish (up to %lld s; "
+                    "Ctrl-C stops now)\n",
+                    n, (long long)(drain_ms / 1000));
+        cli_drain(rt, gw, &set, o->config_path, o->listen, drain_ms);
+    }
 out:
+    console_backend_free(be);
     gateway_free(gw);
     router_free(rt);
+    return rc;
+}
+
+/* --log FILE, else nothing: an attached console has no config directory. */
+static int open_attach_log(const struct console_cli *o)
+{
+    const char *path = o->log_path ? o->log_path : "/dev/null";
+    int fd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+    return fd >= 0 ? fd : open("/dev/null", O_WRONLY | O_CLOEXEC);
+}
+
+/* `console --attach URL...`: no router here; the backend talks to the gateways. */
+static int run_attached(struct console_cli *o)
+{
+    char msg[256], addr[160] = "";
+    const char *env = o->token_env ? o->token_env : "SWITCHBOARD_ADMIN_TOKEN";
+    const char *token = getenv(env);
+    if (!token || !*token) {
+        fprintf(stderr, "error: %s is not set: the admin token of the gateway(s) to attach to\n",
+                env);
+        return 2;
+    }
+    sigset_t set;
+    sigemptyset(&set);
+    sigaddset(&set, SIGINT);
+    sigaddset(&set, SIGTERM);
+    sigaddset(&set, SIGHUP);
+    sigaddset(&set, SIGWINCH);
+    pthread_sigmask(SIG_BLOCK, &set, NULL);
+    signal(SIGPIPE, SIG_IGN);
+    struct console_remote_opts ro = {
+        .urls = o->attach, .n_urls = o->n_attach, .token = token, .cacert = o->cacert};
+    struct console_backend *be = console_backend_remote_new(&ro, msg, sizeof msg);
+    if (!be) {
+        fprintf(stderr, "error: %s\n", msg);
+        return 2;
+    }
+    if (!isatty(STDIN_FILENO) || !isatty(STDOUT_FILENO)) {
+        console_backend_free(be);
+        fprintf(stderr, "error: the console needs a terminal\n");
+        return 2;
+    }
+    size_t used = 0;
+    for (size_t i = 0; i < o->n_attach && used < sizeof addr; i++) {
+        const char *u = strstr(o->attach[i], "://");
+        u = u ? u + 3 : o->attach[i];
+        int n = snprintf(addr + used, sizeof addr - used, "%s%.*s", i ? " " : "attached ",
+                         (int)strcspn(u, "/"), u);
+        used += n > 0 ? (size_t)n : 0;
+    }
+    sigdelset(&set, SIGWINCH);
+    struct console_opts copts = {
+        .gateway_addr = addr,
+        .theme = o->theme,
+        .refresh_ms = 200,
+        .readonly = o->readonly,
+        .signals = &set,
+        .spend = console_spend_from_ledger,
+    };
+    int log_fd = open_attach_log(o);
+    log_setup(LOG_LEVEL_INFO, log_fd);
+    fflush(stderr);
+    int saved_stderr = dup(STDERR_FILENO);
+    if (log_fd >= 0)
+        dup2(log_fd, STDERR_FILENO);
+    int rc = console_run(be, &copts, msg, sizeof msg);
+    if (saved_stderr >= 0) {
+        dup2(saved_stderr, STDERR_FILENO);
+        close(saved_stderr);
+    }
+    console_backend_free(be);
+    if (log_fd >= 0)
+        close(log_fd);
+    if (rc != 0)
+        fprintf(stderr, "error: %s\n", msg);
     return rc;
 }
 
@@ -279,6 +389,8 @@ int cli_console(int argc, char **argv)
         buf_cleanup(&b);
         return 0;
     }
+    if (o.n_attach)
+        return run_attached(&o);
     struct buf errors;
     buf_init(&errors);
     int log_fd = -1;

@@ -98,36 +98,6 @@ static void wait_for_signals(struct router *rt, struct gateway *gw, const sigset
     }
 }
 
-/* Lets the calls in flight finish, for up to drain_ms; returns early when they are done or
- * at a second SIGTERM/SIGINT. */
-static void drain(struct router *rt, struct gateway *gw, const sigset_t *set,
-                  const struct serve_opts *o, int64_t drain_ms)
-{
-    gateway_drain(gw);
-    int64_t until = clock_mono_ms() + drain_ms;
-    for (;;) {
-        int64_t left = until - clock_mono_ms();
-        if (gateway_wait_idle(gw, left < 50 ? left : 50)) {
-            log_info("drained: no call in flight");
-            return;
-        }
-        if (left <= 0) {
-            log_warn("drain: %ld calls still in flight after %lld ms: ending them",
-                     gateway_in_flight(gw), (long long)drain_ms);
-            return;
-        }
-        struct timespec zero = {0, 0};
-        int sig = sigtimedwait(set, NULL, &zero);
-        if (sig == SIGHUP)
-            cli_reload(rt, gw, o->config_path, o->listen);
-        else if (sig > 0) {
-            log_warn("signal %d (%s) while draining: stopping now, %ld calls in flight", sig,
-                     strsignal(sig), gateway_in_flight(gw));
-            return;
-        }
-    }
-}
-
 int cli_serve(int argc, char **argv)
 {
     struct serve_opts o = {0};
@@ -192,7 +162,7 @@ int cli_serve(int argc, char **argv)
         goto out;
     }
     wait_for_signals(rt, gw, &set, &o);
-    drain(rt, gw, &set, &o, drain_ms);
+    cli_drain(rt, gw, &set, o.config_path, o.listen, drain_ms);
     rc = 0;
 out:
     gateway_free(gw);

@@ -291,6 +291,8 @@ void config_free(struct config *cfg)
         free_secret(cfg->targets[i].api_key);
     free_secret(cfg->gateway.admin_token);
     config_release_users(cfg);
+    for (size_t i = 0; i < cfg->gateway.n_admin_tokens; i++)
+        free_secret(cfg->gateway.admin_tokens[i].token);
     config_walk_release(&config_schema_root, cfg);
     free(cfg->source_path);
     free(cfg);

@@ -300,12 +300,18 @@ static void summary_settings(const struct config *cfg, struct buf *out)
     if (g->admin_listen)
         buf_printf(out, " (ops endpoints on %s)", g->admin_listen);
     buf_puts(out, ", admin API ");
-    if (!g->admin_token_env)
+    if (!g->admin_token_env && g->n_admin_tokens)
+        buf_puts(out, "by named tokens\n");
+    else if (!g->admin_token_env)
         buf_puts(out, "off\n");
     else if (g->admin_token)
         buf_printf(out, "on (token from %s)\n", g->admin_token_env);
     else
         buf_printf(out, "off (%s is not set)\n", g->admin_token_env);
+    for (size_t i = 0; i < g->n_admin_tokens; i++)
+        buf_printf(out, "gateway: admin token \"%s\" %s (%s%s)\n", g->admin_tokens[i].name,
+                   g->admin_tokens[i].token ? "on" : "off", g->admin_tokens[i].token_env,
+                   g->admin_tokens[i].token ? "" : " is not set");
     const struct config_guard *gd = &cfg->guard;
     if (gd->enabled)
         buf_printf(out,

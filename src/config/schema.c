@@ -473,6 +473,22 @@ static const struct schema_entry router_entries[] = {
 static const struct schema router_schema = {"router", "Retries, deadlines, hedging, breakers.",
                                             ENTRIES(router_entries)};
 
+static const struct schema_entry admin_token_entries[] = {
+    {.key = "name", .type = ST_STRING, .flags = SF_REQUIRED | SF_UNIQUE,
+     .off = OFF(config_admin_token, name), .check = check_target_name,
+     .help = "Who holds this token; the audit names it (with the operator's login)."},
+    {.key = "token_env", .type = ST_STRING, .flags = SF_REQUIRED,
+     .off = OFF(config_admin_token, token_env), .check = check_env_name,
+     .help = "NAME of the variable holding the token (never the token). Unset: this token is "
+             "off."},
+};
+static const struct schema admin_token_schema = {
+    "gateway.admin_tokens[]",
+    "Admin API tokens, each with a name: the audit's \"who\" is the token's name plus the "
+    "operator login the console sends. Any of them (or admin_token_env's, named \"admin\") "
+    "opens the admin API.",
+    ENTRIES(admin_token_entries)};
+
 static const struct schema_entry gateway_entries[] = {
     {.key = "listen", .type = ST_STRING, .off = OFF(config_gateway, listen),
      .def_s = "127.0.0.1:8080", .check = check_listen, .help = "HOST:PORT to listen on."},
@@ -513,6 +529,10 @@ static const struct schema_entry gateway_entries[] = {
      .check = check_env_name,
      .help = "NAME of the variable holding the admin API bearer token; admin API off when "
              "absent or unset."},
+    {.key = "admin_tokens", .type = ST_OBJECT_ARRAY, .off = OFF(config_gateway, admin_tokens),
+     .aux_off = OFF(config_gateway, n_admin_tokens),
+     .elem_size = sizeof(struct config_admin_token), .sub = &admin_token_schema,
+     .help = "Named admin tokens (see gateway.admin_tokens[])."},
 };
 static const struct schema gateway_schema = {
     "gateway", "The OpenAI-compatible HTTP endpoint and the admin API.", ENTRIES(gateway_entries)};

@@ -141,6 +141,18 @@ static void resolve_secrets(struct cfg_ctx *ctx)
         else
             g->admin_token = v && *v ? xstrdup(v) : NULL;
     }
+    for (size_t i = 0; i < g->n_admin_tokens; i++) {
+        struct config_admin_token *t = &g->admin_tokens[i];
+        const char *v = ctx->getenv_fn(ctx->env_ctx, t->token_env);
+        if (v && *v && str_has_ctl(v)) /* never echo the value */
+            cfg_err(ctx,
+                    "gateway.admin_tokens[%zu].token_env: the value of %s contains a control "
+                    "character (CR, LF, tab...); a bearer token cannot carry one: fix the "
+                    "variable",
+                    i, t->token_env);
+        else
+            t->token = v && *v ? xstrdup(v) : NULL;
+    }
 }
 
 /* ---- Routes ----------------------------------------------------------------------------- */

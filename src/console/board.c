@@ -188,15 +188,32 @@ static void add(struct seg *segs, size_t *n, int priority, enum theme_elem e, co
     (*n)++;
 }
 
+/* Attached: how many instances answer, and since when the others do not. */
+static void header_instances(struct ui *ui, struct seg *segs, size_t *n)
+{
+    if (!ui->attached)
+        return;
+    size_t up = 0;
+    for (size_t k = 0; k < ui->n_inst; k++)
+        up += ui->inst[k].up;
+    char text[96];
+    if (ui->n_inst > 1)
+        add(segs, n, 0, up == ui->n_inst ? THEME_HEADER_VALUE : THEME_ERROR, "%zu/%zu up", up,
+            ui->n_inst);
+    if (board_unreachable_text(ui, text, sizeof text))
+        add(segs, n, 0, THEME_ERROR, "%s", text);
+}
+
 static void header_line1(struct ui *ui, int y, int w)
 {
     const struct router_snapshot *s = ui->snap;
-    struct seg segs[8];
+    struct seg segs[12];
     size_t n = 0;
     char up[24], clock[16];
     command_format_duration(s->uptime_ms, up, sizeof up);
     add(segs, &n, 0, THEME_HEADER_VALUE, "switchboard");
     add(segs, &n, 0, THEME_HEADER, "%s", ui->opts->gateway_addr);
+    header_instances(ui, segs, &n);
     add(segs, &n, 0, THEME_HEADER_VALUE, "%.1f req/s", s->req_per_s);
     add(segs, &n, 0, s->error_pct_1m >= 5 ? THEME_ERROR : THEME_HEADER_VALUE, "err %.1f%%",
         s->error_pct_1m);
@@ -337,6 +354,47 @@ static void draw_info(struct ui *ui, int y)
     buf_cleanup(&b);
 }
 
+/* "unreachable since HH:MM:SS, retrying" for the instances that are down (the earliest
+ * outage); false when every instance answers. */
+bool board_unreachable_text(const struct ui *ui, char *out, size_t outlen)
+{
+    int64_t since = 0;
+    size_t down = 0;
+    for (size_t k = 0; k < ui->n_inst; k++) {
+        if (ui->inst[k].up)
+            continue;
+        down++;
+        if (ui->inst[k].down_since_ms && (!since || ui->inst[k].down_since_ms < since))
+            since = ui->inst[k].down_since_ms;
+    }
+    if (!down)
+        return false;
+    char clock[16] = "?";
+    if (since)
+        fmt_clock(since, clock, sizeof clock, false);
+    snprintf(out, outlen, "unreachable since %s, retrying", clock);
+    return true;
+}
+
+/* A stale row (every instance with it is unreachable) says so in its NOTE cell, or over the
+ * row's last columns when NOTE does not fit. */
+static void draw_stale_note(struct ui *ui, int y, const struct console_place *pl, size_t n,
+                            attr_t a)
+{
+    char text[96];
+    if (!board_unreachable_text(ui, text, sizeof text))
+        return;
+    int x = COLS - text_width(text, strlen(text)) - 1;
+    for (size_t i = 0; i < n; i++) {
+        if (columns_id(pl[i].col) == COL_NOTE && pl[i].x < x)
+            x = pl[i].x;
+    }
+    if (x < 20)
+        x = 20;
+    draw_fill(y, x - 1, COLS - x + 1, a);
+    draw_text_cut(ui, y, x, COLS - x - 1, text, a);
+}
+
 static void draw_table(struct ui *ui, int y, int rows)
 {
     struct console_place pl[COL_COUNT];
@@ -362,7 +420,12 @@ static void draw_table(struct ui *ui, int y, int rows)
                               : ui->attr[THEME_ROW];
         if (i == ui->sel && !sel)
             base |= A_BOLD;
-        columns_draw_row(ui, y + 1 + r, t, pl, n, base, sel || flash);
+        bool stale = ui->stale[ui->visible[i]];
+        if (stale && !sel)
+            base = ui->attr[THEME_DIM];
+        columns_draw_row(ui, y + 1 + r, t, pl, n, base, sel || flash || stale);
+        if (stale)
+            draw_stale_note(ui, y + 1 + r, pl, n, base);
     }
 }
 

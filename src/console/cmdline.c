@@ -170,7 +170,7 @@ void cmdline_run(struct ui *ui, const char *line)
     case COMMAND_EXPLAIN: {
         char label[128];
         snprintf(label, sizeof label, "route explain %s", cp.model);
-        worker_post_explain(ui->worker, cp.model, cp.tag, cp.tokens, label);
+        ui->be->ops->explain(ui->be->self, cp.model, cp.tag, cp.tokens, label);
         ui->pending++;
         ui_message(ui, THEME_DIM, "%s: asking the router", label);
         break;
@@ -247,17 +247,23 @@ void cmdline_draw(struct ui *ui, int y)
 void confirm_open(struct ui *ui, const struct router_cmd *cmd, const char *question)
 {
     ui->confirm_cmd = *cmd;
+    ui->confirm_quit = false;
     str_copy(ui->confirm_text, sizeof ui->confirm_text, question);
     ui->modal = MODAL_CONFIRM;
 }
 
 void confirm_key(struct ui *ui, struct ui_key k)
 {
-    if (!k.fn && (k.code == 'y' || k.code == 'Y')) {
+    if (!k.fn && (k.code == 'y' || k.code == 'Y') && ui->confirm_quit) {
+        ui->modal = MODAL_NONE;
+        ui_quit(ui);
+    } else if (!k.fn && (k.code == 'y' || k.code == 'Y')) {
         ui->modal = MODAL_NONE;
         keys_submit(ui, command_for_type(ui->confirm_cmd.type), &ui->confirm_cmd, false);
     } else if (keys_is_escape(k) || (!k.fn && (k.code == 'n' || k.code == 'N' || k.code == 'q'))) {
         ui->modal = MODAL_NONE;
-        ui_message(ui, THEME_DIM, "cancelled: nothing changed");
+        ui_message(ui, THEME_DIM,
+                   ui->confirm_quit ? "not quitting: the gateway keeps serving"
+                                    : "cancelled: nothing changed");
     }
 }

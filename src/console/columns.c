@@ -248,6 +248,11 @@ static void cell(const struct ui *ui, enum col_id c, const struct router_target_
     }
 }
 
+enum col_id columns_id(size_t place_col)
+{
+    return cols[place_col].id;
+}
+
 void columns_draw_row(struct ui *ui, int y, const struct router_target_snap *t,
                       const struct console_place *pl, size_t n, attr_t base, bool highlight)
 {

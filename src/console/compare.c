@@ -1,12 +1,13 @@
 /*
  * compare.c - the prompt pane's state: sends one prompt to 2-4 targets at once as direct
- * target calls (router_submit with opts.target: no fallback, drain and breaker ignored: the
- * operator decides), collects each answer in its column, records votes (win rate per target)
+ * target calls (the backend's chat: no fallback, drain and breaker ignored: the operator
+ * decides), collects each answer in its column, records votes (win rate per target)
  * and saves a comparison as Markdown.
  *
- * Threads: the sinks run on the router thread. They touch only their struct cmp_col, under
- * its mutex, and never block. The UI copies a column (compare_copy) to draw or save it. A
- * column has two owners, the UI and the call (until on_done); the last to let go frees it.
+ * Threads: the sinks run on the backend's thread (the router thread, or the remote worker). They
+ * touch only their struct cmp_col, under its mutex, and never block. The UI copies a column
+ * (compare_copy) to draw or save it. A column has two owners, the UI and the call (until on_done);
+ * the last to let go frees it.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -125,7 +126,7 @@ static void drop_columns(struct ui *ui, struct compare *c)
         uint64_t id = col->call_id;
         pthread_mutex_unlock(&col->mu);
         if (running && id)
-            router_cancel(ui->rt, id);
+            ui->be->ops->cancel(ui->be->self, id);
         col_put(col);
         c->cols[i] = NULL;
     }
@@ -273,8 +274,8 @@ void compare_send(struct ui *ui)
         struct cmp_col *col = col_new(c->picked[i]);
         c->cols[c->n_cols++] = col;
         struct router_sink sink = {sink_commit, sink_event, sink_done, col};
-        struct router_call_opts opts = {.target = c->picked[i], .request_id = "console-compare"};
-        uint64_t id = router_submit(ui->rt, build_request(c, c->picked[i]), &opts, &sink);
+        uint64_t id =
+            ui->be->ops->chat(ui->be->self, c->picked[i], build_request(c, c->picked[i]), &sink);
         pthread_mutex_lock(&col->mu);
         col->call_id = id;
         pthread_mutex_unlock(&col->mu);
@@ -356,8 +357,13 @@ void compare_vote(struct ui *ui, int col)
         if ((int)i == col)
             v->wins++;
     }
-    if (ui->opts->vote)
-        ui->opts->vote(ui->opts->vote_ctx, names[col], names, n);
+    const char *losers[CMP_MAX];
+    size_t k = 0;
+    for (size_t i = 0; i < n; i++) {
+        if ((int)i != col)
+            losers[k++] = names[i];
+    }
+    ui->be->ops->vote(ui->be->self, names[col], losers, k, c->sent_prompt);
     ui_message(ui, THEME_OK, "marked %s's answer as the better one", names[col]);
 }
 

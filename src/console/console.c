@@ -130,7 +130,11 @@ static void note_changes(struct ui *ui)
 
 static void intake(struct ui *ui)
 {
-    if (router_snapshot_read(ui->rt, ui->snap, ui->have_snap ? ui->snap->gen : 0)) {
+    ui->n_inst = ui->be->ops->instances(ui->be->self, ui->inst, CONSOLE_MAX_INSTANCES);
+    if (ui->n_inst > CONSOLE_MAX_INSTANCES)
+        ui->n_inst = CONSOLE_MAX_INSTANCES;
+    if (ui->be->ops->snapshot(ui->be->self, ui->snap, ui->stale,
+                              ui->have_snap ? ui->snap->gen : 0)) {
         bool first = !ui->have_snap;
         ui->have_snap = true;
         events_intake(ui, ui->snap);
@@ -146,11 +150,11 @@ static void intake(struct ui *ui)
 
 static void take_verdicts(struct ui *ui)
 {
-    struct worker_result *list = worker_take(ui->worker);
-    for (struct worker_result *r = list; r; r = r->next) {
+    struct console_reply *list = ui->be->ops->take(ui->be->self);
+    for (struct console_reply *r = list; r; r = r->next) {
         if (ui->pending)
             ui->pending--;
-        if (r->type == WORKER_EXPLAIN && r->status == SB_OK) {
+        if (r->type == CONSOLE_JOB_EXPLAIN && r->status == SB_OK) {
             buf_reset(&ui->popup_text);
             buf_puts(&ui->popup_text, r->text ? r->text : "");
             str_copy(ui->popup_title, sizeof ui->popup_title, r->label);
@@ -164,7 +168,7 @@ static void take_verdicts(struct ui *ui)
             ui_message(ui, THEME_ERROR, "%s: %s", r->label, r->msg);
         }
     }
-    worker_result_free(list);
+    console_reply_free(list);
 }
 
 /* ---- drawing -------------------------------------------------------------------------------- */
@@ -337,10 +341,11 @@ static void loop(struct ui *ui, int sfd)
 
 /* ---- lifecycle ------------------------------------------------------------------------------ */
 
-static void ui_init(struct ui *ui, struct router *rt, const struct console_opts *opts)
+static void ui_init(struct ui *ui, struct console_backend *be, const struct console_opts *opts)
 {
     memset(ui, 0, sizeof *ui);
-    ui->rt = rt;
+    ui->be = be;
+    ui->attached = !str_eq(be->mode, "embedded");
     ui->opts = opts;
     ui->snap = xcalloc(1, sizeof *ui->snap);
     ui->sort_col = -1;
@@ -365,17 +370,13 @@ static void ui_cleanup(struct ui *ui)
     free(ui->snap);
 }
 
-int console_run(struct router *rt, const struct console_opts *opts, char *msg, size_t msglen)
+int console_run(struct console_backend *be, const struct console_opts *opts, char *msg,
+                size_t msglen)
 {
     struct ui *ui = xcalloc(1, sizeof *ui);
-    ui_init(ui, rt, opts);
+    ui_init(ui, be, opts);
     int rc = 1, sfd = -1;
-    ui->quality = ui_quality_start(rt);
-    ui->worker = worker_new(rt);
-    if (!ui->worker) {
-        snprintf(msg, msglen, "cannot start the console's worker thread");
-        goto out;
-    }
+    ui->quality = be->rt ? ui_quality_start(be->rt) : NULL; /* this process's ledger */
     if (opts->signals) {
         sfd = signalfd(-1, opts->signals, SFD_NONBLOCK | SFD_CLOEXEC);
         if (sfd < 0) {
@@ -394,7 +395,6 @@ int console_run(struct router *rt, const struct console_opts *opts, char *msg, s
     rc = 0;
 out:
     term_stop();
-    worker_free(ui->worker);
     ui_quality_stop(ui->quality);
     if (sfd >= 0)
         close(sfd);

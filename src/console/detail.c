@@ -226,7 +226,10 @@ static void quality(struct ui *ui, const struct router_target_snap *t, struct dl
     struct ui_quality_view v;
     ui_quality_watch(ui->quality, t->name);
     if (!ui->quality || !ui_quality_peek(ui->quality, t->name, &v)) {
-        add(d, THEME_DIM, "quality    %s", ui->quality ? "reading the ledger..." : "no ledger");
+        add(d, THEME_DIM, "quality    %s",
+            ui->quality    ? "reading the ledger..."
+            : ui->attached ? "in the gateway's ledger (switchboard report on its host)"
+                           : "no ledger");
         return;
     }
     const struct ledger_quality_row *r = &v.row;
@@ -260,6 +263,39 @@ static void quality(struct ui *ui, const struct router_target_snap *t, struct dl
     }
 }
 
+/* Attached: the target on each instance (the board shows their sum and worst state). */
+static void instances(struct ui *ui, const struct router_target_snap *t, struct dlines *d)
+{
+    struct console_part parts[CONSOLE_MAX_INSTANCES];
+    size_t n = ui->be->ops->breakdown(ui->be->self, t->name, parts, SB_ARRAY_LEN(parts));
+    if (n < 2)
+        return; /* one instance: the board is its own figures */
+    add(d, THEME_TITLE, "Per instance");
+    add(d, THEME_DIM, "  %-24s %-11s %-5s %6s %8s %6s %5s %8s %9s", "instance", "state", "ovr", "w",
+        "calls", "errs", "infl", "p95", "spend");
+    for (size_t i = 0; i < n && i < SB_ARRAY_LEN(parts); i++) {
+        const struct console_part *p = &parts[i];
+        if (!p->has_target) {
+            add(d, THEME_DIM, "  %-24.24s %s", p->instance,
+                p->up ? "no such target" : "unreachable");
+            continue;
+        }
+        char p95[16], usd[24], ovr[8];
+        fmt_ms(p->p95_ms, p95, sizeof p95);
+        fmt_usd(p->spend_usd, usd, sizeof usd);
+        snprintf(ovr, sizeof ovr, "%s%s%s", p->forced_live ? "F" : "", p->pinned ? "P" : "",
+                 p->drained ? "D" : "");
+        enum theme_elem e = !p->up                       ? THEME_DIM
+                            : p->breaker == BREAKER_OPEN ? THEME_BREAKER_OPEN
+                                                         : THEME_NORMAL;
+        add(d, e, "  %-24.24s %-11s %-5s %6g %8llu %6llu %5ld %8s %9s%s", p->instance,
+            breaker_state_name(p->breaker), ovr, p->weight, (unsigned long long)p->calls,
+            (unsigned long long)p->failures, p->in_flight, p95, usd,
+            p->up ? "" : "  (unreachable: last figures)");
+    }
+    add(d, THEME_NORMAL, " ");
+}
+
 static void draw_lines(struct ui *ui, const struct dlines *d, int y, int x, int h, int w,
                        int scroll)
 {
@@ -290,6 +326,7 @@ void detail_draw(struct ui *ui)
     summary(ui, t, &top);
     quality(ui, t, &top);
     add(&top, THEME_NORMAL, " ");
+    instances(ui, t, &top);
     errors(ui, t, &left);
     histogram(ui, t, &right);
     recent(t, &calls);

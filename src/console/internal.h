@@ -13,10 +13,13 @@
  *   compare.c   prompt pane state: calls, sinks (router thread), save, votes
  *   compare_view.c  prompt pane drawing and keys
  *   draw.c      drawing helpers (UTF-8 -> wide chars, widths, wrapping, formatting)
- *   worker.c    the thread that waits for router_command / router_explain verdicts
+ *   backend_local.c   the console backend over the in-process router
+ *   backend_remote.c  the console backend over `serve` instances (libcurl worker thread)
+ *   remote_state.c    /admin/state JSON -> snapshot; merging instance snapshots
  *
  * Threads: everything in struct ui belongs to the main thread. struct cmp_col (compare.c) is
- * shared with the router thread under its own mutex; the worker's queues under the worker's.
+ * shared with the backend's thread (the router thread, or the remote worker) under its own
+ * mutex. The backend (console_backend.h) is called from the main thread only.
  */
 #ifndef SWITCHBOARD_CONSOLE_INTERNAL_H
 #define SWITCHBOARD_CONSOLE_INTERNAL_H
@@ -30,6 +33,7 @@
 
 #include "switchboard/command.h"
 #include "switchboard/console.h"
+#include "switchboard/console_backend.h"
 #include "switchboard/router.h"
 #include "switchboard/theme.h"
 
@@ -82,21 +86,6 @@ struct text_edit {
     size_t cur;      /* byte offset */
     int top;         /* first visible line */
 };
-
-/* ---- the worker ----------------------------------------------------------------------------- */
-
-enum worker_job_type { WORKER_COMMAND, WORKER_EXPLAIN };
-
-struct worker_result {
-    struct worker_result *next;
-    enum worker_job_type type;
-    char label[128]; /* what was asked, for the message line */
-    enum sb_status status;
-    char msg[256];
-    char *text; /* EXPLAIN: the explanation (owned) */
-};
-
-struct worker;
 
 /* ---- the prompt pane ------------------------------------------------------------------------ */
 
@@ -216,12 +205,15 @@ bool ui_quality_peek(struct ui_quality *q, const char *target, struct ui_quality
 void ui_quality_stop(struct ui_quality *q); /* NULL-safe */
 
 struct ui {
-    struct router *rt;
+    struct console_backend *be;
     const struct console_opts *opts;
-    struct worker *worker;
-    struct ui_quality *quality;
-    struct router_snapshot *snap; /* newest copy */
+    struct ui_quality *quality;     /* NULL when attached, or no ledger file */
+    struct router_snapshot *snap;   /* newest copy */
+    bool stale[ROUTER_MAX_TARGETS]; /* per snapshot target: every instance with it unreachable */
     bool have_snap;
+    struct console_instance inst[CONSOLE_MAX_INSTANCES]; /* refreshed every turn */
+    size_t n_inst;
+    bool attached;  /* the backend is not this process's router: q only detaches */
     int64_t now_ms; /* monotonic */
     bool utf8;
     bool quit;
@@ -255,6 +247,7 @@ struct ui {
     char hint[256];
     /* confirmation */
     struct router_cmd confirm_cmd;
+    bool confirm_quit; /* the y/n is the embedded console's quit question */
     char confirm_text[192];
     /* popup and help */
     char popup_title[96];
@@ -312,6 +305,7 @@ bool keys_is_escape(struct ui_key k);
 
 /* board.c */
 void board_draw(struct ui *ui);
+bool board_unreachable_text(const struct ui *ui, char *out, size_t outlen);
 void board_header(struct ui *ui, int y);
 void board_move(struct ui *ui, int delta);
 int board_table_rows(const struct ui *ui);
@@ -351,6 +345,7 @@ enum col_id {
 #define COL_COUNT (COL_NOTE + 1)
 const char *columns_title(enum col_id c);
 bool columns_sortable(enum col_id c);
+enum col_id columns_id(size_t place_col); /* console_place.col -> the column's id */
 size_t columns_layout(const struct ui *ui, int width, struct console_place *out);
 void columns_draw_titles(struct ui *ui, int y, const struct console_place *pl, size_t n);
 void columns_draw_row(struct ui *ui, int y, const struct router_target_snap *t,
@@ -429,14 +424,5 @@ void fmt_usd_exact(double usd, char *out, size_t n); /* one call's cost */
 void fmt_age(int64_t ms, char *out, size_t n);
 void fmt_clock(int64_t wall_ms, char *out, size_t n, bool with_date);
 void draw_spark(const struct ui *ui, int y, int x, int w, const double *series, size_t n, attr_t a);
-
-/* worker.c */
-struct worker *worker_new(struct router *rt);
-void worker_free(struct worker *w); /* NULL-safe; joins */
-void worker_post_command(struct worker *w, const struct router_cmd *cmd, const char *label);
-void worker_post_explain(struct worker *w, const char *model, const char *tag, long tokens,
-                         const char *label);
-struct worker_result *worker_take(struct worker *w);
-void worker_result_free(struct worker_result *r);
 
 #endif

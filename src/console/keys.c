@@ -132,9 +132,26 @@ static void act_bottom(struct ui *ui)
     move_by(ui, 1000000);
 }
 
+/* Attached: q detaches (the gateways keep serving). Embedded: quitting stops the gateway, so
+ * a busy one asks first, and a read-only console cannot stop it by a key at all. */
 static void act_quit(struct ui *ui)
 {
-    ui_quit(ui);
+    struct console_quit q;
+    static const struct router_cmd none;
+    if (!ui->have_snap) {
+        ui_quit(ui);
+        return;
+    }
+    ui->be->ops->quit_info(ui->be->self, ui->snap, &q);
+    if (q.stops_gateway && ui->opts->readonly) {
+        ui_message(ui, THEME_ERROR,
+                   "read-only console: quitting would stop the gateway; it stops with SIGTERM");
+    } else if (q.stops_gateway && q.ask) {
+        confirm_open(ui, &none, q.question);
+        ui->confirm_quit = true;
+    } else {
+        ui_quit(ui); /* attached: detaches; embedded and idle: stops the gateway */
+    }
 }
 
 static void act_help(struct ui *ui)
@@ -341,7 +358,8 @@ struct ui_action {
 
 static const struct ui_action actions[] = {
     {"help", act_help, "this help (generated from the key and command tables)"},
-    {"quit", act_quit, "quit: stops the gateway, the router and the probes"},
+    {"quit", act_quit,
+     "quit: attached, detaches; embedded, stops the gateway (asks first when it is busy)"},
     {"cmdline", act_cmdline, "command line with Tab completion (:drain x, :route explain m)"},
     {"back", act_back, "back to the board"},
     {"up", act_up, "move up / scroll"},
@@ -409,8 +427,7 @@ void keys_submit(struct ui *ui, const struct command_def *d, const struct router
         ui_message(ui, THEME_ERROR, "%s: no target selected", d->name);
         return;
     }
-    struct router_cmd cmd = *in;
-    str_copy(cmd.user, sizeof cmd.user, "console");
+    struct router_cmd cmd = *in; /* the backend names the user */
     if (from_key && d->confirm) {
         char q[192];
         snprintf(q, sizeof q, "%s %s? (%s)  y/n", d->name, cmd.target, d->help);
@@ -428,7 +445,7 @@ void keys_submit(struct ui *ui, const struct command_def *d, const struct router
     else
         snprintf(label, sizeof label, "%s%s%s%s", d->name, cmd.target[0] ? " " : "", cmd.target,
                  exp);
-    worker_post_command(ui->worker, &cmd, label);
+    ui->be->ops->command(ui->be->self, &cmd, label);
     ui->pending++;
     ui_message(ui, THEME_DIM, "%s: sent", label);
 }

@@ -1,6 +1,6 @@
 /*
- * admin.c - the admin API under /admin/, behind "Authorization: Bearer <token>" (the value
- * of the variable gateway.admin_token_env names; without one every /admin/ path is 404).
+ * admin.c - the admin API under /admin/, behind "Authorization: Bearer <token>" (the tokens
+ * below; without any every /admin/ path is 404).
  *
  *   GET  /admin/state                          snapshot: targets (every field), routes, events
  *   GET  /admin/targets/{name}                 one target
@@ -9,9 +9,13 @@
  *   POST /admin/undo                           undo the last override
  *   GET  /admin/explain?model=M&tag=T&prompt_tokens=N   {"explain": "..."}
  *   GET  /admin/keys, POST /admin/keys, POST /admin/keys/{name}/revoke   (admin_keys.c)
+ *   GET  /admin/events                         the event timeline as SSE (admin_events.c)
+ *   POST /admin/votes                          {"winner": N, "losers": [N...], "prompt": T?}
  *
- * Commands go through router_command (user "admin:<client address>"), the same command
- * path as the console's keys; the router records each as an audit event.
+ * Tokens: gateway.admin_token_env's (named "admin") and every gateway.admin_tokens[] entry
+ * with a value. Commands go through router_command with the user "<token name>:<login>"
+ * (X-Switchboard-User, sent by attached consoles) or "<token name>@<client address>", the
+ * same command path as the console's keys; the router records each as an audit event.
  *
  * Threads: MHD threads. router_command and router_explain wait for the router thread (up to
  * GW_ADMIN_TIMEOUT_MS); admin calls are rare and the router answers in well under that.
@@ -53,17 +57,104 @@ static bool token_equal(const char *given, const char *expected)
     return diff == 0;
 }
 
-int gw_admin_check_auth(struct gw_conn *c, const char *authorization)
+void gw_admin_setup(struct gateway *gw, const struct config_gateway *g)
 {
-    const char *token = c->gw->admin_token;
-    if (!token)
-        return 404;
+    gw->admin_token = g->admin_token && *g->admin_token ? xstrdup(g->admin_token) : NULL;
+    gw->admin_tokens = xcalloc(g->n_admin_tokens + 1, sizeof *gw->admin_tokens);
+    for (size_t i = 0; i < g->n_admin_tokens; i++) {
+        const struct config_admin_token *t = &g->admin_tokens[i];
+        if (!t->token || !*t->token)
+            continue;
+        struct gw_admin_token *d = &gw->admin_tokens[gw->n_admin_tokens++];
+        str_copy(d->name, sizeof d->name, t->name);
+        d->token = xstrdup(t->token);
+    }
+}
+
+static void free_secret(char *s)
+{
+    if (s) {
+        explicit_bzero(s, strlen(s));
+        free(s);
+    }
+}
+
+void gw_admin_cleanup(struct gateway *gw)
+{
+    gw_events_free(gw);
+    for (size_t i = 0; i < gw->n_admin_tokens; i++)
+        free_secret(gw->admin_tokens[i].token);
+    free(gw->admin_tokens);
+    gw->admin_tokens = NULL;
+    gw->n_admin_tokens = 0;
+    free_secret(gw->admin_token);
+    gw->admin_token = NULL;
+}
+
+const char *gw_admin_token_name(const struct gateway *gw, const char *authorization)
+{
     if (!authorization || strncasecmp(authorization, "Bearer ", 7) != 0)
-        return 401;
+        return NULL;
     const char *given = authorization + 7;
     while (*given == ' ')
         given++;
-    return token_equal(given, token) ? 0 : 401;
+    const char *found = NULL;
+    /* Every token is compared, so the time does not say which one matched. */
+    if (gw->admin_token && token_equal(given, gw->admin_token))
+        found = "admin";
+    for (size_t i = 0; i < gw->n_admin_tokens; i++) {
+        if (token_equal(given, gw->admin_tokens[i].token) && !found)
+            found = gw->admin_tokens[i].name;
+    }
+    return found;
+}
+
+bool gw_admin_direct_call(struct gw_conn *c)
+{
+    const char *t = MHD_lookup_connection_value(c->mc, MHD_HEADER_KIND, "X-Switchboard-Target");
+    const char *tok =
+        MHD_lookup_connection_value(c->mc, MHD_HEADER_KIND, "X-Switchboard-Admin-Token");
+    if (!t || !*t || !tok)
+        return false;
+    char *auth = xasprintf("Bearer %s", tok);
+    bool ok = gw_admin_token_name(c->gw, auth) != NULL;
+    explicit_bzero(auth, strlen(auth));
+    free(auth);
+    return ok;
+}
+
+int gw_admin_check_auth(struct gw_conn *c, const char *authorization)
+{
+    if (!c->gw->admin_token && c->gw->n_admin_tokens == 0)
+        return 404;
+    const char *name = gw_admin_token_name(c->gw, authorization);
+    if (!name)
+        return 401;
+    str_copy(c->admin_name, sizeof c->admin_name, name);
+    return 0;
+}
+
+/* Who acted, for the audit: the token's name and the operator login the console sends
+ * (X-Switchboard-User, cleaned to [A-Za-z0-9._@-]), else the client address. */
+static void admin_who(struct gw_conn *c, char *out, size_t outlen)
+{
+    const char *user = MHD_lookup_connection_value(c->mc, MHD_HEADER_KIND, "X-Switchboard-User");
+    char login[40] = "";
+    size_t k = 0;
+    for (size_t i = 0; user && user[i] && k + 1 < sizeof login; i++) {
+        char ch = user[i];
+        if ((ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') ||
+            ch == '.' || ch == '_' || ch == '-' || ch == '@')
+            login[k++] = ch;
+    }
+    login[k] = '\0';
+    if (login[0]) {
+        snprintf(out, outlen, "%.23s:%s", c->admin_name, login);
+    } else {
+        char addr[48];
+        gw_client_addr(c, addr, sizeof addr);
+        snprintf(out, outlen, "%.23s@%.39s", c->admin_name, addr);
+    }
 }
 
 static int status_for(enum sb_status st)
@@ -196,7 +287,7 @@ static enum MHD_Result admin_command(struct gw_conn *c, enum router_cmd_type typ
                                      const char *target)
 {
     struct router_cmd cmd;
-    char msg[256] = "", addr[48];
+    char msg[256] = "";
     memset(&cmd, 0, sizeof cmd);
     cmd.type = type;
     if (target && strlen(target) >= sizeof cmd.target) {
@@ -204,8 +295,7 @@ static enum MHD_Result admin_command(struct gw_conn *c, enum router_cmd_type typ
         return admin_error(c, 404, msg);
     }
     str_copy(cmd.target, sizeof cmd.target, target ? target : "");
-    gw_client_addr(c, addr, sizeof addr);
-    snprintf(cmd.user, sizeof cmd.user, "admin:%s", addr);
+    admin_who(c, cmd.user, sizeof cmd.user);
     if (!gw_admin_parse_cmd(c->body.data, c->body.len, type == ROUTER_CMD_SET_WEIGHT, &cmd, msg,
                             sizeof msg))
         return admin_error(c, 400, msg);
@@ -245,6 +335,42 @@ static enum MHD_Result admin_explain(struct gw_conn *c)
     }
     buf_cleanup(&text);
     buf_cleanup(&body);
+    return r;
+}
+
+/* {"winner": NAME, "losers": [NAME...], "prompt": TEXT?} -> router_record_vote. */
+static enum MHD_Result admin_votes(struct gw_conn *c)
+{
+    enum MHD_Result r;
+    cJSON *root = cJSON_ParseWithLength(c->body.data ? c->body.data : "", c->body.len);
+    const cJSON *w = cJSON_GetObjectItemCaseSensitive(root, "winner");
+    const cJSON *l = cJSON_GetObjectItemCaseSensitive(root, "losers");
+    const cJSON *p = cJSON_GetObjectItemCaseSensitive(root, "prompt");
+    const char *losers[8];
+    size_t n = 0;
+    bool ok = cJSON_IsString(w) && *w->valuestring && strlen(w->valuestring) < 64 &&
+              cJSON_IsArray(l) && (!p || cJSON_IsNull(p) || cJSON_IsString(p));
+    const cJSON *it, *list = ok ? l : NULL;
+    cJSON_ArrayForEach(it, list)
+    {
+        if (!cJSON_IsString(it) || strlen(it->valuestring) >= 64 || n == SB_ARRAY_LEN(losers))
+            ok = false;
+        else
+            losers[n++] = it->valuestring;
+    }
+    if (!ok || n == 0) {
+        r = admin_error(c, 400,
+                        "expected {\"winner\": NAME, \"losers\": [NAME, ...] (1 to 8), "
+                        "\"prompt\": TEXT?}");
+    } else {
+        char who[64];
+        admin_who(c, who, sizeof who);
+        const char *prompt = p && cJSON_IsString(p) ? p->valuestring : NULL;
+        router_record_vote(c->gw->rt, w->valuestring, losers, n, prompt, who);
+        log_info("gateway: %s vote for %s", who, w->valuestring);
+        r = admin_ok(c, "vote recorded", NULL);
+    }
+    cJSON_Delete(root);
     return r;
 }
 
@@ -291,6 +417,10 @@ enum MHD_Result gw_admin_run(struct gw_conn *c)
         return get ? admin_state(c) : bad_method(c, "GET");
     if (str_eq(rest, "explain"))
         return get ? admin_explain(c) : bad_method(c, "GET");
+    if (str_eq(rest, "events"))
+        return get ? gw_admin_events(c) : bad_method(c, "GET");
+    if (str_eq(rest, "votes"))
+        return post ? admin_votes(c) : bad_method(c, "POST");
     if (str_eq(rest, "undo"))
         return post ? admin_command(c, ROUTER_CMD_UNDO, NULL) : bad_method(c, "POST");
     if (str_eq(rest, "keys") || str_has_prefix(rest, "keys/"))
@@ -298,4 +428,14 @@ enum MHD_Result gw_admin_run(struct gw_conn *c)
     if (str_has_prefix(rest, "targets/"))
         return admin_targets(c, rest + strlen("targets/"), get);
     return admin_error(c, 404, "unknown admin path");
+}
+
+long gateway_connections(struct gateway *gw)
+{
+    if (!gw)
+        return 0;
+    pthread_mutex_lock(&gw->lock);
+    long n = gw->stats.connections[0]; /* the API listener's (limits.c counts them) */
+    pthread_mutex_unlock(&gw->lock);
+    return n;
 }

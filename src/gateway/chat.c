@@ -463,6 +463,32 @@ static enum MHD_Result chat_wait(struct gw_conn *c)
     return answer_full(c);
 }
 
+/* X-Switchboard-Target: NAME calls that target directly (no route, no fallback, drain and
+ * breaker ignored: what an attached console's prompt pane does). Only with a valid admin
+ * token in X-Switchboard-Admin-Token. Returns true with e filled when the request must be
+ * refused; else direct is the target or "". */
+static bool direct_target(struct gw_conn *c, char *direct, size_t len, struct gw_error *e)
+{
+    direct[0] = '\0';
+    const char *t = MHD_lookup_connection_value(c->mc, MHD_HEADER_KIND, "X-Switchboard-Target");
+    if (!t || !*t)
+        return false;
+    bool ok = gw_admin_direct_call(c);
+    if (!ok) {
+        gw_error_set(e, 403, "permission_error", "admin_token_required",
+                     "X-Switchboard-Target needs a valid admin token in "
+                     "X-Switchboard-Admin-Token");
+        return true;
+    }
+    if (strlen(t) >= len) {
+        gw_error_set(e, 404, "invalid_request_error", "target_not_found",
+                     "no target named \"%.60s...\"", t);
+        return true;
+    }
+    str_copy(direct, len, t);
+    return false;
+}
+
 static enum MHD_Result chat_submit(struct gw_conn *c)
 {
     struct gateway *gw = c->gw;
@@ -478,9 +504,10 @@ static enum MHD_Result chat_submit(struct gw_conn *c)
         gw_error_from_parse(&e, st, msg);
         return answer_early_error(c, &e);
     }
-    char pref_route[64];
+    char pref_route[64], direct[64];
     gw_users_apply(c, req, pref_route, sizeof pref_route);
-    if (!gw_auth_admit(c, pref_route[0] ? pref_route : req->model, &e)) {
+    if (direct_target(c, direct, sizeof direct, &e) ||
+        !gw_auth_admit(c, pref_route[0] ? pref_route : req->model, &e)) {
         llm_request_cleanup(req);
         free(req);
         return answer_early_error(c, &e);
@@ -502,7 +529,7 @@ static enum MHD_Result chat_submit(struct gw_conn *c)
         return answer_early_error(c, &e);
     }
     struct router_call_opts opts = {.tag = c->client[0] ? c->call_tag : c->tag,
-                                    .target = NULL,
+                                    .target = direct[0] ? direct : NULL,
                                     .request_id = c->request_id,
                                     .client = c->client[0] ? c->client : NULL,
                                     .route = pref_route[0] ? pref_route : NULL};

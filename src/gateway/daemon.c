@@ -97,7 +97,7 @@ struct gateway *gateway_new(const struct config *cfg, struct router *rt, char *m
                                                : (uint64_t)64 * 1024 * 1024;
     if (gw->body_cap < gw->max_body)
         gw->body_cap = gw->max_body;
-    gw->admin_token = g->admin_token && *g->admin_token ? xstrdup(g->admin_token) : NULL;
+    gw_admin_setup(gw, g);
     listener_init(&gw->api, gw, g->listen, false);
     listener_init(&gw->ops, gw, g->admin_listen, true);
     gw->api.max_connections = gw->max_connections;
@@ -372,6 +372,7 @@ void gateway_stop(struct gateway *gw)
         return;
     listener_quiesce(&gw->api);
     stop_calls(gw);
+    gw_events_stop(gw); /* event streams end now: none is left suspended */
     /* Let clients read the last bytes of their answers (error chunks, 503s), briefly. */
     for (int waited = 0; waited < GW_LAST_BYTES_MS; waited += 10) {
         pthread_mutex_lock(&gw->lock);
@@ -400,7 +401,7 @@ void gateway_free(struct gateway *gw)
         close(gw->ops.fd);
     free(gw->api.spec);
     free(gw->ops.spec);
-    free(gw->admin_token);
+    gw_admin_cleanup(gw);
     gw_auth_cleanup(gw);
     gw_quality_cleanup(gw);
     gw_users_cleanup(gw);

@@ -12,7 +12,8 @@
  *   daemon.c         MHD lifecycle: listeners, start, drain, stop
  *   limits.c         connections, the request-receive deadline, the request-bytes budget
  *   chat.c           POST /v1/chat/completions: parse, submit, sink, respond
- *   admin.c          /admin/ API
+ *   admin.c          /admin/ API, admin tokens
+ *   admin_events.c   GET /admin/events (SSE event stream, its pump thread)
  *   auth.c           client keys on the request path (401/403/429), their /metrics
  *   admin_keys.c     /admin/keys: add, list, revoke client keys
  *   feedback.c       POST /v1/feedback: a rating of one answer, into the ledger
@@ -136,6 +137,8 @@ void gw_request_id_clean(const char *in, char out[65]);
 
 /* ---- state.c ------------------------------------------------------------------------------ */
 
+/* "breaker", "operator", ... as /admin/state and /admin/events write them. */
+const char *gw_event_kind_name(enum router_event_kind k);
 void gw_target_json(struct gw_json *j, const char *key, const struct router_target_snap *t);
 void gw_state_json(const struct router_snapshot *snap, struct buf *out);
 void gw_models_json(const struct router_snapshot *snap, int64_t created, struct buf *out);
@@ -243,6 +246,7 @@ struct gw_conn {
     char *path;
     char *method;
     char request_id[65];
+    char admin_name[64];               /* the admin token's name once gw_admin_check_auth passed */
     char *tag;                         /* x-switchboard-tag as sent */
     char client[CLIENTS_NAME_MAX + 1]; /* client key's name; "" when keys are off */
     char *call_tag;                    /* the tag the key gave the call (auth.c) */
@@ -307,12 +311,15 @@ struct gateway {
     size_t max_body;
     int64_t idle_timeout_ms;
     int64_t request_timeout_ms;
-    long per_client;        /* connections per client address; 0 = no cap */
-    uint64_t body_cap;      /* request bytes held, all connections */
-    char *admin_token;      /* NULL: admin API off */
-    int64_t started_s;      /* wall clock, for model objects */
-    struct gw_listener api; /* gateway.listen */
-    struct gw_listener ops; /* gateway.admin_listen (spec NULL: none) */
+    long per_client;   /* connections per client address; 0 = no cap */
+    uint64_t body_cap; /* request bytes held, all connections */
+    char *admin_token; /* legacy admin_token_env's token, named "admin"; NULL: none */
+    struct gw_admin_token *admin_tokens; /* gateway.admin_tokens with a value */
+    size_t n_admin_tokens;
+    struct gw_events *events; /* admin_events.c; created by the first stream */
+    int64_t started_s;        /* wall clock, for model objects */
+    struct gw_listener api;   /* gateway.listen */
+    struct gw_listener ops;   /* gateway.admin_listen (spec NULL: none) */
 
     /* client keys (auth.c): the set locks itself; keys_mu guards cfg (swapped by
      * gateway_reload); keys_refresh_mu guards keys_fp (one refresh at a time) */
@@ -381,7 +388,7 @@ void gw_conn_free(struct gw_conn *c);
 
 /* A fresh snapshot (heap; caller frees). */
 struct router_snapshot *gw_snapshot(struct gateway *gw);
-/* Client address as text for audit ("admin:<addr>"). */
+/* Client address as text for audit ("<token name>@<addr>"). */
 void gw_client_addr(struct gw_conn *c, char *out, size_t outlen);
 /* The peer address of mc as text ("unknown" when MHD has none). Any MHD thread. */
 void gw_sockaddr_text(struct MHD_Connection *mc, char *out, size_t outlen);
@@ -417,6 +424,27 @@ bool gw_log_due_locked(int64_t *last_ms);
 
 /* ---- chat.c / admin.c --------------------------------------------------------------------- */
 
+struct gw_admin_token {
+    char name[64];
+    char *token; /* secret: wiped on free */
+};
+struct gw_events;
+/* Copies the admin tokens from cfg (gateway_new). */
+void gw_admin_setup(struct gateway *gw, const struct config_gateway *g);
+/* Ends every event stream and joins the pump (gateway_stop, before MHD_stop_daemon). */
+void gw_events_stop(struct gateway *gw);
+/* Frees the tokens and the event pump (gateway_free, after MHD_stop_daemon). */
+void gw_admin_cleanup(struct gateway *gw);
+void gw_events_free(struct gateway *gw);
+/* GET /admin/events (admin_events.c). */
+enum MHD_Result gw_admin_events(struct gw_conn *c);
+/* The name of the admin token authorization carries ("Bearer <token>"), NULL when none
+ * matches. Constant time in the tokens' lengths. */
+const char *gw_admin_token_name(const struct gateway *gw, const char *authorization);
+/* The request is an operator's direct target call: X-Switchboard-Target with a valid admin
+ * token in X-Switchboard-Admin-Token (it needs no client key). MHD thread. */
+bool gw_admin_direct_call(struct gw_conn *c);
+
 enum MHD_Result gw_chat_run(struct gw_conn *c);
 enum MHD_Result gw_admin_run(struct gw_conn *c);
 /* An admin command's body: {"weight": N?, "expires_in_s": N?} (len 0 reads as {}), exactly
@@ -430,7 +458,8 @@ bool gw_admin_parse_key(const char *body, size_t len, const struct router_snapsh
                         int64_t now_ms, struct clients_key *k, char *msg, size_t msglen);
 bool gw_admin_parse_cmd(const char *body, size_t len, bool need_weight, struct router_cmd *cmd,
                         char *msg, size_t msglen);
-/* 0 when the request may proceed, else the status to answer: 404 admin off, 401 bad token. */
+/* 0 when the request may proceed (c->admin_name set), else the status to answer: 404 admin
+ * off, 401 bad token. */
 int gw_admin_check_auth(struct gw_conn *c, const char *authorization);
 /* /admin/keys[/NAME/revoke] (rest is what follows "/admin/keys"). */
 enum MHD_Result gw_admin_keys(struct gw_conn *c, const char *rest);

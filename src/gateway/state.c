@@ -14,7 +14,7 @@
 
 /* router_event_kind_name lives in the router proper; this file stays free of router code so
  * the unit tests link without it. */
-static const char *event_kind_name(enum router_event_kind k)
+const char *gw_event_kind_name(enum router_event_kind k)
 {
     switch (k) {
     case ROUTER_EV_BREAKER:
@@ -61,6 +61,26 @@ static void put_prom(struct gw_json *j, const char *key, const uint64_t prom[HIS
     gw_json_close(j, '}');
 }
 
+/* The target's last finished calls, newest first; age_ms instead of the router's clock. */
+static void recent_json(struct gw_json *j, const struct stats_summary *s)
+{
+    gw_json_open(j, "recent", '[');
+    for (size_t i = 0; i < s->n_recent && i < STATS_RECENT; i++) {
+        const struct stats_call *c = &s->recent[i];
+        gw_json_open(j, NULL, '{');
+        gw_json_int(j, "age_ms", s->now_ms - c->done_ms);
+        gw_json_str(j, "errclass", llm_errclass_name(c->errclass));
+        gw_json_int(j, "latency_us", c->latency_us);
+        gw_json_int(j, "ttft_us", c->ttft_us);
+        gw_json_int(j, "tokens_in", c->tokens_in);
+        gw_json_int(j, "tokens_out", c->tokens_out);
+        gw_json_num(j, "cost_usd", c->cost_usd);
+        gw_json_str(j, "error", c->error);
+        gw_json_close(j, '}');
+    }
+    gw_json_close(j, ']');
+}
+
 /* struct stats_summary, every field. Percentiles are in ms, as the router reports them. */
 static void stats_json(struct gw_json *j, const struct stats_summary *s)
 {
@@ -97,6 +117,7 @@ static void stats_json(struct gw_json *j, const struct stats_summary *s)
     put_prom(j, "ttft", s->ttft_prom, s->ttft_count, s->ttft_sum_us);
     gw_json_str(j, "last_error", s->last_error);
     gw_json_str(j, "last_errclass", llm_errclass_name(s->last_errclass));
+    recent_json(j, s);
     gw_json_close(j, '}');
 }
 
@@ -262,7 +283,7 @@ void gw_state_json(const struct router_snapshot *snap, struct buf *out)
         gw_json_open(&j, NULL, '{');
         gw_json_uint(&j, "seq", ev->seq);
         gw_json_int(&j, "wall_ms", ev->wall_ms);
-        gw_json_str(&j, "kind", event_kind_name(ev->kind));
+        gw_json_str(&j, "kind", gw_event_kind_name(ev->kind));
         gw_json_str(&j, "target", ev->target);
         gw_json_str(&j, "text", ev->text);
         gw_json_close(&j, '}');

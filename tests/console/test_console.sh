@@ -10,7 +10,8 @@
 #  - the prompt pane streams two answers side by side with their figures; 1 votes (win rate
 #    on the board); F2 saves the comparison
 #  - 80x24 and back; --readonly refuses changes
-#  - q, SIGTERM and a fatal signal all give the terminal back; nothing is left running
+#  - q (asking first while the gateway is busy; refused when read-only), SIGTERM and a fatal
+#    signal all give the terminal back; nothing is left running
 source "$(dirname "$0")/../integration/lib.sh"
 
 root=$(cd "$(dirname "$0")/../.." && pwd)
@@ -164,7 +165,7 @@ keys main r   # alpha is the selected (first) row
 closed_again() { local v; v=$(cell main alpha STATE) && [[ $v == healthy || $v == degraded ]]; }
 check "r resets the breaker (closed: healthy, or degraded by the errors of the last minute)" \
   eventually "$WAIT" closed_again
-check "the reset is an operator event" eventually "$WAIT" has main 'operator +alpha +console: reset alpha'
+check "the reset is an operator event, naming the operator" eventually "$WAIT" has main 'operator +alpha +console:[A-Za-z0-9._-]+: reset alpha'
 
 # ---- weight, pin, drain, undo -------------------------------------------------------------------
 load --n 20 --c 2 --model chat >/dev/null  # fresh traffic on both, so alpha has a share to lose
@@ -311,7 +312,10 @@ check "--readonly refuses the : line" eventually "$WAIT" has ro 'read-only conso
 check "--readonly: nothing changed" cell_is ro alpha W 1
 check "--readonly: the header says READ-ONLY" has ro 'READ-ONLY'
 keys ro q
-check "q quits (read-only console)" eventually "$WAIT" has ro 'EXIT rc=0'
+check "--readonly: q cannot stop the gateway" eventually "$WAIT" has ro 'read-only console: quitting would stop the gateway'
+check "--readonly: ...and the console stays" lacks_now ro 'EXIT rc='
+kill -TERM "$(console_pid ro)"
+check "--readonly: SIGTERM still stops it" eventually "$WAIT" has ro 'EXIT rc=0'
 
 # ---- SIGHUP reloads; SIGTERM and fatal signals restore the terminal ----------------------------------
 CUR=sig
@@ -338,7 +342,14 @@ rm -f "$TMP"/san-fatal*
 CUR=main
 pid=$(console_pid main)
 keys main q
-check "q quits" eventually "$WAIT" has main 'EXIT rc=0'
+check "q with recent calls asks first, naming the gateway" \
+  eventually "$WAIT" has main "Quit stops the gateway on 127\.0\.0\.1:$PORT \([0-9]+ connections, [0-9]+ calls in the last minute\)\. Quit\? y/N"
+keys main n
+check "n keeps the console (and the gateway)" eventually "$WAIT" has main 'not quitting: the gateway keeps serving'
+keys main q
+eventually "$WAIT" has main 'Quit\? y/N'
+keys main y
+check "q then y quits" eventually "$WAIT" has main 'EXIT rc=0'
 check "quitting restores the terminal" eventually "$WAIT" restored main
 check "quitting leaves no process behind" eventually "$WAIT" gone "$pid"
 no_children() { [[ -z $(pgrep -P "$(pane_pid main)") ]]; }

@@ -1,12 +1,15 @@
 #!/usr/bin/env bash
-# make demo: the full experience on loopback. Four simulated providers (cheap and fast,
-# premium and slow, flaky, local), the console in this terminal with its gateway, a traffic
-# generator at a few requests a second that also rates the answers (POST /v1/feedback), and
-# two scripted incidents: 20 seconds in, the flaky provider's answers turn terse (a quality
-# drop: its ratings fall, the chat route's quality guard moves its weight away, an event says
-# why); about a minute in, the cheap provider goes down and 45 seconds later recovers. Watch
-# the breaker open, traffic fail over and spend move; Enter on a target shows its quality and
-# latest negative feedback; press c for the prompt pane, ? for help, q to quit.
+# make demo: the full experience on loopback, in the production shape. Four simulated
+# providers (cheap and fast, premium and slow, flaky, local), the gateway running as
+# `switchboard serve` in the background, a traffic generator at a few requests a second that
+# also rates the answers (POST /v1/feedback), and the console in this terminal attached to that
+# gateway through its admin API (`console --attach`). Two scripted incidents: 20 seconds in,
+# the flaky provider's answers turn terse (a quality drop: its ratings fall, the chat route's
+# quality guard moves its weight away, an event says why); about a minute in, the cheap
+# provider goes down and 45 seconds later recovers. Watch the breaker open, traffic fail over
+# and spend move; press c for the prompt pane, ? for help, q to detach. DEMO_EMBEDDED=1 runs
+# the console with the gateway inside it instead (`console -c FILE`), where Enter on a target
+# also shows its quality and latest negative feedback (read from the local ledger).
 # q (or Ctrl-C, or any failure) stops everything this script started: nothing is left running.
 set -uo pipefail
 build=${1:-build}
@@ -38,6 +41,9 @@ if [[ ! -t 0 || ! -t 1 ]]; then
   exit 2
 fi
 
+# The admin token the attached console uses (random per run; never printed).
+SWITCHBOARD_ADMIN_TOKEN=$(head -c 18 /dev/urandom | base64 | tr -d '/+=')
+export SWITCHBOARD_ADMIN_TOKEN
 export DEMO_FAST_KEY=demo-fast-key DEMO_PREMIUM_KEY=demo-premium-key DEMO_FLAKY_KEY=demo-flaky-key
 start() { # start NAME ARGS...: a simulator on ephemeral ports; sets port_NAME and ctl_NAME
   local name=$1; shift
@@ -96,7 +102,8 @@ cat > "$dir/demo.json" <<JSON
   ],
   "router": {"max_attempts": 3, "backoff_base_ms": 50, "backoff_cap_ms": 500,
              "deadline_ms": 30000, "breaker_failures": 5, "breaker_cooldown_ms": 15000},
-  "gateway": {"listen": "127.0.0.1:0"},
+  "gateway": {"listen": "127.0.0.1:0",
+              "admin_tokens": [{"name": "demo", "token_env": "SWITCHBOARD_ADMIN_TOKEN"}]},
   "console": {"theme": "default", "refresh_ms": 250}
 }
 JSON
@@ -106,7 +113,17 @@ if ! "$SB" check -c "$dir/demo.json" >"$dir/check.out" 2>&1; then
   exit 1
 fi
 
-python3 "$root/tests/demo/traffic.py" --port-file "$dir/console.port" --rate 3 \
+if [[ ${DEMO_EMBEDDED:-0} == 1 ]]; then
+  portfile=$dir/console.port
+else
+  portfile=$dir/serve.port
+  "$SB" serve -c "$dir/demo.json" --port-file "$portfile" >"$dir/serve.log" 2>&1 &
+  pids+=($!)
+  for _ in $(seq 100); do [[ -s $portfile ]] && break; sleep 0.1; done
+  [[ -s $portfile ]] || { echo "demo: switchboard serve did not start:" >&2; cat "$dir/serve.log" >&2; exit 1; }
+fi
+
+python3 "$root/tests/demo/traffic.py" --port-file "$portfile" --rate 3 \
   --outage-ctl "$ctl_fast" --outage-after "$OUTAGE_AFTER" --outage-for "$OUTAGE_FOR" \
   --persona-ctl "$ctl_flaky" --persona-after "$QUALITY_DROP_AFTER" \
   --parent $$ >"$dir/traffic.log" 2>&1 &
@@ -114,13 +131,22 @@ pids+=($!)
 
 echo "switchboard demo: 4 simulated providers on 127.0.0.1, traffic at ~3 req/s;"
 echo "gemini-flaky's answers turn terse after ${QUALITY_DROP_AFTER}s (the quality guard acts);"
-echo "groq-fast goes down after ${OUTAGE_AFTER}s and recovers ${OUTAGE_FOR}s later. q quits."
-sleep 1
-"$SB" console -c "$dir/demo.json" --port-file "$dir/console.port" --log "$dir/switchboard.log"
+echo "groq-fast goes down after ${OUTAGE_AFTER}s and recovers ${OUTAGE_FOR}s later."
+if [[ ${DEMO_EMBEDDED:-0} == 1 ]]; then
+  echo "The console runs the gateway itself (embedded). q quits."
+  sleep 1
+  "$SB" console -c "$dir/demo.json" --port-file "$portfile" --log "$dir/switchboard.log"
+else
+  port=$(cat "$portfile")
+  echo "The gateway runs as 'switchboard serve' on 127.0.0.1:$port; the console attaches to it:"
+  echo "  switchboard console --attach http://127.0.0.1:$port     (q detaches)"
+  sleep 1
+  "$SB" console --attach "http://127.0.0.1:$port" --log "$dir/switchboard.log"
+fi
 rc=$?
 if [[ $rc -ne 0 ]]; then
   echo "demo: the console exited with status $rc; its log:" >&2
   tail -20 "$dir/switchboard.log" >&2
 fi
-echo "switchboard demo stopped; simulators and traffic stopped too."
+echo "switchboard demo stopped; the gateway, simulators and traffic stopped too."
 exit $rc

@@ -315,8 +315,8 @@ admin c1 POST /admin/targets/oa/clear
 admin c2 POST /admin/targets/alt/clear
 check "admin clear: 200" bash -c "test \"\$(cat $TMP/c1.code)\" = 200 && test \"\$(cat $TMP/c2.code)\" = 200"
 admin ev GET /admin/state
-check "admin commands are audit events" body_py ev \
-  "any(e['kind']=='operator' and 'admin:127.0.0.1' in e['text'] for e in j['events'])"
+check "admin commands are audit events naming the token (admin) and the address" body_py ev \
+  "any(e['kind']=='operator' and 'admin@127.0.0.1' in e['text'] for e in j['events'])"
 
 # ---- upstream failures ----------------------------------------------------------------------
 sim_behavior alt '{"error_rate":1,"error_statuses":[503]}'

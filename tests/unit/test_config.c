@@ -370,7 +370,7 @@ static void test_config_rejects_unknown_keys_with_a_suggestion(void **state)
                   "routr: unknown key (did you mean \"router\"?)",
                   "zzz: unknown key (known keys: version, providers, routes");
     EXPECT_ERRORS(BASE(",'gateway':{'admin_token':'x'}"),
-                  "gateway.admin_token: unknown key (did you mean \"admin_token_env\"?)");
+                  "gateway.admin_token: unknown key (did you mean \"admin_tokens\"?)");
 }
 
 static void test_config_rejects_wrong_types(void **state)
@@ -626,6 +626,40 @@ static void test_config_rejects_an_admin_token_with_control_characters(void **st
                                 "character"));
     for (size_t i = 0; i < errs.n; i++)
         assert_null(strstr(errs.items[i], "Evil"));
+    config_diag_cleanup(&errs);
+}
+
+/* Named admin tokens: each resolves its own variable (unset: that token is off); names are
+ * unique; a control character in a value is refused without echoing it. */
+static void test_config_reads_named_admin_tokens(void **state)
+{
+    static const char *env[] = {"OPENAI_API_KEY", "sk-good", "GEMINI_API_KEY", "g", "ONCALL",
+                                "tok-oncall",     "BAD",     "x\ny",           NULL};
+    (void)state;
+    struct config_diag errs;
+    config_diag_init(&errs);
+    struct config *cfg =
+        parse_with(BASE(",'gateway':{'admin_tokens':[{'name':'oncall','token_env':'ONCALL'},"
+                        "{'name':'bot','token_env':'UNSET_TOKEN'}]}"),
+                   env, NULL, &errs);
+    assert_non_null(cfg);
+    assert_int_equal(cfg->gateway.n_admin_tokens, 2);
+    assert_string_equal(cfg->gateway.admin_tokens[0].name, "oncall");
+    assert_string_equal(cfg->gateway.admin_tokens[0].token, "tok-oncall");
+    assert_null(cfg->gateway.admin_tokens[1].token);
+    assert_null(cfg->gateway.admin_token);
+    config_free(cfg);
+    config_diag_cleanup(&errs);
+    config_diag_init(&errs);
+    assert_null(parse_with(BASE(",'gateway':{'admin_tokens':[{'name':'a','token_env':'ONCALL'},"
+                                "{'name':'a','token_env':'BAD'},{'token_env':'ONCALL'}]}"),
+                           env, NULL, &errs));
+    assert_true(diag_has(&errs, "gateway.admin_tokens[1].token_env: the value of BAD contains a "
+                                "control character"));
+    assert_true(diag_has(&errs, "admin_tokens[1].name"));
+    assert_true(diag_has(&errs, "admin_tokens[2].name"));
+    for (size_t i = 0; i < errs.n; i++)
+        assert_null(strstr(errs.items[i], "x\ny"));
     config_diag_cleanup(&errs);
 }
 
@@ -1162,8 +1196,8 @@ static void test_config_schema_markdown_mentions_every_key(void **state)
                 stack[n++] = e->sub;
         }
     }
-    assert_int_equal(tables, 17); /* 12 + guard, routes[].cache, clients[], users,
-                                     routes[].quality_guard */
+    assert_int_equal(tables, 18); /* 12 + guard, routes[].cache, clients[], users,
+                                     routes[].quality_guard, gateway.admin_tokens[] */
     assert_non_null(strstr(buf_str(&md), "| `max_attempts` | integer | 3 | 1..10 |"));
     assert_non_null(strstr(buf_str(&md), "`openai`, `anthropic`, `gemini`, `openai-compatible`"));
     buf_cleanup(&md);
@@ -1235,6 +1269,7 @@ int main(void)
         cmocka_unit_test(test_config_rejects_keys_pasted_into_api_key_env),
         cmocka_unit_test(test_config_rejects_header_values_with_control_characters),
         cmocka_unit_test(test_config_rejects_an_admin_token_with_control_characters),
+        cmocka_unit_test(test_config_reads_named_admin_tokens),
         cmocka_unit_test(test_config_rejects_gemini_model_ids_that_bend_the_url),
         cmocka_unit_test(test_config_requires_base_url_and_key_by_kind),
         cmocka_unit_test(test_config_rejects_bad_names_and_listen_addresses),
