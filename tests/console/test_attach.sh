@@ -368,7 +368,11 @@ c.request("GET", "/healthz"); c.getresponse().read()
 time.sleep(60)
 PY
 PIDS+=($!)
-sleep 0.5
+client_open() {
+  [[ $(curl -sf --max-time 2 "http://127.0.0.1:$PE/metrics" |
+    awk '$1 == "switchboard_gateway_connections{listener=\"api\"}" { print $2 }') -ge 2 ]]
+}
+eventually "$WAIT" client_open # the idle client is connected (this probe is the other one)
 keys emb q
 check "embedded: q with an open connection asks, naming the gateway" \
   eventually "$WAIT" has emb "Quit stops the gateway on 127\.0\.0\.1:$PE \([1-9][0-9]* connections, 0 calls in the last minute\)\. Quit\? y/N"

@@ -70,7 +70,8 @@ check "... and the mean shows" \
   eventually "$WAIT" has main 'score \+0\.00 \(2 rated, 50\.0% negative\)'
 check "... and its latest negative feedback with the request id" \
   eventually "$WAIT" has main 'negative .* api +-1\.00 q-bad thumbs_down: too short'
-keys main q
+keys main q # the gateway served calls a moment ago: quitting asks first
+eventually "$WAIT" has main 'Quit\? y/N' && keys main y
 console_gone() { [[ $("${TM[@]}" display -p -t main '#{pane_current_command}') == sleep ]]; }
 check "q quits the console" eventually "$WAIT" console_gone
 san=$(cat "$TMP"/san* 2>/dev/null | head -40)
