@@ -256,6 +256,22 @@ struct config_console {
     int64_t refresh_ms; /* default 250 */
 };
 
+/* Fleet mode (fleet.h): several serve instances share state through Redis. */
+enum fleet_outage {
+    FLEET_OUTAGE_SHARE,  /* budgets: the last fleet total plus this instance's spend x instances */
+    FLEET_OUTAGE_OPEN,   /* budgets: this instance's own spend only */
+    FLEET_OUTAGE_CLOSED, /* budgets with a cap refuse calls until Redis is back */
+};
+
+struct config_fleet {
+    char *redis;                 /* "redis://host:port/db", "unix:///path"; NULL = fleet mode off */
+    char *name;                  /* this instance; NULL = hostname:port of gateway.listen */
+    char *key_prefix;            /* default "switchboard:" */
+    char *password_env;          /* NULL = no AUTH */
+    char *password;              /* resolved value; NULL when unset */
+    enum fleet_outage on_outage; /* default share */
+};
+
 struct config {
     char *source_path; /* file it came from, or NULL */
     struct config_target *targets;
@@ -274,6 +290,7 @@ struct config {
     struct config_client *clients;
     size_t n_clients;
     struct config_users users;
+    struct config_fleet fleet;
     char *log_level; /* "debug" | "info" | "warn" | "error"; default "info" */
 };
 

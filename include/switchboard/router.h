@@ -24,6 +24,7 @@
 #include "switchboard/breaker.h"
 #include "switchboard/budgets.h"
 #include "switchboard/config.h"
+#include "switchboard/fleet.h"
 #include "switchboard/ledger.h"
 #include "switchboard/llm.h"
 #include "switchboard/stats.h"
@@ -295,6 +296,9 @@ struct router_snapshot {
     size_t cache_entries;                /* over all routes' response caches */
     size_t cache_bytes;
     struct ledger_stats ledger; /* rows written / queued / dropped, last write error */
+    /* fleet mode: fleet.enabled false when off; spend across the fleet (UTC windows) */
+    struct fleet_status fleet;
+    double fleet_spend_today_usd, fleet_spend_month_usd;
 };
 
 /* Records a prompt-pane vote from any thread (dropped once the router is stopping): winner beat

@@ -293,6 +293,7 @@ void config_free(struct config *cfg)
     config_release_users(cfg);
     for (size_t i = 0; i < cfg->gateway.n_admin_tokens; i++)
         free_secret(cfg->gateway.admin_tokens[i].token);
+    free_secret(cfg->fleet.password);
     config_walk_release(&config_schema_root, cfg);
     free(cfg->source_path);
     free(cfg);

@@ -17,6 +17,7 @@ _Static_assert(sizeof(enum provider_kind) == sizeof(int), "enums are stored as i
 _Static_assert(sizeof(enum route_strategy) == sizeof(int), "enums are stored as int");
 _Static_assert(sizeof(enum budget_scope) == sizeof(int), "enums are stored as int");
 _Static_assert(sizeof(enum guard_action) == sizeof(int), "enums are stored as int");
+_Static_assert(sizeof(enum fleet_outage) == sizeof(int), "enums are stored as int");
 
 const char *const config_kind_names[] = {"openai", "anthropic", "gemini", "openai-compatible",
                                          NULL};
@@ -25,6 +26,7 @@ const char *const config_strategy_names[] = {"weighted",   "priority", "cheapest
 const char *const config_probe_kind_names[] = {"list", "chat", NULL};
 const char *const config_scope_names[] = {"global", "target", "route", "tag", NULL};
 const char *const config_guard_action_names[] = {"throttle", "cache", "observe", NULL};
+static const char *const fleet_outage_names[] = {"share", "open", "closed", NULL};
 static const char *const log_level_names[] = {"debug", "info", "warn", "error", NULL};
 
 static const struct config_kind_info kind_info[PROVIDER_KIND_COUNT] = {
@@ -661,6 +663,40 @@ static const struct schema client_schema = {
     "every /v1/ request needs \"Authorization: Bearer KEY\" with a valid key (else 401), "
     "and the key decides the routes, the tag, the budgets and the rate limits of its calls.",
     ENTRIES(client_entries)};
+static const char *check_redis_url(char *v)
+{
+    if (str_has_prefix(v, "rediss://"))
+        return "rediss:// (TLS) needs hiredis >= 1.0 built with TLS; this build links hiredis "
+               "0.14 without it: use redis:// on a private network or unix:///path";
+    if (!str_has_prefix(v, "redis://") && !str_has_prefix(v, "unix:///"))
+        return "expected redis://host:port/db or unix:///path";
+    return NULL;
+}
+
+static const struct schema_entry fleet_entries[] = {
+    {.key = "redis", .type = ST_STRING, .off = OFF(config_fleet, redis), .check = check_redis_url,
+     .help = "Where the fleet's Redis (or Valkey) listens: redis://host:port/db or "
+             "unix:///path. Fleet mode is off without it."},
+    {.key = "name", .type = ST_STRING, .off = OFF(config_fleet, name),
+     .def_doc = "hostname:port",
+     .help = "This instance's name in the fleet (heartbeats, audit); unique per instance."},
+    {.key = "key_prefix", .type = ST_STRING, .off = OFF(config_fleet, key_prefix),
+     .def_s = "switchboard:", .help = "Prefix of every Redis key and channel the fleet uses."},
+    {.key = "password_env", .type = ST_STRING, .off = OFF(config_fleet, password_env),
+     .check = check_env_name,
+     .help = "NAME of the variable holding Redis's password (AUTH); none when absent."},
+    {.key = "on_outage", .type = ST_ENUM, .off = OFF(config_fleet, on_outage),
+     .names = fleet_outage_names, .def = FLEET_OUTAGE_SHARE,
+     .help = "Budgets while Redis is unreachable: share: the last known fleet total plus this "
+             "instance's spend since then times the number of instances; open: this "
+             "instance's own spend only; closed: calls under a capped budget get 429."},
+};
+static const struct schema fleet_schema = {
+    "fleet",
+    "Fleet mode: several serve instances share spend and budgets, Retry-After cooldowns and "
+    "operator overrides through Redis, and heartbeat a summary of themselves. Routing never "
+    "waits on Redis; see README \"Running a fleet\".",
+    ENTRIES(fleet_entries)};
 
 static const struct schema_entry users_entries[] = {
     {.key = "preferences_file", .type = ST_STRING, .off = OFF(config_users, preferences_file),
@@ -709,6 +745,8 @@ static const struct schema_entry root_entries[] = {
      .sub = &client_schema, .help = "Client keys (see clients[])."},
     {.key = "users", .type = ST_OBJECT, .off = OFF(config, users), .sub = &users_schema,
      .help = "See users."},
+    {.key = "fleet", .type = ST_OBJECT, .off = OFF(config, fleet), .sub = &fleet_schema,
+     .help = "See fleet."},
     {.key = "log_level", .type = ST_STRING, .off = OFF(config, log_level), .def_s = "info",
      .names = log_level_names, .help = "Least severe log level written."},
 };

@@ -153,6 +153,11 @@ static void resolve_secrets(struct cfg_ctx *ctx)
         else
             t->token = v && *v ? xstrdup(v) : NULL;
     }
+    struct config_fleet *fl = &ctx->cfg->fleet;
+    if (fl->password_env) {
+        const char *v = ctx->getenv_fn(ctx->env_ctx, fl->password_env);
+        fl->password = v && *v ? xstrdup(v) : NULL;
+    }
 }
 
 /* ---- Routes ----------------------------------------------------------------------------- */

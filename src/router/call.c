@@ -512,6 +512,7 @@ static void account_rate_limit(struct router *rt, struct attempt *a, int64_t now
     char why[128];
     limits_blocked_reason(&t->limits, now, rt_wall_ms(rt), 0, why, sizeof why);
     router_event(rt, ROUTER_EV_RATE_LIMIT, t->cfg->name, "429 from %s: %s", t->cfg->name, why);
+    fleet_glue_cooldown(rt, t, now); /* a Retry-After cools the target fleet-wide */
 }
 
 /* Target-side accounting for a finished attempt: limits, breaker, latency, stats. */

@@ -28,6 +28,7 @@
 #include "switchboard/guard.h"
 #include "switchboard/ledger.h"
 #include "switchboard/config.h"
+#include "switchboard/fleet.h"
 #include "switchboard/limits.h"
 #include "switchboard/pick.h"
 #include "switchboard/provider.h"
@@ -311,6 +312,11 @@ struct router {
     uint64_t guard_throttled, guard_cached, budget_refused;
     double burn_usd[60]; /* spend per wall-clock minute over the last hour */
     int64_t burn_minute[60];
+    /* fleet mode (fleet_glue.c): NULL when off; made in spend_open, freed in spend_close */
+    struct fleet *fleet;
+    bool fleet_applying;  /* applying another instance's command: do not publish it again */
+    int64_t fleet_hb_ms;  /* next heartbeat summary, wall ms */
+    long fleet_instances; /* last known instance count (on_outage share) */
 };
 
 /* The router's clock: every router-thread time comes from here (tests pass a fake one). */
@@ -396,6 +402,21 @@ void spend_route_cache(struct route_state *r, struct route_state *old,
                        const struct config_route *cfg);
 /* Router events that are history (operator, config, breaker, probe) go to the ledger too. */
 void spend_event_to_ledger(struct router *rt, const struct router_event *e);
+
+/* fleet_glue.c: the router's side of fleet mode (fleet.h). All no-ops when rt->fleet is NULL;
+ * router thread only except fleet_glue_open/close (with spend_open/close). */
+bool fleet_glue_open(struct router *rt, const struct config *cfg, char *msg, size_t msglen);
+void fleet_glue_close(struct router *rt);
+void fleet_glue_charge(struct router *rt, const struct ledger_call *row, double total_usd,
+                       double answer_usd);
+/* A global/route/tag budget over its cap across the fleet (or unknown, on_outage closed). */
+bool fleet_glue_call_blocked(struct router *rt, const struct call *c, char *why, size_t whylen,
+                             int64_t *retry_after_ms);
+bool fleet_glue_target_blocked(const struct target_state *t, char *why, size_t whylen);
+void fleet_glue_snapshot(struct router *rt, struct router_snapshot *s);
+void fleet_glue_tick(struct router *rt, int64_t now_ms); /* applies other instances' notices */
+void fleet_glue_cooldown(struct router *rt, const struct target_state *t, int64_t now_ms);
+void fleet_glue_command(struct router *rt, const struct router_cmd *cmd, const char *target);
 
 /* snapshot.c */
 void router_event(struct router *rt, enum router_event_kind kind, const char *target,

@@ -35,6 +35,11 @@ bool spend_open(struct router *rt, const struct config *cfg, char *msg, size_t m
     rt->ledger_path = xstrdup(cfg->ledger.path);
     rt->budgets = budgets_new(cfg, &seed, now);
     rt->guard = guard_new(&cfg->guard);
+    if (!fleet_glue_open(rt, cfg, msg, msglen)) {
+        ledger_spend_cleanup(&seed);
+        spend_close(rt);
+        return false;
+    }
     log_info("ledger %s: $%.4f spent today, $%.4f this month (UTC)", cfg->ledger.path,
              seed.global_day_usd, seed.global_month_usd);
     ledger_spend_cleanup(&seed);
@@ -53,6 +58,7 @@ void spend_reload(struct router *rt, const struct config *cfg)
 
 void spend_close(struct router *rt)
 {
+    fleet_glue_close(rt);
     ledger_close(rt->ledger);
     rt->ledger = NULL;
     budgets_free(rt->budgets);
@@ -214,7 +220,8 @@ bool spend_admit(struct router *rt, struct call *c)
     char why[256];
     int64_t retry = -1;
     if (budgets_call_blocked(rt->budgets, rt_wall_ms(rt), c->route_name, c->tag, why, sizeof why,
-                             &retry)) {
+                             &retry) ||
+        fleet_glue_call_blocked(rt, c, why, sizeof why, &retry)) {
         rt->budget_refused++;
         refuse(rt, c, why, retry);
         return true;
@@ -439,6 +446,7 @@ static void charge(struct router *rt, const struct ledger_call *row)
         rt->savings_since_start += ch.savings_usd;
     if (total > 0)
         burn_add(rt, row->wall_ms, total);
+    fleet_glue_charge(rt, row, total, answer);
     struct budget_alert alerts[BUDGET_ALERTS_MAX];
     size_t n = budgets_note_spend(rt->budgets, row->wall_ms, &ch, alerts, BUDGET_ALERTS_MAX);
     for (size_t i = 0; i < n; i++)
@@ -471,7 +479,8 @@ void spend_call_release(struct router *rt, struct call *c)
 bool spend_target_blocked(const struct target_state *t, char *why, size_t whylen)
 {
     struct budgets *b = t->rt->budgets;
-    return b && budgets_target_blocked(b, rt_wall_ms(t->rt), t->cfg->name, why, whylen);
+    return (b && budgets_target_blocked(b, rt_wall_ms(t->rt), t->cfg->name, why, whylen)) ||
+           fleet_glue_target_blocked(t, why, whylen);
 }
 
 void spend_route_cache(struct route_state *r, struct route_state *old,
@@ -532,4 +541,5 @@ void spend_snapshot(struct router *rt, struct router_snapshot *s, int64_t now_ms
         s->cache_bytes += cs.bytes;
     }
     ledger_get_stats(rt->ledger, &s->ledger);
+    fleet_glue_snapshot(rt, s);
 }

@@ -460,8 +460,10 @@ enum sb_status router_apply_command(struct router *rt, const struct router_cmd *
     msg[0] = '\0';
     if (cmd->type == ROUTER_CMD_UNDO) {
         enum sb_status st = apply_undo(rt, msg, msglen);
-        if (st == SB_OK)
+        if (st == SB_OK) {
             router_event(rt, ROUTER_EV_OPERATOR, "", "%s: %s", user, msg);
+            fleet_glue_command(rt, cmd, rt->undo[rt->n_undo].target);
+        }
         return st;
     }
     struct target_state *t = router_find_target(rt, cmd->target);
@@ -487,6 +489,7 @@ enum sb_status router_apply_command(struct router *rt, const struct router_cmd *
         router_event(rt, ROUTER_EV_OPERATOR, t->cfg->name, "%s: %s %s%s: %s -> %s", user, name,
                      t->cfg->name, exp, buf_str(&before), buf_str(&after));
         snprintf(msg, msglen, "%s %s: %s", name, t->cfg->name, buf_str(&after));
+        fleet_glue_command(rt, cmd, t->cfg->name);
     }
     buf_cleanup(&before);
     buf_cleanup(&after);
@@ -500,6 +503,7 @@ static bool expired(int64_t at, int64_t now)
 
 void router_expire_overrides(struct router *rt, int64_t now)
 {
+    fleet_glue_tick(rt, now); /* other instances' cooldowns and commands */
     for (size_t i = 0; i < rt->n_targets; i++) {
         struct target_state *t = rt->targets[i];
         struct overrides *o = &t->ov;

@@ -1,0 +1,139 @@
+/*
+ * fleet.h - fleet mode: several `serve` instances share spend counters, Retry-After
+ * cooldowns and operator overrides through Redis (hiredis), and heartbeat a summary of
+ * themselves. See README "Running a fleet".
+ *
+ * Threads: a fleet has its own thread, which alone owns the Redis connections (one for
+ * commands, one subscribed to the fleet's notice channel). Every function below is
+ * thread-safe and never waits on Redis: posting takes a mutex for a few table updates and
+ * returns; reads copy what the fleet thread last published. So the router thread can call
+ * them on its hot path, and a Redis outage never blocks a call.
+ *
+ * Redis keys (prefix P = fleet.key_prefix):
+ *   P spend:<counter>          INCRBY micro-dollars; expiry set by the poster (period + slack)
+ *   P cool:<target>            a cooldown's end (wall ms) with PX expiry, plus a notice
+ *   P ov                       hash: operator override state, field "<kind>:<target>"
+ *   P audit                    stream of operator commands (XADD MAXLEN ~ FLEET_AUDIT_MAX)
+ *   P inst:<name>              the instance's heartbeat JSON, PX FLEET_HEARTBEAT_TTL_MS
+ *   P instances                zset of instance names scored by their last heartbeat
+ *   P seeded:<name>            present while Redis holds this instance's contributions; a
+ *                              Redis that lost it (restarted empty) gets them re-added
+ *   P notices                  pub/sub channel: "<origin>\t<kind>\t<body>"
+ *
+ * While Redis is unreachable counters keep growing locally (pending), notices to publish
+ * are kept (bounded, oldest dropped) and everything is sent once Redis is back; the
+ * connection is retried with exponential backoff (FLEET_BACKOFF_MIN_MS .. MAX_MS).
+ */
+#ifndef SWITCHBOARD_FLEET_H
+#define SWITCHBOARD_FLEET_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "switchboard/config.h"
+#include "switchboard/util.h"
+
+#define FLEET_FLUSH_MS         100 /* counters are flushed (pipelined INCRBYs) this often */
+#define FLEET_REFRESH_MS       250 /* watched counters are re-read (MGET) this often */
+#define FLEET_HEARTBEAT_MS     1000
+#define FLEET_HEARTBEAT_TTL_MS 3000 /* an instance silent this long has left the fleet */
+#define FLEET_BACKOFF_MIN_MS   100
+#define FLEET_BACKOFF_MAX_MS   5000
+#define FLEET_IO_TIMEOUT_MS    500 /* a Redis command the fleet thread waits on, at most */
+#define FLEET_MAX_COUNTERS     1024
+#define FLEET_MAX_OUTBOX       512 /* notices kept while Redis is down */
+#define FLEET_MAX_INBOX        1024
+#define FLEET_AUDIT_MAX        10000
+#define FLEET_KEY_MAX          192
+#define FLEET_BODY_MAX         768
+#define FLEET_NAME_MAX         64
+
+enum fleet_notice_kind {
+    FLEET_NOTICE_COOLDOWN, /* body: {"target","until_wall_ms","source"} */
+    FLEET_NOTICE_COMMAND,  /* body: an operator command (router glue's JSON) */
+    FLEET_NOTICE_OVERRIDE, /* inbound only: a stored override read at (re)connect */
+    FLEET_NOTICE_RESEED,   /* inbound only: Redis lost our state; post the overrides again */
+};
+const char *fleet_notice_kind_name(enum fleet_notice_kind k);
+
+/* What the fleet thread last published about itself. */
+struct fleet_status {
+    bool enabled;          /* fleet mode configured */
+    bool connected;        /* the last Redis exchange worked */
+    int64_t down_since_ms; /* wall ms of the first failure of this outage; 0 while up */
+    long instances;        /* heartbeating instances (self included); 0 while down */
+    char name[FLEET_NAME_MAX];
+    char text[96];        /* "fleet: 3 instances" / "fleet: redis unreachable since HH:MM:SS" */
+    char last_error[128]; /* the last Redis error, "" none (no secrets: hiredis texts only) */
+    uint64_t flushes;     /* pipelines of counter increments sent */
+    uint64_t reconnects;
+    uint64_t notices_sent, notices_received;
+    int64_t pending_micro_usd; /* spend not in Redis yet (sum over counters) */
+};
+
+/* One stored field of the override hash; value NULL deletes it. */
+struct fleet_store {
+    char field[FLEET_KEY_MAX];
+    char *value; /* owned by the op */
+};
+
+struct fleet;
+
+/* From cfg->fleet (copied; cfg->fleet.redis must be set). default_name is used when
+ * cfg->fleet.name is NULL. Does not connect yet. Returns NULL with msg on a bad URL. */
+struct fleet *fleet_new(const struct config_fleet *cfg, const char *default_name, char *msg,
+                        size_t msglen);
+/* Starts the fleet thread; it connects in the background (a Redis that is down is not an
+ * error here: the status says so and the thread keeps retrying). */
+enum sb_status fleet_start(struct fleet *f, char *msg, size_t msglen);
+/* Stops the thread after one last flush attempt (bounded by FLEET_IO_TIMEOUT_MS), frees
+ * everything. NULL-safe. */
+void fleet_free(struct fleet *f);
+
+const char *fleet_name(const struct fleet *f); /* borrowed for f's lifetime */
+enum fleet_outage fleet_outage_mode(const struct fleet *f);
+
+/* ---- counters (any thread) ------------------------------------------------------------------ */
+
+/* Adds delta to counter key (without the prefix) with a Redis expiry of ttl_s seconds; it is
+ * sent within FLEET_FLUSH_MS while Redis is up, later otherwise. Keys longer than
+ * FLEET_KEY_MAX - 32 are cut. A full table (FLEET_MAX_COUNTERS) drops the oldest idle key. */
+void fleet_counter_add(struct fleet *f, const char *key, int64_t delta, int64_t ttl_s);
+/* The counter's fleet-wide value as far as this instance knows: the last value Redis
+ * reported plus this instance's increments not yet acknowledged. Also marks the key as
+ * watched, so it is re-read every FLEET_REFRESH_MS. *local_pending (may be NULL) gets the
+ * unacknowledged part; *stale is set when Redis is down (may be NULL). */
+int64_t fleet_counter_get(struct fleet *f, const char *key, int64_t *local_pending, bool *stale);
+
+/* ---- notices (any thread) -------------------------------------------------------------------- */
+
+/* Publishes a notice to the other instances; for a cooldown also SET P cool:<target> with
+ * expiry (expire_wall_ms); for a command also XADD to the audit stream and apply stores
+ * (n_store <= 4; takes ownership of their values). body is copied. */
+void fleet_post(struct fleet *f, enum fleet_notice_kind kind, const char *target, const char *body,
+                int64_t expire_wall_ms, struct fleet_store *stores, size_t n_store);
+
+struct fleet_notice {
+    struct fleet_notice *next;
+    enum fleet_notice_kind kind;
+    char origin[FLEET_NAME_MAX];
+    char *body;
+};
+/* Takes every notice received from other instances (and stored state read at connect),
+ * oldest first; the caller frees the list with fleet_notices_free. */
+struct fleet_notice *fleet_take_notices(struct fleet *f);
+void fleet_notices_free(struct fleet_notice *n); /* NULL-safe */
+
+/* ---- heartbeat and status (any thread) ------------------------------------------------------- */
+
+/* The JSON summary the next heartbeat carries (copied). */
+void fleet_set_heartbeat(struct fleet *f, const char *json);
+void fleet_get_status(struct fleet *f, struct fleet_status *out);
+
+/* Parses a fleet URL: redis://host[:port][/db] or unix:///path[?db=N]. host gets
+ * the host or socket path. False on anything else. Pure. */
+bool fleet_parse_url(const char *url, char *host, size_t hostlen, int *port, int *db,
+                     bool *is_unix);
+
+#endif

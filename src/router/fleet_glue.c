@@ -1,0 +1,204 @@
+/*
+ * fleet_glue.c - the router's side of fleet mode (fleet.h): what a finished call spent goes
+ * to fleet-wide counters, budgets are checked against the fleet's totals, a Retry-After
+ * cooldown and an operator command are published to the other instances, and their notices
+ * are applied here at each tick (within ROUTER_TICK_MS of arriving).
+ *
+ * Threads: router thread only, except fleet_glue_open / fleet_glue_close (router_new and
+ * after the thread was joined, through spend_open / spend_close). The fleet calls used here
+ * never wait on Redis. Everything is a no-op when rt->fleet is NULL (fleet mode off).
+ *
+ * Wire format of a command notice (and of a stored override, hash field "<kind>:<target>"):
+ *   {"type":"pin","target":"a","weight":0,"expires_at":<wall ms, 0 = none>,"user":"..."}
+ */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "internal.h"
+#include "switchboard/log.h"
+
+#define DAY_TTL_S   (3 * 86400)
+#define MONTH_TTL_S (40 * 86400)
+
+/* ---- lifecycle ------------------------------------------------------------------------------- */
+
+static void default_name(const struct config *cfg, char *out, size_t outlen)
+{
+    char host[128] = "localhost";
+    gethostname(host, sizeof host - 1);
+    const char *listen = cfg->gateway.listen ? cfg->gateway.listen : "";
+    const char *colon = strrchr(listen, ':');
+    snprintf(out, outlen, "%.60s:%s", host, colon ? colon + 1 : "0");
+}
+
+bool fleet_glue_open(struct router *rt, const struct config *cfg, char *msg, size_t msglen)
+{
+    if (!cfg->fleet.redis)
+        return true;
+    char name[FLEET_NAME_MAX];
+    default_name(cfg, name, sizeof name);
+    rt->fleet = fleet_new(&cfg->fleet, name, msg, msglen);
+    if (!rt->fleet || fleet_start(rt->fleet, msg, msglen) != SB_OK) {
+        fleet_free(rt->fleet);
+        rt->fleet = NULL;
+        return false;
+    }
+    rt->fleet_instances = 1;
+    log_info("fleet: instance %s, redis %s", fleet_name(rt->fleet), cfg->fleet.redis);
+    return true;
+}
+
+void fleet_glue_close(struct router *rt)
+{
+    fleet_free(rt->fleet);
+    rt->fleet = NULL;
+}
+
+/* ---- spend and budgets ----------------------------------------------------------------------- */
+
+static void counter_key(enum budget_scope scope, const char *name, bool month, int64_t wall_ms,
+                        char *out, size_t outlen)
+{
+    char date[11];
+    ledger_format_date(wall_ms, date);
+    snprintf(out, outlen, "spend:%s:%.100s:%c:%.*s", budget_scope_name(scope), name ? name : "",
+             month ? 'm' : 'd', month ? 7 : 10, date);
+}
+
+static void add_spend(struct fleet *f, enum budget_scope scope, const char *name, int64_t wall,
+                      double usd)
+{
+    int64_t micro = llround(usd * 1e6);
+    if (micro <= 0)
+        return;
+    char key[FLEET_KEY_MAX];
+    counter_key(scope, name, false, wall, key, sizeof key);
+    fleet_counter_add(f, key, micro, DAY_TTL_S);
+    counter_key(scope, name, true, wall, key, sizeof key);
+    fleet_counter_add(f, key, micro, MONTH_TTL_S);
+}
+
+void fleet_glue_charge(struct router *rt, const struct ledger_call *row, double total_usd,
+                       double answer_usd)
+{
+    if (!rt->fleet)
+        return;
+    add_spend(rt->fleet, BUDGET_GLOBAL, "", row->wall_ms, total_usd);
+    const struct config *cfg = rt->cur->cfg;
+    for (size_t i = 0; i < cfg->n_budgets; i++) {
+        const struct config_budget *b = &cfg->budgets[i];
+        switch (b->scope) {
+        case BUDGET_GLOBAL:
+            break;
+        case BUDGET_TARGET:
+            if (str_eq(b->name, row->target))
+                add_spend(rt->fleet, b->scope, b->name, row->wall_ms, answer_usd);
+            break;
+        case BUDGET_ROUTE:
+            if (row->route && row->route[0] && str_eq(b->name, row->route))
+                add_spend(rt->fleet, b->scope, b->name, row->wall_ms, total_usd);
+            break;
+        case BUDGET_TAG:
+            if (row->tag && str_eq(b->name, row->tag))
+                add_spend(rt->fleet, b->scope, b->name, row->wall_ms, total_usd);
+            break;
+        }
+    }
+}
+
+/* The fleet's spend on one budget's window in micro-dollars, as this instance estimates it;
+ * -1 when unknown and on_outage is closed. */
+static int64_t fleet_spent(struct router *rt, const struct config_budget *b, bool month,
+                           int64_t wall)
+{
+    char key[FLEET_KEY_MAX];
+    counter_key(b->scope, b->scope == BUDGET_GLOBAL ? "" : b->name, month, wall, key, sizeof key);
+    int64_t mine = 0;
+    bool stale = false;
+    int64_t v = fleet_counter_get(rt->fleet, key, &mine, &stale);
+    if (!stale)
+        return v;
+    switch (fleet_outage_mode(rt->fleet)) {
+    case FLEET_OUTAGE_SHARE: /* everyone is assumed to spend as we do since the outage */
+        return v - mine + mine * (rt->fleet_instances > 1 ? rt->fleet_instances : 1);
+    case FLEET_OUTAGE_OPEN:
+        return 0; /* local budgets alone decide */
+    case FLEET_OUTAGE_CLOSED:
+        return -1;
+    }
+    return v;
+}
+
+static bool over_cap(struct router *rt, const struct config_budget *b, int64_t wall, char *why,
+                     size_t whylen, int64_t *retry_after_ms)
+{
+    for (int m = 0; m < 2; m++) {
+        double cap = m ? b->monthly_usd : b->daily_usd;
+        if (cap <= 0)
+            continue;
+        int64_t spent = fleet_spent(rt, b, m, wall);
+        char label[BUDGETS_NAME_MAX + 16];
+        snprintf(label, sizeof label, "%s%s%.100s", budget_scope_name(b->scope),
+                 b->scope == BUDGET_GLOBAL ? "" : ":", b->scope == BUDGET_GLOBAL ? "" : b->name);
+        int64_t resets = m ? ledger_next_month_start(wall) : ledger_day_start(wall) + 86400000;
+        if (spent < 0) {
+            snprintf(why, whylen,
+                     "fleet budget '%s' unknown: redis unreachable (fleet.on_outage closed)",
+                     label);
+            *retry_after_ms = 5000;
+            return true;
+        }
+        if ((double)spent >= cap * 1e6) {
+            snprintf(why, whylen,
+                     "over budget: fleet budget '%s' %s cap $%.2f reached ($%.4f spent across "
+                     "the fleet %s); resets at 00:00 UTC",
+                     label, m ? "monthly" : "daily", cap, (double)spent / 1e6,
+                     m ? "this month" : "today");
+            *retry_after_ms = resets - wall;
+            return true;
+        }
+    }
+    return false;
+}
+
+bool fleet_glue_call_blocked(struct router *rt, const struct call *c, char *why, size_t whylen,
+                             int64_t *retry_after_ms)
+{
+    if (!rt->fleet)
+        return false;
+    const struct config *cfg = c->cref->cfg;
+    int64_t wall = rt_wall_ms(rt);
+    for (size_t i = 0; i < cfg->n_budgets; i++) {
+        const struct config_budget *b = &cfg->budgets[i];
+        bool applies =
+            b->scope == BUDGET_GLOBAL ||
+            (b->scope == BUDGET_ROUTE && c->route_name[0] && str_eq(b->name, c->route_name)) ||
+            (b->scope == BUDGET_TAG && c->tag && str_eq(b->name, c->tag));
+        if (applies && over_cap(rt, b, wall, why, whylen, retry_after_ms))
+            return true;
+    }
+    return false;
+}
+
+bool fleet_glue_target_blocked(const struct target_state *t, char *why, size_t whylen)
+{
+    struct router *rt = t->rt;
+    if (!rt->fleet)
+        return false;
+    const struct config *cfg = rt->cur->cfg;
+    int64_t wall = rt_wall_ms(rt), retry;
+    char tmp[256];
+    for (size_t i = 0; i < cfg->n_budgets; i++) {
+        const struct config_budget *b = &cfg->budgets[i];
+        if (b->scope == BUDGET_TARGET && str_eq(b->name, t->cfg->name) &&
+            over_cap(rt, b, wall, tmp, sizeof tmp, &retry)) {
+            if (why)
+                str_copy(why, whylen, tmp);
+            return true;
+        }
+    }
+    return false;
+}
