@@ -183,24 +183,25 @@ enum fleet_outage fleet_outage_mode(const struct fleet *f)
 /* ---- counters ---------------------------------------------------------------------------------
  */
 
-/* The slot of key (full, with prefix), or a free one, or the oldest idle one; NULL when every
- * slot has spend in flight. Caller holds mu. */
+/* The slot of key (full, with prefix): open addressing from its hash, so a lookup on the hot
+ * path touches a slot or two. A new key takes the first unused slot of its probe; only when
+ * the table is full does it take the oldest idle key's slot in place (so probe chains stay
+ * intact). NULL when every slot has spend in flight. Caller holds mu. */
 static struct fleet_counter *counter_slot(struct fleet *f, const char *full, int64_t now)
 {
-    struct fleet_counter *free_slot = NULL, *idle = NULL;
-    for (size_t i = 0; i < FLEET_MAX_COUNTERS; i++) {
-        struct fleet_counter *c = &f->counters[i];
-        if (c->used && str_eq(c->key, full))
-            return c;
-        if (!c->used) {
-            if (!free_slot)
-                free_slot = c;
-        } else if (c->pending == 0 && c->inflight == 0 &&
-                   (!idle || c->touched_ms < idle->touched_ms)) {
-            idle = c;
-        }
+    size_t h = (size_t)(hash_fnv1a(full, strlen(full)) % FLEET_MAX_COUNTERS);
+    struct fleet_counter *c = NULL, *idle = NULL;
+    for (size_t k = 0; k < FLEET_MAX_COUNTERS && !c; k++) {
+        struct fleet_counter *s = &f->counters[(h + k) % FLEET_MAX_COUNTERS];
+        if (!s->used || str_eq(s->key, full))
+            c = s;
+        else if (s->pending == 0 && s->inflight == 0 && (!idle || s->touched_ms < idle->touched_ms))
+            idle = s;
     }
-    struct fleet_counter *c = free_slot ? free_slot : idle;
+    if (c && c->used)
+        return c;
+    if (!c)
+        c = idle;
     if (!c)
         return NULL;
     memset(c, 0, sizeof *c);

@@ -420,6 +420,34 @@ static void render_savings(const struct router_snapshot *snap, struct buf *out)
     window_line(out, "switchboard_savings_usd", "month", snap->savings_month_usd);
 }
 
+/* Fleet mode: Redis reachable, instances, the fleet's spend; the status line as a comment
+ * ("# fleet: redis unreachable since 12:03:05") for whoever reads the page by eye. */
+static void render_fleet(const struct router_snapshot *snap, struct buf *out)
+{
+    const struct fleet_status *f = &snap->fleet;
+    if (!f->enabled)
+        return;
+    buf_printf(out, "# %s\n", f->text);
+    family(out, "switchboard_fleet_up", "gauge",
+           "1 while this instance reaches the fleet's Redis.");
+    buf_printf(out, "switchboard_fleet_up %d\n", f->connected ? 1 : 0);
+    family(out, "switchboard_fleet_down_since_seconds", "gauge",
+           "Unix time Redis became unreachable (0 while up).");
+    buf_printf(out, "switchboard_fleet_down_since_seconds %lld\n",
+               (long long)(f->down_since_ms / 1000));
+    family(out, "switchboard_fleet_instances", "gauge", "Instances heartbeating in the fleet.");
+    buf_printf(out, "switchboard_fleet_instances %ld\n", f->instances);
+    family(out, "switchboard_fleet_pending_usd", "gauge", "Spend not yet added to Redis.");
+    buf_puts(out, "switchboard_fleet_pending_usd ");
+    put_double(out, (double)f->pending_micro_usd / 1e6);
+    buf_putc(out, '\n');
+    counter(out, "switchboard_fleet_reconnects_total", "Reconnections to Redis.", f->reconnects);
+    family(out, "switchboard_fleet_spend_usd", "gauge",
+           "The whole fleet's spend in the current UTC day and month (from Redis).");
+    window_line(out, "switchboard_fleet_spend_usd", "day", snap->fleet_spend_today_usd);
+    window_line(out, "switchboard_fleet_spend_usd", "month", snap->fleet_spend_month_usd);
+}
+
 /* Budgets, the runaway guard, response caches, the ledger. */
 static void render_spend(const struct router_snapshot *snap, struct buf *out)
 {
@@ -460,6 +488,7 @@ static void render_spend(const struct router_snapshot *snap, struct buf *out)
     counter(out, "switchboard_ledger_write_errors_total", "Failed ledger writes (retried).",
             snap->ledger.write_errors);
     render_savings(snap, out);
+    render_fleet(snap, out);
 }
 
 void gw_metrics_render(const struct router_snapshot *snap, const struct gw_stats *gs,

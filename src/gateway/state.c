@@ -202,6 +202,30 @@ static void budget_json(struct gw_json *j, const struct budget_status *b)
     gw_json_close(j, '}');
 }
 
+/* Fleet mode ("fleet": null when off). */
+static void fleet_json(struct gw_json *j, const struct router_snapshot *snap)
+{
+    const struct fleet_status *f = &snap->fleet;
+    if (!f->enabled) {
+        gw_json_null(j, "fleet");
+        return;
+    }
+    gw_json_open(j, "fleet", '{');
+    gw_json_str(j, "name", f->name);
+    gw_json_bool(j, "connected", f->connected);
+    gw_json_str(j, "status", f->text);
+    gw_json_int(j, "down_since_ms", f->down_since_ms);
+    gw_json_int(j, "instances", f->instances);
+    gw_json_str(j, "last_error", f->last_error);
+    gw_json_num(j, "pending_usd", (double)f->pending_micro_usd / 1e6);
+    gw_json_num(j, "spend_today_usd", snap->fleet_spend_today_usd);
+    gw_json_num(j, "spend_month_usd", snap->fleet_spend_month_usd);
+    gw_json_uint(j, "reconnects", f->reconnects);
+    gw_json_uint(j, "notices_sent", f->notices_sent);
+    gw_json_uint(j, "notices_received", f->notices_received);
+    gw_json_close(j, '}');
+}
+
 /* Spend, budgets, the runaway guard, response caches and the ledger. */
 static void totals_json(struct gw_json *j, const struct router_snapshot *snap)
 {
@@ -233,6 +257,7 @@ static void totals_json(struct gw_json *j, const struct router_snapshot *snap)
     gw_json_uint(j, "write_errors", snap->ledger.write_errors);
     gw_json_str(j, "last_error", snap->ledger.last_error);
     gw_json_close(j, '}');
+    fleet_json(j, snap);
 }
 
 static void route_json(struct gw_json *j, const struct router_snapshot *snap,

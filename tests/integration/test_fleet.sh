@@ -1,0 +1,202 @@
+#!/usr/bin/env bash
+# Fleet mode end to end: one real redis-server (Debian's, on a unix socket in $TMP), three
+# `switchboard serve` instances sharing it, load spread round-robin over them.
+#  - a hard global daily budget of $B across the fleet: the spend in all three ledgers ends
+#    within the README's overshoot bound of $B, and later calls get the budget error on every
+#    instance;
+#  - a pin made through one instance's admin API routes every instance's traffic within 1 s,
+#    and its expiry lapses on all of them;
+#  - a 429 with Retry-After: 5 answered to one instance: no instance sends that target a call
+#    for 5 s;
+#  - kill -9 of Redis during load: zero client errors, /metrics says "redis unreachable since";
+#    Redis restarted empty: fleet spend equals the sum of the ledgers, overrides re-seeded.
+source "$(dirname "$0")/lib.sh"
+
+command -v redis-server >/dev/null || { echo "redis-server missing (bash .ci/deps test)"; exit 1; }
+export SIM_KEY=sim-key-fleet ADMIN_TOKEN=admin-token-fleet
+RSOCK=$TMP/redis.sock
+LOAD="python3 $(dirname "$0")/fleet_load.py"
+
+start_redis() {
+  redis-server --port 0 --unixsocket "$RSOCK" --unixsocketperm 700 --save '' \
+    --appendonly no --daemonize no --loglevel warning >"$TMP/redis.out" 2>&1 &
+  REDIS_PID=$!
+  PIDS+=($REDIS_PID)
+  for _ in $(seq 50); do [[ -S $RSOCK ]] && rcli PING >/dev/null 2>&1 && return 0; sleep 0.1; done
+  echo "redis-server did not start:"; cat "$TMP/redis.out"; return 1
+}
+rcli() { redis-cli -s "$RSOCK" "$@"; }
+
+start_sim a --key "$SIM_KEY" --token-rate 0 || exit 1
+start_sim b --key "$SIM_KEY" --token-rate 0 || exit 1
+start_redis || exit 1
+
+# write_config N BUDGETS_JSON
+write_config() {
+  cat > "$TMP/sb$1.json" <<JSON
+{
+  "providers": [
+    {"name": "a", "kind": "openai", "base_url": "http://127.0.0.1:${SIM_PORT[a]}/v1",
+     "api_key_env": "SIM_KEY", "model": "gpt-4o-mini", "probe": {"enabled": false},
+     "price": {"input_per_mtok": 10, "output_per_mtok": 10}},
+    {"name": "b", "kind": "openai", "base_url": "http://127.0.0.1:${SIM_PORT[b]}/v1",
+     "api_key_env": "SIM_KEY", "model": "gpt-4o-mini", "probe": {"enabled": false},
+     "price": {"input_per_mtok": 10, "output_per_mtok": 10}}
+  ],
+  "routes": [{"name": "chat", "targets": ["a", "b"], "strategy": "priority"}],
+  "router": {"max_attempts": 3},
+  "gateway": {"listen": "127.0.0.1:0", "admin_token_env": "ADMIN_TOKEN"},
+  "ledger": {"path": "ledger$1.db", "batch_ms": 50},
+  "guard": {"enabled": false},
+  "fleet": {"redis": "unix://$RSOCK", "name": "inst$1", "key_prefix": "t:"},
+  "budgets": [$2]
+}
+JSON
+}
+
+declare -A PORT SPID
+start_inst() {
+  local n=$1 pf=$TMP/inst$1.port
+  rm -f "$pf"
+  "$SB" serve -c "$TMP/sb$n.json" --port-file "$pf" >"$TMP/inst$n.out" 2>"$TMP/inst$n.err" &
+  SPID[$n]=$!
+  PIDS+=($!)
+  wait_for "$pf" 10 || { echo "instance $n did not start:"; cat "$TMP/inst$n.err"; return 1; }
+  read -r PORT[$n] < "$pf"
+}
+stop_inst() {
+  kill -TERM "${SPID[$1]}"
+  for _ in $(seq 100); do kill -0 "${SPID[$1]}" 2>/dev/null || return 0; sleep 0.1; done
+  return 1
+}
+ports() { echo "${PORT[1]},${PORT[2]},${PORT[3]}"; }
+adm() { # adm N METHOD PATH [JSON]
+  curl -s --max-time 5 -X "$2" -H "Authorization: Bearer $ADMIN_TOKEN" \
+    -H 'Content-Type: application/json' ${4:+--data "$4"} "http://127.0.0.1:${PORT[$1]}$3"
+}
+# ledger_sum N...: total spend in these instances' ledgers (answer + retries + hedges).
+ledger_sum() {
+  python3 - "$@" <<'PY'
+import sqlite3, sys, os
+tot = 0.0
+for n in sys.argv[1:]:
+    p = os.path.join(os.environ["TMP"], "ledger%s.db" % n)
+    db = sqlite3.connect("file:%s?mode=ro" % p, uri=True)
+    for c, e, r, h in db.execute("SELECT cost_usd, est_cost_usd, retry_cost_usd, hedge_cost_usd FROM calls"):
+        tot += (c if c is not None else (e or 0)) + max(r or 0, 0) + max(h or 0, 0)
+print("%.6f" % tot)
+PY
+}
+# max_cost N...: the most expensive single call in these ledgers.
+max_cost() {
+  python3 - "$@" <<'PY'
+import sqlite3, sys, os
+m = 0.0
+for n in sys.argv[1:]:
+    db = sqlite3.connect("file:%s?mode=ro" % os.path.join(os.environ["TMP"], "ledger%s.db" % n), uri=True)
+    m = max(m, db.execute("SELECT COALESCE(MAX(cost_usd), 0) FROM calls").fetchone()[0])
+print("%.6f" % m)
+PY
+}
+export TMP
+state_has() { adm "$1" GET /admin/state | grep -qF -- "$2"; }
+metrics_has() { curl -sf --max-time 5 "http://127.0.0.1:${PORT[$1]}/metrics" | grep -q -- "$2"; }
+
+# ---- 1. a fleet-wide budget ------------------------------------------------------------------
+B=0.05
+for n in 1 2 3; do write_config $n "{\"scope\": \"global\", \"daily_usd\": $B}"; start_inst $n || exit 1; done
+check "all three instances joined the fleet" eventually 5 metrics_has 1 '^switchboard_fleet_instances 3'
+check "the state names the fleet" state_has 2 '"status":"fleet: 3 instances"'
+C=6
+$LOAD "$(ports)" --n 600 --c $C >"$TMP/budget.json"
+elapsed=$(json_get "j['elapsed_s']" <"$TMP/budget.json")
+ok200=$(json_get "j['by_status'].get('200', 0)" <"$TMP/budget.json")
+n429=$(json_get "j['by_status'].get('429', 0)" <"$TMP/budget.json")
+sleep 0.5 # ledgers written (batch_ms 50)
+spent=$(ledger_sum 1 2 3)
+cmax=$(max_cost 1 2 3)
+# README "Running a fleet": overshoot <= (calls in flight + calls started in
+# 2 x flush + refresh = 450 ms) x the dearest call
+bound=$(python3 -c "r=$ok200/$elapsed; print('%.6f' % (($C + r*0.45) * $cmax))")
+echo "# budget: \$$spent spent over $ok200 answered calls (\$$cmax max each, $(python3 -c "print(round($ok200/$elapsed))") calls/s); bound \$$B + \$$bound"
+check "the fleet stopped near its daily budget (spend >= B)" python3 -c "exit(0 if $spent >= $B else 1)"
+check "fleet spend stays within the stated overshoot bound" python3 -c "exit(0 if $spent <= $B + $bound else 1)"
+check "calls beyond the budget were refused with 429" test "$n429" -gt 0
+for n in 1 2 3; do
+  code=$(curl -s -o "$TMP/after$n.body" -w '%{http_code}' -H 'Content-Type: application/json' \
+    --data '{"model":"chat","messages":[{"role":"user","content":"more"}]}' \
+    "http://127.0.0.1:${PORT[$n]}/v1/chat/completions")
+  check "instance $n answers the budget error after the cap ($code)" \
+    bash -c "[[ $code == 429 ]] && grep -q 'over budget' '$TMP/after$n.body'"
+done
+redis_micro=$(rcli GET "t:spend:global::d:$(date -u +%F)")
+check "Redis holds the fleet's spend (sum of the ledgers)" python3 -c \
+  "exit(0 if abs($redis_micro/1e6 - $spent) < 1e-4 else 1)"
+for n in 1 2 3; do stop_inst $n; done
+rcli FLUSHALL >/dev/null
+
+# ---- 2. a pin through one instance reaches all, and lapses on all ------------------------------
+for n in 1 2 3; do write_config $n ""; rm -f "$TMP"/ledger$n.db*; start_inst $n || exit 1; done
+$LOAD "$(ports)" --n 30 --c 3 >"$TMP/pre.json"
+check "before the pin, every instance routes to a (priority)" \
+  test "$(json_get "sum(v for k, v in j['by_port_target'].items() if k.endswith(':a'))" <"$TMP/pre.json")" -eq 30
+adm 1 POST /admin/targets/b/pin '{"expires_in_s": 4}' >"$TMP/pin.out"
+t_pin=$(date +%s.%N)
+sleep 1
+$LOAD "$(ports)" --n 30 --c 3 >"$TMP/pinned.json"
+check "within 1 s of the pin, all three instances route to b" \
+  test "$(json_get "sum(v for k, v in j['by_port_target'].items() if k.endswith(':b'))" <"$TMP/pinned.json")" -eq 30
+check "instance 3's state shows the pin from instance 1" state_has 3 '"pinned":"b"'
+sleep "$(python3 -c "import time; print(max(0, 4.3 - (time.time() - $t_pin)))")"
+$LOAD "$(ports)" --n 30 --c 3 >"$TMP/lapsed.json"
+check "the pin's expiry lapsed on every instance" \
+  test "$(json_get "sum(v for k, v in j['by_port_target'].items() if k.endswith(':a'))" <"$TMP/lapsed.json")" -eq 30
+
+# ---- 3. a Retry-After seen by one instance cools the target on all ------------------------------
+sim_behavior a '{"rate_limit": {"status": 429, "retry_after_s": 5}}'
+before=$(sim_requests a /v1/chat/completions)
+curl -s -o /dev/null -H 'Content-Type: application/json' \
+  --data '{"model":"chat","messages":[{"role":"user","content":"hit the limit"}]}' \
+  "http://127.0.0.1:${PORT[1]}/v1/chat/completions"
+t429=$(date +%s.%N)
+sim_behavior a '{"rate_limit": null}'
+sleep 0.5
+$LOAD "$(ports)" --duration 3.5 --c 3 --rps 30 >"$TMP/cool.json"
+after=$(sim_requests a /v1/chat/completions)
+check "no instance sent a call to the cooled target for 5 s ($((after - before)) sent)" \
+  test $((after - before)) -eq 1
+check "the calls went to b meanwhile, without errors" \
+  test "$(json_get "j['by_status'].get('200', 0) == j['n']" <"$TMP/cool.json")" = True
+sleep "$(python3 -c "import time; print(max(0, 5.5 - (time.time() - $t429)))")"
+$LOAD "$(ports)" --n 9 --c 3 >"$TMP/warm.json"
+check "after the Retry-After, a is used again" \
+  test "$(json_get "sum(v for k, v in j['by_port_target'].items() if k.endswith(':a'))" <"$TMP/warm.json")" -eq 9
+
+# ---- 4. kill -9 of Redis under load ------------------------------------------------------------
+adm 2 POST /admin/targets/a/weight '{"weight": 7}' >/dev/null
+sleep 0.5
+$LOAD "$(ports)" --duration 4 --c 4 >"$TMP/kill.json" &
+LPID=$!
+sleep 1
+kill -9 "$REDIS_PID"
+sleep 1
+check "an instance reports the outage in /metrics" metrics_has 3 '^# fleet: redis unreachable since'
+check "and in /admin/state" state_has 1 'fleet: redis unreachable since'
+check "and in the fleet_up gauge" metrics_has 2 '^switchboard_fleet_up 0'
+wait $LPID
+check "zero client errors while Redis was down" \
+  test "$(json_get "j['by_status'].get('200', 0) == j['n'] and j['n'] > 0" <"$TMP/kill.json")" = True
+rm -f "$RSOCK"
+start_redis || exit 1
+check "instances reconnect" eventually 10 metrics_has 1 '^switchboard_fleet_up 1'
+sleep 1.5
+spent=$(ledger_sum 1 2 3)
+check "after the restart, fleet spend equals the sum of the ledgers" eventually 5 python3 -c \
+  "import subprocess; v=int(subprocess.run(['redis-cli','-s','$RSOCK','GET','t:spend:global::d:$(date -u +%F)'],capture_output=True,text=True).stdout.strip() or 0); exit(0 if abs(v/1e6 - $spent) < 1e-4 else 1)"
+reseeded() { rcli HGET t:ov weight:a | grep -q '"weight":7'; }
+check "overrides were re-seeded into the empty Redis" eventually 3 reseeded
+for n in 1 2 3; do
+  check "instance $n exits cleanly" stop_inst $n
+  check "instance $n wrote no sanitizer report" bash -c "! grep -qE 'Sanitizer|runtime error' '$TMP/inst$n.err'"
+done
+finish
