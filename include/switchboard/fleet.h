@@ -42,7 +42,10 @@
 #define FLEET_BACKOFF_MAX_MS   5000
 #define FLEET_IO_TIMEOUT_MS    500 /* a Redis command the fleet thread waits on, at most */
 #define FLEET_MAX_COUNTERS     1024
-#define FLEET_MAX_OUTBOX       512 /* notices kept while Redis is down */
+#define FLEET_MAX_LEASES       128
+#define FLEET_LEASE_MS         250  /* a lease is this long at the fleet\'s rate */
+#define FLEET_LEASE_BURST_MS   1000 /* the bucket holds this long at the fleet\'s rate */
+#define FLEET_MAX_OUTBOX       512  /* notices kept while Redis is down */
 #define FLEET_MAX_INBOX        1024
 #define FLEET_AUDIT_MAX        10000
 #define FLEET_KEY_MAX          192
@@ -105,6 +108,22 @@ void fleet_counter_add(struct fleet *f, const char *key, int64_t delta, int64_t 
  * watched, so it is re-read every FLEET_REFRESH_MS. *local_pending (may be NULL) gets the
  * unacknowledged part; *stale is set when Redis is down (may be NULL). */
 int64_t fleet_counter_get(struct fleet *f, const char *key, int64_t *local_pending, bool *stale);
+
+/* ---- fleet-wide rate limits (any thread) ------------------------------------------------------
+ */
+
+/*
+ * A token bucket in Redis per key (P rl:<key>), refilled at per_minute / 60 a second and
+ * holding at most FLEET_LEASE_BURST_MS of them, shared by the fleet. Each instance leases a
+ * few tokens at a time (FLEET_LEASE_MS of the fleet's rate, at least what a call needs), so a
+ * call never waits on Redis: fleet_lease_has says whether this instance's lease covers n now
+ * (and if not, the fleet thread asks Redis for more in the background; the caller tries
+ * again later); fleet_lease_use spends them. Over any minute the fleet sends at most
+ * per_minute plus the burst. *stale (may be NULL) is set while Redis is unreachable: the
+ * answer is then false and the caller falls back to its own share.
+ */
+bool fleet_lease_has(struct fleet *f, const char *key, int64_t n, int64_t per_minute, bool *stale);
+void fleet_lease_use(struct fleet *f, const char *key, int64_t n);
 
 /* ---- notices (any thread) -------------------------------------------------------------------- */
 

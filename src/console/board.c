@@ -207,7 +207,7 @@ static void header_instances(struct ui *ui, struct seg *segs, size_t *n)
 static void header_line1(struct ui *ui, int y, int w)
 {
     const struct router_snapshot *s = ui->snap;
-    struct seg segs[12];
+    struct seg segs[13];
     size_t n = 0;
     char up[24], clock[16];
     command_format_duration(s->uptime_ms, up, sizeof up);
@@ -223,6 +223,8 @@ static void header_line1(struct ui *ui, int y, int w)
     add(segs, &n, 3, THEME_HEADER, "in flight %llu", (unsigned long long)s->in_flight);
     if (ui->opts->readonly)
         add(segs, &n, 0, THEME_ERROR, "READ-ONLY");
+    if (s->fleet.enabled) /* "fleet: 3 instances" / "fleet: redis unreachable since ..." */
+        add(segs, &n, 0, s->fleet.connected ? THEME_HEADER : THEME_ERROR, "%s", s->fleet.text);
     fmt_clock(s->wall_ms, clock, sizeof clock, false);
     int cw = (int)strlen(clock);
     draw_segments(ui, y, w - cw - 2, segs, n);

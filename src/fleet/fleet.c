@@ -104,6 +104,7 @@ struct fleet *fleet_new(const struct config_fleet *cfg, const char *default_name
     pthread_mutex_init(&f->mu, NULL);
     pthread_cond_init(&f->cv, NULL);
     f->counters = xcalloc(FLEET_MAX_COUNTERS, sizeof *f->counters);
+    f->leases = xcalloc(FLEET_MAX_LEASES, sizeof *f->leases);
     f->st.enabled = true;
     str_copy(f->st.name, sizeof f->st.name, f->name);
     snprintf(f->st.text, sizeof f->st.text, "fleet: connecting to redis");
@@ -160,6 +161,7 @@ void fleet_free(struct fleet *f)
     }
     fleet_notices_free(f->in_head);
     free(f->counters);
+    free(f->leases);
     free(f->heartbeat);
     if (f->password) {
         explicit_bzero(f->password, strlen(f->password));
@@ -254,6 +256,57 @@ int64_t fleet_counter_get(struct fleet *f, const char *key, int64_t *local_pendi
     if (local_pending)
         *local_pending = mine;
     return v;
+}
+
+/* ---- leases --------------------------------------------------------------------------------- */
+
+static struct fleet_lease *lease_slot(struct fleet *f, const char *key)
+{
+    char full[FLEET_KEY_MAX];
+    snprintf(full, sizeof full, "%srl:%.*s", f->prefix, FLEET_KEY_MAX - FLEET_PREFIX_MAX - 8, key);
+    struct fleet_lease *free_slot = NULL;
+    for (size_t i = 0; i < FLEET_MAX_LEASES; i++) {
+        struct fleet_lease *l = &f->leases[i];
+        if (l->used && str_eq(l->key, full))
+            return l;
+        if (!l->used && !free_slot)
+            free_slot = l;
+    }
+    if (free_slot) {
+        memset(free_slot, 0, sizeof *free_slot);
+        free_slot->used = true;
+        str_copy(free_slot->key, sizeof free_slot->key, full);
+    }
+    return free_slot;
+}
+
+bool fleet_lease_has(struct fleet *f, const char *key, int64_t n, int64_t per_minute, bool *stale)
+{
+    bool ok = false;
+    pthread_mutex_lock(&f->mu);
+    struct fleet_lease *l = lease_slot(f, key);
+    bool down = !f->st.connected;
+    if (l) {
+        l->per_minute = per_minute;
+        ok = l->balance >= n;
+        int64_t lease = per_minute * FLEET_LEASE_MS / 60000;
+        int64_t want = n > lease ? n : lease;
+        if (l->balance < want && l->want < want)
+            l->want = want; /* topped up in the background */
+    }
+    pthread_mutex_unlock(&f->mu);
+    if (stale)
+        *stale = down;
+    return ok || !l; /* a full table: the fleet-wide limit does not hold back this key */
+}
+
+void fleet_lease_use(struct fleet *f, const char *key, int64_t n)
+{
+    pthread_mutex_lock(&f->mu);
+    struct fleet_lease *l = lease_slot(f, key);
+    if (l)
+        l->balance = l->balance > n ? l->balance - n : 0;
+    pthread_mutex_unlock(&f->mu);
 }
 
 /* ---- notices ----------------------------------------------------------------------------------

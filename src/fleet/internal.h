@@ -31,6 +31,15 @@ struct fleet_counter {
     int64_t touched_ms;  /* wall ms of the last add or get */
 };
 
+struct fleet_lease {
+    bool used;
+    char key[FLEET_KEY_MAX]; /* with the prefix */
+    int64_t balance;         /* tokens leased to this instance, unspent */
+    int64_t want;            /* > balance: the fleet thread asks Redis for the difference */
+    int64_t per_minute;
+    int64_t denied_until_ms; /* Redis had none left: do not ask again before this (wall) */
+};
+
 struct fleet_out {
     struct fleet_out *next;
     enum fleet_notice_kind kind;
@@ -58,6 +67,7 @@ struct fleet {
     pthread_mutex_t mu;
     pthread_cond_t cv;              /* wakes the fleet thread early (stop) */
     struct fleet_counter *counters; /* FLEET_MAX_COUNTERS slots */
+    struct fleet_lease *leases;     /* FLEET_MAX_LEASES slots */
     struct fleet_out *out_head, *out_tail;
     size_t n_out;
     uint64_t out_dropped;

@@ -553,10 +553,75 @@ static bool heartbeat(struct fleet *f, int64_t now, char *err, size_t errlen)
     return ok;
 }
 
+/* The fleet-wide token bucket: refilled by Redis's own clock (one clock for the whole fleet),
+ * grants up to ARGV[3] tokens. KEYS[1] bucket; ARGV: per_minute, burst, want. */
+static const char lease_script[] =
+    "local t = redis.call('TIME')\n"
+    "local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)\n"
+    "local rate = tonumber(ARGV[1]) / 60000\n"
+    "local burst = tonumber(ARGV[2])\n"
+    "local v = redis.call('HMGET', KEYS[1], 'tokens', 'ts')\n"
+    "local tokens = tonumber(v[1]) or burst\n"
+    "local ts = tonumber(v[2]) or now\n"
+    "if now > ts then tokens = math.min(burst, tokens + (now - ts) * rate) end\n"
+    "local grant = math.min(tonumber(ARGV[3]), math.floor(tokens))\n"
+    "if grant < 0 then grant = 0 end\n"
+    "redis.call('HSET', KEYS[1], 'tokens', tostring(tokens - grant), 'ts', tostring(now))\n"
+    "redis.call('PEXPIRE', KEYS[1], 120000)\n"
+    "return grant\n";
+
+struct lease_item {
+    size_t slot;
+    int64_t need;
+};
+
+/* Tops up every lease the router found short, in one pipeline. */
+static bool refill_leases(struct fleet *f, int64_t now, char *err, size_t errlen)
+{
+    struct lease_item items[FLEET_MAX_LEASES];
+    size_t n = 0;
+    pthread_mutex_lock(&f->mu);
+    for (size_t i = 0; i < FLEET_MAX_LEASES; i++) {
+        struct fleet_lease *l = &f->leases[i];
+        if (!l->used || l->want <= l->balance || now < l->denied_until_ms || l->per_minute <= 0)
+            continue;
+        int64_t burst = l->per_minute * FLEET_LEASE_BURST_MS / 60000;
+        char pm[24], b[24], w[24];
+        snprintf(pm, sizeof pm, "%lld", (long long)l->per_minute);
+        snprintf(b, sizeof b, "%lld", (long long)(burst > l->want ? burst : l->want));
+        snprintf(w, sizeof w, "%lld", (long long)(l->want - l->balance));
+        items[n++] = (struct lease_item){i, l->want - l->balance};
+        redisAppendCommandArgv(f->cmd, 7,
+                               (const char *[]){"EVAL", lease_script, "1", l->key, pm, b, w}, NULL);
+    }
+    pthread_mutex_unlock(&f->mu);
+    if (n == 0)
+        return true;
+    redisReply *replies[FLEET_MAX_LEASES];
+    bool ok = read_replies(f->cmd, replies, n, err, errlen);
+    pthread_mutex_lock(&f->mu);
+    for (size_t k = 0; ok && k < n; k++) {
+        struct fleet_lease *l = &f->leases[items[k].slot];
+        redisReply *r = replies[k];
+        if (r->type != REDIS_REPLY_INTEGER) {
+            snprintf(err, errlen, "lease: %.*s", (int)r->len, r->str ? r->str : "");
+            ok = false;
+            break;
+        }
+        l->balance += r->integer;
+        l->want = 0;
+        if (r->integer < items[k].need) /* the bucket ran dry: let it refill a little */
+            l->denied_until_ms = now + FLEET_LEASE_MS / 5;
+    }
+    pthread_mutex_unlock(&f->mu);
+    free_replies(replies, ok ? n : 0);
+    return ok;
+}
+
 /* Everything due on the command connection; false on a Redis error (err says which). */
 static bool exchange(struct fleet *f, int64_t now, char *err, size_t errlen)
 {
-    if (!flush_outbox(f, err, errlen))
+    if (!flush_outbox(f, err, errlen) || !refill_leases(f, now, err, errlen))
         return false;
     if (now >= f->next_flush_ms) {
         if (!flush_counters(f, err, errlen))

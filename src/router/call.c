@@ -728,6 +728,7 @@ static void note_launched(struct call *c, struct attempt *a, int64_t now)
     c->attempts++;
     stats_note_start(&t->stats, now);
     limits_note_sent(&t->limits, now, c->est_tokens);
+    fleet_glue_rate_sent(t, c->est_tokens);
     if (a->is_hedge) {
         c->hedges++;
         stats_note_hedge(&t->stats);
@@ -810,6 +811,8 @@ static int64_t soonest_free(const struct call *c, int64_t now, bool *all_limited
             *all_limited = false;
         } else if (!limits_can_send(&t->limits, now, c->est_tokens)) {
             at = limits_ready_at_ms(&t->limits, now, c->est_tokens);
+        } else if (fleet_glue_rate_blocked(t, now, c->est_tokens, NULL, 0)) {
+            at = now + FLEET_LEASE_MS / 5; /* the fleet thread is fetching a lease */
         }
         if (at < 0)
             return -1;

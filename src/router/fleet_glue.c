@@ -202,3 +202,82 @@ bool fleet_glue_target_blocked(const struct target_state *t, char *why, size_t w
     }
     return false;
 }
+
+/* ---- fleet-wide rate limits ------------------------------------------------------------------ */
+
+static void rate_key(const struct target_state *t, char kind, char *out, size_t outlen)
+{
+    snprintf(out, outlen, "%.100s:%c", t->cfg->name, kind);
+}
+
+/* While Redis is down: this instance's share of the fleet's rate, over its own window. */
+static bool share_blocked(const struct target_state *t, int64_t now_ms, long est_tokens, char *why,
+                          size_t whylen)
+{
+    long n = t->rt->fleet_instances > 1 ? t->rt->fleet_instances : 1;
+    const struct config_target *c = t->cfg;
+    if (c->rpm > 0 && limits_window_requests(&t->limits, now_ms) >= (c->rpm + n - 1) / n) {
+        if (why)
+            snprintf(why, whylen,
+                     "fleet rpm %ld: this instance's share (1/%ld) reached, redis "
+                     "unreachable",
+                     c->rpm, n);
+        return true;
+    }
+    if (c->tpm > 0 &&
+        limits_window_tokens(&t->limits, now_ms) + est_tokens > (c->tpm + n - 1) / n) {
+        if (why)
+            snprintf(why, whylen,
+                     "fleet tpm %ld: this instance's share (1/%ld) reached, redis "
+                     "unreachable",
+                     c->tpm, n);
+        return true;
+    }
+    return false;
+}
+
+bool fleet_glue_rate_blocked(const struct target_state *t, int64_t now_ms, long est_tokens,
+                             char *why, size_t whylen)
+{
+    struct fleet *f = t->rt->fleet;
+    const struct config_target *c = t->cfg;
+    if (!f || !c->fleet_limits || (c->rpm <= 0 && c->tpm <= 0))
+        return false;
+    char key[FLEET_KEY_MAX];
+    bool stale = false;
+    if (c->rpm > 0) {
+        rate_key(t, 'r', key, sizeof key);
+        if (!fleet_lease_has(f, key, 1, c->rpm, &stale) && !stale) {
+            if (why)
+                snprintf(why, whylen, "fleet rpm %ld reached (no lease left)", c->rpm);
+            return true;
+        }
+    }
+    long tokens = est_tokens > 0 ? est_tokens : 1;
+    if (!stale && c->tpm > 0) {
+        rate_key(t, 't', key, sizeof key);
+        if (!fleet_lease_has(f, key, tokens, c->tpm, &stale) && !stale) {
+            if (why)
+                snprintf(why, whylen, "fleet tpm %ld reached (%ld tokens needed)", c->tpm, tokens);
+            return true;
+        }
+    }
+    return stale && share_blocked(t, now_ms, est_tokens, why, whylen);
+}
+
+void fleet_glue_rate_sent(const struct target_state *t, long est_tokens)
+{
+    struct fleet *f = t->rt->fleet;
+    const struct config_target *c = t->cfg;
+    if (!f || !c->fleet_limits)
+        return;
+    char key[FLEET_KEY_MAX];
+    if (c->rpm > 0) {
+        rate_key(t, 'r', key, sizeof key);
+        fleet_lease_use(f, key, 1);
+    }
+    if (c->tpm > 0) {
+        rate_key(t, 't', key, sizeof key);
+        fleet_lease_use(f, key, est_tokens > 0 ? est_tokens : 1);
+    }
+}

@@ -413,6 +413,11 @@ void fleet_glue_charge(struct router *rt, const struct ledger_call *row, double 
 bool fleet_glue_call_blocked(struct router *rt, const struct call *c, char *why, size_t whylen,
                              int64_t *retry_after_ms);
 bool fleet_glue_target_blocked(const struct target_state *t, char *why, size_t whylen);
+/* fleet_limits targets: no lease left for a call of est_tokens (why may be NULL); while Redis
+ * is down, this instance's share of the fleet's rate is used up. */
+bool fleet_glue_rate_blocked(const struct target_state *t, int64_t now_ms, long est_tokens,
+                             char *why, size_t whylen);
+void fleet_glue_rate_sent(const struct target_state *t, long est_tokens); /* a call went out */
 void fleet_glue_snapshot(struct router *rt, struct router_snapshot *s);
 void fleet_glue_tick(struct router *rt, int64_t now_ms); /* applies other instances' notices */
 void fleet_glue_cooldown(struct router *rt, const struct target_state *t, int64_t now_ms);

@@ -123,8 +123,8 @@ bool target_blocked(const struct target_state *t, int64_t now_ms, long est_token
         snprintf(why, whylen, "weight 0");
     else if (spend_target_blocked(t, why, whylen))
         ; /* over a target budget: why says which */
-    else
-        limits_blocked_reason(&t->limits, now_ms, rt_wall_ms(t->rt), est_tokens, why, whylen);
+    else if (!limits_blocked_reason(&t->limits, now_ms, rt_wall_ms(t->rt), est_tokens, why, whylen))
+        fleet_glue_rate_blocked(t, now_ms, est_tokens, why, whylen); /* fleet-wide rpm/tpm */
     return why[0] != '\0';
 }
 

@@ -8,6 +8,7 @@
 #    and its expiry lapses on all of them;
 #  - a 429 with Retry-After: 5 answered to one instance: no instance sends that target a call
 #    for 5 s;
+#  - an rpm limit of R across the fleet (fleet_limits) holds within 10 % over a minute;
 #  - kill -9 of Redis during load: zero client errors, /metrics says "redis unreachable since";
 #    Redis restarted empty: fleet spend equals the sum of the ledgers, overrides re-seeded.
 source "$(dirname "$0")/lib.sh"
@@ -29,6 +30,8 @@ rcli() { redis-cli -s "$RSOCK" "$@"; }
 
 start_sim a --key "$SIM_KEY" --token-rate 0 || exit 1
 start_sim b --key "$SIM_KEY" --token-rate 0 || exit 1
+start_sim c --key "$SIM_KEY" --token-rate 0 || exit 1
+RPM=120
 start_redis || exit 1
 
 # write_config N BUDGETS_JSON
@@ -41,9 +44,13 @@ write_config() {
      "price": {"input_per_mtok": 10, "output_per_mtok": 10}},
     {"name": "b", "kind": "openai", "base_url": "http://127.0.0.1:${SIM_PORT[b]}/v1",
      "api_key_env": "SIM_KEY", "model": "gpt-4o-mini", "probe": {"enabled": false},
-     "price": {"input_per_mtok": 10, "output_per_mtok": 10}}
+     "price": {"input_per_mtok": 10, "output_per_mtok": 10}},
+    {"name": "c", "kind": "openai", "base_url": "http://127.0.0.1:${SIM_PORT[c]}/v1",
+     "api_key_env": "SIM_KEY", "model": "gpt-4o-mini", "probe": {"enabled": false},
+     "rpm": $RPM, "fleet_limits": true}
   ],
-  "routes": [{"name": "chat", "targets": ["a", "b"], "strategy": "priority"}],
+  "routes": [{"name": "chat", "targets": ["a", "b"], "strategy": "priority"},
+             {"name": "limited", "targets": ["c"]}],
   "router": {"max_attempts": 3},
   "gateway": {"listen": "127.0.0.1:0", "admin_token_env": "ADMIN_TOKEN"},
   "ledger": {"path": "ledger$1.db", "batch_ms": 50},
@@ -106,7 +113,7 @@ metrics_has() { curl -sf --max-time 5 "http://127.0.0.1:${PORT[$1]}/metrics" | g
 B=0.05
 for n in 1 2 3; do write_config $n "{\"scope\": \"global\", \"daily_usd\": $B}"; start_inst $n || exit 1; done
 check "all three instances joined the fleet" eventually 5 metrics_has 1 '^switchboard_fleet_instances 3'
-check "the state names the fleet" state_has 2 '"status":"fleet: 3 instances"'
+check "the state names the fleet" eventually 3 state_has 2 '"status":"fleet: 3 instances"'
 C=6
 $LOAD "$(ports)" --n 600 --c $C >"$TMP/budget.json"
 elapsed=$(json_get "j['elapsed_s']" <"$TMP/budget.json")
@@ -172,7 +179,19 @@ $LOAD "$(ports)" --n 9 --c 3 >"$TMP/warm.json"
 check "after the Retry-After, a is used again" \
   test "$(json_get "sum(v for k, v in j['by_port_target'].items() if k.endswith(':a'))" <"$TMP/warm.json")" -eq 9
 
-# ---- 4. kill -9 of Redis under load ------------------------------------------------------------
+# ---- 4. a fleet-wide rpm limit over a minute ----------------------------------------------------
+if [[ ${FLEET_QUICK:-0} != 1 ]]; then
+  c_before=$(sim_requests c /v1/chat/completions)
+  $LOAD "$(ports)" --duration 60 --c 6 --rps 6 --model limited >"$TMP/rpm.json"
+  sent=$(( $(sim_requests c /v1/chat/completions) - c_before ))
+  echo "# rpm: $sent calls reached the target in 60 s (fleet rpm $RPM, offered $(json_get "j['n']" <"$TMP/rpm.json"))"
+  check "the fleet held rpm $RPM within 10 % over a minute ($sent)" \
+    python3 -c "exit(0 if $RPM * 0.9 <= $sent <= $RPM * 1.1 else 1)"
+  check "calls over the limit were told to come back (429), none failed otherwise" \
+    test "$(json_get "set(j['by_status']) <= {'200', '429'}" <"$TMP/rpm.json")" = True
+fi
+
+# ---- 5. kill -9 of Redis under load ------------------------------------------------------------
 adm 2 POST /admin/targets/a/weight '{"weight": 7}' >/dev/null
 sleep 0.5
 $LOAD "$(ports)" --duration 4 --c 4 >"$TMP/kill.json" &
