@@ -271,6 +271,7 @@ struct config_fleet {
     char *password_env;          /* NULL = no AUTH */
     char *password;              /* resolved value; NULL when unset */
     enum fleet_outage on_outage; /* default share */
+    bool share_breakers;         /* an instance opening a breaker takes the target out on all */
 };
 
 struct config {

@@ -57,6 +57,7 @@ enum fleet_notice_kind {
     FLEET_NOTICE_COMMAND,  /* body: an operator command (router glue's JSON) */
     FLEET_NOTICE_OVERRIDE, /* inbound only: a stored override read at (re)connect */
     FLEET_NOTICE_RESEED,   /* inbound only: Redis lost our state; post the overrides again */
+    FLEET_NOTICE_BREAKER,  /* body: {"target","from","to","reason","open_ms"} */
 };
 const char *fleet_notice_kind_name(enum fleet_notice_kind k);
 

@@ -693,6 +693,11 @@ static const struct schema_entry fleet_entries[] = {
      .help = "Budgets while Redis is unreachable: share: the last known fleet total plus this "
              "instance's spend since then times the number of instances; open: this "
              "instance's own spend only; closed: calls under a capped budget get 429."},
+    {.key = "share_breakers", .type = ST_BOOL, .off = OFF(config_fleet, share_breakers),
+     .help = "Breakers stay per instance (each sees its own network path) and their "
+             "transitions are published to the others' timelines; true: an instance that "
+             "opens a target's breaker also takes the target out of routing on every instance "
+             "for that breaker's cooldown."},
 };
 static const struct schema fleet_schema = {
     "fleet",

@@ -12,15 +12,14 @@
 #include "switchboard/log.h"
 
 static const char *const notice_names[] = {
-    [FLEET_NOTICE_COOLDOWN] = "cooldown",
-    [FLEET_NOTICE_COMMAND] = "command",
-    [FLEET_NOTICE_OVERRIDE] = "override",
-    [FLEET_NOTICE_RESEED] = "reseed",
+    [FLEET_NOTICE_COOLDOWN] = "cooldown", [FLEET_NOTICE_COMMAND] = "command",
+    [FLEET_NOTICE_OVERRIDE] = "override", [FLEET_NOTICE_RESEED] = "reseed",
+    [FLEET_NOTICE_BREAKER] = "breaker",
 };
 
 const char *fleet_notice_kind_name(enum fleet_notice_kind k)
 {
-    return (unsigned)k <= FLEET_NOTICE_RESEED ? notice_names[k] : "?";
+    return (unsigned)k <= FLEET_NOTICE_BREAKER ? notice_names[k] : "?";
 }
 
 /* ---- URL ------------------------------------------------------------------------------------ */

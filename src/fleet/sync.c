@@ -159,6 +159,8 @@ static void handle_message(struct fleet *f, const redisReply *r)
         k = FLEET_NOTICE_COOLDOWN;
     else if (str_eq(kind, "command"))
         k = FLEET_NOTICE_COMMAND;
+    else if (str_eq(kind, "breaker"))
+        k = FLEET_NOTICE_BREAKER;
     else
         return;
     pthread_mutex_lock(&f->mu);
@@ -468,7 +470,8 @@ static size_t append_out(struct fleet *f, const struct fleet_out *o, struct buf 
             redisAppendCommandArgv(f->cmd, 3, (const char *[]){"HDEL", key, s->field}, NULL);
         n++;
     }
-    if (o->kind == FLEET_NOTICE_COOLDOWN || o->kind == FLEET_NOTICE_COMMAND) {
+    if (o->kind == FLEET_NOTICE_COOLDOWN || o->kind == FLEET_NOTICE_COMMAND ||
+        o->kind == FLEET_NOTICE_BREAKER) {
         redisAppendCommandArgv(f->cmd, 3, (const char *[]){"PUBLISH", chan, buf_str(payload)},
                                NULL);
         n++;

@@ -47,6 +47,7 @@ bool fleet_glue_open(struct router *rt, const struct config *cfg, char *msg, siz
         return false;
     }
     rt->fleet_instances = 1;
+    rt->fleet_share_breakers = cfg->fleet.share_breakers;
     log_info("fleet: instance %s, redis %s", fleet_name(rt->fleet), cfg->fleet.redis);
     return true;
 }

@@ -68,6 +68,26 @@ void fleet_glue_cooldown(struct router *rt, const struct target_state *t, int64_
     fleet_post(rt->fleet, FLEET_NOTICE_COOLDOWN, t->cfg->name, body, until, NULL, 0);
 }
 
+void fleet_glue_breaker(struct router *rt, const struct target_state *t,
+                        const struct breaker_transition *tr)
+{
+    if (!rt->fleet)
+        return;
+    struct buf b;
+    buf_init(&b);
+    buf_puts(&b, "{\"target\":");
+    buf_put_json_string(&b, t->cfg->name, strlen(t->cfg->name));
+    buf_printf(
+        &b,
+        ",\"from\":\"%s\",\"to\":\"%s\",\"open_ms\":%lld,\"reason\":", breaker_state_name(tr->from),
+        breaker_state_name(tr->to),
+        (long long)(tr->to == BREAKER_OPEN ? breaker_retry_in_ms(&t->breaker, rt_now_ms(rt)) : 0));
+    buf_put_json_string(&b, tr->reason, strlen(tr->reason));
+    buf_putc(&b, '}');
+    fleet_post(rt->fleet, FLEET_NOTICE_BREAKER, t->cfg->name, buf_str(&b), 0, NULL, 0);
+    buf_cleanup(&b);
+}
+
 /* The stored override state of t: one hash field per kind, deleted when not in force. */
 static size_t target_stores(struct router *rt, const struct target_state *t, struct fleet_store *st)
 {
@@ -144,6 +164,26 @@ static void apply_cooldown(struct router *rt, const cJSON *o, int64_t now)
     router_event(rt, ROUTER_EV_RATE_LIMIT, t->cfg->name,
                  "fleet: %s cooling for %llds (Retry-After seen by another instance)", t->cfg->name,
                  (long long)((left + 999) / 1000));
+}
+
+/* Another instance's breaker moved: on the timeline; with fleet.share_breakers an opening
+ * takes the target out here too, for that breaker's cooldown. */
+static void apply_breaker(struct router *rt, const cJSON *o, const char *origin, int64_t now)
+{
+    const cJSON *tn = cJSON_GetObjectItemCaseSensitive(o, "target");
+    const cJSON *from = cJSON_GetObjectItemCaseSensitive(o, "from");
+    const cJSON *to = cJSON_GetObjectItemCaseSensitive(o, "to");
+    const cJSON *why = cJSON_GetObjectItemCaseSensitive(o, "reason");
+    const cJSON *open_ms = cJSON_GetObjectItemCaseSensitive(o, "open_ms");
+    struct target_state *t = cJSON_IsString(tn) ? router_find_target(rt, tn->valuestring) : NULL;
+    if (!t || !cJSON_IsString(from) || !cJSON_IsString(to))
+        return;
+    router_event(rt, ROUTER_EV_BREAKER, t->cfg->name, "fleet: breaker %s on %s: %s -> %s: %s",
+                 t->cfg->name, origin, from->valuestring, to->valuestring,
+                 cJSON_IsString(why) ? why->valuestring : "");
+    if (rt->fleet_share_breakers && str_eq(to->valuestring, "open") && cJSON_IsNumber(open_ms) &&
+        open_ms->valuedouble > 0)
+        limits_cooldown_until(&t->limits, now + (int64_t)open_ms->valuedouble, "breaker (fleet)");
 }
 
 /* A stored override that this instance already has needs no new command (nor undo entry). */
@@ -224,6 +264,9 @@ void fleet_glue_tick(struct router *rt, int64_t now_ms)
         case FLEET_NOTICE_COMMAND:
         case FLEET_NOTICE_OVERRIDE:
             apply_command(rt, o, n->origin, n->kind == FLEET_NOTICE_OVERRIDE);
+            break;
+        case FLEET_NOTICE_BREAKER:
+            apply_breaker(rt, o, n->origin, now_ms);
             break;
         case FLEET_NOTICE_RESEED:
             break;

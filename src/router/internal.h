@@ -317,6 +317,7 @@ struct router {
     bool fleet_applying;  /* applying another instance's command: do not publish it again */
     int64_t fleet_hb_ms;  /* next heartbeat summary, wall ms */
     long fleet_instances; /* last known instance count (on_outage share) */
+    bool fleet_share_breakers;
 };
 
 /* The router's clock: every router-thread time comes from here (tests pass a fake one). */
@@ -422,6 +423,8 @@ void fleet_glue_snapshot(struct router *rt, struct router_snapshot *s);
 void fleet_glue_tick(struct router *rt, int64_t now_ms); /* applies other instances' notices */
 void fleet_glue_cooldown(struct router *rt, const struct target_state *t, int64_t now_ms);
 void fleet_glue_command(struct router *rt, const struct router_cmd *cmd, const char *target);
+void fleet_glue_breaker(struct router *rt, const struct target_state *t,
+                        const struct breaker_transition *tr);
 
 /* snapshot.c */
 void router_event(struct router *rt, enum router_event_kind kind, const char *target,

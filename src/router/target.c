@@ -138,6 +138,7 @@ void target_note_transition(struct router *rt, struct target_state *t,
         return;
     router_event(rt, ROUTER_EV_BREAKER, t->cfg->name, "breaker %s: %s -> %s: %s", t->cfg->name,
                  breaker_state_name(tr->from), breaker_state_name(tr->to), tr->reason);
+    fleet_glue_breaker(rt, t, tr); /* published to the other instances */
 }
 
 /* ---- config loads ------------------------------------------------------------------------------

@@ -8,6 +8,7 @@
 #    and its expiry lapses on all of them;
 #  - a 429 with Retry-After: 5 answered to one instance: no instance sends that target a call
 #    for 5 s;
+#  - fleet.share_breakers: a breaker one instance opens takes the target out on all;
 #  - an rpm limit of R across the fleet (fleet_limits) holds within 10 % over a minute;
 #  - kill -9 of Redis during load: zero client errors, /metrics says "redis unreachable since";
 #    Redis restarted empty: fleet spend equals the sum of the ledgers, overrides re-seeded.
@@ -51,11 +52,12 @@ write_config() {
   ],
   "routes": [{"name": "chat", "targets": ["a", "b"], "strategy": "priority"},
              {"name": "limited", "targets": ["c"]}],
-  "router": {"max_attempts": 3},
+  "router": {"max_attempts": 3, "breaker_failures": 3, "breaker_cooldown_ms": 4000},
   "gateway": {"listen": "127.0.0.1:0", "admin_token_env": "ADMIN_TOKEN"},
   "ledger": {"path": "ledger$1.db", "batch_ms": 50},
   "guard": {"enabled": false},
-  "fleet": {"redis": "unix://$RSOCK", "name": "inst$1", "key_prefix": "t:"},
+  "fleet": {"redis": "unix://$RSOCK", "name": "inst$1", "key_prefix": "t:",
+            "share_breakers": true},
   "budgets": [$2]
 }
 JSON
@@ -179,6 +181,21 @@ $LOAD "$(ports)" --n 9 --c 3 >"$TMP/warm.json"
 check "after the Retry-After, a is used again" \
   test "$(json_get "sum(v for k, v in j['by_port_target'].items() if k.endswith(':a'))" <"$TMP/warm.json")" -eq 9
 
+# ---- 3b. share_breakers: a breaker opened on one instance takes the target out on all ------------
+sim_behavior a '{"outage": "503"}'
+for i in 1 2 3 4; do
+  curl -s -o /dev/null -H 'Content-Type: application/json' \
+    --data '{"model":"chat","messages":[{"role":"user","content":"fail over"}]}' \
+    "http://127.0.0.1:${PORT[1]}/v1/chat/completions"
+done
+sim_behavior a '{"outage": "none"}'
+sleep 0.5
+$LOAD "${PORT[2]},${PORT[3]}" --n 20 --c 2 >"$TMP/shared.json"
+check "instances 2 and 3 keep off the target instance 1's breaker opened" \
+  test "$(json_get "sum(v for k, v in j['by_port_target'].items() if k.endswith(':b'))" <"$TMP/shared.json")" -eq 20
+check "the transition is on their timelines" state_has 3 'fleet: breaker a on inst1: closed -> open'
+sleep 4
+
 # ---- 4. a fleet-wide rpm limit over a minute ----------------------------------------------------
 if [[ ${FLEET_QUICK:-0} != 1 ]]; then
   c_before=$(sim_requests c /v1/chat/completions)
@@ -197,7 +214,7 @@ sleep 0.5
 $LOAD "$(ports)" --duration 4 --c 4 >"$TMP/kill.json" &
 LPID=$!
 sleep 1
-kill -9 "$REDIS_PID"
+kill -9 "$REDIS_PID"; wait "$REDIS_PID" 2>/dev/null
 sleep 1
 check "an instance reports the outage in /metrics" metrics_has 3 '^# fleet: redis unreachable since'
 check "and in /admin/state" state_has 1 'fleet: redis unreachable since'
