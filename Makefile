@@ -131,7 +131,7 @@ docs: $(BIN)
 demo:
 	@bash .ci/deps build demo
 	@$(MAKE) --no-print-directory all
-	@bash tests/demo/run.sh $(BUILD)
+	@DEMO_FLEET=$(FLEET) bash tests/demo/run.sh $(BUILD)
 
 # bench-tools: tests/bench/*.c (the benchmark's own upstream), one binary each in $(BUILD).
 BENCH_BINS := $(patsubst tests/bench/%.c,$(BUILD)/%,$(wildcard tests/bench/*.c))

@@ -1,8 +1,9 @@
 #!/usr/bin/env python3
 """make demo's background actors: a traffic generator and a scripted incident.
 
-usage: traffic.py --port-file F [--rate R] [--outage-ctl PORT] [--outage-after S]
-                  [--outage-for S] [--persona-ctl PORT] [--persona-after S] [--parent PID]
+usage: traffic.py --port-file F [--port-file F2 ...] [--rate R] [--outage-ctl PORT]
+                  [--outage-after S] [--outage-for S] [--persona-ctl PORT] [--persona-after S]
+                  [--parent PID]
 
 Waits for the console's gateway port (the port file), then sends chat completions at about
 R requests/s with varied prompts, routes, tags and stream settings. With --outage-ctl it
@@ -13,7 +14,8 @@ over and spend moving. With --persona-ctl it makes that simulator's answers ters
 the answers through POST /v1/feedback: short or cut-off answers get a thumbs down, the rest
 mostly a thumbs up, so the console's detail view and the route's quality guard have
 something to go on. Writes nothing to the terminal (the console owns it); exits when its
-parent (the demo script) is gone. Only talks to 127.0.0.1.
+parent (the demo script) is gone. Several --port-file (a fleet, `make demo FLEET=1`): calls
+go round-robin over the gateways, as a load balancer would send them. Only talks to 127.0.0.1.
 """
 import argparse
 import http.client
@@ -131,7 +133,7 @@ def behave(ctl, patch):
 
 def main():
     ap = argparse.ArgumentParser()
-    ap.add_argument("--port-file", required=True)
+    ap.add_argument("--port-file", required=True, action="append")
     ap.add_argument("--rate", type=float, default=3.0)
     ap.add_argument("--outage-ctl", type=int, default=0)
     ap.add_argument("--outage-after", type=float, default=60)
@@ -141,9 +143,10 @@ def main():
     ap.add_argument("--parent", type=int, default=0)
     args = ap.parse_args()
 
-    port = read_port(args.port_file, args.parent)
-    if not port:
+    ports = [read_port(p, args.parent) for p in args.port_file]
+    if not all(ports):
         return
+    n = 0
     inflight = threading.BoundedSemaphore(16)
     t0 = time.monotonic()
     phase = 0  # 0 before the outage, 1 during, 2 after
@@ -160,6 +163,8 @@ def main():
             behave(args.outage_ctl, {"reset": True})
             phase = 2
         if inflight.acquire(blocking=False):
+            port = ports[n % len(ports)]
+            n += 1
             threading.Thread(target=one_call, args=(port, inflight), daemon=True).start()
         time.sleep(random.expovariate(args.rate))
 
