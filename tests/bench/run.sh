@@ -492,3 +492,9 @@ export BENCH_SECONDS=$SECS BENCH_WARMUP=$WARM BENCH_ROUNDS=$ROUNDS BENCH_STREAMS
   printf '```\n'
 } | tee "$B/results.md"
 log "report written to $B/results.md"
+
+# ---- fleet mode's cost (issue 14): the same serve with and without Redis ----------------------
+echo
+echo "## Fleet mode"
+echo
+bash "$HERE/fleet.sh" "$B"
