@@ -312,6 +312,15 @@ static void summary_settings(const struct config *cfg, struct buf *out)
         buf_printf(out, "gateway: admin token \"%s\" %s (%s%s)\n", g->admin_tokens[i].name,
                    g->admin_tokens[i].token ? "on" : "off", g->admin_tokens[i].token_env,
                    g->admin_tokens[i].token ? "" : " is not set");
+    const struct config_fleet *fl = &cfg->fleet;
+    if (fl->redis)
+        buf_printf(out, "fleet: redis %s as %s, keys %s*, budgets on outage: %s%s%s\n", fl->redis,
+                   fl->name ? fl->name : "hostname:port", fl->key_prefix,
+                   fl->on_outage == FLEET_OUTAGE_SHARE  ? "share"
+                   : fl->on_outage == FLEET_OUTAGE_OPEN ? "open"
+                                                        : "closed",
+                   fl->share_breakers ? ", breakers shared" : "",
+                   fl->password_env && !fl->password ? " (password variable not set)" : "");
     const struct config_guard *gd = &cfg->guard;
     if (gd->enabled)
         buf_printf(out,

@@ -673,6 +673,9 @@ static const char *check_redis_url(char *v)
                "0.14 without it: use redis:// on a private network or unix:///path";
     if (!str_has_prefix(v, "redis://") && !str_has_prefix(v, "unix:///"))
         return "expected redis://host:port/db or unix:///path";
+    if (strchr(v, '@'))
+        return "no user or password in the URL: name the variable holding the password in "
+               "fleet.password_env";
     return NULL;
 }
 

@@ -753,6 +753,38 @@ static void test_config_parses_client_keys(void **state)
     config_free(cfg);
 }
 
+static void test_config_parses_the_fleet_section(void **state)
+{
+    (void)state;
+    struct config *cfg = parse_ok(BASE(""));
+    assert_null(cfg->fleet.redis); /* fleet mode off */
+    assert_string_equal(cfg->fleet.key_prefix, "switchboard:");
+    assert_int_equal(cfg->fleet.on_outage, FLEET_OUTAGE_SHARE);
+    config_free(cfg);
+    cfg = parse_ok(BASE(",'fleet':{'redis':'redis://10.0.0.5:6380/2','name':'gw-1',"
+                        "'key_prefix':'sb:','password_env':'SWITCHBOARD_ADMIN_TOKEN',"
+                        "'on_outage':'closed','share_breakers':true}"));
+    assert_string_equal(cfg->fleet.redis, "redis://10.0.0.5:6380/2");
+    assert_string_equal(cfg->fleet.name, "gw-1");
+    assert_string_equal(cfg->fleet.key_prefix, "sb:");
+    assert_string_equal(cfg->fleet.password, ADMIN_SECRET); /* resolved from the variable */
+    assert_int_equal(cfg->fleet.on_outage, FLEET_OUTAGE_CLOSED);
+    assert_true(cfg->fleet.share_breakers);
+    config_free(cfg);
+}
+
+static void test_config_rejects_bad_fleet_settings(void **state)
+{
+    (void)state;
+    EXPECT_ERRORS(BASE(",'fleet':{'redis':'rediss://cache:6379','on_outage':'maybe'}"),
+                  "fleet.redis: rediss:// (TLS) needs hiredis", "fleet.on_outage");
+    EXPECT_ERRORS(BASE(",'fleet':{'redis':'http://cache'}"), "expected redis://host:port/db");
+    EXPECT_ERRORS(BASE(",'fleet':{'redis':'redis://:hunter2@cache'}"),
+                  "no user or password in the URL");
+    EXPECT_ERRORS(BASE(",'fleet':{'redis':'redis://c','password_env':'sk-live-0123456789abcdef'}"),
+                  "fleet.password_env: this looks like an API key itself");
+}
+
 static void test_config_rejects_bad_client_keys(void **state)
 {
     (void)state;
@@ -1196,8 +1228,8 @@ static void test_config_schema_markdown_mentions_every_key(void **state)
                 stack[n++] = e->sub;
         }
     }
-    assert_int_equal(tables, 18); /* 12 + guard, routes[].cache, clients[], users,
-                                     routes[].quality_guard, gateway.admin_tokens[] */
+    assert_int_equal(tables, 19); /* 12 + guard, routes[].cache, clients[], users,
+                                     routes[].quality_guard, gateway.admin_tokens[], fleet */
     assert_non_null(strstr(buf_str(&md), "| `max_attempts` | integer | 3 | 1..10 |"));
     assert_non_null(strstr(buf_str(&md), "`openai`, `anthropic`, `gemini`, `openai-compatible`"));
     buf_cleanup(&md);
@@ -1289,6 +1321,8 @@ int main(void)
         cmocka_unit_test(test_config_resolves_relative_ledger_path_against_config_dir),
         cmocka_unit_test(test_config_finds_targets_and_routes_by_name),
         cmocka_unit_test(test_config_parses_client_keys),
+        cmocka_unit_test(test_config_parses_the_fleet_section),
+        cmocka_unit_test(test_config_rejects_bad_fleet_settings),
         cmocka_unit_test(test_config_rejects_bad_client_keys),
         cmocka_unit_test(test_config_warns_about_exposure),
     };
