@@ -4,6 +4,11 @@
  * cooldown and an operator command are published to the other instances, and their notices
  * are applied here at each tick (within ROUTER_TICK_MS of arriving).
  *
+ * The runaway guard's identical-prompt storms count fleet-wide too: a prompt this instance
+ * has seen twice in the current window (fixed windows of guard.identical_window_ms) is counted
+ * in Redis from then on, so unique prompts never cost a Redis key, and a storm spread by a
+ * load balancer over N instances is still one storm.
+ *
  * Threads: router thread only, except fleet_glue_open / fleet_glue_close (router_new and
  * after the thread was joined, through spend_open / spend_close). The fleet calls used here
  * never wait on Redis. Everything is a no-op when rt->fleet is NULL (fleet mode off).
@@ -47,6 +52,7 @@ bool fleet_glue_open(struct router *rt, const struct config *cfg, char *msg, siz
         return false;
     }
     rt->fleet_instances = 1;
+    rt->fleet_seen = xcalloc(FLEET_GUARD_SLOTS, sizeof *rt->fleet_seen);
     rt->fleet_share_breakers = cfg->fleet.share_breakers;
     log_info("fleet: instance %s, redis %s", fleet_name(rt->fleet), cfg->fleet.redis);
     return true;
@@ -56,6 +62,8 @@ void fleet_glue_close(struct router *rt)
 {
     fleet_free(rt->fleet);
     rt->fleet = NULL;
+    free(rt->fleet_seen);
+    rt->fleet_seen = NULL;
 }
 
 /* ---- spend and budgets ----------------------------------------------------------------------- */
@@ -281,4 +289,57 @@ void fleet_glue_rate_sent(const struct target_state *t, long est_tokens)
         rate_key(t, 't', key, sizeof key);
         fleet_lease_use(f, key, est_tokens > 0 ? est_tokens : 1);
     }
+}
+
+/* ---- the runaway guard, fleet-wide ----------------------------------------------------------- */
+
+static void storm_decision(struct router *rt, const struct call *c, long n, int64_t window_ms,
+                           int64_t retry_ms, bool first, struct guard_decision *d)
+{
+    const struct config_guard *g = &c->cref->cfg->guard;
+    const char *tag = c->tag && c->tag[0] ? c->tag : "(untagged)";
+    long secs = (long)((window_ms + 999) / 1000);
+    d->reason = GUARD_REASON_STORM;
+    d->verdict = g->action == GUARD_ACTION_THROTTLE ? GUARD_THROTTLE
+                 : g->action == GUARD_ACTION_CACHE  ? GUARD_CACHE
+                                                    : GUARD_ALLOW;
+    d->retry_after_ms = retry_ms;
+    snprintf(d->why, sizeof d->why,
+             "runaway guard (fleet): tag '%.64s' sent this same prompt %ld times across the "
+             "fleet in %ld s (limit %ld); retry in %lld s",
+             tag, n, secs, g->identical_max, (long long)((retry_ms + 999) / 1000));
+    if (first) {
+        d->new_event = true;
+        snprintf(d->event_text, sizeof d->event_text,
+                 "runaway guard (fleet): tag '%.64s' is looping across the fleet: the same "
+                 "prompt %ld times in %ld s (limit %ld)",
+                 tag, n, secs, g->identical_max);
+    }
+    (void)rt;
+}
+
+void fleet_glue_guard(struct router *rt, const struct call *c, struct guard_decision *d)
+{
+    const struct config_guard *g = &c->cref->cfg->guard;
+    if (!rt->fleet || !g->enabled || d->reason != GUARD_REASON_NONE)
+        return;
+    const char *tag = c->tag ? c->tag : "";
+    uint64_t k = c->prompt_hash ^ hash_fnv1a(tag, strlen(tag));
+    int64_t wall = rt_wall_ms(rt), window = g->identical_window_ms;
+    int64_t slot = wall / window;
+    struct fleet_seen *e = &rt->fleet_seen[k % FLEET_GUARD_SLOTS];
+    if (e->key != k || e->slot != slot)
+        *e = (struct fleet_seen){.key = k, .slot = slot};
+    e->count++;
+    if (e->count < 2)
+        return; /* seen once here: not worth a Redis key */
+    char key[FLEET_KEY_MAX];
+    snprintf(key, sizeof key, "guard:%016llx:%lld", (unsigned long long)k, (long long)slot);
+    fleet_counter_add(rt->fleet, key, e->shared ? 1 : e->count, window / 1000 * 2 + 2);
+    e->shared = true;
+    int64_t n = fleet_counter_get(rt->fleet, key, NULL, NULL);
+    if (n <= g->identical_max)
+        return;
+    storm_decision(rt, c, (long)n, window, (slot + 1) * window - wall, !e->flagged, d);
+    e->flagged = true;
 }

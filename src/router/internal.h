@@ -261,6 +261,16 @@ struct undo {
     } pins[ROUTER_MAX_ROUTES];
 };
 
+/* fleet_glue.c: prompts this instance saw in the current guard window (a direct-mapped table;
+ * a collision only restarts a count). */
+#define FLEET_GUARD_SLOTS 4096
+struct fleet_seen {
+    uint64_t key; /* prompt hash ^ tag hash */
+    int64_t slot; /* wall ms / identical_window_ms */
+    long count;
+    bool shared, flagged;
+};
+
 struct router {
     /* set at creation, never changed: the clock and the transport (any thread may read
      * the clock; only the router thread uses the transport, except ops->wakeup) */
@@ -318,6 +328,7 @@ struct router {
     int64_t fleet_hb_ms;  /* next heartbeat summary, wall ms */
     long fleet_instances; /* last known instance count (on_outage share) */
     bool fleet_share_breakers;
+    struct fleet_seen *fleet_seen; /* FLEET_GUARD_SLOTS */
 };
 
 /* The router's clock: every router-thread time comes from here (tests pass a fake one). */
@@ -420,6 +431,9 @@ bool fleet_glue_rate_blocked(const struct target_state *t, int64_t now_ms, long 
                              char *why, size_t whylen);
 void fleet_glue_rate_sent(const struct target_state *t, long est_tokens); /* a call went out */
 void fleet_glue_snapshot(struct router *rt, struct router_snapshot *s);
+/* After the local guard allowed a call: the same prompt from the same tag counted across the
+ * fleet; over identical_max it becomes a storm decision per guard.action. */
+void fleet_glue_guard(struct router *rt, const struct call *c, struct guard_decision *d);
 void fleet_glue_tick(struct router *rt, int64_t now_ms); /* applies other instances' notices */
 void fleet_glue_cooldown(struct router *rt, const struct target_state *t, int64_t now_ms);
 void fleet_glue_command(struct router *rt, const struct router_cmd *cmd, const char *target);

@@ -239,6 +239,7 @@ bool spend_admit(struct router *rt, struct call *c)
     }
     struct guard_decision d;
     guard_check(rt->guard, rt_now_ms(rt), c->tag, c->prompt_hash, &d);
+    fleet_glue_guard(rt, c, &d); /* the same prompt counted across the fleet */
     if (d.new_event)
         spend_event(rt, ROUTER_EV_RATE_LIMIT, "guard", "", d.event_text);
     if (d.verdict == GUARD_CACHE && cache) {

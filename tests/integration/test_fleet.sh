@@ -6,6 +6,7 @@
 #    instance;
 #  - a pin made through one instance's admin API routes every instance's traffic within 1 s,
 #    and its expiry lapses on all of them;
+#  - the runaway guard counts one prompt's storm across the instances;
 #  - a 429 with Retry-After: 5 answered to one instance: no instance sends that target a call
 #    for 5 s;
 #  - fleet.share_breakers: a breaker one instance opens takes the target out on all;
@@ -55,7 +56,7 @@ write_config() {
   "router": {"max_attempts": 3, "breaker_failures": 3, "breaker_cooldown_ms": 4000},
   "gateway": {"listen": "127.0.0.1:0", "admin_token_env": "ADMIN_TOKEN"},
   "ledger": {"path": "ledger$1.db", "batch_ms": 50},
-  "guard": {"enabled": false},
+  "guard": {"identical_max": 10, "identical_window_ms": 10000},
   "fleet": {"redis": "unix://$RSOCK", "name": "inst$1", "key_prefix": "t:",
             "share_breakers": true},
   "budgets": [$2]
@@ -160,6 +161,20 @@ sleep "$(python3 -c "import time; print(max(0, 4.3 - (time.time() - $t_pin)))")"
 $LOAD "$(ports)" --n 30 --c 3 >"$TMP/lapsed.json"
 check "the pin's expiry lapsed on every instance" \
   test "$(json_get "sum(v for k, v in j['by_port_target'].items() if k.endswith(':a'))" <"$TMP/lapsed.json")" -eq 30
+
+# ---- 2b. a retry storm spread over the instances is one storm -----------------------------------
+codes=$(for i in $(seq 24); do
+  n=$(( (i % 3) + 1 ))
+  curl -s -o "$TMP/storm$i.body" -w '%{http_code}\n' -H 'Content-Type: application/json' \
+    --data '{"model":"chat","messages":[{"role":"user","content":"the same loop"}]}' \
+    "http://127.0.0.1:${PORT[$n]}/v1/chat/completions"
+  sleep 0.05
+done | sort | uniq -c | tr -s ' ' | tr '\n' ',')
+echo "# storm: 24 identical prompts, 8 per instance (local limit 10): $codes"
+check "the fleet-wide guard refused the storm although no instance saw 10" \
+  bash -c "grep -l 'runaway guard (fleet)' '$TMP'/storm*.body | grep -q ."
+check "and only beyond the limit (at least 10 answered)" \
+  test "$(grep -L 'runaway guard' "$TMP"/storm*.body | wc -l)" -ge 10
 
 # ---- 3. a Retry-After seen by one instance cools the target on all ------------------------------
 sim_behavior a '{"rate_limit": {"status": 429, "retry_after_s": 5}}'
