@@ -151,6 +151,13 @@ void fleet_notices_free(struct fleet_notice *n); /* NULL-safe */
 void fleet_set_heartbeat(struct fleet *f, const char *json);
 void fleet_get_status(struct fleet *f, struct fleet_status *out);
 
+/* Splits a notice payload "<origin>\t<kind>\t<body>" (what another instance published): the
+ * origin (cut to FLEET_NAME_MAX - 1), the kind (only cooldown, command and breaker travel) and
+ * where the body starts. False when malformed (no origin, a NUL in it, a kind that does not
+ * travel). Pure; the fleet thread and the fuzzer use it. */
+bool fleet_parse_notice(const char *p, size_t len, char *origin, size_t originlen,
+                        enum fleet_notice_kind *kind, size_t *body_off);
+
 /* Parses a fleet URL: redis://host[:port][/db] or unix:///path[?db=N]. host gets
  * the host or socket path. False on anything else. Pure. */
 bool fleet_parse_url(const char *url, char *host, size_t hostlen, int *port, int *db,

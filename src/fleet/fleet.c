@@ -84,6 +84,32 @@ bool fleet_parse_url(const char *url, char *host, size_t hostlen, int *port, int
     return true;
 }
 
+bool fleet_parse_notice(const char *p, size_t len, char *origin, size_t originlen,
+                        enum fleet_notice_kind *kind, size_t *body_off)
+{
+    const char *t1 = memchr(p, '\t', len);
+    const char *t2 = t1 ? memchr(t1 + 1, '\t', len - (size_t)(t1 + 1 - p)) : NULL;
+    if (!t2 || t1 == p || memchr(p, '\0', (size_t)(t1 - p)))
+        return false; /* an origin is a config name: never empty, never a NUL in it */
+    size_t klen = (size_t)(t2 - t1 - 1);
+    const char *k = t1 + 1;
+    if (klen == 8 && memcmp(k, "cooldown", 8) == 0)
+        *kind = FLEET_NOTICE_COOLDOWN;
+    else if (klen == 7 && memcmp(k, "command", 7) == 0)
+        *kind = FLEET_NOTICE_COMMAND;
+    else if (klen == 7 && memcmp(k, "breaker", 7) == 0)
+        *kind = FLEET_NOTICE_BREAKER;
+    else
+        return false;
+    size_t olen = (size_t)(t1 - p);
+    if (olen >= originlen)
+        olen = originlen - 1;
+    memcpy(origin, p, olen);
+    origin[olen] = '\0';
+    *body_off = (size_t)(t2 + 1 - p);
+    return true;
+}
+
 /* ---- lifecycle ------------------------------------------------------------------------------ */
 
 struct fleet *fleet_new(const struct config_fleet *cfg, const char *default_name, char *msg,

@@ -144,27 +144,13 @@ static void handle_message(struct fleet *f, const redisReply *r)
         r->element[2]->type != REDIS_REPLY_STRING)
         return;
     const char *p = r->element[2]->str;
-    size_t len = r->element[2]->len;
-    const char *t1 = memchr(p, '\t', len);
-    const char *t2 = t1 ? memchr(t1 + 1, '\t', len - (size_t)(t1 + 1 - p)) : NULL;
-    if (!t2)
-        return;
-    char origin[FLEET_NAME_MAX], kind[16];
-    snprintf(origin, sizeof origin, "%.*s", (int)(t1 - p), p);
-    snprintf(kind, sizeof kind, "%.*s", (int)(t2 - t1 - 1), t1 + 1);
-    if (str_eq(origin, f->name))
-        return; /* our own */
+    size_t len = r->element[2]->len, off;
+    char origin[FLEET_NAME_MAX];
     enum fleet_notice_kind k;
-    if (str_eq(kind, "cooldown"))
-        k = FLEET_NOTICE_COOLDOWN;
-    else if (str_eq(kind, "command"))
-        k = FLEET_NOTICE_COMMAND;
-    else if (str_eq(kind, "breaker"))
-        k = FLEET_NOTICE_BREAKER;
-    else
-        return;
+    if (!fleet_parse_notice(p, len, origin, sizeof origin, &k, &off) || str_eq(origin, f->name))
+        return; /* malformed, or our own */
     pthread_mutex_lock(&f->mu);
-    fleet_push_notice_locked(f, k, origin, t2 + 1, len - (size_t)(t2 + 1 - p));
+    fleet_push_notice_locked(f, k, origin, p + off, len - off);
     pthread_mutex_unlock(&f->mu);
 }
 

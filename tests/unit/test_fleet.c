@@ -162,6 +162,24 @@ static void test_fleet_parses_urls(void **state)
     assert_false(fleet_parse_url("unix://relative", host, sizeof host, &port, &db, &un));
 }
 
+static void test_fleet_parses_notice_payloads(void **state)
+{
+    (void)state;
+    char origin[FLEET_NAME_MAX];
+    enum fleet_notice_kind k;
+    size_t off;
+    const char ok[] = "gw-1\tcommand\t{\"type\":\"pin\"}";
+    assert_true(fleet_parse_notice(ok, strlen(ok), origin, sizeof origin, &k, &off));
+    assert_string_equal(origin, "gw-1");
+    assert_int_equal(k, FLEET_NOTICE_COMMAND);
+    assert_string_equal(ok + off, "{\"type\":\"pin\"}");
+    const char *bad[] = {"gw-1\tcommand", "\tcommand\t{}", "gw-1\treseed\t", "gw-1 command {}"};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
+        assert_false(fleet_parse_notice(bad[i], strlen(bad[i]), origin, sizeof origin, &k, &off));
+    const char nul[] = "\0gw\tbreaker\t{}"; /* found by fuzz_fleet_notice */
+    assert_false(fleet_parse_notice(nul, sizeof nul - 1, origin, sizeof origin, &k, &off));
+}
+
 static void test_fleet_counters_add_up_across_instances(void **state)
 {
     (void)state;
@@ -319,6 +337,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_fleet_parses_urls),
+        cmocka_unit_test(test_fleet_parses_notice_payloads),
         cmocka_unit_test(test_fleet_counters_add_up_across_instances),
         cmocka_unit_test(test_fleet_notices_reach_the_others_and_are_stored),
         cmocka_unit_test(test_fleet_reseeds_an_emptied_redis),
