@@ -278,33 +278,6 @@ void fleet_glue_tick(struct router *rt, int64_t now_ms)
 
 /* ---- snapshot and heartbeat ------------------------------------------------------------------ */
 
-static void heartbeat(struct router *rt, const struct router_snapshot *s)
-{
-    struct buf b;
-    buf_init(&b);
-    buf_printf(&b, "{\"name\":");
-    buf_put_json_string(&b, fleet_name(rt->fleet), strlen(fleet_name(rt->fleet)));
-    buf_printf(&b,
-               ",\"wall_ms\":%lld,\"calls\":%llu,\"failures\":%llu,\"in_flight\":%llu,"
-               "\"req_per_s\":%.2f,\"spend_today_usd\":%.6f,\"targets\":[",
-               (long long)s->wall_ms, (unsigned long long)s->calls, (unsigned long long)s->failures,
-               (unsigned long long)s->in_flight, s->req_per_s, s->spend_today_usd);
-    for (size_t i = 0; i < s->n_targets; i++) {
-        const struct router_target_snap *t = &s->targets[i];
-        buf_printf(&b, "%s{\"name\":", i ? "," : "");
-        buf_put_json_string(&b, t->name, strlen(t->name));
-        buf_printf(&b,
-                   ",\"breaker\":\"%s\",\"calls\":%llu,\"failures\":%llu,\"in_flight\":%ld,"
-                   "\"p95_ms\":%.1f}",
-                   breaker_state_name(t->breaker), (unsigned long long)t->stats.calls,
-                   (unsigned long long)t->stats.failures, t->stats.in_flight,
-                   t->stats.latency_1m[1]);
-    }
-    buf_puts(&b, "]}");
-    fleet_set_heartbeat(rt->fleet, buf_str(&b));
-    buf_cleanup(&b);
-}
-
 static void fleet_budgets(struct router *rt, struct router_snapshot *s, int64_t wall)
 {
     const struct config *cfg = rt->cur->cfg;
@@ -349,7 +322,7 @@ void fleet_glue_snapshot(struct router *rt, struct router_snapshot *s)
     s->fleet_spend_month_usd = (double)fleet_counter_get(rt->fleet, key, NULL, NULL) / 1e6;
     fleet_budgets(rt, s, wall);
     if (wall >= rt->fleet_hb_ms) {
-        heartbeat(rt, s);
+        fleet_heartbeat_json(rt, s);
         rt->fleet_hb_ms = wall + FLEET_HEARTBEAT_MS;
     }
 }

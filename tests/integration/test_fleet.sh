@@ -116,6 +116,13 @@ metrics_has() { curl -sf --max-time 5 "http://127.0.0.1:${PORT[$1]}/metrics" | g
 B=0.05
 for n in 1 2 3; do write_config $n "{\"scope\": \"global\", \"daily_usd\": $B}"; start_inst $n || exit 1; done
 check "all three instances joined the fleet" eventually 5 metrics_has 1 '^switchboard_fleet_instances 3'
+heartbeat_ok() { # instance N's heartbeat: /admin/state's shape, its targets and routes
+  rcli GET "t:inst:inst$1" | python3 -c "import json,sys; j=json.load(sys.stdin); \
+    exit(0 if j['name'] == 'inst$1' and [t['name'] for t in j['targets']] == ['a','b','c'] \
+    and 'latency_1m_ms' in j['targets'][0]['stats'] and j['routes'][0]['name'] == 'chat' else 1)"
+}
+check "each instance heartbeats its state summary (short TTL)" heartbeat_ok 2
+check "the heartbeat expires unless renewed" test "$(rcli PTTL t:inst:inst3)" -le 3000
 check "the state names the fleet" eventually 3 state_has 2 '"status":"fleet: 3 instances"'
 C=6
 $LOAD "$(ports)" --n 600 --c $C >"$TMP/budget.json"
