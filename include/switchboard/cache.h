@@ -75,6 +75,10 @@ bool cache_put(struct cache *c, const char *key, size_t keylen, struct cache_rec
 /* The live entry for key (it becomes the most recently used), or NULL. */
 const struct cache_entry *cache_get(struct cache *c, const char *key, size_t keylen,
                                     int64_t now_ms);
+/* cache_get without being a use: no hit or miss counted, the LRU order kept (fleet mode reads
+ * an entry it just stored to share it). */
+const struct cache_entry *cache_peek(struct cache *c, const char *key, size_t keylen,
+                                     int64_t now_ms);
 /* Feeds the recorded events to fn in order; returns fn's first non-zero answer, else 0. */
 int cache_replay(const struct cache_entry *e, llm_event_fn fn, void *ctx);
 const char *cache_entry_target(const struct cache_entry *e);

@@ -12,6 +12,7 @@
  * Redis keys (prefix P = fleet.key_prefix):
  *   P spend:<counter>          INCRBY micro-dollars; expiry set by the poster (period + slack)
  *   P cool:<target>            a cooldown's end (wall ms) with PX expiry, plus a notice
+ *   P cache:<hash>             a route's cached answer with the route's TTL, plus a notice
  *   P ov                       hash: operator override state, field "<kind>:<target>"
  *   P audit                    stream of operator commands (XADD MAXLEN ~ FLEET_AUDIT_MAX)
  *   P inst:<name>              the instance's heartbeat JSON, PX FLEET_HEARTBEAT_TTL_MS
@@ -58,6 +59,7 @@ enum fleet_notice_kind {
     FLEET_NOTICE_OVERRIDE, /* inbound only: a stored override read at (re)connect */
     FLEET_NOTICE_RESEED,   /* inbound only: Redis lost our state; post the overrides again */
     FLEET_NOTICE_BREAKER,  /* body: {"target","from","to","reason","open_ms"} */
+    FLEET_NOTICE_CACHE,    /* body: a recorded answer (fleet_cache.c); target: its Redis key */
 };
 const char *fleet_notice_kind_name(enum fleet_notice_kind k);
 
@@ -129,8 +131,9 @@ void fleet_lease_use(struct fleet *f, const char *key, int64_t n);
 /* ---- notices (any thread) -------------------------------------------------------------------- */
 
 /* Publishes a notice to the other instances; for a cooldown also SET P cool:<target> with
- * expiry (expire_wall_ms); for a command also XADD to the audit stream and apply stores
- * (n_store <= 4; takes ownership of their values). body is copied. */
+ * expiry (expire_wall_ms), for a cached answer SET P <target> (its key) likewise; for a command
+ * also XADD to the audit stream and apply stores (n_store <= 4; takes ownership of their values).
+ * body is copied. */
 void fleet_post(struct fleet *f, enum fleet_notice_kind kind, const char *target, const char *body,
                 int64_t expire_wall_ms, struct fleet_store *stores, size_t n_store);
 
@@ -152,8 +155,8 @@ void fleet_set_heartbeat(struct fleet *f, const char *json);
 void fleet_get_status(struct fleet *f, struct fleet_status *out);
 
 /* Splits a notice payload "<origin>\t<kind>\t<body>" (what another instance published): the
- * origin (cut to FLEET_NAME_MAX - 1), the kind (only cooldown, command and breaker travel) and
- * where the body starts. False when malformed (no origin, a NUL in it, a kind that does not
+ * origin (cut to FLEET_NAME_MAX - 1), the kind (only cooldown, command, breaker and cache travel)
+ * and where the body starts. False when malformed (no origin, a NUL in it, a kind that does not
  * travel). Pure; the fleet thread and the fuzzer use it. */
 bool fleet_parse_notice(const char *p, size_t len, char *origin, size_t originlen,
                         enum fleet_notice_kind *kind, size_t *body_off);

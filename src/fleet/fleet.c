@@ -14,12 +14,12 @@
 static const char *const notice_names[] = {
     [FLEET_NOTICE_COOLDOWN] = "cooldown", [FLEET_NOTICE_COMMAND] = "command",
     [FLEET_NOTICE_OVERRIDE] = "override", [FLEET_NOTICE_RESEED] = "reseed",
-    [FLEET_NOTICE_BREAKER] = "breaker",
+    [FLEET_NOTICE_BREAKER] = "breaker",   [FLEET_NOTICE_CACHE] = "cache",
 };
 
 const char *fleet_notice_kind_name(enum fleet_notice_kind k)
 {
-    return (unsigned)k <= FLEET_NOTICE_BREAKER ? notice_names[k] : "?";
+    return (unsigned)k <= FLEET_NOTICE_CACHE ? notice_names[k] : "?";
 }
 
 /* ---- URL ------------------------------------------------------------------------------------ */
@@ -99,6 +99,8 @@ bool fleet_parse_notice(const char *p, size_t len, char *origin, size_t originle
         *kind = FLEET_NOTICE_COMMAND;
     else if (klen == 7 && memcmp(k, "breaker", 7) == 0)
         *kind = FLEET_NOTICE_BREAKER;
+    else if (klen == 5 && memcmp(k, "cache", 5) == 0)
+        *kind = FLEET_NOTICE_CACHE;
     else
         return false;
     size_t olen = (size_t)(t1 - p);

@@ -21,6 +21,7 @@
 #define MGET_BATCH   64
 #define FLUSH_BATCH  128
 #define PIPELINE_MAX (2 * FLUSH_BATCH + 4)
+#define LOAD_MAX     512 /* stored cooldowns / cached answers read at connect, each */
 
 static struct timeval tv_ms(int64_t ms)
 {
@@ -201,10 +202,14 @@ static bool load_overrides(struct fleet *f, char *err, size_t errlen)
     return ok;
 }
 
-static bool load_cooldowns(struct fleet *f, char *err, size_t errlen)
+/* Every key matching P<what>* (at most LOAD_MAX) as notices of kind: cooldowns and cached
+ * answers a joining (or reconnecting) instance should know. */
+static bool load_keys(struct fleet *f, const char *what, enum fleet_notice_kind kind, char *err,
+                      size_t errlen)
 {
     char pattern[FLEET_KEY_MAX];
-    snprintf(pattern, sizeof pattern, "%scool:*", f->prefix);
+    size_t loaded = 0;
+    snprintf(pattern, sizeof pattern, "%s%s*", f->prefix, what);
     char cursor[32] = "0";
     bool ok = true;
     do {
@@ -218,9 +223,9 @@ static bool load_cooldowns(struct fleet *f, char *err, size_t errlen)
                 redisReply *v = redisCommandArgv(
                     f->cmd, 2, (const char *[]){"GET", keys->element[i]->str}, NULL);
                 ok = reply_ok(f->cmd, v, err, errlen);
-                if (ok && v->type == REDIS_REPLY_STRING) {
+                if (ok && v->type == REDIS_REPLY_STRING && loaded++ < LOAD_MAX) {
                     pthread_mutex_lock(&f->mu);
-                    fleet_push_notice_locked(f, FLEET_NOTICE_COOLDOWN, "redis", v->str, v->len);
+                    fleet_push_notice_locked(f, kind, "redis", v->str, v->len);
                     pthread_mutex_unlock(&f->mu);
                 }
                 if (v)
@@ -231,7 +236,7 @@ static bool load_cooldowns(struct fleet *f, char *err, size_t errlen)
         }
         if (r)
             freeReplyObject(r);
-    } while (ok && !str_eq(cursor, "0"));
+    } while (ok && !str_eq(cursor, "0") && loaded < LOAD_MAX);
     return ok;
 }
 
@@ -275,7 +280,9 @@ static bool try_connect(struct fleet *f, char *err, size_t errlen)
         return false;
     f->sub = open_one(f, err, errlen);
     if (!f->sub || !subscribe(f, err, errlen) || !reseed_if_needed(f, err, errlen) ||
-        !load_overrides(f, err, errlen) || !load_cooldowns(f, err, errlen)) {
+        !load_overrides(f, err, errlen) ||
+        !load_keys(f, "cool:", FLEET_NOTICE_COOLDOWN, err, errlen) ||
+        !load_keys(f, "cache:", FLEET_NOTICE_CACHE, err, errlen)) {
         disconnect(f);
         return false;
     }
@@ -426,13 +433,16 @@ static size_t append_out(struct fleet *f, const struct fleet_out *o, struct buf 
     buf_reset(payload);
     buf_printf(payload, "%s\t%s\t%s", f->name, fleet_notice_kind_name(o->kind), o->body);
     snprintf(chan, sizeof chan, "%snotices", f->prefix);
-    if (o->kind == FLEET_NOTICE_COOLDOWN) {
+    if (o->kind == FLEET_NOTICE_COOLDOWN || o->kind == FLEET_NOTICE_CACHE) {
         int64_t px = o->expire_wall_ms - clock_wall_ms();
         if (px <= 0)
             return 0; /* over while Redis was down */
         char pxs[24];
         snprintf(pxs, sizeof pxs, "%lld", (long long)px);
-        snprintf(key, sizeof key, "%scool:%s", f->prefix, o->target);
+        if (o->kind == FLEET_NOTICE_COOLDOWN)
+            snprintf(key, sizeof key, "%scool:%s", f->prefix, o->target);
+        else
+            snprintf(key, sizeof key, "%s%s", f->prefix, o->target);
         redisAppendCommandArgv(f->cmd, 5, (const char *[]){"SET", key, o->body, "PX", pxs}, NULL);
         n++;
     }
@@ -457,7 +467,7 @@ static size_t append_out(struct fleet *f, const struct fleet_out *o, struct buf 
         n++;
     }
     if (o->kind == FLEET_NOTICE_COOLDOWN || o->kind == FLEET_NOTICE_COMMAND ||
-        o->kind == FLEET_NOTICE_BREAKER) {
+        o->kind == FLEET_NOTICE_BREAKER || o->kind == FLEET_NOTICE_CACHE) {
         redisAppendCommandArgv(f->cmd, 3, (const char *[]){"PUBLISH", chan, buf_str(payload)},
                                NULL);
         n++;

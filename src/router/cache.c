@@ -380,6 +380,13 @@ const struct cache_entry *cache_get(struct cache *c, const char *key, size_t key
     return e;
 }
 
+const struct cache_entry *cache_peek(struct cache *c, const char *key, size_t keylen,
+                                     int64_t now_ms)
+{
+    const struct cache_entry *e = lookup(c, key, keylen, hash_fnv1a(key, keylen));
+    return e && now_ms < e->expires_ms ? e : NULL;
+}
+
 int cache_replay(const struct cache_entry *e, llm_event_fn fn, void *ctx)
 {
     for (size_t i = 0; i < e->n; i++) {

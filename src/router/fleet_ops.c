@@ -268,6 +268,9 @@ void fleet_glue_tick(struct router *rt, int64_t now_ms)
         case FLEET_NOTICE_BREAKER:
             apply_breaker(rt, o, n->origin, now_ms);
             break;
+        case FLEET_NOTICE_CACHE:
+            fleet_glue_cache_apply(rt, o);
+            break;
         case FLEET_NOTICE_RESEED:
             break;
         }

@@ -437,6 +437,12 @@ void fleet_glue_guard(struct router *rt, const struct call *c, struct guard_deci
 void fleet_glue_tick(struct router *rt, int64_t now_ms); /* applies other instances' notices */
 void fleet_glue_cooldown(struct router *rt, const struct target_state *t, int64_t now_ms);
 void fleet_glue_command(struct router *rt, const struct router_cmd *cmd, const char *target);
+/* fleet_cache.c: an answer the route's cache just stored goes to the fleet; one from another
+ * instance goes into this instance's cache of that route (o: the notice's parsed body). */
+void fleet_glue_cache_share(struct router *rt, const struct route_state *r, const char *key,
+                            size_t keylen);
+struct cJSON;
+void fleet_glue_cache_apply(struct router *rt, const struct cJSON *o);
 /* fleet_heartbeat.c: the snapshot's summary, in /admin/state's shape, to the fleet. */
 void fleet_heartbeat_json(struct router *rt, const struct router_snapshot *s);
 void fleet_glue_breaker(struct router *rt, const struct target_state *t,

@@ -469,9 +469,10 @@ void spend_call_release(struct router *rt, struct call *c)
     charge(rt, &row);
     if (c->rec && f->err == LLM_ERR_NONE && !c->cached) {
         struct cache *cache = route_cache(rt, c);
-        if (cache)
-            cache_put(cache, c->cache_key, c->cache_keylen, c->rec, f->target, f->model,
-                      rt_now_ms(rt));
+        if (cache && cache_put(cache, c->cache_key, c->cache_keylen, c->rec, f->target, f->model,
+                               rt_now_ms(rt)))
+            fleet_glue_cache_share(rt, router_find_route(rt, c->route_name), c->cache_key,
+                                   c->cache_keylen); /* the fleet's caches too */
     }
 }
 

@@ -7,6 +7,7 @@
 #  - a pin made through one instance's admin API routes every instance's traffic within 1 s,
 #    and its expiry lapses on all of them;
 #  - the runaway guard counts one prompt's storm across the instances;
+#  - an answer one instance caches serves a storm on the others (guard.action "cache");
 #  - a 429 with Retry-After: 5 answered to one instance: no instance sends that target a call
 #    for 5 s;
 #  - fleet.share_breakers: a breaker one instance opens takes the target out on all;
@@ -52,11 +53,12 @@ write_config() {
      "rpm": $RPM, "fleet_limits": true}
   ],
   "routes": [{"name": "chat", "targets": ["a", "b"], "strategy": "priority"},
-             {"name": "limited", "targets": ["c"]}],
+             {"name": "limited", "targets": ["c"]},
+             {"name": "cached", "targets": ["b"], "cache": {"enabled": true, "ttl_ms": 60000}}],
   "router": {"max_attempts": 3, "breaker_failures": 3, "breaker_cooldown_ms": 4000},
   "gateway": {"listen": "127.0.0.1:0", "admin_token_env": "ADMIN_TOKEN"},
   "ledger": {"path": "ledger$1.db", "batch_ms": 50},
-  "guard": {"identical_max": 10, "identical_window_ms": 10000},
+  "guard": {"identical_max": 10, "identical_window_ms": 10000, "action": "cache"},
   "fleet": {"redis": "unix://$RSOCK", "name": "inst$1", "key_prefix": "t:",
             "share_breakers": true},
   "budgets": [$2]
@@ -182,6 +184,27 @@ check "the fleet-wide guard refused the storm although no instance saw 10" \
   bash -c "grep -l 'runaway guard (fleet)' '$TMP'/storm*.body | grep -q ."
 check "and only beyond the limit (at least 10 answered)" \
   test "$(grep -L 'runaway guard' "$TMP"/storm*.body | wc -l)" -ge 10
+
+# ---- 2c. an answer cached on one instance serves a storm on the others -------------------------
+cached_call() { # cached_call N I: one call of the cached route's prompt to instance N
+  curl -s -o "$TMP/cached$2.body" -D "$TMP/cached$2.hdr" -H 'Content-Type: application/json' \
+    --data '{"model":"cached","messages":[{"role":"user","content":"cache me"}]}' \
+    "http://127.0.0.1:${PORT[$1]}/v1/chat/completions"
+}
+cached_call 1 0
+check "instance 1 answered the prompt from its target" grep -qi '^x-switchboard-target: b' "$TMP/cached0.hdr"
+check "the answer is stored in Redis with the route's TTL" eventually 2 bash -c \
+  "redis-cli -s '$RSOCK' --scan --pattern 't:cache:*' | grep -q ."
+sim_behavior b '{"outage": "503"}' # instances 2 and 3 cannot record answers of their own
+b_before=$(sim_requests b /v1/chat/completions)
+for i in $(seq 1 16); do cached_call $(( (i % 2) + 2 )) "$i"; sleep 0.1; done
+sim_behavior b '{"outage": "none"}'
+replayed=$(grep -li '^x-switchboard-target: cache' "$TMP"/cached{1..16}.hdr | wc -l)
+echo "# cache: $replayed of 16 storm calls on instances 2 and 3 answered from instance 1's answer"
+check "instances 2 and 3 answered the storm from instance 1's cached answer" test "$replayed" -ge 3
+check "...without calling the target for those" \
+  test $(( $(sim_requests b /v1/chat/completions) - b_before )) -le $(( 3 * (16 - replayed) ))
+sleep 4.5 # b's breakers (opened by the outage) cool down before the next drills
 
 # ---- 3. a Retry-After seen by one instance cools the target on all ------------------------------
 sim_behavior a '{"rate_limit": {"status": 429, "retry_after_s": 5}}'
