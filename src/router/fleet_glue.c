@@ -5,9 +5,10 @@
  * are applied here at each tick (within ROUTER_TICK_MS of arriving).
  *
  * The runaway guard's identical-prompt storms count fleet-wide too: a prompt this instance
- * has seen twice in the current window (fixed windows of guard.identical_window_ms) is counted
- * in Redis from then on, so unique prompts never cost a Redis key, and a storm spread by a
- * load balancer over N instances is still one storm.
+ * has seen twice in the current window (fixed windows of guard.identical_window_ms; the count
+ * slides over the previous one, weighted by what is left of it) is counted in Redis from then on,
+ * so unique prompts never cost a Redis key, and a storm spread by a load balancer over N instances
+ * is still one storm.
  *
  * Threads: router thread only, except fleet_glue_open / fleet_glue_close (router_new and
  * after the thread was joined, through spend_open / spend_close). The fleet calls used here
@@ -333,11 +334,15 @@ void fleet_glue_guard(struct router *rt, const struct call *c, struct guard_deci
     e->count++;
     if (e->count < 2)
         return; /* seen once here: not worth a Redis key */
-    char key[FLEET_KEY_MAX];
+    char key[FLEET_KEY_MAX], prev[FLEET_KEY_MAX];
     snprintf(key, sizeof key, "guard:%016llx:%lld", (unsigned long long)k, (long long)slot);
+    snprintf(prev, sizeof prev, "guard:%016llx:%lld", (unsigned long long)k, (long long)slot - 1);
     fleet_counter_add(rt->fleet, key, e->shared ? 1 : e->count, window / 1000 * 2 + 2);
     e->shared = true;
-    int64_t n = fleet_counter_get(rt->fleet, key, NULL, NULL);
+    /* a sliding window from two fixed ones: the previous one weighs what is left of it */
+    double left = 1.0 - (double)(wall - slot * window) / (double)window;
+    int64_t n = fleet_counter_get(rt->fleet, key, NULL, NULL) +
+                (int64_t)((double)fleet_counter_get(rt->fleet, prev, NULL, NULL) * left);
     if (n <= g->identical_max)
         return;
     storm_decision(rt, c, (long)n, window, (slot + 1) * window - wall, !e->flagged, d);

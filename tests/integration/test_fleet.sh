@@ -37,7 +37,7 @@ start_sim c --key "$SIM_KEY" --token-rate 0 || exit 1
 RPM=120
 start_redis || exit 1
 
-# write_config N BUDGETS_JSON
+# write_config N BUDGETS_JSON [ON_OUTAGE]
 write_config() {
   cat > "$TMP/sb$1.json" <<JSON
 {
@@ -60,7 +60,7 @@ write_config() {
   "ledger": {"path": "ledger$1.db", "batch_ms": 50},
   "guard": {"identical_max": 10, "identical_window_ms": 10000, "action": "cache"},
   "fleet": {"redis": "unix://$RSOCK", "name": "inst$1", "key_prefix": "t:",
-            "share_breakers": true},
+            "share_breakers": true, "on_outage": "${3:-share}"},
   "budgets": [$2]
 }
 JSON
@@ -280,4 +280,33 @@ for n in 1 2 3; do
   check "instance $n exits cleanly" stop_inst $n
   check "instance $n wrote no sanitizer report" bash -c "! grep -qE 'Sanitizer|runtime error' '$TMP/inst$n.err'"
 done
+
+# ---- 6. budgets while Redis is down: fleet.on_outage closed / open / share ---------------------
+rcli FLUSHALL >/dev/null
+B2=0.03
+modes=(x closed open share)
+for n in 1 2 3; do
+  write_config $n "{\"scope\": \"global\", \"daily_usd\": $B2}" "${modes[$n]}"
+  rm -f "$TMP"/ledger$n.db*
+  start_inst $n || exit 1
+done
+$LOAD "$(ports)" --n 72 --c 3 >/dev/null # about half of the budget, a third on each
+sleep 1
+before=$(ledger_sum 1 2 3)
+kill -9 "$REDIS_PID"; wait "$REDIS_PID" 2>/dev/null
+sleep 0.5
+$LOAD "${PORT[1]}" --n 5 --c 1 >"$TMP/closed.json"
+check "on_outage closed: calls under the capped budget get 429 while Redis is down" \
+  test "$(json_get "j['by_status'].get('429', 0)" <"$TMP/closed.json")" = 5
+check "...saying why" bash -c "python3 -c \"import json; print(json.load(open('$TMP/closed.json'))['failures'])\" | grep -q 'redis unreachable'"
+$LOAD "${PORT[2]}" --n 30 --c 1 >"$TMP/open.json"
+check "on_outage open: this instance's own budget only (30 of 30 answered)" \
+  test "$(json_get "j['by_status'].get('200', 0)" <"$TMP/open.json")" = 30
+$LOAD "${PORT[3]}" --n 40 --c 1 >"$TMP/share.json"
+n_share=$(json_get "j['by_status'].get('200', 0)" <"$TMP/share.json")
+avg=$(python3 -c "print('%.6f' % ($before / 72))")
+expect=$(python3 -c "print(round(($B2 - $before) / 3 / $avg))")
+echo "# share: \$$before spent before the outage; instance 3 answered $n_share more (its share: ~$expect calls at \$$avg)"
+check "on_outage share: instance 3 stops at about its share of what was left" \
+  python3 -c "exit(0 if 0 < $n_share < 40 and abs($n_share - $expect) <= max(3, $expect * 0.5) else 1)"
 finish
