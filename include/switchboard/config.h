@@ -73,8 +73,8 @@ struct config_target {
     long max_concurrency;           /* 0 = unlimited */
     long rpm;                       /* requests per minute; 0 = unlimited */
     long tpm;                       /* tokens per minute; 0 = unlimited */
-    bool fleet_limits;              /* fleet mode: rpm and tpm hold across the fleet */
-    double weight;                  /* default 1 */
+    bool fleet_limits; /* fleet mode: rpm, tpm and max_concurrency hold across the fleet */
+    double weight;     /* default 1 */
     struct config_probe probe;
 
     /* Resolved at load time, never printed anywhere: */

@@ -251,8 +251,18 @@ bool fleet_glue_rate_blocked(const struct target_state *t, int64_t now_ms, long 
 {
     struct fleet *f = t->rt->fleet;
     const struct config_target *c = t->cfg;
-    if (!f || !c->fleet_limits || (c->rpm <= 0 && c->tpm <= 0))
+    if (!f || !c->fleet_limits || (c->rpm <= 0 && c->tpm <= 0 && c->max_concurrency <= 0))
         return false;
+    long n = t->rt->fleet_instances > 1 ? t->rt->fleet_instances : 1;
+    long share = (c->max_concurrency + n - 1) / n; /* each instance its share of the slots */
+    if (c->max_concurrency > 0 && t->stats.in_flight >= share) {
+        if (why)
+            snprintf(why, whylen,
+                     "fleet max_concurrency %ld: this instance's share (%ld of %ld "
+                     "instances) in flight",
+                     c->max_concurrency, share, n);
+        return true;
+    }
     char key[FLEET_KEY_MAX];
     bool stale = false;
     if (c->rpm > 0) {

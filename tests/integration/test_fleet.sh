@@ -11,6 +11,7 @@
 #  - a 429 with Retry-After: 5 answered to one instance: no instance sends that target a call
 #    for 5 s;
 #  - fleet.share_breakers: a breaker one instance opens takes the target out on all;
+#  - max_concurrency (fleet_limits) holds across the instances;
 #  - an rpm limit of R across the fleet (fleet_limits) holds within 10 % over a minute;
 #  - kill -9 of Redis during load: zero client errors, /metrics says "redis unreachable since";
 #    Redis restarted empty: fleet spend equals the sum of the ledgers, overrides re-seeded.
@@ -34,6 +35,7 @@ rcli() { redis-cli -s "$RSOCK" "$@"; }
 start_sim a --key "$SIM_KEY" --token-rate 0 || exit 1
 start_sim b --key "$SIM_KEY" --token-rate 0 || exit 1
 start_sim c --key "$SIM_KEY" --token-rate 0 || exit 1
+start_sim d --key "$SIM_KEY" --token-rate 0 --first-byte-delay-ms 600 || exit 1
 RPM=120
 start_redis || exit 1
 
@@ -50,10 +52,14 @@ write_config() {
      "price": {"input_per_mtok": 10, "output_per_mtok": 10}},
     {"name": "c", "kind": "openai", "base_url": "http://127.0.0.1:${SIM_PORT[c]}/v1",
      "api_key_env": "SIM_KEY", "model": "gpt-4o-mini", "probe": {"enabled": false},
-     "rpm": $RPM, "fleet_limits": true}
+     "rpm": $RPM, "fleet_limits": true},
+    {"name": "d", "kind": "openai", "base_url": "http://127.0.0.1:${SIM_PORT[d]}/v1",
+     "api_key_env": "SIM_KEY", "model": "gpt-4o-mini", "probe": {"enabled": false},
+     "max_concurrency": 3, "fleet_limits": true}
   ],
   "routes": [{"name": "chat", "targets": ["a", "b"], "strategy": "priority"},
              {"name": "limited", "targets": ["c"]},
+             {"name": "conc", "targets": ["d"], "queue_ms": 5000},
              {"name": "cached", "targets": ["b"], "cache": {"enabled": true, "ttl_ms": 60000}}],
   "router": {"max_attempts": 3, "breaker_failures": 3, "breaker_cooldown_ms": 4000},
   "gateway": {"listen": "127.0.0.1:0", "admin_token_env": "ADMIN_TOKEN"},
@@ -120,7 +126,7 @@ for n in 1 2 3; do write_config $n "{\"scope\": \"global\", \"daily_usd\": $B}";
 check "all three instances joined the fleet" eventually 5 metrics_has 1 '^switchboard_fleet_instances 3'
 heartbeat_ok() { # instance N's heartbeat: /admin/state's shape, its targets and routes
   rcli GET "t:inst:inst$1" | python3 -c "import json,sys; j=json.load(sys.stdin); \
-    exit(0 if j['name'] == 'inst$1' and [t['name'] for t in j['targets']] == ['a','b','c'] \
+    exit(0 if j['name'] == 'inst$1' and [t['name'] for t in j['targets']] == ['a','b','c','d'] \
     and 'latency_1m_ms' in j['targets'][0]['stats'] and j['routes'][0]['name'] == 'chat' else 1)"
 }
 check "each instance heartbeats its state summary (short TTL)" heartbeat_ok 2
@@ -252,6 +258,22 @@ if [[ ${FLEET_QUICK:-0} != 1 ]]; then
   check "calls over the limit were told to come back (429), none failed otherwise" \
     test "$(json_get "set(j['by_status']) <= {'200', '429'}" <"$TMP/rpm.json")" = True
 fi
+
+# ---- 4b. fleet-wide max_concurrency ---------------------------------------------------------------
+peak_file=$TMP/peak
+( peak=0; end=$(( $(date +%s) + 5 ))
+  while (( $(date +%s) < end )); do
+    v=$(sim_stats d | json_get "j['in_flight']" 2>/dev/null || echo 0)
+    (( v > peak )) && peak=$v; echo "$peak" >"$peak_file"; sleep 0.05
+  done ) &
+PEAK_PID=$!
+$LOAD "$(ports)" --duration 4 --c 9 --model conc >"$TMP/conc.json"
+wait $PEAK_PID
+echo "# max_concurrency: 9 clients over 3 instances; the target saw at most $(cat "$peak_file") at once"
+check "fleet max_concurrency 3 holds across three instances (peak $(cat "$peak_file"))" \
+  test "$(cat "$peak_file")" -le 3
+check "the calls over it waited for a slot (queue_ms), none failed" \
+  test "$(json_get "j['by_status'].get('200', 0) == j['n']" <"$TMP/conc.json")" = True
 
 # ---- 5. kill -9 of Redis under load ------------------------------------------------------------
 adm 2 POST /admin/targets/a/weight '{"weight": 7}' >/dev/null
