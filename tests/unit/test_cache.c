@@ -191,6 +191,28 @@ static void test_cache_stores_and_replays_an_answer(void **state)
     cache_free(c);
 }
 
+static void test_cache_peek_is_not_a_use(void **state)
+{
+    (void)state;
+    struct cache_params p = params(10, 1 << 20, 1000);
+    struct cache *c = cache_new(&p);
+    struct cache_recorder rec;
+    record_answer(&rec);
+    assert_null(cache_peek(c, "k", 1, 0));
+    assert_true(cache_put(c, "k", 1, &rec, "a", "m", 0));
+    const struct cache_entry *e = cache_peek(c, "k", 1, 999);
+    assert_non_null(e);
+    assert_string_equal(cache_entry_target(e), "a");
+    assert_null(cache_peek(c, "k", 1, 1000)); /* expired: not returned */
+    struct cache_stats st;
+    cache_get_stats(c, &st);
+    assert_int_equal(st.hits, 0); /* fleet mode peeks to share: no hit, no miss */
+    assert_int_equal(st.misses, 0);
+    assert_int_equal(st.entries, 1);
+    cache_recorder_cleanup(&rec);
+    cache_free(c);
+}
+
 static void test_cache_keeps_only_complete_answers(void **state)
 {
     (void)state;
@@ -334,6 +356,7 @@ int main(void)
         cmocka_unit_test(test_cache_stores_and_replays_an_answer),
         cmocka_unit_test(test_cache_replays_reasoning_and_content_as_they_came),
         cmocka_unit_test(test_cache_keeps_only_complete_answers),
+        cmocka_unit_test(test_cache_peek_is_not_a_use),
         cmocka_unit_test(test_cache_evicts_the_least_recently_used),
         cmocka_unit_test(test_cache_refuses_entries_bigger_than_an_eighth),
     };
