@@ -26,8 +26,8 @@
 #include "internal.h"
 #include "switchboard/log.h"
 
-#define DAY_TTL_S   (3 * 86400)
-#define MONTH_TTL_S (40 * 86400)
+#define DAY_TTL_S   (INT64_C(3) * 86400)
+#define MONTH_TTL_S (INT64_C(40) * 86400)
 
 /* ---- lifecycle ------------------------------------------------------------------------------- */
 
