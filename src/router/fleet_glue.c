@@ -40,8 +40,18 @@ static void default_name(const struct config *cfg, char *out, size_t outlen)
     snprintf(out, outlen, "%.60s:%s", host, colon ? colon + 1 : "0");
 }
 
+/* What a fleet was started with, to tell a reload that changes it (the password hashed). */
+static char *fleet_signature(const struct config_fleet *f)
+{
+    const char *pw = f->password ? f->password : "";
+    return xasprintf("%s|%s|%s|%d|%016llx", f->redis ? f->redis : "", f->name ? f->name : "",
+                     f->key_prefix ? f->key_prefix : "", (int)f->on_outage,
+                     (unsigned long long)hash_fnv1a(pw, strlen(pw)));
+}
+
 bool fleet_glue_open(struct router *rt, const struct config *cfg, char *msg, size_t msglen)
 {
+    rt->fleet_sig = fleet_signature(&cfg->fleet);
     if (!cfg->fleet.redis)
         return true;
     char name[FLEET_NAME_MAX];
@@ -59,12 +69,24 @@ bool fleet_glue_open(struct router *rt, const struct config *cfg, char *msg, siz
     return true;
 }
 
+void fleet_glue_reload(struct router *rt, const struct config *cfg)
+{
+    rt->fleet_share_breakers = cfg->fleet.share_breakers;
+    char *sig = fleet_signature(&cfg->fleet);
+    if (!str_eq(sig, rt->fleet_sig))
+        router_event(rt, ROUTER_EV_CONFIG, "",
+                     "fleet settings changed: the old ones stay in force until a restart");
+    free(sig);
+}
+
 void fleet_glue_close(struct router *rt)
 {
     fleet_free(rt->fleet);
     rt->fleet = NULL;
     free(rt->fleet_seen);
     rt->fleet_seen = NULL;
+    free(rt->fleet_sig);
+    rt->fleet_sig = NULL;
 }
 
 /* ---- spend and budgets ----------------------------------------------------------------------- */

@@ -329,6 +329,7 @@ struct router {
     long fleet_instances; /* last known instance count (on_outage share) */
     bool fleet_share_breakers;
     struct fleet_seen *fleet_seen; /* FLEET_GUARD_SLOTS */
+    char *fleet_sig;               /* the fleet settings it started with (reloads) */
 };
 
 /* The router's clock: every router-thread time comes from here (tests pass a fake one). */
@@ -419,6 +420,8 @@ void spend_event_to_ledger(struct router *rt, const struct router_event *e);
  * router thread only except fleet_glue_open/close (with spend_open/close). */
 bool fleet_glue_open(struct router *rt, const struct config *cfg, char *msg, size_t msglen);
 void fleet_glue_close(struct router *rt);
+/* A reload: share_breakers applies at once; other fleet settings need a restart (an event). */
+void fleet_glue_reload(struct router *rt, const struct config *cfg);
 void fleet_glue_charge(struct router *rt, const struct ledger_call *row, double total_usd,
                        double answer_usd);
 /* A global/route/tag budget over its cap across the fleet (or unknown, on_outage closed). */

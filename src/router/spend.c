@@ -49,6 +49,7 @@ bool spend_open(struct router *rt, const struct config *cfg, char *msg, size_t m
 void spend_reload(struct router *rt, const struct config *cfg)
 {
     budgets_reconfigure(rt->budgets, cfg);
+    fleet_glue_reload(rt, cfg);
     guard_set_params(rt->guard, &cfg->guard);
     if (!str_eq(cfg->ledger.path, rt->ledger_path))
         router_event(rt, ROUTER_EV_CONFIG, "",

@@ -331,4 +331,8 @@ expect=$(python3 -c "print(round(($B2 - $before) / 3 / $avg))")
 echo "# share: \$$before spent before the outage; instance 3 answered $n_share more (its share: ~$expect calls at \$$avg)"
 check "on_outage share: instance 3 stops at about its share of what was left" \
   python3 -c "exit(0 if 0 < $n_share < 40 and abs($n_share - $expect) <= max(3, $expect * 0.5) else 1)"
+sed -i 's/"name": "inst2"/"name": "renamed"/' "$TMP/sb2.json"
+kill -HUP "${SPID[2]}"
+check "a reload that changes the fleet settings says they wait for a restart" \
+  eventually 5 state_has 2 'fleet settings changed: the old ones stay in force until a restart'
 finish
