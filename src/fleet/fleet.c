@@ -258,9 +258,13 @@ void fleet_counter_add(struct fleet *f, const char *key, int64_t delta, int64_t 
         c->touched_ms = now;
         f->st.pending_micro_usd += delta;
     }
+    bool first_drop = !c && !f->counters_full_logged;
+    if (first_drop)
+        f->counters_full_logged = true;
     pthread_mutex_unlock(&f->mu);
-    if (!c)
-        log_warn("fleet: counter table full; %s not shared", key);
+    if (first_drop) /* once: a full table under load would flood the log */
+        log_warn("fleet: counter table full (%d keys with spend in flight); %s not shared",
+                 FLEET_MAX_COUNTERS, key);
 }
 
 int64_t fleet_counter_get(struct fleet *f, const char *key, int64_t *local_pending, bool *stale)

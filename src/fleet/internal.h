@@ -71,6 +71,7 @@ struct fleet {
     struct fleet_out *out_head, *out_tail;
     size_t n_out;
     uint64_t out_dropped;
+    bool counters_full_logged;
     struct fleet_notice *in_head, *in_tail;
     size_t n_in;
     char *heartbeat;
