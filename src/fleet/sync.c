@@ -535,9 +535,13 @@ static bool heartbeat(struct fleet *f, int64_t now, char *err, size_t errlen)
     snprintf(score, sizeof score, "%lld", (long long)now);
     snprintf(cut, sizeof cut, "(%lld", (long long)(now - FLEET_HEARTBEAT_TTL_MS));
     pthread_mutex_lock(&f->mu);
-    char *hb = xstrdup(f->heartbeat ? f->heartbeat : "{}");
+    char *hb = xstrdup(f->heartbeat); /* NULL until the router's first snapshot */
     pthread_mutex_unlock(&f->mu);
-    redisAppendCommandArgv(f->cmd, 5, (const char *[]){"SET", key, hb, "PX", px}, NULL);
+    /* before the first summary only the sorted set: the instance counts, nothing to show */
+    redisAppendCommandArgv(f->cmd, hb ? 5 : 2,
+                           hb ? (const char *[]){"SET", key, hb, "PX", px}
+                              : (const char *[]){"PEXPIRE", key, px},
+                           NULL);
     redisAppendCommandArgv(f->cmd, 4, (const char *[]){"ZADD", zkey, score, f->name}, NULL);
     redisAppendCommandArgv(f->cmd, 4, (const char *[]){"ZREMRANGEBYSCORE", zkey, "-inf", cut},
                            NULL);
