@@ -173,6 +173,20 @@ struct console_remote_opts {
 struct console_backend *console_backend_remote_new(const struct console_remote_opts *o, char *msg,
                                                    size_t msglen);
 
+/* ---- fleet: the instances of a fleet found through Redis (fleet mode) ------------------- */
+
+struct console_fleet_opts {
+    const char *url;      /* redis://host:port/db or unix:///path (fleet.redis) */
+    const char *prefix;   /* fleet.key_prefix; NULL: "switchboard:" */
+    const char *password; /* Redis AUTH (copied; never logged); NULL: none */
+    const char *user;     /* operator login for the audit; NULL: console_login() */
+};
+/* Starts the worker thread (it owns the Redis connection; backend_fleet.c): the instances
+ * that heartbeat, merged as console_merge does; commands published to every instance through
+ * Redis. Explain, the prompt pane and votes need --attach. NULL with msg on a bad URL. */
+struct console_backend *console_backend_fleet_new(const struct console_fleet_opts *o, char *msg,
+                                                  size_t msglen);
+
 /* ---- pieces shared by implementations (pure) ------------------------------------------ */
 
 /* Parses GET /admin/state JSON into out (every field the gateway writes; events are left

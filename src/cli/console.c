@@ -31,7 +31,9 @@ struct console_cli {
     const char *config_path;
     const char *attach[CONSOLE_MAX_INSTANCES]; /* --attach URL, in order */
     size_t n_attach;
-    const char *token_env; /* --token-env NAME (default SWITCHBOARD_ADMIN_TOKEN) */
+    const char *fleet;        /* --fleet URL */
+    const char *fleet_prefix; /* --fleet-prefix P */
+    const char *token_env;    /* --token-env NAME (default SWITCHBOARD_ADMIN_TOKEN) */
     const char *cacert;
     const char *listen;
     const char *port_file;
@@ -53,10 +55,15 @@ static void console_usage(FILE *out)
         "       switchboard console -c FILE [--readonly] [--theme NAME] [--log FILE]\n"
         "                           [--listen HOST:PORT] [--port-file FILE]\n"
         "                           [--log-level debug|info|warn|error]\n"
+        "       switchboard console --fleet redis://HOST:PORT/DB|unix:///PATH [--fleet-prefix P]\n"
+        "                           [--readonly] [--theme NAME] [--log FILE]\n"
         "       switchboard console --keys\n"
         "  --attach: the console of running `switchboard serve` gateways (their admin API;\n"
         "  token from SWITCHBOARD_ADMIN_TOKEN or --token-env NAME). q detaches; the gateways\n"
         "  keep serving. Several --attach: one board over all of them.\n"
+        "  --fleet: the instances of a fleet (fleet mode) found through their Redis heartbeats;\n"
+        "  actions reach every instance through Redis (password from\n"
+        "  SWITCHBOARD_REDIS_PASSWORD, key prefix fleet.key_prefix: --fleet-prefix).\n"
         "  The gateway, router and probes in the background and the live console in the\n"
         "  terminal (embedded). --readonly refuses every change. Logs go to --log FILE (default:\n"
         "  switchboard.log beside the config). SIGHUP reloads FILE. --keys prints the key\n"
@@ -76,6 +83,8 @@ static int parse(int argc, char **argv, struct console_cli *o)
         {"readonly", no_argument, NULL, 'r'},
         {"keys", no_argument, NULL, 'k'},
         {"attach", required_argument, NULL, 'a'},
+        {"fleet", required_argument, NULL, 'F'},
+        {"fleet-prefix", required_argument, NULL, 'P'},
         {"token-env", required_argument, NULL, 'T'},
         {"cacert", required_argument, NULL, 'C'},
         {"help", no_argument, NULL, 'h'},
@@ -119,6 +128,12 @@ static int parse(int argc, char **argv, struct console_cli *o)
         case 'T':
             o->token_env = optarg;
             break;
+        case 'F':
+            o->fleet = optarg;
+            break;
+        case 'P':
+            o->fleet_prefix = optarg;
+            break;
         case 'C':
             o->cacert = optarg;
             break;
@@ -130,8 +145,8 @@ static int parse(int argc, char **argv, struct console_cli *o)
             return 2;
         }
     }
-    if ((!o->config_path && !o->keys && !o->n_attach) || (o->config_path && o->n_attach) ||
-        optind != argc) {
+    if ((!o->config_path && !o->keys && !o->n_attach && !o->fleet) ||
+        (!!o->config_path + !!o->n_attach + !!o->fleet > 1) || optind != argc) {
         console_usage(stderr);
         return 2;
     }
@@ -307,17 +322,43 @@ static int open_attach_log(const struct console_cli *o)
     return fd >= 0 ? fd : open("/dev/null", O_WRONLY | O_CLOEXEC);
 }
 
-/* `console --attach URL...`: no router here; the backend talks to the gateways. */
-static int run_attached(struct console_cli *o)
+/* The backend of `console --attach` (the gateways' admin API) or `console --fleet` (Redis);
+ * addr gets what the header shows. NULL with msg. */
+static struct console_backend *attach_backend(const struct console_cli *o, char *addr,
+                                              size_t addrlen, char *msg, size_t msglen)
 {
-    char msg[256], addr[160] = "";
+    if (o->fleet) {
+        struct console_fleet_opts fo = {.url = o->fleet,
+                                        .prefix = o->fleet_prefix,
+                                        .password = getenv("SWITCHBOARD_REDIS_PASSWORD")};
+        const char *at = strstr(o->fleet, "://");
+        snprintf(addr, addrlen, "fleet %s", at ? at + 3 : o->fleet);
+        return console_backend_fleet_new(&fo, msg, msglen);
+    }
     const char *env = o->token_env ? o->token_env : "SWITCHBOARD_ADMIN_TOKEN";
     const char *token = getenv(env);
     if (!token || !*token) {
-        fprintf(stderr, "error: %s is not set: the admin token of the gateway(s) to attach to\n",
-                env);
-        return 2;
+        snprintf(msg, msglen, "%s is not set: the admin token of the gateway(s) to attach to", env);
+        return NULL;
     }
+    struct console_remote_opts ro = {
+        .urls = o->attach, .n_urls = o->n_attach, .token = token, .cacert = o->cacert};
+    size_t used = 0;
+    for (size_t i = 0; i < o->n_attach && used < addrlen; i++) {
+        const char *u = strstr(o->attach[i], "://");
+        u = u ? u + 3 : o->attach[i];
+        int n = snprintf(addr + used, addrlen - used, "%s%.*s", i ? " " : "attached ",
+                         (int)strcspn(u, "/"), u);
+        used += n > 0 ? (size_t)n : 0;
+    }
+    return console_backend_remote_new(&ro, msg, msglen);
+}
+
+/* `console --attach URL...` / `--fleet URL`: no router here; the backend talks to the
+ * gateways (or to their Redis). */
+static int run_attached(struct console_cli *o)
+{
+    char msg[256], addr[160] = "";
     sigset_t set;
     sigemptyset(&set);
     sigaddset(&set, SIGINT);
@@ -326,9 +367,7 @@ static int run_attached(struct console_cli *o)
     sigaddset(&set, SIGWINCH);
     pthread_sigmask(SIG_BLOCK, &set, NULL);
     signal(SIGPIPE, SIG_IGN);
-    struct console_remote_opts ro = {
-        .urls = o->attach, .n_urls = o->n_attach, .token = token, .cacert = o->cacert};
-    struct console_backend *be = console_backend_remote_new(&ro, msg, sizeof msg);
+    struct console_backend *be = attach_backend(o, addr, sizeof addr, msg, sizeof msg);
     if (!be) {
         fprintf(stderr, "error: %s\n", msg);
         return 2;
@@ -337,14 +376,6 @@ static int run_attached(struct console_cli *o)
         console_backend_free(be);
         fprintf(stderr, "error: the console needs a terminal\n");
         return 2;
-    }
-    size_t used = 0;
-    for (size_t i = 0; i < o->n_attach && used < sizeof addr; i++) {
-        const char *u = strstr(o->attach[i], "://");
-        u = u ? u + 3 : o->attach[i];
-        int n = snprintf(addr + used, sizeof addr - used, "%s%.*s", i ? " " : "attached ",
-                         (int)strcspn(u, "/"), u);
-        used += n > 0 ? (size_t)n : 0;
     }
     sigdelset(&set, SIGWINCH);
     struct console_opts copts = {
@@ -389,7 +420,7 @@ int cli_console(int argc, char **argv)
         buf_cleanup(&b);
         return 0;
     }
-    if (o.n_attach)
+    if (o.n_attach || o.fleet)
         return run_attached(&o);
     struct buf errors;
     buf_init(&errors);

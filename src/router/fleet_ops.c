@@ -148,6 +148,18 @@ static void reseed(struct router *rt)
     }
 }
 
+/* A command from a console (no instance of its own to store the result): every instance
+ * stores the target's new state; they agree, so the writes are the same. */
+static void store_after(struct router *rt, const char *target)
+{
+    const struct target_state *t = router_find_target(rt, target);
+    if (!t)
+        return;
+    struct fleet_store st[4];
+    size_t n = target_stores(rt, t, st);
+    fleet_post(rt->fleet, FLEET_NOTICE_OVERRIDE, target, "", 0, st, n);
+}
+
 /* ---- in -------------------------------------------------------------------------------------- */
 
 static void apply_cooldown(struct router *rt, const cJSON *o, int64_t now)
@@ -241,6 +253,8 @@ static void apply_command(struct router *rt, const cJSON *o, const char *origin,
     rt->fleet_applying = false;
     if (st != SB_OK)
         log_warn("fleet: %s from %s not applied here: %s", type->valuestring, origin, msg);
+    else if (cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(o, "store")))
+        store_after(rt, cmd.type == ROUTER_CMD_UNDO ? rt->undo[rt->n_undo].target : cmd.target);
     rt->publish_now = true;
 }
 
