@@ -345,8 +345,9 @@ static struct console_backend *attach_backend(const struct console_cli *o, char 
         .urls = o->attach, .n_urls = o->n_attach, .token = token, .cacert = o->cacert};
     size_t used = 0;
     for (size_t i = 0; i < o->n_attach && used < addrlen; i++) {
-        const char *u = strstr(o->attach[i], "://");
-        u = u ? u + 3 : o->attach[i];
+        const char *url = o->attach[i] ? o->attach[i] : "";
+        const char *u = strstr(url, "://");
+        u = u ? u + 3 : url;
         int n = snprintf(addr + used, addrlen - used, "%s%.*s", i ? " " : "attached ",
                          (int)strcspn(u, "/"), u);
         used += n > 0 ? (size_t)n : 0;

@@ -35,6 +35,7 @@
 #include "switchboard/log.h"
 
 #define POLL_MS      500
+#define MAX_PARTS    ((size_t)CONSOLE_MAX_INSTANCES * ROUTER_MAX_TARGETS)
 #define IO_TIMEOUT   1000
 #define AUDIT_EVENTS 64
 
@@ -73,7 +74,7 @@ struct fleet_console {
     struct router_snapshot *pub;
     struct console_instance inst[CONSOLE_MAX_INSTANCES];
     size_t n_inst;
-    struct fpart *parts; /* CONSOLE_MAX_INSTANCES * ROUTER_MAX_TARGETS */
+    struct fpart *parts; /* MAX_PARTS */
     size_t n_parts;
     bool down;
     struct fjob *jobs, *jobs_tail;
@@ -132,7 +133,8 @@ static redisReply *cmd(struct fleet_console *f, int argc, const char **argv)
 
 static bool connect_redis(struct fleet_console *f, char *err, size_t errlen)
 {
-    struct timeval tv = {.tv_sec = IO_TIMEOUT / 1000, .tv_usec = (IO_TIMEOUT % 1000) * 1000};
+    struct timeval tv = {.tv_sec = IO_TIMEOUT / 1000,
+                         .tv_usec = (suseconds_t)(IO_TIMEOUT % 1000) * 1000};
     f->c = f->is_unix ? redisConnectUnixWithTimeout(f->host, tv)
                       : redisConnectWithTimeout(f->host, f->port, tv);
     if (!f->c || f->c->err) {
@@ -284,7 +286,7 @@ static size_t list_instances(struct fleet_console *f)
 static void note_parts(struct fleet_console *f, const struct router_snapshot *s, const char *inst,
                        struct fpart *out, size_t *n)
 {
-    for (size_t i = 0; i < s->n_targets && *n < CONSOLE_MAX_INSTANCES * ROUTER_MAX_TARGETS; i++) {
+    for (size_t i = 0; i < s->n_targets && *n < MAX_PARTS; i++) {
         const struct router_target_snap *t = &s->targets[i];
         struct fpart *p = &out[(*n)++];
         memset(p, 0, sizeof *p);
@@ -360,7 +362,7 @@ static bool poll_state(struct fleet_console *f)
     const struct router_snapshot *in[CONSOLE_MAX_INSTANCES];
     const char *names[CONSOLE_MAX_INSTANCES];
     struct console_instance inst[CONSOLE_MAX_INSTANCES];
-    struct fpart *parts = xcalloc(CONSOLE_MAX_INSTANCES * ROUTER_MAX_TARGETS, sizeof *parts);
+    struct fpart *parts = xcalloc(MAX_PARTS, sizeof *parts);
     size_t m = 0, n_parts = 0;
     for (size_t i = 0; r && i < r->elements && i < n; i++) {
         const redisReply *v = r->element[i];
