@@ -1,9 +1,9 @@
 /*
  * fleet_heartbeat.c - what each instance tells the fleet about itself every second: its
  * snapshot's summary in the shape of GET /admin/state (src/gateway/state.c), a subset of it
- * (totals, budgets' spend, targets with their counters and latencies, routes; no events,
- * no histograms), so a reader of P inst:<name> (the fleet console) parses it like an
- * attached gateway's state.
+ * (totals, budgets with the fleet's spend, targets with their counters and latencies,
+ * routes; no events, no histograms), so a reader of P inst:<name> (the fleet console) parses it
+ * like an attached gateway's state.
  *
  * Threads: router thread (at snapshot time, once a second).
  */
@@ -80,6 +80,29 @@ static void target(struct buf *b, const struct router_target_snap *t)
     buf_puts(b, "}},");
 }
 
+/* A budget as state.c writes it; its spend is the fleet's (fleet_glue_snapshot). */
+static void budget(struct buf *b, const struct budget_status *bs)
+{
+    buf_putc(b, '{');
+    str(b, "label", bs->label);
+    str(b, "name", bs->name);
+    num(b, "daily_cap", bs->daily_cap);
+    num(b, "monthly_cap", bs->monthly_cap);
+    num(b, "soft_pct", bs->soft_pct);
+    num(b, "day_spent", bs->day_spent);
+    num(b, "month_spent", bs->month_spent);
+    str(b, "day_level", budget_level_name(bs->day_level));
+    str(b, "month_level", budget_level_name(bs->month_level));
+    str(b, "level", budget_level_name(bs->level));
+    num(b, "burn_per_hour", bs->burn_per_hour);
+    num(b, "day_exhausted_in_ms", (double)bs->day_exhausted_in_ms);
+    num(b, "month_exhausted_in_ms", (double)bs->month_exhausted_in_ms);
+    num(b, "day_resets_in_ms", (double)bs->day_resets_in_ms);
+    num(b, "month_resets_in_ms", (double)bs->month_resets_in_ms);
+    trim(b);
+    buf_puts(b, "},");
+}
+
 static void route(struct buf *b, const struct router_snapshot *s, const struct router_route_snap *r)
 {
     buf_putc(b, '{');
@@ -119,6 +142,13 @@ void fleet_heartbeat_json(struct router *rt, const struct router_snapshot *s)
     num(&b, "spend_today_usd", s->spend_today_usd);
     num(&b, "spend_month_usd", s->spend_month_usd);
     num(&b, "burn_per_hour_usd", s->burn_per_hour_usd);
+    num(&b, "budget_refused", (double)s->budget_refused);
+    key(&b, "budgets");
+    buf_putc(&b, '[');
+    for (size_t i = 0; i < s->n_budgets && i < ROUTER_MAX_BUDGETS; i++)
+        budget(&b, &s->budgets[i]);
+    trim(&b);
+    buf_puts(&b, "],");
     key(&b, "targets");
     buf_putc(&b, '[');
     for (size_t i = 0; i < s->n_targets && i < ROUTER_MAX_TARGETS; i++)

@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # `switchboard console --fleet`: the console over a fleet found through Redis, driven through
 # tmux, against a real redis-server (unix socket) and `serve` instances in fleet mode:
-#  - the instances are discovered from their heartbeats: the board sums their calls and the
-#    header counts them; one that stops disappears, one that joins appears, no restart;
+#  - the instances are discovered from their heartbeats: the board sums their calls, the
+#    header counts them and shows the fleet's budget; one that stops disappears, one that
+#    joins appears, no restart;
 #  - a pin made in the console (through Redis) routes every instance's traffic within 1 s,
 #    is stored in Redis and shows on the events timeline (the audit stream);
 #  - explain and the prompt pane say they need --attach; q leaves the instances serving.
@@ -41,7 +42,8 @@ serve() {
   "routes": [{"name": "chat", "strategy": "priority", "targets": ["alpha", "beta"]}],
   "gateway": {"listen": "127.0.0.1:0"},
   "ledger": {"path": "$TMP/$1.db"},
-  "fleet": {"redis": "unix://$RSOCK", "name": "$1", "key_prefix": "fc:"}
+  "fleet": {"redis": "unix://$RSOCK", "name": "$1", "key_prefix": "fc:"},
+  "budgets": [{"scope": "global", "daily_usd": 5}]
 }
 JSON
   local pf=$TMP/$1.port
@@ -86,6 +88,7 @@ SH
 check "the fleet console starts" eventually "$WAIT" has con '^TARGET +STATE'
 check "the header names the fleet and counts its instances" eventually "$WAIT" has con 'fleet: 2 instances'
 check "both instances are up" eventually "$WAIT" has con '2/2 up'
+check "the fleet's budget shows in the header" eventually "$WAIT" has con 'budget \$5\.00'
 calls_sum() { cap con | grep -E '^alpha ' | grep -qE ' 20 +0 '; }
 check "the board sums the instances' calls (12 + 8 on alpha)" eventually "$WAIT" calls_sum
 

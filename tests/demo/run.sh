@@ -10,6 +10,10 @@
 # and spend move; press c for the prompt pane, ? for help, q to detach. DEMO_EMBEDDED=1 runs
 # the console with the gateway inside it instead (`console -c FILE`), where Enter on a target
 # also shows its quality and latest negative feedback (read from the local ledger).
+# DEMO_FLEET=1 (make demo FLEET=1) runs a fleet instead: a redis-server on a unix socket, three
+# `serve` instances in fleet mode sharing it (spend, budgets, cooldowns, overrides), traffic
+# spread round-robin over them, and the console attached to the whole fleet through Redis
+# (`console --fleet`): its board sums the instances, its actions reach every one.
 # q (or Ctrl-C, or any failure) stops everything this script started: nothing is left running.
 set -uo pipefail
 build=${1:-build}
@@ -61,6 +65,19 @@ start premium --key "$DEMO_PREMIUM_KEY" --token-rate 35 --first-byte-delay-ms 70
 start flaky --key "$DEMO_FLAKY_KEY" --token-rate 120 --error-rate 0.1
 start local --no-auth --token-rate 60
 
+FLEET=${DEMO_FLEET:-0}
+if [[ $FLEET == 1 ]]; then
+  command -v redis-server >/dev/null || { echo "demo: FLEET=1 needs redis-server" >&2; exit 1; }
+  redis-server --port 0 --unixsocket "$dir/redis.sock" --unixsocketperm 700 --save '' \
+    --appendonly no --loglevel warning >"$dir/redis.out" 2>&1 &
+  pids+=($!)
+  for _ in $(seq 50); do [[ -S $dir/redis.sock ]] && break; sleep 0.1; done
+  fleet_json=',
+  "fleet": {"redis": "unix://'$dir'/redis.sock", "name": "NAME"},
+  "ledger": {"path": "NAME.db"},
+  "budgets": [{"scope": "global", "daily_usd": 5}]'
+fi
+
 cat > "$dir/demo.json" <<JSON
 {
   "providers": [
@@ -104,7 +121,7 @@ cat > "$dir/demo.json" <<JSON
              "deadline_ms": 30000, "breaker_failures": 5, "breaker_cooldown_ms": 15000},
   "gateway": {"listen": "127.0.0.1:0",
               "admin_tokens": [{"name": "demo", "token_env": "SWITCHBOARD_ADMIN_TOKEN"}]},
-  "console": {"theme": "default", "refresh_ms": 250}
+  "console": {"theme": "default", "refresh_ms": 250}${fleet_json:-}
 }
 JSON
 
@@ -113,7 +130,16 @@ if ! "$SB" check -c "$dir/demo.json" >"$dir/check.out" 2>&1; then
   exit 1
 fi
 
-if [[ ${DEMO_EMBEDDED:-0} == 1 ]]; then
+ports=()
+if [[ $FLEET == 1 ]]; then
+  for n in gw-1 gw-2 gw-3; do
+    sed "s/NAME/$n/g" "$dir/demo.json" >"$dir/$n.json"
+    "$SB" serve -c "$dir/$n.json" --port-file "$dir/$n.port" >"$dir/$n.log" 2>&1 &
+    pids+=($!)
+    ports+=(--port-file "$dir/$n.port")
+  done
+  portfile=$dir/gw-1.port
+elif [[ ${DEMO_EMBEDDED:-0} == 1 ]]; then
   portfile=$dir/console.port
 else
   portfile=$dir/serve.port
@@ -123,7 +149,8 @@ else
   [[ -s $portfile ]] || { echo "demo: switchboard serve did not start:" >&2; cat "$dir/serve.log" >&2; exit 1; }
 fi
 
-python3 "$root/tests/demo/traffic.py" --port-file "$portfile" --rate 3 \
+[[ ${#ports[@]} -gt 0 ]] || ports=(--port-file "$portfile")
+python3 "$root/tests/demo/traffic.py" "${ports[@]}" --rate 3 \
   --outage-ctl "$ctl_fast" --outage-after "$OUTAGE_AFTER" --outage-for "$OUTAGE_FOR" \
   --persona-ctl "$ctl_flaky" --persona-after "$QUALITY_DROP_AFTER" \
   --parent $$ >"$dir/traffic.log" 2>&1 &
@@ -132,7 +159,13 @@ pids+=($!)
 echo "switchboard demo: 4 simulated providers on 127.0.0.1, traffic at ~3 req/s;"
 echo "gemini-flaky's answers turn terse after ${QUALITY_DROP_AFTER}s (the quality guard acts);"
 echo "groq-fast goes down after ${OUTAGE_AFTER}s and recovers ${OUTAGE_FOR}s later."
-if [[ ${DEMO_EMBEDDED:-0} == 1 ]]; then
+if [[ $FLEET == 1 ]]; then
+  echo "A fleet: three 'switchboard serve' instances (gw-1..3) share spend, budgets and"
+  echo "overrides through redis; the console attaches to all of them through redis:"
+  echo "  switchboard console --fleet unix://$dir/redis.sock     (q detaches)"
+  sleep 2
+  "$SB" console --fleet "unix://$dir/redis.sock" --log "$dir/switchboard.log"
+elif [[ ${DEMO_EMBEDDED:-0} == 1 ]]; then
   echo "The console runs the gateway itself (embedded). q quits."
   sleep 1
   "$SB" console -c "$dir/demo.json" --port-file "$portfile" --log "$dir/switchboard.log"
