@@ -6,9 +6,9 @@
  *   local   the router in this process (the embedded console: `console -c FILE`)
  *   remote  one or more `switchboard serve` instances over their admin API (libcurl):
  *           `console --attach URL [--attach URL ...]`
- *   (fleet) a set of instances found some other way, e.g. through Redis: an implementation
- *           fills the same struct console_backend_ops; the remote backend's aggregation
- *           (console_merge_*) is public so it can be reused.
+ *   fleet   the instances of a fleet found through Redis (fleet mode): `console --fleet URL`
+ *           (backend_fleet.c, reusing the remote backend's console_state_parse and
+ *           console_merge on the instances' heartbeats).
  *
  * An implementation owns whatever threads and connections it needs. The console's main
  * (curses) thread calls every op below and none of them may block on the network or on the

@@ -324,8 +324,12 @@ static void read_audit(struct fleet_console *f, struct router_snapshot *s)
             const redisReply *fv = e->element[1];
             struct router_event *ev = &s->events[s->n_events++];
             memset(ev, 0, sizeof *ev);
-            ev->seq = s->n_events;
-            ev->wall_ms = strtoll(e->element[0]->str, NULL, 10);
+            /* the stream id "<ms>-<n>" only grows: so does seq */
+            char *dash = NULL;
+            long long ms = strtoll(e->element[0]->str, &dash, 10);
+            long long nth = dash && *dash == '-' ? strtoll(dash + 1, NULL, 10) : 0;
+            ev->seq = (uint64_t)ms * 1024 + (uint64_t)(nth & 1023);
+            ev->wall_ms = ms;
             ev->kind = ROUTER_EV_OPERATOR;
             cJSON *o = cJSON_Parse(fv->element[3]->str);
             const cJSON *ty = cJSON_GetObjectItemCaseSensitive(o, "type");

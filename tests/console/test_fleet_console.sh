@@ -102,6 +102,9 @@ check "the events timeline shows it (audit stream)" eventually "$WAIT" has con '
 sleep 4
 check "its expiry lapses on every instance" eventually 2 all_to alpha "$PORT_one" "$PORT_two"
 
+keys con :; text con "drain alpha for 2s"; keys con Enter
+check "a second action is on the timeline too (events keep coming)" eventually "$WAIT" has con 'tester on console:tester: drain alpha'
+sleep 2.5
 keys con :; text con "route explain chat"; keys con Enter
 check "explain says it needs --attach" eventually "$WAIT" has con 'explain needs a gateway'
 
