@@ -686,7 +686,7 @@ static const struct schema_entry fleet_entries[] = {
      .help = "Where the fleet's Redis (or Valkey) listens: redis://host:port/db or "
              "unix:///path. Fleet mode is off without it."},
     {.key = "name", .type = ST_STRING, .off = OFF(config_fleet, name),
-     .def_doc = "hostname:port",
+     .def_doc = "hostname:port (hostname:pidN on port 0)",
      .help = "This instance's name in the fleet (heartbeats, audit); unique per instance."},
     {.key = "key_prefix", .type = ST_STRING, .off = OFF(config_fleet, key_prefix),
      .def_s = "switchboard:", .help = "Prefix of every Redis key and channel the fleet uses."},

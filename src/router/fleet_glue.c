@@ -37,7 +37,11 @@ static void default_name(const struct config *cfg, char *out, size_t outlen)
     gethostname(host, sizeof host - 1);
     const char *listen = cfg->gateway.listen ? cfg->gateway.listen : "";
     const char *colon = strrchr(listen, ':');
-    snprintf(out, outlen, "%.60s:%s", host, colon ? colon + 1 : "0");
+    const char *port = colon ? colon + 1 : "0";
+    if (str_eq(port, "0")) /* an ephemeral port: the pid keeps two on one host apart */
+        snprintf(out, outlen, "%.48s:pid%ld", host, (long)getpid());
+    else
+        snprintf(out, outlen, "%.48s:%.12s", host, port);
 }
 
 /* What a fleet was started with, to tell a reload that changes it (the password hashed). */
