@@ -796,6 +796,64 @@ static void test_a_chat_probe_can_close_a_breaker_and_is_probe_spend(void **stat
     rig_stop(&r);
 }
 
+/* ---- stopping ---------------------------------------------------------------------------------
+ */
+
+/* serve's drain: in-flight calls run on; the ones still running at the drain timeout are
+ * cancelled as a shutdown (their clients are told so), never as "the client went away". */
+static void test_drain_lets_calls_finish_then_cancels_the_rest_as_a_shutdown(void **state)
+{
+    (void)state;
+    struct rig r = {0};
+    r.w.b[0] = B_SLOW; /* answers after 300 ms */
+    r.w.b[1] = B_HANG;
+    rig_start(&r, config_for("oo", "\"deadline_ms\":60000", NULL, false));
+    struct fake_call quick, stuck;
+    memset(&quick, 0, sizeof quick);
+    memset(&stuck, 0, sizeof stuck);
+    struct router_sink sq = fake_call_sink(&quick);
+    router_submit(r.rt, fake_request("chat", true), NULL, &sq);
+    router_step(r.rt);
+    r.w.b[0] = B_HANG; /* the next call hangs on a, then b */
+    struct router_sink ss = fake_call_sink(&stuck);
+    uint64_t stuck_id = router_submit(r.rt, fake_request("chat", true), NULL, &ss);
+    router_step(r.rt);
+    rig_idle(&r, 500); /* the drain window: the first call finishes on its own */
+    assert_int_equal(quick.dones, 1);
+    assert_int_equal(quick.result.err, LLM_ERR_NONE);
+    assert_int_equal(stuck.dones, 0);
+    router_cancel_shutdown(r.rt, stuck_id); /* the drain timeout */
+    rig_idle(&r, 10);
+    assert_int_equal(stuck.dones, 1);
+    assert_int_equal(stuck.errors, 1);
+    assert_int_equal(stuck.result.err, LLM_ERR_CANCELLED);
+    assert_non_null(strstr(stuck.error, "shutting down"));
+    rig_stop(&r);
+}
+
+/* router_stop ends every call still running, each exactly once. */
+static void test_stop_ends_every_call_once(void **state)
+{
+    (void)state;
+    struct rig r = {0};
+    r.w.b[0] = r.w.b[1] = B_HANG;
+    rig_start(&r, config_for("oo", NULL, NULL, false));
+    struct fake_call fc[4];
+    for (int i = 0; i < 4; i++) {
+        memset(&fc[i], 0, sizeof fc[i]);
+        struct router_sink sk = fake_call_sink(&fc[i]);
+        router_submit(r.rt, fake_request("chat", i % 2 == 0), NULL, &sk);
+    }
+    rig_idle(&r, 100);
+    router_stop(r.rt);
+    for (int i = 0; i < 4; i++) {
+        assert_int_equal(fc[i].dones, 1);
+        assert_int_equal(fc[i].errors, 1);
+        assert_non_null(strstr(fc[i].error, "shutting down"));
+    }
+    rig_stop(&r);
+}
+
 int main(void)
 {
     setenv("FAKE_KEY", "sk-fake-key-for-tests-0000", 1);
@@ -820,6 +878,8 @@ int main(void)
         T(test_a_stalled_stream_is_cut_by_the_idle_timeout),
         T(test_a_paused_sink_stops_the_upstream_until_resumed),
         T(test_a_call_whose_sink_is_behind_ends_only_once_it_has_drained),
+        T(test_drain_lets_calls_finish_then_cancels_the_rest_as_a_shutdown),
+        T(test_stop_ends_every_call_once),
         T(test_a_hedge_wins_over_a_slow_target),
         T(test_a_hang_behind_a_hedge_is_ejected_by_slow_strikes),
         T(test_a_hedge_that_loses_is_not_a_strike),
