@@ -108,9 +108,9 @@ struct router_result {
     int64_t retry_after_ms; /* RATE_LIMIT: when the client may retry; -1 unknown */
     struct llm_usage usage;
     bool usage_missing; /* answered, but the provider reported no usage */
-    double cost_usd;
-    double spend_usd; /* as budgets count it, so far: cost_usd (an estimate from the sizes when
-                         usage is missing) plus known retry and hedge costs */
+    double cost_usd;    /* < 0: unknown (a console attached over HTTP sees no cost in a stream) */
+    double spend_usd;   /* as budgets count it, so far: cost_usd (an estimate from the sizes when
+                           usage is missing) plus known retry and hedge costs */
     double baseline_cost_usd; /* what the route's baseline target would have cost; -1 none */
     enum llm_finish finish;
     int64_t latency_us;  /* submit to done */

@@ -374,7 +374,10 @@ static void md_figures(struct buf *b, const struct cmp_view *v)
     char ttft[32], lat[32], cost[32];
     fmt_us(v->ttft_us, ttft, sizeof ttft);
     fmt_us(v->latency_us, lat, sizeof lat);
-    fmt_usd_exact(v->cost_usd, cost, sizeof cost);
+    if (v->cost_usd >= 0)
+        fmt_usd_exact(v->cost_usd, cost, sizeof cost);
+    else
+        str_copy(cost, sizeof cost, "unknown (attached)");
     double gen_s = (double)(v->latency_us - (v->ttft_us > 0 ? v->ttft_us : 0)) / 1e6;
     buf_printf(b, "| TTFT | latency | tokens in | tokens out | tokens/s | cost |\n");
     buf_printf(b, "| --- | --- | --- | --- | --- | --- |\n");

@@ -88,7 +88,10 @@ static void figures(const struct cmp_view *v, char items[8][64], size_t *n)
         snprintf(items[(*n)++], 64, "out %ld", v->usage.output_tokens);
         snprintf(items[(*n)++], 64, "%.1f tok/s",
                  gen_s > 0 ? (double)v->usage.output_tokens / gen_s : 0.0);
-        fmt_usd_exact(v->cost_usd, a, sizeof a);
+        if (v->cost_usd >= 0)
+            fmt_usd_exact(v->cost_usd, a, sizeof a);
+        else
+            str_copy(a, sizeof a, "cost n/a (attached: see the ledger)");
         snprintf(items[(*n)++], 64, "%s", a);
     } else {
         snprintf(items[(*n)++], 64, "usage missing");

@@ -217,6 +217,7 @@ static void finish(struct remote *r, struct rchat *c)
     res.latency_us = now - c->start_us;
     res.ttft_us = c->first_us ? c->first_us - c->start_us : -1;
     res.retry_after_ms = -1;
+    res.cost_usd = -1; /* a stream carries no cost: unknown here, never a silent $0 */
     res.baseline_cost_usd = -1;
     if (c->job->sink.on_done)
         c->job->sink.on_done(c->job->sink.ctx, &res);

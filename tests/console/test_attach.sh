@@ -193,6 +193,7 @@ side_by_side() { has one '1 alpha .*2 beta '; }
 check "the pane's calls go through the serve: two answers" eventually "$WAIT" side_by_side
 answered() { cap one | grep -E 'tok/s.*tok/s' | grep -qE 'ttft.*ttft'; }
 check "each answer shows its figures" eventually "$WAIT" answered
+check "an attached pane says its cost is unknown, never \$0" has one 'cost n/a'
 check "the serve's ledger marks them as compare calls" eventually 10 bash -c \
   "sqlite3 '$TMP/one.db' \"select count(*) from calls where request_id like 'console-compare-%'\" | grep -qx 2"
 keys one 1
