@@ -1,6 +1,7 @@
 /*
- * call.c - one client call on the router thread: its candidates, its attempts over the
- * transport, and the decisions between them.
+ * call.c - one client call on the router thread: its attempts over the transport and the
+ * decisions between them. Its candidates and picks are in candidates.c; what a finished
+ * attempt means for its target (limits, breaker, statistics) is in account.c.
  *
  * An attempt's events pass through attempt_on_event. The first output event (text, tool
  * call, usage or finish) commits the call to that attempt: every other attempt is cancelled
@@ -208,143 +209,6 @@ static void call_finish(struct router *rt, struct call *c, enum llm_errclass err
     call_end(rt, c, err, msg);
 }
 
-/* ---- candidates and picking -------------------------------------------------------------------
- */
-
-static void add_cand(struct call *c, size_t *cap, struct target_state *t, struct route_state *r,
-                     enum route_strategy s, int group)
-{
-    for (size_t i = 0; i < c->n_cands; i++) {
-        if (c->cands[i].t == t)
-            return; /* a target reached through two routes is tried once */
-    }
-    c->cands = xgrow(c->cands, cap, c->n_cands + 1, sizeof *c->cands);
-    struct cand *k = &c->cands[c->n_cands++];
-    memset(k, 0, sizeof *k);
-    k->t = t;
-    t->refs++;
-    k->r = r;
-    if (r)
-        r->refs++;
-    k->strategy = s;
-    k->group = group;
-}
-
-/* The route and its fallback chain, breadth first, each route once. */
-static void build_route_cands(struct router *rt, struct call *c, long route)
-{
-    const struct config *cfg = c->cref->cfg;
-    size_t cap = 0;
-    long order[ROUTER_MAX_ROUTES];
-    size_t n = 0, head = 0;
-    order[n++] = route;
-    while (head < n) {
-        const struct config_route *cr = &cfg->routes[order[head]];
-        struct route_state *rs = router_find_route(rt, cr->name);
-        for (size_t k = 0; k < cr->n_targets; k++) {
-            struct target_state *t = router_find_target(rt, cfg->targets[cr->targets[k]].name);
-            if (t)
-                add_cand(c, &cap, t, rs, cr->strategy, (int)head);
-        }
-        for (size_t f = 0; f < cr->n_fallback && n < ROUTER_MAX_ROUTES; f++) {
-            bool seen = false;
-            for (size_t j = 0; j < n; j++)
-                seen |= order[j] == (long)cr->fallback[f];
-            if (!seen)
-                order[n++] = (long)cr->fallback[f];
-        }
-        head++;
-    }
-    c->n_groups = (int)n;
-}
-
-static bool cand_usable(const struct call *c, const struct cand *k, int64_t now, bool allow_tried)
-{
-    if (k->refused || (k->tried && !allow_tried))
-        return false;
-    return !target_blocked(k->t, now, c->est_tokens, c->min_context, c->direct != NULL, NULL, 0);
-}
-
-/* Picks within one group; returns the candidate or NULL. */
-static struct cand *pick_in_group(struct router *rt, struct call *c, int group, int64_t now,
-                                  bool allow_tried)
-{
-    struct pick_candidate pc[PICK_MAX_CANDIDATES];
-    struct cand *map[PICK_MAX_CANDIDATES];
-    size_t n = 0;
-    struct route_state *rs = NULL;
-    enum route_strategy strategy = STRATEGY_PRIORITY;
-    for (size_t i = 0; i < c->n_cands && n < PICK_MAX_CANDIDATES; i++) {
-        struct cand *k = &c->cands[i];
-        if (k->group != group)
-            continue;
-        rs = k->r;
-        strategy = k->strategy;
-        const struct config_target *tc = k->t->cfg;
-        struct llm_usage est = {.present = true,
-                                .input_tokens = c->est_tokens,
-                                .output_tokens = c->req->max_tokens > 0 ? c->req->max_tokens : 256};
-        pc[n] = (struct pick_candidate){
-            .id = i,
-            .weight = target_weight(k->t),
-            .est_cost_usd = tc->has_price ? llm_cost_usd(&tc->price, &est) : -1,
-            .latency_score_ms = ewma_value(&k->t->ewma),
-            .in_flight = k->t->stats.in_flight,
-            .ewma_ms = ewma_value(&k->t->ewma),
-            .eligible = cand_usable(c, k, now, allow_tried),
-        };
-        map[n++] = k;
-    }
-    if (n == 0)
-        return NULL;
-    /* An operator pin on this route wins when the pinned target can take the call. */
-    if (rs && rs->pinned && !rs->removed) {
-        for (size_t i = 0; i < n; i++) {
-            if (map[i]->t == rs->pinned)
-                return pc[i].eligible ? map[i] : NULL;
-        }
-    }
-    size_t chosen;
-    struct pick_state scratch;
-    pick_state_init(&scratch);
-    struct pick_state *st = rs ? &rs->pick : &scratch;
-    if (!pick_next(st, strategy, pc, n, &rt->rng, &chosen))
-        return NULL;
-    return map[chosen];
-}
-
-/* Every pick spends one of the call's picks (nginx's peer.tries): whatever a launch does
- * with the candidate, the loop over candidates ends. */
-static struct cand *pick(struct router *rt, struct call *c, int64_t now)
-{
-    if (c->picks_left <= 0)
-        return NULL;
-    c->picks_left--;
-    for (int pass = 0; pass < 2; pass++) {
-        for (int g = 0; g < c->n_groups; g++) {
-            struct cand *k = pick_in_group(rt, c, g, now, pass == 1);
-            if (k)
-                return k;
-        }
-    }
-    return NULL;
-}
-
-/* "a: breaker open (retry in 12 s); b: drained" for a 503 when nothing can be tried. */
-static void explain_none(const struct call *c, int64_t now, char *out, size_t outlen)
-{
-    struct buf b;
-    buf_init(&b);
-    for (size_t i = 0; i < c->n_cands && b.len < outlen; i++) {
-        char why[160];
-        target_blocked(c->cands[i].t, now, c->est_tokens, c->min_context, c->direct != NULL, why,
-                       sizeof why);
-        buf_printf(&b, "%s%s: %s", i ? "; " : "", c->cands[i].t->cfg->name, why[0] ? why : "tried");
-    }
-    str_copy(out, outlen, buf_str(&b));
-    buf_cleanup(&b);
-}
-
 /* ---- attempts ---------------------------------------------------------------------------------
  */
 
@@ -466,90 +330,6 @@ static void attempt_idle_fired(struct router *rt, struct attempt *a)
     rt->tops->cancel(rt->tr, a->xfer);
 }
 
-/* What an attempt ended with, from the router's view (slow strikes and stalls included). */
-static enum llm_errclass attempt_outcome(struct attempt *a, const struct transport_result *res,
-                                         char *msg, size_t msglen)
-{
-    enum llm_errclass out = provider_call_finish(a->pc, res->err, res->message);
-    str_copy(msg, msglen, provider_call_error(a->pc));
-    if (a->stalled) {
-        snprintf(msg, msglen, "stream stalled: no byte from %s for %lld ms", a->t->cfg->name,
-                 (long long)a->t->cfg->stream_idle_timeout_ms);
-        return LLM_ERR_TRUNCATED;
-    }
-    if (a->slow_strike && out != LLM_ERR_NONE) {
-        snprintf(msg, msglen, "slow: no first byte from %s in %lld ms (a hedge won)",
-                 a->t->cfg->name, (long long)(res->total_us / 1000));
-        return LLM_ERR_TIMEOUT;
-    }
-    if (a->cancel_requested && out != LLM_ERR_NONE)
-        return LLM_ERR_CANCELLED;
-    return out;
-}
-
-/* The breaker's view of an attempt's outcome. */
-static void account_breaker(struct router *rt, struct attempt *a, enum llm_errclass out,
-                            int64_t now)
-{
-    struct target_state *t = a->t;
-    struct breaker_transition tr;
-    if (out == LLM_ERR_NONE)
-        breaker_note_success(&t->breaker, now, &tr);
-    else if (a->slow_strike && out == LLM_ERR_TIMEOUT)
-        breaker_note_slow(&t->breaker, now, now - a->sent_ms, &tr);
-    else
-        breaker_note_failure(&t->breaker, now, out, &tr);
-    target_note_transition(rt, t, &tr);
-}
-
-/* A 429: the target rests until its Retry-After, or the configured default. */
-static void account_rate_limit(struct router *rt, struct attempt *a, int64_t now)
-{
-    struct target_state *t = a->t;
-    if (!limits_is_cooling(&t->limits, now))
-        limits_cooldown_until(&t->limits, now + a->call->cref->cfg->router.rate_limit_cooldown_ms,
-                              "429");
-    char why[128];
-    limits_blocked_reason(&t->limits, now, rt_wall_ms(rt), 0, why, sizeof why);
-    router_event(rt, ROUTER_EV_RATE_LIMIT, t->cfg->name, "429 from %s: %s", t->cfg->name, why);
-    fleet_glue_cooldown(rt, t, now); /* a Retry-After cools the target fleet-wide */
-}
-
-/* Target-side accounting for a finished attempt: limits, breaker, latency, stats. */
-static void account(struct router *rt, struct attempt *a, const struct transport_result *res,
-                    enum llm_errclass out, const char *msg, int64_t now)
-{
-    struct target_state *t = a->t;
-    const struct llm_ratelimit *rl = provider_call_ratelimit(a->pc);
-    limits_note_ratelimit(&t->limits, now, rl);
-    if (out == LLM_ERR_RATE_LIMIT)
-        account_rate_limit(rt, a, now);
-    const struct llm_usage *u = provider_call_usage(a->pc);
-    if (u->present)
-        limits_note_actual_tokens(&t->limits, now, a->sent_ms, a->call->est_tokens,
-                                  u->input_tokens + u->output_tokens);
-    spend_attempt_cost(a->call, a, u);
-    account_breaker(rt, a, out, now);
-    bool stream = a->call->req->stream;
-    if (out == LLM_ERR_NONE) {
-        int64_t lat = stream && res->first_byte_us >= 0 ? res->first_byte_us : res->total_us;
-        ewma_observe(&t->ewma, now, (double)lat / 1000.0, ROUTER_EWMA_TAU_MS);
-    } else if (breaker_counts_failure(out)) {
-        /* A failure is as bad as the slowest answer we'd accept: push the score up. */
-        ewma_observe(&t->ewma, now, (double)t->cfg->first_byte_timeout_ms, ROUTER_EWMA_TAU_MS);
-    }
-    struct stats_result sr = {
-        .errclass = out,
-        .latency_us = res->total_us,
-        .ttft_us = res->first_byte_us,
-        .usage = *u,
-        .cost_usd = t->cfg->has_price ? llm_cost_usd(&t->cfg->price, u) : 0,
-        .error_text = out == LLM_ERR_NONE ? NULL : msg,
-        .client = a->call->client,
-    };
-    stats_note_finish(&t->stats, now, &sr);
-}
-
 static void unlink_attempt(struct call *c, struct attempt *a)
 {
     for (struct attempt **p = &c->live; *p; p = &(*p)->next) {
@@ -597,7 +377,7 @@ static void decide_next(struct router *rt, struct call *c, enum llm_errclass err
     /* Another target that can take it now: fall back at once. */
     for (int g = 0; g < c->n_groups; g++) {
         for (size_t i = 0; i < c->n_cands; i++) {
-            if (c->cands[i].group == g && cand_usable(c, &c->cands[i], now, false)) {
+            if (c->cands[i].group == g && cands_usable(c, &c->cands[i], now, false)) {
                 start_attempt(rt, c, false);
                 return;
             }
@@ -635,7 +415,7 @@ static void attempt_done(void *ctx, const struct transport_result *res)
     char msg[256];
     enum llm_errclass out = attempt_outcome(a, res, msg, sizeof msg);
     int64_t now = rt_now_ms(rt);
-    account(rt, a, res, out, msg, now);
+    attempt_account(rt, a, res, out, msg, now);
     unlink_attempt(c, a);
     c->busy++; /* call_finish must not free c while we are here */
     if (c->done) {
@@ -784,43 +564,6 @@ static enum launch_result launch(struct router *rt, struct call *c, struct cand 
     return LAUNCH_STARTED;
 }
 
-static bool all_refused(const struct call *c)
-{
-    for (size_t i = 0; i < c->n_cands; i++) {
-        if (!c->cands[i].refused)
-            return false;
-    }
-    return c->n_cands > 0;
-}
-
-/* When every candidate is held back only for a while - rate limited (a 429 cooldown, rpm,
- * tpm) or behind an open breaker - the earliest time one frees up; -1 otherwise. */
-static int64_t soonest_free(const struct call *c, int64_t now, bool *all_limited)
-{
-    int64_t soonest = -1;
-    *all_limited = true;
-    for (size_t i = 0; i < c->n_cands; i++) {
-        const struct cand *k = &c->cands[i];
-        const struct target_state *t = k->t;
-        if (k->refused)
-            continue;
-        int64_t at = -1;
-        if (!t->ov.forced_live && !c->direct && t->breaker.state == BREAKER_OPEN &&
-            !breaker_can_take(&t->breaker, now)) {
-            at = now + breaker_retry_in_ms(&t->breaker, now);
-            *all_limited = false;
-        } else if (!limits_can_send(&t->limits, now, c->est_tokens)) {
-            at = limits_ready_at_ms(&t->limits, now, c->est_tokens);
-        } else if (fleet_glue_rate_blocked(t, now, c->est_tokens, NULL, 0)) {
-            at = now + FLEET_LEASE_MS / 5; /* the fleet thread is fetching a lease */
-        }
-        if (at < 0)
-            return -1;
-        soonest = soonest < 0 || at < soonest ? at : soonest;
-    }
-    return soonest;
-}
-
 /*
  * Nothing can be picked now for a call whose attempts (if any) ended in a 429 or left no
  * error. When every candidate is only held back for a while the client learns when to
@@ -831,7 +574,7 @@ static int64_t soonest_free(const struct call *c, int64_t now, bool *all_limited
 static void answer_nothing_can_serve(struct router *rt, struct call *c, int64_t now)
 {
     bool all_limited;
-    int64_t soonest = soonest_free(c, now, &all_limited);
+    int64_t soonest = cands_soonest_free(c, now, &all_limited);
     int64_t wait = soonest < 0 ? -1 : soonest > now ? soonest - now : 1;
     if (wait > 0 && all_limited && wait <= c->queue_ms && now + wait < c->deadline_ms &&
         c->attempts < c->max_attempts) {
@@ -840,7 +583,7 @@ static void answer_nothing_can_serve(struct router *rt, struct call *c, int64_t 
         return;
     }
     char why[200];
-    explain_none(c, now, why, sizeof why);
+    cands_explain_none(c, now, why, sizeof why);
     const char *name = c->direct ? c->direct : c->route_name;
     if (c->attempts == 0) {
         c->no_target = true;
@@ -859,7 +602,7 @@ static void answer_nothing_can_serve(struct router *rt, struct call *c, int64_t 
 /* No candidate left to start now (the call may be finished). */
 static void nothing_to_pick(struct router *rt, struct call *c, int64_t now)
 {
-    if (c->attempts == 0 && all_refused(c)) {
+    if (c->attempts == 0 && cands_all_refused(c)) {
         c->last_status = 0;
         call_finish(rt, c, LLM_ERR_BAD_REQUEST, "%s", c->refusal);
     } else if (c->last_err == LLM_ERR_NONE || c->last_err == LLM_ERR_RATE_LIMIT) {
@@ -884,7 +627,7 @@ static bool start_attempt(struct router *rt, struct call *c, bool is_hedge)
 {
     int64_t now = rt_now_ms(rt);
     struct cand *k = NULL;
-    while (c->attempts < c->max_attempts && (k = pick(rt, c, now)) != NULL) {
+    while (c->attempts < c->max_attempts && (k = cands_pick(rt, c, now)) != NULL) {
         const struct target_state *prev = c->last_target;
         enum launch_result lr = launch(rt, c, k, is_hedge, now);
         if (lr == LAUNCH_STARTED) {
@@ -915,7 +658,7 @@ static bool resolve(struct router *rt, struct call *c)
             return false;
         }
         size_t cap = 0;
-        add_cand(c, &cap, t, NULL, STRATEGY_PRIORITY, 0);
+        cands_add(c, &cap, t, NULL, STRATEGY_PRIORITY, 0);
         c->n_groups = 1;
         c->max_attempts = 1;
         c->picks_left = 2;
@@ -944,7 +687,7 @@ static bool resolve(struct router *rt, struct call *c)
     c->hedge_after_ms =
         route->hedge_after_ms >= 0 ? route->hedge_after_ms : cfg->router.hedge_after_ms;
     c->queue_ms = route->queue_ms;
-    build_route_cands(rt, c, r);
+    cands_build_route(rt, c, r);
     c->picks_left = c->max_attempts + (int)c->n_cands;
     return true;
 }

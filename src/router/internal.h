@@ -364,6 +364,30 @@ void call_resume(struct router *rt, uint64_t id); /* the sink has room again */
 void call_timer_fired(struct router *rt, struct timer *t);
 void call_abort_all(struct router *rt); /* shutdown */
 
+/* candidates.c */
+/* Adds t (once per call) as a candidate of group `group`; *cap is the array's capacity. */
+void cands_add(struct call *c, size_t *cap, struct target_state *t, struct route_state *r,
+               enum route_strategy s, int group);
+void cands_build_route(struct router *rt, struct call *c, long route); /* and its fallbacks */
+bool cands_usable(const struct call *c, const struct cand *k, int64_t now, bool allow_tried);
+/* The next candidate to try, or NULL; spends one of c->picks_left either way. */
+struct cand *cands_pick(struct router *rt, struct call *c, int64_t now);
+/* "a: breaker open (...); b: drained" for an answer when nothing can be tried. */
+void cands_explain_none(const struct call *c, int64_t now, char *out, size_t outlen);
+bool cands_all_refused(const struct call *c); /* every adapter refused the request */
+/* Every candidate only held back for a while (rate limited, breaker open): when the first
+ * is free again; -1 otherwise. *all_limited: all of them are rate limited. */
+int64_t cands_soonest_free(const struct call *c, int64_t now, bool *all_limited);
+
+/* account.c */
+/* The attempt's outcome as the router sees it (stalls, slow strikes, cancels); msg gets its
+ * text. */
+enum llm_errclass attempt_outcome(struct attempt *a, const struct transport_result *res, char *msg,
+                                  size_t msglen);
+/* Target-side accounting of a finished attempt: limits, cooldowns, breaker, EWMA, stats. */
+void attempt_account(struct router *rt, struct attempt *a, const struct transport_result *res,
+                     enum llm_errclass out, const char *msg, int64_t now);
+
 /* target.c */
 struct cfg_ref *cfg_ref_new(struct config *cfg);
 void cfg_ref_put(struct cfg_ref *c);
