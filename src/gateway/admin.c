@@ -246,18 +246,10 @@ bool gw_admin_parse_cmd(const char *body, size_t len, bool need_weight, struct r
                         char *msg, size_t msglen)
 {
     bool ok = false;
-    cJSON *root = NULL;
-    const char *end = NULL;
-    if (len == 0) {
-        root = cJSON_CreateObject();
-    } else {
-        root = cJSON_ParseWithLengthOpts(body, len, &end, false);
-        while (root && end && end < body + len && *end && strchr(" \t\r\n", *end))
-            end++;
-        if (!cJSON_IsObject(root) || end != body + len) {
-            snprintf(msg, msglen, "request body: expected one JSON object");
-            goto out;
-        }
+    cJSON *root = len == 0 ? cJSON_CreateObject() : gw_json_parse_object(body, len);
+    if (!root) {
+        snprintf(msg, msglen, "request body: expected one JSON object");
+        goto out;
     }
     const cJSON *w = cJSON_GetObjectItemCaseSensitive(root, "weight");
     const cJSON *exp = cJSON_GetObjectItemCaseSensitive(root, "expires_in_s");

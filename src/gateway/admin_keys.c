@@ -240,12 +240,9 @@ static bool parse_key(const struct router_snapshot *snap, int64_t now_ms, const 
 bool gw_admin_parse_key(const char *body, size_t len, const struct router_snapshot *snap,
                         int64_t now_ms, struct clients_key *k, char *msg, size_t msglen)
 {
-    const char *end = NULL;
-    cJSON *o = len ? cJSON_ParseWithLengthOpts(body, len, &end, false) : NULL;
-    while (o && end && end < body + len && strchr(" \t\r\n", *end) && *end)
-        end++;
+    cJSON *o = gw_json_parse_object(body, len);
     bool ok = false;
-    if (!cJSON_IsObject(o) || end != body + len)
+    if (!o)
         snprintf(msg, msglen, "expected one JSON object {\"name\": ...}");
     else
         ok = parse_key(snap, now_ms, o, k, msg, msglen);

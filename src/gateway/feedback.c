@@ -83,12 +83,10 @@ bool gw_feedback_parse(const char *body, size_t len, struct gw_feedback_body *b,
                        size_t msglen)
 {
     bool ok = false;
-    const char *end = NULL, *id = NULL, *label = NULL, *comment = NULL;
+    const char *id = NULL, *label = NULL, *comment = NULL;
     memset(b, 0, sizeof *b);
-    cJSON *o = len ? cJSON_ParseWithLengthOpts(body, len, &end, false) : NULL;
-    while (o && end && end < body + len && *end && strchr(" \t\r\n", *end))
-        end++;
-    if (!cJSON_IsObject(o) || end != body + len) {
+    cJSON *o = gw_json_parse_object(body, len);
+    if (!o) {
         snprintf(msg, msglen, "request body: expected one JSON object");
         goto out;
     }

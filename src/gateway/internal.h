@@ -24,6 +24,8 @@
 #ifndef SWITCHBOARD_GATEWAY_INTERNAL_H
 #define SWITCHBOARD_GATEWAY_INTERNAL_H
 
+#include <cjson/cJSON.h>
+
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdbool.h>
@@ -53,6 +55,9 @@ struct gw_json {
     bool comma[GW_JSON_DEPTH];
 };
 void gw_json_init(struct gw_json *j, struct buf *out);
+/* A request body that is exactly one JSON object (whitespace around it allowed, nothing
+ * else after it); NULL otherwise. The caller deletes it. */
+cJSON *gw_json_parse_object(const char *body, size_t len);
 void gw_json_open(struct gw_json *j, const char *key, char bracket); /* '{' or '[' */
 void gw_json_close(struct gw_json *j, char bracket);                 /* '}' or ']' */
 /* A value that is already JSON text (printed by cJSON from what a provider sent). */

@@ -115,3 +115,15 @@ void gw_json_null(struct gw_json *j, const char *key)
     json_key(j, key);
     buf_puts(j->out, "null");
 }
+
+cJSON *gw_json_parse_object(const char *body, size_t len)
+{
+    const char *end = NULL;
+    cJSON *o = len ? cJSON_ParseWithLengthOpts(body, len, &end, false) : NULL;
+    while (o && end && end < body + len && *end && strchr(" \t\r\n", *end))
+        end++;
+    if (cJSON_IsObject(o) && end == body + len)
+        return o;
+    cJSON_Delete(o);
+    return NULL;
+}
