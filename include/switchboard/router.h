@@ -219,8 +219,10 @@ struct router_event {
     uint64_t seq; /* increasing; lets readers append only what is new */
     int64_t wall_ms;
     enum router_event_kind kind;
-    char target[64];
+    char target[64]; /* the target it concerns: for a failure, the one that failed */
     char text[192];
+    bool churn;   /* per-call churn (timeline.h: the churn ring), else a key event */
+    uint64_t agg; /* churn: the aggregate this updates (same id across its updates); 0 none */
 };
 
 struct router_target_snap {

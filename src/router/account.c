@@ -53,7 +53,11 @@ static void account_rate_limit(struct router *rt, struct attempt *a, int64_t now
                               "429");
     char why[128];
     limits_blocked_reason(&t->limits, now, rt_wall_ms(rt), 0, why, sizeof why);
-    router_event(rt, ROUTER_EV_RATE_LIMIT, t->cfg->name, "429 from %s: %s", t->cfg->name, why);
+    char who[96] = "";
+    if (a->call->request_id && a->call->request_id[0])
+        snprintf(who, sizeof who, " (req %s)", a->call->request_id);
+    router_churn(rt, ROUTER_EV_RATE_LIMIT, t->cfg->name, "429", NULL, a->call, "429 from %s%s: %s",
+                 t->cfg->name, who, why);
     fleet_glue_cooldown(rt, t, now); /* a Retry-After cools the target fleet-wide */
 }
 

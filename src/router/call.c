@@ -53,6 +53,16 @@ struct call *call_new(struct router *rt, struct llm_request *req,
     return c;
 }
 
+/* "req <x-request-id>", or "call <id>" for a call without one (the console's prompt pane). */
+static const char *call_label(const struct call *c, char *out, size_t n)
+{
+    if (c->request_id && c->request_id[0])
+        snprintf(out, n, "req %s", c->request_id);
+    else
+        snprintf(out, n, "call %llu", (unsigned long long)c->id);
+    return out;
+}
+
 static void call_release(struct call *c)
 {
     for (size_t i = 0; i < c->n_cands; i++) {
@@ -244,9 +254,11 @@ static void commit(struct router *rt, struct call *c, struct attempt *a)
                                    .upstream_headers = provider_call_client_headers(a->pc)};
         c->sink.on_commit(c->sink.ctx, &cm);
     }
-    if (a->is_hedge)
-        router_event(rt, ROUTER_EV_HEDGE, a->t->cfg->name, "hedge on %s won call %llu",
-                     a->t->cfg->name, (unsigned long long)c->id);
+    if (a->is_hedge) {
+        char who[96];
+        router_churn(rt, ROUTER_EV_HEDGE, a->t->cfg->name, "won", NULL, c, "hedge on %s won %s",
+                     a->t->cfg->name, call_label(c, who, sizeof who));
+    }
 }
 
 static int attempt_on_event(void *ctx, const struct llm_event *ev)
@@ -422,8 +434,10 @@ static void attempt_done(void *ctx, const struct transport_result *res)
         /* Already answered (deadline, client gone, another attempt won). */
     } else if (c->committed && c->winner == a) {
         if (out == LLM_ERR_TRUNCATED) {
-            router_event(rt, ROUTER_EV_TRUNCATED, a->t->cfg->name,
-                         "stream from %s cut after output: %s", a->t->cfg->name, msg);
+            char who[96];
+            router_churn(rt, ROUTER_EV_TRUNCATED, a->t->cfg->name, "truncated", NULL, c,
+                         "stream from %s cut after output (%s): %s", a->t->cfg->name,
+                         call_label(c, who, sizeof who), msg);
         }
         c->overhead_us += rt_now_us(rt) - t0;
         if (out == LLM_ERR_NONE && c->paused)
@@ -615,10 +629,12 @@ static void nothing_to_pick(struct router *rt, struct call *c, int64_t now)
 static void note_fallback(struct router *rt, struct call *c, const struct target_state *prev,
                           const struct target_state *to)
 {
-    if (prev && prev != to)
-        router_event(rt, ROUTER_EV_FALLBACK, to->cfg->name,
-                     "call %llu: %s failed (%s), falling back to %s", (unsigned long long)c->id,
-                     prev->cfg->name, llm_errclass_name(c->last_err), to->cfg->name);
+    char who[96];
+    if (prev && prev != to) /* filed under the target that failed */
+        router_churn(rt, ROUTER_EV_FALLBACK, prev->cfg->name, llm_errclass_name(c->last_err),
+                     to->cfg->name, c, "%s: %s failed (%s) -> fallback to %s",
+                     call_label(c, who, sizeof who), prev->cfg->name,
+                     llm_errclass_name(c->last_err), to->cfg->name);
 }
 
 /* Starts the next attempt. Returns false when none could start (the call may be finished).
@@ -752,6 +768,7 @@ void call_resume(struct router *rt, uint64_t id)
 void call_timer_fired(struct router *rt, struct timer *t)
 {
     struct call *c;
+    char who[96];
     switch ((enum call_timer_kind)t->kind) {
     case CALL_TIMER_RETRY:
         c = SB_CONTAINER_OF(t, struct call, t_retry);
@@ -762,8 +779,9 @@ void call_timer_fired(struct router *rt, struct timer *t)
         c = SB_CONTAINER_OF(t, struct call, t_hedge);
         if (!c->done && !c->committed && c->attempts < c->max_attempts &&
             start_attempt(rt, c, true))
-            router_event(rt, ROUTER_EV_HEDGE, "", "call %llu: no first byte after %lld ms, hedging",
-                         (unsigned long long)c->id, (long long)c->hedge_after_ms);
+            router_churn(rt, ROUTER_EV_HEDGE, "", "started", NULL, c,
+                         "%s: no first byte after %lld ms, hedging",
+                         call_label(c, who, sizeof who), (long long)c->hedge_after_ms);
         break;
     case CALL_TIMER_DEADLINE:
         c = SB_CONTAINER_OF(t, struct call, t_deadline);

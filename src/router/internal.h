@@ -34,10 +34,13 @@
 #include "switchboard/provider.h"
 #include "switchboard/router.h"
 #include "switchboard/stats.h"
+#include "switchboard/timeline.h"
 #include "switchboard/timerq.h"
 #include "switchboard/transport.h"
 
 #define ROUTER_TICK_MS        100 /* expiries and snapshot cadence */
+#define ROUTER_KEY_EVENTS     (ROUTER_MAX_EVENTS / 2) /* the router's key ring (timeline.h) */
+#define ROUTER_CHURN_EVENTS   (ROUTER_MAX_EVENTS / 2) /* its churn ring; both fit a snapshot */
 #define ROUTER_UNDO_MAX       32
 #define ROUTER_EWMA_TAU_MS    10000
 #define ROUTER_PROBE_MAX_BODY ((size_t)256 * 1024)
@@ -301,9 +304,8 @@ struct router {
     size_t n_calls;
     struct rng rng;
     struct router_snapshot *building;
-    struct router_event events[ROUTER_MAX_EVENTS];
-    size_t ev_next; /* ring position of the next event */
-    uint64_t ev_seq;
+    struct timeline timeline; /* ROUTER_KEY_EVENTS key + ROUTER_CHURN_EVENTS churn (timeline.h) */
+    struct timeline_agg churn;  /* per-call churn folded per (target, kind, class); owns seq */
     struct undo undo[ROUTER_UNDO_MAX];
     size_t n_undo;
     int64_t started_ms;
@@ -478,6 +480,12 @@ void fleet_glue_breaker(struct router *rt, const struct target_state *t,
 /* snapshot.c */
 void router_event(struct router *rt, enum router_event_kind kind, const char *target,
                   const char *fmt, ...) SB_PRINTF(4, 5);
+/* Per-call churn (fallbacks, 429s, hedges, truncated streams): folded into one aggregate line
+ * per (target, kind, cls) over TIMELINE_AGG_WINDOW_MS. target: the one it happened on (for a
+ * failure, the one that failed); to: FALLBACK's new target, else NULL; c may be NULL. */
+void router_churn(struct router *rt, enum router_event_kind kind, const char *target,
+                  const char *cls, const char *to, const struct call *c, const char *fmt, ...)
+    SB_PRINTF(7, 8);
 void router_publish(struct router *rt, int64_t now_ms);
 void router_explain_run(struct router *rt, const char *model, const char *tag, long tokens,
                         struct buf *out);

@@ -211,6 +211,7 @@ static void tick(struct router *rt, int64_t now)
     if (now < rt->next_tick_ms && !rt->publish_now)
         return;
     router_expire_overrides(rt, now);
+    timeline_agg_flush(&rt->timeline, &rt->churn, now, rt_wall_ms(rt), false);
     router_publish(rt, now);
     rt->publish_now = false;
     rt->next_tick_ms = now + ROUTER_TICK_MS;
@@ -307,6 +308,8 @@ struct router *router_new_env(struct config *cfg, const struct router_env *env, 
     rt->published = xcalloc(1, sizeof *rt->published);
     rt->building = xcalloc(1, sizeof *rt->building);
     timerq_init(&rt->timers);
+    timeline_init(&rt->timeline, ROUTER_KEY_EVENTS, ROUTER_CHURN_EVENTS);
+    timeline_agg_init(&rt->churn);
     /* from the clock alone: under a fake clock a run repeats exactly */
     rng_seed(&rt->rng, (uint64_t)rt_wall_ms(rt) ^ (uint64_t)rt_now_us(rt) << 16);
     rt->started_ms = rt_now_ms(rt);
@@ -353,6 +356,7 @@ void router_free(struct router *rt)
     router_targets_free(rt);
     spend_close(rt); /* every queued ledger row is written before this returns */
     timerq_cleanup(&rt->timers);
+    timeline_cleanup(&rt->timeline);
     pthread_mutex_destroy(&rt->inbox_mu);
     pthread_mutex_destroy(&rt->snap_mu);
     free(rt->published);

@@ -6,6 +6,7 @@
  * Router thread only, except that router_publish takes snap_mu for the copy.
  */
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "internal.h"
@@ -39,9 +40,10 @@ const char *router_event_kind_name(enum router_event_kind k)
 void router_event(struct router *rt, enum router_event_kind kind, const char *target,
                   const char *fmt, ...)
 {
-    struct router_event *e = &rt->events[rt->ev_next];
-    rt->ev_next = (rt->ev_next + 1) % ROUTER_MAX_EVENTS;
-    e->seq = ++rt->ev_seq;
+    struct router_event ev;
+    struct router_event *e = &ev;
+    memset(e, 0, sizeof *e);
+    e->seq = ++rt->churn.seq;
     e->wall_ms = rt_wall_ms(rt);
     e->kind = kind;
     str_copy(e->target, sizeof e->target, target ? target : "");
@@ -49,9 +51,29 @@ void router_event(struct router *rt, enum router_event_kind kind, const char *ta
     va_start(ap, fmt);
     vsnprintf(e->text, sizeof e->text, fmt, ap);
     va_end(ap);
+    timeline_put(&rt->timeline, e);
     log_info("%s: %s", router_event_kind_name(kind), e->text);
     spend_event_to_ledger(rt, e);
     rt->publish_now = true;
+}
+
+void router_churn(struct router *rt, enum router_event_kind kind, const char *target,
+                  const char *cls, const char *to, const struct call *c, const char *fmt, ...)
+{
+    char detail[192];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(detail, sizeof detail, fmt, ap);
+    va_end(ap);
+    log_debug("%s: %s", router_event_kind_name(kind), detail);
+    struct timeline_churn_in in = {.kind = kind,
+                                   .target = target,
+                                   .cls = cls,
+                                   .to = to,
+                                   .request_id = c ? c->request_id : NULL,
+                                   .detail = detail};
+    if (timeline_churn(&rt->timeline, &rt->churn, rt_now_ms(rt), rt_wall_ms(rt), &in))
+        rt->publish_now = true;
 }
 
 /* ---- snapshot ------------------------------------------------------------------------------- */
@@ -128,12 +150,23 @@ static void snap_routes(struct router *rt, struct router_snapshot *s)
     }
 }
 
+static int by_seq(const void *a, const void *b)
+{
+    uint64_t x = ((const struct router_event *)a)->seq, y = ((const struct router_event *)b)->seq;
+    return x < y ? -1 : x > y;
+}
+
+/* Both rings (ROUTER_KEY_EVENTS + ROUTER_CHURN_EVENTS fit ROUTER_MAX_EVENTS), in seq order:
+ * an aggregate updated in place carries its newest seq, so readers see it again. */
 static void snap_events(struct router *rt, struct router_snapshot *s)
 {
-    size_t n = rt->ev_seq < ROUTER_MAX_EVENTS ? (size_t)rt->ev_seq : ROUTER_MAX_EVENTS;
-    size_t start = (rt->ev_next + ROUTER_MAX_EVENTS - n) % ROUTER_MAX_EVENTS;
-    for (size_t i = 0; i < n; i++)
-        s->events[i] = rt->events[(start + i) % ROUTER_MAX_EVENTS];
+    struct timeline_iter it;
+    timeline_iter_init(&it);
+    const struct timeline_entry *e;
+    size_t n = 0;
+    while (n < ROUTER_MAX_EVENTS && (e = timeline_iter_next(&rt->timeline, &it)))
+        s->events[n++] = e->ev;
+    qsort(s->events, n, sizeof s->events[0], by_seq);
     s->n_events = n;
 }
 

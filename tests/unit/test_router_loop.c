@@ -435,6 +435,35 @@ static void test_fallback_follows_priority_order(void **state)
     rig_stop(&r);
 }
 
+/* A fallback is filed under the target that failed (its detail view lists its own failures),
+ * naming the one that took over in the text. */
+static void test_a_fallback_is_filed_under_the_failing_target(void **state)
+{
+    (void)state;
+    struct rig r = {0};
+    r.w.b[0] = B_503;
+    rig_start(&r, config_for("oo", "\"breaker_failures\":100,\"max_attempts\":2", NULL, false));
+    struct fake_call fc;
+    rig_call(&r, &fc, fake_request("chat", false), 5000);
+    assert_int_equal(fc.result.err, LLM_ERR_NONE);
+    assert_string_equal(fc.result_target, "b");
+    rig_idle(&r, 150);
+    struct router_snapshot *s = xcalloc(1, sizeof *s);
+    router_snapshot_read(r.rt, s, 0);
+    size_t fallbacks = 0;
+    for (size_t i = 0; i < s->n_events; i++) {
+        const struct router_event *e = &s->events[i];
+        if (e->kind != ROUTER_EV_FALLBACK)
+            continue;
+        fallbacks++;
+        assert_string_equal(e->target, "a");
+        assert_non_null(strstr(e->text, "fallback to b"));
+    }
+    assert_int_equal(fallbacks, 1);
+    free(s);
+    rig_stop(&r);
+}
+
 static void test_the_deadline_ends_a_call_on_time(void **state)
 {
     (void)state;
@@ -873,6 +902,7 @@ int main(void)
         T(test_half_open_with_a_trial_done_and_two_in_flight_never_spins),
         T(test_a_failing_only_target_is_retried_after_backoff),
         T(test_fallback_follows_priority_order),
+        T(test_a_fallback_is_filed_under_the_failing_target),
         T(test_the_deadline_ends_a_call_on_time),
         T(test_after_the_first_byte_a_cut_stream_ends_with_an_error),
         T(test_a_stalled_stream_is_cut_by_the_idle_timeout),
