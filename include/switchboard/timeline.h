@@ -62,7 +62,8 @@ struct timeline_iter {
     size_t ki, ci; /* how many of each ring were returned */
 };
 void timeline_iter_init(struct timeline_iter *it);
-const struct timeline_entry *timeline_iter_next(const struct timeline *tl, struct timeline_iter *it);
+const struct timeline_entry *timeline_iter_next(const struct timeline *tl,
+                                                struct timeline_iter *it);
 
 /* ---- churn aggregation ---------------------------------------------------------------------- */
 

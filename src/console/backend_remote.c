@@ -347,6 +347,12 @@ static void ev_dispatch(struct remote *r, struct rinst *in)
                      cJSON_IsString(t) ? t->valuestring : "",
                      cJSON_IsNumber(w) ? (int64_t)w->valuedouble : 0, in->name,
                      cJSON_IsString(x) ? x->valuestring : "");
+        struct router_event *e = &r->ev[(r->ev_next + EV_KEEP - 1) % EV_KEEP];
+        const cJSON *agg = cJSON_GetObjectItemCaseSensitive(o, "agg");
+        e->churn = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(o, "churn"));
+        /* aggregate ids are per instance: keep them apart on the merged timeline */
+        if (e->churn && cJSON_IsNumber(agg) && agg->valuedouble >= 1)
+            e->agg = (uint64_t)agg->valuedouble * CONSOLE_MAX_INSTANCES + (uint64_t)(in - r->inst);
         in->ev_count++;
     }
     cJSON_Delete(o);

@@ -26,9 +26,10 @@ void cmdline_open(struct ui *ui, enum ui_input kind, const char *initial)
     ui->hint[0] = '\0';
     ui->input_target[0] = '\0';
     str_copy(ui->input_prompt, sizeof ui->input_prompt,
-             kind == INPUT_COMMAND  ? ":"
-             : kind == INPUT_FILTER ? "filter: "
-                                    : "");
+             kind == INPUT_COMMAND        ? ":"
+             : kind == INPUT_FILTER       ? "filter: "
+             : kind == INPUT_EVENT_SEARCH ? "search events: "
+                                          : "");
 }
 
 static void close_input(struct ui *ui)
@@ -198,6 +199,8 @@ void cmdline_key(struct ui *ui, struct ui_key k)
             ui->filter[0] = '\0';
             ui_rebuild_visible(ui);
         }
+        if (ui->input_kind == INPUT_EVENT_SEARCH)
+            events_set_search(ui, "");
         close_input(ui);
         return;
     }
@@ -211,6 +214,7 @@ void cmdline_key(struct ui *ui, struct ui_key k)
             cmdline_run(ui, line);
             break;
         case INPUT_FILTER:
+        case INPUT_EVENT_SEARCH:
             break; /* already applied */
         case INPUT_WEIGHT:
             run_weight(ui);
@@ -226,6 +230,8 @@ void cmdline_key(struct ui *ui, struct ui_key k)
     if (line_edit_key(&ui->input, k) && ui->input_kind == INPUT_FILTER) {
         str_copy(ui->filter, sizeof ui->filter, ui->input.text);
         ui_rebuild_visible(ui);
+    } else if (ui->input_kind == INPUT_EVENT_SEARCH) {
+        events_set_search(ui, ui->input.text);
     }
 }
 

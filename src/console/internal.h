@@ -36,16 +36,18 @@
 #include "switchboard/console_backend.h"
 #include "switchboard/router.h"
 #include "switchboard/theme.h"
+#include "switchboard/timeline.h"
 
-#define UI_MAX_THEMES     16
-#define UI_EVENTS_KEEP    4000
-#define UI_SPEND_SAMPLES  600 /* one a second: 10 minutes */
-#define UI_FLASH_MS       3000
-#define UI_MESSAGE_MS     8000
-#define UI_CMD_TIMEOUT_MS 5000
-#define CMP_MAX           4
-#define CMP_ANSWER_CAP    ((size_t)256 * 1024)
-#define CMP_HISTORY_MAX   50
+#define UI_MAX_THEMES        16
+#define UI_EVENTS_KEY_KEEP   1000 /* breaker, operator, config, budget, probe events */
+#define UI_EVENTS_CHURN_KEEP 4000 /* per-call churn lines (aggregated, updated in place) */
+#define UI_SPEND_SAMPLES     600  /* one a second: 10 minutes */
+#define UI_FLASH_MS          3000
+#define UI_MESSAGE_MS        8000
+#define UI_CMD_TIMEOUT_MS    5000
+#define CMP_MAX              4
+#define CMP_ANSWER_CAP       ((size_t)256 * 1024)
+#define CMP_HISTORY_MAX      50
 
 /* ---- keys ----------------------------------------------------------------------------------- */
 
@@ -163,7 +165,7 @@ struct compare {
 
 enum ui_view { VIEW_BOARD, VIEW_DETAIL, VIEW_COMPARE };
 enum ui_modal { MODAL_NONE, MODAL_HELP, MODAL_CONFIRM, MODAL_INPUT, MODAL_POPUP };
-enum ui_input { INPUT_COMMAND, INPUT_FILTER, INPUT_WEIGHT };
+enum ui_input { INPUT_COMMAND, INPUT_FILTER, INPUT_WEIGHT, INPUT_EVENT_SEARCH };
 enum ui_focus { FOCUS_TARGETS, FOCUS_EVENTS };
 
 struct ui_row_mem { /* change highlighting (htop) */
@@ -177,11 +179,16 @@ struct ui_vote {
     unsigned wins, comparisons;
 };
 
+#define EVENTS_ALL (-1) /* ui_events.kind: every kind */
+#define EVENTS_KEY (-2) /* ui_events.kind: key events only (not per-call churn) */
+
 struct ui_events {
-    struct router_event *ring; /* UI_EVENTS_KEEP */
-    size_t n, next;
+    struct timeline tl; /* UI_EVENTS_KEY_KEEP key + UI_EVENTS_CHURN_KEEP churn (owned) */
     uint64_t last_seq;
-    int scroll; /* lines up from the newest */
+    int scroll;      /* matching lines up from the newest; 0: following */
+    int kind;        /* EVENTS_ALL, EVENTS_KEY or an enum router_event_kind shown alone */
+    char target[64]; /* "" every target */
+    char search[64]; /* "" none; else lines containing it (case-insensitive) */
 };
 
 /* ---- quality.c: the detail view's quality lines (ledger) ------------------------------------- */
@@ -359,6 +366,13 @@ void events_cleanup(struct ui_events *ev);
 void events_intake(struct ui *ui, const struct router_snapshot *s);
 void events_draw(struct ui *ui, int y, int h, const char *only_target);
 void events_scroll(struct ui *ui, int delta);
+bool events_match(const struct ui_events *ev, const struct router_event *e,
+                  const char *only_target);
+void events_follow(struct ui *ui);
+void events_cycle_kind(struct ui *ui);
+void events_key_only(struct ui *ui);
+void events_toggle_target(struct ui *ui);
+void events_set_search(struct ui *ui, const char *text);
 enum sb_status events_export(struct ui *ui, char *path, size_t pathlen, char *err, size_t errlen);
 enum theme_elem events_elem(enum router_event_kind k);
 

@@ -24,6 +24,10 @@ static const struct key_binding bindings[] = {
     {KEY_F(10), true, "F10", "quit", CTX_ALL, NULL},
     {':', false, ":", "cmdline", CTX_VIEWS | CTX_ANSWERS, "Cmd"},
     {ESC, false, "Esc", "back", CTX_DETAIL | CTX_COMPARE | CTX_ANSWERS, "Back"},
+    {'/', false, "/", "events-search", CTX_EVENTS, "Search"},
+    {'K', false, "K", "events-key", CTX_EVENTS, "Key only"},
+    {'v', false, "v", "events-kind", CTX_EVENTS, "Kind"},
+    {'T', false, "T", "events-target", CTX_EVENTS, "Target"},
     {CTRL('d'), false, "^D", "send", CTX_COMPARE | CTX_ANSWERS, "Send"},
     {KEY_F(5), true, "F5", "send", CTX_COMPARE | CTX_ANSWERS, NULL},
     {'\t', false, "Tab", "next-field", CTX_COMPARE | CTX_ANSWERS, "Next"},
@@ -237,6 +241,26 @@ static void act_focus(struct ui *ui)
     ui->focus = ui->focus == FOCUS_TARGETS ? FOCUS_EVENTS : FOCUS_TARGETS;
 }
 
+static void act_events_search(struct ui *ui)
+{
+    cmdline_open(ui, INPUT_EVENT_SEARCH, ui->events.search);
+}
+
+static void act_events_key(struct ui *ui)
+{
+    events_key_only(ui);
+}
+
+static void act_events_kind(struct ui *ui)
+{
+    events_cycle_kind(ui);
+}
+
+static void act_events_target(struct ui *ui)
+{
+    events_toggle_target(ui);
+}
+
 static void act_compare(struct ui *ui)
 {
     compare_open(ui);
@@ -246,7 +270,7 @@ static void act_export(struct ui *ui)
 {
     char path[600], err[700];
     if (events_export(ui, path, sizeof path, err, sizeof err) == SB_OK)
-        ui_message(ui, THEME_OK, "%zu events written to %s", ui->events.n, path);
+        ui_message(ui, THEME_OK, "%zu events written to %s", timeline_count(&ui->events.tl), path);
     else
         ui_message(ui, THEME_ERROR, "%s", err);
 }
@@ -376,6 +400,11 @@ static const struct ui_action actions[] = {
     {"sort-reverse", act_sort_reverse, "reverse the sort order"},
     {"theme", act_theme, "next colour theme"},
     {"export-events", act_export, "write the incident timeline to a file"},
+    {"events-search", act_events_search, "events pane: show lines containing a text (Esc clears)"},
+    {"events-key", act_events_key,
+     "events pane: key events only (breaker, operator, config, budget, probe), toggle"},
+    {"events-kind", act_events_kind, "events pane: next kind filter (all, key, breaker, ...)"},
+    {"events-target", act_events_target, "events pane: only the selected target's, toggle"},
     {"compare", act_compare, "prompt pane: one prompt to 2-4 targets, answers side by side"},
     {"weight-edit", act_weight_edit, "set the selected target's weight (input field)"},
     {"weight-up", act_weight_up, "weight + 1"},
@@ -596,9 +625,9 @@ static const char *const *modal_bar(const struct ui *ui)
     case MODAL_CONFIRM:
         return confirm;
     case MODAL_INPUT:
-        return ui->input_kind == INPUT_COMMAND  ? command
-               : ui->input_kind == INPUT_FILTER ? filter
-                                                : weight;
+        return ui->input_kind == INPUT_COMMAND                                          ? command
+               : ui->input_kind == INPUT_FILTER || ui->input_kind == INPUT_EVENT_SEARCH ? filter
+                                                                                        : weight;
     case MODAL_NONE:
         break;
     }

@@ -5,6 +5,10 @@
  *   retry: 1000
  *   id: 5f3a9c01d2e4b877-42
  *   data: {"seq":42,"wall_ms":...,"kind":"breaker","target":"alpha","text":"..."}
+ *   data: {"seq":43,...,"kind":"fallback",...,"churn":true,"agg":7}
+ *
+ * Per-call churn carries "churn":true and the id of its aggregate (timeline.h): a later event
+ * with the same agg is the same line with a new count, to be replaced, not added.
  *
  * Every event has an id "<instance>-<seq>": instance is random per process, so a client that
  * resumes with Last-Event-ID after this gateway restarted gets every event the new process
@@ -248,6 +252,10 @@ static void put_event(struct buf *b, const char *instance, const struct router_e
     gw_json_str(&j, "kind", gw_event_kind_name(e->kind));
     gw_json_str(&j, "target", e->target);
     gw_json_str(&j, "text", e->text);
+    if (e->churn) { /* per-call churn; agg: the aggregate line this update replaces */
+        gw_json_bool(&j, "churn", true);
+        gw_json_uint(&j, "agg", e->agg);
+    }
     gw_json_close(&j, '}');
     buf_printf(b, "id: %s-%" PRIu64 "\ndata: %s\n\n", instance, e->seq, buf_str(&data));
     buf_cleanup(&data);

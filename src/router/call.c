@@ -780,8 +780,8 @@ void call_timer_fired(struct router *rt, struct timer *t)
         if (!c->done && !c->committed && c->attempts < c->max_attempts &&
             start_attempt(rt, c, true))
             router_churn(rt, ROUTER_EV_HEDGE, "", "started", NULL, c,
-                         "%s: no first byte after %lld ms, hedging",
-                         call_label(c, who, sizeof who), (long long)c->hedge_after_ms);
+                         "%s: no first byte after %lld ms, hedging", call_label(c, who, sizeof who),
+                         (long long)c->hedge_after_ms);
         break;
     case CALL_TIMER_DEADLINE:
         c = SB_CONTAINER_OF(t, struct call, t_deadline);

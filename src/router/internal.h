@@ -38,7 +38,7 @@
 #include "switchboard/timerq.h"
 #include "switchboard/transport.h"
 
-#define ROUTER_TICK_MS        100 /* expiries and snapshot cadence */
+#define ROUTER_TICK_MS        100                     /* expiries and snapshot cadence */
 #define ROUTER_KEY_EVENTS     (ROUTER_MAX_EVENTS / 2) /* the router's key ring (timeline.h) */
 #define ROUTER_CHURN_EVENTS   (ROUTER_MAX_EVENTS / 2) /* its churn ring; both fit a snapshot */
 #define ROUTER_UNDO_MAX       32
@@ -304,8 +304,8 @@ struct router {
     size_t n_calls;
     struct rng rng;
     struct router_snapshot *building;
-    struct timeline timeline; /* ROUTER_KEY_EVENTS key + ROUTER_CHURN_EVENTS churn (timeline.h) */
-    struct timeline_agg churn;  /* per-call churn folded per (target, kind, class); owns seq */
+    struct timeline timeline;  /* ROUTER_KEY_EVENTS key + ROUTER_CHURN_EVENTS churn (timeline.h) */
+    struct timeline_agg churn; /* per-call churn folded per (target, kind, class); owns seq */
     struct undo undo[ROUTER_UNDO_MAX];
     size_t n_undo;
     int64_t started_ms;

@@ -135,8 +135,8 @@ void timeline_agg_text(const struct timeline_agg_slot *s, int64_t now_ms, char *
     if (span > TIMELINE_AGG_WINDOW_MS)
         span = TIMELINE_AGG_WINDOW_MS;
     snprintf(out, n, "%s%s%u %s%s, last %lld s%s", s->target, s->target[0] ? ": " : "",
-             (unsigned)s->count,
-             what(s, wbuf, sizeof wbuf), to, (long long)((span + 999) / 1000), req);
+             (unsigned)s->count, what(s, wbuf, sizeof wbuf), to, (long long)((span + 999) / 1000),
+             req);
 }
 
 static void emit(struct timeline *tl, struct timeline_agg *ag, struct timeline_agg_slot *s,
@@ -163,9 +163,8 @@ static bool same(const struct timeline_agg_slot *s, const struct timeline_churn_
 }
 
 /* The open aggregate for in, or a fresh slot (the free one, else the oldest). */
-static struct timeline_agg_slot *slot_for(struct timeline_agg *ag,
-                                          const struct timeline_churn_in *in, int64_t now_ms,
-                                          bool *fresh)
+static struct timeline_agg_slot *
+slot_for(struct timeline_agg *ag, const struct timeline_churn_in *in, int64_t now_ms, bool *fresh)
 {
     struct timeline_agg_slot *oldest = &ag->slot[0];
     for (size_t i = 0; i < TIMELINE_AGG_SLOTS; i++) {
