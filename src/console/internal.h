@@ -38,16 +38,18 @@
 #include "switchboard/theme.h"
 #include "switchboard/timeline.h"
 
-#define UI_MAX_THEMES        16
-#define UI_EVENTS_KEY_KEEP   1000 /* breaker, operator, config, budget, probe events */
+#define UI_MAX_THEMES     16
+#define UI_SPEND_SAMPLES  600 /* one a second: 10 minutes */
+#define UI_FLASH_MS       3000
+#define UI_MESSAGE_MS     8000
+#define UI_CMD_TIMEOUT_MS 5000
+#define CMP_MAX           4
+#define CMP_ANSWER_CAP    ((size_t)256 * 1024)
+#define CMP_HISTORY_MAX   50
+
+/* the console's timeline (events.c): both rings bounded, churn never evicts a key event */
+#define UI_EVENTS_KEY_KEEP   1000 /* breaker, operator, config, budget, guard, probe events */
 #define UI_EVENTS_CHURN_KEEP 4000 /* per-call churn lines (aggregated, updated in place) */
-#define UI_SPEND_SAMPLES     600  /* one a second: 10 minutes */
-#define UI_FLASH_MS          3000
-#define UI_MESSAGE_MS        8000
-#define UI_CMD_TIMEOUT_MS    5000
-#define CMP_MAX              4
-#define CMP_ANSWER_CAP       ((size_t)256 * 1024)
-#define CMP_HISTORY_MAX      50
 
 /* ---- keys ----------------------------------------------------------------------------------- */
 
