@@ -52,7 +52,11 @@
 
 #define CONSOLE_MAX_INSTANCES 16
 
-enum console_job_type { CONSOLE_JOB_COMMAND, CONSOLE_JOB_EXPLAIN };
+enum console_job_type {
+    CONSOLE_JOB_COMMAND,
+    CONSOLE_JOB_EXPLAIN,
+    CONSOLE_JOB_REQUEST, /* a call found by its x-request-id: text has it */
+};
 
 /* A finished command or explain. Lists are singly linked, oldest first; free with
  * console_reply_free. */
@@ -62,7 +66,7 @@ struct console_reply {
     char label[128];       /* what was asked, as the UI posted it */
     enum sb_status status; /* SB_OK only when every instance said yes */
     char msg[512];         /* verdict; with several instances "a: ok; b: ..." */
-    char *text;            /* EXPLAIN: the explanation (owned; per instance with several) */
+    char *text; /* EXPLAIN: the explanation; REQUEST: the call (owned; per instance with several) */
 };
 void console_reply_free(struct console_reply *r); /* the whole list; NULL-safe */
 
@@ -113,6 +117,10 @@ struct console_backend_ops {
      * token and the login the backend sends). label is copied. */
     void (*command)(void *self, const struct router_cmd *cmd, const char *label);
     void (*explain)(void *self, const char *model, const char *tag, long tokens, const char *label);
+    /* Looks a call up by its x-request-id in the ledger (local: this process's; remote: GET
+     * /admin/requests/ID on every instance, found when one has it); the reply (REQUEST) comes
+     * through take with the call as text. label is copied. */
+    void (*request)(void *self, const char *request_id, const char *label);
     struct console_reply *(*take)(void *self); /* finished jobs, oldest first; caller frees */
     /* A direct call to one target (the prompt pane): no route, no fallback; marked as a
      * compare call in the ledger. Takes req (heap). The sink's callbacks run on the backend's

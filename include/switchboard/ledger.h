@@ -156,6 +156,30 @@ enum ledger_fb_verdict ledger_feedback_submit(struct ledger *l, const struct led
                                               int64_t window_ms, struct ledger_call_ref *call,
                                               char *msg, size_t msglen);
 
+/* One call as the console's request-id lookup shows it (copied: caller's storage). */
+struct ledger_call_info {
+    int64_t wall_ms; /* when it finished */
+    char request_id[65], route[64], target[64], model[128], tag[136];
+    char error[32];       /* error class; "" on success */
+    int status;           /* what the client got */
+    long upstream_status; /* the last upstream status; 0 none */
+    int attempts, retries, hedges;
+    bool hedged, cached, throttled, usage_missing;
+    long tokens_in, tokens_out;            /* -1: no usage reported */
+    double cost_usd;                       /* < 0: unknown (usage missing) */
+    double retry_cost_usd, hedge_cost_usd; /* < 0: unknown */
+    int64_t latency_us, ttft_us;           /* ttft < 0: no output */
+};
+
+/* Finds the call with this x-request-id (the latest one): among the rows not committed yet,
+ * then in the file (own read-only connection). SB_ERR_NOT_FOUND when no call has it,
+ * SB_ERR_UNSUPPORTED when the ledger keeps nothing (":memory:") and the row is not queued,
+ * SB_ERR_IO when the file cannot be read; msg says which. Any thread; waits on disk. */
+enum sb_status ledger_find_request(struct ledger *l, const char *request_id,
+                                   struct ledger_call_info *out, char *msg, size_t msglen);
+/* The call as lines of text ("target   groq-fast", ...), appended to out. Pure. */
+void ledger_call_info_text(const struct ledger_call_info *c, struct buf *out);
+
 /* "u-" + 16 hex digits of the SHA-256 of user, into out (19 bytes): what the ledger stores as
  * the user when ledger.hash_users is on. Pure. */
 #define LEDGER_USER_HASH_LEN 18

@@ -42,6 +42,7 @@ struct stats_result {
     double cost_usd;
     const char *error_text; /* sanitised provider/transport message; copied; may be NULL */
     const char *client;     /* client key's name; copied (cut to fit); may be NULL */
+    const char *request_id; /* the call's x-request-id; copied; may be NULL */
 };
 
 struct stats_second {
@@ -59,8 +60,9 @@ struct stats_call {
     int64_t ttft_us;            /* < 0 no byte arrived */
     long tokens_in, tokens_out; /* -1 when the provider reported no usage */
     double cost_usd;
-    char error[48];  /* start of the sanitised error text; "" on success */
-    char client[24]; /* client key's name (cut), "" without keys */
+    char error[48];      /* start of the sanitised error text; "" on success */
+    char client[24];     /* client key's name (cut), "" without keys */
+    char request_id[65]; /* the call's x-request-id, "" for calls without one */
 };
 
 struct stats {

@@ -39,7 +39,7 @@
 #define IO_TIMEOUT   1000
 #define AUDIT_EVENTS 64
 
-enum fjob_kind { FJOB_COMMAND, FJOB_EXPLAIN, FJOB_CHAT };
+enum fjob_kind { FJOB_COMMAND, FJOB_EXPLAIN, FJOB_REQUEST, FJOB_CHAT };
 
 struct fjob {
     struct fjob *next;
@@ -248,6 +248,10 @@ static void run_jobs(struct fleet_console *f)
         case FJOB_EXPLAIN:
             reply(f, CONSOLE_JOB_EXPLAIN, j->label, SB_ERR_STATE,
                   "explain needs a gateway's admin API: console --attach URL");
+            break;
+        case FJOB_REQUEST:
+            reply(f, CONSOLE_JOB_REQUEST, j->label, SB_ERR_STATE,
+                  "request lookup needs a gateway's admin API: console --attach URL");
             break;
         case FJOB_CHAT:
             run_chat(j);
@@ -556,6 +560,15 @@ static void fleet_explain(void *self, const char *model, const char *tag, long t
     post(self, j);
 }
 
+static void fleet_request(void *self, const char *request_id, const char *label)
+{
+    (void)request_id;
+    struct fjob *j = xcalloc(1, sizeof *j);
+    j->kind = FJOB_REQUEST;
+    str_copy(j->label, sizeof j->label, label);
+    post(self, j);
+}
+
 static struct console_reply *fleet_take(void *self)
 {
     struct fleet_console *f = self;
@@ -645,6 +658,7 @@ static const struct console_backend_ops fleet_ops = {
     .breakdown = fleet_breakdown,
     .command = fleet_command,
     .explain = fleet_explain,
+    .request = fleet_request,
     .take = fleet_take,
     .chat = fleet_chat,
     .cancel = fleet_cancel,

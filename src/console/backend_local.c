@@ -22,7 +22,7 @@ struct job {
     struct job *next;
     enum console_job_type type;
     struct router_cmd cmd;
-    char model[64], tag[64];
+    char model[64], tag[64]; /* REQUEST: model holds the request id */
     long tokens;
     char label[128];
 };
@@ -44,6 +44,20 @@ struct local {
     int64_t last_call_ms; /* monotonic; 0 none */
 };
 
+/* The call with this request id in the router's ledger, as text (heap), or NULL with msg. */
+static char *local_find_request(struct local *w, const char *id, enum sb_status *st, char *msg,
+                                size_t msglen)
+{
+    struct ledger_call_info c;
+    *st = ledger_find_request(router_ledger_peek(w->rt), id, &c, msg, msglen);
+    if (*st != SB_OK)
+        return NULL;
+    struct buf out;
+    buf_init(&out);
+    ledger_call_info_text(&c, &out);
+    return buf_take(&out);
+}
+
 static struct console_reply *run(struct local *w, const struct job *j)
 {
     struct console_reply *r = xcalloc(1, sizeof *r);
@@ -63,6 +77,9 @@ static struct console_reply *run(struct local *w, const struct job *j)
         r->text = buf_take(&out);
         break;
     }
+    case CONSOLE_JOB_REQUEST:
+        r->text = local_find_request(w, j->model, &r->status, r->msg, sizeof r->msg);
+        break;
     }
     return r;
 }
@@ -141,6 +158,15 @@ static void local_explain(void *self, const char *model, const char *tag, long t
     str_copy(j->model, sizeof j->model, model);
     str_copy(j->tag, sizeof j->tag, tag ? tag : "");
     j->tokens = tokens;
+    str_copy(j->label, sizeof j->label, label);
+    post(self, j);
+}
+
+static void local_request(void *self, const char *request_id, const char *label)
+{
+    struct job *j = xcalloc(1, sizeof *j);
+    j->type = CONSOLE_JOB_REQUEST;
+    str_copy(j->model, sizeof j->model, request_id);
     str_copy(j->label, sizeof j->label, label);
     post(self, j);
 }
@@ -249,6 +275,7 @@ static const struct console_backend_ops local_ops = {
     .breakdown = local_breakdown,
     .command = local_command,
     .explain = local_explain,
+    .request = local_request,
     .take = local_take,
     .chat = local_chat,
     .cancel = local_cancel,

@@ -65,6 +65,15 @@ static void remote_explain(void *self, const char *model, const char *tag, long 
     post(self, j);
 }
 
+static void remote_request(void *self, const char *request_id, const char *label)
+{
+    struct rjob *j = xcalloc(1, sizeof *j);
+    j->kind = RJOB_REQUEST;
+    str_copy(j->model, sizeof j->model, request_id);
+    str_copy(j->label, sizeof j->label, label);
+    post(self, j);
+}
+
 static uint64_t remote_chat(void *self, const char *target, struct llm_request *req,
                             const struct router_sink *sink)
 {
@@ -471,18 +480,35 @@ static char *explain_path(CURL *h, const struct rjob *j)
     return p;
 }
 
-/* A command or explain goes to every instance; the reply waits for all of them. */
+static char *request_path(CURL *h, const struct rjob *j)
+{
+    char *id = curl_easy_escape(h, j->model, 0);
+    char *p = xasprintf("/admin/requests/%s", id ? id : "");
+    curl_free(id);
+    return p;
+}
+
+static char *job_path(CURL *h, const struct rjob *j)
+{
+    return j->kind == RJOB_COMMAND   ? cmd_path(h, &j->cmd)
+           : j->kind == RJOB_REQUEST ? request_path(h, j)
+                                     : explain_path(h, j);
+}
+
+/* A command, explain or request lookup goes to every instance; the reply waits for all. */
 static void start_fanout(struct remote *r, struct rjob *j)
 {
     j->reply = xcalloc(1, sizeof *j->reply);
-    j->reply->type = j->kind == RJOB_COMMAND ? CONSOLE_JOB_COMMAND : CONSOLE_JOB_EXPLAIN;
+    j->reply->type = j->kind == RJOB_COMMAND   ? CONSOLE_JOB_COMMAND
+                     : j->kind == RJOB_REQUEST ? CONSOLE_JOB_REQUEST
+                                               : CONSOLE_JOB_EXPLAIN;
     str_copy(j->reply->label, sizeof j->reply->label, j->label);
     j->reply->status = SB_OK;
     j->parts = r->n;
     for (size_t k = 0; k < r->n; k++) {
         struct rinst *in = &r->inst[k];
         CURL *tmp = curl_easy_init();
-        char *path = j->kind == RJOB_COMMAND ? cmd_path(tmp, &j->cmd) : explain_path(tmp, j);
+        char *path = job_path(tmp, j);
         curl_easy_cleanup(tmp);
         struct rxfer *x = remote_xfer_new(r, in, RX_JOB, path);
         free(path);
@@ -517,7 +543,8 @@ static void job_part_done(struct remote *r, struct rxfer *x, CURLcode cc, long s
         const cJSON *m = cJSON_GetObjectItemCaseSensitive(o, "message");
         const cJSON *e = cJSON_GetObjectItemCaseSensitive(o, "error");
         const cJSON *em = cJSON_GetObjectItemCaseSensitive(e, "message");
-        const cJSON *ex = cJSON_GetObjectItemCaseSensitive(o, "explain");
+        const cJSON *ex = cJSON_GetObjectItemCaseSensitive(
+            o, j->kind == RJOB_REQUEST ? "text" : "explain"); /* the explanation / the call */
         if (status != 200) {
             st = status_of(status);
             snprintf(msg, sizeof msg, "%s", cJSON_IsString(em) ? em->valuestring : "failed");
@@ -550,7 +577,9 @@ static void job_part_done(struct remote *r, struct rxfer *x, CURLcode cc, long s
     }
     str_copy(j->reply->msg, sizeof j->reply->msg, buf_str(&all));
     buf_cleanup(&all);
-    if (j->kind == RJOB_EXPLAIN && j->reply->status == SB_OK)
+    if (j->kind == RJOB_REQUEST) /* found when one instance has it */
+        j->reply->status = text.len ? SB_OK : j->reply->status;
+    if (j->kind != RJOB_COMMAND && j->reply->status == SB_OK)
         j->reply->text = buf_take(&text);
     buf_cleanup(&text);
     remote_reply(r, j->reply);
@@ -576,6 +605,7 @@ static void run_job(struct remote *r, struct rjob *j)
     switch (j->kind) {
     case RJOB_COMMAND:
     case RJOB_EXPLAIN:
+    case RJOB_REQUEST:
         start_fanout(r, j);
         break;
     case RJOB_CHAT:
@@ -686,6 +716,7 @@ static const struct console_backend_ops remote_ops = {
     .breakdown = remote_breakdown,
     .command = remote_command,
     .explain = remote_explain,
+    .request = remote_request,
     .take = remote_take,
     .chat = remote_chat,
     .cancel = remote_cancel,

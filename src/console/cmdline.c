@@ -15,8 +15,8 @@
 
 #define MAX_MATCHES 64
 
-static const char *const console_words[] = {"quit",   "help", "theme",  "filter",
-                                            "faults", "sort", "export", "compare"};
+static const char *const console_words[] = {"quit", "help",   "theme",   "filter", "faults",
+                                            "sort", "export", "compare", "req"};
 
 void cmdline_open(struct ui *ui, enum ui_input kind, const char *initial)
 {
@@ -89,6 +89,22 @@ static void complete(struct ui *ui)
 
 /* ---- running a line ------------------------------------------------------------------------- */
 
+/* `:req ID`: the call with that x-request-id from the ledger, in a popup. */
+static void lookup_request(struct ui *ui, const char *id)
+{
+    if (!*id || strlen(id) > 64 || strchr(id, ' ')) {
+        ui_message(ui, THEME_ERROR,
+                   "usage: :req REQUEST-ID (an x-request-id, as shown in "
+                   "recent calls and events)");
+        return;
+    }
+    char label[128];
+    snprintf(label, sizeof label, "request %s", id);
+    ui->be->ops->request(ui->be->self, id, label);
+    ui->pending++;
+    ui_message(ui, THEME_DIM, "%s: looking it up in the ledger", label);
+}
+
 static bool console_command(struct ui *ui, const char *word, const char *rest)
 {
     if (str_eq(word, "quit") || str_eq(word, "q")) {
@@ -101,6 +117,8 @@ static bool console_command(struct ui *ui, const char *word, const char *rest)
         keys_run_action(ui, "export-events");
     } else if (str_eq(word, "compare")) {
         keys_run_action(ui, "compare");
+    } else if (str_eq(word, "req") || str_eq(word, "request")) {
+        lookup_request(ui, rest);
     } else if (str_eq(word, "filter")) {
         str_copy(ui->filter, sizeof ui->filter, rest);
         ui_rebuild_visible(ui);

@@ -154,7 +154,7 @@ static void take_verdicts(struct ui *ui)
     for (struct console_reply *r = list; r; r = r->next) {
         if (ui->pending)
             ui->pending--;
-        if (r->type == CONSOLE_JOB_EXPLAIN && r->status == SB_OK) {
+        if (r->type != CONSOLE_JOB_COMMAND && r->status == SB_OK) {
             buf_reset(&ui->popup_text);
             buf_puts(&ui->popup_text, r->text ? r->text : "");
             str_copy(ui->popup_title, sizeof ui->popup_title, r->label);

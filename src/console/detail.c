@@ -188,8 +188,8 @@ static void recent(const struct router_target_snap *t, struct dlines *d)
         add(d, THEME_DIM, "  none yet");
         return;
     }
-    add(d, THEME_DIM, "  %-6s %-13s %8s %8s %7s %7s %9s  %-12s  %s", "age", "result", "latency",
-        "ttft", "in", "out", "cost", "client", "error");
+    add(d, THEME_DIM, "  %-6s %-13s %8s %8s %7s %7s %9s  %-12s  %-16s  %s", "age", "result",
+        "latency", "ttft", "in", "out", "cost", "client", "request id", "error");
     for (size_t i = 0; i < s->n_recent; i++) {
         const struct stats_call *c = &s->recent[i];
         char age[16], lat[16], ttft[16], cost[16], in[24] = "-", out[24] = "-";
@@ -206,9 +206,9 @@ static void recent(const struct router_target_snap *t, struct dlines *d)
             ok                                 ? THEME_NORMAL
             : c->errclass == LLM_ERR_CANCELLED ? THEME_DIM
                                                : THEME_EVENT_WARN,
-            "  %-6s %-13s %8s %8s %7s %7s %9s  %-12s  %s", age,
+            "  %-6s %-13s %8s %8s %7s %7s %9s  %-12s  %-16s  %s", age,
             ok ? "ok" : llm_errclass_name(c->errclass), lat, ttft, in, out, cost,
-            c->client[0] ? c->client : "-", c->error);
+            c->client[0] ? c->client : "-", c->request_id[0] ? c->request_id : "-", c->error);
     }
 }
 

@@ -14,7 +14,7 @@
 
 #include "switchboard/console_backend.h"
 
-enum rjob_kind { RJOB_COMMAND, RJOB_EXPLAIN, RJOB_CHAT, RJOB_CANCEL, RJOB_VOTE };
+enum rjob_kind { RJOB_COMMAND, RJOB_EXPLAIN, RJOB_REQUEST, RJOB_CHAT, RJOB_CANCEL, RJOB_VOTE };
 
 /* A job from the main thread; the worker owns it once taken. */
 struct rjob {
@@ -22,7 +22,7 @@ struct rjob {
     enum rjob_kind kind;
     char label[128];
     struct router_cmd cmd;   /* COMMAND */
-    char model[64], tag[64]; /* EXPLAIN */
+    char model[64], tag[64]; /* EXPLAIN; REQUEST: model holds the request id */
     long tokens;
     char target[64];                        /* CHAT */
     struct llm_request *req;                /* CHAT: owned until the request body is built */

@@ -118,6 +118,7 @@ static void parse_recent(const cJSON *o, struct stats_summary *s)
         c->tokens_out = (long)i64(it, "tokens_out");
         c->cost_usd = num(it, "cost_usd");
         str(it, "error", c->error, sizeof c->error);
+        str(it, "request_id", c->request_id, sizeof c->request_id);
     }
 }
 

@@ -468,6 +468,8 @@ bool gw_admin_parse_cmd(const char *body, size_t len, bool need_weight, struct r
 int gw_admin_check_auth(struct gw_conn *c, const char *authorization);
 /* /admin/keys[/NAME/revoke] (rest is what follows "/admin/keys"). */
 enum MHD_Result gw_admin_keys(struct gw_conn *c, const char *rest);
+/* GET /admin/requests/{id}: one call from the ledger (admin_requests.c). */
+enum MHD_Result gw_admin_requests(struct gw_conn *c, const char *id);
 
 /* ---- feedback.c / quality.c ------------------------------------------------------------- */
 

@@ -76,6 +76,7 @@ static void recent_json(struct gw_json *j, const struct stats_summary *s)
         gw_json_int(j, "tokens_out", c->tokens_out);
         gw_json_num(j, "cost_usd", c->cost_usd);
         gw_json_str(j, "error", c->error);
+        gw_json_str(j, "request_id", c->request_id);
         gw_json_close(j, '}');
     }
     gw_json_close(j, ']');

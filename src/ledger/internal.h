@@ -20,6 +20,11 @@ bool ledger_mem_find(struct ledger *l, const char *request_id, struct ledger_cal
 /* Queues f unless feedback on the same request id is queued or being written (false). The
  * check and the queueing are one step under the lock. */
 bool ledger_enqueue_feedback_once(struct ledger *l, const struct ledger_feedback *f);
+/* Searches the rows queued or being written (under the lock) for a call with this request
+ * id (the latest one wins): true with *out filled (lookup.c). */
+bool ledger_mem_find_info(struct ledger *l, const char *request_id, struct ledger_call_info *out);
+/* Copies a queued call row into out (lookup.c). */
+void ledger_call_info_from(const struct ledger_call *c, struct ledger_call_info *out);
 /* The file's path (":memory:" for none); valid until ledger_close. */
 const char *ledger_path_peek(const struct ledger *l);
 

@@ -546,6 +546,23 @@ bool ledger_mem_find(struct ledger *l, const char *request_id, struct ledger_cal
     return found;
 }
 
+bool ledger_mem_find_info(struct ledger *l, const char *request_id, struct ledger_call_info *out)
+{
+    bool found = false;
+    pthread_mutex_lock(&l->mu);
+    for (int pass = 0; pass < 2; pass++) { /* the batch being written is older than the queue */
+        for (const struct lnode *n = pass ? l->head : l->writing; n; n = n->next) {
+            if (n->kind == LNODE_CALL && n->call.request_id &&
+                str_eq(n->call.request_id, request_id)) {
+                ledger_call_info_from(&n->call, out);
+                found = true;
+            }
+        }
+    }
+    pthread_mutex_unlock(&l->mu);
+    return found;
+}
+
 bool ledger_enqueue_feedback_once(struct ledger *l, const struct ledger_feedback *f)
 {
     struct lnode *n = ledger_feedback_node(f);

@@ -92,6 +92,7 @@ void attempt_account(struct router *rt, struct attempt *a, const struct transpor
         .cost_usd = t->cfg->has_price ? llm_cost_usd(&t->cfg->price, u) : 0,
         .error_text = out == LLM_ERR_NONE ? NULL : msg,
         .client = a->call->client,
+        .request_id = a->call->request_id,
     };
     stats_note_finish(&t->stats, now, &sr);
 }

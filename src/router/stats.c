@@ -162,6 +162,7 @@ static void note_recent(struct stats *s, int64_t now_ms, const struct stats_resu
     c->tokens_out = r->usage.present ? r->usage.output_tokens : -1;
     c->cost_usd = r->cost_usd;
     str_copy(c->client, sizeof c->client, r->client ? r->client : "");
+    str_copy(c->request_id, sizeof c->request_id, r->request_id ? r->request_id : "");
     copy_error_text(c->error, sizeof(c->error), r->errclass == LLM_ERR_NONE ? NULL : r->error_text);
 }
 

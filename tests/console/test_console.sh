@@ -154,7 +154,7 @@ check "outage: clients still get answers" test "$(echo "$r" | json_get 'j["faile
 check "outage: alpha's breaker shows OPEN" eventually "$WAIT" cell_is main alpha STATE OPEN
 check "outage: the reason is on screen" eventually "$WAIT" has main 'breaker open: 3 consecutive failures \(last: connect\)'
 check "outage: the timeline has the breaker transition" has main 'breaker +alpha +breaker alpha: closed -> open'
-check "outage: the timeline shows the fallback" has main 'fallback +beta'
+check "outage: the timeline files the fallback under alpha, naming beta" has main 'fallback +alpha .*fallback to beta'
 a_calls=$(cell main alpha CALLS); b_calls=$(cell main beta CALLS)
 r=$(load --n 20 --c 2 --model chat)
 check "outage: new traffic goes to beta" test "$(echo "$r" | json_get 'j["by_target"].get("beta",0)')" = 20

@@ -65,7 +65,7 @@ check "a second one too" test "$(call -H "Authorization: Bearer $KEY")" = 200
 keys main Enter
 check "Enter opens the target's detail view with the recent calls" \
   eventually "$WAIT" has main 'Recent calls'
-check "the recent calls have a client column" eventually "$WAIT" has main ' client +error'
+check "the recent calls have client and request id columns" eventually "$WAIT" has main ' client +request id +error'
 check "each recent call names its client key" \
   eventually "$WAIT" has main '^ +[0-9.]+[a-z]+ +ok .* team-a( |$)'
 no_key() { ! cap main | grep -q sbk-; }
