@@ -77,6 +77,7 @@ static const char *const console_commands[][2] = {
     {"sort [COLUMN]", "sort by a column title (no COLUMN: config order)"},
     {"export", "write the incident timeline to a file"},
     {"compare", "open the prompt pane"},
+    {"req REQUEST-ID", "open a call from the ledger by its x-request-id"},
 };
 
 void keys_help_text(struct buf *out)
