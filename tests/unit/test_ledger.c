@@ -245,6 +245,55 @@ static void test_ledger_commits_a_batch_while_open(void **state)
     ledger_close(l);
 }
 
+/* ---- request lookup (the console's :req, GET /admin/requests/ID) ---------------------------- */
+
+static void check_info(const struct ledger_call_info *i)
+{
+    assert_string_equal(i->request_id, "req-1");
+    assert_string_equal(i->target, "a");
+    assert_string_equal(i->route, "chat");
+    assert_string_equal(i->model, "gpt-4o-mini");
+    assert_int_equal(i->status, 200);
+    assert_int_equal(i->attempts, 2);
+    assert_int_equal(i->retries, 1);
+    assert_int_equal(i->tokens_in, 100);
+    assert_true(i->cost_usd > 0.49 && i->cost_usd < 0.51);
+    assert_int_equal(i->latency_us, 12345);
+    assert_int_equal(i->ttft_us, 2345);
+}
+
+static void test_ledger_finds_a_call_by_request_id_queued_and_written(void **state)
+{
+    struct tmp *t = *state;
+    struct ledger *l = open_ok(t->path, 60000); /* nothing written while the test looks */
+    struct ledger_call c = base_call(NOV21_NOON);
+    c.attempts = 2;
+    c.retries = 1;
+    ledger_post_call(l, &c);
+    struct ledger_call_info info;
+    char msg[256] = "";
+    assert_int_equal(ledger_find_request(l, "req-1", &info, msg, sizeof msg), SB_OK);
+    check_info(&info); /* from the queue */
+    ledger_close(l);
+    l = open_ok(t->path, 20);
+    memset(&info, 0, sizeof info);
+    assert_int_equal(ledger_find_request(l, "req-1", &info, msg, sizeof msg), SB_OK);
+    check_info(&info); /* from the file */
+    struct buf text;
+    buf_init(&text);
+    ledger_call_info_text(&info, &text);
+    assert_non_null(strstr(buf_str(&text), "request id  req-1"));
+    assert_non_null(strstr(buf_str(&text), "attempts    2 (retries/fallbacks 1"));
+    buf_cleanup(&text);
+    assert_int_equal(ledger_find_request(l, "req-2", &info, msg, sizeof msg), SB_ERR_NOT_FOUND);
+    assert_non_null(strstr(msg, "req-2"));
+    ledger_close(l);
+    l = open_ok(":memory:", 20);
+    assert_int_equal(ledger_find_request(l, "req-1", &info, msg, sizeof msg), SB_ERR_UNSUPPORTED);
+    assert_non_null(strstr(msg, ":memory:"));
+    ledger_close(l);
+}
+
 /* ---- spend rebuild ------------------------------------------------------------------------- */
 
 static void post_at(struct ledger *l, int64_t at, const char *target, const char *route,
@@ -561,6 +610,8 @@ int main(void)
 {
     log_setup(LOG_LEVEL_OFF, -1);
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_ledger_finds_a_call_by_request_id_queued_and_written,
+                                        setup_tmp, teardown_tmp),
         cmocka_unit_test_setup_teardown(test_ledger_writes_a_call_and_reads_every_field_back,
                                         setup_tmp, teardown_tmp),
         cmocka_unit_test_setup_teardown(test_ledger_missing_usage_is_null_cost_never_zero,
