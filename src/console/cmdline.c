@@ -99,7 +99,7 @@ static void lookup_request(struct ui *ui, const char *id)
         return;
     }
     char label[128];
-    snprintf(label, sizeof label, "request %s", id);
+    snprintf(label, sizeof label, "request %.64s", id);
     ui->be->ops->request(ui->be->self, id, label);
     ui->pending++;
     ui_message(ui, THEME_DIM, "%s: looking it up in the ledger", label);
