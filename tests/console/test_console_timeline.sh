@@ -187,4 +187,18 @@ check "attached: with its target and status" has att 'target +alpha'
 esc att
 cmd att "req no-such-request"
 check "attached: an unknown id says so" eventually "$WAIT" has att 'no call with request id'
+
+# ---- both consoles quit cleanly; no sanitizer report ------------------------------------------
+gone() { ! pgrep -f "$TMP/$1.log" >/dev/null; }
+keys att q
+check "q detaches the attached console" eventually "$WAIT" gone att
+keys main q
+sleep 0.5
+has main 'Quit\?' && keys main y
+check "the embedded console quits" eventually "$WAIT" gone main
+san=$(cat "$TMP"/san-* 2>/dev/null | head -40)
+check "no sanitizer report from either console" test -z "$san"
+[[ -n $san ]] && echo "$san"
+serve_san=$(grep -hE 'Sanitizer|runtime error' "$TMP"/serve.err 2>/dev/null | head -5)
+check "no sanitizer report from the serve" test -z "$serve_san"
 finish
