@@ -90,4 +90,8 @@ check "naming beta, which took over, and the request id" \
   test "$(fb '"fallback to beta" in e[0]["text"] and "req-fallback-1" in e[0]["text"]')" = True
 check "marked as churn with its aggregate's id" \
   test "$(fb 'e[0].get("churn") is True and e[0].get("agg", 0) > 0')" = True
+kill "$SB_PID"; wait "$SB_PID" 2>/dev/null
+san=$(grep -hE 'Sanitizer|runtime error' "$TMP"/serve.err 2>/dev/null | head -5)
+check "no sanitizer report from the serve" test -z "$san"
+[[ -n $san ]] && echo "$san"
 finish
