@@ -77,6 +77,7 @@ struct timeline_agg_slot {
     bool many_to; /* more than one took over */
     uint32_t count;
     int64_t first_ms, last_ms, emitted_ms; /* monotonic */
+    int64_t first_wall_ms;                 /* the line's time: when its window began */
     bool pending;                          /* counted since the last emit */
     char request_id[65];                   /* the latest call's */
     char detail[192];                      /* the latest occurrence's own text */
@@ -99,7 +100,8 @@ struct timeline_churn_in {
 };
 
 void timeline_agg_init(struct timeline_agg *ag);
-/* Counts one occurrence at monotonic now_ms (wall_ms for the event's time) and writes the
+/* Counts one occurrence at monotonic now_ms (wall_ms: its wall clock; an aggregate's line
+ * carries the time its window began, so lines kept in place stay in time order) and writes the
  * aggregate into tl when it is new or TIMELINE_AGG_EMIT_MS passed since its last write.
  * Returns true when it wrote. */
 bool timeline_churn(struct timeline *tl, struct timeline_agg *ag, int64_t now_ms, int64_t wall_ms,
@@ -107,8 +109,7 @@ bool timeline_churn(struct timeline *tl, struct timeline_agg *ag, int64_t now_ms
 /* Writes the aggregates with uncounted occurrences whose last write is TIMELINE_AGG_EMIT_MS
  * old (or, with all, every one) and closes those past their window. Returns true when it
  * wrote. */
-bool timeline_agg_flush(struct timeline *tl, struct timeline_agg *ag, int64_t now_ms,
-                        int64_t wall_ms, bool all);
+bool timeline_agg_flush(struct timeline *tl, struct timeline_agg *ag, int64_t now_ms, bool all);
 /* The aggregate's line for slot s at now_ms (pure; exposed for tests). */
 void timeline_agg_text(const struct timeline_agg_slot *s, int64_t now_ms, char *out, size_t n);
 

@@ -211,7 +211,7 @@ static void tick(struct router *rt, int64_t now)
     if (now < rt->next_tick_ms && !rt->publish_now)
         return;
     router_expire_overrides(rt, now);
-    timeline_agg_flush(&rt->timeline, &rt->churn, now, rt_wall_ms(rt), false);
+    timeline_agg_flush(&rt->timeline, &rt->churn, now, false);
     router_publish(rt, now);
     rt->publish_now = false;
     rt->next_tick_ms = now + ROUTER_TICK_MS;

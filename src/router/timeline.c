@@ -140,12 +140,12 @@ void timeline_agg_text(const struct timeline_agg_slot *s, int64_t now_ms, char *
 }
 
 static void emit(struct timeline *tl, struct timeline_agg *ag, struct timeline_agg_slot *s,
-                 int64_t now_ms, int64_t wall_ms)
+                 int64_t now_ms)
 {
     struct router_event e;
     memset(&e, 0, sizeof e);
     e.seq = ++ag->seq;
-    e.wall_ms = wall_ms;
+    e.wall_ms = s->first_wall_ms;
     e.kind = s->kind;
     e.churn = true;
     e.agg = s->agg;
@@ -187,7 +187,7 @@ bool timeline_churn(struct timeline *tl, struct timeline_agg *ag, int64_t now_ms
     struct timeline_agg_slot *s = slot_for(ag, in, now_ms, &fresh);
     if (fresh) {
         if (s->used && s->pending) /* the slot's previous aggregate gets its last count */
-            emit(tl, ag, s, now_ms, wall_ms);
+            emit(tl, ag, s, now_ms);
         memset(s, 0, sizeof *s);
         s->used = true;
         s->agg = ++ag->next_agg;
@@ -195,6 +195,7 @@ bool timeline_churn(struct timeline *tl, struct timeline_agg *ag, int64_t now_ms
         str_copy(s->target, sizeof s->target, in->target ? in->target : "");
         str_copy(s->cls, sizeof s->cls, in->cls ? in->cls : "");
         s->first_ms = now_ms;
+        s->first_wall_ms = wall_ms;
     }
     if (in->to && in->to[0]) {
         s->many_to = s->many_to || (s->to[0] && !str_eq(s->to, in->to));
@@ -207,12 +208,11 @@ bool timeline_churn(struct timeline *tl, struct timeline_agg *ag, int64_t now_ms
     s->pending = true;
     if (!fresh && now_ms - s->emitted_ms < TIMELINE_AGG_EMIT_MS)
         return false;
-    emit(tl, ag, s, now_ms, wall_ms);
+    emit(tl, ag, s, now_ms);
     return true;
 }
 
-bool timeline_agg_flush(struct timeline *tl, struct timeline_agg *ag, int64_t now_ms,
-                        int64_t wall_ms, bool all)
+bool timeline_agg_flush(struct timeline *tl, struct timeline_agg *ag, int64_t now_ms, bool all)
 {
     bool wrote = false;
     for (size_t i = 0; i < TIMELINE_AGG_SLOTS; i++) {
@@ -220,7 +220,7 @@ bool timeline_agg_flush(struct timeline *tl, struct timeline_agg *ag, int64_t no
         if (!s->used)
             continue;
         if (s->pending && (all || now_ms - s->emitted_ms >= TIMELINE_AGG_EMIT_MS)) {
-            emit(tl, ag, s, now_ms, wall_ms);
+            emit(tl, ag, s, now_ms);
             wrote = true;
         }
         if (!s->pending && now_ms - s->first_ms >= TIMELINE_AGG_WINDOW_MS)

@@ -185,6 +185,14 @@ check "attached: :req opens the call from the serve's ledger" \
   eventually "$WAIT" has att 'request id +req-tl-attached'
 check "attached: with its target and status" has att 'target +alpha'
 esc att
+sim_behavior alpha '{"outage":"refuse"}'
+r=$(load --n 20 --c 2 --model chat)
+check "attached: the serve answers every call through beta" \
+  test "$(echo "$r" | json_get 'j["ok"]')" = 20
+check "attached: the failures are one aggregate line under alpha, updated to 20" \
+  eventually "$WAIT" has att 'fallback +alpha +alpha: 20 failures \(connect\) -> fallback to beta'
+check "attached: only one fallback line" count_is att ' fallback +alpha ' 1
+sim_behavior alpha '{"reset":true}'
 cmd att "req no-such-request"
 check "attached: an unknown id says so" eventually "$WAIT" has att 'no call with request id'
 

@@ -143,12 +143,17 @@ static void test_aggregation_folds_failures_per_target_and_class(void **state)
         fallback(&tl, &ag, i * 200, "gemini-flaky", "timeout", "groq-fast", req, NULL);
     }
     fallback(&tl, &ag, 7300, "gemini-flaky", "server", "groq-fast", "s1", NULL);
-    timeline_agg_flush(&tl, &ag, 9000, 1700000009000, true);
+    timeline_agg_flush(&tl, &ag, 9000, true);
     texts(&tl, all, sizeof all);
     assert_string_equal(all, "req s1: gemini-flaky failed (server) -> fallback to groq-fast|"
                              "gemini-flaky: 37 failures (timeout) -> fallback to groq-fast, "
                              "last 9 s (latest req r36)");
     assert_int_equal(tl.churn.n, 2);
+    struct timeline_iter it;
+    timeline_iter_init(&it);
+    timeline_iter_next(&tl, &it);
+    const struct timeline_entry *agg = timeline_iter_next(&tl, &it);
+    assert_int_equal(agg->ev.wall_ms, 1700000000000); /* when its window began */
     timeline_cleanup(&tl);
 }
 
@@ -166,8 +171,8 @@ static void test_updates_are_rate_limited_and_windows_close(void **state)
     fallback(&tl, &ag, 500, "a", "server", "b", "r2", &wrote);
     assert_false(wrote); /* counted; written at the next second */
     assert_int_equal(ag.seq, seq);
-    assert_false(timeline_agg_flush(&tl, &ag, 900, 0, false));
-    assert_true(timeline_agg_flush(&tl, &ag, 1000, 0, false));
+    assert_false(timeline_agg_flush(&tl, &ag, 900, false));
+    assert_true(timeline_agg_flush(&tl, &ag, 1000, false));
     assert_true(ag.seq > seq);
     fallback(&tl, &ag, 2000, "a", "server", "c", "r3", &wrote);
     assert_true(wrote);
@@ -176,7 +181,7 @@ static void test_updates_are_rate_limited_and_windows_close(void **state)
     assert_string_equal(all, "a: 3 failures (server) -> fallback to c and others, last 2 s "
                              "(latest req r3)");
     /* past the window: the line stays, the next failure opens another */
-    timeline_agg_flush(&tl, &ag, 10000, 0, false);
+    timeline_agg_flush(&tl, &ag, 10000, false);
     fallback(&tl, &ag, 10500, "a", "server", "b", "r4", &wrote);
     assert_true(wrote);
     texts(&tl, all, sizeof all);
