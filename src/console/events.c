@@ -255,7 +255,8 @@ void events_draw(struct ui *ui, int y, int h, const char *only_target)
 static void write_all(FILE *f, const struct ui_events *ev)
 {
     size_t n = timeline_count(&ev->tl), i = n;
-    const struct timeline_entry **all = xcalloc(n ? n : 1, sizeof *all);
+    const struct timeline_entry **all =
+        xcalloc(n ? n : 1, sizeof(const struct timeline_entry *)); /* pointers, oldest first */
     struct timeline_iter it;
     timeline_iter_init(&it);
     while (i > 0 && (all[i - 1] = timeline_iter_next(&ev->tl, &it)))
