@@ -174,11 +174,13 @@ static void title_filters(const struct ui_events *ev, const char *only_target, c
     snprintf(out, n, "%s%s%s", target, kind, search);
 }
 
-static void draw_line(struct ui *ui, int yy, int name_w, const struct router_event *e)
+/* sel: the focused pane's top line (what Enter opens) */
+static void draw_line(struct ui *ui, int yy, int name_w, const struct router_event *e, bool sel)
 {
     char t[16];
+    attr_t base = ui->attr[sel ? THEME_ROW_SELECTED : THEME_NORMAL];
     fmt_clock(e->wall_ms, t, sizeof t, false);
-    draw_fill(yy, 0, COLS, ui->attr[THEME_NORMAL]);
+    draw_fill(yy, 0, COLS, base);
     int x = 1;
     x += draw_text(ui, yy, x, COLS - x, t, ui->attr[THEME_EVENT_TIME]) + 1;
     if (x >= COLS)
@@ -187,10 +189,10 @@ static void draw_line(struct ui *ui, int yy, int name_w, const struct router_eve
     x += 11;
     if (x >= COLS)
         return;
-    draw_text(ui, yy, x, name_w, e->target, ui->attr[THEME_NORMAL]);
+    draw_text(ui, yy, x, name_w, e->target, base);
     x += name_w + 1;
     if (x < COLS)
-        draw_text_cut(ui, yy, x, COLS - x, e->text, ui->attr[THEME_NORMAL]);
+        draw_text_cut(ui, yy, x, COLS - x, e->text, base);
 }
 
 static int name_width(const struct ui *ui)
@@ -213,7 +215,7 @@ static void draw_title(struct ui *ui, int y, const char *only_target, size_t cou
         snprintf(more, sizeof more, "  %d newer (Home: follow)", newer);
     snprintf(title, sizeof title, " EVENTS%s  %zu%s  newest first%s%s", filters, count,
              count == 1 ? " event" : " events", more,
-             focused ? "  [Up/Down, / search, K key only, v kind, T target]"
+             focused ? "  [Up/Down, Enter opens the top line's request, / K v T filter]"
                      : "  (Tab to scroll, E to export)");
     attr_t ta = ui->attr[focused ? THEME_ROW_SELECTED : THEME_TITLE];
     draw_fill(y, 0, COLS, ta);
@@ -227,6 +229,7 @@ void events_draw(struct ui *ui, int y, int h, const char *only_target)
     size_t count = count_matching(ev, only_target);
     int skip = only_target ? 0 : ev->scroll;
     draw_title(ui, y, only_target, count, skip);
+    bool focused = !only_target && ui->focus == FOCUS_EVENTS && ui->view == VIEW_BOARD;
     int name_w = name_width(ui), row = 0;
     struct timeline_iter it;
     timeline_iter_init(&it);
@@ -238,7 +241,8 @@ void events_draw(struct ui *ui, int y, int h, const char *only_target)
             skip--;
             continue;
         }
-        draw_line(ui, y + 1 + row++, name_w, &t->ev);
+        draw_line(ui, y + 1 + row, name_w, &t->ev, focused && row == 0);
+        row++;
     }
     for (; row < h - 1; row++)
         draw_fill(y + 1 + row, 0, COLS, ui->attr[THEME_NORMAL]);
@@ -250,6 +254,54 @@ void events_draw(struct ui *ui, int y, int h, const char *only_target)
                   "no events yet: breaker changes, 429s, fallbacks, "
                   "operator actions and reloads show up here",
                   ui->attr[THEME_DIM]);
+}
+
+/* The top line of the board's pane (after the scroll), or NULL. */
+static const struct router_event *top_line(const struct ui_events *ev)
+{
+    struct timeline_iter it;
+    timeline_iter_init(&it);
+    const struct timeline_entry *t;
+    int skip = ev->scroll;
+    while ((t = timeline_iter_next(&ev->tl, &it))) {
+        if (!events_match(ev, &t->ev, NULL))
+            continue;
+        if (skip-- == 0)
+            return &t->ev;
+    }
+    return NULL;
+}
+
+/* The request id a line names ("req ID", as the router writes it), into out. */
+static bool line_request_id(const char *text, char *out, size_t n)
+{
+    static const char id_chars[] =
+        "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789._-";
+    bool found = false;
+    for (const char *p = text; !found && (p = strstr(p, "req ")) != NULL;) {
+        bool word = p == text || p[-1] == ' ' || p[-1] == '(';
+        p += 4;
+        size_t len = strspn(p, id_chars);
+        if (word && len > 0 && len < n) {
+            memcpy(out, p, len);
+            out[len] = '\0';
+            found = true;
+        }
+    }
+    return found;
+}
+
+void events_open_request(struct ui *ui)
+{
+    const struct router_event *e = top_line(&ui->events);
+    char id[65], line[80];
+    if (e && line_request_id(e->text, id, sizeof id)) {
+        snprintf(line, sizeof line, "req %s", id);
+        cmdline_run(ui, line);
+    } else {
+        ui_message(ui, THEME_ERROR,
+                   "the top line names no request id (Up/Down bring another to the top)");
+    }
 }
 
 static void write_all(FILE *f, const struct ui_events *ev)

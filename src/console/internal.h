@@ -375,6 +375,7 @@ void events_cycle_kind(struct ui *ui);
 void events_key_only(struct ui *ui);
 void events_toggle_target(struct ui *ui);
 void events_set_search(struct ui *ui, const char *text);
+void events_open_request(struct ui *ui); /* :req of the request id the pane's top line names */
 enum sb_status events_export(struct ui *ui, char *path, size_t pathlen, char *err, size_t errlen);
 enum theme_elem events_elem(enum router_event_kind k);
 

@@ -28,6 +28,9 @@ static const struct key_binding bindings[] = {
     {'K', false, "K", "events-key", CTX_BOARD | CTX_EVENTS, "Key only"},
     {'v', false, "v", "events-kind", CTX_EVENTS, "Kind"},
     {'T', false, "T", "events-target", CTX_EVENTS, "Target"},
+    {'\n', false, "Enter", "events-open", CTX_EVENTS, "Open req"},
+    {'\r', false, "Enter", "events-open", CTX_EVENTS, NULL},
+    {KEY_ENTER, true, "Enter", "events-open", CTX_EVENTS, NULL},
     {CTRL('d'), false, "^D", "send", CTX_COMPARE | CTX_ANSWERS, "Send"},
     {KEY_F(5), true, "F5", "send", CTX_COMPARE | CTX_ANSWERS, NULL},
     {'\t', false, "Tab", "next-field", CTX_COMPARE | CTX_ANSWERS, "Next"},
@@ -261,6 +264,11 @@ static void act_events_target(struct ui *ui)
     events_toggle_target(ui);
 }
 
+static void act_events_open(struct ui *ui)
+{
+    events_open_request(ui);
+}
+
 static void act_compare(struct ui *ui)
 {
     compare_open(ui);
@@ -405,6 +413,8 @@ static const struct ui_action actions[] = {
      "timeline: key events only (breaker, operator, config, budget, guard, probe), toggle"},
     {"events-kind", act_events_kind, "events pane: next kind filter (all, key, breaker, ...)"},
     {"events-target", act_events_target, "events pane: only the selected target's, toggle"},
+    {"events-open", act_events_open,
+     "events pane: open the call the top line names (its request id) from the ledger"},
     {"compare", act_compare, "prompt pane: one prompt to 2-4 targets, answers side by side"},
     {"weight-edit", act_weight_edit, "set the selected target's weight (input field)"},
     {"weight-up", act_weight_up, "weight + 1"},

@@ -146,6 +146,18 @@ check "/ search: matching lines only" has main 'operator +spare'
 check "/ search: the rest is hidden" lacks main ' fallback +alpha '
 esc main
 check "Esc clears the search" eventually "$WAIT" has main ' fallback +alpha '
+keys main /
+text main "fallback to beta"
+keys main Enter
+check "Enter keeps the search" eventually "$WAIT" has main 'EVENTS \[/fallback to beta\]'
+keys main Enter
+check "Enter opens the call the top line names" eventually "$WAIT" has main 'request id +[0-9a-f]{16}'
+check "it fell back from alpha to beta" has main 'target +beta'
+check "after 2 attempts" has main 'attempts +2 \(retries/fallbacks 1'
+esc main
+keys main /
+esc main
+check "/ then Esc clears the kept search" eventually "$WAIT" has main 'operator +spare'
 keys main T
 check "T: the selected target's events only" eventually "$WAIT" has main 'EVENTS \[target alpha\]'
 check "T: another target's line is hidden" lacks main 'operator +spare'
