@@ -359,9 +359,14 @@ static void ev_dispatch(struct remote *r, struct rinst *in)
         struct router_event *e = &r->ev[(r->ev_next + EV_KEEP - 1) % EV_KEEP];
         const cJSON *agg = cJSON_GetObjectItemCaseSensitive(o, "agg");
         e->churn = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(o, "churn"));
-        /* aggregate ids are per instance: keep them apart on the merged timeline */
-        if (e->churn && cJSON_IsNumber(agg) && agg->valuedouble >= 1)
-            e->agg = (uint64_t)agg->valuedouble * CONSOLE_MAX_INSTANCES + (uint64_t)(in - r->inst);
+        /* aggregate ids are per process: keep them apart per instance and per process (the
+         * id's part before '-' is random per process, so a restart's agg 1 is not the old one) */
+        if (e->churn && cJSON_IsNumber(agg) && agg->valuedouble >= 1) {
+            size_t plen = strcspn(in->ev_cur_id, "-");
+            uint64_t proc = hash_fnv1a(in->ev_cur_id, plen) << 24;
+            e->agg = ((uint64_t)agg->valuedouble ^ proc) * CONSOLE_MAX_INSTANCES +
+                     (uint64_t)(in - r->inst);
+        }
         in->ev_count++;
     }
     cJSON_Delete(o);
