@@ -42,6 +42,7 @@ static struct router_snapshot *snap_two(void)
     a->stats.recent[0].latency_us = 1234;
     a->stats.recent[0].tokens_in = -1;
     str_copy(a->stats.recent[0].error, sizeof a->stats.recent[0].error, "deadline");
+    str_copy(a->stats.recent[0].request_id, sizeof a->stats.recent[0].request_id, "req-42");
     str_copy(b->name, sizeof b->name, "beta");
     b->breaker = BREAKER_OPEN;
     str_copy(b->breaker_reason, sizeof b->breaker_reason, "5 failures in a row");
@@ -100,6 +101,7 @@ static void test_state_json_reads_back_into_the_same_snapshot(void **state)
     assert_int_equal(out->targets[0].stats.recent[0].latency_us, 1234);
     assert_int_equal(out->targets[0].stats.recent[0].tokens_in, -1);
     assert_string_equal(out->targets[0].stats.recent[0].error, "deadline");
+    assert_string_equal(out->targets[0].stats.recent[0].request_id, "req-42");
     assert_int_equal(out->targets[1].breaker, BREAKER_OPEN);
     assert_string_equal(out->targets[1].breaker_reason, "5 failures in a row");
     assert_true(out->targets[1].drained);
