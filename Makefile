@@ -14,7 +14,7 @@ SAN     ?=
 OPT     ?= -O2 -g
 FUZZ_SECONDS ?= 20
 
-PKGS := libcurl libcjson libmicrohttpd ncursesw sqlite3 hiredis libcrypto
+PKGS := libcurl libcjson libmicrohttpd ncursesw sqlite3 hiredis libssl libcrypto
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
 

@@ -272,6 +272,11 @@ struct config_fleet {
     char *password;              /* resolved value; NULL when unset */
     enum fleet_outage on_outage; /* default share */
     bool share_breakers;         /* an instance opening a breaker takes the target out on all */
+    char *tls_ca_file;           /* rediss://: CA bundle to verify Redis; NULL = system's */
+    char *tls_cert_file;         /* rediss://: client certificate; NULL = none */
+    char *tls_key_file;          /* rediss://: its key */
+    char *tls_server_name;       /* rediss://: name to verify; NULL = the URL's host */
+    bool tls_insecure_skip_verify; /* rediss://: no certificate check (logged as a warning) */
 };
 
 struct config {

@@ -161,9 +161,10 @@ void fleet_get_status(struct fleet *f, struct fleet_status *out);
 bool fleet_parse_notice(const char *p, size_t len, char *origin, size_t originlen,
                         enum fleet_notice_kind *kind, size_t *body_off);
 
-/* Parses a fleet URL: redis://host[:port][/db] or unix:///path[?db=N]. host gets
- * the host or socket path. False on anything else. Pure. */
-bool fleet_parse_url(const char *url, char *host, size_t hostlen, int *port, int *db,
-                     bool *is_unix);
+/* Parses a fleet URL: redis://host[:port][/db], rediss://host[:port][/db] (TLS; only when tls
+ * is not NULL, which is then set) or unix:///path[?db=N]. host gets the host or socket path.
+ * False on anything else (a user or password in the URL included). Pure. */
+bool fleet_parse_url(const char *url, char *host, size_t hostlen, int *port, int *db, bool *is_unix,
+                     bool *tls);
 
 #endif

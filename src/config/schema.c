@@ -670,11 +670,9 @@ static const struct schema client_schema = {
     ENTRIES(client_entries)};
 static const char *check_redis_url(char *v)
 {
-    if (str_has_prefix(v, "rediss://"))
-        return "rediss:// (TLS) needs hiredis >= 1.0 built with TLS; this build links hiredis "
-               "0.14 without it: use redis:// on a private network or unix:///path";
-    if (!str_has_prefix(v, "redis://") && !str_has_prefix(v, "unix:///"))
-        return "expected redis://host:port/db or unix:///path";
+    if (!str_has_prefix(v, "redis://") && !str_has_prefix(v, "rediss://") &&
+        !str_has_prefix(v, "unix:///"))
+        return "expected redis://host:port/db, rediss://host:port/db (TLS) or unix:///path";
     if (strchr(v, '@'))
         return "no user or password in the URL: name the variable holding the password in "
                "fleet.password_env";
@@ -683,7 +681,8 @@ static const char *check_redis_url(char *v)
 
 static const struct schema_entry fleet_entries[] = {
     {.key = "redis", .type = ST_STRING, .off = OFF(config_fleet, redis), .check = check_redis_url,
-     .help = "Where the fleet's Redis (or Valkey) listens: redis://host:port/db or "
+     .help = "Where the fleet's Redis (or Valkey) listens: redis://host:port/db, "
+             "rediss://host:port/db (TLS, the server's certificate verified; see tls_*) or "
              "unix:///path. Fleet mode is off without it."},
     {.key = "name", .type = ST_STRING, .off = OFF(config_fleet, name),
      .def_doc = "hostname:port (hostname:pidN on port 0)",
@@ -703,6 +702,22 @@ static const struct schema_entry fleet_entries[] = {
              "transitions are published to the others' timelines; true: an instance that "
              "opens a target's breaker also takes the target out of routing on every instance "
              "for that breaker's cooldown."},
+    {.key = "tls_ca_file", .type = ST_STRING, .off = OFF(config_fleet, tls_ca_file),
+     .def_doc = "the system's CA certificates",
+     .help = "rediss://: PEM file of the CA(s) that signed Redis's certificate."},
+    {.key = "tls_cert_file", .type = ST_STRING, .off = OFF(config_fleet, tls_cert_file),
+     .help = "rediss://: PEM client certificate, for a Redis with tls-auth-clients; with "
+             "tls_key_file."},
+    {.key = "tls_key_file", .type = ST_STRING, .off = OFF(config_fleet, tls_key_file),
+     .help = "rediss://: PEM private key of tls_cert_file."},
+    {.key = "tls_server_name", .type = ST_STRING, .off = OFF(config_fleet, tls_server_name),
+     .def_doc = "the URL's host",
+     .help = "rediss://: the name (or IP address) Redis's certificate must carry; also sent "
+             "as SNI."},
+    {.key = "tls_insecure_skip_verify", .type = ST_BOOL,
+     .off = OFF(config_fleet, tls_insecure_skip_verify),
+     .help = "rediss://: do not verify Redis's certificate (anyone on the path can read the "
+             "fleet's traffic and password). Logged as a warning at start; for tests only."},
 };
 static const struct schema fleet_schema = {
     "fleet",

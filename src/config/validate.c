@@ -417,16 +417,31 @@ static void check_budgets(struct cfg_ctx *ctx)
 }
 
 /* A relative ledger path is relative to the config file's directory. */
-static void resolve_ledger_path(struct config *cfg, const char *source_path)
+/* A relative file name in the config is relative to the config file's directory. */
+static void resolve_path(char **field, const char *source_path)
 {
-    char *p = cfg->ledger.path;
+    char *p = *field;
     if (!p || !source_path || p[0] == '/' || str_eq(p, ":memory:"))
         return;
     const char *slash = strrchr(source_path, '/');
     if (!slash)
         return;
-    cfg->ledger.path = xasprintf("%.*s/%s", (int)(slash - source_path), source_path, p);
+    *field = xasprintf("%.*s/%s", (int)(slash - source_path), source_path, p);
     free(p);
+}
+
+static void check_fleet_tls(struct cfg_ctx *ctx, const char *source_path)
+{
+    struct config_fleet *f = &ctx->cfg->fleet;
+    bool any = f->tls_ca_file || f->tls_cert_file || f->tls_key_file || f->tls_server_name ||
+               f->tls_insecure_skip_verify;
+    if (any && !(f->redis && str_has_prefix(f->redis, "rediss://")))
+        cfg_err(ctx, "fleet.tls_*: set, but fleet.redis is not a rediss:// URL");
+    if (!f->tls_cert_file != !f->tls_key_file)
+        cfg_err(ctx, "fleet.tls_cert_file and fleet.tls_key_file: give both or neither");
+    resolve_path(&f->tls_ca_file, source_path);
+    resolve_path(&f->tls_cert_file, source_path);
+    resolve_path(&f->tls_key_file, source_path);
 }
 
 void config_validate(struct cfg_ctx *ctx, const char *source_path)
@@ -442,6 +457,7 @@ void config_validate(struct cfg_ctx *ctx, const char *source_path)
     check_budgets(ctx);
     config_validate_clients(ctx);
     config_validate_users(ctx, source_path);
+    check_fleet_tls(ctx, source_path);
     resolve_secrets(ctx);
-    resolve_ledger_path(ctx->cfg, source_path);
+    resolve_path(&ctx->cfg->ledger.path, source_path);
 }

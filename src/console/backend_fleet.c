@@ -671,7 +671,7 @@ struct console_backend *console_backend_fleet_new(const struct console_fleet_opt
                                                   size_t msglen)
 {
     struct fleet_console *f = xcalloc(1, sizeof *f);
-    if (!fleet_parse_url(o->url, f->host, sizeof f->host, &f->port, &f->db, &f->is_unix)) {
+    if (!fleet_parse_url(o->url, f->host, sizeof f->host, &f->port, &f->db, &f->is_unix, NULL)) {
         snprintf(msg, msglen, "--fleet: expected redis://host:port/db or unix:///path");
         free(f);
         return NULL;

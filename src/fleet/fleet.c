@@ -49,11 +49,14 @@ static bool parse_db(const char *s, int *db)
     return true;
 }
 
-bool fleet_parse_url(const char *url, char *host, size_t hostlen, int *port, int *db, bool *is_unix)
+bool fleet_parse_url(const char *url, char *host, size_t hostlen, int *port, int *db, bool *is_unix,
+                     bool *tls)
 {
     *port = 6379;
     *db = 0;
     *is_unix = false;
+    if (tls)
+        *tls = false;
     if (str_has_prefix(url, "unix://")) {
         const char *path = url + strlen("unix://");
         const char *q = strstr(path, "?db=");
@@ -65,9 +68,15 @@ bool fleet_parse_url(const char *url, char *host, size_t hostlen, int *port, int
         *is_unix = true;
         return true;
     }
-    if (!str_has_prefix(url, "redis://"))
+    const char *h = NULL;
+    if (str_has_prefix(url, "redis://"))
+        h = url + strlen("redis://");
+    else if (tls && str_has_prefix(url, "rediss://")) {
+        h = url + strlen("rediss://");
+        *tls = true;
+    }
+    if (!h)
         return false;
-    const char *h = url + strlen("redis://");
     const char *slash = strchr(h, '/');
     const char *end = slash ? slash : h + strlen(h);
     const char *colon = memchr(h, ':', (size_t)(end - h));
@@ -114,13 +123,36 @@ bool fleet_parse_notice(const char *p, size_t len, char *origin, size_t originle
 
 /* ---- lifecycle ------------------------------------------------------------------------------ */
 
+/* rediss://: the TLS context; a loud warning when verification is off. */
+static bool tls_open(struct fleet *f, const struct config_fleet *cfg, char *msg, size_t msglen)
+{
+    struct fleet_tls_opts o = {.ca_file = cfg->tls_ca_file,
+                               .cert_file = cfg->tls_cert_file,
+                               .key_file = cfg->tls_key_file,
+                               .server_name = cfg->tls_server_name,
+                               .insecure_skip_verify = cfg->tls_insecure_skip_verify};
+    f->tls = fleet_tls_new(&o, msg, msglen);
+    if (f->tls && o.insecure_skip_verify)
+        log_warn("fleet: fleet.tls_insecure_skip_verify is on: Redis's certificate is NOT "
+                 "verified; anyone on the path to %s can read and change the fleet's traffic "
+                 "and learn its Redis password",
+                 f->host);
+    return f->tls != NULL;
+}
+
 struct fleet *fleet_new(const struct config_fleet *cfg, const char *default_name, char *msg,
                         size_t msglen)
 {
     struct fleet *f = xcalloc(1, sizeof *f);
-    if (!cfg->redis ||
-        !fleet_parse_url(cfg->redis, f->host, sizeof f->host, &f->port, &f->db, &f->is_unix)) {
-        snprintf(msg, msglen, "fleet.redis: expected redis://host:port/db or unix:///path");
+    if (!cfg->redis || !fleet_parse_url(cfg->redis, f->host, sizeof f->host, &f->port, &f->db,
+                                        &f->is_unix, &f->is_tls)) {
+        snprintf(msg, msglen,
+                 "fleet.redis: expected redis://host:port/db, rediss://host:port/db or "
+                 "unix:///path");
+        free(f);
+        return NULL;
+    }
+    if (f->is_tls && !tls_open(f, cfg, msg, msglen)) {
         free(f);
         return NULL;
     }
@@ -190,6 +222,7 @@ void fleet_free(struct fleet *f)
     free(f->counters);
     free(f->leases);
     free(f->heartbeat);
+    fleet_tls_free(f->tls);
     if (f->password) {
         explicit_bzero(f->password, strlen(f->password));
         free(f->password);

@@ -15,6 +15,7 @@
 #include <stdatomic.h>
 
 #include "switchboard/fleet.h"
+#include "switchboard/fleet_tls.h"
 
 #define FLEET_PREFIX_MAX 64
 #define FLEET_MAX_STORES 4
@@ -55,6 +56,8 @@ struct fleet {
     char host[256];
     int port, db;
     bool is_unix;
+    bool is_tls;           /* rediss:// */
+    struct fleet_tls *tls; /* its TLS context; NULL for redis:// and unix:// */
     char *password;
     char prefix[FLEET_PREFIX_MAX];
     char name[FLEET_NAME_MAX];
@@ -79,6 +82,7 @@ struct fleet {
 
     /* fleet thread only */
     redisContext *cmd, *sub;
+    struct fleet_tls_pump *cmd_pump, *sub_pump; /* rediss://: their TLS bridges */
     int64_t backoff_ms, next_connect_ms, next_flush_ms, next_refresh_ms, next_hb_ms;
     bool ever_connected;
 };

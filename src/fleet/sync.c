@@ -81,6 +81,9 @@ static void disconnect(struct fleet *f)
     if (f->sub)
         redisFree(f->sub);
     f->cmd = f->sub = NULL;
+    fleet_tls_pump_close(f->cmd_pump); /* after redisFree: the pumps see their socket close */
+    fleet_tls_pump_close(f->sub_pump);
+    f->cmd_pump = f->sub_pump = NULL;
 }
 
 static bool reply_ok(redisContext *c, redisReply *r, char *err, size_t errlen)
@@ -106,11 +109,19 @@ static bool run(redisContext *c, char *err, size_t errlen, int argc, const char 
     return ok;
 }
 
-static redisContext *open_one(struct fleet *f, char *err, size_t errlen)
+/* pump: where a rediss:// connection's TLS bridge goes (closed by disconnect). */
+static redisContext *open_one(struct fleet *f, struct fleet_tls_pump **pump, char *err,
+                              size_t errlen)
 {
     struct timeval tv = tv_ms(FLEET_IO_TIMEOUT_MS);
-    redisContext *c = f->is_unix ? redisConnectUnixWithTimeout(f->host, tv)
-                                 : redisConnectWithTimeout(f->host, f->port, tv);
+    redisContext *c = NULL;
+    if (f->is_tls)
+        c = fleet_tls_connect(f->tls, f->host, f->port, FLEET_IO_TIMEOUT_MS, pump, err, errlen);
+    else
+        c = f->is_unix ? redisConnectUnixWithTimeout(f->host, tv)
+                       : redisConnectWithTimeout(f->host, f->port, tv);
+    if (f->is_tls && !c)
+        return NULL; /* err says why */
     if (!c || c->err) {
         snprintf(err, errlen, "%s", c ? c->errstr : "out of memory");
         goto fail;
@@ -275,10 +286,12 @@ static bool reseed_if_needed(struct fleet *f, char *err, size_t errlen)
 
 static bool try_connect(struct fleet *f, char *err, size_t errlen)
 {
-    f->cmd = open_one(f, err, errlen);
-    if (!f->cmd)
+    f->cmd = open_one(f, &f->cmd_pump, err, errlen);
+    if (!f->cmd) {
+        disconnect(f);
         return false;
-    f->sub = open_one(f, err, errlen);
+    }
+    f->sub = open_one(f, &f->sub_pump, err, errlen);
     if (!f->sub || !subscribe(f, err, errlen) || !reseed_if_needed(f, err, errlen) ||
         !load_overrides(f, err, errlen) ||
         !load_keys(f, "cool:", FLEET_NOTICE_COOLDOWN, err, errlen) ||

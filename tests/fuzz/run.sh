@@ -11,7 +11,7 @@ cd "$root"
 out=build/fuzz
 mkdir -p "$out/obj" "$out/artifacts"
 CC=${FUZZ_CC:-clang}
-pkgs="libcurl libcjson libmicrohttpd ncursesw sqlite3 hiredis libcrypto"
+pkgs="libcurl libcjson libmicrohttpd ncursesw sqlite3 hiredis libssl libcrypto"
 flags="-g -O1 -std=c11 -D_GNU_SOURCE -Iinclude $(pkg-config --cflags $pkgs) -fsanitize=address,undefined -fno-sanitize-recover=all"
 libs="$(pkg-config --libs $pkgs) -lm -pthread"
 

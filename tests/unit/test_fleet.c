@@ -144,22 +144,37 @@ static void test_fleet_parses_urls(void **state)
     char host[64];
     int port, db;
     bool un;
-    assert_true(fleet_parse_url("redis://10.0.0.5:6380/2", host, sizeof host, &port, &db, &un));
+    assert_true(
+        fleet_parse_url("redis://10.0.0.5:6380/2", host, sizeof host, &port, &db, &un, NULL));
     assert_string_equal(host, "10.0.0.5");
     assert_int_equal(port, 6380);
     assert_int_equal(db, 2);
     assert_false(un);
-    assert_true(fleet_parse_url("redis://cache", host, sizeof host, &port, &db, &un));
+    assert_true(fleet_parse_url("redis://cache", host, sizeof host, &port, &db, &un, NULL));
     assert_int_equal(port, 6379);
     assert_int_equal(db, 0);
-    assert_true(fleet_parse_url("unix:///run/r.sock?db=3", host, sizeof host, &port, &db, &un));
+    assert_true(
+        fleet_parse_url("unix:///run/r.sock?db=3", host, sizeof host, &port, &db, &un, NULL));
     assert_string_equal(host, "/run/r.sock");
     assert_int_equal(db, 3);
     assert_true(un);
-    assert_false(fleet_parse_url("redis://:secret@host", host, sizeof host, &port, &db, &un));
-    assert_false(fleet_parse_url("redis://host:99999", host, sizeof host, &port, &db, &un));
-    assert_false(fleet_parse_url("http://host", host, sizeof host, &port, &db, &un));
-    assert_false(fleet_parse_url("unix://relative", host, sizeof host, &port, &db, &un));
+    assert_false(fleet_parse_url("redis://:secret@host", host, sizeof host, &port, &db, &un, NULL));
+    assert_false(fleet_parse_url("redis://host:99999", host, sizeof host, &port, &db, &un, NULL));
+    assert_false(fleet_parse_url("http://host", host, sizeof host, &port, &db, &un, NULL));
+    assert_false(fleet_parse_url("unix://relative", host, sizeof host, &port, &db, &un, NULL));
+    bool tls = false;
+    assert_true(
+        fleet_parse_url("rediss://r.internal:6380/1", host, sizeof host, &port, &db, &un, &tls));
+    assert_true(tls);
+    assert_string_equal(host, "r.internal");
+    assert_int_equal(port, 6380);
+    assert_int_equal(db, 1);
+    assert_true(fleet_parse_url("redis://r.internal", host, sizeof host, &port, &db, &un, &tls));
+    assert_false(tls);
+    /* a caller without TLS (tls NULL) refuses rediss:// */
+    assert_false(fleet_parse_url("rediss://r.internal", host, sizeof host, &port, &db, &un, NULL));
+    assert_false(
+        fleet_parse_url("rediss://u:pw@r.internal", host, sizeof host, &port, &db, &un, &tls));
 }
 
 static void test_fleet_parses_notice_payloads(void **state)
