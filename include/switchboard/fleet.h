@@ -17,6 +17,8 @@
  *   P audit                    stream of operator commands (XADD MAXLEN ~ FLEET_AUDIT_MAX)
  *   P inst:<name>              the instance's heartbeat JSON, PX FLEET_HEARTBEAT_TTL_MS
  *   P instances                zset of instance names scored by their last heartbeat
+ *   P conc:<key>               set of the instances holding slots of a fleet-wide pool
+ *   P conc:<key>:<name>        the slots <name> holds, PX FLEET_SLOT_TTL_MS
  *   P seeded:<name>            present while Redis holds this instance's contributions; a
  *                              Redis that lost it (restarted empty) gets them re-added
  *   P notices                  pub/sub channel: "<origin>\t<kind>\t<body>"
@@ -46,7 +48,11 @@
 #define FLEET_MAX_LEASES       128
 #define FLEET_LEASE_MS         250  /* a lease is this long at the fleet\'s rate */
 #define FLEET_LEASE_BURST_MS   1000 /* the bucket holds this long at the fleet\'s rate */
-#define FLEET_MAX_OUTBOX       512  /* notices kept while Redis is down */
+#define FLEET_MAX_POOLS        64   /* fleet-wide max_concurrency pools */
+#define FLEET_SLOT_TTL_MS      3000 /* a silent instance's slots return to the pool after this */
+#define FLEET_SLOT_RENEW_MS    1000
+#define FLEET_SLOT_IDLE_MS     2000 /* an instance this long without calls keeps no spare slot */
+#define FLEET_MAX_OUTBOX       512 /* notices kept while Redis is down */
 #define FLEET_MAX_INBOX        1024
 #define FLEET_AUDIT_MAX        10000
 #define FLEET_KEY_MAX          192
@@ -127,6 +133,24 @@ int64_t fleet_counter_get(struct fleet *f, const char *key, int64_t *local_pendi
  */
 bool fleet_lease_has(struct fleet *f, const char *key, int64_t n, int64_t per_minute, bool *stale);
 void fleet_lease_use(struct fleet *f, const char *key, int64_t n);
+
+/*
+ * A fleet-wide pool of max slots per key (a target's max_concurrency). Each instance holds a
+ * grant in Redis (P conc:<key>:<name>, expiring FLEET_SLOT_TTL_MS after its last renewal, so
+ * a dead instance's slots come back; the holders are the set P conc:<key>) sized to its calls
+ * in flight plus one spare while it had calls in the last FLEET_SLOT_IDLE_MS, so a busy
+ * instance's next call needs no Redis round trip (an idle one holds none, so a single busy
+ * instance can use the whole pool; its first call waits for a grant); the fleet thread grows,
+ * shrinks and renews it in the background (a Lua script that grants only what the other
+ * holders leave free). The fleet never holds more than max at once.
+ * fleet_slot_free: whether this instance may start one more call now (if not, it asks for
+ * more in the background); *stale (may be NULL) is set while Redis is unreachable, when the
+ * answer is false and the caller falls back to its own share. fleet_slot_take: a call took a
+ * slot; fleet_slot_give: it ended. A full table (FLEET_MAX_POOLS keys) does not hold back.
+ */
+bool fleet_slot_free(struct fleet *f, const char *key, long max, bool *stale);
+void fleet_slot_take(struct fleet *f, const char *key);
+void fleet_slot_give(struct fleet *f, const char *key);
 
 /* ---- notices (any thread) -------------------------------------------------------------------- */
 

@@ -164,6 +164,7 @@ struct fleet *fleet_new(const struct config_fleet *cfg, const char *default_name
     pthread_cond_init(&f->cv, NULL);
     f->counters = xcalloc(FLEET_MAX_COUNTERS, sizeof *f->counters);
     f->leases = xcalloc(FLEET_MAX_LEASES, sizeof *f->leases);
+    f->slots = xcalloc(FLEET_MAX_POOLS, sizeof *f->slots);
     f->st.enabled = true;
     str_copy(f->st.name, sizeof f->st.name, f->name);
     snprintf(f->st.text, sizeof f->st.text, "fleet: connecting to redis");
@@ -221,6 +222,7 @@ void fleet_free(struct fleet *f)
     fleet_notices_free(f->in_head);
     free(f->counters);
     free(f->leases);
+    free(f->slots);
     free(f->heartbeat);
     fleet_tls_free(f->tls);
     if (f->password) {
@@ -370,6 +372,66 @@ void fleet_lease_use(struct fleet *f, const char *key, int64_t n)
     struct fleet_lease *l = lease_slot(f, key);
     if (l)
         l->balance = l->balance > n ? l->balance - n : 0;
+    pthread_mutex_unlock(&f->mu);
+}
+
+/* ---- concurrency pools ---------------------------------------------------------------------- */
+
+static struct fleet_slot *slot_find(struct fleet *f, const char *key)
+{
+    char full[FLEET_KEY_MAX];
+    snprintf(full, sizeof full, "%sconc:%.*s", f->prefix, FLEET_KEY_MAX - FLEET_PREFIX_MAX - 40,
+             key);
+    struct fleet_slot *free_slot = NULL;
+    for (size_t i = 0; i < FLEET_MAX_POOLS; i++) {
+        struct fleet_slot *s = &f->slots[i];
+        if (s->used && str_eq(s->key, full))
+            return s;
+        if (!s->used && !free_slot)
+            free_slot = s;
+    }
+    if (free_slot) {
+        memset(free_slot, 0, sizeof *free_slot);
+        free_slot->used = true;
+        str_copy(free_slot->key, sizeof free_slot->key, full);
+    }
+    return free_slot;
+}
+
+bool fleet_slot_free(struct fleet *f, const char *key, long max, bool *stale)
+{
+    pthread_mutex_lock(&f->mu);
+    struct fleet_slot *s = slot_find(f, key);
+    bool down = !f->st.connected;
+    bool ok = !s || s->in_use < s->granted;
+    if (s) {
+        s->max = max; /* the fleet thread asks for more when in_use + 1 > granted */
+        if (!ok)
+            s->active_ms = clock_wall_ms();
+    }
+    pthread_mutex_unlock(&f->mu);
+    if (stale)
+        *stale = down;
+    return ok && !down;
+}
+
+void fleet_slot_take(struct fleet *f, const char *key)
+{
+    pthread_mutex_lock(&f->mu);
+    struct fleet_slot *s = slot_find(f, key);
+    if (s) {
+        s->in_use++;
+        s->active_ms = clock_wall_ms();
+    }
+    pthread_mutex_unlock(&f->mu);
+}
+
+void fleet_slot_give(struct fleet *f, const char *key)
+{
+    pthread_mutex_lock(&f->mu);
+    struct fleet_slot *s = slot_find(f, key);
+    if (s && s->in_use > 0)
+        s->in_use--;
     pthread_mutex_unlock(&f->mu);
 }
 

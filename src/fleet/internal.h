@@ -41,6 +41,17 @@ struct fleet_lease {
     int64_t denied_until_ms; /* Redis had none left: do not ask again before this (wall) */
 };
 
+/* A fleet-wide concurrency pool this instance draws on (fleet_slot_*). */
+struct fleet_slot {
+    bool used;
+    char key[FLEET_KEY_MAX]; /* P conc:<key>: the set of holders; P conc:<key>:<name> ours */
+    long max;                /* the fleet's limit */
+    long in_use;             /* this instance's calls holding a slot */
+    long granted;            /* what Redis last granted this instance */
+    int64_t next_refresh_ms; /* renew our grant's expiry by then (wall) */
+    int64_t active_ms;       /* wall ms of the last take or of a call that found none free */
+};
+
 struct fleet_out {
     struct fleet_out *next;
     enum fleet_notice_kind kind;
@@ -71,6 +82,7 @@ struct fleet {
     pthread_cond_t cv;              /* wakes the fleet thread early (stop) */
     struct fleet_counter *counters; /* FLEET_MAX_COUNTERS slots */
     struct fleet_lease *leases;     /* FLEET_MAX_LEASES slots */
+    struct fleet_slot *slots;       /* FLEET_MAX_POOLS pools */
     struct fleet_out *out_head, *out_tail;
     size_t n_out;
     uint64_t out_dropped;

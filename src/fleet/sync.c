@@ -305,6 +305,10 @@ static bool try_connect(struct fleet *f, char *err, size_t errlen)
         pthread_mutex_unlock(&f->mu);
     }
     f->next_flush_ms = f->next_refresh_ms = f->next_hb_ms = 0;
+    pthread_mutex_lock(&f->mu);
+    for (size_t i = 0; i < FLEET_MAX_POOLS; i++)
+        f->slots[i].next_refresh_ms = 0; /* a new Redis may not know our grants */
+    pthread_mutex_unlock(&f->mu);
     return true;
 }
 
@@ -634,10 +638,83 @@ static bool refill_leases(struct fleet *f, int64_t now, char *err, size_t errlen
     return ok;
 }
 
+/* A fleet-wide concurrency pool: grants this instance up to ARGV[3] slots of ARGV[1], what
+ * the other live holders leave free, and records max(grant, ARGV[6] in use) as ours with an
+ * expiry (so a dead instance's slots come back). KEYS[1] the set of holders; ARGV: max, our
+ * name, want, ttl ms, the holders' key prefix, in use. Keys of holders are derived from the
+ * set (a standalone Redis or Valkey; not for a cluster). */
+static const char slot_script[] =
+    "local others = 0\n"
+    "for _, m in ipairs(redis.call('SMEMBERS', KEYS[1])) do\n"
+    "  if m ~= ARGV[2] then\n"
+    "    local v = redis.call('GET', ARGV[5] .. m)\n"
+    "    if v then others = others + tonumber(v) else redis.call('SREM', KEYS[1], m) end\n"
+    "  end\n"
+    "end\n"
+    "local grant = math.min(tonumber(ARGV[3]), tonumber(ARGV[1]) - others)\n"
+    "if grant < 0 then grant = 0 end\n"
+    "local hold = math.max(grant, tonumber(ARGV[6]))\n"
+    "if hold > 0 then\n"
+    "  redis.call('SET', ARGV[5] .. ARGV[2], tostring(hold), 'PX', ARGV[4])\n"
+    "  redis.call('SADD', KEYS[1], ARGV[2])\n"
+    "  redis.call('PEXPIRE', KEYS[1], tonumber(ARGV[4]) * 10)\n"
+    "else\n"
+    "  redis.call('DEL', ARGV[5] .. ARGV[2])\n"
+    "  redis.call('SREM', KEYS[1], ARGV[2])\n"
+    "end\n"
+    "return grant\n";
+
+/* Grows, shrinks or renews each pool's grant: to what is in use plus one spare while busy. */
+static bool refill_slots(struct fleet *f, int64_t now, char *err, size_t errlen)
+{
+    size_t items[FLEET_MAX_POOLS];
+    size_t n = 0;
+    pthread_mutex_lock(&f->mu);
+    for (size_t i = 0; i < FLEET_MAX_POOLS; i++) {
+        struct fleet_slot *s = &f->slots[i];
+        long spare = now - s->active_ms < FLEET_SLOT_IDLE_MS ? 1 : 0;
+        long want = s->in_use + spare < s->max ? s->in_use + spare : s->max;
+        if (!s->used || s->max <= 0 || (want == s->granted && now < s->next_refresh_ms))
+            continue;
+        char mx[24], w[24], ttl[24], inuse[24], prefix[FLEET_KEY_MAX + 1];
+        snprintf(mx, sizeof mx, "%ld", s->max);
+        snprintf(w, sizeof w, "%ld", want);
+        snprintf(ttl, sizeof ttl, "%d", FLEET_SLOT_TTL_MS);
+        snprintf(inuse, sizeof inuse, "%ld", s->in_use);
+        snprintf(prefix, sizeof prefix, "%s:", s->key);
+        items[n++] = i;
+        redisAppendCommandArgv(
+            f->cmd, 10,
+            (const char *[]){"EVAL", slot_script, "1", s->key, mx, f->name, w, ttl, prefix, inuse},
+            NULL);
+    }
+    pthread_mutex_unlock(&f->mu);
+    if (n == 0)
+        return true;
+    redisReply *replies[FLEET_MAX_POOLS];
+    bool ok = read_replies(f->cmd, replies, n, err, errlen);
+    pthread_mutex_lock(&f->mu);
+    for (size_t k = 0; ok && k < n; k++) {
+        struct fleet_slot *s = &f->slots[items[k]];
+        if (replies[k]->type != REDIS_REPLY_INTEGER) {
+            snprintf(err, errlen, "slots: %.*s", (int)replies[k]->len,
+                     replies[k]->str ? replies[k]->str : "");
+            ok = false;
+            break;
+        }
+        s->granted = (long)replies[k]->integer;
+        s->next_refresh_ms = now + FLEET_SLOT_RENEW_MS;
+    }
+    pthread_mutex_unlock(&f->mu);
+    free_replies(replies, ok ? n : 0);
+    return ok;
+}
+
 /* Everything due on the command connection; false on a Redis error (err says which). */
 static bool exchange(struct fleet *f, int64_t now, char *err, size_t errlen)
 {
-    if (!flush_outbox(f, err, errlen) || !refill_leases(f, now, err, errlen))
+    if (!flush_outbox(f, err, errlen) || !refill_leases(f, now, err, errlen) ||
+        !refill_slots(f, now, err, errlen))
         return false;
     if (now >= f->next_flush_ms) {
         if (!flush_counters(f, err, errlen))

@@ -95,4 +95,5 @@ void attempt_account(struct router *rt, struct attempt *a, const struct transpor
         .request_id = a->call->request_id,
     };
     stats_note_finish(&t->stats, now, &sr);
+    fleet_glue_rate_done(t);
 }

@@ -67,6 +67,13 @@ bool fleet_glue_open(struct router *rt, const struct config *cfg, char *msg, siz
         return false;
     }
     rt->fleet_instances = 1;
+    for (size_t i = 0; i < cfg->n_targets; i++) { /* a spare slot before the first call */
+        const struct config_target *c = &cfg->targets[i];
+        char key[FLEET_KEY_MAX];
+        snprintf(key, sizeof key, "%.100s:c", c->name);
+        if (c->fleet_limits && c->max_concurrency > 0)
+            fleet_slot_free(rt->fleet, key, c->max_concurrency, NULL);
+    }
     rt->fleet_seen = xcalloc(FLEET_GUARD_SLOTS, sizeof *rt->fleet_seen);
     rt->fleet_share_breakers = cfg->fleet.share_breakers;
     log_info("fleet: instance %s, redis %s", fleet_name(rt->fleet), cfg->fleet.redis);
@@ -272,6 +279,31 @@ static bool share_blocked(const struct target_state *t, int64_t now_ms, long est
     return false;
 }
 
+/* max_concurrency from the fleet's pool; while Redis is down, this instance's share of it. */
+static bool slots_blocked(const struct target_state *t, char *why, size_t whylen)
+{
+    const struct config_target *c = t->cfg;
+    char key[FLEET_KEY_MAX];
+    bool stale = false;
+    rate_key(t, 'c', key, sizeof key);
+    if (fleet_slot_free(t->rt->fleet, key, c->max_concurrency, &stale))
+        return false;
+    long n = t->rt->fleet_instances > 1 ? t->rt->fleet_instances : 1;
+    long share = (c->max_concurrency + n - 1) / n;
+    if (stale && t->stats.in_flight < share)
+        return false;
+    if (why && stale)
+        snprintf(why, whylen,
+                 "fleet max_concurrency %ld: this instance's share (%ld of %ld instances) in "
+                 "flight, redis unreachable",
+                 c->max_concurrency, share, n);
+    else if (why)
+        snprintf(why, whylen,
+                 "fleet max_concurrency %ld reached: every slot of the fleet's pool is in use",
+                 c->max_concurrency);
+    return true;
+}
+
 bool fleet_glue_rate_blocked(const struct target_state *t, int64_t now_ms, long est_tokens,
                              char *why, size_t whylen)
 {
@@ -279,16 +311,8 @@ bool fleet_glue_rate_blocked(const struct target_state *t, int64_t now_ms, long 
     const struct config_target *c = t->cfg;
     if (!f || !c->fleet_limits || (c->rpm <= 0 && c->tpm <= 0 && c->max_concurrency <= 0))
         return false;
-    long n = t->rt->fleet_instances > 1 ? t->rt->fleet_instances : 1;
-    long share = (c->max_concurrency + n - 1) / n; /* each instance its share of the slots */
-    if (c->max_concurrency > 0 && t->stats.in_flight >= share) {
-        if (why)
-            snprintf(why, whylen,
-                     "fleet max_concurrency %ld: this instance's share (%ld of %ld "
-                     "instances) in flight",
-                     c->max_concurrency, share, n);
+    if (c->max_concurrency > 0 && slots_blocked(t, why, whylen))
         return true;
-    }
     char key[FLEET_KEY_MAX];
     bool stale = false;
     if (c->rpm > 0) {
@@ -326,6 +350,21 @@ void fleet_glue_rate_sent(const struct target_state *t, long est_tokens)
         rate_key(t, 't', key, sizeof key);
         fleet_lease_use(f, key, est_tokens > 0 ? est_tokens : 1);
     }
+    if (c->max_concurrency > 0) {
+        rate_key(t, 'c', key, sizeof key);
+        fleet_slot_take(f, key);
+    }
+}
+
+void fleet_glue_rate_done(const struct target_state *t)
+{
+    struct fleet *f = t->rt->fleet;
+    const struct config_target *c = t->cfg;
+    if (!f || !c->fleet_limits || c->max_concurrency <= 0)
+        return;
+    char key[FLEET_KEY_MAX];
+    rate_key(t, 'c', key, sizeof key);
+    fleet_slot_give(f, key);
 }
 
 /* ---- the runaway guard, fleet-wide ----------------------------------------------------------- */

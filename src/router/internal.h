@@ -459,6 +459,7 @@ bool fleet_glue_target_blocked(const struct target_state *t, char *why, size_t w
 bool fleet_glue_rate_blocked(const struct target_state *t, int64_t now_ms, long est_tokens,
                              char *why, size_t whylen);
 void fleet_glue_rate_sent(const struct target_state *t, long est_tokens); /* a call went out */
+void fleet_glue_rate_done(const struct target_state *t); /* an attempt ended (its slot back) */
 void fleet_glue_snapshot(struct router *rt, struct router_snapshot *s);
 /* After the local guard allowed a call: the same prompt from the same tag counted across the
  * fleet; over identical_max it becomes a storm decision per guard.action. */

@@ -11,7 +11,8 @@
 #  - a 429 with Retry-After: 5 answered to one instance: no instance sends that target a call
 #    for 5 s;
 #  - fleet.share_breakers: a breaker one instance opens takes the target out on all;
-#  - max_concurrency (fleet_limits) holds across the instances;
+#  - max_concurrency (fleet_limits) holds across the instances, as one pool (one busy instance
+#    may use all of it) whose slots a dead instance gives back when its grant expires;
 #  - an rpm limit of R across the fleet (fleet_limits) holds within 10 % over a minute;
 #  - kill -9 of Redis during load: zero client errors, /metrics says "redis unreachable since";
 #    Redis restarted empty: fleet spend equals the sum of the ledgers, overrides re-seeded.
@@ -274,6 +275,32 @@ check "fleet max_concurrency 3 holds across three instances (peak $(cat "$peak_f
   test "$(cat "$peak_file")" -le 3
 check "the calls over it waited for a slot (queue_ms), none failed" \
   test "$(json_get "j['by_status'].get('200', 0) == j['n']" <"$TMP/conc.json")" = True
+# a pool, not a split: with instances 2 and 3 idle, instance 1 alone may use every slot
+sleep 2.5 # FLEET_SLOT_IDLE_MS: the idle instances give their spare slots back
+( peak=0; end=$(( $(date +%s) + 5 ))
+  while (( $(date +%s) < end )); do
+    v=$(sim_stats d | json_get "j['in_flight']" 2>/dev/null || echo 0)
+    (( v > peak )) && peak=$v; echo "$peak" >"$peak_file"; sleep 0.05
+  done ) &
+PEAK_PID=$!
+$LOAD "${PORT[1]}" --duration 4 --c 6 --model conc >"$TMP/conc1.json"
+wait $PEAK_PID
+echo "# max_concurrency pool: 6 clients on instance 1 alone; the target saw at most $(cat "$peak_file") at once"
+check "one busy instance draws the whole fleet pool of 3 (peak $(cat "$peak_file"), a split gives 1)" \
+  test "$(cat "$peak_file")" -eq 3
+check "...and its calls all succeed" \
+  test "$(json_get "j['by_status'].get('200', 0) == j['n']" <"$TMP/conc1.json")" = True
+rcli SET t:conc:d:c:ghost 3 PX 3000 >/dev/null # a dead instance holding every slot
+rcli SADD t:conc:d:c ghost >/dev/null
+sleep 0.2
+t_ghost=$(date +%s.%N)
+$LOAD "${PORT[1]}" --n 3 --c 3 --model conc >"$TMP/ghost.json"
+waited=$(python3 -c "import time; print('%.1f' % (time.time() - $t_ghost))")
+echo "# a dead instance's 3 slots: calls waited ${waited} s for them to expire"
+check "a dead instance's slots come back when its grant expires (waited ${waited} s)" \
+  python3 -c "exit(0 if 2.0 <= $waited <= 6.5 else 1)"
+check "...and those calls succeed" \
+  test "$(json_get "j['by_status'].get('200', 0) == j['n']" <"$TMP/ghost.json")" = True
 
 # ---- 5. kill -9 of Redis under load ------------------------------------------------------------
 adm 2 POST /admin/targets/a/weight '{"weight": 7}' >/dev/null
