@@ -94,6 +94,16 @@ void clients_set(struct clients *cl, const struct clients_key *keys, size_t n,
  * never opens the gateway). */
 bool clients_required(struct clients *cl);
 void clients_require(struct clients *cl);
+/* Fleet mode (fleet.h; NULL: off): each key's rpm, tpm and day/month spend then hold across
+ * the fleet. rpm and tpm draw on Redis token buckets through local leases (P rl:ck:<name>:r
+ * and :t; a call's tokens are charged when it ends, so a key may overdraw its bucket by one
+ * call per instance, repaid from the next refill); spend goes to fleet counters (P
+ * spend:client:<name>:d|m:<date>) and the caps are checked against the fleet's totals. While
+ * Redis is unreachable: rpm and tpm hold at this instance's share (1/instances) of the limit
+ * over its own window; spend follows fleet.on_outage as the config's budgets do. Set before
+ * any request; f must outlive cl. */
+struct fleet;
+void clients_set_fleet(struct clients *cl, struct fleet *f);
 /* Seeds a key's spend in the windows that contain now (rebuilt from the ledger at start). */
 void clients_seed_spend(struct clients *cl, const char *name, int64_t now_wall_ms, double day_usd,
                         double month_usd);

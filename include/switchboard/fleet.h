@@ -52,7 +52,7 @@
 #define FLEET_SLOT_TTL_MS      3000 /* a silent instance's slots return to the pool after this */
 #define FLEET_SLOT_RENEW_MS    1000
 #define FLEET_SLOT_IDLE_MS     2000 /* an instance this long without calls keeps no spare slot */
-#define FLEET_MAX_OUTBOX       512 /* notices kept while Redis is down */
+#define FLEET_MAX_OUTBOX       512  /* notices kept while Redis is down */
 #define FLEET_MAX_INBOX        1024
 #define FLEET_AUDIT_MAX        10000
 #define FLEET_KEY_MAX          192
@@ -75,6 +75,7 @@ struct fleet_status {
     bool connected;        /* the last Redis exchange worked */
     int64_t down_since_ms; /* wall ms of the first failure of this outage; 0 while up */
     long instances;        /* heartbeating instances (self included); 0 while down */
+    long instances_last;   /* the last count seen while up (kept through an outage); 0 never */
     char name[FLEET_NAME_MAX];
     char text[96];        /* "fleet: 3 instances" / "fleet: redis unreachable since HH:MM:SS" */
     char last_error[128]; /* the last Redis error, "" none (no secrets: hiredis texts only) */
@@ -129,7 +130,9 @@ int64_t fleet_counter_get(struct fleet *f, const char *key, int64_t *local_pendi
  * (and if not, the fleet thread asks Redis for more in the background; the caller tries
  * again later); fleet_lease_use spends them. Over any minute the fleet sends at most
  * per_minute plus the burst. *stale (may be NULL) is set while Redis is unreachable: the
- * answer is then false and the caller falls back to its own share.
+ * answer is then false and the caller falls back to its own share. fleet_lease_use may take
+ * more than the balance (a call's actual tokens, known only at its end): the balance goes
+ * below zero and the next refills repay it before anything is granted.
  */
 bool fleet_lease_has(struct fleet *f, const char *key, int64_t n, int64_t per_minute, bool *stale);
 void fleet_lease_use(struct fleet *f, const char *key, int64_t n);

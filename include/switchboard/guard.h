@@ -72,6 +72,22 @@ struct guard *guard_new(const struct config_guard *params);
 void guard_set_params(struct guard *g, const struct config_guard *params);
 void guard_free(struct guard *g); /* NULL-safe */
 
+/*
+ * Fleet mode (fleet_glue.c): spikes judged on the whole fleet's arrivals of a tag. note counts
+ * one arrival of this instance in the current second; count gives the fleet's arrivals of the
+ * tag (this instance's included, as far as the fleet knows) in the second `ago` whole seconds
+ * before the current one. The guard then takes, per second, the larger of its own count and
+ * the fleet's, folds the baseline one second later (the fleet's counts of a second arrive
+ * within a few hundred ms), and lets this instance admit its share of the tag's allowance
+ * (its arrivals over the fleet's). NULL ops (the default): this instance alone. Copied.
+ */
+struct guard_fleet_ops {
+    void (*note)(void *ctx, uint64_t tag_hash);
+    uint64_t (*count)(void *ctx, uint64_t tag_hash, int64_t ago);
+    void *ctx;
+};
+void guard_set_fleet(struct guard *g, const struct guard_fleet_ops *ops);
+
 /* Counts one request of tag (NULL: untagged) with this prompt hash and decides. */
 void guard_check(struct guard *g, int64_t now_ms, const char *tag, uint64_t prompt_hash,
                  struct guard_decision *out);

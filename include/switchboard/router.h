@@ -320,6 +320,9 @@ void router_note(struct router *rt, enum router_event_kind kind, const char *tar
 /* Copies the latest snapshot into out when its generation differs from have_gen; returns
  * whether it did. Any thread. */
 bool router_snapshot_read(struct router *rt, struct router_snapshot *out, uint64_t have_gen);
+/* The router's fleet (fleet.h), NULL when fleet mode is off. Its functions are thread-safe and
+ * never wait on Redis; it lives as long as the router. Any thread. */
+struct fleet *router_fleet(struct router *rt);
 
 /* ---- dry run ------------------------------------------------------------------------------ */
 

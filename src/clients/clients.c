@@ -8,6 +8,10 @@
  *
  * Rate windows are twelve buckets of five seconds (a minute sliding in 5 s steps). Spend
  * windows are the UTC day and month of ledger.h's calendar; they roll over lazily.
+ *
+ * Fleet mode (clients_set_fleet): the fleet's functions are called under cl->mu (they take
+ * only the fleet's own mutex, never wait on Redis and never call back here), so the lock
+ * order is cl->mu, then the fleet's.
  */
 #include <pthread.h>
 #include <stdio.h>
@@ -21,6 +25,7 @@
 #include <openssl/rand.h>
 
 #include "switchboard/clients.h"
+#include "switchboard/fleet.h"
 #include "switchboard/ledger.h"
 
 #define WIN_SLOTS   12
@@ -50,6 +55,7 @@ struct clients {
     size_t n_budget_tags;
     bool required;
     uint64_t auth_failures[CLIENTS_VERDICT_COUNT];
+    struct fleet *fleet; /* NULL: limits are this process's alone */
 };
 
 /* ---- hashing ------------------------------------------------------------------------------ */
@@ -319,6 +325,13 @@ void clients_set(struct clients *cl, const struct clients_key *keys, size_t n,
     free_tags(old_tags, old_nt);
 }
 
+void clients_set_fleet(struct clients *cl, struct fleet *f)
+{
+    pthread_mutex_lock(&cl->mu);
+    cl->fleet = f;
+    pthread_mutex_unlock(&cl->mu);
+}
+
 bool clients_required(struct clients *cl)
 {
     pthread_mutex_lock(&cl->mu);
@@ -490,17 +503,69 @@ static void fmt_usd(char *out, size_t n, double v)
     snprintf(out, n, "$%.2f", v);
 }
 
+static void spend_key(const struct entry *e, bool month, int64_t now, char *out, size_t outlen)
+{
+    char date[11];
+    ledger_format_date(now, date);
+    snprintf(out, outlen, "spend:client:%s:%c:%.*s", e->key.name, month ? 'm' : 'd', month ? 7 : 10,
+             date);
+}
+
+/* The key's spend in a window in dollars: this process's, or with a fleet the fleet's total
+ * as far as known (never less than this process's own); while Redis is down per
+ * fleet.on_outage (share: this process's spend since counts once per instance; closed: -1,
+ * unknown). */
+static double window_spend(struct clients *cl, const struct entry *e, bool month, int64_t now)
+{
+    double local = month ? e->month_usd : e->day_usd;
+    if (!cl->fleet)
+        return local;
+    char key[FLEET_KEY_MAX];
+    spend_key(e, month, now, key, sizeof key);
+    int64_t mine = 0;
+    bool stale = false;
+    double v = (double)fleet_counter_get(cl->fleet, key, &mine, &stale) / 1e6;
+    if (stale) {
+        struct fleet_status st;
+        fleet_get_status(cl->fleet, &st);
+        long n = st.instances_last > 1 ? st.instances_last : 1;
+        switch (fleet_outage_mode(cl->fleet)) {
+        case FLEET_OUTAGE_SHARE:
+            v += (double)mine * (double)(n - 1) / 1e6;
+            break;
+        case FLEET_OUTAGE_OPEN:
+            v = local;
+            break;
+        case FLEET_OUTAGE_CLOSED:
+            return -1;
+        }
+    }
+    return v > local ? v : local;
+}
+
 /* Budget caps; true when refused (message and retry filled). */
-static bool over_budget(struct entry *e, int64_t now, struct clients_decision *d)
+static bool over_budget(struct clients *cl, struct entry *e, int64_t now,
+                        struct clients_decision *d)
 {
     char cap[32], spent[32];
     roll_spend(e, now);
-    bool day = e->key.daily_usd > 0 && e->day_usd >= e->key.daily_usd;
-    bool month = e->key.monthly_usd > 0 && e->month_usd >= e->key.monthly_usd;
+    double day_spent = e->key.daily_usd > 0 ? window_spend(cl, e, false, now) : 0;
+    double month_spent = e->key.monthly_usd > 0 ? window_spend(cl, e, true, now) : 0;
+    if (day_spent < 0 || month_spent < 0) {
+        d->verdict = CLIENTS_BUDGET;
+        snprintf(d->message, sizeof d->message,
+                 "client key '%s': fleet budget unknown: redis unreachable (fleet.on_outage "
+                 "closed)",
+                 e->key.name);
+        d->retry_after_ms = 5000;
+        return true;
+    }
+    bool day = e->key.daily_usd > 0 && day_spent >= e->key.daily_usd;
+    bool month = e->key.monthly_usd > 0 && month_spent >= e->key.monthly_usd;
     if (!day && !month)
         return false;
     fmt_usd(cap, sizeof cap, day ? e->key.daily_usd : e->key.monthly_usd);
-    fmt_usd(spent, sizeof spent, day ? e->day_usd : e->month_usd);
+    fmt_usd(spent, sizeof spent, day ? day_spent : month_spent);
     d->verdict = CLIENTS_BUDGET;
     snprintf(d->message, sizeof d->message,
              "client key '%s': %s budget %s reached (%s spent %s); resets at 00:00 UTC%s",
@@ -510,19 +575,50 @@ static bool over_budget(struct entry *e, int64_t now, struct clients_decision *d
     return true;
 }
 
-static bool over_rate(struct entry *e, int64_t now, struct clients_decision *d)
+/* Whether the fleet's bucket for this key's rpm ('r') or tpm ('t') is empty for us; while
+ * Redis is down, whether this instance's window reached its share of the limit. */
+static bool fleet_rate_over(struct fleet *f, const struct entry *e, char kind, long limit,
+                            long used_here)
+{
+    char key[FLEET_KEY_MAX];
+    snprintf(key, sizeof key, "ck:%s:%c", e->key.name, kind);
+    bool stale = false;
+    if (fleet_lease_has(f, key, 1, limit, &stale))
+        return false;
+    if (!stale)
+        return true;
+    struct fleet_status st;
+    fleet_get_status(f, &st);
+    long n = st.instances_last > 1 ? st.instances_last : 1;
+    return used_here >= (limit + n - 1) / n;
+}
+
+static bool over_rate(struct clients *cl, struct entry *e, int64_t now, struct clients_decision *d)
 {
     int64_t free_req = 0, free_tok = 0;
     long reqs = win_sum(&e->req, now, &free_req);
     long toks = win_sum(&e->tok, now, &free_tok);
-    bool rpm = e->key.rpm > 0 && reqs >= e->key.rpm;
-    bool tpm = e->key.tpm > 0 && toks >= e->key.tpm;
+    bool rpm = false, tpm = false;
+    if (cl->fleet) {
+        rpm = e->key.rpm > 0 && fleet_rate_over(cl->fleet, e, 'r', e->key.rpm, reqs);
+        tpm = e->key.tpm > 0 && fleet_rate_over(cl->fleet, e, 't', e->key.tpm, toks);
+    } else {
+        rpm = e->key.rpm > 0 && reqs >= e->key.rpm;
+        tpm = e->key.tpm > 0 && toks >= e->key.tpm;
+    }
     if (!rpm && !tpm)
         return false;
+    if (cl->fleet) {
+        free_req = free_tok = now + 1000; /* a fleet bucket refills continuously */
+        snprintf(d->message, sizeof d->message,
+                 "client key '%s': fleet-wide rate limit of %ld %s reached", e->key.name,
+                 rpm ? e->key.rpm : e->key.tpm, rpm ? "requests per minute" : "tokens per minute");
+    }
     d->verdict = CLIENTS_RATE;
-    snprintf(d->message, sizeof d->message, "client key '%s': rate limit of %ld %s reached",
-             e->key.name, rpm ? e->key.rpm : e->key.tpm,
-             rpm ? "requests per minute" : "tokens per minute");
+    if (!cl->fleet)
+        snprintf(d->message, sizeof d->message, "client key '%s': rate limit of %ld %s reached",
+                 e->key.name, rpm ? e->key.rpm : e->key.tpm,
+                 rpm ? "requests per minute" : "tokens per minute");
     d->retry_after_ms = (rpm ? free_req : free_tok) - now;
     if (d->retry_after_ms < 1000)
         d->retry_after_ms = 1000;
@@ -536,7 +632,7 @@ static void admit_locked(struct clients *cl, struct entry *e, const char *route,
         d->verdict = CLIENTS_ROUTE;
         snprintf(d->message, sizeof d->message, "client key '%s' may not use model '%.100s'",
                  e->key.name, route ? route : "");
-    } else if (!over_budget(e, now, d) && !over_rate(e, now, d)) {
+    } else if (!over_budget(cl, e, now, d) && !over_rate(cl, e, now, d)) {
         d->verdict = CLIENTS_OK;
     }
     if (d->verdict != CLIENTS_OK) {
@@ -548,6 +644,11 @@ static void admit_locked(struct clients *cl, struct entry *e, const char *route,
     d->tag_ignored = client_tag && *client_tag && !own;
     e->admitted++;
     win_add(&e->req, now, 1);
+    if (cl->fleet && e->key.rpm > 0) {
+        char key[FLEET_KEY_MAX];
+        snprintf(key, sizeof key, "ck:%s:r", e->key.name);
+        fleet_lease_use(cl->fleet, key, 1);
+    }
 }
 
 void clients_admit(struct clients *cl, const char *route, const char *client_tag,
@@ -583,6 +684,25 @@ bool clients_self_tag(struct clients *cl, const char *name)
     return ok;
 }
 
+/* A finished call's tokens (from the tpm lease: it may go below zero, repaid by the next
+ * refill) and cost (the fleet's spend counters). */
+static void fleet_note_done(struct fleet *f, const struct entry *e, int64_t now, long tokens,
+                            double cost_usd)
+{
+    char key[FLEET_KEY_MAX];
+    if (e->key.tpm > 0 && tokens > 0) {
+        snprintf(key, sizeof key, "ck:%s:t", e->key.name);
+        fleet_lease_use(f, key, tokens);
+    }
+    int64_t micro = (int64_t)(cost_usd * 1e6 + 0.5);
+    if (micro <= 0 || (e->key.daily_usd <= 0 && e->key.monthly_usd <= 0))
+        return;
+    spend_key(e, false, now, key, sizeof key);
+    fleet_counter_add(f, key, micro, INT64_C(3) * 86400);
+    spend_key(e, true, now, key, sizeof key);
+    fleet_counter_add(f, key, micro, INT64_C(40) * 86400);
+}
+
 void clients_note_done(struct clients *cl, const char *name, int64_t now_wall_ms, long tokens,
                        double cost_usd)
 {
@@ -599,6 +719,8 @@ void clients_note_done(struct clients *cl, const char *name, int64_t now_wall_ms
             e->month_usd += cost_usd;
             e->spend_usd += cost_usd;
         }
+        if (cl->fleet)
+            fleet_note_done(cl->fleet, e, now_wall_ms, tokens, cost_usd);
     }
     pthread_mutex_unlock(&cl->mu);
 }

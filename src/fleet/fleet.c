@@ -371,7 +371,7 @@ void fleet_lease_use(struct fleet *f, const char *key, int64_t n)
     pthread_mutex_lock(&f->mu);
     struct fleet_lease *l = lease_slot(f, key);
     if (l)
-        l->balance = l->balance > n ? l->balance - n : 0;
+        l->balance -= n; /* below zero: a debt the next refills repay */
     pthread_mutex_unlock(&f->mu);
 }
 

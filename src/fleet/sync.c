@@ -63,7 +63,7 @@ static void mark_up(struct fleet *f, long instances)
     f->st.down_since_ms = 0;
     f->st.connected = true;
     if (instances > 0)
-        f->st.instances = instances;
+        f->st.instances = f->st.instances_last = instances;
     snprintf(f->st.text, sizeof f->st.text, "fleet: %ld instance%s", f->st.instances,
              f->st.instances == 1 ? "" : "s");
     pthread_mutex_unlock(&f->mu);

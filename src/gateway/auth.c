@@ -179,6 +179,7 @@ void gw_auth_init(struct gateway *gw, const struct config *cfg)
     pthread_mutex_init(&gw->keys_mu, NULL);
     pthread_mutex_init(&gw->keys_refresh_mu, NULL);
     gw->clients = clients_new();
+    clients_set_fleet(gw->clients, router_fleet(gw->rt)); /* NULL: fleet mode off */
     gw->ledger_path = xstrdup(cfg->ledger.path);
     config_keys_from(cfg, &gw->cfg);
     refresh(gw, true);

@@ -8,7 +8,9 @@
  * has seen twice in the current window (fixed windows of guard.identical_window_ms; the count
  * slides over the previous one, weighted by what is left of it) is counted in Redis from then on,
  * so unique prompts never cost a Redis key, and a storm spread by a load balancer over N instances
- * is still one storm.
+ * is still one storm. Its rate spikes are judged on the fleet's arrivals of each tag: one Redis
+ * counter per tag and wall-clock second (P gspk:<tag hash>:<second>, 30 s TTL), read by the
+ * guard through guard_set_fleet's ops.
  *
  * Threads: router thread only, except fleet_glue_open / fleet_glue_close (router_new and
  * after the thread was joined, through spend_open / spend_close). The fleet calls used here
@@ -28,6 +30,32 @@
 
 #define DAY_TTL_S   (INT64_C(3) * 86400)
 #define MONTH_TTL_S (INT64_C(40) * 86400)
+
+/* ---- the runaway guard's rate spikes, fleet-wide (guard.h's fleet ops) ----------------------- */
+
+#define SPIKE_TTL_S 30 /* a tag's per-second arrival counters, in Redis */
+
+static void spike_key(uint64_t tag_hash, int64_t wall_sec, char *out, size_t outlen)
+{
+    snprintf(out, outlen, "gspk:%016llx:%lld", (unsigned long long)tag_hash, (long long)wall_sec);
+}
+
+static void spike_note(void *ctx, uint64_t tag_hash)
+{
+    struct router *rt = ctx;
+    char key[FLEET_KEY_MAX];
+    spike_key(tag_hash, rt_wall_ms(rt) / 1000, key, sizeof key);
+    fleet_counter_add(rt->fleet, key, 1, SPIKE_TTL_S);
+}
+
+static uint64_t spike_count(void *ctx, uint64_t tag_hash, int64_t ago)
+{
+    struct router *rt = ctx;
+    char key[FLEET_KEY_MAX];
+    spike_key(tag_hash, rt_wall_ms(rt) / 1000 - ago, key, sizeof key);
+    int64_t v = fleet_counter_get(rt->fleet, key, NULL, NULL);
+    return v > 0 ? (uint64_t)v : 0;
+}
 
 /* ---- lifecycle ------------------------------------------------------------------------------- */
 
@@ -67,6 +95,8 @@ bool fleet_glue_open(struct router *rt, const struct config *cfg, char *msg, siz
         return false;
     }
     rt->fleet_instances = 1;
+    guard_set_fleet(rt->guard,
+                    &(struct guard_fleet_ops){.note = spike_note, .count = spike_count, .ctx = rt});
     for (size_t i = 0; i < cfg->n_targets; i++) { /* a spare slot before the first call */
         const struct config_target *c = &cfg->targets[i];
         char key[FLEET_KEY_MAX];

@@ -48,6 +48,7 @@ struct guard {
     size_t n_tags;
     int64_t tags_swept;
     struct guard_stats stats;
+    struct guard_fleet_ops fleet; /* .count NULL: this instance alone */
 };
 
 /* b mod n for any b (bucket numbers may be negative in tests that start at time 0). */
@@ -274,17 +275,33 @@ static uint32_t ring_at(const uint32_t *counts, int64_t head, int64_t sec)
     return sec <= head && sec > head - GUARD_SPIKE_SECS ? counts[ring(sec, GUARD_SPIKE_SECS)] : 0;
 }
 
+/* The tag's arrivals in second s (now being second cur): this instance's, or in fleet mode
+ * the larger of that and the fleet's count. */
+static double arrivals_at(const struct guard *g, const struct tagrate *t, int64_t s, int64_t cur)
+{
+    uint64_t mine = ring_at(t->arrived, t->head, s);
+    if (!g->fleet.count)
+        return (double)mine;
+    uint64_t all = g->fleet.count(g->fleet.ctx, t->hash, cur - s);
+    return (double)(all > mine ? all : mine);
+}
+
+void guard_set_fleet(struct guard *g, const struct guard_fleet_ops *ops)
+{
+    g->fleet = ops ? *ops : (struct guard_fleet_ops){0};
+}
+
 /* Folds the whole seconds before now into the baseline (not while spiking), then moves the
  * rings to the current second. */
 static void tag_advance(struct guard *g, struct tagrate *t, int64_t sec)
 {
     double alpha = 1.0 - exp(-1000.0 / (double)g->p.baseline_window_ms);
-    int64_t upto = sec - 1;
+    int64_t upto = g->fleet.count ? sec - 2 : sec - 1; /* the fleet's counts come late */
     if (!t->spiking && upto > t->folded) {
         int64_t last_seen = t->head < upto ? t->head : upto;
         int64_t s = t->folded + 1;
         for (; s <= last_seen; s++) {
-            t->baseline += alpha * ((double)ring_at(t->arrived, t->head, s) - t->baseline);
+            t->baseline += alpha * (arrivals_at(g, t, s, sec) - t->baseline);
             t->weight += alpha * (1.0 - t->weight);
         }
         if (upto >= s) { /* seconds without arrivals */
@@ -320,13 +337,18 @@ static bool spike_check(struct guard *g, int64_t now, uint64_t tag_hash, const c
     int64_t sec = now / 1000;
     tag_advance(g, t, sec);
     t->arrived[ring(sec, GUARD_SPIKE_SECS)]++;
+    if (g->fleet.note)
+        g->fleet.note(g->fleet.ctx, t->hash);
     t->last_ms = now;
-    uint64_t arrived = 0, admitted = 0;
+    uint64_t mine = 0, admitted = 0;
+    double arrived = 0;
     for (int k = 0; k < GUARD_SPIKE_SECS; k++) {
-        arrived += t->arrived[k];
+        mine += t->arrived[k];
         admitted += t->admitted[k];
+        arrived += arrivals_at(g, t, sec - k, sec);
     }
-    double rate = (double)arrived / GUARD_SPIKE_SECS;
+    double share = arrived > 0 ? (double)mine / arrived : 1; /* of the tag's allowance */
+    double rate = arrived / GUARD_SPIKE_SECS;
     double baseline = t->weight > 0 ? t->baseline / t->weight : 0;
     double base = baseline > g->p.spike_min_rps ? baseline : g->p.spike_min_rps;
     double allowed = g->p.spike_factor * base;
@@ -347,7 +369,7 @@ static bool spike_check(struct guard *g, int64_t now, uint64_t tag_hash, const c
                                                      : "refusing what exceeds the limit");
     }
     out->reason = GUARD_REASON_SPIKE;
-    if ((double)(admitted + 1) <= allowed * GUARD_SPIKE_SECS) {
+    if ((double)(admitted + 1) <= allowed * GUARD_SPIKE_SECS * share) {
         t->admitted[ring(sec, GUARD_SPIKE_SECS)] += admit;
         return false; /* within the tag's allowance: the excess is what is refused */
     }

@@ -484,6 +484,11 @@ void router_note(struct router *rt, enum router_event_kind kind, const char *tar
 
 /* ---- snapshots ------------------------------------------------------------------------------ */
 
+struct fleet *router_fleet(struct router *rt)
+{
+    return rt->fleet;
+}
+
 bool router_snapshot_read(struct router *rt, struct router_snapshot *out, uint64_t have_gen)
 {
     pthread_mutex_lock(&rt->snap_mu);

@@ -2,6 +2,7 @@
 """Spreads chat completions round-robin over several gateways (a fleet behind a load balancer).
 
 usage: fleet_load.py PORT,PORT,... [--n N] [--c C] [--duration S] [--model M] [--rps R]
+                     [--header "Name: value"]...
 Request i goes to the (i mod k)-th port. Prints one JSON object: counts by status, by
 "port:status", by "port:target", the elapsed seconds, and a few failure samples. --rps paces
 the starts (whole fleet). Only talks to 127.0.0.1.
@@ -13,13 +14,13 @@ import threading
 import time
 
 
-def one(port, model, i, timeout):
+def one(port, model, i, timeout, headers):
     body = {"model": model, "messages": [{"role": "user", "content": f"fleet call #{i}"}]}
     rec = {"port": port, "status": 0, "target": None}
     try:
         conn = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
         conn.request("POST", "/v1/chat/completions", json.dumps(body),
-                     {"Content-Type": "application/json"})
+                     {"Content-Type": "application/json", **headers})
         resp = conn.getresponse()
         rec["status"] = resp.status
         rec["target"] = resp.getheader("x-switchboard-target")
@@ -41,7 +42,9 @@ def main():
     ap.add_argument("--rps", type=float, default=0)
     ap.add_argument("--model", default="chat")
     ap.add_argument("--timeout", type=float, default=20)
+    ap.add_argument("--header", action="append", default=[])
     a = ap.parse_args()
+    headers = dict(h.split(": ", 1) for h in a.header)
     ports = [int(p) for p in a.ports.split(",")]
     lock = threading.Lock()
     state = {"next": 0}
@@ -60,7 +63,7 @@ def main():
                 delay = t0 + i / a.rps - time.monotonic()
                 if delay > 0:
                     time.sleep(delay)
-            r = one(ports[i % len(ports)], a.model, i, a.timeout)
+            r = one(ports[i % len(ports)], a.model, i, a.timeout, headers)
             with lock:
                 recs.append(r)
 

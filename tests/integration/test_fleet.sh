@@ -14,6 +14,8 @@
 #  - max_concurrency (fleet_limits) holds across the instances, as one pool (one busy instance
 #    may use all of it) whose slots a dead instance gives back when its grant expires;
 #  - an rpm limit of R across the fleet (fleet_limits) holds within 10 % over a minute;
+#  - the runaway guard's rate spike of a tag is judged on the fleet's arrivals;
+#  - a client key's rpm and daily budget hold across the instances;
 #  - kill -9 of Redis during load: zero client errors, /metrics says "redis unreachable since";
 #    Redis restarted empty: fleet spend equals the sum of the ledgers, overrides re-seeded.
 source "$(dirname "$0")/lib.sh"
@@ -40,7 +42,7 @@ start_sim d --key "$SIM_KEY" --token-rate 0 --first-byte-delay-ms 600 || exit 1
 RPM=120
 start_redis || exit 1
 
-# write_config N BUDGETS_JSON [ON_OUTAGE]
+# write_config N BUDGETS_JSON [ON_OUTAGE] [CLIENTS_JSON]
 write_config() {
   cat > "$TMP/sb$1.json" <<JSON
 {
@@ -65,7 +67,9 @@ write_config() {
   "router": {"max_attempts": 3, "breaker_failures": 3, "breaker_cooldown_ms": 4000},
   "gateway": {"listen": "127.0.0.1:0", "admin_token_env": "ADMIN_TOKEN"},
   "ledger": {"path": "ledger$1.db", "batch_ms": 50},
-  "guard": {"identical_max": 10, "identical_window_ms": 10000, "action": "cache"},
+  "guard": {"identical_max": 10, "identical_window_ms": 10000, "action": "cache",
+            "spike_factor": 5, "spike_min_rps": 2},
+  "clients": [${4:-}],
   "fleet": {"redis": "unix://$RSOCK", "name": "inst$1", "key_prefix": "t:",
             "share_breakers": true, "on_outage": "${3:-share}"},
   "budgets": [$2]
@@ -93,15 +97,18 @@ adm() { # adm N METHOD PATH [JSON]
   curl -s --max-time 5 -X "$2" -H "Authorization: Bearer $ADMIN_TOKEN" \
     -H 'Content-Type: application/json' ${4:+--data "$4"} "http://127.0.0.1:${PORT[$1]}$3"
 }
-# ledger_sum N...: total spend in these instances' ledgers (answer + retries + hedges).
+# ledger_sum N...: total spend in these instances' ledgers (answer + retries + hedges); with
+# CLIENT set, that client key's calls only.
 ledger_sum() {
   python3 - "$@" <<'PY'
 import sqlite3, sys, os
 tot = 0.0
+who = os.environ.get("CLIENT")
 for n in sys.argv[1:]:
     p = os.path.join(os.environ["TMP"], "ledger%s.db" % n)
     db = sqlite3.connect("file:%s?mode=ro" % p, uri=True)
-    for c, e, r, h in db.execute("SELECT cost_usd, est_cost_usd, retry_cost_usd, hedge_cost_usd FROM calls"):
+    q = "SELECT cost_usd, est_cost_usd, retry_cost_usd, hedge_cost_usd FROM calls"
+    for c, e, r, h in (db.execute(q + " WHERE client = ?", (who,)) if who else db.execute(q)):
         tot += (c if c is not None else (e or 0)) + max(r or 0, 0) + max(h or 0, 0)
 print("%.6f" % tot)
 PY
@@ -251,6 +258,9 @@ sleep 4
 # ---- 4. a fleet-wide rpm limit over a minute ----------------------------------------------------
 if [[ ${FLEET_QUICK:-0} != 1 ]]; then
   c_before=$(sim_requests c /v1/chat/completions)
+  # meanwhile a tag's baseline for the guard: 1.5 req/s across the fleet (0.5 on each)
+  $LOAD "$(ports)" --duration 62 --c 2 --rps 1.5 --header "x-switchboard-tag: spiky" >"$TMP/base.json" &
+  BASE_PID=$!
   $LOAD "$(ports)" --duration 60 --c 6 --rps 6 --model limited >"$TMP/rpm.json"
   sent=$(( $(sim_requests c /v1/chat/completions) - c_before ))
   echo "# rpm: $sent calls reached the target in 60 s (fleet rpm $RPM, offered $(json_get "j['n']" <"$TMP/rpm.json"))"
@@ -258,6 +268,21 @@ if [[ ${FLEET_QUICK:-0} != 1 ]]; then
     python3 -c "exit(0 if $RPM * 0.9 <= $sent <= $RPM * 1.1 else 1)"
   check "calls over the limit were told to come back (429), none failed otherwise" \
     test "$(json_get "set(j['by_status']) <= {'200', '429'}" <"$TMP/rpm.json")" = True
+  wait $BASE_PID
+  check "the tag's baseline minute was all answered" \
+    test "$(json_get "j['by_status'].get('200', 0) == j['n']" <"$TMP/base.json")" = True
+  # its loop spread over three: 24 req/s, 8 on each (under 5x an instance's own 2/s floor),
+  # but 12x the fleet's baseline floor of 2/s
+  $LOAD "$(ports)" --duration 8 --c 8 --rps 24 --header "x-switchboard-tag: spiky" >"$TMP/spike.json"
+  spiked=$(python3 -c "import json; j=json.load(open('$TMP/spike.json')); print(sum(1 for f in j['failures'] if 'spiked' in f.get('body','') or 'more than 5x' in f.get('body','')))")
+  n_ok=$(json_get "j['by_status'].get('200', 0)" <"$TMP/spike.json")
+  n_429=$(json_get "j['by_status'].get('429', 0)" <"$TMP/spike.json")
+  echo "# guard spike: 24 req/s over 3 instances for 8 s: $n_ok answered, $n_429 refused"
+  check "the fleet-wide guard caught a spike no instance saw alone ($n_429 refused)" \
+    test "$n_429" -ge 30
+  check "...refusing as a rate spike" test "$spiked" -ge 1
+  check "...and kept about 5x the fleet's floor (<= 10/s + slack: $n_ok in 8 s)" \
+    test "$n_ok" -le 130
 fi
 
 # ---- 4b. fleet-wide max_concurrency ---------------------------------------------------------------
@@ -363,4 +388,40 @@ sed -i 's/"name": "inst2"/"name": "renamed"/' "$TMP/sb2.json"
 kill -HUP "${SPID[2]}"
 check "a reload that changes the fleet settings says they wait for a restart" \
   eventually 5 state_has 2 'fleet settings changed: the old ones stay in force until a restart'
+
+# ---- 7. a client key's rpm and daily budget hold across the fleet -------------------------------
+for n in 1 2 3; do stop_inst $n; done
+rm -f "$RSOCK"
+start_redis || exit 1
+KEY_R=sbk-fleet-rate-0123456789abcdef KEY_B=sbk-fleet-budget-0123456789abcdef
+sha() { printf '%s' "$1" | sha256sum | cut -d' ' -f1; }
+CLIENTS="{\"name\": \"rated\", \"key_sha256\": \"$(sha $KEY_R)\", \"rpm\": 30},
+         {\"name\": \"capped\", \"key_sha256\": \"$(sha $KEY_B)\", \"daily_usd\": 0.01}"
+for n in 1 2 3; do
+  write_config $n "" share "$CLIENTS"
+  rm -f "$TMP"/ledger$n.db*
+  start_inst $n || exit 1
+done
+check "the instances rejoined" eventually 5 metrics_has 1 '^switchboard_fleet_instances 3'
+$LOAD "$(ports)" --duration 20 --c 3 --rps 3 --header "Authorization: Bearer $KEY_R" >"$TMP/krate.json"
+k_ok=$(json_get "j['by_status'].get('200', 0)" <"$TMP/krate.json")
+k_offered=$(json_get "j['n']" <"$TMP/krate.json")
+echo "# client key rpm 30: $k_ok of $k_offered answered in 20 s over three instances (each alone would allow 30 a minute)"
+check "a client key's rpm holds across the fleet (<= 30/min x 20 s + burst: $k_ok)" \
+  test "$k_ok" -le 14
+check "...and it is not starved (>= 30/min x 20 s - 30 %: $k_ok)" test "$k_ok" -ge 7
+check "...the rest refused as the key's fleet-wide limit" bash -c \
+  "python3 -c \"import json; print(json.load(open('$TMP/krate.json'))['failures'])\" | grep -q 'fleet-wide rate limit of 30 requests per minute'"
+$LOAD "$(ports)" --n 150 --c 3 --rps 30 --header "Authorization: Bearer $KEY_B" >"$TMP/kbudget.json"
+sleep 0.5
+kb_ok=$(json_get "j['by_status'].get('200', 0)" <"$TMP/kbudget.json")
+kb_spent=$(CLIENT=capped ledger_sum 1 2 3)
+kb_el=$(json_get "j['elapsed_s']" <"$TMP/kbudget.json")
+# the same bound as the fleet budget's: (calls in flight + calls started in 450 ms) x the dearest
+kb_bound=$(python3 -c "print('%.6f' % ((3 + $kb_ok / $kb_el * 0.45) * $(max_cost 1 2 3)))")
+echo "# client key daily \$0.01: $kb_ok calls answered, \$$kb_spent spent across the three ledgers (bound +\$$kb_bound; each instance alone would allow \$0.01)"
+check "a client key's daily budget holds across the fleet (\$$kb_spent, cap \$0.01 + \$$kb_bound)" \
+  python3 -c "exit(0 if 0.01 <= $kb_spent <= 0.01 + $kb_bound else 1)"
+check "...then every instance refuses the key's calls" bash -c \
+  "python3 -c \"import json; print(json.load(open('$TMP/kbudget.json'))['failures'])\" | grep -q 'daily budget .0.01 reached'"
 finish

@@ -181,6 +181,76 @@ static void test_guard_spike_against_the_tags_own_baseline(void **state)
     guard_free(g);
 }
 
+/* A fake fleet: this instance's arrivals per second, times `others_factor` for the rest. */
+struct fake_fleet {
+    int64_t now_sec;
+    uint64_t mine[4096];
+    uint64_t others_factor; /* the other instances send this many times ours */
+};
+
+static void fake_note(void *ctx, uint64_t tag_hash)
+{
+    struct fake_fleet *f = ctx;
+    (void)tag_hash;
+    f->mine[f->now_sec % 4096]++;
+}
+
+static uint64_t fake_count(void *ctx, uint64_t tag_hash, int64_t ago)
+{
+    struct fake_fleet *f = ctx;
+    (void)tag_hash;
+    return f->mine[(f->now_sec - ago) % 4096] * (1 + f->others_factor);
+}
+
+static int fleet_burst(struct guard *g, struct fake_fleet *f, int64_t from, int secs, double rps,
+                       int *refused)
+{
+    int events = 0, n = (int)(secs * rps);
+    for (int i = 0; i < n; i++) {
+        struct guard_decision d;
+        int64_t at = from + (int64_t)((double)i * 1000.0 / rps);
+        f->now_sec = at / 1000;
+        if (f->mine[(f->now_sec + 1) % 4096]) /* the ring reuses a slot: clear it ahead */
+            f->mine[(f->now_sec + 1) % 4096] = 0;
+        guard_check(g, at, "app", (uint64_t)i + 1, &d);
+        *refused += d.verdict != GUARD_ALLOW;
+        events += d.new_event;
+    }
+    return events;
+}
+
+static void test_guard_spike_counts_the_whole_fleet(void **state)
+{
+    (void)state;
+    struct config_guard p = params(GUARD_ACTION_THROTTLE);
+    for (int fleet = 0; fleet < 2; fleet++) {
+        struct guard *g = guard_new(&p);
+        static struct fake_fleet f;
+        memset(&f, 0, sizeof f);
+        if (fleet)
+            guard_set_fleet(
+                g, &(struct guard_fleet_ops){.note = fake_note, .count = fake_count, .ctx = &f});
+        int refused = 0;
+        /* Ten minutes at 2 req/s, on this instance only: the baseline. */
+        assert_int_equal(fleet_burst(g, &f, T0, 600, 2, &refused), 0);
+        assert_int_equal(refused, 0);
+        /* A loop spread by a load balancer: 8 req/s here (under 5x alone), 24 across three. */
+        f.others_factor = 2;
+        int events = fleet_burst(g, &f, T0 + 600000, 60, 8, &refused);
+        if (!fleet) {
+            assert_int_equal(events, 0); /* one instance alone sees no spike */
+            assert_int_equal(refused, 0);
+        } else {
+            assert_int_equal(events, 1);
+            /* the fleet keeps about 5x its baseline (10/s): this instance its third */
+            int admitted = 480 - refused;
+            assert_true(refused > 200);
+            assert_true(admitted < 60 * 10 / 3 + 100);
+        }
+        guard_free(g);
+    }
+}
+
 static void test_guard_new_tags_and_untagged_calls_do_not_spike(void **state)
 {
     (void)state;
@@ -233,6 +303,7 @@ int main(void)
         cmocka_unit_test(test_guard_actions_cache_and_observe),
         cmocka_unit_test(test_guard_spike_against_the_tags_own_baseline),
         cmocka_unit_test(test_guard_new_tags_and_untagged_calls_do_not_spike),
+        cmocka_unit_test(test_guard_spike_counts_the_whole_fleet),
         cmocka_unit_test(test_guard_tables_are_capped_and_fail_open),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
