@@ -290,8 +290,9 @@ static const struct schema_entry target_entries[] = {
     {.key = "fleet_limits", .type = ST_BOOL, .off = OFF(config_target, fleet_limits),
      .help = "Fleet mode: rpm, tpm and max_concurrency hold across all instances together "
              "instead of per instance (rate tokens leased from a bucket in Redis a few at a "
-             "time; each instance keeps to its share of max_concurrency: max / instances, "
-             "rounded up)."},
+             "time; max_concurrency is one pool of slots granted to the instances through "
+             "Redis, with expiring grants; while Redis is down each instance keeps to its "
+             "share: max / instances, rounded up)."},
     {.key = "weight", .type = ST_DOUBLE, .off = OFF(config_target, weight), .max = 1000000,
      .def = 1, .help = "Relative share of traffic in weighted routes; 0 = none."},
     {.key = "probe", .type = ST_OBJECT, .off = OFF(config_target, probe), .sub = &probe_schema,
