@@ -67,10 +67,12 @@ JSON
 }
 config plain ""
 config fleet ",\"fleet\": {\"redis\": \"redis://127.0.0.1:$RPORT/0\", \"name\": \"bench\"}"
-sleep 1
-if ! curl -sf "http://127.0.0.1:$PORT_fleet/metrics" | grep -q '^switchboard_fleet_up 1'; then
-  log "the fleet instance is not connected to redis"; exit 1
-fi
+up=0
+for _ in $(seq 100); do # a loaded machine may take a few seconds
+  curl -sf "http://127.0.0.1:$PORT_fleet/metrics" | grep -q '^switchboard_fleet_up 1' && { up=1; break; }
+  sleep 0.1
+done
+((up)) || { log "the fleet instance is not connected to redis"; exit 1; }
 
 # run CONC PORT: prints "rps p50_us"
 run() {
