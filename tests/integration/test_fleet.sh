@@ -394,9 +394,11 @@ for n in 1 2 3; do stop_inst $n; done
 rm -f "$RSOCK"
 start_redis || exit 1
 KEY_R=sbk-fleet-rate-0123456789abcdef KEY_B=sbk-fleet-budget-0123456789abcdef
+KEY_T=sbk-fleet-tokens-0123456789abcdef
 sha() { printf '%s' "$1" | sha256sum | cut -d' ' -f1; }
 CLIENTS="{\"name\": \"rated\", \"key_sha256\": \"$(sha $KEY_R)\", \"rpm\": 30},
-         {\"name\": \"capped\", \"key_sha256\": \"$(sha $KEY_B)\", \"daily_usd\": 0.01}"
+         {\"name\": \"capped\", \"key_sha256\": \"$(sha $KEY_B)\", \"daily_usd\": 0.01},
+         {\"name\": \"tokens\", \"key_sha256\": \"$(sha $KEY_T)\", \"tpm\": 120}"
 for n in 1 2 3; do
   write_config $n "" share "$CLIENTS"
   rm -f "$TMP"/ledger$n.db*
@@ -412,6 +414,23 @@ check "a client key's rpm holds across the fleet (<= 30/min x 20 s + burst: $k_o
 check "...and it is not starved (>= 30/min x 20 s - 30 %: $k_ok)" test "$k_ok" -ge 7
 check "...the rest refused as the key's fleet-wide limit" bash -c \
   "python3 -c \"import json; print(json.load(open('$TMP/krate.json'))['failures'])\" | grep -q 'fleet-wide rate limit of 30 requests per minute'"
+# tpm 120 with calls of ~20 tokens: each instance alone would admit 6 a minute (18 in all);
+# the fleet's bucket refills 2 tokens a second, and a call's tokens are charged at its end
+$LOAD "$(ports)" --duration 12 --c 3 --rps 3 --header "Authorization: Bearer $KEY_T" >"$TMP/ktok.json"
+sleep 0.5 # ledgers written
+kt_ok=$(json_get "j['by_status'].get('200', 0)" <"$TMP/ktok.json")
+kt_tok=$(python3 - <<PY
+import sqlite3, os
+t = 0
+for n in (1, 2, 3):
+    db = sqlite3.connect("file:%s?mode=ro" % os.path.join("$TMP", "ledger%d.db" % n), uri=True)
+    t += db.execute("SELECT COALESCE(SUM(COALESCE(tokens_in,0) + COALESCE(tokens_out,0)), 0) FROM calls WHERE client = 'tokens'").fetchone()[0]
+print(t)
+PY
+)
+echo "# client key tpm 120: $kt_ok calls ($kt_tok tokens) answered in 12 s over three instances"
+check "a client key's tpm holds across the fleet ($kt_tok tokens in 12 s: <= 24 + 3 calls' overdraft)" \
+  python3 -c "exit(0 if 0 < $kt_ok <= 8 and $kt_tok <= 24 + 3 * $kt_tok / $kt_ok + 20 else 1)"
 $LOAD "$(ports)" --n 150 --c 3 --rps 30 --header "Authorization: Bearer $KEY_B" >"$TMP/kbudget.json"
 sleep 0.5
 kb_ok=$(json_get "j['by_status'].get('200', 0)" <"$TMP/kbudget.json")
