@@ -184,7 +184,10 @@ struct console_backend *console_backend_remote_new(const struct console_remote_o
 /* ---- fleet: the instances of a fleet found through Redis (fleet mode) ------------------- */
 
 struct console_fleet_opts {
-    const char *url;      /* redis://host:port/db or unix:///path (fleet.redis) */
+    const char *url;      /* redis://, rediss:// (TLS) host:port/db or unix:///path */
+    const char *cacert;   /* rediss://: CA bundle (NULL: the system's) */
+    const char *tls_cert; /* rediss://: client certificate and key files (NULL: none) */
+    const char *tls_key;
     const char *prefix;   /* fleet.key_prefix; NULL: "switchboard:" */
     const char *password; /* Redis AUTH (copied; never logged); NULL: none */
     const char *user;     /* operator login for the audit; NULL: console_login() */

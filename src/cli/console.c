@@ -55,8 +55,9 @@ static void console_usage(FILE *out)
         "       switchboard console -c FILE [--readonly] [--theme NAME] [--log FILE]\n"
         "                           [--listen HOST:PORT] [--port-file FILE]\n"
         "                           [--log-level debug|info|warn|error]\n"
-        "       switchboard console --fleet redis://HOST:PORT/DB|unix:///PATH [--fleet-prefix P]\n"
-        "                           [--readonly] [--theme NAME] [--log FILE]\n"
+        "       switchboard console --fleet redis[s]://HOST:PORT/DB|unix:///PATH [--fleet-prefix "
+        "P]\n"
+        "                           [--cacert FILE] [--readonly] [--theme NAME] [--log FILE]\n"
         "       switchboard console --keys\n"
         "  --attach: the console of running `switchboard serve` gateways (their admin API;\n"
         "  token from SWITCHBOARD_ADMIN_TOKEN or --token-env NAME). q detaches; the gateways\n"
@@ -64,6 +65,8 @@ static void console_usage(FILE *out)
         "  --fleet: the instances of a fleet (fleet mode) found through their Redis heartbeats;\n"
         "  actions reach every instance through Redis (password from\n"
         "  SWITCHBOARD_REDIS_PASSWORD, key prefix fleet.key_prefix: --fleet-prefix).\n"
+        "  rediss:// verifies Redis's certificate against --cacert FILE (else the system's\n"
+        "  CAs); a client certificate from SWITCHBOARD_REDIS_TLS_CERT and _KEY (file names).\n"
         "  The gateway, router and probes in the background and the live console in the\n"
         "  terminal (embedded). --readonly refuses every change. Logs go to --log FILE (default:\n"
         "  switchboard.log beside the config). SIGHUP reloads FILE. --keys prints the key\n"
@@ -330,7 +333,10 @@ static struct console_backend *attach_backend(const struct console_cli *o, char 
     if (o->fleet) {
         struct console_fleet_opts fo = {.url = o->fleet,
                                         .prefix = o->fleet_prefix,
-                                        .password = getenv("SWITCHBOARD_REDIS_PASSWORD")};
+                                        .password = getenv("SWITCHBOARD_REDIS_PASSWORD"),
+                                        .cacert = o->cacert,
+                                        .tls_cert = getenv("SWITCHBOARD_REDIS_TLS_CERT"),
+                                        .tls_key = getenv("SWITCHBOARD_REDIS_TLS_KEY")};
         const char *at = strstr(o->fleet, "://");
         snprintf(addr, addrlen, "fleet %s", at ? at + 3 : o->fleet);
         return console_backend_fleet_new(&fo, msg, msglen);

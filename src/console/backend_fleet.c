@@ -31,6 +31,7 @@
 
 #include "switchboard/command.h"
 #include "switchboard/console_backend.h"
+#include "switchboard/fleet_tls.h"
 #include "switchboard/fleet.h"
 #include "switchboard/log.h"
 
@@ -62,6 +63,9 @@ struct fleet_console {
     char host[256];
     int port, db;
     bool is_unix;
+    bool is_tls;                 /* rediss:// */
+    struct fleet_tls *tls;       /* its TLS context (fleet_tls.h); NULL otherwise */
+    struct fleet_tls_pump *pump; /* worker thread: the TLS bridge of c */
     char *password;
     char prefix[64];
     char user[64];
@@ -117,6 +121,8 @@ static void disconnect(struct fleet_console *f)
     if (f->c)
         redisFree(f->c);
     f->c = NULL;
+    fleet_tls_pump_close(f->pump); /* after redisFree: the pump sees its socket close */
+    f->pump = NULL;
 }
 
 static redisReply *cmd(struct fleet_console *f, int argc, const char **argv)
@@ -135,8 +141,13 @@ static bool connect_redis(struct fleet_console *f, char *err, size_t errlen)
 {
     struct timeval tv = {.tv_sec = IO_TIMEOUT / 1000,
                          .tv_usec = (suseconds_t)(IO_TIMEOUT % 1000) * 1000};
-    f->c = f->is_unix ? redisConnectUnixWithTimeout(f->host, tv)
-                      : redisConnectWithTimeout(f->host, f->port, tv);
+    if (f->is_tls) {
+        f->c = fleet_tls_connect(f->tls, f->host, f->port, IO_TIMEOUT, &f->pump, err, errlen);
+        if (!f->c)
+            return false; /* err says why */
+    } else
+        f->c = f->is_unix ? redisConnectUnixWithTimeout(f->host, tv)
+                          : redisConnectWithTimeout(f->host, f->port, tv);
     if (!f->c || f->c->err) {
         snprintf(err, errlen, "%s", f->c ? f->c->errstr : "out of memory");
         disconnect(f);
@@ -647,6 +658,7 @@ static void fleet_free_self(void *self)
         explicit_bzero(f->password, strlen(f->password));
         free(f->password);
     }
+    fleet_tls_free(f->tls);
     pthread_cond_destroy(&f->cv);
     pthread_mutex_destroy(&f->mu);
     free(f);
@@ -671,10 +683,21 @@ struct console_backend *console_backend_fleet_new(const struct console_fleet_opt
                                                   size_t msglen)
 {
     struct fleet_console *f = xcalloc(1, sizeof *f);
-    if (!fleet_parse_url(o->url, f->host, sizeof f->host, &f->port, &f->db, &f->is_unix, NULL)) {
-        snprintf(msg, msglen, "--fleet: expected redis://host:port/db or unix:///path");
+    if (!fleet_parse_url(o->url, f->host, sizeof f->host, &f->port, &f->db, &f->is_unix,
+                         &f->is_tls)) {
+        snprintf(msg, msglen,
+                 "--fleet: expected redis://host:port/db, rediss://host:port/db or unix:///path");
         free(f);
         return NULL;
+    }
+    if (f->is_tls) {
+        struct fleet_tls_opts to = {
+            .ca_file = o->cacert, .cert_file = o->tls_cert, .key_file = o->tls_key};
+        f->tls = fleet_tls_new(&to, msg, msglen);
+        if (!f->tls) {
+            free(f);
+            return NULL;
+        }
     }
     f->password = xstrdup(o->password);
     str_copy(f->prefix, sizeof f->prefix, o->prefix ? o->prefix : "switchboard:");
@@ -696,6 +719,7 @@ struct console_backend *console_backend_fleet_new(const struct console_fleet_opt
         for (size_t i = 0; i < CONSOLE_MAX_INSTANCES; i++)
             free(f->tmp[i]);
         free(f->password);
+        fleet_tls_free(f->tls);
         free(f);
         return NULL;
     }

@@ -7,6 +7,7 @@
 #    why); with tls_insecure_skip_verify it joins, with a loud warning in its log;
 #  - without a client certificate the server refuses the handshake;
 #  - Redis killed and restarted: the instances reconnect over TLS;
+#  - `console --fleet rediss://` with --cacert and a client certificate shows the fleet;
 #  - the password appears in no log, no /metrics and no /admin/state.
 source "$(dirname "$0")/lib.sh"
 
@@ -112,6 +113,32 @@ adm 1 POST /admin/targets/b/pin '{"expires_in_s": 30}' >/dev/null
 pinned() { [[ $(chat_target 2) == b ]]; }
 check "a pin made on instance 1 reaches instance 2 through TLS Redis" eventually 2 pinned
 
+# ---- 1b. the console over the TLS fleet ----------------------------------------------------------
+if command -v tmux >/dev/null; then
+  root=$(cd "$(dirname "$0")/../.." && pwd)
+  TM=(tmux -L "sbtls-$$" -f /dev/null)
+  trap '"${TM[@]}" kill-server 2>/dev/null; cleanup' EXIT
+  cat >"$TMP/con.sh" <<SH
+export LANG=C.UTF-8 LC_ALL=C.UTF-8 TERM=screen-256color SWITCHBOARD_THEMES=$root/themes
+export SWITCHBOARD_REDIS_PASSWORD='$REDIS_PW' SWITCHBOARD_REDIS_TLS_CERT='$PKI/client.crt'
+export SWITCHBOARD_REDIS_TLS_KEY='$PKI/client.key'
+export ASAN_OPTIONS="\${ASAN_OPTIONS:-}:log_path=$TMP/san-con" UBSAN_OPTIONS="\${UBSAN_OPTIONS:-}:log_path=$TMP/san-con"
+"$SB" console --fleet "rediss://127.0.0.1:$RPORT" --fleet-prefix tt: --cacert "$PKI/ca.crt" --log "$TMP/con.log"
+echo "EXIT rc=\$?"
+exec sleep 3600
+SH
+  "${TM[@]}" new-session -d -s con -x 160 -y 40 "bash $TMP/con.sh"
+  con_has() { "${TM[@]}" capture-pane -p -t con | grep -qE -- "$1"; }
+  check "console --fleet rediss:// (--cacert, client certificate) finds both instances" \
+    eventually 20 con_has 'fleet: 2 instances'
+  check "...and shows target b pinned (from instance 1)" eventually 10 con_has '^b +pinned'
+  "${TM[@]}" send-keys -t con q
+  check "the console quits cleanly" eventually 10 con_has 'EXIT rc=0'
+  check "the console's log has no password" bash -c "! grep -qF -- '$REDIS_PW' '$TMP/con.log'"
+else
+  echo "# tmux missing: the console part is skipped"
+fi
+
 # ---- 2. verification -------------------------------------------------------------------------------
 write_config 3 "\"tls_ca_file\": \"$PKI/rogue.crt\", \"tls_cert_file\": \"$PKI/client.crt\", \"tls_key_file\": \"$PKI/client.key\""
 start_inst 3 || exit 1
@@ -127,7 +154,9 @@ check "...with a loud warning in its log" grep -q "certificate is NOT verified" 
 write_config 5 "\"tls_ca_file\": \"$PKI/ca.crt\""
 start_inst 5 || exit 1
 sleep 1.5
-check "without a client certificate Redis refuses the connection" metrics_has 5 '^switchboard_fleet_up 0'
+check "without a client certificate Redis closes the connection" \
+  eventually 5 grep -q "redis unreachable (Server closed the connection)" "$TMP/inst5.err"
+check "...and the instance stays out of the fleet" eventually 3 metrics_has 5 '^switchboard_fleet_up 0'
 write_config 6 "\"tls_ca_file\": \"$PKI/ca.crt\", \"tls_cert_file\": \"$PKI/client.crt\""
 check "a certificate without its key is a config error" bash -c \
   "! '$SB' check -c '$TMP/sb6.json' >'$TMP/check6.out' 2>&1 && grep -q 'tls_key_file' '$TMP/check6.out'"
