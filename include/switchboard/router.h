@@ -279,6 +279,7 @@ struct router_snapshot {
     uint64_t calls, successes, failures, in_flight;
     double req_per_s;
     double error_pct_1m;
+    double error_pct_10s; /* over all targets' calls finished in the last 10 s */
     double spend_usd;
     uint64_t gateway_calls; /* calls submitted (each counted once, however many attempts) */
     size_t n_events;        /* the newest n_events of events[], oldest first */

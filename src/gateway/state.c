@@ -110,6 +110,8 @@ static void stats_json(struct gw_json *j, const struct stats_summary *s)
     put_ms3(j, "ttft_5m_ms", s->ttft_5m);
     gw_json_num(j, "req_per_s", s->req_per_s);
     gw_json_num(j, "error_pct_1m", s->error_pct_1m);
+    gw_json_num(j, "error_pct_10s", s->error_pct_10s);
+    gw_json_uint(j, "finished_10s", s->finished_10s);
     gw_json_open(j, "rate_series", '[');
     for (size_t i = 0; i < STATS_RATE_SECONDS; i++)
         gw_json_num(j, NULL, s->rate_series[i]);
@@ -293,6 +295,7 @@ void gw_state_json(const struct router_snapshot *snap, struct buf *out)
     gw_json_uint(&j, "gateway_calls", snap->gateway_calls);
     gw_json_num(&j, "req_per_s", snap->req_per_s);
     gw_json_num(&j, "error_pct_1m", snap->error_pct_1m);
+    gw_json_num(&j, "error_pct_10s", snap->error_pct_10s);
     gw_json_num(&j, "spend_usd", snap->spend_usd);
     totals_json(&j, snap);
     gw_json_open(&j, "targets", '[');
