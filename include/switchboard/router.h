@@ -249,6 +249,7 @@ struct router_target_snap {
     bool probe_ok;
     int64_t probe_age_ms; /* -1 never */
     int64_t probe_latency_us;
+    long probe_status; /* the last probe's HTTP status; 0 when it got none */
     char probe_error[128];
     int64_t next_probe_in_ms; /* -1 when probes are off */
     uint64_t probes, probe_failures;

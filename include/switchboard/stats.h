@@ -137,8 +137,7 @@ double stats_req_per_s(const struct stats *s, int64_t now_ms);
 double stats_error_pct(const struct stats *s, int64_t now_ms);
 /* The same over the last `seconds` (1..STATS_RATE_SECONDS); *finished (may be NULL) gets the
  * number of finished calls it is over. */
-double stats_error_pct_over(const struct stats *s, int64_t now_ms, int seconds,
-                            uint64_t *finished);
+double stats_error_pct_over(const struct stats *s, int64_t now_ms, int seconds, uint64_t *finished);
 
 /* Fills out (caller's storage) with everything the console and /metrics need. */
 void stats_summarize(const struct stats *s, int64_t now_ms, struct stats_summary *out);

@@ -197,6 +197,7 @@ static void parse_target(const cJSON *o, struct router_target_snap *t)
     t->probe_ok = flag(p, "ok");
     t->probe_age_ms = i64(p, "age_ms");
     t->probe_latency_us = i64(p, "latency_us");
+    t->probe_status = (long)i64(p, "status");
     str(p, "error", t->probe_error, sizeof t->probe_error);
     t->next_probe_in_ms = i64(p, "next_in_ms");
     t->probes = u64(p, "probes");

@@ -81,6 +81,8 @@ enum sb_status term_start(char *msg, size_t msglen)
     noecho();
     nonl();
     keypad(stdscr, TRUE);
+    mousemask(BUTTON1_PRESSED | BUTTON1_CLICKED, NULL); /* click: select a row, sort a column */
+    mouseinterval(0);
     nodelay(stdscr, TRUE);
     set_escdelay(25);
     curs_set(0);

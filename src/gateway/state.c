@@ -131,6 +131,7 @@ static void probe_json(struct gw_json *j, const struct router_target_snap *t)
     gw_json_bool(j, "ok", t->probe_ok);
     gw_json_int(j, "age_ms", t->probe_age_ms);
     gw_json_int(j, "latency_us", t->probe_latency_us);
+    gw_json_int(j, "status", t->probe_status);
     gw_json_str(j, "error", t->probe_error);
     gw_json_int(j, "next_in_ms", t->next_probe_in_ms);
     gw_json_uint(j, "probes", t->probes);

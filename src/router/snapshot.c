@@ -123,6 +123,7 @@ static void snap_target(struct router *rt, const struct target_state *t, int64_t
     s->probe_ok = t->probe_ok;
     s->probe_age_ms = t->probe_ever ? now - t->probe_at_ms : -1;
     s->probe_latency_us = t->probe_latency_us;
+    s->probe_status = t->probe_last_status;
     str_copy(s->probe_error, sizeof s->probe_error, t->probe_error);
     s->next_probe_in_ms = timer_is_armed(&t->probe_timer) ? t->probe_timer.at - now : -1;
     s->probes = t->probes;
