@@ -434,6 +434,8 @@ static void info_reason(const struct router_target_snap *t, struct buf *b)
     }
     if (t->breaker != BREAKER_CLOSED)
         buf_printf(b, "; ");
+    if (board_no_traffic(t))
+        buf_printf(b, "no traffic in the last minute; ");
     if (t->rate_limited)
         buf_printf(b, "%s; ", t->rate_limit_reason);
     if (t->probe_enabled && t->probe_age_ms >= 0 && !t->probe_ok)
@@ -444,8 +446,6 @@ static void info_reason(const struct router_target_snap *t, struct buf *b)
         command_format_duration(t->override_expires_in_ms, d, sizeof d);
         buf_printf(b, "override expires in %s; ", d);
     }
-    if (board_no_traffic(t))
-        buf_printf(b, "no traffic in the last minute; ");
 }
 
 static void draw_info(struct ui *ui, int y)

@@ -279,6 +279,8 @@ static void read_keys(struct ui *ui)
             ui->dirty = true;
             continue;
         }
+        if (r != KEY_CODE_YES && wc == 27 && sort_mouse_report(ui))
+            continue; /* a click: handled */
         keys_dispatch(ui, (struct ui_key){r == KEY_CODE_YES, wc});
         if (ui->quit)
             return;

@@ -186,7 +186,8 @@ struct ui_trend { /* watch.c: a target's recent error rate and p95, a ring */
 };
 
 struct ui_probe_watch { /* watch.c: an operator's probe, until its result shows */
-    bool active;
+    bool sent;          /* asked; the verdict has not come back yet */
+    bool active;        /* the router took it: waiting for the probe count to move */
     char target[64];
     uint64_t probes; /* the target's probe count when it was asked */
     enum breaker_state breaker;
@@ -253,7 +254,8 @@ struct ui {
     size_t visible[ROUTER_MAX_TARGETS]; /* snapshot indices in display order */
     size_t n_visible;
     int sel, top;
-    int sort_col; /* column id, -1 = problems first (or config order) */
+    int mouse_x, mouse_y; /* the last click, 0-based cells */
+    int sort_col;         /* column id, -1 = problems first (or config order) */
     bool sort_desc;
     bool config_order; /* with sort_col -1: config order instead of problems first */
     bool faults_only;
@@ -393,7 +395,8 @@ int columns_compare(const struct ui *ui, enum col_id c, const struct router_targ
 
 /* watch.c */
 void watch_intake(struct ui *ui); /* every turn: probe results, trend samples */
-void watch_probe_begin(struct ui *ui, const char *target);
+void watch_probe_sent(struct ui *ui, const char *target);  /* P pressed (keys.c) */
+void watch_probe_begin(struct ui *ui, const char *target); /* the router took it */
 void watch_trend(const struct ui *ui, const char *name, bool p95, double *out); /* UI_TREND_N */
 void watch_spark_text(const struct ui *ui, const double *series, size_t n, size_t cells, char *out,
                       size_t outlen);
@@ -406,6 +409,9 @@ void sort_label(const struct ui *ui, char *out, size_t n); /* "problems first", 
 void sort_by_column(struct ui *ui, enum col_id c);
 void sort_toggle_problems(struct ui *ui);
 void sort_announce(struct ui *ui); /* the order, on the message line */
+/* After an ESC key: reads an SGR mouse report that follows (bounded wait) and acts on a
+ * click; false (the keys handed back) when none follows. */
+bool sort_mouse_report(struct ui *ui);
 /* The actions of the keys below ("order", "sort-by-err", "mouse"): false when name is not
  * one of them. */
 bool sort_action(struct ui *ui, const char *name);

@@ -494,6 +494,8 @@ void keys_submit(struct ui *ui, const struct command_def *d, const struct router
     else
         snprintf(label, sizeof label, "%s%s%s%s", d->name, cmd.target[0] ? " " : "", cmd.target,
                  exp);
+    if (cmd.type == ROUTER_CMD_PROBE_NOW)
+        watch_probe_sent(ui, cmd.target);
     ui->be->ops->command(ui->be->self, &cmd, label);
     ui->pending++;
     ui_message(ui, THEME_DIM, "%s: sent", label);

@@ -83,23 +83,70 @@ static void click_title(struct ui *ui, int x)
 
 static void sort_mouse(struct ui *ui)
 {
-    MEVENT ev;
-    if (getmouse(&ev) != OK || ui->view != VIEW_BOARD || !ui->have_snap)
+    if (ui->view != VIEW_BOARD || !ui->have_snap || ui->modal != MODAL_NONE)
         return;
-    if (!(ev.bstate & (BUTTON1_PRESSED | BUTTON1_CLICKED | BUTTON1_RELEASED)))
-        return;
-    if (ev.bstate & BUTTON1_RELEASED)
-        return; /* the press already acted */
-    int title_y = 2, rows = board_table_rows(ui);
-    if (ev.y == title_y) {
-        click_title(ui, ev.x);
-    } else if (ev.y > title_y && ev.y <= title_y + rows) {
-        int i = ui->top + ev.y - title_y - 1;
+    int title_y = 2, rows = board_table_rows(ui), y = ui->mouse_y;
+    if (y == title_y) {
+        click_title(ui, ui->mouse_x);
+    } else if (y > title_y && y <= title_y + rows) {
+        int i = ui->top + y - title_y - 1;
         if (i < (int)ui->n_visible) {
             ui->focus = FOCUS_TARGETS;
             board_move(ui, i - ui->sel);
         }
     }
+}
+
+/* The next key, waiting at most ~20 ms for it (a report arrives in one write, so this only
+ * waits when a lone ESC was pressed). */
+static bool next_char(wint_t *wc)
+{
+    for (int tries = 0; tries < 20; tries++) {
+        int r = get_wch(wc);
+        if (r == OK)
+            return true;
+        if (r != ERR)
+            return false; /* a function key: not part of a report */
+        napms(1);
+    }
+    return false;
+}
+
+/* After an ESC: "[<b;x;yM" (press) or "...m" (release). Anything else is handed back to
+ * ncurses (unget_wch, last first) so the keys arrive as they would have. */
+bool sort_mouse_report(struct ui *ui)
+{
+    wint_t got[32];
+    size_t n = 0;
+    long v[3] = {0, 0, 0};
+    int field = 0;
+    bool done = false, press = false;
+    while (n < SB_ARRAY_LEN(got) && !done && next_char(&got[n])) {
+        wint_t c = got[n++];
+        if ((n == 1 && c == '[') || (n == 2 && c == '<'))
+            continue;
+        if (n > 2 && c >= '0' && c <= '9' && v[field] < 100000)
+            v[field] = v[field] * 10 + (long)(c - '0');
+        else if (n > 2 && c == ';' && field < 2)
+            field++;
+        else if (n > 2 && field == 2 && (c == 'M' || c == 'm')) {
+            press = c == 'M';
+            done = true;
+        } else
+            break;
+    }
+    if (!done) {
+        while (n > 0)
+            unget_wch((wchar_t)got[--n]);
+        return false;
+    }
+    if (press && v[0] == 0) { /* button 1 pressed, no modifier: a click */
+        ui->mouse_x = (int)v[1] - 1;
+        ui->mouse_y = (int)v[2] - 1;
+        ui->dirty = true;
+        keys_dispatch(ui, (struct ui_key){true, KEY_MOUSE});
+    }
+    return true;
 }
 
 /* ---- actions -------------------------------------------------------------------------------- */

@@ -99,29 +99,44 @@ static const struct router_target_snap *find(const struct ui *ui, const char *na
     return NULL;
 }
 
-void watch_probe_begin(struct ui *ui, const char *target)
+static void probe_check(struct ui *ui);
+
+/* The baseline is taken when the command is sent: by the time its verdict comes back the
+ * probe may have finished and the snapshot may already show it. */
+void watch_probe_sent(struct ui *ui, const char *target)
 {
     const struct router_target_snap *t = ui->have_snap ? find(ui, target) : NULL;
+    struct ui_probe_watch *w = &ui->probe_watch;
+    w->active = false;
+    w->sent = t != NULL;
     if (!t)
         return;
-    struct ui_probe_watch *w = &ui->probe_watch;
     str_copy(w->target, sizeof w->target, target);
     w->probes = t->probes;
     w->breaker = t->breaker;
+}
+
+void watch_probe_begin(struct ui *ui, const char *target)
+{
+    struct ui_probe_watch *w = &ui->probe_watch;
+    if (!w->sent || !str_eq(w->target, target))
+        return;
+    w->sent = false;
     w->until_ms = ui->now_ms + PROBE_WAIT_MS;
     w->active = true;
     ui_message(ui, THEME_DIM, "probe %s: sent, waiting for its answer...", target);
+    probe_check(ui);
 }
 
 static void probe_said(struct ui *ui, const struct router_target_snap *t)
 {
     struct ui_probe_watch *w = &ui->probe_watch;
-    char lat[24], brk[96], status[160];
+    char lat[24], brk[96], status[24];
     fmt_us(t->probe_latency_us, lat, sizeof lat);
     if (t->probe_ok)
         snprintf(status, sizeof status, "%ld", t->probe_status ? t->probe_status : 200L);
     else
-        snprintf(status, sizeof status, "FAILED (%s)", t->probe_error);
+        snprintf(status, sizeof status, "FAILED");
     if (t->breaker != w->breaker) {
         snprintf(brk, sizeof brk, "breaker -> %s", breaker_state_name(t->breaker));
     } else if (t->breaker == BREAKER_OPEN) {
@@ -131,8 +146,8 @@ static void probe_said(struct ui *ui, const struct router_target_snap *t)
     } else {
         snprintf(brk, sizeof brk, "breaker %s", breaker_state_name(t->breaker));
     }
-    ui_message(ui, t->probe_ok ? THEME_OK : THEME_ERROR, "probe %s: %s in %s, %s", t->name, status,
-               lat, brk);
+    ui_message(ui, t->probe_ok ? THEME_OK : THEME_ERROR, "probe %s: %s in %s, %s%s%s", t->name,
+               status, lat, brk, t->probe_ok ? "" : ": ", t->probe_ok ? "" : t->probe_error);
 }
 
 static void probe_check(struct ui *ui)
