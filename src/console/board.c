@@ -279,7 +279,7 @@ static void header_instances(struct ui *ui, struct seg *segs, size_t *n)
         add(segs, n, 0, THEME_ERROR, "%s", text);
 }
 
-/* "req/s 7012 10s, 1694 1m": the last 10 s lead (a surge shows at once), the minute beside. */
+/* "req/s 7012 (1m 1694)": the last 10 s lead (a surge shows at once), the minute beside. */
 static void header_rates(struct ui *ui, struct seg *segs, size_t *n)
 {
     const struct router_snapshot *s = ui->snap;
@@ -289,12 +289,12 @@ static void header_rates(struct ui *ui, struct seg *segs, size_t *n)
     char a[16], b[16];
     fmt_rate(r10, 6, a, sizeof a);
     fmt_rate(s->req_per_s, 6, b, sizeof b);
-    add(segs, n, 0, THEME_HEADER_VALUE, "req/s %s 10s, %s 1m", a, b);
+    add(segs, n, 0, THEME_HEADER_VALUE, "req/s %s (1m %s)", a, b);
     brief(segs, *n, "%s/s", a);
     double e10 = s->error_pct_10s, e1 = s->error_pct_1m;
     add(segs, n, 0, e10 >= 5 || e1 >= 5 ? THEME_ERROR : THEME_HEADER_VALUE,
-        "err %.1f%% 10s, %.1f%% 1m", e10, e1);
-    brief(segs, *n, "err %.0f%%", e10);
+        "err %.1f%% (1m %.1f%%)", e10, e1);
+    brief(segs, *n, "err %.1f%%", e10);
 }
 
 static void header_line1(struct ui *ui, int y, int w)
