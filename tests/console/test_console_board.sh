@@ -12,6 +12,7 @@
 #    and marks the rows the table hides
 #  - an open breaker without traffic shows a dash for ERR% and P95 once the minute has passed
 #    (waits ~60 s: normal tree only)
+#  - SIGHUP with a rejected file says REJECTED, never "config reloaded"
 source "$(dirname "$0")/../integration/lib.sh"
 
 if ! command -v tmux >/dev/null; then
@@ -167,6 +168,19 @@ check "60 columns: READ-ONLY stays in the header" eventually "$WAIT" has narrow 
 check "60 columns: the override count stays in the header" has narrow 'ovr 0'
 check "a short table marks the rows it hides" has narrow 'more below'
 CUR=main
+
+# ---- a rejected reload never reads "config reloaded" --------------------------------------------
+cp "$TMP/sb.json" "$TMP/sb.good"
+echo '{"providers": [' > "$TMP/sb.json"
+cpid=$(pgrep -P "$("${TM[@]}" display -p -t main '#{pane_pid}')" -x switchboard)
+kill -HUP "$cpid"
+check "SIGHUP with a broken file: the message line says REJECTED" \
+  eventually "$WAIT" has main 'config reload REJECTED, the running config stays'
+no_reloaded() { ! has main 'config reloaded'; }
+check "...and never 'config reloaded'" no_reloaded
+cp "$TMP/sb.good" "$TMP/sb.json"
+kill -HUP "$cpid"
+check "SIGHUP with a good file: config reloaded" eventually "$WAIT" has main 'SIGHUP: config reloaded'
 
 # ---- no traffic: ERR% and P95 are dashes once the minute has passed -----------------------------
 if [[ $SB_BUILD == *asan* || $SB_BUILD == *tsan* ]]; then
