@@ -54,7 +54,7 @@ static void bar(char *out, size_t n, double frac, int width, bool utf8)
 }
 
 /* Rates over 10 s beside the minute's; "no traffic" rather than what is left of a window. */
-static void traffic(const struct ui *ui, const struct router_target_snap *t, struct dlines *d)
+static void traffic(const struct router_target_snap *t, struct dlines *d)
 {
     const struct stats_summary *s = &t->stats;
     char r10[16], r1[16], e10[24] = "-";
@@ -73,14 +73,20 @@ static void traffic(const struct ui *ui, const struct router_target_snap *t, str
             "%llu failed",
             r10, r1, e10, s->error_pct_1m, (unsigned long long)s->calls,
             (unsigned long long)s->successes, (unsigned long long)s->failures);
+}
+
+/* Error rate and p95 over the last minutes (watch.c samples them every 5 s). */
+static void trends(const struct ui *ui, const struct router_target_snap *t, struct dlines *d)
+{
     double series[UI_TREND_N];
     char spark[UI_TREND_N * 3 + 1];
     size_t cells = COLS > 60 ? (size_t)(COLS - 40) / 2 : 10;
     cells = cells > 60 ? 60 : cells;
+    char span[24];
+    command_format_duration((int64_t)cells * UI_TREND_STEP_MS, span, sizeof span);
     watch_trend(ui, t->name, false, series);
     watch_spark_text(ui, series, UI_TREND_N, cells, spark, sizeof spark);
-    add(d, THEME_SPARK, "trend      err%% [%s] last %zu min", spark,
-        cells * UI_TREND_STEP_MS / 60000);
+    add(d, THEME_SPARK, "trend      err%% [%s] the last %s", spark, span);
     watch_trend(ui, t->name, true, series);
     watch_spark_text(ui, series, UI_TREND_N, cells, spark, sizeof spark);
     add(d, THEME_SPARK, "           p95  [%s] (one cell: %ds)", spark, UI_TREND_STEP_MS / 1000);
@@ -114,10 +120,11 @@ static void summary(const struct ui *ui, const struct router_target_snap *t, str
         t->configured_weight, t->traffic_share * 100, t->forced_live ? ", forced live" : "",
         t->pinned ? ", pinned" : "", t->drained ? ", drained" : "", a[0] ? " (expires in " : "", a,
         a[0] ? ")" : "");
-    traffic(ui, t, d);
+    traffic(t, d);
     add(d, THEME_NORMAL, "           %ld in flight, %llu retries, %llu hedges, %llu truncated",
         s->in_flight, (unsigned long long)s->retries, (unsigned long long)s->hedges,
         (unsigned long long)s->truncated);
+    trends(ui, t, d);
     fmt_ms(s->latency_1m[0], a, sizeof a);
     fmt_ms(s->latency_1m[1], b, sizeof b);
     fmt_ms(s->latency_1m[2], c, sizeof c);

@@ -6,6 +6,8 @@
  *   help.c      the help overlay and --keys Markdown, generated from the tables
  *   board.c     header, target table, info line, status bar
  *   columns.c   the board's column table (title, width, priority, render, sort)
+ *   sort.c      the board's order (problems first, one key per column) and mouse clicks
+ *   watch.c     what the console follows over time: per-target trends, an operator's probe
  *   events.c    incident timeline store, pane, export
  *   detail.c    one target in depth
  *   cmdline.c   ':' line with completion, '/' filter, 'w' weight field, y/n confirmation
