@@ -48,7 +48,7 @@ struct console_opts {
     /* Signals to take (blocked in every thread before any thread started; the console
      * reads them with a signalfd): SIGINT and SIGTERM quit, SIGHUP calls reload. */
     const sigset_t *signals;
-    void (*reload)(void *ctx); /* SIGHUP; may be NULL */
+    bool (*reload)(void *ctx); /* SIGHUP; false when the file was rejected; may be NULL */
     void *reload_ctx;
     /* Hooks for the ledger (issue 5); NULL: built-in behaviour. */
     console_spend_fn spend;

@@ -249,6 +249,7 @@ struct router_target_snap {
     bool probe_ok;
     int64_t probe_age_ms; /* -1 never */
     int64_t probe_latency_us;
+    long probe_status; /* the last probe's HTTP status; 0 when it got none */
     char probe_error[128];
     int64_t next_probe_in_ms; /* -1 when probes are off */
     uint64_t probes, probe_failures;
@@ -279,6 +280,7 @@ struct router_snapshot {
     uint64_t calls, successes, failures, in_flight;
     double req_per_s;
     double error_pct_1m;
+    double error_pct_10s; /* over all targets' calls finished in the last 10 s */
     double spend_usd;
     uint64_t gateway_calls; /* calls submitted (each counted once, however many attempts) */
     size_t n_events;        /* the newest n_events of events[], oldest first */

@@ -101,6 +101,8 @@ struct stats_summary {
     double ttft_1m[3], ttft_5m[3];
     double req_per_s;                       /* over the last 60 whole seconds */
     double error_pct_1m;                    /* 0..100 */
+    double error_pct_10s;                   /* 0..100, over the last 10 s (current second in) */
+    uint64_t finished_10s;                  /* finished calls behind error_pct_10s */
     double rate_series[STATS_RATE_SECONDS]; /* req/s, oldest first; [59] = last whole second */
     uint64_t latency_prom[HIST_PROM_COUNT]; /* cumulative, since start */
     uint64_t latency_count;
@@ -133,6 +135,9 @@ double stats_req_per_s(const struct stats *s, int64_t now_ms);
 /* Failed / finished over the last 60 s (the current second included), in percent; 0 with
  * no finished call. */
 double stats_error_pct(const struct stats *s, int64_t now_ms);
+/* The same over the last `seconds` (1..STATS_RATE_SECONDS); *finished (may be NULL) gets the
+ * number of finished calls it is over. */
+double stats_error_pct_over(const struct stats *s, int64_t now_ms, int seconds, uint64_t *finished);
 
 /* Fills out (caller's storage) with everything the console and /metrics need. */
 void stats_summarize(const struct stats *s, int64_t now_ms, struct stats_summary *out);

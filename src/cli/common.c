@@ -28,9 +28,10 @@ struct config *cli_load_config(const char *path, const char *listen, struct buf 
     return cfg;
 }
 
-void cli_reload(struct router *rt, struct gateway *gw, const char *path, const char *listen)
+bool cli_reload(struct router *rt, struct gateway *gw, const char *path, const char *listen)
 {
     struct buf errors;
+    bool ok = false;
     buf_init(&errors);
     struct config *cfg = cli_load_config(path, listen, &errors);
     if (cfg) {
@@ -38,6 +39,7 @@ void cli_reload(struct router *rt, struct gateway *gw, const char *path, const c
         if (gw)
             gateway_reload(gw, cfg); /* copies what it needs */
         router_reload(rt, cfg);
+        ok = true;
     } else {
         log_error("SIGHUP: %s rejected, keeping the running config: %s", path, buf_str(&errors));
         char text[192];
@@ -45,6 +47,7 @@ void cli_reload(struct router *rt, struct gateway *gw, const char *path, const c
         router_note(rt, ROUTER_EV_CONFIG, "", text);
     }
     buf_cleanup(&errors);
+    return ok;
 }
 
 bool cli_write_port_file(const char *path, unsigned port)

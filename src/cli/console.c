@@ -156,10 +156,10 @@ static int parse(int argc, char **argv, struct console_cli *o)
     return -1;
 }
 
-static void reload(void *ctx)
+static bool reload(void *ctx)
 {
     struct console_cli *o = ctx;
-    cli_reload(o->rt, o->gw, o->config_path, o->listen);
+    return cli_reload(o->rt, o->gw, o->config_path, o->listen);
 }
 
 /* --log FILE, else switchboard.log beside the config, else /dev/null. */

@@ -16,8 +16,8 @@
 /* config_load, with every error joined into errors ("; "), and --listen applied. */
 struct config *cli_load_config(const char *path, const char *listen, struct buf *errors);
 /* SIGHUP: reloads path into rt (and gw's client keys; gw may be NULL); a bad file is logged
- * and noted on the timeline, and the running config stays. */
-void cli_reload(struct router *rt, struct gateway *gw, const char *path, const char *listen);
+ * and noted on the timeline, the running config stays, and it returns false. */
+bool cli_reload(struct router *rt, struct gateway *gw, const char *path, const char *listen);
 /* Drains gw as `serve` does on SIGTERM: no new calls (503, /readyz 503) while the calls in
  * flight finish, for up to drain_ms; returns when they are done, at the deadline, or at a
  * SIGTERM/SIGINT in set (which must be blocked); SIGHUP reloads path meanwhile. Then call

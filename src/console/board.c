@@ -36,6 +36,22 @@ static int64_t limited_for_ms(const char *reason)
     return d > 0 ? (int64_t)d * 1000 : 0;
 }
 
+/* To the second, up to an hour ("1m05s"): a countdown that a failed trial extends must
+ * visibly move. */
+static void countdown(int64_t ms, char *out, size_t n)
+{
+    int64_t s = ms > 0 ? (ms + 999) / 1000 : 0;
+    if (s < 3600) {
+        int m = (int)(s / 60), sec = (int)(s % 60);
+        if (m)
+            snprintf(out, n, "%dm%02ds", m % 60, sec % 60);
+        else
+            snprintf(out, n, "%ds", sec % 60);
+    } else {
+        fmt_age(ms, out, n);
+    }
+}
+
 const char *board_state_text(const struct router_target_snap *t, char *out, size_t outlen,
                              enum theme_elem *elem)
 {
@@ -50,7 +66,7 @@ const char *board_state_text(const struct router_target_snap *t, char *out, size
         snprintf(out, outlen, t->breaker == BREAKER_CLOSED ? "forced" : "forced!");
         *elem = THEME_FORCED;
     } else if (t->breaker == BREAKER_OPEN) {
-        fmt_age(t->breaker_retry_in_ms + 999, in, sizeof in);
+        countdown(t->breaker_retry_in_ms, in, sizeof in);
         snprintf(out, outlen, "OPEN %s", in);
         *elem = THEME_BREAKER_OPEN;
     } else if (t->breaker == BREAKER_HALF_OPEN) {
@@ -82,6 +98,40 @@ bool board_is_fault(const struct router_target_snap *t)
 {
     return !t->enabled || t->breaker != BREAKER_CLOSED || t->rate_limited || t->drained ||
            t->forced_live || t->stats.error_pct_1m > 0 || probe_failing(t);
+}
+
+bool board_no_traffic(const struct router_target_snap *t)
+{
+    if (t->stats.in_flight > 0)
+        return false;
+    for (size_t i = 0; i < STATS_RATE_SECONDS; i++) {
+        if (t->stats.rate_series[i] > 0)
+            return false;
+    }
+    return true;
+}
+
+double board_rate_10s(const double *series)
+{
+    double sum = 0;
+    for (size_t i = STATS_RATE_SECONDS - 10; i < STATS_RATE_SECONDS; i++)
+        sum += series[i];
+    return sum / 10;
+}
+
+/* Problems first: open, half-open, cooling (rate-limited), drained; the rest (healthy,
+ * degraded, forced, no key) keep config order, so a row does not jump on one error. */
+int board_problem_rank(const struct router_target_snap *t)
+{
+    if (!t->enabled)
+        return 0;
+    if (t->breaker == BREAKER_OPEN)
+        return 4;
+    if (t->breaker == BREAKER_HALF_OPEN)
+        return 3;
+    if (t->rate_limited)
+        return 2;
+    return t->drained ? 1 : 0;
 }
 
 const struct ui_vote *board_vote(const struct ui *ui, const char *name)
@@ -149,21 +199,36 @@ double board_burn_per_hour(const struct ui *ui)
 
 struct seg {
     char text[96];
+    char brief[32]; /* shown instead when the line is short of room ("" keeps text) */
     int priority;
     enum theme_elem elem;
 };
 
+static int seg_width(const struct seg *g, bool brief)
+{
+    const char *t = brief && g->brief[0] ? g->brief : g->text;
+    return text_width(t, strlen(t));
+}
+
+/* Priority-0 segments always show: when they do not fit in full, every segment with a brief
+ * form uses it (at 60 columns "sb  READ-ONLY  7012/s  err 40%  ovr 2" rather than a line cut
+ * before READ-ONLY). */
 static void draw_segments(struct ui *ui, int y, int width, struct seg *segs, size_t n)
 {
     struct console_col spec[16];
     struct console_place pl[16];
+    int need = 0;
     for (size_t i = 0; i < n; i++)
-        spec[i] = (struct console_col){text_width(segs[i].text, strlen(segs[i].text)),
-                                       segs[i].priority, false};
+        need += segs[i].priority == 0 ? seg_width(&segs[i], false) + 2 : 0;
+    bool brief = need > width - 1;
+    for (size_t i = 0; i < n; i++)
+        spec[i] = (struct console_col){seg_width(&segs[i], brief), segs[i].priority, false};
     size_t k = console_layout(width - 1, spec, n, 2, pl);
-    for (size_t i = 0; i < k; i++)
-        draw_text(ui, y, pl[i].x + 1, pl[i].width, segs[pl[i].col].text,
-                  ui->attr[segs[pl[i].col].elem]);
+    for (size_t i = 0; i < k; i++) {
+        const struct seg *g = &segs[pl[i].col];
+        draw_text(ui, y, pl[i].x + 1, pl[i].width, brief && g->brief[0] ? g->brief : g->text,
+                  ui->attr[g->elem]);
+    }
 }
 
 static size_t count_overrides(const struct router_snapshot *s)
@@ -183,9 +248,19 @@ static void add(struct seg *segs, size_t *n, int priority, enum theme_elem e, co
     va_start(ap, fmt);
     vsnprintf(segs[*n].text, sizeof segs[*n].text, fmt, ap);
     va_end(ap);
+    segs[*n].brief[0] = '\0';
     segs[*n].priority = priority;
     segs[*n].elem = e;
     (*n)++;
+}
+
+SB_PRINTF(3, 4)
+static void brief(struct seg *segs, size_t n, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(segs[n - 1].brief, sizeof segs[n - 1].brief, fmt, ap);
+    va_end(ap);
 }
 
 /* Attached: how many instances answer, and since when the others do not. */
@@ -204,6 +279,24 @@ static void header_instances(struct ui *ui, struct seg *segs, size_t *n)
         add(segs, n, 0, THEME_ERROR, "%s", text);
 }
 
+/* "req/s 7012 (1m 1694)": the last 10 s lead (a surge shows at once), the minute beside. */
+static void header_rates(struct ui *ui, struct seg *segs, size_t *n)
+{
+    const struct router_snapshot *s = ui->snap;
+    double r10 = 0;
+    for (size_t i = 0; i < s->n_targets; i++)
+        r10 += board_rate_10s(s->targets[i].stats.rate_series);
+    char a[16], b[16];
+    fmt_rate(r10, 6, a, sizeof a);
+    fmt_rate(s->req_per_s, 6, b, sizeof b);
+    add(segs, n, 0, THEME_HEADER_VALUE, "req/s %s (1m %s)", a, b);
+    brief(segs, *n, "%s/s", a);
+    double e10 = s->error_pct_10s, e1 = s->error_pct_1m;
+    add(segs, n, 0, e10 >= 5 || e1 >= 5 ? THEME_ERROR : THEME_HEADER_VALUE,
+        "err %.1f%% (1m %.1f%%)", e10, e1);
+    brief(segs, *n, "err %.1f%%", e10);
+}
+
 static void header_line1(struct ui *ui, int y, int w)
 {
     const struct router_snapshot *s = ui->snap;
@@ -212,17 +305,17 @@ static void header_line1(struct ui *ui, int y, int w)
     char up[24], clock[16];
     command_format_duration(s->uptime_ms, up, sizeof up);
     add(segs, &n, 0, THEME_HEADER_VALUE, "switchboard");
-    add(segs, &n, 0, THEME_HEADER, "%s", ui->opts->gateway_addr);
-    header_instances(ui, segs, &n);
-    add(segs, &n, 0, THEME_HEADER_VALUE, "%.1f req/s", s->req_per_s);
-    add(segs, &n, 0, s->error_pct_1m >= 5 ? THEME_ERROR : THEME_HEADER_VALUE, "err %.1f%%",
-        s->error_pct_1m);
-    size_t ov = count_overrides(s);
-    add(segs, &n, 1, ov ? THEME_FLASH : THEME_HEADER, "overrides %zu", ov);
-    add(segs, &n, 2, THEME_HEADER, "up %s", up);
-    add(segs, &n, 3, THEME_HEADER, "in flight %llu", (unsigned long long)s->in_flight);
+    brief(segs, n, "sb");
     if (ui->opts->readonly)
         add(segs, &n, 0, THEME_ERROR, "READ-ONLY");
+    add(segs, &n, 2, THEME_HEADER, "%s", ui->opts->gateway_addr);
+    header_instances(ui, segs, &n);
+    header_rates(ui, segs, &n);
+    size_t ov = count_overrides(s);
+    add(segs, &n, 0, ov ? THEME_FLASH : THEME_HEADER, "overrides %zu", ov);
+    brief(segs, n, "ovr %zu", ov);
+    add(segs, &n, 3, THEME_HEADER, "up %s", up);
+    add(segs, &n, 4, THEME_HEADER, "in flight %llu", (unsigned long long)s->in_flight);
     if (s->fleet.enabled) /* "fleet: 3 instances" / "fleet: redis unreachable since ..." */
         add(segs, &n, 0, s->fleet.connected ? THEME_HEADER : THEME_ERROR, "%s", s->fleet.text);
     fmt_clock(s->wall_ms, clock, sizeof clock, false);
@@ -233,7 +326,7 @@ static void header_line1(struct ui *ui, int y, int w)
 
 static void header_line2(struct ui *ui, int y, int w)
 {
-    struct seg segs[8];
+    struct seg segs[10];
     size_t n = 0;
     struct console_spend sp;
     board_spend(ui, &sp);
@@ -263,6 +356,10 @@ static void header_line2(struct ui *ui, int y, int w)
         add(segs, &n, 0, THEME_FLASH, "filter: %s", ui->filter);
     if (ui->faults_only)
         add(segs, &n, 0, THEME_FLASH, "faults only");
+    char order[48];
+    sort_label(ui, order, sizeof order);
+    add(segs, &n, 2, ui->sort_col >= 0 || ui->config_order ? THEME_FLASH : THEME_HEADER, "%s",
+        order);
     add(segs, &n, 4, THEME_HEADER, "theme %s", ui->themes[ui->theme_idx].name);
     add(segs, &n, 3, THEME_HEADER, "calls %llu", (unsigned long long)ui->snap->gateway_calls);
     draw_segments(ui, y, w, segs, n);
@@ -320,6 +417,37 @@ static bool flashing(const struct ui *ui, const char *name)
     return false;
 }
 
+/* The selected target's story, reason first (at 80 columns the reason is what fits):
+ * "5 consecutive failures (last: connect), half-open in 14s; weight 0 (configured 3); ". */
+static void info_reason(const struct router_target_snap *t, struct buf *b)
+{
+    char d[24];
+    if (!t->enabled)
+        buf_printf(b, "%s; ", t->disabled_reason);
+    if (t->breaker != BREAKER_CLOSED && t->breaker_reason[0])
+        buf_printf(b, "%s", t->breaker_reason);
+    else if (t->breaker != BREAKER_CLOSED)
+        buf_printf(b, "breaker %s", breaker_state_name(t->breaker));
+    if (t->breaker == BREAKER_OPEN) {
+        command_format_duration(t->breaker_retry_in_ms, d, sizeof d);
+        buf_printf(b, ", half-open in %s", d);
+    }
+    if (t->breaker != BREAKER_CLOSED)
+        buf_printf(b, "; ");
+    if (board_no_traffic(t))
+        buf_printf(b, "no traffic in the last minute; ");
+    if (t->rate_limited)
+        buf_printf(b, "%s; ", t->rate_limit_reason);
+    if (t->probe_enabled && t->probe_age_ms >= 0 && !t->probe_ok)
+        buf_printf(b, "probe failed: %s; ", t->probe_error);
+    if (t->weight != t->configured_weight)
+        buf_printf(b, "weight %g (configured %g); ", t->weight, t->configured_weight);
+    if (t->override_expires_in_ms > 0) {
+        command_format_duration(t->override_expires_in_ms, d, sizeof d);
+        buf_printf(b, "override expires in %s; ", d);
+    }
+}
+
 static void draw_info(struct ui *ui, int y)
 {
     draw_fill(y, 0, COLS, ui->attr[THEME_NORMAL]);
@@ -332,26 +460,12 @@ static void draw_info(struct ui *ui, int y)
     }
     struct buf b;
     buf_init(&b);
-    char st[32], d[24];
+    char st[32];
     enum theme_elem e;
     board_state_text(t, st, sizeof st, &e);
-    buf_printf(&b, "%s %s/%s: %s", t->name, t->kind, t->model, st);
-    if (!t->enabled)
-        buf_printf(&b, " (%s)", t->disabled_reason);
-    if (t->breaker != BREAKER_CLOSED && t->breaker_reason[0])
-        buf_printf(&b, "; breaker %s: %s", breaker_state_name(t->breaker), t->breaker_reason);
-    if (t->breaker == BREAKER_OPEN) {
-        command_format_duration(t->breaker_retry_in_ms, d, sizeof d);
-        buf_printf(&b, ", half-open in %s", d);
-    }
-    if (t->rate_limited)
-        buf_printf(&b, "; %s", t->rate_limit_reason);
-    if (t->weight != t->configured_weight)
-        buf_printf(&b, "; weight %g (configured %g)", t->weight, t->configured_weight);
-    if (t->override_expires_in_ms > 0) {
-        command_format_duration(t->override_expires_in_ms, d, sizeof d);
-        buf_printf(&b, "; override expires in %s", d);
-    }
+    buf_printf(&b, "%s %s: ", t->name, st);
+    info_reason(t, &b);
+    buf_printf(&b, "%s/%s", t->kind, t->model);
     draw_text_cut(ui, y, 1, COLS - 1, buf_str(&b), ui->attr[e == THEME_HEALTHY ? THEME_NORMAL : e]);
     buf_cleanup(&b);
 }
@@ -397,6 +511,23 @@ static void draw_stale_note(struct ui *ui, int y, const struct console_place *pl
     draw_text_cut(ui, y, x, COLS - x - 1, text, a);
 }
 
+/* Rows above or below the table's window: "+3 above" / "+2 below" on the title line's right. */
+static void draw_hidden_marker(struct ui *ui, int y, int rows)
+{
+    int above = ui->top, below = (int)ui->n_visible - ui->top - rows;
+    if (above <= 0 && below <= 0)
+        return;
+    char text[48];
+    if (above > 0 && below > 0)
+        snprintf(text, sizeof text, " %d above, %d below ", above, below);
+    else if (above > 0)
+        snprintf(text, sizeof text, " %s%d more above ", ui->utf8 ? "↑" : "^", above);
+    else
+        snprintf(text, sizeof text, " %s%d more below ", ui->utf8 ? "↓" : "v", below);
+    int w = text_width(text, strlen(text));
+    draw_text(ui, y, COLS - w, w, text, ui->attr[THEME_FLASH]);
+}
+
 static void draw_table(struct ui *ui, int y, int rows)
 {
     struct console_place pl[COL_COUNT];
@@ -408,6 +539,8 @@ static void draw_table(struct ui *ui, int y, int rows)
         ui->top = ui->sel;
     if (ui->sel >= ui->top + rows)
         ui->top = ui->sel - rows + 1;
+    if (ui->top > 0 && ui->top + rows > (int)ui->n_visible)
+        ui->top = (int)ui->n_visible > rows ? (int)ui->n_visible - rows : 0;
     for (int r = 0; r < rows; r++) {
         int i = ui->top + r;
         if (i >= (int)ui->n_visible) {
@@ -416,19 +549,20 @@ static void draw_table(struct ui *ui, int y, int rows)
         }
         const struct router_target_snap *t = &ui->snap->targets[ui->visible[i]];
         bool sel = i == ui->sel && ui->focus == FOCUS_TARGETS;
-        bool flash = flashing(ui, t->name);
-        attr_t base = sel     ? ui->attr[THEME_ROW_SELECTED]
-                      : flash ? ui->attr[THEME_FLASH]
-                              : ui->attr[THEME_ROW];
-        if (i == ui->sel && !sel)
-            base |= A_BOLD;
+        attr_t base = ui->attr[THEME_ROW] | (i == ui->sel ? A_BOLD : 0);
+        attr_t name = sel                     ? ui->attr[THEME_ROW_SELECTED]
+                      : flashing(ui, t->name) ? ui->attr[THEME_FLASH]
+                                              : base;
         bool stale = ui->stale[ui->visible[i]];
-        if (stale && !sel)
+        if (stale) {
             base = ui->attr[THEME_DIM];
-        columns_draw_row(ui, y + 1 + r, t, pl, n, base, sel || flash || stale);
+            name = sel ? name : base;
+        }
+        columns_draw_row(ui, y + 1 + r, t, pl, n, base, name, stale);
         if (stale)
             draw_stale_note(ui, y + 1 + r, pl, n, base);
     }
+    draw_hidden_marker(ui, y, rows);
 }
 
 void board_draw(struct ui *ui)

@@ -145,6 +145,7 @@ static bool console_command(struct ui *ui, const char *word, const char *rest)
         }
         if (*rest && ui->sort_col < 0)
             ui_message(ui, THEME_ERROR, "no sortable column '%s'", rest);
+        ui->config_order = !*rest; /* `:sort` alone: config order (o: problems first) */
         ui->sort_desc = ui->sort_col > COL_MODEL;
         ui_rebuild_visible(ui);
     } else {

@@ -25,12 +25,13 @@ struct col_def {
 static const struct col_def cols[COL_COUNT] = {
     {"TARGET", COL_NAME, 0, 0, false, false, true},
     {"STATE", COL_STATE, 11, 0, false, false, true},
-    {"OVR", COL_OVR, 4, 4, false, false, false},
+    {"OVR", COL_OVR, 4, 2, false, false, false},
     {"FORMAT/MODEL", COL_MODEL, 17, 5, false, false, true},
     {"W", COL_WEIGHT, 5, 2, true, false, true},
     {"SHARE", COL_SHARE, 5, 2, true, false, true},
     {"REQ/S", COL_RPS, 5, 1, true, false, true},
-    {"CALLS", COL_CALLS, 5, 2, true, false, true},
+    {"NOW", COL_RPS10, 5, 1, true, false, true},
+    {"CALLS", COL_CALLS, 5, 3, true, false, true},
     {"ERRS", COL_ERRS, 5, 5, true, false, true},
     {"ERR%", COL_ERRPCT, 5, 1, true, false, true},
     {"P50", COL_P50, 5, 5, true, false, true},
@@ -39,11 +40,11 @@ static const struct col_def cols[COL_COUNT] = {
     {"TTFT", COL_TTFT, 5, 4, true, false, true},
     {"INFL", COL_INFL, 4, 5, true, false, true},
     {"TOK IN/OUT", COL_TOKENS, 11, 6, true, false, true},
-    {"SPEND", COL_SPEND, 8, 3, true, false, true},
+    {"SPEND", COL_SPEND, 8, 2, true, false, true},
     {"TR/HG", COL_TRHG, 7, 7, true, false, true},
     {"PROBE", COL_PROBE, 8, 5, false, false, true},
     {"WIN", COL_WIN, 4, 6, true, false, true},
-    {"REQ/S 60s", COL_SPARK, 10, 2, false, false, false},
+    {"REQ/S 60s", COL_SPARK, 10, 3, false, false, false},
     {"NOTE", COL_NOTE, 12, 8, false, true, false},
 };
 
@@ -149,6 +150,34 @@ static void probe_text(const struct router_target_snap *t, char *out, size_t n, 
     *e = t->probe_ok ? THEME_HEALTHY : THEME_BREAKER_OPEN;
 }
 
+/* "528.9k/1.2M", or shorter forms of both when that does not fit w cells. */
+static void pair_text(uint64_t a, uint64_t b, int w, char *out, size_t n)
+{
+    char x[24], y[24];
+    fmt_count(a, x, sizeof x);
+    fmt_count(b, y, sizeof y);
+    if ((int)(strlen(x) + strlen(y)) + 1 > w) {
+        int half = (w - 1) / 2 > 4 ? (w - 1) / 2 : 4;
+        fmt_count_fit(a, half, x, sizeof x);
+        fmt_count_fit(b, half, y, sizeof y);
+    }
+    snprintf(out, n, "%s/%s", x, y);
+}
+
+static void errpct_text(double pct, bool idle, char *out, size_t n, enum theme_elem *e)
+{
+    if (idle) {
+        snprintf(out, n, "-");
+        *e = THEME_DIM;
+        return;
+    }
+    snprintf(out, n, pct >= 10 || pct == 0 ? "%.0f%%" : "%.1f%%", pct);
+    if (pct >= 5)
+        *e = THEME_BREAKER_OPEN;
+    else if (pct > 0)
+        *e = THEME_DEGRADED;
+}
+
 static void weight_text(double w, char *out, size_t n)
 {
     if (w == floor(w) && w < 1e6)
@@ -157,12 +186,13 @@ static void weight_text(double w, char *out, size_t n)
         snprintf(out, n, "%.2g", w);
 }
 
-static void cell(const struct ui *ui, enum col_id c, const struct router_target_snap *t, char *out,
-                 size_t n, enum theme_elem *e)
+/* A cell w cells wide. A target without traffic over the last minute shows a dash for its
+ * rates and percentiles rather than what is left of an old window. */
+static void cell(const struct ui *ui, enum col_id c, const struct router_target_snap *t, int w,
+                 char *out, size_t n, enum theme_elem *e)
 {
     const struct stats_summary *s = &t->stats;
-    char a[24], b[24];
-    bool have;
+    bool have, idle = board_no_traffic(t);
     *e = THEME_ROW;
     out[0] = '\0';
     switch (c) {
@@ -189,45 +219,39 @@ static void cell(const struct ui *ui, enum col_id c, const struct router_target_
         snprintf(out, n, "%.0f%%", t->traffic_share * 100);
         break;
     case COL_RPS:
-        snprintf(out, n, s->req_per_s >= 10 ? "%.0f" : "%.1f", s->req_per_s);
+        fmt_rate(s->req_per_s, w, out, n);
+        break;
+    case COL_RPS10:
+        fmt_rate(board_rate_10s(s->rate_series), w, out, n);
         break;
     case COL_CALLS:
-        fmt_count(s->calls, out, n);
+        fmt_count_fit(s->calls, w, out, n);
         break;
     case COL_ERRS:
-        fmt_count(s->failures, out, n);
+        fmt_count_fit(s->failures, w, out, n);
         break;
     case COL_ERRPCT:
-        snprintf(out, n, s->error_pct_1m >= 10 || s->error_pct_1m == 0 ? "%.0f%%" : "%.1f%%",
-                 s->error_pct_1m);
-        if (s->error_pct_1m >= 5)
-            *e = THEME_BREAKER_OPEN;
-        else if (s->error_pct_1m > 0)
-            *e = THEME_DEGRADED;
+        errpct_text(s->error_pct_1m, idle, out, n, e);
         break;
     case COL_P50:
     case COL_P95:
     case COL_P99:
-        fmt_ms(s->latency_1m[c - COL_P50], out, n);
+        fmt_ms(idle ? 0 : s->latency_1m[c - COL_P50], out, n);
         break;
     case COL_TTFT:
-        fmt_ms(s->ttft_1m[1], out, n);
+        fmt_ms(idle ? 0 : s->ttft_1m[1], out, n);
         break;
     case COL_INFL:
         snprintf(out, n, "%ld", s->in_flight);
         break;
     case COL_TOKENS:
-        fmt_count(s->tokens_in, a, sizeof a);
-        fmt_count(s->tokens_out, b, sizeof b);
-        snprintf(out, n, "%s/%s", a, b);
+        pair_text(s->tokens_in, s->tokens_out, w, out, n);
         break;
     case COL_SPEND:
         fmt_usd(s->spend_usd, out, n);
         break;
     case COL_TRHG:
-        fmt_count(s->truncated, a, sizeof a);
-        fmt_count(s->hedges, b, sizeof b);
-        snprintf(out, n, "%s/%s", a, b);
+        pair_text(s->truncated, s->hedges, w, out, n);
         break;
     case COL_PROBE:
         probe_text(t, out, n, e);
@@ -253,21 +277,28 @@ enum col_id columns_id(size_t place_col)
     return cols[place_col].id;
 }
 
+/* The selected and the flashing row keep every cell's own colour (a red STATE stays red):
+ * only the name cell is reversed (selected) or flashes. Stale rows are dimmed whole. */
 void columns_draw_row(struct ui *ui, int y, const struct router_target_snap *t,
-                      const struct console_place *pl, size_t n, attr_t base, bool highlight)
+                      const struct console_place *pl, size_t n, attr_t base, attr_t name_attr,
+                      bool dim)
 {
     draw_fill(y, 0, COLS, base);
     for (size_t i = 0; i < n; i++) {
         const struct col_def *d = &cols[pl[i].col];
         if (d->id == COL_SPARK) {
             draw_spark(ui, y, pl[i].x, pl[i].width, t->stats.rate_series, STATS_RATE_SECONDS,
-                       highlight ? base : ui->attr[THEME_SPARK]);
+                       dim ? base : ui->attr[THEME_SPARK]);
             continue;
         }
         char text[256];
         enum theme_elem e;
-        cell(ui, d->id, t, text, sizeof text, &e);
-        attr_t a = highlight || e == THEME_ROW ? base : ui->attr[e];
+        cell(ui, d->id, t, pl[i].width, text, sizeof text, &e);
+        attr_t a = dim || e == THEME_ROW ? base : ui->attr[e] | (base & A_BOLD);
+        if (d->id == COL_NAME) {
+            a = name_attr;
+            draw_fill(y, pl[i].x, pl[i].width, a);
+        }
         if (d->right)
             draw_text_right(ui, y, pl[i].x, pl[i].width, text, a);
         else
@@ -305,12 +336,14 @@ static double sort_value(const struct ui *ui, enum col_id c, const struct router
         return t->traffic_share;
     case COL_RPS:
         return s->req_per_s;
+    case COL_RPS10:
+        return board_rate_10s(s->rate_series);
     case COL_CALLS:
         return (double)s->calls;
     case COL_ERRS:
         return (double)s->failures;
     case COL_ERRPCT:
-        return s->error_pct_1m;
+        return board_no_traffic(t) ? -1 : s->error_pct_1m;
     case COL_P50:
     case COL_P95:
     case COL_P99:

@@ -72,11 +72,7 @@ void ui_rebuild_visible(struct ui *ui)
             continue;
         /* Insertion sort: stable, and n is at most ROUTER_MAX_TARGETS. */
         size_t k = ui->n_visible++;
-        while (k > 0 && ui->sort_col >= 0) {
-            int c = columns_compare(ui, (enum col_id)ui->sort_col, &s->targets[ui->visible[k - 1]],
-                                    &s->targets[i]);
-            if (ui->sort_desc ? c >= 0 : c <= 0)
-                break;
+        while (k > 0 && sort_compare(ui, &s->targets[ui->visible[k - 1]], &s->targets[i]) > 0) {
             ui->visible[k] = ui->visible[k - 1];
             k--;
         }
@@ -146,6 +142,7 @@ static void intake(struct ui *ui)
     }
     if (ui->have_snap)
         board_note_spend(ui);
+    watch_intake(ui);
 }
 
 static void take_verdicts(struct ui *ui)
@@ -162,6 +159,8 @@ static void take_verdicts(struct ui *ui)
             if (ui->modal == MODAL_NONE)
                 ui->modal = MODAL_POPUP;
             ui_message(ui, THEME_OK, "%s: done", r->label);
+        } else if (r->status == SB_OK && str_has_prefix(r->label, "probe ")) {
+            watch_probe_begin(ui, r->label + 6); /* its result, when it comes, says more */
         } else if (r->status == SB_OK) {
             ui_message(ui, THEME_OK, "ok: %s", r->msg[0] ? r->msg : r->label);
         } else {
@@ -280,6 +279,8 @@ static void read_keys(struct ui *ui)
             ui->dirty = true;
             continue;
         }
+        if (r != KEY_CODE_YES && wc == 27 && sort_mouse_report(ui))
+            continue; /* a click: handled */
         keys_dispatch(ui, (struct ui_key){r == KEY_CODE_YES, wc});
         if (ui->quit)
             return;
@@ -291,10 +292,12 @@ static void read_signals(struct ui *ui, int sfd)
     struct signalfd_siginfo si;
     while (read(sfd, &si, sizeof si) == (ssize_t)sizeof si) {
         if (si.ssi_signo == SIGHUP) {
-            if (ui->opts->reload) {
-                ui->opts->reload(ui->opts->reload_ctx);
+            if (ui->opts->reload && ui->opts->reload(ui->opts->reload_ctx))
                 ui_message(ui, THEME_OK, "SIGHUP: config reloaded (see the events pane)");
-            }
+            else if (ui->opts->reload)
+                ui_message(ui, THEME_ERROR,
+                           "SIGHUP: config reload REJECTED, the running config stays (the "
+                           "events pane says why)");
         } else {
             ui_quit(ui);
         }

@@ -53,6 +53,45 @@ static void bar(char *out, size_t n, double frac, int width, bool utf8)
     out[k] = '\0';
 }
 
+/* Rates over 10 s beside the minute's; "no traffic" rather than what is left of a window. */
+static void traffic(const struct router_target_snap *t, struct dlines *d)
+{
+    const struct stats_summary *s = &t->stats;
+    char r10[16], r1[16], e10[24] = "-";
+    fmt_rate(board_rate_10s(s->rate_series), 8, r10, sizeof r10);
+    fmt_rate(s->req_per_s, 8, r1, sizeof r1);
+    if (s->finished_10s)
+        snprintf(e10, sizeof e10, "%.1f%%", s->error_pct_10s);
+    if (board_no_traffic(t))
+        add(d, THEME_DIM,
+            "traffic    no traffic in the last minute; %llu calls, %llu ok, %llu failed",
+            (unsigned long long)s->calls, (unsigned long long)s->successes,
+            (unsigned long long)s->failures);
+    else
+        add(d, s->error_pct_10s >= 5 || s->error_pct_1m >= 5 ? THEME_DEGRADED : THEME_NORMAL,
+            "traffic    req/s %s 10s, %s 1m; errors %s 10s, %.1f%% 1m; %llu calls, %llu ok, "
+            "%llu failed",
+            r10, r1, e10, s->error_pct_1m, (unsigned long long)s->calls,
+            (unsigned long long)s->successes, (unsigned long long)s->failures);
+}
+
+/* Error rate and p95 over the last minutes (watch.c samples them every 5 s). */
+static void trends(const struct ui *ui, const struct router_target_snap *t, struct dlines *d)
+{
+    double series[UI_TREND_N];
+    char spark[UI_TREND_N * 3 + 1];
+    size_t cells = COLS > 60 ? (size_t)(COLS - 40) / 2 : 10;
+    cells = cells > 60 ? 60 : cells;
+    char span[24];
+    command_format_duration((int64_t)cells * UI_TREND_STEP_MS, span, sizeof span);
+    watch_trend(ui, t->name, false, series);
+    watch_spark_text(ui, series, UI_TREND_N, cells, spark, sizeof spark);
+    add(d, THEME_SPARK, "trend      err%% [%s] the last %s", spark, span);
+    watch_trend(ui, t->name, true, series);
+    watch_spark_text(ui, series, UI_TREND_N, cells, spark, sizeof spark);
+    add(d, THEME_SPARK, "           p95  [%s] (one cell: %ds)", spark, UI_TREND_STEP_MS / 1000);
+}
+
 static void summary(const struct ui *ui, const struct router_target_snap *t, struct dlines *d)
 {
     const struct stats_summary *s = &t->stats;
@@ -81,13 +120,11 @@ static void summary(const struct ui *ui, const struct router_target_snap *t, str
         t->configured_weight, t->traffic_share * 100, t->forced_live ? ", forced live" : "",
         t->pinned ? ", pinned" : "", t->drained ? ", drained" : "", a[0] ? " (expires in " : "", a,
         a[0] ? ")" : "");
-    add(d, THEME_NORMAL,
-        "traffic    %.1f req/s, %llu calls, %llu ok, %llu failed, %.1f%% errors (1m)", s->req_per_s,
-        (unsigned long long)s->calls, (unsigned long long)s->successes,
-        (unsigned long long)s->failures, s->error_pct_1m);
+    traffic(t, d);
     add(d, THEME_NORMAL, "           %ld in flight, %llu retries, %llu hedges, %llu truncated",
         s->in_flight, (unsigned long long)s->retries, (unsigned long long)s->hedges,
         (unsigned long long)s->truncated);
+    trends(ui, t, d);
     fmt_ms(s->latency_1m[0], a, sizeof a);
     fmt_ms(s->latency_1m[1], b, sizeof b);
     fmt_ms(s->latency_1m[2], c, sizeof c);

@@ -273,6 +273,39 @@ void fmt_count(uint64_t v, char *out, size_t n)
         snprintf(out, n, "%.1fG", (double)v / 1e9);
 }
 
+void fmt_count_fit(uint64_t v, int maxw, char *out, size_t n)
+{
+    static const struct {
+        double div;
+        char unit;
+    } units[] = {{1e3, 'k'}, {1e6, 'M'}, {1e9, 'G'}};
+    fmt_count(v, out, n);
+    if (v < 10000 || (int)strlen(out) <= maxw)
+        return;
+    for (size_t i = 0; i < SB_ARRAY_LEN(units); i++) {
+        double x = (double)v / units[i].div;
+        if (x >= 999.5 && i + 1 < SB_ARRAY_LEN(units))
+            continue; /* "1000k": one unit up reads better */
+        snprintf(out, n, "%.1f%c", x, units[i].unit);
+        if (x < 999.95 && (int)strlen(out) <= maxw)
+            return;
+        snprintf(out, n, "%.0f%c", x, units[i].unit);
+        return;
+    }
+}
+
+void fmt_rate(double per_s, int maxw, char *out, size_t n)
+{
+    if (!(per_s > 0))
+        snprintf(out, n, "0");
+    else if (per_s < 9.95)
+        snprintf(out, n, "%.1f", per_s);
+    else if (per_s < 9999.5)
+        snprintf(out, n, "%.0f", per_s);
+    else
+        fmt_count_fit((uint64_t)llround(per_s), maxw, out, n);
+}
+
 /* Short, for table cells (at most 8 characters below $100000). */
 void fmt_usd(double usd, char *out, size_t n)
 {

@@ -6,6 +6,8 @@
  *   help.c      the help overlay and --keys Markdown, generated from the tables
  *   board.c     header, target table, info line, status bar
  *   columns.c   the board's column table (title, width, priority, render, sort)
+ *   sort.c      the board's order (problems first, one key per column) and mouse clicks
+ *   watch.c     what the console follows over time: per-target trends, an operator's probe
  *   events.c    incident timeline store, pane, export
  *   detail.c    one target in depth
  *   cmdline.c   ':' line with completion, '/' filter, 'w' weight field, y/n confirmation
@@ -43,6 +45,8 @@
 #define UI_FLASH_MS       3000
 #define UI_MESSAGE_MS     8000
 #define UI_CMD_TIMEOUT_MS 5000
+#define UI_TREND_N        120  /* samples per target: 10 minutes... */
+#define UI_TREND_STEP_MS  5000 /* ...one every 5 s */
 #define CMP_MAX           4
 #define CMP_ANSWER_CAP    ((size_t)256 * 1024)
 #define CMP_HISTORY_MAX   50
@@ -176,6 +180,22 @@ struct ui_row_mem { /* change highlighting (htop) */
     int64_t flash_until; /* monotonic ms */
 };
 
+struct ui_trend { /* watch.c: a target's recent error rate and p95, a ring */
+    char name[64];
+    double err[UI_TREND_N]; /* % over 10 s */
+    double p95[UI_TREND_N]; /* ms over 1 minute; 0 without traffic */
+    size_t n, next;
+};
+
+struct ui_probe_watch { /* watch.c: an operator's probe, until its result shows */
+    bool sent;          /* asked; the verdict has not come back yet */
+    bool active;        /* the router took it: waiting for the probe count to move */
+    char target[64];
+    uint64_t probes; /* the target's probe count when it was asked */
+    enum breaker_state breaker;
+    int64_t until_ms;
+};
+
 struct ui_vote {
     char name[64];
     unsigned wins, comparisons;
@@ -236,8 +256,10 @@ struct ui {
     size_t visible[ROUTER_MAX_TARGETS]; /* snapshot indices in display order */
     size_t n_visible;
     int sel, top;
-    int sort_col; /* column id, -1 = config order */
+    int mouse_x, mouse_y; /* the last click, 0-based cells */
+    int sort_col;         /* column id, -1 = problems first (or config order) */
     bool sort_desc;
+    bool config_order; /* with sort_col -1: config order instead of problems first */
     bool faults_only;
     char filter[64];
     struct ui_row_mem mem[ROUTER_MAX_TARGETS];
@@ -274,6 +296,11 @@ struct ui {
     } spend[UI_SPEND_SAMPLES];
     size_t spend_n, spend_next;
     int64_t spend_last_ms;
+    /* watch.c */
+    struct ui_trend trends[ROUTER_MAX_TARGETS];
+    size_t n_trends;
+    int64_t trend_last_ms;
+    struct ui_probe_watch probe_watch;
     /* votes */
     struct ui_vote votes[ROUTER_MAX_TARGETS];
     size_t n_votes;
@@ -321,6 +348,10 @@ int board_table_rows(const struct ui *ui);
 const char *board_state_text(const struct router_target_snap *t, char *out, size_t outlen,
                              enum theme_elem *elem);
 bool board_is_fault(const struct router_target_snap *t);
+/* No call started or in flight over the last minute: its ERR% and percentiles mean nothing. */
+bool board_no_traffic(const struct router_target_snap *t);
+double board_rate_10s(const double *series); /* mean of the last 10 of STATS_RATE_SECONDS */
+int board_problem_rank(const struct router_target_snap *t); /* problems-first order */
 void board_spend(struct ui *ui, struct console_spend *out);
 double board_burn_per_hour(const struct ui *ui);
 void board_note_spend(struct ui *ui);
@@ -335,6 +366,7 @@ enum col_id {
     COL_WEIGHT,
     COL_SHARE,
     COL_RPS,
+    COL_RPS10, /* req/s over the last 10 s */
     COL_CALLS,
     COL_ERRS,
     COL_ERRPCT,
@@ -358,9 +390,34 @@ enum col_id columns_id(size_t place_col); /* console_place.col -> the column's i
 size_t columns_layout(const struct ui *ui, int width, struct console_place *out);
 void columns_draw_titles(struct ui *ui, int y, const struct console_place *pl, size_t n);
 void columns_draw_row(struct ui *ui, int y, const struct router_target_snap *t,
-                      const struct console_place *pl, size_t n, attr_t base, bool highlight);
+                      const struct console_place *pl, size_t n, attr_t base, attr_t name_attr,
+                      bool dim);
 int columns_compare(const struct ui *ui, enum col_id c, const struct router_target_snap *a,
                     const struct router_target_snap *b);
+
+/* watch.c */
+void watch_intake(struct ui *ui); /* every turn: probe results, trend samples */
+void watch_probe_sent(struct ui *ui, const char *target);  /* P pressed (keys.c) */
+void watch_probe_begin(struct ui *ui, const char *target); /* the router took it */
+void watch_trend(const struct ui *ui, const char *name, bool p95, double *out); /* UI_TREND_N */
+void watch_spark_text(const struct ui *ui, const double *series, size_t n, size_t cells, char *out,
+                      size_t outlen);
+
+/* sort.c */
+/* < 0: a before b in the board's current order. */
+int sort_compare(const struct ui *ui, const struct router_target_snap *a,
+                 const struct router_target_snap *b);
+void sort_label(const struct ui *ui, char *out, size_t n); /* "problems first", "sort ERR% v" */
+void sort_by_column(struct ui *ui, enum col_id c);
+void sort_toggle_problems(struct ui *ui);
+void sort_announce(struct ui *ui); /* the order, on the message line */
+/* After an ESC key: reads an SGR mouse report that follows (bounded wait) and acts on a
+ * click; false (the keys handed back) when none follows. */
+bool sort_mouse_report(struct ui *ui);
+/* The actions of the keys below ("order", "sort-by-err", "mouse"): false when name is not
+ * one of them. */
+bool sort_action(struct ui *ui, const char *name);
+const char *sort_action_help(const char *name); /* NULL when not one of them */
 
 /* events.c */
 void events_init(struct ui_events *ev);
@@ -436,6 +493,10 @@ size_t text_wrap(const char *s, size_t len, int width, struct wrap_line *out, si
 void fmt_ms(double ms, char *out, size_t n);
 void fmt_us(int64_t us, char *out, size_t n);
 void fmt_count(uint64_t v, char *out, size_t n);
+/* The most precise form of v in at most maxw cells that keeps its unit: "528.9k", "529k". */
+void fmt_count_fit(uint64_t v, int maxw, char *out, size_t n);
+/* Calls per second in at most maxw cells: "0.4", "7012", "12.3k". */
+void fmt_rate(double per_s, int maxw, char *out, size_t n);
 void fmt_usd(double usd, char *out, size_t n);       /* short, for cells */
 void fmt_usd_exact(double usd, char *out, size_t n); /* one call's cost */
 void fmt_age(int64_t ms, char *out, size_t n);

@@ -65,6 +65,18 @@ static const struct key_binding bindings[] = {
     {'s', false, "s", "sort", CTX_BOARD | CTX_EVENTS, "Sort"},
     {KEY_F(6), true, "F6", "sort", CTX_BOARD | CTX_EVENTS, NULL},
     {'S', false, "S", "sort-reverse", CTX_BOARD | CTX_EVENTS, NULL},
+    {'o', false, "o", "order", CTX_BOARD | CTX_EVENTS, "Order"},
+    {'N', false, "N", "sort-by-target", CTX_BOARD | CTX_EVENTS, NULL},
+    {'A', false, "A", "sort-by-state", CTX_BOARD | CTX_EVENTS, NULL},
+    {'M', false, "M", "sort-by-model", CTX_BOARD | CTX_EVENTS, NULL},
+    {'W', false, "W", "sort-by-weight", CTX_BOARD | CTX_EVENTS, NULL},
+    {'R', false, "R", "sort-by-rps", CTX_BOARD | CTX_EVENTS, NULL},
+    {'C', false, "C", "sort-by-calls", CTX_BOARD | CTX_EVENTS, NULL},
+    {'X', false, "X", "sort-by-err", CTX_BOARD | CTX_EVENTS, NULL},
+    {'L', false, "L", "sort-by-p95", CTX_BOARD | CTX_EVENTS, NULL},
+    {'I', false, "I", "sort-by-inflight", CTX_BOARD | CTX_EVENTS, NULL},
+    {'$', false, "$", "sort-by-spend", CTX_BOARD | CTX_EVENTS, NULL},
+    {KEY_MOUSE, true, "click", "mouse", CTX_BOARD | CTX_EVENTS, NULL},
     {'\t', false, "Tab", "focus", CTX_BOARD | CTX_EVENTS, "Events"},
     {'E', false, "E", "export-events", CTX_VIEWS, "Export"},
     {'t', false, "t", "theme", CTX_VIEWS | CTX_ANSWERS, "Theme"},
@@ -206,11 +218,7 @@ static void act_sort(struct ui *ui)
     ui->sort_col = c;
     ui->sort_desc = c != COL_NAME && c != COL_MODEL && c >= 0;
     ui_rebuild_visible(ui);
-    if (c < 0)
-        ui_message(ui, THEME_OK, "sorted in config order");
-    else
-        ui_message(ui, THEME_OK, "sorted by %s (%s; S reverses)", columns_title((enum col_id)c),
-                   ui->sort_desc ? "descending" : "ascending");
+    sort_announce(ui);
 }
 
 static void act_sort_reverse(struct ui *ui)
@@ -451,6 +459,8 @@ const char *keys_action_help(const char *name)
     const struct ui_action *a = action_find(name);
     if (a)
         return a->help;
+    if (sort_action_help(name))
+        return sort_action_help(name);
     const struct command_def *d = command_find(name);
     return d ? d->help : "";
 }
@@ -484,6 +494,8 @@ void keys_submit(struct ui *ui, const struct command_def *d, const struct router
     else
         snprintf(label, sizeof label, "%s%s%s%s", d->name, cmd.target[0] ? " " : "", cmd.target,
                  exp);
+    if (cmd.type == ROUTER_CMD_PROBE_NOW)
+        watch_probe_sent(ui, cmd.target);
     ui->be->ops->command(ui->be->self, &cmd, label);
     ui->pending++;
     ui_message(ui, THEME_DIM, "%s: sent", label);
@@ -504,6 +516,8 @@ void keys_run_action(struct ui *ui, const char *name)
         a->run(ui);
         return;
     }
+    if (sort_action(ui, name))
+        return;
     const struct command_def *d = command_find(name);
     if (d && d->kind == COMMAND_ROUTER) {
         const struct router_target_snap *t = ui_selected_target(ui);

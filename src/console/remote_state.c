@@ -147,6 +147,8 @@ static void parse_stats(const cJSON *o, struct stats_summary *s)
     ms3(o, "ttft_5m_ms", s->ttft_5m);
     s->req_per_s = num(o, "req_per_s");
     s->error_pct_1m = num(o, "error_pct_1m");
+    s->error_pct_10s = num(o, "error_pct_10s");
+    s->finished_10s = u64(o, "finished_10s");
     const cJSON *rs = get(o, "rate_series");
     for (size_t i = 0; i < STATS_RATE_SECONDS; i++) {
         const cJSON *v = cJSON_GetArrayItem(rs, (int)i);
@@ -195,6 +197,7 @@ static void parse_target(const cJSON *o, struct router_target_snap *t)
     t->probe_ok = flag(p, "ok");
     t->probe_age_ms = i64(p, "age_ms");
     t->probe_latency_us = i64(p, "latency_us");
+    t->probe_status = (long)i64(p, "status");
     str(p, "error", t->probe_error, sizeof t->probe_error);
     t->next_probe_in_ms = i64(p, "next_in_ms");
     t->probes = u64(p, "probes");
@@ -241,6 +244,7 @@ static void parse_totals(const cJSON *root, struct router_snapshot *s)
     s->gateway_calls = u64(root, "gateway_calls");
     s->req_per_s = num(root, "req_per_s");
     s->error_pct_1m = num(root, "error_pct_1m");
+    s->error_pct_10s = num(root, "error_pct_10s");
     s->spend_usd = num(root, "spend_usd");
     s->spend_today_usd = num(root, "spend_today_usd");
     s->spend_month_usd = num(root, "spend_month_usd");
@@ -379,7 +383,12 @@ static void merge_target(struct router_target_snap *a, const struct router_targe
     uint64_t fin_a = a->stats.successes + a->stats.failures;
     uint64_t fin_b = b->stats.successes + b->stats.failures;
     double err_a = a->stats.error_pct_1m, err_b = b->stats.error_pct_1m;
+    uint64_t f10a = a->stats.finished_10s, f10b = b->stats.finished_10s;
+    double e10a = a->stats.error_pct_10s, e10b = b->stats.error_pct_10s;
     add_stats(&a->stats, &b->stats);
+    a->stats.finished_10s = f10a + f10b;
+    a->stats.error_pct_10s =
+        f10a + f10b ? (e10a * (double)f10a + e10b * (double)f10b) / (double)(f10a + f10b) : 0;
     a->stats.error_pct_1m =
         fin_a + fin_b ? (err_a * (double)fin_a + err_b * (double)fin_b) / (double)(fin_a + fin_b)
                       : (err_a > err_b ? err_a : err_b);
@@ -499,4 +508,10 @@ void console_merge(const struct router_snapshot *const *in, const char *const *n
         first = false;
     }
     out->error_pct_1m = fin ? err_sum / (double)fin : 0;
+    double f10 = 0, e10 = 0;
+    for (size_t i = 0; i < out->n_targets; i++) {
+        f10 += (double)out->targets[i].stats.finished_10s;
+        e10 += (double)out->targets[i].stats.finished_10s * out->targets[i].stats.error_pct_10s;
+    }
+    out->error_pct_10s = f10 > 0 ? e10 / f10 : 0;
 }

@@ -25,11 +25,19 @@ static bool handlers_installed;
 static const int fatal_signals[] = {SIGSEGV, SIGBUS, SIGFPE, SIGILL, SIGABRT, SIGQUIT};
 static struct sigaction previous[SB_ARRAY_LEN(fatal_signals)];
 
+/* Mouse clicks as SGR reports (xterm 1000 + 1006: "ESC [ < b ; x ; y M"), read by the
+ * console itself (sort.c) with a bounded wait: ncurses' own X10 decoding blocks on a short
+ * report, and a frozen console is the one thing an incident tool must not be. */
+static const char mouse_on[] = "\033[?1000h\033[?1006h";
+static const char mouse_off[] = "\033[?1006l\033[?1000l";
+
 static void restore_terminal(void)
 {
     if (!term_active)
         return;
     term_active = 0;
+    ssize_t w = write(STDOUT_FILENO, mouse_off, sizeof mouse_off - 1); /* signal-safe */
+    (void)w;
     endwin();
 }
 
@@ -81,6 +89,9 @@ enum sb_status term_start(char *msg, size_t msglen)
     noecho();
     nonl();
     keypad(stdscr, TRUE);
+    fflush(stdout);
+    ssize_t w = write(STDOUT_FILENO, mouse_on, sizeof mouse_on - 1);
+    (void)w;
     nodelay(stdscr, TRUE);
     set_escdelay(25);
     curs_set(0);

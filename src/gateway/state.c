@@ -110,6 +110,8 @@ static void stats_json(struct gw_json *j, const struct stats_summary *s)
     put_ms3(j, "ttft_5m_ms", s->ttft_5m);
     gw_json_num(j, "req_per_s", s->req_per_s);
     gw_json_num(j, "error_pct_1m", s->error_pct_1m);
+    gw_json_num(j, "error_pct_10s", s->error_pct_10s);
+    gw_json_uint(j, "finished_10s", s->finished_10s);
     gw_json_open(j, "rate_series", '[');
     for (size_t i = 0; i < STATS_RATE_SECONDS; i++)
         gw_json_num(j, NULL, s->rate_series[i]);
@@ -129,6 +131,7 @@ static void probe_json(struct gw_json *j, const struct router_target_snap *t)
     gw_json_bool(j, "ok", t->probe_ok);
     gw_json_int(j, "age_ms", t->probe_age_ms);
     gw_json_int(j, "latency_us", t->probe_latency_us);
+    gw_json_int(j, "status", t->probe_status);
     gw_json_str(j, "error", t->probe_error);
     gw_json_int(j, "next_in_ms", t->next_probe_in_ms);
     gw_json_uint(j, "probes", t->probes);
@@ -293,6 +296,7 @@ void gw_state_json(const struct router_snapshot *snap, struct buf *out)
     gw_json_uint(&j, "gateway_calls", snap->gateway_calls);
     gw_json_num(&j, "req_per_s", snap->req_per_s);
     gw_json_num(&j, "error_pct_1m", snap->error_pct_1m);
+    gw_json_num(&j, "error_pct_10s", snap->error_pct_10s);
     gw_json_num(&j, "spend_usd", snap->spend_usd);
     totals_json(&j, snap);
     gw_json_open(&j, "targets", '[');

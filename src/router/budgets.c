@@ -43,6 +43,7 @@ struct budgets {
     int64_t day_start, month_start, month_end; /* current windows */
     double savings_day, savings_month;
     int64_t savings_day_start, savings_month_start;
+    int64_t started; /* wall ms at budgets_new: burn rates divide by the time really covered */
 };
 
 const char *budget_level_name(enum budget_level l)
@@ -189,6 +190,7 @@ struct budgets *budgets_new(const struct config *cfg, const struct ledger_spend 
                             int64_t now_wall_ms)
 {
     struct budgets *b = xcalloc(1, sizeof *b);
+    b->started = now_wall_ms;
     grow(b);
     windows(b, now_wall_ms);
     get(b, BUDGET_GLOBAL, "", true);
@@ -348,7 +350,9 @@ bool budgets_call_blocked(struct budgets *b, int64_t now_wall_ms, const char *ro
 
 /* ---- charging ---------------------------------------------------------------------------- */
 
-static double burn_per_hour(const struct budget *bg, int64_t now)
+/* Spend over the last hour per hour it covers: younger than an hour, the real elapsed time
+ * (at least 10 s), so the first hour does not read as the total. */
+static double burn_per_hour(const struct budgets *b, const struct budget *bg, int64_t now)
 {
     int64_t minute = now / MINUTE_MS;
     double sum = 0;
@@ -356,7 +360,9 @@ static double burn_per_hour(const struct budget *bg, int64_t now)
         if (bg->minute_epoch[i] > minute - BURN_MINUTES && bg->minute_epoch[i] <= minute)
             sum += bg->minute_usd[i];
     }
-    return sum;
+    int64_t span = now - b->started, hour = (int64_t)BURN_MINUTES * MINUTE_MS;
+    span = span > hour ? hour : span < 10000 ? 10000 : span;
+    return sum * (double)hour / (double)span;
 }
 
 static void burn_add(struct budget *bg, int64_t now, double usd)
@@ -413,7 +419,7 @@ static size_t check(struct budgets *b, struct budget *bg, int64_t now, struct bu
             buf_init(&msg);
             buf_printf(&msg, "budget '%s' at %.0f%% of its %s cap ($%s of $%s); burn $%s/h", label,
                        100.0 * w[i].spent / w[i].cap, w[i].name, usd(w[i].spent).s, usd(w[i].cap).s,
-                       usd(burn_per_hour(bg, now)).s);
+                       usd(burn_per_hour(b, bg, now)).s);
             alert(&out[n++], bg, lv, buf_str(&msg));
             buf_cleanup(&msg);
         }
@@ -502,7 +508,7 @@ size_t budgets_status(struct budgets *b, int64_t now_wall_ms, struct budget_stat
         s->day_level = level_of(s->day_spent, s->daily_cap, s->soft_pct);
         s->month_level = level_of(s->month_spent, s->monthly_cap, s->soft_pct);
         s->level = s->day_level > s->month_level ? s->day_level : s->month_level;
-        s->burn_per_hour = burn_per_hour(bg, now_wall_ms);
+        s->burn_per_hour = burn_per_hour(b, bg, now_wall_ms);
         s->day_resets_in_ms = b->day_start + DAY_MS - now_wall_ms;
         s->month_resets_in_ms = b->month_end - now_wall_ms;
         s->day_exhausted_in_ms =

@@ -80,6 +80,7 @@ struct target_state {
     bool probe_ever;
     int64_t probe_at_ms;
     int64_t probe_latency_us;
+    long probe_last_status; /* the last finished probe's HTTP status, 0 none */
     int64_t probe_started_us;
     long probe_status;
     struct llm_ratelimit probe_rl; /* Retry-After of a 429 answer */

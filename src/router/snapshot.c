@@ -123,6 +123,7 @@ static void snap_target(struct router *rt, const struct target_state *t, int64_t
     s->probe_ok = t->probe_ok;
     s->probe_age_ms = t->probe_ever ? now - t->probe_at_ms : -1;
     s->probe_latency_us = t->probe_latency_us;
+    s->probe_status = t->probe_last_status;
     str_copy(s->probe_error, sizeof s->probe_error, t->probe_error);
     s->next_probe_in_ms = timer_is_armed(&t->probe_timer) ? t->probe_timer.at - now : -1;
     s->probes = t->probes;
@@ -178,7 +179,7 @@ void router_publish(struct router *rt, int64_t now)
     s->n_targets = rt->n_targets < ROUTER_MAX_TARGETS ? rt->n_targets : ROUTER_MAX_TARGETS;
     s->calls = s->successes = s->failures = s->in_flight = 0;
     s->req_per_s = s->spend_usd = 0;
-    double finished = 0, failed = 0;
+    double finished = 0, failed = 0, fin10 = 0, failed10 = 0;
     for (size_t i = 0; i < s->n_targets; i++) {
         struct router_target_snap *ts = &s->targets[i];
         snap_target(rt, rt->targets[i], now, ts);
@@ -193,12 +194,15 @@ void router_publish(struct router *rt, int64_t now)
             fin += ts->stats.rate_series[k];
         finished += fin;
         failed += fin * ts->stats.error_pct_1m / 100.0;
+        fin10 += (double)ts->stats.finished_10s;
+        failed10 += (double)ts->stats.finished_10s * ts->stats.error_pct_10s / 100.0;
     }
     for (size_t i = 0; i < s->n_targets; i++) {
         struct router_target_snap *ts = &s->targets[i];
         ts->traffic_share = s->req_per_s > 0 ? ts->stats.req_per_s / s->req_per_s : 0;
     }
     s->error_pct_1m = finished > 0 ? 100.0 * failed / finished : 0;
+    s->error_pct_10s = fin10 > 0 ? 100.0 * failed10 / fin10 : 0;
     s->gateway_calls = rt->gateway_calls;
     s->config_gen = rt->config_gen;
     snap_routes(rt, s);

@@ -513,19 +513,29 @@ void spend_target_snapshot(struct router *rt, const struct target_state *t,
                                             sizeof s->budget_reason);
 }
 
+/* Spend over the last hour per hour of time it covers: the real elapsed time while the router
+ * is younger than an hour (at least 10 s), so the first hour does not read as total spend. */
+static double burn_per_hour(const struct router *rt, int64_t wall, int64_t uptime_ms)
+{
+    double usd = 0;
+    int64_t minute = wall / 60000;
+    for (size_t i = 0; i < 60; i++) {
+        if (rt->burn_minute[i] > minute - 60 && rt->burn_minute[i] <= minute)
+            usd += rt->burn_usd[i];
+    }
+    int64_t span = uptime_ms < 3600000 ? uptime_ms : 3600000;
+    if (span < 10000)
+        span = 10000;
+    return usd * 3600000.0 / (double)span;
+}
+
 void spend_snapshot(struct router *rt, struct router_snapshot *s, int64_t now_ms)
 {
-    (void)now_ms;
     int64_t wall = rt_wall_ms(rt);
     budgets_spend(rt->budgets, wall, BUDGET_GLOBAL, "", &s->spend_today_usd, &s->spend_month_usd);
     budgets_savings(rt->budgets, wall, &s->savings_today_usd, &s->savings_month_usd);
     s->savings_usd = rt->savings_since_start;
-    s->burn_per_hour_usd = 0;
-    int64_t minute = wall / 60000;
-    for (size_t i = 0; i < 60; i++) {
-        if (rt->burn_minute[i] > minute - 60 && rt->burn_minute[i] <= minute)
-            s->burn_per_hour_usd += rt->burn_usd[i];
-    }
+    s->burn_per_hour_usd = burn_per_hour(rt, wall, now_ms - rt->started_ms);
     s->n_budgets = budgets_status(rt->budgets, wall, s->budgets, ROUTER_MAX_BUDGETS);
     s->budget_refused = rt->budget_refused;
     s->guard_throttled = rt->guard_throttled;

@@ -76,18 +76,30 @@ double stats_req_per_s(const struct stats *s, int64_t now_ms)
     return sum / STATS_RATE_SECONDS;
 }
 
-double stats_error_pct(const struct stats *s, int64_t now_ms)
+double stats_error_pct_over(const struct stats *s, int64_t now_ms, int seconds,
+                            uint64_t *finished_out)
 {
     int64_t cur = second_of(now_ms);
     uint64_t finished = 0, failed = 0;
-    for (int64_t e = cur - STATS_RATE_SECONDS + 1; e <= cur; e++) {
+    if (seconds < 1)
+        seconds = 1;
+    if (seconds > STATS_RATE_SECONDS)
+        seconds = STATS_RATE_SECONDS;
+    for (int64_t e = cur - seconds + 1; e <= cur; e++) {
         const struct stats_second *sec = second_peek(s, e);
         if (sec) {
             finished += sec->finished;
             failed += sec->failed;
         }
     }
+    if (finished_out)
+        *finished_out = finished;
     return finished ? 100.0 * (double)failed / (double)finished : 0;
+}
+
+double stats_error_pct(const struct stats *s, int64_t now_ms)
+{
+    return stats_error_pct_over(s, now_ms, STATS_RATE_SECONDS, NULL);
 }
 
 /* ---- Recording --------------------------------------------------------------------------- */
@@ -240,6 +252,7 @@ void stats_summarize(const struct stats *s, int64_t now_ms, struct stats_summary
     summarize_histograms(s, now_ms, out);
     out->req_per_s = stats_req_per_s(s, now_ms);
     out->error_pct_1m = stats_error_pct(s, now_ms);
+    out->error_pct_10s = stats_error_pct_over(s, now_ms, 10, &out->finished_10s);
     stats_rate_series(s, now_ms, out->rate_series, STATS_RATE_SECONDS);
     memcpy(out->last_error, s->last_error, sizeof(out->last_error));
     out->last_errclass = s->last_errclass;

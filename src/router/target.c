@@ -136,8 +136,15 @@ void target_note_transition(struct router *rt, struct target_state *t,
 {
     if (tr->from == tr->to)
         return;
-    router_event(rt, ROUTER_EV_BREAKER, t->cfg->name, "breaker %s: %s -> %s: %s", t->cfg->name,
-                 breaker_state_name(tr->from), breaker_state_name(tr->to), tr->reason);
+    char next[96] = "";
+    if (tr->to == BREAKER_OPEN) { /* the countdown it starts, or extends after a failed trial */
+        int64_t in = breaker_retry_in_ms(&t->breaker, rt_now_ms(rt));
+        snprintf(next, sizeof next, "; %shalf-open in %llds",
+                 tr->from == BREAKER_HALF_OPEN ? "countdown extended: " : "",
+                 (long long)((in + 999) / 1000));
+    }
+    router_event(rt, ROUTER_EV_BREAKER, t->cfg->name, "breaker %s: %s -> %s: %s%s", t->cfg->name,
+                 breaker_state_name(tr->from), breaker_state_name(tr->to), tr->reason, next);
     fleet_glue_breaker(rt, t, tr); /* published to the other instances */
 }
 
@@ -482,7 +489,11 @@ enum sb_status router_apply_command(struct router *rt, const struct router_cmd *
     enum sb_status st = apply(rt, cmd, t, now, msg, msglen);
     if (st != SB_OK && undoable)
         apply_undo(rt, (char[256]){0}, 256); /* roll the snapshot back off the stack */
-    if (st == SB_OK) {
+    if (st == SB_OK && cmd->type == ROUTER_CMD_PROBE_NOW) {
+        /* Not an override: nothing changes before its result (which the probe reports). */
+        router_event(rt, ROUTER_EV_OPERATOR, t->cfg->name, "%s: probe %s now", user, t->cfg->name);
+        snprintf(msg, msglen, "probe %s: started", t->cfg->name);
+    } else if (st == SB_OK) {
         describe(rt, t, &after);
         char exp[32] = "";
         if (cmd->expires_ms > 0)
@@ -592,6 +603,7 @@ static void probe_record(struct target_state *t, const struct transport_result *
     t->probe_ok = ok;
     t->probe_at_ms = now;
     t->probe_latency_us = res->total_us;
+    t->probe_last_status = res->status;
     if (ok)
         t->probe_error[0] = '\0';
     else if (res->err != LLM_ERR_NONE)

@@ -328,7 +328,7 @@ sim_behavior gamma '{"outage":"refuse"}'
 loadp "$P2" --n 12 --c 1 --model chat >/dev/null
 check "a breaker open on one instance shows on the board" eventually "$WAIT" cell_is two alpha STATE OPEN
 keys two Home
-check "...with which instance" eventually "$WAIT" has two "breaker open: on 127\.0\.0\.1:$P2"
+check "...with which instance" eventually "$WAIT" has two "OPEN [0-9ms]+: on 127\.0\.0\.1:$P2"
 keys two Enter
 check "the detail view breaks it down per instance" eventually "$WAIT" has two 'Per instance'
 per_instance_rows() { has two "127\.0\.0\.1:$P1 +closed" && has two "127\.0\.0\.1:$P2 +open"; }

@@ -5,6 +5,7 @@
  * seeded from the ledger (caps hold after a restart), burn rate and time to exhaustion,
  * reloads, untracked tags and savings.
  */
+#include <math.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -207,6 +208,21 @@ static void test_budgets_burn_rate_and_time_to_exhaustion(void **state)
     budgets_free(b);
 }
 
+/* Issue 15: in the first hour the burn rate is spend over the real elapsed time, not "the
+ * last 60 minutes" (which then equals total spend). */
+static void test_budgets_burn_rate_in_the_first_hour_uses_elapsed_time(void **state)
+{
+    (void)state;
+    struct config_budget cb[] = {{BUDGET_ROUTE, (char[]){"chat"}, 100, 100000, 80}};
+    struct config cfg = make_cfg(cb, 1);
+    struct budgets *b = budgets_new(&cfg, NULL, NOV21 + HOUR);
+    spend(b, NOV21 + HOUR + 5 * MIN, "a", "chat", NULL, 1, NULL); /* $1 in the first 10 min */
+    struct budget_status st;
+    assert_int_equal(budgets_status(b, NOV21 + HOUR + 10 * MIN, &st, 1), 1);
+    assert_true(fabs(st.burn_per_hour - 6.0) < 1e-9); /* $1 per 10 minutes */
+    budgets_free(b);
+}
+
 static void test_budgets_reload_keeps_spend_and_applies_new_caps(void **state)
 {
     (void)state;
@@ -291,6 +307,7 @@ int main(void)
         cmocka_unit_test(test_budgets_monthly_cap_holds_across_days_until_the_month_ends),
         cmocka_unit_test(test_budgets_seeded_from_the_ledger_are_enforced_at_once),
         cmocka_unit_test(test_budgets_burn_rate_and_time_to_exhaustion),
+        cmocka_unit_test(test_budgets_burn_rate_in_the_first_hour_uses_elapsed_time),
         cmocka_unit_test(test_budgets_reload_keeps_spend_and_applies_new_caps),
         cmocka_unit_test(test_budgets_target_counts_the_answer_others_count_everything),
         cmocka_unit_test(test_budgets_track_a_bounded_number_of_tags),

@@ -180,6 +180,15 @@ static void test_router_commands_answer_and_are_audited(void **state)
         audited |= snap->events[i].kind == ROUTER_EV_OPERATOR &&
                    strstr(snap->events[i].text, "test: weight a") != NULL;
     assert_true(audited);
+    /* P answers with what it did, not the target's weight (issue 15); its audit row too */
+    struct router_cmd probe = {.type = ROUTER_CMD_PROBE_NOW, .target = "a", .user = "test"};
+    assert_int_equal(router_command(rt, &probe, msg, sizeof msg, 2000), SB_OK);
+    assert_string_equal(msg, "probe a: started");
+    router_snapshot_read(rt, snap, 0);
+    bool probe_audited = false;
+    for (size_t i = 0; i < snap->n_events; i++)
+        probe_audited |= str_eq(snap->events[i].text, "test: probe a now");
+    assert_true(probe_audited);
     /* the drain lapses on its own */
     clock_sleep_ms(450);
     router_snapshot_read(rt, snap, 0);

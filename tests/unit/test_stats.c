@@ -159,6 +159,28 @@ static void test_stats_error_pct_covers_the_last_minute_without_cancelled(void *
     assert_int_equal(st.errors[LLM_ERR_CANCELLED], 2);
 }
 
+/* Issue 15: a 10-second error rate beside the 1-minute one, so a surge shows at once. */
+static void test_stats_error_pct_over_ten_seconds(void **state)
+{
+    (void)state;
+    struct stats_result ok = ok_result(1000, 1, 1);
+    struct stats_result bad = err_result(LLM_ERR_CONNECT, "refused");
+    for (int i = 0; i < 9; i++)
+        call(1000, 1500, &ok); /* 40 s before the outage */
+    for (int i = 0; i < 3; i++)
+        call(41000, 41500, &bad);
+    uint64_t fin = 0;
+    assert_true(fabs(stats_error_pct(&st, 45000) - 25.0) < 1e-9);
+    assert_true(fabs(stats_error_pct_over(&st, 45000, 10, &fin) - 100.0) < 1e-9);
+    assert_int_equal(fin, 3);
+    struct stats_summary sum;
+    stats_summarize(&st, 45000, &sum);
+    assert_true(fabs(sum.error_pct_10s - 100.0) < 1e-9);
+    assert_int_equal(sum.finished_10s, 3);
+    assert_true(stats_error_pct_over(&st, 52000, 10, &fin) == 0); /* quiet since */
+    assert_int_equal(fin, 0);
+}
+
 static void test_stats_keep_the_last_real_error_sanitised(void **state)
 {
     (void)state;
@@ -304,6 +326,7 @@ int main(void)
         cmocka_unit_test_setup(test_stats_rate_series_clamps_its_length, setup),
         cmocka_unit_test_setup(test_stats_error_pct_covers_the_last_minute_without_cancelled,
                                setup),
+        cmocka_unit_test_setup(test_stats_error_pct_over_ten_seconds, setup),
         cmocka_unit_test_setup(test_stats_keep_the_last_real_error_sanitised, setup),
         cmocka_unit_test_setup(test_stats_cut_a_long_error_on_a_utf8_boundary, setup),
         cmocka_unit_test_setup(test_stats_add_up_tokens_and_spend, setup),
