@@ -14,6 +14,7 @@
  *
  * Pure: no I/O, no allocation, no globals.
  */
+#include <stdint.h>
 #include <string.h>
 
 #include "openai_scan.h"
@@ -43,6 +44,38 @@ static bool eat(struct cur *c, char ch)
     return false;
 }
 
+/* Bytes a string scan must stop at: the quote, a backslash, control and non-ASCII bytes. */
+static bool is_special(unsigned char ch)
+{
+    return ch == '"' || ch == '\\' || ch < 0x20 || ch >= 0x80;
+}
+
+/* Does the word hold a byte that is zero / below 0x20 / has its high bit set (SWAR)? */
+#define SWAR_ONES  0x0101010101010101ULL
+#define SWAR_HIGHS 0x8080808080808080ULL
+static uint64_t swar_special(uint64_t w)
+{
+    uint64_t q = w ^ (SWAR_ONES * '"'), b = w ^ (SWAR_ONES * '\\');
+    uint64_t zero_q = (q - SWAR_ONES) & ~q, zero_b = (b - SWAR_ONES) & ~b;
+    uint64_t below = w - SWAR_ONES * 0x20;             /* high bit where a byte is below 0x20 ... */
+    return (zero_q | zero_b | below | w) & SWAR_HIGHS; /* ... or was high already (w) */
+}
+
+/* Length of the run of plain string bytes at p (at least 1: p[0] is plain), eight at a time
+ * while whole words are plain. */
+static size_t plain_run(const char *p, const char *end)
+{
+    size_t n = 1;
+    while ((size_t)(end - p) - n >= 8) {
+        uint64_t w;
+        memcpy(&w, p + n, 8);
+        if (swar_special(w))
+            break;
+        n += 8;
+    }
+    return n;
+}
+
 /* A string at c->p (after whitespace): its inside into *sp. False when not a valid one. */
 static bool scan_string(struct cur *c, struct oai_span *sp)
 {
@@ -50,11 +83,17 @@ static bool scan_string(struct cur *c, struct oai_span *sp)
     if (c->p >= c->end || *c->p != '"')
         return false;
     const char *s = ++c->p;
-    bool escaped = false;
+    bool escaped = false, high = false;
     while (c->p < c->end && *c->p != '"') {
         unsigned char ch = (unsigned char)*c->p;
+        if (!is_special(ch)) {
+            c->p += plain_run(c->p, c->end);
+            continue;
+        }
         if (ch < 0x20)
             return false;
+        if (ch >= 0x80)
+            high = true;
         if (ch == '\\') {
             if (c->p + 1 >= c->end || !strchr("\"\\/bfnrt", c->p[1]) || c->p[1] == '\0')
                 return false;
@@ -68,7 +107,7 @@ static bool scan_string(struct cur *c, struct oai_span *sp)
         return false;
     size_t n = (size_t)(c->p - s);
     c->p++; /* the closing quote */
-    if (utf8_valid_prefix(s, n) != n)
+    if (high && utf8_valid_prefix(s, n) != n)
         return false;
     *sp = (struct oai_span){.s = s, .len = n, .escaped = escaped};
     return true;
