@@ -289,8 +289,10 @@ IDLE_THREADS=$(threads "$PID_SB")
 # ---- sanity: every path answers what it should -----------------------------------------------
 
 sanity() { # sanity LABEL URL MODEL STREAM
-  local body out
-  body="{\"model\":\"$3\",\"messages\":[{\"role\":\"user\",\"content\":\"hi\"}]${4:+,\"stream\":true,\"stream_options\":{\"include_usage\":true}}}"
+  local body out stream=
+  # (not inside ${4:+...}: its first "}" would end the expansion and leave one "}" too many)
+  [[ -n ${4:-} ]] && stream=',"stream":true,"stream_options":{"include_usage":true}'
+  body="{\"model\":\"$3\",\"messages\":[{\"role\":\"user\",\"content\":\"hi\"}]$stream}"
   out=$(curl -s --max-time 5 -X POST -H 'Content-Type: application/json' -d "$body" "$2")
   if ! grep -q 'brown' <<<"$out" || ! grep -q 'total_tokens' <<<"$out"; then
     log "sanity check failed for $1 ($2): $(head -c 300 <<<"$out")"; cat "$T/sb.err" >&2; exit 1
