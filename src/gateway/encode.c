@@ -198,7 +198,7 @@ static const char *forward_value(const struct gw_sse *s, enum llm_chunk_field f,
 /* The provider's chunk as it came, with the spans it names replaced (passthrough). */
 static void sse_forward(const struct gw_sse *s, const struct llm_chunk *ch, struct buf *out)
 {
-    int order[LLM_CHUNK_FIELDS], n = 0;
+    int order[LLM_CHUNK_FIELDS] = {0}, n = 0;
     for (int f = 0; f < LLM_CHUNK_FIELDS; f++) { /* present spans by offset: at most 5 */
         if (ch->span[f].len == 0)
             continue;

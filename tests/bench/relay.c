@@ -107,7 +107,7 @@ static double ns_per_event(const struct provider_ops *ops, const struct buf *bod
 
 int main(int argc, char **argv)
 {
-    int streams = argc > 1 ? atoi(argv[1]) : 20000;
+    int streams = argc > 1 ? (int)strtol(argv[1], NULL, 10) : 20000;
     const char *only = argc > 2 ? argv[2] : "";
     if (only[0]) { /* one path, long stream: what perf record should see */
         struct buf body;
