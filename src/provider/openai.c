@@ -21,6 +21,10 @@
  *   id, finish_reason "tool") are read as the current shape, ids synthesised ("call_<n>").
  * - Errors found inside a 200 body or a stream ({"error":{...}}) are classified from their
  *   type/code; unknown ones count as SERVER (retryable).
+ * - Stream chunks are scanned before they are parsed (openai_scan.c): a content chunk of the
+ *   common shape is read without a tree and its TEXT event carries the chunk, so an OpenAI-
+ *   wire client can be sent its bytes (same-format passthrough, struct llm_chunk). What the
+ *   scanner refuses is parsed as before; provider_openai_parsed never scans.
  *
  * Pure: no I/O, no clocks; ops are stateless, streaming state is per call. A cJSON tree never
  * outlives the function that parsed it.
