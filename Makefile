@@ -147,6 +147,10 @@ BENCH_LIBS_floor := -lmicrohttpd -lcurl -lpthread
 $(BUILD)/encode: $(LIB)
 BENCH_CFLAGS_encode := -Iinclude $(PKG_CFLAGS) -pthread
 BENCH_LIBS_encode := $(LIB) $(PKG_LIBS) -lm -pthread
+# relay: per-event CPU of the stream relay (passthrough vs parse and re-encode), likewise.
+$(BUILD)/relay: $(LIB)
+BENCH_CFLAGS_relay := -Iinclude $(PKG_CFLAGS) -pthread
+BENCH_LIBS_relay := $(LIB) $(PKG_LIBS) -lm -pthread
 
 bench:
 	@bash .ci/deps build bench

@@ -222,6 +222,36 @@ enum llm_event_type {
     LLM_EV_ERROR,     /* errclass, status, text = sanitised message (no secrets) */
 };
 
+/*
+ * An OpenAI-wire chunk ("chat.completion.chunk" JSON, one SSE event's data) that a TEXT event
+ * came from whole, for a client of the same wire format: the gateway forwards these bytes
+ * instead of encoding the event again, replacing only the values a forwarder must own. Each
+ * span is a byte range of json (len 0: not in the chunk): the id, created and model values,
+ * a non-null finish_reason value (the finish goes out once, at the end), and the member
+ * "usage":null with one adjoining comma (dropped when the client did not ask for usage).
+ * Only set when the chunk has nothing else to say (no tool call, reasoning, refusal,
+ * logprobs, error, line break or \u escape) and the text needed no UTF-8 repair.
+ */
+enum llm_chunk_field {
+    LLM_CHUNK_ID,
+    LLM_CHUNK_CREATED,
+    LLM_CHUNK_MODEL,
+    LLM_CHUNK_FINISH,
+    LLM_CHUNK_USAGE,
+};
+#define LLM_CHUNK_FIELDS (LLM_CHUNK_USAGE + 1)
+
+struct llm_chunk_span {
+    size_t at;
+    size_t len;
+};
+
+struct llm_chunk {
+    const char *json; /* borrowed like the event's text */
+    size_t len;
+    struct llm_chunk_span span[LLM_CHUNK_FIELDS];
+};
+
 struct llm_event {
     enum llm_event_type type;
     const char *text; /* borrowed; not NUL-terminated in general: use len */
@@ -242,6 +272,8 @@ struct llm_event {
      * not given. */
     const char *system_fingerprint;
     const char *service_tier;
+    /* TEXT: the OpenAI-wire chunk it came from whole (see struct llm_chunk); NULL when none. */
+    const struct llm_chunk *chunk;
 };
 
 /* A sink receives events. Return 0 to continue, non-zero to ask the producer to stop

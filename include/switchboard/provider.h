@@ -93,7 +93,12 @@ struct provider_ops {
                                    char *msg, size_t msglen);
 };
 
+/* The OpenAI codec scans each stream chunk first (openai_scan.c: no tree; its content's
+ * TEXT event carries the chunk for same-format passthrough, struct llm_chunk) and parses
+ * with cJSON only what the scanner refuses. provider_openai_parsed parses every chunk and
+ * never sets a chunk: the reference the passthrough is compared with (tests, fuzzers). */
 extern const struct provider_ops provider_openai;
+extern const struct provider_ops provider_openai_parsed;
 extern const struct provider_ops provider_anthropic;
 extern const struct provider_ops provider_gemini;
 

@@ -36,11 +36,18 @@ void gw_sse_init(struct gw_sse *s, const char *id, const char *model, int64_t cr
     s->choices_at = s->prefix.len;
     buf_puts(&s->prefix, "\"choices\":");
     s->include_usage = include_usage;
+    buf_init(&s->id_json);
+    gw_put_json_string(&s->id_json, id, strlen(id));
+    buf_init(&s->model_json);
+    gw_put_json_string(&s->model_json, model, strlen(model));
+    snprintf(s->created, sizeof s->created, "%" PRId64, created);
 }
 
 void gw_sse_cleanup(struct gw_sse *s)
 {
     buf_cleanup(&s->prefix);
+    buf_cleanup(&s->id_json);
+    buf_cleanup(&s->model_json);
 }
 
 bool gw_sse_is_over(const struct gw_sse *s)
@@ -162,6 +169,57 @@ static void sse_finish(struct gw_sse *s, const struct llm_event *ev, struct buf 
     s->over = true;
 }
 
+/* What replaces span f of a forwarded chunk; *len its length. */
+static const char *forward_value(const struct gw_sse *s, enum llm_chunk_field f,
+                                 const struct llm_chunk *ch, size_t *len)
+{
+    const char *v = NULL;
+    switch (f) {
+    case LLM_CHUNK_ID:
+        v = buf_str(&s->id_json);
+        break;
+    case LLM_CHUNK_CREATED:
+        v = s->created;
+        break;
+    case LLM_CHUNK_MODEL:
+        v = buf_str(&s->model_json);
+        break;
+    case LLM_CHUNK_FINISH:
+        v = "null";
+        break;
+    case LLM_CHUNK_USAGE:
+        *len = s->include_usage ? ch->span[f].len : 0;
+        return ch->json + ch->span[f].at;
+    }
+    *len = strlen(v);
+    return v;
+}
+
+/* The provider's chunk as it came, with the spans it names replaced (passthrough). */
+static void sse_forward(const struct gw_sse *s, const struct llm_chunk *ch, struct buf *out)
+{
+    int order[LLM_CHUNK_FIELDS] = {0}, n = 0;
+    for (int f = 0; f < LLM_CHUNK_FIELDS; f++) { /* present spans by offset: at most 5 */
+        if (ch->span[f].len == 0)
+            continue;
+        int i = n++;
+        for (; i > 0 && ch->span[order[i - 1]].at > ch->span[f].at; i--)
+            order[i] = order[i - 1];
+        order[i] = f;
+    }
+    size_t at = 0, len;
+    buf_puts(out, "data: ");
+    for (int i = 0; i < n; i++) {
+        const struct llm_chunk_span *sp = &ch->span[order[i]];
+        buf_append(out, ch->json + at, sp->at - at);
+        const char *v = forward_value(s, (enum llm_chunk_field)order[i], ch, &len);
+        buf_append(out, v, len);
+        at = sp->at + sp->len;
+    }
+    buf_append(out, ch->json + at, ch->len - at);
+    buf_puts(out, "\n\n");
+}
+
 void gw_sse_event(struct gw_sse *s, const struct llm_event *ev, struct buf *out)
 {
     if (s->over)
@@ -172,6 +230,10 @@ void gw_sse_event(struct gw_sse *s, const struct llm_event *ev, struct buf *out)
     case LLM_EV_TEXT:
         if (ev->len == 0)
             break;
+        if (ev->chunk) {
+            sse_forward(s, ev->chunk, out);
+            break;
+        }
         chunk_open(s, out);
         buf_printf(out, "{\"%s\":", llm_text_kind_field(ev->kind));
         gw_put_json_string(out, ev->text, ev->len);

@@ -84,6 +84,10 @@ struct gw_sse {
     bool saw_tool;
     struct llm_usage usage;
     size_t choices_at; /* where "choices": starts in prefix */
+    /* What a forwarded chunk's id, created and model become (JSON text). */
+    struct buf id_json;
+    struct buf model_json;
+    char created[24];
 };
 void gw_sse_init(struct gw_sse *s, const char *id, const char *model, int64_t created,
                  bool include_usage);
@@ -91,7 +95,10 @@ void gw_sse_cleanup(struct gw_sse *s);
 /* The first chunk: delta {"role":"assistant","content":""}. Idempotent. */
 void gw_sse_begin(struct gw_sse *s, struct buf *out);
 /* TEXT, TOOL_CALL, TOOL_ARGS, USAGE (remembered), FINISH (finish chunk, the usage chunk when
- * asked, [DONE]), ERROR (error chunk). Begins first if needed; ignored once over. */
+ * asked, [DONE]), ERROR (error chunk). Begins first if needed; ignored once over. A TEXT
+ * event that carries its provider's OpenAI chunk (ev->chunk) is forwarded as those bytes,
+ * with our id, created and model, finish_reason null and "usage":null dropped unless the
+ * client asked for usage: same-format passthrough. */
 void gw_sse_event(struct gw_sse *s, const struct llm_event *ev, struct buf *out);
 /* The stream broke after output: an error chunk ({"error":{..,"code":"truncated"}}) and no
  * [DONE]. Ignored once over. */

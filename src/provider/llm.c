@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "switchboard/llm.h"
 
@@ -560,6 +561,10 @@ bool llm_ratelimit_client_header(const char *name, const char *value, int64_t no
     char want[64];
     int64_t at;
     if (!name || !value || strlen(value) >= value_size || strlen(name) >= name_size)
+        return false;
+    /* Every response header comes here: the names below all start with one of these. */
+    if (strncasecmp(name, "x-ratelimit-", 12) != 0 &&
+        strncasecmp(name, "anthropic-ratelimit-", 20) != 0)
         return false;
     for (size_t w = 0; w < SB_ARRAY_LEN(what); w++) {
         for (size_t f = 0; f < SB_ARRAY_LEN(field); f++) {

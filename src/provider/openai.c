@@ -21,6 +21,10 @@
  *   id, finish_reason "tool") are read as the current shape, ids synthesised ("call_<n>").
  * - Errors found inside a 200 body or a stream ({"error":{...}}) are classified from their
  *   type/code; unknown ones count as SERVER (retryable).
+ * - Stream chunks are scanned before they are parsed (openai_scan.c): a content chunk of the
+ *   common shape is read without a tree and its TEXT event carries the chunk, so an OpenAI-
+ *   wire client can be sent its bytes (same-format passthrough, struct llm_chunk). What the
+ *   scanner refuses is parsed as before; provider_openai_parsed never scans.
  *
  * Pure: no I/O, no clocks; ops are stateless, streaming state is per call. A cJSON tree never
  * outlives the function that parsed it.
@@ -33,6 +37,7 @@
 
 #include <cjson/cJSON.h>
 
+#include "openai_scan.h"
 #include "switchboard/provider.h"
 #include "wire.h"
 
@@ -603,11 +608,23 @@ struct openai_stream {
     long pindex[OPENAI_MAX_TOOL_CALLS]; /* provider's index of each of our calls */
     char *ids[OPENAI_MAX_TOOL_CALLS];
     int n_tools;
+    bool scan;       /* try the passthrough scanner before the parser */
+    struct buf text; /* a scanned content with escapes, unescaped */
 };
 
 static void *openai_stream_new(void)
 {
-    return xcalloc(1, sizeof(struct openai_stream));
+    struct openai_stream *st = xcalloc(1, sizeof *st);
+    st->scan = true;
+    buf_init(&st->text);
+    return st;
+}
+
+static void *openai_stream_new_parsed(void)
+{
+    struct openai_stream *st = openai_stream_new();
+    st->scan = false;
+    return st;
 }
 
 static void openai_stream_free(void *state)
@@ -617,6 +634,7 @@ static void openai_stream_free(void *state)
         return;
     for (int i = 0; i < st->n_tools; i++)
         free(st->ids[i]);
+    buf_cleanup(&st->text);
     free(st);
 }
 
@@ -732,18 +750,76 @@ static bool is_done(const char *data, size_t len)
     return len == 6 && memcmp(data, "[DONE]", 6) == 0;
 }
 
+/* A span the scanner found (never escaped) as a NUL-terminated copy into dst, as str_copy
+ * would copy the parsed string. */
+static void span_copy(char *dst, size_t size, const struct oai_span *sp)
+{
+    size_t n = sp->len < size - 1 ? sp->len : size - 1;
+    memcpy(dst, sp->s, n);
+    dst[n] = '\0';
+}
+
+static bool span_is(const struct oai_span *sp, const char *s)
+{
+    return sp->len == strlen(s) && memcmp(sp->s, s, sp->len) == 0;
+}
+
+static enum llm_finish finish_from_span(const struct oai_span *sp)
+{
+    static const char *const names[] = {"stop", "length",         "tool_calls", "function_call",
+                                        "tool", "content_filter", "error"};
+    for (size_t i = 0; i < SB_ARRAY_LEN(names); i++) {
+        if (span_is(sp, names[i]))
+            return finish_from(names[i]);
+    }
+    return LLM_FINISH_NONE;
+}
+
+/* A chunk the scanner read whole: what stream_chunk would do with its tree, the content's
+ * TEXT event carrying the chunk for a same-format client. */
+static enum llm_errclass stream_scanned(struct openai_stream *st, const struct oai_scan *sc,
+                                        const struct llm_sink *sink)
+{
+    if (sc->fingerprint.s)
+        span_copy(st->fingerprint, sizeof st->fingerprint, &sc->fingerprint);
+    if (sc->tier.s)
+        span_copy(st->tier, sizeof st->tier, &sc->tier);
+    if (sc->content.len > 0) {
+        struct llm_event ev = {.type = LLM_EV_TEXT, .kind = LLM_TEXT_CONTENT};
+        ev.text = sc->content.s;
+        ev.len = sc->content.len;
+        if (sc->content.escaped) {
+            buf_reset(&st->text);
+            buf_append(&st->text, sc->content.s, sc->content.len); /* room for the copy */
+            ev.len = openai_scan_unescape(&sc->content, st->text.data);
+            ev.text = st->text.data;
+        }
+        ev.chunk = sc->has_envelope ? &sc->chunk : NULL;
+        if (ev.len > 0 && emit(sink, &ev))
+            return LLM_ERR_NONE;
+    }
+    if (sc->finish.s) {
+        st->finish = finish_from_span(&sc->finish);
+        st->has_finish = true;
+    }
+    return LLM_ERR_NONE;
+}
+
 static enum llm_errclass openai_stream_event(void *state, const struct sse_event *ev,
                                              const struct llm_sink *sink, char *msg, size_t msglen)
 {
     struct openai_stream *st = state;
     enum llm_errclass cls = LLM_ERR_NONE;
     cJSON *root = NULL;
+    struct oai_scan sc;
     if (st->done)
         return LLM_ERR_NONE; /* nothing counts after [DONE] */
     if (is_done(ev->data, ev->data_len)) {
         st->done = true;
         return LLM_ERR_NONE;
     }
+    if (st->scan && !str_eq(ev->event, "error") && openai_scan_chunk(ev->data, ev->data_len, &sc))
+        return stream_scanned(st, &sc, sink);
     root = parse_scratch(ev->data, ev->data_len);
     if (!cJSON_IsObject(root)) {
         str_copy(msg, msglen, "stream event is not a JSON object");
@@ -787,6 +863,18 @@ const struct provider_ops provider_openai = {
     .encode = openai_encode,
     .decode_full = openai_decode_full,
     .stream_new = openai_stream_new,
+    .stream_free = openai_stream_free,
+    .stream_event = openai_stream_event,
+    .stream_end = openai_stream_end,
+    .classify = openai_classify,
+    .encode_probe = openai_encode_probe,
+};
+
+const struct provider_ops provider_openai_parsed = {
+    .name = "openai",
+    .encode = openai_encode,
+    .decode_full = openai_decode_full,
+    .stream_new = openai_stream_new_parsed,
     .stream_free = openai_stream_free,
     .stream_event = openai_stream_event,
     .stream_end = openai_stream_end,

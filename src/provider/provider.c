@@ -203,6 +203,7 @@ static int deliver_text(struct provider_call *c, struct buf *hold, const struct 
         utf8_fix(c, hold, ev->text, ev->len);
         out.text = buf_str(&c->clean);
         out.len = c->clean.len;
+        out.chunk = NULL; /* the chunk's bytes are not what the client must see */
     }
     if (out.len == 0)
         return 0;

@@ -140,14 +140,13 @@ static enum sse_status process_line(struct sse_parser *p, const char *s, size_t 
     return SSE_OK;
 }
 
-/* Index of the first CR or LF in s[0..n), or n. */
+/* Index of the first CR or LF in s[0..n), or n (memchr: lines are long, CRs rare). */
 static size_t find_eol(const char *s, size_t n)
 {
-    for (size_t i = 0; i < n; i++) {
-        if (s[i] == '\n' || s[i] == '\r')
-            return i;
-    }
-    return n;
+    const char *lf = memchr(s, '\n', n);
+    size_t end = lf ? (size_t)(lf - s) : n;
+    const char *cr = memchr(s, '\r', end);
+    return cr ? (size_t)(cr - s) : end;
 }
 
 enum sse_status sse_feed(struct sse_parser *p, const char *bytes, size_t len, sse_event_fn cb,

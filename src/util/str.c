@@ -128,6 +128,14 @@ size_t utf8_valid_prefix(const char *s, size_t len)
     const unsigned char *u = (const unsigned char *)s;
     size_t i = 0;
     while (i < len) {
+        uint64_t w;
+        if (len - i >= 8) { /* ASCII runs a word at a time */
+            memcpy(&w, u + i, 8);
+            if ((w & 0x8080808080808080ULL) == 0) {
+                i += 8;
+                continue;
+            }
+        }
         bool incomplete;
         size_t n = utf8_seq(u + i, len - i, &incomplete);
         if (n == 0)

@@ -61,7 +61,7 @@ def mb(kb):
 
 out = []
 w = out.append
-targets = ["direct", "nginx", "floor-tpc", "floor-relay", "switchboard"]
+targets = ["direct", "nginx", "floor-tpc", "floor-relay", "switchboard", "baseline"]
 configs = [(fmt, c, d) for d in (0, 100) for fmt in ("json", "sse") for c in (1, 16, 64)]
 
 w("## Benchmark results")
@@ -82,6 +82,10 @@ w("- `floor-tpc` and `floor-relay` (delay 0 only) are tests/bench/floor.c: libmi
   "per connection with a blocking easy handle each, `relay` has switchboard's shape (MHD's "
   "epoll pool, one libcurl multi thread, suspend/resume). See \"The library floor\" below")
 w("")
+if env("BASELINE_NAME"):
+    w(f"- `baseline` is an earlier build ({env('BASELINE_NAME')}, BENCH_BASELINE), run in the same "
+      "rounds; × base is switchboard's req/s against it")
+    w("")
 w("| configuration | target | req/s | p50 | p99 | p50 added | × direct | × nginx | CPU µs/req | peak RSS | errors |")
 w("| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
 for fmt, c, d in configs:
@@ -99,6 +103,11 @@ for fmt, c, d in configs:
           f"{xn} | {a['cpu']:.1f} | {mb(a['hwm'])} | {a['errors']} |")
 w("")
 
+streams = {}
+if os.path.exists(streams_path):
+    with open(streams_path) as f:
+        for r in csv.DictReader(f, delimiter="\t"):
+            streams[r["label"]] = r
 # ---- targets ------------------------------------------------------------------------------
 w("### Targets (issue), measured in this run")
 w("")
@@ -156,11 +165,6 @@ for fmt in ("json", "sse"):
         verdict(f"{fmt.upper()} 100 ms upstream, c=64: p99 <= 1.05x direct", r <= 1.05,
                 f"{r:.3f}x ({s['p99'] / 1000:.2f} vs {dct['p99'] / 1000:.2f} ms)", s, dct)
 
-streams = {}
-if os.path.exists(streams_path):
-    with open(streams_path) as f:
-        for r in csv.DictReader(f, delimiter="\t"):
-            streams[r["label"]] = r
 n_streams = int(env("BENCH_STREAMS", "1000"))
 idle_kb = num(env("IDLE_RSS_KB"))
 idle_threads = int(num(env("IDLE_THREADS")))
@@ -178,6 +182,77 @@ if sb:
 verdict("idle RSS < 16 MB", 0 < idle_kb < 16 * 1024, f"{mb(idle_kb)} after start ({idle_threads} threads)")
 w("")
 w(f"{verdicts.count('PASS')} targets met, {verdicts.count('MISS')} missed.")
+w("")
+
+# ---- issue 16: the streaming hot path ---------------------------------------------------------
+w("### Streaming targets (issue 16), measured in this run")
+w("")
+w("| target | measured | verdict |")
+w("| --- | --- | --- |")
+v16 = len(verdicts)
+s, dct = get("sse", 64, 100, "switchboard"), get("sse", 64, 100, "direct")
+if s and dct:
+    r = ratio(s["rps"], dct["rps"])
+    verdict("SSE 100 ms upstream, c=64: req/s >= 0.99x direct", r >= 0.99,
+            f"{r:.3f}x ({s['rps']:,.1f} vs {dct['rps']:,.1f} streams/s)", s, dct)
+    r = ratio(s["p99"], dct["p99"])
+    verdict("SSE 100 ms upstream, c=64: p99 <= 1.05x direct", r <= 1.05,
+            f"{r:.3f}x ({s['p99'] / 1000:.2f} vs {dct['p99'] / 1000:.2f} ms)", s, dct)
+s, n = get("sse", 16, 0, "switchboard"), get("sse", 16, 0, "nginx")
+if s and n:
+    r = ratio(s["rps"], n["rps"])
+    verdict("SSE c=16, no delay: req/s >= 0.45x nginx proxy_pass", r >= 0.45,
+            f"{r:.2f}x ({s['rps']:,.0f} vs {n['rps']:,.0f} streams/s)"
+            + floor_note("sse", 16, lambda a: f"{ratio(a['rps'], n['rps']):.2f}x"), s, n)
+relay = {}
+if env("RELAY_TXT") and os.path.exists(env("RELAY_TXT")):
+    for line in open(env("RELAY_TXT")):
+        f = line.split("\t")
+        if f[0] == "relay-ns-per-event":
+            relay[int(f[1])] = (float(f[2]), float(f[3]))
+if relay:
+    events = max(relay)
+    parsed, passed = relay[events]
+    sj, ss = get("json", 16, 0, "switchboard"), get("sse", 16, 0, "switchboard")
+    whole = ""
+    if sj and ss:  # a stream is one request plus 13 more events than a JSON answer
+        whole = (f"; whole process, SSE c=16 stream minus JSON c=16 request over 13 events: "
+                 f"{(ss['cpu'] - sj['cpu']) / 13:.2f} µs/event")
+    verdict("CPU per streamed event on the passthrough path <= 1.5 µs", passed <= 1500,
+            f"{passed / 1000:.2f} µs/event decode + encode (build/bench/relay, {events}-event "
+            f"stream; parse + re-encode {parsed / 1000:.2f} µs){whole}")
+for fmt, bar in (("sse", 150), ("json", 100)):
+    s, dct = get(fmt, 1, 0, "switchboard"), get(fmt, 1, 0, "direct")
+    if s and dct:
+        added = s["p50"] - dct["p50"]
+        verdict(f"{fmt.upper()} c=1: p50 added over direct <= {bar} µs", added <= bar,
+                f"{added:+.0f} µs (p50 {s['p50']:.0f} vs {dct['p50']:.0f} µs)", s, dct)
+sb, dr = streams.get("switchboard"), streams.get("direct")
+if sb and dr:
+    cpu = num(sb.get("cpu_pct", 0)) / 100
+    verdict(f"{n_streams:,} paced streams: CPU of the whole process <= 0.25 core", cpu <= 0.25,
+            f"{cpu:.2f} core")
+    added = num(sb["p99_us"]) - num(dr["p99_us"])
+    verdict(f"{n_streams:,} paced streams: p99 delay added <= 2 ms", added <= 2000,
+            f"{added / 1000:+.2f} ms on the whole stream's p99 ({lat(num(sb['p99_us']))} vs "
+            f"{lat(num(dr['p99_us']))} direct; wrk sees whole streams, so this bounds the delay "
+            "added to the last event)")
+    peak = max(num(sb["hwm_kb"]), num(sb["max_rss_kb"]))
+    verdict(f"{n_streams:,} paced streams: RSS < 64 MB", peak < 64 * 1024, f"peak {mb(peak)}")
+for fmt, c in (("json", 1), ("json", 16), ("json", 64), ("sse", 16)):
+    s, b = get(fmt, c, 0, "switchboard"), get(fmt, c, 0, "baseline")
+    if s and b:
+        w(f"| {fmt.upper()} c={c} against the baseline build (same rounds) | "
+          f"{ratio(s['rps'], b['rps']):.3f}x req/s ({s['rps']:,.0f} vs {b['rps']:,.0f}), "
+          f"p50 {s['p50'] - b['p50']:+.0f} µs, CPU {s['cpu']:.0f} vs {b['cpu']:.0f} µs/req | info |")
+bs = streams.get("baseline")
+if sb and bs:
+    w(f"| {n_streams:,} paced streams against the baseline build | peak RSS "
+      f"{mb(max(num(sb['hwm_kb']), num(sb['max_rss_kb'])))} vs "
+      f"{mb(max(num(bs['hwm_kb']), num(bs['max_rss_kb'])))}, CPU {sb.get('cpu_pct')}% vs "
+      f"{bs.get('cpu_pct')}%, p99 {lat(num(sb['p99_us']))} vs {lat(num(bs['p99_us']))} | info |")
+w("")
+w(f"{verdicts[v16:].count('PASS')} of issue 16's targets met, {verdicts[v16:].count('MISS')} missed.")
 w("")
 
 # ---- the library floor --------------------------------------------------------------------
@@ -234,7 +309,7 @@ if streams:
     w("")
     w("| through | streams/s | p50 | p99 | max in flight | peak RSS | threads | fds | upstream fds | CPU µs/stream | CPU | errors |")
     w("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
-    for label in ("direct", "switchboard"):
+    for label in ("direct", "switchboard", "baseline"):
         s = streams.get(label)
         if not s:
             continue

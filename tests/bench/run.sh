@@ -24,7 +24,10 @@
 #
 # Environment: BENCH_SECONDS (5) per run, BENCH_WARMUP (1) per run, BENCH_ROUNDS (2),
 # BENCH_STREAMS (1000), BENCH_STREAM_SECONDS (10), BENCH_PACE_MS (200); BENCH_HOLD=1 starts
-# everything, prints where it is and waits (for perf, strace...). See docs/bench.md.
+# everything, prints where it is and waits (for perf, strace...). BENCH_BASELINE=PATH runs a
+# second switchboard binary (an earlier build) as the target `baseline`, interleaved with the
+# others in every configuration and in the stream step, so the two builds are compared
+# within one round; BENCH_FLEET=0 skips the fleet-mode step. See docs/bench.md.
 # Output: the report on stdout and in BUILD/results.md; raw rows in BUILD/bench-raw.tsv;
 # every wrk output under BUILD/bench-logs/. Every process started here is stopped on exit.
 set -uo pipefail
@@ -45,7 +48,8 @@ FLOOR=$B/floor
 RAW=$B/bench-raw.tsv
 LOGS=$B/bench-logs
 
-for x in "$SB" "$UPSTREAM" "$FLOOR" "$B/encode"; do
+BASE_SB=${BENCH_BASELINE:-}
+for x in "$SB" "$UPSTREAM" "$FLOOR" "$B/encode" "$B/relay" ${BASE_SB:+"$BASE_SB"}; do
   [[ -x $x ]] || { echo "bench: $x missing (run \`make bench\`)" >&2; exit 2; }
 done
 for c in nginx wrk python3 curl; do
@@ -56,6 +60,8 @@ NGINX=$(command -v nginx || echo /usr/sbin/nginx)
 
 # The encoders first: no network, a second or two.
 "$B/encode" | tee "$B/bench-encode.txt" >&2 || { echo "bench: encode failed" >&2; exit 1; }
+# The relay's per-event CPU, passthrough against parse + re-encode (tests/bench/relay.c).
+"$B/relay" | tee "$B/bench-relay.txt" >&2 || { echo "bench: relay failed" >&2; exit 1; }
 
 T=$(mktemp -d /tmp/sb-bench.XXXXXX)
 PIDS=()
@@ -243,6 +249,15 @@ PID_SB=$!
 PIDS+=("$PID_SB")
 for _ in $(seq 100); do [[ -s $T/sb.port ]] && break; sleep 0.05; done
 read -r SB_PORT <"$T/sb.port" 2>/dev/null || { log "switchboard did not start:"; cat "$T/sb.err" >&2; exit 1; }
+PID_BASE= BASE_PORT=
+if [[ -n $BASE_SB ]]; then # the same config, its own ledger
+  sed "s|$T/bench.db|$T/base.db|" "$T/sb.json" >"$T/base.json"
+  "$BASE_SB" serve -c "$T/base.json" --port-file "$T/base.port" >"$T/base.out" 2>"$T/base.err" &
+  PID_BASE=$!
+  PIDS+=("$PID_BASE")
+  for _ in $(seq 100); do [[ -s $T/base.port ]] && break; sleep 0.05; done
+  read -r BASE_PORT <"$T/base.port" 2>/dev/null || { log "baseline did not start:"; cat "$T/base.err" >&2; exit 1; }
+fi
 
 for u in "$N0_JSON" "$N0_SSE" "$PX_J0" "$PX_S0" "$PX_J1" "$PX_S1"; do
   wait_http "http://127.0.0.1:$u/v1/chat/completions" || { log "nginx on port $u is not answering"; cat "$T"/*/error.log >&2; exit 1; }
@@ -274,8 +289,10 @@ IDLE_THREADS=$(threads "$PID_SB")
 # ---- sanity: every path answers what it should -----------------------------------------------
 
 sanity() { # sanity LABEL URL MODEL STREAM
-  local body out
-  body="{\"model\":\"$3\",\"messages\":[{\"role\":\"user\",\"content\":\"hi\"}]${4:+,\"stream\":true,\"stream_options\":{\"include_usage\":true}}}"
+  local body out stream=
+  # (not inside ${4:+...}: its first "}" would end the expansion and leave one "}" too many)
+  [[ -n ${4:-} ]] && stream=',"stream":true,"stream_options":{"include_usage":true}'
+  body="{\"model\":\"$3\",\"messages\":[{\"role\":\"user\",\"content\":\"hi\"}]$stream}"
   out=$(curl -s --max-time 5 -X POST -H 'Content-Type: application/json' -d "$body" "$2")
   if ! grep -q 'brown' <<<"$out" || ! grep -q 'total_tokens' <<<"$out"; then
     log "sanity check failed for $1 ($2): $(head -c 300 <<<"$out")"; cat "$T/sb.err" >&2; exit 1
@@ -290,6 +307,7 @@ sanity sb-sse0 "http://127.0.0.1:$SB_PORT$P" sse0 1
 sanity sb-json100 "http://127.0.0.1:$SB_PORT$P" json100 ""
 sanity sb-sse100 "http://127.0.0.1:$SB_PORT$P" sse100 1
 sanity sb-paced "http://127.0.0.1:$SB_PORT$P" paced 1
+[[ -n $BASE_PORT ]] && sanity baseline-sse0 "http://127.0.0.1:$BASE_PORT$P" sse0 1
 sanity px-sse1 "http://127.0.0.1:$PX_S1$P" x 1
 sanity floor-tpc-json "http://127.0.0.1:$PORT_FT_J$P" x ""
 sanity floor-tpc-sse "http://127.0.0.1:$PORT_FT_S$P" x 1
@@ -376,8 +394,8 @@ run_config() {
     upid=$PID_UD ft= fr=
     if [[ $fmt == json ]]; then dport=$UD_JSON xport=$PX_J1 model=json100; else dport=$UD_SSE xport=$PX_S1 model=sse100; fi
   fi
-  local order=(direct nginx floor-tpc floor-relay switchboard)
-  ((round % 2 == 0)) && order=(switchboard floor-relay floor-tpc nginx direct)
+  local order=(direct nginx floor-tpc floor-relay switchboard baseline)
+  ((round % 2 == 0)) && order=(baseline switchboard floor-relay floor-tpc nginx direct)
   local m=("$phase" "$fmt" "$conc" "$delay" "$round")
   for t in "${order[@]}"; do
     case $t in
@@ -390,6 +408,9 @@ run_config() {
         local fp=PORT_$f fpid=PID_$f
         measure "${m[@]}" "$t" "http://127.0.0.1:${!fp}$P" "$model" "${!fpid}" ;;
       switchboard) measure "${m[@]}" switchboard "http://127.0.0.1:$SB_PORT$P" "$model" "$PID_SB" ;;
+      baseline)
+        [[ -n $BASE_PORT ]] || continue
+        measure "${m[@]}" baseline "http://127.0.0.1:$BASE_PORT$P" "$model" "$PID_BASE" ;;
     esac
   done
 }
@@ -435,8 +456,10 @@ streams_run() {
     --timeout 30s --latency -s "$HERE/post_stream.lua" "$url" >"$LOGS/streams-$label.txt" 2>&1 &
   WRK_PID=$!
   while kill -0 "$WRK_PID" 2>/dev/null; do
-    local inflight=""
-    [[ $pid == "$PID_SB" ]] && inflight=$(curl -s --max-time 1 "http://127.0.0.1:$SB_PORT/metrics" |
+    local inflight="" mport=
+    [[ $pid == "$PID_SB" ]] && mport=$SB_PORT
+    [[ -n $PID_BASE && $pid == "$PID_BASE" ]] && mport=$BASE_PORT
+    [[ -n $mport ]] && inflight=$(curl -s --max-time 1 "http://127.0.0.1:$mport/metrics" |
       awk '$1 == "switchboard_gateway_in_flight" { print $2 }')
     echo "$(status_kb "$pid" VmRSS) $(threads "$pid") $(ls "/proc/$pid/fd" | wc -l) ${inflight:--1} $(ls "/proc/$PID_UP/fd" | wc -l)" >>"$samples"
     sleep 0.5
@@ -469,6 +492,7 @@ streams_run direct "http://127.0.0.1:$UP_SSE$P" "$PID_UP"
 streams_run switchboard "http://127.0.0.1:$SB_PORT$P" "$PID_SB"
 sleep 2
 AFTER_STREAMS_RSS_KB=$(status_kb "$PID_SB" VmRSS)
+[[ -n $BASE_PORT ]] && streams_run baseline "http://127.0.0.1:$BASE_PORT$P" "$PID_BASE"
 AFTER_STREAMS_THREADS=$(threads "$PID_SB")
 cp "$T/streams.tsv" "$B/bench-streams.tsv"
 
@@ -485,15 +509,19 @@ export BENCH_SECONDS=$SECS BENCH_WARMUP=$WARM BENCH_ROUNDS=$ROUNDS BENCH_STREAMS
   BENCH_STREAM_SECONDS=$STREAM_SECS BENCH_PACE_MS=$PACE_MS IDLE_RSS_KB IDLE_THREADS POST_RSS_KB \
   AFTER_STREAMS_RSS_KB AFTER_STREAMS_THREADS LOAD_BEFORE LOAD_AFTER ELAPSED NGINX_VERSION \
   WRK_VERSION CPU_MODEL NPROC SB_COMMIT
+export RELAY_TXT=$B/bench-relay.txt BASELINE_NAME=${BASE_SB:+$("$BASE_SB" --version 2>/dev/null | head -1)}
 {
   python3 "$HERE/report.py" "$RAW" "$B/bench-streams.tsv"
   printf '\n## Encoders, worst case\n\n```\n'
   cat "$B/bench-encode.txt"
   printf '```\n'
+  printf '\n## Relay per-event CPU (build/bench/relay)\n\n'
+  grep '^|' "$B/bench-relay.txt"
 } | tee "$B/results.md"
 log "report written to $B/results.md"
 
 # ---- fleet mode's cost (issue 14): the same serve with and without Redis ----------------------
+[[ ${BENCH_FLEET:-1} == 1 ]] || exit 0
 echo
 echo "## Fleet mode"
 echo

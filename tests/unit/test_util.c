@@ -154,6 +154,26 @@ static void test_utf8_prefix_stops_before_incomplete_sequence(void **state)
     assert_int_equal(utf8_valid_prefix("\xf4\x90\x80\x80", 4), 0); /* > U+10FFFF */
 }
 
+/* utf8_valid_prefix skips ASCII a word at a time: a bad or cut sequence at any offset of a
+ * long text must stop it exactly where it stops on the same bytes one at a time. */
+static void test_utf8_valid_prefix_stops_at_the_same_byte_at_any_offset(void **state)
+{
+    (void)state;
+    static const char *const bad[] = {"\xc3", "\xc0\xaf", "\xed\xa0\x80", "\xff", "\xe2\x82"};
+    char s[64];
+    for (size_t b = 0; b < sizeof bad / sizeof bad[0]; b++) {
+        for (size_t at = 0; at + strlen(bad[b]) + 2 < sizeof s; at++) {
+            memset(s, 'a', sizeof s);
+            memcpy(s + at, "\xc3\xa9", 2); /* a valid sequence first, then the bad one */
+            memcpy(s + at + 2, bad[b], strlen(bad[b]));
+            assert_int_equal(utf8_valid_prefix(s, sizeof s), at + 2);
+            assert_int_equal(utf8_valid_prefix(s, at + 2), at + 2);
+        }
+    }
+    memset(s, 'a', sizeof s);
+    assert_int_equal(utf8_valid_prefix(s, sizeof s), sizeof s);
+}
+
 static void test_utf8_sanitize_replaces_invalid_bytes(void **state)
 {
     (void)state;
@@ -257,6 +277,7 @@ int main(void)
         cmocka_unit_test(test_str_has_ctl_finds_any_control_character),
         cmocka_unit_test(test_str_is_path_segment_refuses_what_bends_a_url),
         cmocka_unit_test(test_log_lines_escape_control_characters),
+        cmocka_unit_test(test_utf8_valid_prefix_stops_at_the_same_byte_at_any_offset),
     };
     return cmocka_run_group_tests_name("util", tests, NULL, NULL);
 }

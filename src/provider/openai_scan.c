@@ -1,0 +1,459 @@
+/*
+ * openai_scan.c - the same-format passthrough scanner (openai_scan.h): one pass over an
+ * OpenAI chat.completion.chunk that validates it as strict JSON and notes where id, created,
+ * model, the content, finish_reason, usage and the fingerprint are, with no tree and no
+ * allocation.
+ *
+ * It must never accept what cJSON would read differently, so it is stricter than cJSON
+ * everywhere: RFC 8259 grammar only (cJSON also takes some non-JSON), nesting at most
+ * SCAN_MAX_DEPTH, no \u escape (cJSON rejects some of them, lone surrogates), every string
+ * valid UTF-8 (the parse path repairs invalid bytes, which a forwarder would not), no
+ * known key twice (cJSON reads the first, a client's parser may read the last), only spaces
+ * and tabs between tokens (a line break would split the forwarded SSE data line), and
+ * nothing after the object. Whatever it refuses goes through the parser as before.
+ *
+ * Pure: no I/O, no allocation, no globals.
+ */
+#include <stdint.h>
+#include <string.h>
+
+#include "openai_scan.h"
+#include "switchboard/util.h"
+
+#define SCAN_MAX_DEPTH 32
+
+struct cur {
+    const char *p;
+    const char *end;
+    const char *base; /* the chunk's first byte, for spans */
+};
+
+static void skip_ws(struct cur *c)
+{
+    while (c->p < c->end && (*c->p == ' ' || *c->p == '\t'))
+        c->p++;
+}
+
+static bool eat(struct cur *c, char ch)
+{
+    skip_ws(c);
+    if (c->p < c->end && *c->p == ch) {
+        c->p++;
+        return true;
+    }
+    return false;
+}
+
+/* Bytes a string scan must stop at: the quote, a backslash, control and non-ASCII bytes. */
+static bool is_special(unsigned char ch)
+{
+    return ch == '"' || ch == '\\' || ch < 0x20 || ch >= 0x80;
+}
+
+/* Does the word hold a byte that is zero / below 0x20 / has its high bit set (SWAR)? */
+#define SWAR_ONES  0x0101010101010101ULL
+#define SWAR_HIGHS 0x8080808080808080ULL
+static uint64_t swar_special(uint64_t w)
+{
+    uint64_t q = w ^ (SWAR_ONES * '"'), b = w ^ (SWAR_ONES * '\\');
+    uint64_t zero_q = (q - SWAR_ONES) & ~q, zero_b = (b - SWAR_ONES) & ~b;
+    uint64_t below = w - SWAR_ONES * 0x20;             /* high bit where a byte is below 0x20 ... */
+    return (zero_q | zero_b | below | w) & SWAR_HIGHS; /* ... or was high already (w) */
+}
+
+/* Length of the run of plain string bytes at p (at least 1: p[0] is plain), eight at a time
+ * while whole words are plain. */
+static size_t plain_run(const char *p, const char *end)
+{
+    size_t n = 1;
+    while ((size_t)(end - p) - n >= 8) {
+        uint64_t w;
+        memcpy(&w, p + n, 8);
+        if (swar_special(w))
+            break;
+        n += 8;
+    }
+    return n;
+}
+
+/* A string at c->p (after whitespace): its inside into *sp. False when not a valid one. */
+static bool scan_string(struct cur *c, struct oai_span *sp)
+{
+    skip_ws(c);
+    if (c->p >= c->end || *c->p != '"')
+        return false;
+    const char *s = ++c->p;
+    bool escaped = false, high = false;
+    while (c->p < c->end && *c->p != '"') {
+        unsigned char ch = (unsigned char)*c->p;
+        if (!is_special(ch)) {
+            c->p += plain_run(c->p, c->end);
+            continue;
+        }
+        if (ch < 0x20)
+            return false;
+        if (ch >= 0x80)
+            high = true;
+        if (ch == '\\') {
+            if (c->p + 1 >= c->end || !strchr("\"\\/bfnrt", c->p[1]) || c->p[1] == '\0')
+                return false;
+            escaped = true;
+            c->p += 2;
+            continue;
+        }
+        c->p++;
+    }
+    if (c->p >= c->end)
+        return false;
+    size_t n = (size_t)(c->p - s);
+    c->p++; /* the closing quote */
+    if (high && utf8_valid_prefix(s, n) != n)
+        return false;
+    *sp = (struct oai_span){.s = s, .len = n, .escaped = escaped};
+    return true;
+}
+
+static bool is_digit(char ch)
+{
+    return ch >= '0' && ch <= '9';
+}
+
+static bool scan_digits(struct cur *c)
+{
+    const char *start = c->p;
+    while (c->p < c->end && is_digit(*c->p))
+        c->p++;
+    return c->p > start;
+}
+
+/* -?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)? */
+static bool scan_number(struct cur *c)
+{
+    if (c->p < c->end && *c->p == '-')
+        c->p++;
+    if (c->p < c->end && *c->p == '0')
+        c->p++;
+    else if (!scan_digits(c))
+        return false;
+    if (c->p < c->end && *c->p == '.') {
+        c->p++;
+        if (!scan_digits(c))
+            return false;
+    }
+    if (c->p < c->end && (*c->p == 'e' || *c->p == 'E')) {
+        c->p++;
+        if (c->p < c->end && (*c->p == '+' || *c->p == '-'))
+            c->p++;
+        if (!scan_digits(c))
+            return false;
+    }
+    return true;
+}
+
+static bool scan_word(struct cur *c, const char *w)
+{
+    size_t n = strlen(w);
+    if ((size_t)(c->end - c->p) < n || memcmp(c->p, w, n) != 0)
+        return false;
+    c->p += n;
+    return true;
+}
+
+static bool scan_value(struct cur *c, int depth);
+
+/* The rest of an object or array after its opening bracket. */
+static bool scan_container(struct cur *c, char close, int depth)
+{
+    struct oai_span key;
+    if (eat(c, close))
+        return true;
+    do {
+        if (close == '}' && (!scan_string(c, &key) || !eat(c, ':')))
+            return false;
+        if (!scan_value(c, depth + 1))
+            return false;
+    } while (eat(c, ','));
+    return eat(c, close);
+}
+
+/* Any JSON value, validated and skipped. */
+static bool scan_value(struct cur *c, int depth)
+{
+    struct oai_span sp;
+    skip_ws(c);
+    if (c->p >= c->end || depth > SCAN_MAX_DEPTH)
+        return false;
+    switch (*c->p) {
+    case '"':
+        return scan_string(c, &sp);
+    case '{':
+        c->p++;
+        return scan_container(c, '}', depth);
+    case '[':
+        c->p++;
+        return scan_container(c, ']', depth);
+    case 't':
+        return scan_word(c, "true");
+    case 'f':
+        return scan_word(c, "false");
+    case 'n':
+        return scan_word(c, "null");
+    default:
+        return scan_number(c);
+    }
+}
+
+static bool key_is(const struct oai_span *k, const char *name)
+{
+    return !k->escaped && k->len == strlen(name) && memcmp(k->s, name, k->len) == 0;
+}
+
+/* Marks a known key as seen; false when it was seen before. */
+static bool first_time(unsigned *seen, unsigned bit)
+{
+    if (*seen & bit)
+        return false;
+    *seen |= bit;
+    return true;
+}
+
+/* A value that must be null. */
+static bool scan_null(struct cur *c)
+{
+    skip_ws(c);
+    return scan_word(c, "null");
+}
+
+/* A string or null into *sp (s NULL for null). */
+static bool scan_opt_string(struct cur *c, struct oai_span *sp)
+{
+    skip_ws(c);
+    *sp = (struct oai_span){0};
+    if (c->p < c->end && *c->p == 'n')
+        return scan_word(c, "null");
+    return scan_string(c, sp);
+}
+
+/* The value span of the member being read: from after whitespace to its end. */
+static bool value_span(struct cur *c, struct llm_chunk_span *span)
+{
+    skip_ws(c);
+    const char *start = c->p;
+    if (!scan_value(c, 1))
+        return false;
+    *span = (struct llm_chunk_span){(size_t)(start - c->base), (size_t)(c->p - start)};
+    return true;
+}
+
+enum { D_ROLE = 1, D_CONTENT = 2, D_REFUSAL = 4, D_RC = 8, D_REASONING = 16 };
+
+static bool scan_delta_member(struct cur *c, const struct oai_span *k, unsigned *seen,
+                              struct oai_scan *out)
+{
+    if (key_is(k, "role"))
+        return first_time(seen, D_ROLE) && scan_value(c, 2);
+    if (key_is(k, "content"))
+        return first_time(seen, D_CONTENT) && scan_opt_string(c, &out->content);
+    if (key_is(k, "refusal"))
+        return first_time(seen, D_REFUSAL) && scan_null(c);
+    if (key_is(k, "reasoning_content"))
+        return first_time(seen, D_RC) && scan_null(c);
+    if (key_is(k, "reasoning"))
+        return first_time(seen, D_REASONING) && scan_null(c);
+    return false; /* tool calls and anything else: the parser */
+}
+
+static bool scan_delta(struct cur *c, struct oai_scan *out)
+{
+    unsigned seen = 0;
+    struct oai_span k;
+    if (!eat(c, '{'))
+        return false;
+    if (eat(c, '}'))
+        return true;
+    do {
+        if (!scan_string(c, &k) || !eat(c, ':') || !scan_delta_member(c, &k, &seen, out))
+            return false;
+    } while (eat(c, ','));
+    return eat(c, '}');
+}
+
+enum { C_INDEX = 1, C_DELTA = 2, C_FINISH = 4, C_LOGPROBS = 8 };
+
+static bool scan_choice_member(struct cur *c, const struct oai_span *k, unsigned *seen,
+                               struct oai_scan *out)
+{
+    if (key_is(k, "index")) { /* exactly 0: the parser skips other choices */
+        skip_ws(c);
+        const char *start = c->p;
+        return first_time(seen, C_INDEX) && scan_number(c) && c->p - start == 1 && *start == '0';
+    }
+    if (key_is(k, "delta"))
+        return first_time(seen, C_DELTA) && scan_delta(c, out);
+    if (key_is(k, "logprobs"))
+        return first_time(seen, C_LOGPROBS) && scan_null(c);
+    if (key_is(k, "finish_reason")) {
+        struct llm_chunk_span *span = &out->chunk.span[LLM_CHUNK_FINISH];
+        if (!first_time(seen, C_FINISH))
+            return false;
+        skip_ws(c);
+        const char *start = c->p;
+        if (!scan_opt_string(c, &out->finish) || out->finish.escaped)
+            return false;
+        if (out->finish.s)
+            *span = (struct llm_chunk_span){(size_t)(start - c->base), (size_t)(c->p - start)};
+        return true;
+    }
+    return false;
+}
+
+static bool scan_choice(struct cur *c, struct oai_scan *out)
+{
+    unsigned seen = 0;
+    struct oai_span k;
+    if (!eat(c, '{'))
+        return false;
+    if (eat(c, '}'))
+        return true;
+    do {
+        if (!scan_string(c, &k) || !eat(c, ':') || !scan_choice_member(c, &k, &seen, out))
+            return false;
+    } while (eat(c, ','));
+    return eat(c, '}');
+}
+
+/* [] or [choice]. */
+static bool scan_choices(struct cur *c, struct oai_scan *out)
+{
+    if (!eat(c, '['))
+        return false;
+    if (eat(c, ']'))
+        return true;
+    return scan_choice(c, out) && eat(c, ']');
+}
+
+enum {
+    T_ID = 1,
+    T_CREATED = 2,
+    T_MODEL = 4,
+    T_FP = 8,
+    T_TIER = 16,
+    T_USAGE = 32,
+    T_CHOICES = 64,
+};
+
+/* A fingerprint or tier: the parser keeps strings only (and ours must need no unescaping). */
+static bool scan_note(struct cur *c, struct oai_span *sp)
+{
+    struct oai_span v;
+    skip_ws(c);
+    if (c->p < c->end && *c->p == '"') {
+        if (!scan_string(c, &v) || v.escaped)
+            return false;
+        *sp = v;
+        return true;
+    }
+    return scan_value(c, 1); /* not a string: the parser ignores it too */
+}
+
+/* "usage": null only, its span with the comma before it (member_at: where the member's key
+ * starts; comma_at: the comma before it, or NULL for the first member). */
+static bool scan_usage(struct cur *c, const char *comma_at, const char *member_at,
+                       struct oai_scan *out)
+{
+    if (!scan_null(c))
+        return false;
+    const char *from = comma_at ? comma_at : member_at;
+    const char *to = c->p;
+    if (!comma_at) { /* the first member: take the comma after it, if any */
+        skip_ws(c);
+        if (c->p < c->end && *c->p == ',')
+            to = c->p + 1;
+    }
+    out->chunk.span[LLM_CHUNK_USAGE] =
+        (struct llm_chunk_span){(size_t)(from - c->base), (size_t)(to - from)};
+    return true;
+}
+
+static bool scan_top_member(struct cur *c, const struct oai_span *k, unsigned *seen,
+                            const char *comma_at, struct oai_scan *out)
+{
+    struct llm_chunk_span *span = out->chunk.span;
+    if (key_is(k, "id"))
+        return first_time(seen, T_ID) && value_span(c, &span[LLM_CHUNK_ID]);
+    if (key_is(k, "created"))
+        return first_time(seen, T_CREATED) && value_span(c, &span[LLM_CHUNK_CREATED]);
+    if (key_is(k, "model"))
+        return first_time(seen, T_MODEL) && value_span(c, &span[LLM_CHUNK_MODEL]);
+    if (key_is(k, "system_fingerprint"))
+        return first_time(seen, T_FP) && scan_note(c, &out->fingerprint);
+    if (key_is(k, "service_tier"))
+        return first_time(seen, T_TIER) && scan_note(c, &out->tier);
+    if (key_is(k, "usage"))
+        return first_time(seen, T_USAGE) && scan_usage(c, comma_at, k->s - 1, out);
+    if (key_is(k, "choices"))
+        return first_time(seen, T_CHOICES) && scan_choices(c, out);
+    if (key_is(k, "error"))
+        return false; /* an error event: the parser classifies it */
+    return scan_value(c, 1);
+}
+
+bool openai_scan_chunk(const char *data, size_t len, struct oai_scan *out)
+{
+    struct cur c = {.p = data, .end = data + len, .base = data};
+    unsigned seen = 0;
+    struct oai_span k;
+    const char *comma_at = NULL;
+    memset(out, 0, sizeof *out);
+    out->chunk.json = data;
+    out->chunk.len = len;
+    if (!eat(&c, '{'))
+        return false;
+    if (!eat(&c, '}')) {
+        do {
+            if (!scan_string(&c, &k) || !eat(&c, ':') ||
+                !scan_top_member(&c, &k, &seen, comma_at, out))
+                return false;
+            skip_ws(&c);
+            comma_at = c.p;
+        } while (eat(&c, ','));
+        if (!eat(&c, '}'))
+            return false;
+    }
+    skip_ws(&c);
+    out->has_envelope = (seen & (T_ID | T_CREATED | T_MODEL)) == (T_ID | T_CREATED | T_MODEL);
+    return c.p == c.end;
+}
+
+size_t openai_scan_unescape(const struct oai_span *sp, char *out)
+{
+    size_t n = 0;
+    for (size_t i = 0; i < sp->len; i++) {
+        char ch = sp->s[i];
+        if (ch == '\\' && i + 1 < sp->len) {
+            ch = sp->s[++i];
+            switch (ch) {
+            case 'b':
+                ch = '\b';
+                break;
+            case 'f':
+                ch = '\f';
+                break;
+            case 'n':
+                ch = '\n';
+                break;
+            case 'r':
+                ch = '\r';
+                break;
+            case 't':
+                ch = '\t';
+                break;
+            default: /* " \\ / stand for themselves */
+                break;
+            }
+        }
+        out[n++] = ch;
+    }
+    out[n] = '\0';
+    return n;
+}

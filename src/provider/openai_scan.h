@@ -1,0 +1,48 @@
+/*
+ * openai_scan.h - private to src/provider: the same-format passthrough scanner for OpenAI
+ * stream chunks (openai_scan.c). It reads one event's data without building a tree and
+ * says where the few values that matter are; it accepts only the common shape of a content
+ * chunk and answers false for anything else, which then goes to the cJSON parser.
+ *
+ * Threads: stateless; any thread. Pure: no I/O, no allocation.
+ */
+#ifndef SWITCHBOARD_PROVIDER_OPENAI_SCAN_H
+#define SWITCHBOARD_PROVIDER_OPENAI_SCAN_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "switchboard/llm.h"
+
+/* A string value: its bytes between the quotes (escapes still in), NULL when absent. */
+struct oai_span {
+    const char *s;
+    size_t len;
+    bool escaped; /* holds a backslash escape (never \u: those are refused) */
+};
+
+struct oai_scan {
+    struct llm_chunk chunk; /* json/len and the spans a forwarder replaces */
+    bool has_envelope;      /* id, created and model all present: the chunk can be forwarded */
+    struct oai_span content;
+    struct oai_span finish;      /* finish_reason string; NULL s for null or absent */
+    struct oai_span fingerprint; /* system_fingerprint string, never escaped */
+    struct oai_span tier;        /* service_tier string, never escaped */
+};
+
+/*
+ * Scans data[0..len) (an SSE event's data, not [DONE]). True when it is a well-formed JSON
+ * object of the simple shape: no "error" member, "usage" null or absent, "choices" absent or
+ * an array of at most one choice with index 0 (or none), whose members are index, delta,
+ * finish_reason (string or null) and logprobs (null), and whose delta holds only role,
+ * content (string or null) and null refusal/reasoning fields; every string valid UTF-8
+ * without \u escapes, no known key twice, no line break anywhere. Then *out says what the
+ * chunk holds and the parser would read the same. False: use the parser.
+ */
+bool openai_scan_chunk(const char *data, size_t len, struct oai_scan *out);
+
+/* The unescaped text of a span (its escapes are only \" \\ \/ \b \f \n \r \t) into out
+ * (NUL-terminated, len + 1 bytes at most). Returns the length written. */
+size_t openai_scan_unescape(const struct oai_span *sp, char *out);
+
+#endif
