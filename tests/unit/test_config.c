@@ -776,8 +776,12 @@ static void test_config_parses_the_fleet_section(void **state)
 static void test_config_rejects_bad_fleet_settings(void **state)
 {
     (void)state;
-    EXPECT_ERRORS(BASE(",'fleet':{'redis':'rediss://cache:6379','on_outage':'maybe'}"),
-                  "fleet.redis: rediss:// (TLS) needs hiredis", "fleet.on_outage");
+    EXPECT_ERRORS(BASE(",'fleet':{'redis':'rediss://cache:6379','on_outage':'maybe',"
+                       "'tls_cert_file':'c.pem'}"),
+                  "fleet.tls_cert_file and fleet.tls_key_file: give both or neither",
+                  "fleet.on_outage");
+    EXPECT_ERRORS(BASE(",'fleet':{'redis':'redis://cache:6379','tls_ca_file':'ca.pem'}"),
+                  "fleet.tls_*: set, but fleet.redis is not a rediss:// URL");
     EXPECT_ERRORS(BASE(",'fleet':{'redis':'http://cache'}"), "expected redis://host:port/db");
     EXPECT_ERRORS(BASE(",'fleet':{'redis':'redis://:hunter2@cache'}"),
                   "no user or password in the URL");
