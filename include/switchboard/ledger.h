@@ -35,7 +35,7 @@
 #include "switchboard/llm.h"
 #include "switchboard/util.h"
 
-#define LEDGER_SCHEMA_VERSION 3
+#define LEDGER_SCHEMA_VERSION 4
 #define LEDGER_QUEUE_MAX      100000 /* rows waiting for the writer; beyond it rows are dropped */
 
 struct ledger;
@@ -96,6 +96,17 @@ void ledger_post_call(struct ledger *l, const struct ledger_call *c);
 /* kind: "operator", "config", "breaker", "budget", "guard", ...; target may be NULL. */
 void ledger_post_event(struct ledger *l, int64_t wall_ms, const char *kind, const char *target,
                        const char *text);
+/* One operator audit row (an events row of kind "operator" with every field in its own
+ * column): who did it, to which target, what, the state before -> after, and when the
+ * change lapses (expires_wall_ms, Unix ms; 0 = until changed). Undo and expiry lapses are
+ * audit rows too (user "expiry" for a lapse). Strings are borrowed for the call. */
+struct ledger_audit {
+    int64_t wall_ms;
+    const char *user, *target, *action, *before, *after;
+    int64_t expires_wall_ms;
+    const char *text; /* the timeline's line for it */
+};
+void ledger_post_audit(struct ledger *l, const struct ledger_audit *a);
 /* A prompt-pane vote: winner beat losers (comma-separated) on the prompt with this hash. */
 void ledger_post_vote(struct ledger *l, int64_t wall_ms, uint64_t prompt_hash, const char *winner,
                       const char *losers, const char *user);
@@ -186,7 +197,7 @@ void ledger_call_info_text(const struct ledger_call_info *c, struct buf *out);
 void ledger_user_hash(const char *user, char out[LEDGER_USER_HASH_LEN + 1]);
 
 struct ledger_stats {
-    uint64_t written; /* rows committed */
+    uint64_t written; /* rows committed (":memory:": rows let go; it keeps none) */
     uint64_t queued;  /* rows waiting */
     uint64_t dropped; /* rows lost: queue full, or a write failed at close */
     uint64_t write_errors;

@@ -115,6 +115,14 @@ static const char *const migrations[] = {
     "CREATE UNIQUE INDEX feedback_request ON feedback(request_id) WHERE request_id IS NOT NULL;"
     "CREATE INDEX feedback_call_ts ON feedback(call_ts_ms);"
     "CREATE INDEX feedback_target_ts ON feedback(target, ts_ms);",
+    /* 4: audit rows: every operator change (and its undo and lapse) with who, what, the state
+     * before and after and when it lapses, each in its own column (NULL on other events). */
+    "ALTER TABLE events ADD COLUMN user TEXT;"
+    "ALTER TABLE events ADD COLUMN action TEXT;"
+    "ALTER TABLE events ADD COLUMN state_before TEXT;"
+    "ALTER TABLE events ADD COLUMN state_after TEXT;"
+    "ALTER TABLE events ADD COLUMN expires_ms INTEGER;" /* Unix ms; NULL = until changed */
+    "CREATE INDEX events_target_ts ON events(target, ts_ms);",
 };
 _Static_assert(SB_ARRAY_LEN(migrations) == LEDGER_SCHEMA_VERSION, "one migration per version");
 
@@ -126,7 +134,8 @@ static const char sql_call[] =
     " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18,"
     " ?19, ?20, ?21, ?22, ?23, ?24, ?25, ?26, ?27, ?28, ?29, ?30)";
 static const char sql_event[] =
-    "INSERT INTO events (ts_ms, kind, target, text) VALUES (?1, ?2, ?3, ?4)";
+    "INSERT INTO events (ts_ms, kind, target, text, user, action, state_before, state_after,"
+    " expires_ms) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)";
 static const char sql_vote[] =
     "INSERT INTO votes (ts_ms, prompt_hash, winner, losers, user) VALUES (?1, ?2, ?3, ?4, ?5)";
 /* OR IGNORE: two ratings of one call racing past ledger_feedback_submit's checks (possible
@@ -148,7 +157,9 @@ struct lnode {
     struct ledger_feedback fb; /* FEEDBACK: its strings point into strs */
     int64_t wall_ms;           /* EVENT, VOTE */
     uint64_t hash;             /* VOTE */
-    const char *s[3];          /* EVENT: kind, target, text; VOTE: winner, losers, user */
+    int64_t expires_ms;        /* EVENT (audit): Unix ms, 0 = until changed */
+    const char *s[7]; /* EVENT: kind, target, text, user, action, before, after (the last four
+                       * NULL on a plain event); VOTE: winner, losers, user */
     char strs[];
 };
 
@@ -156,6 +167,7 @@ struct ledger {
     sqlite3 *db;
     sqlite3_stmt *ins_call, *ins_event, *ins_vote, *ins_feedback;
     char *path;
+    bool memory; /* ":memory:": nothing is kept (rows are let go, not inserted) */
     int64_t batch_ms;
     pthread_t thread;
     bool started;
@@ -318,6 +330,12 @@ static int insert(struct ledger *l, const struct lnode *n)
         bind_text(st, 2, n->s[0]);
         bind_text(st, 3, n->s[1]);
         bind_text(st, 4, n->s[2]);
+        for (int i = 3; i < 7; i++)
+            bind_text(st, i + 2, n->s[i]);
+        if (n->expires_ms > 0)
+            sqlite3_bind_int64(st, 9, n->expires_ms);
+        else
+            sqlite3_bind_null(st, 9);
         break;
     case LNODE_VOTE:
         st = l->ins_vote;
@@ -411,7 +429,7 @@ static void *writer_main(void *arg)
         l->writing = batch;
         bool stop = l->stopping;
         pthread_mutex_unlock(&l->mu);
-        int rc = batch ? write_batch(l, batch, err, sizeof err) : SQLITE_OK;
+        int rc = batch && !l->memory ? write_batch(l, batch, err, sizeof err) : SQLITE_OK;
         if (rc != SQLITE_OK)
             log_error("ledger: writing %zu rows to %s failed: %s%s", n, l->path, err,
                       stop ? " (rows lost)" : "; retrying");
@@ -646,7 +664,26 @@ void ledger_post_event(struct ledger *l, int64_t wall_ms, const char *kind, cons
     const char *dst[3];
     struct lnode *n = node_new(LNODE_EVENT, src, dst, 3);
     n->wall_ms = wall_ms;
-    memcpy(n->s, dst, sizeof n->s);
+    memcpy(n->s, dst, sizeof dst);
+    enqueue(l, n);
+}
+
+void ledger_post_audit(struct ledger *l, const struct ledger_audit *a)
+{
+    if (!l)
+        return;
+    const char *src[7] = {"operator",
+                          a->target && *a->target ? a->target : NULL,
+                          a->text ? a->text : "",
+                          a->user ? a->user : "",
+                          a->action ? a->action : "",
+                          a->before,
+                          a->after};
+    const char *dst[7];
+    struct lnode *n = node_new(LNODE_EVENT, src, dst, 7);
+    n->wall_ms = a->wall_ms;
+    n->expires_ms = a->expires_wall_ms;
+    memcpy(n->s, dst, sizeof dst);
     enqueue(l, n);
 }
 
@@ -660,7 +697,7 @@ void ledger_post_vote(struct ledger *l, int64_t wall_ms, uint64_t prompt_hash, c
     struct lnode *n = node_new(LNODE_VOTE, src, dst, 3);
     n->wall_ms = wall_ms;
     n->hash = prompt_hash;
-    memcpy(n->s, dst, sizeof n->s);
+    memcpy(n->s, dst, sizeof dst);
     enqueue(l, n);
 }
 
@@ -783,6 +820,7 @@ struct ledger *ledger_open(const char *path, int64_t batch_ms, char *msg, size_t
 {
     struct ledger *l = xcalloc(1, sizeof *l);
     l->path = xstrdup(path && *path ? path : ":memory:");
+    l->memory = str_eq(l->path, ":memory:");
     l->batch_ms = batch_ms > 0 ? batch_ms : 250;
     l->accepting = true;
     pthread_mutex_init(&l->mu, NULL);
