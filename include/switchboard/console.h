@@ -42,6 +42,8 @@ struct console_opts {
     const char *config_path;  /* shown in the header; may be NULL */
     const char *gateway_addr; /* "127.0.0.1:8080" as bound */
     const char *theme;        /* NULL: "default" */
+    bool theme_explicit;      /* --theme was given: it wins over NO_COLOR (which otherwise
+                               * leaves the mono theme only) */
     long refresh_ms;          /* redraw interval; clamped to 50..250 */
     bool readonly;            /* refuse every change, visibly */
     long quality_min_volume;  /* ratings before the detail view shows a mean; <= 0: 1 */

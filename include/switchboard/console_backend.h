@@ -124,10 +124,11 @@ struct console_backend_ops {
     struct console_reply *(*take)(void *self); /* finished jobs, oldest first; caller frees */
     /* A direct call to one target (the prompt pane): no route, no fallback; marked as a
      * compare call in the ledger. Takes req (heap). The sink's callbacks run on the backend's
-     * thread (local: the router thread), exactly as router_submit's do. Returns an id for
-     * cancel (> 0). */
-    uint64_t (*chat)(void *self, const char *target, struct llm_request *req,
-                     const struct router_sink *sink);
+     * thread (local: the router thread), exactly as router_submit's do. request_id is the
+     * call's own x-request-id (copied; the ledger row and the pane show it). Returns an id
+     * for cancel (> 0). */
+    uint64_t (*chat)(void *self, const char *target, const char *request_id,
+                     struct llm_request *req, const struct router_sink *sink);
     void (*cancel)(void *self, uint64_t id);
     /* A prompt-pane vote: winner beat losers on prompt (may be NULL). Fire and forget. */
     void (*vote)(void *self, const char *winner, const char *const *losers, size_t n,

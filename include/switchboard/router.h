@@ -186,6 +186,8 @@ struct router_cmd {
     double weight;      /* SET_WEIGHT */
     int64_t expires_ms; /* duration; 0 = until changed */
     char user[64];      /* who: "console", "admin:<addr>", ... */
+    uint64_t undo_id;   /* UNDO: the change the operator previewed (router_undo_snap.id); the
+                         * router does nothing when it is no longer the newest. 0: the newest */
 };
 
 /* Applies a command on the router thread and waits (up to timeout_ms) for its verdict.
@@ -268,6 +270,19 @@ struct router_route_snap {
     size_t targets[ROUTER_MAX_TARGETS]; /* indices into targets[] */
 };
 
+/* What the next undo would take back (the newest undoable change), for a preview. */
+struct router_undo_snap {
+    uint64_t id; /* 0: nothing to undo */
+    char target[64];
+    char action[16]; /* "force-live", "pin", ... */
+    char user[64];   /* who made the change */
+    int64_t at_wall_ms;
+    bool lapsed; /* the change already expired: undo would only say so */
+    int64_t lapsed_wall_ms;
+    char restores[160]; /* the state undo puts back ("weight 3", "weight 1, pinned on chat") */
+    size_t depth;       /* changes on the undo stack */
+};
+
 struct router_snapshot {
     uint64_t gen;
     int64_t wall_ms;
@@ -303,6 +318,7 @@ struct router_snapshot {
     /* fleet mode: fleet.enabled false when off; spend across the fleet (UTC windows) */
     struct fleet_status fleet;
     double fleet_spend_today_usd, fleet_spend_month_usd;
+    struct router_undo_snap undo; /* what u would undo (previewed before it is applied) */
 };
 
 /* Records a prompt-pane vote from any thread (dropped once the router is stopping): winner beat

@@ -276,6 +276,7 @@ static int run(struct console_cli *o, struct config *cfg, int log_fd)
         .config_path = o->config_path,
         .gateway_addr = addr,
         .theme = theme[0] ? theme : NULL,
+        .theme_explicit = o->theme != NULL,
         .refresh_ms = refresh_ms,
         .readonly = o->readonly,
         .quality_min_volume = quality_min_volume,
@@ -388,6 +389,7 @@ static int run_attached(struct console_cli *o)
     struct console_opts copts = {
         .gateway_addr = addr,
         .theme = o->theme,
+        .theme_explicit = o->theme != NULL,
         .refresh_ms = 200,
         .readonly = o->readonly,
         .signals = &set,

@@ -590,9 +590,10 @@ static struct console_reply *fleet_take(void *self)
     return r;
 }
 
-static uint64_t fleet_chat(void *self, const char *target, struct llm_request *req,
-                           const struct router_sink *sink)
+static uint64_t fleet_chat(void *self, const char *target, const char *request_id,
+                           struct llm_request *req, const struct router_sink *sink)
 {
+    (void)request_id; /* no gateway to call: run_chat answers with an error */
     struct fleet_console *f = self;
     struct fjob *j = xcalloc(1, sizeof *j);
     j->kind = FJOB_CHAT;

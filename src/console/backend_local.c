@@ -215,11 +215,11 @@ static size_t local_breakdown(void *self, const char *name, struct console_part 
     return 0; /* one instance: the detail view has it all */
 }
 
-static uint64_t local_chat(void *self, const char *target, struct llm_request *req,
-                           const struct router_sink *sink)
+static uint64_t local_chat(void *self, const char *target, const char *request_id,
+                           struct llm_request *req, const struct router_sink *sink)
 {
     struct local *w = self;
-    struct router_call_opts opts = {.target = target, .request_id = "console-compare"};
+    struct router_call_opts opts = {.target = target, .request_id = request_id};
     return router_submit(w->rt, req, &opts, sink);
 }
 

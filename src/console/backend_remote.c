@@ -74,13 +74,14 @@ static void remote_request(void *self, const char *request_id, const char *label
     post(self, j);
 }
 
-static uint64_t remote_chat(void *self, const char *target, struct llm_request *req,
-                            const struct router_sink *sink)
+static uint64_t remote_chat(void *self, const char *target, const char *request_id,
+                            struct llm_request *req, const struct router_sink *sink)
 {
     struct remote *r = self;
     struct rjob *j = xcalloc(1, sizeof *j);
     j->kind = RJOB_CHAT;
     str_copy(j->target, sizeof j->target, target);
+    str_copy(j->request_id, sizeof j->request_id, request_id);
     j->req = req;
     j->sink = *sink;
     pthread_mutex_lock(&r->mu);
@@ -464,11 +465,15 @@ static char *cmd_path(CURL *h, const struct router_cmd *c)
     return p;
 }
 
-static char *cmd_body(const struct router_cmd *c)
+/* one_instance: an undo names the change previewed (each instance has its own undo stack,
+ * so across several the newest is undone on each). */
+static char *cmd_body(const struct router_cmd *c, bool one_instance)
 {
     char w[64] = "", e[64] = "";
     if (c->type == ROUTER_CMD_SET_WEIGHT)
         snprintf(w, sizeof w, "\"weight\":%.17g", c->weight);
+    if (c->type == ROUTER_CMD_UNDO && c->undo_id && one_instance)
+        snprintf(w, sizeof w, "\"undo_id\":%llu", (unsigned long long)c->undo_id);
     if (c->expires_ms > 0)
         snprintf(e, sizeof e, "%s\"expires_in_s\":%.3f", w[0] ? "," : "",
                  (double)c->expires_ms / 1000.0);
@@ -520,7 +525,7 @@ static void start_fanout(struct remote *r, struct rjob *j)
         x->job = j;
         curl_easy_setopt(x->h, CURLOPT_TIMEOUT_MS, (long)JOB_TIMEOUT_MS);
         if (j->kind == RJOB_COMMAND)
-            remote_xfer_post(x, cmd_body(&j->cmd));
+            remote_xfer_post(x, cmd_body(&j->cmd, r->n == 1));
         remote_xfer_start(r, x);
     }
 }

@@ -270,12 +270,16 @@ void compare_send(struct ui *ui)
     c->sent_max_tokens = max_tokens;
     c->sent_wall_ms = clock_wall_ms();
     remember(c, prompt);
+    c->sends++;
     for (size_t i = 0; i < c->n_picked; i++) {
         struct cmp_col *col = col_new(c->picked[i]);
+        /* each call its own id: "cmp-<send time ms>-<send>-<column>" */
+        snprintf(col->request_id, sizeof col->request_id, "cmp-%lld-%u-%zu",
+                 (long long)c->sent_wall_ms, c->sends, i + 1);
         c->cols[c->n_cols++] = col;
         struct router_sink sink = {sink_commit, sink_event, sink_done, col};
-        uint64_t id =
-            ui->be->ops->chat(ui->be->self, c->picked[i], build_request(c, c->picked[i]), &sink);
+        uint64_t id = ui->be->ops->chat(ui->be->self, c->picked[i], col->request_id,
+                                        build_request(c, c->picked[i]), &sink);
         pthread_mutex_lock(&col->mu);
         col->call_id = id;
         pthread_mutex_unlock(&col->mu);
@@ -291,6 +295,7 @@ void compare_copy(struct compare *c, size_t i, struct cmp_view *out, int64_t now
     pthread_mutex_lock(&col->mu);
     str_copy(out->target, sizeof out->target, col->target);
     str_copy(out->model, sizeof out->model, col->model);
+    str_copy(out->request_id, sizeof out->request_id, col->request_id);
     out->state = col->state;
     buf_append(&out->text, buf_str(&col->text), col->text.len);
     out->capped = col->capped;
@@ -328,6 +333,43 @@ static struct ui_vote *vote_rec(struct ui *ui, const char *name)
     return v;
 }
 
+/* The win rates (ui->votes) from the votes by prompt: each prompt counts once. */
+static void recount(struct ui *ui)
+{
+    const struct compare *c = &ui->cmp;
+    ui->n_votes = 0;
+    for (size_t k = 0; k < c->n_votes; k++) {
+        const struct cmp_vote_rec *r = &c->votes[k];
+        for (size_t i = 0; i < r->n; i++) {
+            struct ui_vote *v = vote_rec(ui, r->names[i]);
+            if (!v)
+                continue;
+            v->comparisons++;
+            if ((int)i == r->winner)
+                v->wins++;
+        }
+    }
+}
+
+/* The record for this prompt: the earlier one (replaced), or a new one. */
+static struct cmp_vote_rec *vote_slot(struct compare *c, uint64_t hash)
+{
+    for (size_t k = 0; k < c->n_votes; k++) {
+        if (c->votes[k].hash == hash)
+            return &c->votes[k];
+    }
+    if (c->n_votes == CMP_VOTES_MAX) {
+        memmove(&c->votes[0], &c->votes[1], sizeof c->votes[0] * (CMP_VOTES_MAX - 1));
+        c->n_votes--;
+    }
+    return &c->votes[c->n_votes++];
+}
+
+uint64_t compare_prompt_hash(const char *prompt)
+{
+    return prompt ? hash_fnv1a(prompt, strlen(prompt)) : 0; /* as router_record_vote */
+}
+
 void compare_vote(struct ui *ui, int col)
 {
     struct compare *c = &ui->cmp;
@@ -339,24 +381,14 @@ void compare_vote(struct ui *ui, int col)
     size_t n = c->n_cols < CMP_MAX ? c->n_cols : CMP_MAX;
     for (size_t i = 0; i < n; i++)
         names[i] = c->cols[i]->target; /* immutable after col_new */
-    if (c->vote >= 0) {                /* changing one's mind: take the old vote back */
-        for (size_t i = 0; i < n; i++) {
-            struct ui_vote *v = vote_rec(ui, names[i]);
-            if (v && v->comparisons)
-                v->comparisons--;
-            if (v && (int)i == c->vote && v->wins)
-                v->wins--;
-        }
-    }
+    struct cmp_vote_rec *r = vote_slot(c, compare_prompt_hash(c->sent_prompt));
+    r->hash = compare_prompt_hash(c->sent_prompt);
+    r->n = n;
+    r->winner = col;
+    for (size_t i = 0; i < n; i++)
+        str_copy(r->names[i], sizeof r->names[i], names[i]);
     c->vote = col;
-    for (size_t i = 0; i < n; i++) {
-        struct ui_vote *v = vote_rec(ui, names[i]);
-        if (!v)
-            continue;
-        v->comparisons++;
-        if ((int)i == col)
-            v->wins++;
-    }
+    recount(ui);
     const char *losers[CMP_MAX];
     size_t k = 0;
     for (size_t i = 0; i < n; i++) {
@@ -364,7 +396,8 @@ void compare_vote(struct ui *ui, int col)
             losers[k++] = names[i];
     }
     ui->be->ops->vote(ui->be->self, names[col], losers, k, c->sent_prompt);
-    ui_message(ui, THEME_OK, "marked %s's answer as the better one", names[col]);
+    ui_message(ui, THEME_OK, "marked %s's answer as the better one (prompt %016llx)", names[col],
+               (unsigned long long)r->hash);
 }
 
 /* ---- save ----------------------------------------------------------------------------------- */
@@ -399,6 +432,8 @@ static void md_comparison(struct ui *ui, struct buf *b)
     for (size_t i = 0; i < c->n_cols; i++)
         buf_printf(b, "%s`%s`", i ? ", " : "", c->cols[i]->target);
     buf_printf(b, "\n- max tokens: %ld\n", c->sent_max_tokens);
+    buf_printf(b, "- prompt hash: %016llx (votes in the ledger carry it)\n",
+               (unsigned long long)compare_prompt_hash(c->sent_prompt));
     if (c->sent_system && *c->sent_system)
         buf_printf(b, "- system prompt:\n\n```text\n%s\n```\n", c->sent_system);
     buf_printf(b, "\n## Prompt\n\n```text\n%s\n```\n", c->sent_prompt ? c->sent_prompt : "");
@@ -408,7 +443,7 @@ static void md_comparison(struct ui *ui, struct buf *b)
         compare_copy(c, i, &v, now);
         buf_printf(b, "\n## %zu. %s (%s)%s\n\n", i + 1, v.target, v.model[0] ? v.model : "?",
                    c->vote == (int)i ? " - marked better" : "");
-        buf_printf(b, "%s\n", buf_str(&v.text));
+        buf_printf(b, "request id: `%s`\n\n%s\n", v.request_id, buf_str(&v.text));
         if (v.state == CMP_FAILED)
             buf_printf(b, "\n**error:** %s: %s\n", llm_errclass_name(v.err), v.error);
         if (v.state == CMP_WAITING || v.state == CMP_STREAMING)

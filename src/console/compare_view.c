@@ -69,42 +69,49 @@ static int draw_targets(struct ui *ui, int y, int x, int w, bool focused)
 
 /* ---- answers -------------------------------------------------------------------------------- */
 
-static void figures(const struct cmp_view *v, char items[8][64], size_t *n)
+/* The figures under an answer, most important first (the cost leads: a narrow column at
+ * 80x24 with 4 targets keeps it however few lines fit). */
+static void figures(const struct cmp_view *v, char items[10][64], size_t *n)
 {
     char a[32], b[32];
     *n = 0;
-    fmt_us(v->ttft_us, a, sizeof a);
-    snprintf(items[(*n)++], 64, "ttft %s", a);
     if (v->state == CMP_WAITING || v->state == CMP_STREAMING) {
         fmt_us(v->elapsed_us, b, sizeof b);
+        snprintf(items[(*n)++], 64, "cost: pending");
         snprintf(items[(*n)++], 64, "%s %s", v->state == CMP_WAITING ? "waiting" : "streaming", b);
+        fmt_us(v->ttft_us, a, sizeof a);
+        snprintf(items[(*n)++], 64, "ttft %s", a);
         return;
+    }
+    if (v->usage.present && v->cost_usd >= 0) {
+        fmt_usd_exact(v->cost_usd, a, sizeof a);
+        snprintf(items[(*n)++], 64, "%s", a);
+    } else if (v->usage.present) {
+        snprintf(items[(*n)++], 64, "cost n/a (attached)");
+    } else {
+        snprintf(items[(*n)++], 64, "cost ? (no usage)");
     }
     fmt_us(v->latency_us, b, sizeof b);
     snprintf(items[(*n)++], 64, "total %s", b);
+    fmt_us(v->ttft_us, a, sizeof a);
+    snprintf(items[(*n)++], 64, "ttft %s", a);
     if (v->usage.present) {
         double gen_s = (double)(v->latency_us - (v->ttft_us > 0 ? v->ttft_us : 0)) / 1e6;
         snprintf(items[(*n)++], 64, "in %ld", v->usage.input_tokens);
         snprintf(items[(*n)++], 64, "out %ld", v->usage.output_tokens);
         snprintf(items[(*n)++], 64, "%.1f tok/s",
                  gen_s > 0 ? (double)v->usage.output_tokens / gen_s : 0.0);
-        if (v->cost_usd >= 0)
-            fmt_usd_exact(v->cost_usd, a, sizeof a);
-        else
-            str_copy(a, sizeof a, "cost n/a (attached: see the ledger)");
-        snprintf(items[(*n)++], 64, "%s", a);
-    } else {
-        snprintf(items[(*n)++], 64, "usage missing");
     }
     if (v->capped)
         snprintf(items[(*n)++], 64, "cut at %zuKB", CMP_ANSWER_CAP / 1024);
+    snprintf(items[(*n)++], 64, "id %.40s", v->request_id);
 }
 
 /* Flows the figures into lines of width w; returns the lines used (at most max_lines). */
 static int draw_figures(struct ui *ui, const struct cmp_view *v, int y, int x, int w, int max_lines,
                         bool draw)
 {
-    char items[8][64];
+    char items[10][64];
     size_t n;
     figures(v, items, &n);
     int line = 0, cx = 0;
@@ -129,13 +136,15 @@ static void draw_column(struct ui *ui, const struct cmp_view *v, size_t i, int y
                         int w)
 {
     struct compare *c = &ui->cmp;
-    char title[256];
-    const char *mark = c->vote == (int)i ? (ui->utf8 ? " ★ better" : " * better") : "";
-    snprintf(title, sizeof title, "%zu %s%s%s%s", i + 1, v->target, v->model[0] ? " · " : "",
-             v->model, mark);
-    if (!ui->utf8)
-        snprintf(title, sizeof title, "%zu %s%s%s%s", i + 1, v->target, v->model[0] ? " - " : "",
-                 v->model, mark);
+    /* What matters leads (a title is cut at the column's width): the number, the vote mark,
+     * the target's win rate over the prompts voted on, then the target and its model. */
+    char title[256], win[24] = "";
+    const char *mark = c->vote == (int)i ? (ui->utf8 ? "★" : "*") : "";
+    const struct ui_vote *wv = board_vote(ui, v->target);
+    if (wv && wv->comparisons)
+        snprintf(win, sizeof win, " %.0f%%", 100.0 * wv->wins / wv->comparisons);
+    snprintf(title, sizeof title, "%zu%s%s %s%s%s", i + 1, mark, win, v->target,
+             v->model[0] ? (ui->utf8 ? " · " : " - ") : "", v->model);
     bool focused = c->focus == CMP_FOCUS_ANSWERS;
     draw_box(ui, y, x, h, w, ui->attr[focused ? THEME_HEADER_VALUE : THEME_BORDER], title);
     int iw = w - 2, ih = h - 2;
@@ -245,9 +254,15 @@ void compare_draw(struct ui *ui)
         ph = 3;
     if (ph > 10)
         ph = 10;
+    /* Once sent, the prompt box collapses to one line while the answers have the focus, so
+     * they get the room (e or Tab to the prompt opens it again). */
+    bool collapsed = c->n_cols > 0 && c->focus != CMP_FOCUS_PROMPT;
+    if (collapsed)
+        ph = 3;
     draw_box(ui, y, 0, ph, w,
              ui->attr[c->focus == CMP_FOCUS_PROMPT ? THEME_HEADER_VALUE : THEME_BORDER],
-             "Prompt (Enter: new line, Ctrl-D/F5: send, Ctrl-P/N: history)");
+             collapsed ? "Prompt (sent; e: edit)"
+                       : "Prompt (Enter: new line, Ctrl-D/F5: send, Ctrl-P/N: history)");
     text_edit_draw(ui, &c->prompt, y + 1, 1, ph - 2, w - 2, ui->attr[THEME_NORMAL],
                    c->focus == CMP_FOCUS_PROMPT, &cursor_y, &cursor_x);
     y += ph;

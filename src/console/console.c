@@ -212,8 +212,7 @@ static void draw_message(struct ui *ui, int y)
         cmdline_draw(ui, y);
         return;
     case MODAL_CONFIRM:
-        draw_fill(y, 0, COLS, ui->attr[THEME_FLASH]);
-        draw_text(ui, y, 1, COLS - 1, ui->confirm_text, ui->attr[THEME_FLASH]);
+        confirm_draw(ui, y);
         return;
     case MODAL_NONE:
     case MODAL_HELP:
@@ -254,7 +253,10 @@ static void draw(struct ui *ui)
     }
     draw_message(ui, LINES - 2);
     keys_draw_status(ui, LINES - 1);
-    if (ui->modal == MODAL_HELP || ui->modal == MODAL_POPUP) {
+    if (ui->modal == MODAL_HELP && !help_is_full(ui)) {
+        ui->cur_y = -1;
+        help_draw(ui); /* sets the cursor while the search is typed */
+    } else if (ui->modal == MODAL_HELP || ui->modal == MODAL_POPUP) {
         draw_popup(ui);
         ui->cur_y = -1;
     }
@@ -362,7 +364,7 @@ static void ui_init(struct ui *ui, struct console_backend *be, const struct cons
         ui_message(ui, THEME_ERROR,
                    "read-only console: you can look, compare and explain; "
                    "every change is refused");
-    term_load_themes(ui, opts->theme);
+    term_load_themes(ui, opts->theme, opts->theme_explicit);
 }
 
 static void ui_cleanup(struct ui *ui)

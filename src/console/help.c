@@ -3,8 +3,13 @@
  * both generated from the key table (keys.c) and the command table (command.h), so what the
  * console says, what the docs say and what the keys do cannot drift apart.
  *
- * Pure text building; any thread (only the main thread calls it).
+ * The overlay is a one-screen cheat-sheet (every key and command, grouped, in columns) with
+ * search: / types a query that narrows it to the matching entries with their full help; Tab
+ * shows the full reference (the text below, scrollable).
+ *
+ * Text building is pure; the overlay (help_open, help_key, help_draw) is main thread only.
  */
+#include <ctype.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -98,6 +103,239 @@ void keys_help_text(struct buf *out)
                     "their own; u undoes the last one.\n");
     buf_printf(out, "Themes: t cycles; --theme NAME or console.theme in the config picks one; "
                     "NO_COLOR forces mono.\n");
+}
+
+/* ---- the cheat-sheet ------------------------------------------------------------------------ */
+
+#define HELP_MAX_ENTRIES 128
+
+struct help_entry {
+    const char *section; /* non-NULL: a section title, not a key */
+    char keys[64];
+    const char *name; /* action or command usage */
+    const char *help;
+};
+
+struct help_list {
+    struct help_entry e[HELP_MAX_ENTRIES];
+    size_t n;
+};
+
+static const char *const short_titles[] = {"Everywhere",  "Board",          "Events pane",
+                                           "Detail view", "Prompt: typing", "Prompt: answers"};
+_Static_assert(SB_ARRAY_LEN(short_titles) == SB_ARRAY_LEN(sections), "a short title each");
+
+static void emit_entry(void *arg, const char *keys, const char *action, const char *help)
+{
+    struct help_list *l = arg;
+    if (l->n == HELP_MAX_ENTRIES)
+        return;
+    struct help_entry *e = &l->e[l->n++];
+    memset(e, 0, sizeof *e);
+    str_copy(e->keys, sizeof e->keys, keys);
+    e->name = action;
+    e->help = help;
+}
+
+static void add_section(struct help_list *l, const char *title)
+{
+    if (l->n < HELP_MAX_ENTRIES)
+        l->e[l->n++] = (struct help_entry){.section = title};
+}
+
+static void help_entries(struct help_list *l)
+{
+    l->n = 0;
+    for (size_t s = 0; s < SB_ARRAY_LEN(sections); s++) {
+        add_section(l, short_titles[s]);
+        for_each_action(sections[s].ctx, emit_entry, l);
+    }
+    add_section(l, "Commands (:)");
+    size_t n;
+    const struct command_def *t = command_table(&n);
+    for (size_t i = 0; i < n && l->n < HELP_MAX_ENTRIES; i++) {
+        struct help_entry *e = &l->e[l->n++];
+        memset(e, 0, sizeof *e);
+        snprintf(e->keys, sizeof e->keys, ":%s", t[i].name);
+        e->name = t[i].usage;
+        e->help = t[i].help;
+    }
+    for (size_t i = 0; i < SB_ARRAY_LEN(console_commands) && l->n < HELP_MAX_ENTRIES; i++) {
+        struct help_entry *e = &l->e[l->n++];
+        memset(e, 0, sizeof *e);
+        snprintf(e->keys, sizeof e->keys, ":%s", console_commands[i][0]);
+        e->name = console_commands[i][0];
+        e->help = console_commands[i][1];
+    }
+}
+
+static bool contains_nocase(const char *hay, const char *needle)
+{
+    size_t n = strlen(needle);
+    for (; hay && *hay; hay++) {
+        size_t i = 0;
+        while (i < n && hay[i] &&
+               tolower((unsigned char)hay[i]) == tolower((unsigned char)needle[i]))
+            i++;
+        if (i == n)
+            return true;
+    }
+    return n == 0;
+}
+
+static bool entry_matches(const struct help_entry *e, const char *q)
+{
+    return !e->section && (contains_nocase(e->keys, q) || contains_nocase(e->name, q) ||
+                           contains_nocase(e->help, q));
+}
+
+void help_open(struct ui *ui)
+{
+    buf_reset(&ui->popup_text);
+    keys_help_text(&ui->popup_text);
+    str_copy(ui->popup_title, sizeof ui->popup_title,
+             " Help: / search, Tab full reference, Esc closes ");
+    ui->popup_scroll = 0;
+    ui->help_query[0] = '\0';
+    ui->help_typing = false;
+    ui->help_full = false;
+    ui->modal = MODAL_HELP;
+}
+
+/* Typing a query: true when the key was used. */
+static bool query_key(struct ui *ui, struct ui_key k)
+{
+    size_t len = strlen(ui->help_query);
+    if (keys_is_escape(k)) {
+        ui->help_query[0] = '\0';
+        ui->help_typing = false;
+    } else if (keys_is_enter(k)) {
+        ui->help_typing = false;
+    } else if ((k.fn && k.code == KEY_BACKSPACE) || (!k.fn && (k.code == 0x7F || k.code == 8))) {
+        if (len > 0)
+            ui->help_query[len - 1] = '\0';
+    } else if (!k.fn && k.code >= 0x20 && k.code < 0x7F && len + 1 < sizeof ui->help_query) {
+        ui->help_query[len] = (char)k.code;
+        ui->help_query[len + 1] = '\0';
+    } else {
+        return false;
+    }
+    return true;
+}
+
+/* true: the help stays open. Scrolling keys in the full reference are the caller's. */
+bool help_key(struct ui *ui, struct ui_key k)
+{
+    if (ui->help_typing && query_key(ui, k))
+        return true;
+    if (keys_is_escape(k) && ui->help_query[0]) {
+        ui->help_query[0] = '\0'; /* Esc clears the search first, then closes */
+        return true;
+    }
+    if (!k.fn && k.code == '/') {
+        ui->help_full = false;
+        ui->help_typing = true;
+        return true;
+    }
+    if (!k.fn && k.code == '\t') {
+        ui->help_full = !ui->help_full;
+        ui->popup_scroll = 0;
+        return true;
+    }
+    return !(keys_is_escape(k) || keys_is_enter(k) || (!k.fn && (k.code == 'q' || k.code == '?')) ||
+             (k.fn && k.code == KEY_F(1)));
+}
+
+bool help_is_full(const struct ui *ui)
+{
+    return ui->help_full;
+}
+
+/* One cheat-sheet cell: "keys  name", keys bold. */
+static void draw_cell(struct ui *ui, int y, int x, int w, const struct help_entry *e)
+{
+    if (e->section) {
+        draw_text_cut(ui, y, x, w, e->section, ui->attr[THEME_TITLE] | A_BOLD);
+        return;
+    }
+    int kw = w / 3 < 8 ? w / 3 : 8;
+    draw_text_cut(ui, y, x, kw, e->keys, ui->attr[THEME_STATUS_KEY]);
+    draw_text_cut(ui, y, x + kw + 1, w - kw - 1, e->name, ui->attr[THEME_POPUP]);
+}
+
+static void draw_sheet(struct ui *ui, const struct help_list *l, int y, int x, int h, int w)
+{
+    int cols = w / 26 > 0 ? w / 26 : 1;
+    int colw = w / cols;
+    int per = (int)((l->n + (size_t)cols - 1) / (size_t)cols);
+    if (per > h) { /* more than fits: the rest is one search away */
+        per = h;
+    }
+    for (size_t i = 0; i < l->n && (int)i < per * cols; i++) {
+        int c = (int)i / per, r = (int)i % per;
+        draw_cell(ui, y + r, x + c * colw, colw - 1, &l->e[i]);
+    }
+    if ((size_t)(per * cols) < l->n)
+        draw_text_right(ui, y + h, x, w, " more: / to search, Tab for all ",
+                        ui->attr[THEME_BORDER]);
+}
+
+static void draw_matches(struct ui *ui, const struct help_list *l, int y, int x, int h, int w)
+{
+    int row = 0;
+    size_t total = 0;
+    for (size_t i = 0; i < l->n; i++) {
+        const struct help_entry *e = &l->e[i];
+        if (!entry_matches(e, ui->help_query))
+            continue;
+        total++;
+        if (row >= h - 1)
+            continue;
+        int kw = 14;
+        draw_text_cut(ui, y + row, x, kw, e->keys, ui->attr[THEME_STATUS_KEY]);
+        int nw = draw_text_cut(ui, y + row, x + kw + 1, w - kw - 1, e->name, ui->attr[THEME_POPUP]);
+        int hx = x + kw + 1 + (nw < 14 ? 14 : nw) + 1;
+        if (hx < x + w)
+            draw_text_cut(ui, y + row, hx, x + w - hx, e->help, ui->attr[THEME_DIM]);
+        row++;
+    }
+    char line[120];
+    snprintf(line, sizeof line, "%zu match%s for \"%s\"%s", total, total == 1 ? "" : "es",
+             ui->help_query, total == 0 ? " (Esc clears)" : "");
+    draw_text_cut(ui, y + h - 1, x, w, line, ui->attr[THEME_DIM]);
+}
+
+/* The cheat-sheet (not the full reference: console.c draws that as a popup). */
+void help_draw(struct ui *ui)
+{
+    int y = 1, x = 0, h = LINES - 3, w = COLS;
+    if (h < 4 || w < 20)
+        return;
+    attr_t a = ui->attr[THEME_POPUP];
+    for (int r = 0; r < h; r++)
+        draw_fill(y + r, x, w, a);
+    draw_box(ui, y, x, h, w, ui->attr[THEME_BORDER], ui->popup_title);
+    static struct help_list l;
+    help_entries(&l);
+    int ih = h - 3, iw = w - 4; /* the last inner row is the search line */
+    if (ui->help_query[0])
+        draw_matches(ui, &l, y + 1, x + 2, ih, iw);
+    else
+        draw_sheet(ui, &l, y + 1, x + 2, ih, iw);
+    char q[96];
+    snprintf(q, sizeof q, "/%s", ui->help_query);
+    if (ui->help_typing || ui->help_query[0]) {
+        draw_fill(y + h - 2, x + 1, w - 2, a);
+        int cx = draw_text_cut(ui, y + h - 2, x + 2, iw, q, ui->attr[THEME_INPUT]);
+        if (ui->help_typing) {
+            ui->cur_y = y + h - 2;
+            ui->cur_x = x + 2 + cx;
+        }
+    } else {
+        draw_text_cut(ui, y + h - 2, x + 2, iw,
+                      "pin, drain, force-live, reset and u (undo) ask y/n first; : applies at once",
+                      ui->attr[THEME_DIM]);
+    }
 }
 
 /* Where a set of contexts is, in words. */

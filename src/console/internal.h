@@ -50,6 +50,7 @@
 #define CMP_MAX           4
 #define CMP_ANSWER_CAP    ((size_t)256 * 1024)
 #define CMP_HISTORY_MAX   50
+#define CMP_VOTES_MAX     256 /* prompts whose vote the win rates count (oldest dropped) */
 
 /* the console's timeline (events.c): both rings bounded, churn never evicts a key event */
 #define UI_EVENTS_KEY_KEEP   1000 /* breaker, operator, config, budget, guard, probe events */
@@ -106,6 +107,7 @@ struct cmp_col {
     int refs;
     char target[64];
     char model[96];
+    char request_id[64]; /* the call's own x-request-id; set before the call, never changed */
     enum cmp_col_state state;
     struct buf text;
     bool capped; /* answer passed CMP_ANSWER_CAP: cut */
@@ -124,6 +126,7 @@ struct cmp_col {
 struct cmp_view {
     char target[64];
     char model[96];
+    char request_id[64];
     enum cmp_col_state state;
     struct buf text;
     bool capped;
@@ -141,6 +144,15 @@ enum cmp_focus {
     CMP_FOCUS_MAXTOK,
     CMP_FOCUS_TARGETS,
     CMP_FOCUS_ANSWERS
+};
+
+/* The vote on one prompt (by its hash, as the ledger stores it): a later vote on the same
+ * prompt replaces it, so win rates count each prompt once. */
+struct cmp_vote_rec {
+    uint64_t hash;
+    char names[CMP_MAX][64];
+    size_t n;
+    int winner; /* index into names */
 };
 
 struct compare {
@@ -164,7 +176,10 @@ struct compare {
     /* history of sent prompts, oldest first */
     char *history[CMP_HISTORY_MAX];
     size_t n_history;
-    size_t hist_pos; /* == n_history when not browsing */
+    size_t hist_pos;                          /* == n_history when not browsing */
+    unsigned sends;                           /* comparisons sent: part of each call's request id */
+    struct cmp_vote_rec votes[CMP_VOTES_MAX]; /* oldest first */
+    size_t n_votes;
 };
 
 /* ---- the console ---------------------------------------------------------------------------- */
@@ -278,10 +293,13 @@ struct ui {
     char hint[256];
     /* confirmation */
     struct router_cmd confirm_cmd;
-    bool confirm_quit; /* the y/n is the embedded console's quit question */
-    char confirm_text[192];
+    bool confirm_quit;       /* the y/n is the embedded console's quit question */
+    char confirm_text[1024]; /* first line (ends "y/n") on the message line, the rest boxed */
     /* popup and help */
     char popup_title[96];
+    char help_query[48]; /* the help's search ("" none) */
+    bool help_typing;    /* typing the search */
+    bool help_full;      /* the full reference instead of the cheat-sheet */
     struct buf popup_text;
     int popup_scroll;
     int detail_scroll;
@@ -317,7 +335,9 @@ void ui_quit(struct ui *ui);
 enum sb_status term_start(char *msg, size_t msglen);
 void term_stop(void);
 void term_apply_theme(struct ui *ui);
-void term_load_themes(struct ui *ui, const char *wanted);
+/* NO_COLOR (set, not empty) leaves the mono theme only, unless the theme was asked for by
+ * name on the command line (explicit): an explicit --theme wins. */
+void term_load_themes(struct ui *ui, const char *wanted, bool explicit);
 
 /* keys.c */
 void keys_dispatch(struct ui *ui, struct ui_key k);
@@ -328,6 +348,10 @@ const char *keys_action_help(const char *name);
 
 /* help.c */
 void keys_help_text(struct buf *out);
+void help_open(struct ui *ui);
+bool help_key(struct ui *ui, struct ui_key k); /* false: close the help */
+bool help_is_full(const struct ui *ui);
+void help_draw(struct ui *ui); /* the cheat-sheet (console.c draws the full reference) */
 void keys_run_action(struct ui *ui, const char *name);
 void keys_router_command(struct ui *ui, const struct command_def *d, const char *target,
                          bool from_key);
@@ -447,6 +471,11 @@ void cmdline_run(struct ui *ui, const char *line);
 void confirm_open(struct ui *ui, const struct router_cmd *cmd, const char *question);
 void confirm_key(struct ui *ui, struct ui_key k);
 
+/* confirm.c: the y/n question of a key's command (force-live and reset name the breaker and
+ * the probe, pin the routes that move and the cost, undo what it restores), and its drawing. */
+void confirm_command(struct ui *ui, const struct command_def *d, const struct router_cmd *cmd);
+void confirm_draw(struct ui *ui, int y);
+
 /* editor.c */
 void line_edit_set(struct line_edit *e, const char *s);
 bool line_edit_key(struct line_edit *e, struct ui_key k); /* true when it used the key */
@@ -468,6 +497,7 @@ void compare_copy(struct compare *c, size_t i, struct cmp_view *out, int64_t now
 void compare_view_cleanup(struct cmp_view *v);
 bool compare_busy(const struct compare *c);
 void compare_vote(struct ui *ui, int col);
+uint64_t compare_prompt_hash(const char *prompt); /* the hash votes are stored with */
 void compare_save(struct ui *ui);
 void compare_toggle_target(struct ui *ui, const char *name);
 bool compare_is_picked(const struct compare *c, const char *name);

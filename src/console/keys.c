@@ -31,6 +31,7 @@ static const struct key_binding bindings[] = {
     {'\n', false, "Enter", "events-open", CTX_EVENTS, "Open req"},
     {'\r', false, "Enter", "events-open", CTX_EVENTS, NULL},
     {KEY_ENTER, true, "Enter", "events-open", CTX_EVENTS, NULL},
+    {ESC, false, "Esc", "clear-filter", CTX_BOARD | CTX_EVENTS, NULL},
     {CTRL('d'), false, "^D", "send", CTX_COMPARE | CTX_ANSWERS, "Send"},
     {KEY_F(5), true, "F5", "send", CTX_COMPARE | CTX_ANSWERS, NULL},
     {'\t', false, "Tab", "next-field", CTX_COMPARE | CTX_ANSWERS, "Next"},
@@ -175,11 +176,7 @@ static void act_quit(struct ui *ui)
 
 static void act_help(struct ui *ui)
 {
-    buf_reset(&ui->popup_text);
-    keys_help_text(&ui->popup_text);
-    str_copy(ui->popup_title, sizeof ui->popup_title, "Help (Esc closes, Up/Down scroll)");
-    ui->popup_scroll = 0;
-    ui->modal = MODAL_HELP;
+    help_open(ui);
 }
 
 static void act_cmdline(struct ui *ui)
@@ -190,6 +187,17 @@ static void act_cmdline(struct ui *ui)
 static void act_filter(struct ui *ui)
 {
     cmdline_open(ui, INPUT_FILTER, ui->filter);
+}
+
+/* Esc on the board: a filter kept with Enter (or F's faults-only view) goes. */
+static void act_clear_filter(struct ui *ui)
+{
+    if (!ui->filter[0] && !ui->faults_only)
+        return;
+    ui->filter[0] = '\0';
+    ui->faults_only = false;
+    ui_rebuild_visible(ui);
+    ui_message(ui, THEME_OK, "filter cleared: showing every target");
 }
 
 static void act_faults(struct ui *ui)
@@ -412,6 +420,7 @@ static const struct ui_action actions[] = {
     {"focus", act_focus, "move focus between the targets and the events pane"},
     {"filter", act_filter, "filter targets by name or model (Esc clears)"},
     {"faults", act_faults, "show only targets with a fault (toggle)"},
+    {"clear-filter", act_clear_filter, "clear a kept / filter (and faults-only)"},
     {"sort", act_sort, "sort by the next column"},
     {"sort-reverse", act_sort_reverse, "reverse the sort order"},
     {"theme", act_theme, "next colour theme"},
@@ -478,9 +487,7 @@ void keys_submit(struct ui *ui, const struct command_def *d, const struct router
     }
     struct router_cmd cmd = *in; /* the backend names the user */
     if (from_key && d->confirm) {
-        char q[192];
-        snprintf(q, sizeof q, "%s %s? (%s)  y/n", d->name, cmd.target, d->help);
-        confirm_open(ui, &cmd, q);
+        confirm_command(ui, d, &cmd);
         return;
     }
     char label[128], exp[32] = "";
@@ -590,6 +597,11 @@ void keys_dispatch(struct ui *ui, struct ui_key k)
     ui->dirty = true;
     switch (ui->modal) {
     case MODAL_HELP:
+        if (!help_key(ui, k))
+            ui->modal = MODAL_NONE;
+        else if (help_is_full(ui))
+            popup_key(ui, k);
+        return;
     case MODAL_POPUP:
         popup_key(ui, k);
         return;
@@ -636,6 +648,9 @@ static const char *const *modal_bar(const struct ui *ui)
 {
     static const char *const popup[] = {"Esc",       "Close", "Up/Down", "Scroll",
                                         "PgUp/PgDn", "Page",  NULL};
+    static const char *const help[] = {"/",   "Search", "Tab", "Full reference",
+                                       "Esc", "Close",  NULL};
+    static const char *const typing[] = {"Enter", "Keep search", "Esc", "Clear search", NULL};
     static const char *const confirm[] = {"y", "Yes, apply", "n", "No", "Esc", "Cancel", NULL};
     static const char *const command[] = {
         "Enter", "Apply (no y/n here)", "Tab", "Complete", "Esc", "Cancel", NULL};
@@ -644,6 +659,7 @@ static const char *const *modal_bar(const struct ui *ui)
         "Enter", "Apply", "Esc", "Cancel", "e.g.", "0   2.5   0 for 10m", NULL};
     switch (ui->modal) {
     case MODAL_HELP:
+        return ui->help_typing ? typing : ui->help_full ? popup : help;
     case MODAL_POPUP:
         return popup;
     case MODAL_CONFIRM:

@@ -25,6 +25,7 @@ struct rjob {
     char model[64], tag[64]; /* EXPLAIN; REQUEST: model holds the request id */
     long tokens;
     char target[64];                        /* CHAT */
+    char request_id[64];                    /* CHAT: the call's x-request-id */
     struct llm_request *req;                /* CHAT: owned until the request body is built */
     struct router_sink sink;                /* CHAT */
     uint64_t id;                            /* CHAT, CANCEL */

@@ -69,7 +69,7 @@ void remote_chat_start(struct remote *r, struct rjob *j)
     struct rxfer *x = remote_xfer_new(r, in, RX_CHAT, "/v1/chat/completions");
     char h1[160], h2[96];
     snprintf(h1, sizeof h1, "X-Switchboard-Target: %.100s", j->target);
-    snprintf(h2, sizeof h2, "X-Request-Id: console-compare-%" PRIu64, j->id);
+    snprintf(h2, sizeof h2, "X-Request-Id: %.70s", j->request_id);
     x->hdrs = curl_slist_append(x->hdrs, h1);
     x->hdrs = curl_slist_append(x->hdrs, h2);
     x->hdrs = curl_slist_append(x->hdrs, r->token_header);

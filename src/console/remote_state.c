@@ -267,6 +267,16 @@ static void parse_totals(const cJSON *root, struct router_snapshot *s)
     s->ledger.dropped = u64(l, "dropped");
     s->ledger.write_errors = u64(l, "write_errors");
     str(l, "last_error", s->ledger.last_error, sizeof s->ledger.last_error);
+    const cJSON *u = get(root, "undo");
+    s->undo.id = u64(u, "id");
+    str(u, "target", s->undo.target, sizeof s->undo.target);
+    str(u, "action", s->undo.action, sizeof s->undo.action);
+    str(u, "user", s->undo.user, sizeof s->undo.user);
+    s->undo.at_wall_ms = i64(u, "at_ms");
+    s->undo.lapsed = cJSON_IsTrue(get(u, "lapsed"));
+    s->undo.lapsed_wall_ms = i64(u, "lapsed_ms");
+    str(u, "restores", s->undo.restores, sizeof s->undo.restores);
+    s->undo.depth = (size_t)u64(u, "depth");
 }
 
 static void parse_route(const cJSON *o, struct router_snapshot *s, struct router_route_snap *r)
@@ -489,6 +499,7 @@ void console_merge(const struct router_snapshot *const *in, const char *const *n
             out->n_budgets = s->n_budgets;
             memcpy(out->budgets, s->budgets, sizeof out->budgets);
             out->config_gen = s->config_gen;
+            out->undo = s->undo; /* the first instance's (each has its own undo stack) */
         }
         merge_totals(out, s);
         uint64_t f = s->successes + s->failures;

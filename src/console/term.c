@@ -209,11 +209,11 @@ static void load_dir(struct ui *ui, const char *dir)
     closedir(d);
 }
 
-void term_load_themes(struct ui *ui, const char *wanted)
+void term_load_themes(struct ui *ui, const char *wanted, bool explicit)
 {
     ui->n_themes = 0;
     const char *no_color = getenv("NO_COLOR");
-    if (no_color && *no_color) {
+    if (no_color && *no_color && !(explicit && wanted && *wanted)) {
         theme_mono(&ui->themes[ui->n_themes++]);
         ui->theme_idx = 0;
         return;

@@ -254,6 +254,14 @@ bool gw_admin_parse_cmd(const char *body, size_t len, bool need_weight, struct r
     }
     const cJSON *w = cJSON_GetObjectItemCaseSensitive(root, "weight");
     const cJSON *exp = cJSON_GetObjectItemCaseSensitive(root, "expires_in_s");
+    const cJSON *uid = cJSON_GetObjectItemCaseSensitive(root, "undo_id");
+    if (uid && !cJSON_IsNull(uid)) {
+        if (!cJSON_IsNumber(uid) || !(uid->valuedouble >= 0) || uid->valuedouble > 9.0e15) {
+            snprintf(msg, msglen, "undo_id: expected the id of the change to undo (an integer)");
+            goto out;
+        }
+        cmd->undo_id = (uint64_t)uid->valuedouble;
+    }
     if (need_weight) {
         if (!cJSON_IsNumber(w) || !isfinite(w->valuedouble) || w->valuedouble < 0 ||
             w->valuedouble > 1e6) {

@@ -261,6 +261,17 @@ static void totals_json(struct gw_json *j, const struct router_snapshot *snap)
     gw_json_uint(j, "write_errors", snap->ledger.write_errors);
     gw_json_str(j, "last_error", snap->ledger.last_error);
     gw_json_close(j, '}');
+    gw_json_open(j, "undo", '{'); /* what POST /admin/undo would take back */
+    gw_json_uint(j, "id", snap->undo.id);
+    gw_json_str(j, "target", snap->undo.target);
+    gw_json_str(j, "action", snap->undo.action);
+    gw_json_str(j, "user", snap->undo.user);
+    gw_json_int(j, "at_ms", snap->undo.at_wall_ms);
+    gw_json_bool(j, "lapsed", snap->undo.lapsed);
+    gw_json_int(j, "lapsed_ms", snap->undo.lapsed_wall_ms);
+    gw_json_str(j, "restores", snap->undo.restores);
+    gw_json_uint(j, "depth", snap->undo.depth);
+    gw_json_close(j, '}');
     fleet_json(j, snap);
 }
 

@@ -254,8 +254,16 @@ struct msg {
     struct reply *reply; /* COMMAND, EXPLAIN */
 };
 
+/* One change undo can take back: the target's overrides and every route's pin before it,
+ * who made it, and when the change lapses by itself. */
 struct undo {
+    uint64_t id; /* rt->undo_seq at push: what a previewed undo names (router_cmd.undo_id) */
     char target[64];
+    char action[16];  /* the command undone: "weight", "pin", ... */
+    char user[64];    /* who made it */
+    int64_t at_wall;  /* when (Unix ms) */
+    int64_t expires;  /* monotonic ms at which the change lapses by itself; 0: until changed */
+    int64_t exp_wall; /* the same, Unix ms (0: until changed) */
     struct overrides before;
     size_t n_pins;
     struct {
@@ -309,6 +317,7 @@ struct router {
     struct timeline_agg churn; /* per-call churn folded per (target, kind, class); owns seq */
     struct undo undo[ROUTER_UNDO_MAX];
     size_t n_undo;
+    uint64_t undo_seq;
     int64_t started_ms;
     int64_t next_tick_ms;
     uint64_t gateway_calls;
@@ -404,6 +413,8 @@ bool target_blocked(const struct target_state *t, int64_t now_ms, long est_token
                     bool direct, char *why, size_t whylen);
 void router_load_config(struct router *rt, struct config *cfg); /* first load and reloads */
 void router_expire_overrides(struct router *rt, int64_t now_ms);
+/* What the next undo would do, for the snapshot (target.c). */
+void router_undo_preview(struct router *rt, int64_t now_ms, struct router_undo_snap *out);
 /* Applies an operator command; the verdict's text goes to msg. The caller publishes, then
  * replies. */
 enum sb_status router_apply_command(struct router *rt, const struct router_cmd *cmd, char *msg,
@@ -480,6 +491,9 @@ void fleet_glue_breaker(struct router *rt, const struct target_state *t,
                         const struct breaker_transition *tr);
 
 /* snapshot.c */
+/* An OPERATOR event on the timeline whose ledger row is an audit row (a->wall_ms is set
+ * here). Router thread. */
+void router_audit(struct router *rt, const struct ledger_audit *a);
 void router_event(struct router *rt, enum router_event_kind kind, const char *target,
                   const char *fmt, ...) SB_PRINTF(4, 5);
 /* Per-call churn (fallbacks, 429s, hedges, truncated streams): folded into one aggregate line

@@ -37,16 +37,23 @@ const char *router_event_kind_name(enum router_event_kind k)
     return "?";
 }
 
-void router_event(struct router *rt, enum router_event_kind kind, const char *target,
-                  const char *fmt, ...)
+static void event_init(struct router *rt, struct router_event *e, enum router_event_kind kind,
+                       const char *target)
 {
-    struct router_event ev;
-    struct router_event *e = &ev;
     memset(e, 0, sizeof *e);
     e->seq = ++rt->churn.seq;
     e->wall_ms = rt_wall_ms(rt);
     e->kind = kind;
     str_copy(e->target, sizeof e->target, target ? target : "");
+    rt->publish_now = true;
+}
+
+void router_event(struct router *rt, enum router_event_kind kind, const char *target,
+                  const char *fmt, ...)
+{
+    struct router_event ev;
+    struct router_event *e = &ev;
+    event_init(rt, e, kind, target);
     va_list ap;
     va_start(ap, fmt);
     vsnprintf(e->text, sizeof e->text, fmt, ap);
@@ -54,7 +61,18 @@ void router_event(struct router *rt, enum router_event_kind kind, const char *ta
     timeline_put(&rt->timeline, e);
     log_info("%s: %s", router_event_kind_name(kind), e->text);
     spend_event_to_ledger(rt, e);
-    rt->publish_now = true;
+}
+
+void router_audit(struct router *rt, const struct ledger_audit *a)
+{
+    struct router_event e;
+    event_init(rt, &e, ROUTER_EV_OPERATOR, a->target);
+    str_copy(e.text, sizeof e.text, a->text);
+    timeline_put(&rt->timeline, &e);
+    log_info("%s: %s", router_event_kind_name(ROUTER_EV_OPERATOR), e.text);
+    struct ledger_audit row = *a;
+    row.wall_ms = e.wall_ms;
+    ledger_post_audit(rt->ledger, &row);
 }
 
 void router_churn(struct router *rt, enum router_event_kind kind, const char *target,
@@ -208,6 +226,7 @@ void router_publish(struct router *rt, int64_t now)
     snap_routes(rt, s);
     snap_events(rt, s);
     spend_snapshot(rt, s, now);
+    router_undo_preview(rt, now, &s->undo);
     s->gen = ++rt->snap_gen;
     pthread_mutex_lock(&rt->snap_mu);
     memcpy(rt->published, s, sizeof *s);

@@ -9,8 +9,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "internal.h"
+#include "switchboard/command.h"
 #include "switchboard/log.h"
 
 /* ---- refcounted pieces ---------------------------------------------------------------------- */
@@ -311,30 +313,90 @@ static const char *const cmd_names[] = {
     [ROUTER_CMD_UNDO] = "undo",         [ROUTER_CMD_CLEAR] = "clear",
 };
 
-static void describe(const struct router *rt, const struct target_state *t, struct buf *b)
+/* The state an operator sees change: "weight 3", "weight 0 (override), drained, pinned on
+ * chat". From explicit overrides and pins (the live ones, or an undo record's). */
+static void describe_state(const struct target_state *t, const struct overrides *o,
+                           const struct route_state *const *pinned_routes, size_t n_pinned,
+                           struct buf *b)
 {
-    const struct overrides *o = &t->ov;
-    buf_printf(b, "weight %g%s%s%s", target_weight(t), o->weight_set ? " (override)" : "",
+    double w = o->weight_set ? o->weight : t->cfg->weight;
+    buf_printf(b, "weight %g%s%s%s", w, o->weight_set ? " (override)" : "",
                o->forced_live ? ", forced live" : "", o->drained ? ", drained" : "");
-    for (size_t i = 0; i < rt->n_routes; i++) {
-        if (rt->routes[i]->pinned == t)
-            buf_printf(b, ", pinned on %s", rt->routes[i]->name);
-    }
+    for (size_t i = 0; i < n_pinned; i++)
+        buf_printf(b, ", pinned on %s", pinned_routes[i]->name);
 }
 
-static void push_undo(struct router *rt, const struct target_state *t)
+static void describe(const struct router *rt, const struct target_state *t, struct buf *b)
+{
+    const struct route_state *pinned[ROUTER_MAX_ROUTES];
+    size_t n = 0;
+    for (size_t i = 0; i < rt->n_routes && n < ROUTER_MAX_ROUTES; i++) {
+        if (rt->routes[i]->pinned == t)
+            pinned[n++] = rt->routes[i];
+    }
+    describe_state(t, &t->ov, pinned, n, b);
+}
+
+static bool expired(int64_t at, int64_t now)
+{
+    return at > 0 && now >= at;
+}
+
+/* " for 10m (until 12:13:04Z)", or "" for a change without expiry. */
+static void fmt_expiry(int64_t dur_ms, int64_t exp_wall, char *out, size_t outlen)
+{
+    out[0] = '\0';
+    if (dur_ms <= 0 || exp_wall <= 0)
+        return;
+    char d[24], hms[16];
+    command_format_duration(dur_ms, d, sizeof d);
+    time_t secs = (time_t)(exp_wall / 1000);
+    struct tm tm;
+    gmtime_r(&secs, &tm);
+    strftime(hms, sizeof hms, "%H:%M:%SZ", &tm);
+    snprintf(out, outlen, " for %s (until %s)", d, hms);
+}
+
+/* One audit row: a timeline event and a ledger row with every field. */
+static void audit(struct router *rt, const char *user, const char *target, const char *action,
+                  const char *before, const char *after, int64_t exp_wall, const char *text)
+{
+    struct ledger_audit a = {.user = user,
+                             .target = target,
+                             .action = action,
+                             .before = before,
+                             .after = after,
+                             .expires_wall_ms = exp_wall,
+                             .text = text};
+    router_audit(rt, &a);
+}
+
+static void undo_release(struct undo *u)
+{
+    for (size_t k = 0; k < u->n_pins; k++) {
+        route_put(u->pins[k].r);
+        /* set_pin took its own reference when it was restored; this drops the record's. */
+        target_put(u->pins[k].pinned); // NOLINT(clang-analyzer-unix.Malloc)
+    }
+    u->n_pins = 0;
+}
+
+static void push_undo(struct router *rt, const struct target_state *t, const struct router_cmd *cmd,
+                      const char *action, const char *user, int64_t now)
 {
     if (rt->n_undo == ROUTER_UNDO_MAX) {
-        struct undo *u = &rt->undo[0];
-        for (size_t k = 0; k < u->n_pins; k++) {
-            route_put(u->pins[k].r);
-            target_put(u->pins[k].pinned);
-        }
+        undo_release(&rt->undo[0]);
         memmove(&rt->undo[0], &rt->undo[1], sizeof rt->undo[0] * (ROUTER_UNDO_MAX - 1));
         rt->n_undo--;
     }
     struct undo *u = &rt->undo[rt->n_undo++];
+    u->id = ++rt->undo_seq;
     str_copy(u->target, sizeof u->target, t->cfg->name);
+    str_copy(u->action, sizeof u->action, action);
+    str_copy(u->user, sizeof u->user, user);
+    u->at_wall = rt_wall_ms(rt);
+    u->expires = cmd->expires_ms > 0 ? now + cmd->expires_ms : 0;
+    u->exp_wall = cmd->expires_ms > 0 ? u->at_wall + cmd->expires_ms : 0;
     u->before = t->ov;
     u->n_pins = 0;
     for (size_t i = 0; i < rt->n_routes; i++) {
@@ -347,6 +409,79 @@ static void push_undo(struct router *rt, const struct target_state *t)
         u->pins[u->n_pins].expires = r->pin_expires;
         u->n_pins++;
     }
+}
+
+/* The record's overrides less those that lapsed since: undo never brings back an override
+ * that already expired. */
+static struct overrides undo_before(const struct undo *u, int64_t now)
+{
+    struct overrides o = u->before;
+    if (o.weight_set && expired(o.weight_expires, now)) {
+        o.weight_set = false;
+        o.weight_expires = 0;
+    }
+    if (o.forced_live && expired(o.force_expires, now)) {
+        o.forced_live = false;
+        o.force_expires = 0;
+    }
+    if (o.drained && expired(o.drain_expires, now)) {
+        o.drained = false;
+        o.drain_expires = 0;
+    }
+    return o;
+}
+
+/* The pin a record gives back for its k-th route (NULL when it lapsed since). */
+static struct target_state *undo_pin(const struct undo *u, size_t k, int64_t now)
+{
+    return expired(u->pins[k].expires, now) ? NULL : u->pins[k].pinned;
+}
+
+/* What undoing u restores on its target, as describe() words it. */
+static void undo_describe(struct router *rt, const struct undo *u, int64_t now, struct buf *b)
+{
+    struct target_state *t = router_find_target(rt, u->target);
+    if (!t) {
+        buf_printf(b, "%s is gone", u->target);
+        return;
+    }
+    struct overrides o = undo_before(u, now);
+    const struct route_state *pinned[ROUTER_MAX_ROUTES];
+    size_t n = 0;
+    for (size_t k = 0; k < u->n_pins; k++) {
+        if (!u->pins[k].r->removed && undo_pin(u, k, now) == t)
+            pinned[n++] = u->pins[k].r;
+    }
+    describe_state(t, &o, pinned, n, b);
+}
+
+static void fmt_hms(int64_t wall_ms, char *out, size_t outlen)
+{
+    time_t secs = (time_t)(wall_ms / 1000);
+    struct tm tm;
+    gmtime_r(&secs, &tm);
+    strftime(out, outlen, "%H:%M:%SZ", &tm);
+}
+
+void router_undo_preview(struct router *rt, int64_t now, struct router_undo_snap *out)
+{
+    memset(out, 0, sizeof *out);
+    out->depth = rt->n_undo;
+    if (rt->n_undo == 0)
+        return;
+    const struct undo *u = &rt->undo[rt->n_undo - 1];
+    out->id = u->id;
+    str_copy(out->target, sizeof out->target, u->target);
+    str_copy(out->action, sizeof out->action, u->action);
+    str_copy(out->user, sizeof out->user, u->user);
+    out->at_wall_ms = u->at_wall;
+    out->lapsed = expired(u->expires, now);
+    out->lapsed_wall_ms = out->lapsed ? u->exp_wall : 0;
+    struct buf b;
+    buf_init(&b);
+    undo_describe(rt, u, now, &b);
+    str_copy(out->restores, sizeof out->restores, buf_str(&b));
+    buf_cleanup(&b);
 }
 
 static void set_pin(struct route_state *r, struct target_state *t, int64_t expires)
@@ -371,24 +506,74 @@ static bool route_has_target(const struct config *cfg, const struct route_state 
     return false;
 }
 
-static enum sb_status apply_undo(struct router *rt, char *msg, size_t msglen)
+/* Puts the newest record's state back (less what lapsed since) and pops it. */
+static void undo_restore(struct router *rt, int64_t now)
+{
+    struct undo *u = &rt->undo[--rt->n_undo];
+    struct target_state *t = router_find_target(rt, u->target);
+    if (t)
+        t->ov = undo_before(u, now);
+    for (size_t k = 0; k < u->n_pins; k++) {
+        if (!u->pins[k].r->removed) {
+            struct target_state *p = undo_pin(u, k, now);
+            set_pin(u->pins[k].r, p, p ? u->pins[k].expires : 0);
+        }
+    }
+    undo_release(u);
+}
+
+/* Rolls back a command that failed half-way (no audit: nothing changed). */
+static void undo_rollback(struct router *rt, int64_t now)
+{
+    undo_restore(rt, now);
+    rt->undo_seq--;
+}
+
+/* undo: the newest change, when it is the one previewed (cmd->undo_id) and has not lapsed. */
+static enum sb_status apply_undo(struct router *rt, const struct router_cmd *cmd, const char *user,
+                                 int64_t now, char *msg, size_t msglen)
 {
     if (rt->n_undo == 0) {
         snprintf(msg, msglen, "nothing to undo");
         return SB_ERR_STATE;
     }
-    struct undo *u = &rt->undo[--rt->n_undo];
-    struct target_state *t = router_find_target(rt, u->target);
-    if (t)
-        t->ov = u->before;
-    for (size_t k = 0; k < u->n_pins; k++) {
-        if (!u->pins[k].r->removed)
-            set_pin(u->pins[k].r, u->pins[k].pinned, u->pins[k].expires);
-        route_put(u->pins[k].r);
-        /* set_pin took its own reference; this drops the undo record's. */
-        target_put(u->pins[k].pinned); // NOLINT(clang-analyzer-unix.Malloc)
+    struct undo *u = &rt->undo[rt->n_undo - 1];
+    if (cmd->undo_id && cmd->undo_id != u->id) {
+        snprintf(msg, msglen,
+                 "that change was already undone (or replaced): nothing done; press u again "
+                 "to see what undo would take back now");
+        return SB_ERR_STATE;
     }
-    snprintf(msg, msglen, "undid the last change to %s", u->target);
+    if (expired(u->expires, now)) {
+        char hms[16];
+        fmt_hms(u->exp_wall, hms, sizeof hms);
+        snprintf(msg, msglen, "%s's %s on %s already expired at %s: nothing to undo, nothing done",
+                 u->user, u->action, u->target, hms);
+        rt->n_undo--;
+        undo_release(u);
+        return SB_ERR_STATE;
+    }
+    char target[64], action[16], by[64];
+    str_copy(target, sizeof target, u->target);
+    str_copy(action, sizeof action, u->action);
+    str_copy(by, sizeof by, u->user);
+    struct target_state *t = router_find_target(rt, target);
+    struct buf before, after;
+    buf_init(&before);
+    buf_init(&after);
+    if (t)
+        describe(rt, t, &before);
+    undo_restore(rt, now);
+    if (t)
+        describe(rt, t, &after);
+    char act[32], text[192];
+    snprintf(act, sizeof act, "undo %s", action);
+    snprintf(text, sizeof text, "%s: undo %s's %s %s: %s -> %s", user, by, action, target,
+             buf_str(&before), buf_str(&after));
+    audit(rt, user, target, act, buf_str(&before), buf_str(&after), 0, text);
+    snprintf(msg, msglen, "undid %s's %s on %s: %s", by, action, target, buf_str(&after));
+    buf_cleanup(&before);
+    buf_cleanup(&after);
     return SB_OK;
 }
 
@@ -459,6 +644,19 @@ static enum sb_status apply(struct router *rt, const struct router_cmd *cmd, str
     return SB_ERR_INVALID;
 }
 
+/* An applied command's audit row: "user: action target for 10m (until ...): before -> after". */
+static void audit_command(struct router *rt, const struct router_cmd *cmd, const char *user,
+                          const char *name, const struct target_state *t, const char *before,
+                          const char *after)
+{
+    int64_t exp_wall = cmd->expires_ms > 0 ? rt_wall_ms(rt) + cmd->expires_ms : 0;
+    char exp[64], text[192];
+    fmt_expiry(cmd->expires_ms, exp_wall, exp, sizeof exp);
+    snprintf(text, sizeof text, "%s: %s %s%s: %s -> %s", user, name, t->cfg->name, exp, before,
+             after);
+    audit(rt, user, t->cfg->name, name, before, after, exp_wall, text);
+}
+
 enum sb_status router_apply_command(struct router *rt, const struct router_cmd *cmd, char *msg,
                                     size_t msglen)
 {
@@ -467,11 +665,9 @@ enum sb_status router_apply_command(struct router *rt, const struct router_cmd *
     const char *user = cmd->user[0] ? cmd->user : "operator";
     msg[0] = '\0';
     if (cmd->type == ROUTER_CMD_UNDO) {
-        enum sb_status st = apply_undo(rt, msg, msglen);
-        if (st == SB_OK) {
-            router_event(rt, ROUTER_EV_OPERATOR, "", "%s: %s", user, msg);
+        enum sb_status st = apply_undo(rt, cmd, user, now, msg, msglen);
+        if (st == SB_OK)
             fleet_glue_command(rt, cmd, rt->undo[rt->n_undo].target);
-        }
         return st;
     }
     struct target_state *t = router_find_target(rt, cmd->target);
@@ -485,21 +681,20 @@ enum sb_status router_apply_command(struct router *rt, const struct router_cmd *
     describe(rt, t, &before);
     bool undoable = cmd->type != ROUTER_CMD_PROBE_NOW;
     if (undoable)
-        push_undo(rt, t);
+        push_undo(rt, t, cmd, name, user, now);
     enum sb_status st = apply(rt, cmd, t, now, msg, msglen);
     if (st != SB_OK && undoable)
-        apply_undo(rt, (char[256]){0}, 256); /* roll the snapshot back off the stack */
+        undo_rollback(rt, now); /* roll the snapshot back off the stack */
     if (st == SB_OK && cmd->type == ROUTER_CMD_PROBE_NOW) {
-        /* Not an override: nothing changes before its result (which the probe reports). */
-        router_event(rt, ROUTER_EV_OPERATOR, t->cfg->name, "%s: probe %s now", user, t->cfg->name);
+        /* Not an override: nothing changes before its result (which the probe reports); the
+         * audit row has the same state before and after. */
+        char text[160];
+        snprintf(text, sizeof text, "%.60s: probe %.64s now", user, t->cfg->name);
+        audit(rt, user, t->cfg->name, name, buf_str(&before), buf_str(&before), 0, text);
         snprintf(msg, msglen, "probe %s: started", t->cfg->name);
     } else if (st == SB_OK) {
         describe(rt, t, &after);
-        char exp[32] = "";
-        if (cmd->expires_ms > 0)
-            snprintf(exp, sizeof exp, " for %llds", (long long)(cmd->expires_ms / 1000));
-        router_event(rt, ROUTER_EV_OPERATOR, t->cfg->name, "%s: %s %s%s: %s -> %s", user, name,
-                     t->cfg->name, exp, buf_str(&before), buf_str(&after));
+        audit_command(rt, cmd, user, name, t, buf_str(&before), buf_str(&after));
         snprintf(msg, msglen, "%s %s: %s", name, t->cfg->name, buf_str(&after));
         fleet_glue_command(rt, cmd, t->cfg->name);
     }
@@ -508,41 +703,73 @@ enum sb_status router_apply_command(struct router *rt, const struct router_cmd *
     return st;
 }
 
-static bool expired(int64_t at, int64_t now)
+/* A lapse: an audit row by "expiry", with the state before and after. */
+static void audit_lapse(struct router *rt, struct target_state *t, const char *action,
+                        const char *before, const char *what)
 {
-    return at > 0 && now >= at;
+    struct buf after;
+    buf_init(&after);
+    describe(rt, t, &after);
+    char act[32], text[192];
+    snprintf(act, sizeof act, "%s expired", action);
+    snprintf(text, sizeof text, "expiry: %s: %s -> %s", what, before, buf_str(&after));
+    audit(rt, "expiry", t->cfg->name, act, before, buf_str(&after), 0, text);
+    buf_cleanup(&after);
+}
+
+static void expire_target(struct router *rt, struct target_state *t, int64_t now)
+{
+    struct overrides *o = &t->ov;
+    const char *name = t->cfg->name;
+    char what[128];
+    struct buf before;
+    buf_init(&before);
+    describe(rt, t, &before);
+    if (o->weight_set && expired(o->weight_expires, now)) {
+        o->weight_set = false;
+        o->weight_expires = 0;
+        snprintf(what, sizeof what, "weight override on %s expired: back to %g", name,
+                 t->cfg->weight);
+        audit_lapse(rt, t, "weight", buf_str(&before), what);
+    }
+    buf_reset(&before);
+    describe(rt, t, &before);
+    if (o->forced_live && expired(o->force_expires, now)) {
+        o->forced_live = false;
+        o->force_expires = 0;
+        snprintf(what, sizeof what, "force-live on %s expired", name);
+        audit_lapse(rt, t, "force-live", buf_str(&before), what);
+    }
+    buf_reset(&before);
+    describe(rt, t, &before);
+    if (o->drained && expired(o->drain_expires, now)) {
+        o->drained = false;
+        o->drain_expires = 0;
+        snprintf(what, sizeof what, "drain on %s expired", name);
+        audit_lapse(rt, t, "drain", buf_str(&before), what);
+    }
+    buf_cleanup(&before);
 }
 
 void router_expire_overrides(struct router *rt, int64_t now)
 {
     fleet_glue_tick(rt, now); /* other instances' cooldowns and commands */
-    for (size_t i = 0; i < rt->n_targets; i++) {
-        struct target_state *t = rt->targets[i];
-        struct overrides *o = &t->ov;
-        const char *name = t->cfg->name;
-        if (o->weight_set && expired(o->weight_expires, now)) {
-            o->weight_set = false;
-            o->weight_expires = 0;
-            router_event(rt, ROUTER_EV_OPERATOR, name, "weight override on %s expired: back to %g",
-                         name, t->cfg->weight);
-        }
-        if (o->forced_live && expired(o->force_expires, now)) {
-            o->forced_live = false;
-            o->force_expires = 0;
-            router_event(rt, ROUTER_EV_OPERATOR, name, "force-live on %s expired", name);
-        }
-        if (o->drained && expired(o->drain_expires, now)) {
-            o->drained = false;
-            o->drain_expires = 0;
-            router_event(rt, ROUTER_EV_OPERATOR, name, "drain on %s expired", name);
-        }
-    }
+    for (size_t i = 0; i < rt->n_targets; i++)
+        expire_target(rt, rt->targets[i], now);
     for (size_t i = 0; i < rt->n_routes; i++) {
         struct route_state *r = rt->routes[i];
         if (r->pinned && expired(r->pin_expires, now)) {
-            router_event(rt, ROUTER_EV_OPERATOR, r->pinned->cfg->name, "pin of %s on %s expired",
-                         r->pinned->cfg->name, r->name);
+            struct target_state *t = r->pinned;
+            t->refs++; /* set_pin may drop the route's reference */
+            struct buf before;
+            buf_init(&before);
+            describe(rt, t, &before);
             set_pin(r, NULL, 0);
+            char what[160];
+            snprintf(what, sizeof what, "pin of %s on %s expired", t->cfg->name, r->name);
+            audit_lapse(rt, t, "pin", buf_str(&before), what);
+            buf_cleanup(&before);
+            target_put(t);
         }
     }
 }

@@ -158,6 +158,8 @@ check "d y: the serve's alpha is drained" eventually "$WAIT" tfield_is $P1 alpha
 check "the audit names the token and the user" eventually "$WAIT" events_have "$P1" 'oncall:tester: drain alpha'
 check "the drained state reaches the board" eventually "$WAIT" cell_is one alpha STATE drained
 keys one u
+check "u previews the undo (the serve's preview)" eventually "$WAIT" has one "'s drain on alpha .*\\? y/n"
+keys one y
 check "u undoes on the serve" eventually "$WAIT" tfield_is $P1 alpha "['drained']" False
 keys one w; text one 3; keys one Enter
 check "w sets the weight on the serve" eventually "$WAIT" tfield_is $P1 alpha "['weight']" 3
@@ -169,6 +171,7 @@ check "p y: beta pinned on the serve" eventually "$WAIT" tfield_is $P1 beta "['p
 keys one :; text one "clear beta"; keys one Enter
 check ":clear beta on the serve" eventually "$WAIT" tfield_is $P1 beta "['pinned']" False
 keys one Home r
+eventually "$WAIT" has one 'reset alpha\? y/n'; keys one y
 check "r resets alpha on the serve (not forced)" eventually "$WAIT" tfield_is $P1 alpha "['forced_live']" False
 check "r resets alpha on the serve (weight back)" eventually "$WAIT" tfield_is $P1 alpha "['weight']" 1
 p0=$(tstate "$P1" alpha "['probe']['probes']")

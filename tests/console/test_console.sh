@@ -162,6 +162,10 @@ check "outage: beta's count takes the traffic" eventually "$WAIT" cell_ge main b
 check "outage: alpha gets no more calls" cell_is main alpha CALLS "$a_calls"
 sim_behavior alpha '{"reset":true}'
 keys main r   # alpha is the selected (first) row
+check "r asks first, naming the breaker and the probe" \
+  eventually "$WAIT" has main 'reset alpha\? y/n'
+check "the reset question names the open breaker" has main 'Now: breaker open \(half-open in'
+keys main y
 closed_again() { local v; v=$(cell main alpha STATE) && [[ $v == healthy || $v == degraded ]]; }
 check "r resets the breaker (closed: healthy, or degraded by the errors of the last minute)" \
   eventually "$WAIT" closed_again
@@ -196,11 +200,17 @@ keys main y
 check "d then y drains delta" eventually "$WAIT" cell_is main delta STATE drained
 check "the header counts the overrides" has main 'overrides 3'
 keys main u
-check "u undoes the drain" eventually "$WAIT" cell_not main delta STATE drained
+check "u previews what it restores" eventually "$WAIT" has main "undo console:[A-Za-z0-9._-]+'s drain on delta .*\\? y/n"
+keys main y
+check "u y undoes the drain" eventually "$WAIT" cell_not main delta STATE drained
 keys main u
-check "u again undoes the pin" eventually "$WAIT" cell_not main beta STATE pinned
+eventually "$WAIT" has main "'s pin on beta .*\\? y/n"
+keys main y
+check "u y again undoes the pin" eventually "$WAIT" cell_not main beta STATE pinned
 keys main u
-check "u again restores alpha's weight" eventually "$WAIT" cell_is main alpha W 1
+eventually "$WAIT" has main "'s weight on alpha .*\\? y/n"
+keys main y
+check "u y again restores alpha's weight" eventually "$WAIT" cell_is main alpha W 1
 
 # ---- the : line -----------------------------------------------------------------------------------
 keys main :; text main "dr"; keys main Tab

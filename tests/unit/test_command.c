@@ -182,6 +182,9 @@ static void test_command_table_is_complete(void **state)
     assert_true(command_find("pin")->confirm);
     assert_true(command_find("drain")->confirm);
     assert_false(command_find("weight")->confirm);
+    assert_true(command_find("force-live")->confirm);
+    assert_true(command_find("reset")->confirm);
+    assert_true(command_find("undo")->confirm);
     assert_null(command_find("nope"));
 }
 
