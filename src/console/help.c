@@ -251,31 +251,113 @@ bool help_is_full(const struct ui *ui)
     return ui->help_full;
 }
 
-/* One cheat-sheet cell: "keys  name", keys bold. */
-static void draw_cell(struct ui *ui, int y, int x, int w, const struct help_entry *e)
+/* ---- the sheet's layout: sections of cells, a section starting on a new row with its
+ * title in the first cell. Moving keys fold into one cell, votes 1-4 into one, a key listed
+ * in an earlier section is not repeated, and commands that have a key are not listed again
+ * under Commands (the search finds everything). */
+
+struct sheet_cell {
+    const char *title; /* a section's title cell */
+    char keys[24];
+    const char *name;
+};
+
+static bool sheet_skip(const struct help_list *l, size_t i)
 {
-    if (e->section) {
-        draw_text_cut(ui, y, x, w, e->section, ui->attr[THEME_TITLE] | A_BOLD);
+    static const char *const folded[] = {"down",   "page-up", "page-down", "top",
+                                         "bottom", "vote-2",  "vote-3",    "vote-4"};
+    const struct help_entry *e = &l->e[i];
+    for (size_t k = 0; k < SB_ARRAY_LEN(folded); k++) {
+        if (str_eq(e->name, folded[k]))
+            return true;
+    }
+    for (size_t j = 0; j < i; j++) {
+        const struct help_entry *p = &l->e[j];
+        if (!p->section && str_eq(p->keys, e->keys) && str_eq(p->name, e->name))
+            return true;
+    }
+    if (e->keys[0] == ':' && command_find(e->keys + 1)) { /* a command with a key? */
+        size_t n;
+        const struct key_binding *b = keys_bindings(&n);
+        for (size_t k = 0; k < n; k++) {
+            if (str_eq(b[k].action, e->keys + 1))
+                return true;
+        }
+    }
+    return false;
+}
+
+static void sheet_cell_of(const struct ui *ui, const struct help_entry *e, struct sheet_cell *c)
+{
+    memset(c, 0, sizeof *c);
+    str_copy(c->keys, sizeof c->keys, e->keys);
+    c->name = e->name;
+    if (str_eq(e->name, "up")) {
+        str_copy(c->keys, sizeof c->keys, ui->utf8 ? "↑↓ jk" : "jk");
+        c->name = "move";
+    } else if (str_eq(e->name, "vote-1")) {
+        str_copy(c->keys, sizeof c->keys, "1-4");
+        c->name = "vote better";
+    } else if (e->keys[0] == ':') {
+        c->name = ""; /* the command's name is its key */
+    }
+}
+
+/* The sheet's cells; a title cell starts each section. Returns the count. */
+static size_t sheet_cells(const struct ui *ui, const struct help_list *l, struct sheet_cell *out,
+                          size_t max)
+{
+    size_t n = 0, title_at = 0;
+    for (size_t i = 0; i < l->n && n < max; i++) {
+        const struct help_entry *e = &l->e[i];
+        if (e->section) {
+            if (n > 0 && title_at == n - 1) /* the last section had nothing new */
+                out[n++] = (struct sheet_cell){.keys = "", .name = "(as above)"};
+            if (n < max) {
+                title_at = n;
+                out[n++] = (struct sheet_cell){.title = e->section};
+            }
+        } else if (!sheet_skip(l, i)) {
+            sheet_cell_of(ui, e, &out[n++]);
+        }
+    }
+    return n;
+}
+
+static void draw_cell(struct ui *ui, int y, int x, int w, const struct sheet_cell *c)
+{
+    if (c->title) {
+        draw_text_cut(ui, y, x, w, c->title, ui->attr[THEME_TITLE] | A_BOLD);
         return;
     }
-    int kw = w / 3 < 8 ? w / 3 : 8;
-    draw_text_cut(ui, y, x, kw, e->keys, ui->attr[THEME_STATUS_KEY]);
-    draw_text_cut(ui, y, x + kw + 1, w - kw - 1, e->name, ui->attr[THEME_POPUP]);
+    int kw = c->name[0] ? 6 : w;
+    int used = draw_text_cut(ui, y, x, kw, c->keys, ui->attr[THEME_STATUS_KEY]);
+    if (c->name[0])
+        draw_text_cut(ui, y, x + (used > kw ? used : kw) + 1, w - kw - 1, c->name,
+                      ui->attr[THEME_POPUP]);
 }
 
 static void draw_sheet(struct ui *ui, const struct help_list *l, int y, int x, int h, int w)
 {
-    int cols = w / 26 > 0 ? w / 26 : 1;
-    int colw = w / cols;
-    int per = (int)((l->n + (size_t)cols - 1) / (size_t)cols);
-    if (per > h) { /* more than fits: the rest is one search away */
-        per = h;
+    static struct sheet_cell cells[HELP_MAX_ENTRIES * 2];
+    size_t n = sheet_cells(ui, l, cells, SB_ARRAY_LEN(cells));
+    int per_row = w / 19 > 0 ? w / 19 : 1;
+    int colw = w / per_row;
+    int row = 0, col = 0;
+    bool cut = false;
+    for (size_t i = 0; i < n; i++) {
+        if ((cells[i].title && col > 0) || col == per_row) {
+            row++;
+            col = 0;
+        }
+        if (row >= h) {
+            cut = true;
+            break;
+        }
+        draw_cell(ui, y + row, x + col * colw, colw - 1, &cells[i]);
+        col++;
     }
-    for (size_t i = 0; i < l->n && (int)i < per * cols; i++) {
-        int c = (int)i / per, r = (int)i % per;
-        draw_cell(ui, y + r, x + c * colw, colw - 1, &l->e[i]);
-    }
-    if ((size_t)(per * cols) < l->n)
+    if (cut)
         draw_text_right(ui, y + h, x, w, " more: / to search, Tab for all ",
                         ui->attr[THEME_BORDER]);
 }
@@ -333,7 +415,7 @@ void help_draw(struct ui *ui)
         }
     } else {
         draw_text_cut(ui, y + h - 2, x + 2, iw,
-                      "pin, drain, force-live, reset and u (undo) ask y/n first; : applies at once",
+                      "PgUp/PgDn Home End page; pin, drain, force-live, reset, u ask y/n first",
                       ui->attr[THEME_DIM]);
     }
 }

@@ -486,6 +486,8 @@ void keys_submit(struct ui *ui, const struct command_def *d, const struct router
         return;
     }
     struct router_cmd cmd = *in; /* the backend names the user */
+    if (d->args == COMMAND_ARGS_NONE)
+        cmd.target[0] = '\0'; /* undo: whatever the selection, it is not about one target */
     if (from_key && d->confirm) {
         confirm_command(ui, d, &cmd);
         return;

@@ -547,8 +547,8 @@ static enum sb_status apply_undo(struct router *rt, const struct router_cmd *cmd
     if (expired(u->expires, now)) {
         char hms[16];
         fmt_hms(u->exp_wall, hms, sizeof hms);
-        snprintf(msg, msglen, "%s's %s on %s already expired at %s: nothing to undo, nothing done",
-                 u->user, u->action, u->target, hms);
+        snprintf(msg, msglen, "the %s on %s already expired at %s: nothing to undo, nothing done",
+                 u->action, u->target, hms);
         rt->n_undo--;
         undo_release(u);
         return SB_ERR_STATE;
