@@ -239,7 +239,7 @@ esc main
 # ---- help, filter, faults, theme, export -------------------------------------------------------
 keys main '?'
 check "? shows help generated from the key table" eventually "$WAIT" has main 'Everywhere'
-keys main End
+keys main Tab End  # Tab: the full reference
 check "help lists the commands with usage" eventually "$WAIT" has main ':weight TARGET N \[for DURATION\]'
 esc main
 check "Esc closes the help" eventually "$WAIT" lacks_now main 'Everywhere \(board'
