@@ -273,8 +273,8 @@ void compare_send(struct ui *ui)
     c->sends++;
     for (size_t i = 0; i < c->n_picked; i++) {
         struct cmp_col *col = col_new(c->picked[i]);
-        /* each call its own id: "cmp-<send time ms>-<send>-<column>" */
-        snprintf(col->request_id, sizeof col->request_id, "cmp-%lld-%u-%zu",
+        /* each call its own id: "console-compare-<send time ms>-<send>-<column>" */
+        snprintf(col->request_id, sizeof col->request_id, "console-compare-%lld-%u-%zu",
                  (long long)c->sent_wall_ms, c->sends, i + 1);
         c->cols[c->n_cols++] = col;
         struct router_sink sink = {sink_commit, sink_event, sink_done, col};

@@ -1,11 +1,11 @@
 /*
  * remote_chat.c - the prompt pane's calls through an attached gateway: POST
  * /v1/chat/completions with "stream": true to one target directly (X-Switchboard-Target,
- * allowed by the admin token in X-Switchboard-Admin-Token; X-Request-Id console-compare-N
- * marks it as a compare call in that gateway's ledger). The OpenAI chunks are turned back
- * into the router_sink calls the pane's columns expect: on_commit at the first chunk, TEXT
- * events for content deltas, on_done with usage, finish reason, latency and TTFT (cost is
- * not on the wire: 0).
+ * allowed by the admin token in X-Switchboard-Admin-Token; X-Request-Id
+ * console-compare-<ms>-<send>-<column> marks it as a compare call in that gateway's ledger). The
+ * OpenAI chunks are turned back into the router_sink calls the pane's columns expect: on_commit at
+ * the first chunk, TEXT events for content deltas, on_done with usage, finish reason, latency and
+ * TTFT (cost is not on the wire: 0).
  *
  * Threads: worker thread only. The sink's callbacks run here, as they would on the router
  * thread for an embedded call.

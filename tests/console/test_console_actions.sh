@@ -231,7 +231,7 @@ check "the prompt box collapsed after sending" has main 'Prompt \(sent; e: edit\
 keys main 2
 check "2 marks answer 2: the mark and the win rate lead its title" eventually "$WAIT" has main '┌─ 2★ 100% [a-z]'
 check "the others show their win rate too" has main '┌─ 1 0% [a-z]'
-ids() { [[ $(sql "SELECT COUNT(DISTINCT request_id) FROM calls WHERE request_id LIKE 'cmp-%'") == 4 ]]; }
+ids() { [[ $(sql "SELECT COUNT(DISTINCT request_id) FROM calls WHERE request_id LIKE 'console-compare-%'") == 4 ]]; }
 check "each compare call has its own request id in the ledger" eventually "$WAIT" ids
 voted() { [[ $(sql "SELECT COUNT(DISTINCT prompt_hash) FROM votes WHERE prompt_hash IS NOT NULL AND prompt_hash != 0") == 1 ]]; }
 check "the vote is stored with the prompt's hash" eventually "$WAIT" voted
@@ -244,7 +244,7 @@ keys main F2
 check "F2 saves the comparison" eventually "$WAIT" has main 'saved .*switchboard-compare-'
 md=$(ls "$TMP"/switchboard-compare-*.md 2>/dev/null | head -1)
 check "the saved comparison names each call's own request id" \
-  test "$(grep -oE 'request id: `cmp-[0-9]+-[0-9]+-[1-4]`' "${md:-/dev/null}" | sort -u | wc -l)" = 4
+  test "$(grep -oE 'request id: `console-compare-[0-9]+-[0-9]+-[1-4]`' "${md:-/dev/null}" | sort -u | wc -l)" = 4
 check "the saved comparison names the prompt hash" grep -qE 'prompt hash: [0-9a-f]{16}' "${md:-/dev/null}"
 esc main
 
