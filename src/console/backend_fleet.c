@@ -323,6 +323,29 @@ static void note_parts(struct fleet_console *f, const struct router_snapshot *s,
     (void)f;
 }
 
+/* " until 12:13:04Z: weight 1 -> weight 1, drained" from an audit entry's expires_at and the
+ * issuing instance's before / after (absent on a command a fleet console sent: it has no
+ * state of its own; each instance's ledger has the full audit row). */
+static void audit_tail(const cJSON *o, char *text, size_t len, size_t cap)
+{
+    const cJSON *exp = cJSON_GetObjectItemCaseSensitive(o, "expires_at");
+    const cJSON *b = cJSON_GetObjectItemCaseSensitive(o, "before");
+    const cJSON *a = cJSON_GetObjectItemCaseSensitive(o, "after");
+    if (len >= cap)
+        return;
+    if (cJSON_IsNumber(exp) && exp->valuedouble > 0) {
+        char hms[16];
+        time_t secs = (time_t)(exp->valuedouble / 1000);
+        struct tm tm;
+        gmtime_r(&secs, &tm);
+        strftime(hms, sizeof hms, "%H:%M:%SZ", &tm);
+        int n = snprintf(text + len, cap - len, " until %s", hms);
+        len += n > 0 ? (size_t)n : 0;
+    }
+    if (len < cap && cJSON_IsString(b) && cJSON_IsString(a))
+        snprintf(text + len, cap - len, ": %s -> %s", b->valuestring, a->valuestring);
+}
+
 /* The audit stream, newest last, as OPERATOR events. */
 static void read_audit(struct fleet_console *f, struct router_snapshot *s)
 {
@@ -351,10 +374,11 @@ static void read_audit(struct fleet_console *f, struct router_snapshot *s)
             const cJSON *tg = cJSON_GetObjectItemCaseSensitive(o, "target");
             const cJSON *us = cJSON_GetObjectItemCaseSensitive(o, "user");
             str_copy(ev->target, sizeof ev->target, cJSON_IsString(tg) ? tg->valuestring : "");
-            snprintf(ev->text, sizeof ev->text, "%.60s on %.40s: %.20s %.60s",
-                     cJSON_IsString(us) ? us->valuestring : "?", fv->element[1]->str,
-                     cJSON_IsString(ty) ? ty->valuestring : "?",
-                     cJSON_IsString(tg) ? tg->valuestring : "");
+            int len = snprintf(ev->text, sizeof ev->text, "%.60s on %.40s: %.20s %.60s",
+                               cJSON_IsString(us) ? us->valuestring : "?", fv->element[1]->str,
+                               cJSON_IsString(ty) ? ty->valuestring : "?",
+                               cJSON_IsString(tg) ? tg->valuestring : "");
+            audit_tail(o, ev->text, len > 0 ? (size_t)len : 0, sizeof ev->text);
             cJSON_Delete(o);
         }
     }

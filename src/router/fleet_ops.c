@@ -38,8 +38,9 @@ static int64_t wall_of(const struct router *rt, int64_t mono_ms)
     return mono_ms > 0 ? rt_wall_ms(rt) + (mono_ms - rt_now_ms(rt)) : 0;
 }
 
+/* before / after (may be NULL): the state the command changed, for the audit stream. */
 static char *cmd_json(const char *type, const char *target, double weight, int64_t expires_at,
-                      const char *user)
+                      const char *user, const char *before, const char *after)
 {
     cJSON *o = cJSON_CreateObject();
     cJSON_AddStringToObject(o, "type", type);
@@ -47,6 +48,10 @@ static char *cmd_json(const char *type, const char *target, double weight, int64
     cJSON_AddNumberToObject(o, "weight", weight);
     cJSON_AddNumberToObject(o, "expires_at", (double)expires_at);
     cJSON_AddStringToObject(o, "user", user ? user : "");
+    if (before && after) {
+        cJSON_AddStringToObject(o, "before", before);
+        cJSON_AddStringToObject(o, "after", after);
+    }
     char *text = cJSON_PrintUnformatted(o);
     char *copy = xstrdup(text);
     cJSON_free(text);
@@ -109,18 +114,20 @@ static size_t target_stores(struct router *rt, const struct target_state *t, str
     for (size_t i = 0; i < 4; i++) {
         snprintf(st[i].field, sizeof st[i].field, "%s:%s", k[i].kind, name);
         st[i].value =
-            k[i].on ? cmd_json(k[i].kind, name, o->weight, wall_of(rt, k[i].exp), "") : NULL;
+            k[i].on ? cmd_json(k[i].kind, name, o->weight, wall_of(rt, k[i].exp), "", NULL, NULL)
+                    : NULL;
     }
     return 4;
 }
 
-void fleet_glue_command(struct router *rt, const struct router_cmd *cmd, const char *target)
+void fleet_glue_command(struct router *rt, const struct router_cmd *cmd, const char *target,
+                        const char *before, const char *after)
 {
     if (!rt->fleet || rt->fleet_applying || cmd->type == ROUTER_CMD_PROBE_NOW)
         return;
     int64_t exp = cmd->expires_ms > 0 ? rt_wall_ms(rt) + cmd->expires_ms : 0;
     char *body = cmd_json(wire_names[cmd->type], target, cmd->weight, exp,
-                          cmd->user[0] ? cmd->user : "operator");
+                          cmd->user[0] ? cmd->user : "operator", before, after);
     struct fleet_store st[4];
     size_t n = 0;
     const struct target_state *t = router_find_target(rt, target);

@@ -478,7 +478,9 @@ void fleet_glue_snapshot(struct router *rt, struct router_snapshot *s);
 void fleet_glue_guard(struct router *rt, const struct call *c, struct guard_decision *d);
 void fleet_glue_tick(struct router *rt, int64_t now_ms); /* applies other instances' notices */
 void fleet_glue_cooldown(struct router *rt, const struct target_state *t, int64_t now_ms);
-void fleet_glue_command(struct router *rt, const struct router_cmd *cmd, const char *target);
+/* before / after: the target's state around the change (the audit stream keeps them). */
+void fleet_glue_command(struct router *rt, const struct router_cmd *cmd, const char *target,
+                        const char *before, const char *after);
 /* fleet_cache.c: an answer the route's cache just stored goes to the fleet; one from another
  * instance goes into this instance's cache of that route (o: the notice's parsed body). */
 void fleet_glue_cache_share(struct router *rt, const struct route_state *r, const char *key,

@@ -571,6 +571,7 @@ static enum sb_status apply_undo(struct router *rt, const struct router_cmd *cmd
     snprintf(text, sizeof text, "%s: undo %s's %s %s: %s -> %s", user, by, action, target,
              buf_str(&before), buf_str(&after));
     audit(rt, user, target, act, buf_str(&before), buf_str(&after), 0, text);
+    fleet_glue_command(rt, cmd, target, buf_str(&before), buf_str(&after));
     snprintf(msg, msglen, "undid %s's %s on %s: %s", by, action, target, buf_str(&after));
     buf_cleanup(&before);
     buf_cleanup(&after);
@@ -664,12 +665,8 @@ enum sb_status router_apply_command(struct router *rt, const struct router_cmd *
     const char *name = cmd->type <= ROUTER_CMD_CLEAR ? cmd_names[cmd->type] : "?";
     const char *user = cmd->user[0] ? cmd->user : "operator";
     msg[0] = '\0';
-    if (cmd->type == ROUTER_CMD_UNDO) {
-        enum sb_status st = apply_undo(rt, cmd, user, now, msg, msglen);
-        if (st == SB_OK)
-            fleet_glue_command(rt, cmd, rt->undo[rt->n_undo].target);
-        return st;
-    }
+    if (cmd->type == ROUTER_CMD_UNDO)
+        return apply_undo(rt, cmd, user, now, msg, msglen);
     struct target_state *t = router_find_target(rt, cmd->target);
     if (!t) {
         snprintf(msg, msglen, "no target named '%s'", cmd->target);
@@ -696,7 +693,7 @@ enum sb_status router_apply_command(struct router *rt, const struct router_cmd *
         describe(rt, t, &after);
         audit_command(rt, cmd, user, name, t, buf_str(&before), buf_str(&after));
         snprintf(msg, msglen, "%s %s: %s", name, t->cfg->name, buf_str(&after));
-        fleet_glue_command(rt, cmd, t->cfg->name);
+        fleet_glue_command(rt, cmd, t->cfg->name, buf_str(&before), buf_str(&after));
     }
     buf_cleanup(&before);
     buf_cleanup(&after);

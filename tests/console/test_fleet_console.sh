@@ -25,7 +25,7 @@ redis-server --port 0 --unixsocket "$RSOCK" --unixsocketperm 700 --save '' --app
 PIDS+=($!)
 for _ in $(seq 50); do rcli PING >/dev/null 2>&1 && break; sleep 0.1; done
 
-export SIM_KEY=sim-key-fleet-console
+export SIM_KEY=sim-key-fleet-console FC_ADMIN_TOKEN=fc-admin-token-0123456789
 start_sim alpha --key "$SIM_KEY" --token-rate 0 || exit 1
 start_sim beta --key "$SIM_KEY" --token-rate 0 || exit 1
 
@@ -40,7 +40,7 @@ serve() {
      "api_key_env": "SIM_KEY", "model": "gpt-4o-mini", "probe": {"enabled": false}}
   ],
   "routes": [{"name": "chat", "strategy": "priority", "targets": ["alpha", "beta"]}],
-  "gateway": {"listen": "127.0.0.1:0"},
+  "gateway": {"listen": "127.0.0.1:0", "admin_token_env": "FC_ADMIN_TOKEN"},
   "ledger": {"path": "$TMP/$1.db"},
   "fleet": {"redis": "unix://$RSOCK", "name": "$1", "key_prefix": "fc:"},
   "budgets": [{"scope": "global", "daily_usd": 5}]
@@ -105,6 +105,14 @@ check "its expiry lapses on every instance" eventually 2 all_to alpha "$PORT_one
 keys con :; text con "drain alpha for 2s"; keys con Enter
 check "a second action is on the timeline too (events keep coming)" eventually "$WAIT" has con 'tester on console:tester: drain alpha'
 sleep 2.5
+inst_admin() { # inst_admin PORT METHOD PATH [JSON]
+  curl -s --max-time 5 -X "$2" -H "Authorization: Bearer $FC_ADMIN_TOKEN" \
+    -H 'Content-Type: application/json' ${4:+--data "$4"} "http://127.0.0.1:$1$3"
+}
+inst_admin "$PORT_one" POST /admin/targets/beta/drain '{"expires_in_s": 600}' >/dev/null
+check "an instance's own change is on the timeline with its expiry and before -> after" \
+  eventually "$WAIT" has con 'on one: drain beta until [0-9:]+Z: weight 1 -> weight 1, drained'
+inst_admin "$PORT_one" POST /admin/targets/beta/clear >/dev/null
 keys con :; text con "route explain chat"; keys con Enter
 check "explain says it needs --attach" eventually "$WAIT" has con 'explain needs a gateway'
 
