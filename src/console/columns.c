@@ -75,6 +75,8 @@ size_t columns_layout(const struct ui *ui, int width, struct console_place *out)
         spec[i] = (struct console_col){cols[i].width, cols[i].priority, cols[i].flex};
         if (cols[i].id == COL_NAME)
             spec[i].width = name_width(ui);
+        if (cols[i].id == COL_WIN && ui->n_votes > 0)
+            spec[i].priority = 1; /* once there are votes, the win rate shows at 80 columns */
     }
     return console_layout(width, spec, COL_COUNT, 1, out);
 }

@@ -247,6 +247,9 @@ check "the saved comparison names each call's own request id" \
   test "$(grep -oE 'request id: `console-compare-[0-9]+-[0-9]+-[1-4]`' "${md:-/dev/null}" | sort -u | wc -l)" = 4
 check "the saved comparison names the prompt hash" grep -qE 'prompt hash: [0-9a-f]{16}' "${md:-/dev/null}"
 esc main
+check "back on the board at 80 columns, the WIN column shows the win rates" \
+  eventually "$WAIT" bash -c "${TM[*]} capture-pane -p -t main | grep -E '^TARGET .* WIN' >/dev/null &&
+    ${TM[*]} capture-pane -p -t main | grep -E '^alpha .* (100|0)% ' >/dev/null"
 
 # ---- NO_COLOR yields to --theme ---------------------------------------------------------------------
 coloured() { "${TM[@]}" capture-pane -e -p -t "$1" | grep -qE $'\e\\[[0-9;]*(3[0-7]|38;5;[0-9]+)m'; }
