@@ -566,11 +566,14 @@ static enum sb_status apply_undo(struct router *rt, const struct router_cmd *cmd
     undo_restore(rt, now);
     if (t)
         describe(rt, t, &after);
-    char act[32], text[192];
-    snprintf(act, sizeof act, "undo %s", action);
-    snprintf(text, sizeof text, "%s: undo %s's %s %s: %s -> %s", user, by, action, target,
-             buf_str(&before), buf_str(&after));
-    audit(rt, user, target, act, buf_str(&before), buf_str(&after), 0, text);
+    char act[32];
+    snprintf(act, sizeof act, "undo %.20s", action);
+    struct buf text;
+    buf_init(&text);
+    buf_printf(&text, "%s: undo %s's %s %s: %s -> %s", user, by, action, target, buf_str(&before),
+               buf_str(&after));
+    audit(rt, user, target, act, buf_str(&before), buf_str(&after), 0, buf_str(&text));
+    buf_cleanup(&text);
     fleet_glue_command(rt, cmd, target, buf_str(&before), buf_str(&after));
     snprintf(msg, msglen, "undid %s's %s on %s: %s", by, action, target, buf_str(&after));
     buf_cleanup(&before);
@@ -651,11 +654,13 @@ static void audit_command(struct router *rt, const struct router_cmd *cmd, const
                           const char *after)
 {
     int64_t exp_wall = cmd->expires_ms > 0 ? rt_wall_ms(rt) + cmd->expires_ms : 0;
-    char exp[64], text[192];
+    char exp[64];
     fmt_expiry(cmd->expires_ms, exp_wall, exp, sizeof exp);
-    snprintf(text, sizeof text, "%s: %s %s%s: %s -> %s", user, name, t->cfg->name, exp, before,
-             after);
-    audit(rt, user, t->cfg->name, name, before, after, exp_wall, text);
+    struct buf text;
+    buf_init(&text);
+    buf_printf(&text, "%s: %s %s%s: %s -> %s", user, name, t->cfg->name, exp, before, after);
+    audit(rt, user, t->cfg->name, name, before, after, exp_wall, buf_str(&text));
+    buf_cleanup(&text);
 }
 
 enum sb_status router_apply_command(struct router *rt, const struct router_cmd *cmd, char *msg,
@@ -707,10 +712,13 @@ static void audit_lapse(struct router *rt, struct target_state *t, const char *a
     struct buf after;
     buf_init(&after);
     describe(rt, t, &after);
-    char act[32], text[192];
-    snprintf(act, sizeof act, "%s expired", action);
-    snprintf(text, sizeof text, "expiry: %s: %s -> %s", what, before, buf_str(&after));
-    audit(rt, "expiry", t->cfg->name, act, before, buf_str(&after), 0, text);
+    char act[32];
+    snprintf(act, sizeof act, "%.20s expired", action);
+    struct buf text;
+    buf_init(&text);
+    buf_printf(&text, "expiry: %s: %s -> %s", what, before, buf_str(&after));
+    audit(rt, "expiry", t->cfg->name, act, before, buf_str(&after), 0, buf_str(&text));
+    buf_cleanup(&text);
     buf_cleanup(&after);
 }
 
