@@ -260,4 +260,5 @@ check "NO_COLOR alone: no colour on screen" not_coloured mono
 CUR=themed
 start_console themed 80 24 "NO_COLOR=1" --theme dark || dump themed
 check "NO_COLOR with --theme dark: colours" coloured themed
+check "no sanitizer report" bash -c "! cat '$TMP'/san-* 2>/dev/null | grep -qE 'Sanitizer|runtime error'"
 finish
