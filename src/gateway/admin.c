@@ -6,7 +6,8 @@
  *   GET  /admin/targets/{name}                 one target
  *   POST /admin/targets/{name}/weight          {"weight": N, "expires_in_s": N?}
  *   POST /admin/targets/{name}/force-live|pin|drain|reset|probe|clear   {"expires_in_s": N}?
- *   POST /admin/undo                           undo the last override
+ *   POST /admin/undo                           {"undo_id": N}? undo the newest change (only
+ *                                              the one previewed, when undo_id is given)
  *   GET  /admin/explain?model=M&tag=T&prompt_tokens=N   {"explain": "..."}
  *   GET  /admin/keys, POST /admin/keys, POST /admin/keys/{name}/revoke   (admin_keys.c)
  *   GET  /admin/events                         the event timeline as SSE (admin_events.c)

@@ -533,17 +533,17 @@ static void undo_rollback(struct router *rt, int64_t now)
 static enum sb_status apply_undo(struct router *rt, const struct router_cmd *cmd, const char *user,
                                  int64_t now, char *msg, size_t msglen)
 {
-    if (rt->n_undo == 0) {
-        snprintf(msg, msglen, "nothing to undo");
-        return SB_ERR_STATE;
-    }
-    struct undo *u = &rt->undo[rt->n_undo - 1];
-    if (cmd->undo_id && cmd->undo_id != u->id) {
+    if (cmd->undo_id && (rt->n_undo == 0 || cmd->undo_id != rt->undo[rt->n_undo - 1].id)) {
         snprintf(msg, msglen,
                  "that change was already undone (or replaced): nothing done; press u again "
                  "to see what undo would take back now");
         return SB_ERR_STATE;
     }
+    if (rt->n_undo == 0) {
+        snprintf(msg, msglen, "nothing to undo");
+        return SB_ERR_STATE;
+    }
+    struct undo *u = &rt->undo[rt->n_undo - 1];
     if (expired(u->expires, now)) {
         char hms[16];
         fmt_hms(u->exp_wall, hms, sizeof hms);

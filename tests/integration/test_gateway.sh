@@ -294,8 +294,18 @@ admin wbad POST /admin/targets/oa/weight '{"weight":-1}'
 check "admin weight: bad value 400" test "$(code wbad)" = 400
 admin nobody POST /admin/targets/nobody/drain
 check "admin unknown target: 404" test "$(code nobody)" = 404
-admin undo POST /admin/undo
-check "admin undo: 200" test "$(code undo)" = 200
+admin st1 GET /admin/state
+check "admin state previews the undo (the weight on oa, by admin)" body_py st1 \
+  "j['undo']['target']=='oa' and j['undo']['action']=='weight' and j['undo']['user'].startswith('admin') \
+   and j['undo']['restores']=='weight 1' and j['undo']['id']>0 and j['undo']['lapsed'] is False"
+uid=$(python3 -c "import json; print(json.load(open('$TMP/st1.body'))['undo']['id'])")
+admin undo POST /admin/undo "{\"undo_id\":$uid}"
+check "admin undo of the previewed change: 200" test "$(code undo)" = 200
+admin undo2 POST /admin/undo "{\"undo_id\":$uid}"
+check "the same undo again: 409, nothing done" test "$(code undo2)" = 409
+check "...saying it was already undone" grep -q 'already undone' "$TMP/undo2.body"
+admin undo3 POST /admin/undo '{"undo_id":"x"}'
+check "a bad undo_id: 400" test "$(code undo3)" = 400
 admin drain POST /admin/targets/oa/drain
 check "admin drain: 200, target drained" body_py drain "j['target']['drained'] is True"
 routed=""

@@ -118,9 +118,13 @@ static void test_undo_previews_what_it_restores(void **state)
     assert_false(u->lapsed);
     assert_string_equal(u->restores, "weight 3");
     assert_int_equal(u->depth, 1);
-    assert_int_equal(command(f, ROUTER_CMD_UNDO, "", 0, 0, u->id, msg), SB_OK);
+    uint64_t id = u->id;
+    assert_int_equal(command(f, ROUTER_CMD_UNDO, "", 0, 0, id, msg), SB_OK);
     assert_false(snap_a(f)->drained);
     assert_int_equal(f->snap->undo.id, 0);
+    /* the same preview again, with nothing left on the stack: still "already undone" */
+    assert_int_equal(command(f, ROUTER_CMD_UNDO, "", 0, 0, id, msg), SB_ERR_STATE);
+    assert_non_null(strstr(msg, "already undone"));
 }
 
 static void test_undo_of_an_expired_override_says_so_and_does_nothing(void **state)
