@@ -192,6 +192,11 @@ static void act_filter(struct ui *ui)
 /* Esc on the board: a filter kept with Enter (or F's faults-only view) goes. */
 static void act_clear_filter(struct ui *ui)
 {
+    if (ui->focus == FOCUS_EVENTS && ui->events.search[0]) { /* the events pane's own first */
+        events_set_search(ui, "");
+        ui_message(ui, THEME_OK, "events search cleared");
+        return;
+    }
     if (!ui->filter[0] && !ui->faults_only)
         return;
     ui->filter[0] = '\0';
@@ -420,7 +425,8 @@ static const struct ui_action actions[] = {
     {"focus", act_focus, "move focus between the targets and the events pane"},
     {"filter", act_filter, "filter targets by name or model (Esc clears)"},
     {"faults", act_faults, "show only targets with a fault (toggle)"},
-    {"clear-filter", act_clear_filter, "clear a kept / filter (and faults-only)"},
+    {"clear-filter", act_clear_filter,
+     "clear a kept / filter (and faults-only); in the events pane, its search first"},
     {"sort", act_sort, "sort by the next column"},
     {"sort-reverse", act_sort_reverse, "reverse the sort order"},
     {"theme", act_theme, "next colour theme"},
