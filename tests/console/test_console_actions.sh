@@ -93,6 +93,8 @@ check "traffic on chat: 40 calls answered" test "$(echo "$r" | json_get 'j["ok"]
 load --n 10 --c 2 --model spare >/dev/null
 
 # ---- pin: which routes move, and the cost ------------------------------------------------------
+check "the traffic shows in the last minute's rate" \
+  eventually "$WAIT" has main ' ([1-9][0-9]*\.[0-9]|0\.[1-9]) req/s'
 keys main Home j  # beta
 keys main p
 check "p asks first" eventually "$WAIT" has main 'pin beta\? y/n'
