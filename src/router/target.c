@@ -326,15 +326,22 @@ static void describe_state(const struct target_state *t, const struct overrides 
         buf_printf(b, ", pinned on %s", pinned_routes[i]->name);
 }
 
-static void describe(const struct router *rt, const struct target_state *t, struct buf *b)
+/* As describe(), as if route `unpinned` (may be NULL) no longer pinned t. */
+static void describe_without(const struct router *rt, const struct target_state *t,
+                             const struct route_state *unpinned, struct buf *b)
 {
     const struct route_state *pinned[ROUTER_MAX_ROUTES];
     size_t n = 0;
     for (size_t i = 0; i < rt->n_routes && n < ROUTER_MAX_ROUTES; i++) {
-        if (rt->routes[i]->pinned == t)
+        if (rt->routes[i]->pinned == t && rt->routes[i] != unpinned)
             pinned[n++] = rt->routes[i];
     }
     describe_state(t, &t->ov, pinned, n, b);
+}
+
+static void describe(const struct router *rt, const struct target_state *t, struct buf *b)
+{
+    describe_without(rt, t, NULL, b);
 }
 
 static bool expired(int64_t at, int64_t now)
@@ -706,12 +713,12 @@ enum sb_status router_apply_command(struct router *rt, const struct router_cmd *
 }
 
 /* A lapse: an audit row by "expiry", with the state before and after. */
-static void audit_lapse(struct router *rt, struct target_state *t, const char *action,
-                        const char *before, const char *what)
+static void audit_lapse(struct router *rt, const struct target_state *t, const char *action,
+                        const char *before, const struct route_state *unpinned, const char *what)
 {
     struct buf after;
     buf_init(&after);
-    describe(rt, t, &after);
+    describe_without(rt, t, unpinned, &after);
     char act[32];
     snprintf(act, sizeof act, "%.20s expired", action);
     struct buf text;
@@ -735,7 +742,7 @@ static void expire_target(struct router *rt, struct target_state *t, int64_t now
         o->weight_expires = 0;
         snprintf(what, sizeof what, "weight override on %s expired: back to %g", name,
                  t->cfg->weight);
-        audit_lapse(rt, t, "weight", buf_str(&before), what);
+        audit_lapse(rt, t, "weight", buf_str(&before), NULL, what);
     }
     buf_reset(&before);
     describe(rt, t, &before);
@@ -743,7 +750,7 @@ static void expire_target(struct router *rt, struct target_state *t, int64_t now
         o->forced_live = false;
         o->force_expires = 0;
         snprintf(what, sizeof what, "force-live on %s expired", name);
-        audit_lapse(rt, t, "force-live", buf_str(&before), what);
+        audit_lapse(rt, t, "force-live", buf_str(&before), NULL, what);
     }
     buf_reset(&before);
     describe(rt, t, &before);
@@ -751,7 +758,7 @@ static void expire_target(struct router *rt, struct target_state *t, int64_t now
         o->drained = false;
         o->drain_expires = 0;
         snprintf(what, sizeof what, "drain on %s expired", name);
-        audit_lapse(rt, t, "drain", buf_str(&before), what);
+        audit_lapse(rt, t, "drain", buf_str(&before), NULL, what);
     }
     buf_cleanup(&before);
 }
@@ -764,17 +771,17 @@ void router_expire_overrides(struct router *rt, int64_t now)
     for (size_t i = 0; i < rt->n_routes; i++) {
         struct route_state *r = rt->routes[i];
         if (r->pinned && expired(r->pin_expires, now)) {
-            struct target_state *t = r->pinned;
-            t->refs++; /* set_pin may drop the route's reference */
+            /* audited first (the state after: without this pin), then unpinned: set_pin
+             * may drop the last reference to a target a reload removed */
+            const struct target_state *t = r->pinned;
             struct buf before;
             buf_init(&before);
             describe(rt, t, &before);
-            set_pin(r, NULL, 0);
             char what[160];
             snprintf(what, sizeof what, "pin of %s on %s expired", t->cfg->name, r->name);
-            audit_lapse(rt, t, "pin", buf_str(&before), what);
+            audit_lapse(rt, t, "pin", buf_str(&before), r, what);
             buf_cleanup(&before);
-            target_put(t);
+            set_pin(r, NULL, 0);
         }
     }
 }

@@ -3,7 +3,8 @@
  * expiries): undo previews what it restores; undo of a change that already expired says so
  * and does nothing; undo never brings back an override that lapsed meanwhile; a repeated
  * undo of one previewed change does nothing the second time; and every audit row in the
- * ledger (commands, undo, lapses) has who, target, action, before -> after and expiry.
+ * ledger (commands, undo, lapses of overrides and pins) has who, target, action, before ->
+ * after and expiry.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -209,7 +210,8 @@ static void test_every_audit_row_has_every_field(void **state)
     assert_int_equal(command(f, ROUTER_CMD_FORCE_LIVE, "a", 0, 300, 0, msg), SB_OK);
     assert_int_equal(command(f, ROUTER_CMD_DRAIN, "b", 0, 0, 0, msg), SB_OK);
     assert_int_equal(command(f, ROUTER_CMD_UNDO, "", 0, 0, 0, msg), SB_OK);
-    for (int i = 0; i < 100 && snap_a(f)->forced_live; i++)
+    assert_int_equal(command(f, ROUTER_CMD_PIN, "b", 0, 300, 0, msg), SB_OK);
+    for (int i = 0; i < 100 && (snap_a(f)->forced_live || f->snap->targets[1].pinned); i++)
         clock_sleep_ms(20);
     router_free(f->rt);
     f->rt = NULL;
@@ -231,6 +233,11 @@ static void test_every_audit_row_has_every_field(void **state)
     assert_int_equal(count(db, "SELECT COUNT(*) FROM events WHERE user='expiry' AND"
                                " action='force-live expired' AND target='a' AND"
                                " state_before='weight 3, forced live' AND state_after='weight 3'"),
+                     1);
+    assert_int_equal(count(db,
+                           "SELECT COUNT(*) FROM events WHERE user='expiry' AND"
+                           " action='pin expired' AND target='b' AND"
+                           " state_before='weight 1, pinned on chat' AND state_after='weight 1'"),
                      1);
     assert_int_equal(count(db, "SELECT COUNT(*) FROM events WHERE text LIKE"
                                " 'oncall:alice: force-live a for % (until %Z): weight 3 ->%'"),
