@@ -264,13 +264,16 @@ struct sheet_cell {
 
 static bool sheet_skip(const struct help_list *l, size_t i)
 {
-    static const char *const folded[] = {"down",   "page-up", "page-down", "top",
-                                         "bottom", "vote-2",  "vote-3",    "vote-4"};
+    static const char *const folded[] = {"down",   "page-up", "page-down", "top",        "bottom",
+                                         "vote-2", "vote-3",  "vote-4",    "weight-down"};
     const struct help_entry *e = &l->e[i];
     for (size_t k = 0; k < SB_ARRAY_LEN(folded); k++) {
         if (str_eq(e->name, folded[k]))
             return true;
     }
+    if (str_has_prefix(e->name, "sort-by-") && i > 0 &&
+        str_has_prefix(l->e[i - 1].name, "sort-by-"))
+        return true; /* the first sort-by-* cell stands for all of them */
     for (size_t j = 0; j < i; j++) {
         const struct help_entry *p = &l->e[j];
         if (!p->section && str_eq(p->keys, e->keys) && str_eq(p->name, e->name))
@@ -287,6 +290,18 @@ static bool sheet_skip(const struct help_list *l, size_t i)
     return false;
 }
 
+/* The keys of every sort-by-* action, run together ("NAMWRCXLI$"). */
+static void sort_keys(char *out, size_t outlen)
+{
+    size_t n, len = 0;
+    const struct key_binding *b = keys_bindings(&n);
+    out[0] = '\0';
+    for (size_t k = 0; k < n && len + 1 < outlen; k++) {
+        if (str_has_prefix(b[k].action, "sort-by-") && !strstr(out, b[k].label))
+            len += (size_t)snprintf(out + len, outlen - len, "%s", b[k].label);
+    }
+}
+
 static void sheet_cell_of(const struct ui *ui, const struct help_entry *e, struct sheet_cell *c)
 {
     memset(c, 0, sizeof *c);
@@ -298,6 +313,12 @@ static void sheet_cell_of(const struct ui *ui, const struct help_entry *e, struc
     } else if (str_eq(e->name, "vote-1")) {
         str_copy(c->keys, sizeof c->keys, "1-4");
         c->name = "vote better";
+    } else if (str_eq(e->name, "weight-up")) {
+        str_copy(c->keys, sizeof c->keys, "+ -");
+        c->name = "weight +/-1";
+    } else if (str_has_prefix(e->name, "sort-by-")) {
+        sort_keys(c->keys, sizeof c->keys);
+        c->name = "sort by";
     } else if (e->keys[0] == ':') {
         c->name = ""; /* the command's name is its key */
     }
@@ -331,6 +352,9 @@ static void draw_cell(struct ui *ui, int y, int x, int w, const struct sheet_cel
         return;
     }
     int kw = c->name[0] ? 6 : w;
+    int need = text_width(c->keys, strlen(c->keys));
+    if (c->name[0] && need > kw)
+        kw = need < w / 2 ? need : w / 2; /* "NAMWRCXLI$": the keys matter more */
     int used = draw_text_cut(ui, y, x, kw, c->keys, ui->attr[THEME_STATUS_KEY]);
     if (c->name[0])
         draw_text_cut(ui, y, x + (used > kw ? used : kw) + 1, w - kw - 1, c->name,
@@ -357,7 +381,7 @@ static void draw_sheet(struct ui *ui, const struct help_list *l, int y, int x, i
         draw_cell(ui, y + row, x + col * colw, colw - 1, &cells[i]);
         col++;
     }
-    if (cut)
+    if (cut) /* on the box's bottom border */
         draw_text_right(ui, y + h, x, w, " more: / to search, Tab for all ",
                         ui->attr[THEME_BORDER]);
 }
@@ -399,24 +423,22 @@ void help_draw(struct ui *ui)
     draw_box(ui, y, x, h, w, ui->attr[THEME_BORDER], ui->popup_title);
     static struct help_list l;
     help_entries(&l);
-    int ih = h - 3, iw = w - 4; /* the last inner row is the search line */
-    if (ui->help_query[0])
-        draw_matches(ui, &l, y + 1, x + 2, ih, iw);
-    else
-        draw_sheet(ui, &l, y + 1, x + 2, ih, iw);
+    int iw = w - 4;
+    bool searching = ui->help_typing || ui->help_query[0];
+    if (!searching) { /* the sheet has every inner row; the hint sits on the bottom border */
+        draw_text_cut(ui, y + h - 1, x + 2, iw - 34, " y/n first: p d f r u; : at once ",
+                      ui->attr[THEME_BORDER]);
+        draw_sheet(ui, &l, y + 1, x + 2, h - 2, iw);
+        return;
+    }
+    draw_matches(ui, &l, y + 1, x + 2, h - 3, iw); /* the last inner row is the search line */
     char q[96];
     snprintf(q, sizeof q, "/%s", ui->help_query);
-    if (ui->help_typing || ui->help_query[0]) {
-        draw_fill(y + h - 2, x + 1, w - 2, a);
-        int cx = draw_text_cut(ui, y + h - 2, x + 2, iw, q, ui->attr[THEME_INPUT]);
-        if (ui->help_typing) {
-            ui->cur_y = y + h - 2;
-            ui->cur_x = x + 2 + cx;
-        }
-    } else {
-        draw_text_cut(ui, y + h - 2, x + 2, iw,
-                      "PgUp/PgDn Home End page; pin, drain, force-live, reset, u ask y/n first",
-                      ui->attr[THEME_DIM]);
+    draw_fill(y + h - 2, x + 1, w - 2, a);
+    int cx = draw_text_cut(ui, y + h - 2, x + 2, iw, q, ui->attr[THEME_INPUT]);
+    if (ui->help_typing) {
+        ui->cur_y = y + h - 2;
+        ui->cur_x = x + 2 + cx;
     }
 }
 
