@@ -833,6 +833,17 @@ static void probe_chat_finish(struct target_state *t, const struct transport_res
     t->probe_pc = NULL;
 }
 
+/* The probe's error as "class: message", without repeating a class the message already
+ * starts with ("connect: connect: Failed to connect..." read twice). */
+static void probe_error_text(struct target_state *t, const struct transport_result *res)
+{
+    const char *cls = llm_errclass_name(res->err);
+    size_t n = strlen(cls);
+    bool named = strncmp(res->message, cls, n) == 0 && res->message[n] == ':';
+    snprintf(t->probe_error, sizeof t->probe_error, "%s%s%.100s", named ? "" : cls,
+             named ? "" : ": ", res->message);
+}
+
 static void probe_record(struct target_state *t, const struct transport_result *res, bool ok,
                          int64_t now)
 {
@@ -846,8 +857,7 @@ static void probe_record(struct target_state *t, const struct transport_result *
     if (ok)
         t->probe_error[0] = '\0';
     else if (res->err != LLM_ERR_NONE)
-        snprintf(t->probe_error, sizeof t->probe_error, "%s: %.100s", llm_errclass_name(res->err),
-                 res->message);
+        probe_error_text(t, res);
     else
         snprintf(t->probe_error, sizeof t->probe_error, "HTTP %ld", res->status);
     if (!ok)

@@ -255,7 +255,9 @@ static bool xfer_step(struct fake_net *n, struct xfer *x)
     if (x->phase == PH_STALLED || x->paused)
         return false;
     if (x->phase == PH_HEAD && x->plan.fail != LLM_ERR_NONE) {
-        finish(n, x, x->plan.fail, 0, "fake transport failure");
+        char text[96]; /* "class: detail", the real transport's form */
+        snprintf(text, sizeof text, "%s: fake transport failure", llm_errclass_name(x->plan.fail));
+        finish(n, x, x->plan.fail, 0, text);
         return true;
     }
     if (x->phase == PH_HEAD)

@@ -795,6 +795,24 @@ static void test_a_probe_answered_429_rests_the_target_without_a_strike(void **s
     rig_stop(&r);
 }
 
+/* The transport's message already names its class ("connect: ..."); the probe's error says
+ * it once, as the console's P result and the detail view show it. */
+static void test_a_failed_probe_names_its_error_class_once(void **state)
+{
+    (void)state;
+    struct rig r = {0};
+    r.w.probe[0] = B_CONNECT;
+    rig_start(&r, config_for("oo", "\"breaker_failures\":1", NULL, true));
+    for (int i = 0; i < 100 && fake_net_started(r.net, "a.fake/v1/models") == 0; i++)
+        rig_idle(&r, 100);
+    rig_idle(&r, 150);
+    struct router_snapshot *s = xcalloc(1, sizeof *s);
+    router_snapshot_read(r.rt, s, 0);
+    assert_string_equal(s->targets[0].probe_error, "connect: fake transport failure");
+    free(s);
+    rig_stop(&r);
+}
+
 static void test_a_chat_probe_can_close_a_breaker_and_is_probe_spend(void **state)
 {
     (void)state;
@@ -919,6 +937,7 @@ int main(void)
         T(test_a_route_whose_breakers_are_all_open_answers_503_with_retry_after),
         T(test_a_passing_list_probe_never_closes_a_breaker_real_calls_opened),
         T(test_a_probe_answered_429_rests_the_target_without_a_strike),
+        T(test_a_failed_probe_names_its_error_class_once),
         T(test_a_chat_probe_can_close_a_breaker_and_is_probe_spend),
 #undef T
     };
