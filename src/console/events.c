@@ -175,6 +175,14 @@ static void title_filters(const struct ui_events *ev, const char *only_target, c
 }
 
 /* sel: the focused pane's top line (what Enter opens) */
+/* A line's kind colour: a rejected reload is a config event drawn as the error it is. */
+static enum theme_elem line_elem(const struct router_event *e)
+{
+    if (e->kind == ROUTER_EV_CONFIG && str_has_prefix(e->text, "config reload rejected"))
+        return THEME_EVENT_BREAKER;
+    return events_elem(e->kind);
+}
+
 static void draw_line(struct ui *ui, int yy, int name_w, const struct router_event *e, bool sel)
 {
     char t[16];
@@ -185,7 +193,7 @@ static void draw_line(struct ui *ui, int yy, int name_w, const struct router_eve
     x += draw_text(ui, yy, x, COLS - x, t, ui->attr[THEME_EVENT_TIME]) + 1;
     if (x >= COLS)
         return;
-    draw_text(ui, yy, x, 10, router_event_kind_name(e->kind), ui->attr[events_elem(e->kind)]);
+    draw_text(ui, yy, x, 10, router_event_kind_name(e->kind), ui->attr[line_elem(e)]);
     x += 11;
     if (x >= COLS)
         return;

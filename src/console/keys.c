@@ -59,7 +59,7 @@ static const struct key_binding bindings[] = {
     {KEY_ENTER, true, "Enter", "detail", CTX_BOARD, NULL},
     {'c', false, "c", "compare", CTX_VIEWS, "Prompt"},
     {KEY_F(5), true, "F5", "compare", CTX_VIEWS, NULL},
-    {'/', false, "/", "filter", CTX_BOARD | CTX_EVENTS, "Filter"},
+    {'/', false, "/", "filter", CTX_BOARD, "Filter"},
     {KEY_F(3), true, "F3", "filter", CTX_BOARD | CTX_EVENTS, NULL},
     {'F', false, "F", "faults", CTX_BOARD | CTX_EVENTS, "Faults"},
     {KEY_F(4), true, "F4", "faults", CTX_BOARD | CTX_EVENTS, NULL},

@@ -84,7 +84,6 @@ SH
   wait_for "$TMP/$s.port" "$WAIT" && eventually "$WAIT" has "$s" '^TARGET'
 }
 
-"${TM[@]}" start-server
 start main 120 32 || { dump main; finish; exit 1; }
 read -r SB_PORT < "$TMP/main.port"
 
@@ -178,6 +177,13 @@ check "SIGHUP with a broken file: the message line says REJECTED" \
   eventually "$WAIT" has main 'config reload REJECTED, the running config stays'
 no_reloaded() { ! has main 'config reloaded'; }
 check "...and never 'config reloaded'" no_reloaded
+rejected_red() { # the events pane's line: its kind cell in the error (breaker) colour, not cyan
+  local row
+  row=$("${TM[@]}" capture-pane -e -p -t main | grep -a 'config reload rejected' | head -1)
+  [[ $row =~ $'\e'\[[0-9\;]*91[0-9\;]*m\ *config ]]
+}
+check "...and the events pane draws the rejected reload in the error colour" \
+  eventually "$WAIT" rejected_red
 cp "$TMP/sb.good" "$TMP/sb.json"
 kill -HUP "$cpid"
 check "SIGHUP with a good file: config reloaded" eventually "$WAIT" has main 'SIGHUP: config reloaded'
