@@ -123,7 +123,6 @@ SH
   eventually "$WAIT" has "$s" '^TARGET +STATE'
 }
 
-"${TM[@]}" start-server
 
 # ---- errors before the screen ------------------------------------------------------------------
 out=$(env -u SWITCHBOARD_ADMIN_TOKEN "$SB" console --attach http://127.0.0.1:1 2>&1 </dev/null)

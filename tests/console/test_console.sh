@@ -132,7 +132,6 @@ restored() { # SESSION: the shell's terminal is back in cooked mode, off the alt
 }
 
 # ---- the board -------------------------------------------------------------------------------
-"${TM[@]}" start-server
 start_console main 160 48 || { dump main; finish; exit 1; }
 read -r PORT < "$TMP/main.port"
 SB_PORT=$PORT

@@ -85,7 +85,6 @@ SH
   eventually "$WAIT" has "$s" '^TARGET +STATE'
 }
 
-"${TM[@]}" start-server
 start_console main 80 24 "" || { finish; exit 1; }
 read -r SB_PORT < "$TMP/main.port"
 r=$(load --n 40 --c 4 --model chat)

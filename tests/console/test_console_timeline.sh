@@ -83,7 +83,6 @@ call() { # call PORT REQUEST-ID: prints the status
     "http://127.0.0.1:$1/v1/chat/completions"
 }
 
-"${TM[@]}" start-server
 start_console main -c "$TMP/sb.json" --port-file "$TMP/main.port" || { dump main; finish; exit 1; }
 read -r PORT < "$TMP/main.port"
 SB_PORT=$PORT
