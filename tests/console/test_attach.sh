@@ -12,17 +12,8 @@
 #  - --readonly refuses changes; a missing token is an error before the screen starts
 #  - embedded (`console -c`): q with an open client connection asks; n keeps serving (a client
 #    keeps getting 200s); y lets the call in flight finish, then exits
-source "$(dirname "$0")/../integration/lib.sh"
+source "$(dirname "$0")/lib.sh"
 
-root=$(cd "$(dirname "$0")/../.." && pwd)
-if ! command -v tmux >/dev/null; then
-  bad "tmux is installed (needed to drive the console)"; finish; exit 1
-fi
-export LANG=C.UTF-8 LC_ALL=C.UTF-8
-export SWITCHBOARD_THEMES=$root/themes
-SOCK=sbattach-$$
-TM=(tmux -L "$SOCK" -f /dev/null)
-trap '"${TM[@]}" kill-server 2>/dev/null; cleanup' EXIT
 WAIT=${CONSOLE_WAIT:-20}
 
 export SIM_KEY=sim-key-attach ONCALL_TOKEN=tok-oncall-attach
@@ -92,16 +83,12 @@ else:
     words = row[:e].split()
     print(words[-1] if words else "")
 PY
-cap() { "${TM[@]}" capture-pane -p -t "$1"; }
-has() { cap "$1" | grep -qE -- "$2"; }
 lacks_now() { ! cap "$1" | grep -qE -- "$2"; }
 cell() { cap "$1" | python3 "$TMP/cell.py" "$2" "$3"; }
 cell_is() { [[ "$(cell "$1" "$2" "$3")" == "$4" ]]; }
 cell_not() { local v; v=$(cell "$1" "$2" "$3") && [[ -n $v && $v != "$4" ]]; }
-keys() { local s=$1; shift; "${TM[@]}" send-keys -t "$s" "$@"; }
 text() { "${TM[@]}" send-keys -t "$1" -l -- "$2"; }
 esc() { keys "$1" Escape; sleep 0.3; }
-dump() { echo "---- screen of $1:"; cap "$1"; echo "----"; }
 CUR=one
 eval "orig_$(declare -f bad)"
 bad() { orig_bad "$@"; dump "$CUR"; }

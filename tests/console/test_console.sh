@@ -12,24 +12,14 @@
 #  - 80x24 and back; --readonly refuses changes
 #  - q (asking first while the gateway is busy; refused when read-only), SIGTERM and a fatal
 #    signal all give the terminal back; nothing is left running
-source "$(dirname "$0")/../integration/lib.sh"
+source "$(dirname "$0")/lib.sh"
 
-root=$(cd "$(dirname "$0")/../.." && pwd)
 sed -n '/<!-- console-keys:start -->/,/<!-- console-keys:end -->/p' "$root/README.md" |
   sed '1d;$d' > "$TMP/doc-keys.md"
 "$SB" console --keys > "$TMP/code-keys.md"
 check "the documented key table is what 'switchboard console --keys' prints" \
   diff -u "$TMP/code-keys.md" "$TMP/doc-keys.md"
 
-if ! command -v tmux >/dev/null; then
-  bad "tmux is installed (needed to drive the console)"; finish; exit 1
-fi
-export LANG=C.UTF-8 LC_ALL=C.UTF-8
-export SWITCHBOARD_THEMES=$root/themes
-SOCK=sbtest-$$
-TM=(tmux -L "$SOCK" -f /dev/null)
-trap '"${TM[@]}" kill-server 2>/dev/null; cleanup' EXIT
-WAIT=${CONSOLE_WAIT:-25} # seconds; generous for sanitizer builds
 
 export SIM_KEY=sim-key-console
 start_sim alpha --key "$SIM_KEY" --token-rate 200 || exit 1
@@ -83,20 +73,17 @@ else:
     print(words[-1] if words else "")
 PY
 
-cap() { "${TM[@]}" capture-pane -p -t "$1"; }
 has() { cap "$1" | grep -qE -- "$2"; }     # has SESSION ERE
 lacks_now() { ! cap "$1" | grep -qE -- "$2"; }
 cell() { cap "$1" | python3 "$TMP/cell.py" "$2" "$3"; }
 cell_is() { [[ "$(cell "$1" "$2" "$3")" == "$4" ]]; }
 cell_not() { local v; v=$(cell "$1" "$2" "$3") && [[ -n $v && $v != "$4" ]]; }
 cell_ge() { local v; v=$(cell "$1" "$2" "$3") && [[ $v =~ ^[0-9]+$ ]] && ((v >= $4)); }
-keys() { local s=$1; shift; "${TM[@]}" send-keys -t "$s" "$@"; }
 text() { "${TM[@]}" send-keys -t "$1" -l -- "$2"; }
 esc() { keys "$1" Escape; sleep 0.3; }  # let ESC stand alone (not an Alt- prefix)
 pane_pid() { "${TM[@]}" display -p -t "$1" '#{pane_pid}'; }
 console_pid() { pgrep -P "$(pane_pid "$1")" -x switchboard; }
 alt_screen_off() { [[ $("${TM[@]}" display -p -t "$1" '#{alternate_on}') == 0 ]]; }
-dump() { echo "---- screen of $1:"; cap "$1"; echo "----"; }
 # On a failed check, show the screen of the session under test (CUR) to make it debuggable.
 CUR=main
 eval "orig_$(declare -f bad)"

@@ -12,21 +12,11 @@
 #    column shows its cost, its own request id, the voted mark and the win rate;
 #  - the help is one screen, and / searches it; Esc clears a kept filter;
 #  - NO_COLOR gives no colour unless --theme names one.
-source "$(dirname "$0")/../integration/lib.sh"
+source "$(dirname "$0")/lib.sh"
 
-if ! command -v tmux >/dev/null; then
-  bad "tmux is installed (needed to drive the console)"; finish; exit 1
-fi
 if ! command -v sqlite3 >/dev/null; then
   bad "sqlite3 is installed (reads the ledger's audit rows)"; finish; exit 1
 fi
-root=$(cd "$(dirname "$0")/../.." && pwd)
-export LANG=C.UTF-8 LC_ALL=C.UTF-8
-export SWITCHBOARD_THEMES=$root/themes
-SOCK=sbact-$$
-TM=(tmux -L "$SOCK" -f /dev/null)
-trap '"${TM[@]}" kill-server 2>/dev/null; cleanup' EXIT
-WAIT=${CONSOLE_WAIT:-25}
 
 for s in alpha beta delta eps; do start_sim "$s" --no-auth --token-rate 400 || exit 1; done
 cat > "$TMP/sb.json" <<JSON
@@ -53,13 +43,9 @@ cat > "$TMP/sb.json" <<JSON
 }
 JSON
 
-cap() { "${TM[@]}" capture-pane -p -t "$1"; }
-has() { cap "$1" | grep -qE -- "$2"; }
 lacks_now() { ! cap "$1" | grep -qE -- "$2"; }
-keys() { local s=$1; shift; "${TM[@]}" send-keys -t "$s" "$@"; }
 text() { "${TM[@]}" send-keys -t "$1" -l -- "$2"; }
 esc() { keys "$1" Escape; sleep 0.3; }
-dump() { echo "---- screen of $1:"; cap "$1"; echo "----"; }
 CUR=main
 eval "orig_$(declare -f bad)"
 bad() { orig_bad "$@"; dump "$CUR"; }

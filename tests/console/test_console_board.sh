@@ -13,18 +13,8 @@
 #  - an open breaker without traffic shows a dash for ERR% and P95 once the minute has passed
 #    (waits ~60 s: normal tree only)
 #  - SIGHUP with a rejected file says REJECTED, never "config reloaded"
-source "$(dirname "$0")/../integration/lib.sh"
+source "$(dirname "$0")/lib.sh"
 
-if ! command -v tmux >/dev/null; then
-  bad "tmux is installed (needed to drive the console)"; finish; exit 1
-fi
-root=$(cd "$(dirname "$0")/../.." && pwd)
-export LANG=C.UTF-8 LC_ALL=C.UTF-8
-export SWITCHBOARD_THEMES=$root/themes
-SOCK=sbboard-$$
-TM=(tmux -L "$SOCK" -f /dev/null)
-trap '"${TM[@]}" kill-server 2>/dev/null; cleanup' EXIT
-WAIT=${CONSOLE_WAIT:-25}
 
 export SIM_KEY=sim-key-board
 start_sim alpha --key "$SIM_KEY" --token-rate 0 || exit 1
@@ -48,10 +38,6 @@ cat > "$TMP/sb.json" <<JSON
 JSON
 unset SB_TEST_UNSET_KEY
 
-cap() { "${TM[@]}" capture-pane -p -t "$1"; }
-has() { cap "$1" | grep -qE -- "$2"; }
-keys() { local s=$1; shift; "${TM[@]}" send-keys -t "$s" "$@"; }
-dump() { echo "---- screen of $1:"; cap "$1"; echo "----"; }
 CUR=main
 eval "orig_$(declare -f bad)"
 bad() { orig_bad "$@"; dump "$CUR"; }

@@ -3,18 +3,8 @@
 # the key's name in the target's detail view (Enter on the board: recent calls), and a call
 # without a key is refused before it reaches any target. A real tmux session (private
 # socket); every wait is bounded.
-source "$(dirname "$0")/../integration/lib.sh"
+source "$(dirname "$0")/lib.sh"
 
-if ! command -v tmux >/dev/null; then
-  bad "tmux is installed (needed to drive the console)"; finish; exit 1
-fi
-root=$(cd "$(dirname "$0")/../.." && pwd)
-export LANG=C.UTF-8 LC_ALL=C.UTF-8
-export SWITCHBOARD_THEMES=$root/themes
-SOCK=sbkeys-$$
-TM=(tmux -L "$SOCK" -f /dev/null)
-trap '"${TM[@]}" kill-server 2>/dev/null; cleanup' EXIT
-WAIT=${CONSOLE_WAIT:-25}
 
 KEY=sbk-console-0123456789abcdef0123456789
 start_sim solo --no-auth --token-rate 0 || exit 1
@@ -33,9 +23,6 @@ cat > "$TMP/sb.json" <<JSON
 }
 JSON
 
-cap() { "${TM[@]}" capture-pane -p -t "$1"; }
-has() { cap "$1" | grep -qE -- "$2"; }
-keys() { local s=$1; shift; "${TM[@]}" send-keys -t "$s" "$@"; }
 
 pf=$TMP/main.port
 cat > "$TMP/main.sh" <<SH

@@ -8,22 +8,13 @@
 #
 # Needs wrk (.ci/deps test). Runs in the normal tree only: the sanitizer trees cannot carry
 # 1,000 req/s on CI machines, so there it says so and counts nothing.
-source "$(dirname "$0")/../integration/lib.sh"
+source "$(dirname "$0")/lib.sh"
 
 if grep -qaE '__(asan|tsan)_init' "$SB"; then
   echo "note: $SB is a sanitizer build: the 1,000 req/s outage runs in the normal tree only"
   finish; exit 0
 fi
-for tool in tmux wrk; do
-  command -v $tool >/dev/null || { bad "$tool is installed (.ci/deps test)"; finish; exit 1; }
-done
-root=$(cd "$(dirname "$0")/../.." && pwd)
-export LANG=C.UTF-8 LC_ALL=C.UTF-8
-export SWITCHBOARD_THEMES=$root/themes
-SOCK=sbout-$$
-TM=(tmux -L "$SOCK" -f /dev/null)
-trap '"${TM[@]}" kill-server 2>/dev/null; cleanup' EXIT
-WAIT=${CONSOLE_WAIT:-25}
+command -v wrk >/dev/null || { bad "wrk is installed (.ci/deps test)"; finish; exit 1; }
 OUTAGE_S=${OUTAGE_S:-120}
 
 start_sim alpha --no-auth --token-rate 0 || exit 1

@@ -8,18 +8,8 @@
 #    following
 #  - request ids in recent calls; :req ID opens the call from the ledger, embedded and
 #    attached (GET /admin/requests/ID)
-source "$(dirname "$0")/../integration/lib.sh"
+source "$(dirname "$0")/lib.sh"
 
-if ! command -v tmux >/dev/null; then
-  bad "tmux is installed (needed to drive the console)"; finish; exit 1
-fi
-root=$(cd "$(dirname "$0")/../.." && pwd)
-export LANG=C.UTF-8 LC_ALL=C.UTF-8
-export SWITCHBOARD_THEMES=$root/themes
-SOCK=sbtl-$$
-TM=(tmux -L "$SOCK" -f /dev/null)
-trap '"${TM[@]}" kill-server 2>/dev/null; cleanup' EXIT
-WAIT=${CONSOLE_WAIT:-25}
 
 export SIM_KEY=sim-key-timeline ADMIN_TOKEN=tok-timeline-1
 start_sim alpha --key "$SIM_KEY" || exit 1
@@ -48,14 +38,10 @@ JSON
 }
 config "$TMP/sb.json" "$TMP/sb.db"
 
-cap() { "${TM[@]}" capture-pane -p -t "$1"; }
-has() { cap "$1" | grep -qE -- "$2"; }
 lacks() { ! cap "$1" | grep -qE -- "$2"; }
 count_is() { [[ $(cap "$1" | grep -cE -- "$2") == "$3" ]]; }
-keys() { local s=$1; shift; "${TM[@]}" send-keys -t "$s" "$@"; }
 text() { "${TM[@]}" send-keys -t "$1" -l -- "$2"; }
 esc() { keys "$1" Escape; sleep 0.3; }
-dump() { echo "---- screen of $1:"; cap "$1"; echo "----"; }
 CUR=main
 eval "orig_$(declare -f bad)"
 bad() { orig_bad "$@"; dump "$CUR"; }

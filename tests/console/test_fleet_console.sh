@@ -7,15 +7,9 @@
 #  - a pin made in the console (through Redis) routes every instance's traffic within 1 s,
 #    is stored in Redis and shows on the events timeline (the audit stream);
 #  - explain and the prompt pane say they need --attach; q leaves the instances serving.
-source "$(dirname "$0")/../integration/lib.sh"
+source "$(dirname "$0")/lib.sh"
 
-root=$(cd "$(dirname "$0")/../.." && pwd)
-command -v tmux >/dev/null || { bad "tmux is installed"; finish; exit 1; }
 command -v redis-server >/dev/null || { bad "redis-server is installed"; finish; exit 1; }
-export LANG=C.UTF-8 LC_ALL=C.UTF-8 SWITCHBOARD_THEMES=$root/themes
-SOCK=sbfleet-$$
-TM=(tmux -L "$SOCK" -f /dev/null)
-trap '"${TM[@]}" kill-server 2>/dev/null; cleanup' EXIT
 WAIT=${CONSOLE_WAIT:-20}
 RSOCK=$TMP/redis.sock
 rcli() { redis-cli -s "$RSOCK" "$@"; }
@@ -61,10 +55,7 @@ all_to() { # all_to TARGET PORT...: ten calls to each instance all answered by T
   for p in "$@"; do [[ $(targets_of "$p") == "{'$t': 10}" ]] || return 1; done
 }
 
-cap() { "${TM[@]}" capture-pane -p -t "$1"; }
-has() { cap "$1" | grep -qE -- "$2"; }
 lacks_now() { ! cap "$1" | grep -qE -- "$2"; }
-keys() { local s=$1; shift; "${TM[@]}" send-keys -t "$s" "$@"; }
 text() { "${TM[@]}" send-keys -t "$1" -l -- "$2"; }
 dump() { echo "---- screen:"; cap con; echo "----"; }
 eval "orig_$(declare -f bad)"

@@ -1,0 +1,24 @@
+# Shared by the console's tmux-driven tests (source it first): the integration helpers
+# (check, eventually, start_sim, $SB, $TMP...), then a private tmux server for the script and
+# the few ways every script reads and drives it. A script may redefine any of these after
+# sourcing (e.g. a capture that joins wrapped lines).
+#   $root   the repository;  $TM  tmux on the script's own socket (killed at exit)
+#   $WAIT   seconds a wait for the screen may take (CONSOLE_WAIT; generous for sanitizer builds)
+#   cap S / has S RE / keys S KEYS... / dump S   capture, match, send keys, print a screen
+source "$(dirname "${BASH_SOURCE[0]}")/../integration/lib.sh"
+
+if ! command -v tmux >/dev/null; then
+  bad "tmux is installed (needed to drive the console)"; finish; exit 1
+fi
+root=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
+export LANG=C.UTF-8 LC_ALL=C.UTF-8
+export SWITCHBOARD_THEMES=$root/themes
+SOCK=sb$(basename "$0" .sh | tr -cd 'a-z' | cut -c1-16)-$$
+TM=(tmux -L "$SOCK" -f /dev/null)
+trap '"${TM[@]}" kill-server 2>/dev/null; cleanup' EXIT
+WAIT=${CONSOLE_WAIT:-25}
+
+cap() { "${TM[@]}" capture-pane -p -t "$1"; }
+has() { cap "$1" | grep -qE -- "$2"; }
+keys() { local s=$1; shift; "${TM[@]}" send-keys -t "$s" "$@"; }
+dump() { echo "---- screen of $1:"; cap "$1"; echo "----"; }
