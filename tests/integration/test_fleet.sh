@@ -222,7 +222,6 @@ sleep 4.5 # b's breakers (opened by the outage) cool down before the next drills
 
 # ---- 3. a Retry-After seen by one instance cools the target on all ------------------------------
 sim_behavior a '{"rate_limit": {"status": 429, "retry_after_s": 5}}'
-before=$(sim_requests a /v1/chat/completions)
 curl -s -o /dev/null -H 'Content-Type: application/json' \
   --data '{"model":"chat","messages":[{"role":"user","content":"hit the limit"}]}' \
   "http://127.0.0.1:${PORT[1]}/v1/chat/completions"
@@ -234,18 +233,26 @@ check "instance 2 learned the cooldown from the fleet" eventually 3 state_has 2 
 check "instance 3 learned the cooldown from the fleet" eventually 3 state_has 3 'Retry-After (fleet)'
 cool_s=$(python3 -c "import time; print('%.1f' % max(1.0, 4.6 - (time.time() - $t429)))")
 $LOAD "$(ports)" --duration "$cool_s" --c 3 --rps 30 >"$TMP/cool.json"
-after=$(sim_requests a /v1/chat/completions)
-sleep 0.3 # the ledgers' batch, so a failure below can say who sent what
-python3 - "$t429" <<'PY'
+sleep 0.3 # the ledgers' batch
+# a_during: calls the cooled target answered while the Retry-After ran (each ledger's rows for
+# a that ended before it lapsed; t429 is taken after the 429 came back, so 100 ms of margin).
+# Calls the load makes after the lapse (a slow machine stretches the load) go to a rightly.
+a_during() {
+  python3 - "$t429" <<'PY'
 import sqlite3, sys, os
 t = float(sys.argv[1]) * 1000
-for n in (1, 2, 3):
-    db = sqlite3.connect("file:%s?mode=ro" % os.path.join(os.environ["TMP"], "ledger%d.db" % n), uri=True)
-    for ts, st, at, err in db.execute("SELECT ts_ms, status, attempts, error FROM calls WHERE target = 'a' AND ts_ms > ?", (t - 2000,)):
-        print("# instance %d: a answered %+.0f ms after the 429, status %s, attempts %s, error %s" % (n, ts - t, st, at, err))
+n = 0
+for i in (1, 2, 3):
+    db = sqlite3.connect("file:%s?mode=ro" % os.path.join(os.environ["TMP"], "ledger%d.db" % i), uri=True)
+    for ts, st in db.execute("SELECT ts_ms, status FROM calls WHERE target = 'a' AND ts_ms > ?", (t - 2000,)):
+        late = ts - t
+        print("# instance %d: a answered %+.0f ms after the 429, status %s" % (i, late, st), file=sys.stderr)
+        n += late < 4900
+print(n)
 PY
-check "no instance sent a call to the cooled target for 5 s ($((after - before)) sent)" \
-  test $((after - before)) -eq 1
+}
+during=$(a_during)
+check "no instance sent a call to the cooled target for 5 s ($during sent)" test "$during" -eq 0
 check "the calls went to b meanwhile, without errors" \
   test "$(json_get "j['by_status'].get('200', 0) == j['n']" <"$TMP/cool.json")" = True
 sleep "$(python3 -c "import time; print(max(0, 5.5 - (time.time() - $t429)))")"
