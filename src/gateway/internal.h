@@ -506,8 +506,8 @@ void gw_quality_cleanup(struct gateway *gw);
 int64_t gw_quality_window_ms(struct gateway *gw);
 /* Recomputes the figures from the ledger (the quality thread: qguard.c). */
 void gw_quality_refresh(struct gateway *gw);
-/* Adds "quality":{...} to an /admin/state object (the ledger's figures, at most
- * GW_QGUARD_INTERVAL_MS old; nothing before the first refresh). MHD threads. */
+/* Adds "quality":{...} to an /admin/state object (the ledger's figures, as old as one wait of
+ * the quality thread: gw_qguard_wait_ms; nothing before the first refresh). MHD threads. */
 void gw_quality_state_splice(struct gateway *gw, struct buf *state);
 /* Appends the switchboard_quality_* families. MHD threads. */
 void gw_quality_metrics(struct gateway *gw, struct buf *out);
@@ -515,13 +515,21 @@ void gw_quality_metrics(struct gateway *gw, struct buf *out);
 /* ---- qguard.c: the quality guard ------------------------------------------------------------ */
 
 #define GW_QGUARD_INTERVAL_MS 5000
+/* A round reads a day of calls from the ledger: its cost grows with the traffic. The wait
+ * after a round is at least GW_QGUARD_DUTY times the round's own duration, so the quality
+ * thread takes at most 1 / (GW_QGUARD_DUTY + 1) of a core, up to GW_QGUARD_MAX_WAIT_MS. */
+#define GW_QGUARD_DUTY        20
+#define GW_QGUARD_MAX_WAIT_MS 300000
 
 struct gw_qguard;
 /* Starts the quality thread: it refreshes the quality figures and judges the guarded routes
- * at once, then every interval_ms and after each reload. Main thread. */
+ * at once, then after each wait (gw_qguard_wait_ms) and after each reload. Main thread. */
 struct gw_qguard *gw_qguard_new(struct gateway *gw, const struct config *cfg, int64_t interval_ms);
 void gw_qguard_configure(struct gw_qguard *g, const struct config *cfg); /* reload */
 void gw_qguard_free(struct gw_qguard *g); /* stops and joins the thread; NULL-safe */
+/* The wait before the next round, after a round that took round_ms: interval_ms, or
+ * GW_QGUARD_DUTY times round_ms when that is longer (at most GW_QGUARD_MAX_WAIT_MS). Pure. */
+int64_t gw_qguard_wait_ms(int64_t interval_ms, int64_t round_ms);
 /* Whether t fails g against base (NULL: the fixed floors); why says how. Pure. */
 bool gw_qguard_judge(const struct config_quality_guard *g, const struct ledger_quality_row *base,
                      const struct ledger_quality_row *t, char *why, size_t whylen);

@@ -1,8 +1,9 @@
 /*
- * qguard.c - the quality thread: at its start, every GW_QGUARD_INTERVAL_MS and at once after a
- * reload it refreshes the gateway's quality text (quality.c: gw_quality_refresh) and runs the
- * quality guard (routes[].quality_guard), which reads each guarded route's targets' quality
- * from the ledger over the guard's window and compares it with the route's baseline target
+ * qguard.c - the quality thread: at its start, every GW_QGUARD_INTERVAL_MS (longer when a round
+ * is slow: gw_qguard_wait_ms keeps its ledger reads to 1 / (GW_QGUARD_DUTY + 1) of a core) and
+ * at once after a reload it refreshes the gateway's quality text (quality.c: gw_quality_refresh)
+ * and runs the quality guard (routes[].quality_guard), which reads each guarded route's targets'
+ * quality from the ledger over the guard's window and compares it with the route's baseline target
  * (or the fixed floors):
  *
  *   satisfaction  on a 0..100 scale ((score + 1) * 50): failing when more than margin_pct
@@ -236,12 +237,21 @@ static void tick(struct gw_qguard *g, const char *path, const struct qg_route *r
     ledger_quality_cleanup(&by_t);
 }
 
+int64_t gw_qguard_wait_ms(int64_t interval_ms, int64_t round_ms)
+{
+    int64_t wait = round_ms > 0 ? round_ms * GW_QGUARD_DUTY : 0;
+    if (wait > GW_QGUARD_MAX_WAIT_MS)
+        wait = GW_QGUARD_MAX_WAIT_MS;
+    return wait > interval_ms ? wait : interval_ms;
+}
+
 /* Waits (g->mu held) until the next round is due, a reload kicks or the guard stops. */
-static void wait_round(struct gw_qguard *g)
+static void wait_round(struct gw_qguard *g, int64_t round_ms)
 {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
-    int64_t at = (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000 + g->interval_ms;
+    int64_t at = (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000 +
+                 gw_qguard_wait_ms(g->interval_ms, round_ms);
     ts.tv_sec = (time_t)(at / 1000);
     ts.tv_nsec = (long)(at % 1000) * 1000000L;
     while (!g->stop && !g->kicked) {
@@ -254,13 +264,15 @@ static void wait_round(struct gw_qguard *g)
 static void *guard_main(void *arg)
 {
     struct gw_qguard *g = arg;
+    int64_t round_ms = 0;
     pthread_mutex_lock(&g->mu);
     for (bool first = true; !g->stop; first = false) {
         if (!first)
-            wait_round(g);
+            wait_round(g, round_ms);
         if (g->stop)
             break;
         pthread_mutex_unlock(&g->mu);
+        int64_t t0 = clock_mono_ms();
         gw_quality_refresh(g->gw);
         pthread_mutex_lock(&g->mu);
         size_t n = g->n_routes;
@@ -270,6 +282,7 @@ static void *guard_main(void *arg)
         char *path = xstrdup(g->ledger_path);
         pthread_mutex_unlock(&g->mu);
         tick(g, path, routes, n);
+        round_ms = clock_mono_ms() - t0;
         free(routes);
         free(path);
         pthread_mutex_lock(&g->mu);

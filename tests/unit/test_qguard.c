@@ -2,7 +2,8 @@
  * test_qguard.c - the quality guard's verdict (gw_qguard_judge): satisfaction compared with
  * the baseline target on a 0..100 scale with a margin in points, abandonment in % of calls,
  * the minimum volume on both sides, the fixed floors for routes without a baseline, and
- * "both" failing on either.
+ * "both" failing on either; the wait between rounds, which keeps the rounds' ledger reads
+ * (a scan of a day of calls) to a bounded share of a core however big the ledger grows.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -112,6 +113,24 @@ static void test_qguard_both_fails_on_either(void **state)
     assert_false(gw_qguard_judge(&g, &base, &t, why, sizeof why));
 }
 
+static void test_qguard_rounds_take_a_bounded_share_of_a_core(void **state)
+{
+    (void)state;
+    /* A quick round waits the interval. */
+    assert_int_equal(gw_qguard_wait_ms(5000, 0), 5000);
+    assert_int_equal(gw_qguard_wait_ms(5000, 40), 5000);
+    /* A round of 1.2 s (a day of calls at a few hundred per second) is followed by a wait of
+     * GW_QGUARD_DUTY times as long: the thread reads at most 1 / (GW_QGUARD_DUTY + 1) of the
+     * time. */
+    assert_int_equal(gw_qguard_wait_ms(5000, 1200), 1200 * GW_QGUARD_DUTY);
+    int64_t round = 1200, wait = gw_qguard_wait_ms(5000, round);
+    assert_true((double)round / (double)(round + wait) <= 1.0 / (GW_QGUARD_DUTY + 1) + 1e-9);
+    /* ...but never more than GW_QGUARD_MAX_WAIT_MS: the figures stay fresh enough to read. */
+    assert_int_equal(gw_qguard_wait_ms(5000, 3600000), GW_QGUARD_MAX_WAIT_MS);
+    /* A negative duration (a clock step) is no round at all. */
+    assert_int_equal(gw_qguard_wait_ms(5000, -7), 5000);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -120,6 +139,7 @@ int main(void)
         cmocka_unit_test(test_qguard_abandonment_in_points_of_calls),
         cmocka_unit_test(test_qguard_fixed_floors_without_a_baseline),
         cmocka_unit_test(test_qguard_both_fails_on_either),
+        cmocka_unit_test(test_qguard_rounds_take_a_bounded_share_of_a_core),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
