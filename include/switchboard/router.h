@@ -134,6 +134,10 @@ struct router_sink {
     /* Exactly once, last. After it returns the router forgets ctx. */
     void (*on_done)(void *ctx, const struct router_result *r);
     void *ctx;
+    /* Optional. The call was paused (ROUTER_SINK_PAUSE) and its upstream has ended since:
+     * nothing is left to read, only the call's end waits for router_resume, which may then
+     * be router_resume_lazy. Router thread, before on_done. */
+    void (*on_held)(void *ctx);
 };
 
 struct router_call_opts {
@@ -166,6 +170,10 @@ void router_cancel_shutdown(struct router *rt, uint64_t call_id);
  * reads on, and a call whose upstream ended meanwhile ends now. Unknown or finished ids are
  * ignored. */
 void router_resume(struct router *rt, uint64_t call_id);
+/* router_resume without waking the router thread: it is handled at the router's next turn,
+ * within ROUTER_TICK_MS. Only for a call whose sink got on_held (no transfer waits on it, so
+ * the delay only moves the call's end: its ledger row and on_done). Any thread. */
+void router_resume_lazy(struct router *rt, uint64_t call_id);
 
 /* ---- operator commands ----------------------------------------------------------------- */
 

@@ -20,9 +20,10 @@
  * instead of buffering more, and so does it at the stream's end while bytes are still
  * waiting, so the call is not over (nor a 200 in the ledger) before the client has its
  * answer. The content reader posts router_resume once the client drained the connection
- * (to GW_OUT_RESUME, or to nothing). A client that stops reading is closed by
- * libmicrohttpd's idle timeout; its call is then cancelled (499 in the ledger) and counted
- * as stalled.
+ * (to GW_OUT_RESUME, or to nothing); router_resume_lazy when the upstream has ended meanwhile
+ * (on_held: only the call's end waits, so the router thread is not woken for it). A client that
+ * stops reading is closed by libmicrohttpd's idle timeout; its call is then cancelled (499 in the
+ * ledger) and counted as stalled.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -163,6 +164,16 @@ static void outcome_copy(struct gw_outcome *o, const struct router_result *r)
     o->overhead_us = r->overhead_us;
 }
 
+/* The upstream ended while the client was behind: the call now only waits for the client,
+ * and the reader's resume need not wake the router thread (router_resume_lazy). */
+static void chat_on_held(void *ctx)
+{
+    struct gw_conn *c = ctx;
+    pthread_mutex_lock(&c->lock);
+    c->end_held = true;
+    pthread_mutex_unlock(&c->lock);
+}
+
 static void chat_on_done(void *ctx, const struct router_result *r)
 {
     struct gw_conn *c = ctx;
@@ -238,9 +249,12 @@ static ssize_t chat_read(void *cls, uint64_t pos, char *dst, size_t max)
             c->out_off = 0;
         }
         bool drained = out_drained_locked(c);
+        bool lazy = c->end_held; /* only the call's end waits: no need to wake the router */
         c->upstream_paused = c->upstream_paused && !drained;
         pthread_mutex_unlock(&c->lock);
-        if (drained) /* call_id is final: the stream answer is queued after submit */
+        if (drained && lazy) /* call_id is final: the stream answer is queued after submit */
+            router_resume_lazy(c->gw->rt, c->call_id);
+        else if (drained)
             router_resume(c->gw->rt, c->call_id);
         return (ssize_t)n;
     }
@@ -533,8 +547,11 @@ static enum MHD_Result chat_submit(struct gw_conn *c)
                                     .request_id = c->request_id,
                                     .client = c->client[0] ? c->client : NULL,
                                     .route = pref_route[0] ? pref_route : NULL};
-    struct router_sink sink = {
-        .on_commit = chat_on_commit, .on_event = chat_on_event, .on_done = chat_on_done, .ctx = c};
+    struct router_sink sink = {.on_commit = chat_on_commit,
+                               .on_event = chat_on_event,
+                               .on_done = chat_on_done,
+                               .ctx = c,
+                               .on_held = chat_on_held};
     uint64_t id = router_submit(gw->rt, req, &opts, &sink);
     gw_call_set_id(c, id);
     return chat_wait(c);

@@ -244,6 +244,7 @@ struct gw_conn {
     bool committed;
     char commit_headers[1024]; /* the winner's rate-limit headers, "name: value\n" each */
     bool upstream_paused;      /* the sink said ROUTER_SINK_PAUSE; the reader resumes it */
+    bool end_held;             /* ...and the upstream has ended (on_held): resume lazily */
     char commit_target[64];
     int commit_attempt;
     bool commit_cached;

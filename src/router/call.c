@@ -416,6 +416,8 @@ static void hold_end(struct call *c, struct attempt *a)
     c->end_held = true;
     c->winner = NULL;
     set_last_error(c, a->t, LLM_ERR_NONE, provider_call_status(a->pc), NULL);
+    if (c->sink.on_held)
+        c->sink.on_held(c->sink.ctx);
 }
 
 static void attempt_done(void *ctx, const struct transport_result *res)

@@ -3,7 +3,8 @@
  * entry points of router.h.
  *
  * Inbox: a mutex-guarded singly linked list. Producers append and call transport_wakeup()
- * (curl_multi_wakeup, the only libcurl call made off the router thread); the loop swaps the
+ * (the transport's eventfd; router_resume_lazy alone appends without it, for a message that
+ * can wait for the loop's next turn, at most ROUTER_TICK_MS); the loop swaps the
  * whole list out under the lock and handles it unlocked. Posting hands the message over.
  * Replies (commands, explain) are refcounted between the waiter and the router, so a waiter
  * that times out simply drops its reference.
@@ -97,8 +98,9 @@ static enum sb_status reply_wait(struct reply *r, int timeout_ms, char *msg, siz
 
 /* ---- inbox ---------------------------------------------------------------------------------- */
 
-/* Hands m to the router; false (m untouched) when the router no longer accepts messages. */
-static bool post(struct router *rt, struct msg *m)
+/* Hands m to the router; false (m untouched) when the router no longer accepts messages.
+ * wake: false leaves m for the router's next turn (it wakes at least every ROUTER_TICK_MS). */
+static bool post_wake(struct router *rt, struct msg *m, bool wake)
 {
     pthread_mutex_lock(&rt->inbox_mu);
     bool ok = rt->accepting;
@@ -111,9 +113,14 @@ static bool post(struct router *rt, struct msg *m)
         rt->inbox_tail = m;
     }
     pthread_mutex_unlock(&rt->inbox_mu);
-    if (ok)
+    if (ok && wake)
         rt->tops->wakeup(rt->tr);
     return ok;
+}
+
+static bool post(struct router *rt, struct msg *m)
+{
+    return post_wake(rt, m, true);
 }
 
 static void msg_free(struct msg *m)
@@ -409,13 +416,23 @@ void router_cancel_shutdown(struct router *rt, uint64_t call_id)
     post_cancel(rt, call_id, true);
 }
 
-void router_resume(struct router *rt, uint64_t call_id)
+static void post_resume(struct router *rt, uint64_t call_id, bool wake)
 {
     struct msg *m = xcalloc(1, sizeof *m);
     m->type = MSG_RESUME;
     m->call_id = call_id;
-    if (!post(rt, m))
+    if (!post_wake(rt, m, wake))
         msg_free(m);
+}
+
+void router_resume(struct router *rt, uint64_t call_id)
+{
+    post_resume(rt, call_id, true);
+}
+
+void router_resume_lazy(struct router *rt, uint64_t call_id)
+{
+    post_resume(rt, call_id, false);
 }
 
 enum sb_status router_command(struct router *rt, const struct router_cmd *cmd, char *msg,

@@ -3,6 +3,7 @@
  * support_fake.h). No cmocka here: the fuzzers link it too, so a broken expectation aborts.
  */
 #include <limits.h>
+#include <stdatomic.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -78,6 +79,7 @@ struct fake_net {
     } log[4096];
     long n_log, n_started;
     long pauses, resumes; /* transfers paused by on_data / resumed */
+    atomic_long wakeups;  /* transport_wakeup calls (any thread) */
 };
 
 struct fake_net *fake_net_new(struct fake_clock *clock, fake_plan_fn plan, void *ctx)
@@ -301,7 +303,13 @@ static size_t fk_run(void *self, int max_wait_ms)
 
 static void fk_wakeup(void *self)
 {
-    (void)self;
+    struct fake_net *n = self;
+    atomic_fetch_add(&n->wakeups, 1);
+}
+
+long fake_net_wakeups(const struct fake_net *n)
+{
+    return atomic_load(&n->wakeups);
 }
 
 long fake_net_pauses(const struct fake_net *n)
@@ -466,7 +474,7 @@ static void fc_done(void *ctx, const struct router_result *r)
 
 struct router_sink fake_call_sink(struct fake_call *fc)
 {
-    return (struct router_sink){fc_commit, fc_event, fc_done, fc};
+    return (struct router_sink){fc_commit, fc_event, fc_done, fc, NULL};
 }
 
 bool fake_call_done(void *fake_call)

@@ -63,6 +63,8 @@ size_t fake_net_active(const struct fake_net *n);
 /* How often a transfer was paused by its on_data (TRANSPORT_DATA_PAUSE) and resumed. */
 long fake_net_pauses(const struct fake_net *n);
 long fake_net_resumes(const struct fake_net *n);
+/* How often the router was woken (router_resume_lazy must not). Any thread. */
+long fake_net_wakeups(const struct fake_net *n);
 
 /* A router on the fake transport and clock, from JSON config text; fails the test on error. */
 struct router *fake_router_new(const char *cfg_json, struct fake_clock *clock, fake_plan_fn plan,

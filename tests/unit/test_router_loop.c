@@ -524,6 +524,8 @@ struct pausing {
     struct router_sink inner;
     bool pause;
     uint64_t id;
+    int held;      /* on_held calls */
+    int done_held; /* on_held calls seen when on_done came */
 };
 
 static void pausing_commit(void *ctx, const struct router_commit *c)
@@ -542,7 +544,14 @@ static int pausing_event(void *ctx, const struct llm_event *ev)
 static void pausing_done(void *ctx, const struct router_result *r)
 {
     struct pausing *p = ctx;
+    p->done_held = p->held;
     p->inner.on_done(p->inner.ctx, r);
+}
+
+static void pausing_held(void *ctx)
+{
+    struct pausing *p = ctx;
+    p->held++;
 }
 
 static void pausing_submit(struct rig *r, struct pausing *p)
@@ -550,7 +559,7 @@ static void pausing_submit(struct rig *r, struct pausing *p)
     memset(p, 0, sizeof *p);
     p->pause = true;
     p->inner = fake_call_sink(&p->fc);
-    struct router_sink sk = {pausing_commit, pausing_event, pausing_done, p};
+    struct router_sink sk = {pausing_commit, pausing_event, pausing_done, p, pausing_held};
     p->id = router_submit(r->rt, fake_request("chat", true), NULL, &sk);
 }
 
@@ -607,6 +616,46 @@ static void test_a_call_whose_sink_is_behind_ends_only_once_it_has_drained(void 
     assert_int_equal(q.fc.finishes, 1);
     assert_int_equal(q.fc.errors, 0); /* no second terminal event after its FINISH */
     rig_stop(&r);
+}
+
+/* on_held says when only the call's end waits for the client (the upstream has ended), and
+ * then a resume that does not wake the router ends the call at its next turn. While bytes are
+ * still held upstream there is no on_held: that resume must wake the router (the transfer
+ * holds its connection until then). */
+static void test_a_held_end_is_announced_and_a_lazy_resume_ends_it(void **state)
+{
+    (void)state;
+    struct rig r = {0};
+    r.w.b[0] = B_TRICKLE;
+    rig_start(&r, config_for("o", "\"breaker_failures\":1,\"deadline_ms\":200000", NULL, false));
+    struct pausing p, q;
+    pausing_submit(&r, &p); /* paused with the rest of the stream still upstream */
+    rig_idle(&r, 1000);
+    assert_int_equal(fake_net_pauses(r.net), 1);
+    assert_int_equal(p.held, 0);
+    p.pause = false;
+    router_resume(r.rt, p.id);
+    fake_drive(r.rt, r.net, &r.clock, rig_now(&r) + 5000, fake_call_done, &p.fc);
+    assert_int_equal(p.fc.dones, 1);
+    assert_int_equal(p.held, 0);
+    rig_stop(&r);
+
+    struct rig s = {0};
+    rig_start(&s, config_for("o", NULL, NULL, false));
+    pausing_submit(&s, &q); /* the whole answer arrives at once: the end is held */
+    rig_idle(&s, 1000);
+    assert_int_equal(q.fc.finishes, 1);
+    assert_int_equal(q.held, 1);
+    assert_int_equal(q.fc.dones, 0);
+    long wakeups = fake_net_wakeups(s.net);
+    router_resume_lazy(s.rt, q.id);
+    assert_int_equal(fake_net_wakeups(s.net), wakeups);
+    fake_drive(s.rt, s.net, &s.clock, rig_now(&s) + 1000, fake_call_done, &q.fc);
+    assert_int_equal(q.fc.dones, 1);
+    assert_int_equal(q.done_held, 1); /* before on_done */
+    assert_int_equal(q.fc.result.err, LLM_ERR_NONE);
+    assert_string_equal(q.fc.result_target, "a");
+    rig_stop(&s);
 }
 
 /* ---- hedges -----------------------------------------------------------------------------------
@@ -926,6 +975,7 @@ int main(void)
         T(test_a_stalled_stream_is_cut_by_the_idle_timeout),
         T(test_a_paused_sink_stops_the_upstream_until_resumed),
         T(test_a_call_whose_sink_is_behind_ends_only_once_it_has_drained),
+        T(test_a_held_end_is_announced_and_a_lazy_resume_ends_it),
         T(test_drain_lets_calls_finish_then_cancels_the_rest_as_a_shutdown),
         T(test_stop_ends_every_call_once),
         T(test_a_hedge_wins_over_a_slow_target),
