@@ -18,6 +18,7 @@
 #include <cmocka.h>
 #include <sqlite3.h>
 
+#include "support_tmp.h"
 #include "switchboard/ledger.h"
 #include "switchboard/log.h"
 
@@ -29,32 +30,6 @@
 #define NOV21      (NOV21_NOON - 12 * HOUR)
 #define NOV01      (NOV21 - 20 * DAY)
 #define DEC01      (NOV01 + 30 * DAY)
-
-struct tmp {
-    char dir[64];
-    char path[128];
-};
-
-static int setup_tmp(void **state)
-{
-    struct tmp *t = calloc(1, sizeof *t);
-    snprintf(t->dir, sizeof t->dir, "/tmp/sb-ledger.XXXXXX");
-    assert_non_null(mkdtemp(t->dir));
-    snprintf(t->path, sizeof t->path, "%s/ledger.db", t->dir);
-    *state = t;
-    return 0;
-}
-
-static int teardown_tmp(void **state)
-{
-    struct tmp *t = *state;
-    char cmd[160];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", t->dir);
-    if (system(cmd) != 0)
-        fprintf(stderr, "could not remove %s\n", t->dir);
-    free(t);
-    return 0;
-}
 
 static struct ledger_call base_call(int64_t at)
 {
@@ -126,7 +101,7 @@ static struct ledger *open_ok(const char *path, int64_t batch_ms)
 
 static void test_ledger_writes_a_call_and_reads_every_field_back(void **state)
 {
-    struct tmp *t = *state;
+    struct tmp_dir *t = *state;
     struct ledger *l = open_ok(t->path, 20);
     struct ledger_call c = base_call(NOV21_NOON);
     c.retries = 2;
@@ -180,7 +155,7 @@ static double column_double(const char *path, const char *sql, bool *is_null)
 
 static void test_ledger_missing_usage_is_null_cost_never_zero(void **state)
 {
-    struct tmp *t = *state;
+    struct tmp_dir *t = *state;
     struct ledger *l = open_ok(t->path, 20);
     struct ledger_call c = base_call(NOV21_NOON);
     c.usage.present = false;
@@ -213,7 +188,7 @@ static void test_ledger_missing_usage_is_null_cost_never_zero(void **state)
 
 static void test_ledger_close_writes_everything_queued(void **state)
 {
-    struct tmp *t = *state;
+    struct tmp_dir *t = *state;
     struct ledger *l = open_ok(t->path, 5000); /* no batch would be due before close */
     enum { N = 20000 };
     for (int i = 0; i < N; i++) {
@@ -226,7 +201,7 @@ static void test_ledger_close_writes_everything_queued(void **state)
 
 static void test_ledger_commits_a_batch_while_open(void **state)
 {
-    struct tmp *t = *state;
+    struct tmp_dir *t = *state;
     struct ledger *l = open_ok(t->path, 30);
     struct ledger_call c = base_call(NOV21_NOON);
     ledger_post_call(l, &c);
@@ -264,7 +239,7 @@ static void check_info(const struct ledger_call_info *i)
 
 static void test_ledger_finds_a_call_by_request_id_queued_and_written(void **state)
 {
-    struct tmp *t = *state;
+    struct tmp_dir *t = *state;
     struct ledger *l = open_ok(t->path, 60000); /* nothing written while the test looks */
     struct ledger_call c = base_call(NOV21_NOON);
     c.attempts = 2;
@@ -321,7 +296,7 @@ static const struct ledger_spend_item *item(const struct ledger_spend *s, enum b
 
 static void test_ledger_rebuilds_spend_per_utc_day_and_month(void **state)
 {
-    struct tmp *t = *state;
+    struct tmp_dir *t = *state;
     struct ledger *l = open_ok(t->path, 20);
     post_at(l, NOV01 - 1, "a", "chat", "x", 100);     /* October: out */
     post_at(l, NOV01, "a", "chat", "x", 1);           /* this month */
@@ -375,7 +350,7 @@ static void test_ledger_rebuilds_spend_per_utc_day_and_month(void **state)
 
 static void test_ledger_spend_of_a_missing_file_or_memory_is_zero(void **state)
 {
-    struct tmp *t = *state;
+    struct tmp_dir *t = *state;
     struct ledger_spend s;
     ledger_spend_init(&s);
     char msg[256];
@@ -400,7 +375,7 @@ static int schema_version(const char *path)
 
 static void test_ledger_reopen_appends_and_keeps_the_schema(void **state)
 {
-    struct tmp *t = *state;
+    struct tmp_dir *t = *state;
     struct ledger *l = open_ok(t->path, 20);
     struct ledger_call c = base_call(NOV21_NOON);
     ledger_post_call(l, &c);
@@ -419,7 +394,7 @@ static void test_ledger_reopen_appends_and_keeps_the_schema(void **state)
  * its rows, and records each call's client key name from then on. */
 static void test_ledger_migrates_to_client_keys(void **state)
 {
-    struct tmp *t = *state;
+    struct tmp_dir *t = *state;
     struct ledger *l = open_ok(t->path, 20);
     struct ledger_call c = base_call(NOV21_NOON);
     ledger_post_call(l, &c);
@@ -457,7 +432,7 @@ static void test_ledger_migrates_to_client_keys(void **state)
 
 static void test_ledger_refuses_a_newer_schema(void **state)
 {
-    struct tmp *t = *state;
+    struct tmp_dir *t = *state;
     sqlite3 *db = NULL;
     assert_int_equal(sqlite3_open(t->path, &db), SQLITE_OK);
     assert_int_equal(sqlite3_exec(db,
@@ -474,7 +449,7 @@ static void test_ledger_refuses_a_newer_schema(void **state)
 
 static void test_ledger_refuses_what_is_not_a_database(void **state)
 {
-    struct tmp *t = *state;
+    struct tmp_dir *t = *state;
     FILE *f = fopen(t->path, "w");
     assert_non_null(f);
     for (int i = 0; i < 200; i++)
@@ -500,7 +475,7 @@ static void test_ledger_unopenable_path_names_the_file(void **state)
 
 static void test_ledger_records_events_and_votes(void **state)
 {
-    struct tmp *t = *state;
+    struct tmp_dir *t = *state;
     struct ledger *l = open_ok(t->path, 20);
     ledger_post_event(l, NOV21_NOON, "operator", "a", "console: drain a: weight 1 -> drained");
     ledger_post_event(l, NOV21_NOON + 1, "budget", NULL, "budget 'global' at 80%");
@@ -522,7 +497,7 @@ static void test_ledger_records_events_and_votes(void **state)
 /* An audit row keeps who, target, action, before -> after and expiry in their own columns. */
 static void test_ledger_audit_rows_have_every_field(void **state)
 {
-    struct tmp *t = *state;
+    struct tmp_dir *t = *state;
     struct ledger *l = open_ok(t->path, 20);
     struct ledger_audit a = {.wall_ms = NOV21_NOON,
                              .user = "oncall:alice",
@@ -562,7 +537,7 @@ static void test_ledger_audit_rows_have_every_field(void **state)
 /* A version-3 ledger (events without audit columns) migrates, keeping its rows. */
 static void test_ledger_migrates_events_to_audit_columns(void **state)
 {
-    struct tmp *t = *state;
+    struct tmp_dir *t = *state;
     struct ledger *l = open_ok(t->path, 20);
     ledger_post_event(l, NOV21_NOON, "operator", "a", "old row");
     ledger_close(l);
@@ -651,7 +626,7 @@ static void *post_many(void *arg)
 
 static void test_ledger_takes_rows_from_many_threads_at_once(void **state)
 {
-    struct tmp *t = *state;
+    struct tmp_dir *t = *state;
     struct ledger *l = open_ok(t->path, 10);
     enum { THREADS = 4 };
     pthread_t th[THREADS];
@@ -721,37 +696,37 @@ int main(void)
     log_setup(LOG_LEVEL_OFF, -1);
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_ledger_finds_a_call_by_request_id_queued_and_written,
-                                        setup_tmp, teardown_tmp),
+                                        tmp_setup, tmp_teardown),
         cmocka_unit_test_setup_teardown(test_ledger_writes_a_call_and_reads_every_field_back,
-                                        setup_tmp, teardown_tmp),
+                                        tmp_setup, tmp_teardown),
         cmocka_unit_test_setup_teardown(test_ledger_missing_usage_is_null_cost_never_zero,
-                                        setup_tmp, teardown_tmp),
-        cmocka_unit_test_setup_teardown(test_ledger_close_writes_everything_queued, setup_tmp,
-                                        teardown_tmp),
-        cmocka_unit_test_setup_teardown(test_ledger_commits_a_batch_while_open, setup_tmp,
-                                        teardown_tmp),
-        cmocka_unit_test_setup_teardown(test_ledger_rebuilds_spend_per_utc_day_and_month, setup_tmp,
-                                        teardown_tmp),
+                                        tmp_setup, tmp_teardown),
+        cmocka_unit_test_setup_teardown(test_ledger_close_writes_everything_queued, tmp_setup,
+                                        tmp_teardown),
+        cmocka_unit_test_setup_teardown(test_ledger_commits_a_batch_while_open, tmp_setup,
+                                        tmp_teardown),
+        cmocka_unit_test_setup_teardown(test_ledger_rebuilds_spend_per_utc_day_and_month, tmp_setup,
+                                        tmp_teardown),
         cmocka_unit_test_setup_teardown(test_ledger_spend_of_a_missing_file_or_memory_is_zero,
-                                        setup_tmp, teardown_tmp),
-        cmocka_unit_test_setup_teardown(test_ledger_migrates_to_client_keys, setup_tmp,
-                                        teardown_tmp),
-        cmocka_unit_test_setup_teardown(test_ledger_reopen_appends_and_keeps_the_schema, setup_tmp,
-                                        teardown_tmp),
-        cmocka_unit_test_setup_teardown(test_ledger_refuses_a_newer_schema, setup_tmp,
-                                        teardown_tmp),
-        cmocka_unit_test_setup_teardown(test_ledger_refuses_what_is_not_a_database, setup_tmp,
-                                        teardown_tmp),
+                                        tmp_setup, tmp_teardown),
+        cmocka_unit_test_setup_teardown(test_ledger_migrates_to_client_keys, tmp_setup,
+                                        tmp_teardown),
+        cmocka_unit_test_setup_teardown(test_ledger_reopen_appends_and_keeps_the_schema, tmp_setup,
+                                        tmp_teardown),
+        cmocka_unit_test_setup_teardown(test_ledger_refuses_a_newer_schema, tmp_setup,
+                                        tmp_teardown),
+        cmocka_unit_test_setup_teardown(test_ledger_refuses_what_is_not_a_database, tmp_setup,
+                                        tmp_teardown),
         cmocka_unit_test(test_ledger_unopenable_path_names_the_file),
-        cmocka_unit_test_setup_teardown(test_ledger_records_events_and_votes, setup_tmp,
-                                        teardown_tmp),
-        cmocka_unit_test_setup_teardown(test_ledger_audit_rows_have_every_field, setup_tmp,
-                                        teardown_tmp),
-        cmocka_unit_test_setup_teardown(test_ledger_migrates_events_to_audit_columns, setup_tmp,
-                                        teardown_tmp),
+        cmocka_unit_test_setup_teardown(test_ledger_records_events_and_votes, tmp_setup,
+                                        tmp_teardown),
+        cmocka_unit_test_setup_teardown(test_ledger_audit_rows_have_every_field, tmp_setup,
+                                        tmp_teardown),
+        cmocka_unit_test_setup_teardown(test_ledger_migrates_events_to_audit_columns, tmp_setup,
+                                        tmp_teardown),
         cmocka_unit_test(test_ledger_memory_keeps_nothing),
-        cmocka_unit_test_setup_teardown(test_ledger_takes_rows_from_many_threads_at_once, setup_tmp,
-                                        teardown_tmp),
+        cmocka_unit_test_setup_teardown(test_ledger_takes_rows_from_many_threads_at_once, tmp_setup,
+                                        tmp_teardown),
         cmocka_unit_test(test_ledger_utc_calendar),
         cmocka_unit_test(test_ledger_parses_since),
     };

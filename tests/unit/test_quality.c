@@ -18,36 +18,11 @@
 #include <cmocka.h>
 #include <sqlite3.h>
 
+#include "support_tmp.h"
 #include "switchboard/ledger.h"
 
 #define HOUR 3600000LL
 #define T0   1795262400000LL /* 2026-11-21T12:00:00Z */
-
-struct tmp {
-    char dir[64];
-    char path[128];
-};
-
-static int setup_tmp(void **state)
-{
-    struct tmp *t = calloc(1, sizeof *t);
-    snprintf(t->dir, sizeof t->dir, "/tmp/sb-quality.XXXXXX");
-    assert_non_null(mkdtemp(t->dir));
-    snprintf(t->path, sizeof t->path, "%s/ledger.db", t->dir);
-    *state = t;
-    return 0;
-}
-
-static int teardown_tmp(void **state)
-{
-    struct tmp *t = *state;
-    char cmd[160];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", t->dir);
-    if (system(cmd) != 0)
-        fprintf(stderr, "could not remove %s\n", t->dir);
-    free(t);
-    return 0;
-}
 
 static struct ledger *open_ok(const char *path, int64_t batch_ms)
 {
@@ -117,7 +92,7 @@ static double column_double(const char *path, const char *sql)
  * tied to it at once, with the call's target, route, model, tag and user. */
 static void test_feedback_rates_a_call_still_queued(void **state)
 {
-    struct tmp *t = *state;
+    struct tmp_dir *t = *state;
     struct ledger *l = open_ok(t->path, 5000);
     struct ledger_call c = call_at(T0, "req-a", "a", 200, LLM_FINISH_STOP, 0.01);
     ledger_post_call(l, &c);
@@ -144,7 +119,7 @@ static void test_feedback_rates_a_call_still_queued(void **state)
 /* Committed rows are found in the file; a second rating is a duplicate from there too. */
 static void test_feedback_rates_a_committed_call_once(void **state)
 {
-    struct tmp *t = *state;
+    struct tmp_dir *t = *state;
     struct ledger *l = open_ok(t->path, 10);
     struct ledger_call c = call_at(T0, "req-b", "b", 200, LLM_FINISH_STOP, 0.01);
     ledger_post_call(l, &c);
@@ -163,7 +138,7 @@ static void test_feedback_rates_a_committed_call_once(void **state)
 
 static void test_feedback_refuses_unknown_late_and_foreign_ratings(void **state)
 {
-    struct tmp *t = *state;
+    struct tmp_dir *t = *state;
     struct ledger *l = open_ok(t->path, 10);
     struct ledger_call c = call_at(T0, "req-c", "a", 200, LLM_FINISH_STOP, 0.01);
     c.client = "team-a";
@@ -254,7 +229,7 @@ static const struct ledger_quality_row *group(const struct ledger_quality *q, co
 
 static void test_quality_per_target_from_calls_and_feedback(void **state)
 {
-    struct tmp *t = *state;
+    struct tmp_dir *t = *state;
     seed(t->path);
     struct ledger_quality q;
     ledger_quality_init(&q);
@@ -293,7 +268,7 @@ static void test_quality_per_target_from_calls_and_feedback(void **state)
 
 static void test_quality_hides_satisfaction_below_the_minimum_volume(void **state)
 {
-    struct tmp *t = *state;
+    struct tmp_dir *t = *state;
     seed(t->path);
     struct ledger_quality q;
     ledger_quality_init(&q);
@@ -321,7 +296,7 @@ static void test_quality_hides_satisfaction_below_the_minimum_volume(void **stat
 
 static void test_quality_groups_by_user_and_route_and_window(void **state)
 {
-    struct tmp *t = *state;
+    struct tmp_dir *t = *state;
     seed(t->path);
     struct ledger_quality q;
     ledger_quality_init(&q);
@@ -365,7 +340,7 @@ static void test_quality_derive_without_calls_or_feedback(void **state)
 
 static void test_quality_of_a_missing_file_is_empty(void **state)
 {
-    struct tmp *t = *state;
+    struct tmp_dir *t = *state;
     struct ledger_quality q;
     ledger_quality_init(&q);
     char msg[256];
@@ -378,7 +353,7 @@ static void test_quality_of_a_missing_file_is_empty(void **state)
 
 static void test_recent_negative_feedback_newest_first(void **state)
 {
-    struct tmp *t = *state;
+    struct tmp_dir *t = *state;
     seed(t->path);
     struct ledger_feedback_item items[4];
     size_t n = 0;
@@ -408,7 +383,7 @@ static void test_user_hash_is_stable_and_short(void **state)
 /* A version 2 ledger (client keys, before quality) keeps its rows and can be rated. */
 static void test_ledger_migrates_to_quality(void **state)
 {
-    struct tmp *t = *state;
+    struct tmp_dir *t = *state;
     struct ledger *l = open_ok(t->path, 10);
     struct ledger_call c = call_at(T0, "old", "a", 200, LLM_FINISH_STOP, 0.01);
     ledger_post_call(l, &c);
@@ -451,7 +426,7 @@ static void test_ledger_migrates_to_quality(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-#define T(f) cmocka_unit_test_setup_teardown(f, setup_tmp, teardown_tmp)
+#define T(f) cmocka_unit_test_setup_teardown(f, tmp_setup, tmp_teardown)
         T(test_feedback_rates_a_call_still_queued),
         T(test_feedback_rates_a_committed_call_once),
         T(test_feedback_refuses_unknown_late_and_foreign_ratings),

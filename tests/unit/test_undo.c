@@ -18,12 +18,12 @@
 #include <cmocka.h>
 #include <sqlite3.h>
 
+#include "support_tmp.h"
 #include "switchboard/log.h"
 #include "switchboard/router.h"
 
 struct fixture {
-    char dir[64];
-    char db[128];
+    struct tmp_dir tmp; /* its path is the ledger file */
     struct router *rt;
     struct router_snapshot *snap;
 };
@@ -58,10 +58,8 @@ static struct router *make_router(const char *ledger)
 static int setup(void **state)
 {
     struct fixture *f = xcalloc(1, sizeof *f);
-    snprintf(f->dir, sizeof f->dir, "/tmp/sb-undo.XXXXXX");
-    assert_non_null(mkdtemp(f->dir));
-    snprintf(f->db, sizeof f->db, "%s/ledger.db", f->dir);
-    f->rt = make_router(f->db);
+    tmp_dir_make(&f->tmp);
+    f->rt = make_router(f->tmp.path);
     f->snap = xcalloc(1, sizeof *f->snap);
     *state = f;
     return 0;
@@ -73,10 +71,7 @@ static int teardown(void **state)
     if (f->rt)
         router_free(f->rt);
     free(f->snap);
-    char cmd[160];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", f->dir);
-    if (system(cmd) != 0)
-        fprintf(stderr, "could not remove %s\n", f->dir);
+    tmp_dir_remove(&f->tmp);
     free(f);
     return 0;
 }
@@ -215,7 +210,7 @@ static void test_every_audit_row_has_every_field(void **state)
         clock_sleep_ms(20);
     router_free(f->rt);
     f->rt = NULL;
-    const char *db = f->db;
+    const char *db = f->tmp.path;
     assert_int_equal(count(db, "SELECT COUNT(*) FROM events WHERE kind='operator' AND"
                                " (user IS NULL OR action IS NULL OR target IS NULL OR"
                                "  state_before IS NULL OR state_after IS NULL)"),
