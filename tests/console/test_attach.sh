@@ -66,29 +66,6 @@ tfield_gt() { local v; v=$(tstate "$1" "$2" "$3") && (( ${v%.*} > $4 )); }
 events_have() { state "$1" "any('$2' in e['text'] for e in j['events'])" | grep -qx True; }
 loadp() { local p=$1; shift; python3 "$root/tests/integration/load.py" "$p" "$@"; }
 
-cat > "$TMP/cell.py" <<'PY'
-import sys
-target, title = sys.argv[1], sys.argv[2]
-lines = sys.stdin.read().split("\n")
-hdr = next((l for l in lines if l.startswith("TARGET ")), None)
-row = next((l for l in lines if l.startswith(target + " ")), None)
-if hdr is None or row is None or title not in hdr:
-    sys.exit(1)
-s = hdr.index(title)
-e = s + len(title)
-if title in ("STATE", "OVR", "PROBE", "FORMAT/MODEL"):
-    words = row[s:].split()
-    print(words[0] if words else "")
-else:
-    words = row[:e].split()
-    print(words[-1] if words else "")
-PY
-lacks_now() { ! cap "$1" | grep -qE -- "$2"; }
-cell() { cap "$1" | python3 "$TMP/cell.py" "$2" "$3"; }
-cell_is() { [[ "$(cell "$1" "$2" "$3")" == "$4" ]]; }
-cell_not() { local v; v=$(cell "$1" "$2" "$3") && [[ -n $v && $v != "$4" ]]; }
-text() { "${TM[@]}" send-keys -t "$1" -l -- "$2"; }
-esc() { keys "$1" Escape; sleep 0.3; }
 CUR=one
 eval "orig_$(declare -f bad)"
 bad() { orig_bad "$@"; dump "$CUR"; }

@@ -53,34 +53,7 @@ cat > "$TMP/sb.json" <<JSON
 JSON
 unset SB_TEST_UNSET_KEY
 
-# cell.py TARGET TITLE < screen: the cell of TARGET's row under the column TITLE. Numeric
-# columns are right-aligned under their title, the others start at its first character.
-cat > "$TMP/cell.py" <<'PY'
-import sys
-target, title = sys.argv[1], sys.argv[2]
-lines = sys.stdin.read().split("\n")
-hdr = next((l for l in lines if l.startswith("TARGET ")), None)
-row = next((l for l in lines if l.startswith(target + " ")), None)
-if hdr is None or row is None or title not in hdr:
-    sys.exit(1)
-s = hdr.index(title)
-e = s + len(title)
-if title in ("STATE", "OVR", "PROBE", "FORMAT/MODEL"):
-    words = row[s:].split()
-    print(words[0] if words else "")
-else:
-    words = row[:e].split()
-    print(words[-1] if words else "")
-PY
-
-has() { cap "$1" | grep -qE -- "$2"; }     # has SESSION ERE
-lacks_now() { ! cap "$1" | grep -qE -- "$2"; }
-cell() { cap "$1" | python3 "$TMP/cell.py" "$2" "$3"; }
-cell_is() { [[ "$(cell "$1" "$2" "$3")" == "$4" ]]; }
-cell_not() { local v; v=$(cell "$1" "$2" "$3") && [[ -n $v && $v != "$4" ]]; }
 cell_ge() { local v; v=$(cell "$1" "$2" "$3") && [[ $v =~ ^[0-9]+$ ]] && ((v >= $4)); }
-text() { "${TM[@]}" send-keys -t "$1" -l -- "$2"; }
-esc() { keys "$1" Escape; sleep 0.3; }  # let ESC stand alone (not an Alt- prefix)
 pane_pid() { "${TM[@]}" display -p -t "$1" '#{pane_pid}'; }
 console_pid() { pgrep -P "$(pane_pid "$1")" -x switchboard; }
 alt_screen_off() { [[ $("${TM[@]}" display -p -t "$1" '#{alternate_on}') == 0 ]]; }

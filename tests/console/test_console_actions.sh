@@ -43,9 +43,6 @@ cat > "$TMP/sb.json" <<JSON
 }
 JSON
 
-lacks_now() { ! cap "$1" | grep -qE -- "$2"; }
-text() { "${TM[@]}" send-keys -t "$1" -l -- "$2"; }
-esc() { keys "$1" Escape; sleep 0.3; }
 CUR=main
 eval "orig_$(declare -f bad)"
 bad() { orig_bad "$@"; dump "$CUR"; }

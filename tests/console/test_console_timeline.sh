@@ -40,8 +40,6 @@ config "$TMP/sb.json" "$TMP/sb.db"
 
 lacks() { ! cap "$1" | grep -qE -- "$2"; }
 count_is() { [[ $(cap "$1" | grep -cE -- "$2") == "$3" ]]; }
-text() { "${TM[@]}" send-keys -t "$1" -l -- "$2"; }
-esc() { keys "$1" Escape; sleep 0.3; }
 CUR=main
 eval "orig_$(declare -f bad)"
 bad() { orig_bad "$@"; dump "$CUR"; }

@@ -55,8 +55,6 @@ all_to() { # all_to TARGET PORT...: ten calls to each instance all answered by T
   for p in "$@"; do [[ $(targets_of "$p") == "{'$t': 10}" ]] || return 1; done
 }
 
-lacks_now() { ! cap "$1" | grep -qE -- "$2"; }
-text() { "${TM[@]}" send-keys -t "$1" -l -- "$2"; }
 dump() { echo "---- screen:"; cap con; echo "----"; }
 eval "orig_$(declare -f bad)"
 bad() { orig_bad "$@"; dump; }
