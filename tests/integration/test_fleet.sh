@@ -301,8 +301,12 @@ if [[ ${FLEET_QUICK:-0} != 1 ]]; then
   check "the fleet-wide guard caught a spike no instance saw alone ($n_429 refused)" \
     test "$n_429" -ge 30
   check "...refusing as a rate spike" test "$spiked" -ge 1
-  check "...and kept about 5x the fleet's floor (<= 10/s + slack: $n_ok in 8 s)" \
-    test "$n_ok" -le 130
+  # The slack is the fleet counts' flush lag (250 ms per instance); a sanitizer build runs
+  # several times slower and lags more (TSan saw 134). Without sharing all 192 are answered.
+  slack=50
+  grep -qaE '__(asan|tsan)_init' "$SB" && slack=90
+  check "...and kept about 5x the fleet's floor (<= 10/s + $slack: $n_ok in 8 s)" \
+    test "$n_ok" -le $((80 + slack))
 fi
 
 # ---- 4b. fleet-wide max_concurrency ---------------------------------------------------------------
