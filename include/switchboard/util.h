@@ -87,6 +87,10 @@ int64_t clock_mono_ms(void);
 int64_t clock_mono_us(void);
 int64_t clock_wall_ms(void);
 void clock_sleep_ms(int64_t ms);
+/* ts = now on CLOCK_REALTIME + ms (ms < 0 counts as 0): the absolute deadline
+ * pthread_cond_timedwait takes. */
+struct timespec;
+void clock_deadline_in(struct timespec *ts, int64_t ms);
 
 /* Strings. */
 bool str_eq(const char *a, const char *b);  /* NULL-safe */

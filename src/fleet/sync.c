@@ -737,13 +737,7 @@ static bool exchange(struct fleet *f, int64_t now, char *err, size_t errlen)
 static void wait_ms(struct fleet *f, int64_t ms)
 {
     struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    ts.tv_sec += (time_t)(ms / 1000);
-    ts.tv_nsec += (long)(ms % 1000) * 1000000L;
-    if (ts.tv_nsec >= 1000000000L) {
-        ts.tv_sec++;
-        ts.tv_nsec -= 1000000000L;
-    }
+    clock_deadline_in(&ts, ms);
     pthread_mutex_lock(&f->mu);
     if (!atomic_load(&f->stopping))
         pthread_cond_timedwait(&f->cv, &f->mu, &ts);

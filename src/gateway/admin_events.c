@@ -160,12 +160,7 @@ static void *pump_main(void *arg)
         wake_streams(ev, false);
         pthread_mutex_lock(&ev->mu);
         struct timespec until;
-        clock_gettime(CLOCK_REALTIME, &until);
-        until.tv_nsec += GW_EV_TICK_MS * 1000000L;
-        if (until.tv_nsec >= 1000000000L) {
-            until.tv_sec++;
-            until.tv_nsec -= 1000000000L;
-        }
+        clock_deadline_in(&until, GW_EV_TICK_MS);
         if (!ev->stop)
             pthread_cond_timedwait(&ev->cv, &ev->mu, &until);
     }

@@ -276,7 +276,7 @@ bool gateway_wait_idle(struct gateway *gw, int64_t timeout_ms)
     if (!gw)
         return true;
     struct timespec until;
-    gw_deadline_in(&until, timeout_ms > 0 ? timeout_ms : 0);
+    clock_deadline_in(&until, timeout_ms);
     pthread_mutex_lock(&gw->lock);
     int rc = 0;
     while (gw->calls_open > 0 && rc != ETIMEDOUT)
@@ -294,17 +294,6 @@ long gateway_in_flight(struct gateway *gw)
     long n = gw->calls_open;
     pthread_mutex_unlock(&gw->lock);
     return n;
-}
-
-void gw_deadline_in(struct timespec *ts, int64_t ms)
-{
-    clock_gettime(CLOCK_REALTIME, ts);
-    ts->tv_sec += (time_t)(ms / 1000);
-    ts->tv_nsec += (long)(ms % 1000) * 1000000L;
-    if (ts->tv_nsec >= 1000000000L) {
-        ts->tv_sec++;
-        ts->tv_nsec -= 1000000000L;
-    }
 }
 
 /* Cancels every call in the router as a shutdown; returns once each on_done has returned or
@@ -329,7 +318,7 @@ static void stop_calls(struct gateway *gw)
     free(ids);
 
     struct timespec until;
-    gw_deadline_in(&until, GW_STOP_WAIT_MS);
+    clock_deadline_in(&until, GW_STOP_WAIT_MS);
     pthread_mutex_lock(&gw->lock);
     int rc = 0;
     while (gw->calls_live > 0 && rc != ETIMEDOUT)

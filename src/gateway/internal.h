@@ -430,8 +430,6 @@ void gw_watch_stop(struct gateway *gw);
  * when that would go over. All released by gw_body_release (gw_conn_free). MHD thread. */
 bool gw_body_reserve(struct gw_conn *c, size_t n);
 void gw_body_release(struct gw_conn *c);
-/* ts = now (CLOCK_REALTIME, for pthread_cond_timedwait) + ms. */
-void gw_deadline_in(struct timespec *ts, int64_t ms);
 /* Logs at most once per GW_LOG_EVERY_MS per *last (caller holds gw->lock). */
 bool gw_log_due_locked(int64_t *last_ms);
 

@@ -170,7 +170,7 @@ static void *watch_main(void *arg)
     pthread_mutex_lock(&gw->sock_lock);
     while (!gw->watch_stop) {
         struct timespec until;
-        gw_deadline_in(&until, GW_WATCH_TICK_MS);
+        clock_deadline_in(&until, GW_WATCH_TICK_MS);
         pthread_cond_timedwait(&gw->sock_cond, &gw->sock_lock, &until);
         char addr[48] = "";
         unsigned n = gw->watch_stop ? 0 : cut_late(gw, clock_mono_ms(), addr, sizeof addr);

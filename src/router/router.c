@@ -74,13 +74,7 @@ static enum sb_status reply_wait(struct reply *r, int timeout_ms, char *msg, siz
                                  struct buf *text)
 {
     struct timespec until;
-    clock_gettime(CLOCK_REALTIME, &until);
-    until.tv_sec += timeout_ms / 1000;
-    until.tv_nsec += (long)(timeout_ms % 1000) * 1000000L;
-    if (until.tv_nsec >= 1000000000L) {
-        until.tv_sec++;
-        until.tv_nsec -= 1000000000L;
-    }
+    clock_deadline_in(&until, timeout_ms);
     pthread_mutex_lock(&r->mu);
     while (!r->done) {
         if (pthread_cond_timedwait(&r->cv, &r->mu, &until) == ETIMEDOUT)

@@ -28,6 +28,19 @@ int64_t clock_wall_ms(void)
     return clock_read(CLOCK_REALTIME, 1000000);
 }
 
+void clock_deadline_in(struct timespec *ts, int64_t ms)
+{
+    if (ms < 0)
+        ms = 0;
+    clock_gettime(CLOCK_REALTIME, ts);
+    ts->tv_sec += (time_t)(ms / 1000);
+    ts->tv_nsec += (long)(ms % 1000) * 1000000L;
+    if (ts->tv_nsec >= 1000000000L) {
+        ts->tv_sec++;
+        ts->tv_nsec -= 1000000000L;
+    }
+}
+
 void clock_sleep_ms(int64_t ms)
 {
     if (ms <= 0)

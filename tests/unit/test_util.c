@@ -188,6 +188,29 @@ static void test_utf8_sanitize_replaces_invalid_bytes(void **state)
     buf_cleanup(&b);
 }
 
+static int64_t ts_ms(const struct timespec *ts)
+{
+    return (int64_t)ts->tv_sec * 1000 + ts->tv_nsec / 1000000;
+}
+
+static void test_clock_deadline_is_normalised_and_never_past(void **state)
+{
+    (void)state;
+    for (int i = 0; i < 50; i++) { /* some of these land where tv_nsec carries */
+        struct timespec ts;
+        int64_t before = clock_wall_ms();
+        clock_deadline_in(&ts, 1999);
+        int64_t after = clock_wall_ms();
+        assert_true(ts.tv_nsec >= 0 && ts.tv_nsec < 1000000000L);
+        assert_true(ts_ms(&ts) >= before + 1999 - 1 && ts_ms(&ts) <= after + 1999 + 1);
+        clock_sleep_ms(i % 3);
+    }
+    struct timespec past;
+    int64_t before = clock_wall_ms();
+    clock_deadline_in(&past, -5000);
+    assert_true(ts_ms(&past) >= before - 1);
+}
+
 static void test_clock_is_monotonic_and_sleeps(void **state)
 {
     (void)state;
@@ -273,6 +296,7 @@ int main(void)
         cmocka_unit_test(test_utf8_prefix_stops_before_incomplete_sequence),
         cmocka_unit_test(test_utf8_sanitize_replaces_invalid_bytes),
         cmocka_unit_test(test_clock_is_monotonic_and_sleeps),
+        cmocka_unit_test(test_clock_deadline_is_normalised_and_never_past),
         cmocka_unit_test(test_xgrow_and_hash),
         cmocka_unit_test(test_str_has_ctl_finds_any_control_character),
         cmocka_unit_test(test_str_is_path_segment_refuses_what_bends_a_url),
