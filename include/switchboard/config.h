@@ -169,6 +169,7 @@ struct config_router {
     int64_t breaker_cooldown_max_ms; /* re-opens double the cooldown up to this; default 300000 */
     long breaker_slow_strikes;       /* hung hedge losers in a row that open it; default 3 */
     int64_t rate_limit_cooldown_ms;  /* cooldown after a 429 without Retry-After; default 1000 */
+    long workers; /* decode/encode worker threads, 0..16; -1 (absent) = online cores (capped) */
 };
 
 /* A named admin API token: the audit names who acted by this name. */

@@ -9,6 +9,8 @@
  * thread-safe: router_submit / router_cancel / router_command post messages to its inbox;
  * router_snapshot_read copies the last published snapshot. Sink callbacks run on the router
  * thread: they must not block and must not call back into the router except router_cancel.
+ * A sink that sets any_thread may get its events on a decode/encode worker instead, once
+ * its call has committed (router.workers; see struct router_sink).
  *
  * Call rule for streams: failures before the first output byte reaches the sink are retried
  * or fallen back transparently; after it, the call ends with an ERROR event (a truncated
@@ -47,6 +49,9 @@ struct router_env {
     const struct transport_ops *transport;
     void *transport_self;
     struct router_clock clock;
+    /* Tests: the decode/encode workers (router.workers) run no threads of their own; the
+     * caller runs their queued work with router_workers_step. */
+    bool workers_manual;
 };
 
 /* Takes ownership of cfg. Opens the ledger at cfg->ledger.path (":memory:" allowed) and
@@ -62,6 +67,14 @@ struct router *router_new_env(struct config *cfg, const struct router_env *env, 
 void router_step(struct router *rt);
 /* When router_step next has work of its own (the earliest timer or tick), router clock ms. */
 int64_t router_next_wake_ms(struct router *rt);
+/* Runs every queued batch of the decode/encode workers on the calling thread (a router made
+ * with workers_manual; tests). Returns the number of stream batches run (0: nothing queued,
+ * or no workers). Call it from the thread that steps the router. */
+size_t router_workers_step(struct router *rt);
+/* Optional, before the first call: fn(ctx) runs on a worker thread at the end of each of
+ * its batches (after the batch's sink events, before the router hears of them), so a sink
+ * that defers its wake-ups per thread can flush what this thread deferred. */
+void router_set_batch_end(struct router *rt, void (*fn)(void *ctx), void *ctx);
 /* Starts the router thread (and its probes). */
 enum sb_status router_start(struct router *rt, char *msg, size_t msglen);
 /* Stops taking calls, cancels what is in flight (their sinks get ERROR CANCELLED + on_done),
@@ -138,6 +151,12 @@ struct router_sink {
      * nothing is left to read, only the call's end waits for router_resume, which may then
      * be router_resume_lazy. Router thread, before on_done. */
     void (*on_held)(void *ctx);
+    /* The sink may run on any thread (never two at once for one call): once the call has
+     * committed to a streaming attempt, on_event may then run on a decode/encode worker
+     * (router.workers) instead of the router thread; on_commit, on_held and on_done stay on
+     * the router thread, and on_done still comes after the last on_event returned. Leave it
+     * false for a sink that touches router-thread state (the console's compare pane, `ask`). */
+    bool any_thread;
 };
 
 struct router_call_opts {

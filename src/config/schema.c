@@ -477,6 +477,10 @@ static const struct schema_entry router_entries[] = {
     {.key = "rate_limit_cooldown_ms", .type = ST_MS,
      .off = OFF(config_router, rate_limit_cooldown_ms), .min = 1, .max = DAY_MS, .def = 1000,
      .unit = "ms", .help = "A target answered 429 without Retry-After rests this long."},
+    {.key = "workers", .type = ST_LONG, .off = OFF(config_router, workers), .max = 16, .def = -1,
+     .def_doc = "online cores", .unit = "threads",
+     .help = "Threads that decode a gateway stream's bytes and encode them for the client once "
+             "it has committed (issue 16); 0 = all of it on the router thread. Read at start."},
 };
 static const struct schema router_schema = {"router", "Retries, deadlines, hedging, breakers.",
                                             ENTRIES(router_entries)};

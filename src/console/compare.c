@@ -277,7 +277,7 @@ void compare_send(struct ui *ui)
         snprintf(col->request_id, sizeof col->request_id, "console-compare-%lld-%u-%zu",
                  (long long)c->sent_wall_ms, c->sends, i + 1);
         c->cols[c->n_cols++] = col;
-        struct router_sink sink = {sink_commit, sink_event, sink_done, col, NULL};
+        struct router_sink sink = {sink_commit, sink_event, sink_done, col, NULL, false};
         uint64_t id = ui->be->ops->chat(ui->be->self, c->picked[i], col->request_id,
                                         build_request(c, c->picked[i]), &sink);
         pthread_mutex_lock(&col->mu);

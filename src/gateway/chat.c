@@ -9,10 +9,11 @@
  * output still gets a JSON error with its status, since no header has been sent yet.
  *
  * Threads: the handler and content reader run on an MHD thread, the sink (chat_on_*) on the
- * router thread. The sink encodes into c->scratch (router thread only) with no lock held,
- * then appends to c->out under c->lock and wakes the connection (server.c explains the
- * suspend/resume protocol). Non-streaming events are collected into c->resp by the router
- * thread alone; MHD reads it only after seeing c->done under the lock.
+ * router thread, except that a committed stream's chat_on_event may run on a decode/encode
+ * worker (the sink is any_thread: router.h), one thread at a time. The sink encodes into c->scratch
+ * (the sink's thread only) with no lock held, then appends to c->out under c->lock and wakes the
+ * connection (server.c explains the suspend/resume protocol). Non-streaming events are collected
+ * into c->resp by the router thread alone; MHD reads it only after seeing c->done under the lock.
  *
  * Slow readers. A stream's bytes wait in c->out until the client takes them. Once a
  * connection holds GW_OUT_PAUSE bytes, or all connections together GW_OUT_TOTAL, the sink
@@ -551,7 +552,8 @@ static enum MHD_Result chat_submit(struct gw_conn *c)
                                .on_event = chat_on_event,
                                .on_done = chat_on_done,
                                .ctx = c,
-                               .on_held = chat_on_held};
+                               .on_held = chat_on_held,
+                               .any_thread = true}; /* see "Threads" above */
     uint64_t id = router_submit(gw->rt, req, &opts, &sink);
     gw_call_set_id(c, id);
     return chat_wait(c);

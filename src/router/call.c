@@ -12,7 +12,18 @@
  * error ends the stream (never a splice of two providers' output).
  *
  * Runs on the router thread only, except call_new / call_free_unstarted which the
- * submitting thread uses before the call is handed over.
+ * submitting thread uses before the call is handed over, and attempt_on_event, which runs
+ * on a decode/encode worker (worker.c) for an attempt handed over to it.
+ *
+ * Workers (router.workers > 0). After the provider_call_on_data call that committed a
+ * streaming call whose sink is any_thread (and that no cache recorder reads), the winner is
+ * handed to a worker (attempt_data): its bytes and its transfer's end are queued there, and
+ * the worker's summaries come back through call_wk_apply, which does what attempt_on_event
+ * does inline (spend, pause, cancel) and, after the final one, what attempt_done does. While
+ * an attempt is with a worker (c->wk_live), call_end holds the ERROR and on_done back
+ * (end_deferred) until the final summary: they still come after the last event. A resume that
+ * overtakes the summary of its pause is kept as a credit (the sink pauses and resumes in
+ * turn), so the pause it answers is not applied late.
  */
 #include <math.h>
 #include <stdio.h>
@@ -170,26 +181,19 @@ static void set_last_error(struct call *c, struct target_state *t, enum llm_errc
 static void cancel_attempts(struct router *rt, struct call *c, const struct attempt *keep)
 {
     for (struct attempt *a = c->live; a; a = a->next) {
-        if (a != keep && !a->cancel_requested) {
+        if (a != keep && a->wk)
+            wk_cancel(a->wk); /* its worker delivers nothing more */
+        if (a != keep && !a->cancel_requested && !a->xfer_ended) {
             a->cancel_requested = true;
             rt->tops->cancel(rt->tr, a->xfer);
         }
     }
 }
 
-/* Ends the call once: ERROR event (unless err is NONE, or one or FINISH was sent), then on_done;
- * its ledger row goes out when it is freed. The struct stays until its last attempt reports done.
- * msg may be NULL. */
-void call_end(struct router *rt, struct call *c, enum llm_errclass err, const char *msg)
+/* call_end's ERROR event and on_done (the sink is the router thread's again). */
+static void call_deliver_end(struct router *rt, struct call *c, enum llm_errclass err,
+                             const char *msg)
 {
-    if (c->done)
-        return;
-    c->done = true;
-    msg = msg ? msg : "";
-    timerq_disarm(&rt->timers, &c->t_retry);
-    timerq_disarm(&rt->timers, &c->t_hedge);
-    timerq_disarm(&rt->timers, &c->t_deadline);
-    cancel_attempts(rt, c, NULL);
     if (err != LLM_ERR_NONE && !c->error_sent && !c->finish_sent) {
         struct llm_event ev = {.type = LLM_EV_ERROR,
                                .errclass = err,
@@ -205,6 +209,29 @@ void call_end(struct router *rt, struct call *c, enum llm_errclass err, const ch
     c->sink.on_done(c->sink.ctx, &r);
     if (!c->live && !c->busy)
         call_unlink_and_free(rt, c);
+}
+
+/* Ends the call once: ERROR event (unless err is NONE, or one or FINISH was sent), then on_done;
+ * its ledger row goes out when it is freed. The struct stays until its last attempt reports done.
+ * With an attempt on a worker the ERROR and on_done wait for its final summary. msg may be
+ * NULL. */
+void call_end(struct router *rt, struct call *c, enum llm_errclass err, const char *msg)
+{
+    if (c->done)
+        return;
+    c->done = true;
+    msg = msg ? msg : "";
+    timerq_disarm(&rt->timers, &c->t_retry);
+    timerq_disarm(&rt->timers, &c->t_hedge);
+    timerq_disarm(&rt->timers, &c->t_deadline);
+    cancel_attempts(rt, c, NULL);
+    if (c->wk_live > 0) {
+        c->end_deferred = true;
+        c->end_err = err;
+        str_copy(c->end_msg, sizeof c->end_msg, msg);
+        return;
+    }
+    call_deliver_end(rt, c, err, msg);
 }
 
 static void call_finish(struct router *rt, struct call *c, enum llm_errclass err, const char *fmt,
@@ -264,6 +291,8 @@ static void commit(struct router *rt, struct call *c, struct attempt *a)
 static int attempt_on_event(void *ctx, const struct llm_event *ev)
 {
     struct attempt *a = ctx;
+    if (a->wk)
+        return wk_on_event(a->wk, ev); /* on its worker: a->wk is all it may read here */
     struct call *c = a->call;
     struct router *rt = c->rt;
     if (c->done || a->cancel_requested)
@@ -311,18 +340,38 @@ static void attempt_status(void *ctx, long status)
 static void attempt_header(void *ctx, const char *name, const char *value)
 {
     struct attempt *a = ctx;
+    if (a->wk)
+        return; /* a trailer after the hand-off: pc is the worker's */
     provider_call_on_header(a->pc, name, value, rt_wall_ms(a->call->rt));
+}
+
+/* May the committed winner a go to a decode/encode worker now? */
+static bool may_hand_off(const struct router *rt, const struct call *c, const struct attempt *a)
+{
+    return rt->workers && c->committed && c->winner == a && !c->done && !a->cancel_requested &&
+           c->sink.any_thread && !c->rec && c->req->stream;
 }
 
 static int attempt_data(void *ctx, const char *bytes, size_t len)
 {
     struct attempt *a = ctx;
-    a->last_byte_ms = rt_now_ms(a->call->rt); /* the idle timer re-arms itself from this */
-    if (a->call->paused && a->call->winner == a && !a->call->done) {
+    struct call *c = a->call;
+    struct router *rt = c->rt;
+    a->last_byte_ms = rt_now_ms(rt); /* the idle timer re-arms itself from this */
+    if (c->paused && c->winner == a && !c->done) {
         a->xfer_paused = true; /* the transport keeps these bytes until call_resume */
         return TRANSPORT_DATA_PAUSE;
     }
-    return provider_call_on_data(a->pc, bytes, len) != 0 ? 1 : 0;
+    if (a->wk) {
+        int rc = wk_push(a->wk, bytes, len);
+        a->xfer_paused = a->xfer_paused || rc == TRANSPORT_DATA_PAUSE;
+        a->wk_cap_paused = a->wk_cap_paused || rc == TRANSPORT_DATA_PAUSE;
+        return rc;
+    }
+    int rc = provider_call_on_data(a->pc, bytes, len) != 0 ? 1 : 0;
+    if (rc == 0 && may_hand_off(rt, c, a) && wk_handoff(rt->workers, a))
+        c->wk_live++;
+    return rc;
 }
 
 /* The stream idle timer: no byte since last_byte_ms for stream_idle_timeout_ms? */
@@ -420,9 +469,8 @@ static void hold_end(struct call *c, struct attempt *a)
         c->sink.on_held(c->sink.ctx);
 }
 
-static void attempt_done(void *ctx, const struct transport_result *res)
+static void attempt_done_now(struct attempt *a, const struct transport_result *res)
 {
-    struct attempt *a = ctx;
     struct call *c = a->call;
     struct router *rt = c->rt;
     int64_t t0 = rt_now_us(rt);
@@ -462,6 +510,72 @@ static void attempt_done(void *ctx, const struct transport_result *res)
     c->busy--;
     if (c->done && !c->live)
         call_unlink_and_free(rt, c);
+}
+
+static void attempt_done(void *ctx, const struct transport_result *res)
+{
+    struct attempt *a = ctx;
+    if (!a->wk) {
+        attempt_done_now(a, res);
+        return;
+    }
+    /* On a worker: the end goes after the queued bytes; call_wk_apply finishes it. */
+    struct transport_result r = *res;
+    if (a->wk_aborted && r.err == LLM_ERR_CANCELLED && !a->cancel_requested)
+        r.err = LLM_ERR_BAD_RESPONSE; /* as the transport says for an abort by on_data */
+    a->xfer_ended = true;
+    wk_push_end(a->wk, &r);
+}
+
+/* The worker's final summary is in: the attempt is the router's again. */
+static void wk_attempt_final(struct router *rt, struct attempt *a)
+{
+    struct call *c = a->call;
+    struct transport_result res = *wk_end_result(a->wk);
+    wk_release(a->wk);
+    a->wk = NULL;
+    c->wk_live--;
+    if (c->end_deferred && c->wk_live == 0) {
+        c->end_deferred = false;
+        call_deliver_end(rt, c, c->end_err, c->end_msg); /* a is live: c stays */
+    }
+    attempt_done_now(a, &res); /* provider_call_finish ran on the worker: it only reports */
+}
+
+void call_wk_apply(struct router *rt, struct attempt *a, const struct wk_summary *m)
+{
+    struct call *c = a->call;
+    c->out_bytes += m->out_bytes;
+    if (m->has_usage)
+        c->usage = m->usage;
+    if (m->has_finish) {
+        c->finish = m->finish;
+        c->finish_sent = true;
+    }
+    c->error_sent = c->error_sent || m->error_sent;
+    for (int i = 0; i < m->pauses; i++) {
+        if (c->wk_resume_credit > 0)
+            c->wk_resume_credit--; /* its resume came first */
+        else
+            c->paused = true; /* attempt_data leaves the next bytes to the transport */
+    }
+    if (m->aborted && !a->wk_aborted && !a->xfer_ended) {
+        a->wk_aborted = true;
+        rt->tops->cancel(rt->tr, a->xfer);
+    }
+    if (m->stop)
+        call_finish(rt, c, LLM_ERR_CANCELLED, "the client stopped reading"); /* deferred */
+    if (m->final) {
+        wk_attempt_final(rt, a); /* may free a and c */
+        return;
+    }
+    if (a->wk_cap_paused && wk_below_cap(a->wk)) {
+        a->wk_cap_paused = false;
+        if (!c->paused && !a->cancel_requested && !a->xfer_ended) {
+            a->xfer_paused = false;
+            rt->tops->resume(rt->tr, a->xfer); /* may queue more bytes at once */
+        }
+    }
 }
 
 /* What launch() did with a candidate. */
@@ -749,6 +863,8 @@ void call_resume(struct router *rt, uint64_t id)
     struct call *c = rt->calls;
     while (c && c->id != id)
         c = c->next;
+    if (c && !c->done && !c->paused && c->wk_live > 0)
+        c->wk_resume_credit++; /* it overtook its pause's summary */
     if (!c || c->done || !c->paused)
         return;
     c->paused = false;
@@ -756,6 +872,7 @@ void call_resume(struct router *rt, uint64_t id)
     for (struct attempt *a = c->live; a; a = a->next) {
         if (a->xfer_paused && !a->cancel_requested) {
             a->xfer_paused = false;
+            a->wk_cap_paused = false;
             a->last_byte_ms = rt_now_ms(rt);
             rt->tops->resume(rt->tr, a->xfer);
         }

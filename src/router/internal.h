@@ -14,6 +14,13 @@
  *
  * spend.c joins the spend side in: the ledger (its own writer thread; posting never blocks),
  * budgets, the runaway guard and the routes' response caches, all router-thread-owned.
+ *
+ * worker.c (router.workers > 0): once a streaming call whose sink is any_thread has committed,
+ * its winning attempt's provider_call and its sink's on_event move to a decode/encode worker
+ * (struct wk_stream). From that hand-off until the worker's final summary the router thread
+ * does not touch a->pc nor call c->sink.on_event: it only queues bytes and the transfer's end,
+ * and applies the worker's summaries (call.c: call_wk_apply), which stay its only way to
+ * change the call. Every other field stays the router thread's.
  */
 #ifndef SWITCHBOARD_ROUTER_INTERNAL_H
 #define SWITCHBOARD_ROUTER_INTERNAL_H
@@ -186,6 +193,12 @@ struct call {
     double retry_cost_usd, hedge_cost_usd; /* reported by attempts that did not answer */
     bool retry_cost_known, hedge_cost_known;
     struct call_fin *fin;
+    /* decode/encode workers (worker.c), router thread only */
+    int wk_live;          /* attempts handed to a worker whose final summary has not come */
+    int wk_resume_credit; /* resumes that overtook their pause's summary (call_resume) */
+    bool end_deferred;    /* call_end came while wk_live > 0: ERROR + on_done wait for it */
+    enum llm_errclass end_err;
+    char end_msg[256];
 };
 
 enum call_timer_kind {
@@ -213,6 +226,13 @@ struct attempt {
     bool trial;       /* holds a half-open trial slot of its target's breaker */
     bool xfer_paused; /* its transfer is paused (on_data said TRANSPORT_DATA_PAUSE) */
     struct timer t_idle;
+    /* Set by the router at the hand-off to a worker, cleared (and freed) when the worker's
+     * final summary has been applied; while set, pc and the sink's on_event are the
+     * worker's (see the top of this file). */
+    struct wk_stream *wk;
+    bool wk_cap_paused; /* paused because its worker queue holds WK_QUEUE_CAP bytes */
+    bool wk_aborted;    /* the worker's decode asked to abort the transfer */
+    bool xfer_ended;    /* its transfer reported done; waiting for the final summary */
 };
 
 /* ---- inbox ---------------------------------------------------------------------------------- */
@@ -342,6 +362,9 @@ struct router {
     bool fleet_share_breakers;
     struct fleet_seen *fleet_seen; /* FLEET_GUARD_SLOTS */
     char *fleet_sig;               /* the fleet settings it started with (reloads) */
+    /* decode/encode workers (worker.c): NULL when router.workers is 0. Made in
+     * router_new_env, its threads start on their first stream, joined in router_stop. */
+    struct wk_pool *workers;
 };
 
 /* The router's clock: every router-thread time comes from here (tests pass a fake one). */
@@ -375,6 +398,52 @@ void call_cancel(struct router *rt, uint64_t id, bool shutdown);
 void call_resume(struct router *rt, uint64_t id); /* the sink has room again */
 void call_timer_fired(struct router *rt, struct timer *t);
 void call_abort_all(struct router *rt); /* shutdown */
+
+/* worker.c: decode/encode workers. Router thread unless said otherwise. */
+#define WK_QUEUE_CAP ((size_t)64 * 1024) /* bytes waiting for a worker: pause the transfer */
+#define WK_MAX       16
+
+/* What a worker's batches did to a stream, merged until the router applies it. */
+struct wk_summary {
+    size_t out_bytes; /* TEXT and TOOL_ARGS bytes (spend_on_output) */
+    bool has_usage, has_finish, error_sent;
+    struct llm_usage usage;
+    enum llm_finish finish;
+    int pauses;   /* the sink answered ROUTER_SINK_PAUSE this many times */
+    bool stop;    /* the sink asked to stop (client gone) */
+    bool aborted; /* provider_call_on_data asked to abort the transfer */
+    bool final;   /* the transfer's end ran (provider_call_finish): the last summary */
+};
+
+struct wk_pool;
+/* n workers (0 < n <= WK_MAX); manual: no threads, router_workers_step runs them. */
+struct wk_pool *wk_pool_new(struct router *rt, int n, bool manual);
+void wk_pool_stop(struct wk_pool *p); /* joins the threads; streams must all be final */
+void wk_pool_free(struct wk_pool *p); /* NULL-safe */
+size_t wk_pool_step(struct wk_pool *p);
+void wk_pool_set_batch_end(struct wk_pool *p, void (*fn)(void *ctx), void *ctx);
+/* Hands a committed attempt's decoder and sink to worker call_id % n (sets a->wk). False
+ * (nothing changed) when that worker's thread cannot start. */
+bool wk_handoff(struct wk_pool *p, struct attempt *a);
+/* Queues body bytes: 0, or TRANSPORT_DATA_PAUSE (nothing taken) when WK_QUEUE_CAP are
+ * already waiting. */
+int wk_push(struct wk_stream *s, const char *bytes, size_t len);
+/* Queues the transfer's end (res copied): the worker runs provider_call_finish after the
+ * last bytes and posts the final summary. */
+void wk_push_end(struct wk_stream *s, const struct transport_result *res);
+void wk_cancel(struct wk_stream *s);    /* the worker delivers nothing more (any thread) */
+bool wk_below_cap(struct wk_stream *s); /* fewer than WK_QUEUE_CAP bytes waiting */
+const struct transport_result *wk_end_result(const struct wk_stream *s); /* after final */
+void wk_release(struct wk_stream *s); /* after the final summary: frees it */
+/* The worker side of attempt_on_event (worker thread): the sink's verdict as the decoder
+ * needs it, the facts into the stream's summary. */
+int wk_on_event(struct wk_stream *s, const struct llm_event *ev);
+/* Applies every summary the workers posted (call_wk_apply each). */
+void wk_pool_drain(struct wk_pool *p);
+bool wk_pool_busy(const struct wk_pool *p); /* streams without their final summary yet */
+
+/* call.c: one stream's summary, applied on the router thread (may free the attempt). */
+void call_wk_apply(struct router *rt, struct attempt *a, const struct wk_summary *m);
 
 /* candidates.c */
 /* Adds t (once per call) as a candidate of group `group`; *cap is the array's capacity. */

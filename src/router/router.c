@@ -9,14 +9,16 @@
  * Replies (commands, explain) are refcounted between the waiter and the router, so a waiter
  * that times out simply drops its reference.
  *
- * Loop: drain inbox -> fire due timers -> tick (expiries, snapshot) -> transport_run until
- * the next timer or tick, woken early by posts.
+ * Loop: drain inbox -> apply the decode/encode workers' summaries -> fire due timers -> tick
+ * (expiries, snapshot) -> transport_run until the next timer or tick, woken early by posts
+ * (and by a worker with a summary to act on: worker.c).
  */
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "internal.h"
 #include "switchboard/log.h"
@@ -222,6 +224,8 @@ static void tick(struct router *rt, int64_t now)
 static void loop_once(struct router *rt, bool wait)
 {
     drain_inbox(rt);
+    if (rt->workers)
+        wk_pool_drain(rt->workers);
     int64_t now = rt_now_ms(rt);
     fire_timers(rt, now);
     tick(rt, now);
@@ -249,8 +253,13 @@ static void shutdown_calls(struct router *rt)
     pthread_mutex_unlock(&rt->inbox_mu);
     drain_inbox(rt);
     call_abort_all(rt);
-    while (rt->n_calls > 0 && rt->tops->active(rt->tr) > 0)
+    /* ...and a call whose attempt is with a worker ends once its final summary is in */
+    while (rt->n_calls > 0 && (rt->tops->active(rt->tr) > 0 || wk_pool_busy(rt->workers))) {
         rt->tops->run(rt->tr, 10);
+        wk_pool_step(rt->workers); /* manual workers (tests): run them here */
+        if (rt->workers)
+            wk_pool_drain(rt->workers);
+    }
     router_publish(rt, rt_now_ms(rt));
 }
 
@@ -284,8 +293,19 @@ struct router *router_new(struct config *cfg, char *msg, size_t msglen)
         config_free(cfg);
         return NULL;
     }
-    struct router_env env = {&transport_curl_ops, tr, {sys_mono_us, sys_wall_ms, NULL}};
+    struct router_env env = {&transport_curl_ops, tr, {sys_mono_us, sys_wall_ms, NULL}, false};
     return router_new_env(cfg, &env, msg, msglen);
+}
+
+/* router.workers: -1 (absent) is the number of online cores, at most WK_MAX. */
+static int workers_for(const struct config *cfg)
+{
+    long n = cfg->router.workers;
+    if (n < 0) {
+        n = sysconf(_SC_NPROCESSORS_ONLN);
+        n = n < 1 ? 1 : n;
+    }
+    return (int)(n > WK_MAX ? WK_MAX : n);
 }
 
 struct router *router_new_env(struct config *cfg, const struct router_env *env, char *msg,
@@ -314,6 +334,9 @@ struct router *router_new_env(struct config *cfg, const struct router_env *env, 
     /* from the clock alone: under a fake clock a run repeats exactly */
     rng_seed(&rt->rng, (uint64_t)rt_wall_ms(rt) ^ (uint64_t)rt_now_us(rt) << 16);
     rt->started_ms = rt_now_ms(rt);
+    int workers = workers_for(cfg); /* fixed for the router's life; a reload keeps it */
+    if (workers > 0)
+        rt->workers = wk_pool_new(rt, workers, env->workers_manual);
     router_load_config(rt, cfg);
     router_publish(rt, rt->started_ms);
     return rt;
@@ -346,6 +369,18 @@ void router_stop(struct router *rt)
     } else {
         shutdown_calls(rt); /* never started, or driven by router_step */
     }
+    wk_pool_stop(rt->workers); /* every stream has had its final summary */
+}
+
+size_t router_workers_step(struct router *rt)
+{
+    return wk_pool_step(rt->workers);
+}
+
+void router_set_batch_end(struct router *rt, void (*fn)(void *ctx), void *ctx)
+{
+    if (rt->workers)
+        wk_pool_set_batch_end(rt->workers, fn, ctx);
 }
 
 void router_free(struct router *rt)
@@ -355,6 +390,7 @@ void router_free(struct router *rt)
     router_stop(rt);
     rt->tops->free(rt->tr);
     router_targets_free(rt);
+    wk_pool_free(rt->workers);
     spend_close(rt); /* every queued ledger row is written before this returns */
     timerq_cleanup(&rt->timers);
     timeline_cleanup(&rt->timeline);

@@ -387,7 +387,7 @@ struct router *fake_router_new(const char *cfg_json, struct fake_clock *clock, f
     }
     config_diag_cleanup(&errs);
     struct fake_net *n = fake_net_new(clock, plan, ctx);
-    struct router_env env = {&fake_transport_ops, n, fake_clock_router(clock)};
+    struct router_env env = {&fake_transport_ops, n, fake_clock_router(clock), true};
     char msg[256];
     struct router *rt = router_new_env(cfg, &env, msg, sizeof msg);
     if (!rt)
@@ -401,6 +401,7 @@ long fake_drive(struct router *rt, struct fake_net *n, struct fake_clock *clock,
 {
     long turns = 0, still = 0;
     for (;;) {
+        router_workers_step(rt); /* fake_router_new's workers run here, before each turn */
         router_step(rt);
         turns++;
         if (done && done(ctx))
@@ -474,7 +475,7 @@ static void fc_done(void *ctx, const struct router_result *r)
 
 struct router_sink fake_call_sink(struct fake_call *fc)
 {
-    return (struct router_sink){fc_commit, fc_event, fc_done, fc, NULL};
+    return (struct router_sink){fc_commit, fc_event, fc_done, fc, NULL, false};
 }
 
 bool fake_call_done(void *fake_call)

@@ -71,6 +71,9 @@ struct router *fake_router_new(const char *cfg_json, struct fake_clock *clock, f
                                void *ctx, struct fake_net **net_out);
 
 /*
+ * The router's decode/encode workers (router.workers) are manual here: fake_drive runs their
+ * queued batches (router_workers_step) before each router_step, on the calling thread.
+ *
  * Runs the router loop, moving the fake clock to each next event, until done(ctx) is true
  * or the clock reaches until_ms. Returns the number of loop turns. Fails the test when the
  * loop stops making progress (more than max_turns turns without the clock moving).

@@ -559,7 +559,7 @@ static void pausing_submit(struct rig *r, struct pausing *p)
     memset(p, 0, sizeof *p);
     p->pause = true;
     p->inner = fake_call_sink(&p->fc);
-    struct router_sink sk = {pausing_commit, pausing_event, pausing_done, p, pausing_held};
+    struct router_sink sk = {pausing_commit, pausing_event, pausing_done, p, pausing_held, false};
     p->id = router_submit(r->rt, fake_request("chat", true), NULL, &sk);
 }
 
