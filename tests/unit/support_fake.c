@@ -377,6 +377,13 @@ long fake_net_started(const struct fake_net *n, const char *needle)
 struct router *fake_router_new(const char *cfg_json, struct fake_clock *clock, fake_plan_fn plan,
                                void *ctx, struct fake_net **net_out)
 {
+    return fake_router_new_workers(cfg_json, clock, plan, ctx, net_out, true);
+}
+
+struct router *fake_router_new_workers(const char *cfg_json, struct fake_clock *clock,
+                                       fake_plan_fn plan, void *ctx, struct fake_net **net_out,
+                                       bool workers_manual)
+{
     struct config_diag errs;
     config_diag_init(&errs);
     struct config *cfg = config_parse(cfg_json, strlen(cfg_json), NULL, NULL, NULL, &errs);
@@ -387,7 +394,7 @@ struct router *fake_router_new(const char *cfg_json, struct fake_clock *clock, f
     }
     config_diag_cleanup(&errs);
     struct fake_net *n = fake_net_new(clock, plan, ctx);
-    struct router_env env = {&fake_transport_ops, n, fake_clock_router(clock), true};
+    struct router_env env = {&fake_transport_ops, n, fake_clock_router(clock), workers_manual};
     char msg[256];
     struct router *rt = router_new_env(cfg, &env, msg, sizeof msg);
     if (!rt)

@@ -69,6 +69,11 @@ long fake_net_wakeups(const struct fake_net *n);
 /* A router on the fake transport and clock, from JSON config text; fails the test on error. */
 struct router *fake_router_new(const char *cfg_json, struct fake_clock *clock, fake_plan_fn plan,
                                void *ctx, struct fake_net **net_out);
+/* The same; workers_manual false gives router.workers real threads (the sinks of calls handed
+ * to them then run there; everything else still runs on the thread that steps the router). */
+struct router *fake_router_new_workers(const char *cfg_json, struct fake_clock *clock,
+                                       fake_plan_fn plan, void *ctx, struct fake_net **net_out,
+                                       bool workers_manual);
 
 /*
  * The router's decode/encode workers (router.workers) are manual here: fake_drive runs their
