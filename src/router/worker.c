@@ -27,6 +27,7 @@
  * worker never touches a stream after merging its final summary. Lock order: a worker's
  * mu, then the pool's ready_mu; nothing else is held while calling out.
  */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -283,6 +284,9 @@ static size_t run_batch(struct worker *w)
 static void *worker_main(void *arg)
 {
     struct worker *w = arg;
+    char name[16];
+    snprintf(name, sizeof name, "sb-worker-%d", (int)(w - w->p->w));
+    pthread_setname_np(pthread_self(), name); /* ps -L, perf, /proc/PID/task/N/comm */
     pthread_mutex_lock(&w->mu);
     for (;;) {
         while (!w->head && !w->stop) {
