@@ -55,5 +55,7 @@ for w in 2 0; do
   check "workers=$w: a second wave, complete and in order" jq_ok "$TMP/seq2-$w.json"
   check "workers=$w: switchboard stops cleanly" stop_serve
   check "workers=$w: every call in the ledger as a 200" ledger_ok "$w" 128
+  check "workers=$w: no sanitizer output" \
+    bash -c "! grep -qE '(ERROR|WARNING): (Address|Leak|Thread)Sanitizer|runtime error' '$TMP/serve.err'"
 done
 finish
