@@ -345,11 +345,13 @@ static void attempt_header(void *ctx, const char *name, const char *value)
     provider_call_on_header(a->pc, name, value, rt_wall_ms(a->call->rt));
 }
 
-/* May the committed winner a go to a decode/encode worker now? */
+/* May the committed winner a go to a decode/encode worker now? Not once its answer is
+ * complete (FINISH or ERROR sent: a stream that came in one piece stays inline, with no
+ * hand-off for its end alone). */
 static bool may_hand_off(const struct router *rt, const struct call *c, const struct attempt *a)
 {
     return rt->workers && c->committed && c->winner == a && !c->done && !a->cancel_requested &&
-           c->sink.any_thread && !c->rec && c->req->stream;
+           !c->finish_sent && !c->error_sent && c->sink.any_thread && !c->rec && c->req->stream;
 }
 
 static int attempt_data(void *ctx, const char *bytes, size_t len)
@@ -388,6 +390,8 @@ static void attempt_idle_fired(struct router *rt, struct attempt *a)
     }
     a->stalled = true;
     a->cancel_requested = true;
+    if (a->wk)
+        wk_cancel(a->wk); /* as inline: the cancel's own ERROR does not reach the sink */
     rt->tops->cancel(rt->tr, a->xfer);
 }
 

@@ -33,6 +33,7 @@ enum shape {
     S_SEQ,    /* SEQ_EVENTS events in 64-byte pieces every ms */
     S_BIG,    /* BIG_EVENTS events in 16 KB pieces every ms: past the worker queue's cap */
     S_BROKEN, /* SEQ_EVENTS events, then a line that is not JSON, in 64-byte pieces */
+    S_STALL,  /* S_SEQ, but no byte after the first 1,000 (connection open) */
 };
 
 #define SEQ_EVENTS 40
@@ -80,6 +81,10 @@ static void plan_for(void *ctx, const struct http_request *req, struct fake_plan
     case S_BROKEN:
         p->body = seq_body(SEQ_EVENTS, true);
         break;
+    case S_STALL:
+        p->body = seq_body(SEQ_EVENTS, false);
+        p->stall_after = 1000;
+        break;
     }
 }
 
@@ -92,7 +97,7 @@ static const char *config_with_workers(int workers)
              "\"base_url\":\"http://a.fake/v1\",\"api_key_env\":\"FAKE_KEY\",\"model\":\"m\","
              "\"first_byte_timeout_ms\":1000,\"probe\":{\"enabled\":false}}],"
              "\"routes\":[{\"name\":\"chat\",\"strategy\":\"priority\",\"targets\":[\"a\"]}],"
-             "\"router\":{\"max_attempts\":1,\"deadline_ms\":60000,\"workers\":%d},"
+             "\"router\":{\"max_attempts\":1,\"deadline_ms\":200000,\"workers\":%d},"
              "\"ledger\":{\"path\":\":memory:\"},\"guard\":{\"enabled\":false}}",
              workers);
     return cfg_buf;
@@ -341,6 +346,28 @@ static void test_a_worker_side_error_after_the_commit_ends_the_call_with_its_cla
     assert_string_equal(text[0], text[1]);
 }
 
+/* A stream that stalls after the hand-off is cut by the idle timeout as inline: one ERROR,
+ * "stalled", TRUNCATED (not the transport's cancel reaching the sink first). */
+static void test_a_stall_after_the_hand_off_is_cut_as_inline(void **state)
+{
+    (void)state;
+    for (int workers = 0; workers < 2; workers++) {
+        struct rig r = {0};
+        r.w.shape = S_STALL;
+        rig_start(&r, workers, true);
+        struct wsink s;
+        ws_submit(r.rt, &s);
+        drive_until_done(&r, &s, 120000);
+        assert_true(s.seq_next > 2);
+        assert_false(s.seq_bad);
+        assert_int_equal(s.fc.errors, 1);
+        assert_non_null(strstr(s.fc.error, "stalled"));
+        assert_int_equal(s.fc.result.err, LLM_ERR_TRUNCATED);
+        assert_false(s.after_done);
+        router_free(r.rt);
+    }
+}
+
 /* A cancel while the stream's bytes wait for its worker: none of them reaches the sink; the
  * sink gets ERROR CANCELLED and on_done once the worker has let go of the stream. */
 static void test_a_cancel_while_bytes_are_queued_delivers_none_of_them(void **state)
@@ -515,6 +542,7 @@ int main(void)
         T(test_workers_zero_keeps_every_event_on_the_router_thread),
         T(test_a_sink_without_any_thread_stays_inline),
         T(test_a_worker_side_error_after_the_commit_ends_the_call_with_its_class),
+        T(test_a_stall_after_the_hand_off_is_cut_as_inline),
         T(test_a_cancel_while_bytes_are_queued_delivers_none_of_them),
         T(test_the_queue_cap_pauses_the_transfer_and_the_drain_resumes_it),
         T(test_a_resume_that_overtakes_its_pause_is_not_lost),
