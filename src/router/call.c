@@ -267,6 +267,7 @@ static void commit(struct router *rt, struct call *c, struct attempt *a)
     c->winner = a;
     c->winner_hedge = a->is_hedge;
     c->first_output_us = rt_now_us(rt);
+    a->commit_turn = rt->turn;
     timerq_disarm(&rt->timers, &c->t_hedge);
     timerq_disarm(&rt->timers, &c->t_retry);
     mark_slow_losers(rt, c, a);
@@ -345,13 +346,15 @@ static void attempt_header(void *ctx, const char *name, const char *value)
     provider_call_on_header(a->pc, name, value, rt_wall_ms(a->call->rt));
 }
 
-/* May the committed winner a go to a decode/encode worker now? Not once its answer is
- * complete (FINISH or ERROR sent: a stream that came in one piece stays inline, with no
- * hand-off for its end alone). */
+/* May the committed winner a go to a decode/encode worker now? Only from the first loop
+ * turn after the commit's, and not once its answer is complete (FINISH or ERROR sent): an
+ * answer that comes in one receive (libcurl hands it over chunk by chunk, in one turn) stays
+ * inline, since two hand-offs would cost more than its decoding. */
 static bool may_hand_off(const struct router *rt, const struct call *c, const struct attempt *a)
 {
     return rt->workers && c->committed && c->winner == a && !c->done && !a->cancel_requested &&
-           !c->finish_sent && !c->error_sent && c->sink.any_thread && !c->rec && c->req->stream;
+           rt->turn != a->commit_turn && !c->finish_sent && !c->error_sent && c->sink.any_thread &&
+           !c->rec && c->req->stream;
 }
 
 static int attempt_data(void *ctx, const char *bytes, size_t len)

@@ -230,9 +230,10 @@ struct attempt {
      * final summary has been applied; while set, pc and the sink's on_event are the
      * worker's (see the top of this file). */
     struct wk_stream *wk;
-    bool wk_cap_paused; /* paused because its worker queue holds WK_QUEUE_CAP bytes */
-    bool wk_aborted;    /* the worker's decode asked to abort the transfer */
-    bool xfer_ended;    /* its transfer reported done; waiting for the final summary */
+    bool wk_cap_paused;   /* paused because its worker queue holds WK_QUEUE_CAP bytes */
+    bool wk_aborted;      /* the worker's decode asked to abort the transfer */
+    bool xfer_ended;      /* its transfer reported done; waiting for the final summary */
+    uint64_t commit_turn; /* rt->turn when it committed: bytes of that turn stay inline */
 };
 
 /* ---- inbox ---------------------------------------------------------------------------------- */
@@ -365,6 +366,7 @@ struct router {
     /* decode/encode workers (worker.c): NULL when router.workers is 0. Made in
      * router_new_env, its threads start on their first stream, joined in router_stop. */
     struct wk_pool *workers;
+    uint64_t turn; /* router thread: loop turns, for the hand-off (call.c may_hand_off) */
 };
 
 /* The router's clock: every router-thread time comes from here (tests pass a fake one). */
@@ -431,7 +433,10 @@ int wk_push(struct wk_stream *s, const char *bytes, size_t len);
 /* Queues the transfer's end (res copied): the worker runs provider_call_finish after the
  * last bytes and posts the final summary. */
 void wk_push_end(struct wk_stream *s, const struct transport_result *res);
-void wk_cancel(struct wk_stream *s);    /* the worker delivers nothing more (any thread) */
+void wk_cancel(struct wk_stream *s); /* the worker delivers nothing more (any thread) */
+/* Wakes the workers that wk_push / wk_push_end queued work for while they slept: once per
+ * router loop turn, before the transport may block and after it ran (NULL-safe). */
+void wk_pool_kick(struct wk_pool *p);
 bool wk_below_cap(struct wk_stream *s); /* fewer than WK_QUEUE_CAP bytes waiting */
 const struct transport_result *wk_end_result(const struct wk_stream *s); /* after final */
 void wk_release(struct wk_stream *s); /* after the final summary: frees it */

@@ -230,7 +230,10 @@ static void loop_once(struct router *rt, bool wait)
     fire_timers(rt, now);
     tick(rt, now);
     int64_t left = router_next_wake_ms(rt) - rt_now_ms(rt);
+    rt->turn++;
+    wk_pool_kick(rt->workers); /* before the transport may block */
     rt->tops->run(rt->tr, !wait || left < 0 ? 0 : (int)left);
+    wk_pool_kick(rt->workers);
 }
 
 int64_t router_next_wake_ms(struct router *rt)
@@ -255,7 +258,10 @@ static void shutdown_calls(struct router *rt)
     call_abort_all(rt);
     /* ...and a call whose attempt is with a worker ends once its final summary is in */
     while (rt->n_calls > 0 && (rt->tops->active(rt->tr) > 0 || wk_pool_busy(rt->workers))) {
+        rt->turn++;
+        wk_pool_kick(rt->workers);
         rt->tops->run(rt->tr, 10);
+        wk_pool_kick(rt->workers);
         wk_pool_step(rt->workers); /* manual workers (tests): run them here */
         if (rt->workers)
             wk_pool_drain(rt->workers);

@@ -68,6 +68,7 @@ struct worker {
     struct wk_stream *head, *tail; /* jobs, under mu */
     bool stop;                     /* under mu */
     bool idle;                     /* waiting on cv, under mu */
+    bool kick;                     /* router thread: signal cv at wk_pool_kick */
     struct buf batch;              /* the worker's: the bytes of the stream it runs */
 };
 
@@ -347,7 +348,8 @@ bool wk_handoff(struct wk_pool *p, struct attempt *a)
     return true;
 }
 
-/* Queues s on its worker (caller holds w->mu). True: the worker sleeps, signal it. */
+/* Queues s on its worker (caller holds w->mu). True: the worker sleeps, signal it (the
+ * router does at its loop turn's end, wk_pool_kick: one signal for all it queued there). */
 static bool job_queue_locked(struct worker *w, struct wk_stream *s)
 {
     if (s->queued)
@@ -372,10 +374,8 @@ int wk_push(struct wk_stream *s, const char *bytes, size_t len)
         return TRANSPORT_DATA_PAUSE;
     }
     buf_append(&s->in, bytes, len);
-    bool signal = job_queue_locked(w, s);
+    w->kick = job_queue_locked(w, s) || w->kick;
     pthread_mutex_unlock(&w->mu);
-    if (signal)
-        pthread_cond_signal(&w->cv);
     return 0;
 }
 
@@ -385,10 +385,19 @@ void wk_push_end(struct wk_stream *s, const struct transport_result *res)
     pthread_mutex_lock(&w->mu);
     s->res = *res;
     s->end = true;
-    bool signal = job_queue_locked(w, s);
+    w->kick = job_queue_locked(w, s) || w->kick;
     pthread_mutex_unlock(&w->mu);
-    if (signal)
-        pthread_cond_signal(&w->cv);
+}
+
+void wk_pool_kick(struct wk_pool *p)
+{
+    for (int i = 0; p && i < p->n; i++) {
+        struct worker *w = &p->w[i];
+        if (w->kick) {
+            w->kick = false;
+            pthread_cond_signal(&w->cv); /* it sleeps with a job queued: see job_queue_locked */
+        }
+    }
 }
 
 void wk_cancel(struct wk_stream *s)
