@@ -34,6 +34,7 @@ enum shape {
     S_BIG,    /* BIG_EVENTS events in 16 KB pieces every ms: past the worker queue's cap */
     S_BROKEN, /* SEQ_EVENTS events, then a line that is not JSON, in 64-byte pieces */
     S_STALL,  /* S_SEQ, but no byte after the first 1,000 (connection open) */
+    S_BURST,  /* S_SEQ's 64-byte pieces all at once: one receive, many on_data calls */
 };
 
 #define SEQ_EVENTS 40
@@ -80,6 +81,10 @@ static void plan_for(void *ctx, const struct http_request *req, struct fake_plan
         break;
     case S_BROKEN:
         p->body = seq_body(SEQ_EVENTS, true);
+        break;
+    case S_BURST:
+        p->body = seq_body(SEQ_EVENTS, false);
+        p->chunk_every_ms = 0;
         break;
     case S_STALL:
         p->body = seq_body(SEQ_EVENTS, false);
@@ -292,6 +297,24 @@ static void test_workers_zero_keeps_every_event_on_the_router_thread(void **stat
     struct wsink s;
     ws_submit(r.rt, &s);
     drive_router_only(&r, 500);
+    assert_int_equal(s.fc.dones, 1);
+    assert_int_equal(router_workers_step(r.rt), 0);
+    assert_complete(&s, SEQ_EVENTS);
+    router_free(r.rt);
+}
+
+/* An answer that arrives in one receive (libcurl hands it over in pieces within one loop
+ * turn) is decoded inline to its end: handing its tail to a worker would cost two thread
+ * wake-ups for a few microseconds of decoding. */
+static void test_an_answer_in_one_receive_stays_inline(void **state)
+{
+    (void)state;
+    struct rig r = {0};
+    r.w.shape = S_BURST;
+    rig_start(&r, 2, true);
+    struct wsink s;
+    ws_submit(r.rt, &s);
+    drive_router_only(&r, 50);
     assert_int_equal(s.fc.dones, 1);
     assert_int_equal(router_workers_step(r.rt), 0);
     assert_complete(&s, SEQ_EVENTS);
@@ -541,6 +564,7 @@ int main(void)
         T(test_after_the_commit_events_come_from_the_worker_in_order),
         T(test_workers_zero_keeps_every_event_on_the_router_thread),
         T(test_a_sink_without_any_thread_stays_inline),
+        T(test_an_answer_in_one_receive_stays_inline),
         T(test_a_worker_side_error_after_the_commit_ends_the_call_with_its_class),
         T(test_a_stall_after_the_hand_off_is_cut_as_inline),
         T(test_a_cancel_while_bytes_are_queued_delivers_none_of_them),
