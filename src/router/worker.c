@@ -275,6 +275,9 @@ static size_t run_batch(struct worker *w)
         n++;
     }
     struct wk_pool *p = w->p;
+    /* The batch's sink events are all out: the hook set with router_set_batch_end (the
+     * gateway's "flush the wake-ups this thread deferred", registered where serve wires the
+     * gateway to the router) runs here, once per batch, before the router hears of it. */
     if (n > 0 && p->batch_end)
         p->batch_end(p->batch_end_ctx);
     if (wake)

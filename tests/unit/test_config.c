@@ -410,6 +410,26 @@ static void test_config_rejects_out_of_range_and_fractional_numbers(void **state
                   "(got 999)",
                   "routes[0].max_attempts: expected an integer in 1..10, or -1 to inherit (got 0)");
     EXPECT_ERRORS(BASE(",'version':2"), "version: expected an integer equal to 1 (got 2)");
+    EXPECT_ERRORS(BASE(",'router':{'workers':17}"),
+                  "router.workers: expected an integer in 0..16 threads (got 17)");
+    EXPECT_ERRORS(BASE(",'router':{'workers':-1}"),
+                  "router.workers: expected an integer in 0..16 threads (got -1)");
+}
+
+/* router.workers: absent means "the online cores" (-1, resolved by the router); 0 and 16
+ * are taken as written. */
+static void test_config_router_workers_default_and_range(void **state)
+{
+    (void)state;
+    struct config *cfg = parse_ok(BASE(""));
+    assert_int_equal(cfg->router.workers, -1);
+    config_free(cfg);
+    cfg = parse_ok(BASE(",'router':{'workers':0}"));
+    assert_int_equal(cfg->router.workers, 0);
+    config_free(cfg);
+    cfg = parse_ok(BASE(",'router':{'workers':16}"));
+    assert_int_equal(cfg->router.workers, 16);
+    config_free(cfg);
 }
 
 static void test_config_rejects_missing_required_keys(void **state)
@@ -1293,6 +1313,7 @@ int main(void)
         cmocka_unit_test(test_config_rejects_unknown_keys_with_a_suggestion),
         cmocka_unit_test(test_config_rejects_wrong_types),
         cmocka_unit_test(test_config_rejects_out_of_range_and_fractional_numbers),
+        cmocka_unit_test(test_config_router_workers_default_and_range),
         cmocka_unit_test(test_config_rejects_missing_required_keys),
         cmocka_unit_test(test_config_rejects_bad_enum_values_with_a_suggestion),
         cmocka_unit_test(test_config_rejects_duplicate_names_and_keys),

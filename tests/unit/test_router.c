@@ -114,7 +114,7 @@ static void test_router_fails_calls_to_dead_targets_exactly_once(void **state)
     memset(sinks, 0, sizeof sinks);
     for (int i = 0; i < N; i++) {
         sinks[i].tally = &tally;
-        struct router_sink sk = {NULL, on_event, on_done, &sinks[i], NULL};
+        struct router_sink sk = {NULL, on_event, on_done, &sinks[i], NULL, false};
         router_submit(rt, request("chat"), NULL, &sk);
     }
     wait_done(&tally, N);
@@ -145,7 +145,7 @@ static void test_router_rejects_unknown_model_with_the_routes_listed(void **stat
     struct router *rt = make_router();
     struct tally tally = {0};
     struct probe_sink s = {.tally = &tally};
-    struct router_sink sk = {NULL, on_event, on_done, &s, NULL};
+    struct router_sink sk = {NULL, on_event, on_done, &s, NULL, false};
     router_submit(rt, request("gpt-nope"), NULL, &sk);
     wait_done(&tally, 1);
     assert_int_equal(s.err, LLM_ERR_BAD_REQUEST);
@@ -226,7 +226,7 @@ static void *produce(void *arg)
     uint64_t gen = 0;
     for (int i = 0; i < p->n; i++) {
         sinks[i].tally = p->tally;
-        struct router_sink sk = {NULL, on_event, on_done, &sinks[i], NULL};
+        struct router_sink sk = {NULL, on_event, on_done, &sinks[i], NULL, false};
         struct router_call_opts opts = {.tag = "stress", .request_id = "r"};
         uint64_t id = router_submit(p->rt, request("chat"), &opts, &sk);
         if (i % 7 == 0)
@@ -278,7 +278,7 @@ static void test_router_stopped_still_answers_every_submit(void **state)
     router_stop(rt);
     struct tally tally = {0};
     struct probe_sink s = {.tally = &tally};
-    struct router_sink sk = {NULL, on_event, on_done, &s, NULL};
+    struct router_sink sk = {NULL, on_event, on_done, &s, NULL, false};
     router_submit(rt, request("chat"), NULL, &sk);
     assert_int_equal(atomic_load(&tally.done), 1); /* synchronously */
     assert_int_equal(s.err, LLM_ERR_CANCELLED);
