@@ -190,7 +190,8 @@ static void cancel_attempts(struct router *rt, struct call *c, const struct atte
     }
 }
 
-/* call_end's ERROR event and on_done (the sink is the router thread's again). */
+/* call_end's ERROR event and on_done (the sink is the router thread's again). The caller
+ * frees c when nothing holds it any more. */
 static void call_deliver_end(struct router *rt, struct call *c, enum llm_errclass err,
                              const char *msg)
 {
@@ -207,8 +208,6 @@ static void call_deliver_end(struct router *rt, struct call *c, enum llm_errclas
     fill_result(c, &r, err, msg);
     spend_call_finished(rt, c, &r);
     c->sink.on_done(c->sink.ctx, &r);
-    if (!c->live && !c->busy)
-        call_unlink_and_free(rt, c);
 }
 
 /* Ends the call once: ERROR event (unless err is NONE, or one or FINISH was sent), then on_done;
@@ -232,6 +231,8 @@ void call_end(struct router *rt, struct call *c, enum llm_errclass err, const ch
         return;
     }
     call_deliver_end(rt, c, err, msg);
+    if (!c->live && !c->busy)
+        call_unlink_and_free(rt, c);
 }
 
 static void call_finish(struct router *rt, struct call *c, enum llm_errclass err, const char *fmt,
@@ -544,7 +545,7 @@ static void wk_attempt_final(struct router *rt, struct attempt *a)
     c->wk_live--;
     if (c->end_deferred && c->wk_live == 0) {
         c->end_deferred = false;
-        call_deliver_end(rt, c, c->end_err, c->end_msg); /* a is live: c stays */
+        call_deliver_end(rt, c, c->end_err, c->end_msg); /* attempt_done_now frees c */
     }
     attempt_done_now(a, &res); /* provider_call_finish ran on the worker: it only reports */
 }

@@ -42,20 +42,23 @@ struct wk_stream {
     struct attempt *a; /* the router's: only passed back to call_wk_apply */
     struct provider_call *pc;
     struct router_sink sink;
-    atomic_bool cancel; /* set by the router: deliver nothing more */
     /* under w->mu */
     struct wk_stream *next_job;
-    bool queued;                 /* in w's job list */
+    struct wk_stream *next_ready;
     struct buf in;               /* bytes waiting for the worker */
-    bool end;                    /* the transfer's end is queued (no bytes after it) */
-    bool end_taken;              /* ...and a batch took it */
-    bool capped;                 /* wk_push refused bytes: the router waits for a drain */
     struct transport_result res; /* the transfer's end, copied by wk_push_end */
     struct wk_summary sum;       /* merged, not yet applied by the router */
-    struct wk_stream *next_ready;
-    bool ready; /* in the pool's ready list (changed under ready_mu too) */
     /* worker only, during the stream's batch */
     struct wk_summary local;
+    /* set by the router: deliver nothing more */
+    atomic_bool cancel;
+    /* under w->mu */
+    bool queued;    /* in w's job list */
+    bool end;       /* the transfer's end is queued (no bytes after it) */
+    bool end_taken; /* ...and a batch took it */
+    bool capped;    /* wk_push refused bytes: the router waits for a drain */
+    bool ready;     /* in the pool's ready list (changed under ready_mu too) */
+    /* worker only */
     bool stopped; /* the decoder aborted or the sink stopped: later bytes are dropped */
 };
 
