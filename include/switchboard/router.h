@@ -71,6 +71,9 @@ int64_t router_next_wake_ms(struct router *rt);
  * with workers_manual; tests). Returns the number of stream batches run (0: nothing queued,
  * or no workers). Call it from the thread that steps the router. */
 size_t router_workers_step(struct router *rt);
+/* The decode/encode worker count for router.workers = configured (-1: absent) on `online`
+ * cores: absent is one per core above 2 cores and none at 2 or fewer, at most 16. */
+int router_workers_resolve(long configured, long online);
 /* Optional, before the first call: fn(ctx) runs on a worker thread at the end of each of
  * its batches (after the batch's sink events, before the router hears of them), so a sink
  * that defers its wake-ups per thread can flush what this thread deferred. */

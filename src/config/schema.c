@@ -478,7 +478,7 @@ static const struct schema_entry router_entries[] = {
      .off = OFF(config_router, rate_limit_cooldown_ms), .min = 1, .max = DAY_MS, .def = 1000,
      .unit = "ms", .help = "A target answered 429 without Retry-After rests this long."},
     {.key = "workers", .type = ST_LONG, .off = OFF(config_router, workers), .max = 16, .def = -1,
-     .def_doc = "online cores", .unit = "threads",
+     .def_doc = "online cores (0 on 2 or fewer)", .unit = "threads",
      .help = "Threads that decode a gateway stream's bytes and encode them for the client once "
              "it has committed (issue 16); 0 = all of it on the router thread. Read at start."},
 };

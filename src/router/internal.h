@@ -404,6 +404,9 @@ void call_abort_all(struct router *rt); /* shutdown */
 /* worker.c: decode/encode workers. Router thread unless said otherwise. */
 #define WK_QUEUE_CAP ((size_t)64 * 1024) /* bytes waiting for a worker: pause the transfer */
 #define WK_MAX       16
+/* router.workers absent: one worker per online core, but none at this many cores or fewer,
+ * where a worker costs 13-15 us of CPU per event and gains nothing (docs/bench.md). */
+#define WK_AUTO_MIN_CORES 2
 
 /* What a worker's batches did to a stream, merged until the router applies it. */
 struct wk_summary {

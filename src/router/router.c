@@ -303,15 +303,17 @@ struct router *router_new(struct config *cfg, char *msg, size_t msglen)
     return router_new_env(cfg, &env, msg, msglen);
 }
 
-/* router.workers: -1 (absent) is the number of online cores, at most WK_MAX. */
+int router_workers_resolve(long configured, long online)
+{
+    long n = configured;
+    if (n < 0)
+        n = online > WK_AUTO_MIN_CORES ? online : 0;
+    return (int)(n > WK_MAX ? WK_MAX : n);
+}
+
 static int workers_for(const struct config *cfg)
 {
-    long n = cfg->router.workers;
-    if (n < 0) {
-        n = sysconf(_SC_NPROCESSORS_ONLN);
-        n = n < 1 ? 1 : n;
-    }
-    return (int)(n > WK_MAX ? WK_MAX : n);
+    return router_workers_resolve(cfg->router.workers, sysconf(_SC_NPROCESSORS_ONLN));
 }
 
 struct router *router_new_env(struct config *cfg, const struct router_env *env, char *msg,

@@ -581,6 +581,19 @@ static void test_stop_joins_real_workers_with_streams_in_flight(void **state)
     router_free(r.rt);
 }
 
+/* Absent workers: none on 1-2 cores (measured: a worker only adds wake-ups there), one per
+ * core above; an explicit value wins; never above 16. */
+static void test_absent_workers_mean_none_on_two_cores_and_one_per_core_above(void **state)
+{
+    (void)state;
+    assert_int_equal(router_workers_resolve(-1, 1), 0);
+    assert_int_equal(router_workers_resolve(-1, 2), 0);
+    assert_int_equal(router_workers_resolve(-1, 4), 4);
+    assert_int_equal(router_workers_resolve(-1, 64), 16);
+    assert_int_equal(router_workers_resolve(2, 2), 2);
+    assert_int_equal(router_workers_resolve(0, 8), 0);
+}
+
 int main(void)
 {
     setenv("FAKE_KEY", "sk-fake-key-for-tests-0000", 1);
@@ -599,6 +612,7 @@ int main(void)
         T(test_stop_with_streams_on_workers_ends_each_once),
         T(test_real_worker_threads_keep_every_stream_in_order),
         T(test_stop_joins_real_workers_with_streams_in_flight),
+        cmocka_unit_test(test_absent_workers_mean_none_on_two_cores_and_one_per_core_above),
     };
 #undef T
     return cmocka_run_group_tests(tests, NULL, NULL);
