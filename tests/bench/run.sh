@@ -18,16 +18,20 @@
 #                            connection; switchboard's pool -> one curl thread -> resume)
 #   for JSON and SSE x concurrency 1, 16, 64 x upstream delay 0 and 100 ms; the three targets
 #   of a configuration run back to back (order reversed every other round), so machine noise
-#   hits all three alike. Then 1,000 concurrent streams through switchboard: RSS and threads.
+#   hits all three alike. Then 1,000 concurrent paced streams, directly and through
+#   switchboard, driven by BUILD/eventgap (tests/bench/eventgap.c), which timestamps every
+#   event: the delay added between events, RSS, threads and CPU.
 #   First of all, BUILD/encode (tests/bench/encode.c): the encoders on a worst-case 4 MiB
 #   request, one figure per wire format, appended to the report.
 #
 # Environment: BENCH_SECONDS (5) per run, BENCH_WARMUP (1) per run, BENCH_ROUNDS (2),
-# BENCH_STREAMS (1000), BENCH_STREAM_SECONDS (10), BENCH_PACE_MS (200); BENCH_HOLD=1 starts
+# BENCH_STREAMS (1000), BENCH_STREAM_SECONDS (10) measured after BENCH_STREAM_WARMUP (3),
+# BENCH_PACE_MS (200); BENCH_HOLD=1 starts
 # everything, prints where it is and waits (for perf, strace...). BENCH_BASELINE=PATH runs a
 # second switchboard binary (an earlier build) as the target `baseline`, interleaved with the
 # others in every configuration and in the stream step, so the two builds are compared
-# within one round; BENCH_FLEET=0 skips the fleet-mode step. See docs/bench.md.
+# within one round; BENCH_FLEET=0 skips the fleet-mode step. BENCH_ONLY=streams runs only the
+# 1,000-stream step (no encoders, relay, calibration, matrix or fleet step). See docs/bench.md.
 # Output: the report on stdout and in BUILD/results.md; raw rows in BUILD/bench-raw.tsv;
 # every wrk output under BUILD/bench-logs/. Every process started here is stopped on exit.
 set -uo pipefail
@@ -40,7 +44,10 @@ WARM=${BENCH_WARMUP:-1}
 ROUNDS=${BENCH_ROUNDS:-2}
 STREAMS=${BENCH_STREAMS:-1000}
 STREAM_SECS=${BENCH_STREAM_SECONDS:-10}
+STREAM_WARM=${BENCH_STREAM_WARMUP:-3}
 PACE_MS=${BENCH_PACE_MS:-200}
+ONLY=${BENCH_ONLY:-}
+case $ONLY in '' | streams) ;; *) echo "bench: BENCH_ONLY is empty or 'streams'" >&2; exit 2 ;; esac
 HERE=$root/tests/bench
 SB=$B/switchboard
 UPSTREAM=$B/upstream
@@ -49,7 +56,8 @@ RAW=$B/bench-raw.tsv
 LOGS=$B/bench-logs
 
 BASE_SB=${BENCH_BASELINE:-}
-for x in "$SB" "$UPSTREAM" "$FLOOR" "$B/encode" "$B/relay" ${BASE_SB:+"$BASE_SB"}; do
+EVENTGAP=$B/eventgap
+for x in "$SB" "$UPSTREAM" "$FLOOR" "$B/encode" "$B/relay" "$EVENTGAP" ${BASE_SB:+"$BASE_SB"}; do
   [[ -x $x ]] || { echo "bench: $x missing (run \`make bench\`)" >&2; exit 2; }
 done
 for c in nginx wrk python3 curl; do
@@ -58,10 +66,15 @@ for c in nginx wrk python3 curl; do
 done
 NGINX=$(command -v nginx || echo /usr/sbin/nginx)
 
-# The encoders first: no network, a second or two.
-"$B/encode" | tee "$B/bench-encode.txt" >&2 || { echo "bench: encode failed" >&2; exit 1; }
-# The relay's per-event CPU, passthrough against parse + re-encode (tests/bench/relay.c).
-"$B/relay" | tee "$B/bench-relay.txt" >&2 || { echo "bench: relay failed" >&2; exit 1; }
+# The stream client's own parser check (a second).
+"$EVENTGAP" --self-test || { echo "bench: eventgap --self-test failed" >&2; exit 1; }
+rm -f "$B/bench-encode.txt" "$B/bench-relay.txt"
+if [[ -z $ONLY ]]; then
+  # The encoders first: no network, a second or two.
+  "$B/encode" | tee "$B/bench-encode.txt" >&2 || { echo "bench: encode failed" >&2; exit 1; }
+  # The relay's per-event CPU, passthrough against parse + re-encode (tests/bench/relay.c).
+  "$B/relay" | tee "$B/bench-relay.txt" >&2 || { echo "bench: relay failed" >&2; exit 1; }
+fi
 
 T=$(mktemp -d /tmp/sb-bench.XXXXXX)
 PIDS=()
@@ -417,10 +430,12 @@ run_config() {
 
 LOAD_BEFORE=$(cut -d' ' -f1-3 /proc/loadavg)
 START=$(date +%s)
+MATRIX_ROUNDS=$ROUNDS
+[[ -n $ONLY ]] && MATRIX_ROUNDS=0 # BENCH_ONLY=streams: no calibration, no matrix
 log "switchboard idle: RSS $IDLE_RSS_KB kB, $IDLE_THREADS threads; load $LOAD_BEFORE; ${SECS}s runs, ${ROUNDS} rounds"
 
 # Calibration: is BUILD/upstream (the 100 ms upstream) as fast as nginx at delay 0?
-for r in $(seq 1 "$ROUNDS"); do
+for r in $(seq 1 "$MATRIX_ROUNDS"); do
   for fmt in json sse; do
     script=post.lua; [[ $fmt == sse ]] && script=post_stream.lua
     n0=$N0_JSON uc=$UC_JSON
@@ -430,7 +445,7 @@ for r in $(seq 1 "$ROUNDS"); do
   done
 done
 
-for r in $(seq 1 "$ROUNDS"); do
+for r in $(seq 1 "$MATRIX_ROUNDS"); do
   for delay in 0 100; do
     for fmt in json sse; do
       for conc in 1 16 64; do
@@ -444,17 +459,23 @@ POST_RSS_KB=$(status_kb "$PID_SB" VmRSS)
 
 # ---- 1,000 concurrent streams -------------------------------------------------------------
 
-# streams_run LABEL URL PID: STREAMS connections streaming for STREAM_SECS through URL while
-# PID's RSS, threads, fds (and switchboard's in-flight gauge) are sampled.
+# streams_run LABEL URL PID: STREAMS paced streams through URL, driven by BUILD/eventgap
+# (every event timestamped): STREAM_WARM seconds of warm-up (the 1,000 connections open,
+# staggered over one pace interval, and the first streams run), then STREAM_SECS counted.
+# PID's RSS, threads, fds (and switchboard's in-flight gauge) are sampled and its CPU taken
+# over the counted seconds; its peak RSS (VmHWM) includes the warm-up. Appends a row to
+# $T/streams.tsv.
 streams_run() {
   local label=$1 url=$2 pid=$3 samples=$T/$1.samples
   : >"$samples"
   reset_peak "$pid"
   local c0 c1
-  c0=$(cpu_ns "$pid")
-  BENCH_MODEL=paced timeout $((STREAM_SECS + 60)) wrk -t 2 -c "$STREAMS" -d "${STREAM_SECS}s" \
-    --timeout 30s --latency -s "$HERE/post_stream.lua" "$url" >"$LOGS/streams-$label.txt" 2>&1 &
+  timeout $((STREAM_WARM + STREAM_SECS + 60)) "$EVENTGAP" --url "$url" --model paced \
+    --streams "$STREAMS" --warmup-s "$STREAM_WARM" --seconds "$STREAM_SECS" --pace-ms "$PACE_MS" \
+    >"$LOGS/streams-$label.txt" 2>&1 &
   WRK_PID=$!
+  sleep "$STREAM_WARM"
+  c0=$(cpu_ns "$pid")
   while kill -0 "$WRK_PID" 2>/dev/null; do
     local inflight="" mport=
     [[ $pid == "$PID_SB" ]] && mport=$SB_PORT
@@ -469,31 +490,52 @@ streams_run() {
   c1=$(cpu_ns "$pid")
   local hwm line
   hwm=$(status_kb "$pid" VmHWM)
-  line=$(grep -m1 '^BENCH ' "$LOGS/streams-$label.txt" | cut -d' ' -f2-)
-  python3 - "$samples" "$hwm" "$line" "$STREAMS" "$label" "$((c1 - c0))" <<'PY' >>"$T/streams.tsv"
-import sys
+  line=$(grep -m1 '^EVENTGAP ' "$LOGS/streams-$label.txt" | cut -d' ' -f2-)
+  [[ -n $line ]] || log "streams $label: eventgap gave no result; see $LOGS/streams-$label.txt"
+  python3 - "$samples" "$hwm" "$line" "$STREAMS" "$label" "$((c1 - c0))" "$T/streams.tsv" <<'PY'
+import csv, sys
 rows = [list(map(float, l.split())) for l in open(sys.argv[1]) if l.strip()]
 f = dict(kv.split("=") for kv in sys.argv[3].split()) if sys.argv[3] else {}
-errs = sum(int(v) for k, v in f.items() if k.startswith("err_"))
 dur = float(f.get("duration_us", 1)) / 1e6
-print("\t".join(str(x) for x in [
-    sys.argv[5], sys.argv[4], int(max((r[0] for r in rows), default=0)), int(sys.argv[2] or 0),
-    int(max((r[1] for r in rows), default=0)), int(max((r[2] for r in rows), default=0)),
-    int(max((r[3] for r in rows), default=-1)), int(max((r[4] for r in rows), default=0)),
-    f.get("requests", 0), f"{float(f.get('requests', 0)) / dur:.1f}", errs,
-    f.get("p50_us", 0), f.get("p99_us", 0),
-    f"{int(sys.argv[6]) / 1e3 / max(int(f.get('requests', 0)), 1):.1f}",
-    f"{100 * int(sys.argv[6]) / 1e9 / dur:.0f}"]))
+done = int(f.get("streams", 0))
+cpu_ns = int(sys.argv[6])
+row = {
+    "label": sys.argv[5], "streams": sys.argv[4],
+    "max_rss_kb": int(max((r[0] for r in rows), default=0)), "hwm_kb": int(sys.argv[2] or 0),
+    "max_threads": int(max((r[1] for r in rows), default=0)),
+    "max_fds": int(max((r[2] for r in rows), default=0)),
+    "max_in_flight": int(max((r[3] for r in rows), default=-1)),
+    "max_upstream_fds": int(max((r[4] for r in rows), default=0)),
+    "requests": done, "rps": f"{done / dur:.1f}", "errors": int(f.get("errors", 1 if not f else 0)),
+    "p50_us": f.get("stream_p50_us", 0), "p99_us": f.get("stream_p99_us", 0),
+    "cpu_us_req": f"{cpu_ns / 1e3 / max(done, 1):.1f}", "cpu_pct": f"{100 * cpu_ns / 1e9 / dur:.0f}",
+    "client_max_in_flight": f.get("max_in_flight", ""),
+}
+with open(sys.argv[7]) as t:
+    cols = t.readline().rstrip("\n").split("\t")
+for k in cols:  # the client's own figures: events, gaps, first event, in flight, its CPU
+    row.setdefault(k, f.get(k, ""))
+with open(sys.argv[7], "a") as t:
+    csv.DictWriter(t, cols, delimiter="\t", lineterminator="\n").writerow(row)
 PY
 }
-printf 'label\tstreams\tmax_rss_kb\thwm_kb\tmax_threads\tmax_fds\tmax_in_flight\tmax_upstream_fds\trequests\trps\terrors\tp50_us\tp99_us\tcpu_us_req\tcpu_pct\n' >"$T/streams.tsv"
-log "$STREAMS concurrent streams, ${STREAM_SECS}s, one event every ${PACE_MS} ms"
+STREAM_COLS=(label streams max_rss_kb hwm_kb max_threads max_fds max_in_flight max_upstream_fds
+  requests rps errors p50_us p99_us cpu_us_req cpu_pct started events gaps content content_gaps err_connect
+  err_status err_read err_timeout client_cpu_pct)
+for k in gap late cgap clate ttfe ttfc; do
+  for q in p50 p90 p99 p999 max; do STREAM_COLS+=("${k}_${q}_us"); done
+done
+STREAM_COLS+=(client_max_in_flight)
+(IFS=$'\t'; echo "${STREAM_COLS[*]}") >"$T/streams.tsv"
+STREAMS_LOAD_BEFORE=$(cut -d' ' -f1-3 /proc/loadavg)
+log "$STREAMS concurrent streams, ${STREAM_WARM}s + ${STREAM_SECS}s, one event every ${PACE_MS} ms; load $STREAMS_LOAD_BEFORE"
 streams_run direct "http://127.0.0.1:$UP_SSE$P" "$PID_UP"
 streams_run switchboard "http://127.0.0.1:$SB_PORT$P" "$PID_SB"
 sleep 2
 AFTER_STREAMS_RSS_KB=$(status_kb "$PID_SB" VmRSS)
 [[ -n $BASE_PORT ]] && streams_run baseline "http://127.0.0.1:$BASE_PORT$P" "$PID_BASE"
 AFTER_STREAMS_THREADS=$(threads "$PID_SB")
+STREAMS_LOAD_AFTER=$(cut -d' ' -f1-3 /proc/loadavg)
 cp "$T/streams.tsv" "$B/bench-streams.tsv"
 
 # ---- report ---------------------------------------------------------------------------------
@@ -506,22 +548,24 @@ NPROC=$(nproc)
 SB_COMMIT=$(git -C "$root" rev-parse --short HEAD 2>/dev/null || echo unknown)
 git -C "$root" status --porcelain 2>/dev/null | grep -q . && SB_COMMIT+=+dirty
 export BENCH_SECONDS=$SECS BENCH_WARMUP=$WARM BENCH_ROUNDS=$ROUNDS BENCH_STREAMS=$STREAMS \
-  BENCH_STREAM_SECONDS=$STREAM_SECS BENCH_PACE_MS=$PACE_MS IDLE_RSS_KB IDLE_THREADS POST_RSS_KB \
+  BENCH_STREAM_SECONDS=$STREAM_SECS BENCH_STREAM_WARMUP=$STREAM_WARM BENCH_PACE_MS=$PACE_MS IDLE_RSS_KB IDLE_THREADS POST_RSS_KB \
   AFTER_STREAMS_RSS_KB AFTER_STREAMS_THREADS LOAD_BEFORE LOAD_AFTER ELAPSED NGINX_VERSION \
-  WRK_VERSION CPU_MODEL NPROC SB_COMMIT
+  WRK_VERSION CPU_MODEL NPROC SB_COMMIT STREAMS_LOAD_BEFORE STREAMS_LOAD_AFTER
 export RELAY_TXT=$B/bench-relay.txt BASELINE_NAME=${BASE_SB:+$("$BASE_SB" --version 2>/dev/null | head -1)}
 {
   python3 "$HERE/report.py" "$RAW" "$B/bench-streams.tsv"
-  printf '\n## Encoders, worst case\n\n```\n'
-  cat "$B/bench-encode.txt"
-  printf '```\n'
-  printf '\n## Relay per-event CPU (build/bench/relay)\n\n'
-  grep '^|' "$B/bench-relay.txt"
+  if [[ -z $ONLY ]]; then
+    printf '\n## Encoders, worst case\n\n```\n'
+    cat "$B/bench-encode.txt"
+    printf '```\n'
+    printf '\n## Relay per-event CPU (build/bench/relay)\n\n'
+    grep '^|' "$B/bench-relay.txt"
+  fi
 } | tee "$B/results.md"
 log "report written to $B/results.md"
 
 # ---- fleet mode's cost (issue 14): the same serve with and without Redis ----------------------
-[[ ${BENCH_FLEET:-1} == 1 ]] || exit 0
+[[ ${BENCH_FLEET:-1} == 1 && -z $ONLY ]] || exit 0
 echo
 echo "## Fleet mode"
 echo

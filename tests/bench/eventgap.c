@@ -1,0 +1,922 @@
+/*
+ * eventgap.c - the benchmark's per-event stream client: how late each streamed event arrives.
+ * wrk sees a stream only when it is complete, so it cannot see the delay a proxy adds to the
+ * events in between; this client timestamps every SSE event as it arrives.
+ *
+ * It keeps N streaming POSTs to one URL open at once (the body tests/bench/post_stream.lua
+ * sends: "stream": true with include_usage), starting them staggered over one pace interval
+ * so the load is even, and starts the next stream on the same connection (keep-alive; a new
+ * connection when the server closes) as soon as one is complete, for a fixed time. Each
+ * response is decoded (status line, headers, chunked or Content-Length body) and scanned for
+ * SSE events (a blank line after at least one `data:` line); every event is stamped with
+ * CLOCK_MONOTONIC when the read that completed it returned.
+ *
+ * One thread, one epoll set (level-triggered), non-blocking sockets; starts and retries wait
+ * in one FIFO (every entry waits the same time, so insertion order is deadline order). The
+ * response parser is pure (bytes in, counts out) and checked by --self-test.
+ *
+ * Usage: eventgap --url http://127.0.0.1:PORT/PATH --streams N --seconds S --pace-ms P
+ *                 [--warmup-s W] [--model M] [--timeout-s T]
+ *        eventgap --self-test
+ * Prints a human summary on stderr and one machine-readable "EVENTGAP key=value ..." line on
+ * stdout (microseconds): streams completed, errors by kind, events, the distributions of the
+ * gap between consecutive events of a stream (and of the gap minus P), of the time from the
+ * request to the first event and of whole streams, the most streams in flight at once and the
+ * client's own CPU. Only what happens within the S seconds counts, as with wrk; with a
+ * warm-up, the streams run W seconds first and nothing from those counts (a stream or gap
+ * that ends after it does). --timeout-s: a stream with no byte for T s fails (30).
+ */
+#include <errno.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/epoll.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
+#include <arpa/inet.h>
+#include <time.h>
+#include <unistd.h>
+
+#define HEAD_MAX   8192
+#define RBUF_SIZE  16384
+#define MAX_EVENTS 256
+#define NS_PER_MS  1000000LL
+
+/* ---- the response parser (pure) ----------------------------------------------------------- */
+
+enum rp_phase {
+    RP_HEAD,       /* status line and headers */
+    RP_BODY_LEN,   /* Content-Length body */
+    RP_BODY_EOF,   /* body delimited by the end of the connection */
+    RP_CHUNK_SIZE, /* a chunk-size line (hex digits, extensions, CRLF) */
+    RP_CHUNK_DATA,
+    RP_CHUNK_END, /* the CRLF after a chunk's data */
+    RP_TRAILER,   /* after the last chunk: trailer lines up to an empty one */
+    RP_DONE,
+};
+
+enum rp_result { RP_MORE, RP_COMPLETE, RP_BAD };
+
+struct rp {
+    enum rp_phase phase;
+    char head[HEAD_MAX];
+    size_t head_len;
+    int status;
+    bool keep_alive;
+    long long left;   /* RP_BODY_LEN / RP_CHUNK_DATA: bytes still to come */
+    bool size_digits; /* RP_CHUNK_SIZE: a hex digit seen; RP_TRAILER: a non-empty line */
+    bool in_ext;      /* RP_CHUNK_SIZE: past the digits (extension or CR) */
+    /* SSE scanner over the decoded body */
+    char line_start[5]; /* the first bytes of the current line */
+    size_t line_len;
+    bool cr_seen;       /* the last byte was CR: an LF right after it ends nothing */
+    bool has_data;      /* the event being read has a data: line */
+    bool in_data;       /* the current line is a data: line */
+    bool has_content;   /* ... and one of them has a non-empty "content" string */
+    unsigned content_m; /* bytes of CONTENT_KEY matched so far (3 more: the whole key seen) */
+};
+
+/* What a piece of body completed: SSE events, and how many of them carry content. */
+struct rp_count {
+    int events, content;
+};
+
+#define CONTENT_KEY     "\"content\":\""
+#define CONTENT_KEY_LEN (sizeof CONTENT_KEY - 1)
+
+static void rp_init(struct rp *p)
+{
+    memset(p, 0, sizeof *p);
+    p->phase = RP_HEAD;
+}
+
+/* One complete line of the body (without its end): events are dispatched on empty lines. */
+static void sse_line_end(struct rp *p, struct rp_count *n)
+{
+    if (p->line_len == 0) {
+        if (p->has_data)
+            n->events++;
+        if (p->has_data && p->has_content)
+            n->content++;
+        p->has_data = p->has_content = false;
+    } else if (p->in_data) {
+        p->has_data = true;
+    }
+    p->line_len = 0;
+    p->in_data = false;
+    p->content_m = 0;
+}
+
+/*
+ * A byte of a data: line: looks for "content":" followed by anything but the closing quote
+ * (a text delta; the role chunk's "content":"" is not one). Every proper border of the key's
+ * prefixes is at most one quote, so a mismatch restarts at 0 or 1 (or 2 after `"content"c`).
+ */
+static void content_byte(struct rp *p, char ch)
+{
+    if (p->content_m == CONTENT_KEY_LEN) {
+        p->has_content = p->has_content || ch != '"';
+        p->content_m = CONTENT_KEY_LEN + 1; /* decided for this occurrence */
+    } else if (p->content_m < CONTENT_KEY_LEN && ch == CONTENT_KEY[p->content_m]) {
+        p->content_m++;
+    } else {
+        p->content_m = ch == '"' ? 1 : (p->content_m == 9 && ch == 'c') ? 2 : 0;
+    }
+}
+
+/* Scans decoded body bytes; adds the events they complete to *n. */
+static void sse_feed(struct rp *p, const char *s, size_t len, struct rp_count *n)
+{
+    for (size_t i = 0; i < len; i++) {
+        char ch = s[i];
+        bool lf_after_cr = ch == '\n' && p->cr_seen;
+        p->cr_seen = ch == '\r';
+        if (lf_after_cr)
+            continue;
+        if (ch == '\r' || ch == '\n') {
+            sse_line_end(p, n);
+            continue;
+        }
+        if (p->line_len < sizeof p->line_start)
+            p->line_start[p->line_len] = ch;
+        p->line_len++;
+        if (p->line_len == 5)
+            p->in_data = memcmp(p->line_start, "data:", 5) == 0;
+        else if (p->in_data)
+            content_byte(p, ch);
+    }
+}
+
+/* The header block is complete in p->head: status, framing, keep-alive. */
+static enum rp_result rp_headers(struct rp *p)
+{
+    int minor = 0;
+    if (sscanf(p->head, "HTTP/1.%d %d", &minor, &p->status) != 2)
+        return RP_BAD;
+    bool chunked = false, have_len = false;
+    long long len = 0;
+    p->keep_alive = minor >= 1;
+    for (char *l = strstr(p->head, "\r\n"); l && l[2]; l = strstr(l + 2, "\r\n")) {
+        char *h = l + 2;
+        if (strncasecmp(h, "content-length:", 15) == 0) {
+            len = strtoll(h + 15, NULL, 10);
+            have_len = true;
+        } else if (strncasecmp(h, "transfer-encoding:", 18) == 0) {
+            chunked = strncasecmp(h + 18 + strspn(h + 18, " \t"), "chunked", 7) == 0;
+        } else if (strncasecmp(h, "connection:", 11) == 0) {
+            char *v = h + 11 + strspn(h + 11, " \t");
+            if (strncasecmp(v, "close", 5) == 0)
+                p->keep_alive = false;
+        }
+    }
+    if (chunked) {
+        p->phase = RP_CHUNK_SIZE;
+    } else if (have_len) {
+        p->phase = len > 0 ? RP_BODY_LEN : RP_DONE;
+        p->left = len;
+    } else {
+        p->phase = RP_BODY_EOF;
+        p->keep_alive = false;
+    }
+    return RP_MORE;
+}
+
+/* Takes header bytes from s; returns how many it used (all of them until the end is found). */
+static size_t rp_head_feed(struct rp *p, const char *s, size_t n, enum rp_result *r)
+{
+    size_t room = HEAD_MAX - 1 - p->head_len;
+    size_t take = n < room ? n : room;
+    size_t old = p->head_len;
+    memcpy(p->head + old, s, take);
+    p->head_len += take;
+    p->head[p->head_len] = '\0';
+    char *end = strstr(p->head + (old >= 3 ? old - 3 : 0), "\r\n\r\n");
+    if (!end) {
+        *r = p->head_len == HEAD_MAX - 1 ? RP_BAD : RP_MORE;
+        return take;
+    }
+    size_t used = (size_t)(end + 4 - p->head) - old;
+    end[2] = '\0'; /* keep the last header's CRLF: every header line ends with one */
+    end[3] = '\0';
+    *r = rp_headers(p);
+    return used;
+}
+
+static int hex_digit(char ch)
+{
+    if (ch >= '0' && ch <= '9')
+        return ch - '0';
+    if (ch >= 'a' && ch <= 'f')
+        return ch - 'a' + 10;
+    if (ch >= 'A' && ch <= 'F')
+        return ch - 'A' + 10;
+    return -1;
+}
+
+/* One byte of chunk framing (size line, CRLF after data, trailer). */
+static enum rp_result rp_frame_byte(struct rp *p, char ch)
+{
+    switch (p->phase) {
+    case RP_CHUNK_SIZE:
+        if (ch == '\n') {
+            if (!p->size_digits)
+                return RP_BAD;
+            p->phase = p->left ? RP_CHUNK_DATA : RP_TRAILER;
+            p->size_digits = p->in_ext = false;
+        } else if (!p->in_ext && hex_digit(ch) >= 0) {
+            if (p->left > (1LL << 40))
+                return RP_BAD;
+            p->left = p->left * 16 + hex_digit(ch);
+            p->size_digits = true;
+        } else {
+            p->in_ext = true; /* ";ext" or the CR */
+        }
+        return RP_MORE;
+    case RP_CHUNK_END:
+        if (ch == '\n') {
+            p->phase = RP_CHUNK_SIZE;
+            p->left = 0;
+        } else if (ch != '\r') {
+            return RP_BAD;
+        }
+        return RP_MORE;
+    case RP_TRAILER:
+        if (ch == '\n') {
+            if (!p->size_digits) {
+                p->phase = RP_DONE;
+                return RP_COMPLETE;
+            }
+            p->size_digits = false;
+        } else if (ch != '\r') {
+            p->size_digits = true;
+        }
+        return RP_MORE;
+    case RP_HEAD:
+    case RP_BODY_LEN:
+    case RP_BODY_EOF:
+    case RP_CHUNK_DATA:
+    case RP_DONE:
+        break;
+    }
+    return RP_BAD;
+}
+
+/* Body bytes; returns how many it used. */
+static size_t rp_body_feed(struct rp *p, const char *s, size_t n, struct rp_count *c,
+                           enum rp_result *r)
+{
+    size_t take = n;
+    *r = RP_MORE;
+    switch (p->phase) {
+    case RP_BODY_EOF:
+        sse_feed(p, s, n, c);
+        return n;
+    case RP_BODY_LEN:
+    case RP_CHUNK_DATA:
+        if ((long long)take > p->left)
+            take = (size_t)p->left;
+        sse_feed(p, s, take, c);
+        p->left -= (long long)take;
+        if (p->left == 0 && p->phase == RP_CHUNK_DATA)
+            p->phase = RP_CHUNK_END;
+        if (p->left == 0 && p->phase == RP_BODY_LEN) {
+            p->phase = RP_DONE;
+            *r = RP_COMPLETE;
+        }
+        return take;
+    case RP_CHUNK_SIZE:
+    case RP_CHUNK_END:
+    case RP_TRAILER:
+        *r = rp_frame_byte(p, s[0]);
+        return 1;
+    case RP_HEAD:
+    case RP_DONE:
+        break;
+    }
+    *r = RP_BAD;
+    return n;
+}
+
+/*
+ * Feeds received bytes. *c gets the number of SSE events they completed. Returns
+ * RP_COMPLETE once the response is whole (bytes after it are ignored: one request at a time
+ * per connection), RP_BAD on a malformed response, RP_MORE otherwise.
+ */
+static enum rp_result rp_feed(struct rp *p, const char *s, size_t n, struct rp_count *c)
+{
+    enum rp_result r = RP_MORE;
+    c->events = c->content = 0;
+    while (n > 0 && r == RP_MORE && p->phase != RP_DONE) {
+        size_t used =
+            p->phase == RP_HEAD ? rp_head_feed(p, s, n, &r) : rp_body_feed(p, s, n, c, &r);
+        s += used;
+        n -= used;
+    }
+    if (r == RP_MORE && p->phase == RP_DONE)
+        r = RP_COMPLETE;
+    return r;
+}
+
+/* The connection ended: a body delimited by the end of the connection is complete now. */
+static enum rp_result rp_eof(struct rp *p)
+{
+    return p->phase == RP_BODY_EOF ? RP_COMPLETE : RP_BAD;
+}
+
+/* ---- samples -------------------------------------------------------------------------------- */
+
+struct samples {
+    int64_t *v;
+    size_t n, cap;
+};
+
+static void samples_add(struct samples *s, int64_t x)
+{
+    if (s->n == s->cap) {
+        s->cap = s->cap ? 2 * s->cap : 4096;
+        s->v = realloc(s->v, s->cap * sizeof *s->v);
+        if (!s->v)
+            abort();
+    }
+    s->v[s->n++] = x;
+}
+
+static int cmp_i64(const void *a, const void *b)
+{
+    int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
+    return (x > y) - (x < y);
+}
+
+/* Nearest-rank percentile of sorted samples (0 when empty); per mille, so 999 is p99.9. */
+static int64_t pct(const struct samples *s, int per_mille)
+{
+    if (s->n == 0)
+        return 0;
+    size_t rank = (size_t)(((unsigned long long)s->n * (unsigned)per_mille + 999) / 1000);
+    return s->v[rank ? rank - 1 : 0];
+}
+
+/* ---- the client ------------------------------------------------------------------------------ */
+
+enum st_state { ST_WAITING, ST_CONNECTING, ST_SENDING, ST_RECEIVING };
+enum err_kind { ERR_CONNECT, ERR_STATUS, ERR_READ, ERR_TIMEOUT, ERR_N };
+static const char *const err_names[ERR_N] = {"connect", "status", "read", "timeout"};
+
+struct stream {
+    int fd;
+    enum st_state state;
+    size_t sent;
+    struct rp rp;
+    int64_t t_request, t_last_event, t_last_content, t_activity;
+    int events, content;
+};
+
+struct client {
+    struct sockaddr_in addr;
+    char *request;
+    size_t request_len;
+    int nstreams;
+    int64_t pace_ns, timeout_ns, warmup_ns;
+    int64_t t_begin, t_end; /* what is counted: [t_begin, t_end), after the warm-up */
+    int ep;
+    struct stream *st;
+    int *fifo; /* stream indexes waiting to start, with their start times */
+    int64_t *fifo_due;
+    int fifo_head, fifo_len;
+    int in_flight, max_in_flight;
+    long long started, completed, events, content, errors[ERR_N];
+    struct samples gaps, ttfe, whole; /* every event; whole streams */
+    struct samples cgaps, ttfc;       /* content events only (text deltas) */
+};
+
+static int64_t now_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000000000LL + ts.tv_nsec;
+}
+
+static bool counted(const struct client *c, int64_t now)
+{
+    return now >= c->t_begin && now < c->t_end;
+}
+
+static void fifo_push(struct client *c, int i, int64_t due)
+{
+    int k = (c->fifo_head + c->fifo_len++) % c->nstreams;
+    c->fifo[k] = i;
+    c->fifo_due[k] = due;
+}
+
+static void stream_close(struct client *c, struct stream *s)
+{
+    if (s->fd >= 0) {
+        epoll_ctl(c->ep, EPOLL_CTL_DEL, s->fd, NULL);
+        close(s->fd);
+    }
+    if (s->state == ST_SENDING || s->state == ST_RECEIVING)
+        c->in_flight--;
+    s->fd = -1;
+    s->state = ST_WAITING;
+}
+
+/* A failed stream: counted, closed, and started again one pace interval later. */
+static void stream_fail(struct client *c, int i, enum err_kind kind, int64_t now)
+{
+    if (counted(c, now))
+        c->errors[kind]++;
+    stream_close(c, &c->st[i]);
+    fifo_push(c, i, now + c->pace_ns);
+}
+
+static void watch(struct client *c, int i, uint32_t mask, int op)
+{
+    struct epoll_event ev = {.events = mask, .data.u32 = (uint32_t)i};
+    epoll_ctl(c->ep, op, c->st[i].fd, &ev);
+}
+
+/* Sends (the rest of) the request; then waits for the answer. */
+static void stream_send(struct client *c, int i, int64_t now)
+{
+    struct stream *s = &c->st[i];
+    if (s->state != ST_SENDING) {
+        s->state = ST_SENDING;
+        s->sent = 0;
+        s->t_request = now;
+        s->events = s->content = 0;
+        rp_init(&s->rp);
+        c->started++;
+        if (++c->in_flight > c->max_in_flight)
+            c->max_in_flight = c->in_flight;
+    }
+    s->t_activity = now;
+    ssize_t n = send(s->fd, c->request + s->sent, c->request_len - s->sent, MSG_NOSIGNAL);
+    if (n < 0 && errno == EAGAIN) {
+        watch(c, i, EPOLLOUT, EPOLL_CTL_MOD);
+        return;
+    }
+    if (n < 0) {
+        stream_fail(c, i, ERR_READ, now);
+        return;
+    }
+    s->sent += (size_t)n;
+    if (s->sent == c->request_len) {
+        s->state = ST_RECEIVING;
+        watch(c, i, EPOLLIN, EPOLL_CTL_MOD);
+    }
+}
+
+static void stream_connect(struct client *c, int i, int64_t now)
+{
+    struct stream *s = &c->st[i];
+    s->fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (s->fd < 0) {
+        stream_fail(c, i, ERR_CONNECT, now);
+        return;
+    }
+    int one = 1;
+    setsockopt(s->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+    s->t_activity = now;
+    int r = connect(s->fd, (const struct sockaddr *)&c->addr, sizeof c->addr);
+    if (r < 0 && errno != EINPROGRESS) {
+        stream_fail(c, i, ERR_CONNECT, now);
+        return;
+    }
+    s->state = ST_CONNECTING;
+    watch(c, i, EPOLLOUT, EPOLL_CTL_ADD);
+}
+
+/* A whole response: counted, then the next stream starts (same connection if it allows). */
+static void stream_done(struct client *c, int i, int64_t now)
+{
+    struct stream *s = &c->st[i];
+    if (s->rp.status != 200) {
+        stream_fail(c, i, ERR_STATUS, now);
+        return;
+    }
+    if (counted(c, now)) {
+        c->completed++;
+        samples_add(&c->whole, now - s->t_request);
+    }
+    bool keep = s->rp.keep_alive;
+    c->in_flight--;
+    s->state = ST_WAITING;
+    if (now >= c->t_end)
+        return;
+    if (keep) {
+        stream_send(c, i, now);
+        return;
+    }
+    stream_close(c, s);
+    stream_connect(c, i, now);
+}
+
+/*
+ * One more event (or content event) of a stream at now: its gap, or the time to the first,
+ * recorded when `rec` (inside the counted window; the stream's own count and last time are
+ * kept during the warm-up too, so a stream that straddles it has no false "first" event).
+ */
+static void note_event(struct samples *first, struct samples *gaps, int *count, int64_t *last,
+                       int64_t t_request, int64_t now, bool rec)
+{
+    if (rec && *count == 0)
+        samples_add(first, now - t_request);
+    else if (rec)
+        samples_add(gaps, now - *last);
+    (*count)++;
+    *last = now;
+}
+
+/* The events completed by the read that returned at now (all of them arrived then). */
+static void stream_events(struct client *c, struct stream *s, const struct rp_count *n, int64_t now)
+{
+    bool rec = counted(c, now);
+    for (int k = 0; k < n->events; k++)
+        note_event(&c->ttfe, &c->gaps, &s->events, &s->t_last_event, s->t_request, now, rec);
+    for (int k = 0; k < n->content; k++)
+        note_event(&c->ttfc, &c->cgaps, &s->content, &s->t_last_content, s->t_request, now, rec);
+    if (rec) {
+        c->events += n->events;
+        c->content += n->content;
+    }
+}
+
+static void stream_readable(struct client *c, int i)
+{
+    static char buf[RBUF_SIZE];
+    struct stream *s = &c->st[i];
+    ssize_t n = recv(s->fd, buf, sizeof buf, 0);
+    int64_t now = now_ns();
+    if (n < 0 && (errno == EAGAIN || errno == EINTR))
+        return;
+    enum rp_result r;
+    struct rp_count got;
+    if (n <= 0) {
+        r = n == 0 ? rp_eof(&s->rp) : RP_BAD;
+        if (r == RP_COMPLETE)
+            s->rp.keep_alive = false;
+    } else {
+        s->t_activity = now;
+        r = rp_feed(&s->rp, buf, (size_t)n, &got);
+        stream_events(c, s, &got, now);
+    }
+    if (r == RP_COMPLETE)
+        stream_done(c, i, now);
+    else if (r == RP_BAD)
+        stream_fail(c, i, s->rp.phase == RP_HEAD || s->rp.status == 200 ? ERR_READ : ERR_STATUS,
+                    now);
+}
+
+static void stream_ready(struct client *c, int i, uint32_t evmask, int64_t now)
+{
+    struct stream *s = &c->st[i];
+    switch (s->state) {
+    case ST_CONNECTING: {
+        int err = 0;
+        socklen_t len = sizeof err;
+        getsockopt(s->fd, SOL_SOCKET, SO_ERROR, &err, &len);
+        if (err || (evmask & (EPOLLERR | EPOLLHUP)))
+            stream_fail(c, i, ERR_CONNECT, now);
+        else
+            stream_send(c, i, now);
+        return;
+    }
+    case ST_SENDING:
+        stream_send(c, i, now);
+        return;
+    case ST_RECEIVING:
+        stream_readable(c, i);
+        return;
+    case ST_WAITING:
+        return;
+    }
+}
+
+/* Starts the streams whose time has come; returns ms until the next one (-1: none). */
+static int start_due(struct client *c, int64_t now)
+{
+    while (c->fifo_len && c->fifo_due[c->fifo_head] <= now) {
+        int i = c->fifo[c->fifo_head];
+        c->fifo_head = (c->fifo_head + 1) % c->nstreams;
+        c->fifo_len--;
+        if (now < c->t_end)
+            stream_connect(c, i, now);
+    }
+    if (!c->fifo_len)
+        return -1;
+    return (int)((c->fifo_due[c->fifo_head] - now + NS_PER_MS - 1) / NS_PER_MS);
+}
+
+/* Streams with no byte for timeout_ns fail (a stuck server must not stop the run). */
+static void sweep_timeouts(struct client *c, int64_t now)
+{
+    for (int i = 0; i < c->nstreams; i++) {
+        struct stream *s = &c->st[i];
+        if (s->state != ST_WAITING && now - s->t_activity > c->timeout_ns)
+            stream_fail(c, i, ERR_TIMEOUT, now);
+    }
+}
+
+static void client_run(struct client *c)
+{
+    struct epoll_event evs[MAX_EVENTS];
+    int64_t now = now_ns(), next_sweep = now + NS_PER_MS * 1000;
+    c->t_begin = now + c->warmup_ns;
+    c->t_end += c->t_begin;
+    for (int i = 0; i < c->nstreams; i++) /* staggered over one pace interval */
+        fifo_push(c, i, now + c->pace_ns * i / c->nstreams);
+    while (now < c->t_end) {
+        int wait = start_due(c, now);
+        int64_t left_ms = (c->t_end - now) / NS_PER_MS + 1;
+        if (wait < 0 || wait > left_ms)
+            wait = (int)left_ms;
+        int n = epoll_wait(c->ep, evs, MAX_EVENTS, wait);
+        now = now_ns();
+        for (int k = 0; k < n; k++)
+            stream_ready(c, (int)evs[k].data.u32, evs[k].events, now);
+        if (now >= next_sweep) {
+            sweep_timeouts(c, now);
+            next_sweep = now + NS_PER_MS * 1000;
+        }
+    }
+}
+
+/* ---- setup and report ------------------------------------------------------------------------ */
+
+/* http://A.B.C.D:PORT/PATH -> address and path; false when it is not of that form. */
+static bool parse_url(const char *url, struct sockaddr_in *sa, char *path, size_t path_cap,
+                      char *host, size_t host_cap)
+{
+    char ip[64];
+    unsigned port = 0;
+    int used = 0;
+    if (sscanf(url, "http://%63[0-9.]:%u%n", ip, &port, &used) != 2 || port == 0 || port > 65535)
+        return false;
+    const char *p = url[used] ? url + used : "/";
+    if (*p != '/' || strlen(p) >= path_cap)
+        return false;
+    memset(sa, 0, sizeof *sa);
+    sa->sin_family = AF_INET;
+    sa->sin_port = htons((uint16_t)port);
+    if (inet_pton(AF_INET, ip, &sa->sin_addr) != 1)
+        return false;
+    snprintf(path, path_cap, "%s", p);
+    snprintf(host, host_cap, "%s:%u", ip, port);
+    return true;
+}
+
+static void build_request(struct client *c, const char *path, const char *host, const char *model)
+{
+    char body[512];
+    int bl = snprintf(body, sizeof body,
+                      "{\"model\":\"%s\",\"messages\":[{\"role\":\"system\",\"content\":\"You are "
+                      "terse.\"},{\"role\":\"user\",\"content\":\"Name a quick brown animal in "
+                      "one short sentence.\"}],\"max_tokens\":32,\"stream\":true,"
+                      "\"stream_options\":{\"include_usage\":true}}",
+                      model);
+    size_t cap = strlen(path) + strlen(host) + (size_t)bl + 256;
+    c->request = malloc(cap);
+    if (!c->request)
+        abort();
+    int n = snprintf(c->request, cap,
+                     "POST %s HTTP/1.1\r\nHost: %s\r\nContent-Type: application/json\r\n"
+                     "Content-Length: %d\r\n\r\n%s",
+                     path, host, bl, body);
+    c->request_len = (size_t)n;
+}
+
+static double us(int64_t ns)
+{
+    return (double)ns / 1000.0;
+}
+
+static void print_dist(const char *name, struct samples *s, int64_t shift)
+{
+    static const int marks[] = {500, 900, 990, 999, 1000};
+    static const char *const labels[] = {"p50", "p90", "p99", "p999", "max"};
+    for (int k = 0; k < 5; k++)
+        printf(" %s_%s_us=%.0f", name, labels[k], us(pct(s, marks[k]) - shift));
+}
+
+static void client_report(struct client *c)
+{
+    qsort(c->gaps.v, c->gaps.n, sizeof *c->gaps.v, cmp_i64);
+    qsort(c->ttfe.v, c->ttfe.n, sizeof *c->ttfe.v, cmp_i64);
+    qsort(c->whole.v, c->whole.n, sizeof *c->whole.v, cmp_i64);
+    qsort(c->cgaps.v, c->cgaps.n, sizeof *c->cgaps.v, cmp_i64);
+    qsort(c->ttfc.v, c->ttfc.n, sizeof *c->ttfc.v, cmp_i64);
+    long long errs = 0;
+    for (int k = 0; k < ERR_N; k++)
+        errs += c->errors[k];
+    struct rusage ru;
+    getrusage(RUSAGE_SELF, &ru);
+    double cpu_s = (double)ru.ru_utime.tv_sec + (double)ru.ru_stime.tv_sec +
+                   ((double)ru.ru_utime.tv_usec + (double)ru.ru_stime.tv_usec) / 1e6;
+    int64_t dur = c->t_end - c->t_begin;
+    printf("EVENTGAP streams=%lld started=%lld errors=%lld", c->completed, c->started, errs);
+    for (int k = 0; k < ERR_N; k++)
+        printf(" err_%s=%lld", err_names[k], c->errors[k]);
+    printf(" events=%lld gaps=%zu content=%lld content_gaps=%zu duration_us=%.0f "
+           "max_in_flight=%d pace_us=%.0f",
+           c->events, c->gaps.n, c->content, c->cgaps.n, us(dur), c->max_in_flight, us(c->pace_ns));
+    print_dist("gap", &c->gaps, 0);
+    print_dist("late", &c->gaps, c->pace_ns);
+    print_dist("cgap", &c->cgaps, 0);
+    print_dist("clate", &c->cgaps, c->pace_ns);
+    print_dist("ttfe", &c->ttfe, 0);
+    print_dist("ttfc", &c->ttfc, 0);
+    print_dist("stream", &c->whole, 0);
+    printf(" client_cpu_pct=%.1f\n", 100.0 * cpu_s / ((double)(dur + c->warmup_ns) / 1e9));
+    fprintf(
+        stderr,
+        "eventgap: %lld streams complete (%lld started, %lld errors), %lld events, "
+        "%d in flight at most; pace %.0f ms; gap p50 %.2f p99 %.2f p99.9 %.2f max %.2f ms "
+        "(content events: p50 %.2f p99 %.2f p99.9 %.2f max %.2f ms); first event p50 %.2f "
+        "p99 %.2f ms; client CPU %.1f%%\n",
+        c->completed, c->started, errs, c->events, c->max_in_flight, us(c->pace_ns) / 1e3,
+        us(pct(&c->gaps, 500)) / 1e3, us(pct(&c->gaps, 990)) / 1e3, us(pct(&c->gaps, 999)) / 1e3,
+        us(pct(&c->gaps, 1000)) / 1e3, us(pct(&c->cgaps, 500)) / 1e3, us(pct(&c->cgaps, 990)) / 1e3,
+        us(pct(&c->cgaps, 999)) / 1e3, us(pct(&c->cgaps, 1000)) / 1e3, us(pct(&c->ttfe, 500)) / 1e3,
+        us(pct(&c->ttfe, 990)) / 1e3, 100.0 * cpu_s / ((double)(dur + c->warmup_ns) / 1e9));
+}
+
+/* ---- self-test: the parser on canned responses, split at every byte ----------------------------
+ */
+
+struct case_ {
+    const char *name, *bytes;
+    int events, content, status;
+    bool keep_alive, needs_eof;
+};
+
+static const struct case_ cases[] = {
+    {"chunked, LF, events and content split over chunks",
+     "HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nTransfer-Encoding: chunked\r\n\r\n"
+     "C\r\ndata: {\"choi\r\n3A;ext=1\r\nces\":[{\"delta\":{\"role\":\"assistant\",\"content\":"
+     "\"\"}}]}\n\ndata:\r\n5\r\n {\"ch\r\n23\r\noices\":[{\"delta\":{\"content\":\"The\"}}\r\n"
+     "28\r\n]}\n\ndata: {\"x\":\"\\\"content\\\":\\\"y\"}\n\ndata:\r\n78\r\n {\"choices\":[{"
+     "\"delta\":{},\"finish_reason\":\"stop\"}]}\n\ndata: {\"choices\":[{\"delta\":{\"content\":"
+     "\"\\\"q\"}}]}\n\ndata: [DONE]\n\n: c\n\n\r\n0\r\n\r\n",
+     6, 2, 200, true, false},
+    {"Content-Length, CRLF lines, event: and comment lines",
+     "HTTP/1.1 200 OK\r\nContent-Length: 42\r\n\r\n"
+     "event: x\r\ndata: 1\r\n\r\n: ping\r\n\r\ndata: 2\r\n\r\n",
+     2, 0, 200, true, false},
+    {"multi-line data, CR line ends, Connection: close",
+     "HTTP/1.1 200 OK\r\nConnection: close\r\ntransfer-encoding: chunked\r\n\r\n"
+     "1B\r\ndata: a\rdata: b\r\rdata: c\n\r\n\r\n0\r\nX-T: 1\r\n\r\n",
+     2, 0, 200, false, false},
+    {"body until the connection ends",
+     "HTTP/1.0 200 OK\r\n\r\ndata: 1\n\ndata: {\"content\":\"x\"}\n\n", 2, 1, 200, false, true},
+    {"an error status", "HTTP/1.1 503 Busy\r\nContent-Length: 4\r\n\r\nbusy", 0, 0, 503, true,
+     false},
+};
+
+/* Feeds one case in pieces of at most `step` bytes (after a first piece of `first` bytes). */
+static bool self_test_case(const struct case_ *t, size_t first, size_t step)
+{
+    struct rp p;
+    rp_init(&p);
+    size_t len = strlen(t->bytes), off = 0;
+    int events = 0, content = 0;
+    struct rp_count got;
+    enum rp_result r = RP_MORE;
+    while (off < len && r == RP_MORE) {
+        size_t n = off == 0 && first ? first : step;
+        if (n > len - off)
+            n = len - off;
+        r = rp_feed(&p, t->bytes + off, n, &got);
+        events += got.events;
+        content += got.content;
+        off += n;
+    }
+    if (t->needs_eof && r == RP_MORE)
+        r = rp_eof(&p);
+    bool ok = r == RP_COMPLETE && off == len && events == t->events && content == t->content &&
+              p.status == t->status && p.keep_alive == t->keep_alive;
+    if (!ok)
+        fprintf(stderr,
+                "self-test: %s (first %zu, step %zu): result %d, %d events, %d content, "
+                "status %d, keep-alive %d\n",
+                t->name, first, step, (int)r, events, content, p.status, (int)p.keep_alive);
+    return ok;
+}
+
+static bool self_test_pct(void)
+{
+    struct samples s = {0};
+    for (int i = 1000; i >= 1; i--)
+        samples_add(&s, i);
+    qsort(s.v, s.n, sizeof *s.v, cmp_i64);
+    bool ok =
+        pct(&s, 500) == 500 && pct(&s, 990) == 990 && pct(&s, 999) == 999 && pct(&s, 1000) == 1000;
+    free(s.v);
+    struct samples e = {0};
+    ok = ok && pct(&e, 990) == 0;
+    if (!ok)
+        fprintf(stderr, "self-test: percentiles wrong\n");
+    return ok;
+}
+
+static int self_test(void)
+{
+    int fails = 0, runs = 0;
+    for (size_t k = 0; k < sizeof cases / sizeof cases[0]; k++) {
+        size_t len = strlen(cases[k].bytes);
+        for (size_t first = 0; first <= len; first++, runs++) /* split once, everywhere */
+            fails += !self_test_case(&cases[k], first, len);
+        for (size_t step = 1; step <= 7; step++, runs++)
+            fails += !self_test_case(&cases[k], 0, step);
+    }
+    struct rp p;
+    rp_init(&p);
+    struct rp_count ev;
+    const char *bad = "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n";
+    if (rp_feed(&p, bad, strlen(bad), &ev) != RP_BAD) {
+        fprintf(stderr, "self-test: a bad chunk size was accepted\n");
+        fails++;
+    }
+    fails += !self_test_pct();
+    fprintf(stderr, "eventgap self-test: %d parser runs, %d failures\n", runs + 2, fails);
+    return fails ? 1 : 0;
+}
+
+/* ---- main ------------------------------------------------------------------------------------ */
+
+static int usage(void)
+{
+    fprintf(stderr, "usage: eventgap --url http://127.0.0.1:PORT/PATH --streams N --seconds S "
+                    "--pace-ms P [--warmup-s W] [--model M] [--timeout-s T] | --self-test\n");
+    return 2;
+}
+
+static bool client_init(struct client *c, const char *url, const char *model)
+{
+    char path[1024], host[96];
+    if (!parse_url(url, &c->addr, path, sizeof path, host, sizeof host))
+        return false;
+    build_request(c, path, host, model);
+    c->ep = epoll_create1(EPOLL_CLOEXEC);
+    c->st = calloc((size_t)c->nstreams, sizeof *c->st);
+    c->fifo = calloc((size_t)c->nstreams, sizeof *c->fifo);
+    c->fifo_due = calloc((size_t)c->nstreams, sizeof *c->fifo_due);
+    if (c->ep < 0 || !c->st || !c->fifo || !c->fifo_due)
+        abort();
+    for (int i = 0; i < c->nstreams; i++)
+        c->st[i].fd = -1;
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+        rl.rlim_cur = rl.rlim_max;
+        setrlimit(RLIMIT_NOFILE, &rl);
+    }
+    return true;
+}
+
+int main(int argc, char **argv)
+{
+    const char *url = NULL, *model = "paced";
+    long streams = 0, seconds = 0, pace_ms = 0, timeout_s = 30, warmup_s = 0;
+    for (int i = 1; i < argc; i++) {
+        if (strcmp(argv[i], "--self-test") == 0)
+            return self_test();
+        if (i + 1 >= argc)
+            return usage();
+        if (strcmp(argv[i], "--url") == 0)
+            url = argv[++i];
+        else if (strcmp(argv[i], "--model") == 0)
+            model = argv[++i];
+        else if (strcmp(argv[i], "--streams") == 0)
+            streams = strtol(argv[++i], NULL, 10);
+        else if (strcmp(argv[i], "--seconds") == 0)
+            seconds = strtol(argv[++i], NULL, 10);
+        else if (strcmp(argv[i], "--pace-ms") == 0)
+            pace_ms = strtol(argv[++i], NULL, 10);
+        else if (strcmp(argv[i], "--warmup-s") == 0)
+            warmup_s = strtol(argv[++i], NULL, 10);
+        else if (strcmp(argv[i], "--timeout-s") == 0)
+            timeout_s = strtol(argv[++i], NULL, 10);
+        else
+            return usage();
+    }
+    if (!url || streams < 1 || streams > 1000000 || seconds < 1 || pace_ms < 1 || timeout_s < 1 ||
+        warmup_s < 0)
+        return usage();
+    static struct client c;
+    c.nstreams = (int)streams;
+    c.pace_ns = pace_ms * NS_PER_MS;
+    c.timeout_ns = timeout_s * 1000 * NS_PER_MS;
+    if (!client_init(&c, url, model)) {
+        fprintf(stderr, "eventgap: %s is not http://A.B.C.D:PORT/PATH\n", url);
+        return 2;
+    }
+    c.warmup_ns = warmup_s * 1000 * NS_PER_MS;
+    c.t_end = seconds * 1000 * NS_PER_MS; /* from the end of the warm-up */
+    client_run(&c);
+    client_report(&c);
+    return 0;
+}
