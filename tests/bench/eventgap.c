@@ -5,10 +5,10 @@
  *
  * It keeps N streaming POSTs to one URL open at once (the body tests/bench/post_stream.lua
  * sends: "stream": true with include_usage), starting them staggered over one pace interval
- * so the load is even, and starts the next stream on the same connection (keep-alive; a new
- * connection when the server closes) as soon as one is complete, for a fixed time. Each
- * response is decoded (status line, headers, chunked or Content-Length body) and scanned for
- * SSE events (a blank line after at least one `data:` line); every event is stamped with
+ * (or --stagger-ms) so the load is even, and starts the next stream on the same connection
+ * (keep-alive; a new connection when the server closes) as soon as one is complete, for a fixed
+ * time. Each response is decoded (status line, headers, chunked or Content-Length body) and scanned
+ * for SSE events (a blank line after at least one `data:` line); every event is stamped with
  * CLOCK_MONOTONIC when the read that completed it returned.
  *
  * One thread, one epoll set (level-triggered), non-blocking sockets; starts and retries wait
@@ -16,7 +16,7 @@
  * response parser is pure (bytes in, counts out) and checked by --self-test.
  *
  * Usage: eventgap --url http://127.0.0.1:PORT/PATH --streams N --seconds S --pace-ms P
- *                 [--warmup-s W] [--model M] [--timeout-s T]
+ *                 [--warmup-s W] [--stagger-ms G] [--model M] [--timeout-s T]
  *        eventgap --self-test
  * Prints a human summary on stderr and one machine-readable "EVENTGAP key=value ..." line on
  * stdout (microseconds): streams completed, errors by kind, events, the distributions of the
@@ -24,7 +24,10 @@
  * request to the first event and of whole streams, the most streams in flight at once and the
  * client's own CPU. Only what happens within the S seconds counts, as with wrk; with a
  * warm-up, the streams run W seconds first and nothing from those counts (a stream or gap
- * that ends after it does). --timeout-s: a stream with no byte for T s fails (30).
+ * that ends after it does). --stagger-ms: the first starts are spread over G ms instead of one
+ * pace interval (over a whole stream, they also spread the requests' own cost, which one pace
+ * interval leaves in one burst per stream length). --timeout-s: a stream with no byte for
+ * T s fails (30).
  */
 #include <errno.h>
 #include <netinet/in.h>
@@ -381,7 +384,7 @@ struct client {
     char *request;
     size_t request_len;
     int nstreams;
-    int64_t pace_ns, timeout_ns, warmup_ns;
+    int64_t pace_ns, stagger_ns, timeout_ns, warmup_ns;
     int64_t t_begin, t_end; /* what is counted: [t_begin, t_end), after the warm-up */
     int ep;
     struct stream *st;
@@ -628,8 +631,8 @@ static void client_run(struct client *c)
     int64_t now = now_ns(), next_sweep = now + NS_PER_MS * 1000;
     c->t_begin = now + c->warmup_ns;
     c->t_end += c->t_begin;
-    for (int i = 0; i < c->nstreams; i++) /* staggered over one pace interval */
-        fifo_push(c, i, now + c->pace_ns * i / c->nstreams);
+    for (int i = 0; i < c->nstreams; i++) /* staggered: even start times */
+        fifo_push(c, i, now + c->stagger_ns * i / c->nstreams);
     while (now < c->t_end) {
         int wait = start_due(c, now);
         int64_t left_ms = (c->t_end - now) / NS_PER_MS + 1;
@@ -851,7 +854,8 @@ static int self_test(void)
 static int usage(void)
 {
     fprintf(stderr, "usage: eventgap --url http://127.0.0.1:PORT/PATH --streams N --seconds S "
-                    "--pace-ms P [--warmup-s W] [--model M] [--timeout-s T] | --self-test\n");
+                    "--pace-ms P [--warmup-s W] [--stagger-ms G] [--model M] [--timeout-s T] | "
+                    "--self-test\n");
     return 2;
 }
 
@@ -881,6 +885,7 @@ int main(int argc, char **argv)
 {
     const char *url = NULL, *model = "paced";
     long streams = 0, seconds = 0, pace_ms = 0, timeout_s = 30, warmup_s = 0;
+    long stagger_ms = -1; /* the pace */
     for (int i = 1; i < argc; i++) {
         if (strcmp(argv[i], "--self-test") == 0)
             return self_test();
@@ -898,13 +903,15 @@ int main(int argc, char **argv)
             pace_ms = strtol(argv[++i], NULL, 10);
         else if (strcmp(argv[i], "--warmup-s") == 0)
             warmup_s = strtol(argv[++i], NULL, 10);
+        else if (strcmp(argv[i], "--stagger-ms") == 0)
+            stagger_ms = strtol(argv[++i], NULL, 10);
         else if (strcmp(argv[i], "--timeout-s") == 0)
             timeout_s = strtol(argv[++i], NULL, 10);
         else
             return usage();
     }
     if (!url || streams < 1 || streams > 1000000 || seconds < 1 || pace_ms < 1 || timeout_s < 1 ||
-        warmup_s < 0)
+        warmup_s < 0 || stagger_ms < -1)
         return usage();
     static struct client c;
     c.nstreams = (int)streams;
@@ -915,6 +922,7 @@ int main(int argc, char **argv)
         return 2;
     }
     c.warmup_ns = warmup_s * 1000 * NS_PER_MS;
+    c.stagger_ns = (stagger_ms < 0 ? pace_ms : stagger_ms) * NS_PER_MS;
     c.t_end = seconds * 1000 * NS_PER_MS; /* from the end of the warm-up */
     client_run(&c);
     client_report(&c);

@@ -328,6 +328,7 @@ if streams:
     w("")
     w(f"{n_streams:,} concurrent streams, one event every {env('BENCH_PACE_MS')} ms "
       f"(14 events, 13 intervals: about {13 * int(env('BENCH_PACE_MS', '200')) / 1000:.1f} s a stream), "
+      f"first starts spread over {env('BENCH_STREAM_STAGGER_MS', '?')} ms, "
       f"{env('BENCH_STREAM_SECONDS')} s counted after a {env('BENCH_STREAM_WARMUP', '0')} s warm-up "
       "(streams, latencies, events and CPU count only those seconds; peak RSS, threads and fds "
       "include the warm-up):")

@@ -26,7 +26,7 @@
 #
 # Environment: BENCH_SECONDS (5) per run, BENCH_WARMUP (1) per run, BENCH_ROUNDS (2),
 # BENCH_STREAMS (1000), BENCH_STREAM_SECONDS (10) measured after BENCH_STREAM_WARMUP (3),
-# BENCH_PACE_MS (200); BENCH_HOLD=1 starts
+# BENCH_PACE_MS (200), BENCH_STREAM_STAGGER_MS (13 x pace); BENCH_HOLD=1 starts
 # everything, prints where it is and waits (for perf, strace...). BENCH_BASELINE=PATH runs a
 # second switchboard binary (an earlier build) as the target `baseline`, interleaved with the
 # others in every configuration and in the stream step, so the two builds are compared
@@ -46,6 +46,11 @@ STREAMS=${BENCH_STREAMS:-1000}
 STREAM_SECS=${BENCH_STREAM_SECONDS:-10}
 STREAM_WARM=${BENCH_STREAM_WARMUP:-3}
 PACE_MS=${BENCH_PACE_MS:-200}
+# The streams' first starts are spread over one whole stream (13 pace intervals): events and
+# the requests' own work are then even in time. Over one pace interval the events are even,
+# but every stream starts its next request in the same interval, once per stream length, and
+# the counted seconds hold 3 or 4 of those bursts depending on where they fall.
+STREAM_STAGGER=${BENCH_STREAM_STAGGER_MS:-$((13 * PACE_MS))}
 ONLY=${BENCH_ONLY:-}
 case $ONLY in '' | streams) ;; *) echo "bench: BENCH_ONLY is empty or 'streams'" >&2; exit 2 ;; esac
 HERE=$root/tests/bench
@@ -461,7 +466,7 @@ POST_RSS_KB=$(status_kb "$PID_SB" VmRSS)
 
 # streams_run LABEL URL PID: STREAMS paced streams through URL, driven by BUILD/eventgap
 # (every event timestamped): STREAM_WARM seconds of warm-up (the 1,000 connections open,
-# staggered over one pace interval, and the first streams run), then STREAM_SECS counted.
+# staggered over STREAM_STAGGER ms, and the first streams run), then STREAM_SECS counted.
 # PID's RSS, threads, fds (and switchboard's in-flight gauge) are sampled and its CPU taken
 # over the counted seconds; its peak RSS (VmHWM) includes the warm-up. Appends a row to
 # $T/streams.tsv.
@@ -472,6 +477,7 @@ streams_run() {
   local c0 c1
   timeout $((STREAM_WARM + STREAM_SECS + 60)) "$EVENTGAP" --url "$url" --model paced \
     --streams "$STREAMS" --warmup-s "$STREAM_WARM" --seconds "$STREAM_SECS" --pace-ms "$PACE_MS" \
+    --stagger-ms "$STREAM_STAGGER" \
     >"$LOGS/streams-$label.txt" 2>&1 &
   WRK_PID=$!
   sleep "$STREAM_WARM"
@@ -548,7 +554,8 @@ NPROC=$(nproc)
 SB_COMMIT=$(git -C "$root" rev-parse --short HEAD 2>/dev/null || echo unknown)
 git -C "$root" status --porcelain 2>/dev/null | grep -q . && SB_COMMIT+=+dirty
 export BENCH_SECONDS=$SECS BENCH_WARMUP=$WARM BENCH_ROUNDS=$ROUNDS BENCH_STREAMS=$STREAMS \
-  BENCH_STREAM_SECONDS=$STREAM_SECS BENCH_STREAM_WARMUP=$STREAM_WARM BENCH_PACE_MS=$PACE_MS IDLE_RSS_KB IDLE_THREADS POST_RSS_KB \
+  BENCH_STREAM_SECONDS=$STREAM_SECS BENCH_STREAM_WARMUP=$STREAM_WARM \
+  BENCH_STREAM_STAGGER_MS=$STREAM_STAGGER BENCH_PACE_MS=$PACE_MS IDLE_RSS_KB IDLE_THREADS POST_RSS_KB \
   AFTER_STREAMS_RSS_KB AFTER_STREAMS_THREADS LOAD_BEFORE LOAD_AFTER ELAPSED NGINX_VERSION \
   WRK_VERSION CPU_MODEL NPROC SB_COMMIT STREAMS_LOAD_BEFORE STREAMS_LOAD_AFTER
 export RELAY_TXT=$B/bench-relay.txt BASELINE_NAME=${BASE_SB:+$("$BASE_SB" --version 2>/dev/null | head -1)}
