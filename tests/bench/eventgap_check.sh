@@ -5,8 +5,10 @@
 # text deltas), one every pace interval. It asserts what the client must see there (no
 # errors, every stream in flight, 14 events and 10 content events per stream, gaps at the
 # pace within a few ms) and that it completes as many streams as wrk does in the same time
-# (within 10 %). Not part of `make test` or `make bench` (which runs only the self-test);
-# about 15 s. Build first: make BUILD=build/bench OPT='-O2 -DNDEBUG' bench-tools.
+# (within 10 %). Last, that the upstream survives 1,000 clients leaving mid-stream, five
+# times over (it used to free a connection twice when the pacing timer and the hang-up came
+# in one epoll batch). Not part of `make test` or `make bench` (which runs only the
+# self-test); about 20 s. Build first: make BUILD=build/bench OPT='-O2 -DNDEBUG' bench-tools.
 #
 # Environment: CHECK_STREAMS (200), CHECK_SECONDS (4), CHECK_PACE_MS (50).
 set -uo pipefail
@@ -88,6 +90,25 @@ if w:
     want(werr == 0, f"wrk saw no errors ({werr:.0f})")
 sys.exit(1 if bad else 0)
 PY
+# The upstream must outlive clients that leave mid-stream (1,000 at once, fast pacing).
+kill "$UPID" 2>/dev/null
+wait "$UPID" 2>/dev/null
+rm -f "$T/port"
+"$B/upstream" --pace-ms 2 --port-file "$T/port" >"$T/upstream2.out" 2>&1 &
+UPID=$!
+for _ in $(seq 100); do [[ -s $T/port ]] && break; sleep 0.05; done
+read -r _ SSE_PORT <"$T/port" || { echo "eventgap_check: upstream did not start" >&2; exit 1; }
+for i in 1 2 3 4 5; do
+  "$B/eventgap" --url "http://127.0.0.1:$SSE_PORT/v1/chat/completions" --streams 1000 \
+    --seconds 1 --pace-ms 2 >/dev/null 2>&1
+  if ! kill -0 "$UPID" 2>/dev/null; then
+    fail "the upstream died after client run $i: $(tail -1 "$T/upstream2.out")"
+    UPID=
+    break
+  fi
+done
+[[ -n $UPID ]] && echo "eventgap_check: ok   the upstream outlives 5 x 1,000 clients leaving mid-stream" >&2
+
 if ((fails)); then
   echo "eventgap_check: $fails problem(s)" >&2
   exit 1

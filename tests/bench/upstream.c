@@ -70,7 +70,7 @@ struct conn {
     enum conn_state state;
     bool close_after; /* client asked for Connection: close */
     bool queued;      /* in delay_q or pace_q */
-    bool dead;        /* fd closed while queued: freed when it leaves the queue */
+    bool dead;        /* fd closed: freed at the end of the epoll batch, once out of any queue */
     uint32_t mask;    /* epoll events watched */
     char rbuf[RBUF_MAX];
     size_t rlen;
@@ -80,6 +80,7 @@ struct conn {
     int next_event; /* ST_PACED: next event index */
     int64_t due_ns; /* queued: when */
     struct conn *qnext;
+    struct conn *dnext; /* on the dead list */
 };
 
 struct listener {
@@ -96,6 +97,9 @@ static int ep, tfd;
 static struct queue delay_q, pace_q;
 static bool paced;
 static int64_t armed_ns = -1;
+/* Closed connections, freed after the current epoll batch: an event for one may still be in
+ * the batch (the timer can close a connection whose hang-up comes later in the same batch). */
+static struct conn *dead_list;
 
 static int64_t now_ns(void)
 {
@@ -213,15 +217,28 @@ static void watch(struct conn *c, uint32_t events_mask)
     epoll_ctl(ep, EPOLL_CTL_MOD, c->fd, &ev);
 }
 
+/* The connection leaves: its fd is closed now, its memory after the batch (free_dead). */
 static void conn_close(struct conn *c)
 {
+    if (c->dead)
+        return;
     close(c->fd);
     free(c->own);
     c->own = NULL;
-    if (c->queued)
-        c->dead = true; /* still in a queue: freed when popped */
-    else
+    c->dead = true;
+    if (!c->queued) { /* still queued: on_timer moves it here when it leaves the queue */
+        c->dnext = dead_list;
+        dead_list = c;
+    }
+}
+
+static void free_dead(void)
+{
+    while (dead_list) {
+        struct conn *c = dead_list;
+        dead_list = c->dnext;
         free(c);
+    }
 }
 
 /* Finds the end of one request in rbuf: returns its length, 0 when incomplete, -1 when bad. */
@@ -404,7 +421,8 @@ static void on_timer(void)
                 q->tail = NULL;
             c->queued = false;
             if (c->dead) {
-                free(c);
+                c->dnext = dead_list;
+                dead_list = c;
                 continue;
             }
             if (c->state == ST_DELAYED && !(c->kind == K_SSE && paced)) {
@@ -529,6 +547,8 @@ int main(int argc, char **argv)
                 on_accept(p);
             } else {
                 struct conn *c = p;
+                if (c->dead)
+                    continue;
                 if (evs[i].events & (EPOLLERR | EPOLLHUP))
                     conn_close(c);
                 else if (evs[i].events & EPOLLOUT)
@@ -537,5 +557,6 @@ int main(int argc, char **argv)
                     on_readable(c);
             }
         }
+        free_dead();
     }
 }
