@@ -17,6 +17,7 @@
  *
  * Usage: eventgap --url http://127.0.0.1:PORT/PATH --streams N --seconds S --pace-ms P
  *                 [--warmup-s W] [--stagger-ms G] [--model M] [--timeout-s T]
+ *                 [--trace FILE]
  *        eventgap --self-test
  * Prints a human summary on stderr and one machine-readable "EVENTGAP key=value ..." line on
  * stdout (microseconds): streams completed, errors by kind, events, the distributions of the
@@ -27,7 +28,9 @@
  * that ends after it does). --stagger-ms: the first starts are spread over G ms instead of one
  * pace interval (over a whole stream, they also spread the requests' own cost, which one pace
  * interval leaves in one burst per stream length). --timeout-s: a stream with no byte for
- * T s fails (30).
+ * T s fails (30). --trace FILE: a line per read that completed events: ms since the counted
+ * window began (negative in the warm-up), stream slot, the stream's events so far, content
+ * events in this read, us since the request (to find when and where stalls happen).
  */
 #include <errno.h>
 #include <netinet/in.h>
@@ -395,6 +398,7 @@ struct client {
     long long started, completed, events, content, errors[ERR_N];
     struct samples gaps, ttfe, whole; /* every event; whole streams */
     struct samples cgaps, ttfc;       /* content events only (text deltas) */
+    FILE *trace;                      /* --trace: one line per read that completed events */
 };
 
 static int64_t now_ns(void)
@@ -547,6 +551,9 @@ static void stream_events(struct client *c, struct stream *s, const struct rp_co
         c->events += n->events;
         c->content += n->content;
     }
+    if (c->trace && n->events) /* ms since the counted window began, stream slot, ... */
+        fprintf(c->trace, "%.3f %d %d %d %.0f\n", (double)(now - c->t_begin) / 1e6,
+                (int)(s - c->st), s->events, n->content, (double)(now - s->t_request) / 1e3);
 }
 
 static void stream_readable(struct client *c, int i)
@@ -698,8 +705,11 @@ static double us(int64_t ns)
     return (double)ns / 1000.0;
 }
 
+/* name_p50_us=... for p50, p90, p99, p99.9 and max of s minus shift (0 when s is empty). */
 static void print_dist(const char *name, struct samples *s, int64_t shift)
 {
+    if (s->n == 0)
+        shift = 0;
     static const int marks[] = {500, 900, 990, 999, 1000};
     static const char *const labels[] = {"p50", "p90", "p99", "p999", "max"};
     for (int k = 0; k < 5; k++)
@@ -854,7 +864,8 @@ static int self_test(void)
 static int usage(void)
 {
     fprintf(stderr, "usage: eventgap --url http://127.0.0.1:PORT/PATH --streams N --seconds S "
-                    "--pace-ms P [--warmup-s W] [--stagger-ms G] [--model M] [--timeout-s T] | "
+                    "--pace-ms P [--warmup-s W] [--stagger-ms G] [--model M] [--timeout-s T] "
+                    "[--trace FILE] | "
                     "--self-test\n");
     return 2;
 }
@@ -883,7 +894,7 @@ static bool client_init(struct client *c, const char *url, const char *model)
 
 int main(int argc, char **argv)
 {
-    const char *url = NULL, *model = "paced";
+    const char *url = NULL, *model = "paced", *trace = NULL;
     long streams = 0, seconds = 0, pace_ms = 0, timeout_s = 30, warmup_s = 0;
     long stagger_ms = -1; /* the pace */
     for (int i = 1; i < argc; i++) {
@@ -903,6 +914,8 @@ int main(int argc, char **argv)
             pace_ms = strtol(argv[++i], NULL, 10);
         else if (strcmp(argv[i], "--warmup-s") == 0)
             warmup_s = strtol(argv[++i], NULL, 10);
+        else if (strcmp(argv[i], "--trace") == 0)
+            trace = argv[++i];
         else if (strcmp(argv[i], "--stagger-ms") == 0)
             stagger_ms = strtol(argv[++i], NULL, 10);
         else if (strcmp(argv[i], "--timeout-s") == 0)
@@ -923,8 +936,14 @@ int main(int argc, char **argv)
     }
     c.warmup_ns = warmup_s * 1000 * NS_PER_MS;
     c.stagger_ns = (stagger_ms < 0 ? pace_ms : stagger_ms) * NS_PER_MS;
+    if (trace && !(c.trace = fopen(trace, "w"))) {
+        perror(trace);
+        return 2;
+    }
     c.t_end = seconds * 1000 * NS_PER_MS; /* from the end of the warm-up */
     client_run(&c);
     client_report(&c);
+    if (c.trace)
+        fclose(c.trace);
     return 0;
 }
