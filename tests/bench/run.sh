@@ -26,7 +26,8 @@
 #
 # Environment: BENCH_SECONDS (5) per run, BENCH_WARMUP (1) per run, BENCH_ROUNDS (2),
 # BENCH_STREAMS (1000), BENCH_STREAM_SECONDS (10) measured after BENCH_STREAM_WARMUP (3),
-# BENCH_PACE_MS (200), BENCH_STREAM_STAGGER_MS (13 x pace); BENCH_HOLD=1 starts
+# BENCH_PACE_MS (200), BENCH_STREAM_STAGGER_MS (13 x pace), BENCH_STREAM_ROUNDS (3);
+# BENCH_HOLD=1 starts
 # everything, prints where it is and waits (for perf, strace...). BENCH_BASELINE=PATH runs a
 # second switchboard binary (an earlier build) as the target `baseline`, interleaved with the
 # others in every configuration and in the stream step, so the two builds are compared
@@ -51,6 +52,8 @@ PACE_MS=${BENCH_PACE_MS:-200}
 # but every stream starts its next request in the same interval, once per stream length, and
 # the counted seconds hold 3 or 4 of those bursts depending on where they fall.
 STREAM_STAGGER=${BENCH_STREAM_STAGGER_MS:-$((13 * PACE_MS))}
+# The stream step's rounds (order reversed every other round; the report takes medians).
+STREAM_ROUNDS=${BENCH_STREAM_ROUNDS:-3}
 ONLY=${BENCH_ONLY:-}
 case $ONLY in '' | streams) ;; *) echo "bench: BENCH_ONLY is empty or 'streams'" >&2; exit 2 ;; esac
 HERE=$root/tests/bench
@@ -464,21 +467,21 @@ POST_RSS_KB=$(status_kb "$PID_SB" VmRSS)
 
 # ---- 1,000 concurrent streams -------------------------------------------------------------
 
-# streams_run LABEL URL PID: STREAMS paced streams through URL, driven by BUILD/eventgap
+# streams_run LABEL ROUND URL PID: STREAMS paced streams through URL, driven by BUILD/eventgap
 # (every event timestamped): STREAM_WARM seconds of warm-up (the 1,000 connections open,
 # staggered over STREAM_STAGGER ms, and the first streams run), then STREAM_SECS counted.
 # PID's RSS, threads, fds (and switchboard's in-flight gauge) are sampled and its CPU taken
 # over the counted seconds; its peak RSS (VmHWM) includes the warm-up. Appends a row to
 # $T/streams.tsv.
 streams_run() {
-  local label=$1 url=$2 pid=$3 samples=$T/$1.samples
+  local label=$1 round=$2 url=$3 pid=$4 samples=$T/$1-r$2.samples out=$LOGS/streams-$1-r$2.txt
   : >"$samples"
   reset_peak "$pid"
   local c0 c1
   timeout $((STREAM_WARM + STREAM_SECS + 60)) "$EVENTGAP" --url "$url" --model paced \
     --streams "$STREAMS" --warmup-s "$STREAM_WARM" --seconds "$STREAM_SECS" --pace-ms "$PACE_MS" \
     --stagger-ms "$STREAM_STAGGER" \
-    >"$LOGS/streams-$label.txt" 2>&1 &
+    >"$out" 2>&1 &
   WRK_PID=$!
   sleep "$STREAM_WARM"
   c0=$(cpu_ns "$pid")
@@ -496,9 +499,10 @@ streams_run() {
   c1=$(cpu_ns "$pid")
   local hwm line
   hwm=$(status_kb "$pid" VmHWM)
-  line=$(grep -m1 '^EVENTGAP ' "$LOGS/streams-$label.txt" | cut -d' ' -f2-)
-  [[ -n $line ]] || log "streams $label: eventgap gave no result; see $LOGS/streams-$label.txt"
-  python3 - "$samples" "$hwm" "$line" "$STREAMS" "$label" "$((c1 - c0))" "$T/streams.tsv" <<'PY'
+  line=$(grep -m1 '^EVENTGAP ' "$out" | cut -d' ' -f2-)
+  [[ -n $line ]] || log "streams $label: eventgap gave no result; see $out"
+  log "streams $label r$round: $(grep -m1 '^eventgap: ' "$out" | cut -d' ' -f2-)"
+  python3 - "$samples" "$hwm" "$line" "$STREAMS" "$label" "$((c1 - c0))" "$T/streams.tsv" "$round" <<'PY'
 import csv, sys
 rows = [list(map(float, l.split())) for l in open(sys.argv[1]) if l.strip()]
 f = dict(kv.split("=") for kv in sys.argv[3].split()) if sys.argv[3] else {}
@@ -506,7 +510,7 @@ dur = float(f.get("duration_us", 1)) / 1e6
 done = int(f.get("streams", 0))
 cpu_ns = int(sys.argv[6])
 row = {
-    "label": sys.argv[5], "streams": sys.argv[4],
+    "label": sys.argv[5], "round": sys.argv[8], "streams": sys.argv[4],
     "max_rss_kb": int(max((r[0] for r in rows), default=0)), "hwm_kb": int(sys.argv[2] or 0),
     "max_threads": int(max((r[1] for r in rows), default=0)),
     "max_fds": int(max((r[2] for r in rows), default=0)),
@@ -525,7 +529,7 @@ with open(sys.argv[7], "a") as t:
     csv.DictWriter(t, cols, delimiter="\t", lineterminator="\n").writerow(row)
 PY
 }
-STREAM_COLS=(label streams max_rss_kb hwm_kb max_threads max_fds max_in_flight max_upstream_fds
+STREAM_COLS=(label round streams max_rss_kb hwm_kb max_threads max_fds max_in_flight max_upstream_fds
   requests rps errors p50_us p99_us cpu_us_req cpu_pct started events gaps content content_gaps err_connect
   err_status err_read err_timeout client_cpu_pct)
 for k in gap late cgap clate ttfe ttfc; do
@@ -535,11 +539,22 @@ STREAM_COLS+=(client_max_in_flight)
 (IFS=$'\t'; echo "${STREAM_COLS[*]}") >"$T/streams.tsv"
 STREAMS_LOAD_BEFORE=$(cut -d' ' -f1-3 /proc/loadavg)
 log "$STREAMS concurrent streams, ${STREAM_WARM}s + ${STREAM_SECS}s, one event every ${PACE_MS} ms; load $STREAMS_LOAD_BEFORE"
-streams_run direct "http://127.0.0.1:$UP_SSE$P" "$PID_UP"
-streams_run switchboard "http://127.0.0.1:$SB_PORT$P" "$PID_SB"
-sleep 2
-AFTER_STREAMS_RSS_KB=$(status_kb "$PID_SB" VmRSS)
-[[ -n $BASE_PORT ]] && streams_run baseline "http://127.0.0.1:$BASE_PORT$P" "$PID_BASE"
+for r in $(seq 1 "$STREAM_ROUNDS"); do
+  order=(direct switchboard baseline)
+  ((r % 2 == 0)) && order=(baseline switchboard direct)
+  for t in "${order[@]}"; do
+    case $t in
+      direct) streams_run direct "$r" "http://127.0.0.1:$UP_SSE$P" "$PID_UP" ;;
+      switchboard)
+        streams_run switchboard "$r" "http://127.0.0.1:$SB_PORT$P" "$PID_SB"
+        if ((r == STREAM_ROUNDS)); then
+          sleep 2
+          AFTER_STREAMS_RSS_KB=$(status_kb "$PID_SB" VmRSS)
+        fi ;;
+      baseline) [[ -n $BASE_PORT ]] && streams_run baseline "$r" "http://127.0.0.1:$BASE_PORT$P" "$PID_BASE" ;;
+    esac
+  done
+done
 AFTER_STREAMS_THREADS=$(threads "$PID_SB")
 STREAMS_LOAD_AFTER=$(cut -d' ' -f1-3 /proc/loadavg)
 cp "$T/streams.tsv" "$B/bench-streams.tsv"
@@ -555,7 +570,7 @@ SB_COMMIT=$(git -C "$root" rev-parse --short HEAD 2>/dev/null || echo unknown)
 git -C "$root" status --porcelain 2>/dev/null | grep -q . && SB_COMMIT+=+dirty
 export BENCH_SECONDS=$SECS BENCH_WARMUP=$WARM BENCH_ROUNDS=$ROUNDS BENCH_STREAMS=$STREAMS \
   BENCH_STREAM_SECONDS=$STREAM_SECS BENCH_STREAM_WARMUP=$STREAM_WARM \
-  BENCH_STREAM_STAGGER_MS=$STREAM_STAGGER BENCH_PACE_MS=$PACE_MS IDLE_RSS_KB IDLE_THREADS POST_RSS_KB \
+  BENCH_STREAM_STAGGER_MS=$STREAM_STAGGER BENCH_STREAM_ROUNDS=$STREAM_ROUNDS BENCH_PACE_MS=$PACE_MS IDLE_RSS_KB IDLE_THREADS POST_RSS_KB \
   AFTER_STREAMS_RSS_KB AFTER_STREAMS_THREADS LOAD_BEFORE LOAD_AFTER ELAPSED NGINX_VERSION \
   WRK_VERSION CPU_MODEL NPROC SB_COMMIT STREAMS_LOAD_BEFORE STREAMS_LOAD_AFTER
 export RELAY_TXT=$B/bench-relay.txt BASELINE_NAME=${BASE_SB:+$("$BASE_SB" --version 2>/dev/null | head -1)}
