@@ -59,6 +59,10 @@ def mb(kb):
     return f"{kb / 1024:.1f} MB"
 
 
+def plural(n, word):
+    return f"{n} {word}{'' if n == 1 else 's'}"
+
+
 def ms(us):
     return f"{num(us) / 1000:.2f} ms"
 
@@ -278,7 +282,7 @@ if sb and dr:
                 f"{added / 1000:+.2f} ms (p99 gap between content events {ms(sb['cgap_p99_us'])} "
                 f"vs {ms(dr['cgap_p99_us'])} direct, pace {env('BENCH_PACE_MS')} ms); p99.9 "
                 f"{added999 / 1000:+.2f} ms ({ms(sb['cgap_p999_us'])} vs "
-                f"{ms(dr['cgap_p999_us'])}); added: median over {len(sb['rounds'])} rounds of "
+                f"{ms(dr['cgap_p999_us'])}); added: median over {plural(len(sb['rounds']), 'round')} of "
                 f"the difference within the round (p99: {per_round} ms), gaps: medians, {int(num(sb['content_gaps'])):,} and "
                 f"{int(num(dr['content_gaps'])):,} gaps a round (tests/bench/eventgap.c)",
                 {"errors": int(num(sb["errors"])) + int(num(dr["errors"]))})
@@ -360,7 +364,7 @@ if streams:
       f"(14 events, 13 intervals: about {13 * int(env('BENCH_PACE_MS', '200')) / 1000:.1f} s a stream), "
       f"first starts spread over {env('BENCH_STREAM_STAGGER_MS', '?')} ms, "
       f"{env('BENCH_STREAM_SECONDS')} s counted after a {env('BENCH_STREAM_WARMUP', '0')} s warm-up, "
-      f"medians of {env('BENCH_STREAM_ROUNDS', '1')} rounds "
+      f"medians of {plural(int(env('BENCH_STREAM_ROUNDS', '1')), 'round')} "
       "(streams, latencies, events and CPU count only those seconds; peak RSS, threads and fds "
       "include the warm-up):")
     w("")
