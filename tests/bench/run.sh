@@ -27,14 +27,15 @@
 # Environment: BENCH_SECONDS (5) per run, BENCH_WARMUP (1) per run, BENCH_ROUNDS (2),
 # BENCH_STREAMS (1000), BENCH_STREAM_SECONDS (10) measured after BENCH_STREAM_WARMUP (3),
 # BENCH_PACE_MS (200), BENCH_STREAM_STAGGER_MS (13 x pace), BENCH_STREAM_ROUNDS (3);
-# BENCH_HOLD=1 starts
-# everything, prints where it is and waits (for perf, strace...). BENCH_BASELINE=PATH runs a
-# second switchboard binary (an earlier build) as the target `baseline`, interleaved with the
-# others in every configuration and in the stream step, so the two builds are compared
-# within one round; BENCH_FLEET=0 skips the fleet-mode step. BENCH_ONLY=streams runs only the
-# 1,000-stream step (no encoders, relay, calibration, matrix or fleet step). See docs/bench.md.
+# BENCH_HOLD=1 starts everything, prints where it is and waits (for perf, strace...).
+# BENCH_BASELINE=PATH runs a second switchboard binary (an earlier build) as the target
+# `baseline`, interleaved with the others in every configuration and in the stream step, so
+# the two builds are compared within one round; BENCH_FLEET=0 skips the fleet-mode step.
+# BENCH_ONLY=streams runs only the 1,000-stream step (no encoders, relay, calibration, matrix
+# or fleet step). See docs/bench.md.
 # Output: the report on stdout and in BUILD/results.md; raw rows in BUILD/bench-raw.tsv;
-# every wrk output under BUILD/bench-logs/. Every process started here is stopped on exit.
+# every wrk and eventgap output under BUILD/bench-logs/. Every process started here is
+# stopped on exit.
 set -uo pipefail
 build=${1:?usage: tests/bench/run.sh BUILD}
 root=$(cd "$(dirname "$0")/../.." && pwd)
