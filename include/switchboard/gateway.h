@@ -27,7 +27,8 @@ struct gateway;
 /*
  * Creates a gateway for cfg->gateway (listen address, limits, admin token: copied, so cfg
  * may be freed or handed to the router afterwards) in front of rt (borrowed: it must outlive
- * the gateway). Binds nothing yet. Returns NULL with msg on a bad listen address.
+ * the gateway). Binds nothing yet. Returns NULL with msg on a bad listen address. Sets rt's
+ * turn hook (router_set_turn_hook), so it comes before router_start.
  */
 struct gateway *gateway_new(const struct config *cfg, struct router *rt, char *msg, size_t msglen);
 

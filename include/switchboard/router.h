@@ -78,6 +78,17 @@ int router_workers_resolve(long configured, long online);
  * its batches (after the batch's sink events, before the router hears of them), so a sink
  * that defers its wake-ups per thread can flush what this thread deferred. */
 void router_set_batch_end(struct router *rt, void (*fn)(void *ctx), void *ctx);
+/* Turns of the router loop, for a sink that batches work (the gateway defers its connection
+ * wake-ups). The hook gets ROUTER_TURN_BEGIN before a stretch of sink calls and
+ * ROUTER_TURN_END after it, on the thread that makes those calls, before that thread may
+ * block: whatever a sink deferred between the two must be done by the END, on the same
+ * thread ("flush what this thread deferred"). Sink calls outside BEGIN..END (on_done from
+ * router_submit on a stopped router, on the caller's thread) must not be deferred. The
+ * decode/encode workers do not call it: they end each batch with router_set_batch_end's fn. */
+enum router_turn { ROUTER_TURN_BEGIN, ROUTER_TURN_END };
+/* Main thread, before router_start (or between router_steps); NULL hook: none. */
+void router_set_turn_hook(struct router *rt, void (*hook)(void *ctx, enum router_turn turn),
+                          void *ctx);
 /* Starts the router thread (and its probes). */
 enum sb_status router_start(struct router *rt, char *msg, size_t msglen);
 /* Stops taking calls, cancels what is in flight (their sinks get ERROR CANCELLED + on_done),

@@ -12,7 +12,8 @@
  * router thread, except that a committed stream's chat_on_event may run on a decode/encode
  * worker (the sink is any_thread: router.h), one thread at a time. The sink encodes into c->scratch
  * (the sink's thread only) with no lock held, then appends to c->out under c->lock and wakes the
- * connection (server.c explains the suspend/resume protocol). Non-streaming events are collected
+ * connection (server.c explains the suspend/resume protocol; the wake-ups of commits and bytes are
+ * batched per router turn and per worker batch, gw_resume). Non-streaming events are collected
  * into c->resp by the router thread alone; MHD reads it only after seeing c->done under the lock.
  *
  * Slow readers. A stream's bytes wait in c->out until the client takes them. Once a
@@ -88,7 +89,7 @@ static int chat_push(struct gw_conn *c)
     }
     pthread_mutex_unlock(&c->lock);
     if (resume)
-        MHD_resume_connection(c->mc);
+        gw_resume(c->mc);
     if (pause)
         note_pause(c->gw);
     if (gone)
@@ -104,7 +105,7 @@ static int chat_push(struct gw_conn *c)
     resume = gw_wake_locked(c);
     pthread_mutex_unlock(&c->lock);
     if (resume)
-        MHD_resume_connection(c->mc);
+        gw_resume(c->mc);
     return 1;
 }
 
@@ -129,7 +130,7 @@ static void chat_on_commit(void *ctx, const struct router_commit *cm)
     }
     pthread_mutex_unlock(&c->lock);
     if (resume)
-        MHD_resume_connection(c->mc);
+        gw_resume(c->mc);
 }
 
 static int chat_on_event(void *ctx, const struct llm_event *ev)
@@ -212,7 +213,7 @@ static void chat_on_done(void *ctx, const struct router_result *r)
     bool resume = gw_wake_locked(c);
     bool free_it = !c->mhd_ref;
     pthread_mutex_unlock(&c->lock);
-    if (resume)
+    if (resume) /* at once, not batched: see server.c on gateway_stop */
         MHD_resume_connection(c->mc);
     if (free_it)
         gw_conn_free(c);

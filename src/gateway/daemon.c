@@ -88,6 +88,8 @@ struct gateway *gateway_new(const struct config *cfg, struct router *rt, char *m
     }
     struct gateway *gw = xcalloc(1, sizeof *gw);
     gw->rt = rt;
+    router_set_turn_hook(rt, gw_turn, gw); /* before router_start (serve, console) */
+    router_set_batch_end(rt, gw_batch_end, gw);
     gw->max_connections = g->max_connections > 0 ? g->max_connections : 1024;
     gw->max_body = g->max_body_bytes > 0 ? (size_t)g->max_body_bytes : (size_t)4 * 1024 * 1024;
     gw->idle_timeout_ms = g->idle_timeout_ms > 0 ? g->idle_timeout_ms : 30000;

@@ -388,6 +388,17 @@ void gw_park_end(struct gw_conn *c);
 /* A sink has news for c (caller holds c->lock). Returns true when the caller must call
  * MHD_resume_connection(c->mc) after unlocking. */
 bool gw_wake_locked(struct gw_conn *c);
+/* After gw_wake_locked said true and c->lock is released: resumes mc now, or, inside a
+ * router turn on this thread (gw_turn), at the turn's end together with the other
+ * connections woken in it. Any thread. */
+void gw_resume(struct MHD_Connection *mc);
+/* The router's turn hook (router_set_turn_hook; ctx unused): BEGIN starts deferring this
+ * thread's gw_resume calls, END resumes what this thread deferred. Any thread that runs the
+ * sinks, each for itself. */
+void gw_turn(void *ctx, enum router_turn turn);
+/* The decode/encode workers' batch-end hook (router_set_batch_end; ctx unused): resumes what
+ * this worker thread deferred, and defers its later resumes, each batch ending here. */
+void gw_batch_end(void *ctx);
 
 /* The router is about to hold c: false when the gateway is stopping. */
 bool gw_call_register(struct gw_conn *c);

@@ -41,6 +41,14 @@
  *   returned). A sink that finds SUSPENDED sets RUNNING and resumes (after unlocking); one
  *   that finds SUSPENDING sets WAKE_PENDING and the parking MHD thread resumes the connection
  *   itself right after its suspend. No wake is lost and every resume matches a suspend.
+ * - Wake-ups are batched per router turn (gw_turn, the router's turn hook): inside a turn a
+ *   sink's resume goes to a list of the thread that made it (thread-local) and the turn's
+ *   end resumes them all, so MHD's workers wake once for the connections of many events
+ *   instead of once per event (and walk their suspended connections once). A decode/encode
+ *   worker thread does the same per batch (gw_batch_end, router_set_batch_end). A connection on
+ *   the list is suspended in MHD and so cannot complete before its resume. on_done resumes
+ *   at once: gateway_stop stops MHD once every on_done has returned, and no resume may
+ *   still wait then.
  * - While suspended MHD neither times a connection out nor notices a client leaving; the
  *   router's deadline bounds every call, and the next write after a resume finds a closed
  *   socket, which ends the request (completed callback -> router_cancel). Bytes queued for
@@ -170,6 +178,61 @@ void gw_park_end(struct gw_conn *c)
     pthread_mutex_unlock(&c->lock);
     if (resume)
         MHD_resume_connection(c->mc);
+}
+
+/* Connections one thread woke inside its router turn, resumed at the turn's end; a full list
+ * is resumed at once (it only bounds the batch). */
+#define GW_WAKE_BATCH 256
+
+struct wake_batch {
+    bool on; /* inside a turn: defer */
+    size_t n;
+    struct MHD_Connection *mc[GW_WAKE_BATCH];
+};
+
+static _Thread_local struct wake_batch wake_batch;
+
+static void wake_flush(struct wake_batch *b)
+{
+    for (size_t i = 0; i < b->n; i++)
+        MHD_resume_connection(b->mc[i]);
+    b->n = 0;
+}
+
+void gw_resume(struct MHD_Connection *mc)
+{
+    struct wake_batch *b = &wake_batch;
+    if (!b->on) {
+        MHD_resume_connection(mc);
+        return;
+    }
+    if (b->n == GW_WAKE_BATCH)
+        wake_flush(b);
+    b->mc[b->n++] = mc;
+}
+
+void gw_turn(void *ctx, enum router_turn turn)
+{
+    (void)ctx;
+    struct wake_batch *b = &wake_batch;
+    switch (turn) {
+    case ROUTER_TURN_BEGIN:
+        b->on = true;
+        break;
+    case ROUTER_TURN_END:
+        wake_flush(b);
+        b->on = false;
+        break;
+    }
+}
+
+/* A worker thread runs sinks only inside its batches and calls this after each one, so once
+ * it has called it, deferring is safe on it: every later batch ends with this flush. */
+void gw_batch_end(void *ctx)
+{
+    (void)ctx;
+    wake_flush(&wake_batch);
+    wake_batch.on = true;
 }
 
 bool gw_wake_locked(struct gw_conn *c)

@@ -310,6 +310,9 @@ struct router {
     struct router_clock clock;
     const struct transport_ops *tops;
     void *tr;
+    /* router_set_turn_hook: set before the thread starts, then read-only */
+    void (*turn_hook)(void *ctx, enum router_turn turn);
+    void *turn_ctx;
 
     pthread_t thread;
     bool started, stopped;

@@ -11,7 +11,10 @@
  *
  * Loop: drain inbox -> apply the decode/encode workers' summaries -> fire due timers -> tick
  * (expiries, snapshot) -> transport_run until the next timer or tick, woken early by posts
- * (and by a worker with a summary to act on: worker.c).
+ * (and by a worker with a summary to act on: worker.c). Both halves are turns for the
+ * optional turn hook (router_set_turn_hook): ROUTER_TURN_BEGIN before, ROUTER_TURN_END after,
+ * so a sink that deferred work (the gateway's connection wake-ups) has it flushed before the
+ * thread sleeps in epoll_wait again.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -220,20 +223,45 @@ static void tick(struct router *rt, int64_t now)
     rt->next_tick_ms = now + ROUTER_TICK_MS;
 }
 
-/* One turn of the loop; waits up to max_wait_ms in the transport (0: not at all). */
+static void hook_turn(struct router *rt, enum router_turn t)
+{
+    if (rt->turn_hook)
+        rt->turn_hook(rt->turn_ctx, t);
+}
+
+/* The transport's run (its callbacks run the sinks) as one turn for the hook: what the sinks
+ * deferred is flushed before the next wait. */
+static void run_turn(struct router *rt, int wait_ms)
+{
+    hook_turn(rt, ROUTER_TURN_BEGIN);
+    rt->tops->run(rt->tr, wait_ms);
+    hook_turn(rt, ROUTER_TURN_END);
+}
+
+/* One turn of the loop; waits up to max_wait_ms in the transport (0: not at all). The inbox
+ * and the timers (they run sinks too: cancels, deadlines) are flushed before the wait. */
 static void loop_once(struct router *rt, bool wait)
 {
+    hook_turn(rt, ROUTER_TURN_BEGIN);
     drain_inbox(rt);
     if (rt->workers)
         wk_pool_drain(rt->workers);
     int64_t now = rt_now_ms(rt);
     fire_timers(rt, now);
     tick(rt, now);
+    hook_turn(rt, ROUTER_TURN_END);
     int64_t left = router_next_wake_ms(rt) - rt_now_ms(rt);
     rt->turn++;
     wk_pool_kick(rt->workers); /* before the transport may block */
-    rt->tops->run(rt->tr, !wait || left < 0 ? 0 : (int)left);
+    run_turn(rt, !wait || left < 0 ? 0 : (int)left);
     wk_pool_kick(rt->workers);
+}
+
+void router_set_turn_hook(struct router *rt, void (*hook)(void *ctx, enum router_turn turn),
+                          void *ctx)
+{
+    rt->turn_hook = hook;
+    rt->turn_ctx = ctx;
 }
 
 int64_t router_next_wake_ms(struct router *rt)
@@ -254,17 +282,21 @@ static void shutdown_calls(struct router *rt)
     pthread_mutex_lock(&rt->inbox_mu);
     rt->accepting = false;
     pthread_mutex_unlock(&rt->inbox_mu);
+    hook_turn(rt, ROUTER_TURN_BEGIN);
     drain_inbox(rt);
     call_abort_all(rt);
+    hook_turn(rt, ROUTER_TURN_END);
     /* ...and a call whose attempt is with a worker ends once its final summary is in */
     while (rt->n_calls > 0 && (rt->tops->active(rt->tr) > 0 || wk_pool_busy(rt->workers))) {
         rt->turn++;
         wk_pool_kick(rt->workers);
-        rt->tops->run(rt->tr, 10);
+        run_turn(rt, 10);
         wk_pool_kick(rt->workers);
+        hook_turn(rt, ROUTER_TURN_BEGIN);
         wk_pool_step(rt->workers); /* manual workers (tests): run them here */
         if (rt->workers)
             wk_pool_drain(rt->workers);
+        hook_turn(rt, ROUTER_TURN_END);
     }
     router_publish(rt, rt_now_ms(rt));
 }

@@ -658,6 +658,149 @@ static void test_a_held_end_is_announced_and_a_lazy_resume_ends_it(void **state)
     rig_stop(&s);
 }
 
+/* ---- turns: what a sink defers is flushed at the end of each turn ---------------------------
+ */
+
+#define BATCH_CALLS 8
+
+/* A turn hook and sinks that count their wake-ups like the gateway's (gw_turn, gw_resume):
+ * inside BEGIN..END a commit or event is deferred, END flushes what was deferred. */
+struct batcher {
+    bool in_turn;
+    int begins, ends, nested;
+    int deferred; /* waiting for the turn's end */
+    int flushed;  /* done at a turn's end */
+    int outside;  /* commits and events seen outside any turn (would be resumed at once) */
+    int flushes;  /* turn ends that had something to flush */
+};
+
+struct batch_slot {
+    struct batcher *b;
+    struct fake_call fc;
+    struct router_sink inner;
+};
+
+static void batch_turn(void *ctx, enum router_turn turn)
+{
+    struct batcher *b = ctx;
+    switch (turn) {
+    case ROUTER_TURN_BEGIN:
+        b->nested += b->in_turn;
+        b->in_turn = true;
+        b->begins++;
+        break;
+    case ROUTER_TURN_END:
+        b->nested += !b->in_turn;
+        b->flushes += b->deferred > 0;
+        b->flushed += b->deferred;
+        b->deferred = 0;
+        b->in_turn = false;
+        b->ends++;
+        break;
+    }
+}
+
+static void batch_push(struct batcher *b)
+{
+    if (b->in_turn)
+        b->deferred++;
+    else
+        b->outside++;
+}
+
+static void batch_commit(void *ctx, const struct router_commit *c)
+{
+    struct batch_slot *s = ctx;
+    batch_push(s->b);
+    s->inner.on_commit(s->inner.ctx, c);
+}
+
+static int batch_event(void *ctx, const struct llm_event *ev)
+{
+    struct batch_slot *s = ctx;
+    batch_push(s->b);
+    return s->inner.on_event(s->inner.ctx, ev);
+}
+
+static void batch_done(void *ctx, const struct router_result *r)
+{
+    struct batch_slot *s = ctx;
+    s->inner.on_done(s->inner.ctx, r);
+}
+
+static bool batch_all_done(void *ctx)
+{
+    struct batch_slot *slots = ctx;
+    for (int i = 0; i < BATCH_CALLS; i++) {
+        if (slots[i].fc.dones != 1)
+            return false;
+    }
+    return true;
+}
+
+/* Eight streams whose answers arrive together: every commit and event is made inside a turn,
+ * their wake-ups are flushed together at the turn's end (far fewer flushes than wake-ups),
+ * and nothing is left deferred when a turn ends. */
+static void test_sink_work_of_one_turn_is_flushed_once_at_its_end(void **state)
+{
+    (void)state;
+    struct rig r = {0};
+    struct batcher b = {0};
+    struct batch_slot slots[BATCH_CALLS];
+    rig_start(&r, config_for("o", NULL, NULL, false));
+    router_set_turn_hook(r.rt, batch_turn, &b);
+    for (int i = 0; i < BATCH_CALLS; i++) {
+        memset(&slots[i], 0, sizeof slots[i]);
+        slots[i].b = &b;
+        slots[i].inner = fake_call_sink(&slots[i].fc);
+        struct router_sink sk = {batch_commit, batch_event, batch_done, &slots[i], NULL, false};
+        router_submit(r.rt, fake_request("chat", true), NULL, &sk);
+    }
+    fake_drive(r.rt, r.net, &r.clock, rig_now(&r) + 5000, batch_all_done, slots);
+    int pushes = 0;
+    for (int i = 0; i < BATCH_CALLS; i++) {
+        assert_int_equal(slots[i].fc.dones, 1);
+        assert_int_equal(slots[i].fc.result.err, LLM_ERR_NONE);
+        assert_string_equal(slots[i].fc.text, "from a more");
+        pushes += slots[i].fc.commits + slots[i].fc.events;
+    }
+    assert_int_equal(b.outside, 0);
+    assert_int_equal(b.nested, 0);
+    assert_false(b.in_turn);
+    assert_int_equal(b.deferred, 0);
+    assert_int_equal(b.begins, b.ends);
+    assert_int_equal(b.flushed, pushes);
+    assert_true(pushes >= 4 * BATCH_CALLS);
+    assert_int_equal(b.flushes, 1); /* the eight answers arrive in one transport run */
+    rig_stop(&r);
+}
+
+/* The calls a stop cancels are ended inside a turn too, and flushed before router_stop
+ * returns. */
+static void test_calls_ended_by_a_stop_are_flushed(void **state)
+{
+    (void)state;
+    struct rig r = {0};
+    struct batcher b = {0};
+    struct batch_slot s = {.b = &b};
+    r.w.b[0] = B_TRICKLE;
+    rig_start(&r, config_for("o", "\"deadline_ms\":200000", NULL, false));
+    router_set_turn_hook(r.rt, batch_turn, &b);
+    s.inner = fake_call_sink(&s.fc);
+    struct router_sink sk = {batch_commit, batch_event, batch_done, &s, NULL, false};
+    router_submit(r.rt, fake_request("chat", true), NULL, &sk);
+    rig_idle(&r, 150);
+    assert_int_equal(s.fc.commits, 1);
+    assert_int_equal(s.fc.dones, 0);
+    router_stop(r.rt);
+    assert_int_equal(s.fc.dones, 1);
+    assert_int_equal(b.outside, 0);
+    assert_false(b.in_turn);
+    assert_int_equal(b.deferred, 0);
+    assert_int_equal(b.flushed, s.fc.commits + s.fc.events);
+    rig_stop(&r);
+}
+
 /* ---- hedges -----------------------------------------------------------------------------------
  */
 
@@ -976,6 +1119,8 @@ int main(void)
         T(test_a_paused_sink_stops_the_upstream_until_resumed),
         T(test_a_call_whose_sink_is_behind_ends_only_once_it_has_drained),
         T(test_a_held_end_is_announced_and_a_lazy_resume_ends_it),
+        T(test_sink_work_of_one_turn_is_flushed_once_at_its_end),
+        T(test_calls_ended_by_a_stop_are_flushed),
         T(test_drain_lets_calls_finish_then_cancels_the_rest_as_a_shutdown),
         T(test_stop_ends_every_call_once),
         T(test_a_hedge_wins_over_a_slow_target),
