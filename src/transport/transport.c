@@ -25,6 +25,7 @@
 #include <string.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "switchboard/transport.h"
@@ -45,7 +46,8 @@ struct xfer {
     bool in_final_response; /* headers belong to a >= 200 response */
     bool cancelled;
     bool aborted_by_data;
-    bool paused; /* on_data said TRANSPORT_DATA_PAUSE; transport_resume undoes it */
+    bool paused;   /* on_data said TRANSPORT_DATA_PAUSE; transport_resume undoes it */
+    bool got_body; /* on_data was called once: counted out of t->unanswered */
     char errbuf[CURL_ERROR_SIZE];
 };
 
@@ -53,6 +55,13 @@ struct xfer {
  * pieces, and at 1,000 streams the default alone is 16 MB. */
 #define XFER_BUFFER_SIZE 4096L
 #define EPOLL_BATCH      64
+/* Linger: when a wakeup brings only bytes of answers already under way (no transfer waits for
+ * its first body byte, no post in the inbox) and many transfers are open, transport_run waits
+ * this long before reading them, so that the events of many streams share one wakeup of this
+ * thread and one flush of the sinks' wake-ups (router turn). Bounded: at most this much is
+ * added to an event's delay, and never to a first byte or at low concurrency. */
+#define LINGER_US         1000
+#define LINGER_MIN_ACTIVE 64
 /* Finished easy handles kept for the next transfers (curl_easy_reset, not a new handle). */
 #define SPARE_HANDLES 64
 
@@ -68,7 +77,8 @@ struct transport {
     size_t n_spare;
     uint64_t next_id;
     size_t active;
-    bool dirty; /* some transfer was cancelled and waits for removal */
+    size_t unanswered; /* transfers without a body byte yet */
+    bool dirty;        /* some transfer was cancelled and waits for removal */
 };
 
 static pthread_once_t global_once = PTHREAD_ONCE_INIT;
@@ -214,6 +224,8 @@ static void xfer_unlink(struct transport *t, struct xfer *x)
         x->next->prev = x->prev;
     x->prev = x->next = NULL;
     t->active--;
+    if (!x->got_body)
+        t->unanswered--;
     waiting_remove(t, x);
 }
 
@@ -361,6 +373,10 @@ static size_t on_curl_write(char *data, size_t size, size_t nmemb, void *userp)
     size_t total = size * nmemb;
     if (x->cancelled)
         return 0;
+    if (!x->got_body) {
+        x->got_body = true;
+        x->t->unanswered--;
+    }
     int rc = x->cb.on_data ? x->cb.on_data(x->ctx, data, total) : 0;
     if (rc == TRANSPORT_DATA_PAUSE) {
         x->paused = true;
@@ -446,6 +462,7 @@ uint64_t transport_start(struct transport *t, const struct http_request *req,
         t->head->prev = x;
     t->head = x;
     t->active++;
+    t->unanswered++;
     if (x->first_byte_deadline)
         waiting_insert(t, x);
     return x->id;
@@ -605,6 +622,19 @@ static int curl_flags(uint32_t events)
     return flags;
 }
 
+/* Should this wakeup linger (see LINGER_US)? evs: the n ready events. */
+static bool linger_ok(const struct transport *t, const struct epoll_event *evs, int n)
+{
+    if (LINGER_US <= 0 || n <= 0 || n >= EPOLL_BATCH || t->unanswered > 0 ||
+        t->active < LINGER_MIN_ACTIVE)
+        return false;
+    for (int i = 0; i < n; i++) {
+        if (evs[i].data.fd == t->wakefd)
+            return false;
+    }
+    return true;
+}
+
 size_t transport_run(struct transport *t, int max_wait_ms)
 {
     if (t->dirty)
@@ -612,6 +642,11 @@ size_t transport_run(struct transport *t, int max_wait_ms)
     struct epoll_event evs[EPOLL_BATCH];
     int wait = next_wait_ms(t, max_wait_ms < 0 ? 0 : max_wait_ms, clock_mono_us());
     int n = epoll_wait(t->epfd, evs, EPOLL_BATCH, wait);
+    if (linger_ok(t, evs, n)) {
+        struct timespec ts = {0, LINGER_US * 1000L};
+        nanosleep(&ts, NULL);
+        n = epoll_wait(t->epfd, evs, EPOLL_BATCH, 0); /* level-triggered: the first ones too */
+    }
     int running = 0;
     for (int i = 0; i < n; i++) {
         if (evs[i].data.fd == t->wakefd) {

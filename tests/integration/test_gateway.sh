@@ -222,7 +222,7 @@ check "body over max_body_bytes: 413" test "$(code big)" = 413
 check "413: OpenAI error shape" err_shape big
 curl -s --max-time 10 -o "$TMP/bigc.body" -w '%{http_code}' -H 'Transfer-Encoding: chunked' --data-binary @"$TMP/big.json" "$GW/v1/chat/completions" >"$TMP/bigc.code"
 check "chunked body over the cap: 413" test "$(code bigc)" = 413
-# Request headers are bounded by the connection's memory (16 KB): 8 KB pass, 20 KB get 431.
+# Request headers are bounded by the connection's memory (12 KB): 8 KB pass, 20 KB get 431.
 chat hdr8k "{\"model\":\"chat\",$MSG}" -H "x-filler: $(head -c 8000 /dev/zero | tr '\0' a)"
 check "8 KB of request headers: served" test "$(code hdr8k)" = 200
 chat hdr20k "{\"model\":\"chat\",$MSG}" -H "x-filler: $(head -c 20000 /dev/zero | tr '\0' a)"
