@@ -19,6 +19,7 @@
  */
 #include <curl/curl.h>
 #include <errno.h>
+#include <poll.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -59,7 +60,8 @@ struct xfer {
  * its first body byte, no post in the inbox) and many transfers are open, transport_run waits
  * this long before reading them, so that the events of many streams share one wakeup of this
  * thread and one flush of the sinks' wake-ups (router turn). Bounded: at most this much is
- * added to an event's delay, and never to a first byte or at low concurrency. */
+ * added to an event's delay, and never to a first byte or at low concurrency; a post to the
+ * router (wakefd: a new request, a resume) ends it at once. */
 #define LINGER_US         1000
 #define LINGER_MIN_ACTIVE 64
 /* Finished easy handles kept for the next transfers (curl_easy_reset, not a new handle). */
@@ -643,8 +645,10 @@ size_t transport_run(struct transport *t, int max_wait_ms)
     int wait = next_wait_ms(t, max_wait_ms < 0 ? 0 : max_wait_ms, clock_mono_us());
     int n = epoll_wait(t->epfd, evs, EPOLL_BATCH, wait);
     if (linger_ok(t, evs, n)) {
+        /* Wait on the wake fd alone: a post (a new request, a resume) ends the linger. */
+        struct pollfd wake = {.fd = t->wakefd, .events = POLLIN};
         struct timespec ts = {0, LINGER_US * 1000L};
-        nanosleep(&ts, NULL);
+        ppoll(&wake, 1, &ts, NULL);
         n = epoll_wait(t->epfd, evs, EPOLL_BATCH, 0); /* level-triggered: the first ones too */
     }
     int running = 0;
