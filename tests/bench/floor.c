@@ -15,8 +15,16 @@
  *                 connection and hands the request to one libcurl multi thread, which
  *                 resumes the connection when the answer is in (curl_multi_poll and
  *                 curl_multi_wakeup; a mutex-guarded queue each way).
+ *   --mode loop   one thread runs both libraries on its own epoll set: MHD in external-loop
+ *                 epoll mode (its epoll fd in the set, MHD_run when readable, MHD_get_timeout
+ *                 for the wait) and a libcurl multi driven by curl_multi_socket_action
+ *                 (CURLMOPT_SOCKETFUNCTION/TIMERFUNCTION on the same set). Suspend and resume
+ *                 happen on that thread: no cross-thread wake-up at all.
+ *   --mode loop2  two such threads, each with its own daemon and multi, on two listening
+ *                 sockets sharing the port (SO_REUSEPORT: the kernel spreads connections).
  *
- * Usage: floor --mode tpc|relay --upstream URL --content-type TYPE [--port-file FILE]
+ * Usage: floor --mode tpc|relay|loop|loop2 --upstream URL --content-type TYPE
+ *              [--port-file FILE]
  *   Listens on an ephemeral 127.0.0.1 port and writes it to FILE.
  */
 #include <curl/curl.h>
@@ -27,8 +35,12 @@
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <stdint.h>
 #include <string.h>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
 #include <sys/socket.h>
+#include <time.h>
 #include <unistd.h>
 
 #define BODY_MAX (1024 * 1024)
@@ -66,10 +78,12 @@ struct req {
     struct MHD_Connection *conn;
     struct bytes in, out;
     long status;
-    bool sent;        /* handed to the upstream */
-    bool done;        /* answer in (relay) */
-    struct req *next; /* relay queues */
-    CURL *easy;       /* relay: the transfer */
+    bool sent;         /* handed to the upstream */
+    bool done;         /* answer in (relay) */
+    struct req *next;  /* relay queues; loop: its loop's list of transfers in flight */
+    struct req *prev;  /* loop */
+    CURL *easy;        /* relay, loop: the transfer */
+    struct loop *loop; /* loop: the loop that owns the transfer */
 };
 
 static size_t on_body(char *p, size_t size, size_t n, void *ud)
@@ -281,11 +295,110 @@ static enum MHD_Result handle_relay(struct MHD_Connection *conn, struct req *r)
     return MHD_YES;
 }
 
+/* ---- loop: one thread, MHD and libcurl on one epoll set ---------------------------------- */
+
+/* One loop; its thread owns all of it once started (the main thread only writes wake). */
+struct loop {
+    int ep;               /* the thread's epoll set: MHD's epoll fd, wake, libcurl's sockets */
+    int wake;             /* eventfd: stop */
+    int mhd_fd;           /* MHD's own epoll fd (in ep) */
+    struct MHD_Daemon *d; /* external-loop epoll mode: driven by MHD_run on this thread */
+    CURLM *multi;         /* driven by curl_multi_socket_action on this thread */
+    long long deadline;   /* libcurl's timer, CLOCK_MONOTONIC ms; -1: none */
+    struct req *active;   /* transfers in flight, linked by next/prev */
+    pthread_t th;
+    bool running;
+};
+
+/* The loop whose thread is running: MHD's handlers run inside its MHD_run. */
+static _Thread_local struct loop *this_loop;
+
+static long long now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static int loop_on_socket(CURL *e, curl_socket_t s, int what, void *ud, void *sockp)
+{
+    (void)e;
+    struct loop *l = ud;
+    if (what == CURL_POLL_REMOVE) {
+        epoll_ctl(l->ep, EPOLL_CTL_DEL, s, NULL);
+        return 0;
+    }
+    struct epoll_event ev = {.data.fd = s};
+    ev.events = (what & CURL_POLL_IN ? EPOLLIN : 0) | (what & CURL_POLL_OUT ? EPOLLOUT : 0);
+    int op = sockp ? EPOLL_CTL_MOD : EPOLL_CTL_ADD;
+    if (epoll_ctl(l->ep, op, s, &ev))
+        epoll_ctl(l->ep, op == EPOLL_CTL_ADD ? EPOLL_CTL_MOD : EPOLL_CTL_ADD, s, &ev);
+    curl_multi_assign(l->multi, s, l); /* marks the socket as in ep */
+    return 0;
+}
+
+static int loop_on_timer(CURLM *m, long timeout_ms, void *ud)
+{
+    (void)m;
+    struct loop *l = ud;
+    l->deadline = timeout_ms < 0 ? -1 : now_ms() + timeout_ms;
+    return 0;
+}
+
+/* Takes r's transfer out of libcurl and frees it. */
+static void loop_drop(struct req *r)
+{
+    struct loop *l = r->loop;
+    curl_multi_remove_handle(l->multi, r->easy);
+    curl_easy_cleanup(r->easy);
+    r->easy = NULL;
+    if (r->prev)
+        r->prev->next = r->next;
+    else
+        l->active = r->next;
+    if (r->next)
+        r->next->prev = r->prev;
+    r->next = r->prev = NULL;
+}
+
+/* The answer is in (or the transfer failed: status 0, a 502): resume, same thread. */
+static void loop_end(struct req *r, long status)
+{
+    loop_drop(r);
+    r->status = status;
+    r->done = true;
+    MHD_resume_connection(r->conn);
+}
+
+static enum MHD_Result handle_loop(struct MHD_Connection *conn, struct req *r)
+{
+    if (r->done || r->sent)
+        return r->done ? answer(conn, r) : MHD_YES;
+    struct loop *l = this_loop;
+    r->sent = true;
+    r->conn = conn;
+    if (!(r->easy = curl_easy_init()))
+        return answer(conn, r); /* status 0: a 502 */
+    r->loop = l;
+    easy_setup(r->easy, r);
+    r->next = l->active;
+    if (l->active)
+        l->active->prev = r;
+    l->active = r;
+    if (curl_multi_add_handle(l->multi, r->easy) != CURLM_OK) {
+        loop_drop(r);
+        return answer(conn, r);
+    }
+    MHD_suspend_connection(conn);
+    return MHD_YES;
+}
+
 /* The shape's handler, called once the whole body is in (and again after a resume). */
 struct shape {
     enum MHD_Result (*handle)(struct MHD_Connection *conn, struct req *r);
 };
-static struct shape tpc_shape = {handle_tpc}, relay_shape = {handle_relay};
+static struct shape tpc_shape = {handle_tpc}, relay_shape = {handle_relay},
+                    loop_shape = {handle_loop};
 
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const char *url,
                                   const char *method, const char *version, const char *data,
@@ -310,6 +423,8 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
 {
     (void)cls, (void)conn, (void)code;
     struct req *r = *con_cls;
+    if (r && r->loop && r->easy)
+        loop_drop(r); /* the client went away first: cancel the transfer */
     if (r) {
         free(r->in.p);
         free(r->out.p);
@@ -319,14 +434,18 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
 }
 
 /* 127.0.0.1 on an ephemeral port; returns the socket and sets *port, or -1. */
-static int listen_loopback(unsigned *port)
+static int listen_loopback(unsigned *port, bool share)
 {
     int fd = socket(AF_INET, SOCK_STREAM, 0);
     if (fd < 0)
         return -1;
     int one = 1;
     setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
-    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    if (share) /* loop2: each loop listens on its own socket bound to the same port */
+        setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof one);
+    struct sockaddr_in sa = {.sin_family = AF_INET,
+                             .sin_addr.s_addr = htonl(INADDR_LOOPBACK),
+                             .sin_port = htons((uint16_t)*port)};
     socklen_t sl = sizeof sa;
     if (bind(fd, (struct sockaddr *)&sa, sizeof sa) || listen(fd, 1024) ||
         getsockname(fd, (struct sockaddr *)&sa, &sl)) {
@@ -376,6 +495,155 @@ static struct MHD_Daemon *start_relay(int fd, pthread_t *th)
                             MHD_OPTION_NOTIFY_COMPLETED, on_completed, NULL, MHD_OPTION_END);
 }
 
+/* Runs libcurl's due timer and hands finished transfers back; true if any was resumed. */
+static bool loop_curl(struct loop *l)
+{
+    int running;
+    if (l->deadline >= 0 && now_ms() >= l->deadline) {
+        l->deadline = -1;
+        curl_multi_socket_action(l->multi, CURL_SOCKET_TIMEOUT, 0, &running);
+    }
+    bool resumed = false;
+    CURLMsg *m;
+    int left;
+    while ((m = curl_multi_info_read(l->multi, &left))) {
+        if (m->msg != CURLMSG_DONE)
+            continue;
+        CURL *e = m->easy_handle;
+        CURLcode rc = m->data.result;
+        struct req *r;
+        long status = 0;
+        curl_easy_getinfo(e, CURLINFO_PRIVATE, (char **)&r);
+        if (rc == CURLE_OK)
+            curl_easy_getinfo(e, CURLINFO_RESPONSE_CODE, &status);
+        loop_end(r, status);
+        resumed = true;
+    }
+    return resumed;
+}
+
+/* epoll_wait's timeout: the sooner of libcurl's timer and MHD's, at most 1 s. */
+static int loop_wait_ms(struct loop *l)
+{
+    long long wait = -1;
+    if (l->deadline >= 0)
+        wait = l->deadline > now_ms() ? l->deadline - now_ms() : 0;
+    MHD_UNSIGNED_LONG_LONG t;
+    if (MHD_get_timeout(l->d, &t) == MHD_YES && (wait < 0 || (long long)t < wait))
+        wait = (long long)t;
+    return wait < 0 || wait > 1000 ? 1000 : (int)wait;
+}
+
+/* One turn: wait, feed libcurl its sockets, run MHD if it has work; false on stop. */
+static bool loop_turn(struct loop *l)
+{
+    struct epoll_event ev[64];
+    int n = epoll_wait(l->ep, ev, 64, loop_wait_ms(l));
+    bool mhd = n == 0, stop = false;
+    for (int i = 0; i < n; i++) {
+        int fd = ev[i].data.fd, running;
+        if (fd == l->wake) {
+            stop = true;
+        } else if (fd == l->mhd_fd) {
+            mhd = true;
+        } else {
+            int how = (ev[i].events & EPOLLIN ? CURL_CSELECT_IN : 0) |
+                      (ev[i].events & EPOLLOUT ? CURL_CSELECT_OUT : 0) |
+                      (ev[i].events & (EPOLLERR | EPOLLHUP) ? CURL_CSELECT_ERR : 0);
+            curl_multi_socket_action(l->multi, fd, how, &running);
+        }
+    }
+    if (loop_curl(l) || mhd) {
+        MHD_run(l->d); /* new requests add transfers: libcurl's timer is then due at once */
+        if (loop_curl(l))
+            MHD_run(l->d);
+    }
+    return !stop;
+}
+
+/* The loop's thread; at stop it answers what is in flight with a 502, lets MHD take the
+ * resumed connections back, and stops the daemon itself (MHD's callbacks stay on this
+ * thread). */
+static void *loop_thread(void *arg)
+{
+    struct loop *l = arg;
+    this_loop = l;
+    while (loop_turn(l))
+        ;
+    while (l->active)
+        loop_end(l->active, 0);
+    MHD_run(l->d);
+    MHD_stop_daemon(l->d);
+    l->d = NULL;
+    return NULL;
+}
+
+static bool epoll_add(int ep, int fd)
+{
+    struct epoll_event ev = {.events = EPOLLIN, .data.fd = fd};
+    return epoll_ctl(ep, EPOLL_CTL_ADD, fd, &ev) == 0;
+}
+
+/* Sets up l on the listening socket fd (taken over, closed on failure) and starts it. */
+static bool loop_start(struct loop *l, int fd)
+{
+    *l = (struct loop){.ep = epoll_create1(EPOLL_CLOEXEC),
+                       .wake = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK),
+                       .multi = curl_multi_init(),
+                       .deadline = -1};
+    l->d = MHD_start_daemon(MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME, 0, NULL, NULL, on_request,
+                            &loop_shape, MHD_OPTION_LISTEN_SOCKET, fd, MHD_OPTION_CONNECTION_LIMIT,
+                            2000u, MHD_OPTION_NOTIFY_COMPLETED, on_completed, NULL, MHD_OPTION_END);
+    const union MHD_DaemonInfo *di =
+        l->d ? MHD_get_daemon_info(l->d, MHD_DAEMON_INFO_EPOLL_FD) : NULL;
+    if (!l->d)
+        close(fd);
+    if (di && l->ep >= 0 && l->wake >= 0 && l->multi) {
+        l->mhd_fd = di->epoll_fd;
+        curl_multi_setopt(l->multi, CURLMOPT_SOCKETFUNCTION, loop_on_socket);
+        curl_multi_setopt(l->multi, CURLMOPT_SOCKETDATA, l);
+        curl_multi_setopt(l->multi, CURLMOPT_TIMERFUNCTION, loop_on_timer);
+        curl_multi_setopt(l->multi, CURLMOPT_TIMERDATA, l);
+        l->running = epoll_add(l->ep, l->mhd_fd) && epoll_add(l->ep, l->wake) &&
+                     pthread_create(&l->th, NULL, loop_thread, l) == 0;
+    }
+    return l->running;
+}
+
+/* Stops l's thread if it runs and frees what is left. */
+static void loop_stop(struct loop *l)
+{
+    if (l->running && write(l->wake, &(uint64_t){1}, sizeof(uint64_t)) == sizeof(uint64_t))
+        pthread_join(l->th, NULL);
+    if (l->d) /* not started, or the wake could not be written */
+        MHD_stop_daemon(l->d);
+    curl_multi_cleanup(l->multi);
+    if (l->ep >= 0)
+        close(l->ep);
+    if (l->wake >= 0)
+        close(l->wake);
+}
+
+static struct loop loops[2];
+static size_t n_loops; /* loops[0..n_loops) went through loop_start */
+
+/* n loops on 127.0.0.1 (one listening socket each, all on one port when n > 1). */
+static bool loops_start(size_t n, unsigned *port)
+{
+    bool ok = true;
+    for (size_t i = 0; i < n && ok; i++) {
+        int fd = listen_loopback(port, n > 1);
+        ok = fd >= 0 && (n_loops++, loop_start(&loops[i], fd));
+    }
+    return ok;
+}
+
+static void loops_stop(void)
+{
+    for (size_t i = 0; i < n_loops; i++)
+        loop_stop(&loops[i]);
+}
+
 /* The curl thread stops first (nothing drives a transfer after that); every request it had
  * or was about to get is answered 502 and its connection resumed, because MHD must not be
  * stopped with suspended connections; MHD gets a moment to take the resumed connections back,
@@ -414,10 +682,11 @@ int main(int argc, char **argv)
         else if (!strcmp(argv[i], "--port-file"))
             port_file = argv[i + 1];
     }
-    bool tpc = mode && !strcmp(mode, "tpc");
-    if (!mode || (!tpc && strcmp(mode, "relay")) || !upstream || !content_type) {
-        fprintf(stderr, "usage: floor --mode tpc|relay --upstream URL --content-type TYPE "
-                        "[--port-file FILE]\n");
+    bool tpc = mode && !strcmp(mode, "tpc"), relay = mode && !strcmp(mode, "relay");
+    size_t loop_n = !mode ? 0 : !strcmp(mode, "loop") ? 1 : !strcmp(mode, "loop2") ? 2 : 0;
+    if ((!tpc && !relay && !loop_n) || !upstream || !content_type) {
+        fprintf(stderr, "usage: floor --mode tpc|relay|loop|loop2 --upstream URL "
+                        "--content-type TYPE [--port-file FILE]\n");
         return 2;
     }
     /* SIGINT/SIGTERM blocked in every thread (they inherit the mask) and taken by sigwait. */
@@ -432,13 +701,18 @@ int main(int argc, char **argv)
     req_headers = curl_slist_append(req_headers, "Expect:");
 
     unsigned port = 0;
-    int fd = listen_loopback(&port);
+    int fd = -1;
     pthread_t th;
     struct MHD_Daemon *d = NULL;
-    if (fd >= 0)
+    bool up = false;
+    if (loop_n) {
+        up = loops_start(loop_n, &port);
+    } else if ((fd = listen_loopback(&port, false)) >= 0) {
         d = tpc ? start_tpc(fd) : start_relay(fd, &th);
+        up = d != NULL;
+    }
     int rc = 0;
-    if (!d || !req_headers) {
+    if (!up || !req_headers) {
         fprintf(stderr, "floor: cannot start on 127.0.0.1\n");
         rc = 1;
     } else if (!write_port(port_file, port)) {
@@ -448,9 +722,11 @@ int main(int argc, char **argv)
         int sig;
         sigwait(&stop, &sig);
     }
-    if (tpc && d)
+    if (loop_n)
+        loops_stop();
+    else if (tpc && d)
         MHD_stop_daemon(d);
-    else if (!tpc && multi)
+    else if (relay && multi)
         stop_relay(d, th);
     if (fd >= 0 && !d)
         close(fd);
