@@ -69,7 +69,8 @@ def ms(us):
 
 out = []
 w = out.append
-targets = ["direct", "nginx", "floor-tpc", "floor-relay", "switchboard", "baseline"]
+FLOORS = ["floor-tpc", "floor-relay", "floor-loop", "floor-loop2"]
+targets = ["direct", "nginx"] + FLOORS + ["switchboard", "baseline"]
 configs = [(fmt, c, d) for d in (0, 100) for fmt in ("json", "sse") for c in (1, 16, 64)]
 
 w("## Benchmark results")
@@ -85,10 +86,13 @@ w("- req/s of SSE rows are complete streams per second (14 events each); p50/p99
   "responses as wrk sees them; CPU µs/req is the measured process's CPU time (every thread) "
   "divided by the requests it served: the upstream for `direct`, the proxy for `nginx`, "
   "switchboard itself for `switchboard`; peak RSS is that process's VmHWM during the run")
-w("- `floor-tpc` and `floor-relay` (delay 0 only) are tests/bench/floor.c: libmicrohttpd in "
-  "front of libcurl forwarding bytes, nothing parsed, SSE buffered whole; `tpc` runs a thread "
-  "per connection with a blocking easy handle each, `relay` has switchboard's shape (MHD's "
-  "epoll pool, one libcurl multi thread, suspend/resume). See \"The library floor\" below")
+w("- `floor-tpc`, `floor-relay`, `floor-loop` and `floor-loop2` (delay 0 only) are "
+  "tests/bench/floor.c: libmicrohttpd in front of libcurl forwarding bytes, nothing parsed, "
+  "SSE buffered whole; `tpc` runs a thread per connection with a blocking easy handle each, "
+  "`relay` has switchboard's shape (MHD's epoll pool, one libcurl multi thread, "
+  "suspend/resume), `loop` one thread running both libraries on one epoll set (MHD in "
+  "external-loop mode, curl_multi_socket_action; no hand-off), `loop2` two such loops "
+  "sharing the port (SO_REUSEPORT). See \"The library floor\" below")
 w("")
 if env("BASELINE_NAME"):
     w(f"- `baseline` is an earlier build ({env('BASELINE_NAME')}, BENCH_BASELINE), run in the same "
@@ -167,11 +171,10 @@ def get(fmt, c, d, t):
 
 
 def floor_note(fmt, c, show):
-    """'; library floor: tpc X, relay Y' for a delay-0 configuration, when measured."""
-    ft, fr = get(fmt, c, 0, "floor-tpc"), get(fmt, c, 0, "floor-relay")
-    if not (ft and fr):
-        return ""
-    return f"; library floor: tpc {show(ft)}, relay {show(fr)}"
+    """'; library floor: tpc X, relay Y, loop Z...' for a delay-0 configuration, the floors
+    measured."""
+    parts = [f"{t[6:]} {show(a)}" for t in FLOORS if (a := get(fmt, c, 0, t))]
+    return "; library floor: " + ", ".join(parts) if parts else ""
 
 
 for fmt, want in (("json", 0.5), ("sse", 0.4)):
@@ -314,13 +317,14 @@ w("")
 
 # ---- the library floor --------------------------------------------------------------------
 floor_rows = []
-for fmt, c in (("json", 1), ("json", 16), ("sse", 1), ("sse", 16)):
-    dct, n = get(fmt, c, 0, "direct"), get(fmt, c, 0, "nginx")
-    ft, fr, s = get(fmt, c, 0, "floor-tpc"), get(fmt, c, 0, "floor-relay"), get(fmt, c, 0, "switchboard")
-    if not (dct and n and ft and fr and s):
+floor_cols = [t for t in FLOORS if any(k[0] == "matrix" and k[4] == t for k in groups)]
+for fmt, c in (("json", 1), ("json", 16), ("json", 64), ("sse", 1), ("sse", 16), ("sse", 64)):
+    dct, n, s = get(fmt, c, 0, "direct"), get(fmt, c, 0, "nginx"), get(fmt, c, 0, "switchboard")
+    floors = [get(fmt, c, 0, t) for t in floor_cols]
+    if not (dct and n and s and floors and all(floors)):
         continue
     cells = []
-    for a in (n, ft, fr, s):
+    for a in [n] + floors + [s]:
         cells.append(f"{ratio(a['rps'], n['rps']):.2f}x / {a['p50'] - dct['p50']:+.0f} µs / {a['cpu']:.0f} µs")
     floor_rows.append(f"| {fmt.upper()} c={c} | " + " | ".join(cells) + " |")
 if floor_rows:
@@ -328,12 +332,14 @@ if floor_rows:
     w("")
     w("Each cell: req/s against nginx's / p50 added over direct / CPU µs per request. The floors "
       "do only what any proxy on these two libraries must do (no parsing, routing, ledger); "
-      "`floor-relay` has switchboard's threads and hand-offs, `floor-tpc` none. What "
+      "`floor-relay` has switchboard's threads and hand-offs, `floor-tpc` none, `floor-loop` "
+      "one thread for both libraries (no hand-off, one core), `floor-loop2` two of those. What "
       "switchboard spends above `floor-relay` is its own work; what `floor-relay` spends above "
-      "`floor-tpc` is the hand-offs; what `floor-tpc` spends above nginx is the libraries.")
+      "`floor-tpc` or `floor-loop` is the hand-offs; what `floor-tpc` spends above nginx is the "
+      "libraries.")
     w("")
-    w("| configuration | nginx | floor-tpc | floor-relay | switchboard |")
-    w("| --- | ---: | ---: | ---: | ---: |")
+    w("| configuration | nginx | " + " | ".join(floor_cols) + " | switchboard |")
+    w("| --- | ---: | " + " | ".join("---:" for _ in floor_cols) + " | ---: |")
     for row in floor_rows:
         w(row)
     w("")

@@ -13,9 +13,11 @@
 #     nginx                  nginx proxy_pass in front of it (keep-alive upstream pool; SSE
 #                            with proxy_buffering off): no parsing, no routing
 #     switchboard            `switchboard serve`, one openai-compatible target per upstream
-#     floor-tpc, floor-relay the library floor at delay 0 (tests/bench/floor.c): libmicrohttpd
-#                            in front of libcurl, forwarding bytes, in two shapes (thread per
-#                            connection; switchboard's pool -> one curl thread -> resume)
+#     floor-tpc, floor-relay, floor-loop, floor-loop2
+#                            the library floor at delay 0 (tests/bench/floor.c): libmicrohttpd
+#                            in front of libcurl, forwarding bytes, in four shapes (thread per
+#                            connection; switchboard's pool -> one curl thread -> resume; one
+#                            thread running both on one epoll loop; two such loops on a port)
 #   for JSON and SSE x concurrency 1, 16, 64 x upstream delay 0 and 100 ms; the three targets
 #   of a configuration run back to back (order reversed every other round), so machine noise
 #   hits all three alike. Then 1,000 concurrent paced streams, directly and through
@@ -32,7 +34,9 @@
 # `baseline`, interleaved with the others in every configuration and in the stream step, so
 # the two builds are compared within one round; BENCH_FLEET=0 skips the fleet-mode step.
 # BENCH_ONLY=streams runs only the 1,000-stream step (no encoders, relay, calibration, matrix
-# or fleet step). See docs/bench.md.
+# or fleet step); BENCH_ONLY=floor only the delay-0 rows of the matrix (c=1, 16, 64, where the
+# library floors run; no encoders, relay, calibration, 100 ms rows, streams or fleet step).
+# See docs/bench.md.
 # Output: the report on stdout and in BUILD/results.md; raw rows in BUILD/bench-raw.tsv;
 # every wrk and eventgap output under BUILD/bench-logs/. Every process started here is
 # stopped on exit.
@@ -56,7 +60,7 @@ STREAM_STAGGER=${BENCH_STREAM_STAGGER_MS:-$((13 * PACE_MS))}
 # The stream step's rounds (order reversed every other round; the report takes medians).
 STREAM_ROUNDS=${BENCH_STREAM_ROUNDS:-3}
 ONLY=${BENCH_ONLY:-}
-case $ONLY in '' | streams) ;; *) echo "bench: BENCH_ONLY is empty or 'streams'" >&2; exit 2 ;; esac
+case $ONLY in '' | streams | floor) ;; *) echo "bench: BENCH_ONLY is empty, 'streams' or 'floor'" >&2; exit 2 ;; esac
 HERE=$root/tests/bench
 SB=$B/switchboard
 UPSTREAM=$B/upstream
@@ -231,6 +235,10 @@ start_floor FT_J tpc "$N0_JSON" application/json
 start_floor FT_S tpc "$N0_SSE" text/event-stream
 start_floor FR_J relay "$N0_JSON" application/json
 start_floor FR_S relay "$N0_SSE" text/event-stream
+start_floor FL_J loop "$N0_JSON" application/json
+start_floor FL_S loop "$N0_SSE" text/event-stream
+start_floor F2_J loop2 "$N0_JSON" application/json
+start_floor F2_S loop2 "$N0_SSE" text/event-stream
 
 target_json() { # target_json NAME PORT
   cat <<EOF
@@ -335,6 +343,10 @@ sanity floor-tpc-json "http://127.0.0.1:$PORT_FT_J$P" x ""
 sanity floor-tpc-sse "http://127.0.0.1:$PORT_FT_S$P" x 1
 sanity floor-relay-json "http://127.0.0.1:$PORT_FR_J$P" x ""
 sanity floor-relay-sse "http://127.0.0.1:$PORT_FR_S$P" x 1
+sanity floor-loop-json "http://127.0.0.1:$PORT_FL_J$P" x ""
+sanity floor-loop-sse "http://127.0.0.1:$PORT_FL_S$P" x 1
+sanity floor-loop2-json "http://127.0.0.1:$PORT_F2_J$P" x ""
+sanity floor-loop2-sse "http://127.0.0.1:$PORT_F2_S$P" x 1
 # The bench repeats one prompt: nothing in switchboard may refuse it (guard, budgets...).
 codes=$(for _ in $(seq 60); do
   curl -s -o /dev/null -w '%{http_code}\n' --max-time 5 -X POST -H 'Content-Type: application/json' \
@@ -353,6 +365,7 @@ nginx proxy pid $PID_PX  json0 :$PX_J0  sse0 :$PX_S0  json100 :$PX_J1  sse100 :$
 nginx upstream pid $PID_N0  json :$N0_JSON  sse :$N0_SSE
 upstream 100 ms pid $PID_UD  json :$UD_JSON  sse :$UD_SSE;  paced pid $PID_UP  sse :$UP_SSE
 floor tpc pids $PID_FT_J $PID_FT_S  json :$PORT_FT_J  sse :$PORT_FT_S;  relay pids $PID_FR_J $PID_FR_S  json :$PORT_FR_J  sse :$PORT_FR_S
+floor loop pids $PID_FL_J $PID_FL_S  json :$PORT_FL_J  sse :$PORT_FL_S;  loop2 pids $PID_F2_J $PID_F2_S  json :$PORT_F2_J  sse :$PORT_F2_S
 e.g. BENCH_MODEL=json0 wrk -t2 -c16 -d5s -s $HERE/post.lua http://127.0.0.1:$SB_PORT$P
 Holding; Ctrl-C (or SIGTERM to $$) stops everything.
 EOF
@@ -407,27 +420,26 @@ measure() {
 # run_config PHASE FMT CONC DELAY ROUND: the targets, interleaved (the floors at delay 0).
 run_config() {
   local phase=$1 fmt=$2 conc=$3 delay=$4 round=$5
-  local dport xport model upid ft fr
+  local dport xport model upid sfx=
   if [[ $delay == 0 ]]; then
     upid=$PID_N0
-    if [[ $fmt == json ]]; then dport=$N0_JSON xport=$PX_J0 model=json0 ft=FT_J fr=FR_J
-    else dport=$N0_SSE xport=$PX_S0 model=sse0 ft=FT_S fr=FR_S; fi
+    if [[ $fmt == json ]]; then dport=$N0_JSON xport=$PX_J0 model=json0 sfx=_J
+    else dport=$N0_SSE xport=$PX_S0 model=sse0 sfx=_S; fi
   else
-    upid=$PID_UD ft= fr=
+    upid=$PID_UD
     if [[ $fmt == json ]]; then dport=$UD_JSON xport=$PX_J1 model=json100; else dport=$UD_SSE xport=$PX_S1 model=sse100; fi
   fi
-  local order=(direct nginx floor-tpc floor-relay switchboard baseline)
-  ((round % 2 == 0)) && order=(baseline switchboard floor-relay floor-tpc nginx direct)
+  local order=(direct nginx floor-tpc floor-relay floor-loop floor-loop2 switchboard baseline)
+  ((round % 2 == 0)) && order=(baseline switchboard floor-loop2 floor-loop floor-relay floor-tpc nginx direct)
   local m=("$phase" "$fmt" "$conc" "$delay" "$round")
   for t in "${order[@]}"; do
     case $t in
       direct) measure "${m[@]}" direct "http://127.0.0.1:$dport$P" "$model" "$upid" ;;
       nginx) measure "${m[@]}" nginx "http://127.0.0.1:$xport$P" "$model" "$PID_PX" ;;
       floor-*)
-        local f=$ft
-        [[ $t == floor-relay ]] && f=$fr
-        [[ -n $f ]] || continue
-        local fp=PORT_$f fpid=PID_$f
+        [[ -n $sfx ]] || continue
+        local -A fname=([floor-tpc]=FT [floor-relay]=FR [floor-loop]=FL [floor-loop2]=F2)
+        local fp=PORT_${fname[$t]}$sfx fpid=PID_${fname[$t]}$sfx
         measure "${m[@]}" "$t" "http://127.0.0.1:${!fp}$P" "$model" "${!fpid}" ;;
       switchboard) measure "${m[@]}" switchboard "http://127.0.0.1:$SB_PORT$P" "$model" "$PID_SB" ;;
       baseline)
@@ -440,11 +452,13 @@ run_config() {
 LOAD_BEFORE=$(cut -d' ' -f1-3 /proc/loadavg)
 START=$(date +%s)
 MATRIX_ROUNDS=$ROUNDS
-[[ -n $ONLY ]] && MATRIX_ROUNDS=0 # BENCH_ONLY=streams: no calibration, no matrix
+[[ $ONLY == streams ]] && MATRIX_ROUNDS=0 # BENCH_ONLY=streams: no calibration, no matrix
+CALIB_ROUNDS=$MATRIX_ROUNDS DELAYS=(0 100)
+[[ $ONLY == floor ]] && CALIB_ROUNDS=0 DELAYS=(0) # BENCH_ONLY=floor: the delay-0 rows only
 log "switchboard idle: RSS $IDLE_RSS_KB kB, $IDLE_THREADS threads; load $LOAD_BEFORE; ${SECS}s runs, ${ROUNDS} rounds"
 
 # Calibration: is BUILD/upstream (the 100 ms upstream) as fast as nginx at delay 0?
-for r in $(seq 1 "$MATRIX_ROUNDS"); do
+for r in $(seq 1 "$CALIB_ROUNDS"); do
   for fmt in json sse; do
     script=post.lua; [[ $fmt == sse ]] && script=post_stream.lua
     n0=$N0_JSON uc=$UC_JSON
@@ -455,7 +469,7 @@ for r in $(seq 1 "$MATRIX_ROUNDS"); do
 done
 
 for r in $(seq 1 "$MATRIX_ROUNDS"); do
-  for delay in 0 100; do
+  for delay in "${DELAYS[@]}"; do
     for fmt in json sse; do
       for conc in 1 16 64; do
         run_config matrix "$fmt" "$conc" "$delay" "$r"
@@ -538,6 +552,7 @@ for k in gap late cgap clate ttfe ttfc; do
 done
 STREAM_COLS+=(client_max_in_flight)
 (IFS=$'\t'; echo "${STREAM_COLS[*]}") >"$T/streams.tsv"
+[[ $ONLY == floor ]] && STREAM_ROUNDS=0 # BENCH_ONLY=floor: no stream step
 STREAMS_LOAD_BEFORE=$(cut -d' ' -f1-3 /proc/loadavg)
 log "$STREAMS concurrent streams, ${STREAM_WARM}s + ${STREAM_SECS}s, one event every ${PACE_MS} ms; load $STREAMS_LOAD_BEFORE"
 for r in $(seq 1 "$STREAM_ROUNDS"); do
