@@ -67,7 +67,11 @@ for mode in tpc relay loop loop2; do
   post "http://127.0.0.1:$(port slow)$P" /dev/null --max-time 0.3 >/dev/null # the client leaves
   code=$(post "http://127.0.0.1:$(port slow)$P" /dev/null --max-time 5)
   [[ $code == 200 ]] || fail "$mode: after a client left, the next request got $code"
-  for _ in 1 2 3; do post "http://127.0.0.1:$(port slow)$P" /dev/null --max-time 5 >/dev/null & done
+  clients=()
+  for _ in 1 2 3; do
+    post "http://127.0.0.1:$(port slow)$P" /dev/null --max-time 5 >/dev/null &
+    clients+=($!)
+  done
   sleep 0.3
   for name in json sse dead slow; do
     pid_var=PID_${mode}_$name
@@ -79,8 +83,7 @@ for mode in tpc relay loop loop2; do
     done
     [[ $rc == 0 ]] || fail "$mode $name: SIGTERM did not end the process with status 0 within 5 s (${rc:-still running})"
   done
-  wait_jobs=$(jobs -pr | grep -vxF -e "$PID_up" -e "$PID_slow")
-  for j in $wait_jobs; do wait "$j" 2>/dev/null; done
+  wait "${clients[@]}" 2>/dev/null
 done
 
 if ((fails)); then
