@@ -347,67 +347,15 @@ static void attempt_header(void *ctx, const char *name, const char *value)
     provider_call_on_header(a->pc, name, value, rt_wall_ms(a->call->rt));
 }
 
-/* Counts the attempts that received bytes in this loop turn, each once (marks are turn + 1:
- * 0 is "never"). */
-static void note_receive(struct router *rt, struct attempt *a)
-{
-    uint64_t mark = rt->turn + 1;
-    if (rt->rx_turn != mark) {
-        rt->rx_turn = mark;
-        rt->rx_streams = 0;
-    }
-    if (a->rx_turn != mark) {
-        a->rx_turn = mark;
-        rt->rx_streams++;
-    }
-}
-
-/* Is this loop turn busy (WK_BUSY_STREAMS streams received bytes in it)? */
-static bool busy_turn(const struct router *rt)
-{
-    return rt->rx_turn == rt->turn + 1 && rt->rx_streams >= WK_BUSY_STREAMS;
-}
-
-/* Could the call's winner go to a worker at all (ignoring when)? */
-static bool may_ever_hand_off(const struct router *rt, const struct call *c)
-{
-    return rt->workers && !c->done && c->sink.any_thread && !c->rec && c->req->stream;
-}
-
-/* May the committed winner a go to a decode/encode worker now? From the first loop turn
- * after the commit's, or in a busy turn, and not once its answer is complete (FINISH or
- * ERROR sent). In a quiet turn an answer that comes in one receive stays inline, since two
- * hand-offs would cost more than its decoding; in a busy one the other core shares the burst. */
+/* May the committed winner a go to a decode/encode worker now? Only from the first loop
+ * turn after the commit's, and not once its answer is complete (FINISH or ERROR sent): an
+ * answer that comes in one receive (libcurl hands it over chunk by chunk, in one turn) stays
+ * inline, since two hand-offs would cost more than its decoding. */
 static bool may_hand_off(const struct router *rt, const struct call *c, const struct attempt *a)
 {
-    return may_ever_hand_off(rt, c) && c->committed && c->winner == a && !a->cancel_requested &&
-           (rt->turn != a->commit_turn || busy_turn(rt)) && !c->finish_sent && !c->error_sent;
-}
-
-/* Decodes bytes inline; once the call may be handed over, the rest goes to the worker. In a
- * busy turn an uncommitted attempt's bytes are fed one SSE event at a time (the parser takes
- * any split), so the hand-off can follow the event that commits it. */
-static int attempt_decode(struct router *rt, struct attempt *a, const char *bytes, size_t len)
-{
-    struct call *c = a->call;
-    /* (below the cap: the rest is then queued whole, never refused after part was decoded) */
-    bool split = !c->committed && len < WK_QUEUE_CAP && busy_turn(rt) && may_ever_hand_off(rt, c);
-    int rc = 0;
-    while (len > 0 && rc == 0) {
-        const char *end = split ? memmem(bytes, len, "\n\n", 2) : NULL;
-        size_t n = end ? (size_t)(end - bytes) + 2 : len;
-        rc = provider_call_on_data(a->pc, bytes, n) != 0 ? 1 : 0;
-        bytes += n;
-        len -= n;
-        if (rc == 0 && may_hand_off(rt, c, a) && wk_handoff(rt->workers, a)) {
-            c->wk_live++;
-            if (len > 0)
-                (void)wk_push(a->wk, bytes, len); /* a new queue: less than the cap */
-            break;
-        }
-        split = split && !c->committed;
-    }
-    return rc;
+    return rt->workers && c->committed && c->winner == a && !c->done && !a->cancel_requested &&
+           rt->turn != a->commit_turn && !c->finish_sent && !c->error_sent && c->sink.any_thread &&
+           !c->rec && c->req->stream;
 }
 
 static int attempt_data(void *ctx, const char *bytes, size_t len)
@@ -416,7 +364,6 @@ static int attempt_data(void *ctx, const char *bytes, size_t len)
     struct call *c = a->call;
     struct router *rt = c->rt;
     a->last_byte_ms = rt_now_ms(rt); /* the idle timer re-arms itself from this */
-    note_receive(rt, a);
     if (c->paused && c->winner == a && !c->done) {
         a->xfer_paused = true; /* the transport keeps these bytes until call_resume */
         return TRANSPORT_DATA_PAUSE;
@@ -427,7 +374,10 @@ static int attempt_data(void *ctx, const char *bytes, size_t len)
         a->wk_cap_paused = a->wk_cap_paused || rc == TRANSPORT_DATA_PAUSE;
         return rc;
     }
-    return attempt_decode(rt, a, bytes, len);
+    int rc = provider_call_on_data(a->pc, bytes, len) != 0 ? 1 : 0;
+    if (rc == 0 && may_hand_off(rt, c, a) && wk_handoff(rt->workers, a))
+        c->wk_live++;
+    return rc;
 }
 
 /* The stream idle timer: no byte since last_byte_ms for stream_idle_timeout_ms? */

@@ -234,7 +234,6 @@ struct attempt {
     bool wk_aborted;      /* the worker's decode asked to abort the transfer */
     bool xfer_ended;      /* its transfer reported done; waiting for the final summary */
     uint64_t commit_turn; /* rt->turn when it committed: bytes of that turn stay inline */
-    uint64_t rx_turn;     /* rt->turn of its last receive (call.c note_receive) */
 };
 
 /* ---- inbox ---------------------------------------------------------------------------------- */
@@ -370,9 +369,7 @@ struct router {
     /* decode/encode workers (worker.c): NULL when router.workers is 0. Made in
      * router_new_env, its threads start on their first stream, joined in router_stop. */
     struct wk_pool *workers;
-    uint64_t turn;       /* router thread: loop turns, for the hand-off (call.c may_hand_off) */
-    uint64_t rx_turn;    /* router thread: the turn rx_streams counts (call.c note_receive) */
-    unsigned rx_streams; /* router thread: attempts that received bytes in turn rx_turn */
+    uint64_t turn; /* router thread: loop turns, for the hand-off (call.c may_hand_off) */
 };
 
 /* The router's clock: every router-thread time comes from here (tests pass a fake one). */
@@ -413,10 +410,6 @@ void call_abort_all(struct router *rt); /* shutdown */
 /* router.workers absent: one worker per online core, but none at this many cores or fewer,
  * where a worker costs 13-15 us of CPU per event and gains nothing (docs/bench.md). */
 #define WK_AUTO_MIN_CORES 2
-/* A "busy" loop turn: this many attempts have received bytes in it. From then on a committed
- * stream is handed over even in its commit turn (an answer in one receive included), so a
- * burst of answers is decoded on both cores rather than one after another on the router's. */
-#define WK_BUSY_STREAMS 2
 
 /* What a worker's batches did to a stream, merged until the router applies it. */
 struct wk_summary {

@@ -35,7 +35,6 @@ enum shape {
     S_BROKEN, /* SEQ_EVENTS events, then a line that is not JSON, in 64-byte pieces */
     S_STALL,  /* S_SEQ, but no byte after the first 1,000 (connection open) */
     S_BURST,  /* S_SEQ's 64-byte pieces all at once: one receive, many on_data calls */
-    S_WHOLE,  /* S_SEQ's body in one on_data call (a small answer in one receive) */
 };
 
 #define SEQ_EVENTS 40
@@ -85,11 +84,6 @@ static void plan_for(void *ctx, const struct http_request *req, struct fake_plan
         break;
     case S_BURST:
         p->body = seq_body(SEQ_EVENTS, false);
-        p->chunk_every_ms = 0;
-        break;
-    case S_WHOLE:
-        p->body = seq_body(SEQ_EVENTS, false);
-        p->chunk = 0;
         p->chunk_every_ms = 0;
         break;
     case S_STALL:
@@ -317,47 +311,6 @@ static void test_an_answer_in_one_receive_stays_inline(void **state)
     (void)state;
     struct rig r = {0};
     r.w.shape = S_BURST;
-    rig_start(&r, 2, true);
-    struct wsink s;
-    ws_submit(r.rt, &s);
-    drive_router_only(&r, 50);
-    assert_int_equal(s.fc.dones, 1);
-    assert_int_equal(router_workers_step(r.rt), 0);
-    assert_complete(&s, SEQ_EVENTS);
-    router_free(r.rt);
-}
-
-/* A busy loop turn (two streams' answers in it) hands even an answer that came in one
- * receive to a worker, right after the event that commits it: the turn's first stream is
- * decoded inline to its end, the second's events after its commit wait for the worker. */
-static void test_a_busy_turn_hands_one_receive_answers_to_the_workers(void **state)
-{
-    (void)state;
-    struct rig r = {0};
-    r.w.shape = S_WHOLE;
-    rig_start(&r, 2, true);
-    struct wsink a, b;
-    ws_submit(r.rt, &a);
-    ws_submit(r.rt, &b);
-    drive_router_only(&r, 50);
-    assert_int_equal(fake_net_active(r.net), 0);
-    assert_int_equal(a.fc.dones + b.fc.dones, 1); /* one inline, one waits for its worker */
-    struct wsink *late = a.fc.dones ? &b : &a;
-    assert_int_equal(count(late->log, 'C'), 1);
-    assert_true(late->seq_next <= 1); /* what committed it, and nothing after */
-    assert_true(router_workers_step(r.rt) > 0);
-    drive_until_done(&r, late, 1000);
-    assert_complete(&a, SEQ_EVENTS);
-    assert_complete(&b, SEQ_EVENTS);
-    router_free(r.rt);
-}
-
-/* A quiet turn (one stream's answer in one receive) keeps it inline. */
-static void test_one_whole_answer_in_a_quiet_turn_stays_inline(void **state)
-{
-    (void)state;
-    struct rig r = {0};
-    r.w.shape = S_WHOLE;
     rig_start(&r, 2, true);
     struct wsink s;
     ws_submit(r.rt, &s);
@@ -649,8 +602,6 @@ int main(void)
     const struct CMUnitTest tests[] = {
         T(test_after_the_commit_events_come_from_the_worker_in_order),
         T(test_workers_zero_keeps_every_event_on_the_router_thread),
-        T(test_a_busy_turn_hands_one_receive_answers_to_the_workers),
-        T(test_one_whole_answer_in_a_quiet_turn_stays_inline),
         T(test_a_sink_without_any_thread_stays_inline),
         T(test_an_answer_in_one_receive_stays_inline),
         T(test_a_worker_side_error_after_the_commit_ends_the_call_with_its_class),
