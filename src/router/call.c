@@ -141,6 +141,42 @@ void call_free_unstarted(struct call *c)
 /* ---- bookkeeping ------------------------------------------------------------------------------
  */
 
+/* The id index: ids are handed out in sequence, so id & (cap - 1) spreads them evenly. It
+ * doubles once it holds as many calls as buckets: a lookup stays O(1) at any concurrency
+ * (resumes and cancels come per event and per client at 1,000 streams). */
+#define CALLS_BY_ID_MIN 64
+
+static struct call **by_id_bucket(struct router *rt, uint64_t id)
+{
+    return &rt->by_id[id & (rt->by_id_cap - 1)];
+}
+
+static void by_id_grow(struct router *rt)
+{
+    size_t cap = rt->by_id_cap ? rt->by_id_cap * 2 : CALLS_BY_ID_MIN;
+    struct call **old = rt->by_id;
+    size_t old_cap = rt->by_id_cap;
+    rt->by_id = xcalloc(cap, sizeof *rt->by_id);
+    rt->by_id_cap = cap;
+    for (size_t i = 0; i < old_cap; i++) {
+        for (struct call *c = old[i], *next; c; c = next) {
+            next = c->id_next;
+            struct call **b = by_id_bucket(rt, c->id);
+            c->id_next = *b;
+            *b = c;
+        }
+    }
+    free(old);
+}
+
+static struct call *call_by_id(struct router *rt, uint64_t id)
+{
+    struct call *c = rt->by_id_cap ? *by_id_bucket(rt, id) : NULL;
+    while (c && c->id != id)
+        c = c->id_next;
+    return c;
+}
+
 static void call_link(struct router *rt, struct call *c)
 {
     c->next = rt->calls;
@@ -148,6 +184,11 @@ static void call_link(struct router *rt, struct call *c)
         rt->calls->prev = c;
     rt->calls = c;
     rt->n_calls++;
+    if (rt->n_calls > rt->by_id_cap)
+        by_id_grow(rt);
+    struct call **b = by_id_bucket(rt, c->id);
+    c->id_next = *b;
+    *b = c;
 }
 
 static void call_unlink_and_free(struct router *rt, struct call *c)
@@ -159,6 +200,12 @@ static void call_unlink_and_free(struct router *rt, struct call *c)
     if (c->next)
         c->next->prev = c->prev;
     rt->n_calls--;
+    for (struct call **p = by_id_bucket(rt, c->id); *p; p = &(*p)->id_next) {
+        if (*p == c) {
+            *p = c->id_next;
+            break;
+        }
+    }
     spend_call_release(rt, c);
     call_release(c);
 }
@@ -855,22 +902,17 @@ void call_begin(struct router *rt, struct call *c)
 
 void call_cancel(struct router *rt, uint64_t id, bool shutdown)
 {
-    for (struct call *c = rt->calls; c; c = c->next) {
-        if (c->id == id && !c->done) {
-            c->shutdown = shutdown;
-            call_finish(rt, c, LLM_ERR_CANCELLED,
-                        shutdown ? "switchboard is shutting down"
-                                 : "cancelled: the client went away");
-            return;
-        }
+    struct call *c = call_by_id(rt, id);
+    if (c && !c->done) {
+        c->shutdown = shutdown;
+        call_finish(rt, c, LLM_ERR_CANCELLED,
+                    shutdown ? "switchboard is shutting down" : "cancelled: the client went away");
     }
 }
 
 void call_resume(struct router *rt, uint64_t id)
 {
-    struct call *c = rt->calls;
-    while (c && c->id != id)
-        c = c->next;
+    struct call *c = call_by_id(rt, id);
     if (c && !c->done && !c->paused && c->wk_live > 0)
         c->wk_resume_credit++; /* it overtook its pause's summary */
     if (!c || c->done || !c->paused)

@@ -136,6 +136,7 @@ struct call_fin {
 
 struct call {
     struct call *prev, *next;
+    struct call *id_next; /* the chain of its bucket in rt->by_id */
     struct router *rt;
     uint64_t id;
     struct llm_request *req;
@@ -335,6 +336,8 @@ struct router {
     size_t n_routes;
     struct call *calls;
     size_t n_calls;
+    struct call **by_id; /* live calls by id (call.c): by_id_cap buckets, a power of two */
+    size_t by_id_cap;
     struct rng rng;
     struct router_snapshot *building;
     struct timeline timeline;  /* ROUTER_KEY_EVENTS key + ROUTER_CHURN_EVENTS churn (timeline.h) */

@@ -431,6 +431,7 @@ void router_free(struct router *rt)
     rt->tops->free(rt->tr);
     router_targets_free(rt);
     wk_pool_free(rt->workers);
+    free(rt->by_id); /* every call has been freed by router_stop */
     spend_close(rt); /* every queued ledger row is written before this returns */
     timerq_cleanup(&rt->timers);
     timeline_cleanup(&rt->timeline);

@@ -1093,12 +1093,50 @@ static void test_stop_ends_every_call_once(void **state)
     rig_stop(&r);
 }
 
+/* The id index holds every live call through its growth (64, 128, 256 buckets): cancels in a
+ * scattered order each end their own call once, and the survivors still end normally. */
+static void test_cancels_find_their_call_among_hundreds(void **state)
+{
+    (void)state;
+    enum { N = 300 };
+    struct rig r = {0};
+    r.w.b[0] = B_HANG;
+    rig_start(&r, config_for("o", "\"deadline_ms\":600000", NULL, false));
+    struct fake_call *fc = calloc(N, sizeof *fc);
+    uint64_t *ids = calloc(N, sizeof *ids);
+    for (int i = 0; i < N; i++) {
+        struct router_sink sk = fake_call_sink(&fc[i]);
+        ids[i] = router_submit(r.rt, fake_request("chat", i % 2 == 0), NULL, &sk);
+    }
+    rig_idle(&r, 100);
+    for (int k = 0; k < N; k++) { /* 7 is coprime with 300: every call once, scattered */
+        int i = (k * 7) % N;
+        if (i % 3 != 0)
+            router_cancel(r.rt, ids[i]);
+    }
+    rig_idle(&r, 100);
+    for (int i = 0; i < N; i++) {
+        assert_int_equal(fc[i].dones, i % 3 != 0 ? 1 : 0);
+        if (i % 3 != 0)
+            assert_int_equal(fc[i].result.err, LLM_ERR_CANCELLED);
+    }
+    router_cancel(r.rt, ids[N - 1] + 1000); /* an unknown id: nothing happens */
+    router_stop(r.rt);
+    for (int i = 0; i < N; i++)
+        assert_int_equal(fc[i].dones, 1);
+    free(fc);
+    free(ids);
+    rig_stop(&r);
+}
+
 int main(void)
 {
     setenv("FAKE_KEY", "sk-fake-key-for-tests-0000", 1);
     log_setup(LOG_LEVEL_OFF, 2);
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_every_encoder_refusing_answers_400_at_once, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_cancels_find_their_call_among_hundreds, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_one_encoder_refusing_falls_back_to_one_that_can, setup,
                                         teardown),
