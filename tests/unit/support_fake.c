@@ -3,11 +3,13 @@
  * support_fake.h). No cmocka here: the fuzzers link it too, so a broken expectation aborts.
  */
 #include <limits.h>
+#include <signal.h>
 #include <stdatomic.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "support_fake.h"
 
@@ -534,4 +536,22 @@ struct llm_request *fake_request(const char *model, bool stream)
     req->stream = stream;
     llm_request_add_message(req, LLM_ROLE_USER, "hello");
     return req;
+}
+
+static const char *watchdog_who = "test";
+
+static void watchdog_fired(int sig)
+{
+    (void)sig;
+    static const char tail[] = ": the router loop spins (watchdog fired)\n";
+    if (write(2, watchdog_who, strlen(watchdog_who)) < 0 || write(2, tail, sizeof tail - 1) < 0)
+        _exit(3);
+    _exit(2);
+}
+
+void fake_watchdog(const char *who, unsigned seconds)
+{
+    watchdog_who = who;
+    signal(SIGALRM, watchdog_fired);
+    alarm(seconds);
 }

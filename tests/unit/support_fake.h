@@ -114,4 +114,9 @@ const char *fake_openai_sse(const char *text);
 /* A heap request for `model` with one user message (the router takes it). */
 struct llm_request *fake_request(const char *model, bool stream);
 
+/* A router loop that spins must fail its test, not hang the suite: arms SIGALRM for `seconds`
+ * (0 disarms); when it fires, "WHO: the router loop spins (watchdog fired)" goes to stderr and
+ * the process exits 2. who must outlive the test (a string literal). */
+void fake_watchdog(const char *who, unsigned seconds);
+
 #endif

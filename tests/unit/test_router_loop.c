@@ -7,14 +7,12 @@
  * A watchdog (alarm) turns a router that spins into a failed test instead of a hung one.
  */
 #include <setjmp.h>
-#include <signal.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
 #include <cmocka.h>
 
@@ -208,27 +206,17 @@ static void rig_idle(struct rig *r, int64_t ms)
     fake_drive(r->rt, r->net, &r->clock, rig_now(r) + ms, NULL, NULL);
 }
 
-static void watchdog(int sig)
-{
-    (void)sig;
-    static const char m[] = "test_router_loop: the router loop spins (watchdog fired)\n";
-    if (write(2, m, sizeof m - 1) < 0)
-        _exit(3);
-    _exit(2);
-}
-
 static int setup(void **state)
 {
     (void)state;
-    signal(SIGALRM, watchdog);
-    alarm(20);
+    fake_watchdog("test_router_loop", 20);
     return 0;
 }
 
 static int teardown(void **state)
 {
     (void)state;
-    alarm(0);
+    fake_watchdog("test_router_loop", 0);
     return 0;
 }
 

@@ -11,7 +11,6 @@
  * (after which the ledger row goes out) comes after the last event.
  */
 #include <setjmp.h>
-#include <signal.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -19,7 +18,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
-#include <unistd.h>
 
 #include <cmocka.h>
 
@@ -224,27 +222,17 @@ static void drive_until_done(struct rig *r, struct wsink *s, int64_t ms)
     assert_int_equal(s->fc.dones, 1);
 }
 
-static void watchdog(int sig)
-{
-    (void)sig;
-    static const char m[] = "test_router_workers: the router loop spins (watchdog fired)\n";
-    if (write(2, m, sizeof m - 1) < 0)
-        _exit(3);
-    _exit(2);
-}
-
 static int setup(void **state)
 {
     (void)state;
-    signal(SIGALRM, watchdog);
-    alarm(60);
+    fake_watchdog("test_router_workers", 60);
     return 0;
 }
 
 static int teardown(void **state)
 {
     (void)state;
-    alarm(0);
+    fake_watchdog("test_router_workers", 0);
     return 0;
 }
 
