@@ -452,7 +452,7 @@ void wk_release(struct wk_stream *s); /* after the final summary: frees it */
 /* The worker side of attempt_on_event (worker thread): the sink's verdict as the decoder
  * needs it, the facts into the stream's summary. */
 int wk_on_event(struct wk_stream *s, const struct llm_event *ev);
-/* Applies every summary the workers posted (call_wk_apply each). */
+/* Applies every summary the workers posted (call_wk_apply each). NULL-safe. */
 void wk_pool_drain(struct wk_pool *p);
 bool wk_pool_busy(const struct wk_pool *p); /* streams without their final summary yet */
 

@@ -230,12 +230,16 @@ static void hook_turn(struct router *rt, enum router_turn t)
 }
 
 /* The transport's run (its callbacks run the sinks) as one turn for the hook: what the sinks
- * deferred is flushed before the next wait. */
+ * deferred is flushed before the next wait. The workers are signalled for what was queued
+ * for them before the transport may block, and for what its callbacks queued after. */
 static void run_turn(struct router *rt, int wait_ms)
 {
+    rt->turn++;
+    wk_pool_kick(rt->workers);
     hook_turn(rt, ROUTER_TURN_BEGIN);
     rt->tops->run(rt->tr, wait_ms);
     hook_turn(rt, ROUTER_TURN_END);
+    wk_pool_kick(rt->workers);
 }
 
 /* One turn of the loop; waits up to max_wait_ms in the transport (0: not at all). The inbox
@@ -244,17 +248,13 @@ static void loop_once(struct router *rt, bool wait)
 {
     hook_turn(rt, ROUTER_TURN_BEGIN);
     drain_inbox(rt);
-    if (rt->workers)
-        wk_pool_drain(rt->workers);
+    wk_pool_drain(rt->workers);
     int64_t now = rt_now_ms(rt);
     fire_timers(rt, now);
     tick(rt, now);
     hook_turn(rt, ROUTER_TURN_END);
     int64_t left = router_next_wake_ms(rt) - rt_now_ms(rt);
-    rt->turn++;
-    wk_pool_kick(rt->workers); /* before the transport may block */
     run_turn(rt, !wait || left < 0 ? 0 : (int)left);
-    wk_pool_kick(rt->workers);
 }
 
 void router_set_turn_hook(struct router *rt, void (*hook)(void *ctx, enum router_turn turn),
@@ -288,14 +288,10 @@ static void shutdown_calls(struct router *rt)
     hook_turn(rt, ROUTER_TURN_END);
     /* ...and a call whose attempt is with a worker ends once its final summary is in */
     while (rt->n_calls > 0 && (rt->tops->active(rt->tr) > 0 || wk_pool_busy(rt->workers))) {
-        rt->turn++;
-        wk_pool_kick(rt->workers);
         run_turn(rt, 10);
-        wk_pool_kick(rt->workers);
         hook_turn(rt, ROUTER_TURN_BEGIN);
         wk_pool_step(rt->workers); /* manual workers (tests): run them here */
-        if (rt->workers)
-            wk_pool_drain(rt->workers);
+        wk_pool_drain(rt->workers);
         hook_turn(rt, ROUTER_TURN_END);
     }
     router_publish(rt, rt_now_ms(rt));

@@ -434,6 +434,8 @@ void wk_release(struct wk_stream *s)
 
 void wk_pool_drain(struct wk_pool *p)
 {
+    if (!p)
+        return;
     pthread_mutex_lock(&p->ready_mu);
     struct wk_stream *s = p->ready_head;
     p->ready_head = p->ready_tail = NULL;
