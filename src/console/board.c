@@ -418,7 +418,9 @@ static bool flashing(const struct ui *ui, const char *name)
 }
 
 /* The selected target's story, reason first (at 80 columns the reason is what fits):
- * "5 consecutive failures (last: connect), half-open in 14s; weight 0 (configured 3); ". */
+ * "5 consecutive failures (last: connect), half-open in 14s; weight 0 (configured 3); ".
+ * The operator's changes (weight, override expiry) come before the last probe's error,
+ * whose transport text can be longer than the line and would cut them off. */
 static void info_reason(const struct router_target_snap *t, struct buf *b)
 {
     char d[24];
@@ -438,14 +440,14 @@ static void info_reason(const struct router_target_snap *t, struct buf *b)
         buf_printf(b, "no traffic in the last minute; ");
     if (t->rate_limited)
         buf_printf(b, "%s; ", t->rate_limit_reason);
-    if (t->probe_enabled && t->probe_age_ms >= 0 && !t->probe_ok)
-        buf_printf(b, "probe failed: %s; ", t->probe_error);
     if (t->weight != t->configured_weight)
         buf_printf(b, "weight %g (configured %g); ", t->weight, t->configured_weight);
     if (t->override_expires_in_ms > 0) {
         command_format_duration(t->override_expires_in_ms, d, sizeof d);
         buf_printf(b, "override expires in %s; ", d);
     }
+    if (t->probe_enabled && t->probe_age_ms >= 0 && !t->probe_ok)
+        buf_printf(b, "probe failed: %s; ", t->probe_error);
 }
 
 static void draw_info(struct ui *ui, int y)
