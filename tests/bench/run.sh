@@ -32,7 +32,9 @@
 # BENCH_HOLD=1 starts everything, prints where it is and waits (for perf, strace...).
 # BENCH_BASELINE=PATH runs a second switchboard binary (an earlier build) as the target
 # `baseline`, interleaved with the others in every configuration and in the stream step, so
-# the two builds are compared within one round; BENCH_FLEET=0 skips the fleet-mode step.
+# the two builds are compared within one round; BENCH_BASELINE_GATEWAY adds keys to the
+# baseline's "gateway" object (e.g. '"threads": 2', with BENCH_BASELINE=BUILD/switchboard to
+# compare two settings of one build); BENCH_FLEET=0 skips the fleet-mode step.
 # BENCH_ONLY=streams runs only the 1,000-stream step (no encoders, relay, calibration, matrix
 # or fleet step); BENCH_ONLY=floor only the delay-0 rows of the matrix (c=1, 16, 64, where the
 # library floors run; no encoders, relay, calibration, 100 ms rows, streams or fleet step).
@@ -281,7 +283,9 @@ for _ in $(seq 100); do [[ -s $T/sb.port ]] && break; sleep 0.05; done
 read -r SB_PORT <"$T/sb.port" 2>/dev/null || { log "switchboard did not start:"; cat "$T/sb.err" >&2; exit 1; }
 PID_BASE= BASE_PORT=
 if [[ -n $BASE_SB ]]; then # the same config, its own ledger
-  sed "s|$T/bench.db|$T/base.db|" "$T/sb.json" >"$T/base.json"
+  sed -e "s|$T/bench.db|$T/base.db|" \
+    -e "s|\"gateway\": {|\"gateway\": {${BENCH_BASELINE_GATEWAY:+$BENCH_BASELINE_GATEWAY, }|" \
+    "$T/sb.json" >"$T/base.json"
   "$BASE_SB" serve -c "$T/base.json" --port-file "$T/base.port" >"$T/base.out" 2>"$T/base.err" &
   PID_BASE=$!
   PIDS+=("$PID_BASE")
@@ -589,7 +593,7 @@ export BENCH_SECONDS=$SECS BENCH_WARMUP=$WARM BENCH_ROUNDS=$ROUNDS BENCH_STREAMS
   BENCH_STREAM_STAGGER_MS=$STREAM_STAGGER BENCH_STREAM_ROUNDS=$STREAM_ROUNDS BENCH_PACE_MS=$PACE_MS IDLE_RSS_KB IDLE_THREADS POST_RSS_KB \
   AFTER_STREAMS_RSS_KB AFTER_STREAMS_THREADS LOAD_BEFORE LOAD_AFTER ELAPSED NGINX_VERSION \
   WRK_VERSION CPU_MODEL NPROC SB_COMMIT STREAMS_LOAD_BEFORE STREAMS_LOAD_AFTER
-export RELAY_TXT=$B/bench-relay.txt BASELINE_NAME=${BASE_SB:+$("$BASE_SB" --version 2>/dev/null | head -1)}
+export RELAY_TXT=$B/bench-relay.txt BASELINE_NAME=${BASE_SB:+$("$BASE_SB" --version 2>/dev/null | head -1)${BENCH_BASELINE_GATEWAY:+, gateway: $BENCH_BASELINE_GATEWAY}}
 {
   python3 "$HERE/report.py" "$RAW" "$B/bench-streams.tsv"
   if [[ -z $ONLY ]]; then
