@@ -95,7 +95,7 @@ w("- `floor-tpc`, `floor-relay`, `floor-loop` and `floor-loop2` (delay 0 only) a
   "sharing the port (SO_REUSEPORT). See \"The library floor\" below")
 w("")
 if env("BASELINE_NAME"):
-    w(f"- `baseline` is an earlier build ({env('BASELINE_NAME')}, BENCH_BASELINE), run in the same "
+    w(f"- `baseline` is another build or setting ({env('BASELINE_NAME')}, BENCH_BASELINE), run in the same "
       "rounds; × base is switchboard's req/s against it")
     w("")
 if any(k[0] == "matrix" for k in groups):
