@@ -140,7 +140,11 @@ bench-tools: $(BENCH_BINS)
 
 $(BENCH_BINS): $(BUILD)/%: tests/bench/%.c
 	@mkdir -p $(dir $@)
-	$(CC) -D_GNU_SOURCE $(WARN) $(OPT) $(BENCH_CFLAGS_$*) -o $@ $< $(BENCH_LIBS_$*)
+	$(CC) -D_GNU_SOURCE $(WARN) $(OPT) $(BENCH_CFLAGS_$*) -o $@ $< $(BENCH_SRCS_$*) $(BENCH_LIBS_$*)
+
+# A bench tool's own modules (tests/bench/TOOL/*.c), compiled with it.
+BENCH_SRCS_eventgap := tests/bench/eventgap/parse.c
+$(BUILD)/eventgap: $(BENCH_SRCS_eventgap) tests/bench/eventgap/parse.h
 
 BENCH_LIBS_floor := -lmicrohttpd -lcurl -lpthread
 # encode: the encoders' worst case, linked with the library itself.
