@@ -132,6 +132,7 @@ struct router_result {
     int hedges;             /* hedge attempts started */
     bool committed;         /* output reached the sink */
     bool no_target;         /* nothing could be tried (all down, drained, limited): answer 503 */
+    bool unknown_model;     /* BAD_REQUEST: the model names no route and no rule maps it (404) */
     int64_t retry_after_ms; /* RATE_LIMIT: when the client may retry; -1 unknown */
     struct llm_usage usage;
     bool usage_missing; /* answered, but the provider reported no usage */

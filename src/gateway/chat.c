@@ -157,6 +157,7 @@ static void outcome_copy(struct gw_outcome *o, const struct router_result *r)
     str_copy(o->route, sizeof o->route, r->route ? r->route : "");
     o->attempts = r->attempts;
     o->no_target = r->no_target;
+    o->unknown_model = r->unknown_model;
     o->retry_after_ms = r->retry_after_ms;
     o->upstream_status = r->upstream_status;
     o->upstream_error = r->upstream_error;
@@ -422,12 +423,9 @@ static enum MHD_Result answer_failure(struct gw_conn *c)
         .message = message,
     };
     gw_error_from_call(&e, &f);
-    if (o->err == LLM_ERR_BAD_REQUEST && o->attempts == 0 && !o->no_target) {
-        /* Refused before any attempt: when the model names no route, it is unknown (the
-         * router's rules may still map other names, so only a non-route name is 404). */
+    if (o->unknown_model) { /* no route or rule serves the model: OpenAI's 404 */
         struct router_snapshot *snap = gw_snapshot(c->gw);
-        if (!gw_has_route(snap, c->model))
-            gw_error_model_not_found(&e, c->model, snap);
+        gw_error_model_not_found(&e, c->model, snap);
         free(snap);
     }
     return gw_respond_error(c, &e, call_hdrs(&h, o, false, e.retry_after_s, NULL));

@@ -212,6 +212,7 @@ struct gw_outcome {
     char route[64];
     int attempts;
     bool no_target;
+    bool unknown_model; /* the router found no route for the model: 404 */
     int64_t retry_after_ms;
     long upstream_status;
     struct llm_error_info upstream_error;

@@ -113,6 +113,7 @@ static void fill_result(const struct call *c, struct router_result *r, enum llm_
     r->hedges = c->hedges;
     r->committed = c->committed;
     r->no_target = c->no_target;
+    r->unknown_model = c->unknown_model;
     r->retry_after_ms = c->retry_after_ms;
     r->usage = c->usage;
     r->finish = c->finish;
@@ -860,6 +861,7 @@ static bool resolve(struct router *rt, struct call *c)
         buf_init(&names);
         for (size_t i = 0; i < cfg->n_routes; i++)
             buf_printf(&names, "%s%s", i ? ", " : "", cfg->routes[i].name);
+        c->unknown_model = true;
         call_finish(rt, c, LLM_ERR_BAD_REQUEST, "model '%s' is not served here; available: %s",
                     c->req->model ? c->req->model : "", buf_str(&names));
         buf_cleanup(&names);

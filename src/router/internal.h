@@ -124,7 +124,7 @@ struct attempt;
 struct call_fin {
     enum llm_errclass err;
     long upstream_status;
-    bool no_target;
+    bool no_target, unknown_model;
     int attempts, hedges;
     struct llm_usage usage;
     bool usage_missing;
@@ -170,6 +170,8 @@ struct call {
     bool end_held;    /* the winner finished while paused: the call ends at the resume */
     bool finish_sent; /* the sink got FINISH: no ERROR after it (a held end, then cancelled) */
     int busy;         /* > 0 while attempt_done works on the call: it must not be freed */
+
+    bool unknown_model; /* refused: no route or rule for the requested model (404) */
     struct timer t_retry, t_hedge, t_deadline;
     enum llm_errclass last_err;
     long last_status;

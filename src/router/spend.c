@@ -316,6 +316,7 @@ void spend_call_finished(struct router *rt, struct call *c, struct router_result
     f->err = r->err;
     f->upstream_status = r->upstream_status;
     f->no_target = r->no_target;
+    f->unknown_model = r->unknown_model;
     f->attempts = r->attempts;
     f->hedges = r->hedges;
     f->usage = r->usage;
@@ -345,8 +346,9 @@ void spend_call_finished(struct router *rt, struct call *c, struct router_result
     c->fin = f;
 }
 
-/* What the client saw: the gateway's mapping (gw_error_from_call), 499 for a client that
- * left, 503 for a call the server ended because it was stopping. */
+/* What the client saw: the gateway's mapping (gw_error_from_call, and 404 for a model no
+ * route serves), 499 for a client that left, 503 for a call the server ended because it was
+ * stopping. */
 static int client_status(const struct call *c, const struct call_fin *f)
 {
     switch (f->err) {
@@ -372,6 +374,8 @@ static int client_status(const struct call *c, const struct call_fin *f)
     case LLM_ERR_NO_KEY:
         break;
     }
+    if (f->unknown_model)
+        return 404;
     if (f->no_target || (f->attempts == 0 && llm_errclass_is_retryable(f->err) && !c->throttled))
         return 503;
     return llm_client_status(f->err, f->upstream_status); /* the provider's own status */

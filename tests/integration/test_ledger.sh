@@ -109,6 +109,11 @@ admin POST /admin/targets/spare/weight '{"weight":2}' >/dev/null
 check "operator action: recorded in the ledger" \
   eventually 3 test "$(sql "SELECT COUNT(*) FROM events WHERE kind='operator' AND text LIKE '%spare%'")" -ge 1
 
+# ---- the status the client saw is the ledger's ------------------------------------------------
+check "unknown model: the client gets 404" test "$(chat nomodel no-such-model t-none hi)" = 404
+check "unknown model: its ledger row says 404, not 400" \
+  eventually 3 test "$(rows "route='' AND status=404")/$(rows "route='' AND status=400")" = 1/0
+
 # ---- clean stop and restart -------------------------------------------------------------------
 check "SIGTERM: serve stops" stop_serve
 check "clean stop: every call is in the ledger" test "$(rows "route='chat'")" = 30

@@ -250,10 +250,25 @@ static void test_every_encoder_refusing_answers_400_at_once(void **state)
     assert_int_equal(fc.result.attempts, 0);
     assert_non_null(strstr(fc.error, "arguments")); /* the encoder's own reason */
     assert_int_equal(fake_net_started(r.net, NULL), 0);
+    assert_false(fc.result.unknown_model); /* the route exists: 400, not 404 */
     struct router_snapshot *s = xcalloc(1, sizeof *s);
     router_snapshot_read(r.rt, s, 0);
     assert_int_equal(s->targets[0].breaker, BREAKER_CLOSED);
     free(s);
+    rig_stop(&r);
+}
+
+static void test_a_model_no_route_serves_is_unknown(void **state)
+{
+    (void)state;
+    struct rig r = {0};
+    rig_start(&r, config_for("ag", NULL, NULL, false));
+    struct fake_call fc;
+    rig_call(&r, &fc, fake_request("no-such-model", false), 5000);
+    assert_int_equal(fc.result.err, LLM_ERR_BAD_REQUEST);
+    assert_true(fc.result.unknown_model); /* the gateway and the ledger say 404 */
+    assert_int_equal(fc.result.attempts, 0);
+    assert_int_equal(fake_net_started(r.net, NULL), 0);
     rig_stop(&r);
 }
 
@@ -1126,6 +1141,7 @@ int main(void)
                                         teardown),
         cmocka_unit_test_setup_teardown(test_cancels_find_their_call_among_hundreds, setup,
                                         teardown),
+        cmocka_unit_test_setup_teardown(test_a_model_no_route_serves_is_unknown, setup, teardown),
         cmocka_unit_test_setup_teardown(test_one_encoder_refusing_falls_back_to_one_that_can, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_transport_refusing_every_start_ends_the_call, setup,
