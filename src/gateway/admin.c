@@ -12,6 +12,7 @@
  *   GET  /admin/keys, POST /admin/keys, POST /admin/keys/{name}/revoke   (admin_keys.c)
  *   GET  /admin/events                         the event timeline as SSE (admin_events.c)
  *   GET  /admin/requests/{x-request-id}        one call from the ledger (admin_requests.c)
+ *   GET  /admin/quality/{target}               its last hour's quality (admin_quality.c)
  *   POST /admin/votes                          {"winner": N, "losers": [N...], "prompt": T?}
  *
  * Tokens: gateway.admin_token_env's (named "admin") and every gateway.admin_tokens[] entry
@@ -431,6 +432,8 @@ enum MHD_Result gw_admin_run(struct gw_conn *c)
         return admin_targets(c, rest + strlen("targets/"), get);
     if (str_has_prefix(rest, "requests/"))
         return get ? gw_admin_requests(c, rest + strlen("requests/")) : bad_method(c, "GET");
+    if (str_has_prefix(rest, "quality/"))
+        return get ? gw_admin_quality(c, rest + strlen("quality/")) : bad_method(c, "GET");
     return admin_error(c, 404, "unknown admin path");
 }
 

@@ -488,6 +488,8 @@ int gw_admin_check_auth(struct gw_conn *c, const char *authorization);
 enum MHD_Result gw_admin_keys(struct gw_conn *c, const char *rest);
 /* GET /admin/requests/{id}: one call from the ledger (admin_requests.c). */
 enum MHD_Result gw_admin_requests(struct gw_conn *c, const char *id);
+/* GET /admin/quality/{target}: its last hour's quality and negative feedback (admin_quality.c). */
+enum MHD_Result gw_admin_quality(struct gw_conn *c, const char *name);
 
 /* ---- feedback.c / quality.c ------------------------------------------------------------- */
 
@@ -515,6 +517,8 @@ void gw_quality_configure(struct gateway *gw, const struct config *cfg);
 void gw_quality_cleanup(struct gateway *gw);
 /* ledger.feedback_window_ms. Any thread. */
 int64_t gw_quality_window_ms(struct gateway *gw);
+/* ledger.quality_min_volume (default 20). Any thread. */
+uint64_t gw_quality_min_volume(struct gateway *gw);
 /* Recomputes the figures from the ledger (the quality thread: qguard.c). */
 void gw_quality_refresh(struct gateway *gw);
 /* Adds "quality":{...} to an /admin/state object (the ledger's figures, as old as one wait of

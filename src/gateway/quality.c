@@ -89,6 +89,14 @@ int64_t gw_quality_window_ms(struct gateway *gw)
     return w;
 }
 
+uint64_t gw_quality_min_volume(struct gateway *gw)
+{
+    pthread_mutex_lock(&gw->quality->mu);
+    uint64_t v = gw->quality->min_volume;
+    pthread_mutex_unlock(&gw->quality->mu);
+    return v;
+}
+
 /* ---- rendering (pure) -------------------------------------------------------------------------
  */
 
