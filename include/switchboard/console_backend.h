@@ -47,6 +47,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "switchboard/ledger.h"
 #include "switchboard/router.h"
 #include "switchboard/util.h"
 
@@ -96,6 +97,22 @@ struct console_part {
     double req_per_s;
 };
 
+/* One target's quality over the last hour, for the detail view: the ledger's counts and sums
+ * (summed over the instances that answered, the rates derived again from the sums) and its
+ * most recent negative feedback, newest first. */
+#define CONSOLE_QUALITY_NEGATIVE 3
+struct console_quality {
+    char target[64];
+    bool loaded;                   /* figures below: the ledger (some instance) answered */
+    struct ledger_quality_row row; /* counts, sums, derived (ledger_quality_derive) */
+    uint64_t min_volume;           /* ratings before a mean (the instances' largest); 0: not said */
+    struct ledger_feedback_item negative[CONSOLE_QUALITY_NEGATIVE]; /* newest first */
+    size_t n_negative;
+    size_t asked, answered; /* instances asked / that answered (404: answered, none there) */
+    char missing[320];      /* "" all answered; else "127.0.0.1:8081: connection refused; ...",
+                               or why nothing can be read ("no ledger") */
+};
+
 /* Whether quitting this console stops anything; the question to ask when it does. */
 struct console_quit {
     bool stops_gateway; /* embedded: quitting stops the gateway */
@@ -122,6 +139,12 @@ struct console_backend_ops {
      * through take with the call as text. label is copied. */
     void (*request)(void *self, const char *request_id, const char *label);
     struct console_reply *(*take)(void *self); /* finished jobs, oldest first; caller frees */
+    /* The detail view watches target (NULL or "": none, reading stops) and copies its latest
+     * quality into out; false while nothing has been read for it yet. The reading happens on
+     * the backend's thread (local: this process's ledger file; remote: GET
+     * /admin/quality/TARGET on every instance, every few seconds while watched). Main
+     * thread. */
+    bool (*quality)(void *self, const char *target, struct console_quality *out);
     /* A direct call to one target (the prompt pane): no route, no fallback; marked as a
      * compare call in the ledger. Takes req (heap). The sink's callbacks run on the backend's
      * thread (local: the router thread), exactly as router_submit's do. request_id is the
@@ -143,8 +166,7 @@ struct console_backend {
     const struct console_backend_ops *ops;
     void *self;
     const char *mode;  /* "embedded", "attached", ... for the header */
-    struct router *rt; /* the in-process router (local backend), else NULL: what reads this
-                          process's own ledger (the detail view's quality lines) uses it */
+    struct router *rt; /* the in-process router (local backend), else NULL */
 };
 
 /* NULL-safe: frees through ops->free, then b. */
@@ -210,6 +232,17 @@ enum sb_status console_state_parse(const char *json, size_t len, struct router_s
  * as they are. */
 void console_merge(const struct router_snapshot *const *in, const char *const *names, size_t n,
                    struct router_snapshot *out);
+/* Parses GET /admin/quality/TARGET JSON into out (target, loaded, row with its counts and sums
+ * derived with min_volume, min_volume, the newest CONSOLE_QUALITY_NEGATIVE negatives); asked
+ * and answered are 1, missing "". SB_ERR_PARSE with msg. */
+enum sb_status console_quality_parse(const char *json, size_t len, struct console_quality *out,
+                                     char *msg, size_t msglen);
+/* Merges n instances' quality (NULL and not loaded entries are skipped) into out: counts and
+ * sums added, min_volume the largest, the rates derived again, the negatives newest first
+ * across instances (capped). out->target is kept; asked, answered and missing are left for
+ * the caller. loaded when any entry was. */
+void console_quality_merge(const struct console_quality *const *in, size_t n,
+                           struct console_quality *out);
 /* The login for audits: $SWITCHBOARD_USER, $USER, $LOGNAME, else "unknown". */
 const char *console_login(void);
 

@@ -12,8 +12,9 @@
  *     as an instance would: every instance applies them within its next tick and stores the
  *     resulting override state.
  *
- * Explain and the prompt pane need a gateway's HTTP API: they answer that they need
- * --attach. While Redis is unreachable the last state stays, every instance is shown down
+ * Explain, the prompt pane and the detail view's quality lines need a gateway's HTTP API: they
+ * answer that they need --attach. While Redis is unreachable the last state stays, every instance
+ * is shown down
  * ("redis unreachable"), and the worker retries with backoff.
  *
  * Threads: the main (curses) thread calls the ops, which copy under f->mu or post a job and
@@ -598,6 +599,18 @@ static void fleet_request(void *self, const char *request_id, const char *label)
     post(self, j);
 }
 
+/* Quality is read from a gateway's ledger through its admin API (GET /admin/quality/TARGET):
+ * a heartbeat carries no admin URL and this console has no admin token, so say so. */
+static bool fleet_quality(void *self, const char *target, struct console_quality *out)
+{
+    (void)self;
+    memset(out, 0, sizeof *out);
+    str_copy(out->target, sizeof out->target, target ? target : "");
+    str_copy(out->missing, sizeof out->missing,
+             "it needs a gateway's admin API: console --attach URL");
+    return true;
+}
+
 static struct console_reply *fleet_take(void *self)
 {
     struct fleet_console *f = self;
@@ -690,6 +703,7 @@ static const struct console_backend_ops fleet_ops = {
     .command = fleet_command,
     .explain = fleet_explain,
     .request = fleet_request,
+    .quality = fleet_quality,
     .take = fleet_take,
     .chat = fleet_chat,
     .cancel = fleet_cancel,

@@ -14,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "quality.h"
 #include "switchboard/console_backend.h"
 
 #define LOCAL_TIMEOUT_MS 5000
@@ -39,6 +40,9 @@ struct local {
     bool stop;                    /* under mu */
     struct job *jobs, *jobs_tail; /* under mu */
     struct console_reply *done;   /* under mu; newest first */
+    /* main thread: the quality reader (started when a target is first watched) */
+    struct console_qreader *qr; /* NULL: not started, or the ledger keeps nothing */
+    bool qr_started;
     /* main thread: when a gateway call was last seen, for the quit question */
     uint64_t last_calls;
     int64_t last_call_ms; /* monotonic; 0 none */
@@ -116,6 +120,7 @@ static void local_free(void *self)
     pthread_cond_signal(&w->cv);
     pthread_mutex_unlock(&w->mu);
     pthread_join(w->thread, NULL);
+    console_qreader_stop(w->qr);
     while (w->jobs) {
         struct job *j = w->jobs;
         w->jobs = j->next;
@@ -269,6 +274,17 @@ static void local_quit_info(void *self, const struct router_snapshot *snap,
              w->addr, conns, calls_last_minute(snap));
 }
 
+/* This process's ledger file, read by the quality reader's thread (quality.c). */
+static bool local_quality(void *self, const char *target, struct console_quality *out)
+{
+    struct local *w = self;
+    if (!w->qr_started && target && *target) {
+        w->qr = console_qreader_start(w->rt);
+        w->qr_started = true;
+    }
+    return w->qr_started && console_qreader_get(w->qr, target, out);
+}
+
 static const struct console_backend_ops local_ops = {
     .snapshot = local_snapshot,
     .instances = local_instances,
@@ -277,6 +293,7 @@ static const struct console_backend_ops local_ops = {
     .explain = local_explain,
     .request = local_request,
     .take = local_take,
+    .quality = local_quality,
     .chat = local_chat,
     .cancel = local_cancel,
     .vote = local_vote,

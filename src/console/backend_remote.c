@@ -7,7 +7,9 @@
  *     with "unreachable since" the first failed poll; polling goes on, so it comes back alone;
  *   - follows GET /admin/events (SSE) and resumes it with Last-Event-ID after any break (a
  *     stream quiet for EV_SILENT_S - no heartbeat - counts as broken);
- *   - runs the operator's commands, explains, prompt-pane calls (remote_chat.c) and votes.
+ *   - runs the operator's commands, explains, prompt-pane calls (remote_chat.c) and votes;
+ *   - while the detail view watches a target, asks GET /admin/quality/TARGET every few
+ *     seconds and merges the answers (remote_quality.c).
  *
  * The merged view (console_merge) and every reply go to the main thread through a mailbox:
  * the worker builds a snapshot in its own memory and copies it under r->mu; the main thread
@@ -656,6 +658,9 @@ static void xfer_done(struct remote *r, struct rxfer *x, CURLcode cc)
         if (cc != CURLE_OK || status != 200)
             remote_event(r, ROUTER_EV_ERROR, NULL, 0, x->in->name, "vote not recorded");
         break;
+    case RX_QUALITY:
+        remote_quality_done(r, x, cc, status);
+        break;
     }
     remote_xfer_free(r, x);
 }
@@ -670,6 +675,7 @@ static void tick(struct remote *r)
         if (!in->ev_busy && now >= in->ev_next_ms)
             start_events(r, in);
     }
+    remote_quality_tick(r);
 }
 
 static void *worker_main(void *arg)
@@ -728,6 +734,7 @@ static const struct console_backend_ops remote_ops = {
     .explain = remote_explain,
     .request = remote_request,
     .take = remote_take,
+    .quality = remote_quality,
     .chat = remote_chat,
     .cancel = remote_cancel,
     .vote = remote_vote,

@@ -238,6 +238,10 @@ static void draw(struct ui *ui)
         return;
     }
     board_header(ui, 0);
+    if (ui->view != VIEW_DETAIL) {
+        struct console_quality none;
+        ui->be->ops->quality(ui->be->self, NULL, &none); /* no target watched: reading stops */
+    }
     if (ui->have_snap) {
         switch (ui->view) {
         case VIEW_BOARD:
@@ -381,7 +385,6 @@ int console_run(struct console_backend *be, const struct console_opts *opts, cha
     struct ui *ui = xcalloc(1, sizeof *ui);
     ui_init(ui, be, opts);
     int rc = 1, sfd = -1;
-    ui->quality = be->rt ? ui_quality_start(be->rt) : NULL; /* this process's ledger */
     if (opts->signals) {
         sfd = signalfd(-1, opts->signals, SFD_NONBLOCK | SFD_CLOEXEC);
         if (sfd < 0) {
@@ -400,7 +403,6 @@ int console_run(struct console_backend *be, const struct console_opts *opts, cha
     rc = 0;
 out:
     term_stop();
-    ui_quality_stop(ui->quality);
     if (sfd >= 0)
         close(sfd);
     ui_cleanup(ui);

@@ -3,7 +3,8 @@
  * traffic and latency over 1 and 5 minutes, tokens and spend, probes, its error breakdown by
  * class, a latency histogram (since start, at the Prometheus boundaries), its recent calls
  * (with the client key that made each), its quality over the last hour with its latest
- * negative feedback (read from the ledger off the main thread: quality.c) and its own slice of
+ * negative feedback (read off the main thread by the backend: this process's ledger, or GET
+ * /admin/quality/TARGET of every attached gateway, merged) and its own slice of
  * the incident timeline. Commands (f, p, d, r, P, w...) still apply.
  *
  * Main thread only.
@@ -257,24 +258,18 @@ static void pct(char *out, size_t n, bool shown, double v)
         snprintf(out, n, "n/a");
 }
 
-/* Quality over the last hour and the latest negative feedback, with request ids. */
-static void quality(struct ui *ui, const struct router_target_snap *t, struct dlines *d)
+/* The merged quality line; "n/a" wherever a figure is undefined. */
+static void quality_line(struct ui *ui, const struct console_quality *q, struct dlines *d)
 {
-    struct ui_quality_view v;
-    ui_quality_watch(ui->quality, t->name);
-    if (!ui->quality || !ui_quality_peek(ui->quality, t->name, &v)) {
-        add(d, THEME_DIM, "quality    %s",
-            ui->quality    ? "reading the ledger..."
-            : ui->attached ? "in the gateway's ledger (switchboard report on its host)"
-                           : "no ledger");
-        return;
-    }
-    const struct ledger_quality_row *r = &v.row;
+    const struct ledger_quality_row *r = &q->row;
     char ab[16], co[16], neg[16], cps[24], sat[40];
     pct(ab, sizeof ab, r->calls > 0, r->abandonment);
     pct(co, sizeof co, r->completion >= 0, r->completion);
-    long need = ui->opts->quality_min_volume > 0 ? ui->opts->quality_min_volume : 1;
-    bool enough = r->feedback > 0 && r->feedback >= (uint64_t)need; /* ledger.quality_min_volume */
+    /* ledger.quality_min_volume: this console's config, else what the gateways said */
+    long need = ui->opts->quality_min_volume > 0 ? ui->opts->quality_min_volume
+                : q->min_volume > 0              ? (long)q->min_volume
+                                                 : 1;
+    bool enough = r->feedback > 0 && r->feedback >= (uint64_t)need;
     pct(neg, sizeof neg, enough, r->feedback ? (double)r->negative / r->feedback : 0);
     if (enough)
         snprintf(sat, sizeof sat, "%+.2f", r->score_sum / (double)r->feedback);
@@ -290,8 +285,28 @@ static void quality(struct ui *ui, const struct router_target_snap *t, struct dl
         "quality 1h %llu calls, abandoned %s, complete %s, score %s (%llu rated, %s negative), "
         "$/satisfied %s",
         (unsigned long long)r->calls, ab, co, sat, (unsigned long long)r->feedback, neg, cps);
-    for (size_t i = 0; i < v.n_negative; i++) {
-        const struct ledger_feedback_item *f = &v.negative[i];
+}
+
+/* Quality over the last hour and the latest negative feedback, with request ids (the
+ * backend reads them: this process's ledger, or every attached gateway's). */
+static void quality(struct ui *ui, const struct router_target_snap *t, struct dlines *d)
+{
+    struct console_quality q;
+    if (!ui->be->ops->quality(ui->be->self, t->name, &q)) {
+        add(d, THEME_DIM, "quality    %s",
+            ui->attached ? "asking the gateways..." : "reading the ledger...");
+        return;
+    }
+    if (!q.loaded) {
+        add(d, THEME_DIM, "quality    not available (%s)", q.missing[0] ? q.missing : "no answer");
+        return;
+    }
+    quality_line(ui, &q, d);
+    if (q.missing[0])
+        add(d, THEME_EVENT_WARN, "  quality counts %zu/%zu instances; %s", q.answered, q.asked,
+            q.missing);
+    for (size_t i = 0; i < q.n_negative; i++) {
+        const struct ledger_feedback_item *f = &q.negative[i];
         char when[21];
         ledger_format_time(f->wall_ms, when);
         add(d, THEME_EVENT_WARN, "  negative %s %-7s %+.2f %s %s%s%s", when, f->source, f->score,

@@ -228,30 +228,9 @@ struct ui_events {
     char search[64]; /* "" none; else lines containing it (case-insensitive) */
 };
 
-/* ---- quality.c: the detail view's quality lines (ledger) ------------------------------------- */
-
-#define UI_QUALITY_NEGATIVE 3
-
-struct ui_quality_view {
-    char target[64];
-    bool loaded;
-    struct ledger_quality_row row; /* the last hour; zero when the target had no calls */
-    struct ledger_feedback_item negative[UI_QUALITY_NEGATIVE]; /* newest first */
-    size_t n_negative;
-};
-struct ui_quality;
-/* NULL when the router's ledger keeps nothing. Main thread. */
-struct ui_quality *ui_quality_start(struct router *rt);
-/* The target the detail view shows ("" or NULL: none). Main thread. */
-void ui_quality_watch(struct ui_quality *q, const char *target);
-/* The latest figures for target, when read. Main thread. */
-bool ui_quality_peek(struct ui_quality *q, const char *target, struct ui_quality_view *out);
-void ui_quality_stop(struct ui_quality *q); /* NULL-safe */
-
 struct ui {
     struct console_backend *be;
     const struct console_opts *opts;
-    struct ui_quality *quality;     /* NULL when attached, or no ledger file */
     struct router_snapshot *snap;   /* newest copy */
     bool stale[ROUTER_MAX_TARGETS]; /* per snapshot target: every instance with it unreachable */
     bool have_snap;

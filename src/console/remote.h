@@ -1,7 +1,8 @@
 /*
  * remote.h - private to the remote console backend (backend_remote.c, remote_xfer.c,
- * remote_chat.c). See backend_remote.c for the threads: fields marked "worker" belong to the
- * worker thread alone, fields marked "mu" are shared with the main thread under r->mu.
+ * remote_chat.c, remote_quality.c). See backend_remote.c for the threads: fields marked "worker"
+ * belong to the worker thread alone, fields marked "mu" are shared with the main thread under
+ * r->mu.
  */
 #ifndef SWITCHBOARD_CONSOLE_REMOTE_H
 #define SWITCHBOARD_CONSOLE_REMOTE_H
@@ -36,7 +37,7 @@ struct rjob {
     size_t parts;                           /* instances still to answer */
 };
 
-enum rxfer_kind { RX_STATE, RX_EVENTS, RX_JOB, RX_CHAT, RX_VOTE };
+enum rxfer_kind { RX_STATE, RX_EVENTS, RX_JOB, RX_CHAT, RX_VOTE, RX_QUALITY };
 
 struct rinst;
 struct rchat;
@@ -54,6 +55,15 @@ struct rxfer {
     char errbuf[CURL_ERROR_SIZE];
     struct rjob *job;   /* JOB */
     struct rchat *chat; /* CHAT */
+    char target[64];    /* QUALITY: the target asked about */
+};
+
+/* Where an instance stands on the watched target's quality (worker). */
+enum rq_state {
+    RQ_PENDING, /* not answered yet for this target */
+    RQ_OK,      /* in.q holds its figures */
+    RQ_ABSENT,  /* 404: no such target there (counts as an answer) */
+    RQ_FAILED,  /* in.q_error says why */
 };
 
 /* One attached instance. */
@@ -71,6 +81,12 @@ struct rinst {
     char ev_last_id[80], ev_cur_id[80];
     struct buf ev_line, ev_data;
     uint64_t ev_count;
+    /* the watched target's quality (remote_quality.c) */
+    enum rq_state q_state;
+    struct console_quality q;
+    char q_error[160];
+    bool q_busy;
+    int64_t q_next_ms;
 };
 
 /* A prompt-pane call in flight (worker). */
@@ -109,6 +125,7 @@ struct remote {
     bool dirty;
     struct rxfer *xfers;
     struct rchat *chats;
+    char q_target[64]; /* the target whose quality the instances are asked about; "" none */
     /* mu */
     bool stop;
     struct router_snapshot *pub;
@@ -118,6 +135,9 @@ struct remote {
     struct rjob *jobs, *jobs_tail;
     struct console_reply *replies, *replies_tail;
     uint64_t next_call_id;
+    char q_watch[64];             /* what the detail view watches ("" none) */
+    struct console_quality q_pub; /* merged, for q_pub.target */
+    bool q_pub_ready;
 };
 
 /* remote_xfer.c */
@@ -137,6 +157,11 @@ void remote_reply(struct remote *r, struct console_reply *rep);
 void remote_event(struct remote *r, enum router_event_kind kind, const char *target,
                   int64_t wall_ms, const char *inst, const char *text);
 void remote_ev_bytes(struct remote *r, struct rinst *in, const char *data, size_t len);
+
+/* remote_quality.c */
+bool remote_quality(void *self, const char *target, struct console_quality *out); /* main */
+void remote_quality_tick(struct remote *r);                                       /* worker */
+void remote_quality_done(struct remote *r, struct rxfer *x, CURLcode cc, long status);
 
 /* remote_chat.c */
 void remote_chat_start(struct remote *r, struct rjob *j);

@@ -29,6 +29,7 @@ static size_t on_write(char *data, size_t size, size_t nmemb, void *arg)
     case RX_STATE:
     case RX_JOB:
     case RX_VOTE:
+    case RX_QUALITY:
         break;
     }
     if (x->resp.len + len > RESP_CAP)
