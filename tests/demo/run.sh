@@ -8,8 +8,9 @@
 # quality guard moves its weight away, an event says why); about a minute in, the cheap
 # provider goes down and 45 seconds later recovers. Watch the breaker open, traffic fail over
 # and spend move; press c for the prompt pane, ? for help, q to detach. DEMO_EMBEDDED=1 runs
-# the console with the gateway inside it instead (`console -c FILE`), where Enter on a target
-# also shows its quality and latest negative feedback (read from the local ledger).
+# the console with the gateway inside it instead (`console -c FILE`). Enter on a target shows
+# its quality and latest negative feedback either way (the local ledger, or the gateway's
+# GET /admin/quality/TARGET).
 # DEMO_FLEET=1 (make demo FLEET=1) runs a fleet instead: a redis-server on a unix socket, three
 # `serve` instances in fleet mode sharing it (spend, budgets, cooldowns, overrides), traffic
 # spread round-robin over them, and the console attached to the whole fleet through Redis
