@@ -20,8 +20,9 @@
  * (X-Switchboard-User, sent by attached consoles) or "<token name>@<client address>", the
  * same command path as the console's keys; the router records each as an audit event.
  *
- * Threads: MHD threads. router_command and router_explain wait for the router thread (up to
- * GW_ADMIN_TIMEOUT_MS); admin calls are rare and the router answers in well under that.
+ * Threads: the offload pool (offload.c), never an MHD thread: router_command and router_explain
+ * wait for the router thread (up to GW_ADMIN_TIMEOUT_MS), which may be the thread that runs
+ * the HTTP daemon. Admin calls are rare and the router answers in well under that.
  */
 #include <math.h>
 #include <stdio.h>

@@ -19,11 +19,15 @@
  *
  * Threads. A pump thread (started by the first stream, stopped by gateway_stop) copies new
  * events from router snapshots into a ring every GW_EV_TICK_MS and wakes the streams that
- * have something to send. Readers run on MHD threads. Everything below is guarded by ev->mu;
- * no lock is held while calling MHD except MHD_suspend_connection / MHD_resume_connection,
- * which only take MHD's own mutex and never call back. A stream parks (suspends) when it has
- * nothing to send, with the same RUNNING -> SUSPENDING -> SUSPENDED protocol as server.c, so
- * every resume matches a suspend. A stream's state is freed by its response's free callback.
+ * have something to send. The handler runs on the offload pool like every /admin/ path
+ * (offload.c): it only registers the stream and creates the response, both safe off MHD's
+ * threads (the stream stays RUNNING, so the pump never resumes it before MHD has it), and
+ * MHD queues the response on the resumed connection. Readers run on MHD threads. Everything below
+ * is guarded by ev->mu; no lock is held while calling MHD except MHD_suspend_connection /
+ * MHD_resume_connection, which only take MHD's own mutex and never call back. A stream parks
+ * (suspends) when it has nothing to send, with the same RUNNING -> SUSPENDING -> SUSPENDED protocol
+ * as server.c, so every resume matches a suspend. A stream's state is freed by its response's free
+ * callback.
  */
 #include <errno.h>
 #include <inttypes.h>
@@ -205,6 +209,9 @@ static bool pump_start(struct gw_events *ev)
 
 void gw_events_stop(struct gateway *gw)
 {
+    /* The offload pool first: an /admin/events request it still runs would start a stream.
+     * (gateway_stop reaches the pool's stop through here.) */
+    gw_offload_stop(gw);
     struct gw_events *ev = gw->events;
     if (!ev)
         return;

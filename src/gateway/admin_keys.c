@@ -14,7 +14,7 @@
  * `switchboard keys add`; a change reloads the gateway's key set at once. Keys of the
  * config's clients[] are listed (source "config") but changed only in the config.
  *
- * Threads: MHD threads; the ledger calls open their own connection.
+ * Threads: the offload pool (offload.c); the ledger calls open their own connection.
  */
 #include <math.h>
 #include <stdio.h>
@@ -314,7 +314,7 @@ static enum MHD_Result keys_add(struct gw_conn *c)
         char who[64];
         gw_client_addr(c, who, sizeof who);
         log_info("admin: client key '%s' added by admin:%s", k.name, who);
-        gw_auth_reload(c->gw, true);
+        gw_auth_reload(c->gw);
         r = answer_added(c, &k, key);
     } else {
         r = keys_error(c, status_for(st), msg[0] ? msg : "cannot create a key");
@@ -338,7 +338,7 @@ static enum MHD_Result keys_revoke(struct gw_conn *c, const char *name)
     char who[64];
     gw_client_addr(c, who, sizeof who);
     log_info("admin: client key '%s' revoked by admin:%s", name, who);
-    gw_auth_reload(gw, true);
+    gw_auth_reload(gw);
     struct buf body;
     buf_init(&body);
     struct gw_json j;

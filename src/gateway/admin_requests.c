@@ -9,7 +9,8 @@
  *        "hedge_cost_usd", "latency_ms", "ttft_ms", "text"}   (unknown costs and ttft: null)
  *   404 no call with that id; 400 a bad id, or the ledger keeps nothing (":memory:")
  *
- * Threads: MHD threads; waits on disk (one indexed lookup, own read-only connection).
+ * Threads: the offload pool (offload.c); waits on disk (one indexed lookup, own read-only
+ * connection).
  */
 #include <math.h>
 #include <stdio.h>

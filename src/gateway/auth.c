@@ -8,15 +8,18 @@
  *   /metrics                 -> gw_auth_metrics: per key counters (labels: key names only).
  *
  * Keys come from the config's clients[] (at gateway_new and gateway_reload, on SIGHUP) and
- * the ledger's client_keys table, re-read when its fingerprint changes (checked at most once
- * a second, by whichever request thread comes first; an admin API change or a reload
- * re-reads at once).
+ * the ledger's client_keys table, re-read when its fingerprint changes: the offload pool
+ * (offload.c) checks it every GW_KEYS_POLL_MS, so a key another process adds or revokes is
+ * in effect within about a second, and the request path only looks keys up in memory (no
+ * ledger read: with MHD on the router's loop one would stall every stream). An admin API
+ * change or a reload re-reads at once.
  *
- * Threads: MHD threads (refused, admit, metrics) and the router thread (note_done); the main
- * thread for init, reload and cleanup. The key set locks itself; gw->keys_mu guards the
- * config's keys (copied out under it, never used under it); gw->keys_refresh_mu makes one
- * refresh at a time (held across the ledger read and clients_set: it guards nothing else
- * and no other lock is taken before it); gw->lock guards the time of the last poll.
+ * Threads: MHD threads (refused, admit), the offload pool (poll, metrics, admin keys) and the
+ * router thread (note_done); the main thread for init, reload and cleanup. The key set locks
+ * itself; gw->keys_mu guards the config's keys (copied out under it, never used under it);
+ * gw->keys_refresh_mu makes one refresh at a time (held across the ledger read and
+ * clients_set: it guards nothing else and no other lock is taken before it) and guards
+ * keys_fp.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -24,8 +27,6 @@
 
 #include "internal.h"
 #include "switchboard/log.h"
-
-#define GW_KEYS_POLL_MS 1000
 
 /* ---- loading ------------------------------------------------------------------------------ */
 
@@ -139,23 +140,19 @@ static void refresh(struct gateway *gw, bool force)
     gw->keys_fp = fp;
 }
 
-/* A poll (once a second at most) skips when another thread is refreshing; a forced reload
- * (admin change, SIGHUP) waits for it, then re-reads, so it is in effect when this returns. */
-void gw_auth_reload(struct gateway *gw, bool force)
+/* A forced reload (admin change, SIGHUP) waits for a poll under way, then re-reads, so it is
+ * in effect when this returns. */
+void gw_auth_reload(struct gateway *gw)
 {
-    if (!force) {
-        int64_t now = clock_mono_ms();
-        pthread_mutex_lock(&gw->lock);
-        bool due = now - gw->keys_checked_ms >= GW_KEYS_POLL_MS;
-        if (due)
-            gw->keys_checked_ms = now;
-        pthread_mutex_unlock(&gw->lock);
-        if (!due || pthread_mutex_trylock(&gw->keys_refresh_mu) != 0)
-            return;
-    } else {
-        pthread_mutex_lock(&gw->keys_refresh_mu);
-    }
-    refresh(gw, force);
+    pthread_mutex_lock(&gw->keys_refresh_mu);
+    refresh(gw, true);
+    pthread_mutex_unlock(&gw->keys_refresh_mu);
+}
+
+void gw_auth_poll(struct gateway *gw)
+{
+    pthread_mutex_lock(&gw->keys_refresh_mu);
+    refresh(gw, false);
     pthread_mutex_unlock(&gw->keys_refresh_mu);
 }
 
@@ -183,11 +180,11 @@ void gw_auth_init(struct gateway *gw, const struct config *cfg)
     gw->ledger_path = xstrdup(cfg->ledger.path);
     config_keys_from(cfg, &gw->cfg);
     refresh(gw, true);
-    gw->keys_checked_ms = clock_mono_ms();
     char msg[256] = "";
     if (clients_required(gw->clients) &&
         ledger_keys_spend(gw->ledger_path, clock_wall_ms(), seed_one, gw, msg, sizeof msg) != SB_OK)
         log_warn("gateway: client keys: spend not rebuilt: %s", msg);
+    gw_offload_start(gw); /* its threads poll the keys from now on */
 }
 
 void gateway_reload(struct gateway *gw, const struct config *cfg)
@@ -199,13 +196,14 @@ void gateway_reload(struct gateway *gw, const struct config *cfg)
     gw->cfg = fresh;
     pthread_mutex_unlock(&gw->keys_mu);
     key_list_free(&old);
-    gw_auth_reload(gw, true);
+    gw_auth_reload(gw);
     gw_quality_configure(gw, cfg);
     gw_users_configure(gw, cfg);
 }
 
 void gw_auth_cleanup(struct gateway *gw)
 {
+    gw_offload_free(gw); /* its key poll uses the set */
     key_list_free(&gw->cfg);
     free(gw->ledger_path);
     clients_free(gw->clients);
@@ -220,7 +218,6 @@ bool gw_auth_refused(struct gw_conn *c, enum MHD_Result *result)
     struct gateway *gw = c->gw;
     if (!str_has_prefix(c->path, "/v1/"))
         return false;
-    gw_auth_reload(gw, false);
     if (!clients_required(gw->clients) || gw_admin_direct_call(c))
         return false; /* an operator's direct call carries the admin token instead */
     struct clients_decision d;

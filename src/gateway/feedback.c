@@ -13,7 +13,7 @@
  * already, 410 after ledger.feedback_window_ms, 403 when client keys are on and the call was
  * made with another key (a key rates only its own calls).
  *
- * Threads: MHD threads. The ledger lookup opens its own read-only connection.
+ * Threads: the offload pool (offload.c). The ledger lookup opens its own read-only connection.
  */
 #include <math.h>
 #include <stdio.h>

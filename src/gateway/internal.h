@@ -19,6 +19,7 @@
  *   feedback.c       POST /v1/feedback: a rating of one answer, into the ledger
  *   quality.c        quality per target and route (ledger) for /admin/state and /metrics
  *   users.c          per-user routing: the end user, preferences, /admin/users
+ *   offload.c        the offload pool: handlers that may block, the client-key poll
  * Only server.c, chat.c and admin.c call the router or libmicrohttpd.
  */
 #ifndef SWITCHBOARD_GATEWAY_INTERNAL_H
@@ -279,6 +280,16 @@ struct gw_conn {
     int64_t created;
     char chat_id[80];
 
+    /* -- offload.c: set by the MHD thread before the post; from the post until the resume
+     * the pool's thread runs the handler (MHD does not touch a suspended connection); the
+     * stash (off_*) is handed over under lock ------------------------------------------- */
+    bool offloaded;                /* with the pool: gw_queue stashes instead of queuing */
+    bool off_done;                 /* the handler returned (under lock) */
+    struct MHD_Response *off_resp; /* its answer, queued by conn_run (under lock) */
+    unsigned off_status;
+    enum MHD_Result off_result;
+    struct gw_conn *off_next; /* the pool's queue (under its lock) */
+
     /* -- under the gateway's lock ------------------------------------------------------ */
     bool registered; /* counted in calls_open */
     uint64_t call_id;
@@ -330,10 +341,11 @@ struct gateway {
     char *admin_token; /* legacy admin_token_env's token, named "admin"; NULL: none */
     struct gw_admin_token *admin_tokens; /* gateway.admin_tokens with a value */
     size_t n_admin_tokens;
-    struct gw_events *events; /* admin_events.c; created by the first stream */
-    int64_t started_s;        /* wall clock, for model objects */
-    struct gw_listener api;   /* gateway.listen */
-    struct gw_listener ops;   /* gateway.admin_listen (spec NULL: none) */
+    struct gw_events *events;   /* admin_events.c; created by the first stream */
+    struct gw_offload *offload; /* offload.c: gateway_new .. gateway_free */
+    int64_t started_s;          /* wall clock, for model objects */
+    struct gw_listener api;     /* gateway.listen */
+    struct gw_listener ops;     /* gateway.admin_listen (spec NULL: none) */
 
     /* client keys (auth.c): the set locks itself; keys_mu guards cfg (swapped by
      * gateway_reload); keys_refresh_mu guards keys_fp (one refresh at a time) */
@@ -358,7 +370,6 @@ struct gateway {
     struct gw_quality *quality;    /* quality.c: locks itself */
     struct gw_users *users;        /* users.c: locks itself */
     uint64_t id_state;             /* request id generator */
-    int64_t keys_checked_ms;       /* monotonic: last poll of the ledger's keys */
     _Atomic uint64_t answer_bytes; /* stream bytes waiting for clients (no lock) */
     int64_t log_refused_ms, log_timeout_ms, log_body_ms, log_saturated_ms, log_stalled_ms;
 
@@ -381,6 +392,8 @@ enum MHD_Result gw_respond(struct gw_conn *c, int status, const char *content_ty
 enum MHD_Result gw_respond_error(struct gw_conn *c, const struct gw_error *e,
                                  const char *const *hdrs);
 enum MHD_Result gw_respond_text(struct gw_conn *c, int status, const char *text);
+/* 503 shutting_down with Retry-After. */
+enum MHD_Result gw_refuse_shutting_down(struct gw_conn *c);
 
 /* Suspend/resume protocol (see server.c). The caller holds c->lock, found nothing to do and
  * calls gw_park_begin_locked; after unlocking it calls gw_park_end (MHD thread). */
@@ -454,7 +467,8 @@ struct gw_admin_token {
 struct gw_events;
 /* Copies the admin tokens from cfg (gateway_new). */
 void gw_admin_setup(struct gateway *gw, const struct config_gateway *g);
-/* Ends every event stream and joins the pump (gateway_stop, before MHD_stop_daemon). */
+/* Stops the offload pool (gw_offload_stop: every offloaded request answered and resumed),
+ * then ends every event stream and joins the pump (gateway_stop, before MHD_stop_daemon). */
 void gw_events_stop(struct gateway *gw);
 /* Frees the tokens and the event pump (gateway_free, after MHD_stop_daemon). */
 void gw_admin_cleanup(struct gateway *gw);
@@ -561,6 +575,21 @@ void gw_users_apply(struct gw_conn *c, struct llm_request *req, char *route, siz
 /* /admin/users[/{user}] (rest is what follows "/admin/users"). */
 enum MHD_Result gw_admin_users(struct gw_conn *c, const char *rest);
 
+/* ---- offload.c: the offload pool ----------------------------------------------------------- */
+
+/* Starts the pool's threads and the key poll on them (gw_auth_init, in gateway_new). */
+void gw_offload_start(struct gateway *gw);
+/* Queues c (the whole request is in, c->offloaded set, its park SUSPENDING): false, and c
+ * untouched, once the pool is stopped. MHD thread. */
+bool gw_offload_post(struct gw_conn *c);
+/* Refuses new posts, answers the queued requests 503 and resumes them, and joins the threads
+ * (waits for the handlers running, each bounded by its own timeout). Idempotent. Main. */
+void gw_offload_stop(struct gateway *gw);
+/* Stops and frees the pool (gw_auth_cleanup, in gateway_free). NULL-safe. */
+void gw_offload_free(struct gateway *gw);
+/* Runs c's endpoint handler (server.c; a pool thread, c->offloaded set). */
+enum MHD_Result gw_offload_handle(struct gw_conn *c);
+
 /* ---- auth.c: client keys ------------------------------------------------------------------ */
 
 /* gateway_new / gateway_free (main thread). */
@@ -568,8 +597,13 @@ void gw_auth_init(struct gateway *gw, const struct config *cfg);
 void gw_auth_cleanup(struct gateway *gw);
 /* A deep copy of the config's keys (free with ledger_keys_free). Any thread. */
 struct clients_key *gw_auth_config_keys(struct gateway *gw, size_t *n);
-/* Re-reads the ledger's keys if they changed (force: now, even if checked just before). */
-void gw_auth_reload(struct gateway *gw, bool force);
+/* Re-reads the ledger's keys now (an admin change, SIGHUP): in effect when this returns.
+ * Any thread. */
+void gw_auth_reload(struct gateway *gw);
+/* Re-reads the ledger's keys if their fingerprint changed (the offload pool's poll, every
+ * GW_KEYS_POLL_MS). */
+#define GW_KEYS_POLL_MS 1000
+void gw_auth_poll(struct gateway *gw);
 /* Headers in: true when the request was answered (401 on /v1/ without a valid key) with
  * *result; otherwise sets c->client when keys are on. MHD thread. */
 bool gw_auth_refused(struct gw_conn *c, enum MHD_Result *result);

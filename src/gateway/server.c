@@ -8,6 +8,17 @@
  * there, one thread at a time per connection. The router thread runs the chat sinks
  * (chat.c). The main thread calls gateway_new/start/stop/free.
  *
+ * Handlers that may block. The endpoints marked offload below (/admin/ and everything under
+ * it, /metrics, /v1/feedback: ledger reads and writes, waits for the router thread, whole
+ * snapshots) never run on a thread that serves connections, in either threading mode: one
+ * that blocked would stall every connection of that thread (and router_command would wait
+ * for itself when MHD runs on the router's loop). Once the request is all in, conn_run parks
+ * the connection and posts it to the offload pool (offload.c); the handler runs there and
+ * gw_queue only stashes its answer in c (MHD_queue_response belongs to the daemon's thread);
+ * the pool resumes the connection and the access handler, called again, queues the stash.
+ * Chat, /v1/models, /healthz and /readyz run inline: in-memory work only (client keys are
+ * looked up in memory; the ledger's keys are polled by the pool, auth.c).
+ *
  * Locks. gw->lock guards the gateway's live-call list, counters and stop flag; c->lock
  * guards the fields of one request that MHD and the router share. The order is gw->lock
  * then c->lock (only gateway_stop nests them). No lock is held while calling MHD, the router,
@@ -83,7 +94,8 @@ struct gw_endpoint {
     bool prefix;
     const char *method; /* NULL: the endpoint checks methods itself */
     enum MHD_Result (*run)(struct gw_conn *c);
-    bool ops; /* also served on admin_listen */
+    bool ops;     /* also served on admin_listen */
+    bool offload; /* may block: run on the offload pool (offload.c) */
 };
 
 static enum MHD_Result run_healthz(struct gw_conn *c);
@@ -92,13 +104,13 @@ static enum MHD_Result run_models(struct gw_conn *c);
 static enum MHD_Result run_metrics(struct gw_conn *c);
 
 static const struct gw_endpoint endpoints[] = {
-    {"/v1/chat/completions", false, "POST", gw_chat_run, false},
-    {"/v1/models", false, "GET", run_models, false},
-    {"/v1/feedback", false, "POST", gw_feedback_run, false},
-    {"/healthz", false, "GET", run_healthz, true},
-    {"/readyz", false, "GET", run_readyz, true},
-    {"/metrics", false, "GET", run_metrics, true},
-    {"/admin/", true, NULL, gw_admin_run, true},
+    {"/v1/chat/completions", false, "POST", gw_chat_run, false, false},
+    {"/v1/models", false, "GET", run_models, false, false},
+    {"/v1/feedback", false, "POST", gw_feedback_run, false, true},
+    {"/healthz", false, "GET", run_healthz, true, false},
+    {"/readyz", false, "GET", run_readyz, true, false},
+    {"/metrics", false, "GET", run_metrics, true, true},
+    {"/admin/", true, NULL, gw_admin_run, true, true},
 };
 
 /* ---- responses ---------------------------------------------------------------------------- */
@@ -121,8 +133,18 @@ enum MHD_Result gw_queue(struct gw_conn *c, int status, struct MHD_Response *r,
     pthread_mutex_unlock(&c->gw->lock);
     if (draining) /* clients reconnect elsewhere rather than reuse this connection */
         MHD_add_response_header(r, MHD_HTTP_HEADER_CONNECTION, "close");
-    enum MHD_Result ret = MHD_queue_response(c->mc, (unsigned)status, r);
-    MHD_destroy_response(r);
+    enum MHD_Result ret = MHD_YES;
+    if (c->offloaded) { /* not the daemon's thread: conn_run queues it after the resume */
+        pthread_mutex_lock(&c->lock);
+        if (c->off_resp)
+            MHD_destroy_response(c->off_resp); /* a handler answers once; never kept twice */
+        c->off_resp = r;
+        c->off_status = (unsigned)status;
+        pthread_mutex_unlock(&c->lock);
+    } else {
+        ret = MHD_queue_response(c->mc, (unsigned)status, r);
+        MHD_destroy_response(r);
+    }
     c->answered = true;
     note_status(c->gw, status);
     return ret;
@@ -384,6 +406,8 @@ void gw_conn_free(struct gw_conn *c)
     if (c->registered && --gw->calls_open == 0)
         pthread_cond_broadcast(&gw->idle);
     pthread_mutex_unlock(&gw->lock);
+    if (c->off_resp) /* answered by the pool, never queued: MHD ended the request first */
+        MHD_destroy_response(c->off_resp);
     buf_cleanup(&c->out);
     buf_cleanup(&c->body);
     buf_cleanup(&c->scratch);
@@ -422,7 +446,7 @@ static const struct gw_endpoint *endpoint_find(const struct gw_listener *l, cons
     return NULL;
 }
 
-static enum MHD_Result refuse_shutting_down(struct gw_conn *c)
+enum MHD_Result gw_refuse_shutting_down(struct gw_conn *c)
 {
     struct gw_error e;
     const char *hdrs[] = {"Retry-After", "1", NULL};
@@ -495,7 +519,7 @@ static enum MHD_Result conn_start(struct gw_conn *c)
     bool stopping = gw->stopping, draining = gw->draining;
     pthread_mutex_unlock(&gw->lock);
     if (stopping || (draining && c->ep && c->ep->run == gw_chat_run))
-        return refuse_shutting_down(c);
+        return gw_refuse_shutting_down(c);
     if (!c->ep) {
         gw_error_set(&e, 404, "invalid_request_error", "not_found", "Unknown path %.200s", c->path);
         return gw_respond_error(c, &e, NULL);
@@ -542,12 +566,65 @@ static enum MHD_Result conn_body(struct gw_conn *c, const char *data, size_t siz
     return MHD_YES;
 }
 
+/* The request is all in: hands it to the offload pool and parks it (offload.c has the whole
+ * protocol). The pool may take it, run it and wake it before the suspend: the park protocol
+ * then makes this thread resume it. Nothing of c is touched here after the post but the
+ * park. The pool stopped: 503 at once. */
+static enum MHD_Result conn_offload(struct gw_conn *c)
+{
+    c->offloaded = true;
+    pthread_mutex_lock(&c->lock);
+    gw_park_begin_locked(c);
+    pthread_mutex_unlock(&c->lock);
+    if (!gw_offload_post(c)) {
+        pthread_mutex_lock(&c->lock);
+        c->park = GW_RUNNING;
+        pthread_mutex_unlock(&c->lock);
+        c->offloaded = false;
+        return gw_refuse_shutting_down(c);
+    }
+    gw_park_end(c);
+    return MHD_YES;
+}
+
+/* The handler call after the pool's resume: queues what the handler answered (MHD thread).
+ * A handler that failed (MHD_NO) or queued nothing closes the connection. */
+static enum MHD_Result conn_offloaded(struct gw_conn *c)
+{
+    pthread_mutex_lock(&c->lock);
+    bool done = c->off_done;
+    struct MHD_Response *r = done ? c->off_resp : NULL;
+    if (done)
+        c->off_resp = NULL;
+    unsigned status = c->off_status;
+    enum MHD_Result result = c->off_result;
+    pthread_mutex_unlock(&c->lock);
+    if (!done)
+        return MHD_YES; /* not resumed by the pool yet (MHD does not call a suspended one) */
+    c->offloaded = false;
+    if (!r) {
+        log_debug("gateway: %s %s %s: the handler queued no answer: closing", c->request_id,
+                  c->method, c->path);
+        return MHD_NO;
+    }
+    enum MHD_Result ret = MHD_queue_response(c->mc, status, r);
+    MHD_destroy_response(r);
+    return ret == MHD_YES ? result : MHD_NO;
+}
+
+enum MHD_Result gw_offload_handle(struct gw_conn *c)
+{
+    return c->ep->run(c);
+}
+
 static enum MHD_Result conn_run(struct gw_conn *c)
 {
     if (!c->received) {
         c->received = true;
         gw_sock_receiving(c->mc, false);
     }
+    if (c->offloaded)
+        return conn_offloaded(c);
     if (c->answered)
         return MHD_YES;
     struct gw_error e;
@@ -558,7 +635,7 @@ static enum MHD_Result conn_run(struct gw_conn *c)
     }
     if (c->body_refused)
         return refuse_busy(c);
-    return c->ep->run(c);
+    return c->ep->offload ? conn_offload(c) : c->ep->run(c);
 }
 
 enum MHD_Result gw_on_request(void *cls, struct MHD_Connection *mc, const char *url,

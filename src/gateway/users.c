@@ -15,7 +15,8 @@
  * preference becomes router_call_opts.route when it names a route and the caller's key may
  * use it; the router then skips rules and the model name.
  *
- * Threads: MHD threads (lookups, admin API) and the main thread (init, reload, cleanup).
+ * Threads: MHD threads (lookups), the offload pool (the admin API) and the main thread (init,
+ * reload, cleanup).
  * u->mu guards the table; it is held for lookups and copies only.
  */
 #include <errno.h>
