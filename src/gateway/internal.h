@@ -580,7 +580,7 @@ enum MHD_Result gw_admin_users(struct gw_conn *c, const char *rest);
 /* Starts the pool's threads and the key poll on them (gw_auth_init, in gateway_new). */
 void gw_offload_start(struct gateway *gw);
 /* Queues c (the whole request is in, c->offloaded set, its park SUSPENDING): false, and c
- * untouched, once the pool is stopped. MHD thread. */
+ * untouched, once the pool is stopped or when none of its threads could start. MHD thread. */
 bool gw_offload_post(struct gw_conn *c);
 /* Refuses new posts, answers the queued requests 503 and resumes them, and joins the threads
  * (waits for the handlers running, each bounded by its own timeout). Idempotent. Main. */

@@ -569,22 +569,26 @@ static enum MHD_Result conn_body(struct gw_conn *c, const char *data, size_t siz
 /* The request is all in: hands it to the offload pool and parks it (offload.c has the whole
  * protocol). The pool may take it, run it and wake it before the suspend: the park protocol
  * then makes this thread resume it. Nothing of c is touched here after the post but the
- * park. The pool stopped: 503 at once. */
+ * park. Refused by the pool: 503 when the gateway is stopping, else (no pool thread could
+ * start, logged) the handler runs here as it would without a pool. */
 static enum MHD_Result conn_offload(struct gw_conn *c)
 {
     c->offloaded = true;
     pthread_mutex_lock(&c->lock);
     gw_park_begin_locked(c);
     pthread_mutex_unlock(&c->lock);
-    if (!gw_offload_post(c)) {
-        pthread_mutex_lock(&c->lock);
-        c->park = GW_RUNNING;
-        pthread_mutex_unlock(&c->lock);
-        c->offloaded = false;
-        return gw_refuse_shutting_down(c);
+    if (gw_offload_post(c)) {
+        gw_park_end(c);
+        return MHD_YES;
     }
-    gw_park_end(c);
-    return MHD_YES;
+    pthread_mutex_lock(&c->lock);
+    c->park = GW_RUNNING;
+    pthread_mutex_unlock(&c->lock);
+    c->offloaded = false;
+    pthread_mutex_lock(&c->gw->lock);
+    bool stopping = c->gw->stopping;
+    pthread_mutex_unlock(&c->gw->lock);
+    return stopping ? gw_refuse_shutting_down(c) : c->ep->run(c);
 }
 
 /* The handler call after the pool's resume: queues what the handler answered (MHD thread).
