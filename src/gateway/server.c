@@ -91,9 +91,9 @@
 
 struct gw_endpoint {
     const char *path;
-    bool prefix;
     const char *method; /* NULL: the endpoint checks methods itself */
     enum MHD_Result (*run)(struct gw_conn *c);
+    bool prefix;  /* path is a prefix: everything under it */
     bool ops;     /* also served on admin_listen */
     bool offload; /* may block: run on the offload pool (offload.c) */
 };
@@ -104,13 +104,14 @@ static enum MHD_Result run_models(struct gw_conn *c);
 static enum MHD_Result run_metrics(struct gw_conn *c);
 
 static const struct gw_endpoint endpoints[] = {
-    {"/v1/chat/completions", false, "POST", gw_chat_run, false, false},
-    {"/v1/models", false, "GET", run_models, false, false},
-    {"/v1/feedback", false, "POST", gw_feedback_run, false, true},
-    {"/healthz", false, "GET", run_healthz, true, false},
-    {"/readyz", false, "GET", run_readyz, true, false},
-    {"/metrics", false, "GET", run_metrics, true, true},
-    {"/admin/", true, NULL, gw_admin_run, true, true},
+    /* path, method, run, prefix, ops, offload */
+    {"/v1/chat/completions", "POST", gw_chat_run, false, false, false},
+    {"/v1/models", "GET", run_models, false, false, false},
+    {"/v1/feedback", "POST", gw_feedback_run, false, false, true},
+    {"/healthz", "GET", run_healthz, false, true, false},
+    {"/readyz", "GET", run_readyz, false, true, false},
+    {"/metrics", "GET", run_metrics, false, true, true},
+    {"/admin/", NULL, gw_admin_run, true, true, true},
 };
 
 /* ---- responses ---------------------------------------------------------------------------- */
