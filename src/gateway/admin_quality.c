@@ -22,7 +22,8 @@
  * calls happened. "negative" is the newest GW_QUALITY_NEGATIVE ratings below 0 of any age,
  * newest first; a console vote has "request_id": null. Nothing secret is in it (no rater key).
  *
- * Threads: MHD threads; waits on disk (two queries on its own read-only connection).
+ * Threads: the offload pool (offload.c); waits on disk (two queries on its own read-only
+ * connection).
  */
 #include <math.h>
 #include <stdio.h>
