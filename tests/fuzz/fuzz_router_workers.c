@@ -63,6 +63,7 @@ struct world {
     struct input *in;
     int n_xfers;
     char xfer_target[MAX_XFERS]; /* by serial: the target letter it went to */
+    int xfer_tokens[MAX_XFERS];  /* by serial: the output tokens its usage says, 0 none */
 };
 
 enum ending { END_FINISH, END_BROKEN, END_ERROR_EVENT, END_EOF, END_COUNT };
@@ -101,12 +102,14 @@ static void sse_ending(struct buf *b, enum ending end)
 }
 
 /* A streaming answer: n text events, then the ending. */
-static const char *sse_body(struct input *in, int serial)
+static const char *sse_body(struct world *w, int serial)
 {
+    struct input *in = w->in;
     static struct buf b;
     buf_reset(&b);
     int n = (int)next(in, 40);
     enum ending end = (enum ending)next(in, END_COUNT);
+    w->xfer_tokens[serial] = end == END_FINISH ? 7 : 0;
     size_t pad = next(in, 4) == 0 ? 4000 : 0; /* big events: past the worker queue's cap */
     for (int i = 0; i < n; i++)
         sse_event(&b, serial, i, pad);
@@ -152,6 +155,7 @@ static void plan(void *ctx, const struct http_request *req, struct fake_plan *p)
     int serial = w->n_xfers++ % MAX_XFERS;
     const char *h = strstr(req->url, "://");
     w->xfer_target[serial] = h ? h[3] : '?';
+    w->xfer_tokens[serial] = 3; /* json_body's */
     bool stream = req->body && strstr(req->body, "\"stream\":true");
     bool get = strcmp(req->method, "GET") == 0;
     p->status = 200;
@@ -178,7 +182,7 @@ static void plan(void *ctx, const struct http_request *req, struct fake_plan *p)
     p->headers[0][0] = "content-type";
     p->headers[0][1] = stream ? "text/event-stream" : "application/json";
     p->body = get      ? "{\"object\":\"list\",\"data\":[]}"
-              : stream ? sse_body(w->in, serial)
+              : stream ? sse_body(w, serial)
                        : json_body(serial);
     answer_shape(w->in, p);
     if (trace)
@@ -338,6 +342,9 @@ static void tc_done(void *ctx, const struct router_result *r)
     if (r->err == LLM_ERR_NONE) {
         check(t->finishes == 1 && t->errors == 0, "success ends with FINISH");
         check(!t->paused, "a paused call does not succeed before its resume");
+        int tokens = t->serial >= 0 ? t->w->xfer_tokens[t->serial] : 0;
+        check(tokens == 0 || (r->usage.present && r->usage.output_tokens == tokens),
+              "the answer's usage reaches on_done");
     }
     t->result = *r;
     t->result.target = t->result.model = t->result.route = NULL;
