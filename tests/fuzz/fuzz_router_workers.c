@@ -349,9 +349,10 @@ static void tc_done(void *ctx, const struct router_result *r)
     t->result = *r;
     t->result.target = t->result.model = t->result.route = NULL;
     if (trace)
-        fprintf(stderr, "done #%llu: %s, %d texts, %d attempts, committed %d: %s\n",
-                (unsigned long long)t->id, llm_errclass_name(r->err), t->texts, r->attempts,
-                r->committed, r->message);
+        fprintf(stderr,
+                "done #%llu: %s, %d texts, finish %d error %d, %d attempts, committed %d: %s\n",
+                (unsigned long long)t->id, llm_errclass_name(r->err), t->texts, t->finishes,
+                t->errors, r->attempts, r->committed, r->message);
 }
 
 static void tc_submit(struct router *rt, struct input *in, struct tcall *t, const struct world *w)
