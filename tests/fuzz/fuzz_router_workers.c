@@ -17,7 +17,8 @@
  *  - one stream's text in order and complete so far (sequence numbers from 0 with no gap or
  *    repeat), all from one transfer of the committed target (never two attempts spliced);
  *  - on_commit, on_held and on_done on the router thread (never inside a worker step); a
- *    sink's on_event inside a worker step only when it is any_thread and committed;
+ *    sink's on_event inside a worker step only when it is any_thread and committed; a worker
+ *    batch with sink events ends with router_set_batch_end's hook (the gateway's flush);
  *  - no output once a router step has taken the call's router_cancel;
  *  - drained: every call ends by its deadline; stopped: every call has ended after
  *    router_stop and no attempt is in flight (snapshot); the loop makes progress.
@@ -229,6 +230,16 @@ static const char *config(struct input *in, int *n_targets, long *deadline, int 
  */
 
 static bool in_worker_step; /* inside router_workers_step (the workers' side) */
+static int unflushed;       /* sink events on a worker since its batch_end hook ran */
+static bool stopping;       /* inside router_stop: it runs manual workers itself */
+
+/* router_set_batch_end's hook: a worker's batch is over (its sink events are out). */
+static void batch_end(void *ctx)
+{
+    (void)ctx;
+    check(in_worker_step || stopping, "batch_end runs on a worker");
+    unflushed = 0;
+}
 
 enum reader {
     READ_ALL,
@@ -300,6 +311,7 @@ static int tc_event(void *ctx, const struct llm_event *ev)
           "only a committed any_thread sink runs on a worker");
     check(!t->cancel_taken || ev->type == LLM_EV_ERROR, "no output once the cancel was taken");
     check(!t->stopped || ev->type == LLM_EV_ERROR, "no output once the sink said stop");
+    unflushed += in_worker_step;
     switch (ev->type) {
     case LLM_EV_TEXT:
         tc_text(t, ev);
@@ -387,6 +399,7 @@ static size_t workers_step(struct rig *r)
     in_worker_step = true;
     size_t n = router_workers_step(r->rt);
     in_worker_step = false;
+    check(unflushed == 0, "every worker batch ends with batch_end");
     if (trace && n > 0)
         fprintf(stderr, "  workers ran %zu stream batches\n", n);
     return n;
@@ -496,7 +509,9 @@ static void finish(struct rig *r, bool drain, long deadline)
         drive(r, fake_clock_ms(&r->clock) + deadline + 2 * TICK_MS, 1, true);
         check(all_done(r), "every call ends by its deadline");
     }
+    stopping = true;
     router_stop(r->rt);
+    stopping = false;
     check(all_done(r), "every call has ended after router_stop");
     struct router_snapshot *s = malloc(sizeof *s);
     check(router_snapshot_read(r->rt, s, 0), "a snapshot after router_stop");
@@ -525,6 +540,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     struct rig r = {0};
     fake_clock_init(&r.clock);
     r.rt = fake_router_new(cfg, &r.clock, plan, w, &r.net);
+    router_set_batch_end(r.rt, batch_end, NULL);
     r.calls = calloc(MAX_CALLS, sizeof *r.calls);
     while (in.at < in.n)
         op(&r, &in, w);
