@@ -19,9 +19,13 @@
  *  - on_commit, on_held and on_done on the router thread (never inside a worker step); a
  *    sink's on_event inside a worker step only when it is any_thread and committed; a worker
  *    batch with sink events ends with router_set_batch_end's hook (the gateway's flush);
- *  - no output once a router step has taken the call's router_cancel;
+ *  - success carries the committed answer's usage (the worker's summary reached the router);
+ *  - no output once a router step has taken the call's router_cancel, or once the sink said
+ *    stop;
  *  - drained: every call ends by its deadline; stopped: every call has ended after
  *    router_stop and no attempt is in flight (snapshot); the loop makes progress.
+ * All of it on one thread, so a run replays exactly; what only real threads show (on_done
+ * while a worker is still in on_event) is for test_router_workers under TSan.
  */
 /* fuzz-extra: tests/unit/support_fake.c */
 #include <stdint.h>
