@@ -206,23 +206,30 @@ static const char *config(struct input *in, int *n_targets, long *deadline, int 
     *max_attempts = 1 + (int)next(in, 4);
     *deadline = 300 + 300 * (long)next(in, 8);
     buf_puts(&b, "{\"providers\":[");
-    for (int i = 0; i < *n_targets; i++)
+    for (int i = 0; i < *n_targets; i++) {
+        /* one byte per field, in this order (not left to the order of a call's arguments) */
+        const char *kind = next(in, 8) ? "openai-compatible" : "anthropic";
+        unsigned first_byte = 200 + 100 * next(in, 10);
+        unsigned idle = 100 * next(in, 6);
+        const char *probe = next(in, 4) ? "false" : "true";
         buf_printf(&b,
                    "%s{\"name\":\"%c\",\"kind\":\"%s\",\"base_url\":\"http://%c.fake/v1\","
                    "\"api_key_env\":\"FAKE_KEY\",\"model\":\"m\",\"first_byte_timeout_ms\":%u,"
                    "\"stream_idle_timeout_ms\":%u,\"probe\":{\"enabled\":%s,\"interval_ms\":1000,"
                    "\"timeout_ms\":300,\"kind\":\"list\"}}",
-                   i ? "," : "", 'a' + i, next(in, 8) ? "openai-compatible" : "anthropic", 'a' + i,
-                   200 + 100 * next(in, 10), 100 * next(in, 6), next(in, 4) ? "false" : "true");
+                   i ? "," : "", 'a' + i, kind, 'a' + i, first_byte, idle, probe);
+    }
     buf_printf(&b, "],\"routes\":[{\"name\":\"chat\",\"strategy\":\"%s\",\"targets\":[",
                next(in, 2) ? "priority" : "weighted");
     for (int i = 0; i < *n_targets; i++)
         buf_printf(&b, "%s\"%c\"", i ? "," : "", 'a' + i);
+    unsigned backoff = 10 * next(in, 10);
+    unsigned hedge = 50 * next(in, 4);
     buf_printf(&b,
                "]}],\"router\":{\"workers\":%d,\"max_attempts\":%d,\"backoff_base_ms\":%u,"
                "\"backoff_cap_ms\":200,\"deadline_ms\":%ld,\"hedge_after_ms\":%u},"
                "\"ledger\":{\"path\":\":memory:\"},\"guard\":{\"enabled\":false}}",
-               workers, *max_attempts, 10 * next(in, 10), *deadline, 50 * next(in, 4));
+               workers, *max_attempts, backoff, *deadline, hedge);
     str_copy(cfg, sizeof cfg, buf_str(&b));
     buf_cleanup(&b);
     if (trace)
@@ -496,9 +503,11 @@ static void op(struct rig *r, struct input *in, struct world *w)
     case 5:
         router_turn(r);
         break;
-    default:
-        drive(r, fake_clock_ms(&r->clock) + 5 * (int64_t)next(in, 40), 1 + next(in, 3), false);
+    default: {
+        int64_t until = fake_clock_ms(&r->clock) + 5 * (int64_t)next(in, 40);
+        drive(r, until, 1 + next(in, 3), false);
         break;
+    }
     }
 }
 
