@@ -312,6 +312,7 @@ static void test_config_minimal_config_gets_all_defaults(void **state)
 
     assert_string_equal(cfg->gateway.listen, "127.0.0.1:8080");
     assert_int_equal(cfg->gateway.max_connections, 1024);
+    assert_int_equal(cfg->gateway.threads, 0);
     assert_int_equal(cfg->gateway.max_body_bytes, 4 << 20);
     assert_int_equal(cfg->gateway.idle_timeout_ms, 30000);
     assert_null(cfg->gateway.admin_token_env);
@@ -932,16 +933,20 @@ static void test_config_rejects_inconsistent_gateway_settings(void **state)
                   "gateway.admin_listen: \"127.0.0.1:8080\" is gateway.listen too");
     EXPECT_ERRORS(BASE(",'gateway':{'admin_listen':'nope','drain_timeout_ms':-1}"),
                   "gateway.admin_listen: expected HOST:PORT", "gateway.drain_timeout_ms");
+    EXPECT_ERRORS(BASE(",'gateway':{'threads':65}"), "gateway.threads");
+    EXPECT_ERRORS(BASE(",'gateway':{'threads':-1}"), "gateway.threads");
+    EXPECT_ERRORS(BASE(",'gateway':{'threads':'two'}"), "gateway.threads");
     /* Two ephemeral ports are two listeners. */
     struct config_diag errs;
     config_diag_init(&errs);
     struct config *cfg = parse_with(BASE(",'gateway':{'listen':'127.0.0.1:0',"
                                          "'admin_listen':'127.0.0.1:0',"
-                                         "'max_connections_per_client':0}"),
+                                         "'max_connections_per_client':0,'threads':2}"),
                                     full_env, NULL, &errs);
     assert_non_null(cfg);
     assert_string_equal(cfg->gateway.admin_listen, "127.0.0.1:0");
     assert_int_equal(cfg->gateway.max_connections_per_client, 0);
+    assert_int_equal(cfg->gateway.threads, 2);
     config_free(cfg);
     config_diag_cleanup(&errs);
 }
