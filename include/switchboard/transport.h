@@ -80,6 +80,12 @@ void transport_resume(struct transport *t, uint64_t id);
 /* Waits up to max_wait_ms for socket activity or a wakeup, moves transfers along and runs
  * callbacks. Returns the number of transfers still running. */
 size_t transport_run(struct transport *t, int max_wait_ms);
+/* Watches one more fd (not a transfer's) in the transport's wait: its readiness to read ends
+ * the wait in transport_run, which neither reads it nor hands it to libcurl (whoever owns the
+ * fd drains it after transport_run returns). One at a time: a second call replaces the first;
+ * fd < 0 stops watching. Level-triggered: an fd left readable makes every wait return at once.
+ * Owner thread (or before it runs the transport). False with msg when epoll refused the fd. */
+bool transport_watch(struct transport *t, int fd, char *msg, size_t msglen);
 /* Any thread: makes a blocked transport_run return early. */
 void transport_wakeup(struct transport *t);
 size_t transport_active(const struct transport *t);
@@ -97,6 +103,7 @@ struct transport_ops {
     void (*resume)(void *self, uint64_t id);
     size_t (*run)(void *self, int max_wait_ms);
     void (*wakeup)(void *self); /* any thread */
+    bool (*watch)(void *self, int fd, char *msg, size_t msglen);
     size_t (*active)(const void *self);
     void (*free)(void *self);
 };

@@ -13,9 +13,11 @@
  * deadline libcurl needs, and transport_run() hands each ready socket to
  * curl_multi_socket_action(): the work per wakeup is proportional to the sockets that are
  * ready, not to the transfers held (curl_multi_poll + curl_multi_perform walk all of them).
- * An eventfd in the same epoll set is the cross-thread wakeup. Transfers still waiting for
- * their first byte under a deadline sit on a second list, kept in deadline order: a wakeup
- * looks at its head only, however many calls wait for a slow provider's first byte.
+ * An eventfd in the same epoll set is the cross-thread wakeup; one more fd of the owner's
+ * (transport_watch: the gateway's MHD epoll fd) may join it, only to end the wait. Transfers
+ * still waiting for their first byte under a deadline sit on a second list, kept in deadline
+ * order: a wakeup looks at its head only, however many calls wait for a slow provider's first
+ * byte.
  */
 #include <curl/curl.h>
 #include <errno.h>
@@ -71,6 +73,7 @@ struct transport {
     CURLM *multi;
     int epfd;
     int wakefd;          /* eventfd: transport_wakeup() */
+    int watchfd;         /* transport_watch(); -1: none */
     int64_t curl_due_us; /* libcurl's timer, absolute; -1 = none */
     struct xfer *head;
     struct xfer *waiting;      /* transfers under a first-byte deadline, none received yet: */
@@ -137,6 +140,7 @@ struct transport *transport_new(char *msg, size_t msglen)
     curl_multi_setopt(t->multi, CURLMOPT_TIMERFUNCTION, on_timer);
     curl_multi_setopt(t->multi, CURLMOPT_TIMERDATA, t);
     t->curl_due_us = -1;
+    t->watchfd = -1;
     t->next_id = 1;
     return t;
 }
@@ -631,7 +635,7 @@ static bool linger_ok(const struct transport *t, const struct epoll_event *evs, 
         t->active < LINGER_MIN_ACTIVE)
         return false;
     for (int i = 0; i < n; i++) {
-        if (evs[i].data.fd == t->wakefd)
+        if (evs[i].data.fd == t->wakefd || evs[i].data.fd == t->watchfd)
             return false;
     }
     return true;
@@ -659,6 +663,8 @@ size_t transport_run(struct transport *t, int max_wait_ms)
             (void)r; /* EAGAIN: another read took it; either way it is reset */
             continue;
         }
+        if (evs[i].data.fd == t->watchfd)
+            continue; /* its owner runs it once this returns */
         curl_multi_socket_action(t->multi, evs[i].data.fd, curl_flags(evs[i].events), &running);
     }
     if (t->curl_due_us >= 0 && clock_mono_us() >= t->curl_due_us) {
@@ -668,6 +674,22 @@ size_t transport_run(struct transport *t, int max_wait_ms)
     drain_done(t);
     sweep(t);
     return t->active;
+}
+
+bool transport_watch(struct transport *t, int fd, char *msg, size_t msglen)
+{
+    if (t->watchfd >= 0)
+        epoll_ctl(t->epfd, EPOLL_CTL_DEL, t->watchfd, NULL); /* it may be closed already */
+    t->watchfd = -1;
+    if (fd < 0)
+        return true;
+    struct epoll_event ev = {.events = EPOLLIN, .data.fd = fd};
+    if (epoll_ctl(t->epfd, EPOLL_CTL_ADD, fd, &ev) != 0) {
+        snprintf(msg, msglen, "transport: cannot watch fd %d: %s", fd, strerror(errno));
+        return false;
+    }
+    t->watchfd = fd;
+    return true;
 }
 
 void transport_wakeup(struct transport *t)
@@ -711,6 +733,11 @@ static void ops_wakeup(void *self)
     transport_wakeup(self);
 }
 
+static bool ops_watch(void *self, int fd, char *msg, size_t msglen)
+{
+    return transport_watch(self, fd, msg, msglen);
+}
+
 static size_t ops_active(const void *self)
 {
     return transport_active(self);
@@ -722,4 +749,4 @@ static void ops_free(void *self)
 }
 
 const struct transport_ops transport_curl_ops = {ops_start,  ops_cancel, ops_resume, ops_run,
-                                                 ops_wakeup, ops_active, ops_free};
+                                                 ops_wakeup, ops_watch,  ops_active, ops_free};

@@ -80,8 +80,11 @@ struct fake_net {
         char url[160];
     } log[4096];
     long n_log, n_started;
-    long pauses, resumes; /* transfers paused by on_data / resumed */
-    atomic_long wakeups;  /* transport_wakeup calls (any thread) */
+    long pauses, resumes;    /* transfers paused by on_data / resumed */
+    atomic_long wakeups;     /* transport_wakeup calls (any thread) */
+    int watched;             /* transport_watch's fd; -1: none */
+    atomic_int last_wait_ms; /* the max_wait_ms of the last run (read from any thread) */
+    atomic_long runs;        /* runs so far (read from any thread) */
 };
 
 struct fake_net *fake_net_new(struct fake_clock *clock, fake_plan_fn plan, void *ctx)
@@ -91,6 +94,9 @@ struct fake_net *fake_net_new(struct fake_clock *clock, fake_plan_fn plan, void 
     n->plan = plan;
     n->plan_ctx = ctx;
     n->next_id = 1;
+    n->watched = -1;
+    atomic_init(&n->last_wait_ms, -1);
+    atomic_init(&n->runs, 0);
     return n;
 }
 
@@ -288,8 +294,9 @@ static void sweep(struct fake_net *n)
 
 static size_t fk_run(void *self, int max_wait_ms)
 {
-    (void)max_wait_ms; /* fake time does not pass by waiting */
-    struct fake_net *n = self;
+    struct fake_net *n = self; /* fake time does not pass by waiting: the wait is recorded */
+    atomic_store(&n->last_wait_ms, max_wait_ms);
+    atomic_fetch_add(&n->runs, 1);
     for (int round = 0; round < 100000; round++) {
         bool any = false;
         for (struct xfer *x = n->xfers; x; x = x->next)
@@ -307,6 +314,32 @@ static void fk_wakeup(void *self)
 {
     struct fake_net *n = self;
     atomic_fetch_add(&n->wakeups, 1);
+}
+
+static bool fk_watch(void *self, int fd, char *msg, size_t msglen)
+{
+    struct fake_net *n = self;
+    if (fd >= 0 && n->watched >= 0) {
+        snprintf(msg, msglen, "fake transport: fd %d watched already", n->watched);
+        return false; /* the router detaches before it attaches another */
+    }
+    n->watched = fd < 0 ? -1 : fd;
+    return true;
+}
+
+int fake_net_watched(const struct fake_net *n)
+{
+    return n->watched;
+}
+
+int fake_net_last_wait_ms(const struct fake_net *n)
+{
+    return atomic_load(&n->last_wait_ms);
+}
+
+long fake_net_runs(const struct fake_net *n)
+{
+    return atomic_load(&n->runs);
 }
 
 long fake_net_wakeups(const struct fake_net *n)
@@ -351,7 +384,7 @@ static void fk_free(void *self)
 }
 
 const struct transport_ops fake_transport_ops = {fk_start,  fk_cancel, fk_resume, fk_run,
-                                                 fk_wakeup, fk_active, fk_free};
+                                                 fk_wakeup, fk_watch,  fk_active, fk_free};
 
 int64_t fake_net_next_us(const struct fake_net *n)
 {

@@ -65,6 +65,13 @@ long fake_net_pauses(const struct fake_net *n);
 long fake_net_resumes(const struct fake_net *n);
 /* How often the router was woken (router_resume_lazy must not). Any thread. */
 long fake_net_wakeups(const struct fake_net *n);
+/* The fd the router watches through the transport (transport_watch; -1: none), the wait the
+ * last run was given (max_wait_ms; -1 before the first) and the number of runs. A second
+ * watch without a release in between fails (msg), as the router must never stack two. The
+ * last two may be read from any thread; fake_net_watched from the router's. */
+int fake_net_watched(const struct fake_net *n);
+int fake_net_last_wait_ms(const struct fake_net *n);
+long fake_net_runs(const struct fake_net *n);
 
 /* A router on the fake transport and clock, from JSON config text; fails the test on error. */
 struct router *fake_router_new(const char *cfg_json, struct fake_clock *clock, fake_plan_fn plan,
