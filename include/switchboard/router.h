@@ -89,6 +89,34 @@ enum router_turn { ROUTER_TURN_BEGIN, ROUTER_TURN_END };
 /* Main thread, before router_start (or between router_steps); NULL hook: none. */
 void router_set_turn_hook(struct router *rt, void (*hook)(void *ctx, enum router_turn turn),
                           void *ctx);
+/*
+ * An event source that shares the router thread's loop: the gateway's HTTP server in
+ * external-loop mode (gateway.threads 0), so a request is parsed, routed, relayed and
+ * answered on this one thread. fd joins the transport's wait (transport_watch): its
+ * readiness ends the wait, the router never reads it. run(ctx) is called on the router
+ * thread at the end of every turn, after the turn hook's ROUTER_TURN_END (so what the sinks
+ * deferred is flushed first), outside BEGIN..END: sink calls it causes must not be deferred.
+ * wait_cap_ms(ctx), when set, caps the wait before the next turn (< 0: no cap).
+ */
+struct router_loop_hook {
+    int fd;
+    void (*run)(void *ctx);
+    int64_t (*wait_cap_ms)(void *ctx);
+    void *ctx;
+};
+/* Runs fn(ctx) once on the thread that owns the router's loop: the router thread, in its
+ * next turn, while it runs (this then waits for it), else the caller's (before router_start,
+ * between router_steps, after router_stop). Called from the thread that calls router_start
+ * and router_stop, never from the router thread. SB_ERR_IO with msg when the router thread
+ * did not take fn within timeout_ms (then fn never runs) or no longer takes messages. */
+enum sb_status router_loop_call(struct router *rt, void (*fn)(void *ctx), void *ctx, int timeout_ms,
+                                char *msg, size_t msglen);
+/* Attaches hook (copied; one at a time) or, with NULL, detaches it, on the loop's owner as
+ * router_loop_call does. Once a detach returned SB_OK, run and wait_cap_ms are never called
+ * again and the fd is out of the transport's set. SB_ERR_IO with msg: the transport refused
+ * the fd (nothing attached), or the router did not answer in time (nothing changed). */
+enum sb_status router_set_loop_hook(struct router *rt, const struct router_loop_hook *hook,
+                                    int timeout_ms, char *msg, size_t msglen);
 /* Starts the router thread (and its probes). */
 enum sb_status router_start(struct router *rt, char *msg, size_t msglen);
 /* Stops taking calls, cancels what is in flight (their sinks get ERROR CANCELLED + on_done),

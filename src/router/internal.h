@@ -249,6 +249,8 @@ struct reply {
     enum sb_status status;
     char msg[256];
     struct buf text;
+    bool running;   /* LOOP_CALL: the router thread has begun fn */
+    bool abandoned; /* LOOP_CALL: the waiter gave up before that; fn must not run */
 };
 
 enum msg_type {
@@ -259,7 +261,8 @@ enum msg_type {
     MSG_RELOAD,
     MSG_EXPLAIN,
     MSG_NOTE,
-    MSG_VOTE
+    MSG_VOTE,
+    MSG_LOOP_CALL
 };
 
 struct msg {
@@ -275,7 +278,9 @@ struct msg {
     uint64_t hash;         /* VOTE: the prompt's */
     enum router_event_kind note_kind;
     long prompt_tokens;
-    struct reply *reply; /* COMMAND, EXPLAIN */
+    struct reply *reply;   /* COMMAND, EXPLAIN, LOOP_CALL */
+    void (*fn)(void *ctx); /* LOOP_CALL */
+    void *fn_ctx;
 };
 
 /* One change undo can take back: the target's overrides and every route's pin before it,
@@ -316,6 +321,9 @@ struct router {
     /* router_set_turn_hook: set before the thread starts, then read-only */
     void (*turn_hook)(void *ctx, enum router_turn turn);
     void *turn_ctx;
+    /* router_set_loop_hook: written only by the loop's owner (router_loop_call) */
+    bool has_loop_hook;
+    struct router_loop_hook loop_hook;
 
     pthread_t thread;
     bool started, stopped;

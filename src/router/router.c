@@ -95,6 +95,43 @@ static enum sb_status reply_wait(struct reply *r, int timeout_ms, char *msg, siz
     return st;
 }
 
+/* LOOP_CALL's wait: up to timeout_ms for the router to begin fn; once it has begun, until fn
+ * has returned (the waiter then knows it ran, whatever the time). A waiter that gives up
+ * first marks the reply abandoned, and the router skips fn. Releases the waiter's ref. */
+static enum sb_status loop_call_wait(struct reply *r, int timeout_ms, char *msg, size_t msglen)
+{
+    struct timespec until;
+    clock_deadline_in(&until, timeout_ms);
+    pthread_mutex_lock(&r->mu);
+    while (!r->done && !r->running) {
+        if (pthread_cond_timedwait(&r->cv, &r->mu, &until) == ETIMEDOUT)
+            break;
+    }
+    if (!r->done && !r->running)
+        r->abandoned = true;
+    while (!r->done && r->running)
+        pthread_cond_wait(&r->cv, &r->mu);
+    enum sb_status st = r->done ? r->status : SB_ERR_IO;
+    str_copy(msg, msglen, r->done ? r->msg : "the router did not answer in time");
+    pthread_mutex_unlock(&r->mu);
+    router_reply_release(r);
+    return st;
+}
+
+static void loop_call_run(struct msg *m)
+{
+    struct reply *r = m->reply;
+    pthread_mutex_lock(&r->mu);
+    bool go = !r->abandoned;
+    r->running = go;
+    pthread_cond_broadcast(&r->cv);
+    pthread_mutex_unlock(&r->mu);
+    if (go)
+        m->fn(m->fn_ctx);
+    router_reply_finish(r, go ? SB_OK : SB_ERR_IO, go ? NULL : "given up by its caller");
+    m->reply = NULL;
+}
+
 /* ---- inbox ---------------------------------------------------------------------------------- */
 
 /* Hands m to the router; false (m untouched) when the router no longer accepts messages.
@@ -170,6 +207,9 @@ static void handle(struct router *rt, struct msg *m)
     case MSG_VOTE:
         spend_record_vote(rt, m->model, m->tag, m->hash, m->user);
         break;
+    case MSG_LOOP_CALL:
+        loop_call_run(m);
+        break;
     case MSG_EXPLAIN: {
         struct buf text;
         buf_init(&text);
@@ -227,6 +267,19 @@ static void hook_turn(struct router *rt, enum router_turn t)
 {
     if (rt->turn_hook)
         rt->turn_hook(rt->turn_ctx, t);
+    if (t == ROUTER_TURN_END && rt->has_loop_hook)
+        rt->loop_hook.run(rt->loop_hook.ctx); /* after the END: the sinks' wake-ups are out */
+}
+
+/* The wait before the next turn, capped by the loop hook's. */
+static int wait_ms(struct router *rt, int64_t left)
+{
+    if (rt->has_loop_hook && rt->loop_hook.wait_cap_ms) {
+        int64_t cap = rt->loop_hook.wait_cap_ms(rt->loop_hook.ctx);
+        if (cap >= 0 && cap < left)
+            left = cap;
+    }
+    return left < 0 ? 0 : left > INT32_MAX ? INT32_MAX : (int)left;
 }
 
 /* The transport's run (its callbacks run the sinks) as one turn for the hook: what the sinks
@@ -254,7 +307,7 @@ static void loop_once(struct router *rt, bool wait)
     tick(rt, now);
     hook_turn(rt, ROUTER_TURN_END);
     int64_t left = router_next_wake_ms(rt) - rt_now_ms(rt);
-    run_turn(rt, !wait || left < 0 ? 0 : (int)left);
+    run_turn(rt, wait ? wait_ms(rt, left) : 0);
 }
 
 void router_set_turn_hook(struct router *rt, void (*hook)(void *ctx, enum router_turn turn),
@@ -304,6 +357,63 @@ static void *router_main(void *arg)
         loop_once(rt, true);
     shutdown_calls(rt);
     return NULL;
+}
+
+/* ---- the loop's owner ------------------------------------------------------------------------ */
+
+enum sb_status router_loop_call(struct router *rt, void (*fn)(void *ctx), void *ctx, int timeout_ms,
+                                char *msg, size_t msglen)
+{
+    if (!rt->started || rt->stopped) {
+        fn(ctx); /* no router thread: the caller owns the loop */
+        return SB_OK;
+    }
+    struct msg *m = xcalloc(1, sizeof *m);
+    m->type = MSG_LOOP_CALL;
+    m->fn = fn;
+    m->fn_ctx = ctx;
+    struct reply *r = reply_new();
+    m->reply = r;
+    if (!post(rt, m))
+        msg_free(m); /* finishes r with "stopping": fn does not run */
+    return loop_call_wait(r, timeout_ms, msg, msglen);
+}
+
+struct hook_set {
+    struct router *rt;
+    const struct router_loop_hook *hook; /* NULL: detach */
+    bool ok;
+    char msg[256];
+};
+
+static void hook_set_run(void *ctx)
+{
+    struct hook_set *hs = ctx;
+    struct router *rt = hs->rt;
+    int fd = hs->hook ? hs->hook->fd : -1;
+    hs->ok = rt->tops->watch(rt->tr, fd, hs->msg, sizeof hs->msg);
+    rt->has_loop_hook = hs->ok && hs->hook;
+    if (rt->has_loop_hook)
+        rt->loop_hook = *hs->hook;
+    else
+        memset(&rt->loop_hook, 0, sizeof rt->loop_hook);
+}
+
+enum sb_status router_set_loop_hook(struct router *rt, const struct router_loop_hook *hook,
+                                    int timeout_ms, char *msg, size_t msglen)
+{
+    struct hook_set hs = {rt, hook, false, ""};
+    if (rt->has_loop_hook && hook) {
+        /* one at a time; read here, on the owner of the calls that write it */
+        snprintf(msg, msglen, "the router's loop has a hook already");
+        return SB_ERR_STATE;
+    }
+    enum sb_status st = router_loop_call(rt, hook_set_run, &hs, timeout_ms, msg, msglen);
+    if (st == SB_OK && !hs.ok) {
+        str_copy(msg, msglen, hs.msg);
+        st = SB_ERR_IO;
+    }
+    return st;
 }
 
 /* ---- lifecycle ------------------------------------------------------------------------------ */

@@ -1,0 +1,315 @@
+/*
+ * test_loop_hook.c - router_set_loop_hook and router_loop_call (the gateway's HTTP server on
+ * the router thread's loop, gateway.threads 0), driven through the router loop with the
+ * scripted fake transport and the fake clock of support_fake.c: where in a turn the hook
+ * runs, its fd in the transport's wait, its wait cap, calls submitted from inside it, and
+ * attaching, detaching and loop calls on a running router thread, including one whose
+ * caller gives up.
+ *
+ * A watchdog (alarm) turns a router that spins or a wait that never ends into a failed test.
+ */
+#include <pthread.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stdatomic.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "support_fake.h"
+#include "switchboard/log.h"
+
+static const char *const cfg_one =
+    "{\"providers\":[{\"name\":\"a\",\"kind\":\"openai-compatible\","
+    "\"base_url\":\"http://a.fake/v1\",\"api_key_env\":\"FAKE_KEY\",\"model\":\"m\","
+    "\"probe\":{\"enabled\":false}}],"
+    "\"routes\":[{\"name\":\"chat\",\"strategy\":\"priority\",\"targets\":[\"a\"]}],"
+    "\"ledger\":{\"path\":\":memory:\"},\"guard\":{\"enabled\":false}}";
+
+static void plan_ok(void *ctx, const struct http_request *req, struct fake_plan *p)
+{
+    (void)ctx;
+    (void)req;
+    p->status = 200;
+    p->body = fake_openai_json("hello");
+    p->first_byte_ms = 20;
+}
+
+/* What the hooks saw. Written by the thread that runs the loop, read by the test's. */
+struct seen {
+    bool in_turn;
+    int ends;
+    atomic_int runs;
+    int runs_in_turn;   /* run called between BEGIN and END: must stay 0 */
+    int runs_not_after; /* run called without an END just before it (since the last run) */
+    bool end_since_run; /* an END came after the last run */
+    atomic_int caps;    /* wait_cap_ms calls */
+    int64_t cap_ms;     /* what wait_cap_ms answers */
+    pthread_t run_thread;
+    atomic_bool run_thread_set;
+    /* a call submitted from inside run, as the gateway's handler does on the loop */
+    struct router *rt;
+    bool submit_in_run;
+    struct fake_call fc;
+    /* a run that blocks until released (router thread busy) */
+    pthread_mutex_t block_mu;
+    atomic_bool block;
+    atomic_bool blocked; /* the router thread is in the blocking run */
+};
+
+static void seen_turn(void *ctx, enum router_turn turn)
+{
+    struct seen *s = ctx;
+    switch (turn) {
+    case ROUTER_TURN_BEGIN:
+        s->in_turn = true;
+        break;
+    case ROUTER_TURN_END:
+        s->in_turn = false;
+        s->ends++;
+        s->end_since_run = true;
+        break;
+    }
+}
+
+static void seen_run(void *ctx)
+{
+    struct seen *s = ctx;
+    s->runs_in_turn += s->in_turn;
+    s->runs_not_after += !s->end_since_run;
+    s->end_since_run = false;
+    if (!atomic_load(&s->run_thread_set)) {
+        s->run_thread = pthread_self();
+        atomic_store(&s->run_thread_set, true);
+    }
+    if (s->submit_in_run) {
+        s->submit_in_run = false;
+        struct router_sink sk = fake_call_sink(&s->fc);
+        router_submit(s->rt, fake_request("chat", false), NULL, &sk);
+    }
+    if (atomic_load(&s->block)) {
+        atomic_store(&s->blocked, true);
+        pthread_mutex_lock(&s->block_mu); /* held by the test until it releases the loop */
+        pthread_mutex_unlock(&s->block_mu);
+    }
+    atomic_fetch_add(&s->runs, 1);
+}
+
+static int64_t seen_cap(void *ctx)
+{
+    struct seen *s = ctx;
+    atomic_fetch_add(&s->caps, 1);
+    return s->cap_ms;
+}
+
+static struct router_loop_hook hook_for(struct seen *s, int fd)
+{
+    return (struct router_loop_hook){fd, seen_run, seen_cap, s};
+}
+
+static void seen_init(struct seen *s, struct router *rt)
+{
+    memset(s, 0, sizeof *s);
+    s->rt = rt;
+    s->cap_ms = -1;
+    pthread_mutex_init(&s->block_mu, NULL);
+}
+
+static int setup(void **state)
+{
+    (void)state;
+    fake_watchdog("test_loop_hook", 20);
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    (void)state;
+    fake_watchdog("test_loop_hook", 0);
+    return 0;
+}
+
+/* Stepped by the test: the hook runs after every turn's END, never inside a turn; its fd is
+ * the transport's watched fd until detached; a second hook is refused; a call submitted from
+ * inside run (the gateway's handler on the loop) is routed and answered. */
+static void test_the_hook_runs_after_every_turn_end(void **state)
+{
+    (void)state;
+    struct fake_clock clock;
+    fake_clock_init(&clock);
+    struct fake_net *net;
+    struct router *rt = fake_router_new(cfg_one, &clock, plan_ok, NULL, &net);
+    struct seen s;
+    seen_init(&s, rt);
+    router_set_turn_hook(rt, seen_turn, &s);
+    char msg[256] = "";
+    struct router_loop_hook h = hook_for(&s, 42);
+    assert_int_equal(router_set_loop_hook(rt, &h, 1000, msg, sizeof msg), SB_OK);
+    assert_int_equal(fake_net_watched(net), 42);
+    struct router_loop_hook h2 = hook_for(&s, 43);
+    assert_int_equal(router_set_loop_hook(rt, &h2, 1000, msg, sizeof msg), SB_ERR_STATE);
+    assert_int_equal(fake_net_watched(net), 42);
+
+    s.submit_in_run = true;
+    long turns = fake_drive(rt, net, &clock, fake_clock_ms(&clock) + 5000, fake_call_done, &s.fc);
+    assert_int_equal(s.fc.dones, 1);
+    assert_int_equal(s.fc.result.err, LLM_ERR_NONE);
+    assert_string_equal(s.fc.text, "hello");
+    assert_true(turns >= 2);
+    assert_int_equal(atomic_load(&s.runs), s.ends); /* one run per END, right after it */
+    assert_int_equal(s.runs_in_turn, 0);
+    assert_int_equal(s.runs_not_after, 0);
+
+    assert_int_equal(router_set_loop_hook(rt, NULL, 1000, msg, sizeof msg), SB_OK);
+    assert_int_equal(fake_net_watched(net), -1);
+    int runs = atomic_load(&s.runs);
+    router_step(rt);
+    router_step(rt);
+    assert_int_equal(atomic_load(&s.runs), runs);
+    assert_true(s.ends > runs);
+    /* detached, another hook may take its place */
+    assert_int_equal(router_set_loop_hook(rt, &h2, 1000, msg, sizeof msg), SB_OK);
+    assert_int_equal(fake_net_watched(net), 43);
+    router_free(rt);
+    pthread_mutex_destroy(&s.block_mu);
+}
+
+/* A stop that ends calls runs the hook after its turns too: what the sinks resumed is
+ * answered by the server before router_stop returns. */
+static void test_a_stop_runs_the_hook_after_ending_calls(void **state)
+{
+    (void)state;
+    struct fake_clock clock;
+    fake_clock_init(&clock);
+    struct fake_net *net;
+    struct router *rt = fake_router_new(cfg_one, &clock, plan_ok, NULL, &net);
+    struct seen s;
+    seen_init(&s, rt);
+    router_set_turn_hook(rt, seen_turn, &s);
+    char msg[256] = "";
+    struct router_loop_hook h = hook_for(&s, 7);
+    assert_int_equal(router_set_loop_hook(rt, &h, 1000, msg, sizeof msg), SB_OK);
+    struct fake_call fc = {0};
+    struct router_sink sk = fake_call_sink(&fc);
+    router_submit(rt, fake_request("chat", false), NULL, &sk);
+    router_step(rt); /* started, its answer 20 ms away on the fake clock */
+    assert_int_equal(fc.dones, 0);
+    router_stop(rt);
+    assert_int_equal(fc.dones, 1);
+    assert_int_equal(s.runs_in_turn, 0);
+    assert_int_equal(s.runs_not_after, 0);
+    assert_false(s.end_since_run); /* the last END was followed by a run */
+    router_free(rt);
+    pthread_mutex_destroy(&s.block_mu);
+}
+
+static void note_thread(void *ctx)
+{
+    pthread_t *t = ctx;
+    *t = pthread_self();
+}
+
+/* Waits (real time, bounded by the watchdog) for that many runs. */
+static void wait_for_runs(struct seen *s, int runs)
+{
+    while (atomic_load(&s->runs) < runs)
+        clock_sleep_ms(1);
+}
+
+/* On a running router thread: attaching and detaching go through its inbox, run is called
+ * there, the hook's cap bounds the transport's wait, and after the detach returned run is
+ * never called again; loop calls run there too, and on the caller once the router stopped. */
+static void test_a_running_router_attaches_caps_and_detaches(void **state)
+{
+    (void)state;
+    struct fake_clock clock;
+    fake_clock_init(&clock);
+    struct fake_net *net;
+    struct router *rt = fake_router_new(cfg_one, &clock, plan_ok, NULL, &net);
+    struct seen s;
+    seen_init(&s, rt);
+    s.cap_ms = 7;
+    char msg[256] = "";
+    assert_int_equal(router_start(rt, msg, sizeof msg), SB_OK);
+    struct router_loop_hook h = hook_for(&s, 9);
+    assert_int_equal(router_set_loop_hook(rt, &h, 5000, msg, sizeof msg), SB_OK);
+    wait_for_runs(&s, 50);
+    assert_true(atomic_load(&s.run_thread_set));
+    assert_false(pthread_equal(s.run_thread, pthread_self()));
+    assert_true(atomic_load(&s.caps) > 0);
+    /* the fake clock stands still: uncapped, the wait would be the tick's (100 ms) */
+    assert_int_equal(fake_net_last_wait_ms(net), 7);
+
+    pthread_t where = pthread_self();
+    assert_int_equal(router_loop_call(rt, note_thread, &where, 5000, msg, sizeof msg), SB_OK);
+    assert_true(pthread_equal(where, s.run_thread));
+
+    assert_int_equal(router_set_loop_hook(rt, NULL, 5000, msg, sizeof msg), SB_OK);
+    int runs = atomic_load(&s.runs);
+    long fruns = fake_net_runs(net);
+    while (fake_net_runs(net) < fruns + 50)
+        clock_sleep_ms(1);
+    assert_int_equal(atomic_load(&s.runs), runs);
+    assert_true(fake_net_last_wait_ms(net) > 7);
+
+    router_stop(rt);
+    assert_int_equal(router_loop_call(rt, note_thread, &where, 5000, msg, sizeof msg), SB_OK);
+    assert_true(pthread_equal(where, pthread_self()));
+    router_free(rt);
+    pthread_mutex_destroy(&s.block_mu);
+}
+
+static void count_call(void *ctx)
+{
+    atomic_int *n = ctx;
+    atomic_fetch_add(n, 1);
+}
+
+/* A loop call the router thread does not take in time fails, and never runs later: its
+ * caller may free what it handed over. */
+static void test_a_loop_call_given_up_never_runs(void **state)
+{
+    (void)state;
+    struct fake_clock clock;
+    fake_clock_init(&clock);
+    struct fake_net *net;
+    struct router *rt = fake_router_new(cfg_one, &clock, plan_ok, NULL, &net);
+    struct seen s;
+    seen_init(&s, rt);
+    char msg[256] = "";
+    assert_int_equal(router_start(rt, msg, sizeof msg), SB_OK);
+    struct router_loop_hook h = hook_for(&s, 9);
+    assert_int_equal(router_set_loop_hook(rt, &h, 5000, msg, sizeof msg), SB_OK);
+    pthread_mutex_lock(&s.block_mu);
+    atomic_store(&s.block, true);
+    while (!atomic_load(&s.blocked))
+        clock_sleep_ms(1);
+    atomic_int n = 0; /* the router thread is stuck in run: it takes no message */
+    assert_int_equal(router_loop_call(rt, count_call, &n, 50, msg, sizeof msg), SB_ERR_IO);
+    assert_non_null(strstr(msg, "did not answer"));
+    atomic_store(&s.block, false);
+    pthread_mutex_unlock(&s.block_mu);
+    assert_int_equal(router_loop_call(rt, count_call, &n, 5000, msg, sizeof msg), SB_OK);
+    assert_int_equal(atomic_load(&n), 1); /* only the second */
+    router_free(rt);
+    pthread_mutex_destroy(&s.block_mu);
+}
+
+int main(void)
+{
+    setenv("FAKE_KEY", "sk-fake-key-for-tests-0000", 1);
+    log_setup(LOG_LEVEL_OFF, 2);
+    const struct CMUnitTest tests[] = {
+#define T(f) cmocka_unit_test_setup_teardown(f, setup, teardown)
+        T(test_the_hook_runs_after_every_turn_end),
+        T(test_a_stop_runs_the_hook_after_ending_calls),
+        T(test_a_running_router_attaches_caps_and_detaches),
+        T(test_a_loop_call_given_up_never_runs),
+#undef T
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
