@@ -107,7 +107,7 @@ struct router_loop_hook {
 /* Runs fn(ctx) once on the thread that owns the router's loop: the router thread, in its
  * next turn, while it runs (this then waits for it), else the caller's (before router_start,
  * between router_steps, after router_stop). Called from the thread that calls router_start
- * and router_stop, never from the router thread. SB_ERR_IO with msg when the router thread
+ * and router_stop; SB_ERR_STATE on the router thread. SB_ERR_IO with msg when the router thread
  * did not take fn within timeout_ms (then fn never runs) or no longer takes messages. */
 enum sb_status router_loop_call(struct router *rt, void (*fn)(void *ctx), void *ctx, int timeout_ms,
                                 char *msg, size_t msglen);
@@ -262,8 +262,9 @@ struct router_cmd {
 
 /* Applies a command on the router thread and waits (up to timeout_ms) for its verdict.
  * SB_OK, or SB_ERR_NOT_FOUND / SB_ERR_INVALID / SB_ERR_STATE with msg; SB_ERR_IO when the
- * router did not answer in time or is stopping (unavailable, not a conflict). Each applied command
- * is an audit event (time, user, before -> after). */
+ * router did not answer in time or is stopping (unavailable, not a conflict), and at once when
+ * called on the router thread itself (it could never answer). Each applied command is an audit
+ * event (time, user, before -> after). */
 enum sb_status router_command(struct router *rt, const struct router_cmd *cmd, char *msg,
                               size_t msglen, int timeout_ms);
 
@@ -416,7 +417,8 @@ struct fleet *router_fleet(struct router *rt);
 
 /* Explains how a request with these facts would be routed now: the route chosen (and the
  * rule that chose it), each target with why it was filtered out, and the strategy's pick.
- * Human text into out. Any thread (asks the router thread; waits up to timeout_ms). */
+ * Human text into out. Any thread but the router's (asks the router thread; waits up to
+ * timeout_ms; on the router thread itself SB_ERR_IO at once). */
 enum sb_status router_explain(struct router *rt, const char *model, const char *tag,
                               long prompt_tokens, struct buf *out, int timeout_ms);
 

@@ -3,9 +3,15 @@
  * gateway.admin_listen, when set, for /healthz, /readyz, /metrics and /admin/ on connections
  * of their own), start, drain and stop.
  *
- * Threads. The main thread calls gateway_new/start/drain/wait_idle/stop/free, in that order.
- * Each listener is one libmicrohttpd daemon with its own internal epoll threads; both call
- * the same handlers (server.c), which tell them apart by the listener they get as cls.
+ * Threads. The main thread calls gateway_new/start/drain/wait_idle/stop/free, in that order,
+ * and router_start/router_stop (the router's loop calls below rely on it). Each listener is
+ * one libmicrohttpd daemon; both call the same handlers (server.c), which tell them apart by
+ * the listener they get as cls. gateway.listen with gateway.threads 0 (the default) has no
+ * thread of its own: its daemon runs in external-loop epoll mode on the router thread (MHD's
+ * epoll fd in the transport's wait, MHD_run after every turn, MHD_get_timeout capping the
+ * wait: router_set_loop_hook), so a chat request is parsed, routed, relayed and answered on
+ * that one thread. With threads N >= 1 it has N internal epoll threads, as admin_listen
+ * always has one.
  *
  * Stopping. gateway_drain stops taking new chat calls (503 shutting_down with Retry-After,
  * /readyz 503, "Connection: close" on every answer) while the ones in flight go on;
@@ -15,6 +21,11 @@
  * clients get a moment to read their last bytes (up to GW_LAST_BYTES_MS) and the daemons stop.
  * MHD_stop_daemon must not see suspended connections: stop_calls waits until every on_done has
  * returned (each resumes its connection), and nothing parks once its call is done.
+ * A daemon on the router's loop is only ever run by one thread: the router thread while it
+ * runs, else the main thread (router_stop came first). So its quiesce and the last-bytes
+ * polls go through router_loop_call, and MHD_stop_daemon waits for the hook's detach (done
+ * in a router turn; after it no MHD_run follows). A router thread that does not answer that
+ * detach (stuck: the emergency path) gets its daemon left running rather than raced.
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -31,7 +42,6 @@
 #include "internal.h"
 #include "switchboard/log.h"
 
-#define GW_THREADS         2u
 #define GW_OPS_CONNECTIONS 64u /* admin_listen: connections at once */
 #define GW_OPS_PER_CLIENT  16u /* admin_listen: connections per client address */
 /* Per connection: request headers + write buffer. MHD 0.9.75 zeroes all of it at every
@@ -40,8 +50,11 @@
 #define GW_BACKLOG       1024
 #define GW_STOP_WAIT_MS  5000 /* for the router to finish cancelled calls */
 #define GW_LAST_BYTES_MS 2000 /* for clients to read their last bytes */
+#define GW_LOOP_CALL_MS  5000 /* for the router thread to take the listener on or off its loop */
+#define GW_LOOP_POLL_MS  10   /* stopping: one MHD_run of the loop listener, waited for */
 
 static void mhd_log(void *cls, const char *fmt, va_list ap) SB_PRINTF(2, 0);
+static void listener_stop(struct gw_listener *l);
 
 static void mhd_log(void *cls, const char *fmt, va_list ap)
 {
@@ -105,6 +118,8 @@ struct gateway *gateway_new(const struct config *cfg, struct router *rt, char *m
     listener_init(&gw->api, gw, g->listen, false);
     listener_init(&gw->ops, gw, g->admin_listen, true);
     gw->api.max_connections = gw->max_connections;
+    gw->api.threads = g->threads > 0 ? (unsigned)(g->threads < 64 ? g->threads : 64) : 0;
+    gw->ops.threads = 1;
     gw->ops.max_connections = GW_OPS_CONNECTIONS;
     gw->id_state =
         (uint64_t)clock_wall_ms() * 1000003u ^ (uint64_t)clock_mono_us() ^ (uint64_t)getpid() << 32;
@@ -185,6 +200,60 @@ static int listen_on(const char *key, const char *listen_spec, unsigned *port, b
     return fd;
 }
 
+/* ---- the listener on the router's loop (threads 0) ------------------------------------------ */
+
+/* The loop hook: MHD_run on the router thread, after each of its turns. MHD_run does not
+ * block; it accepts, reads, calls the handlers and writes what is ready. */
+static void loop_run(void *ctx)
+{
+    struct gw_listener *l = ctx;
+    MHD_run(l->daemon);
+}
+
+/* MHD's next timeout (idle connections) caps the router's wait; MHD_NO: it has none. */
+static int64_t loop_wait_cap(void *ctx)
+{
+    struct gw_listener *l = ctx;
+    MHD_UNSIGNED_LONG_LONG t = 0;
+    if (MHD_get_timeout(l->daemon, &t) != MHD_YES)
+        return -1;
+    return t > (MHD_UNSIGNED_LONG_LONG)INT64_MAX ? INT64_MAX : (int64_t)t;
+}
+
+/* Hands l's daemon (external-loop epoll mode, just started) to the router thread's loop. */
+static enum sb_status loop_attach(struct gw_listener *l, char *msg, size_t msglen)
+{
+    const union MHD_DaemonInfo *info = MHD_get_daemon_info(l->daemon, MHD_DAEMON_INFO_EPOLL_FD);
+    if (!info || info->epoll_fd < 0) {
+        snprintf(msg, msglen, "gateway: the HTTP server on %s has no epoll fd", l->spec);
+        return SB_ERR_IO;
+    }
+    struct router_loop_hook h = {info->epoll_fd, loop_run, loop_wait_cap, l};
+    char why[200];
+    if (router_set_loop_hook(l->gw->rt, &h, GW_LOOP_CALL_MS, why, sizeof why) != SB_OK) {
+        snprintf(msg, msglen, "gateway: cannot run %s on the router's loop: %s", l->spec, why);
+        return SB_ERR_IO;
+    }
+    l->on_loop = true;
+    return SB_OK;
+}
+
+/* Takes l's daemon off the router's loop: once this returns true no thread runs it, and the
+ * caller may stop it. False (logged) when the router thread did not answer: then the daemon
+ * must be left alone. */
+static bool loop_detach(struct gw_listener *l)
+{
+    if (!l->on_loop)
+        return true;
+    char msg[256];
+    if (router_set_loop_hook(l->gw->rt, NULL, GW_LOOP_CALL_MS, msg, sizeof msg) != SB_OK) {
+        log_error("gateway: %s: the HTTP server on %s is left to the router thread", msg, l->spec);
+        return false;
+    }
+    l->on_loop = false;
+    return true;
+}
+
 /* Binds l->spec and starts its daemon. The per-address cap and the connection limit are
  * MHD's own (MHD_OPTION_PER_IP_CONNECTION_LIMIT, MHD_OPTION_CONNECTION_LIMIT); so is the idle
  * timeout. The whole-request deadline is limits.c's (MHD has none). */
@@ -196,17 +265,18 @@ static enum sb_status listener_start(struct gw_listener *l, char *msg, size_t ms
     int fd = listen_on(key, l->spec, &l->port, &v6, msg, msglen);
     if (fd < 0)
         return SB_ERR_IO;
-    unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME |
-                     MHD_USE_ERROR_LOG;
+    unsigned flags = MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ERROR_LOG;
+    if (l->threads > 0)
+        flags |= MHD_USE_INTERNAL_POLLING_THREAD;
     if (v6)
         flags |= MHD_USE_IPv6;
     unsigned timeout_s = (unsigned)((gw->idle_timeout_ms + 999) / 1000);
     unsigned per_ip = l->ops_only ? GW_OPS_PER_CLIENT : (unsigned)gw->per_client;
-    unsigned threads = l->ops_only ? 1u : GW_THREADS;
+    unsigned pool = l->threads > 1 ? l->threads : 0; /* 0: MHD's own thread, or none */
     /* The logger comes first so that MHD reports option errors through it. */
     l->daemon = MHD_start_daemon(flags, 0, NULL, NULL, gw_on_request, l, MHD_OPTION_EXTERNAL_LOGGER,
                                  mhd_log, l, MHD_OPTION_LISTEN_SOCKET, fd,
-                                 MHD_OPTION_THREAD_POOL_SIZE, threads, MHD_OPTION_CONNECTION_LIMIT,
+                                 MHD_OPTION_THREAD_POOL_SIZE, pool, MHD_OPTION_CONNECTION_LIMIT,
                                  (unsigned)l->max_connections, MHD_OPTION_PER_IP_CONNECTION_LIMIT,
                                  per_ip, MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)GW_CONN_MEMORY,
                                  MHD_OPTION_CONNECTION_TIMEOUT, timeout_s,
@@ -218,9 +288,18 @@ static enum sb_status listener_start(struct gw_listener *l, char *msg, size_t ms
         return SB_ERR_IO;
     }
     l->fd = fd;
-    log_info("gateway: %s on %s (port %u), %ld connections at most, %u per client address%s",
+    if (l->threads == 0 && loop_attach(l, msg, msglen) != SB_OK) {
+        MHD_stop_daemon(l->daemon);
+        l->daemon = NULL;
+        l->fd = -1;
+        close(fd);
+        return SB_ERR_IO;
+    }
+    log_info("gateway: %s on %s (port %u), %ld connections at most, %u per client address%s; "
+             "%s",
              l->ops_only ? "/healthz, /readyz, /metrics and /admin/" : "listening", l->spec,
-             l->port, l->max_connections, per_ip, per_ip ? "" : " (no cap)");
+             l->port, l->max_connections, per_ip, per_ip ? "" : " (no cap)",
+             l->threads == 0 ? "on the router thread's loop" : "on threads of its own");
     return SB_OK;
 }
 
@@ -237,8 +316,7 @@ enum sb_status gateway_start(struct gateway *gw, char *msg, size_t msglen)
     if (st == SB_OK && gw->ops.spec) {
         st = listener_start(&gw->ops, msg, msglen);
         if (st != SB_OK) {
-            MHD_stop_daemon(gw->api.daemon);
-            gw->api.daemon = NULL;
+            listener_stop(&gw->api);
             close(gw->api.fd);
             gw->api.fd = -1;
         }
@@ -342,19 +420,58 @@ static void stop_calls(struct gateway *gw)
                   GW_STOP_WAIT_MS);
 }
 
-static void listener_quiesce(struct gw_listener *l)
+static void quiesce_now(void *ctx)
 {
-    if (!l->daemon)
-        return;
+    struct gw_listener *l = ctx;
     int fd = MHD_quiesce_daemon(l->daemon);
     if (fd >= 0)
         close(fd);
     l->fd = -1;
 }
 
+/* Stops accepting, on the thread that runs the daemon (the router thread for one on its
+ * loop, which must not race with its MHD_run). */
+static void listener_quiesce(struct gw_listener *l)
+{
+    if (!l->daemon)
+        return;
+    char msg[256];
+    if (!l->on_loop)
+        quiesce_now(l);
+    else if (router_loop_call(l->gw->rt, quiesce_now, l, GW_LOOP_CALL_MS, msg, sizeof msg) != SB_OK)
+        log_error("gateway: %s: %s still accepts", msg, l->spec);
+}
+
+static void poll_now(void *ctx)
+{
+    struct gw_listener *l = ctx;
+    MHD_run(l->daemon);
+}
+
+/* Stopping: lets clients read the last bytes of their answers (error chunks, 503s), briefly.
+ * A listener on the loop is run by the router thread while it runs, and from here once it
+ * has stopped (router_stop before gateway_stop): router_loop_call picks the thread. */
+static void last_bytes(struct gateway *gw)
+{
+    int64_t until = clock_mono_ms() + GW_LAST_BYTES_MS;
+    for (;;) {
+        pthread_mutex_lock(&gw->lock);
+        long busy = gw->requests;
+        pthread_mutex_unlock(&gw->lock);
+        if (busy == 0 || clock_mono_ms() >= until)
+            break;
+        char msg[256];
+        if (!gw->api.on_loop ||
+            router_loop_call(gw->rt, poll_now, &gw->api, GW_LOOP_POLL_MS, msg, sizeof msg) == SB_OK)
+            clock_sleep_ms(GW_LOOP_POLL_MS);
+    }
+}
+
+/* Stops l's daemon: first off the router's loop, when it is on it. One the router thread did
+ * not give back is left as it is (the router is stuck; stopping it would race). */
 static void listener_stop(struct gw_listener *l)
 {
-    if (l->daemon)
+    if (l->daemon && loop_detach(l))
         MHD_stop_daemon(l->daemon);
     l->daemon = NULL;
 }
@@ -366,15 +483,7 @@ void gateway_stop(struct gateway *gw)
     listener_quiesce(&gw->api);
     stop_calls(gw);
     gw_events_stop(gw); /* event streams end now: none is left suspended */
-    /* Let clients read the last bytes of their answers (error chunks, 503s), briefly. */
-    for (int waited = 0; waited < GW_LAST_BYTES_MS; waited += 10) {
-        pthread_mutex_lock(&gw->lock);
-        long busy = gw->requests;
-        pthread_mutex_unlock(&gw->lock);
-        if (busy == 0)
-            break;
-        clock_sleep_ms(10);
-    }
+    last_bytes(gw);
     listener_quiesce(&gw->ops);
     listener_stop(&gw->api);
     listener_stop(&gw->ops);

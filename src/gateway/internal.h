@@ -312,8 +312,10 @@ struct gw_key_list {
 /* One listening socket and its MHD daemon. Set up by the main thread; read-only after. */
 struct gw_listener {
     struct gateway *gw;
-    bool ops_only; /* admin_listen: /healthz, /readyz, /metrics and /admin/ only */
-    char *spec;    /* HOST:PORT; NULL: not configured */
+    bool ops_only;    /* admin_listen: /healthz, /readyz, /metrics and /admin/ only */
+    unsigned threads; /* MHD worker threads; 0: external loop, run by the router thread */
+    bool on_loop;     /* threads 0 and its daemon is the router's loop hook (daemon.c) */
+    char *spec;       /* HOST:PORT; NULL: not configured */
     struct MHD_Daemon *daemon;
     int fd;
     unsigned port;

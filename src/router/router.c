@@ -28,6 +28,19 @@
 
 /* ---- replies -------------------------------------------------------------------------------- */
 
+/* The router whose thread this is (router_main); NULL on every other thread. */
+static _Thread_local struct router *this_router;
+
+/* A wait for the router's answer on its own thread could never end: refused at once (the
+ * gateway's listener runs on this thread with gateway.threads 0). */
+static bool refuse_on_router_thread(struct router *rt, char *msg, size_t msglen)
+{
+    if (this_router != rt)
+        return false;
+    str_copy(msg, msglen, "cannot wait for the router on its own thread");
+    return true;
+}
+
 static struct reply *reply_new(void)
 {
     struct reply *r = xcalloc(1, sizeof *r);
@@ -353,6 +366,7 @@ static void shutdown_calls(struct router *rt)
 static void *router_main(void *arg)
 {
     struct router *rt = arg;
+    this_router = rt;
     while (!atomic_load(&rt->stopping))
         loop_once(rt, true);
     shutdown_calls(rt);
@@ -364,6 +378,8 @@ static void *router_main(void *arg)
 enum sb_status router_loop_call(struct router *rt, void (*fn)(void *ctx), void *ctx, int timeout_ms,
                                 char *msg, size_t msglen)
 {
+    if (refuse_on_router_thread(rt, msg, msglen))
+        return SB_ERR_STATE;
     if (!rt->started || rt->stopped) {
         fn(ctx); /* no router thread: the caller owns the loop */
         return SB_OK;
@@ -615,6 +631,8 @@ void router_resume_lazy(struct router *rt, uint64_t call_id)
 enum sb_status router_command(struct router *rt, const struct router_cmd *cmd, char *msg,
                               size_t msglen, int timeout_ms)
 {
+    if (refuse_on_router_thread(rt, msg, msglen))
+        return SB_ERR_IO;
     struct msg *m = xcalloc(1, sizeof *m);
     m->type = MSG_COMMAND;
     m->cmd = *cmd;
@@ -631,6 +649,11 @@ enum sb_status router_command(struct router *rt, const struct router_cmd *cmd, c
 enum sb_status router_explain(struct router *rt, const char *model, const char *tag,
                               long prompt_tokens, struct buf *out, int timeout_ms)
 {
+    char why[128];
+    if (refuse_on_router_thread(rt, why, sizeof why)) {
+        buf_puts(out, why);
+        return SB_ERR_IO;
+    }
     struct msg *m = xcalloc(1, sizeof *m);
     m->type = MSG_EXPLAIN;
     m->model = xstrdup(model ? model : "");

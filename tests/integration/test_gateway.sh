@@ -32,7 +32,8 @@ write_config() { # write_config FILE ADMIN_ENV
   "rules": [ {"match": {"tag": "cheap"}, "route": "solo"} ],
   "router": {"backoff_base_ms": 10, "backoff_cap_ms": 50},
   "guard": {"enabled": false},
-  "gateway": {"listen": "127.0.0.1:0", "max_body_bytes": 65536, "admin_token_env": "$2"}
+  "gateway": {"listen": "127.0.0.1:0", "max_body_bytes": 65536, "admin_token_env": "$2",
+              "threads": ${SB_GW_THREADS:-0}}
 }
 JSON
 }
