@@ -3,10 +3,17 @@
  * gw_conn) and the suspend/resume protocol between MHD and the sinks. daemon.c starts and
  * stops the listeners; limits.c holds the connection and memory limits.
  *
- * Threads. MHD runs an internal epoll loop in a small thread pool (GW_THREADS) and owns the
- * client connections: the access handler, content readers and the completed callback run
- * there, one thread at a time per connection. The router thread runs the chat sinks
- * (chat.c). The main thread calls gateway_new/start/stop/free.
+ * Threads. MHD owns the client connections: the access handler, content readers and the
+ * completed callback run on the thread that runs its daemon, one at a time per connection.
+ * For gateway.listen that is, with gateway.threads 0 (the default), the router thread itself:
+ * its daemon has no thread of its own and runs in external-loop mode as the router's loop
+ * hook (daemon.c), so handlers, readers and the chat sinks (chat.c) all run on the router
+ * thread, and nothing they do may block (a wait for the router there could never end:
+ * router_command and router_explain refuse at once). With gateway.threads N it runs on N MHD
+ * epoll threads, and the router thread runs the chat sinks; gateway.admin_listen always has
+ * one MHD thread. Decode/encode workers (router.workers) run the sinks of streams handed to
+ * them. The main thread calls gateway_new/start/stop/free, and once router_stop has run it
+ * may run the loop's daemon itself (gateway_stop).
  *
  * Handlers that may block. The endpoints marked offload below (/admin/ and everything under
  * it, /metrics, /v1/feedback: ledger reads and writes, waits for the router thread, whole
@@ -55,7 +62,10 @@
  * - Wake-ups are batched per router turn (gw_turn, the router's turn hook): inside a turn a
  *   sink's resume goes to a list of the thread that made it (thread-local) and the turn's
  *   end resumes them all, so MHD's workers wake once for the connections of many events
- *   instead of once per event (and walk their suspended connections once). A decode/encode
+ *   instead of once per event (and walk their suspended connections once). On the router's
+ *   loop MHD_run follows each turn's end on the same thread: those resumes wake nobody.
+ *   A handler running inside that MHD_run is outside any turn, so its own resumes (the
+ *   WAKE_PENDING path) are immediate, as on an MHD worker. A decode/encode
  *   worker thread does the same per batch (gw_batch_end, router_set_batch_end). A connection on
  *   the list is suspended in MHD and so cannot complete before its resume. on_done resumes
  *   at once: gateway_stop stops MHD once every on_done has returned, and no resume may

@@ -5,7 +5,8 @@
 # /healthz, /readyz, /metrics, the admin API (off / wrong token / right token), a drain that
 # moves traffic, upstream failures mapped to statuses, a stream cut mid-way, a client that
 # leaves mid-stream, and a clean shutdown with a stream in flight (it drains: the stream
-# finishes; test_drain.sh covers the rest of stopping).
+# finishes; test_drain.sh covers the rest of stopping). SB_GW_THREADS sets gateway.threads
+# (default 0: the listener on the router's loop; test_gateway_threads.sh runs it with 2).
 source "$(dirname "$0")/lib.sh"
 
 export SIM_KEY=sim-key-0123456789abcdef
