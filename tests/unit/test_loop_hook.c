@@ -4,7 +4,7 @@
  * scripted fake transport and the fake clock of support_fake.c: where in a turn the hook
  * runs, its fd in the transport's wait, its wait cap, calls submitted from inside it, and
  * attaching, detaching and loop calls on a running router thread, including one whose
- * caller gives up.
+ * caller gives up, and waits for the router made on its own thread (refused at once).
  *
  * A watchdog (alarm) turns a router that spins or a wait that never ends into a failed test.
  */
@@ -59,6 +59,11 @@ struct seen {
     pthread_mutex_t block_mu;
     atomic_bool block;
     atomic_bool blocked; /* the router thread is in the blocking run */
+    /* waits for the router from inside run, as an admin handler on the loop would */
+    atomic_bool ask_in_run;
+    atomic_bool asked;
+    enum sb_status cmd_st, explain_st, call_st;
+    int64_t asked_ms; /* how long the three took */
 };
 
 static void seen_turn(void *ctx, enum router_turn turn)
@@ -76,6 +81,26 @@ static void seen_turn(void *ctx, enum router_turn turn)
     }
 }
 
+static void nothing(void *ctx)
+{
+    (void)ctx;
+}
+
+static void ask_router(struct seen *s)
+{
+    int64_t t0 = clock_mono_ms();
+    struct router_cmd cmd = {.type = ROUTER_CMD_RESET, .target = "a", .user = "test"};
+    char msg[256];
+    s->cmd_st = router_command(s->rt, &cmd, msg, sizeof msg, 2000);
+    struct buf out;
+    buf_init(&out);
+    s->explain_st = router_explain(s->rt, "chat", NULL, 10, &out, 2000);
+    buf_cleanup(&out);
+    s->call_st = router_loop_call(s->rt, nothing, NULL, 2000, msg, sizeof msg);
+    s->asked_ms = clock_mono_ms() - t0;
+    atomic_store(&s->asked, true);
+}
+
 static void seen_run(void *ctx)
 {
     struct seen *s = ctx;
@@ -91,6 +116,8 @@ static void seen_run(void *ctx)
         struct router_sink sk = fake_call_sink(&s->fc);
         router_submit(s->rt, fake_request("chat", false), NULL, &sk);
     }
+    if (atomic_load(&s->ask_in_run) && !atomic_load(&s->asked))
+        ask_router(s);
     if (atomic_load(&s->block)) {
         atomic_store(&s->blocked, true);
         pthread_mutex_lock(&s->block_mu); /* held by the test until it releases the loop */
@@ -263,6 +290,36 @@ static void test_a_running_router_attaches_caps_and_detaches(void **state)
     pthread_mutex_destroy(&s.block_mu);
 }
 
+/* A wait for the router on its own thread (an admin handler on the loop) could never be
+ * answered: router_command, router_explain and router_loop_call refuse at once instead of
+ * stalling the loop for their timeout. */
+static void test_waits_for_the_router_on_its_own_thread_refuse_at_once(void **state)
+{
+    (void)state;
+    struct fake_clock clock;
+    fake_clock_init(&clock);
+    struct fake_net *net;
+    struct router *rt = fake_router_new(cfg_one, &clock, plan_ok, NULL, &net);
+    struct seen s;
+    seen_init(&s, rt);
+    char msg[256] = "";
+    assert_int_equal(router_start(rt, msg, sizeof msg), SB_OK);
+    struct router_loop_hook h = hook_for(&s, 9);
+    assert_int_equal(router_set_loop_hook(rt, &h, 5000, msg, sizeof msg), SB_OK);
+    atomic_store(&s.ask_in_run, true);
+    while (!atomic_load(&s.asked))
+        clock_sleep_ms(1);
+    assert_int_equal(s.cmd_st, SB_ERR_IO);
+    assert_int_equal(s.explain_st, SB_ERR_IO);
+    assert_int_equal(s.call_st, SB_ERR_STATE);
+    assert_true(s.asked_ms < 1000);
+    /* from another thread the same command is answered */
+    struct router_cmd cmd = {.type = ROUTER_CMD_RESET, .target = "a", .user = "test"};
+    assert_int_equal(router_command(rt, &cmd, msg, sizeof msg, 5000), SB_OK);
+    router_free(rt);
+    pthread_mutex_destroy(&s.block_mu);
+}
+
 static void count_call(void *ctx)
 {
     atomic_int *n = ctx;
@@ -309,6 +366,7 @@ int main(void)
         T(test_a_stop_runs_the_hook_after_ending_calls),
         T(test_a_running_router_attaches_caps_and_detaches),
         T(test_a_loop_call_given_up_never_runs),
+        T(test_waits_for_the_router_on_its_own_thread_refuse_at_once),
 #undef T
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
