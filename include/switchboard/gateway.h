@@ -4,12 +4,15 @@
  * /admin/. Every chat call goes to the router; the gateway writes back what the call's sink
  * receives.
  *
- * Threads: libmicrohttpd runs its own internal threads (epoll, a small pool) and owns the
- * client connections; the router thread calls the gateway's sinks. The gateway never owns
- * router state: it reads routes and targets from router snapshots. The functions below are
- * for the thread that owns the gateway (main): call them in order new -> start -> stop ->
- * free. A config reload (router_reload) does not restart the listener; the gateway keeps the
- * gateway section it copied at gateway_new.
+ * Threads: libmicrohttpd owns the client connections. With gateway.threads 0 (the default)
+ * the gateway.listen server has no thread of its own: it runs on the router thread's event
+ * loop (router_set_loop_hook), attached by gateway_start; with N >= 1 it runs on N internal
+ * threads, and gateway.admin_listen always runs on one. The router thread calls the
+ * gateway's sinks. The gateway never owns router state: it reads routes and targets from
+ * router snapshots. The functions below are for the thread that owns the gateway and calls
+ * router_start/router_stop (main): call them in order new -> start -> stop -> free, with
+ * router_start between new and start. A config reload (router_reload) does not restart the
+ * listener; the gateway keeps the gateway section it copied at gateway_new.
  */
 #ifndef SWITCHBOARD_GATEWAY_H
 #define SWITCHBOARD_GATEWAY_H
@@ -61,9 +64,10 @@ long gateway_in_flight(struct gateway *gw);
  * an error chunk, waiting calls get a 503, both saying "switchboard is shutting down"; the
  * ledger records 503), waits until the router is done with each of them (up to 5 s), lets
  * clients read their last bytes (up to 2 s), then closes all connections and joins the
- * server threads. Idempotent. Call it before router_stop: the router must still be running
- * to finish the cancelled calls. For a graceful stop call gateway_drain and
- * gateway_wait_idle first.
+ * server threads (or takes the server off the router's loop). Idempotent. Call it before
+ * router_stop, so that the router finishes the cancelled calls; after router_stop it also
+ * works (the router's stop ended the calls; this thread then runs the loop's server for the
+ * last bytes). For a graceful stop call gateway_drain and gateway_wait_idle first.
  */
 void gateway_stop(struct gateway *gw);
 
@@ -74,7 +78,8 @@ void gateway_reload(struct gateway *gw, const struct config *cfg);
 
 /* Stops first if needed; NULL-safe. Sinks of calls the router never finished (only after a
  * stop that timed out, logged as an error) still point at the gateway: in that case free it
- * after router_stop. */
+ * after router_stop. A router thread that did not give the loop's server back (stuck; logged)
+ * keeps the gateway: it is then not freed. */
 void gateway_free(struct gateway *gw);
 
 #endif

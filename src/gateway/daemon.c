@@ -497,6 +497,10 @@ void gateway_free(struct gateway *gw)
     if (!gw)
         return;
     gateway_stop(gw);
+    if (gw->api.on_loop) { /* its detach failed: the router thread still holds the listener */
+        log_error("gateway: the router thread still runs the HTTP server: not freed");
+        return;
+    }
     if (gw->api.fd >= 0)
         close(gw->api.fd);
     if (gw->ops.fd >= 0)

@@ -1,0 +1,264 @@
+/*
+ * test_gateway_loop.c - the gateway's chat listener on the router thread's loop
+ * (gateway.threads 0) and on threads of its own (gateway.threads 2), with a real router and
+ * real sockets on 127.0.0.1 (no simulator: the one provider is a socket of the test's that
+ * accepts nothing, or a port where nothing listens): requests answered, a stop with a call
+ * in flight (the client reads "shutting down", the stop does not hang), and both stop
+ * orders (gateway_stop before router_stop, as serve and the console do, and after).
+ * Under ASan and TSan these also check that no thread runs the loop's daemon after its
+ * detach and that nothing leaks.
+ */
+#include <arpa/inet.h>
+#include <curl/curl.h>
+#include <netinet/in.h>
+#include <pthread.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "support_fake.h"
+#include "switchboard/gateway.h"
+#include "switchboard/log.h"
+
+/* A provider that never answers: a listening socket nobody accepts on (the kernel completes
+ * the handshake from its backlog, the request is never read). */
+static int hang_listen(unsigned *port)
+{
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    socklen_t sl = sizeof sa;
+    assert_int_equal(bind(fd, (struct sockaddr *)&sa, sizeof sa), 0);
+    assert_int_equal(listen(fd, 16), 0);
+    assert_int_equal(getsockname(fd, (struct sockaddr *)&sa, &sl), 0);
+    *port = ntohs(sa.sin_port);
+    return fd;
+}
+
+struct rig {
+    struct router *rt;
+    struct gateway *gw;
+    int hang_fd;
+    char base[64]; /* http://127.0.0.1:PORT */
+};
+
+/* provider_port 0: the hanging socket; else that port (1: nothing listens, refused). */
+static void rig_start(struct rig *r, int threads, unsigned provider_port)
+{
+    unsigned hang_port = 0;
+    r->hang_fd = hang_listen(&hang_port);
+    char cfg[1024];
+    snprintf(cfg, sizeof cfg,
+             "{\"providers\":[{\"name\":\"a\",\"kind\":\"openai-compatible\","
+             "\"base_url\":\"http://127.0.0.1:%u/v1\",\"model\":\"m\","
+             "\"probe\":{\"enabled\":false}}],"
+             "\"routes\":[{\"name\":\"chat\",\"targets\":[\"a\"]}],"
+             "\"router\":{\"max_attempts\":1,\"deadline_ms\":60000},"
+             "\"ledger\":{\"path\":\":memory:\"},\"guard\":{\"enabled\":false},"
+             "\"gateway\":{\"listen\":\"127.0.0.1:0\",\"threads\":%d}}",
+             provider_port ? provider_port : hang_port, threads);
+    struct config_diag errs;
+    config_diag_init(&errs);
+    struct config *c = config_parse(cfg, strlen(cfg), NULL, NULL, NULL, &errs);
+    for (size_t i = 0; c == NULL && i < errs.n; i++)
+        fprintf(stderr, "config: %s\n", errs.items[i]);
+    config_diag_cleanup(&errs);
+    assert_non_null(c);
+    char msg[256] = "";
+    struct config *borrowed = c;
+    r->rt = router_new(c, msg, sizeof msg);
+    assert_non_null(r->rt);
+    r->gw = gateway_new(borrowed, r->rt, msg, sizeof msg);
+    assert_non_null(r->gw);
+    assert_int_equal(router_start(r->rt, msg, sizeof msg), SB_OK);
+    if (gateway_start(r->gw, msg, sizeof msg) != SB_OK)
+        fail_msg("gateway_start: %s", msg);
+    snprintf(r->base, sizeof r->base, "http://127.0.0.1:%u", gateway_port(r->gw));
+}
+
+static void rig_free(struct rig *r)
+{
+    gateway_free(r->gw);
+    router_free(r->rt);
+    close(r->hang_fd);
+}
+
+struct answer {
+    long status;
+    struct buf body;
+};
+
+static size_t on_body(char *p, size_t size, size_t n, void *ud)
+{
+    buf_append(ud, p, size * n);
+    return size * n;
+}
+
+/* One blocking request; json NULL: GET. */
+static void http(const char *base, const char *path, const char *json, struct answer *a)
+{
+    char url[160];
+    snprintf(url, sizeof url, "%s%s", base, path);
+    buf_init(&a->body);
+    CURL *e = curl_easy_init();
+    struct curl_slist *h = curl_slist_append(NULL, "Content-Type: application/json");
+    curl_easy_setopt(e, CURLOPT_URL, url);
+    curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
+    curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, 15000L);
+    curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, on_body);
+    curl_easy_setopt(e, CURLOPT_WRITEDATA, &a->body);
+    curl_easy_setopt(e, CURLOPT_HTTPHEADER, h);
+    if (json)
+        curl_easy_setopt(e, CURLOPT_POSTFIELDS, json);
+    a->status = 0;
+    if (curl_easy_perform(e) == CURLE_OK)
+        curl_easy_getinfo(e, CURLINFO_RESPONSE_CODE, &a->status);
+    curl_slist_free_all(h);
+    curl_easy_cleanup(e);
+}
+
+static const char *const chat_body =
+    "{\"model\":\"chat\",\"messages\":[{\"role\":\"user\",\"content\":\"hi\"}]}";
+static const char *const chat_stream_body =
+    "{\"model\":\"chat\",\"stream\":true,\"messages\":[{\"role\":\"user\",\"content\":\"hi\"}]}";
+
+struct client {
+    struct rig *r;
+    const char *json;
+    struct answer a;
+    pthread_t th;
+};
+
+static void *client_main(void *arg)
+{
+    struct client *cl = arg;
+    http(cl->r->base, "/v1/chat/completions", cl->json, &cl->a);
+    return NULL;
+}
+
+static int setup(void **state)
+{
+    (void)state;
+    fake_watchdog("test_gateway_loop", 60);
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    (void)state;
+    fake_watchdog("test_gateway_loop", 0);
+    return 0;
+}
+
+/* Health, models and a chat call whose provider refuses the connection: parsed, routed,
+ * tried and answered (an upstream error) by the listener; then the serve order of stops. */
+static void answers(int threads)
+{
+    struct rig r;
+    rig_start(&r, threads, 1);
+    struct answer a;
+    http(r.base, "/healthz", NULL, &a);
+    assert_int_equal(a.status, 200);
+    buf_cleanup(&a.body);
+    http(r.base, "/v1/models", NULL, &a);
+    assert_int_equal(a.status, 200);
+    assert_non_null(strstr(buf_str(&a.body), "\"chat\""));
+    buf_cleanup(&a.body);
+    for (int i = 0; i < 3; i++) {
+        http(r.base, "/v1/chat/completions", i == 1 ? chat_stream_body : chat_body, &a);
+        assert_true(a.status == 502 || a.status == 503);
+        assert_non_null(strstr(buf_str(&a.body), "\"error\""));
+        buf_cleanup(&a.body);
+    }
+    http(r.base, "/nope", NULL, &a);
+    assert_int_equal(a.status, 404);
+    buf_cleanup(&a.body);
+    rig_free(&r); /* gateway_free, then router_free: serve's order */
+}
+
+static void test_the_loop_listener_answers(void **state)
+{
+    (void)state;
+    answers(0);
+}
+
+static void test_the_threaded_listener_answers(void **state)
+{
+    (void)state;
+    answers(2);
+}
+
+/* A call in flight (the provider never answers) when the gateway stops: the client reads
+ * 503 "shutting down" at once, not after the call's deadline, and the stop returns. */
+static void stop_with_a_call_in_flight(int threads, bool stream)
+{
+    struct rig r;
+    rig_start(&r, threads, 0);
+    struct client cl = {.r = &r, .json = stream ? chat_stream_body : chat_body};
+    assert_int_equal(pthread_create(&cl.th, NULL, client_main, &cl), 0);
+    while (gateway_in_flight(r.gw) < 1)
+        clock_sleep_ms(5);
+    int64_t t0 = clock_mono_ms();
+    gateway_stop(r.gw);
+    assert_int_equal(pthread_join(cl.th, NULL), 0);
+    assert_true(clock_mono_ms() - t0 < 4000); /* not GW_STOP_WAIT_MS's emergency path */
+    assert_int_equal(cl.a.status, 503);
+    assert_non_null(strstr(buf_str(&cl.a.body), "shutting down"));
+    buf_cleanup(&cl.a.body);
+    rig_free(&r);
+}
+
+static void test_the_loop_listener_stops_with_a_call_in_flight(void **state)
+{
+    (void)state;
+    stop_with_a_call_in_flight(0, false);
+}
+
+static void test_the_threaded_listener_stops_with_a_call_in_flight(void **state)
+{
+    (void)state;
+    stop_with_a_call_in_flight(2, false);
+}
+
+/* The router stops first (its stop ends the call; its last turns run the listener, which
+ * answers the client), then the gateway stops a daemon no thread runs any more. */
+static void test_the_loop_listener_stops_after_the_router(void **state)
+{
+    (void)state;
+    struct rig r;
+    rig_start(&r, 0, 0);
+    struct client cl = {.r = &r, .json = chat_body};
+    assert_int_equal(pthread_create(&cl.th, NULL, client_main, &cl), 0);
+    while (gateway_in_flight(r.gw) < 1)
+        clock_sleep_ms(5);
+    int64_t t0 = clock_mono_ms();
+    router_stop(r.rt);
+    gateway_stop(r.gw);
+    assert_int_equal(pthread_join(cl.th, NULL), 0);
+    assert_true(clock_mono_ms() - t0 < 4000);
+    assert_true(cl.a.status >= 500); /* the router's own "stopping" answer */
+    buf_cleanup(&cl.a.body);
+    rig_free(&r);
+}
+
+int main(void)
+{
+    log_setup(LOG_LEVEL_OFF, 2);
+    const struct CMUnitTest tests[] = {
+#define T(f) cmocka_unit_test_setup_teardown(f, setup, teardown)
+        T(test_the_loop_listener_answers),
+        T(test_the_threaded_listener_answers),
+        T(test_the_loop_listener_stops_with_a_call_in_flight),
+        T(test_the_threaded_listener_stops_with_a_call_in_flight),
+        T(test_the_loop_listener_stops_after_the_router),
+#undef T
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
