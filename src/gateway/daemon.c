@@ -289,10 +289,9 @@ static enum sb_status listener_start(struct gw_listener *l, char *msg, size_t ms
     }
     l->fd = fd;
     if (l->threads == 0 && loop_attach(l, msg, msglen) != SB_OK) {
-        MHD_stop_daemon(l->daemon);
+        MHD_stop_daemon(l->daemon); /* closes its listen socket, fd */
         l->daemon = NULL;
         l->fd = -1;
-        close(fd);
         return SB_ERR_IO;
     }
     log_info("gateway: %s on %s (port %u), %ld connections at most, %u per client address%s; "
@@ -316,8 +315,7 @@ enum sb_status gateway_start(struct gateway *gw, char *msg, size_t msglen)
     if (st == SB_OK && gw->ops.spec) {
         st = listener_start(&gw->ops, msg, msglen);
         if (st != SB_OK) {
-            listener_stop(&gw->api);
-            close(gw->api.fd);
+            listener_stop(&gw->api); /* MHD closes the listen socket */
             gw->api.fd = -1;
         }
     }
