@@ -272,16 +272,18 @@ static enum sb_status listener_start(struct gw_listener *l, char *msg, size_t ms
         flags |= MHD_USE_IPv6;
     unsigned timeout_s = (unsigned)((gw->idle_timeout_ms + 999) / 1000);
     unsigned per_ip = l->ops_only ? GW_OPS_PER_CLIENT : (unsigned)gw->per_client;
-    unsigned pool = l->threads > 1 ? l->threads : 0; /* 0: MHD's own thread, or none */
+    /* A pool of 0 or 1 makes MHD warn: the option then is not passed at all (an END in its
+     * place ends the list; the values after it are never read). */
+    unsigned pool = l->threads > 1 ? l->threads : 0;
+    enum MHD_OPTION pool_opt = pool > 1 ? MHD_OPTION_THREAD_POOL_SIZE : MHD_OPTION_END;
     /* The logger comes first so that MHD reports option errors through it. */
-    l->daemon = MHD_start_daemon(flags, 0, NULL, NULL, gw_on_request, l, MHD_OPTION_EXTERNAL_LOGGER,
-                                 mhd_log, l, MHD_OPTION_LISTEN_SOCKET, fd,
-                                 MHD_OPTION_THREAD_POOL_SIZE, pool, MHD_OPTION_CONNECTION_LIMIT,
-                                 (unsigned)l->max_connections, MHD_OPTION_PER_IP_CONNECTION_LIMIT,
-                                 per_ip, MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)GW_CONN_MEMORY,
-                                 MHD_OPTION_CONNECTION_TIMEOUT, timeout_s,
-                                 MHD_OPTION_NOTIFY_COMPLETED, gw_on_completed, l,
-                                 MHD_OPTION_NOTIFY_CONNECTION, gw_on_connection, l, MHD_OPTION_END);
+    l->daemon = MHD_start_daemon(
+        flags, 0, NULL, NULL, gw_on_request, l, MHD_OPTION_EXTERNAL_LOGGER, mhd_log, l,
+        MHD_OPTION_LISTEN_SOCKET, fd, MHD_OPTION_CONNECTION_LIMIT, (unsigned)l->max_connections,
+        MHD_OPTION_PER_IP_CONNECTION_LIMIT, per_ip, MHD_OPTION_CONNECTION_MEMORY_LIMIT,
+        (size_t)GW_CONN_MEMORY, MHD_OPTION_CONNECTION_TIMEOUT, timeout_s,
+        MHD_OPTION_NOTIFY_COMPLETED, gw_on_completed, l, MHD_OPTION_NOTIFY_CONNECTION,
+        gw_on_connection, l, pool_opt, pool, MHD_OPTION_END);
     if (!l->daemon) {
         close(fd);
         snprintf(msg, msglen, "gateway: cannot start the HTTP server on %s", l->spec);
