@@ -209,9 +209,6 @@ static bool pump_start(struct gw_events *ev)
 
 void gw_events_stop(struct gateway *gw)
 {
-    /* The offload pool first: an /admin/events request it still runs would start a stream.
-     * (gateway_stop reaches the pool's stop through here.) */
-    gw_offload_stop(gw);
     struct gw_events *ev = gw->events;
     if (!ev)
         return;

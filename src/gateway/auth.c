@@ -184,7 +184,6 @@ void gw_auth_init(struct gateway *gw, const struct config *cfg)
     if (clients_required(gw->clients) &&
         ledger_keys_spend(gw->ledger_path, clock_wall_ms(), seed_one, gw, msg, sizeof msg) != SB_OK)
         log_warn("gateway: client keys: spend not rebuilt: %s", msg);
-    gw_offload_start(gw); /* its threads poll the keys from now on */
 }
 
 void gateway_reload(struct gateway *gw, const struct config *cfg)
@@ -203,7 +202,6 @@ void gateway_reload(struct gateway *gw, const struct config *cfg)
 
 void gw_auth_cleanup(struct gateway *gw)
 {
-    gw_offload_free(gw); /* its key poll uses the set */
     key_list_free(&gw->cfg);
     free(gw->ledger_path);
     clients_free(gw->clients);

@@ -130,6 +130,7 @@ struct gateway *gateway_new(const struct config *cfg, struct router *rt, char *m
     gw_auth_init(gw, cfg);
     gw_quality_init(gw, cfg);
     gw_users_init(gw, cfg);
+    gw_offload_start(gw); /* the handlers that may block; its threads poll the client keys */
     return gw;
 }
 
@@ -482,6 +483,8 @@ void gateway_stop(struct gateway *gw)
         return;
     listener_quiesce(&gw->api);
     stop_calls(gw);
+    /* the pool first: an /admin/events request it still runs would start a stream */
+    gw_offload_stop(gw);
     gw_events_stop(gw); /* event streams end now: none is left suspended */
     last_bytes(gw);
     listener_quiesce(&gw->ops);
@@ -507,6 +510,7 @@ void gateway_free(struct gateway *gw)
         close(gw->ops.fd);
     free(gw->api.spec);
     free(gw->ops.spec);
+    gw_offload_free(gw); /* before the key set its poll reads */
     gw_admin_cleanup(gw);
     gw_auth_cleanup(gw);
     gw_quality_cleanup(gw);

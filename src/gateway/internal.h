@@ -469,8 +469,8 @@ struct gw_admin_token {
 struct gw_events;
 /* Copies the admin tokens from cfg (gateway_new). */
 void gw_admin_setup(struct gateway *gw, const struct config_gateway *g);
-/* Stops the offload pool (gw_offload_stop: every offloaded request answered and resumed),
- * then ends every event stream and joins the pump (gateway_stop, before MHD_stop_daemon). */
+/* Ends every event stream and joins the pump (gateway_stop, after the offload pool's stop,
+ * before MHD_stop_daemon). */
 void gw_events_stop(struct gateway *gw);
 /* Frees the tokens and the event pump (gateway_free, after MHD_stop_daemon). */
 void gw_admin_cleanup(struct gateway *gw);
@@ -579,7 +579,7 @@ enum MHD_Result gw_admin_users(struct gw_conn *c, const char *rest);
 
 /* ---- offload.c: the offload pool ----------------------------------------------------------- */
 
-/* Starts the pool's threads and the key poll on them (gw_auth_init, in gateway_new). */
+/* Starts the pool's threads and the key poll on them (gateway_new, after gw_auth_init). */
 void gw_offload_start(struct gateway *gw);
 /* Queues c (the whole request is in, c->offloaded set, its park SUSPENDING): false, and c
  * untouched, once the pool is stopped or when none of its threads could start. MHD thread. */
@@ -587,7 +587,7 @@ bool gw_offload_post(struct gw_conn *c);
 /* Refuses new posts, answers the queued requests 503 and resumes them, and joins the threads
  * (waits for the handlers running, each bounded by its own timeout). Idempotent. Main. */
 void gw_offload_stop(struct gateway *gw);
-/* Stops and frees the pool (gw_auth_cleanup, in gateway_free). NULL-safe. */
+/* Stops and frees the pool (gateway_free, before gw_auth_cleanup). NULL-safe. */
 void gw_offload_free(struct gateway *gw);
 /* Runs c's endpoint handler (server.c; a pool thread, c->offloaded set). */
 enum MHD_Result gw_offload_handle(struct gw_conn *c);

@@ -31,7 +31,7 @@
  * queued answer meets a closed socket and MHD completes the request (gw_on_completed frees
  * c, and with it a stash not queued yet).
  *
- * Stopping (gateway_stop, through gw_events_stop, before MHD_stop_daemon): new posts are
+ * Stopping (gateway_stop, before the event streams and MHD_stop_daemon): new posts are
  * refused, the requests still queued are answered 503 shutting_down and resumed, and the
  * threads are joined, which waits for the handlers running: each is bounded by its own
  * timeout (router_command / router_explain GW_ADMIN_TIMEOUT_MS, SQLite's busy timeout of
