@@ -180,14 +180,14 @@ struct config_admin_token {
 };
 
 struct config_gateway {
-    char *listen;             /* "127.0.0.1:8080" */
-    long max_connections;     /* default 1024 */
-    long threads;             /* gateway.listen's MHD threads; 0 (default) = on the router's loop */
-    long max_body_bytes;      /* default 4 MiB */
-    int64_t idle_timeout_ms;  /* default 30000 */
-    char *admin_token_env;    /* NULL = admin API off */
-    char *admin_listen;       /* NULL = ops endpoints on listen only */
-    int64_t drain_timeout_ms; /* SIGTERM: in-flight calls may finish; default 30000 */
+    char *listen;                    /* "127.0.0.1:8080" */
+    long max_connections;            /* default 1024 */
+    long threads;                    /* gateway.listen's MHD threads (2); 0: on the router's loop */
+    long max_body_bytes;             /* default 4 MiB */
+    int64_t idle_timeout_ms;         /* default 30000 */
+    char *admin_token_env;           /* NULL = admin API off */
+    char *admin_listen;              /* NULL = ops endpoints on listen only */
+    int64_t drain_timeout_ms;        /* SIGTERM: in-flight calls may finish; default 30000 */
     int64_t request_timeout_ms;      /* whole request (headers + body) received; default 30000 */
     long max_connections_per_client; /* per client address; 0 = no cap; default 256 */
     long max_body_bytes_total;       /* request bytes held, all connections; 64 MiB */

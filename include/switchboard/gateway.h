@@ -4,10 +4,10 @@
  * /admin/. Every chat call goes to the router; the gateway writes back what the call's sink
  * receives.
  *
- * Threads: libmicrohttpd owns the client connections. With gateway.threads 0 (the default)
+ * Threads: libmicrohttpd owns the client connections. With gateway.threads 0
  * the gateway.listen server has no thread of its own: it runs on the router thread's event
- * loop (router_set_loop_hook), attached by gateway_start; with N >= 1 it runs on N internal
- * threads, and gateway.admin_listen always runs on one. The router thread calls the
+ * loop (router_set_loop_hook), attached by gateway_start; with N >= 1 (2 by default) it runs on N
+ * internal threads, and gateway.admin_listen always runs on one. The router thread calls the
  * gateway's sinks. The gateway never owns router state: it reads routes and targets from
  * router snapshots. The functions below are for the thread that owns the gateway and calls
  * router_start/router_stop (main): call them in order new -> start -> stop -> free, with

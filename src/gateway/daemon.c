@@ -6,12 +6,12 @@
  * Threads. The main thread calls gateway_new/start/drain/wait_idle/stop/free, in that order,
  * and router_start/router_stop (the router's loop calls below rely on it). Each listener is
  * one libmicrohttpd daemon; both call the same handlers (server.c), which tell them apart by
- * the listener they get as cls. gateway.listen with gateway.threads 0 (the default) has no
+ * the listener they get as cls. gateway.listen with gateway.threads 0 has no
  * thread of its own: its daemon runs in external-loop epoll mode on the router thread (MHD's
  * epoll fd in the transport's wait, MHD_run after every turn, MHD_get_timeout capping the
  * wait: router_set_loop_hook), so a chat request is parsed, routed, relayed and answered on
- * that one thread. With threads N >= 1 it has N internal epoll threads, as admin_listen
- * always has one.
+ * that one thread. With threads N >= 1 (2 by default) it has N internal epoll threads, as
+ * admin_listen always has one.
  *
  * Stopping. gateway_drain stops taking new chat calls (503 shutting_down with Retry-After,
  * /readyz 503, "Connection: close" on every answer) while the ones in flight go on;

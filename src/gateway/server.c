@@ -5,13 +5,13 @@
  *
  * Threads. MHD owns the client connections: the access handler, content readers and the
  * completed callback run on the thread that runs its daemon, one at a time per connection.
- * For gateway.listen that is, with gateway.threads 0 (the default), the router thread itself:
+ * For gateway.listen that is, with gateway.threads 0, the router thread itself:
  * its daemon has no thread of its own and runs in external-loop mode as the router's loop
  * hook (daemon.c), so handlers, readers and the chat sinks (chat.c) all run on the router
  * thread, and nothing they do may block (a wait for the router there could never end:
- * router_command and router_explain refuse at once). With gateway.threads N it runs on N MHD
- * epoll threads, and the router thread runs the chat sinks; gateway.admin_listen always has
- * one MHD thread. Decode/encode workers (router.workers) run the sinks of streams handed to
+ * router_command and router_explain refuse at once). With gateway.threads N (2 by default) it runs
+ * on N MHD epoll threads, and the router thread runs the chat sinks; gateway.admin_listen always
+ * has one MHD thread. Decode/encode workers (router.workers) run the sinks of streams handed to
  * them. The main thread calls gateway_new/start/stop/free, and once router_stop has run it
  * may run the loop's daemon itself (gateway_stop).
  *

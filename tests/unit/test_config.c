@@ -312,7 +312,7 @@ static void test_config_minimal_config_gets_all_defaults(void **state)
 
     assert_string_equal(cfg->gateway.listen, "127.0.0.1:8080");
     assert_int_equal(cfg->gateway.max_connections, 1024);
-    assert_int_equal(cfg->gateway.threads, 0);
+    assert_int_equal(cfg->gateway.threads, 2);
     assert_int_equal(cfg->gateway.max_body_bytes, 4 << 20);
     assert_int_equal(cfg->gateway.idle_timeout_ms, 30000);
     assert_null(cfg->gateway.admin_token_env);
@@ -941,12 +941,12 @@ static void test_config_rejects_inconsistent_gateway_settings(void **state)
     config_diag_init(&errs);
     struct config *cfg = parse_with(BASE(",'gateway':{'listen':'127.0.0.1:0',"
                                          "'admin_listen':'127.0.0.1:0',"
-                                         "'max_connections_per_client':0,'threads':2}"),
+                                         "'max_connections_per_client':0,'threads':0}"),
                                     full_env, NULL, &errs);
     assert_non_null(cfg);
     assert_string_equal(cfg->gateway.admin_listen, "127.0.0.1:0");
     assert_int_equal(cfg->gateway.max_connections_per_client, 0);
-    assert_int_equal(cfg->gateway.threads, 2);
+    assert_int_equal(cfg->gateway.threads, 0);
     config_free(cfg);
     config_diag_cleanup(&errs);
 }
