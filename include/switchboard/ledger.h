@@ -389,6 +389,16 @@ void ledger_quality_cleanup(struct ledger_quality *q); /* NULL-safe, reusable af
 enum sb_status ledger_quality_load(const char *path, enum ledger_quality_by by, int64_t since_ms,
                                    int64_t until_ms, uint64_t min_volume,
                                    struct ledger_quality *out, char *msg, size_t msglen);
+/* The same figures for by TARGET, ROUTE or ROUTE_TARGET from the ledger writer's minute buckets
+ * (src/ledger/qminutes.c; no SQL): since_ms and until_ms whole Unix minutes at most a day
+ * apart, reaching back no further than a day before the newest row. Counts equal
+ * ledger_quality_load's over the same bounds; sums of doubles up to rounding. False (out
+ * emptied) when not servable: another grouping, ":memory:", a window outside the buckets or a
+ * key cap reached; callers then use ledger_quality_load. Any thread. */
+bool ledger_quality_recent(struct ledger *l, enum ledger_quality_by by, int64_t since_ms,
+                           int64_t until_ms, uint64_t min_volume, struct ledger_quality *out);
+/* How many times ledger_quality_load read a ledger file in this process (tests). */
+uint64_t ledger_quality_loads(void);
 /* Table, CSV (totals last, key "TOTAL") or JSON ({"by","since","until","min_volume",
  * "groups":[..],"total":{..}}). Pure. */
 void ledger_quality_render(const struct ledger_quality *q, enum ledger_report_format f,

@@ -25,6 +25,24 @@ bool ledger_enqueue_feedback_once(struct ledger *l, const struct ledger_feedback
 bool ledger_mem_find_info(struct ledger *l, const char *request_id, struct ledger_call_info *out);
 /* Copies a queued call row into out (lookup.c). */
 void ledger_call_info_from(const struct ledger_call *c, struct ledger_call_info *out);
+/* ---- quality minute buckets (qminutes.c) ---- */
+/* At least a day of whole minutes plus the one in progress and the one the window starts in. */
+#define LEDGER_QM_MINUTES 1442
+struct ledger_qm;
+struct sqlite3;
+struct ledger_qm *ledger_qm_new(void);
+void ledger_qm_free(struct ledger_qm *qm); /* NULL-safe */
+/* Seeds from the file's last LEDGER_QM_MINUTES minutes before now_ms (ledger_open, before the
+ * writer starts). SQLITE_OK or the failing code. */
+int ledger_qm_seed(struct ledger_qm *qm, struct sqlite3 *db, int64_t now_ms);
+/* Folding committed rows (the writer, between ledger_qm_lock and ledger_qm_unlock). */
+void ledger_qm_lock(struct ledger_qm *qm);
+void ledger_qm_unlock(struct ledger_qm *qm);
+void ledger_qm_call(struct ledger_qm *qm, const struct ledger_call *c);
+void ledger_qm_feedback(struct ledger_qm *qm, const struct ledger_feedback *f);
+/* The ledger's buckets; NULL for ":memory:" or when the seed failed. */
+struct ledger_qm *ledger_qm_peek(struct ledger *l);
+
 /* The file's path (":memory:" for none); valid until ledger_close. */
 const char *ledger_path_peek(const struct ledger *l);
 

@@ -158,6 +158,7 @@ struct lnode {
     int64_t wall_ms;           /* EVENT, VOTE */
     uint64_t hash;             /* VOTE */
     int64_t expires_ms;        /* EVENT (audit): Unix ms, 0 = until changed */
+    bool inserted;             /* FEEDBACK: the row went in (not ignored as a second rating) */
     const char *s[7]; /* EVENT: kind, target, text, user, action, before, after (the last four
                        * NULL on a plain event); VOTE: winner, losers, user */
     char strs[];
@@ -171,6 +172,7 @@ struct ledger {
     int64_t batch_ms;
     pthread_t thread;
     bool started;
+    struct ledger_qm *qm; /* quality minute buckets (qminutes.c: its own lock); NULL none */
 
     pthread_mutex_t mu; /* guards everything below */
     pthread_cond_t cv;  /* queue became non-empty, or stopping */
@@ -316,7 +318,7 @@ static void bind_feedback(sqlite3_stmt *st, const struct ledger_feedback *f)
         sqlite3_bind_null(st, 18);
 }
 
-static int insert(struct ledger *l, const struct lnode *n)
+static int insert(struct ledger *l, struct lnode *n)
 {
     sqlite3_stmt *st = NULL;
     switch (n->kind) {
@@ -351,16 +353,18 @@ static int insert(struct ledger *l, const struct lnode *n)
         break;
     }
     int rc = sqlite3_step(st);
+    if (n->kind == LNODE_FEEDBACK)
+        n->inserted = rc == SQLITE_DONE && sqlite3_changes(l->db) > 0;
     sqlite3_reset(st);
     sqlite3_clear_bindings(st);
     return rc == SQLITE_DONE ? SQLITE_OK : rc;
 }
 
 /* One transaction for the whole batch. SQLITE_OK or the failing code (rolled back). */
-static int write_batch(struct ledger *l, const struct lnode *batch, char *err, size_t errlen)
+static int write_batch(struct ledger *l, struct lnode *batch, char *err, size_t errlen)
 {
     int rc = sqlite3_exec(l->db, "BEGIN IMMEDIATE", NULL, NULL, NULL);
-    for (const struct lnode *n = batch; rc == SQLITE_OK && n; n = n->next)
+    for (struct lnode *n = batch; rc == SQLITE_OK && n; n = n->next)
         rc = insert(l, n);
     if (rc == SQLITE_OK)
         rc = sqlite3_exec(l->db, "COMMIT", NULL, NULL, NULL);
@@ -370,6 +374,21 @@ static int write_batch(struct ledger *l, const struct lnode *batch, char *err, s
             sqlite3_exec(l->db, "ROLLBACK", NULL, NULL, NULL);
     }
     return rc;
+}
+
+/* Adds a committed batch's calls and feedback to the quality buckets (writer thread). */
+static void fold_quality(struct ledger *l, const struct lnode *batch)
+{
+    if (!l->qm)
+        return;
+    ledger_qm_lock(l->qm);
+    for (const struct lnode *n = batch; n; n = n->next) {
+        if (n->kind == LNODE_CALL)
+            ledger_qm_call(l->qm, &n->call);
+        else if (n->kind == LNODE_FEEDBACK && n->inserted)
+            ledger_qm_feedback(l->qm, &n->fb);
+    }
+    ledger_qm_unlock(l->qm);
 }
 
 static void free_nodes(struct lnode *n)
@@ -430,6 +449,8 @@ static void *writer_main(void *arg)
         bool stop = l->stopping;
         pthread_mutex_unlock(&l->mu);
         int rc = batch && !l->memory ? write_batch(l, batch, err, sizeof err) : SQLITE_OK;
+        if (rc == SQLITE_OK && !l->memory)
+            fold_quality(l, batch);
         if (rc != SQLITE_OK)
             log_error("ledger: writing %zu rows to %s failed: %s%s", n, l->path, err,
                       stop ? " (rows lost)" : "; retrying");
@@ -810,6 +831,7 @@ static void ledger_release(struct ledger *l)
     if (l->db && sqlite3_close(l->db) != SQLITE_OK)
         log_error("ledger: closing %s: %s", l->path, sqlite3_errmsg(l->db));
     free_nodes(l->head);
+    ledger_qm_free(l->qm);
     pthread_mutex_destroy(&l->mu);
     pthread_cond_destroy(&l->cv);
     free(l->path);
@@ -838,6 +860,15 @@ struct ledger *ledger_open(const char *path, int64_t batch_ms, char *msg, size_t
     }
     if (!setup(l, msg, msglen))
         goto fail;
+    if (!l->memory) {
+        l->qm = ledger_qm_new();
+        rc = ledger_qm_seed(l->qm, l->db, clock_wall_ms());
+        if (rc != SQLITE_OK) { /* the figures fall back to SQL */
+            log_warn("ledger: cannot count quality in %s: %s", l->path, sqlite3_errstr(rc));
+            ledger_qm_free(l->qm);
+            l->qm = NULL;
+        }
+    }
     rc = pthread_create(&l->thread, NULL, writer_main, l);
     if (rc != 0) {
         set_msg(msg, msglen, "cannot start the ledger writer: %s", strerror(rc));
@@ -865,4 +896,9 @@ void ledger_close(struct ledger *l)
         log_error("ledger: %llu rows could not be written to %s",
                   (unsigned long long)l->stats.dropped, l->path);
     ledger_release(l);
+}
+
+struct ledger_qm *ledger_qm_peek(struct ledger *l)
+{
+    return l->qm;
 }

@@ -199,6 +199,13 @@ out:
     return rc;
 }
 
+static _Atomic uint64_t loads;
+
+uint64_t ledger_quality_loads(void)
+{
+    return loads;
+}
+
 static bool has_quality_schema(sqlite3 *db)
 {
     sqlite3_stmt *st = NULL;
@@ -221,6 +228,7 @@ enum sb_status ledger_quality_load(const char *path, enum ledger_quality_by by, 
     out->min_volume = min_volume;
     if (str_eq(path, ":memory:") || access(path, F_OK) != 0)
         goto out;
+    loads++;
     int rc = sqlite3_open_v2(path, &db, SQLITE_OPEN_READONLY | SQLITE_OPEN_NOMUTEX, NULL);
     if (rc == SQLITE_OK)
         rc = sqlite3_busy_timeout(db, 5000);
