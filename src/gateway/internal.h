@@ -535,8 +535,15 @@ void gw_quality_cleanup(struct gateway *gw);
 int64_t gw_quality_window_ms(struct gateway *gw);
 /* ledger.quality_min_volume (default 20). Any thread. */
 uint64_t gw_quality_min_volume(struct gateway *gw);
-/* Recomputes the figures from the ledger (the quality thread: qguard.c). */
+/* Recomputes the figures (the quality thread: qguard.c): the hour and the day from the ledger
+ * writer's minute buckets (no SQL), the baseline window with SQL. */
 void gw_quality_refresh(struct gateway *gw);
+/* One window's figures by target or route, over whole minutes: from floor(now - window_ms) to
+ * the end of now's minute. From l's minute buckets (ledger_quality_recent) when they hold it,
+ * else computed in SQL from path. False (logged) when the SQL read failed. Any thread. */
+bool gw_quality_window(struct ledger *l, const char *path, enum ledger_quality_by by,
+                       int64_t now_ms, int64_t window_ms, uint64_t min_volume,
+                       struct ledger_quality *out);
 /* Adds "quality":{...} to an /admin/state object (the ledger's figures, as old as one wait of
  * the quality thread: gw_qguard_wait_ms; nothing before the first refresh). MHD threads. */
 void gw_quality_state_splice(struct gateway *gw, struct buf *state);
@@ -546,9 +553,12 @@ void gw_quality_metrics(struct gateway *gw, struct buf *out);
 /* ---- qguard.c: the quality guard ------------------------------------------------------------ */
 
 #define GW_QGUARD_INTERVAL_MS 5000
-/* A round reads a day of calls from the ledger: its cost grows with the traffic. The wait
- * after a round is at least GW_QGUARD_DUTY times the round's own duration, so the quality
- * thread takes at most 1 / (GW_QGUARD_DUTY + 1) of a core, up to GW_QGUARD_MAX_WAIT_MS. */
+/* A round sums the ledger writer's minute buckets (microseconds to a millisecond); what they
+ * do not hold (the baseline window, guard windows over a day, a ledger shared with another
+ * writer's rows... see gw_quality_window) is still read with SQL, whose cost grows with the
+ * traffic. As a safety net for those, the wait after a round is at least GW_QGUARD_DUTY times
+ * the round's own duration, so the quality thread takes at most 1 / (GW_QGUARD_DUTY + 1) of a
+ * core, up to GW_QGUARD_MAX_WAIT_MS. */
 #define GW_QGUARD_DUTY        20
 #define GW_QGUARD_MAX_WAIT_MS 300000
 

@@ -17,7 +17,8 @@
  * operator's, undoable with undo) and set again once that has expired if it still fails. A
  * target that recovers raises an event too.
  *
- * Threads: its own thread (the refresh, the judging, the ledger reads, router_note and
+ * Threads: its own thread (the refresh, the judging, the ledger reads (the writer's minute
+ * buckets under their own lock; SQL for what they do not hold), router_note and
  * router_command) and the main thread (start with gw_quality_init, settings swapped on reload,
  * stop at cleanup). g->mu guards the settings, the kick and the stop flags; it is never held
  * across a ledger read or a router call. The per-target state belongs to the thread.
@@ -212,24 +213,21 @@ static void judge_target(struct gw_qguard *g, const struct qg_route *r, const ch
         shift(g, r, target, s);
 }
 
-/* One round over copies of the settings (taken under mu). */
+/* One round over copies of the settings (taken under mu). A guard's window (whole minutes,
+ * see gw_quality_window) comes from the ledger writer's minute buckets when it is at most a
+ * day, else from SQL. */
 static void tick(struct gw_qguard *g, const char *path, const struct qg_route *routes, size_t n)
 {
     int64_t now = clock_wall_ms();
+    struct ledger *l = router_ledger_peek(g->gw->rt);
     struct ledger_quality by_rt, by_t;
     ledger_quality_init(&by_rt);
     ledger_quality_init(&by_t);
-    char msg[256];
     for (size_t i = 0; i < n; i++) {
         const struct qg_route *r = &routes[i];
-        int64_t since = now - r->g.window_ms;
-        if (ledger_quality_load(path, LEDGER_QBY_ROUTE_TARGET, since, now + 1, 1, &by_rt, msg,
-                                sizeof msg) != SB_OK ||
-            ledger_quality_load(path, LEDGER_QBY_TARGET, since, now + 1, 1, &by_t, msg,
-                                sizeof msg) != SB_OK) {
-            log_warn("quality guard: %s", msg);
-            break;
-        }
+        if (!gw_quality_window(l, path, LEDGER_QBY_ROUTE_TARGET, now, r->g.window_ms, 1, &by_rt) ||
+            !gw_quality_window(l, path, LEDGER_QBY_TARGET, now, r->g.window_ms, 1, &by_t))
+            break; /* logged; judged again next round */
         for (size_t t = 0; t < r->n_targets; t++)
             judge_target(g, r, r->targets[t], &by_rt, &by_t);
     }

@@ -3,9 +3,12 @@
  * over the last hour, the last 24 hours and since ledger.quality_baseline, for /admin/state
  * ("quality") and /metrics (switchboard_quality_*), and the settings POST /v1/feedback uses.
  *
- * The figures are computed from the ledger file with SQL by the quality guard's thread
- * (qguard.c: at its start, every GW_QGUARD_INTERVAL_MS and at once after a reload), never on a
- * request thread: a day of calls can take a while to count. Each refresh renders the JSON
+ * The figures are refreshed by the quality guard's thread (qguard.c: at its start, every
+ * GW_QGUARD_INTERVAL_MS and at once after a reload), never on a request thread. The hour and
+ * the day are sums of the ledger writer's minute buckets (src/ledger/qminutes.c: no SQL, so a
+ * refresh costs the same however busy the ledger is); both windows start at a whole minute
+ * (floor(now - window)) and end with now's minute. The window since ledger.quality_baseline,
+ * when configured, is still counted in SQL from the file. Each refresh renders the JSON
  * fragment and the metrics text once; request threads copy the text.
  *
  * Threads: MHD threads (copies), the guard's thread (gw_quality_refresh) and the main thread
@@ -21,7 +24,8 @@
 #include "switchboard/ledger.h"
 #include "switchboard/log.h"
 
-#define HOUR_MS 3600000LL
+#define HOUR_MS   3600000LL
+#define MINUTE_MS 60000LL
 
 enum gw_qwindow { GW_QW_1H, GW_QW_24H, GW_QW_BASELINE, GW_QW_COUNT };
 static const char *const window_names[GW_QW_COUNT] = {"1h", "24h", "baseline"};
@@ -197,24 +201,41 @@ static void render_metrics(struct buf *out, struct ledger_quality views[GW_QW_CO
  */
 
 struct settings {
+    struct ledger *ledger; /* the router's: its minute buckets */
     char *path;
     uint64_t min_volume;
     int64_t baseline_ms;
 };
 
+bool gw_quality_window(struct ledger *l, const char *path, enum ledger_quality_by by,
+                       int64_t now_ms, int64_t window_ms, uint64_t min_volume,
+                       struct ledger_quality *out)
+{
+    int64_t since = (now_ms - window_ms) / MINUTE_MS * MINUTE_MS;
+    int64_t until = (now_ms / MINUTE_MS + 1) * MINUTE_MS;
+    char msg[256];
+    if (ledger_quality_recent(l, by, since, until, min_volume, out))
+        return true;
+    if (ledger_quality_load(path, by, since, until, min_volume, out, msg, sizeof msg) == SB_OK)
+        return true;
+    log_warn("quality: %s", msg);
+    return false;
+}
+
 static void load_all(const struct settings *s, struct ledger_quality views[GW_QW_COUNT][2], int *nw)
 {
     int64_t now = clock_wall_ms();
-    int64_t since[GW_QW_COUNT] = {now - HOUR_MS, now - 24 * HOUR_MS, s->baseline_ms};
+    const int64_t windows[GW_QW_BASELINE] = {HOUR_MS, 24 * HOUR_MS};
     char msg[256];
     *nw = s->baseline_ms > 0 ? GW_QW_COUNT : GW_QW_BASELINE;
-    for (int w = 0; w < *nw; w++) {
-        for (int b = 0; b < 2; b++) {
-            enum ledger_quality_by by = b == 0 ? LEDGER_QBY_TARGET : LEDGER_QBY_ROUTE;
-            if (ledger_quality_load(s->path, by, since[w], now + 1, s->min_volume, &views[w][b],
-                                    msg, sizeof msg) != SB_OK)
-                log_warn("quality: %s", msg);
-        }
+    for (int b = 0; b < 2; b++) {
+        enum ledger_quality_by by = b == 0 ? LEDGER_QBY_TARGET : LEDGER_QBY_ROUTE;
+        for (int w = 0; w < GW_QW_BASELINE; w++)
+            gw_quality_window(s->ledger, s->path, by, now, windows[w], s->min_volume, &views[w][b]);
+        if (*nw == GW_QW_COUNT &&
+            ledger_quality_load(s->path, by, s->baseline_ms, now + 1, s->min_volume,
+                                &views[GW_QW_BASELINE][b], msg, sizeof msg) != SB_OK)
+            log_warn("quality: %s", msg);
     }
 }
 
@@ -266,6 +287,7 @@ void gw_quality_refresh(struct gateway *gw)
 {
     struct gw_quality *q = gw->quality;
     struct settings s;
+    s.ledger = router_ledger_peek(gw->rt);
     pthread_mutex_lock(&q->mu);
     s.path = xstrdup(q->ledger_path);
     s.min_volume = q->min_volume;

@@ -6,7 +6,8 @@
  * on calls hours old, some of it a second rating the table ignores) and console votes, compared
  * by target, route and route/target over the hour and the day at several points: while
  * writing, after reopening the file (the buckets seeded by the scan), and after writing more
- * (feedback on calls from before the reopen). Reading the buckets runs no SQL.
+ * (feedback on calls from before the reopen). Reading the buckets runs no SQL, and neither do
+ * the gateway's quality refresh and guard windows (gw_quality_window) up to a day.
  */
 #include <math.h>
 #include <setjmp.h>
@@ -20,6 +21,7 @@
 
 #include <cmocka.h>
 
+#include "../../src/gateway/internal.h"
 #include "support_tmp.h"
 #include "switchboard/ledger.h"
 
@@ -228,7 +230,7 @@ static void test_buckets_equal_the_sql_recount(void **state)
     l = open_ok(t->path); /* a restart: the buckets come from the scan */
     compare(l, t->path, clock_wall_ms());
     w.now = clock_wall_ms();
-    w.posted = 0; /* this ledger's count */
+    w.posted = 0;                     /* this ledger's count */
     for (int i = 0; i < N_CALLS; i++) /* the last two hours, then late feedback on old calls */
         post_call(l, &w, w.now - (int64_t)pick(&w, 120) * MIN_MS - pick(&w, (int)MIN_MS));
     post_feedback(l, &w, 300);
@@ -259,6 +261,45 @@ static void test_buckets_refuse_what_they_do_not_hold(void **state)
     ledger_quality_cleanup(&q);
 }
 
+/* The gateway's refresh and guard windows (gw_quality_window): the hour and the day without a
+ * ledger read, the same figures as SQL; a window over a day read in SQL. */
+static void test_gateway_windows_read_no_sql(void **state)
+{
+    struct tmp_dir *t = *state;
+    static struct world w;
+    memset(&w, 0, sizeof w);
+    w.seed = 7;
+    w.now = clock_wall_ms();
+    struct ledger *l = open_ok(t->path);
+    for (int i = 0; i < 200; i++)
+        post_call(l, &w, w.now - (int64_t)pick(&w, 26 * 60) * MIN_MS);
+    post_feedback(l, &w, 50);
+    wait_written(l, w.posted);
+    int64_t now = clock_wall_ms();
+    struct ledger_quality m, s;
+    ledger_quality_init(&m);
+    ledger_quality_init(&s);
+    uint64_t loads = ledger_quality_loads();
+    assert_true(gw_quality_window(l, t->path, LEDGER_QBY_ROUTE, now, 24 * HOUR_MS, 20, &m));
+    assert_true(gw_quality_window(l, t->path, LEDGER_QBY_TARGET, now, HOUR_MS, 20, &m));
+    assert_true(ledger_quality_loads() == loads);
+    char msg[256];
+    assert_int_equal(ledger_quality_load(t->path, LEDGER_QBY_TARGET, m.since_ms, m.until_ms, 20, &s,
+                                         msg, sizeof msg),
+                     SB_OK);
+    assert_int_equal(m.since_ms % MIN_MS, 0);
+    assert_true(m.since_ms <= now - HOUR_MS && m.since_ms > now - HOUR_MS - MIN_MS);
+    assert_int_equal(m.n, s.n);
+    for (size_t i = 0; i < s.n; i++)
+        assert_row(&m.rows[i], &s.rows[i]);
+    loads = ledger_quality_loads();
+    assert_true(gw_quality_window(l, t->path, LEDGER_QBY_TARGET, now, 48 * HOUR_MS, 20, &m));
+    assert_true(ledger_quality_loads() == loads + 1);
+    ledger_quality_cleanup(&m);
+    ledger_quality_cleanup(&s);
+    ledger_close(l);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -266,6 +307,7 @@ int main(void)
                                         tmp_teardown),
         cmocka_unit_test_setup_teardown(test_buckets_refuse_what_they_do_not_hold, tmp_setup,
                                         tmp_teardown),
+        cmocka_unit_test_setup_teardown(test_gateway_windows_read_no_sql, tmp_setup, tmp_teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
