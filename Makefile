@@ -155,6 +155,10 @@ BENCH_LIBS_encode := $(LIB) $(PKG_LIBS) -lm -pthread
 $(BUILD)/relay: $(LIB)
 BENCH_CFLAGS_relay := -Iinclude $(PKG_CFLAGS) -pthread
 BENCH_LIBS_relay := $(LIB) $(PKG_LIBS) -lm -pthread
+# qrefresh: CPU of one quality refresh, SQL recount against minute buckets, likewise.
+$(BUILD)/qrefresh: $(LIB)
+BENCH_CFLAGS_qrefresh := -Iinclude $(PKG_CFLAGS) -pthread
+BENCH_LIBS_qrefresh := $(LIB) $(PKG_LIBS) -lm -pthread
 
 bench:
 	@bash .ci/deps build bench
