@@ -6,6 +6,9 @@
  * hold it only to link a node. The writer thread owns the connection and the prepared
  * statements (the opener uses them only before the thread starts and after it is joined);
  * it takes the whole queue under the lock and writes it unlocked, one transaction per batch.
+ * After a batch commits, the writer folds its calls and feedback into the quality minute
+ * buckets (l->qm, qminutes.c) under their own leaf lock, taken with l->mu not held; the opener
+ * seeds them before the thread starts, and any thread reads them (ledger_quality_recent).
  *
  * Batching: batch_ms is the longest a posted row may wait before it is committed, the window a
  * crash can lose. A batch is taken half of it after its first row was posted (or at once when
