@@ -234,6 +234,13 @@ static void test_buckets_equal_the_sql_recount(void **state)
     for (int i = 0; i < N_CALLS; i++) /* the last two hours, then late feedback on old calls */
         post_call(l, &w, w.now - (int64_t)pick(&w, 120) * MIN_MS - pick(&w, (int)MIN_MS));
     post_feedback(l, &w, 300);
+    for (int i = 0; i < 20; i++) { /* read while the writer folds (TSan: the buckets' lock) */
+        struct ledger_quality q;
+        ledger_quality_init(&q);
+        int64_t until = (clock_wall_ms() / MIN_MS + 1) * MIN_MS;
+        assert_true(ledger_quality_recent(l, LEDGER_QBY_ROUTE, until - HOUR_MS, until, 1, &q));
+        ledger_quality_cleanup(&q);
+    }
     wait_written(l, w.posted);
     compare(l, t->path, clock_wall_ms());
     ledger_close(l);
