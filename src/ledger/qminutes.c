@@ -13,8 +13,8 @@
  * row (115 KB), so 5 targets, 3 routes and 8 route/target pairs take 1.8 MB. A bucket whose
  * minute is older than the newest minute seen minus LEDGER_QM_MINUTES is expired: the ring slot
  * is reused by the newer minute. A key none of whose buckets is live is reused for a new key;
- * when all QM_KEYS are live, the new key's rows are not kept and any window reaching back to
- * that minute is refused (the caller falls back to SQL).
+ * when all QM_KEYS are live, the new key's rows are not kept and that grouping's windows that
+ * reach back to that minute are refused (the caller falls back to SQL).
  *
  * Rows written by another process sharing the file are not seen (they are in the SQL figures).
  * A row stamped more than a day ahead of the others (a wall clock jump) expires the buckets
@@ -56,9 +56,10 @@ struct ledger_qm {
     pthread_mutex_t mu;
     struct qm_key keys[QM_GROUPINGS][QM_KEYS];
     size_t n[QM_GROUPINGS];
-    int32_t first_minute;  /* the seed's first minute: nothing older is known */
-    int32_t newest_minute; /* the newest minute of any row */
-    int32_t lost_minute;   /* the newest minute whose rows were not kept (no key free); 0 none */
+    int32_t first_minute;              /* the seed's first minute: nothing older is known */
+    int32_t newest_minute;             /* the newest minute of any row */
+    int32_t lost_minute[QM_GROUPINGS]; /* the newest minute whose rows a grouping could not keep
+                                        * (no key free); 0 none */
 };
 
 static int grouping_of(enum ledger_quality_by by)
@@ -135,7 +136,7 @@ static struct qm_cell *cell_for(struct ledger_qm *qm, int g, const char *key, in
         return NULL; /* outside any window served */
     struct qm_key *k = key_for(qm, g, key);
     if (!k) {
-        qm->lost_minute = minute > qm->lost_minute ? minute : qm->lost_minute;
+        qm->lost_minute[g] = minute > qm->lost_minute[g] ? minute : qm->lost_minute[g];
         return NULL;
     }
     struct qm_cell *c = &k->ring[minute % LEDGER_QM_MINUTES];
@@ -400,10 +401,10 @@ static void sum_key(const struct qm_key *k, int32_t from, int32_t to, struct led
     out->rows[out->n++] = r;
 }
 
-static bool servable(const struct ledger_qm *qm, int32_t from, int32_t to)
+static bool servable(const struct ledger_qm *qm, int g, int32_t from, int32_t to)
 {
     return to > from && to - from <= LEDGER_QM_MINUTES && from >= qm->first_minute &&
-           from > qm->newest_minute - LEDGER_QM_MINUTES && from > qm->lost_minute;
+           from > qm->newest_minute - LEDGER_QM_MINUTES && from > qm->lost_minute[g];
 }
 
 bool ledger_quality_recent(struct ledger *l, enum ledger_quality_by by, int64_t since_ms,
@@ -421,7 +422,7 @@ bool ledger_quality_recent(struct ledger *l, enum ledger_quality_by by, int64_t 
     out->until_ms = until_ms;
     out->min_volume = min_volume;
     pthread_mutex_lock(&qm->mu);
-    bool ok = servable(qm, from, to);
+    bool ok = servable(qm, g, from, to);
     for (size_t i = 0; ok && i < qm->n[g]; i++)
         sum_key(&qm->keys[g][i], from, to, out, &cap);
     pthread_mutex_unlock(&qm->mu);

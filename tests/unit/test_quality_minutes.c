@@ -307,6 +307,45 @@ static void test_gateway_windows_read_no_sql(void **state)
     ledger_close(l);
 }
 
+/* More live keys than the cap (64 per grouping): the buckets refuse the windows that reach the
+ * lost rows, and the gateway's windows fall back to SQL, still complete. */
+static void test_key_cap_falls_back_to_sql(void **state)
+{
+    struct tmp_dir *t = *state;
+    struct ledger *l = open_ok(t->path);
+    int64_t now = clock_wall_ms();
+    char name[32];
+    for (int i = 0; i < 70; i++) {
+        snprintf(name, sizeof name, "t%02d", i);
+        struct ledger_call c = {.wall_ms = now - 1000,
+                                .route = "r",
+                                .target = name,
+                                .status = 200,
+                                .attempts = 1,
+                                .est_cost_usd = -1,
+                                .baseline_cost_usd = -1,
+                                .retry_cost_usd = -1,
+                                .hedge_cost_usd = -1,
+                                .ttft_us = -1};
+        ledger_post_call(l, &c);
+    }
+    wait_written(l, 70);
+    int64_t until = (clock_wall_ms() / MIN_MS + 1) * MIN_MS;
+    struct ledger_quality q;
+    ledger_quality_init(&q);
+    assert_false(ledger_quality_recent(l, LEDGER_QBY_TARGET, until - HOUR_MS, until, 1, &q));
+    assert_false(ledger_quality_recent(l, LEDGER_QBY_ROUTE_TARGET, until - HOUR_MS, until, 1, &q));
+    assert_true(ledger_quality_recent(l, LEDGER_QBY_ROUTE, until - HOUR_MS, until, 1, &q));
+    assert_int_equal(q.n, 1);
+    assert_int_equal(q.rows[0].calls, 70);
+    uint64_t loads = ledger_quality_loads();
+    assert_true(gw_quality_window(l, t->path, LEDGER_QBY_TARGET, clock_wall_ms(), HOUR_MS, 1, &q));
+    assert_true(ledger_quality_loads() == loads + 1);
+    assert_int_equal(q.n, 70);
+    ledger_quality_cleanup(&q);
+    ledger_close(l);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -315,6 +354,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_buckets_refuse_what_they_do_not_hold, tmp_setup,
                                         tmp_teardown),
         cmocka_unit_test_setup_teardown(test_gateway_windows_read_no_sql, tmp_setup, tmp_teardown),
+        cmocka_unit_test_setup_teardown(test_key_cap_falls_back_to_sql, tmp_setup, tmp_teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
