@@ -1,6 +1,7 @@
 /*
  * internal.h - private to src/ledger: what feedback.c needs of the write side in ledger.c
- * (the rows not committed yet are searched under the ledger's lock).
+ * (the rows not committed yet are searched under the ledger's lock), and what quality.c and
+ * qminutes.c share (the minute buckets, quality_begin).
  */
 #ifndef SWITCHBOARD_LEDGER_INTERNAL_H
 #define SWITCHBOARD_LEDGER_INTERNAL_H
@@ -25,6 +26,10 @@ bool ledger_enqueue_feedback_once(struct ledger *l, const struct ledger_feedback
 bool ledger_mem_find_info(struct ledger *l, const char *request_id, struct ledger_call_info *out);
 /* Copies a queued call row into out (lookup.c). */
 void ledger_call_info_from(const struct ledger_call *c, struct ledger_call_info *out);
+/* Empties out (its rows freed) and sets the grouping and bounds of a result about to be
+ * filled: ledger_quality_load and ledger_quality_recent (quality.c). Caller's storage. */
+void quality_begin(struct ledger_quality *out, enum ledger_quality_by by, int64_t since_ms,
+                   int64_t until_ms, uint64_t min_volume);
 /* ---- quality minute buckets (qminutes.c) ---- */
 /* At least a day of whole minutes plus the one in progress and the one the window starts in. */
 #define LEDGER_QM_MINUTES 1442

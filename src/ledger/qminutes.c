@@ -416,11 +416,7 @@ bool ledger_quality_recent(struct ledger *l, enum ledger_quality_by by, int64_t 
         return false;
     int32_t from = (int32_t)(since_ms / MINUTE_MS), to = (int32_t)(until_ms / MINUTE_MS);
     size_t cap = 0;
-    ledger_quality_cleanup(out);
-    out->by = by;
-    out->since_ms = since_ms;
-    out->until_ms = until_ms;
-    out->min_volume = min_volume;
+    quality_begin(out, by, since_ms, until_ms, min_volume);
     pthread_mutex_lock(&qm->mu);
     bool ok = servable(qm, g, from, to);
     for (size_t i = 0; ok && i < qm->n[g]; i++)

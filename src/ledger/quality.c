@@ -16,6 +16,7 @@
 #include <sqlite3.h>
 
 #include "switchboard/ledger.h"
+#include "internal.h"
 
 #define NONE_KEY "(none)"
 
@@ -109,6 +110,16 @@ void ledger_quality_cleanup(struct ledger_quality *q)
         return;
     free(q->rows);
     ledger_quality_init(q);
+}
+
+void quality_begin(struct ledger_quality *out, enum ledger_quality_by by, int64_t since_ms,
+                   int64_t until_ms, uint64_t min_volume)
+{
+    ledger_quality_cleanup(out);
+    out->by = by;
+    out->since_ms = since_ms;
+    out->until_ms = until_ms;
+    out->min_volume = min_volume;
 }
 
 static int row_cmp(const void *a, const void *b)
@@ -221,11 +232,7 @@ enum sb_status ledger_quality_load(const char *path, enum ledger_quality_by by, 
     sqlite3 *db = NULL;
     enum sb_status status = SB_OK;
     size_t cap = 0;
-    ledger_quality_cleanup(out);
-    out->by = by;
-    out->since_ms = since_ms;
-    out->until_ms = until_ms;
-    out->min_volume = min_volume;
+    quality_begin(out, by, since_ms, until_ms, min_volume);
     if (str_eq(path, ":memory:") || access(path, F_OK) != 0)
         goto out;
     loads++;
