@@ -397,6 +397,17 @@ enum sb_status ledger_quality_load(const char *path, enum ledger_quality_by by, 
  * key cap reached; callers then use ledger_quality_load. Any thread. */
 bool ledger_quality_recent(struct ledger *l, enum ledger_quality_by by, int64_t since_ms,
                            int64_t until_ms, uint64_t min_volume, struct ledger_quality *out);
+/* One window of whole minutes by `by`: from floor(now_ms - window_ms) to the end of now_ms's
+ * minute (out->since_ms, out->until_ms). From l's minute buckets when they can answer
+ * (ledger_quality_recent: no SQL), else counted in SQL from path (ledger_quality_load, whose
+ * status and msg it returns): l NULL, another grouping, a window over a day, a key cap hit.
+ * Rows another process wrote to the file are in the SQL figures only (qminutes.c).
+ * only: NULL for every key; else out keeps that key's row alone (n 0 or 1, out->total equal to
+ * it), and the buckets sum that key alone. Any thread. */
+enum sb_status ledger_quality_window(struct ledger *l, const char *path, enum ledger_quality_by by,
+                                     const char *only, int64_t now_ms, int64_t window_ms,
+                                     uint64_t min_volume, struct ledger_quality *out, char *msg,
+                                     size_t msglen);
 /* How many times ledger_quality_load read a ledger file in this process (tests). */
 uint64_t ledger_quality_loads(void);
 /* Table, CSV (totals last, key "TOTAL") or JSON ({"by","since","until","min_volume",

@@ -1,11 +1,13 @@
 /*
  * quality.c - the detail view's quality lines: the selected target's quality over the last
- * hour (abandonment, completion, satisfaction, cost per satisfied answer) and its most recent
- * negative feedback with request ids.
+ * hour in whole minutes (abandonment, completion, satisfaction, cost per satisfied answer) and
+ * its most recent negative feedback with request ids.
  *
- *   - the local backend's reader: reads this process's ledger file on a thread of its own
- *     every UI_QUALITY_INTERVAL_MS while the detail view watches a target, so the main thread
- *     never waits on disk (console_qreader_*, quality.h);
+ *   - the local backend's reader: on a thread of its own every UI_QUALITY_INTERVAL_MS while
+ *     the detail view watches a target, sums that target's minute buckets of this process's
+ *     ledger (ledger_quality_window: SQL over the file only when the buckets cannot answer)
+ *     and reads its newest negative ratings from the file (an indexed query), so the main
+ *     thread never waits on disk (console_qreader_*, quality.h);
  *   - pure pieces for the remote backend: GET /admin/quality/TARGET parsed
  *     (console_quality_parse) and several instances merged exactly (console_quality_merge).
  *
@@ -31,6 +33,7 @@
 struct console_qreader {
     pthread_t thread;
     bool started;
+    struct ledger *ledger; /* the router's: its minute buckets; borrowed */
     char *path;
     pthread_mutex_t mu;
     pthread_cond_t cv;
@@ -39,22 +42,19 @@ struct console_qreader {
     struct console_quality view; /* for view.target */
 };
 
-static void read_once(const char *path, const char *target, struct console_quality *v)
+static void read_once(struct ledger *l, const char *path, const char *target,
+                      struct console_quality *v)
 {
     struct ledger_quality q;
     char msg[256];
-    int64_t now = clock_wall_ms();
     memset(v, 0, sizeof *v);
     str_copy(v->target, sizeof v->target, target);
     v->asked = 1;
     ledger_quality_init(&q);
-    if (ledger_quality_load(path, LEDGER_QBY_TARGET, now - HOUR_MS, now + 1, 1, &q, msg,
-                            sizeof msg) == SB_OK) {
-        for (size_t i = 0; i < q.n; i++)
-            if (str_eq(q.rows[i].key, target))
-                v->row = q.rows[i];
-        if (!v->row.key[0])
-            ledger_quality_derive(&v->row, 1);
+    if (ledger_quality_window(l, path, LEDGER_QBY_TARGET, target, clock_wall_ms(), HOUR_MS, 1, &q,
+                              msg, sizeof msg) == SB_OK) {
+        v->row = q.total; /* the target's row alone */
+        str_copy(v->row.key, sizeof v->row.key, target);
         v->loaded = true;
         v->answered = 1;
     } else {
@@ -75,7 +75,7 @@ static void *reader_main(void *arg)
         if (target[0]) {
             pthread_mutex_unlock(&q->mu);
             struct console_quality v;
-            read_once(q->path, target, &v);
+            read_once(q->ledger, q->path, target, &v);
             pthread_mutex_lock(&q->mu);
             q->view = v;
         }
@@ -93,10 +93,12 @@ static void *reader_main(void *arg)
 
 struct console_qreader *console_qreader_start(struct router *rt)
 {
-    const char *path = ledger_file(router_ledger_peek(rt));
+    struct ledger *l = router_ledger_peek(rt);
+    const char *path = ledger_file(l);
     if (!path || str_eq(path, ":memory:"))
         return NULL;
     struct console_qreader *q = xcalloc(1, sizeof *q);
+    q->ledger = l;
     q->path = xstrdup(path);
     pthread_mutex_init(&q->mu, NULL);
     pthread_condattr_t ca;

@@ -1,6 +1,7 @@
 /*
- * admin_quality.c - GET /admin/quality/{target}: one target's quality over the last hour and
- * its most recent negative feedback, from this gateway's ledger, for attached consoles (the
+ * admin_quality.c - GET /admin/quality/{target}: one target's quality over the last hour
+ * (whole minutes: since_ms is floor(now - 1 h) to the minute, until_ms the end of now's minute)
+ * and its most recent negative feedback, from this gateway's ledger, for attached consoles (the
  * detail view's quality lines) and scripts. Behind the admin token like every /admin/ path
  * (server.c checks it before gw_admin_run).
  *
@@ -22,8 +23,12 @@
  * calls happened. "negative" is the newest GW_QUALITY_NEGATIVE ratings below 0 of any age,
  * newest first; a console vote has "request_id": null. Nothing secret is in it (no rater key).
  *
- * Threads: the offload pool (offload.c); waits on disk (two queries on its own read-only
- * connection).
+ * The hour is a sum of the target's minute buckets the ledger writer keeps
+ * (ledger_quality_window: no SQL, the other targets not read); SQL over the file only when
+ * the buckets cannot answer (a key cap hit...). The negatives are an indexed query.
+ *
+ * Threads: the offload pool (offload.c); may wait on disk (the negatives, or the SQL
+ * fallback, on its own read-only connection).
  */
 #include <math.h>
 #include <stdio.h>
@@ -111,44 +116,39 @@ static bool configured(struct gateway *gw, const char *name)
     return found;
 }
 
-/* The target's row over [since, until); false with msg and *status when it cannot be read. */
-static bool load_row(const char *path, const char *name, int64_t since, int64_t until,
-                     uint64_t min_volume, struct ledger_quality_row *row, bool *found, char *msg,
-                     size_t msglen)
+/* The target's row over the hour of whole minutes ending with now's (*since, *until); false
+ * with msg when it cannot be read. */
+static bool load_row(struct ledger *l, const char *path, const char *name, uint64_t min_volume,
+                     struct ledger_quality_row *row, bool *found, int64_t *since, int64_t *until,
+                     char *msg, size_t msglen)
 {
     struct ledger_quality q;
     ledger_quality_init(&q);
-    memset(row, 0, sizeof *row);
-    *found = false;
-    bool ok = ledger_quality_load(path, LEDGER_QBY_TARGET, since, until, min_volume, &q, msg,
-                                  msglen) == SB_OK;
-    for (size_t i = 0; ok && i < q.n; i++) {
-        if (str_eq(q.rows[i].key, name)) {
-            *row = q.rows[i];
-            *found = true;
-        }
-    }
+    bool ok = ledger_quality_window(l, path, LEDGER_QBY_TARGET, name, clock_wall_ms(), HOUR_MS,
+                                    min_volume, &q, msg, msglen) == SB_OK;
+    *row = q.total; /* the target's row alone */
+    str_copy(row->key, sizeof row->key, name);
+    *found = q.n > 0;
+    *since = q.since_ms;
+    *until = q.until_ms;
     ledger_quality_cleanup(&q);
-    if (!*found) {
-        str_copy(row->key, sizeof row->key, name);
-        ledger_quality_derive(row, min_volume);
-    }
     return ok;
 }
 
 enum MHD_Result gw_admin_quality(struct gw_conn *c, const char *name)
 {
-    const char *path = ledger_file(router_ledger_peek(c->gw->rt));
+    struct ledger *l = router_ledger_peek(c->gw->rt);
+    const char *path = ledger_file(l);
     if (!name_ok(name))
         return fail(c, 400, "expected /admin/quality/{target} (a target's name)");
     if (!path || str_eq(path, ":memory:"))
         return fail(c, 400, "the ledger keeps nothing (ledger.path is \":memory:\")");
-    int64_t until = clock_wall_ms() + 1, since = until - 1 - HOUR_MS;
+    int64_t since, until;
     uint64_t min_volume = gw_quality_min_volume(c->gw);
     struct ledger_quality_row row;
     bool in_ledger;
     char msg[320];
-    if (!load_row(path, name, since, until, min_volume, &row, &in_ledger, msg, sizeof msg))
+    if (!load_row(l, path, name, min_volume, &row, &in_ledger, &since, &until, msg, sizeof msg))
         return fail(c, 500, msg);
     bool known = configured(c->gw, name);
     if (!known && !in_ledger) {

@@ -24,8 +24,7 @@
 #include "switchboard/ledger.h"
 #include "switchboard/log.h"
 
-#define HOUR_MS   3600000LL
-#define MINUTE_MS 60000LL
+#define HOUR_MS 3600000LL
 
 enum gw_qwindow { GW_QW_1H, GW_QW_24H, GW_QW_BASELINE, GW_QW_COUNT };
 static const char *const window_names[GW_QW_COUNT] = {"1h", "24h", "baseline"};
@@ -211,12 +210,9 @@ bool gw_quality_window(struct ledger *l, const char *path, enum ledger_quality_b
                        int64_t now_ms, int64_t window_ms, uint64_t min_volume,
                        struct ledger_quality *out)
 {
-    int64_t since = (now_ms - window_ms) / MINUTE_MS * MINUTE_MS;
-    int64_t until = (now_ms / MINUTE_MS + 1) * MINUTE_MS;
     char msg[256];
-    if (ledger_quality_recent(l, by, since, until, min_volume, out))
-        return true;
-    if (ledger_quality_load(path, by, since, until, min_volume, out, msg, sizeof msg) == SB_OK)
+    if (ledger_quality_window(l, path, by, NULL, now_ms, window_ms, min_volume, out, msg,
+                              sizeof msg) == SB_OK)
         return true;
     log_warn("quality: %s", msg);
     return false;

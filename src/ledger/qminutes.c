@@ -6,7 +6,9 @@
  * seeded once at ledger_open by a GROUP BY scan of the last day of the file (e.g. after a
  * restart). A window of whole minutes up to LEDGER_QM_MINUTES is then a sum of buckets, with
  * no SQL: ledger_quality_recent gives what ledger_quality_load gives over the same bounds
- * (doubles up to the order of summation).
+ * (doubles up to the order of summation), and ledger_quality_window picks the buckets or the
+ * SQL for a window ending now (the gateway's refresh and guard, GET /admin/quality/{target},
+ * the embedded console's quality lines: these two sum the one key they show).
  *
  * Bound: LEDGER_QM_MINUTES (1442) buckets of 80 bytes per key, at most QM_KEYS keys per grouping
  * (3 groupings): 3 x 64 x 1442 x 80 B = 22 MB at most; a key's ring is allocated on its first
@@ -407,21 +409,9 @@ static bool servable(const struct ledger_qm *qm, int g, int32_t from, int32_t to
            from > qm->newest_minute - LEDGER_QM_MINUTES && from > qm->lost_minute[g];
 }
 
-bool ledger_quality_recent(struct ledger *l, enum ledger_quality_by by, int64_t since_ms,
-                           int64_t until_ms, uint64_t min_volume, struct ledger_quality *out)
+/* Sorts out's rows, adds them into out->total (zero before) and derives every figure. */
+static void finish(struct ledger_quality *out, uint64_t min_volume)
 {
-    struct ledger_qm *qm = l ? ledger_qm_peek(l) : NULL;
-    int g = grouping_of(by);
-    if (!qm || g < 0 || since_ms % MINUTE_MS != 0 || until_ms % MINUTE_MS != 0)
-        return false;
-    int32_t from = (int32_t)(since_ms / MINUTE_MS), to = (int32_t)(until_ms / MINUTE_MS);
-    size_t cap = 0;
-    quality_begin(out, by, since_ms, until_ms, min_volume);
-    pthread_mutex_lock(&qm->mu);
-    bool ok = servable(qm, g, from, to);
-    for (size_t i = 0; ok && i < qm->n[g]; i++)
-        sum_key(&qm->keys[g][i], from, to, out, &cap);
-    pthread_mutex_unlock(&qm->mu);
     if (out->n > 1)
         qsort(out->rows, out->n, sizeof *out->rows, row_cmp);
     for (size_t i = 0; i < out->n; i++) {
@@ -429,5 +419,63 @@ bool ledger_quality_recent(struct ledger *l, enum ledger_quality_by by, int64_t 
         ledger_quality_derive(&out->rows[i], min_volume);
     }
     ledger_quality_derive(&out->total, min_volume);
+}
+
+/* ledger_quality_recent, of key only (cut as keys are) or of every key (NULL). */
+static bool recent(struct ledger *l, enum ledger_quality_by by, const char *only, int64_t since_ms,
+                   int64_t until_ms, uint64_t min_volume, struct ledger_quality *out)
+{
+    struct ledger_qm *qm = l ? ledger_qm_peek(l) : NULL;
+    int g = grouping_of(by);
+    if (!qm || g < 0 || since_ms % MINUTE_MS != 0 || until_ms % MINUTE_MS != 0)
+        return false;
+    int32_t from = (int32_t)(since_ms / MINUTE_MS), to = (int32_t)(until_ms / MINUTE_MS);
+    char k[KEY_LEN];
+    str_copy(k, sizeof k, only ? only : "");
+    size_t cap = 0;
+    quality_begin(out, by, since_ms, until_ms, min_volume);
+    pthread_mutex_lock(&qm->mu);
+    bool ok = servable(qm, g, from, to);
+    for (size_t i = 0; ok && i < qm->n[g]; i++)
+        if (!only || str_eq(qm->keys[g][i].key, k))
+            sum_key(&qm->keys[g][i], from, to, out, &cap);
+    pthread_mutex_unlock(&qm->mu);
+    finish(out, min_volume);
     return ok;
+}
+
+bool ledger_quality_recent(struct ledger *l, enum ledger_quality_by by, int64_t since_ms,
+                           int64_t until_ms, uint64_t min_volume, struct ledger_quality *out)
+{
+    return recent(l, by, NULL, since_ms, until_ms, min_volume, out);
+}
+
+/* Keeps only's row of an SQL result, its total that row alone. */
+static void keep_only(struct ledger_quality *out, const char *only)
+{
+    char k[KEY_LEN];
+    str_copy(k, sizeof k, only);
+    size_t kept = 0;
+    for (size_t i = 0; i < out->n; i++)
+        if (str_eq(out->rows[i].key, k))
+            out->rows[kept++] = out->rows[i];
+    out->n = kept;
+    memset(&out->total, 0, sizeof out->total);
+    str_copy(out->total.key, sizeof out->total.key, "TOTAL");
+    finish(out, out->min_volume);
+}
+
+enum sb_status ledger_quality_window(struct ledger *l, const char *path, enum ledger_quality_by by,
+                                     const char *only, int64_t now_ms, int64_t window_ms,
+                                     uint64_t min_volume, struct ledger_quality *out, char *msg,
+                                     size_t msglen)
+{
+    int64_t since = (now_ms - window_ms) / MINUTE_MS * MINUTE_MS;
+    int64_t until = (now_ms / MINUTE_MS + 1) * MINUTE_MS;
+    if (recent(l, by, only, since, until, min_volume, out))
+        return SB_OK;
+    enum sb_status st = ledger_quality_load(path, by, since, until, min_volume, out, msg, msglen);
+    if (only)
+        keep_only(out, only);
+    return st;
 }

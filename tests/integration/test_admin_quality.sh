@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
-# GET /admin/quality/{target}: a target's quality over the last hour (the counts and sums a
-# console merges across instances, and the figures derived from them) and its most recent
-# negative feedback, behind the admin token. Real calls through the gateway, real ratings
-# through POST /v1/feedback; the figures are checked against an independent count of the
-# ledger file (python3's sqlite3).
+# GET /admin/quality/{target}: a target's quality over the last hour in whole minutes, from the
+# ledger writer's minute buckets (the counts and sums a console merges across instances, and
+# the figures derived from them), and its most recent negative feedback, behind the admin
+# token. Real calls through the gateway, real ratings through POST /v1/feedback; the figures
+# are checked against an independent count of the ledger file (python3's sqlite3).
 source "$(dirname "$0")/lib.sh"
 
 export SIM_KEY=sim-key-quality ADMIN_TOKEN=tok-quality-1
@@ -84,7 +84,7 @@ print("negative_fields", j["negative"][1]["comment"] == "too short"
       and j["negative"][1]["label"] == "thumbs_down" and j["negative"][1]["wall_ms"] > 0)
 print("nothing_secret", "rater" not in json.dumps(j) and "sim-key" not in json.dumps(j))
 print("header", j["target"] == "alpha" and j["configured"] is True and j["min_volume"] == 2
-      and until - since == 3600000 + 1)
+      and since % 60000 == 0 and until % 60000 == 0 and 3600000 < until - since <= 3660000)
 PY
 while read -r what verdict; do
   check "the endpoint agrees with the ledger: $what" test "$verdict" = True

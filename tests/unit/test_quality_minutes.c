@@ -7,7 +7,9 @@
  * by target, route and route/target over the hour and the day at several points: while
  * writing, after reopening the file (the buckets seeded by the scan), and after writing more
  * (feedback on calls from before the reopen). Reading the buckets runs no SQL, and neither do
- * the gateway's quality refresh and guard windows (gw_quality_window) up to a day.
+ * the gateway's quality refresh and guard windows (gw_quality_window) up to a day, nor the
+ * one-key windows of GET /admin/quality/{target} and the console (ledger_quality_window with
+ * a key), compared key by key; past the key cap those fall back to SQL.
  */
 #include <math.h>
 #include <setjmp.h>
@@ -176,6 +178,35 @@ static void assert_row(const struct ledger_quality_row *m, const struct ledger_q
     assert_close(m->cost_per_satisfied, s->cost_per_satisfied, "cost/satisfied", s->key);
 }
 
+/* ledger_quality_window of one key at a time (GET /admin/quality/{target}, the console's
+ * quality lines) against the SQL result s of the same window: each key's row alone, its total
+ * that row, a key without rows empty; no SQL. */
+static void compare_each_key(struct ledger *l, const char *path, int64_t now, int64_t window,
+                             const struct ledger_quality *s)
+{
+    char msg[256];
+    struct ledger_quality o;
+    ledger_quality_init(&o);
+    for (size_t i = 0; i <= s->n; i++) {
+        const char *key = i < s->n ? s->rows[i].key : "no-such-key";
+        uint64_t loads = ledger_quality_loads();
+        assert_int_equal(
+            ledger_quality_window(l, path, s->by, key, now, window, 3, &o, msg, sizeof msg), SB_OK);
+        assert_true(ledger_quality_loads() == loads); /* no SQL */
+        assert_int_equal(o.since_ms, s->since_ms);
+        assert_int_equal(o.until_ms, s->until_ms);
+        assert_int_equal(o.n, i < s->n);
+        if (i == s->n) {
+            assert_int_equal(o.total.calls + o.total.feedback, 0);
+            break;
+        }
+        assert_row(&o.rows[0], &s->rows[i]);
+        str_copy(o.total.key, sizeof o.total.key, key);
+        assert_row(&o.total, &s->rows[i]);
+    }
+    ledger_quality_cleanup(&o);
+}
+
 /* Buckets against SQL over the hour and the day (whole minutes up to the current one), for
  * each grouping the buckets keep; returns the number of calls in the day by target. */
 static uint64_t compare(struct ledger *l, const char *path, int64_t now)
@@ -201,6 +232,7 @@ static uint64_t compare(struct ledger *l, const char *path, int64_t now)
             for (size_t i = 0; i < s.n; i++)
                 assert_row(&m.rows[i], &s.rows[i]);
             assert_row(&m.total, &s.total);
+            compare_each_key(l, path, now, windows[wi], &s);
             if (bys[b] == LEDGER_QBY_TARGET && wi == 1)
                 day_calls = s.total.calls;
             ledger_quality_cleanup(&m);
@@ -342,6 +374,17 @@ static void test_key_cap_falls_back_to_sql(void **state)
     assert_true(gw_quality_window(l, t->path, LEDGER_QBY_TARGET, clock_wall_ms(), HOUR_MS, 1, &q));
     assert_true(ledger_quality_loads() == loads + 1);
     assert_int_equal(q.n, 70);
+    char msg[256];
+    loads = ledger_quality_loads(); /* one key of the 70: SQL, that row alone */
+    assert_int_equal(ledger_quality_window(l, t->path, LEDGER_QBY_TARGET, "t67", clock_wall_ms(),
+                                           HOUR_MS, 1, &q, msg, sizeof msg),
+                     SB_OK);
+    assert_true(ledger_quality_loads() == loads + 1);
+    assert_int_equal(q.n, 1);
+    assert_string_equal(q.rows[0].key, "t67");
+    assert_int_equal(q.rows[0].calls, 1);
+    assert_int_equal(q.total.calls, 1);
+    assert_int_equal(q.total.answered, 1);
     ledger_quality_cleanup(&q);
     ledger_close(l);
 }
