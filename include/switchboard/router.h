@@ -409,6 +409,12 @@ void router_note(struct router *rt, enum router_event_kind kind, const char *tar
 /* Copies the latest snapshot into out when its generation differs from have_gen; returns
  * whether it did. Any thread. */
 bool router_snapshot_read(struct router *rt, struct router_snapshot *out, uint64_t have_gen);
+/* Calls fn(snap, ctx) on the latest published snapshot in place, under its lock, unless its
+ * generation is have_gen; returns whether it did. Nothing is copied: fn reads what it needs
+ * (snap only during the call), must be short (the router thread waits for that lock to
+ * publish, every ROUTER_TICK_MS) and must not call into the router. Any thread. */
+typedef void router_snapshot_fn(const struct router_snapshot *snap, void *ctx);
+bool router_snapshot_visit(struct router *rt, uint64_t have_gen, router_snapshot_fn *fn, void *ctx);
 /* The router's fleet (fleet.h), NULL when fleet mode is off. Its functions are thread-safe and
  * never wait on Redis; it lives as long as the router. Any thread. */
 struct fleet *router_fleet(struct router *rt);

@@ -106,16 +106,6 @@ static bool name_ok(const char *name)
     return ok;
 }
 
-static bool configured(struct gateway *gw, const char *name)
-{
-    struct router_snapshot *snap = gw_snapshot(gw);
-    bool found = false;
-    for (size_t i = 0; i < snap->n_targets && i < ROUTER_MAX_TARGETS; i++)
-        found = found || str_eq(snap->targets[i].name, name);
-    free(snap);
-    return found;
-}
-
 /* The target's row over the hour of whole minutes ending with now's (*since, *until); false
  * with msg when it cannot be read. */
 static bool load_row(struct ledger *l, const char *path, const char *name, uint64_t min_volume,
@@ -150,7 +140,7 @@ enum MHD_Result gw_admin_quality(struct gw_conn *c, const char *name)
     char msg[320];
     if (!load_row(l, path, name, min_volume, &row, &in_ledger, &since, &until, msg, sizeof msg))
         return fail(c, 500, msg);
-    bool known = configured(c->gw, name);
+    bool known = gw_snapcache_has_target(c->gw->snapcache, c->gw->rt, name);
     if (!known && !in_ledger) {
         snprintf(msg, sizeof msg, "no target named \"%.60s\" (nor calls of one in the hour)", name);
         return fail(c, 404, msg);

@@ -261,18 +261,6 @@ bool gw_auth_admit(struct gw_conn *c, const char *model, struct gw_error *e)
     return false;
 }
 
-void gw_auth_filter_routes(struct gw_conn *c, struct router_snapshot *snap)
-{
-    if (!c->client[0])
-        return;
-    size_t k = 0;
-    for (size_t i = 0; i < snap->n_routes && i < ROUTER_MAX_ROUTES; i++) {
-        if (clients_route_allowed(c->gw->clients, c->client, snap->routes[i].name))
-            snap->routes[k++] = snap->routes[i];
-    }
-    snap->n_routes = k;
-}
-
 void gw_auth_note_done(struct gw_conn *c, const struct router_result *r)
 {
     if (!c->client[0])

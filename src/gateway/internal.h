@@ -154,11 +154,35 @@ void gw_request_id_clean(const char *in, char out[65]);
 const char *gw_event_kind_name(enum router_event_kind k);
 void gw_target_json(struct gw_json *j, const char *key, const struct router_target_snap *t);
 void gw_state_json(const struct router_snapshot *snap, struct buf *out);
-void gw_models_json(const struct router_snapshot *snap, int64_t created, struct buf *out);
+/* A snapshot's route names, config order (what /v1/models lists). */
+struct gw_route_names {
+    size_t n;
+    char name[ROUTER_MAX_ROUTES][64];
+};
+void gw_route_names_from(const struct router_snapshot *snap, struct gw_route_names *out);
+/* {"object":"list","data":[one model object per name]}. Pure. */
+void gw_models_json(const struct gw_route_names *routes, int64_t created, struct buf *out);
 /* true when some route has an enabled, undrained target whose breaker is not open; else
  * false with the reasons in why. */
 bool gw_is_ready(const struct router_snapshot *snap, struct buf *why);
 bool gw_has_route(const struct router_snapshot *snap, const char *name);
+
+/* ---- models.c: /v1/models and /readyz per snapshot generation ------------------------------ */
+
+struct gw_snapcache;
+/* gw_admin_setup / gw_admin_cleanup (gateway_new / gateway_free). Free NULL-safe. */
+struct gw_snapcache *gw_snapcache_new(void);
+void gw_snapcache_free(struct gw_snapcache *sc);
+/* Appends GET /v1/models' body (created: the models' "created", gw->started_s): every route,
+ * or with client (not NULL nor "") the routes its key may use (clients_route_allowed on cl).
+ * Any thread. */
+void gw_snapcache_models(struct gw_snapcache *sc, struct router *rt, int64_t created,
+                         struct clients *cl, const char *client, struct buf *out);
+/* GET /readyz's verdict (gw_is_ready): true, or false with the reasons appended to why. Any
+ * thread. */
+bool gw_snapcache_ready(struct gw_snapcache *sc, struct router *rt, struct buf *why);
+/* Whether the router has a target of that name. Any thread. */
+bool gw_snapcache_has_target(struct gw_snapcache *sc, struct router *rt, const char *name);
 
 /* ---- metrics.c ---------------------------------------------------------------------------- */
 
@@ -343,11 +367,12 @@ struct gateway {
     char *admin_token; /* legacy admin_token_env's token, named "admin"; NULL: none */
     struct gw_admin_token *admin_tokens; /* gateway.admin_tokens with a value */
     size_t n_admin_tokens;
-    struct gw_events *events;   /* admin_events.c; created by the first stream */
-    struct gw_offload *offload; /* offload.c: gateway_new .. gateway_free */
-    int64_t started_s;          /* wall clock, for model objects */
-    struct gw_listener api;     /* gateway.listen */
-    struct gw_listener ops;     /* gateway.admin_listen (spec NULL: none) */
+    struct gw_events *events;       /* admin_events.c; created by the first stream */
+    struct gw_snapcache *snapcache; /* models.c: gw_admin_setup .. gw_admin_cleanup */
+    struct gw_offload *offload;     /* offload.c: gateway_new .. gateway_free */
+    int64_t started_s;              /* wall clock, for model objects */
+    struct gw_listener api;         /* gateway.listen */
+    struct gw_listener ops;         /* gateway.admin_listen (spec NULL: none) */
 
     /* client keys (auth.c): the set locks itself; keys_mu guards cfg (swapped by
      * gateway_reload); keys_refresh_mu guards keys_fp (one refresh at a time) */
@@ -622,8 +647,6 @@ bool gw_auth_refused(struct gw_conn *c, enum MHD_Result *result);
 /* Body parsed (model known): false with e (403 / 429) when the key may not make this call;
  * true with c->call_tag set when keys are on. MHD thread. */
 bool gw_auth_admit(struct gw_conn *c, const char *model, struct gw_error *e);
-/* /v1/models: keeps in snap only the routes c's key may use (all without keys). MHD thread. */
-void gw_auth_filter_routes(struct gw_conn *c, struct router_snapshot *snap);
 /* The call ended: counts its tokens and cost against the key. Router thread. */
 void gw_auth_note_done(struct gw_conn *c, const struct router_result *r);
 /* Appends the per-key families to a /metrics body (nothing when keys are off). */

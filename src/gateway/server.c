@@ -761,11 +761,9 @@ static enum MHD_Result run_readyz(struct gw_conn *c)
     pthread_mutex_unlock(&c->gw->lock);
     if (draining)
         return gw_respond_text(c, 503, "draining: switchboard is shutting down");
-    struct router_snapshot *snap = gw_snapshot(c->gw);
     struct buf why;
     buf_init(&why);
-    bool ready = gw_is_ready(snap, &why);
-    free(snap);
+    bool ready = gw_snapcache_ready(c->gw->snapcache, c->gw->rt, &why);
     enum MHD_Result r = gw_respond_text(c, ready ? 200 : 503, ready ? "ready" : buf_str(&why));
     buf_cleanup(&why);
     return r;
@@ -773,12 +771,10 @@ static enum MHD_Result run_readyz(struct gw_conn *c)
 
 static enum MHD_Result run_models(struct gw_conn *c)
 {
-    struct router_snapshot *snap = gw_snapshot(c->gw);
-    gw_auth_filter_routes(c, snap);
     struct buf body;
     buf_init(&body);
-    gw_models_json(snap, c->gw->started_s, &body);
-    free(snap);
+    gw_snapcache_models(c->gw->snapcache, c->gw->rt, c->gw->started_s, c->gw->clients, c->client,
+                        &body);
     return gw_respond(c, 200, "application/json", &body, NULL);
 }
 

@@ -333,16 +333,16 @@ void gw_state_json(const struct router_snapshot *snap, struct buf *out)
     gw_json_close(&j, '}');
 }
 
-void gw_models_json(const struct router_snapshot *snap, int64_t created, struct buf *out)
+void gw_models_json(const struct gw_route_names *routes, int64_t created, struct buf *out)
 {
     struct gw_json j;
     gw_json_init(&j, out);
     gw_json_open(&j, NULL, '{');
     gw_json_str(&j, "object", "list");
     gw_json_open(&j, "data", '[');
-    for (size_t i = 0; i < snap->n_routes && i < ROUTER_MAX_ROUTES; i++) {
+    for (size_t i = 0; i < routes->n && i < ROUTER_MAX_ROUTES; i++) {
         gw_json_open(&j, NULL, '{');
-        gw_json_str(&j, "id", snap->routes[i].name);
+        gw_json_str(&j, "id", routes->name[i]);
         gw_json_str(&j, "object", "model");
         gw_json_int(&j, "created", created);
         gw_json_str(&j, "owned_by", "switchboard");

@@ -3,7 +3,8 @@
  * snapshot (built privately, then one memcpy under snap_mu), route resolution by rules, and
  * the `route --explain` dry run.
  *
- * Router thread only, except that router_publish takes snap_mu for the copy.
+ * Router thread only, except that router_publish takes snap_mu for the copy and
+ * router_snapshot_visit (any thread) reads the published snapshot in place under it.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -231,6 +232,16 @@ void router_publish(struct router *rt, int64_t now)
     pthread_mutex_lock(&rt->snap_mu);
     memcpy(rt->published, s, sizeof *s);
     pthread_mutex_unlock(&rt->snap_mu);
+}
+
+bool router_snapshot_visit(struct router *rt, uint64_t have_gen, router_snapshot_fn *fn, void *ctx)
+{
+    pthread_mutex_lock(&rt->snap_mu);
+    bool changed = rt->published->gen != have_gen;
+    if (changed)
+        fn(rt->published, ctx);
+    pthread_mutex_unlock(&rt->snap_mu);
+    return changed;
 }
 
 /* ---- routing by rules ----------------------------------------------------------------------- */

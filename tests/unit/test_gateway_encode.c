@@ -689,7 +689,9 @@ static void test_models_json_lists_each_route_as_a_model(void **state)
     struct router_snapshot *snap = snap_new();
     struct buf out;
     buf_init(&out);
-    gw_models_json(snap, 1700000000, &out);
+    struct gw_route_names names;
+    gw_route_names_from(snap, &names);
+    gw_models_json(&names, 1700000000, &out);
     assert_string_equal(buf_str(&out),
                         "{\"object\":\"list\",\"data\":[{\"id\":\"chat\",\"object\":\"model\","
                         "\"created\":1700000000,\"owned_by\":\"switchboard\"},{\"id\":\"cheap\","
