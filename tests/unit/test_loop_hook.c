@@ -146,6 +146,42 @@ static void seen_init(struct seen *s, struct router *rt)
     pthread_mutex_init(&s->block_mu, NULL);
 }
 
+/* What each test stands on: the fake clock and transport, a router over them and what its
+ * hooks saw. On the test's stack; rig_init .. rig_cleanup. */
+struct rig {
+    struct fake_clock clock;
+    struct fake_net *net;
+    struct router *rt;
+    struct seen s;
+    char msg[256];
+};
+
+/* The router on cfg_one, its turns reported to seen (turns) and its thread started (start). */
+static void rig_init(struct rig *r, bool turns, bool start)
+{
+    fake_clock_init(&r->clock);
+    r->rt = fake_router_new(cfg_one, &r->clock, plan_ok, NULL, &r->net);
+    seen_init(&r->s, r->rt);
+    r->msg[0] = '\0';
+    if (turns)
+        router_set_turn_hook(r->rt, seen_turn, &r->s);
+    if (start)
+        assert_int_equal(router_start(r->rt, r->msg, sizeof r->msg), SB_OK);
+}
+
+/* Attaches the seen hook with fd as its descriptor. */
+static void rig_attach(struct rig *r, int fd)
+{
+    struct router_loop_hook h = hook_for(&r->s, fd);
+    assert_int_equal(router_set_loop_hook(r->rt, &h, 5000, r->msg, sizeof r->msg), SB_OK);
+}
+
+static void rig_cleanup(struct rig *r)
+{
+    router_free(r->rt);
+    pthread_mutex_destroy(&r->s.block_mu);
+}
+
 static int setup(void **state)
 {
     (void)state;
@@ -166,43 +202,36 @@ static int teardown(void **state)
 static void test_the_hook_runs_after_every_turn_end(void **state)
 {
     (void)state;
-    struct fake_clock clock;
-    fake_clock_init(&clock);
-    struct fake_net *net;
-    struct router *rt = fake_router_new(cfg_one, &clock, plan_ok, NULL, &net);
-    struct seen s;
-    seen_init(&s, rt);
-    router_set_turn_hook(rt, seen_turn, &s);
-    char msg[256] = "";
-    struct router_loop_hook h = hook_for(&s, 42);
-    assert_int_equal(router_set_loop_hook(rt, &h, 1000, msg, sizeof msg), SB_OK);
-    assert_int_equal(fake_net_watched(net), 42);
-    struct router_loop_hook h2 = hook_for(&s, 43);
-    assert_int_equal(router_set_loop_hook(rt, &h2, 1000, msg, sizeof msg), SB_ERR_STATE);
-    assert_int_equal(fake_net_watched(net), 42);
+    struct rig r;
+    rig_init(&r, true, false);
+    rig_attach(&r, 42);
+    assert_int_equal(fake_net_watched(r.net), 42);
+    struct router_loop_hook h2 = hook_for(&r.s, 43);
+    assert_int_equal(router_set_loop_hook(r.rt, &h2, 1000, r.msg, sizeof r.msg), SB_ERR_STATE);
+    assert_int_equal(fake_net_watched(r.net), 42);
 
-    s.submit_in_run = true;
-    long turns = fake_drive(rt, net, &clock, fake_clock_ms(&clock) + 5000, fake_call_done, &s.fc);
-    assert_int_equal(s.fc.dones, 1);
-    assert_int_equal(s.fc.result.err, LLM_ERR_NONE);
-    assert_string_equal(s.fc.text, "hello");
+    r.s.submit_in_run = true;
+    long turns =
+        fake_drive(r.rt, r.net, &r.clock, fake_clock_ms(&r.clock) + 5000, fake_call_done, &r.s.fc);
+    assert_int_equal(r.s.fc.dones, 1);
+    assert_int_equal(r.s.fc.result.err, LLM_ERR_NONE);
+    assert_string_equal(r.s.fc.text, "hello");
     assert_true(turns >= 2);
-    assert_int_equal(atomic_load(&s.runs), s.ends); /* one run per END, right after it */
-    assert_int_equal(s.runs_in_turn, 0);
-    assert_int_equal(s.runs_not_after, 0);
+    assert_int_equal(atomic_load(&r.s.runs), r.s.ends); /* one run per END, right after it */
+    assert_int_equal(r.s.runs_in_turn, 0);
+    assert_int_equal(r.s.runs_not_after, 0);
 
-    assert_int_equal(router_set_loop_hook(rt, NULL, 1000, msg, sizeof msg), SB_OK);
-    assert_int_equal(fake_net_watched(net), -1);
-    int runs = atomic_load(&s.runs);
-    router_step(rt);
-    router_step(rt);
-    assert_int_equal(atomic_load(&s.runs), runs);
-    assert_true(s.ends > runs);
+    assert_int_equal(router_set_loop_hook(r.rt, NULL, 1000, r.msg, sizeof r.msg), SB_OK);
+    assert_int_equal(fake_net_watched(r.net), -1);
+    int runs = atomic_load(&r.s.runs);
+    router_step(r.rt);
+    router_step(r.rt);
+    assert_int_equal(atomic_load(&r.s.runs), runs);
+    assert_true(r.s.ends > runs);
     /* detached, another hook may take its place */
-    assert_int_equal(router_set_loop_hook(rt, &h2, 1000, msg, sizeof msg), SB_OK);
-    assert_int_equal(fake_net_watched(net), 43);
-    router_free(rt);
-    pthread_mutex_destroy(&s.block_mu);
+    assert_int_equal(router_set_loop_hook(r.rt, &h2, 1000, r.msg, sizeof r.msg), SB_OK);
+    assert_int_equal(fake_net_watched(r.net), 43);
+    rig_cleanup(&r);
 }
 
 /* A stop that ends calls runs the hook after its turns too: what the sinks resumed is
@@ -210,28 +239,20 @@ static void test_the_hook_runs_after_every_turn_end(void **state)
 static void test_a_stop_runs_the_hook_after_ending_calls(void **state)
 {
     (void)state;
-    struct fake_clock clock;
-    fake_clock_init(&clock);
-    struct fake_net *net;
-    struct router *rt = fake_router_new(cfg_one, &clock, plan_ok, NULL, &net);
-    struct seen s;
-    seen_init(&s, rt);
-    router_set_turn_hook(rt, seen_turn, &s);
-    char msg[256] = "";
-    struct router_loop_hook h = hook_for(&s, 7);
-    assert_int_equal(router_set_loop_hook(rt, &h, 1000, msg, sizeof msg), SB_OK);
+    struct rig r;
+    rig_init(&r, true, false);
+    rig_attach(&r, 7);
     struct fake_call fc = {0};
     struct router_sink sk = fake_call_sink(&fc);
-    router_submit(rt, fake_request("chat", false), NULL, &sk);
-    router_step(rt); /* started, its answer 20 ms away on the fake clock */
+    router_submit(r.rt, fake_request("chat", false), NULL, &sk);
+    router_step(r.rt); /* started, its answer 20 ms away on the fake clock */
     assert_int_equal(fc.dones, 0);
-    router_stop(rt);
+    router_stop(r.rt);
     assert_int_equal(fc.dones, 1);
-    assert_int_equal(s.runs_in_turn, 0);
-    assert_int_equal(s.runs_not_after, 0);
-    assert_false(s.end_since_run); /* the last END was followed by a run */
-    router_free(rt);
-    pthread_mutex_destroy(&s.block_mu);
+    assert_int_equal(r.s.runs_in_turn, 0);
+    assert_int_equal(r.s.runs_not_after, 0);
+    assert_false(r.s.end_since_run); /* the last END was followed by a run */
+    rig_cleanup(&r);
 }
 
 static void note_thread(void *ctx)
@@ -253,41 +274,33 @@ static void wait_for_runs(struct seen *s, int runs)
 static void test_a_running_router_attaches_caps_and_detaches(void **state)
 {
     (void)state;
-    struct fake_clock clock;
-    fake_clock_init(&clock);
-    struct fake_net *net;
-    struct router *rt = fake_router_new(cfg_one, &clock, plan_ok, NULL, &net);
-    struct seen s;
-    seen_init(&s, rt);
-    s.cap_ms = 7;
-    char msg[256] = "";
-    assert_int_equal(router_start(rt, msg, sizeof msg), SB_OK);
-    struct router_loop_hook h = hook_for(&s, 9);
-    assert_int_equal(router_set_loop_hook(rt, &h, 5000, msg, sizeof msg), SB_OK);
-    wait_for_runs(&s, 50);
-    assert_true(atomic_load(&s.run_thread_set));
-    assert_false(pthread_equal(s.run_thread, pthread_self()));
-    assert_true(atomic_load(&s.caps) > 0);
+    struct rig r;
+    rig_init(&r, false, true);
+    r.s.cap_ms = 7; /* before the attach: the router thread reads it only after */
+    rig_attach(&r, 9);
+    wait_for_runs(&r.s, 50);
+    assert_true(atomic_load(&r.s.run_thread_set));
+    assert_false(pthread_equal(r.s.run_thread, pthread_self()));
+    assert_true(atomic_load(&r.s.caps) > 0);
     /* the fake clock stands still: uncapped, the wait would be the tick's (100 ms) */
-    assert_int_equal(fake_net_last_wait_ms(net), 7);
+    assert_int_equal(fake_net_last_wait_ms(r.net), 7);
 
     pthread_t where = pthread_self();
-    assert_int_equal(router_loop_call(rt, note_thread, &where, 5000, msg, sizeof msg), SB_OK);
-    assert_true(pthread_equal(where, s.run_thread));
+    assert_int_equal(router_loop_call(r.rt, note_thread, &where, 5000, r.msg, sizeof r.msg), SB_OK);
+    assert_true(pthread_equal(where, r.s.run_thread));
 
-    assert_int_equal(router_set_loop_hook(rt, NULL, 5000, msg, sizeof msg), SB_OK);
-    int runs = atomic_load(&s.runs);
-    long fruns = fake_net_runs(net);
-    while (fake_net_runs(net) < fruns + 50)
+    assert_int_equal(router_set_loop_hook(r.rt, NULL, 5000, r.msg, sizeof r.msg), SB_OK);
+    int runs = atomic_load(&r.s.runs);
+    long fruns = fake_net_runs(r.net);
+    while (fake_net_runs(r.net) < fruns + 50)
         clock_sleep_ms(1);
-    assert_int_equal(atomic_load(&s.runs), runs);
-    assert_true(fake_net_last_wait_ms(net) > 7);
+    assert_int_equal(atomic_load(&r.s.runs), runs);
+    assert_true(fake_net_last_wait_ms(r.net) > 7);
 
-    router_stop(rt);
-    assert_int_equal(router_loop_call(rt, note_thread, &where, 5000, msg, sizeof msg), SB_OK);
+    router_stop(r.rt);
+    assert_int_equal(router_loop_call(r.rt, note_thread, &where, 5000, r.msg, sizeof r.msg), SB_OK);
     assert_true(pthread_equal(where, pthread_self()));
-    router_free(rt);
-    pthread_mutex_destroy(&s.block_mu);
+    rig_cleanup(&r);
 }
 
 /* A wait for the router on its own thread (an admin handler on the loop) could never be
@@ -296,28 +309,20 @@ static void test_a_running_router_attaches_caps_and_detaches(void **state)
 static void test_waits_for_the_router_on_its_own_thread_refuse_at_once(void **state)
 {
     (void)state;
-    struct fake_clock clock;
-    fake_clock_init(&clock);
-    struct fake_net *net;
-    struct router *rt = fake_router_new(cfg_one, &clock, plan_ok, NULL, &net);
-    struct seen s;
-    seen_init(&s, rt);
-    char msg[256] = "";
-    assert_int_equal(router_start(rt, msg, sizeof msg), SB_OK);
-    struct router_loop_hook h = hook_for(&s, 9);
-    assert_int_equal(router_set_loop_hook(rt, &h, 5000, msg, sizeof msg), SB_OK);
-    atomic_store(&s.ask_in_run, true);
-    while (!atomic_load(&s.asked))
+    struct rig r;
+    rig_init(&r, false, true);
+    rig_attach(&r, 9);
+    atomic_store(&r.s.ask_in_run, true);
+    while (!atomic_load(&r.s.asked))
         clock_sleep_ms(1);
-    assert_int_equal(s.cmd_st, SB_ERR_IO);
-    assert_int_equal(s.explain_st, SB_ERR_IO);
-    assert_int_equal(s.call_st, SB_ERR_STATE);
-    assert_true(s.asked_ms < 1000);
+    assert_int_equal(r.s.cmd_st, SB_ERR_IO);
+    assert_int_equal(r.s.explain_st, SB_ERR_IO);
+    assert_int_equal(r.s.call_st, SB_ERR_STATE);
+    assert_true(r.s.asked_ms < 1000);
     /* from another thread the same command is answered */
     struct router_cmd cmd = {.type = ROUTER_CMD_RESET, .target = "a", .user = "test"};
-    assert_int_equal(router_command(rt, &cmd, msg, sizeof msg, 5000), SB_OK);
-    router_free(rt);
-    pthread_mutex_destroy(&s.block_mu);
+    assert_int_equal(router_command(r.rt, &cmd, r.msg, sizeof r.msg, 5000), SB_OK);
+    rig_cleanup(&r);
 }
 
 static void count_call(void *ctx)
@@ -331,29 +336,21 @@ static void count_call(void *ctx)
 static void test_a_loop_call_given_up_never_runs(void **state)
 {
     (void)state;
-    struct fake_clock clock;
-    fake_clock_init(&clock);
-    struct fake_net *net;
-    struct router *rt = fake_router_new(cfg_one, &clock, plan_ok, NULL, &net);
-    struct seen s;
-    seen_init(&s, rt);
-    char msg[256] = "";
-    assert_int_equal(router_start(rt, msg, sizeof msg), SB_OK);
-    struct router_loop_hook h = hook_for(&s, 9);
-    assert_int_equal(router_set_loop_hook(rt, &h, 5000, msg, sizeof msg), SB_OK);
-    pthread_mutex_lock(&s.block_mu);
-    atomic_store(&s.block, true);
-    while (!atomic_load(&s.blocked))
+    struct rig r;
+    rig_init(&r, false, true);
+    rig_attach(&r, 9);
+    pthread_mutex_lock(&r.s.block_mu);
+    atomic_store(&r.s.block, true);
+    while (!atomic_load(&r.s.blocked))
         clock_sleep_ms(1);
     atomic_int n = 0; /* the router thread is stuck in run: it takes no message */
-    assert_int_equal(router_loop_call(rt, count_call, &n, 50, msg, sizeof msg), SB_ERR_IO);
-    assert_non_null(strstr(msg, "did not answer"));
-    atomic_store(&s.block, false);
-    pthread_mutex_unlock(&s.block_mu);
-    assert_int_equal(router_loop_call(rt, count_call, &n, 5000, msg, sizeof msg), SB_OK);
+    assert_int_equal(router_loop_call(r.rt, count_call, &n, 50, r.msg, sizeof r.msg), SB_ERR_IO);
+    assert_non_null(strstr(r.msg, "did not answer"));
+    atomic_store(&r.s.block, false);
+    pthread_mutex_unlock(&r.s.block_mu);
+    assert_int_equal(router_loop_call(r.rt, count_call, &n, 5000, r.msg, sizeof r.msg), SB_OK);
     assert_int_equal(atomic_load(&n), 1); /* only the second */
-    router_free(rt);
-    pthread_mutex_destroy(&s.block_mu);
+    rig_cleanup(&r);
 }
 
 int main(void)
