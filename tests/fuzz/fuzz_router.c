@@ -17,25 +17,14 @@
 #include <string.h>
 
 #include "../unit/support_fake.h"
+#include "fuzz_input.h"
 #include "switchboard/log.h"
 
 #define MAX_CALLS 24
 #define TICK_MS   100
 
-struct input {
-    const uint8_t *p;
-    size_t n, at;
-};
-
-static unsigned next(struct input *in, unsigned mod)
-{
-    if (in->at >= in->n)
-        return 0;
-    return in->p[in->at++] % mod;
-}
-
 struct world {
-    struct input *in;
+    struct fuzz_input *in;
     int n_targets;
 };
 
@@ -58,54 +47,54 @@ static void plan(void *ctx, const struct http_request *req, struct fake_plan *p)
               : stream                        ? fake_openai_sse(text)
                                               : fake_openai_json(text);
     long len = (long)strlen(p->body);
-    switch (next(w->in, 10)) {
+    switch (fuzz_next(w->in, 10)) {
     case 0:
         p->refuse = true;
         break;
     case 1:
         p->fail = LLM_ERR_CONNECT;
-        p->fail_after_ms = next(w->in, 50);
+        p->fail_after_ms = fuzz_next(w->in, 50);
         break;
     case 2:
-        p->status = next(w->in, 2) ? 503 : 500;
+        p->status = fuzz_next(w->in, 2) ? 503 : 500;
         p->body = "{\"error\":{\"message\":\"down\",\"type\":\"server_error\"}}";
         break;
     case 3:
         p->status = 429;
         p->headers[0][0] = "retry-after";
-        p->headers[0][1] = next(w->in, 2) ? "1" : "3";
+        p->headers[0][1] = fuzz_next(w->in, 2) ? "1" : "3";
         p->body = "{\"error\":{\"message\":\"slow down\",\"type\":\"rate_limit_error\"}}";
         break;
     case 4:
         p->first_byte_ms = -1;
         break;
     case 5:
-        p->chunk = 1 + next(w->in, 64);
-        p->cut_after = (long)next(w->in, 255) % (len + 1);
+        p->chunk = 1 + fuzz_next(w->in, 64);
+        p->cut_after = (long)fuzz_next(w->in, 255) % (len + 1);
         break;
     case 6:
-        p->first_byte_ms = 50 * (long)next(w->in, 40);
+        p->first_byte_ms = 50 * (long)fuzz_next(w->in, 40);
         break;
     case 7:
-        p->chunk = 1 + next(w->in, 64);
-        p->chunk_every_ms = next(w->in, 200);
-        p->stall_after = (long)next(w->in, 255) % (len + 1);
+        p->chunk = 1 + fuzz_next(w->in, 64);
+        p->chunk_every_ms = fuzz_next(w->in, 200);
+        p->stall_after = (long)fuzz_next(w->in, 255) % (len + 1);
         break;
     default:
-        p->chunk = next(w->in, 3) ? 0 : 1 + next(w->in, 64);
-        p->chunk_every_ms = next(w->in, 30);
+        p->chunk = fuzz_next(w->in, 3) ? 0 : 1 + fuzz_next(w->in, 64);
+        p->chunk_every_ms = fuzz_next(w->in, 30);
         break;
     }
 }
 
-static const char *config(struct input *in, int *n_targets, long *deadline, int *max_attempts)
+static const char *config(struct fuzz_input *in, int *n_targets, long *deadline, int *max_attempts)
 {
     static char cfg[4096];
     struct buf b;
     buf_init(&b);
-    *n_targets = 1 + (int)next(in, 4);
-    *deadline = 200 + 200 * (long)next(in, 8);
-    *max_attempts = 1 + (int)next(in, 4);
+    *n_targets = 1 + (int)fuzz_next(in, 4);
+    *deadline = 200 + 200 * (long)fuzz_next(in, 8);
+    *max_attempts = 1 + (int)fuzz_next(in, 4);
     static const char *const strategies[] = {"priority", "weighted", "fastest", "least-busy",
                                              "p2c"};
     buf_puts(&b, "{\"providers\":[");
@@ -115,12 +104,12 @@ static const char *config(struct input *in, int *n_targets, long *deadline, int 
                    "\"api_key_env\":\"FAKE_KEY\",\"model\":\"m\",\"first_byte_timeout_ms\":%u,"
                    "\"stream_idle_timeout_ms\":%u,\"probe\":{\"enabled\":%s,\"interval_ms\":1000,"
                    "\"timeout_ms\":300,\"kind\":\"%s\"}}",
-                   i ? "," : "", 'a' + i, next(in, 5) ? "openai-compatible" : "anthropic", 'a' + i,
-                   200 + 100 * next(in, 10), 100 * next(in, 10), next(in, 2) ? "true" : "false",
-                   next(in, 2) ? "chat" : "list");
+                   i ? "," : "", 'a' + i, fuzz_next(in, 5) ? "openai-compatible" : "anthropic",
+                   'a' + i, 200 + 100 * fuzz_next(in, 10), 100 * fuzz_next(in, 10),
+                   fuzz_next(in, 2) ? "true" : "false", fuzz_next(in, 2) ? "chat" : "list");
     buf_printf(&b,
                "],\"routes\":[{\"name\":\"chat\",\"strategy\":\"%s\",\"queue_ms\":%u,\"targets\":[",
-               strategies[next(in, 5)], 1000 * next(in, 4));
+               strategies[fuzz_next(in, 5)], 1000 * fuzz_next(in, 4));
     for (int i = 0; i < *n_targets; i++)
         buf_printf(&b, "%s\"%c\"", i ? "," : "", 'a' + i);
     buf_printf(&b,
@@ -129,8 +118,9 @@ static const char *config(struct input *in, int *n_targets, long *deadline, int 
                "\"breaker_cooldown_ms\":%u,\"breaker_half_open_trials\":%u,"
                "\"breaker_slow_strikes\":%u},"
                "\"ledger\":{\"path\":\":memory:\"},\"guard\":{\"enabled\":false}}",
-               *max_attempts, 10 * next(in, 20), *deadline, 50 * next(in, 4), 1 + next(in, 4),
-               100 + 200 * next(in, 10), 1 + next(in, 3), 1 + next(in, 3));
+               *max_attempts, 10 * fuzz_next(in, 20), *deadline, 50 * fuzz_next(in, 4),
+               1 + fuzz_next(in, 4), 100 + 200 * fuzz_next(in, 10), 1 + fuzz_next(in, 3),
+               1 + fuzz_next(in, 3));
     str_copy(cfg, sizeof cfg, buf_str(&b));
     buf_cleanup(&b);
     return cfg;
@@ -169,15 +159,15 @@ static bool all_done(void *ctx)
     return true;
 }
 
-static void command(struct router *rt, struct input *in, int n_targets)
+static void command(struct router *rt, struct fuzz_input *in, int n_targets)
 {
     static const enum router_cmd_type types[] = {
         ROUTER_CMD_SET_WEIGHT, ROUTER_CMD_FORCE_LIVE, ROUTER_CMD_PIN,  ROUTER_CMD_DRAIN,
         ROUTER_CMD_RESET,      ROUTER_CMD_PROBE_NOW,  ROUTER_CMD_UNDO, ROUTER_CMD_CLEAR};
-    struct router_cmd cmd = {.type = types[next(in, SB_ARRAY_LEN(types))]};
-    cmd.target[0] = (char)('a' + next(in, (unsigned)n_targets));
-    cmd.weight = next(in, 4);
-    cmd.expires_ms = 500 * next(in, 3);
+    struct router_cmd cmd = {.type = types[fuzz_next(in, SB_ARRAY_LEN(types))]};
+    cmd.target[0] = (char)('a' + fuzz_next(in, (unsigned)n_targets));
+    cmd.weight = fuzz_next(in, 4);
+    cmd.expires_ms = 500 * fuzz_next(in, 3);
     str_copy(cmd.user, sizeof cmd.user, "fuzz");
     char msg[128];
     router_command(rt, &cmd, msg, sizeof msg, 0); /* applied at the next step; no wait */
@@ -193,7 +183,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         log_setup(LOG_LEVEL_OFF, -1);
         once = true;
     }
-    struct input in = {data, size, 0};
+    struct fuzz_input in = {data, size, 0};
     int n_targets, max_attempts;
     long deadline;
     const char *cfg = config(&in, &n_targets, &deadline, &max_attempts);
@@ -205,7 +195,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     struct tracked *calls = calloc(MAX_CALLS, sizeof *calls);
     int n_calls = 0;
     while (in.at < in.n) {
-        switch (next(&in, 5)) {
+        switch (fuzz_next(&in, 5)) {
         case 0:
         case 1:
             if (n_calls < MAX_CALLS) {
@@ -213,16 +203,16 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
                 t->live = true;
                 t->fc.clock = &clock;
                 t->submitted_ms = fake_clock_ms(&clock);
-                unsigned reader = next(&in, 8);
+                unsigned reader = fuzz_next(&in, 8);
                 t->fc.stop_reading = reader == 0;
                 t->fc.pause_reading = reader == 1; /* until case 2 picks it: resumed */
                 struct router_sink sk = fake_call_sink(&t->fc);
-                t->id = router_submit(rt, fake_request("chat", next(&in, 2)), NULL, &sk);
+                t->id = router_submit(rt, fake_request("chat", fuzz_next(&in, 2)), NULL, &sk);
             }
             break;
         case 2:
             if (n_calls > 0) {
-                struct tracked *t = &calls[next(&in, (unsigned)n_calls)];
+                struct tracked *t = &calls[fuzz_next(&in, (unsigned)n_calls)];
                 if (t->fc.pause_reading) {
                     t->fc.pause_reading = false;
                     router_resume(rt, t->id);
@@ -235,7 +225,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             command(rt, &in, n_targets);
             break;
         default: {
-            int64_t until = fake_clock_ms(&clock) + 5 * (int64_t)next(&in, 50);
+            int64_t until = fake_clock_ms(&clock) + 5 * (int64_t)fuzz_next(&in, 50);
             fake_drive(rt, net, &clock, until, NULL, NULL);
             break;
         }

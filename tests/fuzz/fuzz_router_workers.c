@@ -34,23 +34,12 @@
 #include <string.h>
 
 #include "../unit/support_fake.h"
+#include "fuzz_input.h"
 #include "switchboard/log.h"
 
 #define MAX_CALLS 12
 #define MAX_XFERS 1000 /* transfer serials are three digits */
 #define TICK_MS   100
-
-struct input {
-    const uint8_t *p;
-    size_t n, at;
-};
-
-static unsigned next(struct input *in, unsigned mod)
-{
-    if (in->at >= in->n)
-        return 0;
-    return in->p[in->at++] % mod;
-}
 
 static bool trace; /* FUZZ_TRACE=1: say what happens (for writing seeds) */
 
@@ -65,7 +54,7 @@ static void check(bool ok, const char *what)
 /* ---- the fake upstream --------------------------------------------------------------------- */
 
 struct world {
-    struct input *in;
+    struct fuzz_input *in;
     int n_xfers;
     char xfer_target[MAX_XFERS]; /* by serial: the target letter it went to */
     int xfer_tokens[MAX_XFERS];  /* by serial: the output tokens its usage says, 0 none */
@@ -109,13 +98,13 @@ static void sse_ending(struct buf *b, enum ending end)
 /* A streaming answer: n text events, then the ending. */
 static const char *sse_body(struct world *w, int serial)
 {
-    struct input *in = w->in;
+    struct fuzz_input *in = w->in;
     static struct buf b;
     buf_reset(&b);
-    int n = (int)next(in, 40);
-    enum ending end = (enum ending)next(in, END_COUNT);
+    int n = (int)fuzz_next(in, 40);
+    enum ending end = (enum ending)fuzz_next(in, END_COUNT);
     w->xfer_tokens[serial] = end == END_FINISH ? 7 : 0;
-    size_t pad = next(in, 4) == 0 ? 4000 : 0; /* big events: past the worker queue's cap */
+    size_t pad = fuzz_next(in, 4) == 0 ? 4000 : 0; /* big events: past the worker queue's cap */
     for (int i = 0; i < n; i++)
         sse_event(&b, serial, i, pad);
     sse_ending(&b, end);
@@ -135,19 +124,19 @@ static const char *json_body(int serial)
 }
 
 /* How a 200 answer arrives: in pieces, maybe cut or stalled part way. */
-static void answer_shape(struct input *in, struct fake_plan *p)
+static void answer_shape(struct fuzz_input *in, struct fake_plan *p)
 {
     static const size_t chunks[] = {0, 7, 64, 300, 4096, 16384};
     long len = (long)strlen(p->body);
-    p->chunk = chunks[next(in, SB_ARRAY_LEN(chunks))];
-    p->chunk_every_ms = next(in, 20);
-    p->first_byte_ms = 20 * (long)next(in, 4);
-    switch (next(in, 6)) {
+    p->chunk = chunks[fuzz_next(in, SB_ARRAY_LEN(chunks))];
+    p->chunk_every_ms = fuzz_next(in, 20);
+    p->first_byte_ms = 20 * (long)fuzz_next(in, 4);
+    switch (fuzz_next(in, 6)) {
     case 0:
-        p->cut_after = (long)((uint64_t)len * next(in, 256) / 256);
+        p->cut_after = (long)((uint64_t)len * fuzz_next(in, 256) / 256);
         break;
     case 1:
-        p->stall_after = (long)((uint64_t)len * next(in, 256) / 256);
+        p->stall_after = (long)((uint64_t)len * fuzz_next(in, 256) / 256);
         break;
     default:
         break;
@@ -164,16 +153,16 @@ static void plan(void *ctx, const struct http_request *req, struct fake_plan *p)
     bool stream = req->body && strstr(req->body, "\"stream\":true");
     bool get = strcmp(req->method, "GET") == 0;
     p->status = 200;
-    switch (next(w->in, 8)) {
+    switch (fuzz_next(w->in, 8)) {
     case 0:
         p->refuse = true;
         return;
     case 1:
         p->fail = LLM_ERR_CONNECT;
-        p->fail_after_ms = next(w->in, 50);
+        p->fail_after_ms = fuzz_next(w->in, 50);
         return;
     case 2:
-        p->status = next(w->in, 2) ? 503 : 429;
+        p->status = fuzz_next(w->in, 2) ? 503 : 429;
         p->headers[0][0] = "retry-after";
         p->headers[0][1] = "1";
         p->body = "{\"error\":{\"message\":\"down\",\"type\":\"server_error\"}}";
@@ -196,22 +185,22 @@ static void plan(void *ctx, const struct http_request *req, struct fake_plan *p)
                 (long long)p->chunk_every_ms, p->cut_after, p->stall_after);
 }
 
-static const char *config(struct input *in, int *n_targets, long *deadline, int *max_attempts)
+static const char *config(struct fuzz_input *in, int *n_targets, long *deadline, int *max_attempts)
 {
     static char cfg[4096];
     struct buf b;
     buf_init(&b);
-    *n_targets = 1 + (int)next(in, 3);
-    int workers = (int)next(in, 3);
-    *max_attempts = 1 + (int)next(in, 4);
-    *deadline = 300 + 300 * (long)next(in, 8);
+    *n_targets = 1 + (int)fuzz_next(in, 3);
+    int workers = (int)fuzz_next(in, 3);
+    *max_attempts = 1 + (int)fuzz_next(in, 4);
+    *deadline = 300 + 300 * (long)fuzz_next(in, 8);
     buf_puts(&b, "{\"providers\":[");
     for (int i = 0; i < *n_targets; i++) {
         /* one byte per field, in this order (not left to the order of a call's arguments) */
-        const char *kind = next(in, 8) ? "openai-compatible" : "anthropic";
-        unsigned first_byte = 200 + 100 * next(in, 10);
-        unsigned idle = 100 * next(in, 6);
-        const char *probe = next(in, 4) ? "false" : "true";
+        const char *kind = fuzz_next(in, 8) ? "openai-compatible" : "anthropic";
+        unsigned first_byte = 200 + 100 * fuzz_next(in, 10);
+        unsigned idle = 100 * fuzz_next(in, 6);
+        const char *probe = fuzz_next(in, 4) ? "false" : "true";
         buf_printf(&b,
                    "%s{\"name\":\"%c\",\"kind\":\"%s\",\"base_url\":\"http://%c.fake/v1\","
                    "\"api_key_env\":\"FAKE_KEY\",\"model\":\"m\",\"first_byte_timeout_ms\":%u,"
@@ -220,11 +209,11 @@ static const char *config(struct input *in, int *n_targets, long *deadline, int 
                    i ? "," : "", 'a' + i, kind, 'a' + i, first_byte, idle, probe);
     }
     buf_printf(&b, "],\"routes\":[{\"name\":\"chat\",\"strategy\":\"%s\",\"targets\":[",
-               next(in, 2) ? "priority" : "weighted");
+               fuzz_next(in, 2) ? "priority" : "weighted");
     for (int i = 0; i < *n_targets; i++)
         buf_printf(&b, "%s\"%c\"", i ? "," : "", 'a' + i);
-    unsigned backoff = 10 * next(in, 10);
-    unsigned hedge = 50 * next(in, 4);
+    unsigned backoff = 10 * fuzz_next(in, 10);
+    unsigned hedge = 50 * fuzz_next(in, 4);
     buf_printf(&b,
                "]}],\"router\":{\"workers\":%d,\"max_attempts\":%d,\"backoff_base_ms\":%u,"
                "\"backoff_cap_ms\":200,\"deadline_ms\":%ld,\"hedge_after_ms\":%u},"
@@ -378,16 +367,17 @@ static void tc_done(void *ctx, const struct router_result *r)
                 t->errors, r->attempts, r->committed, r->message);
 }
 
-static void tc_submit(struct router *rt, struct input *in, struct tcall *t, const struct world *w)
+static void tc_submit(struct router *rt, struct fuzz_input *in, struct tcall *t,
+                      const struct world *w)
 {
     memset(t, 0, sizeof *t);
     t->w = w;
     t->live = true;
     t->serial = -1;
-    t->any_thread = next(in, 4) != 0;
-    t->stream = next(in, 6) != 0;
-    t->reader = (enum reader)next(in, 3);
-    t->every = 1 + (int)next(in, 8);
+    t->any_thread = fuzz_next(in, 4) != 0;
+    t->stream = fuzz_next(in, 6) != 0;
+    t->reader = (enum reader)fuzz_next(in, 3);
+    t->every = 1 + (int)fuzz_next(in, 8);
     struct router_sink sk = {tc_commit, tc_event, tc_done, t, tc_held, t->any_thread};
     t->id = router_submit(rt, fake_request("chat", t->stream), NULL, &sk);
     if (trace)
@@ -457,9 +447,9 @@ static void drive(struct rig *r, int64_t until_ms, unsigned every, bool stop_whe
     }
 }
 
-static struct tcall *pick(struct rig *r, struct input *in)
+static struct tcall *pick(struct rig *r, struct fuzz_input *in)
 {
-    return r->n_calls > 0 ? &r->calls[next(in, (unsigned)r->n_calls)] : NULL;
+    return r->n_calls > 0 ? &r->calls[fuzz_next(in, (unsigned)r->n_calls)] : NULL;
 }
 
 static void resume(struct rig *r, struct tcall *t)
@@ -476,16 +466,16 @@ static void resume(struct rig *r, struct tcall *t)
     t->held = false;
 }
 
-static void op(struct rig *r, struct input *in, struct world *w)
+static void op(struct rig *r, struct fuzz_input *in, struct world *w)
 {
     struct tcall *t;
-    switch (next(in, 8)) {
+    switch (fuzz_next(in, 8)) {
     case 0:
         if (r->n_calls < MAX_CALLS)
             tc_submit(r->rt, in, &r->calls[r->n_calls++], w);
         break;
     case 1: /* router only: bytes pile up in the workers' queues */
-        drive(r, fake_clock_ms(&r->clock) + 1 + 3 * (int64_t)next(in, 20), 0, false);
+        drive(r, fake_clock_ms(&r->clock) + 1 + 3 * (int64_t)fuzz_next(in, 20), 0, false);
         break;
     case 2:
         workers_step(r);
@@ -504,8 +494,8 @@ static void op(struct rig *r, struct input *in, struct world *w)
         router_turn(r);
         break;
     default: {
-        int64_t until = fake_clock_ms(&r->clock) + 5 * (int64_t)next(in, 40);
-        drive(r, until, 1 + next(in, 3), false);
+        int64_t until = fake_clock_ms(&r->clock) + 5 * (int64_t)fuzz_next(in, 40);
+        drive(r, until, 1 + fuzz_next(in, 3), false);
         break;
     }
     }
@@ -543,11 +533,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         trace = getenv("FUZZ_TRACE") != NULL;
         once = true;
     }
-    struct input in = {data, size, 0};
+    struct fuzz_input in = {data, size, 0};
     int n_targets, max_attempts;
     long deadline;
     const char *cfg = config(&in, &n_targets, &deadline, &max_attempts);
-    bool drain = next(&in, 2) != 0;
+    bool drain = fuzz_next(&in, 2) != 0;
     struct world *w = calloc(1, sizeof *w);
     w->in = &in;
     struct rig r = {0};
