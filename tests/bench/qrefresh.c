@@ -3,9 +3,11 @@
  * what the gateway's quality thread computes every GW_QGUARD_INTERVAL_MS) on a ledger of ROWS
  * calls spread over the last day (4 targets, 3 routes, 1 in 20 rated): in SQL
  * (ledger_quality_load, the recount the thread did before) and from the ledger writer's minute
- * buckets (ledger_quality_recent), plus the one-off seeding scan at ledger_open. Thread CPU
- * time; best and median of the runs. Links libswitchboard.
- * Usage: qrefresh LEDGER_PATH [ROWS]  (the file is created: give a path that does not exist)
+ * buckets (ledger_quality_recent), plus the one-off seeding scan at ledger_open; and one
+ * target's hour as the console and GET /admin/quality/{target} read it, in SQL and from the
+ * buckets (ledger_quality_window). Thread CPU time; best and median of the runs. Links
+ * libswitchboard. Usage: qrefresh LEDGER_PATH [ROWS]  (the file is created: give a path that does
+ * not exist)
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -99,11 +101,36 @@ static double refresh(struct ledger *l, const char *path, int sql)
     return cpu_ms() - t0;
 }
 
-static void report(const char *what, struct ledger *l, const char *path, int sql, int runs)
+/* One target's last hour, as the embedded console's quality lines (every 3 s while a detail
+ * view is open) and GET /admin/quality/{target} read it: sql, every target's GROUP BY with
+ * one kept (before); else ledger_quality_window of that target alone (after). */
+static double one_target(struct ledger *l, const char *path, int sql)
+{
+    int64_t now = clock_wall_ms();
+    char msg[256];
+    struct ledger_quality q;
+    ledger_quality_init(&q);
+    double t0 = cpu_ms();
+    bool ok = sql ? ledger_quality_load(path, LEDGER_QBY_TARGET, now - HOUR_MS, now + 1, 20, &q,
+                                        msg, sizeof msg) == SB_OK
+                  : ledger_quality_window(l, path, LEDGER_QBY_TARGET, "alpha", now, HOUR_MS, 20, &q,
+                                          msg, sizeof msg) == SB_OK &&
+                        q.n == 1;
+    double t = cpu_ms() - t0;
+    ledger_quality_cleanup(&q);
+    if (!ok) {
+        fprintf(stderr, "qrefresh: %s one-target read failed\n", sql ? "SQL" : "window");
+        exit(1);
+    }
+    return t;
+}
+
+static void report(const char *what, double (*fn)(struct ledger *, const char *, int),
+                   struct ledger *l, const char *path, int sql, int runs)
 {
     double v[200];
     for (int i = 0; i < runs; i++)
-        v[i] = refresh(l, path, sql);
+        v[i] = fn(l, path, sql);
     qsort(v, (size_t)runs, sizeof v[0], dbl_cmp);
     printf("%-34s best %10.3f ms  median %10.3f ms  (%d runs)\n", what, v[0], v[runs / 2], runs);
 }
@@ -132,8 +159,10 @@ int main(int argc, char **argv)
     }
     printf("ledger of %ld calls + %ld ratings over the last day\n", rows, (rows + 19) / 20);
     printf("%-34s      %10.3f ms  (once, at ledger_open)\n", "seeding scan + open", cpu_ms() - t0);
-    report("refresh in SQL (before)", l, argv[1], 1, 5);
-    report("refresh from minute buckets (after)", l, argv[1], 0, 101);
+    report("refresh in SQL (before)", refresh, l, argv[1], 1, 5);
+    report("refresh from minute buckets (after)", refresh, l, argv[1], 0, 101);
+    report("one target's hour in SQL (before)", one_target, l, argv[1], 1, 5);
+    report("one target's hour, buckets (after)", one_target, l, argv[1], 0, 101);
     ledger_close(l);
     return 0;
 }
