@@ -431,5 +431,7 @@ struct ledger_feedback_item {
 enum sb_status ledger_recent_negative(const char *path, const char *target, size_t max,
                                       struct ledger_feedback_item *out, size_t *n, char *msg,
                                       size_t msglen);
+/* Rows ledger_recent_negative stepped through in full-table scans, in this process (tests). */
+uint64_t ledger_negative_scan_steps(void);
 
 #endif

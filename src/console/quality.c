@@ -6,8 +6,8 @@
  *   - the local backend's reader: on a thread of its own every UI_QUALITY_INTERVAL_MS while
  *     the detail view watches a target, sums that target's minute buckets of this process's
  *     ledger (ledger_quality_window: SQL over the file only when the buckets cannot answer)
- *     and reads its newest negative ratings from the file (an indexed query), so the main
- *     thread never waits on disk (console_qreader_*, quality.h);
+ *     and reads its newest negative ratings from the file (along the target's index), so the
+ *     main thread never waits on disk (console_qreader_*, quality.h);
  *   - pure pieces for the remote backend: GET /admin/quality/TARGET parsed
  *     (console_quality_parse) and several instances merged exactly (console_quality_merge).
  *

@@ -25,7 +25,8 @@
  *
  * The hour is a sum of the target's minute buckets the ledger writer keeps
  * (ledger_quality_window: no SQL, the other targets not read); SQL over the file only when
- * the buckets cannot answer (a key cap hit...). The negatives are an indexed query.
+ * the buckets cannot answer (a key cap hit...). The negatives walk the target's index in the
+ * file.
  *
  * Threads: the offload pool (offload.c); may wait on disk (the negatives, or the SQL
  * fallback, on its own read-only connection).

@@ -28,10 +28,14 @@ static const char sql_find_call[] =
     "SELECT ts_ms, status, target, route, model, tag, user, client, prompt_hash FROM calls"
     " WHERE request_id = ?1 ORDER BY ts_ms DESC, id DESC LIMIT 1";
 static const char sql_find_rating[] = "SELECT 1 FROM feedback WHERE request_id = ?1 LIMIT 1";
-static const char sql_negative[] =
-    "SELECT ts_ms, source, IFNULL(request_id, ''), target, score, IFNULL(label, ''),"
-    " IFNULL(comment, '') FROM feedback WHERE score < 0 AND (?1 IS NULL OR target = ?1)"
-    " ORDER BY ts_ms DESC, id DESC LIMIT ?2";
+/* Every target's (a scan of the table), or one target's (?1) along feedback_target_ts,
+ * newest first, so it stops after ?2. */
+#define SQL_NEGATIVE(where)                                                                        \
+    "SELECT ts_ms, source, IFNULL(request_id, ''), target, score, IFNULL(label, ''),"              \
+    " IFNULL(comment, '') FROM feedback WHERE score < 0" where                                     \
+    " ORDER BY ts_ms DESC, id DESC LIMIT ?2"
+static const char sql_negative[] = SQL_NEGATIVE("");
+static const char sql_negative_of[] = SQL_NEGATIVE(" AND target = ?1");
 
 int ledger_fb_verdict_status(enum ledger_fb_verdict v)
 {
@@ -231,6 +235,13 @@ enum ledger_fb_verdict ledger_feedback_submit(struct ledger *l, const struct led
 
 /* ---- recent negative feedback ---------------------------------------------------------------- */
 
+static _Atomic uint64_t negative_scan_steps;
+
+uint64_t ledger_negative_scan_steps(void)
+{
+    return negative_scan_steps;
+}
+
 static void item_from(sqlite3_stmt *st, struct ledger_feedback_item *it)
 {
     memset(it, 0, sizeof *it);
@@ -253,7 +264,8 @@ enum sb_status ledger_recent_negative(const char *path, const char *target, size
     *n = 0;
     if (!open_ro(path, &db))
         goto out; /* nothing kept yet */
-    if (sqlite3_prepare_v2(db, sql_negative, -1, &st, NULL) != SQLITE_OK) {
+    if (sqlite3_prepare_v2(db, target ? sql_negative_of : sql_negative, -1, &st, NULL) !=
+        SQLITE_OK) {
         /* a ledger from before quality has no feedback table: nothing to list */
         status = sqlite3_errcode(db) == SQLITE_ERROR ? SB_OK : SB_ERR_IO;
         snprintf(msg, msglen, "ledger %s: %s", path, sqlite3_errmsg(db));
@@ -264,6 +276,7 @@ enum sb_status ledger_recent_negative(const char *path, const char *target, size
     sqlite3_bind_int64(st, 2, (sqlite3_int64)max);
     while (*n < max && sqlite3_step(st) == SQLITE_ROW)
         item_from(st, &out[(*n)++]);
+    negative_scan_steps += (uint64_t)sqlite3_stmt_status(st, SQLITE_STMTSTATUS_FULLSCAN_STEP, 0);
 out:
     sqlite3_finalize(st);
     sqlite3_close(db);

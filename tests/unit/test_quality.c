@@ -358,12 +358,18 @@ static void test_recent_negative_feedback_newest_first(void **state)
     struct ledger_feedback_item items[4];
     size_t n = 0;
     char msg[256];
+    uint64_t steps = ledger_negative_scan_steps();
     assert_int_equal(ledger_recent_negative(t->path, "a", 4, items, &n, msg, sizeof msg), SB_OK);
     assert_int_equal(n, 2);
     assert_string_equal(items[0].source, "console"); /* the vote came later */
     assert_string_equal(items[1].request_id, "a1");
     assert_int_equal(ledger_recent_negative(t->path, "b", 4, items, &n, msg, sizeof msg), SB_OK);
     assert_int_equal(n, 0);
+    /* one target's walk its index (the console every 3 s), not the whole table */
+    assert_true(ledger_negative_scan_steps() == steps);
+    assert_int_equal(ledger_recent_negative(t->path, NULL, 4, items, &n, msg, sizeof msg), SB_OK);
+    assert_int_equal(n, 2); /* every target's: a scan of the table */
+    assert_true(ledger_negative_scan_steps() > steps);
 }
 
 static void test_user_hash_is_stable_and_short(void **state)
