@@ -256,6 +256,7 @@ static void call_deliver_end(struct router *rt, struct call *c, enum llm_errclas
     fill_result(c, &r, err, msg);
     spend_call_finished(rt, c, &r);
     c->sink.on_done(c->sink.ctx, &r);
+    router_answer_now(rt);
 }
 
 /* Ends the call once: ERROR event (unless err is NONE, or one or FINISH was sent), then on_done;

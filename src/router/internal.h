@@ -324,6 +324,11 @@ struct router {
     /* router_set_loop_hook: written only by the loop's owner (router_loop_call) */
     bool has_loop_hook;
     struct router_loop_hook loop_hook;
+    /* the loop's owner only: inside hook_turn's BEGIN..END (router_answer_now may flush), and
+     * a message its own thread posted during the turn (taken before the next wait) */
+    bool in_turn;
+    bool answered_early; /* router_answer_now flushed in this turn already */
+    bool posted_here;
 
     pthread_t thread;
     bool started, stopped;
@@ -408,6 +413,12 @@ void router_reply_release(struct reply *r);
 /* call.c */
 /* Ends the call: ERROR event (unless err is NONE), on_done, ledger row once it is freed. */
 void call_end(struct router *rt, struct call *c, enum llm_errclass err, const char *msg);
+/* router.c, the loop's owner: a call's sink has its on_done. Inside a turn, the first time
+ * in it, what the sinks deferred goes out now (the turn hook's END, the loop hook's run, a
+ * new BEGIN), so the answer is written before the rest of the turn's work (the call's
+ * ledger row, the attempt's accounting, the transport's own end of the transfer); later
+ * answers of the same turn wait for its END. Outside a turn: nothing. */
+void router_answer_now(struct router *rt);
 struct call *call_new(struct router *rt, struct llm_request *req,
                       const struct router_call_opts *opts, const struct router_sink *sink);
 void call_free_unstarted(struct call *c); /* a call that never reached the router thread */

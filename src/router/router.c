@@ -28,7 +28,8 @@
 
 /* ---- replies -------------------------------------------------------------------------------- */
 
-/* The router whose thread this is (router_main); NULL on every other thread. */
+/* The router whose loop this thread runs: its thread (router_main), or the caller of
+ * router_step during the step; NULL on every other thread. */
 static _Thread_local struct router *this_router;
 
 /* A wait for the router's answer on its own thread could never end: refused at once (the
@@ -148,7 +149,9 @@ static void loop_call_run(struct msg *m)
 /* ---- inbox ---------------------------------------------------------------------------------- */
 
 /* Hands m to the router; false (m untouched) when the router no longer accepts messages.
- * wake: false leaves m for the router's next turn (it wakes at least every ROUTER_TICK_MS). */
+ * wake: false leaves m for the router's next turn (it wakes at least every ROUTER_TICK_MS).
+ * Posted by the loop's owner itself (the listener on the loop, a sink): taken before the
+ * loop's next wait (loop_once), with no wake-up. */
 static bool post_wake(struct router *rt, struct msg *m, bool wake)
 {
     pthread_mutex_lock(&rt->inbox_mu);
@@ -162,7 +165,9 @@ static bool post_wake(struct router *rt, struct msg *m, bool wake)
         rt->inbox_tail = m;
     }
     pthread_mutex_unlock(&rt->inbox_mu);
-    if (ok && wake)
+    if (ok && this_router == rt)
+        rt->posted_here = true; /* the loop takes it before it waits: no wake-up */
+    else if (ok && wake)
         rt->tops->wakeup(rt->tr);
     return ok;
 }
@@ -278,10 +283,24 @@ static void tick(struct router *rt, int64_t now)
 
 static void hook_turn(struct router *rt, enum router_turn t)
 {
+    rt->in_turn = t == ROUTER_TURN_BEGIN;
+    if (t == ROUTER_TURN_END)
+        rt->answered_early = false;
     if (rt->turn_hook)
         rt->turn_hook(rt->turn_ctx, t);
     if (t == ROUTER_TURN_END && rt->has_loop_hook)
         rt->loop_hook.run(rt->loop_hook.ctx); /* after the END: the sinks' wake-ups are out */
+}
+
+/* Once per turn: at c=1 every answer is the turn's first; under load the others wait for
+ * the turn's end as before, so a burst of answers costs one extra flush, not one each. */
+void router_answer_now(struct router *rt)
+{
+    if (!rt->in_turn || rt->answered_early)
+        return;
+    hook_turn(rt, ROUTER_TURN_END);
+    hook_turn(rt, ROUTER_TURN_BEGIN);
+    rt->answered_early = true;
 }
 
 /* The wait before the next turn, capped by the loop hook's. */
@@ -309,18 +328,27 @@ static void run_turn(struct router *rt, int wait_ms)
 }
 
 /* One turn of the loop; waits up to max_wait_ms in the transport (0: not at all). The inbox
- * and the timers (they run sinks too: cancels, deadlines) are flushed before the wait. */
+ * and the timers (they run sinks too: cancels, deadlines) are flushed before the wait, and
+ * again while the loop hook's run posts more (a request the gateway's listener submitted on
+ * this thread starts before the wait, not after another round of it). The thread that runs
+ * it is the loop's owner meanwhile (this_router): its own posts need no wake-up. */
 static void loop_once(struct router *rt, bool wait)
 {
-    hook_turn(rt, ROUTER_TURN_BEGIN);
-    drain_inbox(rt);
-    wk_pool_drain(rt->workers);
-    int64_t now = rt_now_ms(rt);
-    fire_timers(rt, now);
-    tick(rt, now);
-    hook_turn(rt, ROUTER_TURN_END);
+    struct router *owner = this_router;
+    this_router = rt;
+    do {
+        rt->posted_here = false;
+        hook_turn(rt, ROUTER_TURN_BEGIN);
+        drain_inbox(rt);
+        wk_pool_drain(rt->workers);
+        int64_t now = rt_now_ms(rt);
+        fire_timers(rt, now);
+        tick(rt, now);
+        hook_turn(rt, ROUTER_TURN_END);
+    } while (rt->posted_here);
     int64_t left = router_next_wake_ms(rt) - rt_now_ms(rt);
     run_turn(rt, wait ? wait_ms(rt, left) : 0);
+    this_router = owner;
 }
 
 void router_set_turn_hook(struct router *rt, void (*hook)(void *ctx, enum router_turn turn),

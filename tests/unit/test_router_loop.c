@@ -742,8 +742,8 @@ static bool batch_all_done(void *ctx)
 }
 
 /* Eight streams whose answers arrive together: every commit and event is made inside a turn,
- * their wake-ups are flushed together at the turn's end (far fewer flushes than wake-ups),
- * and nothing is left deferred when a turn ends. */
+ * their wake-ups are flushed together (far fewer flushes than wake-ups: the first answer's,
+ * router_answer_now, and the turn's end), and nothing is left deferred when a turn ends. */
 static void test_sink_work_of_one_turn_is_flushed_once_at_its_end(void **state)
 {
     (void)state;
@@ -774,7 +774,123 @@ static void test_sink_work_of_one_turn_is_flushed_once_at_its_end(void **state)
     assert_int_equal(b.begins, b.ends);
     assert_int_equal(b.flushed, pushes);
     assert_true(pushes >= 4 * BATCH_CALLS);
-    assert_int_equal(b.flushes, 1); /* the eight answers arrive in one transport run */
+    /* the eight answers arrive in one transport run: the first answer's flush
+     * (router_answer_now), then the turn's end with the other seven */
+    assert_int_equal(b.flushes, 2);
+    rig_stop(&r);
+}
+
+/* ---- the answer before the bookkeeping; a post from the loop itself ---- */
+
+/* The fake transport, with its run marked: which loop hook runs happen inside it. */
+static _Thread_local bool in_transport_run;
+
+static size_t marked_run(void *self, int max_wait_ms)
+{
+    in_transport_run = true;
+    size_t n = fake_transport_ops.run(self, max_wait_ms);
+    in_transport_run = false;
+    return n;
+}
+
+struct answer_probe {
+    struct fake_call fc;
+    struct router *rt;
+    int runs;              /* loop hook runs */
+    int runs_after_done;   /* of which after the sink's on_done */
+    bool first_inside;     /* the first of those ran inside the transport's run */
+    bool submit_from_hook; /* the first run submits probe->fc's call */
+};
+
+static void probe_run(void *ctx)
+{
+    struct answer_probe *p = ctx;
+    p->runs++;
+    if (p->fc.dones == 1 && p->runs_after_done++ == 0)
+        p->first_inside = in_transport_run;
+    if (p->submit_from_hook) {
+        p->submit_from_hook = false;
+        struct router_sink sk = fake_call_sink(&p->fc);
+        router_submit(p->rt, fake_request("chat", false), NULL, &sk);
+    }
+}
+
+static struct router *marked_router(struct rig *r, const char *cfg_json, struct transport_ops *ops)
+{
+    *ops = fake_transport_ops;
+    ops->run = marked_run;
+    fake_clock_init(&r->clock);
+    struct config_diag errs;
+    config_diag_init(&errs);
+    struct config *cfg = config_parse(cfg_json, strlen(cfg_json), NULL, NULL, NULL, &errs);
+    assert_non_null(cfg);
+    config_diag_cleanup(&errs);
+    r->net = fake_net_new(&r->clock, plan_for, &r->w);
+    struct router_env env = {ops, r->net, fake_clock_router(&r->clock), true};
+    char msg[256];
+    r->rt = router_new_env(cfg, &env, msg, sizeof msg);
+    assert_non_null(r->rt);
+    return r->rt;
+}
+
+static void attach_probe(struct rig *r, struct answer_probe *p)
+{
+    p->rt = r->rt;
+    struct router_loop_hook h = {5, probe_run, NULL, p};
+    char msg[256];
+    assert_int_equal(router_set_loop_hook(r->rt, &h, 1000, msg, sizeof msg), SB_OK);
+}
+
+/* A JSON answer is handed to the loop's HTTP server (the loop hook runs) inside the
+ * transport's run that ended it: before the transfer's end is done with and the call's
+ * bookkeeping (ledger row, accounting), which still happen: the statistics count it. */
+static void test_an_answer_goes_out_before_its_bookkeeping(void **state)
+{
+    (void)state;
+    struct rig r = {0};
+    struct transport_ops ops;
+    struct answer_probe p = {0};
+    marked_router(&r, config_for("o", NULL, NULL, false), &ops);
+    struct batcher b = {0};
+    router_set_turn_hook(r.rt, batch_turn, &b);
+    attach_probe(&r, &p);
+    struct router_sink sk = fake_call_sink(&p.fc);
+    router_submit(r.rt, fake_request("chat", false), NULL, &sk);
+    fake_drive(r.rt, r.net, &r.clock, rig_now(&r) + 5000, fake_call_done, &p.fc);
+    assert_int_equal(p.fc.dones, 1);
+    assert_int_equal(p.fc.result.err, LLM_ERR_NONE);
+    assert_string_equal(p.fc.text, "from a");
+    assert_true(p.first_inside);
+    assert_int_equal(b.nested, 0); /* the flush is an END and a new BEGIN, never nested */
+    rig_idle(&r, 150);             /* a tick publishes */
+    struct router_snapshot *s = xcalloc(1, sizeof *s);
+    router_snapshot_read(r.rt, s, 0);
+    assert_int_equal(s->calls, 1);
+    assert_int_equal(s->successes, 1);
+    assert_int_equal(s->in_flight, 0);
+    assert_int_equal(s->gateway_calls, 1);
+    free(s);
+    assert_int_equal(router_set_loop_hook(r.rt, NULL, 1000, NULL, 0), SB_OK);
+    rig_stop(&r);
+}
+
+/* A call the loop hook submits (the listener on the loop) starts in the same router_step,
+ * before the transport's wait, and posting it wakes nothing. */
+static void test_a_submit_from_the_loop_starts_in_the_same_turn(void **state)
+{
+    (void)state;
+    struct rig r = {0};
+    struct answer_probe p = {.submit_from_hook = true};
+    rig_start(&r, config_for("o", NULL, NULL, false));
+    attach_probe(&r, &p);
+    long wakeups = fake_net_wakeups(r.net);
+    router_step(r.rt);
+    assert_false(p.submit_from_hook);
+    assert_int_equal(fake_net_started(r.net, NULL), 1);
+    assert_int_equal(fake_net_wakeups(r.net), wakeups);
+    fake_drive(r.rt, r.net, &r.clock, rig_now(&r) + 5000, fake_call_done, &p.fc);
+    assert_int_equal(p.fc.result.err, LLM_ERR_NONE);
+    assert_int_equal(router_set_loop_hook(r.rt, NULL, 1000, NULL, 0), SB_OK);
     rig_stop(&r);
 }
 
@@ -1162,6 +1278,8 @@ int main(void)
         T(test_a_call_whose_sink_is_behind_ends_only_once_it_has_drained),
         T(test_a_held_end_is_announced_and_a_lazy_resume_ends_it),
         T(test_sink_work_of_one_turn_is_flushed_once_at_its_end),
+        T(test_an_answer_goes_out_before_its_bookkeeping),
+        T(test_a_submit_from_the_loop_starts_in_the_same_turn),
         T(test_calls_ended_by_a_stop_are_flushed),
         T(test_drain_lets_calls_finish_then_cancels_the_rest_as_a_shutdown),
         T(test_stop_ends_every_call_once),
