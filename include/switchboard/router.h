@@ -97,6 +97,7 @@ void router_set_turn_hook(struct router *rt, void (*hook)(void *ctx, enum router
  * thread at the end of every turn, after the turn hook's ROUTER_TURN_END (so what the sinks
  * deferred is flushed first), outside BEGIN..END: sink calls it causes must not be deferred.
  * wait_cap_ms(ctx), when set, caps the wait before the next turn (< 0: no cap).
+ * run may ask router_loop_hook_waited whether fd was waited on since the last run.
  */
 struct router_loop_hook {
     int fd;
@@ -104,6 +105,11 @@ struct router_loop_hook {
     int64_t (*wait_cap_ms)(void *ctx);
     void *ctx;
 };
+/* In the loop hook's run: false when the turn that just ended was one of the inbox, timers
+ * and ticks alone (fd was not waited on, so its readiness cannot be what calls for the run;
+ * the gateway then skips MHD_run unless it resumed a connection); true after the transport's
+ * run (or a flush inside it). The loop's owner only. */
+bool router_loop_hook_waited(const struct router *rt);
 /* Runs fn(ctx) once on the thread that owns the router's loop: the router thread, in its
  * next turn, while it runs (this then waits for it), else the caller's (before router_start,
  * between router_steps, after router_stop). Called from the thread that calls router_start

@@ -311,7 +311,7 @@ static ssize_t events_read(void *cls, uint64_t pos, char *dst, size_t max)
     st->park = resume ? EV_RUNNING : EV_SUSPENDED;
     pthread_mutex_unlock(&ev->mu);
     if (resume)
-        MHD_resume_connection(st->mc);
+        gw_resume_now(st->mc);
     return 0;
 }
 

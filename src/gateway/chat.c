@@ -215,7 +215,7 @@ static void chat_on_done(void *ctx, const struct router_result *r)
     bool free_it = !c->mhd_ref;
     pthread_mutex_unlock(&c->lock);
     if (resume) /* at once, not batched: see server.c on gateway_stop */
-        MHD_resume_connection(c->mc);
+        gw_resume_now(c->mc);
     if (free_it)
         gw_conn_free(c);
     gw_call_released(gw, &o, truncated);

@@ -208,7 +208,12 @@ static int listen_on(const char *key, const char *listen_spec, unsigned *port, b
 static void loop_run(void *ctx)
 {
     struct gw_listener *l = ctx;
-    MHD_run(l->daemon);
+    bool resumed = gw_resumed_take(); /* this run takes them */
+    /* Nothing to do after a turn without a transport run (MHD's epoll fd was not waited on)
+     * in which this thread resumed nothing: every change to the daemon made on this thread
+     * is a resume (gw_resume, gw_resume_now); the other threads' come with the fd. */
+    if (resumed || router_loop_hook_waited(l->gw->rt))
+        MHD_run(l->daemon);
 }
 
 /* MHD's next timeout (idle connections) caps the router's wait; MHD_NO: it has none. */

@@ -433,6 +433,11 @@ bool gw_wake_locked(struct gw_conn *c);
  * router turn on this thread (gw_turn), at the turn's end together with the other
  * connections woken in it. Any thread. */
 void gw_resume(struct MHD_Connection *mc);
+/* MHD_resume_connection(mc) at once, noted for gw_resumed_take. */
+void gw_resume_now(struct MHD_Connection *mc);
+/* Whether this thread resumed a connection (gw_resume, a turn's flush) since the last call;
+ * clears it. The loop listener's hook (daemon.c) on the router thread. */
+bool gw_resumed_take(void);
 /* The router's turn hook (router_set_turn_hook; ctx unused): BEGIN starts deferring this
  * thread's gw_resume calls, END resumes what this thread deferred. Any thread that runs the
  * sinks, each for itself. */

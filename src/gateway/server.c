@@ -210,7 +210,7 @@ void gw_park_end(struct gw_conn *c)
     c->park = resume ? GW_RUNNING : GW_SUSPENDED;
     pthread_mutex_unlock(&c->lock);
     if (resume)
-        MHD_resume_connection(c->mc);
+        gw_resume_now(c->mc);
 }
 
 /* Connections one thread woke inside its router turn, resumed at the turn's end; a full list
@@ -225,18 +225,36 @@ struct wake_batch {
 
 static _Thread_local struct wake_batch wake_batch;
 
+/* Connections this thread resumed since gw_resumed_take last asked (the loop listener's
+ * MHD_run is needed only then, or when its epoll fd is ready). */
+static _Thread_local bool resumed_here;
+
 static void wake_flush(struct wake_batch *b)
 {
     for (size_t i = 0; i < b->n; i++)
         MHD_resume_connection(b->mc[i]);
+    resumed_here = resumed_here || b->n > 0;
     b->n = 0;
+}
+
+void gw_resume_now(struct MHD_Connection *mc)
+{
+    MHD_resume_connection(mc);
+    resumed_here = true;
+}
+
+bool gw_resumed_take(void)
+{
+    bool r = resumed_here;
+    resumed_here = false;
+    return r;
 }
 
 void gw_resume(struct MHD_Connection *mc)
 {
     struct wake_batch *b = &wake_batch;
     if (!b->on) {
-        MHD_resume_connection(mc);
+        gw_resume_now(mc);
         return;
     }
     if (b->n == GW_WAKE_BATCH)

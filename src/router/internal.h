@@ -328,6 +328,7 @@ struct router {
      * a message its own thread posted during the turn (taken before the next wait) */
     bool in_turn;
     bool answered_early; /* router_answer_now flushed in this turn already */
+    bool hook_waited;    /* router_loop_hook_waited; true outside the loop hook's run */
     bool posted_here;
 
     pthread_t thread;

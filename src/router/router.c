@@ -281,15 +281,30 @@ static void tick(struct router *rt, int64_t now)
     rt->next_tick_ms = now + ROUTER_TICK_MS;
 }
 
-static void hook_turn(struct router *rt, enum router_turn t)
+/* The turn hook's BEGIN or END; after an END the loop hook's run, told (waited) whether the
+ * turn ran the transport. */
+static void hook_turn_of(struct router *rt, enum router_turn t, bool waited)
 {
     rt->in_turn = t == ROUTER_TURN_BEGIN;
     if (t == ROUTER_TURN_END)
         rt->answered_early = false;
     if (rt->turn_hook)
         rt->turn_hook(rt->turn_ctx, t);
-    if (t == ROUTER_TURN_END && rt->has_loop_hook)
+    if (t == ROUTER_TURN_END && rt->has_loop_hook) {
+        rt->hook_waited = waited;
         rt->loop_hook.run(rt->loop_hook.ctx); /* after the END: the sinks' wake-ups are out */
+        rt->hook_waited = true;
+    }
+}
+
+bool router_loop_hook_waited(const struct router *rt)
+{
+    return rt->hook_waited;
+}
+
+static void hook_turn(struct router *rt, enum router_turn t)
+{
+    hook_turn_of(rt, t, true);
 }
 
 /* Once per turn: at c=1 every answer is the turn's first; under load the others wait for
@@ -344,7 +359,7 @@ static void loop_once(struct router *rt, bool wait)
         int64_t now = rt_now_ms(rt);
         fire_timers(rt, now);
         tick(rt, now);
-        hook_turn(rt, ROUTER_TURN_END);
+        hook_turn_of(rt, ROUTER_TURN_END, false);
     } while (rt->posted_here);
     int64_t left = router_next_wake_ms(rt) - rt_now_ms(rt);
     run_turn(rt, wait ? wait_ms(rt, left) : 0);
@@ -516,6 +531,7 @@ struct router *router_new_env(struct config *cfg, const struct router_env *env, 
     pthread_mutex_init(&rt->inbox_mu, NULL);
     pthread_mutex_init(&rt->snap_mu, NULL);
     rt->accepting = true;
+    rt->hook_waited = true;
     rt->published = xcalloc(1, sizeof *rt->published);
     rt->building = xcalloc(1, sizeof *rt->building);
     timerq_init(&rt->timers);

@@ -1248,6 +1248,35 @@ static void test_cancels_find_their_call_among_hundreds(void **state)
     rig_stop(&r);
 }
 
+/* The loop hook's run learns whether its fd was waited on: not after the inbox's stretch of
+ * a turn (no transport run), yes after the transport's run and inside it (an answer's
+ * flush). */
+static void waited_run(void *ctx)
+{
+    struct answer_probe *p = ctx;
+    p->runs += router_loop_hook_waited(p->rt);
+    p->runs_after_done += !router_loop_hook_waited(p->rt);
+}
+
+static void test_the_loop_hook_knows_whether_its_fd_was_waited_on(void **state)
+{
+    (void)state;
+    struct rig r = {0};
+    struct answer_probe p = {0};
+    rig_start(&r, config_for("o", NULL, NULL, false));
+    p.rt = r.rt;
+    struct router_loop_hook h = {5, waited_run, NULL, &p};
+    char msg[256];
+    assert_int_equal(router_set_loop_hook(r.rt, &h, 1000, msg, sizeof msg), SB_OK);
+    router_step(r.rt);
+    router_step(r.rt);
+    assert_int_equal(p.runs, 2);                /* after each transport run */
+    assert_int_equal(p.runs_after_done, 2);     /* after each inbox stretch */
+    assert_true(router_loop_hook_waited(r.rt)); /* outside a run */
+    assert_int_equal(router_set_loop_hook(r.rt, NULL, 1000, NULL, 0), SB_OK);
+    rig_stop(&r);
+}
+
 int main(void)
 {
     setenv("FAKE_KEY", "sk-fake-key-for-tests-0000", 1);
@@ -1280,6 +1309,7 @@ int main(void)
         T(test_sink_work_of_one_turn_is_flushed_once_at_its_end),
         T(test_an_answer_goes_out_before_its_bookkeeping),
         T(test_a_submit_from_the_loop_starts_in_the_same_turn),
+        T(test_the_loop_hook_knows_whether_its_fd_was_waited_on),
         T(test_calls_ended_by_a_stop_are_flushed),
         T(test_drain_lets_calls_finish_then_cancels_the_rest_as_a_shutdown),
         T(test_stop_ends_every_call_once),
