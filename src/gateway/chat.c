@@ -44,6 +44,11 @@
 #define GW_OUT_TOTAL   ((uint64_t)32 * 1024 * 1024) /* all connections together */
 /* Compact c->out once this much of its front has been sent. */
 #define GW_COMPACT_AT ((size_t)64 * 1024)
+/* The stream response's own block, which libmicrohttpd 0.9.75 callocs (so it is resident) with
+ * the response. A chunked (HTTP/1.1) answer never uses it: the reader writes into the
+ * connection's pool. Only an HTTP/1.0 client's answer goes through it, at most this much per
+ * read; SSE events are small. 4 KB cost 4 MB at 1,000 streams (docs/bench.md, session 8). */
+#define GW_STREAM_BLOCK ((size_t)512)
 
 /* ---- the sink (router thread) ------------------------------------------------------------- */
 
@@ -361,7 +366,7 @@ static enum MHD_Result answer_stream(struct gw_conn *c, const char *target, int 
                                      bool cached)
 {
     struct MHD_Response *r =
-        MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, (size_t)4 * 1024, chat_read, c, NULL);
+        MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, GW_STREAM_BLOCK, chat_read, c, NULL);
     if (!r)
         return MHD_NO;
     char attempts[16], upstream[sizeof c->commit_headers];
