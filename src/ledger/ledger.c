@@ -789,6 +789,11 @@ static bool setup(struct ledger *l, char *msg, size_t msglen)
     int rc = sqlite3_exec(db, "PRAGMA journal_mode=WAL", NULL, NULL, NULL);
     if (rc == SQLITE_OK)
         rc = sqlite3_exec(db, "PRAGMA synchronous=NORMAL", NULL, NULL, NULL);
+    /* The writer appends: the pages it needs again are each index's last leaves, so 512 KB of
+     * page cache serve it; SQLite's default, 2 MB, filled up and stayed resident after the
+     * first busy minutes (docs/bench.md, "1,000-stream memory, session 8"). */
+    if (rc == SQLITE_OK)
+        rc = sqlite3_exec(db, "PRAGMA cache_size=-512", NULL, NULL, NULL);
     if (rc == SQLITE_OK)
         rc = sqlite3_busy_timeout(db, 5000);
     if (rc == SQLITE_OK)
