@@ -231,6 +231,11 @@ enum llm_event_type {
  * "usage":null with one adjoining comma (dropped when the client did not ask for usage).
  * Only set when the chunk has nothing else to say (no tool call, reasoning, refusal,
  * logprobs, error, line break or \u escape) and the text needed no UTF-8 repair.
+ *
+ * A non-streaming answer's FINISH may carry its whole chat.completion body the same way
+ * (openai_scan_completion's shape: one choice, content only, no \u escape): spans for id,
+ * created and model only; the gateway then answers these bytes with its own three values
+ * in place of re-encoding the collected answer (same-format passthrough of JSON answers).
  */
 enum llm_chunk_field {
     LLM_CHUNK_ID,
@@ -272,7 +277,8 @@ struct llm_event {
      * not given. */
     const char *system_fingerprint;
     const char *service_tier;
-    /* TEXT: the OpenAI-wire chunk it came from whole (see struct llm_chunk); NULL when none. */
+    /* TEXT: the OpenAI-wire chunk it came from whole; FINISH: the whole non-streaming answer
+     * (see struct llm_chunk); NULL when none. */
     const struct llm_chunk *chunk;
 };
 

@@ -94,9 +94,10 @@ struct provider_ops {
 };
 
 /* The OpenAI codec scans each stream chunk first (openai_scan.c: no tree; its content's
- * TEXT event carries the chunk for same-format passthrough, struct llm_chunk) and parses
- * with cJSON only what the scanner refuses. provider_openai_parsed parses every chunk and
- * never sets a chunk: the reference the passthrough is compared with (tests, fuzzers). */
+ * TEXT event carries the chunk for same-format passthrough, struct llm_chunk), and a whole
+ * answer's body likewise (its FINISH carries the body), and parses with cJSON only what the
+ * scanner refuses. provider_openai_parsed parses every chunk and body and never sets a
+ * chunk: the reference the passthrough is compared with (tests, fuzzers). */
 extern const struct provider_ops provider_openai;
 extern const struct provider_ops provider_openai_parsed;
 extern const struct provider_ops provider_anthropic;

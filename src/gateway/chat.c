@@ -4,6 +4,9 @@
  *
  * Non-streaming: submit, park (suspend), and on on_done answer the whole chat.completion
  * (or the OpenAI-style error) with x-switchboard-target/-attempts/-cost-usd/-overhead-us.
+ * An OpenAI-wire provider's body that its scanner vouched for comes with the FINISH event
+ * (ev->chunk) and goes out as it came, our id, created and model spliced in (c->pass);
+ * otherwise the collected answer is encoded.
  * Streaming: submit, park; on on_commit (target known) the handler queues a text/event-stream
  * response whose content reader hands out what the sink encoded; a failure before any
  * output still gets a JSON error with its status, since no header has been sent yet.
@@ -141,8 +144,11 @@ static void chat_on_commit(void *ctx, const struct router_commit *cm)
 static int chat_on_event(void *ctx, const struct llm_event *ev)
 {
     struct gw_conn *c = ctx;
-    if (!c->stream)
+    if (!c->stream) {
+        if (ev->type == LLM_EV_FINISH && ev->chunk) /* same-format passthrough */
+            gw_completion_forward(c->chat_id, c->model, c->created, ev->chunk, &c->pass);
         return llm_response_collect(&c->resp, ev);
+    }
     /* A failure before any output is answered with a JSON error once on_done comes. */
     if (ev->type == LLM_EV_ERROR && !c->sse.started)
         return 0;
@@ -394,14 +400,17 @@ static enum MHD_Result answer_stream(struct gw_conn *c, const char *target, int 
 
 static enum MHD_Result answer_full(struct gw_conn *c)
 {
-    struct buf body;
+    struct buf body, *out = &c->pass; /* the provider's bytes (passthrough), or ours */
     struct call_hdrs h;
     buf_init(&body);
-    gw_completion_json(c->chat_id, c->model, c->created, &c->resp, &body);
-    buf_putc(&body, '\n');
+    if (c->pass.len == 0) {
+        gw_completion_json(c->chat_id, c->model, c->created, &c->resp, &body);
+        buf_putc(&body, '\n');
+        out = &body;
+    }
     log_debug("gateway: %s model=%s target=%s attempts=%d cost=%.6f", c->request_id, c->model,
               c->outcome.target, c->outcome.attempts, c->outcome.cost_usd);
-    return gw_respond(c, 200, "application/json", &body,
+    return gw_respond(c, 200, "application/json", out,
                       call_hdrs(&h, &c->outcome, !c->resp.usage.present, 0, c->commit_headers));
 }
 
@@ -539,6 +548,7 @@ static enum MHD_Result chat_submit(struct gw_conn *c)
         gw_sse_init(&c->sse, c->chat_id, c->model, c->created, req->include_usage);
     else
         llm_response_init(&c->resp);
+    buf_init(&c->pass);
     c->codec_ready = true;
     c->phase = GW_CHAT_WAITING;
     if (!gw_call_register(c)) {

@@ -346,6 +346,33 @@ void gw_completion_json(const char *id, const char *model, int64_t created,
     gw_json_close(&j, '}');
 }
 
+void gw_completion_forward(const char *id, const char *model, int64_t created,
+                           const struct llm_chunk *ch, struct buf *out)
+{
+    static const enum llm_chunk_field fields[] = {LLM_CHUNK_ID, LLM_CHUNK_CREATED, LLM_CHUNK_MODEL};
+    enum llm_chunk_field order[3];
+    int n = 0;
+    for (size_t f = 0; f < SB_ARRAY_LEN(fields); f++) { /* by offset: three at most */
+        int i = n++;
+        for (; i > 0 && ch->span[order[i - 1]].at > ch->span[fields[f]].at; i--)
+            order[i] = order[i - 1];
+        order[i] = fields[f];
+    }
+    size_t at = 0;
+    for (int i = 0; i < n; i++) {
+        const struct llm_chunk_span *sp = &ch->span[order[i]];
+        buf_append(out, ch->json + at, sp->at - at);
+        if (order[i] == LLM_CHUNK_ID)
+            gw_put_json_string(out, id, strlen(id));
+        else if (order[i] == LLM_CHUNK_MODEL)
+            gw_put_json_string(out, model, strlen(model));
+        else
+            buf_printf(out, "%" PRId64, created);
+        at = sp->at + sp->len;
+    }
+    buf_append(out, ch->json + at, ch->len - at);
+}
+
 /* ---- errors ------------------------------------------------------------------------------- */
 
 void gw_error_set(struct gw_error *e, int status, const char *type, const char *code,

@@ -109,6 +109,11 @@ bool gw_sse_is_over(const struct gw_sse *s);
 /* A whole non-streamed answer as an OpenAI chat.completion object. */
 void gw_completion_json(const char *id, const char *model, int64_t created,
                         const struct llm_response *r, struct buf *out);
+/* Same-format passthrough of a whole answer: the provider's chat.completion body ch (a
+ * FINISH event's chunk, struct llm_chunk) into out as it came, with our id, created and
+ * model in place of its own. */
+void gw_completion_forward(const char *id, const char *model, int64_t created,
+                           const struct llm_chunk *ch, struct buf *out);
 
 /* A client-facing error: status + OpenAI error object. */
 struct gw_error {
@@ -323,6 +328,7 @@ struct gw_conn {
     struct gw_sse sse;
     struct buf scratch;
     struct llm_response resp;
+    struct buf pass; /* not streaming: the forwarded answer (passthrough), empty when none */
 };
 
 /* The config's client keys and the tags its budgets name (auth.c). */

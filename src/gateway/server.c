@@ -445,6 +445,7 @@ void gw_conn_free(struct gw_conn *c)
             gw_sse_cleanup(&c->sse);
         else
             llm_response_cleanup(&c->resp);
+        buf_cleanup(&c->pass);
     }
     free(c->path);
     free(c->method);

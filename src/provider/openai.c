@@ -547,6 +547,11 @@ static enum llm_errclass decode_message(const cJSON *choice, const struct llm_si
     return LLM_ERR_NONE;
 }
 
+static void span_copy(char *dst, size_t size, const struct oai_span *sp);
+static enum llm_errclass openai_decode_parsed(const char *body, size_t len,
+                                              const struct llm_sink *sink, char *msg,
+                                              size_t msglen);
+
 /* A parse whose tree is deleted before the caller returns: nodes from the scratch arena. */
 static cJSON *parse_scratch(const char *s, size_t len)
 {
@@ -557,8 +562,54 @@ static cJSON *parse_scratch(const char *s, size_t len)
     return root;
 }
 
+/* A body the scanner read whole: the events decode_parsed would emit for it, the FINISH
+ * carrying the body for a same-format client (struct llm_chunk). */
+static void decode_scanned(const struct oai_full *sc, const struct llm_sink *sink)
+{
+    char fp[96], tier[32];
+    struct llm_event ev = {.type = LLM_EV_TEXT, .kind = LLM_TEXT_CONTENT};
+    char *text = NULL;
+    if (sc->content.len > 0) {
+        ev.text = sc->content.s;
+        ev.len = sc->content.len;
+        if (sc->content.escaped) {
+            text = xmalloc(sc->content.len + 1);
+            ev.len = openai_scan_unescape(&sc->content, text);
+            ev.text = text;
+        }
+        if (ev.len > 0 && emit(sink, &ev))
+            goto out;
+    }
+    ev = (struct llm_event){.type = LLM_EV_USAGE, .usage = sc->usage};
+    if (sc->usage.present && emit(sink, &ev))
+        goto out;
+    ev = (struct llm_event){.type = LLM_EV_FINISH, .finish = sc->finish, .chunk = &sc->body};
+    if (sc->fingerprint.s) {
+        span_copy(fp, sizeof fp, &sc->fingerprint);
+        ev.system_fingerprint = fp;
+    }
+    if (sc->tier.s) {
+        span_copy(tier, sizeof tier, &sc->tier);
+        ev.service_tier = tier;
+    }
+    emit(sink, &ev);
+out:
+    free(text);
+}
+
 static enum llm_errclass openai_decode_full(const char *body, size_t len,
                                             const struct llm_sink *sink, char *msg, size_t msglen)
+{
+    struct oai_full sc;
+    if (openai_scan_completion(body, len, &sc)) {
+        decode_scanned(&sc, sink);
+        return LLM_ERR_NONE;
+    }
+    return openai_decode_parsed(body, len, sink, msg, msglen);
+}
+
+static enum llm_errclass openai_decode_parsed(const char *body, size_t len,
+                                              const struct llm_sink *sink, char *msg, size_t msglen)
 {
     enum llm_errclass cls = LLM_ERR_NONE;
     cJSON *root = parse_scratch(body, len);
@@ -873,7 +924,7 @@ const struct provider_ops provider_openai = {
 const struct provider_ops provider_openai_parsed = {
     .name = "openai",
     .encode = openai_encode,
-    .decode_full = openai_decode_full,
+    .decode_full = openai_decode_parsed,
     .stream_new = openai_stream_new_parsed,
     .stream_free = openai_stream_free,
     .stream_event = openai_stream_event,

@@ -26,11 +26,17 @@ struct cur {
     const char *p;
     const char *end;
     const char *base; /* the chunk's first byte, for spans */
+    bool lines;       /* a whole answer: line breaks between tokens are whitespace too */
 };
+
+static bool is_ws(const struct cur *c, char ch)
+{
+    return ch == ' ' || ch == '\t' || (c->lines && (ch == '\n' || ch == '\r'));
+}
 
 static void skip_ws(struct cur *c)
 {
-    while (c->p < c->end && (*c->p == ' ' || *c->p == '\t'))
+    while (c->p < c->end && is_ws(c, *c->p))
         c->p++;
 }
 
@@ -422,6 +428,215 @@ bool openai_scan_chunk(const char *data, size_t len, struct oai_scan *out)
     }
     skip_ws(&c);
     out->has_envelope = (seen & (T_ID | T_CREATED | T_MODEL)) == (T_ID | T_CREATED | T_MODEL);
+    return c.p == c.end;
+}
+
+/* ---- a whole chat.completion (openai_scan_completion) ------------------------------------ */
+
+/* A string value equal to want. */
+static bool scan_string_is(struct cur *c, const char *want)
+{
+    struct oai_span sp;
+    return scan_string(c, &sp) && key_is(&sp, want);
+}
+
+/* An empty array: [] with whitespace inside allowed. */
+static bool scan_empty_array(struct cur *c)
+{
+    return eat(c, '[') && eat(c, ']');
+}
+
+/* A token count: a non-negative integer of at most 15 digits (no fraction, no exponent). */
+static bool scan_count(struct cur *c, long *out)
+{
+    skip_ws(c);
+    const char *start = c->p;
+    if (!scan_digits(c) || c->p - start > 15 || (*start == '0' && c->p - start > 1))
+        return false;
+    if (c->p < c->end && (*c->p == '.' || *c->p == 'e' || *c->p == 'E'))
+        return false;
+    long v = 0;
+    for (const char *d = start; d < c->p; d++)
+        v = v * 10 + (*d - '0');
+    *out = v;
+    return true;
+}
+
+/* A string or null that the parse path copies whole (fingerprint < 96, tier < 32 bytes). */
+static bool scan_short_note(struct cur *c, struct oai_span *sp, size_t max)
+{
+    if (!scan_opt_string(c, sp))
+        return false;
+    return !sp->s || (!sp->escaped && sp->len > 0 && sp->len < max);
+}
+
+/* A member of message that must be null or absent, or [] where an empty list is usual. */
+static bool scan_message_member(struct cur *c, const struct oai_span *k, unsigned *seen,
+                                struct oai_full *out)
+{
+    static const char *const nulls[] = {"refusal", "reasoning_content", "reasoning",
+                                        "function_call", "audio"};
+    if (key_is(k, "role"))
+        return first_time(seen, 1) && scan_string_is(c, "assistant");
+    if (key_is(k, "content"))
+        return first_time(seen, 2) && scan_string(c, &out->content);
+    if (key_is(k, "tool_calls")) {
+        skip_ws(c);
+        return first_time(seen, 4) && (scan_word(c, "null") || scan_empty_array(c));
+    }
+    if (key_is(k, "annotations"))
+        return first_time(seen, 8) && scan_empty_array(c);
+    for (size_t i = 0; i < SB_ARRAY_LEN(nulls); i++) {
+        if (key_is(k, nulls[i]))
+            return first_time(seen, 16u << i) && scan_null(c);
+    }
+    return false;
+}
+
+/* Members of an object, each read by fn; *seen collects the bits fn set. */
+typedef bool (*member_fn)(struct cur *c, const struct oai_span *k, unsigned *seen,
+                          struct oai_full *out);
+
+static bool scan_members(struct cur *c, member_fn fn, unsigned *seen, struct oai_full *out)
+{
+    struct oai_span k;
+    if (!eat(c, '{'))
+        return false;
+    if (eat(c, '}'))
+        return true;
+    do {
+        if (!scan_string(c, &k) || !eat(c, ':') || !fn(c, &k, seen, out))
+            return false;
+    } while (eat(c, ','));
+    return eat(c, '}');
+}
+
+static bool scan_finish_full(struct cur *c, struct oai_full *out)
+{
+    static const char *const names[] = {"stop", "length", "content_filter"};
+    static const enum llm_finish finishes[] = {LLM_FINISH_STOP, LLM_FINISH_LENGTH,
+                                               LLM_FINISH_CONTENT_FILTER};
+    struct oai_span sp;
+    if (!scan_string(c, &sp))
+        return false;
+    for (size_t i = 0; i < SB_ARRAY_LEN(names); i++) {
+        if (key_is(&sp, names[i])) {
+            out->finish = finishes[i];
+            return true;
+        }
+    }
+    return false;
+}
+
+static bool scan_full_choice_member(struct cur *c, const struct oai_span *k, unsigned *seen,
+                                    struct oai_full *out)
+{
+    unsigned mseen = 0;
+    if (key_is(k, "index")) {
+        long v;
+        return first_time(seen, C_INDEX) && scan_count(c, &v) && v == 0;
+    }
+    if (key_is(k, "message"))
+        return first_time(seen, C_DELTA) && scan_members(c, scan_message_member, &mseen, out) &&
+               (mseen & 3) == 3;
+    if (key_is(k, "finish_reason"))
+        return first_time(seen, C_FINISH) && scan_finish_full(c, out);
+    if (key_is(k, "logprobs"))
+        return first_time(seen, C_LOGPROBS) && scan_null(c);
+    return false;
+}
+
+static bool scan_details_member(struct cur *c, const struct oai_span *k, unsigned *seen,
+                                struct oai_full *out)
+{
+    if (key_is(k, "cached_tokens"))
+        return first_time(seen, 1) && scan_count(c, &out->usage.cached_tokens);
+    return scan_value(c, 3);
+}
+
+enum { U_PROMPT = 1, U_COMPLETION = 2, U_TOTAL = 4, U_DETAILS = 8 };
+
+static bool scan_usage_member(struct cur *c, const struct oai_span *k, unsigned *seen,
+                              struct oai_full *out)
+{
+    if (key_is(k, "prompt_tokens"))
+        return first_time(seen, U_PROMPT) && scan_count(c, &out->usage.input_tokens);
+    if (key_is(k, "completion_tokens"))
+        return first_time(seen, U_COMPLETION) && scan_count(c, &out->usage.output_tokens);
+    if (key_is(k, "total_tokens"))
+        return first_time(seen, U_TOTAL) && scan_count(c, &out->total_tokens);
+    if (key_is(k, "prompt_tokens_details")) {
+        unsigned dseen = 0;
+        skip_ws(c);
+        return first_time(seen, U_DETAILS) &&
+               (scan_word(c, "null") || scan_members(c, scan_details_member, &dseen, out));
+    }
+    return scan_value(c, 2);
+}
+
+/* usage: null, or an object the parse path reads the same (see openai_scan_completion). */
+static bool scan_full_usage(struct cur *c, struct oai_full *out)
+{
+    unsigned seen = 0;
+    skip_ws(c);
+    if (scan_word(c, "null"))
+        return true;
+    if (!scan_members(c, scan_usage_member, &seen, out))
+        return false;
+    if ((seen & (U_PROMPT | U_COMPLETION | U_TOTAL)) != (U_PROMPT | U_COMPLETION | U_TOTAL))
+        return false;
+    out->usage.present = true;
+    return out->total_tokens == out->usage.input_tokens + out->usage.output_tokens;
+}
+
+/* [choice], exactly one. */
+static bool scan_full_choices(struct cur *c, struct oai_full *out)
+{
+    unsigned seen = 0;
+    if (!eat(c, '[') || !scan_members(c, scan_full_choice_member, &seen, out))
+        return false;
+    bool whole = (seen | C_LOGPROBS) == (C_INDEX | C_DELTA | C_FINISH | C_LOGPROBS);
+    return whole && eat(c, ']');
+}
+
+enum { F_OBJECT = 128 };
+
+static bool scan_full_member(struct cur *c, const struct oai_span *k, unsigned *seen,
+                             struct oai_full *out)
+{
+    struct llm_chunk_span *span = out->body.span;
+    if (key_is(k, "id"))
+        return first_time(seen, T_ID) && value_span(c, &span[LLM_CHUNK_ID]);
+    if (key_is(k, "created"))
+        return first_time(seen, T_CREATED) && value_span(c, &span[LLM_CHUNK_CREATED]);
+    if (key_is(k, "model"))
+        return first_time(seen, T_MODEL) && value_span(c, &span[LLM_CHUNK_MODEL]);
+    if (key_is(k, "object"))
+        return first_time(seen, F_OBJECT) && scan_string_is(c, "chat.completion");
+    if (key_is(k, "system_fingerprint"))
+        return first_time(seen, T_FP) && scan_short_note(c, &out->fingerprint, 96);
+    if (key_is(k, "service_tier"))
+        return first_time(seen, T_TIER) && scan_short_note(c, &out->tier, 32);
+    if (key_is(k, "usage"))
+        return first_time(seen, T_USAGE) && scan_full_usage(c, out);
+    if (key_is(k, "choices"))
+        return first_time(seen, T_CHOICES) && scan_full_choices(c, out);
+    if (key_is(k, "error"))
+        return false; /* the parser classifies it */
+    return scan_value(c, 1);
+}
+
+bool openai_scan_completion(const char *data, size_t len, struct oai_full *out)
+{
+    struct cur c = {.p = data, .end = data + len, .base = data, .lines = true};
+    unsigned seen = 0;
+    const unsigned need = T_ID | T_CREATED | T_MODEL | T_CHOICES | F_OBJECT;
+    memset(out, 0, sizeof *out);
+    out->body.json = data;
+    out->body.len = len;
+    if (!scan_members(&c, scan_full_member, &seen, out) || (seen & need) != need)
+        return false;
+    skip_ws(&c);
     return c.p == c.end;
 }
 

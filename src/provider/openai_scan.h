@@ -41,6 +41,33 @@ struct oai_scan {
  */
 bool openai_scan_chunk(const char *data, size_t len, struct oai_scan *out);
 
+/* What openai_scan_completion read from a whole chat.completion. */
+struct oai_full {
+    struct llm_chunk body;       /* json/len and the id, created and model value spans */
+    struct oai_span content;     /* message.content (a string, maybe empty) */
+    struct oai_span fingerprint; /* system_fingerprint; NULL s for null or absent */
+    struct oai_span tier;        /* service_tier; NULL s for null or absent */
+    enum llm_finish finish;      /* stop, length or content_filter */
+    struct llm_usage usage;      /* present when a usage object came */
+    long total_tokens;           /* usage.total_tokens (their sum) */
+};
+
+/*
+ * Scans data[0..len) (a non-streaming answer's body). True when it is one well-formed JSON
+ * object (the chunk scanner's strictness, line breaks allowed between tokens) of the simple
+ * shape whose forwarded bytes, with id, created and model replaced, read as the gateway's
+ * re-encoded answer would: id, created, model, "object":"chat.completion" and choices
+ * present; no "error" member; exactly one choice, index 0, finish_reason "stop", "length" or
+ * "content_filter", logprobs null or absent; its message role "assistant" and a string
+ * content, with refusal, reasoning_content, reasoning, function_call and audio null,
+ * tool_calls null or [] and annotations [] when present, nothing else; system_fingerprint
+ * and service_tier null or a short non-empty string without escapes; usage null, absent, or
+ * an object with integer prompt_tokens, completion_tokens and total_tokens (their sum) and
+ * prompt_tokens_details null or an object whose cached_tokens, if any, is an integer. Other
+ * top-level and usage members pass as they are. False: use the parser.
+ */
+bool openai_scan_completion(const char *data, size_t len, struct oai_full *out);
+
 /* The unescaped text of a span (its escapes are only \" \\ \/ \b \f \n \r \t) into out
  * (NUL-terminated, len + 1 bytes at most). Returns the length written. */
 size_t openai_scan_unescape(const struct oai_span *sp, char *out);

@@ -102,6 +102,7 @@ struct provider_call {
     int hold_index;
     struct buf scratch;
     struct buf clean;
+    bool repaired; /* a text needed UTF-8 repair: no chunk may reach the sink after it */
 
     bool has_output;
     struct llm_usage usage;
@@ -204,6 +205,7 @@ static int deliver_text(struct provider_call *c, struct buf *hold, const struct 
         out.text = buf_str(&c->clean);
         out.len = c->clean.len;
         out.chunk = NULL; /* the chunk's bytes are not what the client must see */
+        c->repaired = true;
     }
     if (out.len == 0)
         return 0;
@@ -229,6 +231,7 @@ static int flush_hold(struct provider_call *c, struct buf *hold, enum llm_event_
 static int emit_finish(struct provider_call *c, enum llm_finish finish,
                        const struct llm_event *from)
 {
+    c->repaired = c->repaired || c->hold_text.len || c->hold_args.len;
     if (flush_hold(c, &c->hold_text, LLM_EV_TEXT, 0) ||
         flush_hold(c, &c->hold_args, LLM_EV_TOOL_ARGS, c->hold_index))
         return 1;
@@ -239,6 +242,7 @@ static int emit_finish(struct provider_call *c, enum llm_finish finish,
     if (from) {
         ev.system_fingerprint = from->system_fingerprint;
         ev.service_tier = from->service_tier;
+        ev.chunk = c->repaired ? NULL : from->chunk; /* a whole answer's body (llm.h) */
     }
     return deliver(c, &ev);
 }
