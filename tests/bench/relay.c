@@ -9,7 +9,13 @@
  * thread's CPU time over many streams, in ns per upstream event. No I/O: the socket reads,
  * the connection's lock and wake-up and MHD's send are not in these figures.
  *
- * Usage: relay [STREAMS [pass|parse]]   (default 20000, both; one path only: for perf)
+ * It also measures one non-streaming answer (the bench upstream's chat.completion) through
+ * provider_call into the body chat.c answers with: forwarded (provider_openai, the FINISH
+ * carries the body) and parsed, collected and encoded again (provider_openai_parsed), in ns
+ * per answer.
+ *
+ * Usage: relay [STREAMS [pass|parse|json-pass|json-parse]]   (default 20000, both; one path
+ * only: for perf)
  */
 #include <inttypes.h>
 #include <stdio.h>
@@ -88,6 +94,70 @@ static size_t one_stream(const struct provider_ops *ops, const struct buf *body)
     return n;
 }
 
+/* The bench upstream's JSON answer (tests/bench/upstream.c). */
+static const char json_body[] =
+    "{\"id\":\"chatcmpl-bench\",\"object\":\"chat.completion\",\"created\":1700000000,"
+    "\"model\":\"bench-model\",\"choices\":[{\"index\":0,\"message\":{\"role\":\"assistant\","
+    "\"content\":\"The quick brown fox jumps over the lazy dog. Done\"},\"logprobs\":null,"
+    "\"finish_reason\":\"stop\"}],\"usage\":{\"prompt_tokens\":12,\"completion_tokens\":10,"
+    "\"total_tokens\":22}}";
+
+struct answer_ctx {
+    struct llm_response resp;
+    struct buf pass;
+};
+
+/* chat.c's non-streaming sink */
+static int on_answer_event(void *ctx, const struct llm_event *ev)
+{
+    struct answer_ctx *a = ctx;
+    if (ev->type == LLM_EV_FINISH && ev->chunk)
+        gw_completion_forward("chatcmpl-r1", "route", 1700000000, ev->chunk, &a->pass);
+    return llm_response_collect(&a->resp, ev);
+}
+
+/* One JSON answer, decoded and answered as the router and chat.c do; returns its bytes. */
+static size_t one_answer(const struct provider_ops *ops)
+{
+    struct answer_ctx a;
+    struct buf body;
+    llm_response_init(&a.resp);
+    buf_init(&a.pass);
+    buf_init(&body);
+    struct llm_sink sink = {on_answer_event, &a};
+    struct provider_call *pc = provider_call_new(ops, false, &sink, NULL);
+    provider_call_on_status(pc, 200);
+    provider_call_on_header(pc, "Content-Type", "application/json", 0);
+    provider_call_on_data(pc, json_body, sizeof json_body - 1);
+    provider_call_finish(pc, LLM_ERR_NONE, NULL);
+    provider_call_free(pc);
+    if (a.pass.len == 0) {
+        gw_completion_json("chatcmpl-r1", "route", 1700000000, &a.resp, &body);
+        buf_putc(&body, '\n');
+    }
+    size_t n = a.pass.len + body.len;
+    llm_response_cleanup(&a.resp);
+    buf_cleanup(&a.pass);
+    buf_cleanup(&body);
+    return n;
+}
+
+static double ns_per_answer(const struct provider_ops *ops, int answers)
+{
+    double best = 1e18;
+    for (int run = 0; run < 5; run++) {
+        int64_t t0 = cpu_ns();
+        size_t bytes = 0;
+        for (int i = 0; i < answers; i++)
+            bytes += one_answer(ops);
+        double ns = (double)(cpu_ns() - t0) / answers;
+        if (bytes == 0)
+            abort();
+        best = ns < best ? ns : best;
+    }
+    return best;
+}
+
 static double ns_per_event(const struct provider_ops *ops, const struct buf *body, int events,
                            int streams)
 {
@@ -109,6 +179,12 @@ int main(int argc, char **argv)
 {
     int streams = argc > 1 ? (int)strtol(argv[1], NULL, 10) : 20000;
     const char *only = argc > 2 ? argv[2] : "";
+    if (strncmp(only, "json-", 5) == 0) { /* one path, JSON answers: for perf */
+        const struct provider_ops *ops =
+            strcmp(only, "json-pass") == 0 ? &provider_openai : &provider_openai_parsed;
+        printf("%s: %.0f ns/answer\n", only, ns_per_answer(ops, streams));
+        return 0;
+    }
     if (only[0]) { /* one path, long stream: what perf record should see */
         struct buf body;
         buf_init(&body);
@@ -135,5 +211,12 @@ int main(int argc, char **argv)
         printf("relay-ns-per-event\t%d\t%.1f\t%.1f\n", events, parsed, pass);
         buf_cleanup(&body);
     }
+    double parsed = ns_per_answer(&provider_openai_parsed, streams);
+    double pass = ns_per_answer(&provider_openai, streams);
+    printf("\n| JSON answer | parse + re-encode | passthrough | ratio |\n| --- | ---: | ---: | "
+           "---: |\n");
+    printf("| bench upstream's chat.completion (%zu bytes) | %.0f ns | %.0f ns | %.2fx |\n",
+           sizeof json_body - 1, parsed, pass, parsed / pass);
+    printf("relay-ns-per-answer\t%.1f\t%.1f\n", parsed, pass);
     return 0;
 }
