@@ -350,7 +350,7 @@ void gw_completion_forward(const char *id, const char *model, int64_t created,
                            const struct llm_chunk *ch, struct buf *out)
 {
     static const enum llm_chunk_field fields[] = {LLM_CHUNK_ID, LLM_CHUNK_CREATED, LLM_CHUNK_MODEL};
-    enum llm_chunk_field order[3];
+    enum llm_chunk_field order[3] = {LLM_CHUNK_ID, LLM_CHUNK_ID, LLM_CHUNK_ID};
     int n = 0;
     for (size_t f = 0; f < SB_ARRAY_LEN(fields); f++) { /* by offset: three at most */
         int i = n++;
