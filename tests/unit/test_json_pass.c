@@ -297,6 +297,31 @@ static void test_an_answer_without_usage_is_forwarded_with_usage_missing(void **
     buf_cleanup(&ev);
 }
 
+/* Size and depth: a long content is forwarded whole (the scan is linear); an unknown member
+ * nested deeper than the scanner goes falls back to the parser. */
+static void test_a_long_answer_is_forwarded_and_deep_nesting_falls_back(void **state)
+{
+    (void)state;
+    struct buf body;
+    buf_init(&body);
+    buf_puts(&body, HEAD "\"choices\":[{\"index\":0,\"message\":{\"role\":\"assistant\","
+                         "\"content\":\"");
+    for (int i = 0; i < 100000; i++)
+        buf_puts(&body, i % 7 ? "word " : "\\n\xC3\xA9 ");
+    buf_puts(&body, "\"},\"finish_reason\":\"length\"}]}");
+    assert_true(expect_same(buf_str(&body)));
+    buf_reset(&body);
+    buf_puts(&body, HEAD "\"x\":");
+    for (int i = 0; i < 40; i++)
+        buf_putc(&body, '[');
+    for (int i = 0; i < 40; i++)
+        buf_putc(&body, ']');
+    buf_puts(&body, ",\"choices\":[{\"index\":0,\"message\":{\"role\":\"assistant\","
+                    "\"content\":\"x\"},\"finish_reason\":\"stop\"}]}");
+    assert_false(expect_same(buf_str(&body)));
+    buf_cleanup(&body);
+}
+
 /* ---- through the router loop ------------------------------------------------------------ */
 
 #define ROUTER_BODY                                                                                \
@@ -419,6 +444,7 @@ int main(void)
         cmocka_unit_test(test_every_refused_shape_falls_back_to_the_parser),
         cmocka_unit_test(test_compatible_servers_shapes_are_forwarded),
         cmocka_unit_test(test_an_answer_without_usage_is_forwarded_with_usage_missing),
+        cmocka_unit_test(test_a_long_answer_is_forwarded_and_deep_nesting_falls_back),
         cmocka_unit_test(test_through_the_router_a_forwarded_answer_keeps_usage_cost_and_retries),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
