@@ -82,6 +82,39 @@ static size_t plain_run(const char *p, const char *end)
     return n;
 }
 
+/* The code unit of the \\uXXXX at p, or -1 when p does not start one. */
+static long hex4(const char *p, const char *end)
+{
+    long v = 0;
+    if (end - p < 6 || p[0] != '\\' || p[1] != 'u')
+        return -1;
+    for (int i = 2; i < 6; i++) {
+        char h = p[i];
+        int d = h >= '0' && h <= '9'   ? h - '0'
+                : h >= 'a' && h <= 'f' ? h - 'a' + 10
+                : h >= 'A' && h <= 'F' ? h - 'A' + 10
+                                       : -1;
+        if (d < 0)
+            return -1;
+        v = v * 16 + d;
+    }
+    return v;
+}
+
+/* A \\u escape at p (a whole answer only) that cJSON reads as one code point: its length
+ * (6, or 12 for a surrogate pair), 0 when refused: not hex, U+0000 (cJSON's string would end
+ * there), a lone or reversed surrogate (cJSON fails the parse). */
+static size_t scan_u_escape(const char *p, const char *end)
+{
+    long hi = hex4(p, end);
+    if (hi <= 0 || (hi >= 0xDC00 && hi <= 0xDFFF))
+        return 0;
+    if (hi < 0xD800 || hi > 0xDBFF)
+        return 6;
+    long lo = hex4(p + 6, end);
+    return lo >= 0xDC00 && lo <= 0xDFFF ? 12 : 0;
+}
+
 /* A string at c->p (after whitespace): its inside into *sp. False when not a valid one. */
 static bool scan_string(struct cur *c, struct oai_span *sp)
 {
@@ -89,7 +122,7 @@ static bool scan_string(struct cur *c, struct oai_span *sp)
     if (c->p >= c->end || *c->p != '"')
         return false;
     const char *s = ++c->p;
-    bool escaped = false, high = false;
+    bool escaped = false, high = false, uesc = false;
     while (c->p < c->end && *c->p != '"') {
         unsigned char ch = (unsigned char)*c->p;
         if (!is_special(ch)) {
@@ -100,6 +133,14 @@ static bool scan_string(struct cur *c, struct oai_span *sp)
             return false;
         if (ch >= 0x80)
             high = true;
+        if (ch == '\\' && c->lines && c->p + 1 < c->end && c->p[1] == 'u') {
+            size_t k = scan_u_escape(c->p, c->end);
+            if (k == 0)
+                return false;
+            escaped = uesc = true;
+            c->p += k;
+            continue;
+        }
         if (ch == '\\') {
             if (c->p + 1 >= c->end || !strchr("\"\\/bfnrt", c->p[1]) || c->p[1] == '\0')
                 return false;
@@ -115,7 +156,7 @@ static bool scan_string(struct cur *c, struct oai_span *sp)
     c->p++; /* the closing quote */
     if (high && utf8_valid_prefix(s, n) != n)
         return false;
-    *sp = (struct oai_span){.s = s, .len = n, .escaped = escaped};
+    *sp = (struct oai_span){.s = s, .len = n, .escaped = escaped, .uesc = uesc};
     return true;
 }
 
@@ -505,7 +546,7 @@ static bool scan_members(struct cur *c, member_fn fn, unsigned *seen, struct oai
     if (eat(c, '}'))
         return true;
     do {
-        if (!scan_string(c, &k) || !eat(c, ':') || !fn(c, &k, seen, out))
+        if (!scan_string(c, &k) || k.uesc || !eat(c, ':') || !fn(c, &k, seen, out))
             return false;
     } while (eat(c, ','));
     return eat(c, '}');
@@ -640,6 +681,38 @@ bool openai_scan_completion(const char *data, size_t len, struct oai_full *out)
     return c.p == c.end;
 }
 
+/* The code point of the \\u escape (a pair for a surrogate) at p, scan_u_escape's, as UTF-8
+ * into out; *i (at the 'u') moves to its last byte. Returns the bytes written. */
+static size_t put_code_point(const char *p, size_t *i, char *out)
+{
+    unsigned long cp = (unsigned long)hex4(p, p + 12);
+    *i += 4;
+    if (cp >= 0xD800 && cp <= 0xDBFF) {
+        cp = 0x10000 + ((cp - 0xD800) << 10) + ((unsigned long)hex4(p + 6, p + 12) - 0xDC00);
+        *i += 6;
+    }
+    if (cp < 0x80) {
+        out[0] = (char)cp;
+        return 1;
+    }
+    if (cp < 0x800) {
+        out[0] = (char)(0xC0 | (cp >> 6));
+        out[1] = (char)(0x80 | (cp & 0x3F));
+        return 2;
+    }
+    if (cp < 0x10000) {
+        out[0] = (char)(0xE0 | (cp >> 12));
+        out[1] = (char)(0x80 | ((cp >> 6) & 0x3F));
+        out[2] = (char)(0x80 | (cp & 0x3F));
+        return 3;
+    }
+    out[0] = (char)(0xF0 | (cp >> 18));
+    out[1] = (char)(0x80 | ((cp >> 12) & 0x3F));
+    out[2] = (char)(0x80 | ((cp >> 6) & 0x3F));
+    out[3] = (char)(0x80 | (cp & 0x3F));
+    return 4;
+}
+
 size_t openai_scan_unescape(const struct oai_span *sp, char *out)
 {
     size_t n = 0;
@@ -663,6 +736,9 @@ size_t openai_scan_unescape(const struct oai_span *sp, char *out)
             case 't':
                 ch = '\t';
                 break;
+            case 'u':
+                n += put_code_point(sp->s + i - 1, &i, out + n);
+                continue;
             default: /* " \\ / stand for themselves */
                 break;
             }

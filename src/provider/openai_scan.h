@@ -18,7 +18,8 @@
 struct oai_span {
     const char *s;
     size_t len;
-    bool escaped; /* holds a backslash escape (never \u: those are refused) */
+    bool escaped; /* holds a backslash escape */
+    bool uesc;    /* ... a \u one (a whole answer's values only; chunks refuse them) */
 };
 
 struct oai_scan {
@@ -68,8 +69,9 @@ struct oai_full {
  */
 bool openai_scan_completion(const char *data, size_t len, struct oai_full *out);
 
-/* The unescaped text of a span (its escapes are only \" \\ \/ \b \f \n \r \t) into out
- * (NUL-terminated, len + 1 bytes at most). Returns the length written. */
+/* The unescaped text of a span (its escapes \" \\ \/ \b \f \n \r \t, and \u as the scanner
+ * let it through: never U+0000, surrogates only in pairs) into out as UTF-8 (NUL-terminated,
+ * len + 1 bytes at most: an escape never grows). Returns the length written. */
 size_t openai_scan_unescape(const struct oai_span *sp, char *out);
 
 #endif

@@ -199,8 +199,18 @@ static void test_every_refused_shape_falls_back_to_the_parser(void **state)
         MSG("\"content\":\"x\",\"audio\":{\"id\":\"a\"}"),
         MSG("\"content\":\"x\",\"extra\":1"),
         MSG("\"content\":\"x\",\"content\":\"y\""),
-        MSG("\"content\":\"\\u00e9\""),
         MSG("\"content\":\"\\ud83d\""),
+        HEAD "\"x_\\u0041\":\"\\u0041\",\"choices\":[{\"index\":0,\"message\":{\"role\":"
+             "\"assistant\",\"content\":\"x\"},\"finish_reason\":\"stop\"}]}",
+        MSG("\"content\":\"\\ud83dx\""),
+        MSG("\"content\":\"\\ude00\\ud83d\""),
+        MSG("\"content\":\"a\\u0000b\""),
+        MSG("\"content\":\"\\u00g9\""),
+        MSG("\"content\":\"\\u00e\""),
+        HEAD "\"mod\\u0065l\":\"x\",\"choices\":[{\"index\":0,\"message\":{\"role\":"
+             "\"assistant\",\"content\":\"x\"},\"finish_reason\":\"stop\"}]}",
+        HEAD "\"system_fingerprint\":\"fp_\\u0041\",\"choices\":[{\"index\":0,\"message\":"
+             "{\"role\":\"assistant\",\"content\":\"x\"},\"finish_reason\":\"stop\"}]}",
         MSG("\"content\":\"bad \xC3\""),
         MSG("\"content\":\"tab\tinside\""),
         HEAD "\"choices\":[{\"index\":0,\"message\":{\"role\":\"user\",\"content\":\"x\"},"
@@ -274,6 +284,7 @@ static void test_compatible_servers_shapes_are_forwarded(void **state)
         USAGE("{\"prompt_tokens\":999999999999999,\"completion_tokens\":0,"
               "\"total_tokens\":999999999999999,\"prompt_tokens_details\":{}}"),
         USAGE("null"),
+        MSG("\"content\":\"caf\\u00e9 \\u003cb\\u003e \\u0026 \\u20AC \\ud83d\\ude00 \\u0041\""),
         HEAD "\"system_fingerprint\":null,\"service_tier\":null,\"prompt_logprobs\":null,"
              "\"choices\":[{\"index\":0,\"message\":{\"role\":\"assistant\",\"content\":"
              "\"a\\/b\\\\c\\b\\f\\r\\t\xF0\x9F\x98\x80\"},\"finish_reason\":\"stop\"}]}",
@@ -294,6 +305,26 @@ static void test_an_answer_without_usage_is_forwarded_with_usage_missing(void **
     free(answer(&provider_openai, OK_BODY, &fwd, &ev));
     assert_true(fwd);
     assert_string_equal(buf_str(&ev), "text content x\nfinish stop fp=- tier=-\n");
+    buf_cleanup(&ev);
+}
+
+/* \u escapes in a whole answer's content (Go servers escape < > &) are read as cJSON reads
+ * them and forwarded as they came. */
+static void test_u_escapes_in_content_are_read_as_the_parser_reads_them(void **state)
+{
+    (void)state;
+    static const char body[] = MSG("\"content\":\"caf\\u00e9 \\u003cb\\u003e \\u0026 \\u20AC "
+                                   "\\ud83d\\ude00 \\u0041\"");
+    struct buf ev;
+    buf_init(&ev);
+    bool fwd = false;
+    char *out = answer(&provider_openai, body, &fwd, &ev);
+    assert_true(fwd);
+    assert_non_null(strstr(out, "caf\\u00e9 \\u003cb\\u003e"));
+    assert_string_equal(buf_str(&ev),
+                        "text content caf\xC3\xA9 <b> & \xE2\x82\xAC \xF0\x9F\x98\x80 "
+                        "A\nfinish stop fp=- tier=-\n");
+    free(out);
     buf_cleanup(&ev);
 }
 
@@ -444,6 +475,7 @@ int main(void)
         cmocka_unit_test(test_every_refused_shape_falls_back_to_the_parser),
         cmocka_unit_test(test_compatible_servers_shapes_are_forwarded),
         cmocka_unit_test(test_an_answer_without_usage_is_forwarded_with_usage_missing),
+        cmocka_unit_test(test_u_escapes_in_content_are_read_as_the_parser_reads_them),
         cmocka_unit_test(test_a_long_answer_is_forwarded_and_deep_nesting_falls_back),
         cmocka_unit_test(test_through_the_router_a_forwarded_answer_keeps_usage_cost_and_retries),
     };
