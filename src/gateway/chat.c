@@ -9,7 +9,10 @@
  * otherwise the collected answer is encoded.
  * Streaming: submit, park; on on_commit (target known) the handler queues a text/event-stream
  * response whose content reader hands out what the sink encoded; a failure before any
- * output still gets a JSON error with its status, since no header has been sent yet.
+ * output still gets a JSON error with its status, since no header has been sent yet. A
+ * stream already over (and small) when its response is created goes out as one response
+ * with its length instead (stream_take_whole); its held end waits for MHD's report that the
+ * response was sent (gw_chat_sent_locked, from gw_on_completed).
  *
  * Threads: the handler and content reader run on an MHD thread, the sink (chat_on_*) on the
  * router thread, except that a committed stream's chat_on_event may run on a decode/encode
@@ -52,6 +55,11 @@
  * connection's pool. Only an HTTP/1.0 client's answer goes through it, at most this much per
  * read; SSE events are small. 4 KB cost 4 MB at 1,000 streams (docs/bench.md, session 8). */
 #define GW_STREAM_BLOCK ((size_t)512)
+/* A stream that is over before its response is created (the whole answer came in one piece,
+ * as at c=1 with a fast upstream) goes out as one response with its length: headers and body
+ * in one write, one client wake-up, no content reader. Only up to this size: what it takes
+ * out of the GW_OUT_* counts at once stays near what the chunked reader takes per call. */
+#define GW_ONE_WRITE_MAX GW_OUT_RESUME
 
 /* ---- the sink (router thread) ------------------------------------------------------------- */
 
@@ -287,6 +295,37 @@ static ssize_t chat_read(void *cls, uint64_t pos, char *dst, size_t max)
     return 0;
 }
 
+/* The whole stream, taken out of c->out, when it is over (c->out is final then) and at most
+ * GW_ONE_WRITE_MAX; NULL (nothing taken) otherwise. The caller owns the result. */
+static char *stream_take_whole(struct gw_conn *c, size_t *len)
+{
+    char *data = NULL;
+    pthread_mutex_lock(&c->lock);
+    size_t n = c->out.len - c->out_off;
+    if (c->stream_over && n <= GW_ONE_WRITE_MAX) {
+        if (c->out_off > 0)
+            buf_consume(&c->out, c->out_off);
+        c->out_off = 0;
+        data = buf_take(&c->out);
+        atomic_fetch_sub(&c->gw->answer_bytes, (uint64_t)n);
+        c->one_write = true;
+        *len = n;
+    }
+    pthread_mutex_unlock(&c->lock);
+    return data;
+}
+
+/* A finished stream's end waited for the client: it ends once MHD sent the whole response
+ * (not when the bytes were taken: a client gone before then is cancelled, 499, as when the
+ * chunked headers' write fails). Caller holds c->lock. */
+bool gw_chat_sent_locked(struct gw_conn *c, bool ok, bool *lazy)
+{
+    bool resume = ok && c->one_write && out_drained_locked(c);
+    *lazy = c->end_held;
+    c->upstream_paused = c->upstream_paused && !resume;
+    return resume;
+}
+
 /* ---- answers (MHD thread) ----------------------------------------------------------------- */
 
 /* The provider's rate-limit headers ("name: value\n" lines, as the router handed them at
@@ -371,10 +410,16 @@ static const char *const *call_hdrs(struct call_hdrs *h, const struct gw_outcome
 static enum MHD_Result answer_stream(struct gw_conn *c, const char *target, int attempt,
                                      bool cached)
 {
+    size_t len = 0;
+    char *whole = stream_take_whole(c, &len);
     struct MHD_Response *r =
-        MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, GW_STREAM_BLOCK, chat_read, c, NULL);
-    if (!r)
+        whole ? MHD_create_response_from_buffer(len, whole, MHD_RESPMEM_MUST_FREE)
+              : MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, GW_STREAM_BLOCK, chat_read, c,
+                                                  NULL);
+    if (!r) {
+        free(whole); /* a stream taken whole is lost: MHD closes, the call is cancelled */
         return MHD_NO;
+    }
     char attempts[16], upstream[sizeof c->commit_headers];
     snprintf(attempts, sizeof attempts, "%d", attempt);
     const char *hdrs[13 + 2 * GW_MAX_PASSTHROUGH] = {

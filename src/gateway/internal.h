@@ -276,6 +276,7 @@ struct gw_conn {
     char commit_headers[1024]; /* the winner's rate-limit headers, "name: value\n" each */
     bool upstream_paused;      /* the sink said ROUTER_SINK_PAUSE; the reader resumes it */
     bool end_held;             /* ...and the upstream has ended (on_held): resume lazily */
+    bool one_write;            /* the whole stream went into one response with its length */
     char commit_target[64];
     int commit_attempt;
     bool commit_cached;
@@ -521,6 +522,11 @@ const char *gw_admin_token_name(const struct gateway *gw, const char *authorizat
 bool gw_admin_direct_call(struct gw_conn *c);
 
 enum MHD_Result gw_chat_run(struct gw_conn *c);
+/* MHD completed c's request (ok: the whole response was sent). A stream answered in one write
+ * (one_write) whose end waits for its client ends now: true when the caller must post
+ * router_resume for c->call_id (router_resume_lazy when *lazy) after releasing c->lock.
+ * Caller holds c->lock; MHD thread (gw_on_completed). */
+bool gw_chat_sent_locked(struct gw_conn *c, bool ok, bool *lazy);
 enum MHD_Result gw_admin_run(struct gw_conn *c);
 /* An admin command's body: {"weight": N?, "expires_in_s": N?} (len 0 reads as {}), exactly
  * one JSON object (bytes after it fail). Fills cmd->weight (need_weight: required, 0..1e6)

@@ -725,6 +725,8 @@ void gw_on_completed(void *cls, struct MHD_Connection *mc, void **con_cls,
     bool gone = !ok && c->phase != GW_CHAT_NEW && !c->done;
     c->client_gone = !ok;
     uint64_t id = c->call_id; /* written by this connection's MHD thread */
+    bool lazy = false;
+    bool sent = router_has_it && gw_chat_sent_locked(c, ok, &lazy);
     char request_id[65];
     str_copy(request_id, sizeof request_id, c->request_id);
     pthread_mutex_unlock(&c->lock);
@@ -732,6 +734,10 @@ void gw_on_completed(void *cls, struct MHD_Connection *mc, void **con_cls,
      * before the cancel, so whoever sees the call end sees the count. */
     if (gone)
         note_gone(gw, request_id, toe == MHD_REQUEST_TERMINATED_TIMEOUT_REACHED);
+    if (sent && lazy) /* a stream sent in one write: its held end may go now (chat.c) */
+        router_resume_lazy(gw->rt, id);
+    else if (sent)
+        router_resume(gw->rt, id);
     if (router_has_it && !ok)
         router_cancel(gw->rt, id);
     if (!router_has_it)

@@ -4,7 +4,9 @@
  * real sockets on 127.0.0.1 (no simulator: the one provider is a socket of the test's that
  * accepts nothing, or a port where nothing listens): requests answered, a stop with a call
  * in flight (the client reads "shutting down", the stop does not hang), and both stop
- * orders (gateway_stop before router_stop, as serve and the console do, and after).
+ * orders (gateway_stop before router_stop, as serve and the console do, and after); and
+ * a stream's framing: one response with Content-Length when the provider's whole answer
+ * came in one receive, chunked when its end comes later (a provider thread of the test's).
  * Under ASan and TSan these also check that no thread runs the loop's daemon after its
  * detach and that nothing leaks.
  */
@@ -60,7 +62,7 @@ static void rig_start(struct rig *r, int threads, unsigned provider_port)
              "\"base_url\":\"http://127.0.0.1:%u/v1\",\"model\":\"m\","
              "\"probe\":{\"enabled\":false}}],"
              "\"routes\":[{\"name\":\"chat\",\"targets\":[\"a\"]}],"
-             "\"router\":{\"max_attempts\":1,\"deadline_ms\":60000},"
+             "\"router\":{\"max_attempts\":1,\"deadline_ms\":60000,\"workers\":0},"
              "\"ledger\":{\"path\":\":memory:\"},\"guard\":{\"enabled\":false},"
              "\"gateway\":{\"listen\":\"127.0.0.1:0\",\"threads\":%d}}",
              provider_port ? provider_port : hang_port, threads);
@@ -248,6 +250,161 @@ static void test_the_loop_listener_stops_after_the_router(void **state)
     rig_free(&r);
 }
 
+/* A provider that answers one streamed call: the whole answer in one write, or (split) its
+ * first event, a pause, then the rest. */
+struct upstream {
+    int fd;
+    unsigned port;
+    bool split;
+    pthread_t th;
+};
+
+static const char *const up_events[] = {
+    "data: {\"id\":\"u\",\"object\":\"chat.completion.chunk\",\"created\":1,\"model\":\"m\","
+    "\"choices\":[{\"index\":0,\"delta\":{\"role\":\"assistant\",\"content\":\"hello\"},"
+    "\"finish_reason\":null}]}\n\n",
+    "data: {\"id\":\"u\",\"object\":\"chat.completion.chunk\",\"created\":1,\"model\":\"m\","
+    "\"choices\":[{\"index\":0,\"delta\":{},\"finish_reason\":\"stop\"}]}\n\n"
+    "data: [DONE]\n\n",
+};
+
+static void write_all(int fd, const char *p, size_t n)
+{
+    while (n > 0) {
+        ssize_t w = write(fd, p, n);
+        assert_true(w > 0);
+        p += w;
+        n -= (size_t)w;
+    }
+}
+
+static void *upstream_main(void *arg)
+{
+    struct upstream *u = arg;
+    int fd = accept(u->fd, NULL, NULL);
+    assert_true(fd >= 0);
+    char req[8192];
+    size_t got = 0;
+    char *end = NULL;
+    long want = -1;
+    while (want < 0 || (long)got < want) { /* the headers, then Content-Length bytes */
+        ssize_t n = read(fd, req + got, sizeof req - 1 - got);
+        assert_true(n > 0);
+        got += (size_t)n;
+        req[got] = '\0';
+        end = end ? end : strstr(req, "\r\n\r\n");
+        const char *cl = end ? strcasestr(req, "content-length:") : NULL;
+        if (cl)
+            want = (long)(end + 4 - req) + atol(cl + 15);
+    }
+    char head[256];
+    size_t len = strlen(up_events[0]) + strlen(up_events[1]);
+    int hn = snprintf(head, sizeof head,
+                      "HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\n"
+                      "Content-Length: %zu\r\n\r\n%s",
+                      len, up_events[0]);
+    if (u->split) {
+        write_all(fd, head, (size_t)hn);
+        clock_sleep_ms(300);
+        write_all(fd, up_events[1], strlen(up_events[1]));
+    } else {
+        char all[1024];
+        int an = snprintf(all, sizeof all, "%s%s", head, up_events[1]);
+        write_all(fd, all, (size_t)an); /* one write: one receive for the router */
+    }
+    clock_sleep_ms(200); /* let the client's side read before the close */
+    close(fd);
+    return NULL;
+}
+
+static size_t on_header(char *p, size_t size, size_t n, void *ud)
+{
+    buf_append(ud, p, size * n);
+    return size * n;
+}
+
+/* A stream complete in one receive is answered with Content-Length in one response, a
+ * stream whose end comes later chunked; the same body; the call ends in both (its end was
+ * held for the client: the one-write answer releases it once sent). */
+static void stream_framing(int threads, bool split)
+{
+    struct upstream u = {.split = split};
+    u.fd = hang_listen(&u.port);
+    assert_int_equal(pthread_create(&u.th, NULL, upstream_main, &u), 0);
+    struct rig r;
+    rig_start(&r, threads, u.port);
+    struct buf body, hdrs;
+    buf_init(&body);
+    buf_init(&hdrs);
+    char url[160];
+    snprintf(url, sizeof url, "%s/v1/chat/completions", r.base);
+    CURL *e = curl_easy_init();
+    struct curl_slist *h = curl_slist_append(NULL, "Content-Type: application/json");
+    curl_easy_setopt(e, CURLOPT_URL, url);
+    curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
+    curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, 15000L);
+    curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, on_body);
+    curl_easy_setopt(e, CURLOPT_WRITEDATA, &body);
+    curl_easy_setopt(e, CURLOPT_HEADERFUNCTION, on_header);
+    curl_easy_setopt(e, CURLOPT_HEADERDATA, &hdrs);
+    curl_easy_setopt(e, CURLOPT_HTTPHEADER, h);
+    curl_easy_setopt(e, CURLOPT_POSTFIELDS, chat_stream_body);
+    assert_int_equal(curl_easy_perform(e), CURLE_OK);
+    long status = 0;
+    curl_easy_getinfo(e, CURLINFO_RESPONSE_CODE, &status);
+    curl_off_t clen = -1;
+    curl_easy_getinfo(e, CURLINFO_CONTENT_LENGTH_DOWNLOAD_T, &clen);
+    curl_slist_free_all(h);
+    curl_easy_cleanup(e);
+    assert_int_equal(status, 200);
+    assert_non_null(strcasestr(buf_str(&hdrs), "content-type: text/event-stream"));
+    assert_non_null(strcasestr(buf_str(&hdrs), "x-switchboard-target: a"));
+    if (split) {
+        assert_non_null(strcasestr(buf_str(&hdrs), "transfer-encoding: chunked"));
+        assert_int_equal(clen, -1);
+    } else {
+        assert_null(strcasestr(buf_str(&hdrs), "transfer-encoding"));
+        assert_int_equal(clen, (curl_off_t)body.len);
+    }
+    const char *b = buf_str(&body);
+    assert_non_null(strstr(b, "\"content\":\"hello\""));
+    assert_non_null(strstr(b, "\"finish_reason\":\"stop\""));
+    assert_true(body.len > 14 && str_eq(b + body.len - 14, "data: [DONE]\n\n"));
+    int64_t t0 = clock_mono_ms();
+    while (gateway_in_flight(r.gw) > 0 && clock_mono_ms() - t0 < 5000)
+        clock_sleep_ms(5);
+    assert_int_equal(gateway_in_flight(r.gw), 0); /* the held end was released */
+    assert_int_equal(pthread_join(u.th, NULL), 0);
+    close(u.fd);
+    buf_cleanup(&body);
+    buf_cleanup(&hdrs);
+    rig_free(&r);
+}
+
+static void test_the_loop_listener_sends_a_finished_stream_in_one_write(void **state)
+{
+    (void)state;
+    stream_framing(0, false);
+}
+
+static void test_the_threaded_listener_sends_a_finished_stream_in_one_write(void **state)
+{
+    (void)state;
+    stream_framing(2, false);
+}
+
+static void test_the_loop_listener_chunks_a_stream_still_running(void **state)
+{
+    (void)state;
+    stream_framing(0, true);
+}
+
+static void test_the_threaded_listener_chunks_a_stream_still_running(void **state)
+{
+    (void)state;
+    stream_framing(2, true);
+}
+
 int main(void)
 {
     log_setup(LOG_LEVEL_OFF, 2);
@@ -258,6 +415,10 @@ int main(void)
         T(test_the_loop_listener_stops_with_a_call_in_flight),
         T(test_the_threaded_listener_stops_with_a_call_in_flight),
         T(test_the_loop_listener_stops_after_the_router),
+        T(test_the_loop_listener_sends_a_finished_stream_in_one_write),
+        T(test_the_threaded_listener_sends_a_finished_stream_in_one_write),
+        T(test_the_loop_listener_chunks_a_stream_still_running),
+        T(test_the_threaded_listener_chunks_a_stream_still_running),
 #undef T
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
