@@ -6,7 +6,8 @@
 # (but for the request id and the created time), the same headers but for the framing, to
 # HTTP/1.1 and HTTP/1.0 clients; the ledger rows of both, of a client that leaves before its
 # fast answer and of one that leaves mid-stream. Upstream: tests/integration/sse_upstream.py;
-# client: raw_client.py.
+# client: raw_client.py, and the official OpenAI Node SDK (node/framing.mjs; installed by
+# test_node_sdk.sh, which must have run first in this tree).
 # router.workers 0: with decode/encode workers a stream's events may still be on a worker
 # when the commit's resume reaches the handler (then it is chunked, correctly but not tested).
 source "$(dirname "$0")/lib.sh"
@@ -90,6 +91,14 @@ JSON
   check "$t HTTP/1.0: both bodies the same as HTTP/1.1's" \
     bash -c "$(declare -f same_body); TMP=$TMP same_body fast10_$SHAPE fast$SHAPE && TMP=$TMP same_body slow10_$SHAPE fast$SHAPE"
 
+  # The official OpenAI Node SDK reads both framings (node_modules: test_node_sdk.sh installs it).
+  for m in fast slow; do
+    (cd "$HERE/node" && timeout 30 node framing.mjs "$SB_PORT" $m) >"$TMP/sdk$m$SHAPE.json" 2>"$TMP/sdk.err"
+  done
+  sdk_ok='j["text"]=="one two three four five six seven eight nine ten" and j["finish"]=="stop" and j["usage"]["total_tokens"]==17 and j["chunks"]==13'
+  check "$t Node SDK: a one-write stream (Content-Length) reads whole" \
+    js sdkfast$SHAPE "$sdk_ok and j['content_length'] is not None and j['transfer_encoding'] is None"
+  check "$t Node SDK: a chunked stream the same" js sdkslow$SHAPE "$sdk_ok and j['transfer_encoding']=='chunked'"
   ask left$SHAPE l$SHAPE late --leave-after 0.1
   ask leftmid$SHAPE m$SHAPE slow --leave-after 0.5
   check "$t every call is over (none in flight)" \
