@@ -29,7 +29,8 @@
  * waiting, so the call is not over (nor a 200 in the ledger) before the client has its
  * answer. The content reader posts router_resume once the client drained the connection
  * (to GW_OUT_RESUME, or to nothing); router_resume_lazy when the upstream has ended meanwhile
- * (on_held: only the call's end waits, so the router thread is not woken for it). A client that
+ * (on_held: only the call's end waits, so the router thread is not woken for it); for a stream
+ * sent in one write, gw_on_completed does the same once MHD sent it. A client that
  * stops reading is closed by libmicrohttpd's idle timeout; its call is then cancelled (499 in the
  * ledger) and counted as stalled.
  */
