@@ -92,6 +92,8 @@ JSON
     bash -c "$(declare -f same_body); TMP=$TMP same_body fast10_$SHAPE fast$SHAPE && TMP=$TMP same_body slow10_$SHAPE fast$SHAPE"
 
   # The official OpenAI Node SDK reads both framings (node_modules: test_node_sdk.sh installs it).
+  [[ -f $HERE/node/node_modules/openai/package.json ]] ||
+    bad "the pinned openai SDK is in tests/integration/node (run test_node_sdk.sh first)"
   for m in fast slow; do
     (cd "$HERE/node" && timeout 30 node framing.mjs "$SB_PORT" $m) >"$TMP/sdk$m$SHAPE.json" 2>"$TMP/sdk.err"
   done
