@@ -115,3 +115,35 @@ eventually() {
 sim_requests() {
   sim_stats "$1" | json_get "j.get('by_path', {}).get('$2', 0)"
 }
+
+# The official OpenAI Node SDK, pinned in tests/integration/node/package.json + package-lock.json,
+# installed with `npm ci` into tests/integration/node/node_modules (git-ignored, reused while it
+# matches the pinned version; one install at a time, since several build trees may run at once).
+# Returns 1 after a `bad` when node/npm or the install is missing: a FAILURE, never a skip.
+NODE_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")/node" && pwd)
+node_sdk_ready() {
+  local pinned
+  pinned=$(python3 -c "import json; print(json.load(open('$NODE_DIR/package.json'))['dependencies']['openai'])")
+  installed() {
+    [[ -f $NODE_DIR/node_modules/openai/package.json ]] &&
+      [[ $(python3 -c "import json; print(json.load(open('$NODE_DIR/node_modules/openai/package.json'))['version'])") == "$pinned" ]]
+  }
+  if ! command -v node >/dev/null || ! command -v npm >/dev/null; then
+    bad "node and npm are installed (.ci/deps test installs Debian's nodejs npm)"
+    return 1
+  fi
+  if ! installed; then
+    flock -w 300 "$NODE_DIR" bash -c "
+      cd '$NODE_DIR' || exit 1
+      [[ -f node_modules/openai/package.json ]] &&
+        grep -q '\"version\": \"$pinned\"' node_modules/openai/package.json && exit 0
+      timeout 240 npm ci --no-audit --no-fund --loglevel=error
+    " >"$TMP/npm.log" 2>&1
+    if ! installed; then
+      bad "npm ci installed openai@$pinned into tests/integration/node (no network? npm log below)"
+      sed 's/^/    npm: /' "$TMP/npm.log" | tail -20
+      return 1
+    fi
+  fi
+  ok "openai@$pinned installed for node $(node --version)"
+}

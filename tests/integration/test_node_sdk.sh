@@ -14,33 +14,8 @@
 # SB_GW_THREADS sets gateway.threads (default 2; test_node_sdk_on_loop.sh runs it with 0).
 source "$(dirname "$0")/lib.sh"
 
-NODE_DIR=$(cd "$(dirname "$0")/node" && pwd)
-
 # ---- the SDK ----------------------------------------------------------------------------------
-pinned=$(python3 -c "import json; print(json.load(open('$NODE_DIR/package.json'))['dependencies']['openai'])")
-installed() {
-  [[ -f $NODE_DIR/node_modules/openai/package.json ]] &&
-    [[ $(python3 -c "import json; print(json.load(open('$NODE_DIR/node_modules/openai/package.json'))['version'])") == "$pinned" ]]
-}
-if ! command -v node >/dev/null || ! command -v npm >/dev/null; then
-  bad "node and npm are installed (.ci/deps test installs Debian's nodejs npm)"
-  finish; exit 1
-fi
-if ! installed; then
-  # One install at a time (several build trees may run this suite); re-check under the lock.
-  flock -w 300 "$NODE_DIR" bash -c "
-    cd '$NODE_DIR' || exit 1
-    [[ -f node_modules/openai/package.json ]] &&
-      grep -q '\"version\": \"$pinned\"' node_modules/openai/package.json && exit 0
-    timeout 240 npm ci --no-audit --no-fund --loglevel=error
-  " >"$TMP/npm.log" 2>&1
-  if ! installed; then
-    bad "npm ci installed openai@$pinned into tests/integration/node (no network? npm log below)"
-    sed 's/^/    npm: /' "$TMP/npm.log" | tail -20
-    finish; exit 1
-  fi
-fi
-ok "openai@$pinned installed for node $(node --version)"
+node_sdk_ready || { finish; exit 1; }
 
 # ---- simulators, config, serve --------------------------------------------------------------
 export SIM_KEY=sim-key-node-sdk-0123456789

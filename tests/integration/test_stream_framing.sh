@@ -6,8 +6,8 @@
 # (but for the request id and the created time), the same headers but for the framing, to
 # HTTP/1.1 and HTTP/1.0 clients; the ledger rows of both, of a client that leaves before its
 # fast answer and of one that leaves mid-stream. Upstream: tests/integration/sse_upstream.py;
-# client: raw_client.py, and the official OpenAI Node SDK (node/framing.mjs; installed by
-# test_node_sdk.sh, which must have run first in this tree).
+# client: raw_client.py, and the official OpenAI Node SDK (node/framing.mjs; lib.sh
+# node_sdk_ready installs the pinned version when it is missing).
 # router.workers 0: with decode/encode workers a stream's events may still be on a worker
 # when the commit's resume reaches the handler (then it is chunked, correctly but not tested).
 source "$(dirname "$0")/lib.sh"
@@ -91,9 +91,8 @@ JSON
   check "$t HTTP/1.0: both bodies the same as HTTP/1.1's" \
     bash -c "$(declare -f same_body); TMP=$TMP same_body fast10_$SHAPE fast$SHAPE && TMP=$TMP same_body slow10_$SHAPE fast$SHAPE"
 
-  # The official OpenAI Node SDK reads both framings (node_modules: test_node_sdk.sh installs it).
-  [[ -f $HERE/node/node_modules/openai/package.json ]] ||
-    bad "the pinned openai SDK is in tests/integration/node (run test_node_sdk.sh first)"
+  # The official OpenAI Node SDK reads both framings (lib.sh installs the pinned SDK if needed).
+  node_sdk_ready
   for m in fast slow; do
     (cd "$HERE/node" && timeout 30 node framing.mjs "$SB_PORT" $m) >"$TMP/sdk$m$SHAPE.json" 2>"$TMP/sdk.err"
   done
