@@ -368,11 +368,17 @@ check "zero client errors while Redis was down" \
   test "$(json_get "j['by_status'].get('200', 0) == j['n'] and j['n'] > 0" <"$TMP/kill.json")" = True
 rm -f "$RSOCK"
 start_redis || exit 1
-check "instances reconnect" eventually 10 metrics_has 1 '^switchboard_fleet_up 1'
+# Every instance, not only the first: each retries on its own backoff (up to 5 s by the end of
+# the outage), and only a reconnected instance adds its share back.
+for n in 1 2 3; do
+  check "instance $n reconnects" eventually 12 metrics_has $n '^switchboard_fleet_up 1'
+done
 sleep 1.5
 spent=$(ledger_sum 1 2 3)
+fleet_spend() { redis-cli -s "$RSOCK" GET "t:spend:global::d:$(date -u +%F)"; }
 check "after the restart, fleet spend equals the sum of the ledgers" eventually 5 python3 -c \
   "import subprocess; v=int(subprocess.run(['redis-cli','-s','$RSOCK','GET','t:spend:global::d:$(date -u +%F)'],capture_output=True,text=True).stdout.strip() or 0); exit(0 if abs(v/1e6 - $spent) < 1e-4 else 1)"
+echo "# spend after the restart: Redis $(fleet_spend) micro-USD, the ledgers $spent USD"
 reseeded() { rcli HGET t:ov weight:a | grep -q '"weight":7'; }
 check "overrides were re-seeded into the empty Redis" eventually 3 reseeded
 for n in 1 2 3; do
