@@ -10,7 +10,7 @@
  * in the same random pieces. Property: the same outcome class and the same events reach the
  * router, and an OpenAI client reading either answer reads the same thing.
  */
-/* fuzz-extra: tests/unit/support_json_pass.c */
+/* fuzz-extra: tests/unit/support_json_pass.c tests/unit/support_passthrough.c */
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>

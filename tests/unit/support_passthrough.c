@@ -72,9 +72,8 @@ enum llm_errclass pt_relay(const struct provider_ops *ops, const char *body, siz
     return cls;
 }
 
-static int view_event(void *ctx, const struct llm_event *ev)
+void support_log_event(struct buf *log, const struct llm_event *ev)
 {
-    struct buf *log = ctx;
     switch (ev->type) {
     case LLM_EV_TEXT:
         buf_printf(log, "text %s ", llm_text_kind_field(ev->kind));
@@ -105,18 +104,29 @@ static int view_event(void *ctx, const struct llm_event *ev)
         break;
     }
     buf_putc(log, '\n');
+}
+
+static int view_event(void *ctx, const struct llm_event *ev)
+{
+    support_log_event(ctx, ev);
     return 0;
+}
+
+void support_client_read(const char *body, size_t len, bool stream, struct buf *log)
+{
+    struct llm_sink sink = {view_event, log};
+    struct provider_call *pc = provider_call_new(&provider_openai_parsed, stream, &sink, NULL);
+    provider_call_on_status(pc, 200);
+    provider_call_on_header(pc, "Content-Type", stream ? "text/event-stream" : "application/json",
+                            0);
+    if (len)
+        provider_call_on_data(pc, body, len);
+    enum llm_errclass cls = provider_call_finish(pc, LLM_ERR_NONE, NULL);
+    buf_printf(log, "end %s\n", llm_errclass_name(cls));
+    provider_call_free(pc);
 }
 
 void pt_client_view(const char *sse, size_t len, struct buf *log)
 {
-    struct llm_sink sink = {view_event, log};
-    struct provider_call *pc = provider_call_new(&provider_openai_parsed, true, &sink, NULL);
-    provider_call_on_status(pc, 200);
-    provider_call_on_header(pc, "Content-Type", "text/event-stream", 0);
-    if (len)
-        provider_call_on_data(pc, sse, len);
-    enum llm_errclass cls = provider_call_finish(pc, LLM_ERR_NONE, NULL);
-    buf_printf(log, "end %s\n", llm_errclass_name(cls));
-    provider_call_free(pc);
+    support_client_read(sse, len, true, log);
 }

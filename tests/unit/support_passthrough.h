@@ -3,7 +3,8 @@
  * for test_passthrough and fuzz_passthrough: an upstream SSE body goes through provider_call
  * (with the scanner, provider_openai, or without it, provider_openai_parsed) into the
  * gateway's SSE writer, as chat.c's sink would write it; and what a client then reads from
- * those bytes, one line per event. No cmocka here: the fuzzer links it too.
+ * those bytes, one line per event. support_json_pass.c reads its answers with the same
+ * reader. No cmocka here: the fuzzers link it too.
  */
 #ifndef SWITCHBOARD_TESTS_SUPPORT_PASSTHROUGH_H
 #define SWITCHBOARD_TESTS_SUPPORT_PASSTHROUGH_H
@@ -28,6 +29,15 @@
  */
 enum llm_errclass pt_relay(const struct provider_ops *ops, const char *body, size_t len,
                            bool include_usage, unsigned split, struct buf *out, int *forwarded);
+
+/* One line for ev into log: its type and fields as the router sees them (pt_client_view's
+ * and jp_client_view's lines, jp_answer's event log). */
+void support_log_event(struct buf *log, const struct llm_event *ev);
+
+/* What an OpenAI client reads from a 200 answer body[0..len) (an SSE stream, else a JSON
+ * answer): one line per event provider_openai_parsed decodes (support_log_event), then
+ * "end <class>". */
+void support_client_read(const char *body, size_t len, bool stream, struct buf *log);
 
 /* What an OpenAI client reads from gateway bytes: one line per event (decoded with
  * provider_openai_parsed), then "end <class>". */
