@@ -37,18 +37,7 @@ enum llm_errclass jp_answer(const struct provider_ops *ops, const char *body, si
     struct provider_call *pc = provider_call_new(ops, false, &sink, NULL);
     provider_call_on_status(pc, 200);
     provider_call_on_header(pc, "Content-Type", "application/json", 0);
-    size_t at = 0;
-    while (at < len) {
-        size_t piece = len - at;
-        if (split) {
-            split = split * 1103515245u + 12345u;
-            piece = 1 + (split >> 16) % 97;
-            piece = piece < len - at ? piece : len - at;
-        }
-        if (provider_call_on_data(pc, body + at, piece) != 0)
-            break;
-        at += piece;
-    }
+    support_feed(pc, body, len, split);
     enum llm_errclass cls = provider_call_finish(pc, LLM_ERR_NONE, NULL);
     if (cls != LLM_ERR_NONE)
         buf_printf(out, "error %s: %s\n", llm_errclass_name(cls), provider_call_error(pc));

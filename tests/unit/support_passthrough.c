@@ -28,7 +28,7 @@ static int relay_event(void *ctx, const struct llm_event *ev)
     return 0;
 }
 
-static void feed(struct provider_call *pc, const char *body, size_t len, unsigned split)
+void support_feed(struct provider_call *pc, const char *body, size_t len, unsigned split)
 {
     size_t at = 0;
     while (at < len) {
@@ -54,7 +54,7 @@ enum llm_errclass pt_relay(const struct provider_ops *ops, const char *body, siz
     struct provider_call *pc = provider_call_new(ops, true, &sink, NULL);
     provider_call_on_status(pc, 200);
     provider_call_on_header(pc, "Content-Type", "text/event-stream", 0);
-    feed(pc, body, len, split);
+    support_feed(pc, body, len, split);
     enum llm_errclass cls = provider_call_finish(pc, LLM_ERR_NONE, NULL);
     const char *msg = provider_call_error(pc);
     /* chat_on_done: a started stream that did not end gets an error chunk. */

@@ -30,6 +30,10 @@
 enum llm_errclass pt_relay(const struct provider_ops *ops, const char *body, size_t len,
                            bool include_usage, unsigned split, struct buf *out, int *forwarded);
 
+/* body[0..len) into pc's on_data (split 0: whole, else a seed for pseudo-random pieces of
+ * 1..97 bytes), until it is all in or on_data refuses. */
+void support_feed(struct provider_call *pc, const char *body, size_t len, unsigned split);
+
 /* One line for ev into log: its type and fields as the router sees them (pt_client_view's
  * and jp_client_view's lines, jp_answer's event log). */
 void support_log_event(struct buf *log, const struct llm_event *ev);
