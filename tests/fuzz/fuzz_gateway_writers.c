@@ -16,34 +16,9 @@
 #include <cjson/cJSON.h>
 
 #include "../../src/gateway/internal.h"
+#include "fuzz_input.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
-
-struct reader {
-    const uint8_t *p;
-    size_t n;
-};
-
-static uint8_t rd_byte(struct reader *r)
-{
-    if (r->n == 0)
-        return 0;
-    r->n--;
-    return *r->p++;
-}
-
-/* A length-prefixed string (up to 255 bytes), NUL-terminated copy in buf. */
-static size_t rd_str(struct reader *r, char *buf)
-{
-    size_t len = rd_byte(r);
-    if (len > r->n)
-        len = r->n;
-    memcpy(buf, r->p, len);
-    buf[len] = '\0';
-    r->p += len;
-    r->n -= len;
-    return len;
-}
 
 static void check_stream(const struct buf *out)
 {
@@ -81,44 +56,44 @@ static void check_json(const struct buf *out)
 }
 
 /* One event from the script into the stream and the collected answer. */
-static void one_event(struct reader *r, struct gw_sse *sse, struct llm_response *resp,
+static void one_event(struct fuzz_input *in, struct gw_sse *sse, struct llm_response *resp,
                       struct buf *out)
 {
     char a[256], b[256];
     struct llm_event ev;
     memset(&ev, 0, sizeof ev);
-    switch (rd_byte(r) % 6) {
+    switch (fuzz_byte(in) % 6) {
     case 0:
         ev.type = LLM_EV_TEXT;
-        ev.len = rd_str(r, a);
+        ev.len = fuzz_str(in, a);
         ev.text = a;
         break;
     case 1:
         ev.type = LLM_EV_TOOL_CALL;
-        ev.index = rd_byte(r) % 4;
-        ev.id = rd_str(r, a) ? a : NULL;
-        ev.name = rd_str(r, b) ? b : NULL;
+        ev.index = fuzz_byte(in) % 4;
+        ev.id = fuzz_str(in, a) ? a : NULL;
+        ev.name = fuzz_str(in, b) ? b : NULL;
         break;
     case 2:
         ev.type = LLM_EV_TOOL_ARGS;
-        ev.index = rd_byte(r) % 4;
-        ev.len = rd_str(r, a);
+        ev.index = fuzz_byte(in) % 4;
+        ev.len = fuzz_str(in, a);
         ev.text = a;
         break;
     case 3:
         ev.type = LLM_EV_USAGE;
         ev.usage.present = true;
-        ev.usage.input_tokens = rd_byte(r) * 1000L;
-        ev.usage.output_tokens = rd_byte(r);
-        ev.usage.cached_tokens = rd_byte(r);
+        ev.usage.input_tokens = fuzz_byte(in) * 1000L;
+        ev.usage.output_tokens = fuzz_byte(in);
+        ev.usage.cached_tokens = fuzz_byte(in);
         break;
     case 4:
         ev.type = LLM_EV_FINISH;
-        ev.finish = (enum llm_finish)(rd_byte(r) % (LLM_FINISH_ERROR + 1));
+        ev.finish = (enum llm_finish)(fuzz_byte(in) % (LLM_FINISH_ERROR + 1));
         break;
     default:
         ev.type = LLM_EV_ERROR;
-        ev.len = rd_str(r, a);
+        ev.len = fuzz_str(in, a);
         ev.text = a;
         break;
     }
@@ -127,23 +102,23 @@ static void one_event(struct reader *r, struct gw_sse *sse, struct llm_response 
         llm_response_collect(resp, &ev);
 }
 
-static void writers_script(struct reader *r)
+static void writers_script(struct fuzz_input *in)
 {
     char id[256], model[256];
-    rd_str(r, id);
-    rd_str(r, model);
-    bool usage = rd_byte(r) & 1;
+    fuzz_str(in, id);
+    fuzz_str(in, model);
+    bool usage = fuzz_byte(in) & 1;
     struct gw_sse sse;
     struct llm_response resp;
     struct buf out;
     gw_sse_init(&sse, id, model, 1700000000, usage);
     llm_response_init(&resp);
     buf_init(&out);
-    for (int k = 0; k < 64 && r->n > 0; k++)
-        one_event(r, &sse, &resp, &out);
-    if (rd_byte(r) & 1) {
+    for (int k = 0; k < 64 && fuzz_left(in) > 0; k++)
+        one_event(in, &sse, &resp, &out);
+    if (fuzz_byte(in) & 1) {
         char why[256];
-        size_t n = rd_str(r, why);
+        size_t n = fuzz_str(in, why);
         gw_sse_fail(&sse, why, n, &out);
     } else {
         struct llm_event fin = {.type = LLM_EV_FINISH, .finish = LLM_FINISH_STOP};
@@ -159,16 +134,16 @@ static void writers_script(struct reader *r)
     buf_reset(&out);
     struct llm_error_info info;
     llm_error_info_init(&info);
-    rd_str(r, why_type);
+    fuzz_str(in, why_type);
     str_copy(info.type, sizeof info.type, why_type);
-    rd_str(r, why_type);
+    fuzz_str(in, why_type);
     str_copy(info.code, sizeof info.code, why_type);
     struct gw_call_failure f = {
-        .info = rd_byte(r) & 1 ? &info : NULL,
-        .cls = (enum llm_errclass)(rd_byte(r) % (LLM_ERR_INTERNAL + 1)),
-        .upstream_status = 100 + rd_byte(r) * 2,
-        .no_target = rd_byte(r) & 1,
-        .retry_after_ms = rd_byte(r) * 1000 - 1000,
+        .info = fuzz_byte(in) & 1 ? &info : NULL,
+        .cls = (enum llm_errclass)(fuzz_byte(in) % (LLM_ERR_INTERNAL + 1)),
+        .upstream_status = 100 + fuzz_byte(in) * 2,
+        .no_target = fuzz_byte(in) & 1,
+        .retry_after_ms = fuzz_byte(in) * 1000 - 1000,
         .message = model,
     };
     gw_error_from_call(&e, &f);
@@ -185,7 +160,7 @@ static void writers_script(struct reader *r)
 
 /* A random document through the JSON writer: depth below GW_JSON_DEPTH, keys only in
  * objects, everything closed at the end. */
-static void json_script(struct reader *r)
+static void json_script(struct fuzz_input *in)
 {
     static const char *const keys[] = {"a", "b", "id", "model", "x_y"};
     char s[256];
@@ -197,8 +172,8 @@ static void json_script(struct reader *r)
     gw_json_init(&j, &out);
     gw_json_open(&j, NULL, '{');
     stack[depth++] = '{';
-    for (int k = 0; k < 128 && r->n > 0; k++) {
-        uint8_t op = rd_byte(r);
+    for (int k = 0; k < 128 && fuzz_left(in) > 0; k++) {
+        uint8_t op = fuzz_byte(in);
         const char *key = stack[depth - 1] == '{' ? keys[op % 5] : NULL;
         switch ((op >> 3) % 8) {
         case 0:
@@ -215,30 +190,30 @@ static void json_script(struct reader *r)
             }
             break;
         case 2: {
-            size_t n = rd_str(r, s);
+            size_t n = fuzz_str(in, s);
             gw_json_strn(&j, key, s, n);
             break;
         }
         case 3:
-            rd_str(r, s);
-            gw_json_str(&j, key, rd_byte(r) & 1 ? s : NULL);
+            fuzz_str(in, s);
+            gw_json_str(&j, key, fuzz_byte(in) & 1 ? s : NULL);
             break;
         case 4: {
             double d = 0;
             uint8_t raw[8];
             for (int i = 0; i < 8; i++)
-                raw[i] = rd_byte(r);
+                raw[i] = fuzz_byte(in);
             memcpy(&d, raw, sizeof d);
             gw_json_num(&j, key, d);
             break;
         }
         case 5: {
-            uint64_t hi = rd_byte(r), lo = rd_byte(r);
+            uint64_t hi = fuzz_byte(in), lo = fuzz_byte(in);
             gw_json_int(&j, key, (int64_t)(hi << 56 | lo));
             break;
         }
         case 6:
-            gw_json_uint(&j, key, UINT64_MAX - rd_byte(r));
+            gw_json_uint(&j, key, UINT64_MAX - fuzz_byte(in));
             break;
         default:
             if (op & 1)
@@ -255,7 +230,7 @@ static void json_script(struct reader *r)
     check_json(&out);
 
     /* One string value reads back as it was when it was valid UTF-8 without NUL. */
-    size_t n = rd_str(r, s);
+    size_t n = fuzz_str(in, s);
     buf_reset(&out);
     gw_json_init(&j, &out);
     gw_json_open(&j, NULL, '{');
@@ -273,10 +248,10 @@ static void json_script(struct reader *r)
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-    struct reader r = {data, size};
-    if (rd_byte(&r) & 1)
-        json_script(&r);
+    struct fuzz_input in = {data, size, 0};
+    if (fuzz_byte(&in) & 1)
+        json_script(&in);
     else
-        writers_script(&r);
+        writers_script(&in);
     return 0;
 }

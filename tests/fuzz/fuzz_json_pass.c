@@ -16,36 +16,18 @@
 #include <string.h>
 
 #include "../unit/support_json_pass.h"
+#include "fuzz_input.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
-struct reader {
-    const uint8_t *p;
-    size_t n;
-};
-
-static uint8_t rd(struct reader *r)
-{
-    if (r->n == 0)
-        return 0;
-    r->n--;
-    return *r->p++;
-}
-
-static const char *pick(struct reader *r, const char *const *v, size_t n)
-{
-    return v[rd(r) % n];
-}
-#define PICK(r, v) pick(r, v, sizeof v / sizeof v[0])
-
-static void put_ws(struct reader *r, struct buf *b)
+static void put_ws(struct fuzz_input *in, struct buf *b)
 {
     static const char *const ws[] = {"", "", "", " ", "\n  ", "\t", "\r\n"};
-    buf_puts(b, PICK(r, ws));
+    buf_puts(b, FUZZ_PICK(in, ws));
 }
 
 /* Up to 15 pieces of text as a JSON string's inside. */
-static void put_text(struct reader *r, struct buf *b)
+static void put_text(struct fuzz_input *in, struct buf *b)
 {
     static const char *const pieces[] = {"\\n",      "\\\"",         "\\\\",
                                          "\\/",      "\\t",          "\\u00e9",
@@ -53,9 +35,9 @@ static void put_text(struct reader *r, struct buf *b)
                                          "\xC3",     "\\ud83d",      " ",
                                          "stop",     "\\r\\n",       "\\b\\f",
                                          "\x01",     "\\u0000"};
-    size_t n = rd(r) & 15;
-    for (size_t i = 0; i < n && r->n; i++) {
-        uint8_t c = rd(r);
+    size_t n = fuzz_byte(in) & 15;
+    for (size_t i = 0; i < n && fuzz_left(in); i++) {
+        uint8_t c = fuzz_byte(in);
         if (c < 0x40 && c % 2 == 0)
             buf_puts(b, pieces[(c / 2) % (sizeof pieces / sizeof pieces[0])]);
         else if (c >= 0x20 && c < 0x7f && c != '"' && c != '\\')
@@ -65,7 +47,7 @@ static void put_text(struct reader *r, struct buf *b)
     }
 }
 
-static void put_message(struct reader *r, struct buf *b)
+static void put_message(struct fuzz_input *in, struct buf *b)
 {
     static const char *const roles[] = {"\"assistant\"", "\"assistant\"", "\"user\"", "null"};
     static const char *const extra[] = {
@@ -85,49 +67,49 @@ static void put_message(struct reader *r, struct buf *b)
         "\"x\":1",
         "\"content\":\"again\"",
     };
-    uint8_t m = rd(r);
+    uint8_t m = fuzz_byte(in);
     buf_putc(b, '{');
-    put_ws(r, b);
+    put_ws(in, b);
     if (!(m & 1))
-        buf_printf(b, "\"role\":%s,", PICK(r, roles));
+        buf_printf(b, "\"role\":%s,", FUZZ_PICK(in, roles));
     for (int i = 0; i < (m >> 5); i++)
-        buf_printf(b, "%s,", PICK(r, extra));
+        buf_printf(b, "%s,", FUZZ_PICK(in, extra));
     if (m & 2) {
         buf_puts(b, "\"content\":null");
     } else {
         buf_puts(b, "\"content\":\"");
-        put_text(r, b);
+        put_text(in, b);
         buf_putc(b, '"');
     }
     if (m & 4)
-        buf_printf(b, ",%s", PICK(r, extra));
-    put_ws(r, b);
+        buf_printf(b, ",%s", FUZZ_PICK(in, extra));
+    put_ws(in, b);
     buf_putc(b, '}');
 }
 
-static void put_choice(struct reader *r, struct buf *b)
+static void put_choice(struct fuzz_input *in, struct buf *b)
 {
     static const char *const finish[] = {"\"stop\"",           "\"length\"", "\"tool_calls\"",
                                          "\"content_filter\"", "null",       "\"weird\"",
                                          "\"stop\"",           "\"\""};
     static const char *const lp[] = {"null", "{\"content\":[]}", "null"};
-    uint8_t m = rd(r);
+    uint8_t m = fuzz_byte(in);
     buf_putc(b, '{');
     if (!(m & 1))
         buf_printf(b, "\"index\":%s,", m & 2 ? "1" : "0");
-    put_ws(r, b);
+    put_ws(in, b);
     buf_puts(b, "\"message\":");
-    put_message(r, b);
+    put_message(in, b);
     if (!(m & 4))
-        buf_printf(b, ",\"finish_reason\":%s", PICK(r, finish));
+        buf_printf(b, ",\"finish_reason\":%s", FUZZ_PICK(in, finish));
     if (m & 8)
-        buf_printf(b, ",\"logprobs\":%s", PICK(r, lp));
+        buf_printf(b, ",\"logprobs\":%s", FUZZ_PICK(in, lp));
     if (m & 16)
         buf_puts(b, ",\"stop_reason\":null");
     buf_putc(b, '}');
 }
 
-static void put_usage(struct reader *r, struct buf *b)
+static void put_usage(struct fuzz_input *in, struct buf *b)
 {
     static const char *const num[] = {
         "0", "7", "12", "1.0", "-3", "1e2", "\"5\"", "999999999999999", "1234567890123456"};
@@ -138,29 +120,29 @@ static void put_usage(struct reader *r, struct buf *b)
         ",\"prompt_tokens_details\":{\"cached_tokens\":2.5,\"audio_tokens\":0}",
         ",\"completion_tokens_details\":{\"reasoning_tokens\":1}",
         ",\"queue_time\":0.01"};
-    uint8_t m = rd(r);
+    uint8_t m = fuzz_byte(in);
     if (m & 1) {
         buf_puts(b, m & 2 ? "null" : "[]");
         return;
     }
-    const char *p = PICK(r, num), *c = PICK(r, num);
+    const char *p = FUZZ_PICK(in, num), *c = FUZZ_PICK(in, num);
     buf_printf(b, "{\"prompt_tokens\":%s,\"completion_tokens\":%s", p, c);
     if (!(m & 4)) {
         long total = atol(p) + atol(c) + (m & 8 ? 1 : 0);
         buf_printf(b, ",\"total_tokens\":%ld", total);
     }
-    buf_puts(b, PICK(r, details));
+    buf_puts(b, FUZZ_PICK(in, details));
     if (m & 16)
         buf_puts(b, ",\"prompt_tokens\":1");
     buf_putc(b, '}');
 }
 
 /* Top-level members in an order and shape the input picks. */
-static void build(struct reader *r, struct buf *b)
+static void build(struct fuzz_input *in, struct buf *b)
 {
-    uint8_t m = rd(r), m2 = rd(r);
+    uint8_t m = fuzz_byte(in), m2 = fuzz_byte(in);
     buf_putc(b, '{');
-    put_ws(r, b);
+    put_ws(in, b);
     if (!(m & 1))
         buf_puts(b, "\"id\":\"chatcmpl-up\",");
     if (!(m & 2))
@@ -169,7 +151,7 @@ static void build(struct reader *r, struct buf *b)
         buf_puts(b, m2 & 2 ? "\"created\":null," : "\"created\":17,");
     if (!(m & 8))
         buf_puts(b, "\"model\":\"gpt-up\",");
-    put_ws(r, b);
+    put_ws(in, b);
     if (m2 & 4)
         buf_puts(b, "\"system_fingerprint\":\"fp_x\",");
     if (m2 & 8)
@@ -182,24 +164,24 @@ static void build(struct reader *r, struct buf *b)
         buf_puts(b, "\"model\":\"again\",");
     buf_puts(b, "\"choices\":[");
     if (!(m & 16))
-        put_choice(r, b);
+        put_choice(in, b);
     if (m & 32) {
         buf_putc(b, ',');
-        put_choice(r, b);
+        put_choice(in, b);
     }
     buf_putc(b, ']');
     if (!(m & 64)) {
         buf_puts(b, ",\"usage\":");
-        put_usage(r, b);
+        put_usage(in, b);
     }
-    put_ws(r, b);
+    put_ws(in, b);
     buf_putc(b, '}');
     if (m & 128) { /* cut or trailing bytes */
-        size_t n = rd(r);
+        size_t n = fuzz_byte(in);
         if (n & 1)
             b->len = n / 2 < b->len ? b->len - n / 2 : 0;
         else
-            buf_putc(b, (char)rd(r));
+            buf_putc(b, (char)fuzz_byte(in));
     }
 }
 
@@ -207,7 +189,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     if (size < 2)
         return 0;
-    struct reader r = {data + 2, size - 2};
+    struct fuzz_input in = {data + 2, size - 2, 0};
     unsigned split = data[1];
     struct buf body, a, b, ea, eb, va, vb;
     buf_init(&body), buf_init(&a), buf_init(&b), buf_init(&ea), buf_init(&eb);
@@ -215,7 +197,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     if (data[0] & 1)
         buf_append(&body, (const char *)data + 2, size - 2);
     else
-        build(&r, &body);
+        build(&in, &body);
     enum llm_errclass ca =
         jp_answer(&provider_openai, buf_str(&body), body.len, split, &a, &ea, NULL);
     enum llm_errclass cb =

@@ -14,34 +14,22 @@
 #include <string.h>
 
 #include "../unit/support_passthrough.h"
+#include "fuzz_input.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
-struct reader {
-    const uint8_t *p;
-    size_t n;
-};
-
-static uint8_t rd(struct reader *r)
-{
-    if (r->n == 0)
-        return 0;
-    r->n--;
-    return *r->p++;
-}
-
 /* Up to 15 bytes of text from the input, as a JSON string's inside: escapes, raw UTF-8 and
  * the odd invalid byte or \u escape. */
-static void put_text(struct reader *r, struct buf *b)
+static void put_text(struct fuzz_input *in, struct buf *b)
 {
     static const char *const pieces[] = {"\\n",      "\\\"",         "\\\\",
                                          "\\/",      "\\t",          "\\u00e9",
                                          "\xC3\xA9", "\xE2\x82\xAC", "\xF0\x9F\x98\x80",
                                          "\xC3",     "\\ud83d",      " ",
                                          "stop",     "\\r\\n"};
-    size_t n = rd(r) & 15;
-    for (size_t i = 0; i < n && r->n; i++) {
-        uint8_t c = rd(r);
+    size_t n = fuzz_byte(in) & 15;
+    for (size_t i = 0; i < n && fuzz_left(in); i++) {
+        uint8_t c = fuzz_byte(in);
         if (c < 0x20 * 2 && c % 2 == 0)
             buf_puts(b, pieces[(c / 2) % (sizeof pieces / sizeof pieces[0])]);
         else if (c >= 0x20 && c < 0x7f && c != '"' && c != '\\')
@@ -51,18 +39,18 @@ static void put_text(struct reader *r, struct buf *b)
     }
 }
 
-static void put_ws(struct reader *r, struct buf *b, uint8_t mode)
+static void put_ws(struct fuzz_input *in, struct buf *b, uint8_t mode)
 {
     if (mode & 1)
         buf_putc(b, ' ');
     if ((mode & 6) == 6)
-        buf_putc(b, rd(r) & 1 ? '\t' : '\n');
+        buf_putc(b, fuzz_byte(in) & 1 ? '\t' : '\n');
 }
 
 /* The envelope members, sometimes one missing, doubled, or with usage:null first. */
-static void put_envelope(struct reader *r, struct buf *b, uint8_t mode)
+static void put_envelope(struct fuzz_input *in, struct buf *b, uint8_t mode)
 {
-    uint8_t m = rd(r);
+    uint8_t m = fuzz_byte(in);
     if (m & 1)
         buf_puts(b, "\"usage\":null,");
     if ((m & 6) != 2)
@@ -70,7 +58,7 @@ static void put_envelope(struct reader *r, struct buf *b, uint8_t mode)
     buf_puts(b, "\"object\":\"chat.completion.chunk\",");
     if ((m & 6) != 4)
         buf_puts(b, "\"created\":17,");
-    put_ws(r, b, mode);
+    put_ws(in, b, mode);
     if ((m & 6) != 6)
         buf_puts(b, "\"model\":\"gpt-up\",");
     if (m & 8)
@@ -83,20 +71,20 @@ static void put_envelope(struct reader *r, struct buf *b, uint8_t mode)
         buf_puts(b, "\"x_extra\":{\"k\":[1,2.5e3,true,null]},");
 }
 
-static void put_finish(struct reader *r, struct buf *b)
+static void put_finish(struct fuzz_input *in, struct buf *b)
 {
     static const char *const f[] = {"null",           "\"stop\"",           "\"length\"",
                                     "\"tool_calls\"", "\"content_filter\"", "\"\"",
                                     "\"weird\""};
-    buf_printf(b, ",\"finish_reason\":%s", f[rd(r) % (sizeof f / sizeof f[0])]);
+    buf_printf(b, ",\"finish_reason\":%s", FUZZ_PICK(in, f));
 }
 
 /* One chat.completion.chunk of a shape picked by the input. */
-static void put_chunk(struct reader *r, struct buf *b, uint8_t op)
+static void put_chunk(struct fuzz_input *in, struct buf *b, uint8_t op)
 {
-    uint8_t mode = rd(r);
+    uint8_t mode = fuzz_byte(in);
     buf_putc(b, '{');
-    put_envelope(r, b, mode);
+    put_envelope(in, b, mode);
     switch (op % 8) {
     case 0: /* role */
         buf_puts(b, "\"choices\":[{\"index\":0,\"delta\":{\"role\":\"assistant\",\"content\":"
@@ -105,41 +93,41 @@ static void put_chunk(struct reader *r, struct buf *b, uint8_t op)
     case 1:
     case 2: /* content */
         buf_printf(b, "\"choices\":[{\"index\":%s,", mode & 8 ? "1" : "0");
-        put_ws(r, b, mode >> 4);
+        put_ws(in, b, mode >> 4);
         buf_puts(b, "\"delta\":{\"content\":\"");
-        put_text(r, b);
+        put_text(in, b);
         buf_puts(b, mode & 16 ? "\",\"refusal\":null}" : "\"}");
         if (mode & 32)
             buf_puts(b, ",\"logprobs\":null");
         if (mode & 64)
-            put_finish(r, b);
+            put_finish(in, b);
         buf_puts(b, mode & 128 ? "},{\"index\":0,\"delta\":{\"content\":\"2\"}}]" : "}]");
         break;
     case 3: /* finish */
         buf_puts(b, "\"choices\":[{\"index\":0,\"delta\":{}");
-        put_finish(r, b);
+        put_finish(in, b);
         buf_puts(b, "}]");
         break;
     case 4: /* usage */
         buf_printf(b, "\"choices\":[],\"usage\":{\"prompt_tokens\":%u,\"completion_tokens\":%u}",
-                   rd(r), rd(r));
+                   fuzz_byte(in), fuzz_byte(in));
         break;
     case 5: /* tool call */
         buf_printf(b,
                    "\"choices\":[{\"index\":0,\"delta\":{\"tool_calls\":[{\"index\":%u,"
                    "\"id\":\"c%u\",\"function\":{\"name\":\"f\",\"arguments\":\"",
-                   rd(r) % 3, rd(r) % 3);
-        put_text(r, b);
+                   fuzz_byte(in) % 3, fuzz_byte(in) % 3);
+        put_text(in, b);
         buf_puts(b, "\"}}]}}]");
         break;
     case 6: /* an error object */
         buf_puts(b, "\"error\":{\"message\":\"");
-        put_text(r, b);
+        put_text(in, b);
         buf_puts(b, "\",\"type\":\"server_error\"}");
         break;
     case 7: /* reasoning */
         buf_puts(b, "\"choices\":[{\"index\":0,\"delta\":{\"reasoning_content\":\"");
-        put_text(r, b);
+        put_text(in, b);
         buf_puts(b, "\"}}]");
         break;
     }
@@ -148,10 +136,10 @@ static void put_chunk(struct reader *r, struct buf *b, uint8_t op)
     buf_putc(b, '}');
 }
 
-static void build(struct reader *r, struct buf *s)
+static void build(struct fuzz_input *in, struct buf *s)
 {
-    while (r->n > 0) {
-        uint8_t op = rd(r);
+    while (fuzz_left(in) > 0) {
+        uint8_t op = fuzz_byte(in);
         switch (op >> 5) {
         case 0:
         case 1:
@@ -160,7 +148,7 @@ static void build(struct reader *r, struct buf *s)
             if (op & 8)
                 buf_puts(s, op & 16 ? "event: error\n" : "event: chunk\n");
             buf_puts(s, "data: ");
-            put_chunk(r, s, op);
+            put_chunk(in, s, op);
             buf_puts(s, op & 16 && !(op & 8) ? "\r\n\r\n" : "\n\n");
             break;
         case 4:
@@ -170,9 +158,9 @@ static void build(struct reader *r, struct buf *s)
             buf_puts(s, ": keep-alive\n\n");
             break;
         case 6: { /* raw bytes */
-            size_t n = rd(r) & 31;
-            for (size_t i = 0; i < n && r->n; i++)
-                buf_putc(s, (char)rd(r));
+            size_t n = fuzz_byte(in) & 31;
+            for (size_t i = 0; i < n && fuzz_left(in); i++)
+                buf_putc(s, (char)fuzz_byte(in));
             break;
         }
         case 7:
@@ -185,7 +173,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     if (size < 2)
         return 0;
-    struct reader r = {data + 2, size - 2};
+    struct fuzz_input in = {data + 2, size - 2, 0};
     bool usage = data[0] & 1;
     unsigned split = data[1];
     struct buf stream, a, b, va, vb;
@@ -194,7 +182,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     buf_init(&b);
     buf_init(&va);
     buf_init(&vb);
-    build(&r, &stream);
+    build(&in, &stream);
     enum llm_errclass ca =
         pt_relay(&provider_openai, buf_str(&stream), stream.len, usage, split, &a, NULL);
     enum llm_errclass cb =
