@@ -380,9 +380,9 @@ static bool scan_choices(struct cur *c, struct oai_scan *out)
 }
 
 enum {
-    T_ID = 1,
-    T_CREATED = 2,
-    T_MODEL = 4,
+    T_ID = 1u << LLM_CHUNK_ID,
+    T_CREATED = 1u << LLM_CHUNK_CREATED,
+    T_MODEL = 1u << LLM_CHUNK_MODEL,
     T_FP = 8,
     T_TIER = 16,
     T_USAGE = 32,
@@ -422,16 +422,38 @@ static bool scan_usage(struct cur *c, const char *comma_at, const char *member_a
     return true;
 }
 
+/* Which of "id", "created" and "model" k is, the members the gateway puts its own values
+ * in: LLM_CHUNK_ID.., or -1 for another key. */
+static int envelope_field(const struct oai_span *k)
+{
+    int f = -1;
+    if (key_is(k, "id"))
+        f = LLM_CHUNK_ID;
+    else if (key_is(k, "created"))
+        f = LLM_CHUNK_CREATED;
+    else if (key_is(k, "model"))
+        f = LLM_CHUNK_MODEL;
+    return f;
+}
+
+/* An envelope member (envelope_field) in either scanner: its value's span into span[], each
+ * at most once (T_ID.. are 1 << LLM_CHUNK_ID..). Returns whether k is one, *ok whether its
+ * value was read. */
+static inline bool scan_envelope_member(struct cur *c, const struct oai_span *k, unsigned *seen,
+                                        struct llm_chunk_span *span, bool *ok)
+{
+    int f = envelope_field(k);
+    if (f >= 0)
+        *ok = first_time(seen, 1u << f) && value_span(c, &span[f]);
+    return f >= 0;
+}
+
 static bool scan_top_member(struct cur *c, const struct oai_span *k, unsigned *seen,
                             const char *comma_at, struct oai_scan *out)
 {
-    struct llm_chunk_span *span = out->chunk.span;
-    if (key_is(k, "id"))
-        return first_time(seen, T_ID) && value_span(c, &span[LLM_CHUNK_ID]);
-    if (key_is(k, "created"))
-        return first_time(seen, T_CREATED) && value_span(c, &span[LLM_CHUNK_CREATED]);
-    if (key_is(k, "model"))
-        return first_time(seen, T_MODEL) && value_span(c, &span[LLM_CHUNK_MODEL]);
+    bool ok;
+    if (scan_envelope_member(c, k, seen, out->chunk.span, &ok))
+        return ok;
     if (key_is(k, "system_fingerprint"))
         return first_time(seen, T_FP) && scan_note(c, &out->fingerprint);
     if (key_is(k, "service_tier"))
@@ -645,13 +667,9 @@ enum { F_OBJECT = 128 };
 static bool scan_full_member(struct cur *c, const struct oai_span *k, unsigned *seen,
                              struct oai_full *out)
 {
-    struct llm_chunk_span *span = out->body.span;
-    if (key_is(k, "id"))
-        return first_time(seen, T_ID) && value_span(c, &span[LLM_CHUNK_ID]);
-    if (key_is(k, "created"))
-        return first_time(seen, T_CREATED) && value_span(c, &span[LLM_CHUNK_CREATED]);
-    if (key_is(k, "model"))
-        return first_time(seen, T_MODEL) && value_span(c, &span[LLM_CHUNK_MODEL]);
+    bool ok;
+    if (scan_envelope_member(c, k, seen, out->body.span, &ok))
+        return ok;
     if (key_is(k, "object"))
         return first_time(seen, F_OBJECT) && scan_string_is(c, "chat.completion");
     if (key_is(k, "system_fingerprint"))
