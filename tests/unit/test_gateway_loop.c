@@ -44,212 +44,6 @@ static int hang_listen(unsigned *port)
     return fd;
 }
 
-struct rig {
-    struct router *rt;
-    struct gateway *gw;
-    int hang_fd;
-    char base[64]; /* http://127.0.0.1:PORT */
-};
-
-/* provider_port 0: the hanging socket; else that port (1: nothing listens, refused). */
-static void rig_start(struct rig *r, int threads, unsigned provider_port)
-{
-    unsigned hang_port = 0;
-    r->hang_fd = hang_listen(&hang_port);
-    char cfg[1024];
-    snprintf(cfg, sizeof cfg,
-             "{\"providers\":[{\"name\":\"a\",\"kind\":\"openai-compatible\","
-             "\"base_url\":\"http://127.0.0.1:%u/v1\",\"model\":\"m\","
-             "\"probe\":{\"enabled\":false}}],"
-             "\"routes\":[{\"name\":\"chat\",\"targets\":[\"a\"]}],"
-             "\"router\":{\"max_attempts\":1,\"deadline_ms\":60000,\"workers\":0},"
-             "\"ledger\":{\"path\":\":memory:\"},\"guard\":{\"enabled\":false},"
-             "\"gateway\":{\"listen\":\"127.0.0.1:0\",\"threads\":%d}}",
-             provider_port ? provider_port : hang_port, threads);
-    struct config_diag errs;
-    config_diag_init(&errs);
-    struct config *c = config_parse(cfg, strlen(cfg), NULL, NULL, NULL, &errs);
-    for (size_t i = 0; c == NULL && i < errs.n; i++)
-        fprintf(stderr, "config: %s\n", errs.items[i]);
-    config_diag_cleanup(&errs);
-    assert_non_null(c);
-    char msg[256] = "";
-    struct config *borrowed = c;
-    r->rt = router_new(c, msg, sizeof msg);
-    assert_non_null(r->rt);
-    r->gw = gateway_new(borrowed, r->rt, msg, sizeof msg);
-    assert_non_null(r->gw);
-    assert_int_equal(router_start(r->rt, msg, sizeof msg), SB_OK);
-    if (gateway_start(r->gw, msg, sizeof msg) != SB_OK)
-        fail_msg("gateway_start: %s", msg);
-    snprintf(r->base, sizeof r->base, "http://127.0.0.1:%u", gateway_port(r->gw));
-}
-
-static void rig_free(struct rig *r)
-{
-    gateway_free(r->gw);
-    router_free(r->rt);
-    close(r->hang_fd);
-}
-
-struct answer {
-    long status;
-    struct buf body;
-};
-
-static size_t on_body(char *p, size_t size, size_t n, void *ud)
-{
-    buf_append(ud, p, size * n);
-    return size * n;
-}
-
-/* One blocking request; json NULL: GET. */
-static void http(const char *base, const char *path, const char *json, struct answer *a)
-{
-    char url[160];
-    snprintf(url, sizeof url, "%s%s", base, path);
-    buf_init(&a->body);
-    CURL *e = curl_easy_init();
-    struct curl_slist *h = curl_slist_append(NULL, "Content-Type: application/json");
-    curl_easy_setopt(e, CURLOPT_URL, url);
-    curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
-    curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, 15000L);
-    curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, on_body);
-    curl_easy_setopt(e, CURLOPT_WRITEDATA, &a->body);
-    curl_easy_setopt(e, CURLOPT_HTTPHEADER, h);
-    if (json)
-        curl_easy_setopt(e, CURLOPT_POSTFIELDS, json);
-    a->status = 0;
-    if (curl_easy_perform(e) == CURLE_OK)
-        curl_easy_getinfo(e, CURLINFO_RESPONSE_CODE, &a->status);
-    curl_slist_free_all(h);
-    curl_easy_cleanup(e);
-}
-
-static const char *const chat_body =
-    "{\"model\":\"chat\",\"messages\":[{\"role\":\"user\",\"content\":\"hi\"}]}";
-static const char *const chat_stream_body =
-    "{\"model\":\"chat\",\"stream\":true,\"messages\":[{\"role\":\"user\",\"content\":\"hi\"}]}";
-
-struct client {
-    struct rig *r;
-    const char *json;
-    struct answer a;
-    pthread_t th;
-};
-
-static void *client_main(void *arg)
-{
-    struct client *cl = arg;
-    http(cl->r->base, "/v1/chat/completions", cl->json, &cl->a);
-    return NULL;
-}
-
-static int setup(void **state)
-{
-    (void)state;
-    fake_watchdog("test_gateway_loop", 60);
-    return 0;
-}
-
-static int teardown(void **state)
-{
-    (void)state;
-    fake_watchdog("test_gateway_loop", 0);
-    return 0;
-}
-
-/* Health, models and a chat call whose provider refuses the connection: parsed, routed,
- * tried and answered (an upstream error) by the listener; then the serve order of stops. */
-static void answers(int threads)
-{
-    struct rig r;
-    rig_start(&r, threads, 1);
-    struct answer a;
-    http(r.base, "/healthz", NULL, &a);
-    assert_int_equal(a.status, 200);
-    buf_cleanup(&a.body);
-    http(r.base, "/v1/models", NULL, &a);
-    assert_int_equal(a.status, 200);
-    assert_non_null(strstr(buf_str(&a.body), "\"chat\""));
-    buf_cleanup(&a.body);
-    for (int i = 0; i < 3; i++) {
-        http(r.base, "/v1/chat/completions", i == 1 ? chat_stream_body : chat_body, &a);
-        assert_true(a.status == 502 || a.status == 503);
-        assert_non_null(strstr(buf_str(&a.body), "\"error\""));
-        buf_cleanup(&a.body);
-    }
-    http(r.base, "/nope", NULL, &a);
-    assert_int_equal(a.status, 404);
-    buf_cleanup(&a.body);
-    rig_free(&r); /* gateway_free, then router_free: serve's order */
-}
-
-static void test_the_loop_listener_answers(void **state)
-{
-    (void)state;
-    answers(0);
-}
-
-static void test_the_threaded_listener_answers(void **state)
-{
-    (void)state;
-    answers(2);
-}
-
-/* A call in flight (the provider never answers) when the gateway stops: the client reads
- * 503 "shutting down" at once, not after the call's deadline, and the stop returns. */
-static void stop_with_a_call_in_flight(int threads, bool stream)
-{
-    struct rig r;
-    rig_start(&r, threads, 0);
-    struct client cl = {.r = &r, .json = stream ? chat_stream_body : chat_body};
-    assert_int_equal(pthread_create(&cl.th, NULL, client_main, &cl), 0);
-    while (gateway_in_flight(r.gw) < 1)
-        clock_sleep_ms(5);
-    int64_t t0 = clock_mono_ms();
-    gateway_stop(r.gw);
-    assert_int_equal(pthread_join(cl.th, NULL), 0);
-    assert_true(clock_mono_ms() - t0 < 4000); /* not GW_STOP_WAIT_MS's emergency path */
-    assert_int_equal(cl.a.status, 503);
-    assert_non_null(strstr(buf_str(&cl.a.body), "shutting down"));
-    buf_cleanup(&cl.a.body);
-    rig_free(&r);
-}
-
-static void test_the_loop_listener_stops_with_a_call_in_flight(void **state)
-{
-    (void)state;
-    stop_with_a_call_in_flight(0, false);
-}
-
-static void test_the_threaded_listener_stops_with_a_call_in_flight(void **state)
-{
-    (void)state;
-    stop_with_a_call_in_flight(2, false);
-}
-
-/* The router stops first (its stop ends the call; its last turns run the listener, which
- * answers the client), then the gateway stops a daemon no thread runs any more. */
-static void test_the_loop_listener_stops_after_the_router(void **state)
-{
-    (void)state;
-    struct rig r;
-    rig_start(&r, 0, 0);
-    struct client cl = {.r = &r, .json = chat_body};
-    assert_int_equal(pthread_create(&cl.th, NULL, client_main, &cl), 0);
-    while (gateway_in_flight(r.gw) < 1)
-        clock_sleep_ms(5);
-    int64_t t0 = clock_mono_ms();
-    router_stop(r.rt);
-    gateway_stop(r.gw);
-    assert_int_equal(pthread_join(cl.th, NULL), 0);
-    assert_true(clock_mono_ms() - t0 < 4000);
-    assert_true(cl.a.status >= 500); /* the router's own "stopping" answer */
-    buf_cleanup(&cl.a.body);
-    rig_free(&r);
-}
-
 /* A provider that answers one streamed call: the whole answer in one write, or (split) its
  * first event, a pause, then the rest. */
 struct upstream {
@@ -317,10 +111,250 @@ static void *upstream_main(void *arg)
     return NULL;
 }
 
-static size_t on_header(char *p, size_t size, size_t n, void *ud)
+/* The gateway and router under test, with their provider: the hanging socket, a port
+ * where nothing listens, or a provider thread that answers one stream (struct upstream).
+ * On the test's stack; rig_start or rig_start_upstream .. rig_free. */
+struct rig {
+    struct router *rt;
+    struct gateway *gw;
+    int hang_fd;
+    struct upstream up; /* up.fd -1: none */
+    char base[64];      /* http://127.0.0.1:PORT */
+};
+
+/* provider_port 0: the hanging socket; else that port (1: nothing listens, refused). */
+static void rig_start(struct rig *r, int threads, unsigned provider_port)
+{
+    unsigned hang_port = 0;
+    *r = (struct rig){.up.fd = -1};
+    r->hang_fd = hang_listen(&hang_port);
+    char cfg[1024];
+    snprintf(cfg, sizeof cfg,
+             "{\"providers\":[{\"name\":\"a\",\"kind\":\"openai-compatible\","
+             "\"base_url\":\"http://127.0.0.1:%u/v1\",\"model\":\"m\","
+             "\"probe\":{\"enabled\":false}}],"
+             "\"routes\":[{\"name\":\"chat\",\"targets\":[\"a\"]}],"
+             "\"router\":{\"max_attempts\":1,\"deadline_ms\":60000,\"workers\":0},"
+             "\"ledger\":{\"path\":\":memory:\"},\"guard\":{\"enabled\":false},"
+             "\"gateway\":{\"listen\":\"127.0.0.1:0\",\"threads\":%d}}",
+             provider_port ? provider_port : hang_port, threads);
+    struct config_diag errs;
+    config_diag_init(&errs);
+    struct config *c = config_parse(cfg, strlen(cfg), NULL, NULL, NULL, &errs);
+    for (size_t i = 0; c == NULL && i < errs.n; i++)
+        fprintf(stderr, "config: %s\n", errs.items[i]);
+    config_diag_cleanup(&errs);
+    assert_non_null(c);
+    char msg[256] = "";
+    struct config *borrowed = c;
+    r->rt = router_new(c, msg, sizeof msg);
+    assert_non_null(r->rt);
+    r->gw = gateway_new(borrowed, r->rt, msg, sizeof msg);
+    assert_non_null(r->gw);
+    assert_int_equal(router_start(r->rt, msg, sizeof msg), SB_OK);
+    if (gateway_start(r->gw, msg, sizeof msg) != SB_OK)
+        fail_msg("gateway_start: %s", msg);
+    snprintf(r->base, sizeof r->base, "http://127.0.0.1:%u", gateway_port(r->gw));
+}
+
+/* The provider thread answers one stream, whole in one write or (split) in two. */
+static void rig_start_upstream(struct rig *r, int threads, bool split)
+{
+    struct upstream up = {.split = split};
+    up.fd = hang_listen(&up.port);
+    rig_start(r, threads, up.port);
+    r->up = up;
+    assert_int_equal(pthread_create(&r->up.th, NULL, upstream_main, &r->up), 0);
+}
+
+static void rig_free(struct rig *r)
+{
+    if (r->up.fd >= 0) {
+        assert_int_equal(pthread_join(r->up.th, NULL), 0);
+        close(r->up.fd);
+    }
+    gateway_free(r->gw);
+    router_free(r->rt);
+    close(r->hang_fd);
+}
+
+/* A request's outcome: http .. answer_cleanup. */
+struct answer {
+    CURLcode code;
+    long status;        /* 0 when the request failed */
+    curl_off_t length;  /* Content-Length, -1 when there was none */
+    struct buf headers; /* the response's header lines */
+    struct buf body;
+};
+
+static size_t on_body(char *p, size_t size, size_t n, void *ud)
 {
     buf_append(ud, p, size * n);
     return size * n;
+}
+
+/* One blocking request; json NULL: GET. */
+static void http(const char *base, const char *path, const char *json, struct answer *a)
+{
+    char url[160];
+    snprintf(url, sizeof url, "%s%s", base, path);
+    buf_init(&a->headers);
+    buf_init(&a->body);
+    CURL *e = curl_easy_init();
+    struct curl_slist *h = curl_slist_append(NULL, "Content-Type: application/json");
+    curl_easy_setopt(e, CURLOPT_URL, url);
+    curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
+    curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, 15000L);
+    curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, on_body);
+    curl_easy_setopt(e, CURLOPT_WRITEDATA, &a->body);
+    curl_easy_setopt(e, CURLOPT_HEADERFUNCTION, on_body);
+    curl_easy_setopt(e, CURLOPT_HEADERDATA, &a->headers);
+    curl_easy_setopt(e, CURLOPT_HTTPHEADER, h);
+    if (json)
+        curl_easy_setopt(e, CURLOPT_POSTFIELDS, json);
+    a->status = 0;
+    a->length = -1;
+    a->code = curl_easy_perform(e);
+    if (a->code == CURLE_OK) {
+        curl_easy_getinfo(e, CURLINFO_RESPONSE_CODE, &a->status);
+        curl_easy_getinfo(e, CURLINFO_CONTENT_LENGTH_DOWNLOAD_T, &a->length);
+    }
+    curl_slist_free_all(h);
+    curl_easy_cleanup(e);
+}
+
+static void answer_cleanup(struct answer *a)
+{
+    buf_cleanup(&a->headers);
+    buf_cleanup(&a->body);
+}
+
+static const char *const chat_body =
+    "{\"model\":\"chat\",\"messages\":[{\"role\":\"user\",\"content\":\"hi\"}]}";
+static const char *const chat_stream_body =
+    "{\"model\":\"chat\",\"stream\":true,\"messages\":[{\"role\":\"user\",\"content\":\"hi\"}]}";
+
+struct client {
+    struct rig *r;
+    const char *json;
+    struct answer a;
+    pthread_t th;
+};
+
+static void *client_main(void *arg)
+{
+    struct client *cl = arg;
+    http(cl->r->base, "/v1/chat/completions", cl->json, &cl->a);
+    return NULL;
+}
+
+/* cl's request on a thread of its own; returns once the gateway has it in flight. */
+static void client_start(struct client *cl)
+{
+    assert_int_equal(pthread_create(&cl->th, NULL, client_main, cl), 0);
+    while (gateway_in_flight(cl->r->gw) < 1)
+        clock_sleep_ms(5);
+}
+
+static int setup(void **state)
+{
+    (void)state;
+    fake_watchdog("test_gateway_loop", 60);
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    (void)state;
+    fake_watchdog("test_gateway_loop", 0);
+    return 0;
+}
+
+/* Health, models and a chat call whose provider refuses the connection: parsed, routed,
+ * tried and answered (an upstream error) by the listener; then the serve order of stops. */
+static void answers(int threads)
+{
+    struct rig r;
+    rig_start(&r, threads, 1);
+    struct answer a;
+    http(r.base, "/healthz", NULL, &a);
+    assert_int_equal(a.status, 200);
+    answer_cleanup(&a);
+    http(r.base, "/v1/models", NULL, &a);
+    assert_int_equal(a.status, 200);
+    assert_non_null(strstr(buf_str(&a.body), "\"chat\""));
+    answer_cleanup(&a);
+    for (int i = 0; i < 3; i++) {
+        http(r.base, "/v1/chat/completions", i == 1 ? chat_stream_body : chat_body, &a);
+        assert_true(a.status == 502 || a.status == 503);
+        assert_non_null(strstr(buf_str(&a.body), "\"error\""));
+        answer_cleanup(&a);
+    }
+    http(r.base, "/nope", NULL, &a);
+    assert_int_equal(a.status, 404);
+    answer_cleanup(&a);
+    rig_free(&r); /* gateway_free, then router_free: serve's order */
+}
+
+static void test_the_loop_listener_answers(void **state)
+{
+    (void)state;
+    answers(0);
+}
+
+static void test_the_threaded_listener_answers(void **state)
+{
+    (void)state;
+    answers(2);
+}
+
+/* A call in flight (the provider never answers) when the gateway stops: the client reads
+ * 503 "shutting down" at once, not after the call's deadline, and the stop returns. */
+static void stop_with_a_call_in_flight(int threads, bool stream)
+{
+    struct rig r;
+    rig_start(&r, threads, 0);
+    struct client cl = {.r = &r, .json = stream ? chat_stream_body : chat_body};
+    client_start(&cl);
+    int64_t t0 = clock_mono_ms();
+    gateway_stop(r.gw);
+    assert_int_equal(pthread_join(cl.th, NULL), 0);
+    assert_true(clock_mono_ms() - t0 < 4000); /* not GW_STOP_WAIT_MS's emergency path */
+    assert_int_equal(cl.a.status, 503);
+    assert_non_null(strstr(buf_str(&cl.a.body), "shutting down"));
+    answer_cleanup(&cl.a);
+    rig_free(&r);
+}
+
+static void test_the_loop_listener_stops_with_a_call_in_flight(void **state)
+{
+    (void)state;
+    stop_with_a_call_in_flight(0, false);
+}
+
+static void test_the_threaded_listener_stops_with_a_call_in_flight(void **state)
+{
+    (void)state;
+    stop_with_a_call_in_flight(2, false);
+}
+
+/* The router stops first (its stop ends the call; its last turns run the listener, which
+ * answers the client), then the gateway stops a daemon no thread runs any more. */
+static void test_the_loop_listener_stops_after_the_router(void **state)
+{
+    (void)state;
+    struct rig r;
+    rig_start(&r, 0, 0);
+    struct client cl = {.r = &r, .json = chat_body};
+    client_start(&cl);
+    int64_t t0 = clock_mono_ms();
+    router_stop(r.rt);
+    gateway_stop(r.gw);
+    assert_int_equal(pthread_join(cl.th, NULL), 0);
+    assert_true(clock_mono_ms() - t0 < 4000);
+    assert_true(cl.a.status >= 500); /* the router's own "stopping" answer */
+    answer_cleanup(&cl.a);
+    rig_free(&r);
 }
 
 /* A stream complete in one receive is answered with Content-Length in one response, a
@@ -328,57 +362,31 @@ static size_t on_header(char *p, size_t size, size_t n, void *ud)
  * held for the client: the one-write answer releases it once sent). */
 static void stream_framing(int threads, bool split)
 {
-    struct upstream u = {.split = split};
-    u.fd = hang_listen(&u.port);
-    assert_int_equal(pthread_create(&u.th, NULL, upstream_main, &u), 0);
     struct rig r;
-    rig_start(&r, threads, u.port);
-    struct buf body, hdrs;
-    buf_init(&body);
-    buf_init(&hdrs);
-    char url[160];
-    snprintf(url, sizeof url, "%s/v1/chat/completions", r.base);
-    CURL *e = curl_easy_init();
-    struct curl_slist *h = curl_slist_append(NULL, "Content-Type: application/json");
-    curl_easy_setopt(e, CURLOPT_URL, url);
-    curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
-    curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, 15000L);
-    curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, on_body);
-    curl_easy_setopt(e, CURLOPT_WRITEDATA, &body);
-    curl_easy_setopt(e, CURLOPT_HEADERFUNCTION, on_header);
-    curl_easy_setopt(e, CURLOPT_HEADERDATA, &hdrs);
-    curl_easy_setopt(e, CURLOPT_HTTPHEADER, h);
-    curl_easy_setopt(e, CURLOPT_POSTFIELDS, chat_stream_body);
-    assert_int_equal(curl_easy_perform(e), CURLE_OK);
-    long status = 0;
-    curl_easy_getinfo(e, CURLINFO_RESPONSE_CODE, &status);
-    curl_off_t clen = -1;
-    curl_easy_getinfo(e, CURLINFO_CONTENT_LENGTH_DOWNLOAD_T, &clen);
-    curl_slist_free_all(h);
-    curl_easy_cleanup(e);
-    assert_int_equal(status, 200);
-    assert_non_null(strcasestr(buf_str(&hdrs), "content-type: text/event-stream"));
-    assert_non_null(strcasestr(buf_str(&hdrs), "x-switchboard-target: a"));
+    rig_start_upstream(&r, threads, split);
+    struct answer a;
+    http(r.base, "/v1/chat/completions", chat_stream_body, &a);
+    assert_int_equal(a.code, CURLE_OK);
+    assert_int_equal(a.status, 200);
+    assert_non_null(strcasestr(buf_str(&a.headers), "content-type: text/event-stream"));
+    assert_non_null(strcasestr(buf_str(&a.headers), "x-switchboard-target: a"));
     if (split) {
-        assert_non_null(strcasestr(buf_str(&hdrs), "transfer-encoding: chunked"));
-        assert_int_equal(clen, -1);
+        assert_non_null(strcasestr(buf_str(&a.headers), "transfer-encoding: chunked"));
+        assert_int_equal(a.length, -1);
     } else {
-        assert_null(strcasestr(buf_str(&hdrs), "transfer-encoding"));
-        assert_int_equal(clen, (curl_off_t)body.len);
+        assert_null(strcasestr(buf_str(&a.headers), "transfer-encoding"));
+        assert_int_equal(a.length, (curl_off_t)a.body.len);
     }
-    const char *b = buf_str(&body);
+    const char *b = buf_str(&a.body);
     assert_non_null(strstr(b, "\"content\":\"hello\""));
     assert_non_null(strstr(b, "\"finish_reason\":\"stop\""));
-    assert_true(body.len > 14 && str_eq(b + body.len - 14, "data: [DONE]\n\n"));
+    assert_true(a.body.len > 14 && str_eq(b + a.body.len - 14, "data: [DONE]\n\n"));
     int64_t t0 = clock_mono_ms();
     while (gateway_in_flight(r.gw) > 0 && clock_mono_ms() - t0 < 5000)
         clock_sleep_ms(5);
     assert_int_equal(gateway_in_flight(r.gw), 0); /* the held end was released */
-    assert_int_equal(pthread_join(u.th, NULL), 0);
-    close(u.fd);
-    buf_cleanup(&body);
-    buf_cleanup(&hdrs);
-    rig_free(&r);
+    answer_cleanup(&a);
+    rig_free(&r); /* the provider thread's end, then the gateway's and the router's */
 }
 
 static void test_the_loop_listener_sends_a_finished_stream_in_one_write(void **state)
