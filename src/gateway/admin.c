@@ -63,7 +63,6 @@ static bool token_equal(const char *given, const char *expected)
 
 void gw_admin_setup(struct gateway *gw, const struct config_gateway *g)
 {
-    gw->snapcache = gw_snapcache_new(); /* models.c: gateway_new comes through here */
     gw->admin_token = g->admin_token && *g->admin_token ? xstrdup(g->admin_token) : NULL;
     gw->admin_tokens = xcalloc(g->n_admin_tokens + 1, sizeof *gw->admin_tokens);
     for (size_t i = 0; i < g->n_admin_tokens; i++) {
@@ -87,8 +86,6 @@ static void free_secret(char *s)
 void gw_admin_cleanup(struct gateway *gw)
 {
     gw_events_free(gw);
-    gw_snapcache_free(gw->snapcache);
-    gw->snapcache = NULL;
     for (size_t i = 0; i < gw->n_admin_tokens; i++)
         free_secret(gw->admin_tokens[i].token);
     free(gw->admin_tokens);

@@ -115,6 +115,7 @@ struct gateway *gateway_new(const struct config *cfg, struct router *rt, char *m
     if (gw->body_cap < gw->max_body)
         gw->body_cap = gw->max_body;
     gw_admin_setup(gw, g);
+    gw->snapcache = gw_snapcache_new();
     listener_init(&gw->api, gw, g->listen, false);
     listener_init(&gw->ops, gw, g->admin_listen, true);
     gw->api.max_connections = gw->max_connections;
@@ -517,6 +518,7 @@ void gateway_free(struct gateway *gw)
     free(gw->ops.spec);
     gw_offload_free(gw); /* before the key set its poll reads */
     gw_admin_cleanup(gw);
+    gw_snapcache_free(gw->snapcache);
     gw_auth_cleanup(gw);
     gw_quality_cleanup(gw);
     gw_users_cleanup(gw);

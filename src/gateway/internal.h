@@ -175,7 +175,7 @@ bool gw_has_route(const struct router_snapshot *snap, const char *name);
 /* ---- models.c: /v1/models and /readyz per snapshot generation ------------------------------ */
 
 struct gw_snapcache;
-/* gw_admin_setup / gw_admin_cleanup (gateway_new / gateway_free). Free NULL-safe. */
+/* gateway_new / gateway_free. Free NULL-safe. */
 struct gw_snapcache *gw_snapcache_new(void);
 void gw_snapcache_free(struct gw_snapcache *sc);
 /* Appends GET /v1/models' body (created: the models' "created", gw->started_s): every route,
@@ -375,7 +375,7 @@ struct gateway {
     struct gw_admin_token *admin_tokens; /* gateway.admin_tokens with a value */
     size_t n_admin_tokens;
     struct gw_events *events;       /* admin_events.c; created by the first stream */
-    struct gw_snapcache *snapcache; /* models.c: gw_admin_setup .. gw_admin_cleanup */
+    struct gw_snapcache *snapcache; /* models.c: gateway_new .. gateway_free */
     struct gw_offload *offload;     /* offload.c: gateway_new .. gateway_free */
     int64_t started_s;              /* wall clock, for model objects */
     struct gw_listener api;         /* gateway.listen */
