@@ -76,6 +76,9 @@ $(BUILD)/tests/%: $(BUILD)/obj/tests/unit/%.o $(SUPPORT_OBJS) $(LIB)
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS) -lcmocka
 
+# test_gateway_bigbody records which thread parses a chat body.
+$(BUILD)/tests/test_gateway_bigbody: LDFLAGS += -Wl,--wrap=openai_request_parse
+
 deps:
 	@bash .ci/deps build test
 

@@ -180,9 +180,9 @@ struct config_admin_token {
 };
 
 struct config_gateway {
-    char *listen;                    /* "127.0.0.1:8080" */
-    long max_connections;            /* default 1024 */
-    long threads;                    /* gateway.listen's MHD threads (2); 0: on the router's loop */
+    char *listen;         /* "127.0.0.1:8080" */
+    long max_connections; /* default 1024 */
+    long threads; /* gateway.listen's MHD threads; 0: on the router's loop; -1 (absent): by cores */
     long max_body_bytes;             /* default 4 MiB */
     int64_t idle_timeout_ms;         /* default 30000 */
     char *admin_token_env;           /* NULL = admin API off */

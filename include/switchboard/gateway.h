@@ -6,13 +6,13 @@
  *
  * Threads: libmicrohttpd owns the client connections. With gateway.threads 0
  * the gateway.listen server has no thread of its own: it runs on the router thread's event
- * loop (router_set_loop_hook), attached by gateway_start; with N >= 1 (2 by default) it runs on N
- * internal threads, and gateway.admin_listen always runs on one. The router thread calls the
- * gateway's sinks. The gateway never owns router state: it reads routes and targets from
- * router snapshots. The functions below are for the thread that owns the gateway and calls
- * router_start/router_stop (main): call them in order new -> start -> stop -> free, with
- * router_start between new and start. A config reload (router_reload) does not restart the
- * listener; the gateway keeps the gateway section it copied at gateway_new.
+ * loop (router_set_loop_hook), attached by gateway_start; with N >= 1 it runs on N internal
+ * threads (absent: gateway_threads_resolve picks 0 or 2 by online cores), and gateway.admin_listen
+ * always runs on one. The router thread calls the gateway's sinks. The gateway never owns router
+ * state: it reads routes and targets from router snapshots. The functions below are for the thread
+ * that owns the gateway and calls router_start/router_stop (main): call them in order new -> start
+ * -> stop -> free, with router_start between new and start. A config reload (router_reload) does
+ * not restart the listener; the gateway keeps the gateway section it copied at gateway_new.
  */
 #ifndef SWITCHBOARD_GATEWAY_H
 #define SWITCHBOARD_GATEWAY_H
@@ -41,6 +41,10 @@ enum sb_status gateway_start(struct gateway *gw, char *msg, size_t msglen);
 
 /* The bound TCP port once started (useful with port 0); 0 before gateway_start. */
 unsigned gateway_port(const struct gateway *gw);
+/* gateway.threads as the gateway uses it (pure): configured when >= 0 (capped at 64); -1
+ * (absent) = 0, the router's loop, with 2 or fewer online cores, else 2 MHD threads (also
+ * when online is unknown, < 1). Any thread. */
+int gateway_threads_resolve(long configured, long online);
 /* The port of gateway.admin_listen once started; 0 when it is not configured. */
 unsigned gateway_admin_port(const struct gateway *gw);
 

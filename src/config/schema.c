@@ -504,12 +504,13 @@ static const struct schema admin_token_schema = {
 static const struct schema_entry gateway_entries[] = {
     {.key = "listen", .type = ST_STRING, .off = OFF(config_gateway, listen),
      .def_s = "127.0.0.1:8080", .check = check_listen, .help = "HOST:PORT to listen on."},
-    {.key = "threads", .type = ST_LONG, .off = OFF(config_gateway, threads), .min = 0, .max = 64,
-     .def = 2,
+    {.key = "threads", .type = ST_LONG, .off = OFF(config_gateway, threads), .max = 64,
+     .def = -1, .def_doc = "0 on 2 or fewer online cores, else 2", .unit = "threads",
      .help = "Threads of the gateway.listen server: N HTTP worker threads that hand each "
              "request to the router thread; 0 = none of its own: requests are parsed, routed, "
              "relayed and answered on the router thread's event loop, with no hand-off between "
-             "threads (less CPU per request, but one core for all of it). Read at start."},
+             "threads (less CPU per request, but one core for all of it; bodies over 64 KiB are "
+             "parsed on the offload pool). Read at start."},
     {.key = "max_connections", .type = ST_LONG, .off = OFF(config_gateway, max_connections),
      .min = 1, .max = 1000000, .def = 1024, .help = "Client connections at once."},
     {.key = "max_body_bytes", .type = ST_LONG, .off = OFF(config_gateway, max_body_bytes),

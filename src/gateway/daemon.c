@@ -10,8 +10,8 @@
  * thread of its own: its daemon runs in external-loop epoll mode on the router thread (MHD's
  * epoll fd in the transport's wait, MHD_run after every turn, MHD_get_timeout capping the
  * wait: router_set_loop_hook), so a chat request is parsed, routed, relayed and answered on
- * that one thread. With threads N >= 1 (2 by default) it has N internal epoll threads, as
- * admin_listen always has one.
+ * that one thread. With threads N >= 1 it has N internal epoll threads, as admin_listen always
+ * has one. Absent (-1), gateway_threads_resolve picks 0 with 2 or fewer online cores, else 2.
  *
  * Stopping. gateway_drain stops taking new chat calls (503 shutting_down with Retry-After,
  * /readyz 503, "Connection: close" on every answer) while the ones in flight go on;
@@ -46,12 +46,13 @@
 #define GW_OPS_PER_CLIENT  16u /* admin_listen: connections per client address */
 /* Per connection: request headers + write buffer. MHD 0.9.75 zeroes all of it at every
  * keep-alive reset, so it is resident for every open connection: 12 MB at 1,000 streams. */
-#define GW_CONN_MEMORY   (12u * 1024)
-#define GW_BACKLOG       1024
-#define GW_STOP_WAIT_MS  5000 /* for the router to finish cancelled calls */
-#define GW_LAST_BYTES_MS 2000 /* for clients to read their last bytes */
-#define GW_LOOP_CALL_MS  5000 /* for the router thread to take the listener on or off its loop */
-#define GW_LOOP_POLL_MS  10   /* stopping: one MHD_run of the loop listener, waited for */
+#define GW_CONN_MEMORY    (12u * 1024)
+#define GW_BACKLOG        1024
+#define GW_STOP_WAIT_MS   5000 /* for the router to finish cancelled calls */
+#define GW_LAST_BYTES_MS  2000 /* for clients to read their last bytes */
+#define GW_LOOP_CALL_MS   5000 /* for the router thread to take the listener on or off its loop */
+#define GW_LOOP_POLL_MS   10   /* stopping: one MHD_run of the loop listener, waited for */
+#define GW_LOOP_MAX_CORES 2    /* gateway.threads absent: the loop up to this many online cores */
 
 static void mhd_log(void *cls, const char *fmt, va_list ap) SB_PRINTF(2, 0);
 static void listener_stop(struct gw_listener *l);
@@ -119,7 +120,7 @@ struct gateway *gateway_new(const struct config *cfg, struct router *rt, char *m
     listener_init(&gw->api, gw, g->listen, false);
     listener_init(&gw->ops, gw, g->admin_listen, true);
     gw->api.max_connections = gw->max_connections;
-    gw->api.threads = g->threads > 0 ? (unsigned)(g->threads < 64 ? g->threads : 64) : 0;
+    gw->api.threads = (unsigned)gateway_threads_resolve(g->threads, sysconf(_SC_NPROCESSORS_ONLN));
     gw->ops.threads = 1;
     gw->ops.max_connections = GW_OPS_CONNECTIONS;
     gw->id_state =
@@ -133,6 +134,15 @@ struct gateway *gateway_new(const struct config *cfg, struct router *rt, char *m
     gw_users_init(gw, cfg);
     gw_offload_start(gw); /* the handlers that may block; its threads poll the client keys */
     return gw;
+}
+
+int gateway_threads_resolve(long configured, long online)
+{
+    long n = configured;
+    if (n < 0) /* the loop wins or ties on 2 cores (docs/bench.md, session 9); past that MHD
+                * threads spread the HTTP work the one loop would keep on one core */
+        n = online >= 1 && online <= GW_LOOP_MAX_CORES ? 0 : 2;
+    return (int)(n > 64 ? 64 : n);
 }
 
 static unsigned bound_port(int fd)

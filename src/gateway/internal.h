@@ -313,12 +313,21 @@ struct gw_conn {
     /* -- offload.c: set by the MHD thread before the post; from the post until the resume
      * the pool's thread runs the handler (MHD does not touch a suspended connection); the
      * stash (off_*) is handed over under lock ------------------------------------------- */
-    bool offloaded;                /* with the pool: gw_queue stashes instead of queuing */
-    bool off_done;                 /* the handler returned (under lock) */
+    bool offloaded; /* with the pool: gw_queue stashes instead of queuing */
+    enum MHD_Result (*off_job)(struct gw_conn *c); /* what the pool runs */
+    bool off_then_run; /* off_job prepares: the endpoint's handler runs after it, here */
+    bool off_done;     /* the handler returned (under lock) */
     struct MHD_Response *off_resp; /* its answer, queued by conn_run (under lock) */
     unsigned off_status;
     enum MHD_Result off_result;
     struct gw_conn *off_next; /* the pool's queue (under its lock) */
+
+    /* -- chat.c: a body the pool parsed (the offload's job: written there, read here after
+     * the resume) -------------------------------------------------------------------- */
+    bool parsed;             /* the pool parsed the body (req, or parse_st and parse_msg) */
+    struct llm_request *req; /* SB_OK: what it parsed, owned until the submit */
+    enum sb_status parse_st;
+    char *parse_msg; /* the parse's message when it failed */
 
     /* -- under the gateway's lock ------------------------------------------------------ */
     bool registered; /* counted in calls_open */
@@ -641,8 +650,14 @@ bool gw_offload_post(struct gw_conn *c);
 void gw_offload_stop(struct gateway *gw);
 /* Stops and frees the pool (gateway_free, before gw_auth_cleanup). NULL-safe. */
 void gw_offload_free(struct gateway *gw);
-/* Runs c's endpoint handler (server.c; a pool thread, c->offloaded set). */
+/* Runs c's offloaded job (server.c; a pool thread, c->offloaded set). */
 enum MHD_Result gw_offload_handle(struct gw_conn *c);
+/* The request is all in: parks c and posts it to the pool, which runs job(c) (server.c; the
+ * MHD thread). then_run: job answers nothing (it prepares) and the endpoint's handler runs
+ * after it on the daemon's thread, once the pool resumed c; else job is the handler. Refused
+ * by the pool: 503 when the gateway stops, else job (and the handler) run here. */
+enum MHD_Result gw_offload_job(struct gw_conn *c, enum MHD_Result (*job)(struct gw_conn *c),
+                               bool then_run);
 
 /* ---- auth.c: client keys ------------------------------------------------------------------ */
 

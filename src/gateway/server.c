@@ -452,6 +452,11 @@ void gw_conn_free(struct gw_conn *c)
     free(c->tag);
     free(c->call_tag);
     free(c->model);
+    if (c->req) { /* parsed by the pool, never submitted */
+        llm_request_cleanup(c->req);
+        free(c->req);
+    }
+    free(c->parse_msg);
     pthread_mutex_destroy(&c->lock);
     free(c);
 }
@@ -600,10 +605,13 @@ static enum MHD_Result conn_body(struct gw_conn *c, const char *data, size_t siz
  * protocol). The pool may take it, run it and wake it before the suspend: the park protocol
  * then makes this thread resume it. Nothing of c is touched here after the post but the
  * park. Refused by the pool: 503 when the gateway is stopping, else (no pool thread could
- * start, logged) the handler runs here as it would without a pool. */
-static enum MHD_Result conn_offload(struct gw_conn *c)
+ * start, logged) the job runs here as it would without a pool. */
+enum MHD_Result gw_offload_job(struct gw_conn *c, enum MHD_Result (*job)(struct gw_conn *c),
+                               bool then_run)
 {
     c->offloaded = true;
+    c->off_job = job;
+    c->off_then_run = then_run;
     pthread_mutex_lock(&c->lock);
     gw_park_begin_locked(c);
     pthread_mutex_unlock(&c->lock);
@@ -615,10 +623,14 @@ static enum MHD_Result conn_offload(struct gw_conn *c)
     c->park = GW_RUNNING;
     pthread_mutex_unlock(&c->lock);
     c->offloaded = false;
+    c->off_then_run = false;
     pthread_mutex_lock(&c->gw->lock);
     bool stopping = c->gw->stopping;
     pthread_mutex_unlock(&c->gw->lock);
-    return stopping ? gw_refuse_shutting_down(c) : c->ep->run(c);
+    if (stopping)
+        return gw_refuse_shutting_down(c);
+    enum MHD_Result r = job(c);
+    return then_run && r == MHD_YES && !c->answered ? c->ep->run(c) : r;
 }
 
 /* The handler call after the pool's resume: queues what the handler answered (MHD thread).
@@ -636,6 +648,10 @@ static enum MHD_Result conn_offloaded(struct gw_conn *c)
     if (!done)
         return MHD_YES; /* not resumed by the pool yet (MHD does not call a suspended one) */
     c->offloaded = false;
+    bool then_run = c->off_then_run;
+    c->off_then_run = false;
+    if (!r && then_run && result == MHD_YES)
+        return c->ep->run(c); /* the job prepared; the handler goes on here */
     if (!r) {
         log_debug("gateway: %s %s %s: the handler queued no answer: closing", c->request_id,
                   c->method, c->path);
@@ -648,7 +664,7 @@ static enum MHD_Result conn_offloaded(struct gw_conn *c)
 
 enum MHD_Result gw_offload_handle(struct gw_conn *c)
 {
-    return c->ep->run(c);
+    return c->off_job(c);
 }
 
 static enum MHD_Result conn_run(struct gw_conn *c)
@@ -669,7 +685,7 @@ static enum MHD_Result conn_run(struct gw_conn *c)
     }
     if (c->body_refused)
         return refuse_busy(c);
-    return c->ep->offload ? conn_offload(c) : c->ep->run(c);
+    return c->ep->offload ? gw_offload_job(c, c->ep->run, false) : c->ep->run(c);
 }
 
 enum MHD_Result gw_on_request(void *cls, struct MHD_Connection *mc, const char *url,
