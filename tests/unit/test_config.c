@@ -312,7 +312,7 @@ static void test_config_minimal_config_gets_all_defaults(void **state)
 
     assert_string_equal(cfg->gateway.listen, "127.0.0.1:8080");
     assert_int_equal(cfg->gateway.max_connections, 1024);
-    assert_int_equal(cfg->gateway.threads, 2);
+    assert_int_equal(cfg->gateway.threads, -1);
     assert_int_equal(cfg->gateway.max_body_bytes, 4 << 20);
     assert_int_equal(cfg->gateway.idle_timeout_ms, 30000);
     assert_null(cfg->gateway.admin_token_env);
