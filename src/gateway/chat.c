@@ -2,6 +2,11 @@
  * chat.c - POST /v1/chat/completions: parse the client's body, submit the call to the
  * router, and answer with what the call's sink receives.
  *
+ * The body is parsed where the handler runs, except on the router's loop (gateway.threads 0)
+ * when it is over GW_LOOP_PARSE_MAX: then the offload pool parses it (chat_parse_job) and the
+ * handler, called again once the pool resumed the connection, goes on with the result as it
+ * would after its own parse (the same admission, errors, headers and ledger row).
+ *
  * Non-streaming: submit, park (suspend), and on on_done answer the whole chat.completion
  * (or the OpenAI-style error) with x-switchboard-target/-attempts/-cost-usd/-overhead-us.
  * An OpenAI-wire provider's body that its scanner vouched for comes with the FINISH event

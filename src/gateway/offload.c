@@ -2,7 +2,11 @@
  * offload.c - the offload pool: GW_OFFLOAD_THREADS threads that run the handlers of the
  * endpoints that may block (the endpoints marked offload in server.c: /admin/, /metrics,
  * /v1/feedback: ledger reads and writes, waits for the router, whole snapshots) off the
- * threads that serve the HTTP connections, and the poll of the ledger's client keys.
+ * threads that serve the HTTP connections, the parse of a big chat body when those threads
+ * are the router's loop (chat.c, GW_LOOP_PARSE_MAX), and the poll of the ledger's client keys.
+ * The pool runs whatever job the MHD thread posted with the request (gw_offload_job: c->off_job);
+ * the chat parse is a job that answers nothing, after which the endpoint's handler goes on
+ * on the daemon's thread (step 3 below).
  *
  * One request's way (server.c's conn_run and gw_queue do the MHD side):
  *   1. The MHD thread has the whole request. It marks the request offloaded, decides to park
@@ -15,7 +19,8 @@
  *      c->answered set); the handler's result is stashed too. Then it wakes the connection
  *      (gw_wake_locked: SUSPENDED -> resume; SUSPENDING -> the parking MHD thread resumes it
  *      right after its suspend), and lets go of c.
- *   3. MHD calls the access handler again (upload_data_size 0); conn_run queues the stash.
+ *   3. MHD calls the access handler again (upload_data_size 0); conn_run queues the stash,
+ *      or, after a job that answered nothing (the chat parse), runs the endpoint's handler.
  *
  * What the handlers read from the connection while it is suspended is safe there:
  * MHD_lookup_connection_value (headers, GET arguments) walks lists MHD built while parsing
@@ -193,11 +198,11 @@ void gw_offload_stop(struct gateway *gw)
         struct gw_conn *c = queued;
         queued = c->off_next;
         c->off_next = NULL;
-        finish(c, gw_refuse_shutting_down(c)); /* stashed: c is offloaded */
+        finish(c, gw_refuse_shutting_down(c)); /* stashed (c is offloaded): queued, not run */
         n++;
     }
     if (n > 0)
-        log_info("gateway: %zu admin/metrics/feedback requests not started: answered 503", n);
+        log_info("gateway: %zu offloaded requests not started: answered 503", n);
     for (size_t i = 0; join && i < o->n_threads; i++)
         pthread_join(o->threads[i], NULL);
 }

@@ -9,11 +9,12 @@
  * its daemon has no thread of its own and runs in external-loop mode as the router's loop
  * hook (daemon.c), so handlers, readers and the chat sinks (chat.c) all run on the router
  * thread, and nothing they do may block (a wait for the router there could never end:
- * router_command and router_explain refuse at once). With gateway.threads N (2 by default) it runs
- * on N MHD epoll threads, and the router thread runs the chat sinks; gateway.admin_listen always
- * has one MHD thread. Decode/encode workers (router.workers) run the sinks of streams handed to
- * them. The main thread calls gateway_new/start/stop/free, and once router_stop has run it
- * may run the loop's daemon itself (gateway_stop).
+ * router_command and router_explain refuse at once). With gateway.threads N it runs on N MHD
+ * epoll threads (absent: 0 on 2 or fewer online cores, else 2), and the router thread runs the
+ * chat sinks; gateway.admin_listen always has one MHD thread. Decode/encode workers
+ * (router.workers) run the sinks of streams handed to them. The main thread calls
+ * gateway_new/start/stop/free, and once router_stop has run it may run the loop's daemon itself
+ * (gateway_stop).
  *
  * Handlers that may block. The endpoints marked offload below (/admin/ and everything under
  * it, /metrics, /v1/feedback: ledger reads and writes, waits for the router thread, whole
@@ -24,7 +25,9 @@
  * gw_queue only stashes its answer in c (MHD_queue_response belongs to the daemon's thread);
  * the pool resumes the connection and the access handler, called again, queues the stash.
  * Chat, /v1/models, /healthz and /readyz run inline: in-memory work only (client keys are
- * looked up in memory; the ledger's keys are polled by the pool, auth.c).
+ * looked up in memory; the ledger's keys are polled by the pool, auth.c), except that on the
+ * router's loop a chat body over GW_LOOP_PARSE_MAX is parsed on the pool first (chat.c: a job
+ * that answers nothing; the handler goes on here once the pool resumed the connection).
  *
  * Locks. gw->lock guards the gateway's live-call list, counters and stop flag; c->lock
  * guards the fields of one request that MHD and the router share. The order is gw->lock

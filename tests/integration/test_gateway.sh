@@ -6,7 +6,8 @@
 # moves traffic, upstream failures mapped to statuses, a stream cut mid-way, a client that
 # leaves mid-stream, and a clean shutdown with a stream in flight (it drains: the stream
 # finishes; test_drain.sh covers the rest of stopping). SB_GW_THREADS sets gateway.threads
-# (default 2, MHD threads of its own; test_gateway_on_loop.sh runs it with 0, the router's loop).
+# (default 0, the router's loop, what 2 or fewer cores get by default; test_gateway_threaded.sh
+# runs it with 2, MHD threads of its own).
 source "$(dirname "$0")/lib.sh"
 
 export SIM_KEY=sim-key-0123456789abcdef
@@ -34,7 +35,7 @@ write_config() { # write_config FILE ADMIN_ENV
   "router": {"backoff_base_ms": 10, "backoff_cap_ms": 50},
   "guard": {"enabled": false},
   "gateway": {"listen": "127.0.0.1:0", "max_body_bytes": 65536, "admin_token_env": "$2",
-              "threads": ${SB_GW_THREADS:-2}}
+              "threads": ${SB_GW_THREADS:-0}}
 }
 JSON
 }

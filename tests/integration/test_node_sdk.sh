@@ -11,7 +11,8 @@
 # The SDK is pinned in tests/integration/node/package.json + package-lock.json and installed
 # with `npm ci` into tests/integration/node/node_modules (git-ignored, reused while it matches
 # the pinned version). No npm or no network for the install is a FAILURE, never a skip.
-# SB_GW_THREADS sets gateway.threads (default 2; test_node_sdk_on_loop.sh runs it with 0).
+# SB_GW_THREADS sets gateway.threads (default 0, the router's loop; test_node_sdk_threaded.sh
+# runs it with 2, MHD threads).
 source "$(dirname "$0")/lib.sh"
 
 # ---- the SDK ----------------------------------------------------------------------------------
@@ -63,7 +64,7 @@ cat > "$TMP/sb.json" <<JSON
   ],
   "router": {"backoff_base_ms": 10, "backoff_cap_ms": 50, "deadline_ms": 20000,
              "breaker_failures": 1000, "breaker_min_volume": 1000000, "rate_limit_cooldown_ms": 1},
-  "gateway": {"listen": "127.0.0.1:0", "threads": ${SB_GW_THREADS:-2}},
+  "gateway": {"listen": "127.0.0.1:0", "threads": ${SB_GW_THREADS:-0}},
   "log_level": "warn"
 }
 JSON
