@@ -46,13 +46,12 @@
 #define GW_OPS_PER_CLIENT  16u /* admin_listen: connections per client address */
 /* Per connection: request headers + write buffer. MHD 0.9.75 zeroes all of it at every
  * keep-alive reset, so it is resident for every open connection: 12 MB at 1,000 streams. */
-#define GW_CONN_MEMORY    (12u * 1024)
-#define GW_BACKLOG        1024
-#define GW_STOP_WAIT_MS   5000 /* for the router to finish cancelled calls */
-#define GW_LAST_BYTES_MS  2000 /* for clients to read their last bytes */
-#define GW_LOOP_CALL_MS   5000 /* for the router thread to take the listener on or off its loop */
-#define GW_LOOP_POLL_MS   10   /* stopping: one MHD_run of the loop listener, waited for */
-#define GW_LOOP_MAX_CORES 2    /* gateway.threads absent: the loop up to this many online cores */
+#define GW_CONN_MEMORY   (12u * 1024)
+#define GW_BACKLOG       1024
+#define GW_STOP_WAIT_MS  5000 /* for the router to finish cancelled calls */
+#define GW_LAST_BYTES_MS 2000 /* for clients to read their last bytes */
+#define GW_LOOP_CALL_MS  5000 /* for the router thread to take the listener on or off its loop */
+#define GW_LOOP_POLL_MS  10   /* stopping: one MHD_run of the loop listener, waited for */
 
 static void mhd_log(void *cls, const char *fmt, va_list ap) SB_PRINTF(2, 0);
 static void listener_stop(struct gw_listener *l);
@@ -135,6 +134,9 @@ struct gateway *gateway_new(const struct config *cfg, struct router *rt, char *m
     gw_offload_start(gw); /* the handlers that may block; its threads poll the client keys */
     return gw;
 }
+
+/* gateway.threads absent: the loop up to this many online cores. */
+#define GW_LOOP_MAX_CORES 2
 
 int gateway_threads_resolve(long configured, long online)
 {

@@ -3,7 +3,8 @@
 # body over 64 KiB is parsed on the offload pool; and 2, MHD threads, where it is parsed on the
 # MHD thread): a 4 MiB prompt is answered correctly, streamed and not, while paced streams
 # keep flowing (each stream's pieces complete and in order), with its ledger row and headers;
-# a malformed 4 MiB body gets the same 400 as a small one; a client that leaves right after
+# a malformed 4 MiB body gets the same 400 as a small one, one for a model nothing serves the
+# same 404; a client that leaves right after
 # sending a big body is cancelled (499 in the ledger). Correctness and order only, no timing.
 source "$(dirname "$0")/lib.sh"
 
@@ -33,6 +34,8 @@ big_json "$TMP/big.json" BIG-MARKER-1 0
 big_json "$TMP/bigs.json" BIG-MARKER-2 1
 big_json "$TMP/bigleave.json" "$(seq -s ' ' 1 60)" 1
 big_json "$TMP/bad.json" BIG-MARKER-3 0 broken
+sed 's/"model": "chat"/"model": "no-such-model"/' "$TMP/big.json" >"$TMP/nomodel.json"
+printf '{"model":"no-such-model","messages":[{"role":"user","content":"x"}]}' >"$TMP/smallnomodel.json"
 printf '{"model":"chat","messages":[{"role":"user","content":"echo: x"}' >"$TMP/smallbad.json"
 check "the big bodies are over 4 MiB" test "$(stat -c %s "$TMP/big.json")" -gt 4000000
 
@@ -97,6 +100,8 @@ JSON
   post bigs "$TMP/bigs.json"
   post bad "$TMP/bad.json"
   post smallbad "$TMP/smallbad.json"
+  post nomodel "$TMP/nomodel.json"
+  post smallnomodel "$TMP/smallnomodel.json"
   wait "$SEQ"
   cat "$TMP/seq$SHAPE.json"
   check "$t every paced stream completed, its pieces in order" \
@@ -116,6 +121,9 @@ JSON
     test "$(err_field bad type)/$(err_field bad code)" = "$(err_field smallbad type)/$(err_field smallbad code)"
   check "$t ...and the same headers" \
     test "$(hdr bad x-switchboard-target)/$(hdr bad x-switchboard-attempts)" = none/0
+  check "$t a 4 MiB body for a model nothing serves gets 404 model_not_found, as a small one" \
+    test "$(code nomodel)/$(err_field nomodel code)" = "$(code smallnomodel)/$(err_field smallnomodel code)"
+  check "$t ...which is 404 model_not_found" test "$(code nomodel)/$(err_field nomodel code)" = 404/model_not_found
   check "$t the big call's ledger row says 200" eventually 5 test "$(ledger_status big-req-$SHAPE)" = 200
 
   # a client that leaves once its big body is sent: its stream (60 pieces, 3 s) is cancelled
