@@ -141,6 +141,7 @@ def agg_streams(rows):
 
 
 streams = {}
+STREAM_LABELS = ("direct", "nginx", "switchboard", "baseline")
 if os.path.exists(streams_path):
     by_label = defaultdict(list)
     with open(streams_path) as f:
@@ -265,26 +266,47 @@ for fmt, bar in (("sse", 150), ("json", 100)):
         added = s["p50"] - dct["p50"]
         verdict(f"{fmt.upper()} c=1: p50 added over direct <= {bar} µs", added <= bar,
                 f"{added:+.0f} µs (p50 {s['p50']:.0f} vs {dct['p50']:.0f} µs)", s, dct)
-sb, dr = streams.get("switchboard"), streams.get("direct")
+
+
+def added_by_round(s, ref, key):
+    """s's figure minus ref's within each round of the stream step (they ran in the same
+    round, interleaved), round by round."""
+    return [num(a[key]) - num(b[key]) for a, b in zip(s["rounds"], ref["rounds"])]
+
+
+def added_ms(s, ref, key):
+    """The median over the rounds of added_by_round, in ms, and the rounds' own figures."""
+    rounds = added_by_round(s, ref, key)
+    return statistics.median(rounds) / 1000, ", ".join(f"{x / 1000:+.1f}" for x in rounds)
+
+
+sb, dr, ng = streams.get("switchboard"), streams.get("direct"), streams.get("nginx")
 if sb and dr:
     cpu = num(sb.get("cpu_pct", 0)) / 100
+    # nginx proxy_pass in the same rounds: what a proxy that only relays costs on this machine
+    # at this load (the upstream itself is direct's figure).
+    ref = (f"; nginx proxy_pass {num(ng.get('cpu_pct', 0)) / 100:.2f} core "
+           f"({ng.get('cpu_us_req')} µs/stream)" if ng else "")
     verdict(f"{n_streams:,} paced streams: CPU of the whole process <= 0.25 core", cpu <= 0.25,
-            f"{cpu:.2f} core")
+            f"{cpu:.2f} core ({sb.get('cpu_us_req')} µs/stream){ref}; the upstream itself "
+            f"{num(dr.get('cpu_pct', 0)) / 100:.2f} core")
     if sb.get("cgap_p99_us") and dr.get("cgap_p99_us"):
         # Content events (text deltas) are the tokens the upstream paces; switchboard's own
         # chunks (the role chunk, sent with the first delta; finish_reason, sent with the
         # usage) follow its encoding schedule, so they are shown apart, as info.
         # Added = switchboard minus direct within each round (they ran back to back), median
         # over the rounds.
-        def added_by_round(key):
-            return [num(a[key]) - num(b[key]) for a, b in zip(sb["rounds"], dr["rounds"])]
-        added = statistics.median(added_by_round("cgap_p99_us"))
-        added999 = statistics.median(added_by_round("cgap_p999_us"))
-        per_round = ", ".join(f"{x / 1000:+.1f}" for x in added_by_round("cgap_p99_us"))
-        verdict(f"{n_streams:,} paced streams: p99 inter-event delay added <= 2 ms", added <= 2000,
-                f"{added / 1000:+.2f} ms (p99 gap between content events {ms(sb['cgap_p99_us'])} "
-                f"vs {ms(dr['cgap_p99_us'])} direct, pace {env('BENCH_PACE_MS')} ms); p99.9 "
-                f"{added999 / 1000:+.2f} ms ({ms(sb['cgap_p999_us'])} vs "
+        added, per_round = added_ms(sb, dr, "cgap_p99_us")
+        added999, _ = added_ms(sb, dr, "cgap_p999_us")
+        ref = ""
+        if ng and ng.get("cgap_p99_us"):
+            nadded, nrounds = added_ms(ng, dr, "cgap_p99_us")
+            ref = (f"; nginx proxy_pass adds {nadded:+.2f} ms ({ms(ng['cgap_p99_us'])}; rounds "
+                   f"{nrounds} ms)")
+        verdict(f"{n_streams:,} paced streams: p99 inter-event delay added <= 2 ms", added <= 2,
+                f"{added:+.2f} ms (p99 gap between content events {ms(sb['cgap_p99_us'])} "
+                f"vs {ms(dr['cgap_p99_us'])} direct, pace {env('BENCH_PACE_MS')} ms){ref}; p99.9 "
+                f"{added999:+.2f} ms ({ms(sb['cgap_p999_us'])} vs "
                 f"{ms(dr['cgap_p999_us'])}); added: median over {plural(len(sb['rounds']), 'round')} of "
                 f"the difference within the round (p99: {per_round} ms), gaps: medians, {int(num(sb['content_gaps'])):,} and "
                 f"{int(num(dr['content_gaps'])):,} gaps a round (tests/bench/eventgap.c)",
@@ -294,7 +316,9 @@ if sb and dr:
           f"({ms(sb['gap_p99_us'])} vs {ms(dr['gap_p99_us'])}), p99.9 "
           f"{(num(sb['gap_p999_us']) - num(dr['gap_p999_us'])) / 1000:+.2f} ms; first event "
           f"p50 {ms(sb['ttfe_p50_us'])} vs {ms(dr['ttfe_p50_us'])}, first content p50 "
-          f"{ms(sb['ttfc_p50_us'])} vs {ms(dr['ttfc_p50_us'])} | info |")
+          f"{ms(sb['ttfc_p50_us'])} vs {ms(dr['ttfc_p50_us'])}"
+          + (f"; nginx proxy_pass p99 {(num(ng['gap_p99_us']) - num(dr['gap_p99_us'])) / 1000:+.2f} ms"
+             if ng and ng.get("gap_p99_us") else "") + " | info |")
     peak = max(num(sb["hwm_kb"]), num(sb["max_rss_kb"]))
     verdict(f"{n_streams:,} paced streams: RSS < 64 MB", peak < 64 * 1024, f"peak {mb(peak)}")
 for fmt, c in (("json", 1), ("json", 16), ("json", 64), ("sse", 16)):
@@ -365,7 +389,8 @@ for fmt in ("json", "sse"):
 for line in ctx:
     w(f"- {line}")
 if streams:
-    w("")
+    if ctx:
+        w("")
     w(f"{n_streams:,} concurrent streams, one event every {env('BENCH_PACE_MS')} ms "
       f"(14 events, 13 intervals: about {13 * int(env('BENCH_PACE_MS', '200')) / 1000:.1f} s a stream), "
       f"first starts spread over {env('BENCH_STREAM_STAGGER_MS', '?')} ms, "
@@ -376,7 +401,7 @@ if streams:
     w("")
     w("| through | streams/s | p50 | p99 | max in flight | peak RSS | threads | fds | upstream fds | CPU µs/stream | CPU | errors |")
     w("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
-    for label in ("direct", "switchboard", "baseline"):
+    for label in STREAM_LABELS:
         s = streams.get(label)
         if not s:
             continue
@@ -386,7 +411,6 @@ if streams:
           f"{inflight} | {mb(peak)} | {s['max_threads']} | {s['max_fds']} | {s['max_upstream_fds']} | "
           f"{s.get('cpu_us_req', '')} | {s.get('cpu_pct', '')}% | {s['errors']} |")
     w("")
-    w("")
     w("Per event (tests/bench/eventgap.c: every SSE event timestamped on arrival; gap = time "
       "since the stream's previous event, ideally the pace; first event = from the request "
       "sent; `content` rows count only events with a non-empty delta content, the tokens). "
@@ -395,7 +419,7 @@ if streams:
     w("")
     w("| through | events | gap p50 | p90 | p99 | p99.9 | max | first event p50 | p99 | client in flight | client CPU |")
     w("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
-    for label in ("direct", "switchboard", "baseline"):
+    for label in STREAM_LABELS:
         for kind, g, f, n in (("all", "gap", "ttfe", "events"), ("content", "cgap", "ttfc", "content")):
             s = streams.get(label)
             if not s or not s.get(f"{g}_p50_us"):
@@ -404,6 +428,23 @@ if streams:
             w(f"| {label}, {kind} | {int(num(s[n])):,} | {gaps} | {ms(s[f'{f}_p50_us'])} | "
               f"{ms(s[f'{f}_p99_us'])} | {s['client_max_in_flight']} | {s['client_cpu_pct']}% |")
     w("")
+    dr = streams.get("direct")
+    added_rows = [lb for lb in STREAM_LABELS[1:] if dr and streams.get(lb) and streams[lb].get("cgap_p99_us")]
+    if added_rows:
+        w("Added over direct (each figure minus direct's within the round, median over the rounds; "
+          "the content p99 per round in brackets). CPU: the process's, the upstream's for direct "
+          f"({num(dr.get('cpu_pct', 0)) / 100:.2f} core, {dr.get('cpu_us_req')} µs/stream).")
+        w("")
+        w("| through | content gap p99 | p99.9 | every event p99 | first content p50 | CPU | CPU µs/stream |")
+        w("| --- | ---: | ---: | ---: | ---: | ---: | ---: |")
+        for label in added_rows:
+            s = streams[label]
+            p99, rounds = added_ms(s, dr, "cgap_p99_us")
+            cells = [f"{p99:+.2f} ms ({rounds})"]
+            cells += [f"{added_ms(s, dr, k)[0]:+.2f} ms" for k in ("cgap_p999_us", "gap_p99_us", "ttfc_p50_us")]
+            w(f"| {label} | " + " | ".join(cells) + f" | {num(s.get('cpu_pct', 0)) / 100:.2f} core | "
+              f"{s.get('cpu_us_req')} |")
+        w("")
     w(f"switchboard RSS: {mb(idle_kb)} idle after start, {mb(num(env('POST_RSS_KB')))} after the "
       f"matrix, {mb(num(env('AFTER_STREAMS_RSS_KB')))} 2 s after the streams "
       f"({env('AFTER_STREAMS_THREADS')} threads).")

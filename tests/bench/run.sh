@@ -20,9 +20,10 @@
 #                            thread running both on one epoll loop; two such loops on a port)
 #   for JSON and SSE x concurrency 1, 16, 64 x upstream delay 0 and 100 ms; the three targets
 #   of a configuration run back to back (order reversed every other round), so machine noise
-#   hits all three alike. Then 1,000 concurrent paced streams, directly and through
-#   switchboard, driven by BUILD/eventgap (tests/bench/eventgap.c), which timestamps every
-#   event: the delay added between events, RSS, threads and CPU.
+#   hits all three alike. Then 1,000 concurrent paced streams, directly, through nginx
+#   proxy_pass (its own instance, one worker, proxy_buffering off, keep-alive upstream pool)
+#   and through switchboard, interleaved, driven by BUILD/eventgap (tests/bench/eventgap.c),
+#   which timestamps every event: the delay added between events, RSS, threads and CPU.
 #   First of all, BUILD/encode (tests/bench/encode.c): the encoders on a worst-case 4 MiB
 #   request, one figure per wire format, appended to the report.
 #
@@ -188,8 +189,8 @@ start_upstream UC            # delay 0, to calibrate against nginx
 start_upstream UD --delay-ms 100
 start_upstream UP --pace-ms "$PACE_MS"
 
-read -r N0_JSON N0_SSE PX_J0 PX_S0 PX_J1 PX_S1 < <(free_ports 6)
-mkdir -p "$T/N0" "$T/PX"
+read -r N0_JSON N0_SSE PX_J0 PX_S0 PX_J1 PX_S1 NS_PORT < <(free_ports 7)
+mkdir -p "$T/N0" "$T/PX" "$T/NS"
 { nginx_common "$T/N0"; cat <<EOF
   server { listen 127.0.0.1:$N0_JSON; location / { default_type application/json; return 200 '$JSON_BODY'; } }
   server { listen 127.0.0.1:$N0_SSE; location / { default_type text/event-stream; return 200 '$SSE_BODY_ESC'; } }
@@ -219,8 +220,17 @@ EOF
   proxy_server "$PX_J1" j1 0; proxy_server "$PX_S1" s1 1
   echo "}"
 } >"$T/PX/nginx.conf"
+# The 1,000-stream step's reference: nginx proxy_pass in front of the paced upstream, its own
+# instance (so its CPU, RSS and fds are the step's alone), configured like the SSE rows' proxy.
+{ nginx_common "$T/NS"; cat <<EOF
+  upstream paced { server 127.0.0.1:$UP_SSE; keepalive 256; }
+EOF
+  proxy_server "$NS_PORT" paced 1
+  echo "}"
+} >"$T/NS/nginx.conf"
 start_nginx N0
 start_nginx PX
+start_nginx NS
 
 # start_floor NAME MODE UPSTREAM_PORT CONTENT_TYPE: BUILD/floor; sets PID_<NAME>, PORT_<NAME>.
 start_floor() {
@@ -293,7 +303,7 @@ if [[ -n $BASE_SB ]]; then # the same config, its own ledger
   read -r BASE_PORT <"$T/base.port" 2>/dev/null || { log "baseline did not start:"; cat "$T/base.err" >&2; exit 1; }
 fi
 
-for u in "$N0_JSON" "$N0_SSE" "$PX_J0" "$PX_S0" "$PX_J1" "$PX_S1"; do
+for u in "$N0_JSON" "$N0_SSE" "$PX_J0" "$PX_S0" "$PX_J1" "$PX_S1" "$NS_PORT"; do
   wait_http "http://127.0.0.1:$u/v1/chat/completions" || { log "nginx on port $u is not answering"; cat "$T"/*/error.log >&2; exit 1; }
 done
 
@@ -343,6 +353,7 @@ sanity sb-sse100 "http://127.0.0.1:$SB_PORT$P" sse100 1
 sanity sb-paced "http://127.0.0.1:$SB_PORT$P" paced 1
 [[ -n $BASE_PORT ]] && sanity baseline-sse0 "http://127.0.0.1:$BASE_PORT$P" sse0 1
 sanity px-sse1 "http://127.0.0.1:$PX_S1$P" x 1
+sanity px-paced "http://127.0.0.1:$NS_PORT$P" x 1
 sanity floor-tpc-json "http://127.0.0.1:$PORT_FT_J$P" x ""
 sanity floor-tpc-sse "http://127.0.0.1:$PORT_FT_S$P" x 1
 sanity floor-relay-json "http://127.0.0.1:$PORT_FR_J$P" x ""
@@ -368,6 +379,7 @@ switchboard pid $PID_SB  http://127.0.0.1:$SB_PORT$P  routes json0 sse0 json100 
 nginx proxy pid $PID_PX  json0 :$PX_J0  sse0 :$PX_S0  json100 :$PX_J1  sse100 :$PX_S1
 nginx upstream pid $PID_N0  json :$N0_JSON  sse :$N0_SSE
 upstream 100 ms pid $PID_UD  json :$UD_JSON  sse :$UD_SSE;  paced pid $PID_UP  sse :$UP_SSE
+nginx proxy of the paced upstream pid $PID_NS  :$NS_PORT
 floor tpc pids $PID_FT_J $PID_FT_S  json :$PORT_FT_J  sse :$PORT_FT_S;  relay pids $PID_FR_J $PID_FR_S  json :$PORT_FR_J  sse :$PORT_FR_S
 floor loop pids $PID_FL_J $PID_FL_S  json :$PORT_FL_J  sse :$PORT_FL_S;  loop2 pids $PID_F2_J $PID_F2_S  json :$PORT_F2_J  sse :$PORT_F2_S
 e.g. BENCH_MODEL=json0 wrk -t2 -c16 -d5s -s $HERE/post.lua http://127.0.0.1:$SB_PORT$P
@@ -560,11 +572,12 @@ STREAM_COLS+=(client_max_in_flight)
 STREAMS_LOAD_BEFORE=$(cut -d' ' -f1-3 /proc/loadavg)
 log "$STREAMS concurrent streams, ${STREAM_WARM}s + ${STREAM_SECS}s, one event every ${PACE_MS} ms; load $STREAMS_LOAD_BEFORE"
 for r in $(seq 1 "$STREAM_ROUNDS"); do
-  order=(direct switchboard baseline)
-  ((r % 2 == 0)) && order=(baseline switchboard direct)
+  order=(direct nginx switchboard baseline)
+  ((r % 2 == 0)) && order=(baseline switchboard nginx direct)
   for t in "${order[@]}"; do
     case $t in
       direct) streams_run direct "$r" "http://127.0.0.1:$UP_SSE$P" "$PID_UP" ;;
+      nginx) streams_run nginx "$r" "http://127.0.0.1:$NS_PORT$P" "$PID_NS" ;;
       switchboard)
         streams_run switchboard "$r" "http://127.0.0.1:$SB_PORT$P" "$PID_SB"
         if ((r == STREAM_ROUNDS)); then
