@@ -31,7 +31,12 @@ fi
 ulimit -n "$(ulimit -Hn)" 2>/dev/null
 T=$(mktemp -d /tmp/sb-prof.XXXXXX)
 PIDS=()
-trap 'for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null; done; wait 2>/dev/null' EXIT
+cleanup() {
+  local p
+  for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null; done
+  wait 2>/dev/null
+}
+trap cleanup EXIT
 
 "$B/upstream" --pace-ms 200 --port-file "$T/up.port" >/dev/null 2>&1 &
 PIDS+=($!)
