@@ -9,9 +9,6 @@
  * known from router_loop_call. No timing is asserted. Also here: gateway_threads_resolve,
  * the choice of gateway.threads' default by online cores.
  */
-#include <arpa/inet.h>
-#include <curl/curl.h>
-#include <netinet/in.h>
 #include <pthread.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -21,12 +18,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/socket.h>
 #include <unistd.h>
 
 #include <cmocka.h>
 
 #include "support_fake.h"
+#include "support_gateway.h"
 #include "switchboard/gateway.h"
 #include "switchboard/log.h"
 #include "switchboard/provider.h"
@@ -90,24 +87,10 @@ static pthread_t last_parse(size_t *len)
 
 /* ---- a gateway and its router ---------------------------------------------------------------- */
 
-static int hang_listen(unsigned *port)
-{
-    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-    socklen_t sl = sizeof sa;
-    assert_int_equal(bind(fd, (struct sockaddr *)&sa, sizeof sa), 0);
-    assert_int_equal(listen(fd, 16), 0);
-    assert_int_equal(getsockname(fd, (struct sockaddr *)&sa, &sl), 0);
-    *port = ntohs(sa.sin_port);
-    return fd;
-}
-
+/* The gateway and router under test (support_gateway.h), and the router thread's id. */
 struct rig {
-    struct router *rt;
-    struct gateway *gw;
-    int hang_fd;
+    struct tgw_rig g;
     pthread_t router_thread;
-    char base[64];
 };
 
 static void note_thread(void *ctx)
@@ -118,78 +101,15 @@ static void note_thread(void *ctx)
 /* provider_port 0: a socket that accepts nothing (calls hang); 1: refused at once. */
 static void rig_start(struct rig *r, int threads, unsigned provider_port)
 {
-    unsigned hang_port = 0;
-    r->hang_fd = hang_listen(&hang_port);
-    char cfg[1024];
-    snprintf(cfg, sizeof cfg,
-             "{\"providers\":[{\"name\":\"a\",\"kind\":\"openai-compatible\","
-             "\"base_url\":\"http://127.0.0.1:%u/v1\",\"model\":\"m\","
-             "\"probe\":{\"enabled\":false}}],"
-             "\"routes\":[{\"name\":\"chat\",\"targets\":[\"a\"]}],"
-             "\"router\":{\"max_attempts\":1,\"deadline_ms\":60000,\"workers\":0},"
-             "\"ledger\":{\"path\":\":memory:\"},\"guard\":{\"enabled\":false},"
-             "\"gateway\":{\"listen\":\"127.0.0.1:0\",\"threads\":%d,"
-             "\"max_body_bytes\":8388608}}",
-             provider_port ? provider_port : hang_port, threads);
-    struct config_diag errs;
-    config_diag_init(&errs);
-    struct config *c = config_parse(cfg, strlen(cfg), NULL, NULL, NULL, &errs);
-    for (size_t i = 0; c == NULL && i < errs.n; i++)
-        fprintf(stderr, "config: %s\n", errs.items[i]);
-    config_diag_cleanup(&errs);
-    assert_non_null(c);
     char msg[256] = "";
-    struct config *borrowed = c;
-    r->rt = router_new(c, msg, sizeof msg);
-    assert_non_null(r->rt);
-    r->gw = gateway_new(borrowed, r->rt, msg, sizeof msg);
-    assert_non_null(r->gw);
-    assert_int_equal(router_start(r->rt, msg, sizeof msg), SB_OK);
-    if (gateway_start(r->gw, msg, sizeof msg) != SB_OK)
-        fail_msg("gateway_start: %s", msg);
-    assert_int_equal(router_loop_call(r->rt, note_thread, &r->router_thread, 5000, msg, sizeof msg),
-                     SB_OK);
-    snprintf(r->base, sizeof r->base, "http://127.0.0.1:%u", gateway_port(r->gw));
+    tgw_start(&r->g, threads, provider_port, ",\"max_body_bytes\":8388608");
+    assert_int_equal(
+        router_loop_call(r->g.rt, note_thread, &r->router_thread, 5000, msg, sizeof msg), SB_OK);
 }
 
-static void rig_free(struct rig *r)
+static void post_chat(const char *base, const char *json, size_t len, struct tgw_answer *a)
 {
-    gateway_free(r->gw);
-    router_free(r->rt);
-    close(r->hang_fd);
-}
-
-struct answer {
-    long status;
-    struct buf body;
-};
-
-static size_t on_body(char *p, size_t size, size_t n, void *ud)
-{
-    buf_append(ud, p, size * n);
-    return size * n;
-}
-
-static void post_chat(const char *base, const char *json, size_t len, struct answer *a)
-{
-    char url[160];
-    snprintf(url, sizeof url, "%s/v1/chat/completions", base);
-    buf_init(&a->body);
-    CURL *e = curl_easy_init();
-    struct curl_slist *h = curl_slist_append(NULL, "Content-Type: application/json");
-    curl_easy_setopt(e, CURLOPT_URL, url);
-    curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
-    curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, 30000L);
-    curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, on_body);
-    curl_easy_setopt(e, CURLOPT_WRITEDATA, &a->body);
-    curl_easy_setopt(e, CURLOPT_HTTPHEADER, h);
-    curl_easy_setopt(e, CURLOPT_POSTFIELDS, json);
-    curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)len);
-    a->status = 0;
-    if (curl_easy_perform(e) == CURLE_OK)
-        curl_easy_getinfo(e, CURLINFO_RESPONSE_CODE, &a->status);
-    curl_slist_free_all(h);
-    curl_easy_cleanup(e);
+    tgw_http(base, "/v1/chat/completions", json, len, a);
 }
 
 /* A chat body of about size bytes (one user turn of filler); broken: cut before its end. */
@@ -213,23 +133,23 @@ struct client {
     struct rig *r;
     char *json;
     size_t len;
-    struct answer a;
+    struct tgw_answer a;
     pthread_t th;
 };
 
 static void *client_main(void *arg)
 {
     struct client *cl = arg;
-    post_chat(cl->r->base, cl->json, cl->len, &cl->a);
+    post_chat(cl->r->g.base, cl->json, cl->len, &cl->a);
     return NULL;
 }
 
 /* Posts a body of size bytes; returns the answer and where its parse ran (*on_router). */
-static void ask(struct rig *r, size_t size, bool broken, struct answer *a, bool *on_router)
+static void ask(struct rig *r, size_t size, bool broken, struct tgw_answer *a, bool *on_router)
 {
     size_t len = 0, seen = 0;
     char *json = chat_json(size, false, broken, &len);
-    post_chat(r->base, json, len, a);
+    post_chat(r->g.base, json, len, a);
     pthread_t t = last_parse(&seen);
     assert_int_equal(seen, len); /* the parse recorded is this request's */
     *on_router = pthread_equal(t, r->router_thread) != 0;
@@ -261,7 +181,7 @@ static void test_the_loop_parses_a_big_body_off_the_router_thread(void **state)
     (void)state;
     struct rig r;
     rig_start(&r, 0, 1);
-    struct answer small, big;
+    struct tgw_answer small, big;
     bool small_on_router = false, big_on_router = true;
     ask(&r, 100, false, &small, &small_on_router);
     ask(&r, 1024 * 1024, false, &big, &big_on_router);
@@ -270,9 +190,9 @@ static void test_the_loop_parses_a_big_body_off_the_router_thread(void **state)
     assert_true(small.status == 502 || small.status == 503);
     assert_int_equal(big.status, small.status);
     assert_non_null(strstr(buf_str(&big.body), "\"error\""));
-    buf_cleanup(&small.body);
-    buf_cleanup(&big.body);
-    rig_free(&r);
+    tgw_answer_cleanup(&small);
+    tgw_answer_cleanup(&big);
+    tgw_free(&r.g);
 }
 
 /* A malformed body gets the same 400 whether it was parsed on the loop or off it. */
@@ -281,7 +201,7 @@ static void test_a_malformed_big_body_gets_the_small_ones_400(void **state)
     (void)state;
     struct rig r;
     rig_start(&r, 0, 1);
-    struct answer small, big;
+    struct tgw_answer small, big;
     bool small_on_router = false, big_on_router = true;
     ask(&r, 100, true, &small, &small_on_router);
     ask(&r, 512 * 1024, true, &big, &big_on_router);
@@ -291,9 +211,9 @@ static void test_a_malformed_big_body_gets_the_small_ones_400(void **state)
     assert_int_equal(big.status, 400);
     assert_non_null(strstr(buf_str(&small.body), "\"invalid_request_error\""));
     assert_non_null(strstr(buf_str(&big.body), "\"invalid_request_error\""));
-    buf_cleanup(&small.body);
-    buf_cleanup(&big.body);
-    rig_free(&r);
+    tgw_answer_cleanup(&small);
+    tgw_answer_cleanup(&big);
+    tgw_free(&r.g);
 }
 
 /* With MHD threads of its own the gateway parses where it did (an MHD thread, never the router
@@ -303,16 +223,16 @@ static void test_the_threaded_shape_answers_a_big_body_the_same(void **state)
     (void)state;
     struct rig r;
     rig_start(&r, 2, 1);
-    struct answer big, bad;
+    struct tgw_answer big, bad;
     bool on_router = true;
     ask(&r, 1024 * 1024, false, &big, &on_router);
     assert_false(on_router);
     assert_true(big.status == 502 || big.status == 503);
     ask(&r, 512 * 1024, true, &bad, &on_router);
     assert_int_equal(bad.status, 400);
-    buf_cleanup(&big.body);
-    buf_cleanup(&bad.body);
-    rig_free(&r);
+    tgw_answer_cleanup(&big);
+    tgw_answer_cleanup(&bad);
+    tgw_free(&r.g);
 }
 
 struct stopper {
@@ -342,16 +262,16 @@ static void test_a_stop_during_a_big_parse_answers_503(void **state)
     wait_parses_waiting(1);
     size_t seen = 0;
     assert_false(pthread_equal(last_parse(&seen), r.router_thread));
-    struct stopper s = {.gw = r.gw};
+    struct stopper s = {.gw = r.g.gw};
     assert_int_equal(pthread_create(&s.th, NULL, stopper_main, &s), 0);
     gate_set(false);
     assert_int_equal(pthread_join(s.th, NULL), 0);
     assert_int_equal(pthread_join(cl.th, NULL), 0);
     assert_int_equal(cl.a.status, 503);
     assert_non_null(strstr(buf_str(&cl.a.body), "shutting down"));
-    buf_cleanup(&cl.a.body);
+    tgw_answer_cleanup(&cl.a);
     free(cl.json);
-    rig_free(&r);
+    tgw_free(&r.g);
 }
 
 /* gateway.threads -1 (the default): the loop on 2 cores or fewer, 2 MHD threads above. */

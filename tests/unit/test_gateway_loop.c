@@ -10,9 +10,7 @@
  * Under ASan and TSan these also check that no thread runs the loop's daemon after its
  * detach and that nothing leaks.
  */
-#include <arpa/inet.h>
 #include <curl/curl.h>
-#include <netinet/in.h>
 #include <pthread.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -27,22 +25,9 @@
 #include <cmocka.h>
 
 #include "support_fake.h"
+#include "support_gateway.h"
 #include "switchboard/gateway.h"
 #include "switchboard/log.h"
-
-/* A provider that never answers: a listening socket nobody accepts on (the kernel completes
- * the handshake from its backlog, the request is never read). */
-static int hang_listen(unsigned *port)
-{
-    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-    socklen_t sl = sizeof sa;
-    assert_int_equal(bind(fd, (struct sockaddr *)&sa, sizeof sa), 0);
-    assert_int_equal(listen(fd, 16), 0);
-    assert_int_equal(getsockname(fd, (struct sockaddr *)&sa, &sl), 0);
-    *port = ntohs(sa.sin_port);
-    return fd;
-}
 
 /* A provider that answers one streamed call: the whole answer in one write, or (split) its
  * first event, a pause, then the rest. */
@@ -111,57 +96,26 @@ static void *upstream_main(void *arg)
     return NULL;
 }
 
-/* The gateway and router under test, with their provider: the hanging socket, a port
- * where nothing listens, or a provider thread that answers one stream (struct upstream).
- * On the test's stack; rig_start or rig_start_upstream .. rig_free. */
+/* The gateway and router under test (support_gateway.h) and, with rig_start_upstream, the
+ * provider thread that answers one stream. On the test's stack; rig_start or
+ * rig_start_upstream .. rig_free. */
 struct rig {
-    struct router *rt;
-    struct gateway *gw;
-    int hang_fd;
+    struct tgw_rig g;
     struct upstream up; /* up.fd -1: none */
-    char base[64];      /* http://127.0.0.1:PORT */
 };
 
 /* provider_port 0: the hanging socket; else that port (1: nothing listens, refused). */
 static void rig_start(struct rig *r, int threads, unsigned provider_port)
 {
-    unsigned hang_port = 0;
-    *r = (struct rig){.up.fd = -1};
-    r->hang_fd = hang_listen(&hang_port);
-    char cfg[1024];
-    snprintf(cfg, sizeof cfg,
-             "{\"providers\":[{\"name\":\"a\",\"kind\":\"openai-compatible\","
-             "\"base_url\":\"http://127.0.0.1:%u/v1\",\"model\":\"m\","
-             "\"probe\":{\"enabled\":false}}],"
-             "\"routes\":[{\"name\":\"chat\",\"targets\":[\"a\"]}],"
-             "\"router\":{\"max_attempts\":1,\"deadline_ms\":60000,\"workers\":0},"
-             "\"ledger\":{\"path\":\":memory:\"},\"guard\":{\"enabled\":false},"
-             "\"gateway\":{\"listen\":\"127.0.0.1:0\",\"threads\":%d}}",
-             provider_port ? provider_port : hang_port, threads);
-    struct config_diag errs;
-    config_diag_init(&errs);
-    struct config *c = config_parse(cfg, strlen(cfg), NULL, NULL, NULL, &errs);
-    for (size_t i = 0; c == NULL && i < errs.n; i++)
-        fprintf(stderr, "config: %s\n", errs.items[i]);
-    config_diag_cleanup(&errs);
-    assert_non_null(c);
-    char msg[256] = "";
-    struct config *borrowed = c;
-    r->rt = router_new(c, msg, sizeof msg);
-    assert_non_null(r->rt);
-    r->gw = gateway_new(borrowed, r->rt, msg, sizeof msg);
-    assert_non_null(r->gw);
-    assert_int_equal(router_start(r->rt, msg, sizeof msg), SB_OK);
-    if (gateway_start(r->gw, msg, sizeof msg) != SB_OK)
-        fail_msg("gateway_start: %s", msg);
-    snprintf(r->base, sizeof r->base, "http://127.0.0.1:%u", gateway_port(r->gw));
+    r->up = (struct upstream){.fd = -1};
+    tgw_start(&r->g, threads, provider_port, "");
 }
 
 /* The provider thread answers one stream, whole in one write or (split) in two. */
 static void rig_start_upstream(struct rig *r, int threads, bool split)
 {
     struct upstream up = {.split = split};
-    up.fd = hang_listen(&up.port);
+    up.fd = tgw_hang_listen(&up.port);
     rig_start(r, threads, up.port);
     r->up = up;
     assert_int_equal(pthread_create(&r->up.th, NULL, upstream_main, &r->up), 0);
@@ -173,60 +127,13 @@ static void rig_free(struct rig *r)
         assert_int_equal(pthread_join(r->up.th, NULL), 0);
         close(r->up.fd);
     }
-    gateway_free(r->gw);
-    router_free(r->rt);
-    close(r->hang_fd);
-}
-
-/* A request's outcome: http .. answer_cleanup. */
-struct answer {
-    CURLcode code;
-    long status;        /* 0 when the request failed */
-    curl_off_t length;  /* Content-Length, -1 when there was none */
-    struct buf headers; /* the response's header lines */
-    struct buf body;
-};
-
-static size_t on_body(char *p, size_t size, size_t n, void *ud)
-{
-    buf_append(ud, p, size * n);
-    return size * n;
+    tgw_free(&r->g);
 }
 
 /* One blocking request; json NULL: GET. */
-static void http(const char *base, const char *path, const char *json, struct answer *a)
+static void http(const char *base, const char *path, const char *json, struct tgw_answer *a)
 {
-    char url[160];
-    snprintf(url, sizeof url, "%s%s", base, path);
-    buf_init(&a->headers);
-    buf_init(&a->body);
-    CURL *e = curl_easy_init();
-    struct curl_slist *h = curl_slist_append(NULL, "Content-Type: application/json");
-    curl_easy_setopt(e, CURLOPT_URL, url);
-    curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
-    curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, 15000L);
-    curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, on_body);
-    curl_easy_setopt(e, CURLOPT_WRITEDATA, &a->body);
-    curl_easy_setopt(e, CURLOPT_HEADERFUNCTION, on_body);
-    curl_easy_setopt(e, CURLOPT_HEADERDATA, &a->headers);
-    curl_easy_setopt(e, CURLOPT_HTTPHEADER, h);
-    if (json)
-        curl_easy_setopt(e, CURLOPT_POSTFIELDS, json);
-    a->status = 0;
-    a->length = -1;
-    a->code = curl_easy_perform(e);
-    if (a->code == CURLE_OK) {
-        curl_easy_getinfo(e, CURLINFO_RESPONSE_CODE, &a->status);
-        curl_easy_getinfo(e, CURLINFO_CONTENT_LENGTH_DOWNLOAD_T, &a->length);
-    }
-    curl_slist_free_all(h);
-    curl_easy_cleanup(e);
-}
-
-static void answer_cleanup(struct answer *a)
-{
-    buf_cleanup(&a->headers);
-    buf_cleanup(&a->body);
+    tgw_http(base, path, json, json ? strlen(json) : 0, a);
 }
 
 static const char *const chat_body =
@@ -237,14 +144,14 @@ static const char *const chat_stream_body =
 struct client {
     struct rig *r;
     const char *json;
-    struct answer a;
+    struct tgw_answer a;
     pthread_t th;
 };
 
 static void *client_main(void *arg)
 {
     struct client *cl = arg;
-    http(cl->r->base, "/v1/chat/completions", cl->json, &cl->a);
+    http(cl->r->g.base, "/v1/chat/completions", cl->json, &cl->a);
     return NULL;
 }
 
@@ -252,7 +159,7 @@ static void *client_main(void *arg)
 static void client_start(struct client *cl)
 {
     assert_int_equal(pthread_create(&cl->th, NULL, client_main, cl), 0);
-    while (gateway_in_flight(cl->r->gw) < 1)
+    while (gateway_in_flight(cl->r->g.gw) < 1)
         clock_sleep_ms(5);
 }
 
@@ -276,23 +183,23 @@ static void answers(int threads)
 {
     struct rig r;
     rig_start(&r, threads, 1);
-    struct answer a;
-    http(r.base, "/healthz", NULL, &a);
+    struct tgw_answer a;
+    http(r.g.base, "/healthz", NULL, &a);
     assert_int_equal(a.status, 200);
-    answer_cleanup(&a);
-    http(r.base, "/v1/models", NULL, &a);
+    tgw_answer_cleanup(&a);
+    http(r.g.base, "/v1/models", NULL, &a);
     assert_int_equal(a.status, 200);
     assert_non_null(strstr(buf_str(&a.body), "\"chat\""));
-    answer_cleanup(&a);
+    tgw_answer_cleanup(&a);
     for (int i = 0; i < 3; i++) {
-        http(r.base, "/v1/chat/completions", i == 1 ? chat_stream_body : chat_body, &a);
+        http(r.g.base, "/v1/chat/completions", i == 1 ? chat_stream_body : chat_body, &a);
         assert_true(a.status == 502 || a.status == 503);
         assert_non_null(strstr(buf_str(&a.body), "\"error\""));
-        answer_cleanup(&a);
+        tgw_answer_cleanup(&a);
     }
-    http(r.base, "/nope", NULL, &a);
+    http(r.g.base, "/nope", NULL, &a);
     assert_int_equal(a.status, 404);
-    answer_cleanup(&a);
+    tgw_answer_cleanup(&a);
     rig_free(&r); /* gateway_free, then router_free: serve's order */
 }
 
@@ -317,12 +224,12 @@ static void stop_with_a_call_in_flight(int threads, bool stream)
     struct client cl = {.r = &r, .json = stream ? chat_stream_body : chat_body};
     client_start(&cl);
     int64_t t0 = clock_mono_ms();
-    gateway_stop(r.gw);
+    gateway_stop(r.g.gw);
     assert_int_equal(pthread_join(cl.th, NULL), 0);
     assert_true(clock_mono_ms() - t0 < 4000); /* not GW_STOP_WAIT_MS's emergency path */
     assert_int_equal(cl.a.status, 503);
     assert_non_null(strstr(buf_str(&cl.a.body), "shutting down"));
-    answer_cleanup(&cl.a);
+    tgw_answer_cleanup(&cl.a);
     rig_free(&r);
 }
 
@@ -348,12 +255,12 @@ static void test_the_loop_listener_stops_after_the_router(void **state)
     struct client cl = {.r = &r, .json = chat_body};
     client_start(&cl);
     int64_t t0 = clock_mono_ms();
-    router_stop(r.rt);
-    gateway_stop(r.gw);
+    router_stop(r.g.rt);
+    gateway_stop(r.g.gw);
     assert_int_equal(pthread_join(cl.th, NULL), 0);
     assert_true(clock_mono_ms() - t0 < 4000);
     assert_true(cl.a.status >= 500); /* the router's own "stopping" answer */
-    answer_cleanup(&cl.a);
+    tgw_answer_cleanup(&cl.a);
     rig_free(&r);
 }
 
@@ -364,8 +271,8 @@ static void stream_framing(int threads, bool split)
 {
     struct rig r;
     rig_start_upstream(&r, threads, split);
-    struct answer a;
-    http(r.base, "/v1/chat/completions", chat_stream_body, &a);
+    struct tgw_answer a;
+    http(r.g.base, "/v1/chat/completions", chat_stream_body, &a);
     assert_int_equal(a.code, CURLE_OK);
     assert_int_equal(a.status, 200);
     assert_non_null(strcasestr(buf_str(&a.headers), "content-type: text/event-stream"));
@@ -382,10 +289,10 @@ static void stream_framing(int threads, bool split)
     assert_non_null(strstr(b, "\"finish_reason\":\"stop\""));
     assert_true(a.body.len > 14 && str_eq(b + a.body.len - 14, "data: [DONE]\n\n"));
     int64_t t0 = clock_mono_ms();
-    while (gateway_in_flight(r.gw) > 0 && clock_mono_ms() - t0 < 5000)
+    while (gateway_in_flight(r.g.gw) > 0 && clock_mono_ms() - t0 < 5000)
         clock_sleep_ms(5);
-    assert_int_equal(gateway_in_flight(r.gw), 0); /* the held end was released */
-    answer_cleanup(&a);
+    assert_int_equal(gateway_in_flight(r.g.gw), 0); /* the held end was released */
+    tgw_answer_cleanup(&a);
     rig_free(&r); /* the provider thread's end, then the gateway's and the router's */
 }
 
