@@ -76,8 +76,9 @@ $(BUILD)/tests/%: $(BUILD)/obj/tests/unit/%.o $(SUPPORT_OBJS) $(LIB)
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS) -lcmocka
 
-# test_gateway_bigbody records which thread parses a chat body.
-$(BUILD)/tests/test_gateway_bigbody: LDFLAGS += -Wl,--wrap=openai_request_parse
+# test_gateway_bigbody records which thread parses a chat body and hashes its prompt.
+$(BUILD)/tests/test_gateway_bigbody: LDFLAGS += -Wl,--wrap=openai_request_parse \
+	-Wl,--wrap=cache_prompt_hash
 
 deps:
 	@bash .ci/deps build test

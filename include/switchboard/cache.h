@@ -32,7 +32,8 @@ struct cache_params {
 /* The canonical key text of a request on a route from a tag (tag may be NULL). */
 void cache_key(const char *route, const char *tag, const struct llm_request *req, struct buf *out);
 /* The runaway guard's prompt hash: the requested model, the end-user id (request.user) and
- * the messages (roles, text, tool calls and results). Never 0. */
+ * the messages (roles, text, tool calls and results). Never 0. Pure, any thread: the gateway
+ * computes it where it parsed the body and hands it in (router_call_opts.prompt_hash). */
 uint64_t cache_prompt_hash(const struct llm_request *req);
 
 /* ---- recording an answer (caller's storage) ---------------------------------------------- */

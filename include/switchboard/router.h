@@ -218,6 +218,11 @@ struct router_call_opts {
                                recent calls; NULL without client keys; copied */
     const char *route;      /* a user's preferred route (src/gateway/users.c): used instead of
                                rules and the model name when it exists; NULL: resolve; copied */
+    uint64_t prompt_hash;   /* cache_prompt_hash(req) (cache.h) when the caller has it: the
+                               gateway computes it where it parsed the body, off the router
+                               thread (4 MiB of prompt cost 6 ms to hash there). The guard, the
+                               fleet and the ledger use it as given; 0: the router computes it
+                               itself (the console's prompt pane, `ask`) */
 };
 
 /*

@@ -5,7 +5,10 @@
  * The body is parsed where the handler runs, except on the router's loop (gateway.threads 0)
  * when it is over GW_LOOP_PARSE_MAX: then the offload pool parses it (chat_parse_job) and the
  * handler, called again once the pool resumed the connection, goes on with the result as it
- * would after its own parse (the same admission, errors, headers and ledger row).
+ * would after its own parse (the same admission, errors, headers and ledger row). Where the
+ * body is parsed its prompt is hashed too (cache_prompt_hash, after the x-switchboard-user
+ * override) and handed to the router (router_call_opts.prompt_hash), which would otherwise
+ * hash it on its thread: 6 ms at 4 MiB (docs/bench.md, session 9).
  *
  * Non-streaming: submit, park (suspend), and on on_done answer the whole chat.completion
  * (or the OpenAI-style error) with x-switchboard-target/-attempts/-cost-usd/-overhead-us.
@@ -44,6 +47,7 @@
 #include <string.h>
 
 #include "internal.h"
+#include "switchboard/cache.h"
 #include "switchboard/log.h"
 #include "switchboard/provider.h"
 
@@ -576,11 +580,12 @@ static bool direct_target(struct gw_conn *c, char *direct, size_t len, struct gw
     return false;
 }
 
-/* Parses c's body into a new request (the caller's) and frees the body; NULL, with *st and
- * msg, when the body is not a valid request. Any thread that holds c (the MHD thread, or the
- * pool's while c is parked with it). */
+/* Parses c's body into a new request (the caller's), sets its user (x-switchboard-user) and
+ * hashes its prompt into *hash (cache_prompt_hash: per byte of prompt, done here so the router
+ * thread is not), and frees the body; NULL, with *st and msg, when the body is not a valid
+ * request. Any thread that holds c (the MHD thread, or the pool's while c is parked with it). */
 static struct llm_request *body_parse(struct gw_conn *c, enum sb_status *st, char *msg,
-                                      size_t msglen)
+                                      size_t msglen, uint64_t *hash)
 {
     struct llm_request *req = xmalloc(sizeof *req);
     llm_request_init(req);
@@ -589,28 +594,32 @@ static struct llm_request *body_parse(struct gw_conn *c, enum sb_status *st, cha
     if (*st != SB_OK) {
         llm_request_cleanup(req);
         free(req);
-        req = NULL;
+        return NULL;
     }
+    gw_users_set_user(c, req);
+    *hash = cache_prompt_hash(req);
     return req;
 }
 
-/* The offload pool's job for a big body (gw_chat_run): the parse alone; chat_submit goes on
- * with its result on the daemon's thread. */
+/* The offload pool's job for a big body (gw_chat_run): the parse, the user and the prompt
+ * hash; chat_submit goes on with the result on the daemon's thread. */
 static enum MHD_Result chat_parse_job(struct gw_conn *c)
 {
     char msg[512] = "";
-    c->req = body_parse(c, &c->parse_st, msg, sizeof msg);
+    c->req = body_parse(c, &c->parse_st, msg, sizeof msg, &c->prompt_hash);
     c->parse_msg = c->req ? NULL : xstrdup(msg);
     c->parsed = true;
     return MHD_YES;
 }
 
-/* The body's request: the pool's parse (taken), or parsed here. NULL: e is the answer. */
-static struct llm_request *chat_request(struct gw_conn *c, struct gw_error *e)
+/* The body's request and its prompt hash: the pool's parse (taken), or parsed here. NULL: e
+ * is the answer. */
+static struct llm_request *chat_request(struct gw_conn *c, struct gw_error *e, uint64_t *hash)
 {
     char msg[512] = "";
     enum sb_status st = c->parse_st;
-    struct llm_request *req = c->parsed ? c->req : body_parse(c, &st, msg, sizeof msg);
+    *hash = c->prompt_hash;
+    struct llm_request *req = c->parsed ? c->req : body_parse(c, &st, msg, sizeof msg, hash);
     c->req = NULL;
     if (!req)
         gw_error_from_parse(e, st, c->parse_msg ? c->parse_msg : msg);
@@ -621,7 +630,8 @@ static enum MHD_Result chat_submit(struct gw_conn *c)
 {
     struct gateway *gw = c->gw;
     struct gw_error e;
-    struct llm_request *req = chat_request(c, &e);
+    uint64_t prompt_hash = 0;
+    struct llm_request *req = chat_request(c, &e, &prompt_hash);
     if (!req)
         return answer_early_error(c, &e);
     char pref_route[64], direct[64];
@@ -653,7 +663,8 @@ static enum MHD_Result chat_submit(struct gw_conn *c)
                                     .target = direct[0] ? direct : NULL,
                                     .request_id = c->request_id,
                                     .client = c->client[0] ? c->client : NULL,
-                                    .route = pref_route[0] ? pref_route : NULL};
+                                    .route = pref_route[0] ? pref_route : NULL,
+                                    .prompt_hash = prompt_hash};
     struct router_sink sink = {.on_commit = chat_on_commit,
                                .on_event = chat_on_event,
                                .on_done = chat_on_done,

@@ -326,6 +326,7 @@ struct gw_conn {
      * the resume) -------------------------------------------------------------------- */
     bool parsed;             /* the pool parsed the body (req, or parse_st and parse_msg) */
     struct llm_request *req; /* SB_OK: what it parsed, owned until the submit */
+    uint64_t prompt_hash;    /* SB_OK: cache_prompt_hash(req), its user set (gw_users_set_user) */
     enum sb_status parse_st;
     char *parse_msg; /* the parse's message when it failed */
 
@@ -632,9 +633,13 @@ bool gw_qguard_judge(const struct config_quality_guard *g, const struct ledger_q
 void gw_users_init(struct gateway *gw, const struct config *cfg);
 void gw_users_configure(struct gateway *gw, const struct config *cfg);
 void gw_users_cleanup(struct gateway *gw);
-/* Body parsed: sets req->user from x-switchboard-user where allowed, and route to the route
- * the user's preference picks ("" when none applies). MHD thread. */
-void gw_users_apply(struct gw_conn *c, struct llm_request *req, char *route, size_t routelen);
+/* Body parsed: sets req->user from x-switchboard-user where allowed (the client key's
+ * self_tag). Wherever the body was parsed: the MHD thread, or the offload pool's while c is
+ * parked with it (headers are safe there: offload.c; the client keys have their lock). */
+void gw_users_set_user(struct gw_conn *c, struct llm_request *req);
+/* After gw_users_set_user: route is the route req->user's preference picks ("" when none
+ * applies). MHD thread. */
+void gw_users_apply(struct gw_conn *c, const struct llm_request *req, char *route, size_t routelen);
 /* /admin/users[/{user}] (rest is what follows "/admin/users"). */
 enum MHD_Result gw_admin_users(struct gw_conn *c, const char *rest);
 

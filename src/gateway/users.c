@@ -15,8 +15,8 @@
  * preference becomes router_call_opts.route when it names a route and the caller's key may
  * use it; the router then skips rules and the model name.
  *
- * Threads: MHD threads (lookups), the offload pool (the admin API) and the main thread (init,
- * reload, cleanup).
+ * Threads: MHD threads (lookups), the offload pool (the admin API, and the user of a big chat
+ * body it parsed: gw_users_set_user) and the main thread (init, reload, cleanup).
  * u->mu guards the table; it is held for lookups and copies only.
  */
 #include <errno.h>
@@ -199,16 +199,20 @@ static const char *pref_route_locked(const struct gw_users *u, const char *prefe
     return preference;
 }
 
-void gw_users_apply(struct gw_conn *c, struct llm_request *req, char *route, size_t routelen)
+void gw_users_set_user(struct gw_conn *c, struct llm_request *req)
 {
-    struct gateway *gw = c->gw;
-    route[0] = '\0';
     const char *hdr = MHD_lookup_connection_value(c->mc, MHD_HEADER_KIND, "x-switchboard-user");
     if (hdr && *hdr && strlen(hdr) <= USER_MAX &&
-        (!c->client[0] || clients_self_tag(gw->clients, c->client))) {
+        (!c->client[0] || clients_self_tag(c->gw->clients, c->client))) {
         free(req->user);
         req->user = xstrdup(hdr);
     }
+}
+
+void gw_users_apply(struct gw_conn *c, const struct llm_request *req, char *route, size_t routelen)
+{
+    struct gateway *gw = c->gw;
+    route[0] = '\0';
     if (!req->user || !*req->user)
         return;
     pthread_mutex_lock(&gw->users->mu);

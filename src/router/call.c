@@ -54,6 +54,7 @@ struct call *call_new(struct router *rt, struct llm_request *req,
         c->client = xstrdup(opts->client);
         c->direct = xstrdup(opts->target);
         c->pref_route = xstrdup(opts->route);
+        c->given_hash = opts->prompt_hash;
     }
     c->submit_us = rt_now_us(rt);
     c->first_output_us = -1;

@@ -184,7 +184,8 @@ struct call {
     enum llm_finish finish;
     struct llm_usage usage;
     /* spend side (spend.c) */
-    uint64_t prompt_hash;
+    uint64_t given_hash;        /* router_call_opts.prompt_hash: 0 when the caller gave none */
+    uint64_t prompt_hash;       /* given_hash, or computed by spend_admit; 0 for a direct call */
     bool cached;                /* answered from the route's response cache */
     bool throttled;             /* refused by a budget or the runaway guard */
     bool winner_hedge;          /* the committed attempt was a hedge */

@@ -229,7 +229,8 @@ bool spend_admit(struct router *rt, struct call *c)
     }
     if (c->direct)
         return false; /* the operator asked for this target: no guard, no cache */
-    c->prompt_hash = cache_prompt_hash(c->req);
+    /* per byte of prompt: the gateway hashed it where it parsed the body */
+    c->prompt_hash = c->given_hash ? c->given_hash : cache_prompt_hash(c->req);
     struct cache *cache = route_cache(rt, c);
     if (cache) {
         struct buf key;

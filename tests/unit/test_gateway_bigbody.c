@@ -7,7 +7,9 @@
  * accepts nothing). Where the parse ran is recorded by wrapping openai_request_parse (the
  * Makefile links this test with -Wl,--wrap=openai_request_parse); the router thread is
  * known from router_loop_call. No timing is asserted. Also here: gateway_threads_resolve,
- * the choice of gateway.threads' default by online cores.
+ * the choice of gateway.threads' default by online cores; and the prompt hash, per byte of
+ * prompt: computed where the body is parsed and handed to the router, never on the router
+ * thread for a gateway request (recorded by wrapping cache_prompt_hash the same way).
  */
 #include <pthread.h>
 #include <setjmp.h>
@@ -24,6 +26,7 @@
 
 #include "support_fake.h"
 #include "support_gateway.h"
+#include "switchboard/cache.h"
 #include "switchboard/gateway.h"
 #include "switchboard/log.h"
 #include "switchboard/provider.h"
@@ -83,6 +86,49 @@ static pthread_t last_parse(size_t *len)
     *len = parse_len;
     pthread_mutex_unlock(&parse_mu);
     return t;
+}
+
+/* ---- where cache_prompt_hash runs ------------------------------------------------------------ */
+
+#define HASHES_MAX 8
+struct hash_seen {
+    pthread_t thread;
+    uint64_t value;
+};
+static struct hash_seen hashes[HASHES_MAX]; /* under parse_mu */
+static int n_hashes;
+
+uint64_t __real_cache_prompt_hash(const struct llm_request *req);
+uint64_t __wrap_cache_prompt_hash(const struct llm_request *req);
+
+uint64_t __wrap_cache_prompt_hash(const struct llm_request *req)
+{
+    uint64_t h = __real_cache_prompt_hash(req);
+    pthread_mutex_lock(&parse_mu);
+    if (n_hashes < HASHES_MAX)
+        hashes[n_hashes++] = (struct hash_seen){.thread = pthread_self(), .value = h};
+    pthread_mutex_unlock(&parse_mu);
+    return h;
+}
+
+static void hashes_reset(void)
+{
+    pthread_mutex_lock(&parse_mu);
+    n_hashes = 0;
+    pthread_mutex_unlock(&parse_mu);
+}
+
+/* How many hashes ran since hashes_reset, how many of them on thread t, and the last value. */
+static int hashes_count(pthread_t t, int *on_t, uint64_t *last)
+{
+    pthread_mutex_lock(&parse_mu);
+    int n = n_hashes;
+    *on_t = 0;
+    for (int i = 0; i < n; i++)
+        *on_t += pthread_equal(hashes[i].thread, t) != 0;
+    *last = n ? hashes[n - 1].value : 0;
+    pthread_mutex_unlock(&parse_mu);
+    return n;
 }
 
 /* ---- a gateway and its router ---------------------------------------------------------------- */
@@ -274,6 +320,135 @@ static void test_a_stop_during_a_big_parse_answers_503(void **state)
     tgw_free(&r.g);
 }
 
+static size_t discard(char *p, size_t size, size_t n, void *ud)
+{
+    (void)p;
+    (void)ud;
+    return size * n;
+}
+
+/* POSTs a chat body with x-switchboard-user (tgw_http sends no extra header); the status. */
+static long post_as_user(const char *base, const char *json, size_t len, const char *user)
+{
+    char url[160], hdr[96];
+    snprintf(url, sizeof url, "%s/v1/chat/completions", base);
+    snprintf(hdr, sizeof hdr, "x-switchboard-user: %s", user);
+    CURL *e = curl_easy_init();
+    struct curl_slist *h = curl_slist_append(NULL, "Content-Type: application/json");
+    h = curl_slist_append(h, hdr);
+    curl_easy_setopt(e, CURLOPT_URL, url);
+    curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
+    curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, 30000L);
+    curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, discard);
+    curl_easy_setopt(e, CURLOPT_HTTPHEADER, h);
+    curl_easy_setopt(e, CURLOPT_POSTFIELDS, json);
+    curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)len);
+    long status = 0;
+    if (curl_easy_perform(e) == CURLE_OK)
+        curl_easy_getinfo(e, CURLINFO_RESPONSE_CODE, &status);
+    curl_slist_free_all(h);
+    curl_easy_cleanup(e);
+    return status;
+}
+
+/* The prompt hash the router would compute for json's request with user as its user. */
+static uint64_t expected_hash(const char *json, size_t len, const char *user)
+{
+    struct llm_request req;
+    llm_request_init(&req);
+    char msg[256];
+    assert_int_equal(__real_openai_request_parse(json, len, &req, msg, sizeof msg), SB_OK);
+    free(req.user);
+    req.user = user ? xstrdup(user) : NULL;
+    uint64_t h = __real_cache_prompt_hash(&req);
+    llm_request_cleanup(&req);
+    return h;
+}
+
+/* A big prompt posted to a gateway of `threads` (with x-switchboard-user, which the hash
+ * covers): hashed once, off the router thread, to the value the router would compute. */
+static void check_big_prompt_hashed_off_the_router(int threads)
+{
+    struct rig r;
+    rig_start(&r, threads, 1);
+    size_t len = 0;
+    char *json = chat_json(1024 * 1024, false, false, &len);
+    hashes_reset();
+    long status = post_as_user(r.g.base, json, len, "ada");
+    assert_true(status == 502 || status == 503); /* the call ran: refused by the provider */
+    int on_router = -1;
+    uint64_t last = 0;
+    assert_int_equal(hashes_count(r.router_thread, &on_router, &last), 1);
+    assert_int_equal(on_router, 0);
+    assert_true(last == expected_hash(json, len, "ada"));
+    free(json);
+    tgw_free(&r.g);
+}
+
+static void test_the_loop_hashes_a_big_prompt_off_the_router_thread(void **state)
+{
+    (void)state;
+    check_big_prompt_hashed_off_the_router(0);
+}
+
+static void test_the_threaded_shape_hashes_a_big_prompt_off_the_router_thread(void **state)
+{
+    (void)state;
+    check_big_prompt_hashed_off_the_router(2);
+}
+
+struct done_wait {
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    bool done;
+};
+
+static int on_event_ignore(void *ctx, const struct llm_event *ev)
+{
+    (void)ctx;
+    (void)ev;
+    return 0;
+}
+
+static void on_done_signal(void *ctx, const struct router_result *res)
+{
+    (void)res;
+    struct done_wait *w = ctx;
+    pthread_mutex_lock(&w->mu);
+    w->done = true;
+    pthread_cond_broadcast(&w->cv);
+    pthread_mutex_unlock(&w->mu);
+}
+
+/* A call submitted without a hash (the console's prompt pane, `ask`): the router hashes its
+ * prompt itself, on its thread, to the same value. */
+static void test_the_router_hashes_a_prompt_given_without_one(void **state)
+{
+    (void)state;
+    struct rig r;
+    rig_start(&r, 0, 1);
+    const char *json = "{\"model\":\"chat\",\"messages\":[{\"role\":\"user\",\"content\":\"hi\"}]}";
+    struct llm_request *req = xmalloc(sizeof *req);
+    llm_request_init(req);
+    char msg[256];
+    assert_int_equal(__real_openai_request_parse(json, strlen(json), req, msg, sizeof msg), SB_OK);
+    struct done_wait w = {.mu = PTHREAD_MUTEX_INITIALIZER, .cv = PTHREAD_COND_INITIALIZER};
+    struct router_sink sink = {.on_event = on_event_ignore, .on_done = on_done_signal, .ctx = &w};
+    struct router_call_opts opts = {.request_id = "pane-1"};
+    hashes_reset();
+    router_submit(r.g.rt, req, &opts, &sink);
+    pthread_mutex_lock(&w.mu);
+    while (!w.done)
+        pthread_cond_wait(&w.cv, &w.mu);
+    pthread_mutex_unlock(&w.mu);
+    int on_router = -1;
+    uint64_t last = 0;
+    assert_int_equal(hashes_count(r.router_thread, &on_router, &last), 1);
+    assert_int_equal(on_router, 1);
+    assert_true(last == expected_hash(json, strlen(json), NULL));
+    tgw_free(&r.g);
+}
+
 /* gateway.threads -1 (the default): the loop on 2 cores or fewer, 2 MHD threads above. */
 static void test_gateway_threads_resolve(void **state)
 {
@@ -298,6 +473,9 @@ int main(void)
         T(test_a_malformed_big_body_gets_the_small_ones_400),
         T(test_the_threaded_shape_answers_a_big_body_the_same),
         T(test_a_stop_during_a_big_parse_answers_503),
+        T(test_the_loop_hashes_a_big_prompt_off_the_router_thread),
+        T(test_the_threaded_shape_hashes_a_big_prompt_off_the_router_thread),
+        T(test_the_router_hashes_a_prompt_given_without_one),
         T(test_gateway_threads_resolve),
 #undef T
     };
