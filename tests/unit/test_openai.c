@@ -629,6 +629,59 @@ static void test_openai_request_parse_round_trips_through_encode(void **state)
     }
 }
 
+/* The messages are written without a cJSON tree: a long history whose texts hold every byte
+ * from 1 to 255 (control characters, quotes, backslashes, UTF-8) comes back from the encoded
+ * body as it went in, every role in place, a tool result's id and an assistant's tool call
+ * included, and the tree-printed members after the messages still parse. */
+static void test_openai_encodes_a_long_history_by_value(void **state)
+{
+    (void)state;
+    char text[256];
+    for (int b = 1; b < 256; b++)
+        text[b - 1] = (char)b;
+    text[255] = '\0';
+    struct llm_request req;
+    llm_request_init(&req);
+    req.max_tokens = 7;
+    for (size_t i = 0; i < 3000; i++)
+        llm_request_add_message(&req, i % 2 ? LLM_ROLE_ASSISTANT : LLM_ROLE_USER, text);
+    struct llm_message *tc = llm_request_add_message(&req, LLM_ROLE_ASSISTANT, NULL);
+    tc->tool_calls = xcalloc(1, sizeof *tc->tool_calls);
+    tc->n_tool_calls = 1;
+    tc->tool_calls[0].id = xstrdup("call_9");
+    tc->tool_calls[0].name = xstrdup("f");
+    tc->tool_calls[0].arguments = xstrdup("{\"q\":\"\\n\"}");
+    llm_request_add_message(&req, LLM_ROLE_TOOL, text)->tool_call_id = xstrdup("call_9");
+    struct http_request out;
+    http_request_init(&out);
+    struct config_target t = target(NULL);
+    char msg[PROVIDER_MSG_MAX] = "";
+    assert_int_equal(provider_openai.encode(&t, &req, &out, msg, sizeof msg), SB_OK);
+    assert_int_equal(out.body_len, strlen(out.body));
+    cJSON *root = cJSON_Parse(out.body);
+    assert_non_null(root);
+    const cJSON *msgs = cJSON_GetObjectItem(root, "messages");
+    assert_int_equal(cJSON_GetArraySize(msgs), (int)req.n_messages);
+    for (size_t i = 0; i < 3000; i++) {
+        const cJSON *m = cJSON_GetArrayItem(msgs, (int)i);
+        assert_string_equal(cJSON_GetObjectItem(m, "role")->valuestring,
+                            i % 2 ? "assistant" : "user");
+        assert_string_equal(cJSON_GetObjectItem(m, "content")->valuestring, text);
+    }
+    const cJSON *a = cJSON_GetArrayItem(msgs, 3000);
+    assert_true(cJSON_IsNull(cJSON_GetObjectItem(a, "content")));
+    const cJSON *fn = cJSON_GetObjectItem(
+        cJSON_GetArrayItem(cJSON_GetObjectItem(a, "tool_calls"), 0), "function");
+    assert_string_equal(cJSON_GetObjectItem(fn, "arguments")->valuestring, "{\"q\":\"\\n\"}");
+    const cJSON *r = cJSON_GetArrayItem(msgs, 3001);
+    assert_string_equal(cJSON_GetObjectItem(r, "tool_call_id")->valuestring, "call_9");
+    assert_string_equal(cJSON_GetObjectItem(r, "content")->valuestring, text);
+    assert_int_equal(cJSON_GetObjectItem(root, "max_tokens")->valueint, 7);
+    cJSON_Delete(root);
+    http_request_cleanup(&out);
+    llm_request_cleanup(&req);
+}
+
 static void test_openai_request_parse_rejects_with_the_field_name(void **state)
 {
     (void)state;
@@ -780,6 +833,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_openai_encodes_requests_like_the_golden_files),
         cmocka_unit_test(test_openai_sends_no_authorization_without_a_key),
+        cmocka_unit_test(test_openai_encodes_a_long_history_by_value),
         cmocka_unit_test(test_openai_refuses_to_encode_invalid_requests),
         cmocka_unit_test(test_openai_decodes_whole_responses),
         cmocka_unit_test(test_openai_decodes_streams),
