@@ -1,7 +1,9 @@
 /*
  * fuzz_openai_request.c - libFuzzer target for the gateway's request parser. Properties: no
  * crash or leak; a message on every failure; an accepted request, encoded for an OpenAI
- * target, parses again (what we send upstream is a request we would accept ourselves); and
+ * target, parses again into the same messages (role, text, tool calls, tool call id: what we
+ * send upstream is the request we accepted, byte for byte in every string but the thought
+ * signatures kept in tool call ids); and
  * the Anthropic and Gemini encoders (tool call ids, thought signatures, tool results) either
  * refuse it with a message or produce a body.
  */
@@ -9,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "../../src/provider/wire.h"
 #include "switchboard/provider.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
@@ -33,6 +36,36 @@ static void encode_other(const struct provider_ops *ops, enum provider_kind kind
     http_request_cleanup(&out);
 }
 
+/* NULL and "" are the same text (an assistant turn with no text and no tool calls). */
+static int same_text(const char *a, const char *b)
+{
+    return strcmp(a ? a : "", b ? b : "") == 0;
+}
+
+/* A tool call id as sent upstream: without the Gemini thought signature switchboard keeps in
+ * the ids it gives clients (wire.h, wire_add_call_id). */
+static int same_id(const char *given, const char *sent)
+{
+    size_t n = given ? wire_call_id_len(given) : 0;
+    return strlen(sent ? sent : "") == n && (n == 0 || memcmp(given, sent, n) == 0);
+}
+
+/* The messages of req and of again (req encoded and parsed back) say the same. */
+static int same_messages(const struct llm_request *req, const struct llm_request *again)
+{
+    int same = again->n_messages == req->n_messages;
+    for (size_t i = 0; same && i < req->n_messages; i++) {
+        const struct llm_message *a = &req->messages[i], *b = &again->messages[i];
+        same = a->role == b->role && same_text(a->content, b->content) &&
+               same_id(a->tool_call_id, b->tool_call_id) && a->n_tool_calls == b->n_tool_calls;
+        for (size_t k = 0; same && k < a->n_tool_calls; k++)
+            same = same_id(a->tool_calls[k].id, b->tool_calls[k].id) &&
+                   same_text(a->tool_calls[k].name, b->tool_calls[k].name) &&
+                   same_text(a->tool_calls[k].arguments, b->tool_calls[k].arguments);
+    }
+    return same;
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     struct llm_request req, again;
@@ -55,7 +88,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     if (st != SB_OK)
         __builtin_trap();
     st = openai_request_parse(out.body, out.body_len, &again, msg, sizeof msg);
-    if (st != SB_OK || again.n_messages != req.n_messages || again.n_tools != req.n_tools)
+    if (st != SB_OK || !same_messages(&req, &again) || again.n_tools != req.n_tools)
         __builtin_trap();
     encode_other(&provider_anthropic, PROVIDER_ANTHROPIC, &req);
     encode_other(&provider_gemini, PROVIDER_GEMINI, &req);
