@@ -85,7 +85,7 @@ static size_t on_bytes(char *p, size_t size, size_t n, void *ud)
     return size * n;
 }
 
-void tgw_http(const char *base, const char *path, const char *body, size_t len,
+void tgw_http(const char *base, const char *path, const char *body, size_t len, const char *header,
               struct tgw_answer *a)
 {
     char url[160];
@@ -94,6 +94,8 @@ void tgw_http(const char *base, const char *path, const char *body, size_t len,
     buf_init(&a->body);
     CURL *e = curl_easy_init();
     struct curl_slist *h = curl_slist_append(NULL, "Content-Type: application/json");
+    if (header)
+        h = curl_slist_append(h, header);
     curl_easy_setopt(e, CURLOPT_URL, url);
     curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
     curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, 30000L);

@@ -43,8 +43,9 @@ struct tgw_answer {
 };
 
 /* One blocking request to base path: a POST of len bytes of body (Content-Type JSON), or a
- * GET when body is NULL; 30 s at most. */
-void tgw_http(const char *base, const char *path, const char *body, size_t len,
+ * GET when body is NULL, with one more header line ("Name: value") unless header is NULL;
+ * 30 s at most. */
+void tgw_http(const char *base, const char *path, const char *body, size_t len, const char *header,
               struct tgw_answer *a);
 void tgw_answer_cleanup(struct tgw_answer *a);
 

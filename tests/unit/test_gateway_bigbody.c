@@ -155,7 +155,7 @@ static void rig_start(struct rig *r, int threads, unsigned provider_port)
 
 static void post_chat(const char *base, const char *json, size_t len, struct tgw_answer *a)
 {
-    tgw_http(base, "/v1/chat/completions", json, len, a);
+    tgw_http(base, "/v1/chat/completions", json, len, NULL, a);
 }
 
 /* A chat body of about size bytes (one user turn of filler); broken: cut before its end. */
@@ -320,34 +320,15 @@ static void test_a_stop_during_a_big_parse_answers_503(void **state)
     tgw_free(&r.g);
 }
 
-static size_t discard(char *p, size_t size, size_t n, void *ud)
-{
-    (void)p;
-    (void)ud;
-    return size * n;
-}
-
-/* POSTs a chat body with x-switchboard-user (tgw_http sends no extra header); the status. */
+/* POSTs a chat body with "x-switchboard-user: user"; the status. */
 static long post_as_user(const char *base, const char *json, size_t len, const char *user)
 {
-    char url[160], hdr[96];
-    snprintf(url, sizeof url, "%s/v1/chat/completions", base);
+    char hdr[96];
     snprintf(hdr, sizeof hdr, "x-switchboard-user: %s", user);
-    CURL *e = curl_easy_init();
-    struct curl_slist *h = curl_slist_append(NULL, "Content-Type: application/json");
-    h = curl_slist_append(h, hdr);
-    curl_easy_setopt(e, CURLOPT_URL, url);
-    curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
-    curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, 30000L);
-    curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, discard);
-    curl_easy_setopt(e, CURLOPT_HTTPHEADER, h);
-    curl_easy_setopt(e, CURLOPT_POSTFIELDS, json);
-    curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)len);
-    long status = 0;
-    if (curl_easy_perform(e) == CURLE_OK)
-        curl_easy_getinfo(e, CURLINFO_RESPONSE_CODE, &status);
-    curl_slist_free_all(h);
-    curl_easy_cleanup(e);
+    struct tgw_answer a;
+    tgw_http(base, "/v1/chat/completions", json, len, hdr, &a);
+    long status = a.status;
+    tgw_answer_cleanup(&a);
     return status;
 }
 

@@ -133,7 +133,7 @@ static void rig_free(struct rig *r)
 /* One blocking request; json NULL: GET. */
 static void http(const char *base, const char *path, const char *json, struct tgw_answer *a)
 {
-    tgw_http(base, path, json, json ? strlen(json) : 0, a);
+    tgw_http(base, path, json, json ? strlen(json) : 0, NULL, a);
 }
 
 static const char *const chat_body =
