@@ -53,7 +53,7 @@ run_integration() {
 case $what in
   unit) run_unit ;;
   integration) run_integration ;;
-  valgrind) run_unit valgrind -q --error-exitcode=1 --leak-check=full --errors-for-leak-kinds=definite,indirect ;;
+  valgrind) run_unit valgrind -q --fair-sched=yes --error-exitcode=1 --leak-check=full --errors-for-leak-kinds=definite,indirect ;;
   all) run_unit; run_integration ;;
   *) echo "run.sh: unknown suite '$what'" >&2; exit 2 ;;
 esac
