@@ -126,11 +126,20 @@ JSON
   check "$t ...which is 404 model_not_found" test "$(code nomodel)/$(err_field nomodel code)" = 404/model_not_found
   check "$t the big call's ledger row says 200" eventually 5 test "$(ledger_status big-req-$SHAPE)" = 200
 
-  # a client that leaves once its big body is sent: its stream (60 pieces, 3 s) is cancelled
-  curl -s -N --max-time 1 -o /dev/null -H 'Content-Type: application/json' \
-    -H "x-request-id: leave-$SHAPE" --data-binary "@$TMP/bigleave.json" "$GW/v1/chat/completions"
+  # a client that leaves once its call is in flight (not after a fixed second: under TSan the
+  # 4 MiB upload and parse alone can take longer): its stream (60 pieces, 3 s) is cancelled
+  curl -s -N -o /dev/null -H 'Content-Type: application/json' \
+    -H "x-request-id: leave-$SHAPE" --data-binary "@$TMP/bigleave.json" "$GW/v1/chat/completions" &
+  LEAVER=$!
+  eventually 20 bash -c "test \"\$(curl -s --max-time 2 $GW/metrics | awk '\$1==\"switchboard_gateway_in_flight\" {print \$2}')\" -ge 1" 2>/dev/null
+  kill "$LEAVER" 2>/dev/null
+  wait "$LEAVER" 2>/dev/null
+  for _ in $(seq 100); do # the row comes once the cancelled call ends
+    [[ $(ledger_status "leave-$SHAPE") == 499 ]] && break
+    sleep 0.1
+  done
   check "$t a client gone after sending a big body: its call is cancelled, 499" \
-    eventually 10 test "$(ledger_status leave-$SHAPE)" = 499
+    test "$(ledger_status "leave-$SHAPE")" = 499
   kill "$SB_PID"
   wait "$SB_PID"
   check "$t serve exits 0" test $? = 0
