@@ -14,6 +14,7 @@ export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}
 export TSAN_OPTIONS=${TSAN_OPTIONS:-halt_on_error=1:second_deadlock_stack=1}
 
 passed=0 failed=0
+rm -f "$build/failures.txt"
 log=$(mktemp); trap 'rm -f "$log"' EXIT
 
 count() { # $1 = exit code; reads $log
@@ -27,6 +28,18 @@ count() { # $1 = exit code; reads $log
   fi
   if [[ $1 -ne 0 && $f -eq 0 ]]; then f=1; fi  # crashed, timed out or sanitizer report
   passed=$((passed + p)); failed=$((failed + f))
+  [[ $f -eq 0 ]] || note_failure "$1" "$2"
+}
+
+# note_failure RC NAME: records what failed in BUILD/failures.txt, which tests/summary.sh
+# prints last, so the tail of a CI log names the failing checks.
+note_failure() {
+  local why
+  why=$(grep -aE '^FAIL - |^\[  FAILED  \] [a-z_]|^(==[0-9]+==)?ERROR: |^WARNING: ThreadSanitizer|runtime error' \
+    "$log" | sort -u | head -5)
+  [[ $1 -eq 124 ]] && why+=$'\n'"timed out"
+  [[ -n $why ]] || why="exit code $1"
+  while IFS= read -r line; do printf '%s %s: %s\n' "$build" "$2" "$line"; done <<<"$why" >>"$build/failures.txt"
 }
 
 run_unit() {
@@ -36,7 +49,7 @@ run_unit() {
     echo "== $(basename "$t") ($build)"
     timeout 300 "${vg[@]}" "$t" >"$log" 2>&1; rc=$?
     cat "$log"
-    count $rc
+    count $rc "$(basename "$t")"
   done
 }
 
@@ -46,7 +59,7 @@ run_integration() {
     echo "== $(basename "$t") ($build)"
     timeout 600 bash "$t" >"$log" 2>&1; rc=$?
     cat "$log"
-    count $rc
+    count $rc "$(basename "$t")"
   done
 }
 

@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Adds up BUILD/results.txt of each tree given and prints the closing line.
+# Adds up BUILD/results.txt of each tree given, lists what failed (BUILD/failures.txt, from
+# tests/run.sh) and prints the closing line.
 set -uo pipefail
 passed=0 failed=0
 for b in "$@"; do
@@ -10,6 +11,9 @@ for b in "$@"; do
   else
     echo "  $b: did not run (build failed?)"; failed=$((failed + 1))
   fi
+done
+for b in "$@"; do
+  [[ -s $b/failures.txt ]] && sed 's/^/  failed in /' "$b/failures.txt"
 done
 echo "$passed passed, $failed failed"
 [[ $failed -eq 0 ]]

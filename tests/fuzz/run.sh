@@ -26,6 +26,10 @@ for src in src/*/*.c; do
 done
 
 passed=0 failed=0
+rm -f "$out/failures.txt"
+fail() { # fail NAME WHY: counts a failure and records it for tests/summary.sh
+  failed=$((failed + 1)); echo "$out fuzz_$1: $2" >>"$out/failures.txt"
+}
 for t in tests/fuzz/fuzz_*.c; do
   [[ -f $t ]] || continue
   name=$(basename "$t" .c); name=${name#fuzz_}
@@ -33,7 +37,7 @@ for t in tests/fuzz/fuzz_*.c; do
   # A target may name more sources on a line "/* fuzz-extra: FILE... */" (test support).
   extra=$(sed -n 's|^/\* fuzz-extra: \(.*\) \*/$|\1|p' "$t")
   if ! $CC $flags -fsanitize=fuzzer "$t" tests/fuzz/hooks.c $extra "${objs[@]}" $libs -o "$bin"; then
-    echo "fuzz $name: build failed"; failed=$((failed + 1)); continue
+    echo "fuzz $name: build failed"; fail "$name" "build failed"; continue
   fi
   seeds="tests/fuzz/corpus/$name"
   mkdir -p "$seeds"
@@ -42,9 +46,9 @@ for t in tests/fuzz/fuzz_*.c; do
     if [[ -e ${files[0]} ]] && "$bin" -runs=0 "${files[@]}" >"$out/$name.log" 2>&1; then
       echo "fuzz $name: ${#files[@]} seed inputs replayed, ok"; passed=$((passed + 1))
     elif [[ ! -e ${files[0]} ]]; then
-      echo "fuzz $name: no seed corpus in $seeds"; failed=$((failed + 1))
+      echo "fuzz $name: no seed corpus in $seeds"; fail "$name" "no seed corpus"
     else
-      echo "fuzz $name: FAILED on seed corpus"; tail -30 "$out/$name.log"; failed=$((failed + 1))
+      echo "fuzz $name: FAILED on seed corpus"; tail -30 "$out/$name.log"; fail "$name" "failed on its seed corpus"
     fi
   else
     work="$out/corpus/$name"; mkdir -p "$work"
@@ -56,7 +60,7 @@ for t in tests/fuzz/fuzz_*.c; do
     else
       echo "fuzz $name: FINDING (see $out/$name.log, artifacts in $out/artifacts)"
       grep -E 'ERROR|SUMMARY' "$out/$name.log" | head -5
-      failed=$((failed + 1))
+      fail "$name" "finding in ${mode}s"
     fi
   fi
 done
