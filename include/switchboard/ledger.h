@@ -93,6 +93,11 @@ void ledger_close(struct ledger *l);
 /* ---- posting (any thread; never waits on disk) ------------------------------------------ */
 
 void ledger_post_call(struct ledger *l, const struct ledger_call *c);
+/* Hands arg over to be freed, fn(arg), on the writer thread, soon (never behind the batch
+ * window; behind a write under way): for memory whose free is per allocation and too slow for
+ * the poster's thread (the router's big requests). False when the ledger is NULL or closing:
+ * arg is still the caller's to free. Every accepted free has run when ledger_close returns. */
+bool ledger_post_free(struct ledger *l, void (*fn)(void *arg), void *arg);
 /* kind: "operator", "config", "breaker", "budget", "guard", ...; target may be NULL. */
 void ledger_post_event(struct ledger *l, int64_t wall_ms, const char *kind, const char *target,
                        const char *text);

@@ -167,6 +167,13 @@ struct lnode {
     char strs[];
 };
 
+/* A free posted with ledger_post_free. */
+struct lfree {
+    struct lfree *next;
+    void (*fn)(void *arg);
+    void *arg;
+};
+
 struct ledger {
     sqlite3 *db;
     sqlite3_stmt *ins_call, *ins_event, *ins_vote, *ins_feedback;
@@ -180,7 +187,8 @@ struct ledger {
     pthread_mutex_t mu; /* guards everything below */
     pthread_cond_t cv;  /* queue became non-empty, or stopping */
     struct lnode *head, *tail;
-    struct lnode *writing; /* the batch being written: still searchable (feedback.c) */
+    struct lnode *writing;            /* the batch being written: still searchable (feedback.c) */
+    struct lfree *frees, *frees_tail; /* ledger_post_free: oldest first */
     size_t queued;
     int64_t take_at_ms; /* monotonic: when the writer takes the queue */
     bool stopping;
@@ -403,10 +411,34 @@ static void free_nodes(struct lnode *n)
     }
 }
 
-/* Waits (l->mu held) until the batch is due or the ledger is closing. */
+static void run_frees(struct lfree *f)
+{
+    while (f) {
+        struct lfree *next = f->next;
+        f->fn(f->arg);
+        free(f);
+        f = next;
+    }
+}
+
+/* Runs the frees posted until none is left (l->mu held; released while they run). */
+static void run_frees_locked(struct ledger *l)
+{
+    while (l->frees) {
+        struct lfree *f = l->frees;
+        l->frees = l->frees_tail = NULL;
+        pthread_mutex_unlock(&l->mu);
+        run_frees(f);
+        pthread_mutex_lock(&l->mu);
+    }
+}
+
+/* Waits (l->mu held) until the batch is due or the ledger is closing; runs the frees posted
+ * meanwhile. */
 static void wait_batch_due(struct ledger *l)
 {
     while (!l->stopping) {
+        run_frees_locked(l);
         int64_t now = clock_mono_ms();
         if (now >= l->take_at_ms)
             return;
@@ -441,8 +473,11 @@ static void *writer_main(void *arg)
     char err[160];
     pthread_mutex_lock(&l->mu);
     for (;;) {
-        while (!l->stopping && !l->head)
+        while (!l->stopping && !l->head && !l->frees)
             pthread_cond_wait(&l->cv, &l->mu);
+        run_frees_locked(l);
+        if (!l->stopping && !l->head)
+            continue;
         wait_batch_due(l);
         struct lnode *batch = l->head;
         size_t n = l->queued;
@@ -475,6 +510,7 @@ static void *writer_main(void *arg)
         if (stop && !l->head)
             break;
     }
+    run_frees_locked(l); /* posted before the close, during the last write */
     pthread_mutex_unlock(&l->mu);
     return NULL;
 }
@@ -543,6 +579,30 @@ static void enqueue(struct ledger *l, struct lnode *n)
     bool ok = link_locked(l, n, &first, &warn);
     pthread_mutex_unlock(&l->mu);
     linked(l, n, ok, first, warn);
+}
+
+bool ledger_post_free(struct ledger *l, void (*fn)(void *arg), void *arg)
+{
+    if (!l)
+        return false;
+    struct lfree *f = xmalloc(sizeof *f);
+    *f = (struct lfree){.fn = fn, .arg = arg};
+    pthread_mutex_lock(&l->mu);
+    bool ok = l->accepting;
+    bool first = ok && !l->frees;
+    if (ok) {
+        if (l->frees_tail)
+            l->frees_tail->next = f;
+        else
+            l->frees = f;
+        l->frees_tail = f;
+    }
+    pthread_mutex_unlock(&l->mu);
+    if (!ok)
+        free(f);
+    if (first)
+        pthread_cond_signal(&l->cv); /* the writer is the only waiter */
+    return ok;
 }
 
 /* ---- what is not committed yet (feedback.c) ------------------------------------------------ */
@@ -839,6 +899,7 @@ static void ledger_release(struct ledger *l)
     if (l->db && sqlite3_close(l->db) != SQLITE_OK)
         log_error("ledger: closing %s: %s", l->path, sqlite3_errmsg(l->db));
     free_nodes(l->head);
+    run_frees(l->frees);
     ledger_qm_free(l->qm);
     pthread_mutex_destroy(&l->mu);
     pthread_cond_destroy(&l->cv);

@@ -3,7 +3,9 @@
  * read back field by field (NULL costs when usage is missing), close writing everything
  * queued, a batch committed while the ledger is still open, spend rebuilt per UTC day and
  * month with a fake "now", reopening and schema versions, bad files, events and votes, the
- * UTC calendar and --since, and several threads posting at once (run under TSan too).
+ * UTC calendar and --since, several threads posting at once (run under TSan too), and the
+ * frees the writer runs for others (ledger_post_free): soon, off the poster's thread, all of
+ * them by close.
  */
 #include <pthread.h>
 #include <setjmp.h>
@@ -653,6 +655,66 @@ static int64_t ms_of(const char *s)
     return v;
 }
 
+/* ---- ledger_post_free ---------------------------------------------------------------------- */
+
+struct freed {
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    int n;
+    pthread_t thread; /* the last free's */
+};
+
+static void note_free(void *arg)
+{
+    struct freed *f = arg;
+    pthread_mutex_lock(&f->mu);
+    f->n++;
+    f->thread = pthread_self();
+    pthread_cond_broadcast(&f->cv);
+    pthread_mutex_unlock(&f->mu);
+}
+
+/* A free runs on the writer thread as soon as it is posted, not when the batch falls due: the
+ * row posted before it (batch_ms 10 s) is still queued when it has run. */
+static void test_ledger_runs_a_free_on_its_writer_before_the_batch(void **state)
+{
+    (void)state;
+    char msg[256];
+    struct ledger *l = ledger_open(":memory:", 10000, msg, sizeof msg);
+    assert_non_null(l);
+    struct ledger_call c = base_call(NOV21_NOON);
+    ledger_post_call(l, &c);
+    struct freed f = {.mu = PTHREAD_MUTEX_INITIALIZER, .cv = PTHREAD_COND_INITIALIZER};
+    assert_true(ledger_post_free(l, note_free, &f));
+    pthread_mutex_lock(&f.mu);
+    while (f.n < 1)
+        pthread_cond_wait(&f.cv, &f.mu);
+    pthread_mutex_unlock(&f.mu);
+    assert_false(pthread_equal(f.thread, pthread_self()));
+    struct ledger_stats st;
+    ledger_get_stats(l, &st);
+    assert_int_equal(st.queued, 1);
+    assert_int_equal(st.written, 0);
+    ledger_close(l);
+}
+
+/* Every free accepted has run when ledger_close returns (none queued behind a batch window of
+ * 10 s); a NULL ledger refuses one (the poster frees). */
+static void test_ledger_close_runs_every_free_accepted(void **state)
+{
+    (void)state;
+    char msg[256];
+    struct ledger *l = ledger_open(":memory:", 10000, msg, sizeof msg);
+    assert_non_null(l);
+    struct freed f = {.mu = PTHREAD_MUTEX_INITIALIZER, .cv = PTHREAD_COND_INITIALIZER};
+    for (int i = 0; i < 100; i++)
+        assert_true(ledger_post_free(l, note_free, &f));
+    ledger_close(l);
+    assert_int_equal(f.n, 100);
+    assert_false(ledger_post_free(NULL, note_free, &f));
+    assert_int_equal(f.n, 100);
+}
+
 static void test_ledger_utc_calendar(void **state)
 {
     (void)state;
@@ -727,6 +789,8 @@ int main(void)
         cmocka_unit_test(test_ledger_memory_keeps_nothing),
         cmocka_unit_test_setup_teardown(test_ledger_takes_rows_from_many_threads_at_once, tmp_setup,
                                         tmp_teardown),
+        cmocka_unit_test(test_ledger_runs_a_free_on_its_writer_before_the_batch),
+        cmocka_unit_test(test_ledger_close_runs_every_free_accepted),
         cmocka_unit_test(test_ledger_utc_calendar),
         cmocka_unit_test(test_ledger_parses_since),
     };
