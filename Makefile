@@ -76,9 +76,9 @@ $(BUILD)/tests/%: $(BUILD)/obj/tests/unit/%.o $(SUPPORT_OBJS) $(LIB)
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS) -lcmocka
 
-# test_gateway_bigbody records which thread parses a chat body and hashes its prompt.
+# test_gateway_bigbody records which thread parses a chat body, hashes its prompt and frees it.
 $(BUILD)/tests/test_gateway_bigbody: LDFLAGS += -Wl,--wrap=openai_request_parse \
-	-Wl,--wrap=cache_prompt_hash
+	-Wl,--wrap=cache_prompt_hash -Wl,--wrap=llm_request_cleanup
 
 deps:
 	@bash .ci/deps build test

@@ -75,6 +75,32 @@ static const char *call_label(const struct call *c, char *out, size_t n)
     return out;
 }
 
+/* A request of at least this many messages and tools is freed on the ledger's writer thread
+ * (ledger_post_free) instead of the router's: its free is a free() per string, 0.35-0.5 ms for
+ * 1 MiB of 220-byte turns and 1.6-1.9 ms for 4 MiB, during which every stream the router relays
+ * waits. What counts is the allocations, not the bytes: a 4 MiB prompt in one turn is one
+ * string, freed in about 2 us. The hop (a node, a lock, a wake-up) costs the router thread
+ * 5-10 us, what the free of ~60 turns costs; below 256 a plain free stays (at most ~30 us).
+ * docs/bench.md, "What is left on the router thread, by prompt size". */
+#define CALL_FREE_AWAY_ITEMS 256
+
+static void request_free(void *arg)
+{
+    struct llm_request *req = arg;
+    llm_request_cleanup(req);
+    free(req);
+}
+
+/* Frees c's request, or hands a big one to the ledger's writer. Only a call that began (on the
+ * router thread) hands it over: one that never did is freed where it is. */
+static void call_free_request(struct call *c)
+{
+    bool big = c->cref && c->req->n_messages + c->req->n_tools >= CALL_FREE_AWAY_ITEMS;
+    if (!big || !ledger_post_free(c->rt->ledger, request_free, c->req))
+        request_free(c->req);
+    c->req = NULL;
+}
+
 static void call_release(struct call *c)
 {
     for (size_t i = 0; i < c->n_cands; i++) {
@@ -86,8 +112,7 @@ static void call_release(struct call *c)
         target_put(c->last_target);
     if (c->cref)
         cfg_ref_put(c->cref);
-    llm_request_cleanup(c->req);
-    free(c->req);
+    call_free_request(c);
     free(c->tag);
     free(c->request_id);
     free(c->client);

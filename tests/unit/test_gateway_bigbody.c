@@ -9,7 +9,11 @@
  * known from router_loop_call. No timing is asserted. Also here: gateway_threads_resolve,
  * the choice of gateway.threads' default by online cores; and the prompt hash, per byte of
  * prompt: computed where the body is parsed and handed to the router, never on the router
- * thread for a gateway request (recorded by wrapping cache_prompt_hash the same way).
+ * thread for a gateway request (recorded by wrapping cache_prompt_hash the same way); and the
+ * request's free at the call's end: a big request is freed off the router thread (on the
+ * ledger's writer), a small one inline, and a stop with big requests in flight frees each
+ * once (recorded by wrapping llm_request_cleanup; the leak and double-free checks are ASan's
+ * and valgrind's on this binary).
  */
 #include <pthread.h>
 #include <setjmp.h>
@@ -131,6 +135,60 @@ static int hashes_count(pthread_t t, int *on_t, uint64_t *last)
     return n;
 }
 
+/* ---- where llm_request_cleanup runs ------------------------------------------------------- */
+
+#define FREES_MAX 64
+struct free_seen {
+    pthread_t thread;
+    long tokens; /* llm_request_estimate_tokens of the request: which one it was */
+};
+static struct free_seen frees[FREES_MAX]; /* under parse_mu; broadcast on parse_cv */
+static int n_frees;
+
+void __real_llm_request_cleanup(struct llm_request *req);
+void __wrap_llm_request_cleanup(struct llm_request *req);
+
+void __wrap_llm_request_cleanup(struct llm_request *req)
+{
+    long tokens = req ? llm_request_estimate_tokens(req) : -1;
+    __real_llm_request_cleanup(req);
+    pthread_mutex_lock(&parse_mu);
+    if (n_frees < FREES_MAX)
+        frees[n_frees++] = (struct free_seen){.thread = pthread_self(), .tokens = tokens};
+    pthread_cond_broadcast(&parse_cv);
+    pthread_mutex_unlock(&parse_mu);
+}
+
+static void frees_reset(void)
+{
+    pthread_mutex_lock(&parse_mu);
+    n_frees = 0;
+    pthread_mutex_unlock(&parse_mu);
+}
+
+/* Waits until n requests of this estimate have been cleaned up (the watchdog ends a wait that
+ * never ends); how many of them on thread t. */
+static int wait_frees(long tokens, int n, pthread_t t)
+{
+    pthread_mutex_lock(&parse_mu);
+    int seen = 0, on_t = 0;
+    for (;;) {
+        seen = on_t = 0;
+        for (int i = 0; i < n_frees; i++) {
+            if (frees[i].tokens != tokens)
+                continue;
+            seen++;
+            on_t += pthread_equal(frees[i].thread, t) != 0;
+        }
+        if (seen >= n)
+            break;
+        pthread_cond_wait(&parse_cv, &parse_mu);
+    }
+    pthread_mutex_unlock(&parse_mu);
+    assert_int_equal(seen, n); /* each request once */
+    return on_t;
+}
+
 /* ---- a gateway and its router ---------------------------------------------------------------- */
 
 /* The gateway and router under test (support_gateway.h), and the router thread's id. */
@@ -171,6 +229,25 @@ static char *chat_json(size_t size, bool stream, bool broken, size_t *len)
     buf_puts(&b, "\"}]}");
     if (broken)
         b.len -= 3; /* no "]}": the JSON never ends */
+    *len = b.len;
+    return buf_take(&b);
+}
+
+/* A chat body of `turns` user/assistant turns of about 220 bytes each (the stall script's
+ * history); the request it parses to estimates *tokens. */
+static char *chat_json_turns(size_t turns, bool stream, size_t *len)
+{
+    struct buf b;
+    buf_init(&b);
+    buf_printf(&b, "{\"model\":\"chat\",\"stream\":%s,\"messages\":[", stream ? "true" : "false");
+    for (size_t i = 0; i < turns; i++)
+        buf_printf(&b,
+                   "%s{\"role\":\"%s\",\"content\":\"turn %zu: lorem ipsum dolor sit amet, "
+                   "consectetur adipiscing elit, sed do eiusmod tempor incididunt ut labore et "
+                   "dolore magna aliqua. Ut enim ad minim veniam, quis nostrud exercitation "
+                   "ullamco laboris nisi ut aliquip.\"}",
+                   i ? "," : "", i % 2 ? "assistant" : "user", i);
+    buf_puts(&b, "]}");
     *len = b.len;
     return buf_take(&b);
 }
@@ -430,6 +507,116 @@ static void test_the_router_hashes_a_prompt_given_without_one(void **state)
     tgw_free(&r.g);
 }
 
+/* The tokens llm_request_estimate_tokens gives json's request (its cleanup is recorded: call
+ * frees_reset after). */
+static long json_tokens(const char *json, size_t len)
+{
+    struct llm_request req;
+    llm_request_init(&req);
+    char msg[256];
+    assert_int_equal(__real_openai_request_parse(json, len, &req, msg, sizeof msg), SB_OK);
+    long tokens = llm_request_estimate_tokens(&req);
+    llm_request_cleanup(&req);
+    return tokens;
+}
+
+/* Posts json (the provider refuses it) and waits for its request's free: true when the router
+ * thread did it. */
+static bool post_and_freed_on_router(struct rig *r, const char *json, size_t len)
+{
+    long tokens = json_tokens(json, len);
+    frees_reset();
+    struct tgw_answer a;
+    post_chat(r->g.base, json, len, &a);
+    assert_true(a.status == 502 || a.status == 503); /* the call ran: refused by the provider */
+    tgw_answer_cleanup(&a);
+    return wait_frees(tokens, 1, r->router_thread) == 1;
+}
+
+/* A call's end frees a small request inline, on the router thread, and a big one (4,000 turns
+ * of 220 bytes, 300 short turns) elsewhere; each once. A 1 MiB prompt in one turn is one
+ * string to free: inline too. */
+static void check_big_request_freed_off_the_router(int threads)
+{
+    struct rig r;
+    rig_start(&r, threads, 1);
+    size_t len = 0;
+    char *small = chat_json(100, false, false, &len);
+    assert_true(post_and_freed_on_router(&r, small, len));
+    free(small);
+    char *one = chat_json(1024 * 1024, false, false, &len);
+    assert_true(post_and_freed_on_router(&r, one, len));
+    free(one);
+    char *turns = chat_json_turns(4000, true, &len);
+    assert_false(post_and_freed_on_router(&r, turns, len));
+    free(turns);
+    turns = chat_json_turns(300, false, &len);
+    assert_false(post_and_freed_on_router(&r, turns, len));
+    free(turns);
+    turns = chat_json_turns(200, false, &len);
+    assert_true(post_and_freed_on_router(&r, turns, len));
+    free(turns);
+    tgw_free(&r.g);
+}
+
+static void test_the_loop_frees_a_big_request_off_the_router_thread(void **state)
+{
+    (void)state;
+    check_big_request_freed_off_the_router(0);
+}
+
+static void test_the_threaded_shape_frees_a_big_request_off_the_router_thread(void **state)
+{
+    (void)state;
+    check_big_request_freed_off_the_router(2);
+}
+
+static void read_in_flight(const struct router_snapshot *snap, void *ctx)
+{
+    *(uint64_t *)ctx = snap->in_flight;
+}
+
+/* Waits until the router has n attempts in flight (the watchdog ends a wait that never ends). */
+static void wait_in_flight(struct router *rt, uint64_t n)
+{
+    for (;;) {
+        uint64_t have = 0;
+        router_snapshot_visit(rt, 0, read_in_flight, &have);
+        if (have >= n)
+            return;
+        usleep(2000);
+    }
+}
+
+/* Three big requests wait for a provider that never answers when the gateway and the router
+ * stop: each is freed once, off the router thread, before router_free returns (ASan and
+ * valgrind on this binary say nothing leaks). */
+static void test_a_stop_with_big_requests_in_flight_frees_each_once(void **state)
+{
+    (void)state;
+    struct rig r;
+    rig_start(&r, 0, 0);
+    struct client cl[3];
+    long tokens[3];
+    for (int i = 0; i < 3; i++) {
+        cl[i] = (struct client){.r = &r};
+        cl[i].json = chat_json_turns(2000 + 100 * (size_t)i, i == 1, &cl[i].len);
+        tokens[i] = json_tokens(cl[i].json, cl[i].len);
+    }
+    frees_reset();
+    for (int i = 0; i < 3; i++)
+        assert_int_equal(pthread_create(&cl[i].th, NULL, client_main, &cl[i]), 0);
+    wait_in_flight(r.g.rt, 3);
+    pthread_t router_thread = r.router_thread;
+    tgw_free(&r.g);
+    for (int i = 0; i < 3; i++) {
+        assert_int_equal(pthread_join(cl[i].th, NULL), 0);
+        assert_int_equal(wait_frees(tokens[i], 1, router_thread), 0);
+        tgw_answer_cleanup(&cl[i].a);
+        free(cl[i].json);
+    }
+}
+
 /* gateway.threads -1 (the default): the loop on 2 cores or fewer, 2 MHD threads above. */
 static void test_gateway_threads_resolve(void **state)
 {
@@ -457,6 +644,9 @@ int main(void)
         T(test_the_loop_hashes_a_big_prompt_off_the_router_thread),
         T(test_the_threaded_shape_hashes_a_big_prompt_off_the_router_thread),
         T(test_the_router_hashes_a_prompt_given_without_one),
+        T(test_the_loop_frees_a_big_request_off_the_router_thread),
+        T(test_the_threaded_shape_frees_a_big_request_off_the_router_thread),
+        T(test_a_stop_with_big_requests_in_flight_frees_each_once),
         T(test_gateway_threads_resolve),
 #undef T
     };
