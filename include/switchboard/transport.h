@@ -65,9 +65,12 @@ struct transport *transport_new(char *msg, size_t msglen);
 /* Cancels (on_done CANCELLED) every transfer still running, then frees. NULL-safe. */
 void transport_free(struct transport *t);
 
-/* Starts a transfer (copies everything it needs from req). Returns its id (> 0), or 0 with
- * msg on failure (then no callback will run). cb is copied; ctx must live until on_done. */
-uint64_t transport_start(struct transport *t, const struct http_request *req,
+/* Starts a transfer. It takes req->body (req->body is then NULL; the transfer frees it when it
+ * ends, so a big body is never copied) and copies everything else it needs from req; the
+ * caller still cleans req up. Returns its id (> 0), or 0 with msg on failure (then no callback
+ * will run; the body may have been taken and freed). cb is copied; ctx must live until
+ * on_done. */
+uint64_t transport_start(struct transport *t, struct http_request *req,
                          const struct transport_timeouts *to, const struct transport_callbacks *cb,
                          void *ctx, char *msg, size_t msglen);
 /* Deferred cancel; unknown or finished ids are ignored. */
@@ -96,9 +99,8 @@ size_t transport_active(const struct transport *t);
  * meaning of the transport_* function of the same name; `self` is the transport instance.
  */
 struct transport_ops {
-    uint64_t (*start)(void *self, const struct http_request *req,
-                      const struct transport_timeouts *to, const struct transport_callbacks *cb,
-                      void *ctx, char *msg, size_t msglen);
+    uint64_t (*start)(void *self, struct http_request *req, const struct transport_timeouts *to,
+                      const struct transport_callbacks *cb, void *ctx, char *msg, size_t msglen);
     void (*cancel)(void *self, uint64_t id);
     void (*resume)(void *self, uint64_t id);
     size_t (*run)(void *self, int max_wait_ms);

@@ -40,6 +40,7 @@ struct xfer {
     uint64_t id;
     CURL *easy;
     struct curl_slist *headers;
+    char *body; /* the request body, taken from the caller (libcurl reads it in place) */
     struct transport_callbacks cb;
     void *ctx;
     int64_t start_us;
@@ -248,6 +249,7 @@ static void xfer_finish(struct transport *t, struct xfer *x, struct transport_re
     void *ctx = x->ctx;
     handle_put(t, x->easy);
     curl_slist_free_all(x->headers);
+    free(x->body);
     free(x);
     if (cb.on_done)
         cb.on_done(ctx, res);
@@ -397,7 +399,7 @@ static size_t on_curl_write(char *data, size_t size, size_t nmemb, void *userp)
 
 /* ---- starting ------------------------------------------------------------------------------ */
 
-static bool xfer_setup(struct xfer *x, const struct http_request *req,
+static bool xfer_setup(struct xfer *x, struct http_request *req,
                        const struct transport_timeouts *to, char *msg, size_t msglen)
 {
     CURL *e = x->easy;
@@ -429,16 +431,19 @@ static bool xfer_setup(struct xfer *x, const struct http_request *req,
         curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, (long)to->connect_ms);
     if (to->total_ms > 0)
         curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, (long)to->total_ms);
-    if (req->body) {
+    bool post = req->body != NULL;
+    if (post) { /* taken, not copied: a multi-megabyte prompt's copy would be the router's */
+        x->body = req->body;
+        req->body = NULL;
         curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)req->body_len);
-        curl_easy_setopt(e, CURLOPT_COPYPOSTFIELDS, req->body);
+        curl_easy_setopt(e, CURLOPT_POSTFIELDS, x->body);
     }
-    if (req->method && !str_eq(req->method, req->body ? "POST" : "GET"))
+    if (req->method && !str_eq(req->method, post ? "POST" : "GET"))
         curl_easy_setopt(e, CURLOPT_CUSTOMREQUEST, req->method);
     return true;
 }
 
-uint64_t transport_start(struct transport *t, const struct http_request *req,
+uint64_t transport_start(struct transport *t, struct http_request *req,
                          const struct transport_timeouts *to, const struct transport_callbacks *cb,
                          void *ctx, char *msg, size_t msglen)
 {
@@ -476,6 +481,7 @@ fail:
     if (x->easy)
         handle_put(t, x->easy);
     curl_slist_free_all(x->headers);
+    free(x->body);
     free(x);
     return 0;
 }
@@ -706,9 +712,8 @@ size_t transport_active(const struct transport *t)
 
 /* ---- ops table ------------------------------------------------------------------------------ */
 
-static uint64_t ops_start(void *self, const struct http_request *req,
-                          const struct transport_timeouts *to, const struct transport_callbacks *cb,
-                          void *ctx, char *msg, size_t msglen)
+static uint64_t ops_start(void *self, struct http_request *req, const struct transport_timeouts *to,
+                          const struct transport_callbacks *cb, void *ctx, char *msg, size_t msglen)
 {
     return transport_start(self, req, to, cb, ctx, msg, msglen);
 }

@@ -123,9 +123,8 @@ static int64_t xfer_due_us(const struct xfer *x)
     return due;
 }
 
-static uint64_t fk_start(void *self, const struct http_request *req,
-                         const struct transport_timeouts *to, const struct transport_callbacks *cb,
-                         void *ctx, char *msg, size_t msglen)
+static uint64_t fk_start(void *self, struct http_request *req, const struct transport_timeouts *to,
+                         const struct transport_callbacks *cb, void *ctx, char *msg, size_t msglen)
 {
     struct fake_net *n = self;
     struct fake_plan p = {.cut_after = -1, .stall_after = -1, .status = 200};
@@ -137,6 +136,8 @@ static uint64_t fk_start(void *self, const struct http_request *req,
         snprintf(msg, msglen, "fake transport refused the transfer");
         return 0;
     }
+    free(req->body); /* taken, as transport_start takes it: the caller must not need it */
+    req->body = NULL;
     struct xfer *x = xcalloc(1, sizeof *x);
     x->id = n->next_id++;
     x->plan = p;

@@ -255,6 +255,43 @@ static void test_transport_posts_the_body(void **state)
     transport_free(t);
 }
 
+/* A multi-megabyte body is taken, not copied (the router thread would copy it at every
+ * attempt): the request's body is gone after the start, and every byte arrives. */
+static void test_transport_takes_a_big_body_and_posts_it_whole(void **state)
+{
+    (void)state;
+    struct transport *t = new_transport();
+    struct rec r = {0};
+    size_t n = (size_t)4 * 1024 * 1024;
+    char *big = xmalloc(n + 1);
+    for (size_t i = 0; i < n; i++)
+        big[i] = (char)('a' + i % 26);
+    big[n] = '\0';
+    struct http_request req;
+    http_request_init(&req);
+    req.url = xasprintf("http://127.0.0.1:%u/echo", port_);
+    req.method = xstrdup("POST");
+    req.body = big;
+    req.body_len = n;
+    buf_init(&r.body);
+    r.t = t;
+    char msg[256];
+    struct transport_timeouts none = {0};
+    assert_true(transport_start(t, &req, &none, &rec_cb, &r, msg, sizeof msg) > 0);
+    assert_null(req.body);
+    http_request_cleanup(&req);
+    run_until_done(t, &r);
+    assert_int_equal(r.body.len, n + 5);
+    assert_memory_equal(buf_str(&r.body), "POST abcdefghij", 15);
+    const char *got = buf_str(&r.body) + 5;
+    size_t bad = 0;
+    for (size_t i = 0; i < n; i++)
+        bad += got[i] != (char)('a' + i % 26);
+    assert_int_equal(bad, 0);
+    buf_cleanup(&r.body);
+    transport_free(t);
+}
+
 static void test_transport_reports_error_status_as_data_not_failure(void **state)
 {
     (void)state;
@@ -464,6 +501,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_transport_delivers_status_headers_and_body),
         cmocka_unit_test(test_transport_posts_the_body),
+        cmocka_unit_test(test_transport_takes_a_big_body_and_posts_it_whole),
         cmocka_unit_test(test_transport_reports_error_status_as_data_not_failure),
         cmocka_unit_test(test_transport_classifies_refused_connection),
         cmocka_unit_test(test_transport_times_out_waiting_for_first_byte),
