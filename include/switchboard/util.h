@@ -73,8 +73,10 @@ void buf_puts(struct buf *b, const char *s);
 void buf_putc(struct buf *b, char c);
 void buf_printf(struct buf *b, const char *fmt, ...) SB_PRINTF(2, 3);
 void buf_vprintf(struct buf *b, const char *fmt, va_list ap) SB_PRINTF(2, 0);
-/* Appends s as a JSON string literal, quotes included. */
+/* Appends s as a JSON string literal, quotes included, escaped as cJSON prints strings. */
 void buf_put_json_string(struct buf *b, const char *s, size_t len);
+/* The same without the quotes: one piece of a string written in several. */
+void buf_put_json_chars(struct buf *b, const char *s, size_t len);
 /* Drops the first n bytes. */
 void buf_consume(struct buf *b, size_t n);
 /* Returns the data (never NULL: "" when empty) and leaves b empty; caller frees. */

@@ -84,7 +84,8 @@ void buf_printf(struct buf *b, const char *fmt, ...)
     va_end(ap);
 }
 
-/* The escape for byte c, or NULL when c goes out as itself. */
+/* The escape for byte c, or NULL when c goes out as itself: what cJSON prints, so a body
+ * written here is byte for byte the one a cJSON tree would print. */
 static const char *json_escape(unsigned char c, char esc[7])
 {
     static const char hex[] = "0123456789abcdef";
@@ -99,6 +100,10 @@ static const char *json_escape(unsigned char c, char esc[7])
         return "\\r";
     case '\t':
         return "\\t";
+    case '\b':
+        return "\\b";
+    case '\f':
+        return "\\f";
     default:
         if (c >= 0x20)
             return NULL;
@@ -110,12 +115,11 @@ static const char *json_escape(unsigned char c, char esc[7])
     }
 }
 
-void buf_put_json_string(struct buf *b, const char *s, size_t len)
+void buf_put_json_chars(struct buf *b, const char *s, size_t len)
 {
     /* Worst case is 6 bytes per input byte; reserving for the common case (a few escapes)
      * keeps this to one growth check per run of plain bytes. */
-    buf_reserve(b, len + 2);
-    buf_putc(b, '"');
+    buf_reserve(b, len);
     size_t run = 0; /* start of the current run of bytes that need no escape */
     for (size_t i = 0; i < len; i++) {
         char tmp[7];
@@ -127,6 +131,13 @@ void buf_put_json_string(struct buf *b, const char *s, size_t len)
         run = i + 1;
     }
     buf_append(b, s + run, len - run);
+}
+
+void buf_put_json_string(struct buf *b, const char *s, size_t len)
+{
+    buf_reserve(b, len + 2);
+    buf_putc(b, '"');
+    buf_put_json_chars(b, s, len);
     buf_putc(b, '"');
 }
 

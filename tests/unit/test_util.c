@@ -70,6 +70,18 @@ static void test_buf_json_string_keeps_runs_and_escapes_at_edges(void **state)
     buf_cleanup(&b);
 }
 
+/* The escapes cJSON prints: \b and \f short, other controls \u00xx, DEL and '/' as they are
+ * (the provider encoders' bodies stay byte for byte what a cJSON tree would print). */
+static void test_buf_json_string_escapes_as_cjson_prints(void **state)
+{
+    (void)state;
+    struct buf b;
+    buf_init(&b);
+    buf_put_json_string(&b, "\x01\b\t\n\x0b\f\r\x1f\"\\/\x7f", 12);
+    assert_string_equal(b.data, "\"\\u0001\\b\\t\\n\\u000b\\f\\r\\u001f\\\"\\\\/\x7f\"");
+    buf_cleanup(&b);
+}
+
 /* Outside a section, and past what is left, allocations come from the heap. */
 static void test_scratch_serves_only_inside_a_section(void **state)
 {
@@ -289,6 +301,7 @@ int main(void)
         cmocka_unit_test(test_buf_grows_past_many_doublings),
         cmocka_unit_test(test_buf_json_string_escapes_controls_and_quotes),
         cmocka_unit_test(test_buf_json_string_keeps_runs_and_escapes_at_edges),
+        cmocka_unit_test(test_buf_json_string_escapes_as_cjson_prints),
         cmocka_unit_test(test_scratch_serves_only_inside_a_section),
         cmocka_unit_test(test_scratch_declines_while_a_tree_is_alive),
         cmocka_unit_test(test_str_to_long_is_strict),
