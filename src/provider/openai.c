@@ -26,7 +26,7 @@
  *   wire client can be sent its bytes (same-format passthrough, struct llm_chunk). What the
  *   scanner refuses is parsed as before; provider_openai_parsed never scans.
  *
- * - A request's model and messages are written straight into the body (buf_put_json_string),
+ * - A request's model and messages are written straight into the body (wire_put_str),
  *   the rest (tools, tool_choice, options) through a cJSON tree spliced in after them: a 4 MiB
  *   history of 18,000 turns took 14.6 ms to encode through a tree, on the router thread at
  *   every attempt, and takes 5.5 ms so (docs/bench.md, session 9).
@@ -328,20 +328,6 @@ static cJSON *encode_tool_calls(const struct llm_message *m)
     return arr;
 }
 
-static void put_cstr(struct buf *b, const char *s)
-{
-    buf_put_json_string(b, s, strlen(s));
-}
-
-/* A cJSON value printed into b (printed by cJSON: a tool call's pieces, small). Takes v. */
-static void put_cjson(struct buf *b, cJSON *v)
-{
-    char *text = cJSON_PrintUnformatted(v);
-    buf_puts(b, text);
-    cJSON_free(text);
-    cJSON_Delete(v);
-}
-
 /* One message, written straight into b: its content may be most of a 4 MiB prompt, which a
  * cJSON tree would copy twice and print a byte at a time on the router thread (docs/bench.md,
  * session 9). */
@@ -354,22 +340,19 @@ static enum sb_status encode_message(const struct llm_message *m, size_t i, stru
         return SB_ERR_INVALID;
     }
     buf_puts(b, i ? ",{\"role\":" : "{\"role\":");
-    put_cstr(b, llm_role_name(m->role));
+    wire_put_str(b, llm_role_name(m->role));
     if (m->role == LLM_ROLE_TOOL) {
-        cJSON *id = cJSON_CreateObject();
-        wire_add_call_id(id, "tool_call_id", m->tool_call_id);
         buf_puts(b, ",\"tool_call_id\":");
-        put_cjson(b, cJSON_DetachItemFromObject(id, "tool_call_id"));
-        cJSON_Delete(id);
+        wire_put_call_id(b, m->tool_call_id);
     }
     buf_puts(b, ",\"content\":");
     if (m->role == LLM_ROLE_ASSISTANT && !m->content && m->n_tool_calls)
         buf_puts(b, "null");
     else
-        put_cstr(b, m->content ? m->content : "");
+        wire_put_str(b, m->content);
     if (m->role == LLM_ROLE_ASSISTANT && m->n_tool_calls) {
         buf_puts(b, ",\"tool_calls\":");
-        put_cjson(b, encode_tool_calls(m));
+        wire_put_json(b, encode_tool_calls(m));
     }
     buf_putc(b, '}');
     return SB_OK;
@@ -460,7 +443,7 @@ static enum sb_status encode_head(const struct config_target *t, const struct ll
     enum sb_status st = SB_OK;
     const char *model = t->model ? t->model : req->model;
     buf_puts(b, "{\"model\":");
-    put_cstr(b, model ? model : "");
+    wire_put_str(b, model);
     buf_puts(b, ",\"messages\":[");
     for (size_t i = 0; i < req->n_messages && st == SB_OK; i++)
         st = encode_message(&req->messages[i], i, b, msg, msglen);
@@ -485,8 +468,8 @@ static enum sb_status encode_tail(const struct llm_request *req, cJSON *root, ch
     return st;
 }
 
-/* The body: the head written directly, then the tail's members ("{...}" printed by cJSON)
- * after a comma. The keys come in the order a single tree would print them. */
+/* The body: the head written directly, then the tail's members after it (wire_put_members).
+ * The keys come in the order a single tree would print them. */
 static enum sb_status encode_body(const struct config_target *t, const struct llm_request *req,
                                   struct buf *body, char *msg, size_t msglen)
 {
@@ -494,14 +477,10 @@ static enum sb_status encode_body(const struct config_target *t, const struct ll
     enum sb_status st = encode_head(t, req, body, msg, msglen);
     if (st == SB_OK)
         st = encode_tail(req, root, msg, msglen);
-    if (st == SB_OK) {
-        char *tail = cJSON_PrintUnformatted(root);
-        if (tail[1] != '}')
-            buf_putc(body, ',');
-        buf_puts(body, tail + 1); /* its members and the closing brace */
-        cJSON_free(tail);
-    }
-    cJSON_Delete(root);
+    if (st == SB_OK)
+        wire_put_members(body, root);
+    else
+        cJSON_Delete(root);
     return st;
 }
 

@@ -1,5 +1,5 @@
 /*
- * wire.c - JSON and event helpers shared by the Anthropic and Gemini adapters (see wire.h).
+ * wire.c - JSON and event helpers shared by the provider adapters (see wire.h).
  * Stateless; any thread.
  */
 #include <stdarg.h>
@@ -227,6 +227,34 @@ void wire_add_call_id(cJSON *obj, const char *key, const char *id)
     char *plain = xstrndup(id, wire_call_id_len(id));
     cJSON_AddStringToObject(obj, key, plain);
     free(plain);
+}
+
+void wire_put_str(struct buf *b, const char *s)
+{
+    buf_put_json_string(b, s ? s : "", s ? strlen(s) : 0);
+}
+
+void wire_put_call_id(struct buf *b, const char *id)
+{
+    buf_put_json_string(b, id ? id : "", id ? wire_call_id_len(id) : 0);
+}
+
+void wire_put_json(struct buf *b, cJSON *v)
+{
+    char *text = cJSON_PrintUnformatted(v);
+    buf_puts(b, text ? text : "null");
+    cJSON_free(text);
+    cJSON_Delete(v);
+}
+
+void wire_put_members(struct buf *b, cJSON *root)
+{
+    char *text = cJSON_PrintUnformatted(root);
+    if (text && text[1] != '}')
+        buf_putc(b, ',');
+    buf_puts(b, text ? text + 1 : "}"); /* the members and the closing brace */
+    cJSON_free(text);
+    cJSON_Delete(root);
 }
 
 enum llm_errclass wire_emit_call(const struct llm_sink *sink, int index, const char *id,

@@ -1,6 +1,7 @@
 /*
  * wire.h - private to src/provider: the JSON and event helpers that the Anthropic and
- * Gemini adapters share. Nothing outside src/provider includes this.
+ * Gemini adapters share (the body writers and call ids, OpenAI's too). Nothing outside
+ * src/provider includes this.
  *
  * JSON from a provider is parsed from exactly len bytes and read through typed accessors
  * that tolerate any shape (a missing or mistyped field reads as absent). Events go to a sink
@@ -103,6 +104,19 @@ size_t wire_call_id_len(const char *id);   /* the part before WIRE_SIG_SEP */
 const char *wire_call_sig(const char *id); /* the signature, or NULL when none */
 /* obj[key] = id without its signature ("" for NULL). */
 void wire_add_call_id(cJSON *obj, const char *key, const char *id);
+
+/*
+ * A request body written straight into a buffer: the messages, which may be most of a 4 MiB
+ * prompt that a cJSON tree would copy twice and print a byte at a time on the router thread
+ * (docs/bench.md). Strings are escaped as cJSON prints them (buf_put_json_string), so a body
+ * is byte for byte what one tree would print; the small rest (tools, options) is still a
+ * tree, its members spliced in after the messages (wire_put_members).
+ */
+void wire_put_str(struct buf *b, const char *s);      /* a JSON string; NULL as "" */
+void wire_put_call_id(struct buf *b, const char *id); /* id without its signature; NULL as "" */
+void wire_put_json(struct buf *b, cJSON *v);          /* v printed by cJSON; takes v */
+/* root's members, after a comma when it has any, then the closing brace; takes root. */
+void wire_put_members(struct buf *b, cJSON *root);
 
 /* TOOL_CALL; a NULL id becomes "call_<index>"; a signature (Gemini's; NULL for none) is
  * appended after WIRE_SIG_SEP. */
