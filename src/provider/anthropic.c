@@ -10,6 +10,11 @@
  * neither text nor tool calls is dropped (the API rejects empty text blocks). temperature is
  * clamped to Anthropic's 0..1 (OpenAI allows up to 2): a router should not fail a request
  * another target would take. max_tokens: the client's, else the target's default, else 4096.
+ * The model, messages and system are written straight into the body (wire.h, wire_put_*):
+ * a turn is written when the next one begins, its tool results in a first pass over its
+ * messages and the rest in a second; tools, tool_choice and the options go through a small
+ * cJSON tree spliced in after them, so the body is byte for byte what one tree printed
+ * (test_encode_same). Through a tree, 4.4 MiB of history took 46 ms on the router thread.
  *
  * decode: a whole body or an SSE stream -> TEXT*, (TOOL_CALL TOOL_ARGS*)*, USAGE?, FINISH.
  * A whole body's text blocks are emitted before its tool calls; a stream is passed on in
@@ -52,158 +57,199 @@
 /* ---- encode ------------------------------------------------------------------------------- */
 
 struct an_enc {
-    cJSON *messages;
-    cJSON *last_turn;      /* last message object in messages, NULL when none */
-    const char *last_role; /* its role */
-    cJSON *last_result;    /* last tool_result block of last_turn, NULL when none */
-    struct buf system;
+    const struct llm_request *req;
+    struct buf *b;
+    size_t turns;  /* turns written so far */
+    size_t blocks; /* blocks written so far in the current turn */
     char *msg;
     size_t msglen;
 };
 
-/* The content array to add blocks to for a turn of role, merging with the previous turn. */
-static cJSON *an_turn(struct an_enc *e, const char *role)
+/* A run of messages [from, to) that makes one turn: consecutive messages of the same role
+ * (system messages and dropped assistant messages in between do not break it). */
+struct an_turn {
+    const char *role;
+    size_t from, to;
+    size_t blocks; /* content blocks it holds */
+    bool text;     /* its last block-bearing message is a user or text-only assistant one */
+};
+
+/* The role of the turn message m belongs to; NULL when it adds no block (a system message,
+ * or an assistant message with neither text nor tool calls: the API rejects empty text). */
+static const char *an_role(const struct llm_message *m)
 {
-    if (!e->last_turn || !str_eq(e->last_role, role)) {
-        e->last_turn = cJSON_CreateObject();
-        cJSON_AddStringToObject(e->last_turn, "role", role);
-        cJSON_AddArrayToObject(e->last_turn, "content");
-        cJSON_AddItemToArray(e->messages, e->last_turn);
-        e->last_role = role;
-        e->last_result = NULL;
+    switch (m->role) {
+    case LLM_ROLE_SYSTEM:
+        return NULL;
+    case LLM_ROLE_USER:
+    case LLM_ROLE_TOOL:
+        return "user";
+    case LLM_ROLE_ASSISTANT:
+        return wire_has_text(m->content) || m->n_tool_calls ? "assistant" : NULL;
     }
-    return cJSON_GetObjectItemCaseSensitive(e->last_turn, "content");
+    return NULL;
 }
 
-static void an_add_text(cJSON *blocks, const char *text)
+/* The comma and opening of the next block of the current turn. */
+static struct buf *an_block(struct an_enc *e, const char *type)
 {
-    cJSON *b = cJSON_CreateObject();
-    cJSON_AddStringToObject(b, "type", "text");
-    cJSON_AddStringToObject(b, "text", text ? text : "");
-    cJSON_AddItemToArray(blocks, b);
+    buf_puts(e->b, e->blocks++ ? ",{\"type\":" : "{\"type\":");
+    wire_put_str(e->b, type);
+    return e->b;
 }
 
-static enum sb_status an_enc_assistant(struct an_enc *e, const struct llm_message *m, size_t i)
+static void an_put_text(struct an_enc *e, const char *text)
 {
-    bool text = wire_has_text(m->content);
-    char what[96];
-    if (!text && m->n_tool_calls == 0)
-        return SB_OK;
-    cJSON *blocks = an_turn(e, "assistant");
-    if (text)
-        an_add_text(blocks, m->content);
-    for (size_t j = 0; j < m->n_tool_calls; j++) {
-        const struct llm_tool_call *tc = &m->tool_calls[j];
-        WIRE_STEP();
-        snprintf(what, sizeof what, "messages[%zu].tool_calls[%zu]", i, j);
-        if (!tc->id || !tc->name) {
-            wire_msg(e->msg, e->msglen, "%s.%s: missing", what, tc->id ? "name" : "id");
-            return SB_ERR_INVALID;
-        }
-        cJSON *input = NULL;
-        enum sb_status st = wire_parse_object(tc->arguments, &input);
-        if (st != SB_OK) {
-            wire_msg_bad_args(e->msg, e->msglen, i, j, tc->id, st);
-            return SB_ERR_INVALID;
-        }
-        cJSON *b = cJSON_CreateObject();
-        cJSON_AddStringToObject(b, "type", "tool_use");
-        wire_add_call_id(b, "id", tc->id);
-        cJSON_AddStringToObject(b, "name", tc->name);
-        cJSON_AddItemToObject(b, "input", input ? input : cJSON_CreateObject());
-        cJSON_AddItemToArray(blocks, b);
+    buf_puts(an_block(e, "text"), ",\"text\":");
+    wire_put_str(e->b, text);
+    buf_putc(e->b, '}');
+}
+
+static enum sb_status an_put_tool_use(struct an_enc *e, const struct llm_tool_call *tc, size_t i,
+                                      size_t j)
+{
+    cJSON *input = NULL;
+    WIRE_STEP();
+    if (!tc->id || !tc->name) {
+        wire_msg(e->msg, e->msglen, "messages[%zu].tool_calls[%zu].%s: missing", i, j,
+                 tc->id ? "name" : "id");
+        return SB_ERR_INVALID;
     }
+    enum sb_status st = wire_parse_object(tc->arguments, &input);
+    if (st != SB_OK) {
+        wire_msg_bad_args(e->msg, e->msglen, i, j, tc->id, st);
+        return SB_ERR_INVALID;
+    }
+    buf_puts(an_block(e, "tool_use"), ",\"id\":");
+    wire_put_call_id(e->b, tc->id);
+    buf_puts(e->b, ",\"name\":");
+    wire_put_str(e->b, tc->name);
+    buf_puts(e->b, ",\"input\":");
+    if (input)
+        wire_put_json(e->b, input);
+    else
+        buf_puts(e->b, "{}");
+    buf_putc(e->b, '}');
     return SB_OK;
 }
 
-/* Links b into blocks right after `after` (at the head when NULL), in O(1). cJSON keeps an
- * array's last element in child->prev; cJSON_InsertItemInArray walks the array (and 1.7.15
- * loses the item on a second insert into the middle), so the links are set here. */
-static void an_link_after(cJSON *blocks, cJSON *after, cJSON *b)
+static enum sb_status an_put_assistant(struct an_enc *e, const struct llm_message *m, size_t i)
 {
-    cJSON *head = blocks->child;
-    if (!head) {
-        b->prev = b;
-        b->next = NULL;
-        blocks->child = b;
-    } else if (!after) {
-        b->prev = head->prev;
-        b->next = head;
-        head->prev = b;
-        blocks->child = b;
-    } else {
-        b->prev = after;
-        b->next = after->next;
-        if (after->next)
-            after->next->prev = b;
-        else
-            head->prev = b;
-        after->next = b;
-    }
+    enum sb_status st = SB_OK;
+    if (wire_has_text(m->content))
+        an_put_text(e, m->content);
+    for (size_t j = 0; j < m->n_tool_calls && st == SB_OK; j++)
+        st = an_put_tool_use(e, &m->tool_calls[j], i, j);
+    return st;
 }
 
-/* Adds a tool_result block after the turn's earlier results and before any of its other
- * blocks (Anthropic wants the results first): O(1) per result. */
-static void an_put_result(struct an_enc *e, cJSON *blocks, cJSON *b)
-{
-    WIRE_STEP();
-    an_link_after(blocks, e->last_result, b);
-    e->last_result = b;
-}
-
-static enum sb_status an_enc_tool_result(struct an_enc *e, const struct llm_message *m, size_t i)
+static enum sb_status an_put_tool_result(struct an_enc *e, const struct llm_message *m, size_t i)
 {
     if (!m->tool_call_id) {
         wire_msg(e->msg, e->msglen, "messages[%zu].tool_call_id: missing", i);
         return SB_ERR_INVALID;
     }
-    cJSON *blocks = an_turn(e, "user");
-    cJSON *b = cJSON_CreateObject();
-    cJSON_AddStringToObject(b, "type", "tool_result");
-    wire_add_call_id(b, "tool_use_id", m->tool_call_id);
-    cJSON_AddStringToObject(b, "content", m->content ? m->content : "");
-    an_put_result(e, blocks, b);
+    buf_puts(an_block(e, "tool_result"), ",\"tool_use_id\":");
+    wire_put_call_id(e->b, m->tool_call_id);
+    buf_puts(e->b, ",\"content\":");
+    wire_put_str(e->b, m->content);
+    buf_putc(e->b, '}');
     return SB_OK;
 }
 
-static enum sb_status an_enc_messages(struct an_enc *e, const struct llm_request *req)
+/* The turn's blocks: its tool results first (the API wants them before anything else of the
+ * turn), then the rest in order; two passes over the turn's messages. */
+static enum sb_status an_put_blocks(struct an_enc *e, const struct an_turn *turn)
 {
+    const struct llm_message *msgs = e->req->messages;
     enum sb_status st = SB_OK;
-    for (size_t i = 0; i < req->n_messages && st == SB_OK; i++) {
-        const struct llm_message *m = &req->messages[i];
+    for (size_t i = turn->from; i < turn->to && st == SB_OK; i++) {
         WIRE_STEP();
-        switch (m->role) {
-        case LLM_ROLE_SYSTEM:
-            if (!wire_has_text(m->content))
-                break;
-            if (e->system.len)
-                buf_puts(&e->system, "\n\n");
-            buf_puts(&e->system, m->content);
-            break;
-        case LLM_ROLE_USER:
-            an_add_text(an_turn(e, "user"), m->content);
-            break;
-        case LLM_ROLE_ASSISTANT:
-            st = an_enc_assistant(e, m, i);
-            break;
-        case LLM_ROLE_TOOL:
-            st = an_enc_tool_result(e, m, i);
-            break;
-        }
+        if (msgs[i].role == LLM_ROLE_TOOL)
+            st = an_put_tool_result(e, &msgs[i], i);
     }
-    /* A turn that is a single text block goes as a plain string. */
-    cJSON *turn;
-    cJSON_ArrayForEach(turn, e->messages)
-    {
-        cJSON *blocks = cJSON_GetObjectItemCaseSensitive(turn, "content");
-        cJSON *only = blocks ? blocks->child : NULL;
+    for (size_t i = turn->from; i < turn->to && st == SB_OK; i++) {
         WIRE_STEP();
-        if (!only || only->next || !str_eq(wire_str(only, "type"), "text"))
-            continue;
-        cJSON *s = cJSON_CreateString(wire_str(only, "text"));
-        cJSON_ReplaceItemInObjectCaseSensitive(turn, "content", s);
+        if (msgs[i].role == LLM_ROLE_USER)
+            an_put_text(e, msgs[i].content);
+        else if (msgs[i].role == LLM_ROLE_ASSISTANT)
+            st = an_put_assistant(e, &msgs[i], i);
     }
     return st;
+}
+
+/* One turn; a turn that is a single text block goes as a plain string. */
+static enum sb_status an_put_turn(struct an_enc *e, const struct an_turn *turn)
+{
+    struct buf *b = e->b;
+    enum sb_status st = SB_OK;
+    buf_puts(b, e->turns++ ? ",{\"role\":" : "{\"role\":");
+    wire_put_str(b, turn->role);
+    buf_puts(b, ",\"content\":");
+    if (turn->blocks == 1 && turn->text) {
+        for (size_t i = turn->from; i < turn->to; i++) {
+            WIRE_STEP();
+            if (an_role(&e->req->messages[i]))
+                wire_put_str(b, e->req->messages[i].content);
+        }
+    } else {
+        buf_putc(b, '[');
+        e->blocks = 0;
+        st = an_put_blocks(e, turn);
+        buf_putc(b, ']');
+    }
+    buf_putc(b, '}');
+    return st;
+}
+
+/* "messages": the turns, each written when the next one begins. */
+static enum sb_status an_put_messages(struct an_enc *e)
+{
+    const struct llm_request *req = e->req;
+    struct an_turn turn = {0};
+    enum sb_status st = SB_OK;
+    buf_puts(e->b, ",\"messages\":[");
+    for (size_t i = 0; i < req->n_messages && st == SB_OK; i++) {
+        const struct llm_message *m = &req->messages[i];
+        const char *role = an_role(m);
+        WIRE_STEP();
+        if (!role)
+            continue;
+        if (!turn.role || !str_eq(turn.role, role)) {
+            if (turn.role) {
+                turn.to = i;
+                st = an_put_turn(e, &turn);
+            }
+            turn = (struct an_turn){.role = role, .from = i};
+        }
+        turn.blocks +=
+            m->role == LLM_ROLE_ASSISTANT ? (size_t)wire_has_text(m->content) + m->n_tool_calls : 1;
+        turn.text =
+            m->role == LLM_ROLE_USER || (m->role == LLM_ROLE_ASSISTANT && m->n_tool_calls == 0);
+    }
+    if (turn.role && st == SB_OK) {
+        turn.to = req->n_messages;
+        st = an_put_turn(e, &turn);
+    }
+    buf_putc(e->b, ']');
+    return st;
+}
+
+/* "system": the system messages' texts joined with a blank line; nothing when none. */
+static void an_put_system(struct an_enc *e)
+{
+    bool any = false;
+    for (size_t i = 0; i < e->req->n_messages; i++) {
+        const struct llm_message *m = &e->req->messages[i];
+        WIRE_STEP();
+        if (m->role != LLM_ROLE_SYSTEM || !wire_has_text(m->content))
+            continue;
+        buf_puts(e->b, any ? "\\n\\n" : ",\"system\":\"");
+        buf_put_json_chars(e->b, m->content, strlen(m->content));
+        any = true;
+    }
+    if (any)
+        buf_putc(e->b, '"');
 }
 
 static enum sb_status an_enc_tools(struct an_enc *e, const struct llm_request *req, cJSON *root)
@@ -316,37 +362,41 @@ static enum sb_status an_auth_headers(const struct config_target *t, struct http
     return SB_OK;
 }
 
+/* The body: model, messages and system written into b, then the rest from a small tree. */
+static enum sb_status an_put_body(struct an_enc *e, const struct config_target *t)
+{
+    const struct llm_request *req = e->req;
+    const char *model = t->model ? t->model : req->model;
+    if (!model) {
+        wire_msg(e->msg, e->msglen, "model: missing");
+        return SB_ERR_INVALID;
+    }
+    buf_puts(e->b, "{\"model\":");
+    wire_put_str(e->b, model);
+    enum sb_status st = an_put_messages(e);
+    if (st != SB_OK)
+        return st;
+    an_put_system(e);
+    cJSON *root = cJSON_CreateObject();
+    if ((st = an_enc_tools(e, req, root)) == SB_OK) {
+        an_enc_params(t, req, root);
+        wire_put_members(e->b, root);
+    } else {
+        cJSON_Delete(root);
+    }
+    return st;
+}
+
 static enum sb_status anthropic_encode(const struct config_target *t, const struct llm_request *req,
                                        struct http_request *out, char *msg, size_t msglen)
 {
-    struct an_enc e = {.msg = msg, .msglen = msglen};
-    enum sb_status st = SB_OK;
-    char *printed = NULL;
-    cJSON *root = cJSON_CreateObject();
-    const char *model = t->model ? t->model : req->model;
-
-    buf_init(&e.system);
-    if (!model) {
-        wire_msg(msg, msglen, "model: missing");
-        st = SB_ERR_INVALID;
-        goto out;
-    }
-    cJSON_AddStringToObject(root, "model", model);
-    e.messages = cJSON_AddArrayToObject(root, "messages");
-    if ((st = an_enc_messages(&e, req)) != SB_OK)
-        goto out;
-    if (e.system.len)
-        cJSON_AddStringToObject(root, "system", buf_str(&e.system));
-    if ((st = an_enc_tools(&e, req, root)) != SB_OK)
-        goto out;
-    an_enc_params(t, req, root);
-    printed = cJSON_PrintUnformatted(root);
-    if (!printed) {
-        wire_msg(msg, msglen, "cannot serialise the request");
-        st = SB_ERR_INVALID;
-        goto out;
-    }
-    if ((st = an_auth_headers(t, out, msg, msglen)) != SB_OK)
+    struct buf body;
+    struct an_enc e = {.req = req, .b = &body, .msg = msg, .msglen = msglen};
+    buf_init(&body);
+    enum sb_status st = an_put_body(&e, t);
+    if (st == SB_OK)
+        st = an_auth_headers(t, out, msg, msglen);
+    if (st != SB_OK)
         goto out;
     http_request_add_header(out, "content-type: application/json");
     if (req->stream)
@@ -357,13 +407,11 @@ static enum sb_status anthropic_encode(const struct config_target *t, const stru
     free(out->body);
     out->method = xstrdup("POST");
     out->url = xasprintf("%s/v1/messages", base);
-    out->body = xstrdup(printed);
-    out->body_len = strlen(out->body);
+    out->body_len = body.len;
+    out->body = buf_take(&body);
     free(base);
 out:
-    cJSON_free(printed);
-    cJSON_Delete(root);
-    buf_cleanup(&e.system);
+    buf_cleanup(&body);
     return st;
 }
 
