@@ -16,7 +16,11 @@
  * thoughtSignature rides in the tool call id the client echoes back (wire.h, WIRE_SIG_SEP)
  * and goes back on that part; for Gemini 3 models, which reject a model turn whose first
  * function call has none, a call without one gets Google's documented
- * "skip_thought_signature_validator".
+ * "skip_thought_signature_validator". contents and systemInstruction are written straight
+ * into the body (wire.h, wire_put_*), parts as they come; tools, toolConfig and
+ * generationConfig go through a small cJSON tree spliced in after them, so the body is byte
+ * for byte what one tree printed (test_encode_same). Through a tree, 4.4 MiB of history took
+ * 27 ms on the router thread.
  *
  * decode: a whole body (one GenerateContentResponse, or the JSON array of them that
  * streamGenerateContent sends without alt=sse) or an SSE stream of chunks -> TEXT*,
@@ -69,34 +73,38 @@
 struct gm_enc {
     const struct llm_request *req;
     const char *model; /* the target's model id, "models/" prefix dropped */
-    cJSON *contents;
-    cJSON *last_turn;        /* last element of contents, NULL when none */
-    const char *last_role;   /* its role */
+    struct buf *b;
+    const char *last_role;   /* role of the turn being written, NULL before the first */
+    size_t parts;            /* parts written so far in that turn */
     struct wire_names calls; /* tool call id -> name, of the calls encoded so far */
     size_t repaired;         /* tool results sent as text: their call is not in the history */
-    struct buf system;
     char *msg;
     size_t msglen;
 };
 
-/* The parts array to add to for a turn of role, merging with the previous turn. */
-static cJSON *gm_turn(struct gm_enc *e, const char *role)
+/* Opens the next part of a turn of role ("{" after its comma), merging with the previous
+ * turn when it has the same role. */
+static struct buf *gm_part(struct gm_enc *e, const char *role)
 {
-    if (!e->last_turn || !str_eq(e->last_role, role)) {
-        e->last_turn = cJSON_CreateObject();
-        cJSON_AddStringToObject(e->last_turn, "role", role);
-        cJSON_AddArrayToObject(e->last_turn, "parts");
-        cJSON_AddItemToArray(e->contents, e->last_turn);
+    struct buf *b = e->b;
+    if (!e->last_role || !str_eq(e->last_role, role)) {
+        if (e->last_role)
+            buf_puts(b, "]},");
+        buf_puts(b, "{\"role\":");
+        wire_put_str(b, role);
+        buf_puts(b, ",\"parts\":[");
         e->last_role = role;
+        e->parts = 0;
     }
-    return cJSON_GetObjectItemCaseSensitive(e->last_turn, "parts");
+    buf_puts(b, e->parts++ ? ",{" : "{");
+    return b;
 }
 
-static void gm_add_text(cJSON *parts, const char *text)
+static void gm_put_text(struct gm_enc *e, const char *role, const char *text)
 {
-    cJSON *p = cJSON_CreateObject();
-    cJSON_AddStringToObject(p, "text", text ? text : "");
-    cJSON_AddItemToArray(parts, p);
+    buf_puts(gm_part(e, role), "\"text\":");
+    wire_put_str(e->b, text);
+    buf_putc(e->b, '}');
 }
 
 /* The thoughtSignature for the j-th function call of an assistant message: the one Gemini
@@ -113,38 +121,46 @@ static const char *gm_signature(const struct gm_enc *e, const struct llm_tool_ca
     return NULL;
 }
 
+static enum sb_status gm_put_call(struct gm_enc *e, const struct llm_tool_call *tc, size_t i,
+                                  size_t j)
+{
+    cJSON *args = NULL;
+    WIRE_STEP();
+    if (!tc->name) {
+        wire_msg(e->msg, e->msglen, "messages[%zu].tool_calls[%zu].name: missing", i, j);
+        return SB_ERR_INVALID;
+    }
+    enum sb_status st = wire_parse_object(tc->arguments, &args);
+    if (st != SB_OK) {
+        wire_msg_bad_args(e->msg, e->msglen, i, j, tc->id, st);
+        return SB_ERR_INVALID;
+    }
+    wire_names_put(&e->calls, tc->id, tc->name);
+    buf_puts(gm_part(e, "model"), "\"functionCall\":{\"name\":");
+    wire_put_str(e->b, tc->name);
+    buf_puts(e->b, ",\"args\":");
+    if (args)
+        wire_put_json(e->b, args);
+    else
+        buf_puts(e->b, "{}");
+    buf_putc(e->b, '}');
+    const char *sig = gm_signature(e, tc, j);
+    if (sig) {
+        buf_puts(e->b, ",\"thoughtSignature\":");
+        wire_put_str(e->b, sig);
+    }
+    buf_putc(e->b, '}');
+    return SB_OK;
+}
+
 static enum sb_status gm_enc_assistant(struct gm_enc *e, const struct llm_message *m, size_t i)
 {
-    bool text = wire_has_text(m->content);
-    if (!text && m->n_tool_calls == 0)
-        return SB_OK;
-    cJSON *parts = gm_turn(e, "model");
-    if (text)
-        gm_add_text(parts, m->content);
-    for (size_t j = 0; j < m->n_tool_calls; j++) {
-        const struct llm_tool_call *tc = &m->tool_calls[j];
-        WIRE_STEP();
-        if (!tc->name) {
-            wire_msg(e->msg, e->msglen, "messages[%zu].tool_calls[%zu].name: missing", i, j);
-            return SB_ERR_INVALID;
-        }
-        cJSON *args = NULL;
-        enum sb_status st = wire_parse_object(tc->arguments, &args);
-        if (st != SB_OK) {
-            wire_msg_bad_args(e->msg, e->msglen, i, j, tc->id, st);
-            return SB_ERR_INVALID;
-        }
-        wire_names_put(&e->calls, tc->id, tc->name);
-        cJSON *p = cJSON_CreateObject();
-        cJSON *fc = cJSON_AddObjectToObject(p, "functionCall");
-        cJSON_AddStringToObject(fc, "name", tc->name);
-        cJSON_AddItemToObject(fc, "args", args ? args : cJSON_CreateObject());
-        const char *sig = gm_signature(e, tc, j);
-        if (sig)
-            cJSON_AddStringToObject(p, "thoughtSignature", sig);
-        cJSON_AddItemToArray(parts, p);
-    }
-    return SB_OK;
+    enum sb_status st = SB_OK;
+    if (wire_has_text(m->content))
+        gm_put_text(e, "model", m->content);
+    for (size_t j = 0; j < m->n_tool_calls && st == SB_OK; j++)
+        st = gm_put_call(e, &m->tool_calls[j], i, j);
+    return st;
 }
 
 /* A tool result whose call is not in the history (a client trimmed it): Gemini can only take
@@ -152,18 +168,22 @@ static enum sb_status gm_enc_assistant(struct gm_enc *e, const struct llm_messag
  * turn, saying which call it answers. Nothing is lost and nothing is invented. */
 static void gm_enc_orphan_result(struct gm_enc *e, const struct llm_message *m)
 {
-    struct buf text;
-    buf_init(&text);
-    buf_printf(&text, "Result of tool call %.*s (the call is no longer in this conversation): ",
+    struct buf head;
+    buf_init(&head);
+    buf_printf(&head, "Result of tool call %.*s (the call is no longer in this conversation): ",
                (int)wire_call_id_len(m->tool_call_id), m->tool_call_id);
-    buf_puts(&text, m->content ? m->content : "");
-    gm_add_text(gm_turn(e, "user"), buf_str(&text));
-    buf_cleanup(&text);
+    buf_puts(gm_part(e, "user"), "\"text\":\"");
+    buf_put_json_chars(e->b, head.data, head.len);
+    if (m->content)
+        buf_put_json_chars(e->b, m->content, strlen(m->content));
+    buf_puts(e->b, "\"}");
+    buf_cleanup(&head);
     e->repaired++;
 }
 
 /* A tool result: a functionResponse named by the message's name, else by the earlier call
- * with its id; a result without either goes as text (gm_enc_orphan_result). */
+ * with its id; a result without either goes as text (gm_enc_orphan_result). A result that is
+ * a JSON object is the response; anything else is {"content": text}. */
 static enum sb_status gm_enc_tool_result(struct gm_enc *e, const struct llm_message *m, size_t i)
 {
     const char *name = m->name ? m->name : wire_names_get(&e->calls, m->tool_call_id);
@@ -177,18 +197,23 @@ static enum sb_status gm_enc_tool_result(struct gm_enc *e, const struct llm_mess
         return SB_OK;
     }
     cJSON *response = NULL;
-    if (wire_parse_object(m->content, &response) != SB_OK || !response) {
-        response = cJSON_CreateObject();
-        cJSON_AddStringToObject(response, "content", m->content ? m->content : "");
+    if (wire_parse_object(m->content, &response) != SB_OK)
+        response = NULL;
+    buf_puts(gm_part(e, "user"), "\"functionResponse\":{\"name\":");
+    wire_put_str(e->b, name);
+    buf_puts(e->b, ",\"response\":");
+    if (response) {
+        wire_put_json(e->b, response);
+    } else {
+        buf_puts(e->b, "{\"content\":");
+        wire_put_str(e->b, m->content);
+        buf_putc(e->b, '}');
     }
-    cJSON *p = cJSON_CreateObject();
-    cJSON *fr = cJSON_AddObjectToObject(p, "functionResponse");
-    cJSON_AddStringToObject(fr, "name", name);
-    cJSON_AddItemToObject(fr, "response", response);
-    cJSON_AddItemToArray(gm_turn(e, "user"), p);
+    buf_puts(e->b, "}}");
     return SB_OK;
 }
 
+/* "contents": the turns, parts written as they come. */
 static enum sb_status gm_enc_messages(struct gm_enc *e)
 {
     enum sb_status st = SB_OK;
@@ -196,19 +221,15 @@ static enum sb_status gm_enc_messages(struct gm_enc *e)
     for (size_t i = 0; i < e->req->n_messages; i++)
         n_calls += e->req->messages[i].n_tool_calls;
     wire_names_init(&e->calls, n_calls);
+    buf_puts(e->b, "{\"contents\":[");
     for (size_t i = 0; i < e->req->n_messages && st == SB_OK; i++) {
         const struct llm_message *m = &e->req->messages[i];
         WIRE_STEP();
         switch (m->role) {
         case LLM_ROLE_SYSTEM:
-            if (!wire_has_text(m->content))
-                break;
-            if (e->system.len)
-                buf_puts(&e->system, "\n\n");
-            buf_puts(&e->system, m->content);
             break;
         case LLM_ROLE_USER:
-            gm_add_text(gm_turn(e, "user"), m->content);
+            gm_put_text(e, "user", m->content);
             break;
         case LLM_ROLE_ASSISTANT:
             st = gm_enc_assistant(e, m, i);
@@ -218,8 +239,26 @@ static enum sb_status gm_enc_messages(struct gm_enc *e)
             break;
         }
     }
+    buf_puts(e->b, e->last_role ? "]}]" : "]");
     wire_names_cleanup(&e->calls);
     return st;
+}
+
+/* "systemInstruction": one text part, the system messages joined with a blank line. */
+static void gm_put_system(struct gm_enc *e)
+{
+    bool any = false;
+    for (size_t i = 0; i < e->req->n_messages; i++) {
+        const struct llm_message *m = &e->req->messages[i];
+        WIRE_STEP();
+        if (m->role != LLM_ROLE_SYSTEM || !wire_has_text(m->content))
+            continue;
+        buf_puts(e->b, any ? "\\n\\n" : ",\"systemInstruction\":{\"parts\":[{\"text\":\"");
+        buf_put_json_chars(e->b, m->content, strlen(m->content));
+        any = true;
+    }
+    if (any)
+        buf_puts(e->b, "\"}]}");
 }
 
 /* True for a schema Gemini rejects as parameters: an object type without properties. */
@@ -361,17 +400,33 @@ static enum sb_status gm_headers(const struct config_target *t, struct http_requ
     return SB_OK;
 }
 
+/* The body: contents and systemInstruction written into b, then the rest from a small tree. */
+static enum sb_status gm_put_body(struct gm_enc *e)
+{
+    enum sb_status st = gm_enc_messages(e);
+    if (st != SB_OK)
+        return st;
+    gm_put_system(e);
+    cJSON *root = cJSON_CreateObject();
+    if ((st = gm_enc_tools(e, root)) == SB_OK) {
+        gm_enc_params(e->req, root);
+        wire_put_members(e->b, root);
+    } else {
+        cJSON_Delete(root);
+    }
+    return st;
+}
+
 static enum sb_status gemini_encode(const struct config_target *t, const struct llm_request *req,
                                     struct http_request *out, char *msg, size_t msglen)
 {
-    struct gm_enc e = {.req = req, .msg = msg, .msglen = msglen};
+    struct buf body;
+    struct gm_enc e = {.req = req, .b = &body, .msg = msg, .msglen = msglen};
     enum sb_status st = SB_OK;
-    char *printed = NULL;
     char *url = NULL;
-    cJSON *root = cJSON_CreateObject();
     const char *model = t->model ? t->model : req->model;
 
-    buf_init(&e.system);
+    buf_init(&body);
     e.model = model ? gm_model_id(model) : NULL;
     if (!model || !(url = gm_model_url(t, model, msg, msglen))) {
         if (!model)
@@ -379,24 +434,7 @@ static enum sb_status gemini_encode(const struct config_target *t, const struct 
         st = SB_ERR_INVALID;
         goto out;
     }
-    e.contents = cJSON_AddArrayToObject(root, "contents");
-    if ((st = gm_enc_messages(&e)) != SB_OK)
-        goto out;
-    if (e.system.len) {
-        cJSON *parts =
-            cJSON_AddArrayToObject(cJSON_AddObjectToObject(root, "systemInstruction"), "parts");
-        gm_add_text(parts, buf_str(&e.system));
-    }
-    if ((st = gm_enc_tools(&e, root)) != SB_OK)
-        goto out;
-    gm_enc_params(req, root);
-    printed = cJSON_PrintUnformatted(root);
-    if (!printed) {
-        wire_msg(msg, msglen, "cannot serialise the request");
-        st = SB_ERR_INVALID;
-        goto out;
-    }
-    if ((st = gm_headers(t, out, msg, msglen)) != SB_OK)
+    if ((st = gm_put_body(&e)) != SB_OK || (st = gm_headers(t, out, msg, msglen)) != SB_OK)
         goto out;
     http_request_add_header(out, "content-type: application/json");
     if (req->stream)
@@ -407,13 +445,11 @@ static enum sb_status gemini_encode(const struct config_target *t, const struct 
     out->method = xstrdup("POST");
     out->url =
         xasprintf("%s:%s", url, req->stream ? "streamGenerateContent?alt=sse" : "generateContent");
-    out->body = xstrdup(printed);
-    out->body_len = strlen(out->body);
+    out->body_len = body.len;
+    out->body = buf_take(&body);
 out:
     free(url);
-    cJSON_free(printed);
-    cJSON_Delete(root);
-    buf_cleanup(&e.system);
+    buf_cleanup(&body);
     return st;
 }
 
