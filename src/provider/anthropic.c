@@ -125,10 +125,7 @@ static enum sb_status an_put_tool_use(struct an_enc *e, const struct llm_tool_ca
     buf_puts(e->b, ",\"name\":");
     wire_put_str(e->b, tc->name);
     buf_puts(e->b, ",\"input\":");
-    if (input)
-        wire_put_json(e->b, input);
-    else
-        buf_puts(e->b, "{}");
+    wire_put_json(e->b, input);
     buf_putc(e->b, '}');
     return SB_OK;
 }
@@ -233,23 +230,6 @@ static enum sb_status an_put_messages(struct an_enc *e)
     }
     buf_putc(e->b, ']');
     return st;
-}
-
-/* "system": the system messages' texts joined with a blank line; nothing when none. */
-static void an_put_system(struct an_enc *e)
-{
-    bool any = false;
-    for (size_t i = 0; i < e->req->n_messages; i++) {
-        const struct llm_message *m = &e->req->messages[i];
-        WIRE_STEP();
-        if (m->role != LLM_ROLE_SYSTEM || !wire_has_text(m->content))
-            continue;
-        buf_puts(e->b, any ? "\\n\\n" : ",\"system\":\"");
-        buf_put_json_chars(e->b, m->content, strlen(m->content));
-        any = true;
-    }
-    if (any)
-        buf_putc(e->b, '"');
 }
 
 static enum sb_status an_enc_tools(struct an_enc *e, const struct llm_request *req, cJSON *root)
@@ -376,15 +356,11 @@ static enum sb_status an_put_body(struct an_enc *e, const struct config_target *
     enum sb_status st = an_put_messages(e);
     if (st != SB_OK)
         return st;
-    an_put_system(e);
+    wire_put_system(e->b, req, ",\"system\":\"", "\"");
     cJSON *root = cJSON_CreateObject();
-    if ((st = an_enc_tools(e, req, root)) == SB_OK) {
+    if ((st = an_enc_tools(e, req, root)) == SB_OK)
         an_enc_params(t, req, root);
-        wire_put_members(e->b, root);
-    } else {
-        cJSON_Delete(root);
-    }
-    return st;
+    return wire_put_members(e->b, root, st);
 }
 
 static enum sb_status anthropic_encode(const struct config_target *t, const struct llm_request *req,

@@ -139,10 +139,7 @@ static enum sb_status gm_put_call(struct gm_enc *e, const struct llm_tool_call *
     buf_puts(gm_part(e, "model"), "\"functionCall\":{\"name\":");
     wire_put_str(e->b, tc->name);
     buf_puts(e->b, ",\"args\":");
-    if (args)
-        wire_put_json(e->b, args);
-    else
-        buf_puts(e->b, "{}");
+    wire_put_json(e->b, args);
     buf_putc(e->b, '}');
     const char *sig = gm_signature(e, tc, j);
     if (sig) {
@@ -242,23 +239,6 @@ static enum sb_status gm_enc_messages(struct gm_enc *e)
     buf_puts(e->b, e->last_role ? "]}]" : "]");
     wire_names_cleanup(&e->calls);
     return st;
-}
-
-/* "systemInstruction": one text part, the system messages joined with a blank line. */
-static void gm_put_system(struct gm_enc *e)
-{
-    bool any = false;
-    for (size_t i = 0; i < e->req->n_messages; i++) {
-        const struct llm_message *m = &e->req->messages[i];
-        WIRE_STEP();
-        if (m->role != LLM_ROLE_SYSTEM || !wire_has_text(m->content))
-            continue;
-        buf_puts(e->b, any ? "\\n\\n" : ",\"systemInstruction\":{\"parts\":[{\"text\":\"");
-        buf_put_json_chars(e->b, m->content, strlen(m->content));
-        any = true;
-    }
-    if (any)
-        buf_puts(e->b, "\"}]}");
 }
 
 /* True for a schema Gemini rejects as parameters: an object type without properties. */
@@ -406,15 +386,11 @@ static enum sb_status gm_put_body(struct gm_enc *e)
     enum sb_status st = gm_enc_messages(e);
     if (st != SB_OK)
         return st;
-    gm_put_system(e);
+    wire_put_system(e->b, e->req, ",\"systemInstruction\":{\"parts\":[{\"text\":\"", "\"}]}");
     cJSON *root = cJSON_CreateObject();
-    if ((st = gm_enc_tools(e, root)) == SB_OK) {
+    if ((st = gm_enc_tools(e, root)) == SB_OK)
         gm_enc_params(e->req, root);
-        wire_put_members(e->b, root);
-    } else {
-        cJSON_Delete(root);
-    }
-    return st;
+    return wire_put_members(e->b, root, st);
 }
 
 static enum sb_status gemini_encode(const struct config_target *t, const struct llm_request *req,

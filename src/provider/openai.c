@@ -477,11 +477,7 @@ static enum sb_status encode_body(const struct config_target *t, const struct ll
     enum sb_status st = encode_head(t, req, body, msg, msglen);
     if (st == SB_OK)
         st = encode_tail(req, root, msg, msglen);
-    if (st == SB_OK)
-        wire_put_members(body, root);
-    else
-        cJSON_Delete(root);
-    return st;
+    return wire_put_members(body, root, st);
 }
 
 static enum sb_status openai_encode(const struct config_target *t, const struct llm_request *req,

@@ -241,20 +241,39 @@ void wire_put_call_id(struct buf *b, const char *id)
 
 void wire_put_json(struct buf *b, cJSON *v)
 {
-    char *text = cJSON_PrintUnformatted(v);
-    buf_puts(b, text ? text : "null");
+    char *text = v ? cJSON_PrintUnformatted(v) : NULL;
+    buf_puts(b, text ? text : "{}");
     cJSON_free(text);
     cJSON_Delete(v);
 }
 
-void wire_put_members(struct buf *b, cJSON *root)
+enum sb_status wire_put_members(struct buf *b, cJSON *root, enum sb_status st)
 {
-    char *text = cJSON_PrintUnformatted(root);
+    char *text = st == SB_OK ? cJSON_PrintUnformatted(root) : NULL;
     if (text && text[1] != '}')
         buf_putc(b, ',');
-    buf_puts(b, text ? text + 1 : "}"); /* the members and the closing brace */
+    if (st == SB_OK)
+        buf_puts(b, text ? text + 1 : "}"); /* the members and the closing brace */
     cJSON_free(text);
     cJSON_Delete(root);
+    return st;
+}
+
+void wire_put_system(struct buf *b, const struct llm_request *req, const char *open,
+                     const char *close)
+{
+    bool any = false;
+    for (size_t i = 0; i < req->n_messages; i++) {
+        const struct llm_message *m = &req->messages[i];
+        WIRE_STEP();
+        if (m->role != LLM_ROLE_SYSTEM || !wire_has_text(m->content))
+            continue;
+        buf_puts(b, any ? "\\n\\n" : open);
+        buf_put_json_chars(b, m->content, strlen(m->content));
+        any = true;
+    }
+    if (any)
+        buf_puts(b, close);
 }
 
 enum llm_errclass wire_emit_call(const struct llm_sink *sink, int index, const char *id,

@@ -114,9 +114,14 @@ void wire_add_call_id(cJSON *obj, const char *key, const char *id);
  */
 void wire_put_str(struct buf *b, const char *s);      /* a JSON string; NULL as "" */
 void wire_put_call_id(struct buf *b, const char *id); /* id without its signature; NULL as "" */
-void wire_put_json(struct buf *b, cJSON *v);          /* v printed by cJSON; takes v */
-/* root's members, after a comma when it has any, then the closing brace; takes root. */
-void wire_put_members(struct buf *b, cJSON *root);
+void wire_put_json(struct buf *b, cJSON *v);          /* v printed by cJSON, {} for NULL; takes v */
+/* When st is SB_OK, root's members (after a comma when it has any) and the closing brace;
+ * takes root either way and returns st. */
+enum sb_status wire_put_members(struct buf *b, cJSON *root, enum sb_status st);
+/* The texts of req's system messages joined with a blank line, as one JSON string's inside
+ * between open and close; nothing at all when no system message has text. */
+void wire_put_system(struct buf *b, const struct llm_request *req, const char *open,
+                     const char *close);
 
 /* TOOL_CALL; a NULL id becomes "call_<index>"; a signature (Gemini's; NULL for none) is
  * appended after WIRE_SIG_SEP. */
