@@ -22,10 +22,10 @@ trap '"${TM[@]}" kill-server 2>/dev/null; cleanup' EXIT
 WAIT=${CONSOLE_WAIT:-25}
 
 cap() { "${TM[@]}" capture-pane -p -t "$1"; }
-has() { cap "$1" | grep -qE -- "$2"; }
+has() { cap "$1" | matches -E -- "$2"; }
 keys() { local s=$1; shift; "${TM[@]}" send-keys -t "$s" "$@"; }
 dump() { echo "---- screen of $1:"; cap "$1"; echo "----"; }
-lacks_now() { ! cap "$1" | grep -qE -- "$2"; }
+lacks_now() { ! cap "$1" | matches -E -- "$2"; }
 text() { "${TM[@]}" send-keys -t "$1" -l -- "$2"; }
 esc() { keys "$1" Escape; sleep 0.3; } # let ESC stand alone (not an Alt- prefix)
 cell() { cap "$1" | python3 "$console_tests/cell.py" "$2" "$3"; }

@@ -238,7 +238,7 @@ check "back on the board at 80 columns, the WIN column shows the win rates" \
     ${TM[*]} capture-pane -p -t main | grep -E '^alpha .* (100|0)%( |$)' >/dev/null"
 
 # ---- NO_COLOR yields to --theme ---------------------------------------------------------------------
-coloured() { "${TM[@]}" capture-pane -e -p -t "$1" | grep -qE $'\e\\[[0-9;]*(3[0-7]|38;5;[0-9]+)m'; }
+coloured() { "${TM[@]}" capture-pane -e -p -t "$1" | matches -E $'\e\\[[0-9;]*(3[0-7]|38;5;[0-9]+)m'; }
 CUR=mono
 start_console mono 80 24 "NO_COLOR=1" || dump mono
 not_coloured() { ! coloured "$1"; }

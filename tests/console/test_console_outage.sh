@@ -41,7 +41,7 @@ cat > "$TMP/sb.json" <<JSON
 JSON
 
 cap() { "${TM[@]}" capture-pane -p -t main; }
-has() { cap | grep -qE -- "$1"; }
+has() { cap | matches -E -- "$1"; }
 keys() { "${TM[@]}" send-keys -t main "$@"; }
 text() { "${TM[@]}" send-keys -t main -l -- "$1"; }
 cmd() { keys :; text "$1"; keys Enter; sleep 0.5; }

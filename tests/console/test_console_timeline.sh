@@ -38,7 +38,7 @@ JSON
 }
 config "$TMP/sb.json" "$TMP/sb.db"
 
-lacks() { ! cap "$1" | grep -qE -- "$2"; }
+lacks() { ! cap "$1" | matches -E -- "$2"; }
 count_is() { [[ $(cap "$1" | grep -cE -- "$2") == "$3" ]]; }
 CUR=main
 eval "orig_$(declare -f bad)"

@@ -23,6 +23,12 @@ trap cleanup EXIT
 ok()   { PASS=$((PASS + 1)); echo "ok   - $*"; }
 bad()  { FAIL=$((FAIL + 1)); echo "FAIL - $*"; }
 
+# ... | matches [grep options] PATTERN: grep -q over the whole of stdin. A bare `| grep -q`
+# exits at its first match, and a producer still writing (curl getting a page in pieces, more
+# slowly under a sanitizer) then dies of SIGPIPE: under pipefail the pipeline fails although
+# the text matched, and `! ... | grep -q` passes although it matched.
+matches() { local in; in=$(cat); grep -q "$@" <<<"$in"; }
+
 # check "description" command...   (passes when the command exits 0)
 check() { local d=$1; shift; if "$@"; then ok "$d"; else bad "$d"; fi; }
 

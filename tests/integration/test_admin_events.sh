@@ -118,7 +118,7 @@ check "votes: POST /admin/votes records a vote" test "$code" = 200
 code=$(curl -s --max-time 5 -X POST -H "Authorization: Bearer $ONCALL_TOKEN" --data '{"winner":"alpha"}' \
   -o /dev/null -w '%{http_code}' "http://127.0.0.1:$SB_PORT/admin/votes")
 check "votes: a vote without losers is a 400" test "$code" = 400
-state_has() { admin GET /admin/state | grep -q -- "$1"; }
+state_has() { admin GET /admin/state | matches -- "$1"; }
 check "votes: the vote is on the timeline with who cast it" eventually 3 state_has 'oncall:carol'
 
 # Direct target calls for the prompt pane.

@@ -125,8 +125,8 @@ print("%.6f" % m)
 PY
 }
 export TMP
-state_has() { adm "$1" GET /admin/state | grep -qF -- "$2"; }
-metrics_has() { curl -sf --max-time 5 "http://127.0.0.1:${PORT[$1]}/metrics" | grep -q -- "$2"; }
+state_has() { adm "$1" GET /admin/state | matches -F -- "$2"; }
+metrics_has() { curl -sf --max-time 5 "http://127.0.0.1:${PORT[$1]}/metrics" | matches -- "$2"; }
 
 # ---- 1. a fleet-wide budget ------------------------------------------------------------------
 B=0.05

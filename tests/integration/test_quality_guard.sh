@@ -55,7 +55,7 @@ sys.exit(0 if ($1) else 1)"; }
 check "the guard shifts weight away from the failing target" \
   eventually 20 target_py "t['poor']['weight']==0 and t['poor']['override_expires_in_ms']>0"
 check "the baseline target keeps its weight" target_py "t['good']['weight']==1"
-events_have() { admin GET /admin/state | grep -q "$1"; }
+events_have() { admin GET /admin/state | matches "$1"; }
 check "an event says why (satisfaction vs the baseline)" \
   events_have 'quality guard: route mixed: poor: satisfaction 0.0 vs baseline good 100.0'
 audit_row() { test "$(sqlite3 -readonly "$TMP/ledger.db" "SELECT COUNT(*) FROM events WHERE kind='operator' AND text LIKE '%quality-guard%' AND target='poor'")" -ge 1; }

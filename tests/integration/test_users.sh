@@ -68,7 +68,7 @@ check "admin: DELETE removes it (cheap -> cheap again)" test "$(target_for u9 ch
 gone=$(curl -s -o /dev/null -w '%{http_code}' --max-time 5 -X DELETE \
   -H "Authorization: Bearer $ADMIN_TOKEN" "$GW/admin/users/dave")
 check "admin: DELETE of a user without a preference: 404" test "$gone" = 404
-state_has_audit() { admin GET /admin/state | grep -q 'user dave: preference detailed'; }
+state_has_audit() { admin GET /admin/state | matches 'user dave: preference detailed'; }
 check "admin changes are audit events on the timeline" state_has_audit
 
 user_of() { sqlite3 -readonly "$TMP/ledger.db" "SELECT IFNULL(user,'NULL') FROM calls WHERE request_id='$1'"; }
