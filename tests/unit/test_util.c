@@ -9,6 +9,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include <cJSON.h>
 #include <cmocka.h>
 
 #include "switchboard/log.h"
@@ -80,6 +81,48 @@ static void test_buf_json_string_escapes_as_cjson_prints(void **state)
     buf_put_json_string(&b, "\x01\b\t\n\x0b\f\r\x1f\"\\/\x7f", 12);
     assert_string_equal(b.data, "\"\\u0001\\b\\t\\n\\u000b\\f\\r\\u001f\\\"\\\\/\x7f\"");
     buf_cleanup(&b);
+}
+
+/* The escaper scans whole words for bytes to escape: every byte value at every offset in and
+ * across a word, and runs of mixed text, come out as cJSON prints them. */
+static void expect_as_cjson(const char *in, size_t len)
+{
+    struct buf b;
+    buf_init(&b);
+    buf_put_json_string(&b, in, len);
+    char *copy = xstrndup(in, len);
+    cJSON *str = cJSON_CreateString(copy);
+    char *want = cJSON_PrintUnformatted(str);
+    assert_string_equal(b.data, want);
+    cJSON_free(want);
+    cJSON_Delete(str);
+    free(copy);
+    buf_cleanup(&b);
+}
+
+static void test_buf_json_string_every_byte_at_every_offset(void **state)
+{
+    (void)state;
+    char s[40];
+    for (int c = 1; c < 256; c++) {
+        for (size_t at = 0; at < 20; at++) {
+            memset(s, 'a' + (int)(at % 26), sizeof s);
+            s[at] = (char)c;
+            expect_as_cjson(s, sizeof s - at); /* the byte near the end of the text too */
+            s[at + 9] = (char)c;               /* two in one or in adjacent words */
+            expect_as_cjson(s, sizeof s);
+        }
+    }
+    uint32_t x = 12345;
+    for (int round = 0; round < 2000; round++) { /* mostly plain text, some of anything */
+        size_t len = (size_t)(round % 37);
+        for (size_t i = 0; i < len; i++) {
+            x = x * 1103515245u + 12345u;
+            int v = (int)((x >> 16) & 0xff);
+            s[i] = (char)(v < 200 ? 'a' + v % 26 : v == 200 ? 1 : v % 255 + 1);
+        }
+        expect_as_cjson(s, len);
+    }
 }
 
 /* Outside a section, and past what is left, allocations come from the heap. */
@@ -301,6 +344,7 @@ int main(void)
         cmocka_unit_test(test_buf_grows_past_many_doublings),
         cmocka_unit_test(test_buf_json_string_escapes_controls_and_quotes),
         cmocka_unit_test(test_buf_json_string_keeps_runs_and_escapes_at_edges),
+        cmocka_unit_test(test_buf_json_string_every_byte_at_every_offset),
         cmocka_unit_test(test_buf_json_string_escapes_as_cjson_prints),
         cmocka_unit_test(test_scratch_serves_only_inside_a_section),
         cmocka_unit_test(test_scratch_declines_while_a_tree_is_alive),
