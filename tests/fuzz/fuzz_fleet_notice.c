@@ -23,7 +23,7 @@ static void check(const char *p, size_t n)
     if (off > n || off < 3 || p[off - 1] != '\t' || strchr(origin, '\t') || !origin[0])
         __builtin_trap();
     if (kind != FLEET_NOTICE_COOLDOWN && kind != FLEET_NOTICE_COMMAND &&
-        kind != FLEET_NOTICE_BREAKER)
+        kind != FLEET_NOTICE_BREAKER && kind != FLEET_NOTICE_CACHE)
         __builtin_trap();
     size_t olen = strlen(origin);
     if (memchr(origin, '\0', olen) ||

@@ -2,6 +2,7 @@
 # Builds every libFuzzer target tests/fuzz/fuzz_*.c with clang (ASan + UBSan) and runs it.
 # Usage: tests/fuzz/run.sh SECONDS   fuzz each target that long (new inputs kept in build/)
 #        tests/fuzz/run.sh regress   replay the seed corpus once per target (part of make test)
+#        FUZZ_ONLY=NAME ...          only fuzz_NAME (e.g. FUZZ_ONLY=sse tests/fuzz/run.sh 60)
 # Seed corpora live in tests/fuzz/corpus/<name>/ where <name> is the file name without
 # the fuzz_ prefix. Crashes are saved in build/fuzz/artifacts/.
 set -uo pipefail
@@ -30,7 +31,7 @@ rm -f "$out/failures.txt"
 fail() { # fail NAME WHY: counts a failure and records it for tests/summary.sh
   failed=$((failed + 1)); echo "$out fuzz_$1: $2" >>"$out/failures.txt"
 }
-for t in tests/fuzz/fuzz_*.c; do
+for t in tests/fuzz/fuzz_${FUZZ_ONLY:-*}.c; do
   [[ -f $t ]] || continue
   name=$(basename "$t" .c); name=${name#fuzz_}
   bin="$out/fuzz_$name"
