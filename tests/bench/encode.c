@@ -5,8 +5,8 @@
  * encoded for each wire format. Prints the best of 5 runs per adapter, the encoder's step
  * count (provider_encode_steps) and PASS/MISS against a generous bound: the router thread
  * encodes, and the issue saw a 3.7 MB request hold it for 214 s. Before it, the same for
- * two plain histories of the same size (user and assistant turns of 220 bytes, the stall
- * script's shape, and of 256 KiB): what a big prompt costs the router thread per attempt.
+ * two plain histories of the same size (user and assistant turns of 220 bytes, bigstall.sh's
+ * shape, and of 256 KiB): what a big prompt costs the router thread per attempt.
  * Links libswitchboard. Usage: encode [BYTES]
  */
 #include <stdio.h>
@@ -48,7 +48,7 @@ static double now_ms(void)
 }
 
 /* A plain history of about `bytes`: turns of `turn` bytes of text, user and assistant in
- * turn (the stall script's shape at 220 bytes; a few huge turns at 256 KiB). */
+ * turn (tests/bench/bigstall.sh's shape at 220 bytes; a few huge turns at 256 KiB). */
 static char *history_body(size_t bytes, size_t turn, size_t *n_messages)
 {
     struct buf b;
