@@ -301,9 +301,12 @@ if [[ ${FLEET_QUICK:-0} != 1 ]]; then
   check "the fleet-wide guard caught a spike no instance saw alone ($n_429 refused)" \
     test "$n_429" -ge 30
   check "...refusing as a rate spike" test "$spiked" -ge 1
-  # The slack is the fleet counts' flush lag (250 ms per instance); a sanitizer build runs
-  # several times slower and lags more (TSan saw 134). Without sharing all 192 are answered.
-  slack=50
+  # The slack is the fleet counts' flush lag (250 ms per instance): each instance reads the
+  # others' recent seconds late, so its share of the 10 s allowance (mine / arrived) comes out
+  # high and the shares add up to more than one. A sanitizer build runs several times slower
+  # and lags more (TSan saw 134); the normal tree saw 132 once (CI at 732b239). Without
+  # sharing all 192 are answered, so 150 still tells the two apart.
+  slack=70
   grep -qaE '__(asan|tsan)_init' "$SB" && slack=90
   check "...and kept about 5x the fleet's floor (<= 10/s + $slack: $n_ok in 8 s)" \
     test "$n_ok" -le $((80 + slack))
